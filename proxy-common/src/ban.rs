@@ -1,0 +1,20 @@
+//! The ban table: exact source address to expiry, for bans added at runtime
+//! with a time to live. Keys are [`crate::list::V4`] / [`crate::list::V6`].
+
+use bytemuck::{Pod, Zeroable};
+
+/// `expires_at_ns` value of a ban that never expires.
+pub const NEVER: u64 = u64::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Ban {
+    /// CLOCK_MONOTONIC nanoseconds (the clock `bpf_ktime_get_ns` reads) after
+    /// which the ban no longer applies; the program deletes it on the next hit.
+    pub expires_at_ns: u64,
+    /// One of the `list::ORIGIN_*` constants.
+    pub origin: u32,
+    /// Explicit padding to keep the struct free of holes.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<Ban>() == 16);

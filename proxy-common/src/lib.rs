@@ -1,0 +1,52 @@
+//! Types shared by the rampart XDP program (`proxy-ebpf`) and its userspace
+//! (`proxy-user`): map keys and values, verdict numbers, pin names, and the
+//! rate-limit arithmetic both sides must agree on.
+//!
+//! # Layout
+//!
+//! - [`config`]: the single-entry settings map the program reads on every
+//!   packet and userspace rewrites in place (limits, IPv6 prefix, switches).
+//! - [`list`]: allow/block list keys and values (LPM tries for ranges, hashes
+//!   for single addresses).
+//! - [`ban`]: the ban table, exact address to expiry.
+//! - [`source`]: per-source limiter state and top-talker counters.
+//! - [`stats`]: verdict numbers and the per-CPU counter value.
+//! - [`gcra`]: the generic cell rate algorithm as a pure function.
+//! - [`pin`]: where maps are pinned and what they are called.
+//!
+//! Every type here is `#[repr(C)]`, has explicit padding, derives
+//! `bytemuck::Pod` (which proves there are no hidden holes) and carries a size
+//! assertion, because the kernel and userspace read the same bytes.
+#![no_std]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod ban;
+pub mod config;
+pub mod gcra;
+pub mod list;
+pub mod pin;
+pub mod source;
+pub mod stats;
+
+/// Implements `aya::Pod` for types whose `bytemuck::Pod` derive already proved
+/// they are plain bytes with no padding.
+#[cfg(feature = "user")]
+macro_rules! aya_pod {
+    ($($t:ty),+ $(,)?) => {
+        $(
+            // SAFETY: the type derives bytemuck::Pod, which checks at compile
+            // time that it is repr(C), has no padding and holds only Pod fields.
+            unsafe impl aya::Pod for $t {}
+        )+
+    };
+}
+#[cfg(feature = "user")]
+aya_pod!(
+    config::FilterConfig,
+    list::ListValue,
+    ban::Ban,
+    source::SourceState,
+    stats::Counter,
+);

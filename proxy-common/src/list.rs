@@ -1,0 +1,28 @@
+//! Allow and block lists.
+//!
+//! Ranges live in LPM tries (`allow_v4`, `allow_v6`, `block_v4`, `block_v6`),
+//! keyed by aya's `Key { prefix_len: u32, data }` with `data` the address in
+//! network byte order. Single addresses on the block list (/32 and /128, the
+//! bulk of a threat-intelligence feed) live in plain hashes (`block_addr_v4`,
+//! `block_addr_v6`): the kernel's LPM trie slows down as it grows, a hash does not.
+
+use bytemuck::{Pod, Zeroable};
+
+/// An IPv4 address as it sits in the packet (network byte order).
+pub type V4 = [u8; 4];
+/// An IPv6 address as it sits in the packet.
+pub type V6 = [u8; 16];
+
+/// Who put an entry on a list or a ban in place.
+pub const ORIGIN_CONFIG: u32 = 0;
+pub const ORIGIN_CLI: u32 = 1;
+pub const ORIGIN_ESCALATION: u32 = 2;
+
+/// Value of every list entry: where it came from, so `list` views can say so.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ListValue {
+    /// One of the `ORIGIN_*` constants.
+    pub origin: u32,
+}
+const _: () = assert!(core::mem::size_of::<ListValue>() == 4);

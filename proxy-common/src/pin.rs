@@ -1,0 +1,37 @@
+//! Where the maps are pinned, and their names. These names are a stable
+//! interface: the CLI and `bpftool map dump pinned /sys/fs/bpf/rampart/NAME` use them.
+
+/// Directory under bpffs holding every pinned rampart object.
+pub const PIN_DIR: &str = "/sys/fs/bpf/rampart";
+
+pub const CONFIG: &str = "config";
+pub const VERDICTS: &str = "verdicts";
+pub const ALLOW_V4: &str = "allow_v4";
+pub const ALLOW_V6: &str = "allow_v6";
+pub const BLOCK_V4: &str = "block_v4";
+pub const BLOCK_V6: &str = "block_v6";
+pub const BLOCK_ADDR_V4: &str = "block_addr_v4";
+pub const BLOCK_ADDR_V6: &str = "block_addr_v6";
+pub const BANS_V4: &str = "bans_v4";
+pub const BANS_V6: &str = "bans_v6";
+pub const SOURCES_V4: &str = "sources_v4";
+pub const SOURCES_V6: &str = "sources_v6";
+
+/// Every map, in the order `map list` shows them.
+pub const ALL_MAPS: [&str; 12] = [
+    CONFIG,
+    VERDICTS,
+    ALLOW_V4,
+    ALLOW_V6,
+    BLOCK_V4,
+    BLOCK_V6,
+    BLOCK_ADDR_V4,
+    BLOCK_ADDR_V6,
+    BANS_V4,
+    BANS_V6,
+    SOURCES_V4,
+    SOURCES_V6,
+];
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM: &str = "rampart";

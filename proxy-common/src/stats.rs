@@ -1,0 +1,50 @@
+//! Verdict counters: a per-CPU array indexed by verdict, summed by userspace.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Passed after every check (limits included).
+pub const PASS: u32 = 0;
+/// Source matched the allowlist: passed, never limited.
+pub const ALLOWLISTED: u32 = 1;
+/// Source matched the blocklist: dropped.
+pub const BLOCKLISTED: u32 = 2;
+/// Source has an unexpired ban: dropped.
+pub const BANNED: u32 = 3;
+/// Over the per-source packet rate: dropped.
+pub const PPS_LIMITED: u32 = 4;
+/// Over the per-source new-connection rate: dropped.
+pub const SYN_LIMITED: u32 = 5;
+/// Truncated or malformed IP headers: dropped.
+pub const MALFORMED: u32 = 6;
+/// Not IPv4 or IPv6 (ARP, LLDP, ...): passed.
+pub const NON_IP: u32 = 7;
+/// Number of verdicts; the size of the `verdicts` map.
+pub const VERDICTS: u32 = 8;
+
+/// Verdict names in index order, as shown by the CLI and in metrics.
+pub const VERDICT_NAMES: [&str; VERDICTS as usize] = [
+    "pass",
+    "allowlisted",
+    "blocklisted",
+    "banned",
+    "pps_limited",
+    "syn_limited",
+    "malformed",
+    "non_ip",
+];
+
+/// Whether a verdict drops the packet.
+pub const fn is_drop(verdict: u32) -> bool {
+    matches!(
+        verdict,
+        BLOCKLISTED | BANNED | PPS_LIMITED | SYN_LIMITED | MALFORMED
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);

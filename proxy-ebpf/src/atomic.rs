@@ -1,0 +1,37 @@
+//! BPF atomic instructions through inline assembly.
+//!
+//! `core::sync::atomic` cannot be used: the bpfel target spec says
+//! `atomic-cas: false`, so `compare_exchange`/`fetch_add` do not exist, and
+//! `core::intrinsics::atomic_xadd` with a used result is miscompiled by LLVM 22
+//! (llvm-project#210280). These emit the instructions directly (kernel >= 5.12;
+//! the verifier accepts them on HASH, LRU_HASH and ARRAY values, 8-byte aligned).
+
+/// `*ptr += value`, atomically.
+#[inline(always)]
+pub unsafe fn add(ptr: *mut u64, value: u64) {
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({p} + 0) += {v}",
+            p = in(reg) ptr,
+            v = in(reg) value,
+            options(nostack),
+        );
+    }
+}
+
+/// Compare-and-exchange: if `*ptr == expected`, store `new`. Returns the value
+/// that was in `*ptr` before (equal to `expected` on success).
+#[inline(always)]
+pub unsafe fn cmpxchg(ptr: *mut u64, expected: u64, new: u64) -> u64 {
+    let previous: u64;
+    unsafe {
+        core::arch::asm!(
+            "r0 = cmpxchg_64({p} + 0, r0, {n})",
+            p = in(reg) ptr,
+            n = in(reg) new,
+            inout("r0") expected => previous,
+            options(nostack),
+        );
+    }
+    previous
+}

@@ -1,0 +1,49 @@
+//! rampart's XDP program. One entry point; the decision order is
+//!
+//! ```text
+//! parse (Ethernet, 0-2 VLAN tags, IPv4 with options and fragments, IPv6 with
+//!        extension headers)       -> non-IP: pass (non_ip); broken: drop (malformed)
+//!   allowlist (LPM)               -> pass, never limited (allowlisted)
+//!   blocklist (hash of addresses,
+//!              then LPM of ranges) -> drop (blocklisted)
+//!   ban table (exact, with TTL)   -> drop while unexpired (banned)
+//!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
+//!   otherwise                     -> pass
+//! ```
+//!
+//! Each verdict is counted in the per-CPU `verdicts` map. Settings come from
+//! the `config` map on every packet, so userspace changes them in place.
+#![no_std]
+#![no_main]
+#![feature(asm_experimental_arch)]
+
+mod atomic;
+mod decide;
+mod limit;
+mod maps;
+mod parse;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use proxy_common::stats;
+
+#[xdp]
+pub fn rampart(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let verdict = decide::decide(&ctx).unwrap_or(stats::MALFORMED);
+    maps::count(verdict, len);
+    if stats::is_drop(verdict) {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,57 @@
+//! Every map of the program, in one place. Names are the pinned names in
+//! `proxy_common::pin`; sizes of the LRU and list maps are overridden by the
+//! loader from config before the maps are created.
+
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    macros::btf_map,
+};
+use proxy_common::{
+    ban::Ban,
+    config::FilterConfig,
+    list::{ListValue, V4, V6},
+    source::SourceState,
+    stats::{Counter, VERDICTS as N_VERDICTS},
+};
+
+#[btf_map(name = "config")]
+pub static CONFIG: Array<FilterConfig, 1> = Array::new();
+
+#[btf_map(name = "verdicts")]
+pub static VERDICTS: PerCpuArray<Counter, { N_VERDICTS as usize }> = PerCpuArray::new();
+
+#[btf_map(name = "allow_v4")]
+pub static ALLOW_V4: LpmTrie<V4, ListValue, 16384> = LpmTrie::new();
+#[btf_map(name = "allow_v6")]
+pub static ALLOW_V6: LpmTrie<V6, ListValue, 16384> = LpmTrie::new();
+
+#[btf_map(name = "block_v4")]
+pub static BLOCK_V4: LpmTrie<V4, ListValue, 65536> = LpmTrie::new();
+#[btf_map(name = "block_v6")]
+pub static BLOCK_V6: LpmTrie<V6, ListValue, 65536> = LpmTrie::new();
+#[btf_map(name = "block_addr_v4")]
+pub static BLOCK_ADDR_V4: HashMap<V4, ListValue, 262144> = HashMap::new();
+#[btf_map(name = "block_addr_v6")]
+pub static BLOCK_ADDR_V6: HashMap<V6, ListValue, 262144> = HashMap::new();
+
+#[btf_map(name = "bans_v4")]
+pub static BANS_V4: HashMap<V4, Ban, 65536> = HashMap::new();
+#[btf_map(name = "bans_v6")]
+pub static BANS_V6: HashMap<V6, Ban, 65536> = HashMap::new();
+
+#[btf_map(name = "sources_v4")]
+pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
+#[btf_map(name = "sources_v6")]
+pub static SOURCES_V6: LruHashMap<V6, SourceState, 65536> = LruHashMap::new();
+
+/// Counts one packet of `len` bytes under `verdict` on this CPU.
+#[inline(always)]
+pub fn count(verdict: u32, len: u64) {
+    if let Some(c) = VERDICTS.get_ptr_mut(verdict) {
+        // SAFETY: per-CPU slot; nothing else on this CPU runs concurrently.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Header parsing: Ethernet, up to two VLAN tags, IPv4 (options, fragments)
+//! and IPv6 (extension headers), down to the TCP flags. Every read goes
+//! through [`ptr_at`], which proves to the verifier that it is in bounds.
+
+use aya_ebpf::programs::XdpContext;
+use proxy_common::list::{V4, V6};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPPROTO_TCP: u8 = 6;
+const IPV6_HLEN: usize = 40;
+/// Extension headers walked before giving up; a legitimate packet has far fewer.
+const MAX_IPV6_EXT: usize = 8;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// Why a packet could not be parsed; it is counted as `malformed` and dropped.
+pub struct Malformed;
+
+/// `Packet::family` of a non-IP frame (ARP, LLDP, ...).
+pub const NON_IP: u32 = 0;
+pub const IPV4: u32 = 4;
+pub const IPV6: u32 = 6;
+
+/// What the filter needs from a packet.
+///
+/// A plain struct the caller initialises, not an enum returned by value: the
+/// verifier rejects reads of uninitialised registers, and LLVM happily copies
+/// the undefined payload bytes of an enum variant around.
+pub struct Packet {
+    /// `NON_IP`, `IPV4` or `IPV6`.
+    pub family: u32,
+    /// A TCP SYN without ACK: a new connection attempt.
+    pub syn: bool,
+    /// The source address (IPv4 in the first four bytes).
+    pub src: V6,
+}
+
+impl Packet {
+    #[inline(always)]
+    pub const fn new() -> Packet {
+        Packet {
+            family: NON_IP,
+            syn: false,
+            src: [0; 16],
+        }
+    }
+
+    #[inline(always)]
+    pub fn src_v4(&self) -> V4 {
+        [self.src[0], self.src[1], self.src[2], self.src[3]]
+    }
+}
+
+/// Returns a pointer to a `T` at `offset` from the start of the frame, or
+/// `Malformed` if the frame is too short to hold it.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Malformed> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return Err(Malformed);
+    }
+    Ok((start + offset) as *const T)
+}
+
+/// Reads two adjacent bytes. Single-byte reads are avoided on purpose: LLVM
+/// turns `p + 1 > end` into `p >= end`, from which the verifier learns no
+/// range when `p` has a variable offset.
+#[inline(always)]
+fn pair_at(ctx: &XdpContext, offset: usize) -> Result<[u8; 2], Malformed> {
+    // SAFETY: ptr_at checked both bytes lie within the frame.
+    Ok(unsafe { *ptr_at::<[u8; 2]>(ctx, offset)? })
+}
+
+#[inline(always)]
+fn be16_at(ctx: &XdpContext, offset: usize) -> Result<u16, Malformed> {
+    // SAFETY: ptr_at checked both bytes lie within the frame.
+    let b = unsafe { *ptr_at::<[u8; 2]>(ctx, offset)? };
+    Ok(u16::from_be_bytes(b))
+}
+
+#[inline(always)]
+pub fn parse(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), Malformed> {
+    let mut proto = be16_at(ctx, 12)?;
+    let mut off = ETH_HLEN;
+    // 802.1ad outer tag and/or 802.1Q inner tag.
+    for _ in 0..2 {
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            proto = be16_at(ctx, off + 2)?;
+            off += 4;
+        }
+    }
+    match proto {
+        ETH_P_IP => ipv4(ctx, off, pkt),
+        ETH_P_IPV6 => ipv6(ctx, off, pkt),
+        _ => Ok(()),
+    }
+}
+
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
+#[inline(always)]
+fn ipv4(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed> {
+    // SAFETY: ptr_at checked the fixed 20-byte header lies within the frame.
+    let h = unsafe { *ptr_at::<[u8; 20]>(ctx, off)? };
+    if h[0] >> 4 != 4 {
+        return Err(Malformed);
+    }
+    let hdr_len = ((h[0] & 0x0f) as usize) * 4;
+    let total_len = u16::from_be_bytes([h[2], h[3]]) as usize;
+    if hdr_len < 20 || total_len < hdr_len || off + total_len > frame_len(ctx) {
+        return Err(Malformed);
+    }
+    let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    pkt.family = IPV4;
+    pkt.src[..4].copy_from_slice(&h[12..16]);
+    // Only the first fragment carries the TCP header. A first fragment too
+    // short to hold the TCP flags is the RFC 1858 tiny-fragment attack.
+    if h[9] == IPPROTO_TCP && frag_offset == 0 {
+        pkt.syn = tcp_is_syn(ctx, off + hdr_len)?;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn ipv6(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed> {
+    // SAFETY: ptr_at checked the 40-byte header lies within the frame.
+    let h = unsafe { &*ptr_at::<[u8; IPV6_HLEN]>(ctx, off)? };
+    if h[0] >> 4 != 6 {
+        return Err(Malformed);
+    }
+    let payload_len = u16::from_be_bytes([h[4], h[5]]) as usize;
+    if off + IPV6_HLEN + payload_len > frame_len(ctx) {
+        return Err(Malformed);
+    }
+    pkt.family = IPV6;
+    pkt.src.copy_from_slice(&h[8..24]);
+    let mut next = h[6];
+    let mut cur = off + IPV6_HLEN;
+    for _ in 0..MAX_IPV6_EXT {
+        match next {
+            // Hop-by-hop, routing, destination options: length in 8-octet units, minus one.
+            0 | 43 | 60 => {
+                let [n, len] = pair_at(ctx, cur)?;
+                next = n;
+                cur += (len as usize + 1) * 8;
+            }
+            // Authentication header: length in 4-octet units, minus two.
+            51 => {
+                let [n, len] = pair_at(ctx, cur)?;
+                next = n;
+                cur += (len as usize + 2) * 4;
+            }
+            // Fragment header: a non-first fragment carries no TCP header.
+            44 => {
+                // SAFETY: ptr_at checked the 4 bytes lie within the frame.
+                let h = unsafe { *ptr_at::<[u8; 4]>(ctx, cur)? };
+                next = h[0];
+                if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
+                    return Ok(());
+                }
+                cur += 8;
+            }
+            IPPROTO_TCP => {
+                pkt.syn = tcp_is_syn(ctx, cur)?;
+                return Ok(());
+            }
+            // UDP, ICMPv6, ESP, no-next-header, ...
+            _ => return Ok(()),
+        }
+    }
+    // More extension headers than any legitimate sender uses.
+    Err(Malformed)
+}
+
+/// Reads the TCP flags of the header at `off`: SYN set and ACK clear.
+#[inline(always)]
+fn tcp_is_syn(ctx: &XdpContext, off: usize) -> Result<bool, Malformed> {
+    // The flags are byte 13; require the whole fixed 20-byte header.
+    // SAFETY: ptr_at checked the 20 bytes lie within the frame.
+    let tcp = unsafe { *ptr_at::<[u8; 20]>(ctx, off)? };
+    let flags = tcp[13];
+    Ok(flags & TCP_SYN != 0 && flags & TCP_ACK == 0)
+}

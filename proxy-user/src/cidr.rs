@@ -1,0 +1,174 @@
+//! IP networks as operators write them: `198.51.100.0/24`, `2001:db8::/32`, or
+//! a bare address meaning a single host.
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+/// A network: an address with every bit past `prefix_len` zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix_len: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CidrError {
+    #[error(
+        "`{0}` is not an IP address or network (expected e.g. 198.51.100.0/24 or 2001:db8::/32)"
+    )]
+    Syntax(String),
+    #[error("prefix length /{len} is too long for {family} (at most /{max})")]
+    PrefixTooLong {
+        len: u32,
+        family: &'static str,
+        max: u8,
+    },
+    #[error("`{given}` has host bits set past /{len}; did you mean {suggestion}?")]
+    HostBits {
+        given: String,
+        len: u8,
+        suggestion: String,
+    },
+}
+
+impl Cidr {
+    /// A single host (/32 or /128).
+    pub fn host(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            prefix_len: max_len(&addr),
+        }
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    /// True for /32 and /128: such entries go in the exact-address hash.
+    pub fn is_host(&self) -> bool {
+        self.prefix_len == max_len(&self.addr)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - self.prefix_len as u32)
+                    .unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - self.prefix_len as u32)
+                    .unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn max_len(addr: &IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+fn masked(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - len as u32).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| CidrError::Syntax(s.to_string()))?;
+        let max = max_len(&addr);
+        let len = match len {
+            None => max,
+            Some(l) => {
+                let l: u32 = l.parse().map_err(|_| CidrError::Syntax(s.to_string()))?;
+                if l > max as u32 {
+                    let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+                    return Err(CidrError::PrefixTooLong {
+                        len: l,
+                        family,
+                        max,
+                    });
+                }
+                l as u8
+            }
+        };
+        let net = masked(addr, len);
+        if net != addr {
+            return Err(CidrError::HostBits {
+                given: s.to_string(),
+                len,
+                suggestion: Cidr {
+                    addr: net,
+                    prefix_len: len,
+                }
+                .to_string(),
+            });
+        }
+        Ok(Cidr {
+            addr,
+            prefix_len: len,
+        })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_networks_and_hosts() {
+        let c: Cidr = "198.51.100.0/24".parse().unwrap();
+        assert_eq!(c.prefix_len(), 24);
+        assert!(!c.is_host());
+        assert!(c.contains("198.51.100.7".parse().unwrap()));
+        assert!(!c.contains("198.51.101.7".parse().unwrap()));
+        let h: Cidr = "2001:db8::1".parse().unwrap();
+        assert!(h.is_host());
+        assert_eq!(h.to_string(), "2001:db8::1/128");
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_reason() {
+        assert!(matches!(
+            "10.0.0.0/33".parse::<Cidr>(),
+            Err(CidrError::PrefixTooLong { .. })
+        ));
+        assert!(matches!("nope".parse::<Cidr>(), Err(CidrError::Syntax(_))));
+        let err = "10.1.2.3/8".parse::<Cidr>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`10.1.2.3/8` has host bits set past /8; did you mean 10.0.0.0/8?"
+        );
+    }
+}

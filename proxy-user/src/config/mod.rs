@@ -1,0 +1,338 @@
+//! Configuration: the TOML file ([`file::FileConfig`], parsed by serde with
+//! unknown keys refused) is converted into [`Config`], whose values are typed
+//! and checked. Everything is validated before anything binds or attaches.
+//!
+//! ```text
+//! text --toml/serde--> FileConfig --validate--> Config
+//!        (syntax, unknown keys)      (ranges, CIDRs, modes; file:line:col)
+//! ```
+
+mod error;
+mod file;
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+pub use error::ConfigError;
+use error::Locator;
+use file::{FileConfig, FileFilter, FileLimit};
+use toml::Spanned;
+
+use crate::cidr::Cidr;
+
+/// The configuration `cargo xtask demo` and `rampart run` without `-c` use.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+/// Where `rampart` looks for its configuration when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/rampart/rampart.toml";
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The kernel tier; `None` when the file has no `[filter]` section.
+    pub filter: Option<FilterSettings>,
+}
+
+/// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterSettings {
+    /// Master switch: when false the program stays attached but passes everything.
+    pub enabled: bool,
+    /// Interfaces the program attaches to.
+    pub interfaces: Vec<String>,
+    pub mode: AttachMode,
+    /// bpffs directory for the pinned maps (the stable names in `proxy_common::pin`).
+    pub pin_dir: PathBuf,
+    /// Sources that are never filtered or limited.
+    pub allow: Vec<Cidr>,
+    /// Sources whose packets are dropped.
+    pub block: Vec<Cidr>,
+    /// Per-source limit on all packets; `None` = unlimited.
+    pub pps: Option<RateLimit>,
+    /// Per-source limit on new TCP connections (SYN without ACK); `None` = unlimited.
+    pub syn: Option<RateLimit>,
+    /// IPv6 sources are limited per prefix of this length (an IPv6 host
+    /// usually controls a whole /64).
+    pub ipv6_prefix: u8,
+    /// Keep per-source counters for `top`-style views even without limits.
+    pub track_sources: bool,
+    pub maps: MapSizes,
+}
+
+/// How the program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) mode, falling back to generic (SKB) mode with a warning.
+    Auto,
+    /// Native mode only; fail if the driver cannot.
+    Native,
+    /// Generic mode only (works on every interface, slower).
+    Skb,
+}
+
+/// A rate in events per second with a burst of back-to-back events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub rate: u64,
+    pub burst: u64,
+}
+
+/// Capacities of the kernel maps, fixed when the maps are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Sources tracked per family (LRU: the least recently seen are evicted).
+    pub sources: u32,
+    /// Bans per family.
+    pub bans: u32,
+    /// Allowlist prefixes per family.
+    pub allow: u32,
+    /// Blocklist ranges (shorter than /32 or /128) per family.
+    pub block_ranges: u32,
+    /// Blocklisted single addresses per family.
+    pub block_addrs: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            sources: 65_536,
+            bans: 65_536,
+            allow: 16_384,
+            block_ranges: 65_536,
+            block_addrs: 262_144,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates configuration text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let loc = Locator { path, text };
+        let raw: FileConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            loc.error(span, e.message().trim_end().to_string())
+        })?;
+        let filter = raw.filter.map(|f| filter(&loc, f)).transpose()?;
+        Ok(Config { filter })
+    }
+}
+
+const MAX_MAP_ENTRIES: i64 = 1 << 24;
+
+fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
+    let mut interfaces = Vec::new();
+    for name in f.interfaces {
+        let span = name.span();
+        let name = name.into_inner();
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+            return Err(loc.error(
+                span,
+                format!("`{name}` is not an interface name (1-15 characters, no '/')"),
+            ));
+        }
+        interfaces.push(name);
+    }
+    let mode = match f.mode {
+        None => AttachMode::Auto,
+        Some(m) => match m.get_ref().as_str() {
+            "auto" => AttachMode::Auto,
+            "native" => AttachMode::Native,
+            "skb" => AttachMode::Skb,
+            other => {
+                return Err(loc.error(
+                    m.span(),
+                    format!("unknown mode `{other}`: expected \"auto\", \"native\" or \"skb\""),
+                ));
+            }
+        },
+    };
+    let pin_dir = match f.pin_dir {
+        None => PathBuf::from(proxy_common::pin::PIN_DIR),
+        Some(p) => {
+            let dir = PathBuf::from(p.get_ref());
+            if !dir.is_absolute() || !dir.starts_with("/sys/fs/bpf") {
+                return Err(loc.error(
+                    p.span(),
+                    "pin_dir must be an absolute path under /sys/fs/bpf",
+                ));
+            }
+            dir
+        }
+    };
+    let ipv6_prefix = match f.ipv6_prefix {
+        None => 64,
+        Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
+    };
+    let mut maps = MapSizes::default();
+    if let Some(m) = f.maps {
+        let size =
+            |v: Option<Spanned<i64>>, default: u32, what: &str| -> Result<u32, ConfigError> {
+                v.map_or(Ok(default), |v| {
+                    int_in(loc, &v, 1, MAX_MAP_ENTRIES, what).map(|n| n as u32)
+                })
+            };
+        maps = MapSizes {
+            sources: size(m.sources, maps.sources, "maps.sources")?,
+            bans: size(m.bans, maps.bans, "maps.bans")?,
+            allow: size(m.allow, maps.allow, "maps.allow")?,
+            block_ranges: size(m.block_ranges, maps.block_ranges, "maps.block_ranges")?,
+            block_addrs: size(m.block_addrs, maps.block_addrs, "maps.block_addrs")?,
+        };
+    }
+    Ok(FilterSettings {
+        enabled: f.enabled.unwrap_or(true),
+        interfaces,
+        mode,
+        pin_dir,
+        allow: cidrs(loc, f.allow)?,
+        block: cidrs(loc, f.block)?,
+        pps: f.pps.map(|l| limit(loc, l, "pps")).transpose()?,
+        syn: f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
+        ipv6_prefix,
+        track_sources: f.track_sources.unwrap_or(true),
+        maps,
+    })
+}
+
+fn cidrs(loc: &Locator, list: Vec<Spanned<String>>) -> Result<Vec<Cidr>, ConfigError> {
+    list.into_iter()
+        .map(|s| {
+            s.get_ref()
+                .parse::<Cidr>()
+                .map_err(|e| loc.error(s.span(), e.to_string()))
+        })
+        .collect()
+}
+
+fn limit(loc: &Locator, l: Spanned<FileLimit>, what: &str) -> Result<RateLimit, ConfigError> {
+    let l = l.into_inner();
+    let rate = int_in(
+        loc,
+        &l.rate,
+        1,
+        1_000_000_000,
+        &format!("{what}.rate (per second)"),
+    )? as u64;
+    let burst = match l.burst {
+        // One second's worth by default.
+        None => rate,
+        Some(b) => int_in(loc, &b, 1, 1_000_000_000, &format!("{what}.burst"))? as u64,
+    };
+    Ok(RateLimit { rate, burst })
+}
+
+fn int_in(
+    loc: &Locator,
+    v: &Spanned<i64>,
+    min: i64,
+    max: i64,
+    what: &str,
+) -> Result<i64, ConfigError> {
+    let n = *v.get_ref();
+    if n < min || n > max {
+        return Err(loc.error(
+            v.span(),
+            format!("{what} must be between {min} and {max}, got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+impl FilterSettings {
+    /// Whether an address is on the allowlist (for views and tests).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("rampart.toml"))
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        let cfg = parse(DEFAULT_TOML).unwrap();
+        assert!(cfg.filter.is_some());
+    }
+
+    #[test]
+    fn full_filter_section() {
+        let cfg = parse(
+            r#"
+[filter]
+interfaces = ["eth0", "eth1"]
+mode = "native"
+allow = ["10.0.0.0/8", "2001:db8::/32"]
+block = ["198.51.100.0/24", "203.0.113.7"]
+pps = { rate = 1000, burst = 2000 }
+syn = { rate = 50 }
+ipv6_prefix = 56
+maps = { sources = 1024 }
+"#,
+        )
+        .unwrap();
+        let f = cfg.filter.unwrap();
+        assert_eq!(f.mode, AttachMode::Native);
+        assert_eq!(f.interfaces, ["eth0", "eth1"]);
+        assert_eq!(
+            f.pps,
+            Some(RateLimit {
+                rate: 1000,
+                burst: 2000
+            })
+        );
+        assert_eq!(
+            f.syn,
+            Some(RateLimit {
+                rate: 50,
+                burst: 50
+            })
+        );
+        assert_eq!(f.ipv6_prefix, 56);
+        assert_eq!(f.maps.sources, 1024);
+        assert_eq!(f.maps.bans, MapSizes::default().bans);
+        assert!(f.block[1].is_host());
+        assert!(f.allows("10.9.8.7".parse().unwrap()));
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_expectation() {
+        assert_eq!(
+            err("[filter]\nblock = [\"10.0.0.0/8\", \"10.1.2.3/8\"]\n"),
+            "rampart.toml:2:24: `10.1.2.3/8` has host bits set past /8; did you mean 10.0.0.0/8?"
+        );
+        assert_eq!(
+            err("[filter]\nmode = \"fast\"\n"),
+            "rampart.toml:2:8: unknown mode `fast`: expected \"auto\", \"native\" or \"skb\""
+        );
+        assert_eq!(
+            err("[filter]\npps = { rate = 0 }\n"),
+            "rampart.toml:2:16: pps.rate (per second) must be between 1 and 1000000000, got 0"
+        );
+        let unknown = err("[filter]\nblocklist = []\n");
+        assert!(
+            unknown.starts_with("rampart.toml:2:1: unknown field `blocklist`"),
+            "{unknown}"
+        );
+        let syntax = err("[filter\n");
+        assert!(syntax.starts_with("rampart.toml:1:"), "{syntax}");
+    }
+}

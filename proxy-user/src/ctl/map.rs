@@ -1,0 +1,167 @@
+//! `rampart map list|dump`: the pinned maps, decoded into typed rows (as
+//! bpftool does for BTF maps, but with addresses and durations spelled out).
+
+use std::{fmt::Write, path::Path};
+
+use anyhow::{Result, bail};
+use aya::maps::MapInfo;
+use proxy_common::{config as kcfg, list, pin, stats::VERDICT_NAMES};
+use serde_json::{Value, json};
+
+use super::Output;
+use crate::filter::{FilterMaps, List, rate_of};
+
+pub fn origin_name(origin: u32) -> &'static str {
+    match origin {
+        list::ORIGIN_CONFIG => "config",
+        list::ORIGIN_CLI => "cli",
+        list::ORIGIN_ESCALATION => "escalation",
+        _ => "unknown",
+    }
+}
+
+pub fn list(out: &Output, dir: &Path) -> Result<()> {
+    let maps = FilterMaps::open(dir)?;
+    let mut rows = Vec::new();
+    for name in pin::ALL_MAPS {
+        let path = dir.join(name);
+        let info = MapInfo::from_pin(&path)?;
+        let entries = match name {
+            pin::CONFIG | pin::VERDICTS => info.max_entries() as usize,
+            _ => dump_rows(&maps, name)?.len(),
+        };
+        rows.push(json!({
+            "name": name,
+            "id": info.id(),
+            "type": format!("{:?}", info.map_type()?).to_lowercase(),
+            "max_entries": info.max_entries(),
+            "entries": entries,
+            "key_size": info.key_size(),
+            "value_size": info.value_size(),
+            "pinned": path,
+        }));
+    }
+    let value = json!(rows);
+    out.emit(&value, || {
+        let mut s = format!(
+            "{:<14} {:>5} {:<14} {:>10} {:>10}  PINNED\n",
+            "NAME", "ID", "TYPE", "ENTRIES", "MAX"
+        );
+        for r in &rows {
+            let _ = writeln!(
+                s,
+                "{:<14} {:>5} {:<14} {:>10} {:>10}  {}",
+                r["name"].as_str().unwrap_or(""),
+                r["id"],
+                r["type"].as_str().unwrap_or(""),
+                r["entries"],
+                r["max_entries"],
+                r["pinned"].as_str().unwrap_or("")
+            );
+        }
+        s
+    });
+    Ok(())
+}
+
+pub fn dump(out: &Output, dir: &Path, name: &str) -> Result<()> {
+    if !pin::ALL_MAPS.contains(&name) {
+        bail!(
+            "no map called `{name}`; `rampart map list` shows them: {}",
+            pin::ALL_MAPS.join(", ")
+        );
+    }
+    let maps = FilterMaps::open(dir)?;
+    let rows = dump_rows(&maps, name)?;
+    let value = json!(rows);
+    out.emit(&value, || {
+        let mut s = String::new();
+        for r in &rows {
+            let fields: Vec<String> = r
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| {
+                            format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "{}", fields.join("  "));
+        }
+        if rows.is_empty() {
+            s.push_str("(empty)\n");
+        }
+        s
+    });
+    Ok(())
+}
+
+/// The entries of one map as JSON objects.
+fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
+    let lists = |list: List, v4: bool, host: Option<bool>| -> Result<Vec<Value>> {
+        Ok(maps
+            .entries(list)?
+            .into_iter()
+            .filter(|(c, _)| c.addr().is_ipv4() == v4 && host.is_none_or(|h| c.is_host() == h))
+            .map(|(c, o)| json!({ "network": c.to_string(), "origin": origin_name(o) }))
+            .collect())
+    };
+    Ok(match name {
+        pin::CONFIG => {
+            let c = maps.config()?;
+            let limit = |i, t| rate_of(i, t).map(|(rate, burst)| json!({ "rate": rate, "burst": burst }));
+            vec![json!({
+                "enabled": c.has(kcfg::FLAG_ENABLED),
+                "track_sources": c.has(kcfg::FLAG_TRACK_SOURCES),
+                "pps": limit(c.pps_interval_ns, c.pps_tolerance_ns),
+                "syn": limit(c.syn_interval_ns, c.syn_tolerance_ns),
+                "pps_interval_ns": c.pps_interval_ns,
+                "syn_interval_ns": c.syn_interval_ns,
+                "ipv6_prefix": c.v6_prefix_len,
+                "flags": format!("{:#x}", c.flags),
+            })]
+        }
+        pin::VERDICTS => maps
+            .verdicts()?
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({ "verdict": VERDICT_NAMES[i], "packets": c.packets, "bytes": c.bytes }))
+            .collect(),
+        pin::ALLOW_V4 => lists(List::Allow, true, None)?,
+        pin::ALLOW_V6 => lists(List::Allow, false, None)?,
+        pin::BLOCK_V4 => lists(List::Block, true, Some(false))?,
+        pin::BLOCK_V6 => lists(List::Block, false, Some(false))?,
+        pin::BLOCK_ADDR_V4 => lists(List::Block, true, Some(true))?,
+        pin::BLOCK_ADDR_V6 => lists(List::Block, false, Some(true))?,
+        pin::BANS_V4 | pin::BANS_V6 => maps
+            .bans()?
+            .into_iter()
+            .filter(|b| b.addr.is_ipv4() == (name == pin::BANS_V4))
+            .map(|b| {
+                json!({
+                    "addr": b.addr.to_string(),
+                    "expires_in_s": b.remaining.map(|d| d.as_secs_f64()),
+                    "origin": origin_name(b.origin),
+                })
+            })
+            .collect(),
+        pin::SOURCES_V4 | pin::SOURCES_V6 => {
+            let now = crate::filter::monotonic_ns();
+            maps.sources()?
+                .into_iter()
+                .filter(|s| s.source.addr().is_ipv4() == (name == pin::SOURCES_V4))
+                .map(|s| {
+                    json!({
+                        "source": s.source.to_string(),
+                        "packets": s.state.packets,
+                        "bytes": s.state.bytes,
+                        "drops": s.state.drops,
+                        "last_seen_ms_ago": now.saturating_sub(s.state.last_seen_ns) / 1_000_000,
+                    })
+                })
+                .collect()
+        }
+        other => bail!("no map called `{other}`"),
+    })
+}

@@ -1,0 +1,85 @@
+//! What each command does. The grammar is in `cli.rs`; this module resolves
+//! the configuration and the pin directory, runs the verb, and prints a table
+//! or, with `-j`, JSON.
+
+mod config;
+mod map;
+mod prog;
+mod run;
+mod stats;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::{
+    cli::{Cli, ConfigVerb, MapVerb, Object},
+    config::{Config, DEFAULT_PATH, DEFAULT_TOML},
+};
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    let out = Output { json: cli.json };
+    match &cli.object {
+        Object::Run => run::run(&load_config(&cli)?, cli.config.clone()),
+        Object::Config { verb } => match verb {
+            None => config::check(&out, &config_path(&cli, None)),
+            Some(ConfigVerb::Check { file }) => {
+                config::check(&out, &config_path(&cli, file.as_deref()))
+            }
+            Some(ConfigVerb::Show) => config::show(&out, &load_config(&cli)?),
+        },
+        Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), *watch),
+        Object::Map { verb } => match verb {
+            None | Some(MapVerb::List) => map::list(&out, &pin_dir(&cli)),
+            Some(MapVerb::Dump { name }) => map::dump(&out, &pin_dir(&cli), name),
+        },
+        Object::Prog { .. } => prog::show(&out),
+    }
+}
+
+/// Where the configuration is: `-c`, else the default path.
+fn config_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .or(cli.config.as_deref())
+        .unwrap_or(Path::new(DEFAULT_PATH))
+        .to_path_buf()
+}
+
+/// The validated configuration: `-c FILE`, else /etc/rampart/rampart.toml,
+/// else the built-in default.
+fn load_config(cli: &Cli) -> Result<Config> {
+    match &cli.config {
+        Some(path) => Ok(Config::load(path)?),
+        None if Path::new(DEFAULT_PATH).exists() => Ok(Config::load(Path::new(DEFAULT_PATH))?),
+        None => {
+            log::info!("no -c and no {DEFAULT_PATH}: using the built-in configuration");
+            Ok(Config::parse(DEFAULT_TOML, Path::new("<built-in>"))?)
+        }
+    }
+}
+
+/// The pin directory to read: `--pin-dir`, else the config's, else the default.
+fn pin_dir(cli: &Cli) -> PathBuf {
+    if let Some(dir) = &cli.pin_dir {
+        return dir.clone();
+    }
+    if let Ok(Config { filter: Some(f) }) = load_config(cli) {
+        return f.pin_dir;
+    }
+    PathBuf::from(proxy_common::pin::PIN_DIR)
+}
+
+/// Tables for people, JSON for scripts.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn emit(&self, value: &serde_json::Value, table: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            print!("{}", table());
+        }
+    }
+}

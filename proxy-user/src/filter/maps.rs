@@ -1,0 +1,437 @@
+//! Typed access to the pinned maps. Everything that writes a kernel map goes
+//! through [`FilterMaps`]; the daemon, the CLI and the tests open the same pins.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
+use proxy_common::{
+    ban::{self, Ban},
+    config::{self as kcfg, FilterConfig},
+    list::{ListValue, ORIGIN_CONFIG, V4, V6},
+    pin,
+    source::SourceState,
+    stats::{self, Counter},
+};
+
+use super::{FilterError, clock, lists, lists::List};
+use crate::cidr::Cidr;
+
+/// Handles on every pinned map of one loaded filter.
+pub struct FilterMaps {
+    dir: PathBuf,
+    config: Array<MapData, FilterConfig>,
+    verdicts: PerCpuArray<MapData, Counter>,
+    allow_v4: LpmTrie<MapData, V4, ListValue>,
+    allow_v6: LpmTrie<MapData, V6, ListValue>,
+    block_v4: LpmTrie<MapData, V4, ListValue>,
+    block_v6: LpmTrie<MapData, V6, ListValue>,
+    block_addr_v4: HashMap<MapData, V4, ListValue>,
+    block_addr_v6: HashMap<MapData, V6, ListValue>,
+    bans_v4: HashMap<MapData, V4, Ban>,
+    bans_v6: HashMap<MapData, V6, Ban>,
+    sources_v4: HashMap<MapData, V4, SourceState>,
+    sources_v6: HashMap<MapData, V6, SourceState>,
+}
+
+/// One ban as stored in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BanEntry {
+    pub addr: IpAddr,
+    /// Time left; `None` for a ban without expiry. Zero once expired.
+    pub remaining: Option<Duration>,
+    pub origin: u32,
+}
+
+/// One source as seen by the limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceEntry {
+    /// The limiter key: an IPv4 address, or an IPv6 prefix.
+    pub source: Cidr,
+    pub state: SourceState,
+}
+
+fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(
+    dir: &Path,
+    name: &str,
+) -> Result<T, FilterError> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|_| FilterError::NotPinned {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+    })?;
+    let map = Map::from_map_data(data).map_err(FilterError::map(name))?;
+    T::try_from(map).map_err(FilterError::map(name))
+}
+
+fn v4(ip: Ipv4Addr) -> V4 {
+    ip.octets()
+}
+
+fn v6(ip: Ipv6Addr) -> V6 {
+    ip.octets()
+}
+
+impl FilterMaps {
+    /// Opens the maps pinned in `dir` (normally `/sys/fs/bpf/rampart`).
+    pub fn open(dir: &Path) -> Result<FilterMaps, FilterError> {
+        Ok(FilterMaps {
+            dir: dir.to_path_buf(),
+            config: open(dir, pin::CONFIG)?,
+            verdicts: open(dir, pin::VERDICTS)?,
+            allow_v4: open(dir, pin::ALLOW_V4)?,
+            allow_v6: open(dir, pin::ALLOW_V6)?,
+            block_v4: open(dir, pin::BLOCK_V4)?,
+            block_v6: open(dir, pin::BLOCK_V6)?,
+            block_addr_v4: open(dir, pin::BLOCK_ADDR_V4)?,
+            block_addr_v6: open(dir, pin::BLOCK_ADDR_V6)?,
+            bans_v4: open(dir, pin::BANS_V4)?,
+            bans_v6: open(dir, pin::BANS_V6)?,
+            sources_v4: open(dir, pin::SOURCES_V4)?,
+            sources_v6: open(dir, pin::SOURCES_V6)?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    // === settings ===
+
+    pub fn config(&self) -> Result<FilterConfig, FilterError> {
+        self.config
+            .get(&kcfg::CONFIG_KEY, 0)
+            .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// Writes new settings in place (the program sees them on its next packet),
+    /// keeping the `FLAG_HAS_*` hints true to the maps' contents.
+    pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
+        value.flags = (value.flags & 0xff) | self.presence_flags();
+        self.config
+            .set(kcfg::CONFIG_KEY, value, 0)
+            .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// Recomputes the `FLAG_HAS_*` hints after a list or ban change.
+    fn refresh_flags(&mut self) -> Result<(), FilterError> {
+        let current = self.config()?;
+        self.write_config(current)
+    }
+
+    fn presence_flags(&self) -> u32 {
+        let mut flags = 0;
+        let mut mark = |present: bool, flag: u32| {
+            if present {
+                flags |= flag;
+            }
+        };
+        mark(
+            self.allow_v4.keys().next().is_some(),
+            kcfg::FLAG_HAS_ALLOW_V4,
+        );
+        mark(
+            self.allow_v6.keys().next().is_some(),
+            kcfg::FLAG_HAS_ALLOW_V6,
+        );
+        mark(
+            self.block_v4.keys().next().is_some(),
+            kcfg::FLAG_HAS_BLOCK_V4,
+        );
+        mark(
+            self.block_v6.keys().next().is_some(),
+            kcfg::FLAG_HAS_BLOCK_V6,
+        );
+        mark(
+            self.block_addr_v4.keys().next().is_some(),
+            kcfg::FLAG_HAS_BLOCK_ADDR_V4,
+        );
+        mark(
+            self.block_addr_v6.keys().next().is_some(),
+            kcfg::FLAG_HAS_BLOCK_ADDR_V6,
+        );
+        mark(self.bans_v4.keys().next().is_some(), kcfg::FLAG_HAS_BANS_V4);
+        mark(self.bans_v6.keys().next().is_some(), kcfg::FLAG_HAS_BANS_V6);
+        flags
+    }
+
+    // === lists ===
+
+    /// Puts `cidr` on `list` with `origin`. Single blocked addresses go in the
+    /// exact-address hash, everything else in the LPM trie.
+    pub fn insert(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
+        self.insert_raw(list, cidr, origin)?;
+        self.refresh_flags()
+    }
+
+    fn insert_raw(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
+        let value = ListValue { origin };
+        let len = cidr.prefix_len() as u32;
+        match (list, cidr.addr()) {
+            (List::Block, IpAddr::V4(ip)) if cidr.is_host() => self
+                .block_addr_v4
+                .insert(v4(ip), value, 0)
+                .map_err(FilterError::map(pin::BLOCK_ADDR_V4)),
+            (List::Block, IpAddr::V6(ip)) if cidr.is_host() => self
+                .block_addr_v6
+                .insert(v6(ip), value, 0)
+                .map_err(FilterError::map(pin::BLOCK_ADDR_V6)),
+            (List::Block, IpAddr::V4(ip)) => self
+                .block_v4
+                .insert(&Key::new(len, v4(ip)), value, 0)
+                .map_err(FilterError::map(pin::BLOCK_V4)),
+            (List::Block, IpAddr::V6(ip)) => self
+                .block_v6
+                .insert(&Key::new(len, v6(ip)), value, 0)
+                .map_err(FilterError::map(pin::BLOCK_V6)),
+            (List::Allow, IpAddr::V4(ip)) => self
+                .allow_v4
+                .insert(&Key::new(len, v4(ip)), value, 0)
+                .map_err(FilterError::map(pin::ALLOW_V4)),
+            (List::Allow, IpAddr::V6(ip)) => self
+                .allow_v6
+                .insert(&Key::new(len, v6(ip)), value, 0)
+                .map_err(FilterError::map(pin::ALLOW_V6)),
+        }
+    }
+
+    /// Takes `cidr` off `list`; returns whether it was there.
+    pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
+        let removed = self.remove_raw(list, cidr);
+        self.refresh_flags()?;
+        Ok(removed)
+    }
+
+    fn remove_raw(&mut self, list: List, cidr: Cidr) -> bool {
+        let len = cidr.prefix_len() as u32;
+        match (list, cidr.addr()) {
+            (List::Block, IpAddr::V4(ip)) if cidr.is_host() => {
+                self.block_addr_v4.remove(&v4(ip)).is_ok()
+            }
+            (List::Block, IpAddr::V6(ip)) if cidr.is_host() => {
+                self.block_addr_v6.remove(&v6(ip)).is_ok()
+            }
+            (List::Block, IpAddr::V4(ip)) => self.block_v4.remove(&Key::new(len, v4(ip))).is_ok(),
+            (List::Block, IpAddr::V6(ip)) => self.block_v6.remove(&Key::new(len, v6(ip))).is_ok(),
+            (List::Allow, IpAddr::V4(ip)) => self.allow_v4.remove(&Key::new(len, v4(ip))).is_ok(),
+            (List::Allow, IpAddr::V6(ip)) => self.allow_v6.remove(&Key::new(len, v6(ip))).is_ok(),
+        }
+    }
+
+    /// Every entry of `list` with its origin.
+    pub fn entries(&self, list: List) -> Result<Vec<(Cidr, u32)>, FilterError> {
+        let mut out = Vec::new();
+        let tries = match list {
+            List::Allow => [(&self.allow_v4, pin::ALLOW_V4)],
+            List::Block => [(&self.block_v4, pin::BLOCK_V4)],
+        };
+        for (trie, name) in tries {
+            for item in trie.iter() {
+                let (k, v) = item.map_err(FilterError::map(name))?;
+                out.push((net(IpAddr::from(k.data()), k.prefix_len()), v.origin));
+            }
+        }
+        let tries6 = match list {
+            List::Allow => [(&self.allow_v6, pin::ALLOW_V6)],
+            List::Block => [(&self.block_v6, pin::BLOCK_V6)],
+        };
+        for (trie, name) in tries6 {
+            for item in trie.iter() {
+                let (k, v) = item.map_err(FilterError::map(name))?;
+                out.push((net(IpAddr::from(k.data()), k.prefix_len()), v.origin));
+            }
+        }
+        if list == List::Block {
+            for item in self.block_addr_v4.iter() {
+                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_ADDR_V4))?;
+                out.push((Cidr::host(IpAddr::from(k)), v.origin));
+            }
+            for item in self.block_addr_v6.iter() {
+                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_ADDR_V6))?;
+                out.push((Cidr::host(IpAddr::from(k)), v.origin));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Makes the configuration-owned entries of `list` equal to `desired`:
+    /// inserts first, then removes, leaving runtime entries alone.
+    pub fn reconcile(
+        &mut self,
+        list: List,
+        desired: &[Cidr],
+    ) -> Result<(usize, usize), FilterError> {
+        let installed: BTreeSet<Cidr> = self
+            .entries(list)?
+            .into_iter()
+            .filter(|(_, o)| *o == ORIGIN_CONFIG)
+            .map(|(c, _)| c)
+            .collect();
+        let desired: BTreeSet<Cidr> = desired.iter().copied().collect();
+        let (add, remove) = lists::diff(&installed, &desired);
+        for cidr in &add {
+            self.insert_raw(list, *cidr, ORIGIN_CONFIG)?;
+        }
+        // Flags first so that new entries are consulted before stale ones go.
+        self.refresh_flags()?;
+        for cidr in &remove {
+            self.remove_raw(list, *cidr);
+        }
+        self.refresh_flags()?;
+        Ok((add.len(), remove.len()))
+    }
+
+    // === bans ===
+
+    /// Bans `addr` for `ttl` (`None`: until removed).
+    pub fn ban(
+        &mut self,
+        addr: IpAddr,
+        ttl: Option<Duration>,
+        origin: u32,
+    ) -> Result<(), FilterError> {
+        let expires_at_ns = match ttl {
+            None => ban::NEVER,
+            Some(t) => {
+                clock::monotonic_ns().saturating_add(t.as_nanos().min(u64::MAX as u128) as u64)
+            }
+        };
+        let value = Ban {
+            expires_at_ns,
+            origin,
+            _pad: 0,
+        };
+        match addr {
+            IpAddr::V4(ip) => self
+                .bans_v4
+                .insert(v4(ip), value, 0)
+                .map_err(FilterError::map(pin::BANS_V4))?,
+            IpAddr::V6(ip) => self
+                .bans_v6
+                .insert(v6(ip), value, 0)
+                .map_err(FilterError::map(pin::BANS_V6))?,
+        }
+        self.refresh_flags()
+    }
+
+    /// Lifts the ban on `addr`; returns whether there was one.
+    pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
+        let removed = match addr {
+            IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
+            IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
+        };
+        self.refresh_flags()?;
+        Ok(removed)
+    }
+
+    pub fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
+        let now = clock::monotonic_ns();
+        let entry = |addr: IpAddr, b: Ban| BanEntry {
+            addr,
+            remaining: (b.expires_at_ns != ban::NEVER)
+                .then(|| Duration::from_nanos(b.expires_at_ns.saturating_sub(now))),
+            origin: b.origin,
+        };
+        let mut out = Vec::new();
+        for item in self.bans_v4.iter() {
+            let (k, b) = item.map_err(FilterError::map(pin::BANS_V4))?;
+            out.push(entry(IpAddr::from(k), b));
+        }
+        for item in self.bans_v6.iter() {
+            let (k, b) = item.map_err(FilterError::map(pin::BANS_V6))?;
+            out.push(entry(IpAddr::from(k), b));
+        }
+        Ok(out)
+    }
+
+    /// Deletes expired bans (the program also deletes one when it next sees it).
+    pub fn sweep_bans(&mut self) -> Result<usize, FilterError> {
+        let expired: Vec<IpAddr> = self
+            .bans()?
+            .into_iter()
+            .filter(|b| b.remaining == Some(Duration::ZERO))
+            .map(|b| b.addr)
+            .collect();
+        for addr in &expired {
+            match addr {
+                IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
+                IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),
+            }
+        }
+        self.refresh_flags()?;
+        Ok(expired.len())
+    }
+
+    // === counters ===
+
+    /// Packets and bytes per verdict, summed over CPUs, in verdict order.
+    pub fn verdicts(&self) -> Result<[Counter; stats::VERDICTS as usize], FilterError> {
+        let mut out = [Counter::default(); stats::VERDICTS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let per_cpu = self
+                .verdicts
+                .get(&(i as u32), 0)
+                .map_err(FilterError::map(pin::VERDICTS))?;
+            for c in per_cpu.iter() {
+                slot.packets += c.packets;
+                slot.bytes += c.bytes;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every tracked source with its limiter state and counters.
+    pub fn sources(&self) -> Result<Vec<SourceEntry>, FilterError> {
+        let v6_len = self.config()?.v6_prefix_len.clamp(1, 128) as u8;
+        let mut out = Vec::new();
+        for item in self.sources_v4.iter() {
+            let (k, state) = item.map_err(FilterError::map(pin::SOURCES_V4))?;
+            out.push(SourceEntry {
+                source: Cidr::host(IpAddr::from(k)),
+                state,
+            });
+        }
+        for item in self.sources_v6.iter() {
+            let (k, state) = item.map_err(FilterError::map(pin::SOURCES_V6))?;
+            out.push(SourceEntry {
+                source: net(IpAddr::from(k), v6_len as u32),
+                state,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The limiter entry for `ip` (masked to the IPv6 prefix), if tracked.
+    pub fn source(&self, ip: IpAddr) -> Result<Option<SourceState>, FilterError> {
+        let found = match ip {
+            IpAddr::V4(ip) => self.sources_v4.get(&v4(ip), 0),
+            IpAddr::V6(ip) => {
+                let mask = self.config()?.v6_mask;
+                let mut key = v6(ip);
+                for (i, m) in mask.iter().enumerate() {
+                    let w = u32::from_ne_bytes(key[4 * i..4 * i + 4].try_into().unwrap()) & m;
+                    key[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
+                }
+                self.sources_v6.get(&key, 0)
+            }
+        };
+        match found {
+            Ok(s) => Ok(Some(s)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(FilterError::Map {
+                name: "sources".into(),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// A network from a trie key; keys hold no host bits, so this cannot fail.
+fn net(addr: IpAddr, len: u32) -> Cidr {
+    format!("{addr}/{len}").parse().unwrap_or(Cidr::host(addr))
+}

@@ -1,0 +1,202 @@
+//! The kernel tier: loading the XDP program, pinning its maps, attaching it
+//! to interfaces, and keeping the maps in step with the configuration.
+//!
+//! ```text
+//! Filter::load(settings)   object -> kernel; maps created (or adopted) at pin_dir
+//!   .sync(settings)         config map written; allow/block lists reconciled by diff
+//!   .attach(iface, mode)    native, or generic with a warning when mode = auto
+//! drop(Filter)              program detached; pinned maps (and their state) stay
+//! ```
+//!
+//! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
+
+mod clock;
+pub use clock::monotonic_ns;
+mod error;
+mod lists;
+mod maps;
+pub mod object;
+mod settings;
+
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{Xdp, XdpMode},
+};
+pub use error::FilterError;
+pub use lists::List;
+use log::{info, warn};
+pub use maps::{BanEntry, FilterMaps, SourceEntry};
+use proxy_common::pin;
+pub use settings::{kernel_config, rate_of};
+
+use crate::config::{AttachMode, FilterSettings};
+
+/// BPF_FS_MAGIC from linux/magic.h.
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// A loaded filter program with its maps.
+pub struct Filter {
+    /// Owns the program and its links: dropping it detaches from every interface.
+    ebpf: Ebpf,
+    /// The pinned maps, opened by path like any other reader would.
+    pub maps: FilterMaps,
+    /// Interfaces attached so far, with the mode each one got.
+    attached: Vec<(String, XdpMode)>,
+}
+
+impl Filter {
+    /// Loads the program and creates its maps pinned under `settings.pin_dir`.
+    /// Maps already pinned there are adopted with their contents, so bans,
+    /// runtime list entries and counters outlive the process that made them.
+    pub fn load(settings: &FilterSettings) -> Result<Filter, FilterError> {
+        Self::load_object(object::FILTER, settings)
+    }
+
+    /// As [`Filter::load`], from an explicit object (tests and benchmarks).
+    pub fn load_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
+        ensure_bpffs()?;
+        let dir = &settings.pin_dir;
+        std::fs::create_dir_all(dir).map_err(|source| FilterError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let paths: Vec<(&str, std::path::PathBuf)> =
+            pin::ALL_MAPS.iter().map(|n| (*n, dir.join(n))).collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let m = &settings.maps;
+        for (name, size) in [
+            (pin::SOURCES_V4, m.sources),
+            (pin::SOURCES_V6, m.sources),
+            (pin::BANS_V4, m.bans),
+            (pin::BANS_V6, m.bans),
+            (pin::ALLOW_V4, m.allow),
+            (pin::ALLOW_V6, m.allow),
+            (pin::BLOCK_V4, m.block_ranges),
+            (pin::BLOCK_V6, m.block_ranges),
+            (pin::BLOCK_ADDR_V4, m.block_addrs),
+            (pin::BLOCK_ADDR_V6, m.block_addrs),
+        ] {
+            loader.map_max_entries(name, size);
+        }
+        let mut ebpf = loader.load(object)?;
+        let program: &mut Xdp = program_mut(&mut ebpf)?;
+        program.load()?;
+        let mut filter = Filter {
+            maps: FilterMaps::open(dir)?,
+            ebpf,
+            attached: Vec::new(),
+        };
+        filter.sync(settings)?;
+        Ok(filter)
+    }
+
+    /// Brings the maps in line with `settings`: writes the config map in place
+    /// and reconciles the configured allow/block entries by diff.
+    pub fn sync(&mut self, settings: &FilterSettings) -> Result<(), FilterError> {
+        // Lists first, so a new limit never applies to a source the new config allows.
+        let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
+        let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
+        self.maps.write_config(kernel_config(settings))?;
+        info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
+        Ok(())
+    }
+
+    /// Attaches to `iface`. `Auto` tries native mode and falls back to generic
+    /// mode with a warning; `Native` and `Skb` fail rather than fall back.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<XdpMode, FilterError> {
+        let program = program_mut(&mut self.ebpf)?;
+        let got = match mode {
+            AttachMode::Native => attach_one(program, iface, XdpMode::Driver)?,
+            AttachMode::Skb => attach_one(program, iface, XdpMode::Skb)?,
+            AttachMode::Auto => match attach_one(program, iface, XdpMode::Driver) {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!("{e}; falling back to generic (SKB) mode, which is slower");
+                    attach_one(program, iface, XdpMode::Skb)?
+                }
+            },
+        };
+        info!("XDP attached to {iface} in {} mode", mode_name(got));
+        self.attached.push((iface.to_string(), got));
+        Ok(got)
+    }
+
+    /// The loaded program, for BPF_PROG_TEST_RUN.
+    pub fn program(&self) -> Result<&Xdp, FilterError> {
+        let p = self
+            .ebpf
+            .program(pin::PROGRAM)
+            .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
+        p.try_into().map_err(FilterError::Program)
+    }
+
+    pub fn attached(&self) -> &[(String, XdpMode)] {
+        &self.attached
+    }
+
+    pub fn pin_dir(&self) -> &Path {
+        self.maps.dir()
+    }
+}
+
+fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, FilterError> {
+    let p = ebpf
+        .program_mut(pin::PROGRAM)
+        .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
+    p.try_into().map_err(FilterError::Program)
+}
+
+fn attach_one(program: &mut Xdp, iface: &str, mode: XdpMode) -> Result<XdpMode, FilterError> {
+    program
+        .attach(iface, mode)
+        .map(|_| mode)
+        .map_err(|source| FilterError::Attach {
+            iface: iface.to_string(),
+            mode: mode_name(mode),
+            source,
+        })
+}
+
+pub fn mode_name(mode: XdpMode) -> &'static str {
+    match mode {
+        XdpMode::Driver => "native",
+        XdpMode::Skb => "skb",
+        XdpMode::Hardware => "offload",
+        XdpMode::Default => "default",
+    }
+}
+
+/// Makes sure /sys/fs/bpf is a BPF filesystem, mounting one if nothing is
+/// there yet (as systemd does at boot; minimal systems and containers skip it).
+fn ensure_bpffs() -> Result<(), FilterError> {
+    if is_bpffs() {
+        return Ok(());
+    }
+    // SAFETY: constant C strings; mount has no memory-safety preconditions.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            c"/sys/fs/bpf".as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 || !is_bpffs() {
+        return Err(FilterError::NoBpffs);
+    }
+    info!("mounted a BPF filesystem at /sys/fs/bpf");
+    Ok(())
+}
+
+fn is_bpffs() -> bool {
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a valid C string and `st` is ours to fill.
+    let rc = unsafe { libc::statfs(c"/sys/fs/bpf".as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}

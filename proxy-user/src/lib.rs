@@ -1,0 +1,25 @@
+//! rampart's userspace: the daemon and the CLI.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file, parsed into a raw form and validated into [`config::Config`].
+//! - [`cidr`]: networks as operators write them.
+//! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
+//!   attaches it, reads its counters. The only writer of kernel maps.
+//! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
+//!
+//! # Vocabulary
+//!
+//! *Source*: the address (IPv4) or prefix (IPv6) a packet comes from, the unit
+//! of rate limits. *Verdict*: what the XDP program decided for a packet
+//! (`proxy_common::stats`). *Pinned*: a kernel object kept alive by a path in
+//! bpffs, so it outlives the process that made it.
+
+pub mod cidr;
+pub mod cli;
+pub mod config;
+pub mod ctl;
+pub mod filter;
+
+/// Exit status for an invalid configuration or command line (sysexits EX_USAGE, as `nginx -t` users expect a failure).
+pub const EXIT_CONFIG: i32 = 64;

@@ -1,0 +1,18 @@
+//! `rampart`: parse the command line, then hand over to `ctl`.
+
+use clap::Parser;
+use proxy_user::{EXIT_CONFIG, cli::Cli, config::ConfigError, ctl};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    if let Err(err) = ctl::dispatch(cli) {
+        eprintln!("error: {err:#}");
+        let code = if err.downcast_ref::<ConfigError>().is_some() {
+            EXIT_CONFIG
+        } else {
+            1
+        };
+        std::process::exit(code);
+    }
+}

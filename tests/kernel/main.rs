@@ -1,0 +1,8 @@
+//! Privileged tests of the kernel tier, against the real kernel: the XDP
+//! program through BPF_PROG_TEST_RUN, and attached to veth interfaces in
+//! network namespaces with real traffic. Run by `cargo xtask test` as root.
+
+mod bpftool;
+mod fixtures;
+mod ratelimit;
+mod veth;

@@ -1,0 +1,87 @@
+//! Loading the filter for tests and running frames through BPF_PROG_TEST_RUN.
+
+use std::path::Path;
+
+use aya::programs::{TestRun, TestRunOptions};
+use proxy_common::stats::{self, Counter};
+use proxy_user::{
+    config::{AttachMode, Config, FilterSettings, MapSizes, RateLimit},
+    filter::Filter,
+};
+
+/// Settings with no lists and no limits, pinned in `pin_dir`.
+pub fn settings(pin_dir: &Path) -> FilterSettings {
+    FilterSettings {
+        enabled: true,
+        interfaces: vec![],
+        mode: AttachMode::Auto,
+        pin_dir: pin_dir.to_path_buf(),
+        allow: vec![],
+        block: vec![],
+        pps: None,
+        syn: None,
+        ipv6_prefix: 64,
+        track_sources: true,
+        maps: MapSizes::default(),
+    }
+}
+
+pub fn limit(rate: u64, burst: u64) -> Option<RateLimit> {
+    Some(RateLimit { rate, burst })
+}
+
+/// Parses CIDR strings for settings.
+pub fn cidrs(list: &[&str]) -> Vec<proxy_user::cidr::Cidr> {
+    list.iter()
+        .map(|s| s.parse().unwrap_or_else(|e| panic!("{s}: {e}")))
+        .collect()
+}
+
+/// Loads the filter (not attached) and panics with the loader's error.
+pub fn load(settings: &FilterSettings) -> Filter {
+    Filter::load(settings).unwrap_or_else(|e| panic!("loading the filter: {e:?}"))
+}
+
+/// Runs one frame through the program; returns the XDP action.
+pub fn run(filter: &Filter, frame: &[u8]) -> u32 {
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        repeat: 1,
+        ..Default::default()
+    };
+    filter
+        .program()
+        .unwrap()
+        .test_run(opts)
+        .expect("BPF_PROG_TEST_RUN")
+        .return_value
+}
+
+/// Runs a frame and returns which verdict counter moved (exactly one must).
+pub fn verdict_of(filter: &Filter, frame: &[u8]) -> (u32, u32) {
+    let before = filter.maps.verdicts().unwrap();
+    let action = run(filter, frame);
+    let after = filter.maps.verdicts().unwrap();
+    let moved: Vec<u32> = (0..stats::VERDICTS)
+        .filter(|&i| after[i as usize].packets != before[i as usize].packets)
+        .collect();
+    assert_eq!(
+        moved.len(),
+        1,
+        "exactly one verdict counter must move, moved: {moved:?}"
+    );
+    let v = moved[0];
+    let c: Counter = after[v as usize];
+    assert_eq!(c.packets, before[v as usize].packets + 1);
+    assert_eq!(
+        c.bytes,
+        before[v as usize].bytes + frame.len() as u64,
+        "bytes counted for {v}"
+    );
+    (action, v)
+}
+
+/// The configuration text, validated as `rampart run` would.
+pub fn parse(text: &str) -> Config {
+    Config::parse(text, Path::new("test.toml")).unwrap()
+}

@@ -1,0 +1,17 @@
+//! Helpers for rampart's privileged tests and benchmarks.
+//!
+//! # Layout
+//!
+//! - [`privilege`]: root checks; under `CI=true` a missing privilege fails the test.
+//! - [`pins`]: a private bpffs pin directory per test, removed on drop.
+//! - [`packet`]: a frame builder for fixtures (VLAN, IPv4 options and fragments,
+//!   IPv6 extension headers, TCP/UDP/ICMP).
+//! - [`netns`]: network namespaces and veth pairs as RAII guards, and running
+//!   code or commands inside a namespace.
+//! - [`filter`]: load the filter with test settings and run packets through it.
+
+pub mod filter;
+pub mod netns;
+pub mod packet;
+pub mod pins;
+pub mod privilege;
