@@ -74,6 +74,21 @@ impl NetNs {
         assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
     }
 
+    /// Runs `f` on the calling thread inside this namespace, then returns the
+    /// thread to the namespace it was in (also when `f` panics).
+    pub fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        struct Restore(File);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                // SAFETY: setns back to the namespace fd saved below.
+                unsafe { libc::setns(self.0.as_raw_fd(), libc::CLONE_NEWNET) };
+            }
+        }
+        let _restore = Restore(File::open("/proc/thread-self/ns/net").expect("open own netns"));
+        self.enter();
+        f()
+    }
+
     /// Runs `f` on a new thread inside this namespace and returns its result.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name);
