@@ -27,13 +27,23 @@ fn pin_to_cpu(cpu: usize) {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0, "sched_setaffinity");
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
     }
 }
 
 /// Floods `frame` from `cpus` threads (one per CPU) for `time`; returns the
 /// counter deltas of (passed, limited) and the time it really took.
-fn flood(filter: &Arc<Filter>, frame: &[u8], cpus: usize, time: Duration, limited: u32) -> (u64, u64, Duration) {
+fn flood(
+    filter: &Arc<Filter>,
+    frame: &[u8],
+    cpus: usize,
+    time: Duration,
+    limited: u32,
+) -> (u64, u64, Duration) {
     let before = filter.maps.verdicts().unwrap();
     let start = Instant::now();
     let threads: Vec<_> = (0..cpus)
@@ -45,7 +55,11 @@ fn flood(filter: &Arc<Filter>, frame: &[u8], cpus: usize, time: Duration, limite
                 let program = filter.program().unwrap();
                 let mut calls = 0u64;
                 while start.elapsed() < time {
-                    let opts = TestRunOptions { data_in: Some(&frame), repeat: REPEAT, ..Default::default() };
+                    let opts = TestRunOptions {
+                        data_in: Some(&frame),
+                        repeat: REPEAT,
+                        ..Default::default()
+                    };
                     program.test_run(opts).expect("BPF_PROG_TEST_RUN");
                     calls += 1;
                 }
@@ -58,7 +72,11 @@ fn flood(filter: &Arc<Filter>, frame: &[u8], cpus: usize, time: Duration, limite
     let after = filter.maps.verdicts().unwrap();
     let passed = after[PASS as usize].packets - before[PASS as usize].packets;
     let dropped = after[limited as usize].packets - before[limited as usize].packets;
-    assert_eq!(passed + dropped, calls * REPEAT as u64, "every packet is either passed or limited");
+    assert_eq!(
+        passed + dropped,
+        calls * REPEAT as u64,
+        "every packet is either passed or limited"
+    );
     (passed, dropped, took)
 }
 
@@ -73,7 +91,10 @@ fn check(kind: &str, rate: u64, burst: u64, cpus: usize, time: Duration) -> Resu
         }
         _ => {
             s.syn = limit(rate, burst);
-            (Frame::v6("fd72:9::1", "fd72::1").tcp_syn().build(), SYN_LIMITED)
+            (
+                Frame::v6("fd72:9::1", "fd72::1").tcp_syn().build(),
+                SYN_LIMITED,
+            )
         }
     };
     let mut filter = load(&s);
@@ -90,9 +111,15 @@ fn check(kind: &str, rate: u64, burst: u64, cpus: usize, time: Duration) -> Resu
         offered / 1e6
     );
     if offered < rate as f64 * 1.5 {
-        return Err(format!("{line}: the flood did not exceed the limit, so this measures nothing"));
+        return Err(format!(
+            "{line}: the flood did not exceed the limit, so this measures nothing"
+        ));
     }
-    if error.abs() > 0.10 { Err(line) } else { Ok(line) }
+    if error.abs() > 0.10 {
+        Err(line)
+    } else {
+        Ok(line)
+    }
 }
 
 fn run_all(cases: &[(&str, u64, u64, usize, Duration)]) {
@@ -143,8 +170,17 @@ fn one_source_on_two_cpus_shares_one_budget() {
     if !require_root("one_source_on_two_cpus_shares_one_budget") {
         return;
     }
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
-    assert!(cpus == 2 || std::env::var("CI").is_err(), "this test needs two CPUs");
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
+    assert!(
+        cpus == 2 || std::env::var("CI").is_err(),
+        "this test needs two CPUs"
+    );
     let s = Duration::from_secs(1);
-    run_all(&[("pps", 1_000, 10, cpus, s), ("pps", 100_000, 100, cpus, s), ("syn", 1_000_000, 1_000, cpus, s)]);
+    run_all(&[
+        ("pps", 1_000, 10, cpus, s),
+        ("pps", 100_000, 100, cpus, s),
+        ("syn", 1_000_000, 1_000, cpus, s),
+    ]);
 }

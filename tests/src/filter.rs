@@ -62,7 +62,9 @@ pub fn dispatch(filter: &mut Filter) -> Dispatched {
     let iface = link.edge_if.clone();
     // Down, so no stray traffic (IPv6 neighbour discovery) reaches the counters.
     link.edge.ip(&["link", "set", &iface, "down"]);
-    link.edge.with(|| filter.attach(&iface, AttachMode::Native)).expect("native XDP on veth");
+    link.edge
+        .with(|| filter.attach(&iface, AttachMode::Native))
+        .expect("native XDP on veth");
     Dispatched { _link: link }
 }
 
