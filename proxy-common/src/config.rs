@@ -22,6 +22,12 @@ pub const FLAG_HAS_BLOCK_ADDR_V4: u32 = 1 << 12;
 pub const FLAG_HAS_BLOCK_ADDR_V6: u32 = 1 << 13;
 pub const FLAG_HAS_BANS_V4: u32 = 1 << 14;
 pub const FLAG_HAS_BANS_V6: u32 = 1 << 15;
+/// Some blocklist entry or ban may cover an allowlisted address. Only then
+/// does a blocklist or ban hit need an allowlist lookup to honour the rule
+/// "the allowlist wins"; without overlap a hit drops at once. Kept by the
+/// loader, conservatively: it may be set when no overlap is left, never the
+/// other way round.
+pub const FLAG_ALLOW_OVERLAPS: u32 = 1 << 16;
 
 /// Live filter settings.
 ///
@@ -39,9 +45,10 @@ pub struct FilterConfig {
     pub syn_interval_ns: u64,
     /// Tolerance of the SYN limit, as for `pps_tolerance_ns`.
     pub syn_tolerance_ns: u64,
-    /// The IPv6 source prefix kept as the limiter key, as four big-endian
-    /// words ANDed with the address. Precomputed so the program does no shifts.
-    pub v6_mask: [u32; 4],
+    /// The IPv6 source prefix kept as the limiter key: the 16 mask bytes in
+    /// packet order, read as two native-endian words so the program ANDs the
+    /// address with two instructions and no shifts.
+    pub v6_mask: [u64; 2],
     /// Prefix length that `v6_mask` encodes (1..=128); kept for readers.
     pub v6_prefix_len: u32,
     /// `FLAG_*` bits.
@@ -56,24 +63,31 @@ impl FilterConfig {
     }
 }
 
-/// Builds the four-word big-endian mask for an IPv6 prefix length (clamped to 128).
-pub const fn v6_mask(prefix_len: u32) -> [u32; 4] {
-    let mut mask = [0u32; 4];
+/// The 16 bytes of an IPv6 prefix mask (big-endian, as in the packet).
+pub const fn v6_mask_bytes(prefix_len: u32) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
     let mut i = 0;
-    while i < 4 {
-        let bits_before = (i as u32) * 32;
-        let word = if prefix_len >= bits_before + 32 {
-            u32::MAX
+    while i < 16 {
+        let bits_before = (i as u32) * 8;
+        bytes[i] = if prefix_len >= bits_before + 8 {
+            0xff
         } else if prefix_len <= bits_before {
             0
         } else {
-            u32::MAX << (32 - (prefix_len - bits_before))
+            0xffu8 << (8 - (prefix_len - bits_before))
         };
-        // Stored in network byte order so it can be ANDed with the raw address.
-        mask[i] = word.to_be();
         i += 1;
     }
-    mask
+    bytes
+}
+
+/// [`v6_mask_bytes`] as the two words stored in [`FilterConfig::v6_mask`].
+pub const fn v6_mask(prefix_len: u32) -> [u64; 2] {
+    let b = v6_mask_bytes(prefix_len);
+    [
+        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        u64::from_ne_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]),
+    ]
 }
 
 #[cfg(test)]
@@ -82,10 +96,15 @@ mod tests {
 
     #[test]
     fn v6_mask_covers_prefix_lengths() {
-        assert_eq!(v6_mask(0), [0; 4]);
-        assert_eq!(v6_mask(128), [u32::MAX; 4]);
-        assert_eq!(v6_mask(64), [u32::MAX, u32::MAX, 0, 0]);
-        assert_eq!(v6_mask(48), [u32::MAX, 0xffff_0000u32.to_be(), 0, 0]);
-        assert_eq!(v6_mask(200), [u32::MAX; 4]);
+        assert_eq!(v6_mask(0), [0; 2]);
+        assert_eq!(v6_mask(128), [u64::MAX; 2]);
+        assert_eq!(v6_mask(64), [u64::MAX, 0]);
+        assert_eq!(v6_mask(200), [u64::MAX; 2]);
+        let b = v6_mask_bytes(52);
+        assert_eq!(&b[..8], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0]);
+        assert_eq!(
+            v6_mask(52)[0].to_ne_bytes(),
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0]
+        );
     }
 }

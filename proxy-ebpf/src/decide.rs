@@ -8,7 +8,7 @@ use aya_ebpf::{
 use proxy_common::{
     ban::Ban,
     config::{self, FilterConfig},
-    list::ListValue,
+    list::{ListValue, V4, V6},
     source::SourceState,
     stats,
 };
@@ -16,7 +16,7 @@ use proxy_common::{
 use crate::{
     limit,
     maps::*,
-    parse::{self, Malformed, Packet},
+    parse::{self, Malformed},
 };
 
 /// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
@@ -43,12 +43,11 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
         return Ok(stats::PASS);
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let mut pkt = Packet::new();
-    parse::parse(ctx, &mut pkt)?;
-    let syn = pkt.syn;
-    match pkt.family {
-        parse::IPV4 => {
-            let src = pkt.src_v4();
+    let (proto, off) = parse::ethernet(ctx)?;
+    match proto {
+        parse::ETH_P_IP => {
+            let mut src: V4 = [0; 4];
+            let syn = parse::ipv4(ctx, off, &mut src)?;
             let fam = Family {
                 allow: &ALLOW_V4,
                 block_ranges: &BLOCK_V4,
@@ -62,8 +61,13 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             };
             Ok(fam.decide(cfg, &src, &src, 32, syn, len))
         }
-        parse::IPV6 => {
-            let src = pkt.src;
+        parse::ETH_P_IPV6 => {
+            let mut words = [0u64; 2];
+            let syn = parse::ipv6(ctx, off, &mut words)?;
+            let key = [words[0] & cfg.v6_mask[0], words[1] & cfg.v6_mask[1]];
+            // SAFETY: [u64; 2] and [u8; 16] have the same size; any bytes are valid.
+            let (src, key): (V6, V6) =
+                unsafe { (core::mem::transmute(words), core::mem::transmute(key)) };
             let fam = Family {
                 allow: &ALLOW_V6,
                 block_ranges: &BLOCK_V6,
@@ -75,7 +79,6 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V6,
                 has_bans: config::FLAG_HAS_BANS_V6,
             };
-            let key = masked_v6(&src, &cfg.v6_mask);
             Ok(fam.decide(cfg, &src, &key, 128, syn, len))
         }
         _ => Ok(stats::NON_IP),
@@ -97,40 +100,61 @@ impl<K: Copy + 'static, const N_ALLOW: usize, const N_RANGE: usize>
         syn: bool,
         len: u64,
     ) -> u32 {
-        if cfg.has(self.has_allow) && self.allow.get(&Key::new(bits, *src)).is_some() {
-            return stats::ALLOWLISTED;
-        }
+        // The allowlist wins over the blocklist and bans. Checking the
+        // blocklist first gives the same decision and is cheaper: a blocked
+        // source needs the allowlist lookup only if the loader saw an overlap.
         if cfg.has(self.has_block_addr) && self.block_addrs.get_ptr(src).is_some() {
-            return stats::BLOCKLISTED;
+            return self.unless_allowed(cfg, src, bits, stats::BLOCKLISTED);
         }
         if cfg.has(self.has_block) && self.block_ranges.get(&Key::new(bits, *src)).is_some() {
-            return stats::BLOCKLISTED;
+            return self.unless_allowed(cfg, src, bits, stats::BLOCKLISTED);
         }
-        let limiting = cfg.pps_interval_ns != 0
-            || cfg.syn_interval_ns != 0
-            || cfg.has(config::FLAG_TRACK_SOURCES);
-        if !limiting && !cfg.has(self.has_bans) {
-            return stats::PASS;
-        }
-        // SAFETY: a BPF helper with no preconditions.
-        let now = unsafe { bpf_ktime_get_ns() };
+        let mut now = 0;
         if cfg.has(self.has_bans) {
+            // SAFETY: a BPF helper with no preconditions.
+            now = unsafe { bpf_ktime_get_ns() };
             if let Some(ban) = self.bans.get_ptr(src) {
                 // SAFETY: the pointer is a live value of the bans map.
                 if now < unsafe { (*ban).expires_at_ns } {
-                    return stats::BANNED;
+                    return self.unless_allowed(cfg, src, bits, stats::BANNED);
                 }
                 // Expired: clean it up so the next packet skips it.
                 let _ = self.bans.remove(src);
             }
         }
+        if self.allowed(cfg, src, bits) {
+            return stats::ALLOWLISTED;
+        }
+        let limiting = cfg.pps_interval_ns != 0
+            || cfg.syn_interval_ns != 0
+            || cfg.has(config::FLAG_TRACK_SOURCES);
         if !limiting {
             return stats::PASS;
+        }
+        if now == 0 {
+            // SAFETY: as above.
+            now = unsafe { bpf_ktime_get_ns() };
         }
         match self.source(source_key) {
             Some(state) => limit::apply(cfg, state, now, syn, len),
             // The LRU map refused the entry (it should evict instead); fail open.
             None => stats::PASS,
+        }
+    }
+
+    #[inline(always)]
+    fn allowed(&self, cfg: &FilterConfig, src: &K, bits: u32) -> bool {
+        cfg.has(self.has_allow) && self.allow.get(&Key::new(bits, *src)).is_some()
+    }
+
+    /// `verdict` (a drop), unless the source is allowlisted; looked up only
+    /// when some block entry or ban overlaps the allowlist.
+    #[inline(always)]
+    fn unless_allowed(&self, cfg: &FilterConfig, src: &K, bits: u32, verdict: u32) -> u32 {
+        if cfg.has(config::FLAG_ALLOW_OVERLAPS) && self.allowed(cfg, src, bits) {
+            stats::ALLOWLISTED
+        } else {
+            verdict
         }
     }
 
@@ -150,17 +174,4 @@ impl<K: Copy + 'static, const N_ALLOW: usize, const N_RANGE: usize>
         let _ = self.sources.insert(key, &fresh, BPF_NOEXIST);
         self.sources.get_ptr_mut(key)
     }
-}
-
-#[inline(always)]
-fn masked_v6(src: &[u8; 16], mask: &[u32; 4]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let mut i = 0;
-    while i < 4 {
-        let w = u32::from_ne_bytes([src[4 * i], src[4 * i + 1], src[4 * i + 2], src[4 * i + 3]])
-            & mask[i];
-        out[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
-        i += 1;
-    }
-    out
 }

@@ -3,7 +3,9 @@
 //! ```text
 //! parse (Ethernet, 0-2 VLAN tags, IPv4 with options and fragments, IPv6 with
 //!        extension headers)       -> non-IP: pass (non_ip); broken: drop (malformed)
-//!   allowlist (LPM)               -> pass, never limited (allowlisted)
+//!   allowlist (LPM)               -> pass, never limited (allowlisted);
+//!                                    checked after the lists below but
+//!                                    winning over them (see decide.rs)
 //!   blocklist (hash of addresses,
 //!              then LPM of ranges) -> drop (blocklisted)
 //!   ban table (exact, with TTL)   -> drop while unexpired (banned)

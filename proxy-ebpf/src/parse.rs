@@ -6,8 +6,8 @@ use aya_ebpf::programs::XdpContext;
 use proxy_common::list::{V4, V6};
 
 const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
 const IPPROTO_TCP: u8 = 6;
@@ -19,41 +19,6 @@ const TCP_ACK: u8 = 0x10;
 
 /// Why a packet could not be parsed; it is counted as `malformed` and dropped.
 pub struct Malformed;
-
-/// `Packet::family` of a non-IP frame (ARP, LLDP, ...).
-pub const NON_IP: u32 = 0;
-pub const IPV4: u32 = 4;
-pub const IPV6: u32 = 6;
-
-/// What the filter needs from a packet.
-///
-/// A plain struct the caller initialises, not an enum returned by value: the
-/// verifier rejects reads of uninitialised registers, and LLVM happily copies
-/// the undefined payload bytes of an enum variant around.
-pub struct Packet {
-    /// `NON_IP`, `IPV4` or `IPV6`.
-    pub family: u32,
-    /// A TCP SYN without ACK: a new connection attempt.
-    pub syn: bool,
-    /// The source address (IPv4 in the first four bytes).
-    pub src: V6,
-}
-
-impl Packet {
-    #[inline(always)]
-    pub const fn new() -> Packet {
-        Packet {
-            family: NON_IP,
-            syn: false,
-            src: [0; 16],
-        }
-    }
-
-    #[inline(always)]
-    pub fn src_v4(&self) -> V4 {
-        [self.src[0], self.src[1], self.src[2], self.src[3]]
-    }
-}
 
 /// Returns a pointer to a `T` at `offset` from the start of the frame, or
 /// `Malformed` if the frame is too short to hold it.
@@ -83,8 +48,40 @@ fn be16_at(ctx: &XdpContext, offset: usize) -> Result<u16, Malformed> {
     Ok(u16::from_be_bytes(b))
 }
 
+/// Loads a u32 from packet memory with one instruction. The address may be
+/// unaligned (an IPv4 source sits at offset 26), which x86-64 and arm64
+/// handle and the verifier allows; a Rust deref would make that UB and
+/// `read_unaligned` costs four byte loads.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), Malformed> {
+fn load32(p: *const u8) -> u32 {
+    let v: u64;
+    // SAFETY: the caller proved with ptr_at that 4 bytes at `p` are in the frame.
+    unsafe {
+        core::arch::asm!("{v} = *(u32 *)({p} + 0)", p = in(reg) p, v = out(reg) v, options(nostack, readonly))
+    };
+    v as u32
+}
+
+/// As [`load32`], for 8 bytes.
+#[inline(always)]
+fn load64(p: *const u8) -> u64 {
+    let v: u64;
+    // SAFETY: the caller proved with ptr_at that 8 bytes at `p` are in the frame.
+    unsafe {
+        core::arch::asm!("{v} = *(u64 *)({p} + 0)", p = in(reg) p, v = out(reg) v, options(nostack, readonly))
+    };
+    v
+}
+
+/// Walks the Ethernet header and up to two VLAN tags. Returns the ethertype
+/// and the offset of the header that follows.
+///
+/// The parsers return small plain values or write through out-parameters
+/// rather than return an enum carrying an address: LLVM copies an enum's
+/// undefined payload bytes around, and the verifier rejects reading an
+/// uninitialised register.
+#[inline(always)]
+pub fn ethernet(ctx: &XdpContext) -> Result<(u16, usize), Malformed> {
     let mut proto = be16_at(ctx, 12)?;
     let mut off = ETH_HLEN;
     // 802.1ad outer tag and/or 802.1Q inner tag.
@@ -94,11 +91,7 @@ pub fn parse(ctx: &XdpContext, pkt: &mut Packet) -> Result<(), Malformed> {
             off += 4;
         }
     }
-    match proto {
-        ETH_P_IP => ipv4(ctx, off, pkt),
-        ETH_P_IPV6 => ipv6(ctx, off, pkt),
-        _ => Ok(()),
-    }
+    Ok((proto, off))
 }
 
 #[inline(always)]
@@ -106,8 +99,10 @@ fn frame_len(ctx: &XdpContext) -> usize {
     ctx.data_end() - ctx.data()
 }
 
+/// Parses the IPv4 header at `off`: writes the source address into `src` and
+/// returns whether the packet is a TCP SYN without ACK.
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed> {
+pub fn ipv4(ctx: &XdpContext, off: usize, src: &mut V4) -> Result<bool, Malformed> {
     // SAFETY: ptr_at checked the fixed 20-byte header lies within the frame.
     let h = unsafe { *ptr_at::<[u8; 20]>(ctx, off)? };
     if h[0] >> 4 != 4 {
@@ -119,18 +114,20 @@ fn ipv4(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed>
         return Err(Malformed);
     }
     let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
-    pkt.family = IPV4;
-    pkt.src[..4].copy_from_slice(&h[12..16]);
+    *src = load32(unsafe { (ptr_at::<[u8; 20]>(ctx, off)? as *const u8).add(12) }).to_ne_bytes();
     // Only the first fragment carries the TCP header. A first fragment too
     // short to hold the TCP flags is the RFC 1858 tiny-fragment attack.
     if h[9] == IPPROTO_TCP && frag_offset == 0 {
-        pkt.syn = tcp_is_syn(ctx, off + hdr_len)?;
+        return tcp_is_syn(ctx, off + hdr_len);
     }
-    Ok(())
+    Ok(false)
 }
 
+/// Parses the IPv6 header at `off` and its extension headers: writes the
+/// source address into `src` (as two native-endian words, which is the byte
+/// order of the packet) and returns whether the packet is a TCP SYN without ACK.
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed> {
+pub fn ipv6(ctx: &XdpContext, off: usize, src: &mut [u64; 2]) -> Result<bool, Malformed> {
     // SAFETY: ptr_at checked the 40-byte header lies within the frame.
     let h = unsafe { &*ptr_at::<[u8; IPV6_HLEN]>(ctx, off)? };
     if h[0] >> 4 != 6 {
@@ -140,8 +137,9 @@ fn ipv6(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed>
     if off + IPV6_HLEN + payload_len > frame_len(ctx) {
         return Err(Malformed);
     }
-    pkt.family = IPV6;
-    pkt.src.copy_from_slice(&h[8..24]);
+    let base = h.as_ptr();
+    // SAFETY: bytes 8..24 lie within the 40-byte header checked above.
+    *src = unsafe { [load64(base.add(8)), load64(base.add(16))] };
     let mut next = h[6];
     let mut cur = off + IPV6_HLEN;
     for _ in 0..MAX_IPV6_EXT {
@@ -164,16 +162,13 @@ fn ipv6(ctx: &XdpContext, off: usize, pkt: &mut Packet) -> Result<(), Malformed>
                 let h = unsafe { *ptr_at::<[u8; 4]>(ctx, cur)? };
                 next = h[0];
                 if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
-                    return Ok(());
+                    return Ok(false);
                 }
                 cur += 8;
             }
-            IPPROTO_TCP => {
-                pkt.syn = tcp_is_syn(ctx, cur)?;
-                return Ok(());
-            }
+            IPPROTO_TCP => return tcp_is_syn(ctx, cur),
             // UDP, ICMPv6, ESP, no-next-header, ...
-            _ => return Ok(()),
+            _ => return Ok(false),
         }
     }
     // More extension headers than any legitimate sender uses.

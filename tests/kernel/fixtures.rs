@@ -466,3 +466,54 @@ fn settings_change_in_place_without_reload() {
         PASS
     );
 }
+
+#[test]
+fn allowlist_wins_over_runtime_blocks_and_bans() {
+    if !require_root("allowlist_wins_over_runtime_blocks_and_bans") {
+        return;
+    }
+    let pins = PinDir::new("overlap");
+    let mut s = settings(pins.path());
+    s.block = cidrs(&["198.18.10.0/24"]);
+    let mut filter = load(&s);
+    let inside = Frame::v4("198.18.10.5", DST4).build();
+    assert_eq!(verdict_of(&filter, &inside).1, BLOCKLISTED);
+    // An allow entry added at runtime inside a blocked range wins at once.
+    filter
+        .maps
+        .insert(List::Allow, "198.18.10.5".parse().unwrap(), ORIGIN_CLI)
+        .unwrap();
+    assert_eq!(verdict_of(&filter, &inside).1, ALLOWLISTED);
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("198.18.10.6", DST4).build()).1,
+        BLOCKLISTED
+    );
+    // A ban on an allowlisted address does not drop it either.
+    filter
+        .maps
+        .ban("198.18.10.5".parse().unwrap(), None, ORIGIN_CLI)
+        .unwrap();
+    filter
+        .maps
+        .insert(List::Block, "198.18.10.5".parse().unwrap(), ORIGIN_CLI)
+        .unwrap();
+    assert_eq!(verdict_of(&filter, &inside).1, ALLOWLISTED);
+    // Without the allow entry, the exact block entry and the ban apply again.
+    filter
+        .maps
+        .remove(List::Allow, "198.18.10.5".parse().unwrap())
+        .unwrap();
+    assert_eq!(verdict_of(&filter, &inside).1, BLOCKLISTED);
+    filter
+        .maps
+        .remove(List::Block, "198.18.10.5".parse().unwrap())
+        .unwrap();
+    s.block = vec![];
+    filter.sync(&s).unwrap();
+    assert_eq!(verdict_of(&filter, &inside).1, BANNED);
+    assert_eq!(
+        filter.maps.config().unwrap().flags & proxy_common::config::FLAG_ALLOW_OVERLAPS,
+        0,
+        "no overlap left, so no allowlist lookup on drops"
+    );
+}

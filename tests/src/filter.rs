@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use proxy_common::stats::{self, Counter};
 
 use crate::netns::Link;
@@ -58,14 +58,28 @@ pub struct Dispatched {
 
 /// Attaches `filter` natively to a veth in a private namespace (see [`Dispatched`]).
 pub fn dispatch(filter: &mut Filter) -> Dispatched {
-    let link = Link::new("dsp");
-    let iface = link.edge_if.clone();
-    // Down, so no stray traffic (IPv6 neighbour discovery) reaches the counters.
-    link.edge.ip(&["link", "set", &iface, "down"]);
+    let (link, iface) = dispatch_link();
     link.edge
         .with(|| filter.attach(&iface, AttachMode::Native))
         .expect("native XDP on veth");
     Dispatched { _link: link }
+}
+
+/// As [`dispatch`], for any loaded XDP program (benchmark baselines).
+pub fn dispatch_program(program: &mut Xdp) -> Dispatched {
+    let (link, iface) = dispatch_link();
+    link.edge
+        .with(|| program.attach(&iface, XdpMode::Driver))
+        .expect("native XDP on veth");
+    Dispatched { _link: link }
+}
+
+fn dispatch_link() -> (Link, String) {
+    let link = Link::new("dsp");
+    let iface = link.edge_if.clone();
+    // Down, so no stray traffic (IPv6 neighbour discovery) reaches the counters.
+    link.edge.ip(&["link", "set", &iface, "down"]);
+    (link, iface)
 }
 
 /// Runs one frame through the program; returns the XDP action.

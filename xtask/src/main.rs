@@ -1,1 +1,73 @@
-fn main() {}
+//! `cargo xtask`: what cargo alone cannot do for rampart.
+//!
+//! - `bootstrap`: install the eBPF toolchain and the test tools a fresh machine lacks.
+//! - `build`:     bootstrap, then build `rampart` with the XDP program embedded.
+//! - `test`:      bootstrap, build, unit tests, then the privileged kernel tests.
+//! - `bench xdp`: per-packet cost and drop rates against baselines; writes BENCHMARKS.md.
+//! - `demo`:      build, create a demo topology, run rampart on it with the built-in config.
+
+mod bench;
+mod cmd;
+mod demo;
+mod test;
+mod toolchain;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test, benchmark and demo rampart"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing to build the XDP program (Debian's rustc-web,
+    /// rust-web-src, llvm-N-dev, bpf-linker) and to run the tests (bpftool, ...).
+    Bootstrap,
+    /// Build `rampart` (debug unless --release) with the XDP program embedded.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run every test: unit and in-process tests, then the privileged kernel
+    /// tests (root; under CI=true a missing privilege fails instead of skipping).
+    Test {
+        /// Only run tests whose name contains this.
+        filter: Option<String>,
+    },
+    /// Run a benchmark and write its table into BENCHMARKS.md.
+    Bench {
+        /// What to benchmark: `xdp`.
+        #[arg(default_value = "xdp")]
+        what: String,
+        /// Shorter runs, for a quick look (figures are noisier).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Build, create a demo topology in network namespaces and run rampart on it.
+    Demo {
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Bootstrap => toolchain::bootstrap(toolchain::Needs::all()),
+        Task::Build { release } => {
+            toolchain::bootstrap(toolchain::Needs::build())?;
+            test::build_rampart(release)
+        }
+        Task::Test { filter } => test::all(filter.as_deref()),
+        Task::Bench { what, quick } => bench::run(&what, quick),
+        Task::Demo { seconds } => demo::run(seconds),
+    }
+}

@@ -111,10 +111,60 @@ impl FilterMaps {
     /// Writes new settings in place (the program sees them on its next packet),
     /// keeping the `FLAG_HAS_*` hints true to the maps' contents.
     pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
-        value.flags = (value.flags & 0xff) | self.presence_flags();
+        // The overlap hint is not the caller's to set: keep what is installed.
+        let overlap = self.config()?.flags & kcfg::FLAG_ALLOW_OVERLAPS;
+        value.flags = (value.flags & 0xff) | self.presence_flags() | overlap;
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// Sets or clears `FLAG_ALLOW_OVERLAPS`.
+    pub(super) fn set_overlap(&mut self, on: bool) -> Result<(), FilterError> {
+        let mut value = self.config()?;
+        let before = value.flags;
+        if on {
+            value.flags |= kcfg::FLAG_ALLOW_OVERLAPS;
+        } else {
+            value.flags &= !kcfg::FLAG_ALLOW_OVERLAPS;
+        }
+        if value.flags == before {
+            return Ok(());
+        }
+        self.config
+            .set(kcfg::CONFIG_KEY, value, 0)
+            .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// Whether `cidr` shares any address with an allowlist entry.
+    fn overlaps_allow(&self, cidr: Cidr) -> Result<bool, FilterError> {
+        Ok(self
+            .entries(List::Allow)?
+            .iter()
+            .any(|(a, _)| overlap(*a, cidr)))
+    }
+
+    /// Whether some blocklist entry or ban shares an address with `allow`.
+    fn overlaps_drops(&self, allow: &[Cidr]) -> Result<bool, FilterError> {
+        if allow.is_empty() {
+            return Ok(false);
+        }
+        let hits = |c: Cidr| allow.iter().any(|a| overlap(*a, c));
+        Ok(self.entries(List::Block)?.into_iter().any(|(c, _)| hits(c))
+            || self.bans()?.into_iter().any(|b| hits(Cidr::host(b.addr))))
+    }
+
+    /// Recomputes `FLAG_ALLOW_OVERLAPS` from the maps. Walks the whole
+    /// blocklist, but only when the allowlist is not empty.
+    pub fn recompute_overlap(&mut self) -> Result<bool, FilterError> {
+        let allow: Vec<Cidr> = self
+            .entries(List::Allow)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let on = self.overlaps_drops(&allow)?;
+        self.set_overlap(on)?;
+        Ok(on)
     }
 
     /// Recomputes the `FLAG_HAS_*` hints after a list or ban change.
@@ -164,6 +214,15 @@ impl FilterMaps {
     /// Puts `cidr` on `list` with `origin`. Single blocked addresses go in the
     /// exact-address hash, everything else in the LPM trie.
     pub fn insert(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
+        // Raise the overlap hint before the entry exists, so an allowlisted
+        // source is never dropped by the new entry, not even for a packet.
+        let overlapping = match list {
+            List::Block => self.overlaps_allow(cidr)?,
+            List::Allow => self.overlaps_drops(&[cidr])?,
+        };
+        if overlapping {
+            self.set_overlap(true)?;
+        }
         self.insert_raw(list, cidr, origin)?;
         self.refresh_flags()
     }
@@ -203,6 +262,9 @@ impl FilterMaps {
     pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
         let removed = self.remove_raw(list, cidr);
         self.refresh_flags()?;
+        if list == List::Allow {
+            self.recompute_overlap()?;
+        }
         Ok(removed)
     }
 
@@ -306,6 +368,9 @@ impl FilterMaps {
             origin,
             _pad: 0,
         };
+        if self.overlaps_allow(Cidr::host(addr))? {
+            self.set_overlap(true)?;
+        }
         match addr {
             IpAddr::V4(ip) => self
                 .bans_v4
@@ -411,11 +476,10 @@ impl FilterMaps {
         let found = match ip {
             IpAddr::V4(ip) => self.sources_v4.get(&v4(ip), 0),
             IpAddr::V6(ip) => {
-                let mask = self.config()?.v6_mask;
+                let mask = proxy_common::config::v6_mask_bytes(self.config()?.v6_prefix_len);
                 let mut key = v6(ip);
-                for (i, m) in mask.iter().enumerate() {
-                    let w = u32::from_ne_bytes(key[4 * i..4 * i + 4].try_into().unwrap()) & m;
-                    key[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
+                for (k, m) in key.iter_mut().zip(mask) {
+                    *k &= m;
                 }
                 self.sources_v6.get(&key, 0)
             }
@@ -429,6 +493,11 @@ impl FilterMaps {
             }),
         }
     }
+}
+
+/// Whether two networks share an address (one contains the other's base).
+fn overlap(a: Cidr, b: Cidr) -> bool {
+    a.contains(b.addr()) || b.contains(a.addr())
 }
 
 /// A network from a trie key; keys hold no host bits, so this cannot fail.

@@ -98,9 +98,16 @@ impl Filter {
     /// Brings the maps in line with `settings`: writes the config map in place
     /// and reconciles the configured allow/block entries by diff.
     pub fn sync(&mut self, settings: &FilterSettings) -> Result<(), FilterError> {
-        // Lists first, so a new limit never applies to a source the new config allows.
+        // Lists first, so a new limit never applies to a source the new config
+        // allows. While they change, assume the allowlist overlaps the
+        // blocklist (blocked sources then also get an allowlist lookup), and
+        // settle the hint once both are in place.
+        if !settings.allow.is_empty() {
+            self.maps.set_overlap(true)?;
+        }
         let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
         let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
+        self.maps.recompute_overlap()?;
         self.maps.write_config(kernel_config(settings))?;
         info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
         Ok(())

@@ -1,0 +1,89 @@
+//! `cargo xtask test`: every tier, in order of cost.
+//!
+//! 1. unit and in-process tests of the default members (`cargo test`);
+//! 2. the privileged kernel tests (`tests` crate): BPF_PROG_TEST_RUN fixtures,
+//!    rate-limit accuracy, and real traffic on veth in network namespaces.
+//!    They run one at a time: the accuracy tests measure time on both CPUs.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::{
+    cmd::{cargo, exec, is_root, root, step},
+    toolchain::{self, Needs},
+};
+
+pub fn build_rampart(release: bool) -> Result<()> {
+    step(format!(
+        "building rampart ({})",
+        if release { "release" } else { "debug" }
+    ));
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "proxy-user", "--bin", "rampart"]);
+    if release {
+        cmd.arg("--release");
+    }
+    exec(&mut cmd)
+}
+
+pub fn run_tests(filter: Option<&str>) -> Result<()> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    step("unit and in-process tests");
+    let mut unit = cargo();
+    unit.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "tests",
+        "--exclude",
+        "proxy-ebpf",
+    ]);
+    if let Some(f) = filter {
+        unit.args(["--", f]);
+    }
+    exec(&mut unit)?;
+
+    if !is_root() {
+        if ci {
+            bail!(
+                "the kernel tests need root (CAP_BPF, CAP_NET_ADMIN); CI=true forbids skipping them"
+            );
+        }
+        step("SKIPPED the kernel tests: not root (run `sudo -E cargo xtask test`)");
+        return Ok(());
+    }
+    step("kernel tests (BPF_PROG_TEST_RUN, veth in network namespaces)");
+    let mut kernel = cargo();
+    kernel
+        .args(["test", "--package", "tests", "--", "--test-threads=1"])
+        .env("RAMPART_BIN", root().join("target/debug/rampart"));
+    if let Some(f) = filter {
+        kernel.arg(f);
+    }
+    exec(&mut kernel)
+}
+
+pub fn all(filter: Option<&str>) -> Result<()> {
+    toolchain::bootstrap(Needs::test())?;
+    build_rampart(false)?;
+    run_tests(filter)?;
+    leftovers();
+    Ok(())
+}
+
+/// Reports namespaces or pins a crashed test run left behind (guards clean up
+/// on panic; only a killed run leaves any).
+fn leftovers() {
+    let out = Command::new("ip").args(["netns", "list"]).output();
+    if let Ok(out) = out {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ours: Vec<&str> = text.lines().filter(|l| l.starts_with("rt")).collect();
+        if !ours.is_empty() {
+            step(format!(
+                "warning: test namespaces left behind: {}",
+                ours.join(", ")
+            ));
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Bootstrap: install what a fresh Debian machine lacks to build the XDP
+//! program and to run the tests, one line of output per step, reusing what is
+//! already there.
+//!
+//! Building for `bpfel-unknown-none` needs a Rust toolchain with rust-src
+//! (`-Z build-std=core`) and bpf-linker built against the same LLVM major:
+//!
+//! - a rustup nightly that has rust-src is used as is, when present;
+//! - otherwise Debian's rustc-web/cargo-web/rust-web-src (with
+//!   `RUSTC_BOOTSTRAP=1`; `proxy-user/build.rs` sets that up).
+//!
+//! bpf-linker is built from crates.io against Debian's `llvm-N-dev`, where N is
+//! the LLVM major the chosen rustc reports, into /opt/ebpf-tools.
+
+use std::{
+    path::Path,
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::{exec, is_root, on_path, output, step};
+
+const TOOLS_ROOT: &str = "/opt/ebpf-tools";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// What the caller is about to do.
+#[derive(Clone, Copy)]
+pub struct Needs {
+    ebpf: bool,
+    test_tools: bool,
+    bench_tools: bool,
+}
+
+impl Needs {
+    pub fn build() -> Needs {
+        Needs {
+            ebpf: true,
+            test_tools: false,
+            bench_tools: false,
+        }
+    }
+    pub fn test() -> Needs {
+        Needs {
+            ebpf: true,
+            test_tools: true,
+            bench_tools: false,
+        }
+    }
+    pub fn bench() -> Needs {
+        Needs {
+            ebpf: true,
+            test_tools: true,
+            bench_tools: true,
+        }
+    }
+    pub fn all() -> Needs {
+        Self::bench()
+    }
+}
+
+/// Commands the tests and benchmarks run, and the Debian package of each.
+const TEST_TOOLS: [(&str, &str); 5] = [
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("ping", "iputils-ping"),
+    ("bpftool", "bpftool"),
+    ("ethtool", "ethtool"),
+];
+const BENCH_TOOLS: [(&str, &str); 2] = [("xdp-filter", "xdp-tools"), ("nft", "nftables")];
+
+pub fn bootstrap(needs: Needs) -> Result<()> {
+    if needs.ebpf {
+        ebpf_toolchain()?;
+    }
+    let mut tools: Vec<(&str, &str)> = Vec::new();
+    if needs.test_tools {
+        tools.extend(TEST_TOOLS);
+    }
+    if needs.bench_tools {
+        tools.extend(BENCH_TOOLS);
+    }
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(cmd, _)| !on_path(cmd))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        if !tools.is_empty() {
+            step(format!(
+                "test tools: present ({})",
+                tools.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    } else {
+        step(format!("test tools: installing {}", missing.join(" ")));
+        apt_install(&missing)?;
+    }
+    Ok(())
+}
+
+fn ebpf_toolchain() -> Result<()> {
+    let llvm_major = if let Some(major) = nightly_with_rust_src() {
+        step(format!(
+            "eBPF toolchain: rustup nightly with rust-src (LLVM {major}), reused"
+        ));
+        major
+    } else {
+        if debian_rust_present() {
+            step("eBPF toolchain: Debian rustc-web with rust-web-src, reused");
+        } else {
+            step("eBPF toolchain: installing Debian's rustc-web, cargo-web and rust-web-src");
+            apt_install(&["rustc-web", "cargo-web", "rust-web-src"])?;
+        }
+        llvm_major_of(Command::new("/usr/bin/rustc").arg("-vV"))
+            .context("could not read the LLVM version from `/usr/bin/rustc -vV`")?
+    };
+    let dev = format!("llvm-{llvm_major}-dev");
+    if Path::new(&format!("/usr/lib/llvm-{llvm_major}/include/llvm")).exists() {
+        step(format!("LLVM: {dev}, reused"));
+    } else {
+        step(format!(
+            "LLVM: installing {dev} (bpf-linker links against it)"
+        ));
+        apt_install(&[&dev])?;
+    }
+    bpf_linker(llvm_major)
+}
+
+/// The LLVM major of a rustup nightly that has rust-src, if there is one.
+fn nightly_with_rust_src() -> Option<u32> {
+    let sysroot =
+        output(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]))?;
+    if !Path::new(sysroot.trim())
+        .join("lib/rustlib/src/rust/library/core")
+        .exists()
+    {
+        return None;
+    }
+    llvm_major_of(Command::new("rustup").args(["run", "nightly", "rustc", "-vV"]))
+}
+
+fn debian_rust_present() -> bool {
+    Path::new("/usr/bin/cargo").exists()
+        && Path::new("/usr/lib/rustlib/src/rust/library/core").exists()
+}
+
+fn llvm_major_of(cmd: &mut Command) -> Option<u32> {
+    let text = output(cmd)?;
+    let line = text.lines().find(|l| l.starts_with("LLVM version:"))?;
+    line.split(':')
+        .nth(1)?
+        .trim()
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn bpf_linker(llvm_major: u32) -> Result<()> {
+    let bin = format!("{TOOLS_ROOT}/bin/bpf-linker");
+    if let Some(v) = output(Command::new(&bin).arg("--version")) {
+        step(format!("bpf-linker: {} at {bin}, reused", v.trim()));
+        return Ok(());
+    }
+    step(format!(
+        "bpf-linker: building {BPF_LINKER_VERSION} against LLVM {llvm_major} into {TOOLS_ROOT} (about 2 minutes)"
+    ));
+    let mut cmd = if nightly_with_rust_src().is_some() {
+        let mut c = Command::new("rustup");
+        c.args(["run", "nightly", "cargo"]);
+        c
+    } else {
+        let mut c = Command::new("/usr/bin/cargo");
+        // Debian's cargo with Debian's rustc only: rustup's proxies stay off PATH.
+        c.env("PATH", "/usr/bin:/bin")
+            .env("RUSTC", "/usr/bin/rustc")
+            .env_remove("RUSTUP_TOOLCHAIN");
+        c
+    };
+    cmd.args([
+        "install",
+        "--locked",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+    ])
+    .args([
+        "--features",
+        &format!("llvm-{llvm_major}"),
+        "--root",
+        TOOLS_ROOT,
+    ])
+    // bpf-linker finds LLVM through LLVM_PREFIX (not LLVM_SYS_*_PREFIX).
+    .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm_major}"))
+    .env_remove("CARGO_TARGET_DIR")
+    .env_remove("RUSTFLAGS");
+    exec(&mut cmd).with_context(|| {
+        format!("building bpf-linker failed; check that llvm-{llvm_major}-dev is installed and crates.io is reachable")
+    })
+}
+
+static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "missing packages: {}. Install them as root:\n  apt-get update && apt-get install -y --no-install-recommends {}",
+            packages.join(" "),
+            packages.join(" ")
+        );
+    }
+    if !APT_UPDATED.swap(true, Ordering::Relaxed) {
+        step("apt-get update");
+        exec(Command::new("apt-get").args(["update", "-q"]))?;
+    }
+    exec(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages),
+    )
+    .with_context(|| format!("apt-get install {} failed", packages.join(" ")))
+}
