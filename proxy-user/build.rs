@@ -20,7 +20,6 @@ use std::{
 };
 
 const BINS: [&str; 2] = ["rampart-xdp", "bench-progs"];
-const TOOLS_BIN: &str = "/opt/ebpf-tools/bin";
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -35,6 +34,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=RAMPART_EBPF_CARGO");
+    println!("cargo:rerun-if-env-changed=RAMPART_EBPF_TOOLS");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -78,6 +78,9 @@ fn main() {
 /// The cargo that can build for BPF, with a clean environment: nothing of the
 /// outer build (RUSTC, RUSTFLAGS, CARGO_*, rustup overrides) may leak into it.
 fn ebpf_cargo() -> Command {
+    // Where `cargo xtask bootstrap` put bpf-linker.
+    let tools = env::var("RAMPART_EBPF_TOOLS").unwrap_or_else(|_| "/opt/ebpf-tools".into());
+    let tools_bin = format!("{tools}/bin");
     let home = env::var("HOME").unwrap_or_else(|_| "/root".into());
     let path = env::var("PATH").unwrap_or_default();
     let mut keep: Vec<(String, String)> = vec![("HOME".into(), home.clone())];
@@ -93,14 +96,14 @@ fn ebpf_cargo() -> Command {
     }
     if let Ok(cargo) = env::var("RAMPART_EBPF_CARGO") {
         let mut cmd = clean(Command::new(cargo), &keep);
-        cmd.env("PATH", format!("{TOOLS_BIN}:{path}"))
+        cmd.env("PATH", format!("{tools_bin}:{path}"))
             .env("RUSTC_BOOTSTRAP", "1");
         return cmd;
     }
     if nightly_has_rust_src() {
         let mut cmd = clean(Command::new("rustup"), &keep);
         cmd.args(["run", "nightly", "cargo"])
-            .env("PATH", format!("{TOOLS_BIN}:{path}"));
+            .env("PATH", format!("{tools_bin}:{path}"));
         return cmd;
     }
     if Path::new("/usr/bin/cargo").exists()
@@ -110,7 +113,7 @@ fn ebpf_cargo() -> Command {
         // rustup's proxies must not be on PATH, or Debian's cargo would call them.
         cmd.env(
             "PATH",
-            format!("{TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
+            format!("{tools_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
         )
         .env("RUSTC", "/usr/bin/rustc")
         .env("RUSTC_BOOTSTRAP", "1");

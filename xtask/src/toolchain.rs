@@ -22,7 +22,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::cmd::{exec, is_root, on_path, output, step};
 
-const TOOLS_ROOT: &str = "/opt/ebpf-tools";
+/// Where bpf-linker is installed; `RAMPART_EBPF_TOOLS` overrides it (the
+/// build script looks there too).
+fn tools_root() -> String {
+    std::env::var("RAMPART_EBPF_TOOLS").unwrap_or_else(|_| "/opt/ebpf-tools".into())
+}
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// What the caller is about to do.
@@ -159,13 +163,14 @@ fn llvm_major_of(cmd: &mut Command) -> Option<u32> {
 }
 
 fn bpf_linker(llvm_major: u32) -> Result<()> {
-    let bin = format!("{TOOLS_ROOT}/bin/bpf-linker");
+    let root = tools_root();
+    let bin = format!("{root}/bin/bpf-linker");
     if let Some(v) = output(Command::new(&bin).arg("--version")) {
         step(format!("bpf-linker: {} at {bin}, reused", v.trim()));
         return Ok(());
     }
     step(format!(
-        "bpf-linker: building {BPF_LINKER_VERSION} against LLVM {llvm_major} into {TOOLS_ROOT} (about 2 minutes)"
+        "bpf-linker: building {BPF_LINKER_VERSION} against LLVM {llvm_major} into {root} (about 2 minutes)"
     ));
     let mut cmd = if nightly_with_rust_src().is_some() {
         let mut c = Command::new("rustup");
@@ -187,12 +192,7 @@ fn bpf_linker(llvm_major: u32) -> Result<()> {
         BPF_LINKER_VERSION,
         "--no-default-features",
     ])
-    .args([
-        "--features",
-        &format!("llvm-{llvm_major}"),
-        "--root",
-        TOOLS_ROOT,
-    ])
+    .args(["--features", &format!("llvm-{llvm_major}"), "--root", &root])
     // bpf-linker finds LLVM through LLVM_PREFIX (not LLVM_SYS_*_PREFIX).
     .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm_major}"))
     .env_remove("CARGO_TARGET_DIR")
