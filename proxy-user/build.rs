@@ -61,11 +61,17 @@ fn main() {
     let output = cmd
         .output()
         .unwrap_or_else(|e| fail(&format!("could not run the eBPF cargo: {e}")));
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        for line in stderr.lines() {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The inner build's diagnostics are otherwise invisible: pass them on.
+    if !output.status.success() || stderr.contains("warning:") {
+        for line in stderr
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("Compiling"))
+        {
             println!("cargo:warning={line}");
         }
+    }
+    if !output.status.success() {
         fail("building proxy-ebpf failed (output above)");
     }
     for bin in BINS {

@@ -28,6 +28,11 @@ pub const FLAG_HAS_BANS_V6: u32 = 1 << 15;
 /// loader, conservatively: it may be set when no overlap is left, never the
 /// other way round.
 pub const FLAG_ALLOW_OVERLAPS: u32 = 1 << 16;
+/// The IPv4 blocklist ranges use the prefix lengths in `range_lens_v4` only:
+/// probe `block_nets_v4` once per length instead of walking `block_v4`.
+pub const FLAG_RANGES_HASHED_V4: u32 = 1 << 17;
+/// As `FLAG_RANGES_HASHED_V4`, for IPv6.
+pub const FLAG_RANGES_HASHED_V6: u32 = 1 << 18;
 
 /// Live filter settings.
 ///
@@ -53,8 +58,12 @@ pub struct FilterConfig {
     pub v6_prefix_len: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
+    /// Prefix lengths used by the IPv4 blocklist ranges, 0 for unused slots.
+    pub range_lens_v4: [u8; crate::list::MAX_RANGE_PROBES],
+    /// As `range_lens_v4`, for IPv6.
+    pub range_lens_v6: [u8; crate::list::MAX_RANGE_PROBES],
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 56);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 64);
 
 impl FilterConfig {
     #[inline(always)]

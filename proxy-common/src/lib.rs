@@ -46,6 +46,8 @@ macro_rules! aya_pod {
 aya_pod!(
     config::FilterConfig,
     list::ListValue,
+    list::NetV4,
+    list::NetV6,
     ban::Ban,
     source::SourceState,
     stats::Counter,

@@ -12,13 +12,15 @@ pub const BLOCK_V4: &str = "block_v4";
 pub const BLOCK_V6: &str = "block_v6";
 pub const BLOCK_ADDR_V4: &str = "block_addr_v4";
 pub const BLOCK_ADDR_V6: &str = "block_addr_v6";
+pub const BLOCK_NETS_V4: &str = "block_nets_v4";
+pub const BLOCK_NETS_V6: &str = "block_nets_v6";
 pub const BANS_V4: &str = "bans_v4";
 pub const BANS_V6: &str = "bans_v6";
 pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 14] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -27,6 +29,8 @@ pub const ALL_MAPS: [&str; 12] = [
     BLOCK_V6,
     BLOCK_ADDR_V4,
     BLOCK_ADDR_V6,
+    BLOCK_NETS_V4,
+    BLOCK_NETS_V6,
     BANS_V4,
     BANS_V6,
     SOURCES_V4,

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use proxy_common::{
     ban::Ban,
     config::{self, FilterConfig},
-    list::{ListValue, V4, V6},
+    list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, V4, V6},
     source::SourceState,
     stats,
 };
@@ -22,10 +22,62 @@ use crate::{
 /// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
 const BPF_NOEXIST: u64 = 1;
 
+/// An address family's address type, and how to cut it to a network key.
+pub trait Addr: Copy + 'static {
+    type Net: 'static;
+    /// Bits in an address.
+    const BITS: u32;
+    /// The network of `len` bits (1..BITS) containing this address.
+    fn net(&self, len: u32) -> Self::Net;
+}
+
+impl Addr for V4 {
+    type Net = NetV4;
+    const BITS: u32 = 32;
+
+    #[inline(always)]
+    fn net(&self, len: u32) -> NetV4 {
+        let mask = (u32::MAX << (32 - len)).to_be();
+        NetV4 {
+            prefix_len: len,
+            addr: (u32::from_ne_bytes(*self) & mask).to_ne_bytes(),
+        }
+    }
+}
+
+impl Addr for V6 {
+    type Net = NetV6;
+    const BITS: u32 = 128;
+
+    #[inline(always)]
+    fn net(&self, len: u32) -> NetV6 {
+        // SAFETY: [u8; 16] and [u64; 2] have the same size; any bytes are valid.
+        let w: [u64; 2] = unsafe { core::mem::transmute(*self) };
+        let (m0, m1) = if len >= 64 {
+            (
+                u64::MAX,
+                if len == 64 {
+                    0
+                } else {
+                    (u64::MAX << (128 - len)).to_be()
+                },
+            )
+        } else {
+            ((u64::MAX << (64 - len)).to_be(), 0)
+        };
+        // SAFETY: as above.
+        NetV6 {
+            prefix_len: len,
+            addr: unsafe { core::mem::transmute([w[0] & m0, w[1] & m1]) },
+        }
+    }
+}
+
 /// The maps and flags of one address family.
-struct Family<'a, K: 'static, const N_ALLOW: usize, const N_RANGE: usize> {
+struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     allow: &'a LpmTrie<K, ListValue, N_ALLOW>,
     block_ranges: &'a LpmTrie<K, ListValue, N_RANGE>,
+    block_nets: &'a HashMap<K::Net, ListValue, 65536>,
     block_addrs: &'a HashMap<K, ListValue, 262144>,
     bans: &'a HashMap<K, Ban, 65536>,
     sources: &'a LruHashMap<K, SourceState, 65536>,
@@ -33,6 +85,8 @@ struct Family<'a, K: 'static, const N_ALLOW: usize, const N_RANGE: usize> {
     has_block: u32,
     has_block_addr: u32,
     has_bans: u32,
+    ranges_hashed: u32,
+    range_lens: [u8; MAX_RANGE_PROBES],
 }
 
 pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
@@ -51,6 +105,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             let fam = Family {
                 allow: &ALLOW_V4,
                 block_ranges: &BLOCK_V4,
+                block_nets: &BLOCK_NETS_V4,
                 block_addrs: &BLOCK_ADDR_V4,
                 bans: &BANS_V4,
                 sources: &SOURCES_V4,
@@ -58,8 +113,10 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_block: config::FLAG_HAS_BLOCK_V4,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V4,
                 has_bans: config::FLAG_HAS_BANS_V4,
+                ranges_hashed: config::FLAG_RANGES_HASHED_V4,
+                range_lens: cfg.range_lens_v4,
             };
-            Ok(fam.decide(cfg, &src, &src, 32, syn, len))
+            Ok(fam.decide(cfg, &src, &src, syn, len))
         }
         parse::ETH_P_IPV6 => {
             let mut words = [0u64; 2];
@@ -71,6 +128,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             let fam = Family {
                 allow: &ALLOW_V6,
                 block_ranges: &BLOCK_V6,
+                block_nets: &BLOCK_NETS_V6,
                 block_addrs: &BLOCK_ADDR_V6,
                 bans: &BANS_V6,
                 sources: &SOURCES_V6,
@@ -78,36 +136,28 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_block: config::FLAG_HAS_BLOCK_V6,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V6,
                 has_bans: config::FLAG_HAS_BANS_V6,
+                ranges_hashed: config::FLAG_RANGES_HASHED_V6,
+                range_lens: cfg.range_lens_v6,
             };
-            Ok(fam.decide(cfg, &src, &key, 128, syn, len))
+            Ok(fam.decide(cfg, &src, &key, syn, len))
         }
         _ => Ok(stats::NON_IP),
     }
 }
 
-impl<K: Copy + 'static, const N_ALLOW: usize, const N_RANGE: usize>
-    Family<'_, K, N_ALLOW, N_RANGE>
-{
+impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW, N_RANGE> {
     /// `src` is the full address; `source_key` the limiter key (the address,
     /// or for IPv6 its configured prefix).
     #[inline(always)]
-    fn decide(
-        &self,
-        cfg: &FilterConfig,
-        src: &K,
-        source_key: &K,
-        bits: u32,
-        syn: bool,
-        len: u64,
-    ) -> u32 {
+    fn decide(&self, cfg: &FilterConfig, src: &K, source_key: &K, syn: bool, len: u64) -> u32 {
         // The allowlist wins over the blocklist and bans. Checking the
         // blocklist first gives the same decision and is cheaper: a blocked
         // source needs the allowlist lookup only if the loader saw an overlap.
         if cfg.has(self.has_block_addr) && self.block_addrs.get_ptr(src).is_some() {
-            return self.unless_allowed(cfg, src, bits, stats::BLOCKLISTED);
+            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
-        if cfg.has(self.has_block) && self.block_ranges.get(&Key::new(bits, *src)).is_some() {
-            return self.unless_allowed(cfg, src, bits, stats::BLOCKLISTED);
+        if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
+            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
         let mut now = 0;
         if cfg.has(self.has_bans) {
@@ -116,13 +166,13 @@ impl<K: Copy + 'static, const N_ALLOW: usize, const N_RANGE: usize>
             if let Some(ban) = self.bans.get_ptr(src) {
                 // SAFETY: the pointer is a live value of the bans map.
                 if now < unsafe { (*ban).expires_at_ns } {
-                    return self.unless_allowed(cfg, src, bits, stats::BANNED);
+                    return self.unless_allowed(cfg, src, stats::BANNED);
                 }
                 // Expired: clean it up so the next packet skips it.
                 let _ = self.bans.remove(src);
             }
         }
-        if self.allowed(cfg, src, bits) {
+        if self.allowed(cfg, src) {
             return stats::ALLOWLISTED;
         }
         let limiting = cfg.pps_interval_ns != 0
@@ -142,16 +192,35 @@ impl<K: Copy + 'static, const N_ALLOW: usize, const N_RANGE: usize>
         }
     }
 
+    /// Whether `src` falls in a blocklist range: one hash probe per prefix
+    /// length in use when there are few lengths, else the LPM trie.
     #[inline(always)]
-    fn allowed(&self, cfg: &FilterConfig, src: &K, bits: u32) -> bool {
-        cfg.has(self.has_allow) && self.allow.get(&Key::new(bits, *src)).is_some()
+    fn in_block_range(&self, cfg: &FilterConfig, src: &K) -> bool {
+        if !cfg.has(self.ranges_hashed) {
+            return self.block_ranges.get(&Key::new(K::BITS, *src)).is_some();
+        }
+        for i in 0..MAX_RANGE_PROBES {
+            let len = self.range_lens[i] as u32;
+            if len == 0 || len >= K::BITS {
+                break;
+            }
+            if self.block_nets.get_ptr(src.net(len)).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[inline(always)]
+    fn allowed(&self, cfg: &FilterConfig, src: &K) -> bool {
+        cfg.has(self.has_allow) && self.allow.get(&Key::new(K::BITS, *src)).is_some()
     }
 
     /// `verdict` (a drop), unless the source is allowlisted; looked up only
     /// when some block entry or ban overlaps the allowlist.
     #[inline(always)]
-    fn unless_allowed(&self, cfg: &FilterConfig, src: &K, bits: u32, verdict: u32) -> u32 {
-        if cfg.has(config::FLAG_ALLOW_OVERLAPS) && self.allowed(cfg, src, bits) {
+    fn unless_allowed(&self, cfg: &FilterConfig, src: &K, verdict: u32) -> u32 {
+        if cfg.has(config::FLAG_ALLOW_OVERLAPS) && self.allowed(cfg, src) {
             stats::ALLOWLISTED
         } else {
             verdict

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use proxy_common::{
     ban::Ban,
     config::FilterConfig,
-    list::{ListValue, V4, V6},
+    list::{ListValue, NetV4, NetV6, V4, V6},
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
 };
@@ -33,6 +33,11 @@ pub static BLOCK_V6: LpmTrie<V6, ListValue, 65536> = LpmTrie::new();
 pub static BLOCK_ADDR_V4: HashMap<V4, ListValue, 262144> = HashMap::new();
 #[btf_map(name = "block_addr_v6")]
 pub static BLOCK_ADDR_V6: HashMap<V6, ListValue, 262144> = HashMap::new();
+
+#[btf_map(name = "block_nets_v4")]
+pub static BLOCK_NETS_V4: HashMap<NetV4, ListValue, 65536> = HashMap::new();
+#[btf_map(name = "block_nets_v6")]
+pub static BLOCK_NETS_V6: HashMap<NetV6, ListValue, 65536> = HashMap::new();
 
 #[btf_map(name = "bans_v4")]
 pub static BANS_V4: HashMap<V4, Ban, 65536> = HashMap::new();

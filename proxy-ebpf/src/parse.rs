@@ -3,7 +3,7 @@
 //! through [`ptr_at`], which proves to the verifier that it is in bounds.
 
 use aya_ebpf::programs::XdpContext;
-use proxy_common::list::{V4, V6};
+use proxy_common::list::V4;
 
 const ETH_HLEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;

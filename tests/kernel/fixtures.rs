@@ -517,3 +517,118 @@ fn allowlist_wins_over_runtime_blocks_and_bans() {
         "no overlap left, so no allowlist lookup on drops"
     );
 }
+
+#[test]
+fn ranges_match_by_hash_probes_and_by_trie() {
+    if !require_root("ranges_match_by_hash_probes_and_by_trie") {
+        return;
+    }
+    use proxy_common::config::{FLAG_RANGES_HASHED_V4, FLAG_RANGES_HASHED_V6};
+    let pins = PinDir::new("ranges");
+    let mut s = settings(pins.path());
+    // Enough ranges (all in 10.128.0.0/9 or fd72:40::/32) to make hash probes worthwhile.
+    let filler: Vec<String> = (0..200)
+        .flat_map(|i| {
+            [
+                format!("10.{}.{}.0/24", 128 + i / 100, i % 100),
+                format!("fd72:40:{i:x}::/48"),
+            ]
+        })
+        .collect();
+    s.block = cidrs(&[
+        "198.18.20.0/24",
+        "198.18.32.0/20",
+        "fd72:20::/48",
+        "fd72:30::/33",
+    ]);
+    s.block.extend(
+        filler
+            .iter()
+            .map(|c| c.parse::<proxy_user::cidr::Cidr>().unwrap()),
+    );
+    let mut filter = load(&s);
+    let expect = |filter: &proxy_user::filter::Filter, mode: &str| {
+        for (src, verdict) in [
+            ("198.18.20.9", BLOCKLISTED),
+            ("198.18.47.250", BLOCKLISTED),
+            ("198.18.48.1", PASS),
+            ("198.18.21.1", PASS),
+        ] {
+            assert_eq!(
+                verdict_of(filter, &Frame::v4(src, DST4).build()).1,
+                verdict,
+                "{src} ({mode})"
+            );
+        }
+        for (src, verdict) in [
+            ("fd72:20::1", BLOCKLISTED),
+            ("fd72:30:7fff::1", BLOCKLISTED),
+            ("fd72:30:8000::1", PASS),
+        ] {
+            assert_eq!(
+                verdict_of(filter, &Frame::v6(src, DST6).build()).1,
+                verdict,
+                "{src} ({mode})"
+            );
+        }
+    };
+    let flags = |f: &proxy_user::filter::Filter| f.maps.config().unwrap().flags;
+    assert_ne!(
+        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        0,
+        "two IPv4 lengths: probed by hash"
+    );
+    assert_ne!(flags(&filter) & FLAG_RANGES_HASHED_V6, 0);
+    expect(&filter, "hash probes");
+    // Five distinct IPv4 lengths: the trie takes over, same verdicts.
+    s.block
+        .extend(cidrs(&["11.0.0.0/8", "13.1.0.0/16", "12.1.2.0/25"]));
+    filter.sync(&s).unwrap();
+    assert_eq!(
+        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        0,
+        "five IPv4 lengths: trie"
+    );
+    expect(&filter, "trie");
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("12.1.2.100", DST4).build()).1,
+        BLOCKLISTED
+    );
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("12.1.2.200", DST4).build()).1,
+        PASS
+    );
+    // Back to few lengths, and a runtime range with a new length.
+    s.block.truncate(4 + filler.len());
+    filter.sync(&s).unwrap();
+    filter
+        .maps
+        .insert(List::Block, "198.18.64.0/18".parse().unwrap(), ORIGIN_CLI)
+        .unwrap();
+    assert_ne!(flags(&filter) & FLAG_RANGES_HASHED_V4, 0);
+    expect(&filter, "hash probes again");
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("198.18.100.1", DST4).build()).1,
+        BLOCKLISTED
+    );
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("11.1.1.1", DST4).build()).1,
+        PASS
+    );
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("10.129.5.1", DST4).build()).1,
+        BLOCKLISTED
+    );
+    // Few ranges: the small trie is used.
+    s.block = cidrs(&["198.18.20.0/24"]);
+    filter.sync(&s).unwrap();
+    assert_eq!(
+        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        0,
+        "a handful of ranges: trie"
+    );
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("198.18.20.1", DST4).build()).1,
+        BLOCKLISTED
+    );
+}

@@ -119,6 +119,8 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 "pps_interval_ns": c.pps_interval_ns,
                 "syn_interval_ns": c.syn_interval_ns,
                 "ipv6_prefix": c.v6_prefix_len,
+                "range_probes_v4": c.has(kcfg::FLAG_RANGES_HASHED_V4).then(|| c.range_lens_v4.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
+                "range_probes_v6": c.has(kcfg::FLAG_RANGES_HASHED_V6).then(|| c.range_lens_v6.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
                 "flags": format!("{:#x}", c.flags),
             })]
         }
@@ -134,6 +136,11 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
         pin::BLOCK_V6 => lists(List::Block, false, Some(false))?,
         pin::BLOCK_ADDR_V4 => lists(List::Block, true, Some(true))?,
         pin::BLOCK_ADDR_V6 => lists(List::Block, false, Some(true))?,
+        pin::BLOCK_NETS_V4 | pin::BLOCK_NETS_V6 => maps
+            .nets(name == pin::BLOCK_NETS_V4)?
+            .into_iter()
+            .map(|(c, o)| json!({ "network": c.to_string(), "origin": origin_name(o) }))
+            .collect(),
         pin::BANS_V4 | pin::BANS_V6 => maps
             .bans()?
             .into_iter()

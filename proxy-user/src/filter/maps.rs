@@ -12,7 +12,7 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Ke
 use proxy_common::{
     ban::{self, Ban},
     config::{self as kcfg, FilterConfig},
-    list::{ListValue, ORIGIN_CONFIG, V4, V6},
+    list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, ORIGIN_CONFIG, V4, V6},
     pin,
     source::SourceState,
     stats::{self, Counter},
@@ -20,6 +20,10 @@ use proxy_common::{
 
 use super::{FilterError, clock, lists, lists::List};
 use crate::cidr::Cidr;
+
+/// Below this many ranges in a family, the LPM trie (whose cost grows with
+/// its size) is cheaper than hash probes; measured with `cargo xtask bench xdp`.
+const PROBE_MIN_RANGES: usize = 128;
 
 /// Handles on every pinned map of one loaded filter.
 pub struct FilterMaps {
@@ -32,6 +36,8 @@ pub struct FilterMaps {
     block_v6: LpmTrie<MapData, V6, ListValue>,
     block_addr_v4: HashMap<MapData, V4, ListValue>,
     block_addr_v6: HashMap<MapData, V6, ListValue>,
+    block_nets_v4: HashMap<MapData, NetV4, ListValue>,
+    block_nets_v6: HashMap<MapData, NetV6, ListValue>,
     bans_v4: HashMap<MapData, V4, Ban>,
     bans_v6: HashMap<MapData, V6, Ban>,
     sources_v4: HashMap<MapData, V4, SourceState>,
@@ -89,6 +95,8 @@ impl FilterMaps {
             block_v6: open(dir, pin::BLOCK_V6)?,
             block_addr_v4: open(dir, pin::BLOCK_ADDR_V4)?,
             block_addr_v6: open(dir, pin::BLOCK_ADDR_V6)?,
+            block_nets_v4: open(dir, pin::BLOCK_NETS_V4)?,
+            block_nets_v6: open(dir, pin::BLOCK_NETS_V6)?,
             bans_v4: open(dir, pin::BANS_V4)?,
             bans_v6: open(dir, pin::BANS_V6)?,
             sources_v4: open(dir, pin::SOURCES_V4)?,
@@ -111,9 +119,13 @@ impl FilterMaps {
     /// Writes new settings in place (the program sees them on its next packet),
     /// keeping the `FLAG_HAS_*` hints true to the maps' contents.
     pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
-        // The overlap hint is not the caller's to set: keep what is installed.
-        let overlap = self.config()?.flags & kcfg::FLAG_ALLOW_OVERLAPS;
-        value.flags = (value.flags & 0xff) | self.presence_flags() | overlap;
+        // The hints about map contents are not the caller's to set: keep what is installed.
+        let installed = self.config()?;
+        let hints =
+            kcfg::FLAG_ALLOW_OVERLAPS | kcfg::FLAG_RANGES_HASHED_V4 | kcfg::FLAG_RANGES_HASHED_V6;
+        value.flags = (value.flags & 0xff) | self.presence_flags() | (installed.flags & hints);
+        value.range_lens_v4 = installed.range_lens_v4;
+        value.range_lens_v6 = installed.range_lens_v6;
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
@@ -165,6 +177,65 @@ impl FilterMaps {
         let on = self.overlaps_drops(&allow)?;
         self.set_overlap(on)?;
         Ok(on)
+    }
+
+    /// Recomputes which prefix lengths the blocklist ranges use, and whether
+    /// the program may probe `block_nets_*` (few lengths) instead of the trie.
+    /// The nets hashes always hold every range, so switching is safe at any time.
+    fn refresh_ranges(&mut self) -> Result<(), FilterError> {
+        let lens4: Vec<u32> = self
+            .block_v4
+            .keys()
+            .filter_map(Result::ok)
+            .map(|k| k.prefix_len())
+            .collect();
+        let lens6: Vec<u32> = self
+            .block_v6
+            .keys()
+            .filter_map(Result::ok)
+            .map(|k| k.prefix_len())
+            .collect();
+        let mut value = self.config()?;
+        for (all, slots, flag) in [
+            (lens4, &mut value.range_lens_v4, kcfg::FLAG_RANGES_HASHED_V4),
+            (lens6, &mut value.range_lens_v6, kcfg::FLAG_RANGES_HASHED_V6),
+        ] {
+            let lens: BTreeSet<u32> = all.iter().copied().collect();
+            // A small trie is cheaper than a hash probe; a /0 range cannot be
+            // probed (0 ends the list of lengths).
+            if all.len() >= PROBE_MIN_RANGES && lens.len() <= MAX_RANGE_PROBES && !lens.contains(&0)
+            {
+                *slots = [0; MAX_RANGE_PROBES];
+                // Longest first: a hit on any length blocks, and longer prefixes are more specific.
+                for (slot, len) in slots.iter_mut().zip(lens.iter().rev()) {
+                    *slot = *len as u8;
+                }
+                value.flags |= flag;
+            } else {
+                value.flags &= !flag;
+            }
+        }
+        self.config
+            .set(kcfg::CONFIG_KEY, value, 0)
+            .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// The blocklist ranges as the probe hashes hold them.
+    pub fn nets(&self, v4: bool) -> Result<Vec<(Cidr, u32)>, FilterError> {
+        let mut out = Vec::new();
+        if v4 {
+            for item in self.block_nets_v4.iter() {
+                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_NETS_V4))?;
+                out.push((net(IpAddr::from(k.addr), k.prefix_len), v.origin));
+            }
+        } else {
+            for item in self.block_nets_v6.iter() {
+                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_NETS_V6))?;
+                out.push((net(IpAddr::from(k.addr), k.prefix_len), v.origin));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Recomputes the `FLAG_HAS_*` hints after a list or ban change.
@@ -224,6 +295,9 @@ impl FilterMaps {
             self.set_overlap(true)?;
         }
         self.insert_raw(list, cidr, origin)?;
+        if list == List::Block && !cidr.is_host() {
+            self.refresh_ranges()?;
+        }
         self.refresh_flags()
     }
 
@@ -239,14 +313,30 @@ impl FilterMaps {
                 .block_addr_v6
                 .insert(v6(ip), value, 0)
                 .map_err(FilterError::map(pin::BLOCK_ADDR_V6)),
-            (List::Block, IpAddr::V4(ip)) => self
-                .block_v4
-                .insert(&Key::new(len, v4(ip)), value, 0)
-                .map_err(FilterError::map(pin::BLOCK_V4)),
-            (List::Block, IpAddr::V6(ip)) => self
-                .block_v6
-                .insert(&Key::new(len, v6(ip)), value, 0)
-                .map_err(FilterError::map(pin::BLOCK_V6)),
+            (List::Block, IpAddr::V4(ip)) => {
+                self.block_v4
+                    .insert(&Key::new(len, v4(ip)), value, 0)
+                    .map_err(FilterError::map(pin::BLOCK_V4))?;
+                let net = NetV4 {
+                    prefix_len: len,
+                    addr: v4(ip),
+                };
+                self.block_nets_v4
+                    .insert(net, value, 0)
+                    .map_err(FilterError::map(pin::BLOCK_NETS_V4))
+            }
+            (List::Block, IpAddr::V6(ip)) => {
+                self.block_v6
+                    .insert(&Key::new(len, v6(ip)), value, 0)
+                    .map_err(FilterError::map(pin::BLOCK_V6))?;
+                let net = NetV6 {
+                    prefix_len: len,
+                    addr: v6(ip),
+                };
+                self.block_nets_v6
+                    .insert(net, value, 0)
+                    .map_err(FilterError::map(pin::BLOCK_NETS_V6))
+            }
             (List::Allow, IpAddr::V4(ip)) => self
                 .allow_v4
                 .insert(&Key::new(len, v4(ip)), value, 0)
@@ -261,6 +351,9 @@ impl FilterMaps {
     /// Takes `cidr` off `list`; returns whether it was there.
     pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
         let removed = self.remove_raw(list, cidr);
+        if list == List::Block && !cidr.is_host() {
+            self.refresh_ranges()?;
+        }
         self.refresh_flags()?;
         if list == List::Allow {
             self.recompute_overlap()?;
@@ -277,8 +370,20 @@ impl FilterMaps {
             (List::Block, IpAddr::V6(ip)) if cidr.is_host() => {
                 self.block_addr_v6.remove(&v6(ip)).is_ok()
             }
-            (List::Block, IpAddr::V4(ip)) => self.block_v4.remove(&Key::new(len, v4(ip))).is_ok(),
-            (List::Block, IpAddr::V6(ip)) => self.block_v6.remove(&Key::new(len, v6(ip))).is_ok(),
+            (List::Block, IpAddr::V4(ip)) => {
+                let _ = self.block_nets_v4.remove(&NetV4 {
+                    prefix_len: len,
+                    addr: v4(ip),
+                });
+                self.block_v4.remove(&Key::new(len, v4(ip))).is_ok()
+            }
+            (List::Block, IpAddr::V6(ip)) => {
+                let _ = self.block_nets_v6.remove(&NetV6 {
+                    prefix_len: len,
+                    addr: v6(ip),
+                });
+                self.block_v6.remove(&Key::new(len, v6(ip))).is_ok()
+            }
             (List::Allow, IpAddr::V4(ip)) => self.allow_v4.remove(&Key::new(len, v4(ip))).is_ok(),
             (List::Allow, IpAddr::V6(ip)) => self.allow_v6.remove(&Key::new(len, v6(ip))).is_ok(),
         }
@@ -343,6 +448,9 @@ impl FilterMaps {
         self.refresh_flags()?;
         for cidr in &remove {
             self.remove_raw(list, *cidr);
+        }
+        if list == List::Block {
+            self.refresh_ranges()?;
         }
         self.refresh_flags()?;
         Ok((add.len(), remove.len()))

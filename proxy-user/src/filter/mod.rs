@@ -78,6 +78,8 @@ impl Filter {
             (pin::ALLOW_V6, m.allow),
             (pin::BLOCK_V4, m.block_ranges),
             (pin::BLOCK_V6, m.block_ranges),
+            (pin::BLOCK_NETS_V4, m.block_ranges),
+            (pin::BLOCK_NETS_V6, m.block_ranges),
             (pin::BLOCK_ADDR_V4, m.block_addrs),
             (pin::BLOCK_ADDR_V6, m.block_addrs),
         ] {

@@ -8,7 +8,7 @@ use proxy_common::{
 use crate::config::FilterSettings;
 
 /// The `config` map value for `settings`, without the `FLAG_HAS_*` hints
-/// (those describe map contents and are added by [`super::FilterMaps`]).
+/// and range probes (those describe map contents and are kept by [`super::FilterMaps`]).
 pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
     let (pps_interval_ns, pps_tolerance_ns) = settings
         .pps
@@ -31,6 +31,9 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
         v6_mask: kcfg::v6_mask(settings.ipv6_prefix as u32),
         v6_prefix_len: settings.ipv6_prefix as u32,
         flags,
+        // Filled in by FilterMaps from the installed ranges.
+        range_lens_v4: [0; proxy_common::list::MAX_RANGE_PROBES],
+        range_lens_v6: [0; proxy_common::list::MAX_RANGE_PROBES],
     }
 }
 
