@@ -33,6 +33,22 @@ pub const FLAG_ALLOW_OVERLAPS: u32 = 1 << 16;
 pub const FLAG_RANGES_HASHED_V4: u32 = 1 << 17;
 /// As `FLAG_RANGES_HASHED_V4`, for IPv6.
 pub const FLAG_RANGES_HASHED_V6: u32 = 1 << 18;
+/// `block_index_v4` holds the IPv4 single-address blocklist (see `index`).
+pub const FLAG_INDEX_V4: u32 = 1 << 19;
+/// Some IPv4 blocklisted address is only in `block_addr_v4`: on an index miss,
+/// look there too.
+pub const FLAG_INDEX_OVERFLOW_V4: u32 = 1 << 20;
+pub const FLAG_INDEX_V6: u32 = 1 << 21;
+pub const FLAG_INDEX_OVERFLOW_V6: u32 = 1 << 22;
+/// The flags that describe map contents, kept by the loader rather than set
+/// from the configuration.
+pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS
+    | FLAG_RANGES_HASHED_V4
+    | FLAG_RANGES_HASHED_V6
+    | FLAG_INDEX_V4
+    | FLAG_INDEX_OVERFLOW_V4
+    | FLAG_INDEX_V6
+    | FLAG_INDEX_OVERFLOW_V6;
 
 /// Live filter settings.
 ///
@@ -62,8 +78,12 @@ pub struct FilterConfig {
     pub range_lens_v4: [u8; crate::list::MAX_RANGE_PROBES],
     /// As `range_lens_v4`, for IPv6.
     pub range_lens_v6: [u8; crate::list::MAX_RANGE_PROBES],
+    /// Buckets in `block_index_v4`, minus one (a power of two minus one).
+    pub index_mask_v4: u32,
+    /// Buckets in `block_index_v6`, minus one.
+    pub index_mask_v6: u32,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 64);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 72);
 
 impl FilterConfig {
     #[inline(always)]

@@ -8,6 +8,7 @@
 //!   packet and userspace rewrites in place (limits, IPv6 prefix, switches).
 //! - [`list`]: allow/block list keys and values (LPM tries for ranges, hashes
 //!   for single addresses).
+//! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
 //! - [`source`]: per-source limiter state and top-talker counters.
 //! - [`stats`]: verdict numbers and the per-CPU counter value.
@@ -19,12 +20,13 @@
 //! assertion, because the kernel and userspace read the same bytes.
 #![no_std]
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod ban;
 pub mod config;
 pub mod gcra;
+pub mod index;
 pub mod list;
 pub mod pin;
 pub mod source;
@@ -48,6 +50,8 @@ aya_pod!(
     list::ListValue,
     list::NetV4,
     list::NetV6,
+    index::BucketV4,
+    index::BucketV6,
     ban::Ban,
     source::SourceState,
     stats::Counter,

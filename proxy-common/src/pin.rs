@@ -12,6 +12,8 @@ pub const BLOCK_V4: &str = "block_v4";
 pub const BLOCK_V6: &str = "block_v6";
 pub const BLOCK_ADDR_V4: &str = "block_addr_v4";
 pub const BLOCK_ADDR_V6: &str = "block_addr_v6";
+pub const BLOCK_INDEX_V4: &str = "block_index_v4";
+pub const BLOCK_INDEX_V6: &str = "block_index_v6";
 pub const BLOCK_NETS_V4: &str = "block_nets_v4";
 pub const BLOCK_NETS_V6: &str = "block_nets_v6";
 pub const BANS_V4: &str = "bans_v4";
@@ -20,7 +22,7 @@ pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 14] = [
+pub const ALL_MAPS: [&str; 16] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -29,6 +31,8 @@ pub const ALL_MAPS: [&str; 14] = [
     BLOCK_V6,
     BLOCK_ADDR_V4,
     BLOCK_ADDR_V6,
+    BLOCK_INDEX_V4,
+    BLOCK_INDEX_V6,
     BLOCK_NETS_V4,
     BLOCK_NETS_V6,
     BANS_V4,

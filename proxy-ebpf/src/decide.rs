@@ -1,13 +1,14 @@
 //! The decision for one packet, per address family.
 
 use aya_ebpf::{
-    btf_maps::{HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
     helpers::bpf_ktime_get_ns,
     programs::XdpContext,
 };
 use proxy_common::{
     ban::Ban,
     config::{self, FilterConfig},
+    index::{self, BucketV4, BucketV6},
     list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, V4, V6},
     source::SourceState,
     stats,
@@ -25,14 +26,18 @@ const BPF_NOEXIST: u64 = 1;
 /// An address family's address type, and how to cut it to a network key.
 pub trait Addr: Copy + 'static {
     type Net: 'static;
+    type Bucket: 'static;
     /// Bits in an address.
     const BITS: u32;
     /// The network of `len` bits (1..BITS) containing this address.
     fn net(&self, len: u32) -> Self::Net;
+    /// Whether the exact-address index holds this address.
+    fn in_index(&self, index: &Array<Self::Bucket, 65536>, mask: u32) -> bool;
 }
 
 impl Addr for V4 {
     type Net = NetV4;
+    type Bucket = BucketV4;
     const BITS: u32 = 32;
 
     #[inline(always)]
@@ -43,10 +48,31 @@ impl Addr for V4 {
             addr: (u32::from_ne_bytes(*self) & mask).to_ne_bytes(),
         }
     }
+
+    #[inline(always)]
+    fn in_index(&self, index: &Array<BucketV4, 65536>, mask: u32) -> bool {
+        let word = u32::from_ne_bytes(*self);
+        // Zero marks an empty way; 0.0.0.0 itself is looked up in the hash.
+        if word == 0 {
+            return false;
+        }
+        for slot in index::slots_v4(word, mask) {
+            let Some(bucket) = index.get(slot) else {
+                return false;
+            };
+            for way in bucket.addrs {
+                if way == word {
+                    return true;
+                }
+            }
+        }
+        false
+    }
 }
 
 impl Addr for V6 {
     type Net = NetV6;
+    type Bucket = BucketV6;
     const BITS: u32 = 128;
 
     #[inline(always)]
@@ -71,6 +97,26 @@ impl Addr for V6 {
             addr: unsafe { core::mem::transmute([w[0] & m0, w[1] & m1]) },
         }
     }
+
+    #[inline(always)]
+    fn in_index(&self, index: &Array<BucketV6, 65536>, mask: u32) -> bool {
+        // SAFETY: [u8; 16] and [u64; 2] have the same size; any bytes are valid.
+        let w: [u64; 2] = unsafe { core::mem::transmute(*self) };
+        if w[0] | w[1] == 0 {
+            return false;
+        }
+        for slot in index::slots_v6(w, mask) {
+            let Some(bucket) = index.get(slot) else {
+                return false;
+            };
+            for way in bucket.addrs {
+                if way[0] == w[0] && way[1] == w[1] {
+                    return true;
+                }
+            }
+        }
+        false
+    }
 }
 
 /// The maps and flags of one address family.
@@ -79,6 +125,7 @@ struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     block_ranges: &'a LpmTrie<K, ListValue, N_RANGE>,
     block_nets: &'a HashMap<K::Net, ListValue, 65536>,
     block_addrs: &'a HashMap<K, ListValue, 262144>,
+    block_index: &'a Array<K::Bucket, 65536>,
     bans: &'a HashMap<K, Ban, 65536>,
     sources: &'a LruHashMap<K, SourceState, 65536>,
     has_allow: u32,
@@ -87,6 +134,9 @@ struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     has_bans: u32,
     ranges_hashed: u32,
     range_lens: [u8; MAX_RANGE_PROBES],
+    index_on: u32,
+    index_overflow: u32,
+    index_mask: u32,
 }
 
 pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
@@ -107,6 +157,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 block_ranges: &BLOCK_V4,
                 block_nets: &BLOCK_NETS_V4,
                 block_addrs: &BLOCK_ADDR_V4,
+                block_index: &BLOCK_INDEX_V4,
                 bans: &BANS_V4,
                 sources: &SOURCES_V4,
                 has_allow: config::FLAG_HAS_ALLOW_V4,
@@ -115,6 +166,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_bans: config::FLAG_HAS_BANS_V4,
                 ranges_hashed: config::FLAG_RANGES_HASHED_V4,
                 range_lens: cfg.range_lens_v4,
+                index_on: config::FLAG_INDEX_V4,
+                index_overflow: config::FLAG_INDEX_OVERFLOW_V4,
+                index_mask: cfg.index_mask_v4,
             };
             Ok(fam.decide(cfg, &src, &src, syn, len))
         }
@@ -130,6 +184,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 block_ranges: &BLOCK_V6,
                 block_nets: &BLOCK_NETS_V6,
                 block_addrs: &BLOCK_ADDR_V6,
+                block_index: &BLOCK_INDEX_V6,
                 bans: &BANS_V6,
                 sources: &SOURCES_V6,
                 has_allow: config::FLAG_HAS_ALLOW_V6,
@@ -138,6 +193,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_bans: config::FLAG_HAS_BANS_V6,
                 ranges_hashed: config::FLAG_RANGES_HASHED_V6,
                 range_lens: cfg.range_lens_v6,
+                index_on: config::FLAG_INDEX_V6,
+                index_overflow: config::FLAG_INDEX_OVERFLOW_V6,
+                index_mask: cfg.index_mask_v6,
             };
             Ok(fam.decide(cfg, &src, &key, syn, len))
         }
@@ -153,7 +211,7 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         // The allowlist wins over the blocklist and bans. Checking the
         // blocklist first gives the same decision and is cheaper: a blocked
         // source needs the allowlist lookup only if the loader saw an overlap.
-        if cfg.has(self.has_block_addr) && self.block_addrs.get_ptr(src).is_some() {
+        if cfg.has(self.has_block_addr) && self.blocked_addr(cfg, src) {
             return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
         if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
@@ -190,6 +248,21 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
             // The LRU map refused the entry (it should evict instead); fail open.
             None => stats::PASS,
         }
+    }
+
+    /// Whether `src` is a blocklisted single address: the bucket index first,
+    /// the hash only when the index is off or some address overflowed it.
+    #[inline(always)]
+    fn blocked_addr(&self, cfg: &FilterConfig, src: &K) -> bool {
+        if cfg.has(self.index_on) {
+            if src.in_index(self.block_index, self.index_mask) {
+                return true;
+            }
+            if !cfg.has(self.index_overflow) {
+                return false;
+            }
+        }
+        self.block_addrs.get_ptr(src).is_some()
     }
 
     /// Whether `src` falls in a blocklist range: one hash probe per prefix

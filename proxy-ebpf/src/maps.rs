@@ -9,6 +9,7 @@ use aya_ebpf::{
 use proxy_common::{
     ban::Ban,
     config::FilterConfig,
+    index::{BucketV4, BucketV6},
     list::{ListValue, NetV4, NetV6, V4, V6},
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
@@ -33,6 +34,11 @@ pub static BLOCK_V6: LpmTrie<V6, ListValue, 65536> = LpmTrie::new();
 pub static BLOCK_ADDR_V4: HashMap<V4, ListValue, 262144> = HashMap::new();
 #[btf_map(name = "block_addr_v6")]
 pub static BLOCK_ADDR_V6: HashMap<V6, ListValue, 262144> = HashMap::new();
+
+#[btf_map(name = "block_index_v4")]
+pub static BLOCK_INDEX_V4: Array<BucketV4, 65536> = Array::new();
+#[btf_map(name = "block_index_v6")]
+pub static BLOCK_INDEX_V6: Array<BucketV6, 65536> = Array::new();
 
 #[btf_map(name = "block_nets_v4")]
 pub static BLOCK_NETS_V4: HashMap<NetV4, ListValue, 65536> = HashMap::new();

@@ -37,6 +37,8 @@ fn bpftool_dumps_every_pinned_map_typed() {
     s.allow = cidrs(&["198.18.1.0/24", "fd72:1::/32"]);
     s.block = cidrs(&["198.18.2.0/24", "198.18.3.3", "fd72:2::/32", "fd72:3::3"]);
     s.pps = limit(1000, 100);
+    // Small maps: bpftool prints every slot of an array, and the index is one.
+    s.maps.block_addrs = 1024;
     let mut filter = load(&s);
     let _running = dispatch(&mut filter);
     filter

@@ -632,3 +632,67 @@ fn ranges_match_by_hash_probes_and_by_trie() {
         BLOCKLISTED
     );
 }
+
+#[test]
+fn address_index_with_overflow_still_blocks_every_address() {
+    if !require_root("address_index_with_overflow_still_blocks_every_address") {
+        return;
+    }
+    use proxy_common::{
+        config::{FLAG_INDEX_OVERFLOW_V4, FLAG_INDEX_V4},
+        index::{WAYS_V4, buckets_for, slots_v4},
+    };
+    let pins = PinDir::new("index");
+    let mut s = settings(pins.path());
+    s.maps.block_addrs = 16;
+    let mask = buckets_for(16, WAYS_V4) - 1;
+    // Twelve addresses whose two candidate buckets are both bucket 0: only
+    // eight fit, four must overflow to the hash.
+    let crowded: Vec<String> = (1u32..)
+        .map(|i| std::net::Ipv4Addr::from(0xc612_0000 | i))
+        .filter(|ip| slots_v4(u32::from_ne_bytes(ip.octets()), mask) == [0, 0])
+        .take(12)
+        .map(|ip| ip.to_string())
+        .collect();
+    s.block = crowded.iter().map(|a| a.parse().unwrap()).collect();
+    s.block.push("0.0.0.0".parse().unwrap());
+    let mut filter = load(&s);
+    let flags = filter.maps.config().unwrap().flags;
+    assert_ne!(flags & FLAG_INDEX_V4, 0, "index in use");
+    assert_ne!(flags & FLAG_INDEX_OVERFLOW_V4, 0, "bucket 0 overflowed");
+    let in_index: usize = filter
+        .maps
+        .index_buckets(true)
+        .unwrap()
+        .iter()
+        .map(|(_, a)| a.len())
+        .sum();
+    assert_eq!(in_index, WAYS_V4, "bucket 0 full, the rest in the hash");
+    for a in crowded.iter().map(String::as_str).chain(["0.0.0.0"]) {
+        assert_eq!(
+            verdict_of(&filter, &Frame::v4(a, DST4).build()).1,
+            BLOCKLISTED,
+            "{a}"
+        );
+    }
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4("198.18.255.254", DST4).build()).1,
+        PASS
+    );
+    // Removing an indexed address unblocks it and leaves the others blocked.
+    let gone = filter.maps.index_buckets(true).unwrap()[0].1[0];
+    filter
+        .maps
+        .remove(List::Block, proxy_user::cidr::Cidr::host(gone))
+        .unwrap();
+    assert_eq!(
+        verdict_of(&filter, &Frame::v4(&gone.to_string(), DST4).build()).1,
+        PASS
+    );
+    let others = crowded.iter().filter(|a| **a != gone.to_string()).count();
+    let still = crowded
+        .iter()
+        .filter(|a| verdict_of(&filter, &Frame::v4(a, DST4).build()).1 == BLOCKLISTED)
+        .count();
+    assert_eq!(still, others);
+}

@@ -121,6 +121,8 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 "ipv6_prefix": c.v6_prefix_len,
                 "range_probes_v4": c.has(kcfg::FLAG_RANGES_HASHED_V4).then(|| c.range_lens_v4.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
                 "range_probes_v6": c.has(kcfg::FLAG_RANGES_HASHED_V6).then(|| c.range_lens_v6.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
+                "index_v4": c.has(kcfg::FLAG_INDEX_V4).then(|| json!({ "buckets": c.index_mask_v4 + 1, "overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V4) })),
+                "index_v6": c.has(kcfg::FLAG_INDEX_V6).then(|| json!({ "buckets": c.index_mask_v6 + 1, "overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V6) })),
                 "flags": format!("{:#x}", c.flags),
             })]
         }
@@ -136,6 +138,13 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
         pin::BLOCK_V6 => lists(List::Block, false, Some(false))?,
         pin::BLOCK_ADDR_V4 => lists(List::Block, true, Some(true))?,
         pin::BLOCK_ADDR_V6 => lists(List::Block, false, Some(true))?,
+        pin::BLOCK_INDEX_V4 | pin::BLOCK_INDEX_V6 => maps
+            .index_buckets(name == pin::BLOCK_INDEX_V4)?
+            .into_iter()
+            .map(|(slot, addrs)| {
+                json!({ "bucket": slot, "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>() })
+            })
+            .collect(),
         pin::BLOCK_NETS_V4 | pin::BLOCK_NETS_V6 => maps
             .nets(name == pin::BLOCK_NETS_V4)?
             .into_iter()

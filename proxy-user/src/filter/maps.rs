@@ -12,6 +12,7 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Ke
 use proxy_common::{
     ban::{self, Ban},
     config::{self as kcfg, FilterConfig},
+    index::{BucketV4, BucketV6},
     list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, ORIGIN_CONFIG, V4, V6},
     pin,
     source::SourceState,
@@ -27,21 +28,23 @@ const PROBE_MIN_RANGES: usize = 128;
 
 /// Handles on every pinned map of one loaded filter.
 pub struct FilterMaps {
-    dir: PathBuf,
-    config: Array<MapData, FilterConfig>,
-    verdicts: PerCpuArray<MapData, Counter>,
-    allow_v4: LpmTrie<MapData, V4, ListValue>,
-    allow_v6: LpmTrie<MapData, V6, ListValue>,
-    block_v4: LpmTrie<MapData, V4, ListValue>,
-    block_v6: LpmTrie<MapData, V6, ListValue>,
-    block_addr_v4: HashMap<MapData, V4, ListValue>,
-    block_addr_v6: HashMap<MapData, V6, ListValue>,
-    block_nets_v4: HashMap<MapData, NetV4, ListValue>,
-    block_nets_v6: HashMap<MapData, NetV6, ListValue>,
-    bans_v4: HashMap<MapData, V4, Ban>,
-    bans_v6: HashMap<MapData, V6, Ban>,
-    sources_v4: HashMap<MapData, V4, SourceState>,
-    sources_v6: HashMap<MapData, V6, SourceState>,
+    pub(super) dir: PathBuf,
+    pub(super) config: Array<MapData, FilterConfig>,
+    pub(super) verdicts: PerCpuArray<MapData, Counter>,
+    pub(super) allow_v4: LpmTrie<MapData, V4, ListValue>,
+    pub(super) allow_v6: LpmTrie<MapData, V6, ListValue>,
+    pub(super) block_v4: LpmTrie<MapData, V4, ListValue>,
+    pub(super) block_v6: LpmTrie<MapData, V6, ListValue>,
+    pub(super) block_addr_v4: HashMap<MapData, V4, ListValue>,
+    pub(super) block_addr_v6: HashMap<MapData, V6, ListValue>,
+    pub(super) block_index_v4: Array<MapData, BucketV4>,
+    pub(super) block_index_v6: Array<MapData, BucketV6>,
+    pub(super) block_nets_v4: HashMap<MapData, NetV4, ListValue>,
+    pub(super) block_nets_v6: HashMap<MapData, NetV6, ListValue>,
+    pub(super) bans_v4: HashMap<MapData, V4, Ban>,
+    pub(super) bans_v6: HashMap<MapData, V6, Ban>,
+    pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
+    pub(super) sources_v6: HashMap<MapData, V6, SourceState>,
 }
 
 /// One ban as stored in the kernel.
@@ -95,6 +98,8 @@ impl FilterMaps {
             block_v6: open(dir, pin::BLOCK_V6)?,
             block_addr_v4: open(dir, pin::BLOCK_ADDR_V4)?,
             block_addr_v6: open(dir, pin::BLOCK_ADDR_V6)?,
+            block_index_v4: open(dir, pin::BLOCK_INDEX_V4)?,
+            block_index_v6: open(dir, pin::BLOCK_INDEX_V6)?,
             block_nets_v4: open(dir, pin::BLOCK_NETS_V4)?,
             block_nets_v6: open(dir, pin::BLOCK_NETS_V6)?,
             bans_v4: open(dir, pin::BANS_V4)?,
@@ -121,24 +126,25 @@ impl FilterMaps {
     pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
         // The hints about map contents are not the caller's to set: keep what is installed.
         let installed = self.config()?;
-        let hints =
-            kcfg::FLAG_ALLOW_OVERLAPS | kcfg::FLAG_RANGES_HASHED_V4 | kcfg::FLAG_RANGES_HASHED_V6;
-        value.flags = (value.flags & 0xff) | self.presence_flags() | (installed.flags & hints);
+        value.flags =
+            (value.flags & 0xff) | self.presence_flags() | (installed.flags & kcfg::CONTENT_HINTS);
         value.range_lens_v4 = installed.range_lens_v4;
         value.range_lens_v6 = installed.range_lens_v6;
+        value.index_mask_v4 = installed.index_mask_v4;
+        value.index_mask_v6 = installed.index_mask_v6;
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
     }
 
-    /// Sets or clears `FLAG_ALLOW_OVERLAPS`.
-    pub(super) fn set_overlap(&mut self, on: bool) -> Result<(), FilterError> {
+    /// Sets or clears content hints (`config::CONTENT_HINTS` bits) in place.
+    pub(super) fn set_hint(&mut self, flags: u32, on: bool) -> Result<(), FilterError> {
         let mut value = self.config()?;
         let before = value.flags;
         if on {
-            value.flags |= kcfg::FLAG_ALLOW_OVERLAPS;
+            value.flags |= flags;
         } else {
-            value.flags &= !kcfg::FLAG_ALLOW_OVERLAPS;
+            value.flags &= !flags;
         }
         if value.flags == before {
             return Ok(());
@@ -175,7 +181,7 @@ impl FilterMaps {
             .map(|(c, _)| c)
             .collect();
         let on = self.overlaps_drops(&allow)?;
-        self.set_overlap(on)?;
+        self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, on)?;
         Ok(on)
     }
 
@@ -292,9 +298,12 @@ impl FilterMaps {
             List::Allow => self.overlaps_drops(&[cidr])?,
         };
         if overlapping {
-            self.set_overlap(true)?;
+            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
         }
         self.insert_raw(list, cidr, origin)?;
+        if list == List::Block && cidr.is_host() {
+            self.index_insert(cidr.addr())?;
+        }
         if list == List::Block && !cidr.is_host() {
             self.refresh_ranges()?;
         }
@@ -350,6 +359,9 @@ impl FilterMaps {
 
     /// Takes `cidr` off `list`; returns whether it was there.
     pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
+        if list == List::Block && cidr.is_host() {
+            self.index_remove(cidr.addr())?;
+        }
         let removed = self.remove_raw(list, cidr);
         if list == List::Block && !cidr.is_host() {
             self.refresh_ranges()?;
@@ -441,12 +453,19 @@ impl FilterMaps {
             .collect();
         let desired: BTreeSet<Cidr> = desired.iter().copied().collect();
         let (add, remove) = lists::diff(&installed, &desired);
+        let indexed = |c: &Cidr| list == List::Block && c.is_host();
         for cidr in &add {
             self.insert_raw(list, *cidr, ORIGIN_CONFIG)?;
+            if indexed(cidr) {
+                self.index_insert(cidr.addr())?;
+            }
         }
         // Flags first so that new entries are consulted before stale ones go.
         self.refresh_flags()?;
         for cidr in &remove {
+            if indexed(cidr) {
+                self.index_remove(cidr.addr())?;
+            }
             self.remove_raw(list, *cidr);
         }
         if list == List::Block {
@@ -477,7 +496,7 @@ impl FilterMaps {
             _pad: 0,
         };
         if self.overlaps_allow(Cidr::host(addr))? {
-            self.set_overlap(true)?;
+            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
         }
         match addr {
             IpAddr::V4(ip) => self

@@ -13,6 +13,7 @@
 mod clock;
 pub use clock::monotonic_ns;
 mod error;
+mod index;
 mod lists;
 mod maps;
 pub mod object;
@@ -28,7 +29,10 @@ pub use error::FilterError;
 pub use lists::List;
 use log::{info, warn};
 pub use maps::{BanEntry, FilterMaps, SourceEntry};
-use proxy_common::pin;
+use proxy_common::{
+    index::{WAYS_V4, WAYS_V6, buckets_for},
+    pin,
+};
 pub use settings::{kernel_config, rate_of};
 
 use crate::config::{AttachMode, FilterSettings};
@@ -78,6 +82,8 @@ impl Filter {
             (pin::ALLOW_V6, m.allow),
             (pin::BLOCK_V4, m.block_ranges),
             (pin::BLOCK_V6, m.block_ranges),
+            (pin::BLOCK_INDEX_V4, buckets_for(m.block_addrs, WAYS_V4)),
+            (pin::BLOCK_INDEX_V6, buckets_for(m.block_addrs, WAYS_V6)),
             (pin::BLOCK_NETS_V4, m.block_ranges),
             (pin::BLOCK_NETS_V6, m.block_ranges),
             (pin::BLOCK_ADDR_V4, m.block_addrs),
@@ -93,6 +99,7 @@ impl Filter {
             ebpf,
             attached: Vec::new(),
         };
+        filter.maps.init_index()?;
         filter.sync(settings)?;
         Ok(filter)
     }
@@ -105,7 +112,8 @@ impl Filter {
         // blocklist (blocked sources then also get an allowlist lookup), and
         // settle the hint once both are in place.
         if !settings.allow.is_empty() {
-            self.maps.set_overlap(true)?;
+            self.maps
+                .set_hint(proxy_common::config::FLAG_ALLOW_OVERLAPS, true)?;
         }
         let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
         let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;

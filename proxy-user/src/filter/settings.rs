@@ -34,6 +34,8 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
         // Filled in by FilterMaps from the installed ranges.
         range_lens_v4: [0; proxy_common::list::MAX_RANGE_PROBES],
         range_lens_v6: [0; proxy_common::list::MAX_RANGE_PROBES],
+        index_mask_v4: 0,
+        index_mask_v6: 0,
     }
 }
 
