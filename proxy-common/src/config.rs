@@ -28,11 +28,11 @@ pub const FLAG_HAS_BANS_V6: u32 = 1 << 15;
 /// loader, conservatively: it may be set when no overlap is left, never the
 /// other way round.
 pub const FLAG_ALLOW_OVERLAPS: u32 = 1 << 16;
-/// The IPv4 blocklist ranges use the prefix lengths in `range_lens_v4` only:
-/// probe `block_nets_v4` once per length instead of walking `block_v4`.
-pub const FLAG_RANGES_HASHED_V4: u32 = 1 << 17;
-/// As `FLAG_RANGES_HASHED_V4`, for IPv6.
-pub const FLAG_RANGES_HASHED_V6: u32 = 1 << 18;
+/// The IPv4 blocklist ranges use only the prefix lengths in `probes_v4`:
+/// probe `range_index_v4` once per length instead of walking `block_v4`.
+pub const FLAG_RANGES_INDEXED_V4: u32 = 1 << 17;
+/// As `FLAG_RANGES_INDEXED_V4`, for IPv6.
+pub const FLAG_RANGES_INDEXED_V6: u32 = 1 << 18;
 /// `block_index_v4` holds the IPv4 single-address blocklist (see `index`).
 pub const FLAG_INDEX_V4: u32 = 1 << 19;
 /// Some IPv4 blocklisted address is only in `block_addr_v4`: on an index miss,
@@ -40,15 +40,20 @@ pub const FLAG_INDEX_V4: u32 = 1 << 19;
 pub const FLAG_INDEX_OVERFLOW_V4: u32 = 1 << 20;
 pub const FLAG_INDEX_V6: u32 = 1 << 21;
 pub const FLAG_INDEX_OVERFLOW_V6: u32 = 1 << 22;
+/// Some IPv4 range is only in the trie: on a range-index miss, walk `block_v4`.
+pub const FLAG_RANGE_OVERFLOW_V4: u32 = 1 << 23;
+pub const FLAG_RANGE_OVERFLOW_V6: u32 = 1 << 24;
 /// The flags that describe map contents, kept by the loader rather than set
 /// from the configuration.
 pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS
-    | FLAG_RANGES_HASHED_V4
-    | FLAG_RANGES_HASHED_V6
+    | FLAG_RANGES_INDEXED_V4
+    | FLAG_RANGES_INDEXED_V6
     | FLAG_INDEX_V4
     | FLAG_INDEX_OVERFLOW_V4
     | FLAG_INDEX_V6
-    | FLAG_INDEX_OVERFLOW_V6;
+    | FLAG_INDEX_OVERFLOW_V6
+    | FLAG_RANGE_OVERFLOW_V4
+    | FLAG_RANGE_OVERFLOW_V6;
 
 /// Live filter settings.
 ///
@@ -74,16 +79,21 @@ pub struct FilterConfig {
     pub v6_prefix_len: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
-    /// Prefix lengths used by the IPv4 blocklist ranges, 0 for unused slots.
-    pub range_lens_v4: [u8; crate::list::MAX_RANGE_PROBES],
-    /// As `range_lens_v4`, for IPv6.
-    pub range_lens_v6: [u8; crate::list::MAX_RANGE_PROBES],
+    /// One probe per prefix length used by the IPv4 blocklist ranges, longest
+    /// first; unused slots have a zero marker.
+    pub probes_v4: [crate::index::ProbeV4; crate::list::MAX_RANGE_PROBES],
+    /// As `probes_v4`, for IPv6.
+    pub probes_v6: [crate::index::ProbeV6; crate::list::MAX_RANGE_PROBES],
     /// Buckets in `block_index_v4`, minus one (a power of two minus one).
     pub index_mask_v4: u32,
     /// Buckets in `block_index_v6`, minus one.
     pub index_mask_v6: u32,
+    /// Buckets in `range_index_v4`, minus one.
+    pub range_mask_v4: u32,
+    /// Buckets in `range_index_v6`, minus one.
+    pub range_mask_v6: u32,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 232);
 
 impl FilterConfig {
     #[inline(always)]

@@ -1,5 +1,5 @@
-//! The exact-address index: blocklisted single addresses, readable by the
-//! program without a helper call.
+//! The blocklist indexes: blocklisted single addresses and ranges, readable
+//! by the program without a helper call.
 //!
 //! A BPF hash lookup costs a helper call, a jhash and a bucket walk: about as
 //! much as everything else on the drop path together. This index is an array
@@ -9,7 +9,14 @@
 //! compares it with each way of at most those two buckets. Array lookups are
 //! inlined by the verifier: no helper call.
 //!
-//! The hash maps (`block_addr_*`) stay the source of truth. The loader copies
+//! Ranges have an index of their own (`range_index_v4`, `range_index_v6`),
+//! used while a family's ranges have at most `MAX_RANGE_PROBES` distinct
+//! prefix lengths: a range is stored as its network with a *marker* bit set
+//! at the first host bit (which also encodes its length, so a /16 and a /24
+//! with the same base never collide), and the program probes once per length
+//! in use with `(source & mask) | marker`.
+//!
+//! The hash maps (`block_addr_*`) and tries (`block_*`) stay the source of truth. The loader copies
 //! each address into its bucket; when a bucket is full (or for the all-zero
 //! address, which marks an empty way) it sets `FLAG_INDEX_OVERFLOW_*`, and
 //! the program then falls back to the hash for addresses the index misses.
@@ -63,6 +70,92 @@ pub const fn slots_v6(words: [u64; 2], mask: u32) -> [u32; 2] {
     ]
 }
 
+/// One probe of the IPv4 range index: a prefix length as mask and marker.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ProbeV4 {
+    /// Network bits of the prefix (native-endian word of the big-endian mask).
+    pub mask: u32,
+    /// The first host bit; 0 marks an unused probe slot.
+    pub marker: u32,
+}
+const _: () = assert!(core::mem::size_of::<ProbeV4>() == 8);
+
+/// One probe of the IPv6 range index.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ProbeV6 {
+    pub mask: [u64; 2],
+    /// The first host bit; all zero marks an unused probe slot.
+    pub marker: [u64; 2],
+}
+const _: () = assert!(core::mem::size_of::<ProbeV6>() == 32);
+
+/// The probe for IPv4 prefixes of `len` bits (1..=31).
+pub const fn probe_v4(len: u32) -> ProbeV4 {
+    let mut bytes = [0u8; 4];
+    let mut marker = [0u8; 4];
+    let mut i = 0;
+    while i < 4 {
+        bytes[i] = byte_mask(len, i as u32);
+        i += 1;
+    }
+    marker[(len / 8) as usize] = 0x80 >> (len % 8);
+    ProbeV4 {
+        mask: u32::from_ne_bytes(bytes),
+        marker: u32::from_ne_bytes(marker),
+    }
+}
+
+/// The probe for IPv6 prefixes of `len` bits (1..=127).
+pub const fn probe_v6(len: u32) -> ProbeV6 {
+    let mut bytes = [0u8; 16];
+    let mut marker = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        bytes[i] = byte_mask(len, i as u32);
+        i += 1;
+    }
+    marker[(len / 8) as usize] = 0x80 >> (len % 8);
+    ProbeV6 {
+        mask: words(bytes),
+        marker: words(marker),
+    }
+}
+
+const fn byte_mask(len: u32, byte: u32) -> u8 {
+    let before = byte * 8;
+    if len >= before + 8 {
+        0xff
+    } else if len <= before {
+        0
+    } else {
+        0xffu8 << (8 - (len - before))
+    }
+}
+
+const fn words(b: [u8; 16]) -> [u64; 2] {
+    [
+        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        u64::from_ne_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]),
+    ]
+}
+
+/// The range-index key of an IPv4 address or network under `probe`.
+#[inline(always)]
+pub const fn range_key_v4(word: u32, probe: &ProbeV4) -> u32 {
+    (word & probe.mask) | probe.marker
+}
+
+/// The range-index key of an IPv6 address or network under `probe`.
+#[inline(always)]
+pub const fn range_key_v6(w: [u64; 2], probe: &ProbeV6) -> [u64; 2] {
+    [
+        (w[0] & probe.mask[0]) | probe.marker[0],
+        (w[1] & probe.mask[1]) | probe.marker[1],
+    ]
+}
+
 /// Buckets for `capacity` addresses: a power of two with room for twice as many.
 pub const fn buckets_for(capacity: u32, ways: usize) -> u32 {
     let want = (capacity as u64 * 2).div_ceil(ways as u64);
@@ -76,6 +169,33 @@ pub const fn buckets_for(capacity: u32, ways: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_keys_tell_lengths_apart() {
+        let net = u32::from_ne_bytes([10, 1, 0, 0]);
+        let p16 = probe_v4(16);
+        let p24 = probe_v4(24);
+        // 10.1.0.0/16 and 10.1.0.0/24 share a base but not a key.
+        assert_ne!(range_key_v4(net, &p16), range_key_v4(net, &p24));
+        // A source inside 10.1.0.0/16 probes to the /16 key, one outside does not.
+        let inside = u32::from_ne_bytes([10, 1, 200, 7]);
+        let outside = u32::from_ne_bytes([10, 2, 0, 7]);
+        assert_eq!(range_key_v4(inside, &p16), range_key_v4(net, &p16));
+        assert_ne!(range_key_v4(outside, &p16), range_key_v4(net, &p16));
+        assert_eq!(probe_v4(24).marker.to_ne_bytes(), [0, 0, 0, 0x80]);
+        assert_eq!(probe_v4(20).mask.to_ne_bytes(), [0xff, 0xff, 0xf0, 0]);
+        let p6 = probe_v6(48);
+        assert_eq!(
+            p6.mask,
+            words([
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ])
+        );
+        assert_eq!(
+            p6.marker,
+            words([0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        );
+    }
 
     #[test]
     fn buckets_are_powers_of_two_with_headroom() {

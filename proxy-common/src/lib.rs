@@ -48,8 +48,6 @@ macro_rules! aya_pod {
 aya_pod!(
     config::FilterConfig,
     list::ListValue,
-    list::NetV4,
-    list::NetV6,
     index::BucketV4,
     index::BucketV6,
     ban::Ban,

@@ -6,11 +6,8 @@
 //! bulk of a threat-intelligence feed) live in plain hashes (`block_addr_v4`,
 //! `block_addr_v6`): the kernel's LPM trie slows down as it grows, a hash does not.
 //!
-//! Blocklist ranges are also kept in hashes keyed by (prefix length, network)
-//! (`block_nets_v4`, `block_nets_v6`). While the ranges of a family use at most
-//! [`MAX_RANGE_PROBES`] distinct prefix lengths (a feed of /24s uses one), the
-//! program probes those hashes, one lookup per length, instead of walking the
-//! trie; with more lengths it uses the trie.
+//! Both kinds of blocklist entry also have a bucketed index the program reads
+//! without helper calls; see [`crate::index`].
 
 use bytemuck::{Pod, Zeroable};
 
@@ -33,24 +30,6 @@ pub struct ListValue {
 }
 const _: () = assert!(core::mem::size_of::<ListValue>() == 4);
 
-/// Distinct blocklist prefix lengths per family up to which the program
-/// probes `block_nets_*` instead of the LPM trie.
+/// Distinct blocklist range prefix lengths per family up to which the
+/// program probes the range index (one probe per length) instead of the trie.
 pub const MAX_RANGE_PROBES: usize = 4;
-
-/// Key of `block_nets_v4`: an IPv4 network, host bits zero.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct NetV4 {
-    pub prefix_len: u32,
-    pub addr: V4,
-}
-const _: () = assert!(core::mem::size_of::<NetV4>() == 8);
-
-/// Key of `block_nets_v6`: an IPv6 network, host bits zero.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct NetV6 {
-    pub prefix_len: u32,
-    pub addr: V6,
-}
-const _: () = assert!(core::mem::size_of::<NetV6>() == 20);

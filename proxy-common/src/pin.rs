@@ -14,8 +14,8 @@ pub const BLOCK_ADDR_V4: &str = "block_addr_v4";
 pub const BLOCK_ADDR_V6: &str = "block_addr_v6";
 pub const BLOCK_INDEX_V4: &str = "block_index_v4";
 pub const BLOCK_INDEX_V6: &str = "block_index_v6";
-pub const BLOCK_NETS_V4: &str = "block_nets_v4";
-pub const BLOCK_NETS_V6: &str = "block_nets_v6";
+pub const RANGE_INDEX_V4: &str = "range_index_v4";
+pub const RANGE_INDEX_V6: &str = "range_index_v6";
 pub const BANS_V4: &str = "bans_v4";
 pub const BANS_V6: &str = "bans_v6";
 pub const SOURCES_V4: &str = "sources_v4";
@@ -33,8 +33,8 @@ pub const ALL_MAPS: [&str; 16] = [
     BLOCK_ADDR_V6,
     BLOCK_INDEX_V4,
     BLOCK_INDEX_V6,
-    BLOCK_NETS_V4,
-    BLOCK_NETS_V6,
+    RANGE_INDEX_V4,
+    RANGE_INDEX_V6,
     BANS_V4,
     BANS_V6,
     SOURCES_V4,

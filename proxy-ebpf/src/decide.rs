@@ -8,8 +8,8 @@ use aya_ebpf::{
 use proxy_common::{
     ban::Ban,
     config::{self, FilterConfig},
-    index::{self, BucketV4, BucketV6},
-    list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, V4, V6},
+    index::{self, BucketV4, BucketV6, ProbeV4, ProbeV6},
+    list::{ListValue, MAX_RANGE_PROBES, V4, V6},
     source::SourceState,
     stats,
 };
@@ -23,45 +23,49 @@ use crate::{
 /// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
 const BPF_NOEXIST: u64 = 1;
 
-/// An address family's address type, and how to cut it to a network key.
+/// What the program needs to know about an address family's addresses.
 pub trait Addr: Copy + 'static {
-    type Net: 'static;
+    /// The address as index words (the packet bytes read natively).
+    type Key: Copy + PartialEq + 'static;
     type Bucket: 'static;
+    type Probe: 'static;
     /// Bits in an address.
     const BITS: u32;
-    /// The network of `len` bits (1..BITS) containing this address.
-    fn net(&self, len: u32) -> Self::Net;
-    /// Whether the exact-address index holds this address.
-    fn in_index(&self, index: &Array<Self::Bucket, 65536>, mask: u32) -> bool;
+    fn key(&self) -> Self::Key;
+    /// The range-index key of this address under a probe, if the slot is used.
+    fn probe(key: Self::Key, probe: &Self::Probe) -> Option<Self::Key>;
+    /// Whether `key` is in one of its two buckets.
+    fn indexed(index: &Array<Self::Bucket, 65536>, key: Self::Key, mask: u32) -> bool;
 }
 
 impl Addr for V4 {
-    type Net = NetV4;
+    type Key = u32;
     type Bucket = BucketV4;
+    type Probe = ProbeV4;
     const BITS: u32 = 32;
 
     #[inline(always)]
-    fn net(&self, len: u32) -> NetV4 {
-        let mask = (u32::MAX << (32 - len)).to_be();
-        NetV4 {
-            prefix_len: len,
-            addr: (u32::from_ne_bytes(*self) & mask).to_ne_bytes(),
-        }
+    fn key(&self) -> u32 {
+        u32::from_ne_bytes(*self)
     }
 
     #[inline(always)]
-    fn in_index(&self, index: &Array<BucketV4, 65536>, mask: u32) -> bool {
-        let word = u32::from_ne_bytes(*self);
+    fn probe(key: u32, probe: &ProbeV4) -> Option<u32> {
+        (probe.marker != 0).then(|| index::range_key_v4(key, probe))
+    }
+
+    #[inline(always)]
+    fn indexed(index: &Array<BucketV4, 65536>, key: u32, mask: u32) -> bool {
         // Zero marks an empty way; 0.0.0.0 itself is looked up in the hash.
-        if word == 0 {
+        if key == 0 {
             return false;
         }
-        for slot in index::slots_v4(word, mask) {
+        for slot in index::slots_v4(key, mask) {
             let Some(bucket) = index.get(slot) else {
                 return false;
             };
             for way in bucket.addrs {
-                if way == word {
+                if way == key {
                     return true;
                 }
             }
@@ -71,46 +75,33 @@ impl Addr for V4 {
 }
 
 impl Addr for V6 {
-    type Net = NetV6;
+    type Key = [u64; 2];
     type Bucket = BucketV6;
+    type Probe = ProbeV6;
     const BITS: u32 = 128;
 
     #[inline(always)]
-    fn net(&self, len: u32) -> NetV6 {
+    fn key(&self) -> [u64; 2] {
         // SAFETY: [u8; 16] and [u64; 2] have the same size; any bytes are valid.
-        let w: [u64; 2] = unsafe { core::mem::transmute(*self) };
-        let (m0, m1) = if len >= 64 {
-            (
-                u64::MAX,
-                if len == 64 {
-                    0
-                } else {
-                    (u64::MAX << (128 - len)).to_be()
-                },
-            )
-        } else {
-            ((u64::MAX << (64 - len)).to_be(), 0)
-        };
-        // SAFETY: as above.
-        NetV6 {
-            prefix_len: len,
-            addr: unsafe { core::mem::transmute([w[0] & m0, w[1] & m1]) },
-        }
+        unsafe { core::mem::transmute(*self) }
     }
 
     #[inline(always)]
-    fn in_index(&self, index: &Array<BucketV6, 65536>, mask: u32) -> bool {
-        // SAFETY: [u8; 16] and [u64; 2] have the same size; any bytes are valid.
-        let w: [u64; 2] = unsafe { core::mem::transmute(*self) };
-        if w[0] | w[1] == 0 {
+    fn probe(key: [u64; 2], probe: &ProbeV6) -> Option<[u64; 2]> {
+        (probe.marker[0] | probe.marker[1] != 0).then(|| index::range_key_v6(key, probe))
+    }
+
+    #[inline(always)]
+    fn indexed(index: &Array<BucketV6, 65536>, key: [u64; 2], mask: u32) -> bool {
+        if key[0] | key[1] == 0 {
             return false;
         }
-        for slot in index::slots_v6(w, mask) {
+        for slot in index::slots_v6(key, mask) {
             let Some(bucket) = index.get(slot) else {
                 return false;
             };
             for way in bucket.addrs {
-                if way[0] == w[0] && way[1] == w[1] {
+                if way[0] == key[0] && way[1] == key[1] {
                     return true;
                 }
             }
@@ -123,7 +114,7 @@ impl Addr for V6 {
 struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     allow: &'a LpmTrie<K, ListValue, N_ALLOW>,
     block_ranges: &'a LpmTrie<K, ListValue, N_RANGE>,
-    block_nets: &'a HashMap<K::Net, ListValue, 65536>,
+    range_index: &'a Array<K::Bucket, 65536>,
     block_addrs: &'a HashMap<K, ListValue, 262144>,
     block_index: &'a Array<K::Bucket, 65536>,
     bans: &'a HashMap<K, Ban, 65536>,
@@ -132,11 +123,13 @@ struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     has_block: u32,
     has_block_addr: u32,
     has_bans: u32,
-    ranges_hashed: u32,
-    range_lens: [u8; MAX_RANGE_PROBES],
     index_on: u32,
     index_overflow: u32,
     index_mask: u32,
+    ranges_indexed: u32,
+    range_overflow: u32,
+    range_mask: u32,
+    probes: &'a [K::Probe; MAX_RANGE_PROBES],
 }
 
 pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
@@ -155,7 +148,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             let fam = Family {
                 allow: &ALLOW_V4,
                 block_ranges: &BLOCK_V4,
-                block_nets: &BLOCK_NETS_V4,
+                range_index: &RANGE_INDEX_V4,
                 block_addrs: &BLOCK_ADDR_V4,
                 block_index: &BLOCK_INDEX_V4,
                 bans: &BANS_V4,
@@ -164,11 +157,13 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_block: config::FLAG_HAS_BLOCK_V4,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V4,
                 has_bans: config::FLAG_HAS_BANS_V4,
-                ranges_hashed: config::FLAG_RANGES_HASHED_V4,
-                range_lens: cfg.range_lens_v4,
                 index_on: config::FLAG_INDEX_V4,
                 index_overflow: config::FLAG_INDEX_OVERFLOW_V4,
                 index_mask: cfg.index_mask_v4,
+                ranges_indexed: config::FLAG_RANGES_INDEXED_V4,
+                range_overflow: config::FLAG_RANGE_OVERFLOW_V4,
+                range_mask: cfg.range_mask_v4,
+                probes: &cfg.probes_v4,
             };
             Ok(fam.decide(cfg, &src, &src, syn, len))
         }
@@ -182,7 +177,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             let fam = Family {
                 allow: &ALLOW_V6,
                 block_ranges: &BLOCK_V6,
-                block_nets: &BLOCK_NETS_V6,
+                range_index: &RANGE_INDEX_V6,
                 block_addrs: &BLOCK_ADDR_V6,
                 block_index: &BLOCK_INDEX_V6,
                 bans: &BANS_V6,
@@ -191,11 +186,13 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 has_block: config::FLAG_HAS_BLOCK_V6,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V6,
                 has_bans: config::FLAG_HAS_BANS_V6,
-                ranges_hashed: config::FLAG_RANGES_HASHED_V6,
-                range_lens: cfg.range_lens_v6,
                 index_on: config::FLAG_INDEX_V6,
                 index_overflow: config::FLAG_INDEX_OVERFLOW_V6,
                 index_mask: cfg.index_mask_v6,
+                ranges_indexed: config::FLAG_RANGES_INDEXED_V6,
+                range_overflow: config::FLAG_RANGE_OVERFLOW_V6,
+                range_mask: cfg.range_mask_v6,
+                probes: &cfg.probes_v6,
             };
             Ok(fam.decide(cfg, &src, &key, syn, len))
         }
@@ -255,7 +252,7 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
     #[inline(always)]
     fn blocked_addr(&self, cfg: &FilterConfig, src: &K) -> bool {
         if cfg.has(self.index_on) {
-            if src.in_index(self.block_index, self.index_mask) {
+            if K::indexed(self.block_index, src.key(), self.index_mask) {
                 return true;
             }
             if !cfg.has(self.index_overflow) {
@@ -265,23 +262,26 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         self.block_addrs.get_ptr(src).is_some()
     }
 
-    /// Whether `src` falls in a blocklist range: one hash probe per prefix
-    /// length in use when there are few lengths, else the LPM trie.
+    /// Whether `src` falls in a blocklist range: one index probe per prefix
+    /// length in use when there are few lengths, else (or on an index miss
+    /// after an overflow) the LPM trie.
     #[inline(always)]
     fn in_block_range(&self, cfg: &FilterConfig, src: &K) -> bool {
-        if !cfg.has(self.ranges_hashed) {
-            return self.block_ranges.get(&Key::new(K::BITS, *src)).is_some();
-        }
-        for i in 0..MAX_RANGE_PROBES {
-            let len = self.range_lens[i] as u32;
-            if len == 0 || len >= K::BITS {
-                break;
+        if cfg.has(self.ranges_indexed) {
+            let key = src.key();
+            for probe in self.probes {
+                let Some(probe_key) = K::probe(key, probe) else {
+                    break;
+                };
+                if K::indexed(self.range_index, probe_key, self.range_mask) {
+                    return true;
+                }
             }
-            if self.block_nets.get_ptr(src.net(len)).is_some() {
-                return true;
+            if !cfg.has(self.range_overflow) {
+                return false;
             }
         }
-        false
+        self.block_ranges.get(&Key::new(K::BITS, *src)).is_some()
     }
 
     #[inline(always)]

@@ -10,7 +10,7 @@ use proxy_common::{
     ban::Ban,
     config::FilterConfig,
     index::{BucketV4, BucketV6},
-    list::{ListValue, NetV4, NetV6, V4, V6},
+    list::{ListValue, V4, V6},
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
 };
@@ -40,10 +40,10 @@ pub static BLOCK_INDEX_V4: Array<BucketV4, 65536> = Array::new();
 #[btf_map(name = "block_index_v6")]
 pub static BLOCK_INDEX_V6: Array<BucketV6, 65536> = Array::new();
 
-#[btf_map(name = "block_nets_v4")]
-pub static BLOCK_NETS_V4: HashMap<NetV4, ListValue, 65536> = HashMap::new();
-#[btf_map(name = "block_nets_v6")]
-pub static BLOCK_NETS_V6: HashMap<NetV6, ListValue, 65536> = HashMap::new();
+#[btf_map(name = "range_index_v4")]
+pub static RANGE_INDEX_V4: Array<BucketV4, 65536> = Array::new();
+#[btf_map(name = "range_index_v6")]
+pub static RANGE_INDEX_V6: Array<BucketV6, 65536> = Array::new();
 
 #[btf_map(name = "bans_v4")]
 pub static BANS_V4: HashMap<V4, Ban, 65536> = HashMap::new();

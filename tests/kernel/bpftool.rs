@@ -39,6 +39,7 @@ fn bpftool_dumps_every_pinned_map_typed() {
     s.pps = limit(1000, 100);
     // Small maps: bpftool prints every slot of an array, and the index is one.
     s.maps.block_addrs = 1024;
+    s.maps.block_ranges = 1024;
     let mut filter = load(&s);
     let _running = dispatch(&mut filter);
     filter

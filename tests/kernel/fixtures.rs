@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proxy_common::{list::ORIGIN_CLI, stats::*};
-use proxy_user::filter::List;
+use proxy_user::filter::{Index, List};
 use tests::{
     filter::{cidrs, limit, load, settings, verdict_of},
     packet::{Ext, Frame, TCP_ACK, TCP_SYN},
@@ -523,7 +523,7 @@ fn ranges_match_by_hash_probes_and_by_trie() {
     if !require_root("ranges_match_by_hash_probes_and_by_trie") {
         return;
     }
-    use proxy_common::config::{FLAG_RANGES_HASHED_V4, FLAG_RANGES_HASHED_V6};
+    use proxy_common::config::{FLAG_RANGES_INDEXED_V4, FLAG_RANGES_INDEXED_V6};
     let pins = PinDir::new("ranges");
     let mut s = settings(pins.path());
     // Enough ranges (all in 10.128.0.0/9 or fd72:40::/32) to make hash probes worthwhile.
@@ -574,18 +574,18 @@ fn ranges_match_by_hash_probes_and_by_trie() {
     };
     let flags = |f: &proxy_user::filter::Filter| f.maps.config().unwrap().flags;
     assert_ne!(
-        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        flags(&filter) & FLAG_RANGES_INDEXED_V4,
         0,
         "two IPv4 lengths: probed by hash"
     );
-    assert_ne!(flags(&filter) & FLAG_RANGES_HASHED_V6, 0);
+    assert_ne!(flags(&filter) & FLAG_RANGES_INDEXED_V6, 0);
     expect(&filter, "hash probes");
     // Five distinct IPv4 lengths: the trie takes over, same verdicts.
     s.block
         .extend(cidrs(&["11.0.0.0/8", "13.1.0.0/16", "12.1.2.0/25"]));
     filter.sync(&s).unwrap();
     assert_eq!(
-        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        flags(&filter) & FLAG_RANGES_INDEXED_V4,
         0,
         "five IPv4 lengths: trie"
     );
@@ -605,7 +605,7 @@ fn ranges_match_by_hash_probes_and_by_trie() {
         .maps
         .insert(List::Block, "198.18.64.0/18".parse().unwrap(), ORIGIN_CLI)
         .unwrap();
-    assert_ne!(flags(&filter) & FLAG_RANGES_HASHED_V4, 0);
+    assert_ne!(flags(&filter) & FLAG_RANGES_INDEXED_V4, 0);
     expect(&filter, "hash probes again");
     assert_eq!(
         verdict_of(&filter, &Frame::v4("198.18.100.1", DST4).build()).1,
@@ -623,7 +623,7 @@ fn ranges_match_by_hash_probes_and_by_trie() {
     s.block = cidrs(&["198.18.20.0/24"]);
     filter.sync(&s).unwrap();
     assert_eq!(
-        flags(&filter) & FLAG_RANGES_HASHED_V4,
+        flags(&filter) & FLAG_RANGES_INDEXED_V4,
         0,
         "a handful of ranges: trie"
     );
@@ -662,7 +662,7 @@ fn address_index_with_overflow_still_blocks_every_address() {
     assert_ne!(flags & FLAG_INDEX_OVERFLOW_V4, 0, "bucket 0 overflowed");
     let in_index: usize = filter
         .maps
-        .index_buckets(true)
+        .index_buckets(Index::Addresses, true)
         .unwrap()
         .iter()
         .map(|(_, a)| a.len())
@@ -680,7 +680,9 @@ fn address_index_with_overflow_still_blocks_every_address() {
         PASS
     );
     // Removing an indexed address unblocks it and leaves the others blocked.
-    let gone = filter.maps.index_buckets(true).unwrap()[0].1[0];
+    let gone: std::net::IpAddr = filter.maps.index_buckets(Index::Addresses, true).unwrap()[0].1[0]
+        .parse()
+        .unwrap();
     filter
         .maps
         .remove(List::Block, proxy_user::cidr::Cidr::host(gone))

@@ -9,7 +9,7 @@ use proxy_common::{config as kcfg, list, pin, stats::VERDICT_NAMES};
 use serde_json::{Value, json};
 
 use super::Output;
-use crate::filter::{FilterMaps, List, rate_of};
+use crate::filter::{FilterMaps, Index, List, probe_lens, rate_of};
 
 pub fn origin_name(origin: u32) -> &'static str {
     match origin {
@@ -119,10 +119,16 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 "pps_interval_ns": c.pps_interval_ns,
                 "syn_interval_ns": c.syn_interval_ns,
                 "ipv6_prefix": c.v6_prefix_len,
-                "range_probes_v4": c.has(kcfg::FLAG_RANGES_HASHED_V4).then(|| c.range_lens_v4.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
-                "range_probes_v6": c.has(kcfg::FLAG_RANGES_HASHED_V6).then(|| c.range_lens_v6.iter().filter(|l| **l != 0).copied().collect::<Vec<_>>()),
-                "index_v4": c.has(kcfg::FLAG_INDEX_V4).then(|| json!({ "buckets": c.index_mask_v4 + 1, "overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V4) })),
-                "index_v6": c.has(kcfg::FLAG_INDEX_V6).then(|| json!({ "buckets": c.index_mask_v6 + 1, "overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V6) })),
+                "range_probes_v4": c.has(kcfg::FLAG_RANGES_INDEXED_V4).then(|| probe_lens(&c, true)),
+                "range_probes_v6": c.has(kcfg::FLAG_RANGES_INDEXED_V6).then(|| probe_lens(&c, false)),
+                "index_v4": c.has(kcfg::FLAG_INDEX_V4).then(|| json!({
+                    "address_buckets": c.index_mask_v4 + 1, "address_overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V4),
+                    "range_buckets": c.range_mask_v4 + 1, "range_overflow": c.has(kcfg::FLAG_RANGE_OVERFLOW_V4),
+                })),
+                "index_v6": c.has(kcfg::FLAG_INDEX_V6).then(|| json!({
+                    "address_buckets": c.index_mask_v6 + 1, "address_overflow": c.has(kcfg::FLAG_INDEX_OVERFLOW_V6),
+                    "range_buckets": c.range_mask_v6 + 1, "range_overflow": c.has(kcfg::FLAG_RANGE_OVERFLOW_V6),
+                })),
                 "flags": format!("{:#x}", c.flags),
             })]
         }
@@ -138,18 +144,13 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
         pin::BLOCK_V6 => lists(List::Block, false, Some(false))?,
         pin::BLOCK_ADDR_V4 => lists(List::Block, true, Some(true))?,
         pin::BLOCK_ADDR_V6 => lists(List::Block, false, Some(true))?,
-        pin::BLOCK_INDEX_V4 | pin::BLOCK_INDEX_V6 => maps
-            .index_buckets(name == pin::BLOCK_INDEX_V4)?
-            .into_iter()
-            .map(|(slot, addrs)| {
-                json!({ "bucket": slot, "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>() })
-            })
-            .collect(),
-        pin::BLOCK_NETS_V4 | pin::BLOCK_NETS_V6 => maps
-            .nets(name == pin::BLOCK_NETS_V4)?
-            .into_iter()
-            .map(|(c, o)| json!({ "network": c.to_string(), "origin": origin_name(o) }))
-            .collect(),
+        pin::BLOCK_INDEX_V4 | pin::BLOCK_INDEX_V6 | pin::RANGE_INDEX_V4 | pin::RANGE_INDEX_V6 => {
+            let which = if name.starts_with("range") { Index::Ranges } else { Index::Addresses };
+            maps.index_buckets(which, name.ends_with("v4"))?
+                .into_iter()
+                .map(|(slot, held)| json!({ "bucket": slot, "entries": held }))
+                .collect()
+        }
         pin::BANS_V4 | pin::BANS_V6 => maps
             .bans()?
             .into_iter()

@@ -1,22 +1,23 @@
-//! Keeping the exact-address index (`proxy_common::index`) in step with the
-//! `block_addr_*` hashes, which stay the source of truth.
+//! Keeping the blocklist indexes (`proxy_common::index`) in step with the
+//! hashes and tries, which stay the source of truth.
 //!
-//! Every change to a `block_addr_*` hash goes into the buckets as well (three
-//! syscalls per address); the whole index is built from the hashes only when
-//! maps that never had it are adopted. An address that
-//! finds both of its buckets full (or the all-zero address) stays in the hash
-//! only, and `FLAG_INDEX_OVERFLOW_*` tells the program to look there too.
+//! Every blocklist change goes into the buckets as well (three syscalls per
+//! entry); the indexes are built from scratch only when maps that never had
+//! them are adopted. An entry that finds both of its buckets full (or the
+//! all-zero address, which marks an empty way) stays in the hash or trie only,
+//! and an overflow flag tells the program to look there on an index miss.
 
 use std::net::IpAddr;
 
 use aya::maps::{Array, MapData};
 use proxy_common::{
-    config as kcfg,
+    config::{self as kcfg, FilterConfig},
     index::{self, BucketV4, BucketV6},
     pin,
 };
 
 use super::{FilterError, FilterMaps};
+use crate::cidr::Cidr;
 
 /// What the index code needs from a bucket type.
 trait Bucket: aya::Pod + Default + PartialEq {
@@ -62,15 +63,80 @@ impl Bucket for BucketV6 {
     }
 }
 
-fn key_v4(addr: [u8; 4]) -> u32 {
-    u32::from_ne_bytes(addr)
+/// Which index of a family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// Blocklisted single addresses (`block_index_*`).
+    Addresses,
+    /// Blocklisted ranges (`range_index_*`).
+    Ranges,
 }
 
-fn key_v6(addr: [u8; 16]) -> [u64; 2] {
+/// An index key: the 4 or 16 address bytes read as native words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    V4(u32),
+    V6([u64; 2]),
+}
+
+fn words(bytes: [u8; 16]) -> [u64; 2] {
     [
-        u64::from_ne_bytes(addr[..8].try_into().unwrap()),
-        u64::from_ne_bytes(addr[8..].try_into().unwrap()),
+        u64::from_ne_bytes(bytes[..8].try_into().unwrap()),
+        u64::from_ne_bytes(bytes[8..].try_into().unwrap()),
     ]
+}
+
+fn bytes(words: [u64; 2]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&words[0].to_ne_bytes());
+    b[8..].copy_from_slice(&words[1].to_ne_bytes());
+    b
+}
+
+/// The index and key of a blocklist entry.
+fn key_of(cidr: Cidr) -> (Index, Key) {
+    let len = cidr.prefix_len() as u32;
+    match (cidr.is_host(), cidr.addr()) {
+        (true, IpAddr::V4(ip)) => (Index::Addresses, Key::V4(u32::from_ne_bytes(ip.octets()))),
+        (true, IpAddr::V6(ip)) => (Index::Addresses, Key::V6(words(ip.octets()))),
+        (false, IpAddr::V4(ip)) => {
+            let word = u32::from_ne_bytes(ip.octets());
+            (
+                Index::Ranges,
+                Key::V4(index::range_key_v4(word, &index::probe_v4(len))),
+            )
+        }
+        (false, IpAddr::V6(ip)) => (
+            Index::Ranges,
+            Key::V6(index::range_key_v6(
+                words(ip.octets()),
+                &index::probe_v6(len),
+            )),
+        ),
+    }
+}
+
+/// The entry a range-index key stands for: the marker is the lowest set bit.
+fn range_of(key: Key) -> Option<Cidr> {
+    let (net, len) = match key {
+        Key::V4(w) => {
+            let n = u32::from_be_bytes(w.to_ne_bytes());
+            if n == 0 {
+                return None;
+            }
+            let tz = n.trailing_zeros();
+            (IpAddr::from((n & !(1 << tz)).to_be_bytes()), 31 - tz)
+        }
+        Key::V6(w) => {
+            let n = u128::from_be_bytes(bytes(w));
+            if n == 0 {
+                return None;
+            }
+            let tz = n.trailing_zeros();
+            (IpAddr::from((n & !(1 << tz)).to_be_bytes()), 127 - tz)
+        }
+    };
+    format!("{net}/{len}").parse().ok()
 }
 
 /// Places `key` in the less loaded of its buckets; false if both are full.
@@ -82,8 +148,7 @@ fn place<B: Bucket>(
     if key == B::Key::default() {
         return Ok(false);
     }
-    let mask = map.len() - 1;
-    let [a, b] = B::slots(key, mask);
+    let [a, b] = B::slots(key, map.len() - 1);
     let (mut ba, mut bb) = (get(map, name, a)?, get(map, name, b)?);
     if ba.holds(key) || bb.holds(key) {
         return Ok(true);
@@ -110,8 +175,7 @@ fn unplace<B: Bucket>(
     name: &str,
     key: B::Key,
 ) -> Result<(), FilterError> {
-    let mask = map.len() - 1;
-    for slot in B::slots(key, mask) {
+    for slot in B::slots(key, map.len() - 1) {
         let mut bucket = get(map, name, slot)?;
         if let Some(way) = bucket.ways_mut().iter_mut().find(|w| **w == key) {
             *way = B::Key::default();
@@ -121,23 +185,23 @@ fn unplace<B: Bucket>(
     Ok(())
 }
 
-/// Builds the whole index for `keys` in memory and writes the buckets that
-/// differ. Returns whether every key found a place.
+/// Builds a whole index for `keys` in memory and writes every bucket that
+/// differs. Returns whether every key found a place.
 fn rebuild<B: Bucket>(
     map: &mut Array<MapData, B>,
     name: &str,
-    keys: impl Iterator<Item = B::Key>,
+    keys: &[B::Key],
 ) -> Result<bool, FilterError> {
+    if keys.is_empty() {
+        // Nothing to copy, and an index that was never turned on was never
+        // written: skip reading every bucket of a fresh map.
+        return Ok(true);
+    }
     let n = map.len();
-    let mask = n - 1;
     let mut buckets = vec![B::default(); n as usize];
     let mut complete = true;
-    for key in keys {
-        if key == B::Key::default() {
-            complete = false;
-            continue;
-        }
-        let [a, b] = B::slots(key, mask);
+    for &key in keys {
+        let [a, b] = B::slots(key, n - 1);
         let pick = if buckets[a as usize].load() <= buckets[b as usize].load() {
             a
         } else {
@@ -148,8 +212,8 @@ fn rebuild<B: Bucket>(
             .iter_mut()
             .find(|w| **w == B::Key::default())
         {
-            Some(way) => *way = key,
-            None => complete = false,
+            Some(way) if key != B::Key::default() => *way = key,
+            _ => complete = false,
         }
     }
     for (slot, want) in buckets.into_iter().enumerate() {
@@ -165,92 +229,113 @@ fn get<B: Bucket>(map: &Array<MapData, B>, name: &str, slot: u32) -> Result<B, F
     map.get(&slot, 0).map_err(FilterError::map(name))
 }
 
+/// The overflow flag of an index.
+fn overflow_flag(which: Index, v4: bool) -> u32 {
+    match (which, v4) {
+        (Index::Addresses, true) => kcfg::FLAG_INDEX_OVERFLOW_V4,
+        (Index::Addresses, false) => kcfg::FLAG_INDEX_OVERFLOW_V6,
+        (Index::Ranges, true) => kcfg::FLAG_RANGE_OVERFLOW_V4,
+        (Index::Ranges, false) => kcfg::FLAG_RANGE_OVERFLOW_V6,
+    }
+}
+
+/// Prefix lengths a probe table covers, longest first (for views).
+pub fn probe_lens(cfg: &FilterConfig, v4: bool) -> Vec<u32> {
+    if v4 {
+        cfg.probes_v4
+            .iter()
+            .filter(|p| p.marker != 0)
+            .map(|p| 31 - u32::from_be_bytes(p.marker.to_ne_bytes()).trailing_zeros())
+            .collect()
+    } else {
+        cfg.probes_v6
+            .iter()
+            .filter(|p| p.marker != [0, 0])
+            .map(|p| 127 - u128::from_be_bytes(bytes(p.marker)).trailing_zeros())
+            .collect()
+    }
+}
+
 impl FilterMaps {
-    /// Adds a blocklisted single address (already in its hash) to the index.
-    pub(super) fn index_insert(&mut self, addr: IpAddr) -> Result<(), FilterError> {
-        let placed = match addr {
-            IpAddr::V4(ip) => place(
-                &mut self.block_index_v4,
-                pin::BLOCK_INDEX_V4,
-                key_v4(ip.octets()),
-            )?,
-            IpAddr::V6(ip) => place(
-                &mut self.block_index_v6,
-                pin::BLOCK_INDEX_V6,
-                key_v6(ip.octets()),
-            )?,
+    /// Adds a blocklist entry (already in its hash or trie) to its index.
+    pub(super) fn index_insert(&mut self, cidr: Cidr) -> Result<(), FilterError> {
+        let (which, key) = key_of(cidr);
+        let placed = match (which, key) {
+            (Index::Addresses, Key::V4(k)) => {
+                place(&mut self.block_index_v4, pin::BLOCK_INDEX_V4, k)?
+            }
+            (Index::Addresses, Key::V6(k)) => {
+                place(&mut self.block_index_v6, pin::BLOCK_INDEX_V6, k)?
+            }
+            (Index::Ranges, Key::V4(k)) => place(&mut self.range_index_v4, pin::RANGE_INDEX_V4, k)?,
+            (Index::Ranges, Key::V6(k)) => place(&mut self.range_index_v6, pin::RANGE_INDEX_V6, k)?,
         };
         if !placed {
-            let flag = if addr.is_ipv4() {
-                kcfg::FLAG_INDEX_OVERFLOW_V4
-            } else {
-                kcfg::FLAG_INDEX_OVERFLOW_V6
-            };
-            self.set_hint(flag, true)?;
+            self.set_hint(overflow_flag(which, cidr.addr().is_ipv4()), true)?;
         }
         Ok(())
     }
 
-    /// Takes a blocklisted single address out of the index (before it leaves its hash).
-    pub(super) fn index_remove(&mut self, addr: IpAddr) -> Result<(), FilterError> {
-        match addr {
-            IpAddr::V4(ip) => unplace(
-                &mut self.block_index_v4,
-                pin::BLOCK_INDEX_V4,
-                key_v4(ip.octets()),
-            ),
-            IpAddr::V6(ip) => unplace(
-                &mut self.block_index_v6,
-                pin::BLOCK_INDEX_V6,
-                key_v6(ip.octets()),
-            ),
+    /// Takes a blocklist entry out of its index (before it leaves its hash or trie).
+    pub(super) fn index_remove(&mut self, cidr: Cidr) -> Result<(), FilterError> {
+        match key_of(cidr) {
+            (Index::Addresses, Key::V4(k)) => {
+                unplace(&mut self.block_index_v4, pin::BLOCK_INDEX_V4, k)
+            }
+            (Index::Addresses, Key::V6(k)) => {
+                unplace(&mut self.block_index_v6, pin::BLOCK_INDEX_V6, k)
+            }
+            (Index::Ranges, Key::V4(k)) => {
+                unplace(&mut self.range_index_v4, pin::RANGE_INDEX_V4, k)
+            }
+            (Index::Ranges, Key::V6(k)) => {
+                unplace(&mut self.range_index_v6, pin::RANGE_INDEX_V6, k)
+            }
         }
     }
 
-    /// Turns the index on for maps that do not use it yet: a fresh set of
-    /// maps (empty, nothing to copy), or maps adopted from a build without the
-    /// index (the index is built from the hashes). Maps that already use it
-    /// were kept in step entry by entry.
+    /// Turns the indexes on for maps that do not use them yet: a fresh set of
+    /// maps (nothing to copy), or maps adopted from a build without indexes
+    /// (built from the hashes and tries). Maps that already use them were
+    /// kept in step entry by entry.
     pub(super) fn init_index(&mut self) -> Result<(), FilterError> {
         let on = kcfg::FLAG_INDEX_V4 | kcfg::FLAG_INDEX_V6;
         if self.config()?.flags & on == on {
             return Ok(());
         }
-        let keys4: Vec<u32> = self
-            .block_addr_v4
-            .keys()
-            .filter_map(Result::ok)
-            .map(key_v4)
-            .collect();
-        let keys6: Vec<[u64; 2]> = self
-            .block_addr_v6
-            .keys()
-            .filter_map(Result::ok)
-            .map(key_v6)
-            .collect();
-        let mut complete = [true, true];
-        if !keys4.is_empty() {
-            complete[0] = rebuild(
-                &mut self.block_index_v4,
-                pin::BLOCK_INDEX_V4,
-                keys4.into_iter(),
-            )?;
+        let mut k4 = [Vec::new(), Vec::new()];
+        let mut k6 = [Vec::new(), Vec::new()];
+        for (cidr, _) in self.entries(super::List::Block)? {
+            match key_of(cidr) {
+                (which, Key::V4(k)) => k4[(which == Index::Ranges) as usize].push(k),
+                (which, Key::V6(k)) => k6[(which == Index::Ranges) as usize].push(k),
+            }
         }
-        if !keys6.is_empty() {
-            complete[1] = rebuild(
-                &mut self.block_index_v6,
-                pin::BLOCK_INDEX_V6,
-                keys6.into_iter(),
-            )?;
-        }
+        let complete = [
+            (
+                rebuild(&mut self.block_index_v4, pin::BLOCK_INDEX_V4, &k4[0])?,
+                kcfg::FLAG_INDEX_OVERFLOW_V4,
+            ),
+            (
+                rebuild(&mut self.range_index_v4, pin::RANGE_INDEX_V4, &k4[1])?,
+                kcfg::FLAG_RANGE_OVERFLOW_V4,
+            ),
+            (
+                rebuild(&mut self.block_index_v6, pin::BLOCK_INDEX_V6, &k6[0])?,
+                kcfg::FLAG_INDEX_OVERFLOW_V6,
+            ),
+            (
+                rebuild(&mut self.range_index_v6, pin::RANGE_INDEX_V6, &k6[1])?,
+                kcfg::FLAG_RANGE_OVERFLOW_V6,
+            ),
+        ];
         let mut value = self.config()?;
         value.index_mask_v4 = self.block_index_v4.len() - 1;
         value.index_mask_v6 = self.block_index_v6.len() - 1;
+        value.range_mask_v4 = self.range_index_v4.len() - 1;
+        value.range_mask_v6 = self.range_index_v6.len() - 1;
         value.flags |= on;
-        for (complete, flag) in complete
-            .into_iter()
-            .zip([kcfg::FLAG_INDEX_OVERFLOW_V4, kcfg::FLAG_INDEX_OVERFLOW_V6])
-        {
+        for (complete, flag) in complete {
             if !complete {
                 value.flags |= flag;
             }
@@ -259,44 +344,92 @@ impl FilterMaps {
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
     }
-}
 
-impl FilterMaps {
-    /// The index's non-empty buckets with the addresses they hold (for `map dump`).
-    pub fn index_buckets(&self, v4: bool) -> Result<Vec<(u32, Vec<IpAddr>)>, FilterError> {
+    /// An index's non-empty buckets with the entries they hold (for `map dump`).
+    pub fn index_buckets(
+        &self,
+        which: Index,
+        v4: bool,
+    ) -> Result<Vec<(u32, Vec<String>)>, FilterError> {
+        let show = |key: Key| -> String {
+            match (which, key) {
+                (Index::Ranges, k) => {
+                    range_of(k).map_or_else(|| format!("{k:?}"), |c| c.to_string())
+                }
+                (Index::Addresses, Key::V4(w)) => IpAddr::from(w.to_ne_bytes()).to_string(),
+                (Index::Addresses, Key::V6(w)) => IpAddr::from(bytes(w)).to_string(),
+            }
+        };
         let mut out = Vec::new();
+        let (map4, map6, name) = match which {
+            Index::Addresses => (
+                &self.block_index_v4,
+                &self.block_index_v6,
+                if v4 {
+                    pin::BLOCK_INDEX_V4
+                } else {
+                    pin::BLOCK_INDEX_V6
+                },
+            ),
+            Index::Ranges => (
+                &self.range_index_v4,
+                &self.range_index_v6,
+                if v4 {
+                    pin::RANGE_INDEX_V4
+                } else {
+                    pin::RANGE_INDEX_V6
+                },
+            ),
+        };
         if v4 {
-            for (slot, b) in self.block_index_v4.iter().enumerate() {
-                let b = b.map_err(FilterError::map(pin::BLOCK_INDEX_V4))?;
-                let addrs: Vec<IpAddr> = b
+            for (slot, b) in map4.iter().enumerate() {
+                let b = b.map_err(FilterError::map(name))?;
+                let held: Vec<String> = b
                     .addrs
                     .iter()
                     .filter(|w| **w != 0)
-                    .map(|w| IpAddr::from(w.to_ne_bytes()))
+                    .map(|w| show(Key::V4(*w)))
                     .collect();
-                if !addrs.is_empty() {
-                    out.push((slot as u32, addrs));
+                if !held.is_empty() {
+                    out.push((slot as u32, held));
                 }
             }
         } else {
-            for (slot, b) in self.block_index_v6.iter().enumerate() {
-                let b = b.map_err(FilterError::map(pin::BLOCK_INDEX_V6))?;
-                let addrs: Vec<IpAddr> = b
+            for (slot, b) in map6.iter().enumerate() {
+                let b = b.map_err(FilterError::map(name))?;
+                let held: Vec<String> = b
                     .addrs
                     .iter()
                     .filter(|w| **w != [0, 0])
-                    .map(|w| {
-                        let mut bytes = [0u8; 16];
-                        bytes[..8].copy_from_slice(&w[0].to_ne_bytes());
-                        bytes[8..].copy_from_slice(&w[1].to_ne_bytes());
-                        IpAddr::from(bytes)
-                    })
+                    .map(|w| show(Key::V6(*w)))
                     .collect();
-                if !addrs.is_empty() {
-                    out.push((slot as u32, addrs));
+                if !held.is_empty() {
+                    out.push((slot as u32, held));
                 }
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_keys_decode_back_to_their_network() {
+        for net in [
+            "10.1.0.0/16",
+            "10.1.0.0/24",
+            "198.51.100.128/25",
+            "2001:db8::/32",
+            "2001:db8:0:8000::/49",
+        ] {
+            let cidr: Cidr = net.parse().unwrap();
+            let (which, key) = key_of(cidr);
+            assert_eq!(which, Index::Ranges);
+            assert_eq!(range_of(key), Some(cidr), "{net}");
+        }
+        assert_eq!(key_of("192.0.2.1".parse().unwrap()).0, Index::Addresses);
     }
 }

@@ -12,8 +12,8 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Ke
 use proxy_common::{
     ban::{self, Ban},
     config::{self as kcfg, FilterConfig},
-    index::{BucketV4, BucketV6},
-    list::{ListValue, MAX_RANGE_PROBES, NetV4, NetV6, ORIGIN_CONFIG, V4, V6},
+    index::{self, BucketV4, BucketV6},
+    list::{ListValue, MAX_RANGE_PROBES, ORIGIN_CONFIG, V4, V6},
     pin,
     source::SourceState,
     stats::{self, Counter},
@@ -39,8 +39,8 @@ pub struct FilterMaps {
     pub(super) block_addr_v6: HashMap<MapData, V6, ListValue>,
     pub(super) block_index_v4: Array<MapData, BucketV4>,
     pub(super) block_index_v6: Array<MapData, BucketV6>,
-    pub(super) block_nets_v4: HashMap<MapData, NetV4, ListValue>,
-    pub(super) block_nets_v6: HashMap<MapData, NetV6, ListValue>,
+    pub(super) range_index_v4: Array<MapData, BucketV4>,
+    pub(super) range_index_v6: Array<MapData, BucketV6>,
     pub(super) bans_v4: HashMap<MapData, V4, Ban>,
     pub(super) bans_v6: HashMap<MapData, V6, Ban>,
     pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
@@ -100,8 +100,8 @@ impl FilterMaps {
             block_addr_v6: open(dir, pin::BLOCK_ADDR_V6)?,
             block_index_v4: open(dir, pin::BLOCK_INDEX_V4)?,
             block_index_v6: open(dir, pin::BLOCK_INDEX_V6)?,
-            block_nets_v4: open(dir, pin::BLOCK_NETS_V4)?,
-            block_nets_v6: open(dir, pin::BLOCK_NETS_V6)?,
+            range_index_v4: open(dir, pin::RANGE_INDEX_V4)?,
+            range_index_v6: open(dir, pin::RANGE_INDEX_V6)?,
             bans_v4: open(dir, pin::BANS_V4)?,
             bans_v6: open(dir, pin::BANS_V6)?,
             sources_v4: open(dir, pin::SOURCES_V4)?,
@@ -128,10 +128,12 @@ impl FilterMaps {
         let installed = self.config()?;
         value.flags =
             (value.flags & 0xff) | self.presence_flags() | (installed.flags & kcfg::CONTENT_HINTS);
-        value.range_lens_v4 = installed.range_lens_v4;
-        value.range_lens_v6 = installed.range_lens_v6;
+        value.probes_v4 = installed.probes_v4;
+        value.probes_v6 = installed.probes_v6;
         value.index_mask_v4 = installed.index_mask_v4;
         value.index_mask_v6 = installed.index_mask_v6;
+        value.range_mask_v4 = installed.range_mask_v4;
+        value.range_mask_v6 = installed.range_mask_v6;
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
@@ -186,8 +188,9 @@ impl FilterMaps {
     }
 
     /// Recomputes which prefix lengths the blocklist ranges use, and whether
-    /// the program may probe `block_nets_*` (few lengths) instead of the trie.
-    /// The nets hashes always hold every range, so switching is safe at any time.
+    /// the program may probe the range index (few lengths) instead of the
+    /// trie. The index always holds every range it has room for, so
+    /// switching is safe at any time.
     fn refresh_ranges(&mut self) -> Result<(), FilterError> {
         let lens4: Vec<u32> = self
             .block_v4
@@ -202,20 +205,25 @@ impl FilterMaps {
             .map(|k| k.prefix_len())
             .collect();
         let mut value = self.config()?;
-        for (all, slots, flag) in [
-            (lens4, &mut value.range_lens_v4, kcfg::FLAG_RANGES_HASHED_V4),
-            (lens6, &mut value.range_lens_v6, kcfg::FLAG_RANGES_HASHED_V6),
+        let use4 = worth_probing(&lens4);
+        let use6 = worth_probing(&lens6);
+        value.probes_v4 = Default::default();
+        value.probes_v6 = Default::default();
+        if let Some(lens) = &use4 {
+            for (slot, len) in value.probes_v4.iter_mut().zip(lens) {
+                *slot = index::probe_v4(*len);
+            }
+        }
+        if let Some(lens) = &use6 {
+            for (slot, len) in value.probes_v6.iter_mut().zip(lens) {
+                *slot = index::probe_v6(*len);
+            }
+        }
+        for (on, flag) in [
+            (use4.is_some(), kcfg::FLAG_RANGES_INDEXED_V4),
+            (use6.is_some(), kcfg::FLAG_RANGES_INDEXED_V6),
         ] {
-            let lens: BTreeSet<u32> = all.iter().copied().collect();
-            // A small trie is cheaper than a hash probe; a /0 range cannot be
-            // probed (0 ends the list of lengths).
-            if all.len() >= PROBE_MIN_RANGES && lens.len() <= MAX_RANGE_PROBES && !lens.contains(&0)
-            {
-                *slots = [0; MAX_RANGE_PROBES];
-                // Longest first: a hit on any length blocks, and longer prefixes are more specific.
-                for (slot, len) in slots.iter_mut().zip(lens.iter().rev()) {
-                    *slot = *len as u8;
-                }
+            if on {
                 value.flags |= flag;
             } else {
                 value.flags &= !flag;
@@ -224,24 +232,6 @@ impl FilterMaps {
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
-    }
-
-    /// The blocklist ranges as the probe hashes hold them.
-    pub fn nets(&self, v4: bool) -> Result<Vec<(Cidr, u32)>, FilterError> {
-        let mut out = Vec::new();
-        if v4 {
-            for item in self.block_nets_v4.iter() {
-                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_NETS_V4))?;
-                out.push((net(IpAddr::from(k.addr), k.prefix_len), v.origin));
-            }
-        } else {
-            for item in self.block_nets_v6.iter() {
-                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_NETS_V6))?;
-                out.push((net(IpAddr::from(k.addr), k.prefix_len), v.origin));
-            }
-        }
-        out.sort();
-        Ok(out)
     }
 
     /// Recomputes the `FLAG_HAS_*` hints after a list or ban change.
@@ -301,8 +291,8 @@ impl FilterMaps {
             self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
         }
         self.insert_raw(list, cidr, origin)?;
-        if list == List::Block && cidr.is_host() {
-            self.index_insert(cidr.addr())?;
+        if list == List::Block {
+            self.index_insert(cidr)?;
         }
         if list == List::Block && !cidr.is_host() {
             self.refresh_ranges()?;
@@ -326,25 +316,13 @@ impl FilterMaps {
                 self.block_v4
                     .insert(&Key::new(len, v4(ip)), value, 0)
                     .map_err(FilterError::map(pin::BLOCK_V4))?;
-                let net = NetV4 {
-                    prefix_len: len,
-                    addr: v4(ip),
-                };
-                self.block_nets_v4
-                    .insert(net, value, 0)
-                    .map_err(FilterError::map(pin::BLOCK_NETS_V4))
+                Ok(())
             }
             (List::Block, IpAddr::V6(ip)) => {
                 self.block_v6
                     .insert(&Key::new(len, v6(ip)), value, 0)
                     .map_err(FilterError::map(pin::BLOCK_V6))?;
-                let net = NetV6 {
-                    prefix_len: len,
-                    addr: v6(ip),
-                };
-                self.block_nets_v6
-                    .insert(net, value, 0)
-                    .map_err(FilterError::map(pin::BLOCK_NETS_V6))
+                Ok(())
             }
             (List::Allow, IpAddr::V4(ip)) => self
                 .allow_v4
@@ -359,8 +337,8 @@ impl FilterMaps {
 
     /// Takes `cidr` off `list`; returns whether it was there.
     pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
-        if list == List::Block && cidr.is_host() {
-            self.index_remove(cidr.addr())?;
+        if list == List::Block {
+            self.index_remove(cidr)?;
         }
         let removed = self.remove_raw(list, cidr);
         if list == List::Block && !cidr.is_host() {
@@ -382,20 +360,8 @@ impl FilterMaps {
             (List::Block, IpAddr::V6(ip)) if cidr.is_host() => {
                 self.block_addr_v6.remove(&v6(ip)).is_ok()
             }
-            (List::Block, IpAddr::V4(ip)) => {
-                let _ = self.block_nets_v4.remove(&NetV4 {
-                    prefix_len: len,
-                    addr: v4(ip),
-                });
-                self.block_v4.remove(&Key::new(len, v4(ip))).is_ok()
-            }
-            (List::Block, IpAddr::V6(ip)) => {
-                let _ = self.block_nets_v6.remove(&NetV6 {
-                    prefix_len: len,
-                    addr: v6(ip),
-                });
-                self.block_v6.remove(&Key::new(len, v6(ip))).is_ok()
-            }
+            (List::Block, IpAddr::V4(ip)) => self.block_v4.remove(&Key::new(len, v4(ip))).is_ok(),
+            (List::Block, IpAddr::V6(ip)) => self.block_v6.remove(&Key::new(len, v6(ip))).is_ok(),
             (List::Allow, IpAddr::V4(ip)) => self.allow_v4.remove(&Key::new(len, v4(ip))).is_ok(),
             (List::Allow, IpAddr::V6(ip)) => self.allow_v6.remove(&Key::new(len, v6(ip))).is_ok(),
         }
@@ -453,18 +419,17 @@ impl FilterMaps {
             .collect();
         let desired: BTreeSet<Cidr> = desired.iter().copied().collect();
         let (add, remove) = lists::diff(&installed, &desired);
-        let indexed = |c: &Cidr| list == List::Block && c.is_host();
         for cidr in &add {
             self.insert_raw(list, *cidr, ORIGIN_CONFIG)?;
-            if indexed(cidr) {
-                self.index_insert(cidr.addr())?;
+            if list == List::Block {
+                self.index_insert(*cidr)?;
             }
         }
         // Flags first so that new entries are consulted before stale ones go.
         self.refresh_flags()?;
         for cidr in &remove {
-            if indexed(cidr) {
-                self.index_remove(cidr.addr())?;
+            if list == List::Block {
+                self.index_remove(*cidr)?;
             }
             self.remove_raw(list, *cidr);
         }
@@ -620,6 +585,15 @@ impl FilterMaps {
             }),
         }
     }
+}
+
+/// The prefix lengths to probe, longest first, if probing beats the trie:
+/// enough ranges for the trie to be slow, few enough lengths, and no /0
+/// (which has no host bit to mark).
+fn worth_probing(lens: &[u32]) -> Option<Vec<u32>> {
+    let distinct: BTreeSet<u32> = lens.iter().copied().collect();
+    (lens.len() >= PROBE_MIN_RANGES && distinct.len() <= MAX_RANGE_PROBES && !distinct.contains(&0))
+        .then(|| distinct.into_iter().rev().collect())
 }
 
 /// Whether two networks share an address (one contains the other's base).

@@ -26,6 +26,7 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 pub use error::FilterError;
+pub use index::{Index, probe_lens};
 pub use lists::List;
 use log::{info, warn};
 pub use maps::{BanEntry, FilterMaps, SourceEntry};
@@ -84,8 +85,8 @@ impl Filter {
             (pin::BLOCK_V6, m.block_ranges),
             (pin::BLOCK_INDEX_V4, buckets_for(m.block_addrs, WAYS_V4)),
             (pin::BLOCK_INDEX_V6, buckets_for(m.block_addrs, WAYS_V6)),
-            (pin::BLOCK_NETS_V4, m.block_ranges),
-            (pin::BLOCK_NETS_V6, m.block_ranges),
+            (pin::RANGE_INDEX_V4, buckets_for(m.block_ranges, WAYS_V4)),
+            (pin::RANGE_INDEX_V6, buckets_for(m.block_ranges, WAYS_V6)),
             (pin::BLOCK_ADDR_V4, m.block_addrs),
             (pin::BLOCK_ADDR_V6, m.block_addrs),
         ] {

@@ -32,10 +32,12 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
         v6_prefix_len: settings.ipv6_prefix as u32,
         flags,
         // Filled in by FilterMaps from the installed ranges.
-        range_lens_v4: [0; proxy_common::list::MAX_RANGE_PROBES],
-        range_lens_v6: [0; proxy_common::list::MAX_RANGE_PROBES],
+        probes_v4: Default::default(),
+        probes_v6: Default::default(),
         index_mask_v4: 0,
         index_mask_v6: 0,
+        range_mask_v4: 0,
+        range_mask_v6: 0,
     }
 }
 
