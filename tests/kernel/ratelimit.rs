@@ -19,6 +19,9 @@ use tests::{
     privilege::require_root,
 };
 
+/// XDP_PASS (uapi linux/bpf.h).
+const XDP_PASS: u32 = 2;
+
 /// Packets per BPF_PROG_TEST_RUN call: large enough to amortise the syscall.
 const REPEAT: u32 = 20_000;
 
@@ -183,4 +186,47 @@ fn one_source_on_two_cpus_shares_one_budget() {
         ("pps", 100_000, 100, cpus, s),
         ("syn", 1_000_000, 1_000, cpus, s),
     ]);
+}
+
+#[test]
+fn spoofed_flood_larger_than_the_lru_does_not_free_a_real_abuser() {
+    if !require_root("spoofed_flood_larger_than_the_lru_does_not_free_a_real_abuser") {
+        return;
+    }
+    let pins = PinDir::new("spoof");
+    let mut s = settings(pins.path());
+    s.maps.sources = 1024;
+    s.pps = limit(10, 10);
+    let mut filter = load(&s);
+    let _dispatched = dispatch(&mut filter);
+    let abuser = Frame::v4("198.18.66.6", "198.18.0.1").build();
+    let start = Instant::now();
+    let mut abuser_passed = 0;
+    let mut sent = 0;
+    // 40,000 spoofed sources (40 times the LRU), one packet each; the abuser
+    // sends one packet for every ten of them, so it keeps sending throughout.
+    for i in 0..40_000u32 {
+        let spoofed = std::net::Ipv4Addr::from(0x6440_0000 + i).to_string();
+        tests::filter::run(&filter, &Frame::v4(&spoofed, "198.18.0.1").build());
+        if i % 10 == 0 {
+            sent += 1;
+            if tests::filter::run(&filter, &abuser) == XDP_PASS {
+                abuser_passed += 1;
+            }
+        }
+    }
+    let allowed = 10.0 + 10.0 * start.elapsed().as_secs_f64();
+    println!(
+        "abuser: {abuser_passed} of {sent} passed in {:.2}s (limit allows {allowed:.0}); sources tracked: {}",
+        start.elapsed().as_secs_f64(),
+        filter.maps.sources().unwrap().len()
+    );
+    assert!(
+        (abuser_passed as f64) <= allowed * 1.1 + 1.0,
+        "the abuser got {abuser_passed} packets through, its limit allows {allowed:.0}"
+    );
+    assert!(
+        filter.maps.sources().unwrap().len() <= 1024 + 64,
+        "the LRU stays bounded"
+    );
 }
