@@ -4,5 +4,6 @@
 
 mod bpftool;
 mod fixtures;
+mod lists;
 mod ratelimit;
 mod veth;

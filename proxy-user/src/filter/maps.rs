@@ -2,29 +2,23 @@
 //! through [`FilterMaps`]; the daemon, the CLI and the tests open the same pins.
 
 use std::{
-    collections::BTreeSet,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use proxy_common::{
-    ban::{self, Ban},
+    ban::Ban,
     config::{self as kcfg, FilterConfig},
-    index::{self, BucketV4, BucketV6},
-    list::{ListValue, MAX_RANGE_PROBES, ORIGIN_CONFIG, V4, V6},
+    index::{BucketV4, BucketV6},
+    list::{ListValue, V4, V6},
     pin,
     source::SourceState,
     stats::{self, Counter},
 };
 
-use super::{FilterError, clock, lists, lists::List};
+use super::FilterError;
 use crate::cidr::Cidr;
-
-/// Below this many ranges in a family, the LPM trie (whose cost grows with
-/// its size) is cheaper than hash probes; measured with `cargo xtask bench xdp`.
-const PROBE_MIN_RANGES: usize = 128;
 
 /// Handles on every pinned map of one loaded filter.
 pub struct FilterMaps {
@@ -45,15 +39,6 @@ pub struct FilterMaps {
     pub(super) bans_v6: HashMap<MapData, V6, Ban>,
     pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
     pub(super) sources_v6: HashMap<MapData, V6, SourceState>,
-}
-
-/// One ban as stored in the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BanEntry {
-    pub addr: IpAddr,
-    /// Time left; `None` for a ban without expiry. Zero once expired.
-    pub remaining: Option<Duration>,
-    pub origin: u32,
 }
 
 /// One source as seen by the limiter.
@@ -77,11 +62,11 @@ fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(
     T::try_from(map).map_err(FilterError::map(name))
 }
 
-fn v4(ip: Ipv4Addr) -> V4 {
+pub(super) fn v4(ip: Ipv4Addr) -> V4 {
     ip.octets()
 }
 
-fn v6(ip: Ipv6Addr) -> V6 {
+pub(super) fn v6(ip: Ipv6Addr) -> V6 {
     ip.octets()
 }
 
@@ -156,91 +141,13 @@ impl FilterMaps {
             .map_err(FilterError::map(pin::CONFIG))
     }
 
-    /// Whether `cidr` shares any address with an allowlist entry.
-    fn overlaps_allow(&self, cidr: Cidr) -> Result<bool, FilterError> {
-        Ok(self
-            .entries(List::Allow)?
-            .iter()
-            .any(|(a, _)| overlap(*a, cidr)))
-    }
-
-    /// Whether some blocklist entry or ban shares an address with `allow`.
-    fn overlaps_drops(&self, allow: &[Cidr]) -> Result<bool, FilterError> {
-        if allow.is_empty() {
-            return Ok(false);
-        }
-        let hits = |c: Cidr| allow.iter().any(|a| overlap(*a, c));
-        Ok(self.entries(List::Block)?.into_iter().any(|(c, _)| hits(c))
-            || self.bans()?.into_iter().any(|b| hits(Cidr::host(b.addr))))
-    }
-
-    /// Recomputes `FLAG_ALLOW_OVERLAPS` from the maps. Walks the whole
-    /// blocklist, but only when the allowlist is not empty.
-    pub fn recompute_overlap(&mut self) -> Result<bool, FilterError> {
-        let allow: Vec<Cidr> = self
-            .entries(List::Allow)?
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect();
-        let on = self.overlaps_drops(&allow)?;
-        self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, on)?;
-        Ok(on)
-    }
-
-    /// Recomputes which prefix lengths the blocklist ranges use, and whether
-    /// the program may probe the range index (few lengths) instead of the
-    /// trie. The index always holds every range it has room for, so
-    /// switching is safe at any time.
-    fn refresh_ranges(&mut self) -> Result<(), FilterError> {
-        let lens4: Vec<u32> = self
-            .block_v4
-            .keys()
-            .filter_map(Result::ok)
-            .map(|k| k.prefix_len())
-            .collect();
-        let lens6: Vec<u32> = self
-            .block_v6
-            .keys()
-            .filter_map(Result::ok)
-            .map(|k| k.prefix_len())
-            .collect();
-        let mut value = self.config()?;
-        let use4 = worth_probing(&lens4);
-        let use6 = worth_probing(&lens6);
-        value.probes_v4 = Default::default();
-        value.probes_v6 = Default::default();
-        if let Some(lens) = &use4 {
-            for (slot, len) in value.probes_v4.iter_mut().zip(lens) {
-                *slot = index::probe_v4(*len);
-            }
-        }
-        if let Some(lens) = &use6 {
-            for (slot, len) in value.probes_v6.iter_mut().zip(lens) {
-                *slot = index::probe_v6(*len);
-            }
-        }
-        for (on, flag) in [
-            (use4.is_some(), kcfg::FLAG_RANGES_INDEXED_V4),
-            (use6.is_some(), kcfg::FLAG_RANGES_INDEXED_V6),
-        ] {
-            if on {
-                value.flags |= flag;
-            } else {
-                value.flags &= !flag;
-            }
-        }
-        self.config
-            .set(kcfg::CONFIG_KEY, value, 0)
-            .map_err(FilterError::map(pin::CONFIG))
-    }
-
     /// Recomputes the `FLAG_HAS_*` hints after a list or ban change.
-    fn refresh_flags(&mut self) -> Result<(), FilterError> {
+    pub(super) fn refresh_flags(&mut self) -> Result<(), FilterError> {
         let current = self.config()?;
         self.write_config(current)
     }
 
-    fn presence_flags(&self) -> u32 {
+    pub(super) fn presence_flags(&self) -> u32 {
         let mut flags = 0;
         let mut mark = |present: bool, flag: u32| {
             if present {
@@ -274,254 +181,6 @@ impl FilterMaps {
         mark(self.bans_v4.keys().next().is_some(), kcfg::FLAG_HAS_BANS_V4);
         mark(self.bans_v6.keys().next().is_some(), kcfg::FLAG_HAS_BANS_V6);
         flags
-    }
-
-    // === lists ===
-
-    /// Puts `cidr` on `list` with `origin`. Single blocked addresses go in the
-    /// exact-address hash, everything else in the LPM trie.
-    pub fn insert(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
-        // Raise the overlap hint before the entry exists, so an allowlisted
-        // source is never dropped by the new entry, not even for a packet.
-        let overlapping = match list {
-            List::Block => self.overlaps_allow(cidr)?,
-            List::Allow => self.overlaps_drops(&[cidr])?,
-        };
-        if overlapping {
-            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
-        }
-        self.insert_raw(list, cidr, origin)?;
-        if list == List::Block {
-            self.index_insert(cidr)?;
-        }
-        if list == List::Block && !cidr.is_host() {
-            self.refresh_ranges()?;
-        }
-        self.refresh_flags()
-    }
-
-    fn insert_raw(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
-        let value = ListValue { origin };
-        let len = cidr.prefix_len() as u32;
-        match (list, cidr.addr()) {
-            (List::Block, IpAddr::V4(ip)) if cidr.is_host() => self
-                .block_addr_v4
-                .insert(v4(ip), value, 0)
-                .map_err(FilterError::map(pin::BLOCK_ADDR_V4)),
-            (List::Block, IpAddr::V6(ip)) if cidr.is_host() => self
-                .block_addr_v6
-                .insert(v6(ip), value, 0)
-                .map_err(FilterError::map(pin::BLOCK_ADDR_V6)),
-            (List::Block, IpAddr::V4(ip)) => {
-                self.block_v4
-                    .insert(&Key::new(len, v4(ip)), value, 0)
-                    .map_err(FilterError::map(pin::BLOCK_V4))?;
-                Ok(())
-            }
-            (List::Block, IpAddr::V6(ip)) => {
-                self.block_v6
-                    .insert(&Key::new(len, v6(ip)), value, 0)
-                    .map_err(FilterError::map(pin::BLOCK_V6))?;
-                Ok(())
-            }
-            (List::Allow, IpAddr::V4(ip)) => self
-                .allow_v4
-                .insert(&Key::new(len, v4(ip)), value, 0)
-                .map_err(FilterError::map(pin::ALLOW_V4)),
-            (List::Allow, IpAddr::V6(ip)) => self
-                .allow_v6
-                .insert(&Key::new(len, v6(ip)), value, 0)
-                .map_err(FilterError::map(pin::ALLOW_V6)),
-        }
-    }
-
-    /// Takes `cidr` off `list`; returns whether it was there.
-    pub fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
-        if list == List::Block {
-            self.index_remove(cidr)?;
-        }
-        let removed = self.remove_raw(list, cidr);
-        if list == List::Block && !cidr.is_host() {
-            self.refresh_ranges()?;
-        }
-        self.refresh_flags()?;
-        if list == List::Allow {
-            self.recompute_overlap()?;
-        }
-        Ok(removed)
-    }
-
-    fn remove_raw(&mut self, list: List, cidr: Cidr) -> bool {
-        let len = cidr.prefix_len() as u32;
-        match (list, cidr.addr()) {
-            (List::Block, IpAddr::V4(ip)) if cidr.is_host() => {
-                self.block_addr_v4.remove(&v4(ip)).is_ok()
-            }
-            (List::Block, IpAddr::V6(ip)) if cidr.is_host() => {
-                self.block_addr_v6.remove(&v6(ip)).is_ok()
-            }
-            (List::Block, IpAddr::V4(ip)) => self.block_v4.remove(&Key::new(len, v4(ip))).is_ok(),
-            (List::Block, IpAddr::V6(ip)) => self.block_v6.remove(&Key::new(len, v6(ip))).is_ok(),
-            (List::Allow, IpAddr::V4(ip)) => self.allow_v4.remove(&Key::new(len, v4(ip))).is_ok(),
-            (List::Allow, IpAddr::V6(ip)) => self.allow_v6.remove(&Key::new(len, v6(ip))).is_ok(),
-        }
-    }
-
-    /// Every entry of `list` with its origin.
-    pub fn entries(&self, list: List) -> Result<Vec<(Cidr, u32)>, FilterError> {
-        let mut out = Vec::new();
-        let tries = match list {
-            List::Allow => [(&self.allow_v4, pin::ALLOW_V4)],
-            List::Block => [(&self.block_v4, pin::BLOCK_V4)],
-        };
-        for (trie, name) in tries {
-            for item in trie.iter() {
-                let (k, v) = item.map_err(FilterError::map(name))?;
-                out.push((net(IpAddr::from(k.data()), k.prefix_len()), v.origin));
-            }
-        }
-        let tries6 = match list {
-            List::Allow => [(&self.allow_v6, pin::ALLOW_V6)],
-            List::Block => [(&self.block_v6, pin::BLOCK_V6)],
-        };
-        for (trie, name) in tries6 {
-            for item in trie.iter() {
-                let (k, v) = item.map_err(FilterError::map(name))?;
-                out.push((net(IpAddr::from(k.data()), k.prefix_len()), v.origin));
-            }
-        }
-        if list == List::Block {
-            for item in self.block_addr_v4.iter() {
-                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_ADDR_V4))?;
-                out.push((Cidr::host(IpAddr::from(k)), v.origin));
-            }
-            for item in self.block_addr_v6.iter() {
-                let (k, v) = item.map_err(FilterError::map(pin::BLOCK_ADDR_V6))?;
-                out.push((Cidr::host(IpAddr::from(k)), v.origin));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Makes the configuration-owned entries of `list` equal to `desired`:
-    /// inserts first, then removes, leaving runtime entries alone.
-    pub fn reconcile(
-        &mut self,
-        list: List,
-        desired: &[Cidr],
-    ) -> Result<(usize, usize), FilterError> {
-        let installed: BTreeSet<Cidr> = self
-            .entries(list)?
-            .into_iter()
-            .filter(|(_, o)| *o == ORIGIN_CONFIG)
-            .map(|(c, _)| c)
-            .collect();
-        let desired: BTreeSet<Cidr> = desired.iter().copied().collect();
-        let (add, remove) = lists::diff(&installed, &desired);
-        for cidr in &add {
-            self.insert_raw(list, *cidr, ORIGIN_CONFIG)?;
-            if list == List::Block {
-                self.index_insert(*cidr)?;
-            }
-        }
-        // Flags first so that new entries are consulted before stale ones go.
-        self.refresh_flags()?;
-        for cidr in &remove {
-            if list == List::Block {
-                self.index_remove(*cidr)?;
-            }
-            self.remove_raw(list, *cidr);
-        }
-        if list == List::Block {
-            self.refresh_ranges()?;
-        }
-        self.refresh_flags()?;
-        Ok((add.len(), remove.len()))
-    }
-
-    // === bans ===
-
-    /// Bans `addr` for `ttl` (`None`: until removed).
-    pub fn ban(
-        &mut self,
-        addr: IpAddr,
-        ttl: Option<Duration>,
-        origin: u32,
-    ) -> Result<(), FilterError> {
-        let expires_at_ns = match ttl {
-            None => ban::NEVER,
-            Some(t) => {
-                clock::monotonic_ns().saturating_add(t.as_nanos().min(u64::MAX as u128) as u64)
-            }
-        };
-        let value = Ban {
-            expires_at_ns,
-            origin,
-            _pad: 0,
-        };
-        if self.overlaps_allow(Cidr::host(addr))? {
-            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
-        }
-        match addr {
-            IpAddr::V4(ip) => self
-                .bans_v4
-                .insert(v4(ip), value, 0)
-                .map_err(FilterError::map(pin::BANS_V4))?,
-            IpAddr::V6(ip) => self
-                .bans_v6
-                .insert(v6(ip), value, 0)
-                .map_err(FilterError::map(pin::BANS_V6))?,
-        }
-        self.refresh_flags()
-    }
-
-    /// Lifts the ban on `addr`; returns whether there was one.
-    pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
-        let removed = match addr {
-            IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
-            IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
-        };
-        self.refresh_flags()?;
-        Ok(removed)
-    }
-
-    pub fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
-        let now = clock::monotonic_ns();
-        let entry = |addr: IpAddr, b: Ban| BanEntry {
-            addr,
-            remaining: (b.expires_at_ns != ban::NEVER)
-                .then(|| Duration::from_nanos(b.expires_at_ns.saturating_sub(now))),
-            origin: b.origin,
-        };
-        let mut out = Vec::new();
-        for item in self.bans_v4.iter() {
-            let (k, b) = item.map_err(FilterError::map(pin::BANS_V4))?;
-            out.push(entry(IpAddr::from(k), b));
-        }
-        for item in self.bans_v6.iter() {
-            let (k, b) = item.map_err(FilterError::map(pin::BANS_V6))?;
-            out.push(entry(IpAddr::from(k), b));
-        }
-        Ok(out)
-    }
-
-    /// Deletes expired bans (the program also deletes one when it next sees it).
-    pub fn sweep_bans(&mut self) -> Result<usize, FilterError> {
-        let expired: Vec<IpAddr> = self
-            .bans()?
-            .into_iter()
-            .filter(|b| b.remaining == Some(Duration::ZERO))
-            .map(|b| b.addr)
-            .collect();
-        for addr in &expired {
-            match addr {
-                IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
-                IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),
-            }
-        }
-        self.refresh_flags()?;
-        Ok(expired.len())
     }
 
     // === counters ===
@@ -587,21 +246,7 @@ impl FilterMaps {
     }
 }
 
-/// The prefix lengths to probe, longest first, if probing beats the trie:
-/// enough ranges for the trie to be slow, few enough lengths, and no /0
-/// (which has no host bit to mark).
-fn worth_probing(lens: &[u32]) -> Option<Vec<u32>> {
-    let distinct: BTreeSet<u32> = lens.iter().copied().collect();
-    (lens.len() >= PROBE_MIN_RANGES && distinct.len() <= MAX_RANGE_PROBES && !distinct.contains(&0))
-        .then(|| distinct.into_iter().rev().collect())
-}
-
-/// Whether two networks share an address (one contains the other's base).
-fn overlap(a: Cidr, b: Cidr) -> bool {
-    a.contains(b.addr()) || b.contains(a.addr())
-}
-
 /// A network from a trie key; keys hold no host bits, so this cannot fail.
-fn net(addr: IpAddr, len: u32) -> Cidr {
+pub(super) fn net(addr: IpAddr, len: u32) -> Cidr {
     format!("{addr}/{len}").parse().unwrap_or(Cidr::host(addr))
 }

@@ -10,6 +10,7 @@
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
+mod bans;
 mod clock;
 pub use clock::monotonic_ns;
 mod error;
@@ -25,11 +26,12 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{Xdp, XdpMode},
 };
+pub use bans::BanEntry;
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use lists::List;
 use log::{info, warn};
-pub use maps::{BanEntry, FilterMaps, SourceEntry};
+pub use maps::{FilterMaps, SourceEntry};
 use proxy_common::{
     index::{WAYS_V4, WAYS_V6, buckets_for},
     pin,

@@ -1,0 +1,107 @@
+//! Bans: exact source addresses dropped until an expiry (or until removed).
+
+use std::{net::IpAddr, time::Duration};
+
+use proxy_common::{
+    ban::{self, Ban},
+    config as kcfg, pin,
+};
+
+use super::{
+    FilterError, FilterMaps, clock,
+    maps::{v4, v6},
+};
+use crate::cidr::Cidr;
+
+/// One ban as stored in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BanEntry {
+    pub addr: IpAddr,
+    /// Time left; `None` for a ban without expiry. Zero once expired.
+    pub remaining: Option<Duration>,
+    pub origin: u32,
+}
+
+impl FilterMaps {
+    /// Bans `addr` for `ttl` (`None`: until removed).
+    pub fn ban(
+        &mut self,
+        addr: IpAddr,
+        ttl: Option<Duration>,
+        origin: u32,
+    ) -> Result<(), FilterError> {
+        let expires_at_ns = match ttl {
+            None => ban::NEVER,
+            Some(t) => {
+                clock::monotonic_ns().saturating_add(t.as_nanos().min(u64::MAX as u128) as u64)
+            }
+        };
+        let value = Ban {
+            expires_at_ns,
+            origin,
+            _pad: 0,
+        };
+        if self.overlaps_allow(Cidr::host(addr))? {
+            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
+        }
+        match addr {
+            IpAddr::V4(ip) => self
+                .bans_v4
+                .insert(v4(ip), value, 0)
+                .map_err(FilterError::map(pin::BANS_V4))?,
+            IpAddr::V6(ip) => self
+                .bans_v6
+                .insert(v6(ip), value, 0)
+                .map_err(FilterError::map(pin::BANS_V6))?,
+        }
+        self.refresh_flags()
+    }
+
+    /// Lifts the ban on `addr`; returns whether there was one.
+    pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
+        let removed = match addr {
+            IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
+            IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
+        };
+        self.refresh_flags()?;
+        Ok(removed)
+    }
+
+    pub fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
+        let now = clock::monotonic_ns();
+        let entry = |addr: IpAddr, b: Ban| BanEntry {
+            addr,
+            remaining: (b.expires_at_ns != ban::NEVER)
+                .then(|| Duration::from_nanos(b.expires_at_ns.saturating_sub(now))),
+            origin: b.origin,
+        };
+        let mut out = Vec::new();
+        for item in self.bans_v4.iter() {
+            let (k, b) = item.map_err(FilterError::map(pin::BANS_V4))?;
+            out.push(entry(IpAddr::from(k), b));
+        }
+        for item in self.bans_v6.iter() {
+            let (k, b) = item.map_err(FilterError::map(pin::BANS_V6))?;
+            out.push(entry(IpAddr::from(k), b));
+        }
+        Ok(out)
+    }
+
+    /// Deletes expired bans (the program also deletes one when it next sees it).
+    pub fn sweep_bans(&mut self) -> Result<usize, FilterError> {
+        let expired: Vec<IpAddr> = self
+            .bans()?
+            .into_iter()
+            .filter(|b| b.remaining == Some(Duration::ZERO))
+            .map(|b| b.addr)
+            .collect();
+        for addr in &expired {
+            match addr {
+                IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
+                IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),
+            }
+        }
+        self.refresh_flags()?;
+        Ok(expired.len())
+    }
+}

@@ -1,0 +1,163 @@
+//! The XDP benchmark behind `cargo xtask bench xdp`. Prints Markdown tables
+//! (stdout) comparing every path of the rampart program with baselines
+//! measured in the same run on the same machine:
+//!
+//! 1. nanoseconds per packet through BPF_PROG_TEST_RUN, beside a trivial
+//!    program that only returns XDP_DROP (the floor), with small lists and with
+//!    a 100,000-entry blocklist;
+//! 2. packets per second dropped on a veth pair fed by an XDP_TX generator
+//!    (BPF_PROG_TEST_RUN with live frames), beside the trivial program,
+//!    `xdp-filter` and an nftables netdev-ingress rule.
+//!
+//! Needs root. Figures are ratios first: absolute numbers depend on the
+//! machine, and on 2 vCPUs the generator and the receiver share CPUs.
+
+use aya::{Ebpf, programs::Xdp};
+use proxy_user::{cidr::Cidr, config::FilterSettings};
+use tests::{
+    filter::{limit, settings},
+    netns::sh,
+    pins::PinDir,
+    privilege::require_root,
+};
+
+pub struct Opts {
+    /// Packets per BPF_PROG_TEST_RUN measurement.
+    pub repeat: u32,
+    /// Seconds per veth measurement.
+    pub veth_secs: u64,
+}
+
+mod per_packet;
+mod veth;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let opts = if quick {
+        Opts {
+            repeat: 2_000_000,
+            veth_secs: 1,
+        }
+    } else {
+        Opts {
+            repeat: 10_000_000,
+            veth_secs: 3,
+        }
+    };
+    if !require_root("xdp-bench") {
+        std::process::exit(1);
+    }
+    println!("{}", machine());
+    per_packet::run(&opts);
+    veth::run(&opts);
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = String::from_utf8_lossy(&sh("uname", &["-r"]).stdout)
+        .trim()
+        .to_string();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "Machine: {cpu}, {cpus} CPUs, kernel {kernel}. Measured {}.\n",
+        String::from_utf8_lossy(&sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).stdout).trim()
+    )
+}
+
+pub fn bench_programs() -> Ebpf {
+    let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
+    for name in ["drop_all", "tx_gen"] {
+        let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+        p.load().expect("load bench program");
+    }
+    ebpf
+}
+
+pub fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
+    ebpf.program_mut(name).unwrap().try_into().unwrap()
+}
+
+/// A deterministic threat feed: `hosts` single IPv4 addresses and `ranges` /24s,
+/// none of them in 198.18.0.0/15 (where the benchmark's passing sources live).
+pub fn feed(hosts: usize, ranges: usize) -> Vec<Cidr> {
+    let mut x: u32 = 0x9e37_79b9;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut out = std::collections::BTreeSet::new();
+    while out.len() < hosts {
+        let a = next() | 0x0100_0000;
+        if a >> 17 != 198 << 7 | 9 {
+            out.insert(Cidr::host(std::net::Ipv4Addr::from(a).into()));
+        }
+    }
+    let mut n = 0;
+    while n < ranges {
+        let a = (next() | 0x0100_0000) & 0xffff_ff00;
+        if a >> 17 != 198 << 7 | 9
+            && out.insert(
+                format!("{}/24", std::net::Ipv4Addr::from(a))
+                    .parse()
+                    .unwrap(),
+            )
+        {
+            n += 1;
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Settings where every check runs: non-empty allow and block lists, a ban,
+/// and both limits so high that the measured source always passes.
+pub fn full_settings(pins: &PinDir, block: Vec<Cidr>) -> FilterSettings {
+    let mut s = settings(pins.path());
+    s.allow = vec![
+        "10.99.0.0/16".parse().unwrap(),
+        "2001:db8:99::/48".parse().unwrap(),
+    ];
+    s.block = block;
+    s.pps = limit(1_000_000_000, 1_000_000_000);
+    s.syn = limit(1_000_000_000, 1_000_000_000);
+    s
+}
+
+pub struct Row {
+    pub path: String,
+    pub value: f64,
+    pub ratio: f64,
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+pub fn table(header: &str, unit: &str, rows: &[Row]) {
+    println!("{header}\n");
+    println!("| path | {unit} | ratio to trivial XDP_DROP | target | met |");
+    println!("|---|---:|---:|---|---|");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let value = if unit.starts_with("ns") {
+            format!("{:.1}", r.value)
+        } else {
+            format!("{:.2}", r.value)
+        };
+        println!(
+            "| {} | {value} | {:.2}x | {} | {met} |",
+            r.path, r.ratio, r.target
+        );
+    }
+    println!();
+}
