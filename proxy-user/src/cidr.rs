@@ -133,9 +133,15 @@ impl FromStr for Cidr {
     }
 }
 
+/// A single host prints as a plain address (`192.0.2.7`), a network with its
+/// prefix length (`198.51.100.0/24`): the way operators write them.
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix_len)
+        }
     }
 }
 
@@ -152,7 +158,11 @@ mod tests {
         assert!(!c.contains("198.51.101.7".parse().unwrap()));
         let h: Cidr = "2001:db8::1".parse().unwrap();
         assert!(h.is_host());
-        assert_eq!(h.to_string(), "2001:db8::1/128");
+        assert_eq!(h.to_string(), "2001:db8::1");
+        assert_eq!(
+            "192.0.2.7/32".parse::<Cidr>().unwrap().to_string(),
+            "192.0.2.7"
+        );
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("203.0.113.9".parse().unwrap()));
         assert!(!all.contains("::1".parse().unwrap()));

@@ -2,7 +2,9 @@
 //! program through BPF_PROG_TEST_RUN, and attached to veth interfaces in
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
+mod attach;
 mod bpftool;
+mod daemon;
 mod fixtures;
 mod lists;
 mod ratelimit;

@@ -20,7 +20,17 @@ use crate::{
 pub fn dispatch(cli: Cli) -> Result<()> {
     let out = Output { json: cli.json };
     match &cli.object {
-        Object::Run => run::run(&load_config(&cli)?, cli.config.clone()),
+        Object::Run => {
+            // The file SIGHUP re-reads; none when running the built-in configuration.
+            let source = cli.config.clone().or_else(|| {
+                let default = PathBuf::from(DEFAULT_PATH);
+                default.exists().then_some(default)
+            });
+            if source.is_none() {
+                log::info!("no -c and no {DEFAULT_PATH}: running the built-in configuration");
+            }
+            run::run(&load_config(&cli)?, source)
+        }
         Object::Config { verb } => match verb {
             None => config::check(&out, &config_path(&cli, None)),
             Some(ConfigVerb::Check { file }) => {
@@ -46,15 +56,12 @@ fn config_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
 }
 
 /// The validated configuration: `-c FILE`, else /etc/rampart/rampart.toml,
-/// else the built-in default.
+/// else the built-in default (`builtin` says so, for `run` to log it).
 fn load_config(cli: &Cli) -> Result<Config> {
     match &cli.config {
         Some(path) => Ok(Config::load(path)?),
         None if Path::new(DEFAULT_PATH).exists() => Ok(Config::load(Path::new(DEFAULT_PATH))?),
-        None => {
-            log::info!("no -c and no {DEFAULT_PATH}: using the built-in configuration");
-            Ok(Config::parse(DEFAULT_TOML, Path::new("<built-in>"))?)
-        }
+        None => Ok(Config::parse(DEFAULT_TOML, Path::new("<built-in>"))?),
     }
 }
 

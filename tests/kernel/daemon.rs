@@ -1,0 +1,127 @@
+//! `rampart run` as a daemon: SIGHUP applies a valid new configuration in
+//! place and keeps the running one when the new file is invalid; `config
+//! check` exits 64 naming file, line and column.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use proxy_user::filter::{FilterMaps, List};
+use tests::{
+    daemon::{Daemon, rampart_bin},
+    netns::Link,
+    pins::PinDir,
+    privilege::require_root,
+};
+
+fn config(iface: &str, pins: &std::path::Path, block: &str) -> String {
+    format!(
+        "[filter]\ninterfaces = [\"{iface}\"]\npin_dir = \"{}\"\nblock = [{block}]\npps = {{ rate = 1000 }}\n",
+        pins.display()
+    )
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
+    if !require_root("sighup_applies_valid_config_and_keeps_running_on_invalid") {
+        return;
+    }
+    let link = Link::new("hup");
+    let pins = PinDir::new("hup");
+    let dir = std::env::temp_dir().join(format!("rampart-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.1\"")).unwrap();
+    let daemon = Daemon::start(&link.edge, &path, &link.edge_if);
+    let blocked = |maps: &FilterMaps| -> Vec<String> {
+        maps.entries(List::Block)
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c.to_string())
+            .collect()
+    };
+    let maps = FilterMaps::open(pins.path()).unwrap();
+    assert_eq!(blocked(&maps), ["192.0.2.1"]);
+
+    // A valid change: applied in place, same program.
+    let prog_before = maps.config().unwrap();
+    std::fs::write(
+        &path,
+        config(
+            &link.edge_if,
+            pins.path(),
+            "\"192.0.2.2\", \"198.51.100.0/24\"",
+        ),
+    )
+    .unwrap();
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
+    wait_for("the reload", || {
+        blocked(&maps) == ["192.0.2.2", "198.51.100.0/24"]
+    });
+    assert_eq!(
+        maps.config().unwrap().pps_interval_ns,
+        prog_before.pps_interval_ns
+    );
+
+    // An invalid file: the error is logged with its position, nothing changes.
+    std::fs::write(&path, "[filter]\nblock = [\"10.1.2.3/8\"]\n").unwrap();
+    unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
+    wait_for("the reload error", || {
+        daemon.log_text().contains("reload failed")
+    });
+    let log = daemon.log_text();
+    assert!(log.contains(&format!("{}:2:10", path.display())), "{log}");
+    assert_eq!(
+        blocked(&maps),
+        ["192.0.2.2", "198.51.100.0/24"],
+        "the running config stays"
+    );
+    let show = link.edge.ip(&["link", "show", &link.edge_if]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("xdp"),
+        "still attached"
+    );
+    daemon.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_check_exits_64_with_file_line_column() {
+    // No privilege needed: this only parses.
+    let dir = std::env::temp_dir().join(format!("rampart-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[filter]\nmode = \"fast\"\n").unwrap();
+    let out = Command::new(rampart_bin())
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2:8: unknown mode `fast`", bad.display())),
+        "{err}"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[filter]\ninterfaces = [\"eth0\"]\n").unwrap();
+    let out = Command::new(rampart_bin())
+        .args(["-j", "config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
