@@ -31,3 +31,78 @@ fn auto_falls_back_to_generic_mode_and_native_refuses() {
         .expect_err("unknown interface");
     assert!(missing.to_string().contains("nope0"), "{missing}");
 }
+
+#[test]
+fn a_new_load_adopts_pinned_maps_with_their_state() {
+    if !require_root("a_new_load_adopts_pinned_maps_with_their_state") {
+        return;
+    }
+    use proxy_common::{list::ORIGIN_CLI, stats::BANNED};
+    use proxy_user::filter::List;
+    use tests::{filter::verdict_of, packet::Frame};
+    let pins = PinDir::new("adopt");
+    let s = settings(pins.path());
+    let mut first = load(&s);
+    first
+        .maps
+        .ban("198.18.4.4".parse().unwrap(), None, ORIGIN_CLI)
+        .unwrap();
+    first
+        .maps
+        .insert(List::Block, "198.18.5.0/24".parse().unwrap(), ORIGIN_CLI)
+        .unwrap();
+    let banned = Frame::v4("198.18.4.4", "198.18.0.1").build();
+    assert_eq!(verdict_of(&first, &banned).1, BANNED);
+    let counted = first.maps.verdicts().unwrap()[BANNED as usize].packets;
+    drop(first);
+    // The program is gone; the maps stay pinned. A new load adopts them.
+    let second = load(&s);
+    assert_eq!(second.maps.bans().unwrap().len(), 1, "ban kept");
+    assert_eq!(
+        second.maps.entries(List::Block).unwrap().len(),
+        1,
+        "runtime block kept"
+    );
+    assert_eq!(
+        second.maps.verdicts().unwrap()[BANNED as usize].packets,
+        counted,
+        "counters kept"
+    );
+    assert_eq!(verdict_of(&second, &banned).1, BANNED);
+}
+
+#[test]
+fn pinned_maps_of_another_layout_are_refused_with_advice() {
+    if !require_root("pinned_maps_of_another_layout_are_refused_with_advice") {
+        return;
+    }
+    let pins = PinDir::new("stale");
+    std::fs::create_dir_all(pins.path()).unwrap();
+    let config = pins.path().join("config");
+    tests::netns::sh(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            config.to_str().unwrap(),
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "8",
+            "entries",
+            "1",
+            "name",
+            "config",
+        ],
+    );
+    let err = proxy_user::filter::Filter::load(&settings(pins.path()))
+        .err()
+        .expect("incompatible pins refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("incompatible build") && msg.contains("remove that directory"),
+        "{msg}"
+    );
+}

@@ -101,7 +101,9 @@ impl FilterMaps {
                 IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),
             }
         }
-        self.refresh_flags()?;
+        if !expired.is_empty() {
+            self.refresh_flags()?;
+        }
         Ok(expired.len())
     }
 }
