@@ -6,10 +6,14 @@
 //! - [`cidr`]: networks as operators write them.
 //! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
 //!   attaches it, reads its counters. The only writer of kernel maps.
+//! - [`http`]: the L7 request path (routes, limits, static files, proxying);
+//!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
+//!   request limits; [`tls`]: certificates and rustls settings.
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
 //!
 //! # Vocabulary
 //!
+//! *Downstream*: the client side; *upstream*: the backend servers.
 //! *Source*: the address (IPv4) or prefix (IPv6) a packet comes from, the unit
 //! of rate limits. *Verdict*: what the XDP program decided for a packet
 //! (`proxy_common::stats`). *Pinned*: a kernel object kept alive by a path in
@@ -19,7 +23,13 @@ pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod filter;
+pub mod http;
+pub mod limit;
+pub mod server;
+pub mod tls;
+pub mod upstream;
 
 /// Exit status for an invalid configuration or command line (sysexits EX_USAGE, as `nginx -t` users expect a failure).
 pub const EXIT_CONFIG: i32 = 64;

@@ -2,6 +2,8 @@
 //! with spans kept on every value a later check may reject. Nothing outside
 //! `config/` sees these types; [`super::Config`] is the validated form.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -9,6 +11,123 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub filter: Option<FileFilter>,
+    pub http: Option<FileHttp>,
+    #[serde(default)]
+    pub listener: Vec<Spanned<FileListener>>,
+    #[serde(default)]
+    pub upstream: BTreeMap<String, Spanned<FileUpstream>>,
+    #[serde(default)]
+    pub limit: BTreeMap<String, Spanned<FileLimitZone>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<FileRoute>>,
+}
+
+/// `[http]`: protections and timeouts that apply to every listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub header_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub max_header_size: Option<Spanned<String>>,
+    pub max_uri_length: Option<Spanned<String>>,
+    pub max_body: Option<Spanned<String>>,
+    pub grace_period: Option<Spanned<String>>,
+    pub access_log: Option<Spanned<String>>,
+    pub access_log_format: Option<Spanned<String>>,
+}
+
+/// `[[listener]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListener {
+    pub bind: Spanned<String>,
+    /// `{ cert, key }` or a list of them (read as a value: serde's untagged
+    /// enums cannot carry toml's spans).
+    pub tls: Option<Spanned<toml::Value>>,
+    pub http2: Option<bool>,
+    pub redirect_https: Option<bool>,
+    pub backlog: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub tls_min_version: Option<Spanned<String>>,
+    pub handshake_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// `[upstream.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    pub servers: Vec<Spanned<FileServer>>,
+    pub balance: Option<Spanned<String>>,
+    pub max_fails: Option<Spanned<i64>>,
+    pub fail_timeout: Option<Spanned<String>>,
+    pub keepalive: Option<Spanned<i64>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub read_timeout: Option<Spanned<String>>,
+    pub send_timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+    pub health_check: Option<Spanned<FileHealthCheck>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FileServer {
+    Addr(String),
+    Weighted { addr: String, weight: i64 },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHealthCheck {
+    pub path: Option<String>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub fails: Option<Spanned<i64>>,
+    pub passes: Option<Spanned<i64>>,
+    pub status: Option<Spanned<i64>>,
+}
+
+/// `[limit.NAME]`: an nginx `limit_req_zone` + `limit_req`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimitZone {
+    pub rate: Spanned<String>,
+    pub burst: Option<Spanned<i64>>,
+    pub nodelay: Option<bool>,
+    pub delay: Option<Spanned<i64>>,
+    pub dry_run: Option<bool>,
+    pub status: Option<Spanned<i64>>,
+    pub max_clients: Option<Spanned<i64>>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    pub path: Option<Spanned<String>>,
+    pub path_exact: Option<Spanned<String>>,
+    pub path_regex: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub respond: Option<Spanned<i64>>,
+    pub body: Option<String>,
+    #[serde(rename = "static")]
+    pub static_dir: Option<Spanned<String>>,
+    pub index: Option<String>,
+    pub expires: Option<Spanned<String>>,
+    pub cache_control: Option<String>,
+    pub upstream: Option<Spanned<String>>,
+    pub redirect: Option<Spanned<String>>,
+    pub redirect_status: Option<Spanned<i64>>,
+    pub limit: Option<Spanned<OneOrMany<String>>>,
+    pub max_body: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub access_log: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,8 +142,8 @@ pub struct FileFilter {
     pub allow: Vec<Spanned<String>>,
     #[serde(default)]
     pub block: Vec<Spanned<String>>,
-    pub pps: Option<Spanned<FileLimit>>,
-    pub syn: Option<Spanned<FileLimit>>,
+    pub pps: Option<Spanned<FileRate>>,
+    pub syn: Option<Spanned<FileRate>>,
     pub ipv6_prefix: Option<Spanned<i64>>,
     pub track_sources: Option<bool>,
     pub maps: Option<FileMapSizes>,
@@ -32,7 +151,8 @@ pub struct FileFilter {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLimit {
+/// A kernel-tier per-source rate: packets or SYNs per second.
+pub struct FileRate {
     pub rate: Spanned<i64>,
     pub burst: Option<Spanned<i64>>,
 }

@@ -9,16 +9,28 @@
 
 mod error;
 mod file;
+mod http;
+mod limit;
+mod listener;
+mod route;
+pub mod units;
+mod upstream;
 
 use std::{
+    collections::BTreeMap,
     net::IpAddr,
     path::{Path, PathBuf},
 };
 
 pub use error::ConfigError;
 use error::Locator;
-use file::{FileConfig, FileFilter, FileLimit};
+use file::{FileConfig, FileFilter, FileRate};
+pub use http::HttpSettings;
+pub use limit::LimitZone;
+pub use listener::{CertFiles, Listener, TlsSettings};
+pub use route::{Action, Matcher, PathMatch, Route};
 use toml::Spanned;
+pub use upstream::{Balance, HealthCheck, Server, Upstream};
 
 use crate::cidr::Cidr;
 
@@ -32,6 +44,16 @@ pub const DEFAULT_PATH: &str = "/etc/rampart/rampart.toml";
 pub struct Config {
     /// The kernel tier; `None` when the file has no `[filter]` section.
     pub filter: Option<FilterSettings>,
+    /// The L7 tier: where to accept connections...
+    pub listeners: Vec<Listener>,
+    /// ...protections and timeouts...
+    pub http: HttpSettings,
+    /// ...backend groups by name...
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// ...request-rate zones by name...
+    pub limits: BTreeMap<String, LimitZone>,
+    /// ...and routes, matched in file order (the first match wins).
+    pub routes: Vec<Route>,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -123,7 +145,46 @@ impl Config {
             loc.error(span, e.message().trim_end().to_string())
         })?;
         let filter = raw.filter.map(|f| filter(&loc, f)).transpose()?;
-        Ok(Config { filter })
+        // Relative paths (certificates, static roots, logs) are relative to the file.
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let http = http::http(&loc, base, raw.http)?;
+        let listeners = raw
+            .listener
+            .into_iter()
+            .map(|l| listener::listener(&loc, base, l))
+            .collect::<Result<_, _>>()?;
+        let upstreams: BTreeMap<String, Upstream> = raw
+            .upstream
+            .into_iter()
+            .map(|(name, u)| upstream::upstream(&loc, &name, u).map(|u| (name, u)))
+            .collect::<Result<_, _>>()?;
+        let limits: BTreeMap<String, LimitZone> = raw
+            .limit
+            .into_iter()
+            .map(|(name, z)| limit::zone(&loc, &name, z).map(|z| (name, z)))
+            .collect::<Result<_, _>>()?;
+        let known = route::Known {
+            upstreams: &upstreams,
+            limits: &limits,
+            max_body: http.max_body,
+            base,
+        };
+        let routes = raw
+            .route
+            .into_iter()
+            .map(|r| route::route(&loc, &known, r))
+            .collect::<Result<_, _>>()?;
+        Ok(Config {
+            filter,
+            listeners,
+            http,
+            upstreams,
+            limits,
+            routes,
+        })
     }
 }
 
@@ -214,7 +275,7 @@ fn cidrs(loc: &Locator, list: Vec<Spanned<String>>) -> Result<Vec<Cidr>, ConfigE
         .collect()
 }
 
-fn limit(loc: &Locator, l: Spanned<FileLimit>, what: &str) -> Result<RateLimit, ConfigError> {
+fn limit(loc: &Locator, l: Spanned<FileRate>, what: &str) -> Result<RateLimit, ConfigError> {
     let l = l.into_inner();
     let rate = int_in(
         loc,
@@ -231,7 +292,7 @@ fn limit(loc: &Locator, l: Spanned<FileLimit>, what: &str) -> Result<RateLimit, 
     Ok(RateLimit { rate, burst })
 }
 
-fn int_in(
+pub(crate) fn int_in(
     loc: &Locator,
     v: &Spanned<i64>,
     min: i64,

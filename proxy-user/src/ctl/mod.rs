@@ -70,7 +70,10 @@ fn pin_dir(cli: &Cli) -> PathBuf {
     if let Some(dir) = &cli.pin_dir {
         return dir.clone();
     }
-    if let Ok(Config { filter: Some(f) }) = load_config(cli) {
+    if let Ok(Config {
+        filter: Some(f), ..
+    }) = load_config(cli)
+    {
         return f.pin_dir;
     }
     PathBuf::from(proxy_common::pin::PIN_DIR)

@@ -1,0 +1,88 @@
+//! `[http]`: protections and timeouts for every listener, with defaults an
+//! nginx operator would recognise.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::{ConfigError, error::Locator, file::FileHttp, units};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// Time to receive a request's headers (slowloris protection).
+    pub header_timeout: Duration,
+    /// Keep-alive connections idle longer than this are closed.
+    pub idle_timeout: Duration,
+    /// Largest request head accepted (431 above).
+    pub max_header_size: usize,
+    /// Longest request target accepted (414 above).
+    pub max_uri_length: usize,
+    /// Largest request body accepted where a route sets none (413 above).
+    pub max_body: u64,
+    /// On SIGTERM, time in-flight requests get to finish.
+    pub grace_period: Duration,
+    /// Access log file; `None` writes no access log.
+    pub access_log: Option<PathBuf>,
+    pub access_log_json: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_header_size: 32 << 10,
+            max_uri_length: 8 << 10,
+            max_body: 1 << 20,
+            grace_period: Duration::from_secs(30),
+            access_log: None,
+            access_log_json: false,
+        }
+    }
+}
+
+pub(super) fn http(
+    loc: &Locator,
+    base: &std::path::Path,
+    h: Option<FileHttp>,
+) -> Result<HttpSettings, ConfigError> {
+    let mut out = HttpSettings::default();
+    let Some(h) = h else { return Ok(out) };
+    let dur = |v: &toml::Spanned<String>| {
+        units::duration(v.get_ref()).map_err(|e| loc.error(v.span(), e.0))
+    };
+    let size =
+        |v: &toml::Spanned<String>| units::size(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
+    if let Some(v) = &h.header_timeout {
+        out.header_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.idle_timeout {
+        out.idle_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.grace_period {
+        out.grace_period = dur(v)?;
+    }
+    if let Some(v) = &h.max_header_size {
+        out.max_header_size = size(v)? as usize;
+    }
+    if let Some(v) = &h.max_uri_length {
+        out.max_uri_length = size(v)? as usize;
+    }
+    if let Some(v) = &h.max_body {
+        out.max_body = size(v)?;
+    }
+    if let Some(v) = &h.access_log {
+        out.access_log = (v.get_ref() != "off").then(|| base.join(v.get_ref()));
+    }
+    if let Some(v) = &h.access_log_format {
+        out.access_log_json = match v.get_ref().as_str() {
+            "combined" => false,
+            "json" => true,
+            other => {
+                return Err(loc.error(
+                    v.span(),
+                    format!("access_log_format `{other}`: expected \"combined\" or \"json\""),
+                ));
+            }
+        };
+    }
+    Ok(out)
+}

@@ -1,0 +1,211 @@
+//! `[[route]]`: what to do with a request, chosen by the first route (in
+//! file order) whose matcher accepts it.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use toml::Spanned;
+
+use super::{ConfigError, error::Locator, file::FileRoute, int_in, units};
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub matcher: Matcher,
+    pub action: Action,
+    /// `[limit.*]` zones that all apply, in order.
+    pub limits: Vec<String>,
+    /// Largest request body accepted (413 above).
+    pub max_body: u64,
+    /// Idle time allowed on a proxied connection (a WebSocket's whole life).
+    pub idle_timeout: Duration,
+    /// Write an access-log line for requests on this route.
+    pub access_log: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub path: PathMatch,
+    /// Host header (without port) the route is restricted to.
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum PathMatch {
+    /// Any path (no path key given).
+    Any,
+    /// Paths starting with this string.
+    Prefix(String),
+    /// Exactly this path.
+    Exact(String),
+    /// Paths the regex finds a match in.
+    Regex(regex::Regex),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Answer with a fixed status (and body) without touching any upstream.
+    Respond { status: u16, body: String },
+    /// Serve files from a directory; the route's prefix is stripped (nginx `alias`).
+    Static {
+        root: PathBuf,
+        index: String,
+        expires: Option<Duration>,
+        cache_control: Option<String>,
+    },
+    /// Proxy to an upstream group.
+    Proxy { upstream: String },
+    /// Redirect; `$request_uri` in the target is replaced by the path and query.
+    Redirect { to: String, status: u16 },
+}
+
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PathMatch::Any, PathMatch::Any) => true,
+            (PathMatch::Prefix(a), PathMatch::Prefix(b))
+            | (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+            (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.host == other.host
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.matcher == other.matcher
+            && self.action == other.action
+            && self.limits == other.limits
+            && self.max_body == other.max_body
+            && self.idle_timeout == other.idle_timeout
+            && self.access_log == other.access_log
+    }
+}
+
+/// Names known elsewhere in the file, for reference checks.
+pub(super) struct Known<'a> {
+    pub upstreams: &'a BTreeMap<String, super::Upstream>,
+    pub limits: &'a BTreeMap<String, super::LimitZone>,
+    pub max_body: u64,
+    pub base: &'a std::path::Path,
+}
+
+pub(super) fn route(
+    loc: &Locator,
+    known: &Known,
+    r: Spanned<FileRoute>,
+) -> Result<Route, ConfigError> {
+    let span = r.span();
+    let r = r.into_inner();
+    let path = match (&r.path, &r.path_exact, &r.path_regex) {
+        (None, None, None) => PathMatch::Any,
+        (Some(p), None, None) => PathMatch::Prefix(p.get_ref().clone()),
+        (None, Some(p), None) => PathMatch::Exact(p.get_ref().clone()),
+        (None, None, Some(p)) => PathMatch::Regex(
+            regex::Regex::new(p.get_ref())
+                .map_err(|e| loc.error(p.span(), format!("path_regex does not compile: {e}")))?,
+        ),
+        _ => return Err(loc.error(span, "a route takes one of path, path_exact or path_regex")),
+    };
+    let actions = [
+        r.respond.is_some(),
+        r.static_dir.is_some(),
+        r.upstream.is_some(),
+        r.redirect.is_some(),
+    ];
+    if actions.iter().filter(|a| **a).count() != 1 {
+        return Err(loc.error(
+            span,
+            "a route needs exactly one of respond, static, upstream or redirect",
+        ));
+    }
+    let action = if let Some(status) = &r.respond {
+        Action::Respond {
+            status: int_in(loc, status, 100, 599, "respond")? as u16,
+            body: r.body.clone().unwrap_or_default(),
+        }
+    } else if let Some(dir) = &r.static_dir {
+        let root = known.base.join(dir.get_ref());
+        if !root.is_dir() {
+            return Err(loc.error(
+                dir.span(),
+                format!("static: {} is not a directory", root.display()),
+            ));
+        }
+        let expires = r
+            .expires
+            .as_ref()
+            .map(|e| units::duration(e.get_ref()).map_err(|err| loc.error(e.span(), err.0)))
+            .transpose()?;
+        Action::Static {
+            root,
+            index: r.index.clone().unwrap_or_else(|| "index.html".into()),
+            expires,
+            cache_control: r.cache_control.clone(),
+        }
+    } else if let Some(up) = &r.upstream {
+        if !known.upstreams.contains_key(up.get_ref()) {
+            let names: Vec<&str> = known.upstreams.keys().map(String::as_str).collect();
+            return Err(loc.error(
+                up.span(),
+                format!(
+                    "no [upstream.{}] (defined: {})",
+                    up.get_ref(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        Action::Proxy {
+            upstream: up.get_ref().clone(),
+        }
+    } else {
+        let to = r.redirect.as_ref().unwrap();
+        let status = r
+            .redirect_status
+            .as_ref()
+            .map_or(Ok(302), |s| int_in(loc, s, 300, 308, "redirect_status"))?
+            as u16;
+        Action::Redirect {
+            to: to.get_ref().clone(),
+            status,
+        }
+    };
+    let limits = match &r.limit {
+        None => vec![],
+        Some(l) => {
+            let names = match l.get_ref() {
+                super::file::OneOrMany::One(n) => vec![n.clone()],
+                super::file::OneOrMany::Many(v) => v.clone(),
+            };
+            for n in &names {
+                if !known.limits.contains_key(n) {
+                    return Err(loc.error(l.span(), format!("no [limit.{n}]")));
+                }
+            }
+            names
+        }
+    };
+    let max_body = match &r.max_body {
+        None => known.max_body,
+        Some(m) => units::size(m.get_ref()).map_err(|e| loc.error(m.span(), e.0))?,
+    };
+    let idle_timeout = match &r.idle_timeout {
+        None => Duration::from_secs(60),
+        Some(d) => units::duration(d.get_ref()).map_err(|e| loc.error(d.span(), e.0))?,
+    };
+    Ok(Route {
+        matcher: Matcher {
+            path,
+            host: r.host.map(|h| h.into_inner().to_ascii_lowercase()),
+        },
+        action,
+        limits,
+        max_body,
+        idle_timeout,
+        access_log: r.access_log.unwrap_or(true),
+    })
+}

@@ -1,0 +1,162 @@
+//! `[upstream.NAME]`: a group of backend servers and how to use them.
+
+use std::{net::SocketAddr, time::Duration};
+
+use toml::Spanned;
+
+use super::{
+    ConfigError,
+    error::Locator,
+    file::{FileServer, FileUpstream},
+    int_in, units,
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<Server>,
+    pub balance: Balance,
+    /// Failures within `fail_timeout` that take a server out for `fail_timeout` (nginx `max_fails`).
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    /// Idle keep-alive connections kept per server.
+    pub keepalive: usize,
+    pub connect_timeout: Duration,
+    /// Time allowed between two reads from the upstream (nginx `proxy_read_timeout`).
+    pub read_timeout: Duration,
+    /// Time allowed to send the request to the upstream.
+    pub send_timeout: Duration,
+    /// Further servers tried after a connect failure (or, for idempotent
+    /// requests, a 502/503/504).
+    pub retries: u32,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    LeastConn,
+    RoundRobin,
+    RandomTwo,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures that mark a server down.
+    pub fails: u32,
+    /// Consecutive successes that mark it up again.
+    pub passes: u32,
+    /// Expected status; `None` accepts any 2xx or 3xx.
+    pub status: Option<u16>,
+}
+
+fn dur(
+    loc: &Locator,
+    v: &Option<Spanned<String>>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(d) => units::duration(d.get_ref()).map_err(|e| loc.error(d.span(), e.0)),
+    }
+}
+
+pub(super) fn upstream(
+    loc: &Locator,
+    name: &str,
+    u: Spanned<FileUpstream>,
+) -> Result<Upstream, ConfigError> {
+    let span = u.span();
+    let u = u.into_inner();
+    if u.servers.is_empty() {
+        return Err(loc.error(span, format!("upstream `{name}` has no servers")));
+    }
+    let mut servers = Vec::new();
+    for s in u.servers {
+        let sspan = s.span();
+        let (addr, weight) = match s.into_inner() {
+            FileServer::Addr(a) => (a, 1),
+            FileServer::Weighted { addr, weight } => (addr, weight),
+        };
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            loc.error(
+                sspan.clone(),
+                format!("`{addr}` is not an address:port (expected e.g. \"127.0.0.1:8001\")"),
+            )
+        })?;
+        if !(1..=1000).contains(&weight) {
+            return Err(loc.error(
+                sspan,
+                format!("weight must be between 1 and 1000, got {weight}"),
+            ));
+        }
+        servers.push(Server {
+            addr,
+            weight: weight as u32,
+        });
+    }
+    let balance = match u.balance.as_ref().map(|b| b.get_ref().as_str()) {
+        None | Some("least_conn") => Balance::LeastConn,
+        Some("round_robin") => Balance::RoundRobin,
+        Some("random_two") => Balance::RandomTwo,
+        Some(other) => {
+            return Err(loc.error(
+                u.balance.as_ref().unwrap().span(),
+                format!("unknown balance `{other}`: expected \"least_conn\", \"round_robin\" or \"random_two\""),
+            ));
+        }
+    };
+    let health_check = match u.health_check {
+        None => None,
+        Some(h) => {
+            let h = h.into_inner();
+            Some(HealthCheck {
+                path: h.path.unwrap_or_else(|| "/".into()),
+                interval: dur(loc, &h.interval, Duration::from_secs(5))?,
+                timeout: dur(loc, &h.timeout, Duration::from_secs(2))?,
+                fails: h
+                    .fails
+                    .map_or(Ok(3), |f| int_in(loc, &f, 1, 100, "health_check.fails"))?
+                    as u32,
+                passes: h
+                    .passes
+                    .map_or(Ok(2), |p| int_in(loc, &p, 1, 100, "health_check.passes"))?
+                    as u32,
+                status: h
+                    .status
+                    .map(|s| int_in(loc, &s, 100, 599, "health_check.status"))
+                    .transpose()?
+                    .map(|s| s as u16),
+            })
+        }
+    };
+    let n = servers.len() as i64;
+    Ok(Upstream {
+        name: name.to_string(),
+        balance,
+        max_fails: u
+            .max_fails
+            .map_or(Ok(1), |m| int_in(loc, &m, 0, 1000, "max_fails"))? as u32,
+        fail_timeout: dur(loc, &u.fail_timeout, Duration::from_secs(10))?,
+        keepalive: u
+            .keepalive
+            .map_or(Ok(32), |k| int_in(loc, &k, 0, 100_000, "keepalive"))?
+            as usize,
+        connect_timeout: dur(loc, &u.connect_timeout, Duration::from_secs(5))?,
+        read_timeout: dur(loc, &u.read_timeout, Duration::from_secs(60))?,
+        send_timeout: dur(loc, &u.send_timeout, Duration::from_secs(60))?,
+        retries: u
+            .retries
+            .map_or(Ok(n - 1), |r| int_in(loc, &r, 0, 100, "retries"))? as u32,
+        health_check,
+        servers,
+    })
+}

@@ -1,0 +1,325 @@
+//! The request path of the L7 tier.
+//!
+//! ```text
+//! request -> id -> [redirect_https listener: 301] -> URI length (414)
+//!         -> route (first match, 404 if none) -> limits (429 / delay)
+//!         -> respond | redirect | static files | proxy to an upstream group
+//!         -> X-Request-Id on the response, access log line
+//! ```
+//!
+//! `State` is an immutable snapshot built from one configuration; a reload
+//! builds a new one off to the side and swaps it in, and every request uses
+//! the snapshot that was current when it arrived.
+
+mod error;
+pub mod headers;
+mod proxy;
+mod route;
+mod static_files;
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::Instant,
+};
+
+use bytes::Bytes;
+pub use error::{ProxyError, UpstreamFailure};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{
+    Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
+pub use proxy::UpstreamClient;
+
+use crate::{
+    config::{Action, Config, PathMatch},
+    limit::{self, Decision, Limiter},
+    upstream::Group,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body: buffered, a file, or an upstream's stream.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Everything a request needs, built from one configuration.
+pub struct State {
+    pub config: Arc<Config>,
+    pub groups: BTreeMap<String, Arc<Group>>,
+    clients: BTreeMap<String, UpstreamClient>,
+    pub limiters: BTreeMap<String, Arc<Limiter>>,
+}
+
+impl State {
+    /// Builds the snapshot for `config`. Limit zones whose settings did not
+    /// change keep their clients' state from `previous`.
+    pub fn build(config: Arc<Config>, previous: Option<&State>) -> State {
+        let groups: BTreeMap<String, Arc<Group>> = config
+            .upstreams
+            .iter()
+            .map(|(n, u)| (n.clone(), Arc::new(Group::new(u.clone()))))
+            .collect();
+        for g in groups.values() {
+            crate::upstream::spawn_checks(g);
+        }
+        let clients = config
+            .upstreams
+            .iter()
+            .map(|(n, u)| (n.clone(), proxy::client(u)))
+            .collect();
+        let limiters = config
+            .limits
+            .iter()
+            .map(|(n, z)| {
+                let kept = previous
+                    .and_then(|p| p.limiters.get(n))
+                    .filter(|l| l.zone == *z)
+                    .cloned();
+                (
+                    n.clone(),
+                    kept.unwrap_or_else(|| Arc::new(Limiter::new(z.clone()))),
+                )
+            })
+            .collect();
+        State {
+            config,
+            groups,
+            clients,
+            limiters,
+        }
+    }
+}
+
+/// The current snapshot, swapped whole on reload.
+#[derive(Clone)]
+pub struct Shared(Arc<RwLock<Arc<State>>>);
+
+impl Shared {
+    pub fn new(state: State) -> Shared {
+        Shared(Arc::new(RwLock::new(Arc::new(state))))
+    }
+
+    pub fn load(&self) -> Arc<State> {
+        self.0.read().unwrap().clone()
+    }
+
+    pub fn store(&self, state: State) {
+        *self.0.write().unwrap() = Arc::new(state);
+    }
+}
+
+/// What the connection knows about the client.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    pub https: bool,
+    /// This listener answers everything with a redirect to https.
+    pub redirect_https: bool,
+}
+
+/// Serves one request. Never fails: errors become responses.
+pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = headers::request_id(req.headers());
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.to_string());
+    let (result, log_it) = dispatch(&state, conn, &request_id, req).await;
+    let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    resp.headers_mut()
+        .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
+    if log_it {
+        log::info!(
+            target: "access",
+            "{} \"{method} {target}\" {} {:.3}s id={}",
+            conn.client.ip(),
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+            request_id.to_str().unwrap_or("")
+        );
+    }
+    resp
+}
+
+async fn dispatch(
+    state: &State,
+    conn: ConnInfo,
+    request_id: &HeaderValue,
+    req: Request<Incoming>,
+) -> (Result<Response<Body>, ProxyError>, bool) {
+    let host = host_of(&req);
+    if conn.redirect_https {
+        let Some(host) = host else {
+            return (
+                Err(ProxyError::downstream(
+                    StatusCode::BAD_REQUEST,
+                    "no Host header",
+                )),
+                true,
+            );
+        };
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        return (
+            Ok(redirect(
+                StatusCode::MOVED_PERMANENTLY,
+                &format!("https://{host}{target}"),
+            )),
+            true,
+        );
+    }
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > state.config.http.max_uri_length {
+        return (
+            Err(ProxyError::downstream(
+                StatusCode::URI_TOO_LONG,
+                format!("request target of {uri_len} bytes"),
+            )),
+            true,
+        );
+    }
+    let path = req.uri().path().to_string();
+    let Some(index) = route::find(&state.config.routes, host.as_deref(), &path) else {
+        return (
+            Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
+            true,
+        );
+    };
+    let route = &state.config.routes[index];
+    if !route.limits.is_empty() {
+        let zones: Vec<&Limiter> = route
+            .limits
+            .iter()
+            .filter_map(|n| state.limiters.get(n).map(|l| &**l))
+            .collect();
+        match limit::check(&zones, conn.client.ip(), tokio::time::Instant::now()) {
+            Decision::Pass => {}
+            Decision::Delay(d) => tokio::time::sleep(d).await,
+            Decision::Reject {
+                status,
+                retry_after_s,
+            } => {
+                let mut resp = text(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+                    "too many requests\n",
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                return (Ok(resp), route.access_log);
+            }
+        }
+    }
+    let result = match &route.action {
+        Action::Respond { status, body } => Ok(text(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+            body,
+        )),
+        Action::Redirect { to, status } => {
+            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let location = to.replace("$request_uri", target);
+            Ok(redirect(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
+                &location,
+            ))
+        }
+        Action::Static {
+            root,
+            index,
+            expires,
+            cache_control,
+        } => {
+            let prefix = match &route.matcher.path {
+                PathMatch::Prefix(p) => p.as_str(),
+                _ => "",
+            };
+            let sr = static_files::StaticRoute {
+                root,
+                prefix,
+                index,
+                expires: *expires,
+                cache_control: cache_control.as_deref(),
+            };
+            static_files::serve(&sr, req.method(), &path, req.headers()).await
+        }
+        Action::Proxy { upstream } => {
+            let (Some(group), Some(client)) =
+                (state.groups.get(upstream), state.clients.get(upstream))
+            else {
+                return (
+                    Err(ProxyError::Internal(format!(
+                        "upstream {upstream} missing from the snapshot"
+                    ))),
+                    true,
+                );
+            };
+            let down = proxy::Downstream {
+                client: conn.client,
+                https: conn.https,
+                request_id: request_id.clone(),
+            };
+            proxy::forward(group, client, route, &down, req).await
+        }
+    };
+    if let Err(e) = &result {
+        match e {
+            ProxyError::Downstream { .. } => log::debug!("{e}"),
+            _ => log::warn!("{e}"),
+        }
+    }
+    (result, route.access_log)
+}
+
+fn host_of<B>(req: &Request<B>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().host().map(str::to_string))?;
+    // Strip a port (but not from a bracketed IPv6 literal's inside).
+    Some(match raw.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
+            h.to_string()
+        }
+        _ => raw,
+    })
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut r = text(status, "");
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn error_response(e: &ProxyError) -> Response<Body> {
+    let status = e.status();
+    text(
+        status,
+        &format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}

@@ -1,0 +1,272 @@
+//! Forwarding a request to an upstream group: the body is read in full first
+//! (up to the route's limit) so a slow uploader never holds an upstream
+//! connection; a server is leased by the group's balancing rule; a failed
+//! connect is retried on another server, and so is an idempotent request
+//! after a 502/503/504 or a timeout, within the group's retry budget.
+//! WebSocket upgrades become a tunnel with an idle timeout.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    Method, Request, Response, StatusCode, Uri, Version,
+    body::{Frame, Incoming},
+    header::{self, HeaderValue},
+};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    Body, BoxError, ProxyError,
+    error::UpstreamFailure,
+    full,
+    headers::{self, X_REQUEST_ID},
+};
+use crate::{
+    config::{Route, Upstream},
+    upstream::{Group, Lease},
+};
+
+/// The HTTP/1.1 client of one upstream group, with its keep-alive pool.
+pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client(u: &Upstream) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(u.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(u.keepalive)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .set_host(false)
+        .build(connector)
+}
+
+/// What the proxy needs to know about the downstream side.
+pub struct Downstream {
+    pub client: SocketAddr,
+    pub https: bool,
+    pub request_id: HeaderValue,
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+pub async fn forward(
+    group: &Arc<Group>,
+    client: &UpstreamClient,
+    route: &Route,
+    down: &Downstream,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let upstream = &group.config;
+    let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > route.max_body
+    {
+        return Err(ProxyError::downstream(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body of {len} bytes over {}", route.max_body),
+        ));
+    }
+    let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, route.max_body as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ProxyError::downstream(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {} bytes", route.max_body),
+            ));
+        }
+        Err(e) => {
+            return Err(ProxyError::downstream(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body: {e}"),
+            ));
+        }
+    };
+
+    // The request as the upstream will see it (the URI's authority is set per server).
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let mut head = parts.headers.clone();
+    headers::strip_hop_by_hop(&mut head, websocket);
+    headers::add_forwarded(&mut head, down.client.ip(), down.https, host.as_ref());
+    if let Some(h) = &host {
+        head.insert(header::HOST, h.clone());
+    }
+    head.insert(X_REQUEST_ID.clone(), down.request_id.clone());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let can_retry_after_response = idempotent(&parts.method) && !websocket;
+
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last = UpstreamFailure::NoneAvailable;
+    for _attempt in 0..=upstream.retries {
+        let now = tokio::time::Instant::now();
+        let Some(lease) = group.pick(&tried, now) else {
+            break;
+        };
+        tried.push(lease.index);
+        let uri: Uri = format!("http://{}{path}", lease.backend.addr)
+            .parse()
+            .map_err(|e| {
+                ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
+            })?;
+        let mut up_req = Request::new(Full::new(body.clone()));
+        *up_req.method_mut() = parts.method.clone();
+        *up_req.uri_mut() = uri;
+        *up_req.version_mut() = Version::HTTP_11;
+        *up_req.headers_mut() = head.clone();
+        let sent = tokio::time::timeout(upstream.read_timeout, client.request(up_req)).await;
+        match sent {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let retryable = matches!(status.as_u16(), 502..=504);
+                if retryable && can_retry_after_response && tried.len() <= upstream.retries as usize
+                {
+                    group.failed(lease.index, now);
+                    last = UpstreamFailure::Unreachable;
+                    continue;
+                }
+                if retryable {
+                    group.failed(lease.index, now);
+                } else {
+                    group.succeeded(lease.index);
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(down_upgrade) = downstream_upgrade
+                {
+                    return Ok(tunnel(resp, down_upgrade, lease, route.idle_timeout));
+                }
+                let (mut rparts, rbody) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers, false);
+                let body = LeasedBody {
+                    inner: rbody,
+                    _lease: lease,
+                };
+                return Ok(Response::from_parts(
+                    rparts,
+                    body.map_err(|e| Box::new(e) as BoxError).boxed(),
+                ));
+            }
+            Ok(Err(e)) => {
+                group.failed(lease.index, now);
+                last = UpstreamFailure::Unreachable;
+                // Nothing reached the server if the connect failed: any request may go elsewhere.
+                if !(e.is_connect() || can_retry_after_response) {
+                    break;
+                }
+                log::debug!(
+                    "upstream {}: {} failed: {e}; trying another server",
+                    upstream.name,
+                    lease.backend.addr
+                );
+            }
+            Err(_) => {
+                group.failed(lease.index, now);
+                last = UpstreamFailure::Timeout;
+                if !can_retry_after_response {
+                    break;
+                }
+            }
+        }
+    }
+    Err(ProxyError::Upstream {
+        upstream: upstream.name.clone(),
+        kind: last,
+    })
+}
+
+/// The upstream's response body, holding the server's lease until it ends,
+/// so least_conn counts requests until their last byte.
+struct LeasedBody {
+    inner: Incoming,
+    _lease: Lease,
+}
+
+impl hyper::body::Body for LeasedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Answers 101 downstream and joins the two upgraded connections.
+fn tunnel(
+    mut upstream_resp: Response<Incoming>,
+    downstream: hyper::upgrade::OnUpgrade,
+    lease: Lease,
+    idle: Duration,
+) -> Response<Body> {
+    let upstream = hyper::upgrade::on(&mut upstream_resp);
+    let (parts, _) = upstream_resp.into_parts();
+    tokio::spawn(async move {
+        let _lease = lease;
+        let (Ok(down), Ok(up)) = tokio::join!(downstream, upstream) else {
+            log::debug!("websocket upgrade did not complete");
+            return;
+        };
+        let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+        let (mut a, mut b) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
+        loop {
+            tokio::select! {
+                r = down.read(&mut a) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => if up.write_all(&a[..n]).await.is_err() { break },
+                },
+                r = up.read(&mut b) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => if down.write_all(&b[..n]).await.is_err() { break },
+                },
+                _ = tokio::time::sleep(idle) => {
+                    log::debug!("websocket idle for {idle:?}; closing");
+                    break;
+                }
+            }
+        }
+        let _ = down.shutdown().await;
+        let _ = up.shutdown().await;
+    });
+    Response::from_parts(parts, full(Bytes::new()))
+}

@@ -1,0 +1,286 @@
+//! Request limits per client address with nginx's `limit_req` semantics: a
+//! leaky bucket with millisecond accounting. `excess` is the queue in
+//! thousandths of a request; each request adds 1000 and the rate drains it.
+//! Over `burst` the request is rejected (and not counted); over `delay_after`
+//! it waits until its place in the queue comes (nginx `delay=N`, where
+//! `nodelay` means the whole burst is served at once).
+//!
+//! Several limits on one route are checked together and committed only if
+//! none rejects, so a rejected request costs no zone any budget.
+
+use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::config::LimitZone;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Pass,
+    /// Serve after waiting this long.
+    Delay(Duration),
+    /// Refuse (with the zone's status; `Retry-After` this many seconds).
+    Reject {
+        status: u16,
+        retry_after_s: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    /// Queued work in thousandths of a request.
+    excess: u64,
+    /// When `excess` was last updated, in ms since the limiter's start.
+    last_ms: u64,
+}
+
+/// One zone's state.
+#[derive(Debug)]
+pub struct Limiter {
+    pub zone: LimitZone,
+    clients: Mutex<HashMap<IpAddr, Bucket>>,
+    start: Instant,
+    /// Requests passed, delayed, rejected and (dry run) would-be-rejected, for metrics.
+    pub counts: [std::sync::atomic::AtomicU64; 4],
+}
+
+/// What one zone would do with a request, before committing it.
+struct Verdict {
+    excess: u64,
+    now_ms: u64,
+    decision: Decision,
+}
+
+impl Limiter {
+    pub fn new(zone: LimitZone) -> Limiter {
+        Limiter {
+            zone,
+            clients: Mutex::new(HashMap::new()),
+            start: Instant::now(),
+            counts: Default::default(),
+        }
+    }
+
+    fn evaluate(&self, clients: &HashMap<IpAddr, Bucket>, ip: IpAddr, now: Instant) -> Verdict {
+        let now_ms = now.duration_since(self.start).as_millis() as u64;
+        let rate = self.zone.rate.per_1000s;
+        // As nginx: a new client starts with an empty queue; otherwise drain
+        // by the time elapsed, add this request, and clamp at zero.
+        let excess = match clients.get(&ip) {
+            None => 0,
+            Some(b) => {
+                let drain = rate * now_ms.saturating_sub(b.last_ms) / 1000;
+                (b.excess as i64 - drain as i64 + 1000).max(0) as u64
+            }
+        };
+        let decision = if excess > self.zone.burst * 1000 {
+            // Time until the queue has room for this request again.
+            let wait_ms = (excess - self.zone.burst * 1000) * 1000 / rate;
+            Decision::Reject {
+                status: self.zone.status,
+                retry_after_s: wait_ms.div_ceil(1000).max(1),
+            }
+        } else if excess > self.zone.delay_after * 1000 {
+            Decision::Delay(Duration::from_millis(
+                (excess - self.zone.delay_after * 1000) * 1000 / rate,
+            ))
+        } else {
+            Decision::Pass
+        };
+        Verdict {
+            excess,
+            now_ms,
+            decision,
+        }
+    }
+
+    fn commit(&self, clients: &mut HashMap<IpAddr, Bucket>, ip: IpAddr, v: &Verdict) {
+        if clients.len() >= self.zone.max_clients && !clients.contains_key(&ip) {
+            self.evict(clients, v.now_ms);
+        }
+        clients.insert(
+            ip,
+            Bucket {
+                excess: v.excess,
+                last_ms: v.now_ms,
+            },
+        );
+    }
+
+    /// Forgets clients whose queue has drained; if none has, the quietest eighth.
+    fn evict(&self, clients: &mut HashMap<IpAddr, Bucket>, now_ms: u64) {
+        let rate = self.zone.rate.per_1000s;
+        clients.retain(|_, b| b.excess > rate * now_ms.saturating_sub(b.last_ms) / 1000);
+        if clients.len() >= self.zone.max_clients {
+            let mut by_age: Vec<(u64, IpAddr)> =
+                clients.iter().map(|(ip, b)| (b.last_ms, *ip)).collect();
+            by_age.sort_unstable();
+            for (_, ip) in by_age.iter().take((clients.len() / 8).max(1)) {
+                clients.remove(ip);
+            }
+        }
+    }
+
+    fn count(&self, i: usize) {
+        self.counts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Checks `ip` against every zone of a route: reject if any rejects, else
+/// wait for the longest delay; commit to every zone only when not rejected.
+pub fn check(limiters: &[&Limiter], ip: IpAddr, now: Instant) -> Decision {
+    let mut guards: Vec<_> = limiters.iter().map(|l| l.clients.lock().unwrap()).collect();
+    let verdicts: Vec<Verdict> = limiters
+        .iter()
+        .zip(&guards)
+        .map(|(l, g)| l.evaluate(g, ip, now))
+        .collect();
+    let mut outcome = Decision::Pass;
+    for (l, v) in limiters.iter().zip(&verdicts) {
+        match v.decision {
+            Decision::Reject { .. } if l.zone.dry_run => l.count(3),
+            Decision::Reject { .. } => {
+                l.count(2);
+                return v.decision;
+            }
+            Decision::Delay(d) if !l.zone.dry_run => {
+                outcome = match outcome {
+                    Decision::Delay(o) if o >= d => outcome,
+                    _ => Decision::Delay(d),
+                }
+            }
+            _ => {}
+        }
+    }
+    for ((l, g), v) in limiters.iter().zip(guards.iter_mut()).zip(&verdicts) {
+        // A dry-run zone that would reject is not charged, as a real one would not be.
+        if !matches!(v.decision, Decision::Reject { .. }) {
+            l.commit(g, ip, v);
+            l.count(if matches!(v.decision, Decision::Delay(_)) {
+                1
+            } else {
+                0
+            });
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::Rate;
+
+    fn zone(rate: &str, burst: u64, delay_after: u64) -> Limiter {
+        Limiter::new(LimitZone {
+            name: "z".into(),
+            rate: rate.parse::<Rate>().unwrap(),
+            burst,
+            delay_after,
+            dry_run: false,
+            status: 429,
+            max_clients: 1000,
+        })
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nodelay_serves_the_burst_then_rejects() {
+        // 100r/s burst 50 nodelay: 51 at once pass (1 + burst), the 52nd is refused.
+        let z = zone("100r/s", 50, 50);
+        let now = Instant::now();
+        for i in 0..51 {
+            assert_eq!(check(&[&z], ip(1), now), Decision::Pass, "request {i}");
+        }
+        assert!(matches!(
+            check(&[&z], ip(1), now),
+            Decision::Reject { status: 429, .. }
+        ));
+        // Another client has its own bucket.
+        assert_eq!(check(&[&z], ip(2), now), Decision::Pass);
+        // 10 ms later one request's worth has drained.
+        let later = now + Duration::from_millis(10);
+        assert_eq!(check(&[&z], ip(1), later), Decision::Pass);
+        assert!(matches!(
+            check(&[&z], ip(1), later),
+            Decision::Reject { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_nodelay_the_burst_is_queued_at_the_rate() {
+        let z = zone("10r/s", 5, 0);
+        let now = Instant::now();
+        assert_eq!(check(&[&z], ip(1), now), Decision::Pass);
+        assert_eq!(
+            check(&[&z], ip(1), now),
+            Decision::Delay(Duration::from_millis(100))
+        );
+        assert_eq!(
+            check(&[&z], ip(1), now),
+            Decision::Delay(Duration::from_millis(200))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_stage_delay() {
+        // burst 10, delay=4: 1 + 4 pass at once, the next 6 are delayed, then rejected.
+        let z = zone("10r/s", 10, 4);
+        let now = Instant::now();
+        let ds: Vec<Decision> = (0..12).map(|_| check(&[&z], ip(1), now)).collect();
+        assert!(ds[..5].iter().all(|d| *d == Decision::Pass), "{ds:?}");
+        assert_eq!(ds[5], Decision::Delay(Duration::from_millis(100)));
+        assert_eq!(ds[10], Decision::Delay(Duration::from_millis(600)));
+        assert!(matches!(ds[11], Decision::Reject { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejected_requests_cost_no_zone_anything() {
+        let strict = zone("1r/s", 0, 0);
+        let loose = zone("100r/s", 100, 100);
+        let now = Instant::now();
+        assert_eq!(check(&[&loose, &strict], ip(1), now), Decision::Pass);
+        for _ in 0..20 {
+            assert!(matches!(
+                check(&[&loose, &strict], ip(1), now),
+                Decision::Reject { .. }
+            ));
+        }
+        // The loose zone was charged once, not 21 times: 100 more pass there.
+        for _ in 0..100 {
+            assert_eq!(check(&[&loose], ip(1), now), Decision::Pass);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_minute_rates_and_retry_after() {
+        let z = zone("30r/m", 0, 0);
+        let now = Instant::now();
+        assert_eq!(check(&[&z], ip(1), now), Decision::Pass);
+        assert_eq!(
+            check(&[&z], ip(1), now),
+            Decision::Reject {
+                status: 429,
+                retry_after_s: 2
+            }
+        );
+        assert_eq!(
+            check(&[&z], ip(1), now + Duration::from_secs(2)),
+            Decision::Pass
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_stays_bounded() {
+        let mut z = zone("1r/s", 0, 0);
+        z.zone.max_clients = 100;
+        let now = Instant::now();
+        for i in 0..10_000u32 {
+            check(&[&z], IpAddr::from(i.to_be_bytes()), now);
+        }
+        assert!(z.clients.lock().unwrap().len() <= 100);
+    }
+}

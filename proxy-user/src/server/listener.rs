@@ -1,0 +1,21 @@
+//! Binding listening sockets: SO_REUSEADDR and SO_REUSEPORT (so a new
+//! process can bind beside an old one), IPv6 sockets IPv6-only (bind
+//! `[::]` and `0.0.0.0` separately), and the configured backlog.
+
+use std::{io, net::SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A bound, listening, non-blocking socket.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket.into())
+}

@@ -1,0 +1,152 @@
+//! TLS termination: certificates from PEM files, chosen by SNI, with ALPN
+//! (h2, http/1.1), TLS 1.2 as the floor, session resumption by cache and by
+//! tickets, and only forward-secret AEAD suites (rustls with ring offers no
+//! others).
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use rustls::{
+    ServerConfig,
+    crypto::ring,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache},
+    sign::CertifiedKey,
+};
+
+use crate::config::TlsSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)", path.display())]
+    NoCert { path: PathBuf },
+    #[error("{}: no PEM private key found (expected -----BEGIN PRIVATE KEY----- or an RSA/EC key)", path.display())]
+    NoKey { path: PathBuf },
+    #[error("{}: unusable private key: {reason}", path.display())]
+    BadKey { path: PathBuf, reason: String },
+    #[error("{}: the key does not match the certificate {}", key.display(), cert.display())]
+    Mismatch { cert: PathBuf, key: PathBuf },
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+impl TlsError {
+    /// Whether the key file (rather than the certificate) is at fault.
+    pub fn is_key(&self) -> bool {
+        match self {
+            TlsError::Read { path, .. } => path.extension().is_some_and(|e| e == "key"),
+            TlsError::NoKey { .. } | TlsError::BadKey { .. } | TlsError::Mismatch { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A certificate chain and its key, loaded and checked against each other.
+pub fn load_cert(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let cert_pem = read(cert)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        return Err(TlsError::NoCert {
+            path: cert.to_path_buf(),
+        });
+    }
+    let key_pem = read(key)?;
+    let der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key.to_path_buf(),
+    })?;
+    let signing = ring::sign::any_supported_type(&der).map_err(|e| TlsError::BadKey {
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(|_| TlsError::Mismatch {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    })?;
+    Ok(Arc::new(ck))
+}
+
+/// Picks the certificate for the SNI name: exact names, then `*.domain`
+/// wildcards, then the first certificate.
+#[derive(Debug)]
+struct SniResolver {
+    certs: Vec<(Vec<String>, Arc<CertifiedKey>)>,
+}
+
+impl SniResolver {
+    fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = name.map(str::to_ascii_lowercase) {
+            let wildcard = name.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+            for want in std::iter::once(Some(name.clone()))
+                .chain(std::iter::once(wildcard))
+                .flatten()
+            {
+                if let Some((_, ck)) = self.certs.iter().find(|(names, _)| names.contains(&want)) {
+                    return Some(ck.clone());
+                }
+            }
+        }
+        self.certs.first().map(|(_, ck)| ck.clone())
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+fn dns_names(ck: &CertifiedKey) -> Vec<String> {
+    ck.end_entity_cert()
+        .ok()
+        .and_then(|der| {
+            webpki::EndEntityCert::try_from(der)
+                .ok()
+                .map(|c| c.valid_dns_names().map(str::to_ascii_lowercase).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// The rustls configuration of a TLS listener.
+pub fn server_config(settings: &TlsSettings, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut certs = Vec::new();
+    for files in &settings.certs {
+        let ck = load_cert(&files.cert, &files.key)?;
+        certs.push((dns_names(&ck), ck));
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if settings.min_version_13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver { certs }));
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    // Resumption: a session cache for TLS 1.2 ids and stateless tickets.
+    config.session_storage = ServerSessionMemoryCache::new(16_384);
+    config.ticketer = ring::Ticketer::new()?;
+    Ok(Arc::new(config))
+}

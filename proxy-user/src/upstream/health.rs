@@ -1,0 +1,91 @@
+//! Active health checks: a GET of the configured path on every server at an
+//! interval; `fails` consecutive failures mark a server down, `passes`
+//! consecutive successes bring it back. The tasks stop when their group is
+//! dropped (a reload builds new groups).
+
+use std::sync::{Arc, Weak};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use super::Group;
+use crate::config::HealthCheck;
+
+/// Starts one checking task per server of `group`, if it has a health check.
+pub fn spawn_checks(group: &Arc<Group>) {
+    let Some(check) = group.config.health_check.clone() else {
+        return;
+    };
+    for index in 0..group.backends.len() {
+        let weak = Arc::downgrade(group);
+        let check = check.clone();
+        tokio::spawn(async move { run(weak, index, check).await });
+    }
+}
+
+async fn run(group: Weak<Group>, index: usize, check: HealthCheck) {
+    let (mut fails, mut passes) = (0u32, 0u32);
+    let mut ticker = tokio::time::interval(check.interval);
+    loop {
+        ticker.tick().await;
+        let Some(g) = group.upgrade() else { return };
+        let backend = g.backends[index].clone();
+        let name = g.config.name.clone();
+        drop(g);
+        let ok = probe(backend.addr, &check).await;
+        if ok {
+            passes += 1;
+            fails = 0;
+            if passes >= check.passes && !backend.available_by_checks() {
+                log::info!(
+                    "upstream {name}: {} passes its health check again",
+                    backend.addr
+                );
+                backend.set_healthy(true);
+            }
+        } else {
+            fails += 1;
+            passes = 0;
+            if fails >= check.fails && backend.available_by_checks() {
+                log::warn!(
+                    "upstream {name}: {} failed {} health checks in a row; taken out",
+                    backend.addr,
+                    fails
+                );
+                backend.set_healthy(false);
+            }
+        }
+    }
+}
+
+/// One check: connect, send a GET, read the status line.
+async fn probe(addr: std::net::SocketAddr, check: &HealthCheck) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: rampart-health\r\nConnection: close\r\n\r\n",
+            check.path
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).await.ok()?;
+        let line = std::str::from_utf8(&head[..n]).ok()?;
+        let status: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+        Some(status)
+    };
+    match tokio::time::timeout(check.timeout, attempt).await {
+        Ok(Some(status)) => match check.status {
+            Some(want) => status == want,
+            None => (200..400).contains(&status),
+        },
+        _ => false,
+    }
+}
+
+impl super::Backend {
+    fn available_by_checks(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,267 @@
+//! Upstream groups: servers, their load and health, and the lease that
+//! counts a request in flight.
+//!
+//! Health is passive (nginx `max_fails` failures within `fail_timeout` take a
+//! server out for `fail_timeout`) and, when configured, active (`health.rs`).
+
+mod balance;
+mod health;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+pub use balance::{Candidate, choose};
+pub use health::spawn_checks;
+use tokio::time::Instant;
+
+use crate::config::Upstream;
+
+/// One server of a group, shared by every request that uses it.
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// Requests in flight (least_conn's measure), kept by [`Lease`].
+    active: AtomicUsize,
+    /// Passive health: failures in the current window, and until when the server is out.
+    passive: Mutex<Passive>,
+    /// Active health: false while checks say the server is down.
+    healthy: AtomicBool,
+    /// Requests sent, and failures seen, for views and metrics.
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Passive {
+    fails: u32,
+    window_start: Option<Instant>,
+    down_until: Option<Instant>,
+}
+
+impl Backend {
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Whether it may take requests at `now`.
+    pub fn available(&self, now: Instant) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+            && self
+                .passive
+                .lock()
+                .unwrap()
+                .down_until
+                .is_none_or(|until| now >= until)
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+}
+
+/// A group of servers with its settings.
+#[derive(Debug)]
+pub struct Group {
+    pub config: Upstream,
+    pub backends: Vec<Arc<Backend>>,
+    turn: AtomicUsize,
+    seed: AtomicU64,
+}
+
+/// A request in flight to a backend; dropping it ends the request's count.
+#[derive(Debug)]
+pub struct Lease {
+    pub backend: Arc<Backend>,
+    pub index: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.backend.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Group {
+    pub fn new(config: Upstream) -> Group {
+        let backends = config
+            .servers
+            .iter()
+            .map(|s| {
+                Arc::new(Backend {
+                    addr: s.addr,
+                    weight: s.weight,
+                    active: AtomicUsize::new(0),
+                    passive: Mutex::new(Passive::default()),
+                    healthy: AtomicBool::new(true),
+                    requests: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Group {
+            config,
+            backends,
+            turn: AtomicUsize::new(0),
+            seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    /// Leases an available server not in `tried`, or `None` if there is none.
+    pub fn pick(&self, tried: &[usize], now: Instant) -> Option<Lease> {
+        let candidates: Vec<Candidate> = self
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| !tried.contains(i) && b.available(now))
+            .map(|(index, b)| Candidate {
+                index,
+                active: b.active(),
+                weight: b.weight,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let index = choose(self.config.balance, &candidates, turn, self.random());
+        let backend = self.backends[index].clone();
+        backend.active.fetch_add(1, Ordering::Relaxed);
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        Some(Lease { backend, index })
+    }
+
+    /// Records a failed attempt (connect error, timeout, 502-504) on a server.
+    pub fn failed(&self, index: usize, now: Instant) {
+        let b = &self.backends[index];
+        b.failures.fetch_add(1, Ordering::Relaxed);
+        let max = self.config.max_fails;
+        if max == 0 {
+            return;
+        }
+        let window = self.config.fail_timeout;
+        let mut p = b.passive.lock().unwrap();
+        if p.window_start
+            .is_none_or(|start| now.duration_since(start) > window)
+        {
+            p.window_start = Some(now);
+            p.fails = 0;
+        }
+        p.fails += 1;
+        if p.fails >= max {
+            p.down_until = Some(now + window);
+            p.fails = 0;
+            p.window_start = None;
+            log::warn!(
+                "upstream {}: {} marked failed for {:?} after {max} failure(s)",
+                self.config.name,
+                b.addr,
+                window
+            );
+        }
+    }
+
+    /// Records a successful response: the failure count starts again.
+    pub fn succeeded(&self, index: usize) {
+        let mut p = self.backends[index].passive.lock().unwrap();
+        p.fails = 0;
+        p.window_start = None;
+    }
+
+    /// A cheap xorshift: balancing needs spread, not secrecy.
+    fn random(&self) -> [u64; 2] {
+        let mut x = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        [next(), next()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Balance, Server};
+
+    fn group(n: u16, max_fails: u32) -> Group {
+        Group::new(Upstream {
+            name: "app".into(),
+            servers: (0..n)
+                .map(|i| Server {
+                    addr: format!("127.0.0.1:{}", 8001 + i).parse().unwrap(),
+                    weight: 1,
+                })
+                .collect(),
+            balance: Balance::LeastConn,
+            max_fails,
+            fail_timeout: Duration::from_secs(30),
+            keepalive: 4,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
+            retries: 1,
+            health_check: None,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leases_count_in_flight_requests() {
+        let g = group(2, 3);
+        let now = Instant::now();
+        let a = g.pick(&[], now).unwrap();
+        let b = g.pick(&[], now).unwrap();
+        assert_ne!(a.index, b.index, "least_conn spreads two requests");
+        let c = g.pick(&[], now).unwrap();
+        assert_eq!(g.backends[c.index].active(), 2);
+        drop((a, b, c));
+        assert!(g.backends.iter().all(|b| b.active() == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_fails_within_fail_timeout_takes_a_server_out_for_fail_timeout() {
+        let g = group(2, 3);
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            g.failed(0, t0);
+        }
+        assert!(g.backends[0].available(t0), "two failures of three");
+        g.failed(0, t0 + Duration::from_secs(1));
+        assert!(!g.backends[0].available(t0 + Duration::from_secs(2)));
+        assert_eq!(
+            g.pick(&[], t0 + Duration::from_secs(2)).unwrap().index,
+            1,
+            "only the healthy one"
+        );
+        assert!(
+            g.backends[0].available(t0 + Duration::from_secs(32)),
+            "back after fail_timeout"
+        );
+        // Failures spread wider than fail_timeout do not add up.
+        g.failed(1, t0);
+        g.failed(1, t0 + Duration::from_secs(31));
+        g.failed(1, t0 + Duration::from_secs(62));
+        assert!(g.backends[1].available(t0 + Duration::from_secs(63)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_available_server_gives_none() {
+        let g = group(1, 1);
+        let now = Instant::now();
+        g.failed(0, now);
+        assert!(g.pick(&[], now).is_none());
+        let g = group(2, 1);
+        assert!(g.pick(&[0, 1], now).is_none(), "all tried");
+    }
+}

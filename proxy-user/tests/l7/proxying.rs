@@ -1,0 +1,302 @@
+//! Proxying to upstream groups: balancing, headers, body limits, retries,
+//! passive health, timeouts, WebSockets, redirect listeners and draining.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::{Method, Request, StatusCode};
+
+use crate::support::{Backend, backend, client, get, json, proxy, send, test_dir};
+
+/// The test configuration; each `key = value` line of `extra` replaces the
+/// upstream default of that key or adds it.
+fn config(servers: &[String], extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
+    let mut settings = vec![
+        ("max_fails".to_string(), "2".to_string()),
+        ("fail_timeout".to_string(), "\"30s\"".to_string()),
+        ("read_timeout".to_string(), "\"500ms\"".to_string()),
+    ];
+    for line in extra.lines().filter(|l| l.contains('=')) {
+        let (k, v) = line.split_once('=').unwrap();
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        settings.retain(|(key, _)| *key != k);
+        settings.push((k, v));
+    }
+    let upstream: Vec<String> = settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+
+[[listener]]
+bind = "127.0.0.1:0"
+redirect_https = true
+
+[upstream.app]
+balance = "least_conn"
+servers = [{}]
+{}
+
+[[route]]
+path = "/api/"
+upstream = "app"
+max_body = "1k"
+
+[[route]]
+path = "/"
+upstream = "app"
+idle_timeout = "2s"
+"#,
+        list.join(", "),
+        upstream.join("\n")
+    )
+}
+
+async fn backends(n: usize) -> (Vec<Backend>, Vec<String>) {
+    let mut bs = Vec::new();
+    for i in 0..n {
+        bs.push(backend(i).await);
+    }
+    let addrs = bs.iter().map(|b| b.addr.to_string()).collect();
+    (bs, addrs)
+}
+
+/// An address nothing listens on.
+fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balances_and_forwards_headers() {
+    let (bs, addrs) = backends(4).await;
+    let dir = test_dir("balance");
+    let p = proxy(&dir, &config(&addrs, "")).await;
+    let c = client();
+    let base = format!("http://{}", p.addr());
+    for _ in 0..40 {
+        let req = Request::get(format!("{base}/api/items?q=1"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("connection", "keep-alive, x-drop-me")
+            .header("x-drop-me", "1")
+            .header("x-request-id", "req-42")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, h, body) = send(&c, req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h["x-request-id"], "req-42");
+        let v = json(&body);
+        assert_eq!(v["path"], "/api/items");
+        assert_eq!(v["query"], "q=1");
+        let hdrs = &v["headers"];
+        assert_eq!(hdrs["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert_eq!(hdrs["x-real-ip"], "127.0.0.1");
+        assert_eq!(hdrs["x-forwarded-proto"], "http");
+        assert_eq!(hdrs["x-request-id"], "req-42");
+        assert_eq!(hdrs["host"], p.addr().to_string());
+        assert!(
+            hdrs.get("x-drop-me").is_none(),
+            "a header named by Connection is hop-by-hop"
+        );
+    }
+    // Sequential requests leave every server idle: least_conn takes turns.
+    let hits: Vec<usize> = bs
+        .iter()
+        .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert!(hits.iter().all(|&h| h == 10), "{hits:?}");
+    // Without a client X-Request-Id one is made up.
+    let (_, h, body) = get(&c, &format!("{base}/api/x")).await;
+    assert_eq!(h["x-request-id"].len(), 32);
+    assert_eq!(
+        json(&body)["headers"]["x-request-id"],
+        h["x-request-id"].to_str().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413() {
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("body");
+    let p = proxy(&dir, &config(&addrs, "")).await;
+    let c = client();
+    let url = format!("http://{}/api/upload", p.addr());
+    let ok = Request::post(&url)
+        .body(Full::new(Bytes::from(vec![b'x'; 1000])))
+        .unwrap();
+    let (status, _, body) = send(&c, ok).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["body_len"], 1000);
+    let big = Request::post(&url)
+        .body(Full::new(Bytes::from(vec![b'x'; 2000])))
+        .unwrap();
+    assert_eq!(send(&c, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // A chunked body (no Content-Length) is counted as it arrives.
+    let chunks =
+        futures_util::stream::iter((0..4).map(|_| {
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 600])))
+        }));
+    let body = http_body_util::StreamBody::new(chunks);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(
+        tokio::net::TcpStream::connect(p.addr()).await.unwrap(),
+    ))
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/api/upload")
+        .header("host", "x")
+        .body(body)
+        .unwrap();
+    assert_eq!(
+        sender.send_request(req).await.unwrap().status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_servers_are_retried_around_and_marked_failed() {
+    let (bs, mut addrs) = backends(2).await;
+    addrs.push(dead_addr());
+    let dir = test_dir("dead");
+    let p = proxy(&dir, &config(&addrs, "")).await;
+    let c = client();
+    for _ in 0..30 {
+        // POST is not idempotent, but a failed connect sent nothing: it is retried too.
+        let req = Request::post(format!("http://{}/api/x", p.addr()))
+            .body(Full::new(Bytes::from("hi")))
+            .unwrap();
+        assert_eq!(send(&c, req).await.0, StatusCode::OK, "no request may fail");
+    }
+    let state = p.shared.load();
+    let dead = &state.groups["app"].backends[2];
+    assert_eq!(
+        dead.failures.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "tried until max_fails, then left out"
+    );
+    let served: usize = bs
+        .iter()
+        .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert_eq!(served, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_live_server_is_502_and_a_slow_one_504() {
+    let dir = test_dir("down");
+    let p = proxy(&dir, &config(&[dead_addr(), dead_addr()], "")).await;
+    let c = client();
+    let (status, _, _) = get(&c, &format!("http://{}/api/x", p.addr())).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // Both are now marked failed: the answer comes without trying.
+    assert_eq!(
+        get(&c, &format!("http://{}/api/x", p.addr())).await.0,
+        StatusCode::BAD_GATEWAY
+    );
+    drop(p);
+
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("slow");
+    let p = proxy(&dir, &config(&addrs, "retries = 0")).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        get(&c, &format!("http://{}/slow", p.addr())).await.0,
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "read_timeout is 500ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_requests_are_retried_after_503() {
+    let (bs, addrs) = backends(2).await;
+    let dir = test_dir("retry");
+    let p = proxy(&dir, &config(&addrs, "max_fails = 0")).await;
+    let c = client();
+    // Backends answer /status/503 themselves: both fail, so the last answer stands.
+    let (status, _, _) = get(&c, &format!("http://{}/status/503", p.addr())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let hits: usize = bs
+        .iter()
+        .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert_eq!(hits, 2, "a GET after a 503 goes to the other server");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/status/503", p.addr()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&c, req).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let hits: usize = bs
+        .iter()
+        .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert_eq!(hits, 3, "a POST is not retried after a response");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_tunnelled() {
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("ws");
+    let p = proxy(&dir, &config(&addrs, "")).await;
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", p.addr()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..5 {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(format!(
+            "hello {i}"
+        )))
+        .await
+        .unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap(), format!("hello {i}"));
+    }
+    // The route's idle_timeout (2 s) closes a silent tunnel.
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("closed by the idle timeout");
+    match closed {
+        None | Some(Err(_)) => {}
+        Some(Ok(m)) => assert!(m.is_close(), "expected the tunnel to close, got {m:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_listener_and_graceful_drain() {
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("drain");
+    let p = proxy(&dir, &config(&addrs, "read_timeout = \"5s\"")).await;
+    let c = client();
+    let req = Request::get(format!("http://{}/login?next=/home", p.addrs[1]))
+        .header("host", "example.com:80")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, h, _) = send(&c, req).await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(h["location"], "https://example.com/login?next=/home");
+
+    // A request in flight when shutdown starts still completes.
+    let url = format!("http://{}/slow", p.addr());
+    let inflight = tokio::spawn({
+        let c = c.clone();
+        async move { get(&c, &url).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addr = p.addr();
+    p.shutdown().await;
+    assert_eq!(
+        inflight.await.unwrap(),
+        StatusCode::OK,
+        "in-flight request finished during the drain"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}

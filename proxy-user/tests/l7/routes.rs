@@ -1,0 +1,174 @@
+//! Respond, redirect and static routes, limits, and the protections that
+//! need no upstream.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+
+use crate::support::{client, get, proxy, send, test_dir};
+
+fn static_config(root: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+
+[limit.tight]
+rate = "10r/s"
+burst = 2
+nodelay = true
+
+[[route]]
+path_regex = '\.(env|git|svn|config)$'
+respond = 404
+
+[[route]]
+path = "/static/"
+static = "{root}"
+expires = "30d"
+cache_control = "public, immutable"
+
+[[route]]
+path = "/limited"
+respond = 200
+body = "ok"
+limit = "tight"
+
+[[route]]
+path = "/old"
+redirect = "/new$request_uri"
+redirect_status = 301
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_with_caching_ranges_and_no_escape() {
+    let dir = test_dir("static");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("css")).unwrap();
+    std::fs::write(root.join("css/app.css"), "body { color: red }\n").unwrap();
+    std::fs::write(root.join("index.html"), "<h1>hi</h1>").unwrap();
+    std::fs::write(root.join("big.js"), "0123456789".repeat(10)).unwrap();
+    std::fs::write(root.join("big.js.gz"), b"gzipped").unwrap();
+    std::fs::write(dir.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape.txt")).unwrap();
+    let p = proxy(&dir, &static_config("www")).await;
+    let c = client();
+    let base = format!("http://{}", p.addr());
+
+    let (status, h, body) = get(&c, &format!("{base}/static/css/app.css")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&body[..], b"body { color: red }\n");
+    assert_eq!(h["content-type"], "text/css; charset=utf-8");
+    assert_eq!(h["cache-control"], "public, immutable");
+    let expires = httpdate::parse_http_date(h["expires"].to_str().unwrap()).unwrap();
+    let days = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    assert!((29..=30).contains(&days), "expires in {days} days");
+    assert!(h.contains_key("x-request-id"));
+
+    // Conditional GET.
+    let etag = h["etag"].clone();
+    let req = Request::get(format!("{base}/static/css/app.css"))
+        .header("if-none-match", etag)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = send(&c, req).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    let req = Request::get(format!("{base}/static/css/app.css"))
+        .header("if-modified-since", h["last-modified"].clone())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&c, req).await.0, StatusCode::NOT_MODIFIED);
+
+    // Ranges, HEAD, index, precompressed sibling.
+    let req = Request::get(format!("{base}/static/big.js"))
+        .header("range", "bytes=10-19")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, h, body) = send(&c, req).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h["content-range"], "bytes 10-19/100");
+    assert_eq!(&body[..], b"0123456789");
+    let req = Request::get(format!("{base}/static/big.js"))
+        .header("range", "bytes=500-")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&c, req).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
+    let req = Request::head(format!("{base}/static/big.js"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, h, body) = send(&c, req).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    assert_eq!(h["content-length"], "100");
+    let (status, _, body) = get(&c, &format!("{base}/static/")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"<h1>hi</h1>"[..]));
+    let req = Request::get(format!("{base}/static/big.js"))
+        .header("accept-encoding", "gzip, br;q=0")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (_, h, body) = send(&c, req).await;
+    assert_eq!(h["content-encoding"], "gzip");
+    assert_eq!(&body[..], b"gzipped");
+
+    // No escape from the root, however the path is spelled.
+    for evil in [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/%2E%2E%2Fsecret.txt",
+        "/static/escape.txt",
+        "/static/a%00b",
+    ] {
+        let (status, _, body) = get(&c, &format!("{base}{evil}")).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{evil}: {status}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&body).contains("secret"),
+            "{evil} leaked the file"
+        );
+    }
+    // Dotfile routes win over the static route before it in file order.
+    assert_eq!(
+        get(&c, &format!("{base}/static/.env")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_redirects_and_protections() {
+    let dir = test_dir("routes");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let p = proxy(&dir, &static_config("www")).await;
+    let c = client();
+    let base = format!("http://{}", p.addr());
+
+    // 10r/s burst 2 nodelay: 3 at once pass, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, h, _) = get(&c, &format!("{base}/limited")).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(h.contains_key("retry-after"));
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(&statuses[..3], [200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    let (status, h, _) = get(&c, &format!("{base}/old/page?x=1")).await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(h["location"], "/new/old/page?x=1");
+
+    assert_eq!(
+        get(&c, &format!("{base}/nothing-here")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let long = format!("{base}/{}", "a".repeat(9000));
+    assert_eq!(get(&c, &long).await.0, StatusCode::URI_TOO_LONG);
+}
