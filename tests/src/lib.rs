@@ -16,3 +16,4 @@ pub mod netns;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
+pub mod process;

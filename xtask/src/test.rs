@@ -53,7 +53,9 @@ pub fn run_tests(filter: Option<&str>) -> Result<()> {
         step("SKIPPED the kernel tests: not root (run `sudo -E cargo xtask test`)");
         return Ok(());
     }
-    step("kernel tests (BPF_PROG_TEST_RUN, veth in network namespaces)");
+    step(
+        "privileged tests: kernel tier (BPF_PROG_TEST_RUN, veth) and the FastAPI scenario end to end",
+    );
     let mut kernel = cargo();
     kernel
         .args(["test", "--package", "tests", "--", "--test-threads=1"])

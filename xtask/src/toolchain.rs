@@ -65,13 +65,18 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 5] = [
+const TEST_TOOLS: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
     ("bpftool", "bpftool"),
     ("ethtool", "ethtool"),
+    ("curl", "curl"),
+    ("openssl", "openssl"),
+    ("python3", "python3"),
 ];
+/// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
+const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
 const BENCH_TOOLS: [(&str, &str); 2] = [("xdp-filter", "xdp-tools"), ("nft", "nftables")];
 
 pub fn bootstrap(needs: Needs) -> Result<()> {
@@ -101,7 +106,51 @@ pub fn bootstrap(needs: Needs) -> Result<()> {
         step(format!("test tools: installing {}", missing.join(" ")));
         apt_install(&missing)?;
     }
+    if needs.test_tools {
+        python_packages()?;
+    }
     Ok(())
+}
+
+/// FastAPI, Uvicorn and websockets for the `python3` on PATH (the one the tests run).
+fn python_packages() -> Result<()> {
+    let import = format!("import {}", PYTHON_PACKAGES.join(", "));
+    if output(Command::new("python3").args(["-c", &import])).is_some() {
+        step(format!(
+            "python packages: present ({})",
+            PYTHON_PACKAGES.join(", ")
+        ));
+        return Ok(());
+    }
+    step(format!(
+        "python packages: installing {}",
+        PYTHON_PACKAGES.join(" ")
+    ));
+    if output(Command::new("python3").args(["-m", "pip", "--version"])).is_none() {
+        apt_install(&["python3-pip"])?;
+    }
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(extra)
+            .args(PYTHON_PACKAGES)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Debian's own python3 refuses pip outside a venv (PEP 668) unless told.
+    if pip(&[]) || pip(&["--break-system-packages"]) {
+        return Ok(());
+    }
+    bail!(
+        "installing {} with pip failed; install them for python3 by hand",
+        PYTHON_PACKAGES.join(", ")
+    )
 }
 
 fn ebpf_toolchain() -> Result<()> {

@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::{
     Method, Request, Response, StatusCode, Uri, Version,
     body::{Frame, Incoming},
@@ -74,37 +74,24 @@ pub async fn forward(
 ) -> Result<Response<Body>, ProxyError> {
     let upstream = &group.config;
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    if let Some(len) = declared
         && len > route.max_body
     {
+        // Refused before reading; the body is drained meanwhile so the client,
+        // still uploading, gets to read the 413 (nginx's lingering close).
+        tokio::spawn(drain(body));
         return Err(ProxyError::downstream(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body of {len} bytes over {}", route.max_body),
         ));
     }
-    let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, route.max_body as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(ProxyError::downstream(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {} bytes", route.max_body),
-            ));
-        }
-        Err(e) => {
-            return Err(ProxyError::downstream(
-                StatusCode::BAD_REQUEST,
-                format!("reading the request body: {e}"),
-            ));
-        }
-    };
+    let body = read_body(body, route.max_body).await?;
 
     // The request as the upstream will see it (the URI's authority is set per server).
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -203,6 +190,49 @@ pub async fn forward(
         upstream: upstream.name.clone(),
         kind: last,
     })
+}
+
+/// How much of a refused body is read and thrown away, and for how long, so
+/// the client sees the error response instead of a reset connection.
+const DRAIN_BYTES: u64 = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Reads the whole request body, refusing (413) past `limit`.
+async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, ProxyError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ProxyError::downstream(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() as u64 + data.len() as u64 > limit {
+                tokio::spawn(drain(body));
+                return Err(ProxyError::downstream(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {limit} bytes"),
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards what is left of a refused body, within bounds.
+async fn drain(mut body: Incoming) {
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The upstream's response body, holding the server's lease until it ends,

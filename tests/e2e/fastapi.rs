@@ -1,0 +1,382 @@
+//! The FastAPI scenario of `examples/fastapi`, point by point.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use tests::{daemon::rampart_bin, netns::NetNs, privilege::require_root, process::Spawned};
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fastapi")
+}
+
+/// Python with FastAPI, Uvicorn and websockets, or why not.
+fn python_ready() -> Result<(), String> {
+    let out = Command::new("python3")
+        .args(["-c", "import fastapi, uvicorn, websockets"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+struct Scenario {
+    ns: NetNs,
+    dir: PathBuf,
+    _workers: Vec<Spawned>,
+    rampart: Spawned,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Scenario {
+    fn start() -> Scenario {
+        let ns = NetNs::new("fapi");
+        let dir = std::env::temp_dir().join(format!("rampart-fastapi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&example_dir(), &dir);
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let openssl = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args([
+                "-keyout",
+                "certs/site.key",
+                "-out",
+                "certs/site.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            openssl.status.success(),
+            "{}",
+            String::from_utf8_lossy(&openssl.stderr)
+        );
+        let mut workers = Vec::new();
+        for port in 8001..=8004 {
+            let mut cmd = ns.command("python3");
+            cmd.args([
+                "-m",
+                "uvicorn",
+                "app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--log-level",
+                "warning",
+            ])
+            .current_dir(&dir);
+            let mut w = Spawned::start(
+                &format!("uvicorn :{port}"),
+                cmd,
+                &dir.join(format!("uvicorn-{port}.log")),
+            );
+            let ns_name = ns.name().to_string();
+            w.wait_until(Duration::from_secs(30), || {
+                curl_in(
+                    &ns_name,
+                    &[
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &format!("http://127.0.0.1:{port}/health"),
+                    ],
+                ) == "200"
+            });
+            workers.push(w);
+        }
+        let mut cmd = ns.command(rampart_bin().to_str().unwrap());
+        cmd.args(["run", "-c"])
+            .arg(dir.join("rampart.toml"))
+            .env("RUST_LOG", "info");
+        let mut rampart = Spawned::start("rampart", cmd, &dir.join("rampart.log"));
+        let ns_name = ns.name().to_string();
+        rampart.wait_until(Duration::from_secs(15), || {
+            curl_in(
+                &ns_name,
+                &[
+                    "-sk",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "https://127.0.0.1/health",
+                ],
+            ) == "200"
+        });
+        Scenario {
+            ns,
+            dir,
+            _workers: workers,
+            rampart,
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> String {
+        curl_in(self.ns.name(), args)
+    }
+}
+
+fn curl_in(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg("--")
+        .arg("curl")
+        .args(["--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fastapi_behind_rampart() {
+    if !require_root("fastapi_behind_rampart") {
+        return;
+    }
+    if let Err(why) = python_ready() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "FastAPI/Uvicorn/websockets missing under CI: {why}"
+        );
+        eprintln!("SKIP fastapi_behind_rampart: {why}; `cargo xtask test` installs them");
+        return;
+    }
+    let s = Scenario::start();
+
+    // Plain HTTP: 301 to the same host, path and query over HTTPS.
+    let out = s.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "http://localhost/api/items?page=2",
+    ]);
+    assert_eq!(out, "301 https://localhost/api/items?page=2");
+
+    // TLS 1.2 and 1.3 accepted; 1.1 refused. HTTP/2 offered through ALPN.
+    for (flags, want) in [
+        (&["--tlsv1.2", "--tls-max", "1.2"][..], "1.1 200"),
+        (&["--tlsv1.3"][..], "2 200"),
+    ] {
+        let mut args = vec![
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ];
+        args.extend_from_slice(flags);
+        if want.starts_with('2') {
+            args.push("--http2");
+        } else {
+            args.push("--http1.1");
+        }
+        args.push("https://localhost/health");
+        assert_eq!(s.curl(&args), want, "{flags:?}");
+    }
+    let h2 = s.curl(&[
+        "-sk",
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version}",
+        "https://localhost/api/x",
+    ]);
+    assert_eq!(h2, "2", "HTTP/2 through ALPN");
+    let old = s.curl(&[
+        "-sk",
+        "--tlsv1.1",
+        "--tls-max",
+        "1.1",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "https://localhost/health",
+    ]);
+    assert_eq!(old, "000", "TLS 1.1 must be refused");
+
+    // Static files with a 30-day expiry and immutable caching, never touching the app.
+    let head = s
+        .curl(&[
+            "-sk",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "https://localhost/static/app.css",
+        ])
+        .to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/2 200") || head.starts_with("http/1.1 200"),
+        "{head}"
+    );
+    assert!(head.contains("cache-control: public, immutable"), "{head}");
+    assert!(head.contains("expires: "), "{head}");
+    assert!(
+        !head.contains("server: uvicorn"),
+        "static files are not the app's: {head}"
+    );
+
+    // Dotfile paths: 404 from rampart, the app never sees them.
+    for path in ["/api/.env", "/.git", "/static/x.svn", "/api/app.config"] {
+        let out = s.curl(&[
+            "-sk",
+            "-w",
+            " %{http_code}",
+            &format!("https://localhost{path}"),
+        ]);
+        assert!(out.ends_with(" 404"), "{path}: {out}");
+        assert!(!out.contains("pid"), "{path} reached the app: {out}");
+    }
+
+    // /api/ goes to the workers, spread over them, with forwarded headers.
+    let mut pids = BTreeSet::new();
+    for _ in 0..12 {
+        let body = s.curl(&["-sk", "https://localhost/api/who?x=1"]);
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(v["forwarded_proto"], "https");
+        assert_eq!(v["forwarded_for"], "127.0.0.1");
+        assert_eq!(v["request_id"].as_str().map(str::len), Some(32));
+        pids.insert(v["pid"].as_u64().unwrap());
+    }
+    assert!(
+        pids.len() >= 3,
+        "least_conn used {} of 4 workers: {pids:?}",
+        pids.len()
+    );
+
+    // 10 MB limit: 413 above, accepted below.
+    let big = s.dir.join("big.bin");
+    std::fs::write(&big, vec![b'x'; 11 << 20]).unwrap();
+    let small = s.dir.join("small.bin");
+    std::fs::write(&small, vec![b'x'; 1 << 20]).unwrap();
+    let code = s.curl(&[
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        "https://localhost/api/upload",
+    ]);
+    assert_eq!(code, "413");
+    let body = s.curl(&[
+        "-sk",
+        "--data-binary",
+        &format!("@{}", small.display()),
+        "https://localhost/api/upload",
+    ]);
+    assert!(body.contains(&format!("\"size\":{}", 1 << 20)), "{body}");
+
+    // 100 r/s, burst 50, nodelay: a volley of 150 gets 51-60 through and 429 for the rest.
+    let urls: Vec<String> = (0..150)
+        .map(|i| format!("https://localhost/api/burst/{i}"))
+        .collect();
+    let mut args = vec![
+        "-sk",
+        "--http1.1",
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+        "150",
+        "-w",
+        "%{http_code}\n",
+        "-o",
+        "/dev/null",
+    ];
+    for u in &urls {
+        args.push(u);
+        args.push("-o");
+        args.push("/dev/null");
+    }
+    let codes = s.curl(&args);
+    let ok = codes.lines().filter(|c| *c == "200").count();
+    let limited = codes.lines().filter(|c| *c == "429").count();
+    assert_eq!(ok + limited, 150, "{codes}");
+    assert!((51..=70).contains(&ok), "{ok} passed, {limited} limited");
+
+    // WebSocket under /ws/ with a real client.
+    let ws = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", s.ns.name()))
+        .args(["--", "python3", "-c"])
+        .arg(
+            "import asyncio, ssl, websockets\n\
+             async def main():\n\
+             \x20   ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+             \x20   async with websockets.connect('wss://localhost/ws/echo', ssl=ctx) as ws:\n\
+             \x20       for i in range(3):\n\
+             \x20           await ws.send(f'hi {i}')\n\
+             \x20           print(await ws.recv())\n\
+             asyncio.run(main())\n",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        ws.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ws.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ws.stdout),
+        "echo: hi 0\necho: hi 1\necho: hi 2\n"
+    );
+
+    // /health is proxied but not logged; /api is.
+    assert_eq!(
+        s.curl(&["-sk", "https://localhost/health"]),
+        "{\"status\":\"ok\"}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let log = s.rampart.log_text();
+    assert!(log.contains("\"GET /api/who?x=1\" 200"), "{log}");
+    assert!(
+        !log.contains("/health"),
+        "access_log = false on /health:\n{log}"
+    );
+    // SAFETY: signalling the rampart we started.
+    unsafe { libc::kill(s.rampart.pid(), libc::SIGTERM) };
+}
