@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 
-use crate::support::{Backend, backend, client, get, json, proxy, send, test_dir};
+use crate::support::{Backend, backend, backend_at, client, get, json, proxy, send, test_dir};
 
 /// The test configuration; each `key = value` line of `extra` replaces the
 /// upstream default of that key or adds it.
@@ -299,4 +299,35 @@ async fn redirect_listener_and_graceful_drain() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_health_checks_take_a_server_out_and_bring_it_back() {
+    let (bs, mut addrs) = backends(1).await;
+    let dead = dead_addr();
+    addrs.push(dead.clone());
+    let dir = test_dir("health");
+    let extra = "max_fails = 0\nhealth_check = { path = \"/health\", interval = \"50ms\", timeout = \"200ms\", fails = 2, passes = 2 }";
+    let p = proxy(&dir, &config(&addrs, extra)).await;
+    let state = p.shared.load();
+    let group = &state.groups["app"];
+    let available = |i: usize| group.backends[i].available(tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(available(0) && !available(1), "the dead server failed its checks");
+    let c = client();
+    for _ in 0..20 {
+        assert_eq!(get(&c, &format!("http://{}/api/x", p.addr())).await.0, StatusCode::OK);
+    }
+    let failures = group.backends[1].failures.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(failures, 0, "passive health is off: only the checks kept requests away");
+    assert_eq!(group.backends[0].requests.load(std::sync::atomic::Ordering::Relaxed), 20, "all went to the live one");
+    assert!(bs[0].hits.load(std::sync::atomic::Ordering::Relaxed) > 20, "and its checks reached it too");
+    // The server comes back: two passing checks later it takes requests again.
+    let revived = backend_at(1, dead.parse().unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(available(1), "back after passing checks");
+    for _ in 0..10 {
+        get(&c, &format!("http://{}/api/x", p.addr())).await;
+    }
+    assert!(revived.hits.load(std::sync::atomic::Ordering::Relaxed) >= 4, "it serves again");
 }

@@ -34,7 +34,12 @@ pub struct Backend {
 }
 
 pub async fn backend(id: usize) -> Backend {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    backend_at(id, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// As [`backend`], on a given address.
+pub async fn backend_at(id: usize, addr: SocketAddr) -> Backend {
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let (stop, mut stopped) = oneshot::channel::<()>();
