@@ -19,6 +19,7 @@
 //! (`proxy_common::stats`). *Pinned*: a kernel object kept alive by a path in
 //! bpffs, so it outlives the process that made it.
 
+pub mod access_log;
 pub mod cidr;
 pub mod cli;
 pub mod config;

@@ -35,6 +35,7 @@ use hyper::{
 pub use proxy::UpstreamClient;
 
 use crate::{
+    access_log::{self, AccessLog},
     config::{Action, Config, PathMatch},
     limit::{self, Decision, Limiter},
     upstream::Group,
@@ -56,6 +57,8 @@ pub struct State {
     pub groups: BTreeMap<String, Arc<Group>>,
     clients: BTreeMap<String, UpstreamClient>,
     pub limiters: BTreeMap<String, Arc<Limiter>>,
+    /// The access log file; `None` logs access lines through the daemon's log.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl State {
@@ -89,11 +92,29 @@ impl State {
                 )
             })
             .collect();
+        let access_log = config.http.access_log.as_ref().and_then(|path| {
+            let json = config.http.access_log_json;
+            let previous = previous.and_then(|p| p.access_log.clone());
+            if let Some(prev) = previous.filter(|l| l.path == *path && l.json() == json) {
+                return Some(prev);
+            }
+            match AccessLog::open(path, json) {
+                Ok(log) => Some(Arc::new(log)),
+                Err(e) => {
+                    log::error!(
+                        "access log {}: {e}; logging access through the daemon log",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        });
         State {
             config,
             groups,
             clients,
             limiters,
+            access_log,
         }
     }
 }
@@ -130,23 +151,49 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let started = Instant::now();
     let request_id = headers::request_id(req.headers());
     let method = req.method().clone();
+    let version = format!("{:?}", req.version());
     let target = req
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_string(), |p| p.to_string());
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (referer, user_agent) = (header(header::REFERER), header(header::USER_AGENT));
+    let host = host_of(&req).unwrap_or_default();
     let (result, log_it) = dispatch(&state, conn, &request_id, req).await;
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
     if log_it {
-        log::info!(
-            target: "access",
-            "{} \"{method} {target}\" {} {:.3}s id={}",
-            conn.client.ip(),
-            resp.status().as_u16(),
-            started.elapsed().as_secs_f64(),
-            request_id.to_str().unwrap_or("")
-        );
+        let entry = access_log::Entry {
+            client: conn.client.ip(),
+            method: method.as_str(),
+            target: &target,
+            version: &version,
+            host: &host,
+            status: resp.status().as_u16(),
+            bytes: resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok()),
+            request_time: started.elapsed(),
+            upstream: resp
+                .extensions()
+                .get::<proxy::UpstreamInfo>()
+                .map(|u| (u.addr, u.time)),
+            request_id: request_id.to_str().unwrap_or(""),
+            referer: &referer,
+            user_agent: &user_agent,
+        };
+        match &state.access_log {
+            Some(log) => log.write(&entry),
+            None => log::info!(target: "access", "{}", access_log::combined(&entry).trim_end()),
+        }
     }
     resp
 }

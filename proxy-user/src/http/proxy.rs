@@ -51,6 +51,14 @@ pub fn client(u: &Upstream) -> UpstreamClient {
         .build(connector)
 }
 
+/// Which server answered and how long it took, for the access log
+/// (carried in the response's extensions).
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamInfo {
+    pub addr: SocketAddr,
+    pub time: Duration,
+}
+
 /// What the proxy needs to know about the downstream side.
 pub struct Downstream {
     pub client: SocketAddr,
@@ -155,6 +163,10 @@ pub async fn forward(
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers, false);
+                rparts.extensions.insert(UpstreamInfo {
+                    addr: lease.backend.addr,
+                    time: now.elapsed(),
+                });
                 let body = LeasedBody {
                     inner: rbody,
                     _lease: lease,

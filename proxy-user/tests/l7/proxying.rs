@@ -313,15 +313,35 @@ async fn active_health_checks_take_a_server_out_and_bring_it_back() {
     let group = &state.groups["app"];
     let available = |i: usize| group.backends[i].available(tokio::time::Instant::now());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(available(0) && !available(1), "the dead server failed its checks");
+    assert!(
+        available(0) && !available(1),
+        "the dead server failed its checks"
+    );
     let c = client();
     for _ in 0..20 {
-        assert_eq!(get(&c, &format!("http://{}/api/x", p.addr())).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&c, &format!("http://{}/api/x", p.addr())).await.0,
+            StatusCode::OK
+        );
     }
-    let failures = group.backends[1].failures.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(failures, 0, "passive health is off: only the checks kept requests away");
-    assert_eq!(group.backends[0].requests.load(std::sync::atomic::Ordering::Relaxed), 20, "all went to the live one");
-    assert!(bs[0].hits.load(std::sync::atomic::Ordering::Relaxed) > 20, "and its checks reached it too");
+    let failures = group.backends[1]
+        .failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        failures, 0,
+        "passive health is off: only the checks kept requests away"
+    );
+    assert_eq!(
+        group.backends[0]
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        20,
+        "all went to the live one"
+    );
+    assert!(
+        bs[0].hits.load(std::sync::atomic::Ordering::Relaxed) > 20,
+        "and its checks reached it too"
+    );
     // The server comes back: two passing checks later it takes requests again.
     let revived = backend_at(1, dead.parse().unwrap()).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -329,5 +349,60 @@ async fn active_health_checks_take_a_server_out_and_bring_it_back() {
     for _ in 0..10 {
         get(&c, &format!("http://{}/api/x", p.addr())).await;
     }
-    assert!(revived.hits.load(std::sync::atomic::Ordering::Relaxed) >= 4, "it serves again");
+    assert!(
+        revived.hits.load(std::sync::atomic::Ordering::Relaxed) >= 4,
+        "it serves again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_as_json_with_upstream_timing() {
+    let b = backend(0).await;
+    let dir = test_dir("accesslog");
+    let config = format!(
+        r#"
+[http]
+access_log = "access.log"
+access_log_format = "json"
+
+[[listener]]
+bind = "127.0.0.1:0"
+
+[upstream.app]
+servers = ["{}"]
+
+[[route]]
+path = "/health"
+upstream = "app"
+access_log = false
+
+[[route]]
+upstream = "app"
+"#,
+        b.addr
+    );
+    let p = proxy(&dir, &config).await;
+    let c = client();
+    let req = Request::get(format!("http://{}/api/logged?a=1", p.addr()))
+        .header("x-request-id", "log-me")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&c, req).await.0, StatusCode::OK);
+    assert_eq!(
+        get(&c, &format!("http://{}/health", p.addr())).await.0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let l = &lines[0];
+    assert_eq!(l["target"], "/api/logged?a=1");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["request_id"], "log-me");
+    assert_eq!(l["upstream"], b.addr.to_string());
+    assert!(l["upstream_time"].as_f64().unwrap() <= l["request_time"].as_f64().unwrap());
 }

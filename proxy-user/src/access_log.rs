@@ -1,0 +1,203 @@
+//! The access log: one line per request in nginx's combined format or as
+//! JSON, written by a background task through a buffer flushed every second.
+//! Requests never wait for the disk: when the writer falls behind (or the
+//! disk is full) lines are dropped and counted, and serving goes on.
+
+use std::{
+    io::Write,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use tokio::sync::mpsc;
+
+/// Lines waiting for the writer; beyond this, new lines are dropped.
+const QUEUE: usize = 65_536;
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// One request, as logged.
+pub struct Entry<'a> {
+    pub client: IpAddr,
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: &'a str,
+    pub host: &'a str,
+    pub status: u16,
+    /// Response body size when known (Content-Length).
+    pub bytes: Option<u64>,
+    pub request_time: Duration,
+    pub upstream: Option<(std::net::SocketAddr, Duration)>,
+    pub request_id: &'a str,
+    pub referer: &'a str,
+    pub user_agent: &'a str,
+}
+
+#[derive(Debug)]
+pub struct AccessLog {
+    pub path: PathBuf,
+    json: bool,
+    tx: mpsc::Sender<String>,
+    /// Lines dropped because the writer was behind or failing.
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    /// Opens (creates, appends to) the log and starts its writer task.
+    pub fn open(path: &Path, json: bool) -> std::io::Result<AccessLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(writer(file, rx, path.to_path_buf(), dropped.clone()));
+        Ok(AccessLog {
+            path: path.to_path_buf(),
+            json,
+            tx,
+            dropped,
+        })
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    pub fn write(&self, e: &Entry) {
+        let line = if self.json { json(e) } else { combined(e) };
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn writer(
+    file: std::fs::File,
+    mut rx: mpsc::Receiver<String>,
+    path: PathBuf,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
+    let mut failing = false;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            line = rx.recv() => match line {
+                Some(line) => {
+                    if let Err(e) = out.write_all(line.as_bytes()) {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        if !failing {
+                            log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
+                            failing = true;
+                        }
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                match out.flush() {
+                    Ok(()) if failing => {
+                        log::warn!("access log {}: writing again", path.display());
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+}
+
+fn dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// nginx's `combined` format, followed by timing, upstream and id fields.
+pub fn combined(e: &Entry) -> String {
+    let time = httpdate::fmt_http_date(SystemTime::now());
+    let bytes = e.bytes.map_or("-".to_string(), |b| b.to_string());
+    let (ua, ut) = e
+        .upstream
+        .map_or(("-".to_string(), "-".to_string()), |(a, t)| {
+            (a.to_string(), format!("{:.3}", t.as_secs_f64()))
+        });
+    format!(
+        "{} - - [{time}] \"{} {} {}\" {} {bytes} \"{}\" \"{}\" rt={:.3} ua={ua} urt={ut} id={}\n",
+        e.client,
+        e.method,
+        e.target,
+        e.version,
+        e.status,
+        dash(e.referer),
+        dash(e.user_agent),
+        e.request_time.as_secs_f64(),
+        e.request_id
+    )
+}
+
+pub fn json(e: &Entry) -> String {
+    let v = serde_json::json!({
+        "time": httpdate::fmt_http_date(SystemTime::now()),
+        "client": e.client.to_string(),
+        "method": e.method,
+        "target": e.target,
+        "version": e.version,
+        "host": e.host,
+        "status": e.status,
+        "bytes": e.bytes,
+        "request_time": e.request_time.as_secs_f64(),
+        "upstream": e.upstream.map(|(a, _)| a.to_string()),
+        "upstream_time": e.upstream.map(|(_, t)| t.as_secs_f64()),
+        "request_id": e.request_id,
+        "referer": e.referer,
+        "user_agent": e.user_agent,
+    });
+    format!("{v}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry<'static> {
+        Entry {
+            client: "192.0.2.1".parse().unwrap(),
+            method: "GET",
+            target: "/api/x?y=1",
+            version: "HTTP/1.1",
+            host: "example.com",
+            status: 200,
+            bytes: Some(123),
+            request_time: Duration::from_millis(12),
+            upstream: Some(("127.0.0.1:8001".parse().unwrap(), Duration::from_millis(10))),
+            request_id: "abc",
+            referer: "",
+            user_agent: "curl/8",
+        }
+    }
+
+    #[test]
+    fn combined_line() {
+        let line = combined(&entry());
+        assert!(line.starts_with("192.0.2.1 - - ["), "{line}");
+        assert!(line.contains("] \"GET /api/x?y=1 HTTP/1.1\" 200 123 \"-\" \"curl/8\" rt=0.012 ua=127.0.0.1:8001 urt=0.010 id=abc\n"), "{line}");
+    }
+
+    #[test]
+    fn json_line() {
+        let v: serde_json::Value = serde_json::from_str(&json(&entry())).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["upstream"], "127.0.0.1:8001");
+        assert_eq!(v["request_id"], "abc");
+    }
+}
