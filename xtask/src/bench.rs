@@ -1,5 +1,6 @@
-//! `cargo xtask bench xdp`: builds the release benchmark (`tests/src/bin/xdp_bench.rs`),
-//! runs it, and replaces the XDP section of BENCHMARKS.md with its table.
+//! `cargo xtask bench xdp|http`: builds rampart and the benchmark in release
+//! mode (`tests/src/bin/{xdp_bench,http_bench}`), runs it, and replaces that
+//! benchmark's section of BENCHMARKS.md with its tables.
 
 use std::{fs, process::Command};
 
@@ -10,46 +11,54 @@ use crate::{
     toolchain::{self, Needs},
 };
 
-const BEGIN: &str = "<!-- BEGIN xdp (written by `cargo xtask bench xdp`) -->";
-const END: &str = "<!-- END xdp -->";
-
 pub fn run(what: &str, quick: bool) -> Result<()> {
-    if what != "xdp" {
-        bail!("unknown benchmark `{what}`; available: xdp");
-    }
+    let (bin, about) = match what {
+        "xdp" => (
+            "xdp-bench",
+            "the XDP benchmark (about 2 minutes; 20 s with --quick)",
+        ),
+        "http" => (
+            "http-bench",
+            "the HTTP benchmark against nginx and HAProxy (about 3 minutes; 1 with --quick)",
+        ),
+        _ => bail!("unknown benchmark `{what}`; available: xdp, http"),
+    };
     toolchain::bootstrap(Needs::bench())?;
-    step("building the benchmark (release)");
+    step("building rampart and the benchmark (release)");
     exec(cargo().args([
         "build",
         "--release",
         "--package",
-        "tests",
+        "proxy-user",
         "--bin",
-        "xdp-bench",
+        "rampart",
     ]))?;
-    step("running the XDP benchmark (about 2 minutes; 20 s with --quick)");
-    let mut bench = Command::new(root().join("target/release/xdp-bench"));
+    exec(cargo().args(["build", "--release", "--package", "tests", "--bin", bin]))?;
+    step(format!("running {about}"));
+    let mut bench = Command::new(root().join("target/release").join(bin));
+    bench.env("RAMPART_BIN", root().join("target/release/rampart"));
     if quick {
         bench.arg("--quick");
     }
-    let out = bench.output().context("running xdp-bench")?;
+    let out = bench.output().with_context(|| format!("running {bin}"))?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        bail!("xdp-bench failed");
+        bail!("{bin} failed");
     }
     let table = String::from_utf8(out.stdout)?;
     print!("{table}");
-    let command = if quick {
-        "cargo xtask bench xdp --quick"
-    } else {
-        "cargo xtask bench xdp"
-    };
-    let section = format!("{BEGIN}\nProduced by `{command}`.\n\n{table}{END}");
+    let command = format!(
+        "cargo xtask bench {what}{}",
+        if quick { " --quick" } else { "" }
+    );
+    let begin = format!("<!-- BEGIN {what} (written by `cargo xtask bench {what}`) -->");
+    let end = format!("<!-- END {what} -->");
+    let section = format!("{begin}\nProduced by `{command}`.\n\n{table}{end}");
     let path = root().join("BENCHMARKS.md");
     let old = fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) => format!("{}{section}{}", &old[..b], &old[e + END.len()..]),
-        _ => format!("{}\n{section}\n", old.trim_end()),
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) => format!("{}{section}{}", &old[..b], &old[e + end.len()..]),
+        _ => format!("{}\n\n{section}\n", old.trim_end()),
     };
     fs::write(&path, new)?;
     step(format!("wrote {}", path.display()));

@@ -77,7 +77,14 @@ const TEST_TOOLS: [(&str, &str); 8] = [
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
-const BENCH_TOOLS: [(&str, &str); 2] = [("xdp-filter", "xdp-tools"), ("nft", "nftables")];
+const BENCH_TOOLS: [(&str, &str); 6] = [
+    ("xdp-filter", "xdp-tools"),
+    ("nft", "nftables"),
+    ("nginx", "nginx-light"),
+    ("haproxy", "haproxy"),
+    ("wrk", "wrk"),
+    ("h2load", "nghttp2-client"),
+];
 
 pub fn bootstrap(needs: Needs) -> Result<()> {
     if needs.ebpf {

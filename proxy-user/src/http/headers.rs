@@ -94,19 +94,40 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::from_str(&new_id()).expect("hex is a valid header value")
 }
 
-/// 128 random bits in hex, from the kernel.
+/// 128 random bits in hex. A per-thread xorshift generator seeded from the
+/// kernel once: request ids must be unique, not secret, and a syscall per
+/// request would cost more than the rest of the id handling.
 fn new_id() -> String {
-    let mut bytes = [0u8; 16];
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(seed());
+    }
+    let next = || {
+        STATE.with(|s| {
+            let mut x = s.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.set(x);
+            x
+        })
+    };
+    format!("{:016x}{:016x}", next(), next())
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
     // SAFETY: getrandom writes at most `bytes.len()` bytes into our buffer.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        // Practically unreachable; fall back to the clock.
-        let t = std::time::SystemTime::now()
+    let seed = if n == 8 {
+        u64::from_ne_bytes(bytes)
+    } else {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+            .unwrap_or_default()
+            .as_nanos() as u64
+    };
+    seed | 1
 }
 
 /// Whether the request asks for a WebSocket upgrade.

@@ -32,7 +32,6 @@ use hyper::{
     body::Incoming,
     header::{self, HeaderValue},
 };
-pub use proxy::UpstreamClient;
 
 use crate::{
     access_log::{self, AccessLog},
@@ -55,7 +54,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub struct State {
     pub config: Arc<Config>,
     pub groups: BTreeMap<String, Arc<Group>>,
-    clients: BTreeMap<String, UpstreamClient>,
     pub limiters: BTreeMap<String, Arc<Limiter>>,
     /// The access log file; `None` logs access lines through the daemon's log.
     pub access_log: Option<Arc<AccessLog>>,
@@ -73,11 +71,6 @@ impl State {
         for g in groups.values() {
             crate::upstream::spawn_checks(g);
         }
-        let clients = config
-            .upstreams
-            .iter()
-            .map(|(n, u)| (n.clone(), proxy::client(u)))
-            .collect();
         let limiters = config
             .limits
             .iter()
@@ -112,7 +105,6 @@ impl State {
         State {
             config,
             groups,
-            clients,
             limiters,
             access_log,
         }
@@ -298,9 +290,7 @@ async fn dispatch(
             static_files::serve(&sr, req.method(), &path, req.headers()).await
         }
         Action::Proxy { upstream } => {
-            let (Some(group), Some(client)) =
-                (state.groups.get(upstream), state.clients.get(upstream))
-            else {
+            let Some(group) = state.groups.get(upstream) else {
                 return (
                     Err(ProxyError::Internal(format!(
                         "upstream {upstream} missing from the snapshot"
@@ -313,7 +303,7 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
             };
-            proxy::forward(group, client, route, &down, req).await
+            proxy::forward(group, route, &down, req).await
         }
     };
     if let Err(e) = &result {

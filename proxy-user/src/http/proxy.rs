@@ -20,10 +20,7 @@ use hyper::{
     body::{Frame, Incoming},
     header::{self, HeaderValue},
 };
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioIo},
-};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
@@ -33,23 +30,9 @@ use super::{
     headers::{self, X_REQUEST_ID},
 };
 use crate::{
-    config::{Route, Upstream},
-    upstream::{Group, Lease},
+    config::Route,
+    upstream::{Conn, Group, Lease},
 };
-
-/// The HTTP/1.1 client of one upstream group, with its keep-alive pool.
-pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
-
-pub fn client(u: &Upstream) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(u.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(u.keepalive)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .set_host(false)
-        .build(connector)
-}
 
 /// Which server answered and how long it took, for the access log
 /// (carried in the response's extensions).
@@ -75,7 +58,6 @@ fn idempotent(m: &Method) -> bool {
 
 pub async fn forward(
     group: &Arc<Group>,
-    client: &UpstreamClient,
     route: &Route,
     down: &Downstream,
     mut req: Request<Incoming>,
@@ -140,9 +122,14 @@ pub async fn forward(
         *up_req.uri_mut() = uri;
         *up_req.version_mut() = Version::HTTP_11;
         *up_req.headers_mut() = head.clone();
-        let sent = tokio::time::timeout(upstream.read_timeout, client.request(up_req)).await;
+        let pool = &lease.backend.pool;
+        let sent = tokio::time::timeout(
+            upstream.read_timeout,
+            pool.send(up_req, upstream.connect_timeout),
+        )
+        .await;
         match sent {
-            Ok(Ok(resp)) => {
+            Ok(Ok((resp, conn))) => {
                 let status = resp.status();
                 let retryable = matches!(status.as_u16(), 502..=504);
                 if retryable && can_retry_after_response && tried.len() <= upstream.retries as usize
@@ -169,7 +156,8 @@ pub async fn forward(
                 });
                 let body = LeasedBody {
                     inner: rbody,
-                    _lease: lease,
+                    conn: Some(conn),
+                    lease,
                 };
                 return Ok(Response::from_parts(
                     rparts,
@@ -247,11 +235,13 @@ async fn drain(mut body: Incoming) {
     .await;
 }
 
-/// The upstream's response body, holding the server's lease until it ends,
-/// so least_conn counts requests until their last byte.
+/// The upstream's response body. It holds the server's lease until it ends
+/// (least_conn counts requests until their last byte) and gives the
+/// connection back to the pool once the body was read to its end.
 struct LeasedBody {
     inner: Incoming,
-    _lease: Lease,
+    conn: Option<Conn>,
+    lease: Lease,
 }
 
 impl hyper::body::Body for LeasedBody {
@@ -271,6 +261,17 @@ impl hyper::body::Body for LeasedBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for LeasedBody {
+    fn drop(&mut self) {
+        // Only a fully read response leaves the connection reusable.
+        if hyper::body::Body::is_end_stream(&self.inner)
+            && let Some(conn) = self.conn.take()
+        {
+            self.lease.backend.pool.put(conn);
+        }
     }
 }
 

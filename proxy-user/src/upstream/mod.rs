@@ -6,6 +6,7 @@
 
 mod balance;
 mod health;
+mod pool;
 
 use std::{
     net::SocketAddr,
@@ -17,6 +18,7 @@ use std::{
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
+pub use pool::{Conn, Pool, SendError};
 use tokio::time::Instant;
 
 use crate::config::Upstream;
@@ -35,6 +37,8 @@ pub struct Backend {
     /// Requests sent, and failures seen, for views and metrics.
     pub requests: AtomicU64,
     pub failures: AtomicU64,
+    /// Keep-alive connections to it.
+    pub pool: Pool,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +105,7 @@ impl Group {
                     healthy: AtomicBool::new(true),
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    pool: Pool::new(s.addr, config.keepalive),
                 })
             })
             .collect();

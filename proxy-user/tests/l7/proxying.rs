@@ -406,3 +406,33 @@ upstream = "app"
     assert_eq!(l["upstream"], b.addr.to_string());
     assert!(l["upstream_time"].as_f64().unwrap() <= l["request_time"].as_f64().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (bs, addrs) = backends(1).await;
+    let dir = test_dir("keepalive");
+    let p = proxy(&dir, &config(&addrs, "keepalive = 4")).await;
+    let c = client();
+    for _ in 0..20 {
+        let (status, _, body) = get(&c, &format!("http://{}/api/x", p.addr())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!body.is_empty());
+    }
+    assert_eq!(
+        bs[0].conns.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one upstream connection for 20 sequential requests"
+    );
+    assert_eq!(p.shared.load().groups["app"].backends[0].pool.idle(), 1);
+    // keepalive = 0 keeps none: every request opens its own connection.
+    let (bs, addrs) = backends(1).await;
+    let dir = test_dir("nokeepalive");
+    let p = proxy(&dir, &config(&addrs, "keepalive = 0")).await;
+    for _ in 0..5 {
+        assert_eq!(
+            get(&c, &format!("http://{}/api/x", p.addr())).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(bs[0].conns.load(std::sync::atomic::Ordering::Relaxed), 5);
+}

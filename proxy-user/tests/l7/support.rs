@@ -30,6 +30,8 @@ use tokio::{net::TcpListener, sync::oneshot};
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -42,14 +44,17 @@ pub async fn backend_at(id: usize, addr: SocketAddr) -> Backend {
     let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(AtomicUsize::new(0));
     let (stop, mut stopped) = oneshot::channel::<()>();
     let counter = hits.clone();
+    let accepted = conns.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
                 a = listener.accept() => a.unwrap(),
                 _ = &mut stopped => return,
             };
+            accepted.fetch_add(1, Ordering::Relaxed);
             let counter = counter.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
@@ -66,6 +71,7 @@ pub async fn backend_at(id: usize, addr: SocketAddr) -> Backend {
     Backend {
         addr,
         hits,
+        conns,
         _stop: stop,
     }
 }

@@ -1,0 +1,128 @@
+//! Keep-alive connections to one server: HTTP/1.1 connections handed out
+//! one request at a time and taken back when the response body has been
+//! read to its end, up to `keepalive` idle ones.
+//!
+//! A connection the server closed while idle is noticed when it is taken
+//! (closed or not ready), or when sending fails before the request left; the
+//! request then goes over a fresh connection, whatever its method, because
+//! the server never saw it.
+
+use std::{net::SocketAddr, sync::Mutex, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, client::conn::http1::SendRequest};
+use hyper_util::rt::TokioIo;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Why a request could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made: the server never saw the request.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// The connection failed during the exchange: the server may have seen it.
+    #[error("exchange: {0}")]
+    Exchange(hyper::Error),
+}
+
+impl SendError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    addr: SocketAddr,
+    idle: Mutex<Vec<Sender>>,
+    max_idle: usize,
+}
+
+/// A connection checked out for one exchange; give it back with [`Pool::put`].
+pub struct Conn(Sender);
+
+impl Pool {
+    pub fn new(addr: SocketAddr, max_idle: usize) -> Pool {
+        Pool {
+            addr,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// Idle connections now (for views and tests).
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap().len()
+    }
+
+    /// Sends `req` over an idle connection or a new one.
+    pub async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        connect_timeout: Duration,
+    ) -> Result<(Response<Incoming>, Conn), SendError> {
+        loop {
+            let Some(mut sender) = self.take() else { break };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, Conn(sender))),
+                Err(mut e) => match e.take_message() {
+                    // Never left: try the next idle connection or a fresh one.
+                    Some(back) => req = back,
+                    None => return Err(SendError::Exchange(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect(connect_timeout).await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(SendError::Exchange)?;
+        Ok((resp, Conn(sender)))
+    }
+
+    /// Takes back a connection whose response was read to its end.
+    pub fn put(&self, conn: Conn) {
+        if conn.0.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap();
+        if idle.len() < self.max_idle {
+            idle.push(conn.0);
+        }
+    }
+
+    fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<Sender, SendError> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| {
+                SendError::Connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            })?
+            .map_err(SendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(SendError::Exchange)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+}
