@@ -372,7 +372,7 @@ fn fastapi_behind_rampart() {
     );
     std::thread::sleep(Duration::from_millis(200));
     let log = s.rampart.log_text();
-    assert!(log.contains("\"GET /api/who?x=1\" 200"), "{log}");
+    assert!(log.contains("\"GET /api/who?x=1 HTTP/2.0\" 200 "), "{log}");
     assert!(
         !log.contains("/health"),
         "access_log = false on /health:\n{log}"

@@ -97,11 +97,16 @@ pub async fn forward(
         head.insert(header::HOST, h.clone());
     }
     head.insert(X_REQUEST_ID.clone(), down.request_id.clone());
-    let path = parts
+    // Origin form (`/path?query`), as servers expect from a client; the
+    // connection already goes to the chosen server.
+    let uri: Uri = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
-        .to_string();
+        .parse()
+        .map_err(|e| {
+            ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
+        })?;
     let can_retry_after_response = idempotent(&parts.method) && !websocket;
 
     let mut tried: Vec<usize> = Vec::new();
@@ -112,14 +117,9 @@ pub async fn forward(
             break;
         };
         tried.push(lease.index);
-        let uri: Uri = format!("http://{}{path}", lease.backend.addr)
-            .parse()
-            .map_err(|e| {
-                ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
-            })?;
         let mut up_req = Request::new(Full::new(body.clone()));
         *up_req.method_mut() = parts.method.clone();
-        *up_req.uri_mut() = uri;
+        *up_req.uri_mut() = uri.clone();
         *up_req.version_mut() = Version::HTTP_11;
         *up_req.headers_mut() = head.clone();
         let pool = &lease.backend.pool;
