@@ -172,3 +172,46 @@ async fn limits_redirects_and_protections() {
     let long = format!("{base}/{}", "a".repeat(9000));
     assert_eq!(get(&c, &long).await.0, StatusCode::URI_TOO_LONG);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_is_refused_or_made_safe() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("framing");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let p = proxy(&dir, &static_config("www")).await;
+    let addr = p.addr();
+    let exchange = |raw: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut all)).await;
+        String::from_utf8_lossy(&all).into_owned()
+    };
+    for (what, raw) in [
+        (
+            "conflicting CLs",
+            "POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        ),
+        (
+            "space before the colon",
+            "GET /limited HTTP/1.1\r\nHost : x\r\n\r\n",
+        ),
+    ] {
+        let out = exchange(raw).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+    }
+    // Content-Length with Transfer-Encoding: the chunked framing wins, the
+    // connection closes after the answer, and a request hidden after the
+    // chunked body is never served (no desync, no smuggling).
+    let out = exchange("POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /old HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("301"),
+        "the smuggled request was served: {out}"
+    );
+}
