@@ -27,7 +27,6 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileHttp {
     pub header_timeout: Option<Spanned<String>>,
-    pub idle_timeout: Option<Spanned<String>>,
     pub max_header_size: Option<Spanned<String>>,
     pub max_uri_length: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
@@ -70,7 +69,6 @@ pub struct FileUpstream {
     pub keepalive: Option<Spanned<i64>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub read_timeout: Option<Spanned<String>>,
-    pub send_timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
     pub health_check: Option<Spanned<FileHealthCheck>>,
 }

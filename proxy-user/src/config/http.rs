@@ -7,10 +7,10 @@ use super::{ConfigError, error::Locator, file::FileHttp, units};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
-    /// Time to receive a request's headers (slowloris protection).
+    /// Time to receive a request's head (slowloris protection). hyper also
+    /// applies it while a keep-alive connection waits for its next request,
+    /// so it bounds keep-alive idleness too.
     pub header_timeout: Duration,
-    /// Keep-alive connections idle longer than this are closed.
-    pub idle_timeout: Duration,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
     /// Longest request target accepted (414 above).
@@ -28,7 +28,6 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(75),
             max_header_size: 32 << 10,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
@@ -53,9 +52,6 @@ pub(super) fn http(
         |v: &toml::Spanned<String>| units::size(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
     if let Some(v) = &h.header_timeout {
         out.header_timeout = dur(v)?;
-    }
-    if let Some(v) = &h.idle_timeout {
-        out.idle_timeout = dur(v)?;
     }
     if let Some(v) = &h.grace_period {
         out.grace_period = dur(v)?;

@@ -215,3 +215,45 @@ async fn ambiguous_framing_is_refused_or_made_safe() {
         "the smuggled request was served: {out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_and_idle_keepalives_are_cut_at_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("slowloris");
+    let config = "[http]\nheader_timeout = \"1s\"\n[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\n";
+    let p = proxy(&dir, config).await;
+    // A head that never ends.
+    let mut slow = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("closed")
+        .unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // An idle keep-alive connection after one answered request.
+    let mut idle = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("closed when idle")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
