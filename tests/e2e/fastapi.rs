@@ -333,11 +333,17 @@ fn fastapi_behind_rampart() {
         args.push("-o");
         args.push("/dev/null");
     }
+    let started = std::time::Instant::now();
     let codes = s.curl(&args);
+    // While the volley lasts the bucket drains at 100/s: that much more may pass.
+    let drained = (100.0 * started.elapsed().as_secs_f64()).ceil() as usize;
     let ok = codes.lines().filter(|c| *c == "200").count();
     let limited = codes.lines().filter(|c| *c == "429").count();
     assert_eq!(ok + limited, 150, "{codes}");
-    assert!((51..=70).contains(&ok), "{ok} passed, {limited} limited");
+    assert!(
+        ok >= 51 && ok <= 51 + drained + 1,
+        "{ok} passed ({drained} drained during the volley), {limited} limited"
+    );
 
     // WebSocket under /ws/ with a real client.
     let ws = Command::new("nsenter")

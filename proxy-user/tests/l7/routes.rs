@@ -14,7 +14,7 @@ fn static_config(root: &str) -> String {
 bind = "127.0.0.1:0"
 
 [limit.tight]
-rate = "10r/s"
+rate = "1r/s"
 burst = 2
 nodelay = true
 
@@ -149,7 +149,7 @@ async fn limits_redirects_and_protections() {
     let c = client();
     let base = format!("http://{}", p.addr());
 
-    // 10r/s burst 2 nodelay: 3 at once pass, then 429 with Retry-After.
+    // 1r/s burst 2 nodelay: 3 at once pass, then 429 with Retry-After.
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let (status, h, _) = get(&c, &format!("{base}/limited")).await;
