@@ -274,6 +274,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn dry_run_counts_but_never_limits() {
+        let mut z = zone("1r/s", 0, 0);
+        z.zone.dry_run = true;
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(check(&[&z], ip(1), now), Decision::Pass);
+        }
+        let would_reject = z.counts[3].load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            would_reject, 4,
+            "the first passes, four would have been rejected"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn memory_stays_bounded() {
         let mut z = zone("1r/s", 0, 0);
         z.zone.max_clients = 100;

@@ -257,3 +257,40 @@ async fn slow_request_heads_and_idle_keepalives_are_cut_at_header_timeout() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_and_ipv6_listeners_and_a_connection_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("listeners");
+    let config = "[[listener]]\nbind = \"127.0.0.1:0\"\nmax_connections = 1\n\n[[listener]]\nbind = \"[::1]:0\"\n\n[[route]]\nrespond = 200\nbody = \"hi\"\n";
+    let p = proxy(&dir, config).await;
+    let c = client();
+    let (status, _, body) = get(&c, &format!("http://[::1]:{}/", p.addrs[1].port())).await;
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"hi"[..]),
+        "IPv6 listener"
+    );
+    // One connection at a time on the first listener: a second one waits in the backlog.
+    let mut first = tokio::net::TcpStream::connect(p.addrs[0]).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(first.read(&mut buf).await.unwrap() > 0);
+    let mut second = tokio::net::TcpStream::connect(p.addrs[0]).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let waited =
+        tokio::time::timeout(std::time::Duration::from_millis(300), second.read(&mut buf)).await;
+    assert!(waited.is_err(), "served beyond max_connections");
+    drop(first);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("served once the first left")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
