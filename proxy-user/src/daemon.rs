@@ -9,8 +9,10 @@ use anyhow::{Context, Result, bail};
 use log::{error, info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
+use std::net::SocketAddr;
+
 use crate::{
-    config::Config,
+    config::{Config, Listener},
     filter::{Filter, mode_name},
     http::{Shared, State},
     server::{self, Bound},
@@ -19,20 +21,39 @@ use crate::{
 /// How often expired bans are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Binds every listener of `config` (nothing is served yet).
-pub fn bind_all(config: &Config) -> Result<Vec<Bound>> {
+/// A listening socket bound before anything is served, so that a bind error
+/// stops the start; it becomes a [`Bound`] inside the worker that serves it.
+pub struct BoundStd {
+    pub config: Listener,
+    pub socket: std::net::TcpListener,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl BoundStd {
+    /// Registers the socket with the current runtime.
+    pub fn into_tokio(self) -> std::io::Result<Bound> {
+        Ok(Bound {
+            config: self.config,
+            socket: tokio::net::TcpListener::from_std(self.socket)?,
+            tls: self.tls,
+        })
+    }
+}
+
+/// Binds every listener of `config`, at `addrs` if given (further workers
+/// bind the very addresses the first one got, ports chosen by the kernel included).
+pub fn bind_std(config: &Config, addrs: Option<&[SocketAddr]>) -> Result<Vec<BoundStd>> {
     let mut bound = Vec::new();
-    for l in &config.listeners {
-        let std_listener =
-            server::bind(l.bind, l.backlog).with_context(|| format!("binding {}", l.bind))?;
-        let socket = tokio::net::TcpListener::from_std(std_listener)?;
+    for (i, l) in config.listeners.iter().enumerate() {
+        let addr = addrs.map_or(l.bind, |a| a[i]);
+        let socket = server::bind(addr, l.backlog).with_context(|| format!("binding {addr}"))?;
         let tls = match &l.tls {
             None => None,
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
                 t, l.http2,
             )?)),
         };
-        bound.push(Bound {
+        bound.push(BoundStd {
             config: l.clone(),
             socket,
             tls,
@@ -41,18 +62,36 @@ pub fn bind_all(config: &Config) -> Result<Vec<Bound>> {
     Ok(bound)
 }
 
+/// Binds every listener of `config` for serving in the current runtime.
+pub fn bind_all(config: &Config) -> Result<Vec<Bound>> {
+    Ok(bind_std(config, None)?
+        .into_iter()
+        .map(BoundStd::into_tokio)
+        .collect::<std::io::Result<_>>()?)
+}
+
 pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     if config.filter.is_none() && config.listeners.is_empty() {
         bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
     }
     let mut config = Arc::new(config);
-    let listeners = bind_all(&config)?;
-    for b in &listeners {
+    let workers = config.http.workers.max(1);
+    // Every worker gets its own sockets (SO_REUSEPORT): the kernel spreads
+    // connections over them and no connection moves between threads.
+    let first = bind_std(&config, None)?;
+    let addrs: Vec<SocketAddr> = first
+        .iter()
+        .map(|b| b.socket.local_addr())
+        .collect::<std::io::Result<_>>()?;
+    for (b, addr) in first.iter().zip(&addrs) {
         info!(
-            "listening on {}{}",
-            b.local_addr(),
+            "listening on {addr}{}",
             if b.tls.is_some() { " (TLS)" } else { "" }
         );
+    }
+    let mut sets = vec![first];
+    for _ in 1..workers {
+        sets.push(bind_std(&config, Some(&addrs))?);
     }
     let mut filter = match &config.filter {
         None => None,
@@ -75,16 +114,41 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         }
     };
     let shared = Shared::new(State::build(config.clone(), None));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listeners, shared.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for (n, mut set) in sets.into_iter().enumerate() {
+        for b in &mut set {
+            // The cap is per listener: share it out between the workers.
+            b.config.max_connections = b.config.max_connections.div_ceil(workers);
+        }
+        let (shared, mut stop) = (shared.clone(), stop_rx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("rampart-w{n}"))
+            .spawn(move || -> Result<()> {
+                crate::upstream::set_worker(n);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let bound = set
+                        .into_iter()
+                        .map(BoundStd::into_tokio)
+                        .collect::<std::io::Result<Vec<_>>>()?;
+                    server::serve(bound, shared, async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await;
+                    Ok(())
+                })
+            })?;
+        threads.push(thread);
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
-    info!("rampart running");
+    info!("rampart running with {workers} worker(s)");
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -112,8 +176,17 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         "stopping: no new connections; in-flight requests get {:?}",
         config.http.grace_period
     );
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            match t.join() {
+                Ok(Err(e)) => error!("worker: {e:#}"),
+                Err(_) => error!("a worker panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
+    .await?;
     if let Some(f) = filter.take() {
         info!(
             "detaching XDP; pinned maps stay in {}",

@@ -31,6 +31,7 @@ pub struct FileHttp {
     pub max_uri_length: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
     pub grace_period: Option<Spanned<String>>,
+    pub workers: Option<Spanned<i64>>,
     pub access_log: Option<Spanned<String>>,
     pub access_log_format: Option<Spanned<String>>,
 }

@@ -18,7 +18,7 @@ use std::{
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
-pub use pool::{Conn, Pool, SendError};
+pub use pool::{Conn, Pool, SendError, set_worker};
 use tokio::time::Instant;
 
 use crate::config::Upstream;

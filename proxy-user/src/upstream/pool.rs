@@ -33,10 +33,30 @@ impl SendError {
     }
 }
 
+/// Idle connections are kept per worker thread (as nginx keeps them per
+/// worker process): a connection's I/O task runs on the thread that opened
+/// it, so handing it to another thread would cost a wakeup across threads on
+/// every read.
+const SLOTS: usize = 64;
+
+thread_local! {
+    /// This thread's worker number (0 outside the daemon's workers).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as worker `n`.
+pub fn set_worker(n: usize) {
+    WORKER.with(|w| w.set(n));
+}
+
+fn slot() -> usize {
+    WORKER.with(|w| w.get()) % SLOTS
+}
+
 #[derive(Debug)]
 pub struct Pool {
     addr: SocketAddr,
-    idle: Mutex<Vec<Sender>>,
+    idle: Vec<Mutex<Vec<Sender>>>,
     max_idle: usize,
 }
 
@@ -47,14 +67,14 @@ impl Pool {
     pub fn new(addr: SocketAddr, max_idle: usize) -> Pool {
         Pool {
             addr,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..SLOTS).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle,
         }
     }
 
-    /// Idle connections now (for views and tests).
+    /// Idle connections now, over all workers (for views and tests).
     pub fn idle(&self) -> usize {
-        self.idle.lock().unwrap().len()
+        self.idle.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 
     /// Sends `req` over an idle connection or a new one.
@@ -90,14 +110,14 @@ impl Pool {
         if conn.0.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap();
+        let mut idle = self.idle[slot()].lock().unwrap();
         if idle.len() < self.max_idle {
             idle.push(conn.0);
         }
     }
 
     fn take(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap();
+        let mut idle = self.idle[slot()].lock().unwrap();
         while let Some(s) = idle.pop() {
             if !s.is_closed() {
                 return Some(s);
