@@ -32,6 +32,7 @@ pub struct FileHttp {
     pub max_body: Option<Spanned<String>>,
     pub grace_period: Option<Spanned<String>>,
     pub workers: Option<Spanned<i64>>,
+    pub response_buffer: Option<Spanned<String>>,
     pub access_log: Option<Spanned<String>>,
     pub access_log_format: Option<Spanned<String>>,
 }

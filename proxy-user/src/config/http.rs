@@ -17,6 +17,9 @@ pub struct HttpSettings {
     pub max_uri_length: usize,
     /// Largest request body accepted where a route sets none (413 above).
     pub max_body: u64,
+    /// Upstream responses up to this size are read whole before they are
+    /// sent on, freeing the upstream connection even for a slow client.
+    pub response_buffer: u64,
     /// Worker threads, each with its own event loop, accept sockets
     /// (SO_REUSEPORT) and upstream keep-alive pools, like nginx's worker
     /// processes. Default: one per CPU.
@@ -35,6 +38,7 @@ impl Default for HttpSettings {
             max_header_size: 32 << 10,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
+            response_buffer: 64 << 10,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             grace_period: Duration::from_secs(30),
             access_log: None,
@@ -57,6 +61,9 @@ pub(super) fn http(
         |v: &toml::Spanned<String>| units::size(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
     if let Some(v) = &h.header_timeout {
         out.header_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.response_buffer {
+        out.response_buffer = size(v)?;
     }
     if let Some(v) = &h.workers {
         out.workers = super::int_in(loc, v, 1, 256, "workers")? as usize;

@@ -303,7 +303,7 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
             };
-            proxy::forward(group, route, &down, req).await
+            proxy::forward(group, route, state.config.http.response_buffer, &down, req).await
         }
     };
     if let Err(e) = &result {

@@ -59,6 +59,7 @@ fn idempotent(m: &Method) -> bool {
 pub async fn forward(
     group: &Arc<Group>,
     route: &Route,
+    response_buffer: u64,
     down: &Downstream,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -154,6 +155,28 @@ pub async fn forward(
                     addr: lease.backend.addr,
                     time: now.elapsed(),
                 });
+                // A response that fits the buffer is read whole right away, so
+                // the upstream connection goes back to the pool at once even
+                // when the client reads slowly; larger ones are streamed.
+                let small = hyper::body::Body::size_hint(&rbody)
+                    .exact()
+                    .is_some_and(|n| n <= response_buffer);
+                if small {
+                    let bytes = tokio::time::timeout(upstream.read_timeout, rbody.collect())
+                        .await
+                        .map_err(|_| ProxyError::Upstream {
+                            upstream: upstream.name.clone(),
+                            kind: UpstreamFailure::Timeout,
+                        })?
+                        .map_err(|_| ProxyError::Upstream {
+                            upstream: upstream.name.clone(),
+                            kind: UpstreamFailure::Unreachable,
+                        })?
+                        .to_bytes();
+                    pool.put(conn);
+                    drop(lease);
+                    return Ok(Response::from_parts(rparts, full(bytes)));
+                }
                 let body = LeasedBody {
                     inner: rbody,
                     conn: Some(conn),

@@ -146,11 +146,11 @@ pub async fn serve(
         HeaderValue::from(range.end - range.start),
     );
     let body = if method == Method::HEAD {
-        Bytes::new()
+        full(Bytes::new())
     } else {
         read_range(&served, range).await?
     };
-    let mut resp = hyper::Response::new(full(body));
+    let mut resp = hyper::Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = resp_headers;
     Ok(resp)
@@ -309,16 +309,79 @@ fn parse_range(value: &str, len: u64) -> RangeSpec {
     }
 }
 
-async fn read_range(path: &Path, range: std::ops::Range<u64>) -> Result<Bytes, ProxyError> {
+/// Files up to this size are read into memory at once; larger ones stream.
+const READ_WHOLE: u64 = 256 << 10;
+/// Chunk size when streaming a file.
+const CHUNK: usize = 64 << 10;
+
+/// The bytes of `range` of the file, read at once when small, else streamed.
+async fn read_range(path: &Path, range: std::ops::Range<u64>) -> Result<Body, ProxyError> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let io = |e: std::io::Error| ProxyError::Internal(format!("{}: {e}", path.display()));
     let mut f = tokio::fs::File::open(path).await.map_err(io)?;
     f.seek(std::io::SeekFrom::Start(range.start))
         .await
         .map_err(io)?;
-    let mut buf = vec![0u8; (range.end - range.start) as usize];
-    f.read_exact(&mut buf).await.map_err(io)?;
-    Ok(Bytes::from(buf))
+    let len = range.end - range.start;
+    if len <= READ_WHOLE {
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf).await.map_err(io)?;
+        return Ok(full(buf));
+    }
+    Ok(http_body_util::BodyExt::boxed(FileBody {
+        file: f,
+        remaining: len,
+    }))
+}
+
+/// A file streamed in chunks, never more than one chunk in memory.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = (self.remaining as usize).min(CHUNK);
+        let mut buf = vec![0u8; want];
+        let mut read_buf = tokio::io::ReadBuf::new(&mut buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.file), cx, &mut read_buf)
+        {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                if n == 0 {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    );
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+                self.remaining -= n as u64;
+                buf.truncate(n);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(buf)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 #[cfg(test)]

@@ -436,3 +436,30 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     }
     assert_eq!(bs[0].conns.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_responses_free_the_upstream_from_a_slow_client() {
+    use tokio::io::AsyncWriteExt;
+    for (buffer, freed) in [("64M", true), ("64k", false)] {
+        let (_bs, addrs) = backends(1).await;
+        let dir = test_dir("buffer");
+        let text = config(&addrs, "").replace(
+            "[upstream.app]",
+            &format!("[http]\nresponse_buffer = \"{buffer}\"\n\n[upstream.app]"),
+        );
+        let p = proxy(&dir, &text).await;
+        // A client that asks for 32 MB (more than the kernel buffers hold) and never reads.
+        let mut slow = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        slow.write_all(b"GET /big/33554432 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = p.shared.load().groups["app"].backends[0].pool.idle();
+        assert_eq!(
+            idle == 1,
+            freed,
+            "response_buffer {buffer}: idle upstream connections {idle}"
+        );
+        drop(slow);
+    }
+}

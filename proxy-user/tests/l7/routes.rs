@@ -52,6 +52,9 @@ async fn static_files_with_caching_ranges_and_no_escape() {
     std::fs::write(root.join("big.js"), "0123456789".repeat(10)).unwrap();
     std::fs::write(root.join("big.js.gz"), b"gzipped").unwrap();
     std::fs::write(dir.join("secret.txt"), "secret").unwrap();
+    // Large enough to be streamed in chunks rather than read at once.
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("large.bin"), &large).unwrap();
     std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape.txt")).unwrap();
     let p = proxy(&dir, &static_config("www")).await;
     let c = client();
@@ -115,6 +118,19 @@ async fn static_files_with_caching_ranges_and_no_escape() {
     let (_, h, body) = send(&c, req).await;
     assert_eq!(h["content-encoding"], "gzip");
     assert_eq!(&body[..], b"gzipped");
+
+    // A streamed file, whole and by a range across chunk boundaries.
+    let (status, h, body) = get(&c, &format!("{base}/static/large.bin")).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, large.len()));
+    assert_eq!(h["content-length"], "3000000");
+    assert!(body[..] == large[..], "streamed bytes differ");
+    let req = Request::get(format!("{base}/static/large.bin"))
+        .header("range", "bytes=65000-1065000")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = send(&c, req).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body[..] == large[65000..=1065000], "ranged bytes differ");
 
     // No escape from the root, however the path is spelled.
     for evil in [

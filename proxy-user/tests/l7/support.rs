@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot};
 
 /// A backend that answers with what it received, as JSON, tagged with its id.
-/// `/slow` waits 2 s, `/status/N` answers N, `/ws` is a WebSocket echo.
+/// `/slow` waits 2 s, `/status/N` answers N, `/big/N` sends N bytes, `/ws` is a WebSocket echo.
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -109,6 +109,13 @@ async fn answer(
     }
     if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if let Some(n) = path.strip_prefix("/big/") {
+        return Ok(Response::new(Full::new(Bytes::from(vec![
+            b'b';
+            n.parse()
+                .unwrap()
+        ]))));
     }
     if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(Full::new(Bytes::from(format!("backend {id} says {code}"))));
