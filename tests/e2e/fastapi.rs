@@ -45,36 +45,7 @@ impl Scenario {
         let dir = std::env::temp_dir().join(format!("rampart-fastapi-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&example_dir(), &dir);
-        std::fs::create_dir_all(dir.join("certs")).unwrap();
-        let openssl = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-            ])
-            .args([
-                "-keyout",
-                "certs/site.key",
-                "-out",
-                "certs/site.crt",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            openssl.status.success(),
-            "{}",
-            String::from_utf8_lossy(&openssl.stderr)
-        );
+        tests::certs::self_signed(&dir.join("certs"), "site");
         let mut workers = Vec::new();
         for port in 8001..=8004 {
             let mut cmd = ns.command("python3");

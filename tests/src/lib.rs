@@ -10,6 +10,7 @@
 //!   code or commands inside a namespace.
 //! - [`filter`]: load the filter with test settings and run packets through it.
 
+pub mod certs;
 pub mod daemon;
 pub mod filter;
 pub mod netns;

@@ -54,6 +54,18 @@ impl Spawned {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
+
+    /// Whether it has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
 }
 
 impl Drop for Spawned {

@@ -142,32 +142,37 @@ pub struct ConnInfo {
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = headers::request_id(req.headers());
-    let method = req.method().clone();
-    let version = format!("{:?}", req.version());
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |p| p.to_string());
-    let header = |name: header::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let (referer, user_agent) = (header(header::REFERER), header(header::USER_AGENT));
-    let host = host_of(&req).unwrap_or_default();
-    let (result, log_it) = dispatch(&state, conn, &request_id, req).await;
+    // What the access log needs, kept as cheap clones (reference-counted
+    // bytes): strings are only made for requests that are logged.
+    let (method, version, uri) = (req.method().clone(), req.version(), req.uri().clone());
+    let kept = |name: header::HeaderName| req.headers().get(name).cloned();
+    let (referer, user_agent, host) = (
+        kept(header::REFERER),
+        kept(header::USER_AGENT),
+        host_of(&req),
+    );
+    let (result, log_it) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
     if log_it {
+        let text = |v: &Option<HeaderValue>| {
+            v.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |p| p.to_string());
+        let version = format!("{version:?}");
+        let (referer, user_agent) = (text(&referer), text(&user_agent));
         let entry = access_log::Entry {
             client: conn.client.ip(),
             method: method.as_str(),
             target: &target,
             version: &version,
-            host: &host,
+            host: host.as_deref().unwrap_or(""),
             status: resp.status().as_u16(),
             bytes: resp
                 .headers()
@@ -194,9 +199,9 @@ async fn dispatch(
     state: &State,
     conn: ConnInfo,
     request_id: &HeaderValue,
+    host: Option<&str>,
     req: Request<Incoming>,
 ) -> (Result<Response<Body>, ProxyError>, bool) {
-    let host = host_of(&req);
     if conn.redirect_https {
         let Some(host) = host else {
             return (
@@ -227,7 +232,7 @@ async fn dispatch(
         );
     }
     let path = req.uri().path().to_string();
-    let Some(index) = route::find(&state.config.routes, host.as_deref(), &path) else {
+    let Some(index) = route::find(&state.config.routes, host, &path) else {
         return (
             Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
             true,

@@ -40,30 +40,7 @@ pub fn backend() -> SocketAddr {
 }
 
 pub fn certs(dir: &Path) {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args([
-            "-keyout",
-            "site.key",
-            "-out",
-            "site.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    tests::certs::self_signed(dir, "site");
     // HAProxy wants the certificate and key in one file.
     let pem = [
         std::fs::read(dir.join("site.crt")).unwrap(),
