@@ -110,6 +110,7 @@ pub async fn forward(
         })?;
     let can_retry_after_response = idempotent(&parts.method) && !websocket;
 
+    group.earn_retry();
     let mut tried: Vec<usize> = Vec::new();
     let mut last = UpstreamFailure::NoneAvailable;
     for _attempt in 0..=upstream.retries {
@@ -133,7 +134,10 @@ pub async fn forward(
             Ok(Ok((resp, conn))) => {
                 let status = resp.status();
                 let retryable = matches!(status.as_u16(), 502..=504);
-                if retryable && can_retry_after_response && tried.len() <= upstream.retries as usize
+                if retryable
+                    && can_retry_after_response
+                    && tried.len() <= upstream.retries as usize
+                    && group.spend_retry()
                 {
                     group.failed(lease.index, now);
                     last = UpstreamFailure::Unreachable;
@@ -190,8 +194,9 @@ pub async fn forward(
             Ok(Err(e)) => {
                 group.failed(lease.index, now);
                 last = UpstreamFailure::Unreachable;
-                // Nothing reached the server if the connect failed: any request may go elsewhere.
-                if !(e.is_connect() || can_retry_after_response) {
+                // Nothing reached the server if the connect failed: any request may go
+                // elsewhere, and for free. Otherwise only an idempotent one, from the budget.
+                if !(e.is_connect() || (can_retry_after_response && group.spend_retry())) {
                     break;
                 }
                 log::debug!(
@@ -203,7 +208,7 @@ pub async fn forward(
             Err(_) => {
                 group.failed(lease.index, now);
                 last = UpstreamFailure::Timeout;
-                if !can_retry_after_response {
+                if !(can_retry_after_response && group.spend_retry()) {
                     break;
                 }
             }

@@ -76,7 +76,18 @@ pub struct Group {
     pub backends: Vec<Arc<Backend>>,
     turn: AtomicUsize,
     seed: AtomicU64,
+    /// Retry budget in thousandths of a retry: every request adds
+    /// [`BUDGET_PER_REQUEST`], a retry after a response or a timeout spends
+    /// 1000. Retries on an overloaded group then add at most 20% to its load
+    /// instead of multiplying it. (A failed connect reached nobody: its
+    /// retries are free.)
+    budget: AtomicU64,
 }
+
+/// 20% of a retry per request.
+const BUDGET_PER_REQUEST: u64 = 200;
+/// The budget a group starts with and never exceeds: 10 retries.
+const BUDGET_CAP: u64 = 10_000;
 
 /// A request in flight to a backend; dropping it ends the request's count.
 #[derive(Debug)]
@@ -114,7 +125,26 @@ impl Group {
             backends,
             turn: AtomicUsize::new(0),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            budget: AtomicU64::new(BUDGET_CAP),
         }
+    }
+
+    /// Adds one request's share to the retry budget.
+    pub fn earn_retry(&self) {
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((b + BUDGET_PER_REQUEST).min(BUDGET_CAP))
+            });
+    }
+
+    /// Takes one retry from the budget, if there is one.
+    pub fn spend_retry(&self) -> bool {
+        self.budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                b.checked_sub(1000)
+            })
+            .is_ok()
     }
 
     /// Leases an available server not in `tried`, or `None` if there is none.
@@ -257,6 +287,23 @@ mod tests {
         g.failed(1, t0 + Duration::from_secs(31));
         g.failed(1, t0 + Duration::from_secs(62));
         assert!(g.backends[1].available(t0 + Duration::from_secs(63)));
+    }
+
+    #[test]
+    fn retries_are_budgeted_at_a_fifth_of_requests() {
+        let g = group(2, 1);
+        // The reserve: ten retries.
+        assert_eq!((0..20).filter(|_| g.spend_retry()).count(), 10);
+        // Then one retry per five requests.
+        for _ in 0..50 {
+            g.earn_retry();
+        }
+        assert_eq!((0..20).filter(|_| g.spend_retry()).count(), 10);
+        // Never more saved than the reserve.
+        for _ in 0..1000 {
+            g.earn_retry();
+        }
+        assert_eq!((0..20).filter(|_| g.spend_retry()).count(), 10);
     }
 
     #[tokio::test(start_paused = true)]

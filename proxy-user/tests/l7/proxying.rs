@@ -463,3 +463,27 @@ async fn buffered_responses_free_the_upstream_from_a_slow_client() {
         drop(slow);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_after_responses_stay_within_the_budget() {
+    let (bs, addrs) = backends(2).await;
+    let dir = test_dir("budget");
+    let p = proxy(&dir, &config(&addrs, "max_fails = 0")).await;
+    let c = client();
+    for _ in 0..40 {
+        assert_eq!(
+            get(&c, &format!("http://{}/status/503", p.addr())).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let hits: usize = bs
+        .iter()
+        .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    // Unbudgeted, every request would have been tried twice (80). The budget
+    // holds a reserve of 10 and earns a fifth of a retry per request (8).
+    assert!(
+        (50..=58).contains(&hits),
+        "{hits} upstream requests for 40 client requests"
+    );
+}
