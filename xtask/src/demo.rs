@@ -8,7 +8,8 @@
 //!         203.0.113.7 (in the blocklist)
 //! ```
 //!
-//! The demo sends a little traffic from each client, shows the counters and
+//! The demo sends a little traffic from each client (pings, a ping flood and
+//! two HTTP requests to the built-in listener on :8080), shows the counters and
 //! the per-source table, then leaves rampart running until Ctrl-C (or
 //! `--seconds`), and removes the namespaces.
 
@@ -157,6 +158,33 @@ pub fn run(seconds: Option<u64>) -> Result<()> {
         "198.18.0.1",
         &["-f", "-c", "100000", "-w", "5", "-s", "16"],
     );
+    let curl = |path: &str| {
+        in_ns(CLIENT, "curl")
+            .args([
+                "-s",
+                "--max-time",
+                "3",
+                "-w",
+                " [%{http_code}]",
+                &format!("http://198.18.0.1:8080{path}"),
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    step(format!(
+        "HTTP from the client: curl http://198.18.0.1:8080/ -> {}",
+        curl("/")
+    ));
+    step(format!(
+        "HTTP from the client: curl http://198.18.0.1:8080/.env -> {}",
+        curl("/.env")
+    ));
     step("rampart stats");
     rampart(&["stats"])?;
     step("rampart map dump sources_v4");
