@@ -118,6 +118,7 @@ pub struct FileRoute {
     pub body: Option<String>,
     #[serde(rename = "static")]
     pub static_dir: Option<Spanned<String>>,
+    pub root: Option<Spanned<String>>,
     pub index: Option<String>,
     pub expires: Option<Spanned<String>>,
     pub cache_control: Option<String>,

@@ -44,9 +44,12 @@ pub enum PathMatch {
 pub enum Action {
     /// Answer with a fixed status (and body) without touching any upstream.
     Respond { status: u16, body: String },
-    /// Serve files from a directory; the route's prefix is stripped (nginx `alias`).
+    /// Serve files from a directory: with `alias` the route's prefix is
+    /// stripped from the path (nginx `alias`, key `static`), without it the
+    /// whole path is looked up under the directory (nginx `root`, key `root`).
     Static {
         root: PathBuf,
+        alias: bool,
         index: String,
         expires: Option<Duration>,
         cache_control: Option<String>,
@@ -114,13 +117,14 @@ pub(super) fn route(
     let actions = [
         r.respond.is_some(),
         r.static_dir.is_some(),
+        r.root.is_some(),
         r.upstream.is_some(),
         r.redirect.is_some(),
     ];
     if actions.iter().filter(|a| **a).count() != 1 {
         return Err(loc.error(
             span,
-            "a route needs exactly one of respond, static, upstream or redirect",
+            "a route needs exactly one of respond, static, root, upstream or redirect",
         ));
     }
     let action = if let Some(status) = &r.respond {
@@ -128,7 +132,7 @@ pub(super) fn route(
             status: int_in(loc, status, 100, 599, "respond")? as u16,
             body: r.body.clone().unwrap_or_default(),
         }
-    } else if let Some(dir) = &r.static_dir {
+    } else if let Some(dir) = r.static_dir.as_ref().or(r.root.as_ref()) {
         let root = known.base.join(dir.get_ref());
         if !root.is_dir() {
             return Err(loc.error(
@@ -143,6 +147,7 @@ pub(super) fn route(
             .transpose()?;
         Action::Static {
             root,
+            alias: r.static_dir.is_some(),
             index: r.index.clone().unwrap_or_else(|| "index.html".into()),
             expires,
             cache_control: r.cache_control.clone(),

@@ -277,12 +277,13 @@ async fn dispatch(
         }
         Action::Static {
             root,
+            alias,
             index,
             expires,
             cache_control,
         } => {
             let prefix = match &route.matcher.path {
-                PathMatch::Prefix(p) => p.as_str(),
+                PathMatch::Prefix(p) if *alias => p.as_str(),
                 _ => "",
             };
             let sr = static_files::StaticRoute {

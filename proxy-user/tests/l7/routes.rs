@@ -29,6 +29,10 @@ expires = "30d"
 cache_control = "public, immutable"
 
 [[route]]
+path = "/www/"
+root = "."
+
+[[route]]
 path = "/limited"
 respond = 200
 body = "ok"
@@ -150,6 +154,12 @@ async fn static_files_with_caching_ranges_and_no_escape() {
             "{evil} leaked the file"
         );
     }
+    // `root` keeps the whole path under the directory (nginx `root`).
+    let (status, _, body) = get(&c, &format!("{base}/www/css/app.css")).await;
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"body { color: red }\n"[..])
+    );
     // Dotfile routes win over the static route before it in file order.
     assert_eq!(
         get(&c, &format!("{base}/static/.env")).await.0,
