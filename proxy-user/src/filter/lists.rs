@@ -28,15 +28,6 @@ pub enum List {
     Block,
 }
 
-impl List {
-    pub fn name(self) -> &'static str {
-        match self {
-            List::Allow => "allow",
-            List::Block => "block",
-        }
-    }
-}
-
 /// What to insert and what to remove to go from `installed` to `desired`.
 pub fn diff(installed: &BTreeSet<Cidr>, desired: &BTreeSet<Cidr>) -> (Vec<Cidr>, Vec<Cidr>) {
     let add = desired.difference(installed).copied().collect();
