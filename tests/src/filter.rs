@@ -7,7 +7,7 @@ use proxy_common::stats::{self, Counter};
 
 use crate::netns::Link;
 use proxy_user::{
-    config::{AttachMode, Config, FilterSettings, MapSizes, RateLimit},
+    config::{AttachMode, FilterSettings, MapSizes, RateLimit},
     filter::Filter,
 };
 
@@ -119,9 +119,4 @@ pub fn verdict_of(filter: &Filter, frame: &[u8]) -> (u32, u32) {
         "bytes counted for {v}"
     );
     (action, v)
-}
-
-/// The configuration text, validated as `rampart run` would.
-pub fn parse(text: &str) -> Config {
-    Config::parse(text, Path::new("test.toml")).unwrap()
 }
