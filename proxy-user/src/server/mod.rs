@@ -21,8 +21,8 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    config::{HttpSettings, Listener},
-    http::{self, ConnInfo, Shared},
+    config::Listener,
+    http::{self, ConnInfo, Shared, State},
 };
 
 /// A listener ready to serve: its settings, socket and TLS acceptor.
@@ -118,14 +118,17 @@ async fn accept_loop(
         let (state, graceful) = (state.clone(), graceful.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let settings = state.load().config.http.clone();
+            // The configuration snapshot this connection serves with, taken
+            // once: a reload applies to new connections, and requests do not
+            // touch the shared lock (which every worker would contend for).
+            let snapshot = state.load();
             match tls {
-                None => serve_conn(stream, conn, state, &graceful, &settings, http2).await,
+                None => serve_conn(stream, conn, snapshot, &graceful, http2).await,
                 Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(stream))
                     .await
                 {
                     Ok(Ok(tls_stream)) => {
-                        serve_conn(tls_stream, conn, state, &graceful, &settings, http2).await
+                        serve_conn(tls_stream, conn, snapshot, &graceful, http2).await
                     }
                     Ok(Err(e)) => log::debug!("{client}: TLS handshake failed: {e}"),
                     Err(_) => log::debug!("{client}: TLS handshake timed out after {handshake:?}"),
@@ -138,15 +141,15 @@ async fn accept_loop(
 async fn serve_conn<S>(
     stream: S,
     conn: ConnInfo,
-    state: Shared,
+    snapshot: Arc<State>,
     graceful: &GracefulShutdown,
-    settings: &HttpSettings,
     http2: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let settings = snapshot.config.http.clone();
     let service = service_fn(move |req| {
-        let snapshot = state.load();
+        let snapshot = snapshot.clone();
         async move { Ok::<_, Infallible>(http::handle(snapshot, conn, req).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -21,7 +21,7 @@ pub use health::spawn_checks;
 pub use pool::{Conn, Pool, SendError, set_worker};
 use tokio::time::Instant;
 
-use crate::config::Upstream;
+use crate::config::{Balance, Upstream};
 
 /// One server of a group, shared by every request that uses it.
 #[derive(Debug)]
@@ -74,8 +74,6 @@ impl Backend {
 pub struct Group {
     pub config: Upstream,
     pub backends: Vec<Arc<Backend>>,
-    turn: AtomicUsize,
-    seed: AtomicU64,
     /// Retry budget in thousandths of a retry: every request adds
     /// [`BUDGET_PER_REQUEST`], a retry after a response or a timeout spends
     /// 1000. Retries on an overloaded group then add at most 20% to its load
@@ -88,6 +86,29 @@ pub struct Group {
 const BUDGET_PER_REQUEST: u64 = 200;
 /// The budget a group starts with and never exceeds: 10 retries.
 const BUDGET_CAP: u64 = 10_000;
+
+thread_local! {
+    /// Round-robin position and tie breaker, per worker thread.
+    static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// xorshift state for random_two, per worker thread.
+    static RANDOM: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9E37_79B9_7F4A_7C15) };
+}
+
+/// Two random words: balancing needs spread, not secrecy.
+fn random() -> [u64; 2] {
+    RANDOM.with(|r| {
+        let mut x = r.get();
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let out = [next(), next()];
+        r.set(x);
+        out
+    })
+}
 
 /// A request in flight to a backend; dropping it ends the request's count.
 #[derive(Debug)]
@@ -123,19 +144,21 @@ impl Group {
         Group {
             config,
             backends,
-            turn: AtomicUsize::new(0),
-            seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             budget: AtomicU64::new(BUDGET_CAP),
         }
     }
 
     /// Adds one request's share to the retry budget.
     pub fn earn_retry(&self) {
-        let _ = self
-            .budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some((b + BUDGET_PER_REQUEST).min(BUDGET_CAP))
-            });
+        // Usually full: then this is a plain read, with no write for the
+        // workers to bounce between them.
+        if self.budget.load(Ordering::Relaxed) < BUDGET_CAP {
+            let _ = self
+                .budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some((b + BUDGET_PER_REQUEST).min(BUDGET_CAP))
+                });
+        }
     }
 
     /// Takes one retry from the budget, if there is one.
@@ -163,8 +186,18 @@ impl Group {
         if candidates.is_empty() {
             return None;
         }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let index = choose(self.config.balance, &candidates, turn, self.random());
+        // Per worker thread: no shared counter for the workers to contend on.
+        let turn = TURN.with(|t| {
+            let v = t.get();
+            t.set(v.wrapping_add(1));
+            v
+        });
+        let random = if self.config.balance == Balance::RandomTwo {
+            random()
+        } else {
+            [0, 0]
+        };
+        let index = choose(self.config.balance, &candidates, turn, random);
         let backend = self.backends[index].clone();
         backend.active.fetch_add(1, Ordering::Relaxed);
         backend.requests.fetch_add(1, Ordering::Relaxed);
@@ -206,20 +239,6 @@ impl Group {
         let mut p = self.backends[index].passive.lock().unwrap();
         p.fails = 0;
         p.window_start = None;
-    }
-
-    /// A cheap xorshift: balancing needs spread, not secrecy.
-    fn random(&self) -> [u64; 2] {
-        let mut x = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        [next(), next()]
     }
 }
 
