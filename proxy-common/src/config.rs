@@ -104,20 +104,7 @@ impl FilterConfig {
 
 /// The 16 bytes of an IPv6 prefix mask (big-endian, as in the packet).
 pub const fn v6_mask_bytes(prefix_len: u32) -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    let mut i = 0;
-    while i < 16 {
-        let bits_before = (i as u32) * 8;
-        bytes[i] = if prefix_len >= bits_before + 8 {
-            0xff
-        } else if prefix_len <= bits_before {
-            0
-        } else {
-            0xffu8 << (8 - (prefix_len - bits_before))
-        };
-        i += 1;
-    }
-    bytes
+    crate::list::prefix_mask::<16>(prefix_len)
 }
 
 /// [`v6_mask_bytes`] as the two words stored in [`FilterConfig::v6_mask`].

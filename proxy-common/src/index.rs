@@ -26,6 +26,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::list::{host_marker, prefix_mask};
+
 /// Ways per IPv4 bucket (32 bytes, half a cache line).
 pub const WAYS_V4: usize = 8;
 /// Ways per IPv6 bucket (64 bytes, one cache line).
@@ -93,44 +95,17 @@ const _: () = assert!(core::mem::size_of::<ProbeV6>() == 32);
 
 /// The probe for IPv4 prefixes of `len` bits (1..=31).
 pub const fn probe_v4(len: u32) -> ProbeV4 {
-    let mut bytes = [0u8; 4];
-    let mut marker = [0u8; 4];
-    let mut i = 0;
-    while i < 4 {
-        bytes[i] = byte_mask(len, i as u32);
-        i += 1;
-    }
-    marker[(len / 8) as usize] = 0x80 >> (len % 8);
     ProbeV4 {
-        mask: u32::from_ne_bytes(bytes),
-        marker: u32::from_ne_bytes(marker),
+        mask: u32::from_ne_bytes(prefix_mask::<4>(len)),
+        marker: u32::from_ne_bytes(host_marker::<4>(len)),
     }
 }
 
 /// The probe for IPv6 prefixes of `len` bits (1..=127).
 pub const fn probe_v6(len: u32) -> ProbeV6 {
-    let mut bytes = [0u8; 16];
-    let mut marker = [0u8; 16];
-    let mut i = 0;
-    while i < 16 {
-        bytes[i] = byte_mask(len, i as u32);
-        i += 1;
-    }
-    marker[(len / 8) as usize] = 0x80 >> (len % 8);
     ProbeV6 {
-        mask: words(bytes),
-        marker: words(marker),
-    }
-}
-
-const fn byte_mask(len: u32, byte: u32) -> u8 {
-    let before = byte * 8;
-    if len >= before + 8 {
-        0xff
-    } else if len <= before {
-        0
-    } else {
-        0xffu8 << (8 - (len - before))
+        mask: words(prefix_mask::<16>(len)),
+        marker: words(host_marker::<16>(len)),
     }
 }
 

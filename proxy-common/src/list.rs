@@ -16,6 +16,33 @@ pub type V4 = [u8; 4];
 /// An IPv6 address as it sits in the packet.
 pub type V6 = [u8; 16];
 
+/// The network mask of a `len`-bit prefix over an `N`-byte address, in
+/// packet (big-endian) order; lengths past the address are a full mask.
+pub const fn prefix_mask<const N: usize>(len: u32) -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        let before = (i as u32) * 8;
+        bytes[i] = if len >= before + 8 {
+            0xff
+        } else if len <= before {
+            0
+        } else {
+            0xffu8 << (8 - (len - before))
+        };
+        i += 1;
+    }
+    bytes
+}
+
+/// The first host bit after a `len`-bit prefix (`len` below `8 * N`), in
+/// packet order: what marks a range's length in the range index.
+pub const fn host_marker<const N: usize>(len: u32) -> [u8; N] {
+    let mut bytes = [0u8; N];
+    bytes[(len / 8) as usize] = 0x80 >> (len % 8);
+    bytes
+}
+
 /// Who put an entry on a list or a ban in place.
 pub const ORIGIN_CONFIG: u32 = 0;
 pub const ORIGIN_CLI: u32 = 1;

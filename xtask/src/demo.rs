@@ -63,24 +63,9 @@ fn topology() -> Result<Topology> {
         "-n", EDGE, "link", "add", "rampart0", "type", "veth", "peer", "name", "demo0", "netns",
         CLIENT,
     ])?;
-    ip(&[
-        "-n",
-        EDGE,
-        "addr",
-        "add",
-        "198.18.0.1/24",
-        "dev",
-        "rampart0",
-    ])?;
-    ip(&[
-        "-n",
-        EDGE,
-        "addr",
-        "add",
-        "203.0.113.1/24",
-        "dev",
-        "rampart0",
-    ])?;
+    for a in ["198.18.0.1/24", "203.0.113.1/24"] {
+        ip(&["-n", EDGE, "addr", "add", a, "dev", "rampart0"])?;
+    }
     for a in ["198.18.0.10/24", "198.18.0.50/24", "203.0.113.7/24"] {
         ip(&["-n", CLIENT, "addr", "add", a, "dev", "demo0"])?;
     }
