@@ -7,10 +7,17 @@ use super::{ConfigError, error::Locator, file::FileHttp, units};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
-    /// Time to receive a request's head (slowloris protection). hyper also
-    /// applies it while a keep-alive connection waits for its next request,
-    /// so it bounds keep-alive idleness too.
+    /// Time to receive a request's head, counted from its first byte, and
+    /// for a new connection from the accept (slowloris protection; nginx
+    /// `client_header_timeout`).
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request
+    /// (nginx `keepalive_timeout`).
+    pub keepalive_timeout: Duration,
+    /// How long a write to the client may make no progress before the
+    /// connection is closed (nginx `send_timeout`): a client that stops
+    /// reading cannot hold a connection and its buffers for ever.
+    pub send_timeout: Duration,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
     /// Longest request target accepted (414 above).
@@ -35,6 +42,8 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(75),
+            send_timeout: Duration::from_secs(60),
             max_header_size: 32 << 10,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
@@ -61,6 +70,12 @@ pub(super) fn http(
         |v: &toml::Spanned<String>| units::size(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
     if let Some(v) = &h.header_timeout {
         out.header_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.keepalive_timeout {
+        out.keepalive_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.send_timeout {
+        out.send_timeout = dur(v)?;
     }
     if let Some(v) = &h.response_buffer {
         out.response_buffer = size(v)?;

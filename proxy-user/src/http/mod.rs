@@ -138,6 +138,12 @@ pub struct ConnInfo {
     pub redirect_https: bool,
 }
 
+/// Marks a request whose HTTP/1 framing the connection guard found
+/// ambiguous (`Content-Length` with `Transfer-Encoding`, or repeated): it is
+/// answered 400 and the connection closed, whatever its route.
+#[derive(Clone, Copy, Debug)]
+pub struct AmbiguousFraming(pub &'static str);
+
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
@@ -202,6 +208,13 @@ async fn dispatch(
     host: Option<&str>,
     req: Request<Incoming>,
 ) -> (Result<Response<Body>, ProxyError>, bool) {
+    if let Some(AmbiguousFraming(why)) = req.extensions().get::<AmbiguousFraming>() {
+        log::warn!("{}: {why}: answered 400 and closed", conn.client);
+        let mut resp = error_response(&ProxyError::downstream(StatusCode::BAD_REQUEST, *why));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return (Ok(resp), true);
+    }
     if conn.redirect_https {
         let Some(host) = host else {
             return (

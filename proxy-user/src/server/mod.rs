@@ -7,11 +7,13 @@
 //! On shutdown the loops stop accepting and hyper's graceful shutdown lets
 //! in-flight requests finish within the grace period.
 
+mod framing;
+mod guard;
 mod listener;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper::service::service_fn;
+use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -123,12 +125,13 @@ async fn accept_loop(
             // touch the shared lock (which every worker would contend for).
             let snapshot = state.load();
             match tls {
-                None => serve_conn(stream, conn, snapshot, &graceful, http2).await,
+                None => serve_conn(stream, conn, snapshot, &graceful, http2, false).await,
                 Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(stream))
                     .await
                 {
                     Ok(Ok(tls_stream)) => {
-                        serve_conn(tls_stream, conn, snapshot, &graceful, http2).await
+                        let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        serve_conn(tls_stream, conn, snapshot, &graceful, http2, alpn_h2).await
                     }
                     Ok(Err(e)) => log::debug!("{client}: TLS handshake failed: {e}"),
                     Err(_) => log::debug!("{client}: TLS handshake timed out after {handshake:?}"),
@@ -144,30 +147,42 @@ async fn serve_conn<S>(
     snapshot: Arc<State>,
     graceful: &GracefulShutdown,
     http2: bool,
+    alpn_h2: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let settings = snapshot.config.http.clone();
-    let service = service_fn(move |req| {
+    let settings = &snapshot.config.http;
+    let max_head = settings.max_header_size.max(8192);
+    let guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head));
+    let watch = guarded.watch().clone();
+    let max_header_list = settings.max_header_size as u32;
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
-        async move { Ok::<_, Infallible>(http::handle(snapshot, conn, req).await) }
+        let busy = guard::Busy::enter(&watch);
+        if let Some(why) = busy.ambiguous {
+            req.extensions_mut().insert(http::AmbiguousFraming(why));
+        }
+        async move {
+            let resp = http::handle(snapshot, conn, req).await;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                busy.upgraded();
+            }
+            drop(busy);
+            Ok::<_, Infallible>(resp)
+        }
     });
+    // Timeouts on the client side are the guard's; hyper's own header
+    // timer would be registered anew for every request.
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_buf_size(settings.max_header_size.max(8192))
-        .keep_alive(true);
+    builder.http1().max_buf_size(max_head).keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(settings.max_header_size as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .max_header_list_size(max_header_list);
     let builder = if http2 { builder } else { builder.http1_only() };
     let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(guarded), service)
         .into_owned();
     if let Err(e) = graceful.watch(connection).await {
         log::debug!("{}: connection ended: {e}", conn.client);

@@ -227,61 +227,155 @@ async fn ambiguous_framing_is_refused_or_made_safe() {
         let out = exchange(raw).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
     }
-    // Content-Length with Transfer-Encoding: the chunked framing wins, the
-    // connection closes after the answer, and a request hidden after the
-    // chunked body is never served (no desync, no smuggling).
-    let out = exchange("POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /old HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
-    assert!(
-        out.to_ascii_lowercase().contains("connection: close"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("301"),
-        "the smuggled request was served: {out}"
-    );
+    // Content-Length with Transfer-Encoding, in either order, and a
+    // repeated Content-Length: 400 and the connection closed, so a request
+    // hidden after the body is never served (no desync, no smuggling).
+    for (what, head) in [
+        (
+            "CL then TE",
+            "Content-Length: 40\r\nTransfer-Encoding: chunked",
+        ),
+        (
+            "TE then CL",
+            "Transfer-Encoding: chunked\r\nContent-Length: 40",
+        ),
+        ("repeated CL", "Content-Length: 29\r\nContent-Length: 29"),
+    ] {
+        let raw = format!(
+            "POST /limited HTTP/1.1\r\nHost: x\r\n{head}\r\n\r\n0\r\n\r\nGET /old HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        let raw: &'static str = Box::leak(raw.into_boxed_str());
+        let out = exchange(raw).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{what}: {out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{what}: {out}"
+        );
+    }
+    // Well-framed pipelined requests on one connection are all served,
+    // including one after a chunked body.
+    let out = exchange("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 2, "{out}");
+    assert!(!out.contains(" 400 "), "{out}");
+}
+
+/// Reads until the proxy closes the connection (or 5 s pass); returns the
+/// bytes read and when the close came.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> (Vec<u8>, std::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .expect("closed by the proxy");
+    (all, std::time::Instant::now())
+}
+
+fn between(d: std::time::Duration, lo_ms: u64, hi_ms: u64) -> bool {
+    d >= std::time::Duration::from_millis(lo_ms) && d < std::time::Duration::from_millis(hi_ms)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_request_heads_and_idle_keepalives_are_cut_at_header_timeout() {
+async fn header_keepalive_and_send_timeouts_apply_separately() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = test_dir("slowloris");
-    let config = "[http]\nheader_timeout = \"1s\"\n[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\n";
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/big.bin"), vec![7u8; 32 << 20]).unwrap();
+    let config = "[http]\nheader_timeout = \"1s\"\nkeepalive_timeout = \"2500ms\"\nsend_timeout = \"1s\"\n\
+        [[listener]]\nbind = \"127.0.0.1:0\"\n\
+        [[route]]\npath = \"/files/\"\nstatic = \"www/\"\n\
+        [[route]]\nrespond = 200\n";
     let p = proxy(&dir, config).await;
-    // A head that never ends.
+    // A head that never ends: cut at header_timeout after its first byte.
     let mut slow = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let started = std::time::Instant::now();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
         .await
         .unwrap();
+    let (got, closed) = read_until_closed(&mut slow).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        between(closed - started, 900, 2000),
+        "{:?}",
+        closed - started
+    );
+    // A connection that never sends anything: the same, from the accept.
+    let mut silent = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
     let started = std::time::Instant::now();
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf))
-        .await
-        .expect("closed")
-        .unwrap_or(0);
-    let waited = started.elapsed();
+    let (_, closed) = read_until_closed(&mut silent).await;
     assert!(
-        n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
+        between(closed - started, 900, 2000),
+        "{:?}",
+        closed - started
     );
+
+    // Keep-alive: a next request 1.5 s after the first (past header_timeout,
+    // within keepalive_timeout) is served; then idleness is cut at 2.5 s.
+    let mut ka = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let mut buf = [0u8; 512];
+    for pause in [0, 1500] {
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        ka.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = ka.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "after {pause} ms: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    let idle_from = std::time::Instant::now();
+    let (got, closed) = read_until_closed(&mut ka).await;
+    assert!(got.is_empty());
     assert!(
-        waited >= std::time::Duration::from_millis(900)
-            && waited < std::time::Duration::from_secs(3),
-        "{waited:?}"
+        between(closed - idle_from, 2300, 3500),
+        "{:?}",
+        closed - idle_from
     );
-    // An idle keep-alive connection after one answered request.
-    let mut idle = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    // A client that stops reading a large response: cut at send_timeout,
+    // long before it could have read the whole file.
+    let mut stuck = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    stuck
+        .write_all(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let n = idle.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut buf))
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stuck.read_to_end(&mut all),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the stalled connection was closed"
+    );
+    assert!(
+        all.len() < 32 << 20,
+        "the whole file arrived: {}",
+        all.len()
+    );
+    // While a response is being read, it is not idleness: a full download
+    // slower than keepalive_timeout completes.
+    let mut reader = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    reader
+        .write_all(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
-        .expect("closed when idle")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+        .unwrap();
+    let (mut total, started) = (0usize, std::time::Instant::now());
+    let mut chunk = vec![0u8; 64 << 10];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        total += n;
+        // About 3 s for 32 MiB: longer than keepalive_timeout.
+        tokio::time::sleep(std::time::Duration::from_micros(5500)).await;
+    }
+    assert!(started.elapsed() > std::time::Duration::from_millis(2600));
+    assert!(total > 32 << 20, "{total}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
