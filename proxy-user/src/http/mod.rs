@@ -60,17 +60,25 @@ pub struct State {
 }
 
 impl State {
-    /// Builds the snapshot for `config`. Limit zones whose settings did not
-    /// change keep their clients' state from `previous`.
+    /// Builds the snapshot for `config`, carrying state over from
+    /// `previous`: upstream groups whose settings did not change are kept
+    /// whole (health, failures, keep-alive connections, health checks), and
+    /// a changed group keeps the state of the servers it still has; limit
+    /// zones whose settings did not change keep their clients' state.
     pub fn build(config: Arc<Config>, previous: Option<&State>) -> State {
         let groups: BTreeMap<String, Arc<Group>> = config
             .upstreams
             .iter()
-            .map(|(n, u)| (n.clone(), Arc::new(Group::new(u.clone()))))
+            .map(|(n, u)| {
+                let before = previous.and_then(|p| p.groups.get(n));
+                if let Some(same) = before.filter(|g| g.config == *u) {
+                    return (n.clone(), same.clone());
+                }
+                let group = Arc::new(Group::carrying(u.clone(), before.map(|g| &**g)));
+                crate::upstream::spawn_checks(&group);
+                (n.clone(), group)
+            })
             .collect();
-        for g in groups.values() {
-            crate::upstream::spawn_checks(g);
-        }
         let limiters = config
             .limits
             .iter()

@@ -125,10 +125,30 @@ impl Drop for Lease {
 
 impl Group {
     pub fn new(config: Upstream) -> Group {
+        Group::carrying(config, None)
+    }
+
+    /// A group for `config` on reload: servers that `previous` also had,
+    /// with the same weight and pool size, keep their state (health,
+    /// failures, in-flight count, keep-alive connections).
+    pub fn carrying(config: Upstream, previous: Option<&Group>) -> Group {
         let backends = config
             .servers
             .iter()
             .map(|s| {
+                let kept = previous.and_then(|p| {
+                    p.backends
+                        .iter()
+                        .find(|b| {
+                            b.addr == s.addr
+                                && b.weight == s.weight
+                                && p.config.keepalive == config.keepalive
+                        })
+                        .cloned()
+                });
+                if let Some(b) = kept {
+                    return b;
+                }
                 Arc::new(Backend {
                     addr: s.addr,
                     weight: s.weight,

@@ -183,6 +183,41 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
         .map(|b| b.hits.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     assert_eq!(served, 30);
+
+    // A reload carries the upstream state over: an unchanged group whole,
+    // a changed group for the servers it keeps. The dead server stays out.
+    let reload = |text: String| {
+        let path = dir.join("reloaded.toml");
+        std::fs::write(&path, text).unwrap();
+        let cfg = std::sync::Arc::new(proxy_user::config::Config::load(&path).unwrap());
+        let next = proxy_user::http::State::build(cfg, Some(&p.shared.load()));
+        p.shared.store(next);
+    };
+    let before = p.shared.load().groups["app"].clone();
+    reload(config(&addrs, "") + "\n[[route]]\npath = \"/extra/\"\nrespond = 204\n");
+    assert!(std::sync::Arc::ptr_eq(&before, &p.shared.load().groups["app"]));
+    let mut more = addrs.clone();
+    more.push(bs[0].addr.to_string().replace("127.0.0.1", "127.0.0.2"));
+    reload(config(&more, ""));
+    let after = p.shared.load();
+    let group = &after.groups["app"];
+    assert!(!std::sync::Arc::ptr_eq(&before, group));
+    assert_eq!(group.backends.len(), 4);
+    assert!(std::sync::Arc::ptr_eq(&before.backends[2], &group.backends[2]));
+    assert!(!group.backends[2].available(tokio::time::Instant::now()));
+    for _ in 0..10 {
+        let req = Request::post(format!("http://{}/api/x", p.addr()))
+            .body(Full::new(Bytes::from("hi")))
+            .unwrap();
+        assert_eq!(send(&c, req).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        group.backends[2]
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the dead server was not tried again after the reload"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
