@@ -73,6 +73,7 @@ pub struct FileUpstream {
     pub keepalive: Option<Spanned<i64>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub read_timeout: Option<Spanned<String>>,
+    pub send_timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
     pub health_check: Option<Spanned<FileHealthCheck>>,
 }

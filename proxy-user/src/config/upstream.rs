@@ -25,6 +25,9 @@ pub struct Upstream {
     /// Time allowed from sending the (fully buffered) request to the
     /// response head; 504 after it.
     pub read_timeout: Duration,
+    /// A write of the request to the server that makes no progress for
+    /// this long fails the attempt (504; nginx `proxy_send_timeout`).
+    pub send_timeout: Duration,
     /// Further servers tried after a connect failure (or, for idempotent
     /// requests, a 502/503/504).
     pub retries: u32,
@@ -151,6 +154,7 @@ pub(super) fn upstream(
             as usize,
         connect_timeout: dur(loc, &u.connect_timeout, Duration::from_secs(5))?,
         read_timeout: dur(loc, &u.read_timeout, Duration::from_secs(60))?,
+        send_timeout: dur(loc, &u.send_timeout, Duration::from_secs(60))?,
         retries: u
             .retries
             .map_or(Ok(n - 1), |r| int_in(loc, &r, 0, 100, "retries"))? as u32,

@@ -127,7 +127,7 @@ pub async fn forward(
         let pool = &lease.backend.pool;
         let sent = tokio::time::timeout(
             upstream.read_timeout,
-            pool.send(up_req, upstream.connect_timeout),
+            pool.send(up_req, upstream.connect_timeout, upstream.send_timeout),
         )
         .await;
         match sent {
@@ -193,7 +193,11 @@ pub async fn forward(
             }
             Ok(Err(e)) => {
                 group.failed(lease.index, now);
-                last = UpstreamFailure::Unreachable;
+                last = if e.timed_out() {
+                    UpstreamFailure::Timeout
+                } else {
+                    UpstreamFailure::Unreachable
+                };
                 // Nothing reached the server if the connect failed: any request may go
                 // elsewhere, and for free. Otherwise only an idempotent one, from the budget.
                 if !(e.is_connect() || (can_retry_after_response && group.spend_retry())) {

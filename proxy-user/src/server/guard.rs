@@ -10,6 +10,10 @@
 //! - `send_timeout`: a write to the client that makes no progress for this
 //!   long closes the connection.
 //!
+//! The same wrapper bounds writes to an upstream connection
+//! ([`Guarded::upstream`]: `send_timeout` of an `[upstream.NAME]`, nginx's
+//! `proxy_send_timeout`), where reads are the proxy's to time.
+//!
 //! While a request is being handled no read deadline applies (the handler
 //! has its own, per phase), and an upgraded connection (a WebSocket tunnel)
 //! is governed by its route's idle timeout instead.
@@ -140,6 +144,8 @@ pub struct Guarded<S> {
     timeouts: Timeouts,
     /// HTTP/2 has no heads to time or judge: only idleness applies.
     http2: bool,
+    /// Whether reads have deadlines here (not on upstream connections).
+    reads_bounded: bool,
     scanner: Option<Scanner>,
     /// When the head being read started arriving.
     head_since: Option<Instant>,
@@ -164,6 +170,7 @@ impl<S> Guarded<S> {
             watch: Arc::new(Watch::new(now)),
             timeouts,
             http2,
+            reads_bounded: true,
             scanner: max_head.filter(|_| !http2).map(Scanner::new),
             head_since: None,
             last_write: now,
@@ -174,12 +181,28 @@ impl<S> Guarded<S> {
         }
     }
 
+    /// Guards an upstream connection: only stalled writes time out.
+    pub fn upstream(io: S, send: Duration) -> Guarded<S> {
+        let timeouts = Timeouts {
+            header: send,
+            keepalive: send,
+            send,
+        };
+        Guarded {
+            reads_bounded: false,
+            ..Guarded::new(io, timeouts, false, None)
+        }
+    }
+
     pub fn watch(&self) -> &Arc<Watch> {
         &self.watch
     }
 
     /// The deadline for the next request's bytes, if one applies now.
     fn read_deadline(&self) -> Option<(Instant, &'static str)> {
+        if !self.reads_bounded {
+            return None;
+        }
         let s = self.watch.lock();
         if s.busy > 0 || s.tunnel {
             return None;

@@ -8,7 +8,7 @@
 //! in-flight requests finish within the grace period.
 
 mod framing;
-mod guard;
+pub(crate) mod guard;
 mod listener;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};

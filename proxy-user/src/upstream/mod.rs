@@ -284,6 +284,7 @@ mod tests {
             keepalive: 4,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
             retries: 1,
             health_check: None,
         })

@@ -14,6 +14,8 @@ use http_body_util::Full;
 use hyper::{Request, Response, body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
 
+use crate::server::guard::Guarded;
+
 type Sender = SendRequest<Full<Bytes>>;
 
 /// Why a request could not be sent.
@@ -21,15 +23,29 @@ type Sender = SendRequest<Full<Bytes>>;
 pub enum SendError {
     /// No connection could be made: the server never saw the request.
     #[error("connect: {0}")]
-    Connect(std::io::Error),
+    Connect(#[source] std::io::Error),
     /// The connection failed during the exchange: the server may have seen it.
     #[error("exchange: {0}")]
-    Exchange(hyper::Error),
+    Exchange(#[source] hyper::Error),
 }
 
 impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(_))
+    }
+
+    /// The exchange stalled past `send_timeout` (or the connect timed out).
+    pub fn timed_out(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                return true;
+            }
+            source = e.source();
+        }
+        false
     }
 }
 
@@ -77,11 +93,13 @@ impl Pool {
         self.idle.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 
-    /// Sends `req` over an idle connection or a new one.
+    /// Sends `req` over an idle connection or a new one; a new connection
+    /// times out writes that make no progress for `send_timeout`.
     pub async fn send(
         &self,
         mut req: Request<Full<Bytes>>,
         connect_timeout: Duration,
+        send_timeout: Duration,
     ) -> Result<(Response<Incoming>, Conn), SendError> {
         loop {
             let Some(mut sender) = self.take() else { break };
@@ -97,7 +115,7 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect(connect_timeout).await?;
+        let mut sender = self.connect(connect_timeout, send_timeout).await?;
         let resp = sender
             .send_request(req)
             .await
@@ -126,7 +144,7 @@ impl Pool {
         None
     }
 
-    async fn connect(&self, timeout: Duration) -> Result<Sender, SendError> {
+    async fn connect(&self, timeout: Duration, send: Duration) -> Result<Sender, SendError> {
         let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr))
             .await
             .map_err(|_| {
@@ -137,9 +155,10 @@ impl Pool {
             })?
             .map_err(SendError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Exchange)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(Guarded::upstream(stream, send)))
+                .await
+                .map_err(SendError::Exchange)?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });

@@ -195,7 +195,10 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
     };
     let before = p.shared.load().groups["app"].clone();
     reload(config(&addrs, "") + "\n[[route]]\npath = \"/extra/\"\nrespond = 204\n");
-    assert!(std::sync::Arc::ptr_eq(&before, &p.shared.load().groups["app"]));
+    assert!(std::sync::Arc::ptr_eq(
+        &before,
+        &p.shared.load().groups["app"]
+    ));
     let mut more = addrs.clone();
     more.push(bs[0].addr.to_string().replace("127.0.0.1", "127.0.0.2"));
     reload(config(&more, ""));
@@ -203,7 +206,10 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
     let group = &after.groups["app"];
     assert!(!std::sync::Arc::ptr_eq(&before, group));
     assert_eq!(group.backends.len(), 4);
-    assert!(std::sync::Arc::ptr_eq(&before.backends[2], &group.backends[2]));
+    assert!(std::sync::Arc::ptr_eq(
+        &before.backends[2],
+        &group.backends[2]
+    ));
     assert!(!group.backends[2].available(tokio::time::Instant::now()));
     for _ in 0..10 {
         let req = Request::post(format!("http://{}/api/x", p.addr()))
@@ -246,6 +252,39 @@ async fn no_live_server_is_502_and_a_slow_one_504() {
         started.elapsed() < Duration::from_millis(1500),
         "read_timeout is 500ms"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stops_reading_the_request_is_504_after_send_timeout() {
+    // A server that accepts and never reads: the request body fills the
+    // socket buffers and the write stalls.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            kept.push(s);
+        }
+    });
+    let dir = test_dir("send-timeout");
+    let cfg = config(
+        std::slice::from_ref(&addr),
+        "send_timeout = \"500ms\"\nread_timeout = \"30s\"\nmax_fails = 0",
+    )
+    .replace("max_body = \"1k\"", "max_body = \"128M\"");
+    let p = proxy(&dir, &cfg).await;
+    let started = std::time::Instant::now();
+    let req = Request::post(format!("http://{}/api/upload", p.addr()))
+        .body(Full::new(Bytes::from(vec![b'x'; 64 << 20])))
+        .unwrap();
+    let (status, _, _) = send(&client(), req).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    held.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
