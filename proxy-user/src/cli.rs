@@ -7,16 +7,25 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::cidr::Cidr;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rampart",
     version,
     about = "Edge filter and reverse proxy: XDP drops abusive traffic before it costs a socket",
-    long_about = "rampart drops traffic from blocked networks, banned sources and per-source floods \
-in XDP, and keeps its kernel maps in step with a TOML configuration.\n\n\
+    long_about = "rampart is an edge filter and reverse proxy. It drops traffic from blocked networks, \
+banned sources and per-source floods in XDP, before it costs a socket, and serves HTTP/1.1, HTTP/2 \
+and WebSockets in front of app servers (TLS, routes, static files, request limits, least-connections \
+balancing). One TOML file configures both tiers; this command runs the daemon and controls it.\n\n\
+Objects take a verb (the first is the default: `rampart block` lists the blocklist); unambiguous \
+prefixes work (`rampart up l`), `-j` prints JSON, and `rampart help OBJECT` explains each.\n\n\
 Examples:\n  rampart config check -c /etc/rampart/rampart.toml   validate, like `nginx -t`\n  \
 rampart run -c /etc/rampart/rampart.toml            attach the filter and serve\n  \
 rampart stats                                        packets and bytes by verdict\n  \
+rampart block add 203.0.113.7 --ttl 10m              ban a source in the kernel\n  \
+rampart upstream drain 127.0.0.1:8001                no new requests to a server\n  \
+rampart reload                                       re-read the config, report errors\n  \
 rampart map dump bans_v4 -j                          a pinned map, typed, as JSON",
     infer_subcommands = true,
     propagate_version = true
@@ -37,6 +46,9 @@ pub struct Cli {
     /// Directory of the pinned maps to read [default: the config's filter.pin_dir, else /sys/fs/bpf/rampart].
     #[arg(long, global = true, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// The daemon's control socket [default: the config's [control] socket, else /run/rampart/control.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub object: Object,
 }
@@ -67,6 +79,99 @@ pub enum Object {
         #[command(subcommand)]
         verb: Option<ProgVerb>,
     },
+    /// The blocklist and bans: traffic from these sources is dropped in the kernel.
+    #[command(
+        long_about = "The blocklist and bans: traffic from these sources is dropped in the \
+kernel, within a second of the command. A single address becomes a ban (kernel-side expiry); \
+a network goes on the blocklist. Entries from the configuration are listed too, and can only be \
+removed there.\n\nExamples:\n  rampart block add 203.0.113.7 --ttl 10m --reason \"scanner\"\n  \
+rampart block add 198.51.100.0/24\n  rampart block list -j\n  rampart block del 203.0.113.7"
+    )]
+    Block {
+        #[command(subcommand)]
+        verb: Option<ListVerb>,
+    },
+    /// The allowlist: sources never filtered, limited or banned.
+    #[command(
+        long_about = "The allowlist: sources never filtered, limited or banned.\n\n\
+Examples:\n  rampart allow add 10.0.0.0/8 --reason \"office\"\n  rampart allow list\n  rampart allow del 10.0.0.0/8"
+    )]
+    Allow {
+        #[command(subcommand)]
+        verb: Option<ListVerb>,
+    },
+    /// Upstream servers: state and load; drain, weights and blue-green switches.
+    #[command(
+        long_about = "Upstream servers: state and load; drain, weights and blue-green \
+switches. Changes apply to new requests at once (in-flight ones finish) and survive restarts.\n\n\
+Examples:\n  rampart upstream list\n  rampart upstream drain app/127.0.0.1:8001\n  \
+rampart upstream weight 127.0.0.1:8002 3\n  rampart upstream switch blue --to green\n  \
+rampart upstream switch blue --to blue      (back)"
+    )]
+    Upstream {
+        #[command(subcommand)]
+        verb: Option<UpstreamVerb>,
+    },
+    /// Re-read the configuration file and apply it (as SIGHUP); errors are
+    /// reported here and the running configuration stays.
+    Reload,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `rampart man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListVerb {
+    /// Every entry: network, kind, where it came from (config, cli, auto-ban), reason, expiry.
+    List,
+    /// Add a source or network.
+    Add {
+        /// An address (192.0.2.7, 2001:db8::7) or a network (192.0.2.0/24).
+        #[arg(value_parser = parse_cidr)]
+        cidr: Cidr,
+        /// Remove it again after this long (e.g. 90s, 10m, 24h) [default: never].
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<std::time::Duration>,
+        /// Why: shown by `list` and `ip show`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove a source or network added at runtime.
+    Del {
+        #[arg(value_parser = parse_cidr)]
+        cidr: Cidr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamVerb {
+    /// Every server: group, state (up, down, drained), weight, in flight, requests, failures.
+    List,
+    /// Stop sending new requests to a server; those in flight finish.
+    Drain {
+        /// ADDR, or GROUP/ADDR when the address is in several groups.
+        server: String,
+    },
+    /// Put a drained server back in rotation.
+    Undrain { server: String },
+    /// Set a server's weight (1-1000) for balancing.
+    Weight { server: String, weight: u32 },
+    /// Send a group's traffic to another group at once (blue-green deploys).
+    Switch {
+        group: String,
+        /// The group to send it to (the group itself switches back).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse::<Cidr>().map_err(|e| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::units::duration(s).map_err(|e| e.0)
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,6 +45,10 @@ impl Scenario {
         let dir = std::env::temp_dir().join(format!("rampart-fastapi-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&example_dir(), &dir);
+        // This run's own control socket and state file.
+        let cfg = dir.join("rampart.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, text + "\n" + &tests::daemon::control_section(&dir)).unwrap();
         tests::certs::self_signed(&dir.join("certs"), "site");
         let mut workers = Vec::new();
         for port in 8001..=8004 {

@@ -1,6 +1,8 @@
-//! End-to-end tests of the L7 tier with real peers: Uvicorn workers running
-//! the FastAPI example, curl (HTTP/1.1, HTTP/2, TLS versions) and a Python
-//! WebSocket client, in a network namespace of their own (so the example's
-//! fixed ports 80, 443 and 8001-8004 collide with nothing).
+//! End-to-end tests of the L7 tier with real peers, each in a network
+//! namespace of its own (so fixed ports collide with nothing): Uvicorn
+//! workers running the FastAPI example, curl (HTTP/1.1, HTTP/2, TLS
+//! versions) and a Python WebSocket client; and the `rampart upstream`
+//! controls against the real daemon.
 
 mod fastapi;
+mod upstream;

@@ -23,7 +23,7 @@ fn auto_falls_back_to_generic_mode_and_native_refuses() {
     let auto = ns
         .with(|| filter.attach("lo", AttachMode::Auto))
         .expect("auto falls back");
-    assert_eq!(auto, XdpMode::Skb);
+    assert_eq!(auto, Some(XdpMode::Skb));
     let shown = String::from_utf8_lossy(&ns.ip(&["link", "show", "lo"]).stdout).to_string();
     assert!(shown.contains("xdpgeneric"), "{shown}");
     let missing = ns
@@ -105,4 +105,46 @@ fn pinned_maps_of_another_layout_are_refused_with_advice() {
         msg.contains("incompatible build") && msg.contains("remove that directory"),
         "{msg}"
     );
+}
+
+#[test]
+fn pinned_links_outlive_the_filter_and_are_adopted_then_detached() {
+    if !require_root("pinned_links_outlive_the_filter_and_are_adopted_then_detached") {
+        return;
+    }
+    let ns = NetNs::new("lnk");
+    let pins = PinDir::new("links");
+    let xdp_on_lo = || {
+        let shown = String::from_utf8_lossy(&ns.ip(&["link", "show", "lo"]).stdout).to_string();
+        shown.contains("xdpgeneric")
+    };
+    let first = load(&settings(pins.path()));
+    let mut first = first;
+    ns.with(|| first.attach("lo", AttachMode::Skb)).unwrap();
+    assert!(pins.path().join("link_lo").exists());
+    let first_prog = prog_id_on_lo(&ns);
+    drop(first);
+    assert!(xdp_on_lo(), "the pinned link keeps the program attached");
+    assert_eq!(prog_id_on_lo(&ns), first_prog);
+
+    let mut second = load(&settings(pins.path()));
+    let adopted = ns.with(|| second.attach("lo", AttachMode::Skb)).unwrap();
+    assert_eq!(adopted, None, "the pinned link is adopted");
+    let second_prog = prog_id_on_lo(&ns);
+    assert_ne!(second_prog, first_prog, "the link now runs the new program");
+    assert!(xdp_on_lo());
+    second.detach().unwrap();
+    assert!(!xdp_on_lo(), "detach removes the program");
+    assert!(!pins.path().join("link_lo").exists());
+}
+
+/// The id of the XDP program on the namespace's loopback (from `ip -d link`).
+fn prog_id_on_lo(ns: &NetNs) -> Option<u32> {
+    let shown = String::from_utf8_lossy(&ns.ip(&["-d", "link", "show", "lo"]).stdout).to_string();
+    let at = shown.find("prog/xdp id ")?;
+    shown[at + "prog/xdp id ".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -16,10 +16,22 @@ use tests::{
 };
 
 fn config(iface: &str, pins: &std::path::Path, block: &str) -> String {
+    let dir = pins_dir_state(pins);
     format!(
-        "[filter]\ninterfaces = [\"{iface}\"]\npin_dir = \"{}\"\nblock = [{block}]\npps = {{ rate = 1000 }}\n",
-        pins.display()
+        "[filter]\ninterfaces = [\"{iface}\"]\npin_dir = \"{}\"\nblock = [{block}]\npps = {{ rate = 1000 }}\n{}",
+        pins.display(),
+        tests::daemon::control_section(&dir)
     )
+}
+
+/// A directory for the control socket and state file of the daemon using `pins`.
+fn pins_dir_state(pins: &std::path::Path) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-ctl-{}",
+        pins.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -4,6 +4,7 @@
 
 mod attach;
 mod bpftool;
+mod control;
 mod daemon;
 mod fixtures;
 mod lists;

@@ -5,17 +5,20 @@
 //! counters say.
 
 use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
-    os::fd::AsRawFd,
-    sync::{Arc, Mutex},
+    net::{IpAddr, SocketAddr, TcpListener},
     time::Duration,
 };
 
 use proxy_common::{list::ORIGIN_CLI, stats::*};
 use proxy_user::filter::FilterMaps;
 use socket2::{Domain, Protocol, Socket, Type};
-use tests::{daemon::Daemon, netns::Link, pins::PinDir, privilege::require_root};
+use tests::{
+    daemon::Daemon,
+    netns::Link,
+    pins::PinDir,
+    privilege::require_root,
+    traffic::{self, Tally},
+};
 
 const EDGE4: &str = "198.18.0.1";
 const EDGE6: &str = "fd72::1";
@@ -32,67 +35,17 @@ const RANGE_BLOCKED: &str = "198.18.0.70";
 const NORMAL6: &str = "fd72::10";
 const BLOCKED6: &str = "fd72::66";
 
-/// Datagrams received per source address.
-type Tally = Arc<Mutex<HashMap<IpAddr, u64>>>;
-
 fn udp_receiver(link: &Link, bind: &str) -> Tally {
-    let bind: SocketAddr = bind.parse().unwrap();
-    let sock = link.edge.run(move || {
-        let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        if bind.is_ipv6() {
-            s.set_only_v6(true).unwrap();
-        }
-        // Room for every datagram of the test even if this thread falls behind.
-        let size: libc::c_int = 32 << 20;
-        // SAFETY: setsockopt on a socket we own with a c_int value.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as u32,
-            )
-        };
-        s.bind(&bind.into()).unwrap();
-        UdpSocket::from(s)
-    });
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let tally: Tally = Arc::default();
-    let t = Arc::clone(&tally);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        let mut idle = 0;
-        // Stops after 30 s of silence; the test finishes long before.
-        while idle < 300 {
-            match sock.recv_from(&mut buf) {
-                Ok((_, from)) => {
-                    idle = 0;
-                    *t.lock().unwrap().entry(from.ip()).or_default() += 1;
-                }
-                Err(_) => idle += 1,
-            }
-        }
-    });
-    tally
+    traffic::udp_receiver(&link.edge, bind)
 }
 
 /// Sends `n` datagrams from `src` to the edge, from the client namespace.
 fn send_udp(link: &Link, src: &str, n: usize) {
-    let src: IpAddr = src.parse().unwrap();
-    let dst: SocketAddr = match src {
+    let dst = match src.parse::<IpAddr>().unwrap() {
         IpAddr::V4(_) => format!("{EDGE4}:{UDP_PORT}"),
         IpAddr::V6(_) => format!("[{EDGE6}]:{UDP_PORT}"),
-    }
-    .parse()
-    .unwrap();
-    link.client.run(move || {
-        let s = UdpSocket::bind(SocketAddr::new(src, 0)).unwrap();
-        for i in 0..n {
-            s.send_to(&(i as u32).to_be_bytes(), dst).unwrap();
-        }
-    });
+    };
+    traffic::send_udp(&link.client, src, &dst, n);
 }
 
 /// Attempts `n` TCP connections from `src`, each with `timeout`; returns how many succeeded.
@@ -194,9 +147,11 @@ allow = ["{ALLOWED}"]
 block = ["{BLOCKED}", "198.18.0.64/26", "{BLOCKED6}"]
 pps = {{ rate = 200, burst = 200 }}
 syn = {{ rate = 1, burst = 5 }}
-"#,
+on_exit = "detach"
+{control}"#,
             iface = link.edge_if,
-            pins = pins.path().display()
+            pins = pins.path().display(),
+            control = tests::daemon::control_section(&dir),
         ),
     )
     .unwrap();
@@ -346,7 +301,7 @@ syn = {{ rate = 1, burst = 5 }}
     assert_eq!(bans[0]["addr"], BANNED_SRC);
     assert_eq!(bans[0]["origin"], "cli");
 
-    // --- stop: detached, pinned state stays ---
+    // --- stop with on_exit = "detach": detached, pinned state stays ---
     let log = daemon.stop();
     assert!(log.contains("XDP attached to rp0 in native mode"), "{log}");
     let show = link.edge.ip(&["link", "show", &link.edge_if]);

@@ -20,6 +20,29 @@ pub fn rampart_bin() -> PathBuf {
     path
 }
 
+/// Runs the `rampart` CLI in `ns` with `args`; returns (success, stdout, stderr).
+pub fn cli(ns: &NetNs, args: &[&str]) -> (bool, String, String) {
+    let out = ns
+        .command(rampart_bin().to_str().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `[control]` settings for a test: socket and state file in `dir`.
+pub fn control_section(dir: &Path) -> String {
+    format!(
+        "[control]\nsocket = \"{}/control.sock\"\nstate_file = \"{}/state.json\"\n",
+        dir.display(),
+        dir.display()
+    )
+}
+
 /// `rampart run` attaching XDP in a namespace; killed on drop.
 pub struct Daemon {
     proc: Spawned,
@@ -43,6 +66,12 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.proc.pid()
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill(mut self) -> String {
+        self.proc.kill();
+        self.log_text()
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the log.

@@ -7,7 +7,7 @@ use proxy_common::stats::{self, Counter};
 
 use crate::netns::Link;
 use proxy_user::{
-    config::{AttachMode, FilterSettings, MapSizes, RateLimit},
+    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit},
     filter::Filter,
 };
 
@@ -25,6 +25,7 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         ipv6_prefix: 64,
         track_sources: true,
         maps: MapSizes::default(),
+        on_exit: OnExit::Keep,
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`netns`]: network namespaces and veth pairs as RAII guards, and running
 //!   code or commands inside a namespace.
 //! - [`filter`]: load the filter with test settings and run packets through it.
+//! - [`daemon`], [`process`]: the real `rampart` binary and other child processes,
+//!   killed on drop; [`traffic`]: UDP senders and a per-source receiver.
 
 pub mod certs;
 pub mod daemon;
@@ -18,3 +20,4 @@ pub mod packet;
 pub mod pins;
 pub mod privilege;
 pub mod process;
+pub mod traffic;

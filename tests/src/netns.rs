@@ -30,6 +30,8 @@ pub fn sh(program: &str, args: &[&str]) -> Output {
 /// A named network namespace (`ip netns add`), deleted on drop.
 pub struct NetNs {
     name: String,
+    /// Whether dropping this handle deletes the namespace.
+    owned: bool,
 }
 
 impl NetNs {
@@ -40,9 +42,18 @@ impl NetNs {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         sh("ip", &["netns", "add", &name]);
-        let ns = NetNs { name };
+        let ns = NetNs { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// A handle on a namespace someone else owns (for another thread): not
+    /// deleted when dropped.
+    pub fn existing(name: &str) -> NetNs {
+        NetNs {
+            name: name.to_string(),
+            owned: false,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -106,6 +117,9 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();

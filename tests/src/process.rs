@@ -68,6 +68,14 @@ impl Spawned {
     }
 }
 
+impl Spawned {
+    /// SIGKILL, as a crash would: no cleanup runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -12,6 +12,7 @@ use toml::Spanned;
 pub struct FileConfig {
     pub filter: Option<FileFilter>,
     pub http: Option<FileHttp>,
+    pub control: Option<FileControl>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -20,6 +21,14 @@ pub struct FileConfig {
     pub limit: BTreeMap<String, Spanned<FileLimitZone>>,
     #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
+}
+
+/// `[control]`: the CLI's socket and the runtime state file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileControl {
+    pub socket: Option<Spanned<String>>,
+    pub state_file: Option<Spanned<String>>,
 }
 
 /// `[http]`: protections and timeouts that apply to every listener.
@@ -142,6 +151,7 @@ pub struct FileFilter {
     pub interfaces: Vec<Spanned<String>>,
     pub mode: Option<Spanned<String>>,
     pub pin_dir: Option<Spanned<String>>,
+    pub on_exit: Option<Spanned<String>>,
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
     #[serde(default)]

@@ -7,6 +7,7 @@
 //!        (syntax, unknown keys)      (ranges, CIDRs, modes; file:line:col)
 //! ```
 
+pub mod control;
 mod error;
 mod file;
 mod http;
@@ -21,6 +22,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;
 use file::{FileConfig, FileFilter, FileRate};
@@ -53,6 +55,8 @@ pub struct Config {
     pub limits: BTreeMap<String, LimitZone>,
     /// ...and routes, matched in file order (the first match wins).
     pub routes: Vec<Route>,
+    /// The CLI's control socket and the runtime state file.
+    pub control: ControlSettings,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -79,6 +83,18 @@ pub struct FilterSettings {
     /// Keep per-source counters for `top`-style views even without limits.
     pub track_sources: bool,
     pub maps: MapSizes,
+    /// What happens to the attached program when the daemon exits.
+    pub on_exit: OnExit,
+}
+
+/// `on_exit`: whether the filter outlives the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnExit {
+    /// The program stays attached through its pinned link and keeps
+    /// enforcing with its last state until a new daemon adopts it.
+    Keep,
+    /// The program is detached (the pinned maps still stay).
+    Detach,
 }
 
 /// How the program is attached.
@@ -150,6 +166,7 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let http = http::http(&loc, base, raw.http)?;
+        let control = control::control(&loc, base, raw.control)?;
         let listeners = raw
             .listener
             .into_iter()
@@ -183,6 +200,7 @@ impl Config {
             upstreams,
             limits,
             routes,
+            control,
         })
     }
 }
@@ -229,6 +247,19 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
             dir
         }
     };
+    let on_exit = match f.on_exit {
+        None => OnExit::Keep,
+        Some(m) => match m.get_ref().as_str() {
+            "keep" => OnExit::Keep,
+            "detach" => OnExit::Detach,
+            other => {
+                return Err(loc.error(
+                    m.span(),
+                    format!("on_exit `{other}`: expected \"keep\" or \"detach\""),
+                ));
+            }
+        },
+    };
     let ipv6_prefix = match f.ipv6_prefix {
         None => 64,
         Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
@@ -254,6 +285,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         interfaces,
         mode,
         pin_dir,
+        on_exit,
         allow: cidrs(loc, f.allow)?,
         block: cidrs(loc, f.block)?,
         pps: f.pps.map(|l| limit(loc, l, "pps")).transpose()?,

@@ -3,10 +3,14 @@
 //! or, with `-j`, JSON.
 
 mod config;
+mod lists;
+mod manual;
 mod map;
 mod prog;
+mod reload;
 mod run;
 mod stats;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +19,7 @@ use anyhow::Result;
 use crate::{
     cli::{Cli, ConfigVerb, MapVerb, Object},
     config::{Config, DEFAULT_PATH, DEFAULT_TOML},
+    runtime::ListName,
 };
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -44,7 +49,24 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Some(MapVerb::Dump { name }) => map::dump(&out, &pin_dir(&cli), name),
         },
         Object::Prog { .. } => prog::show(&out),
+        Object::Block { verb } => lists::run(&out, &socket(&cli), ListName::Block, verb.as_ref()),
+        Object::Allow { verb } => lists::run(&out, &socket(&cli), ListName::Allow, verb.as_ref()),
+        Object::Upstream { verb } => upstream::run(&out, &socket(&cli), verb.as_ref()),
+        Object::Reload => reload::run(&out, &socket(&cli)),
+        Object::Completions { shell } => manual::completions(*shell),
+        Object::Man => manual::man(),
     }
+}
+
+/// The daemon's control socket: `--socket`, else the configuration's.
+fn socket(cli: &Cli) -> PathBuf {
+    if let Some(s) = &cli.socket {
+        return s.clone();
+    }
+    load_config(cli).map_or_else(
+        |_| PathBuf::from(crate::config::control::DEFAULT_SOCKET),
+        |c| c.control.socket,
+    )
 }
 
 /// Where the configuration is: `-c`, else the default path.

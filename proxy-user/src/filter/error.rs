@@ -42,6 +42,8 @@ pub enum FilterError {
         dir: PathBuf,
         what: String,
     },
+    #[error("pinned link {}: {reason}", path.display())]
+    PinLink { path: PathBuf, reason: String },
     #[error("map {name} is not pinned under {} (is the filter loaded? `rampart run` loads it)", dir.display())]
     NotPinned { name: String, dir: PathBuf },
 }

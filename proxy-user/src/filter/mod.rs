@@ -4,9 +4,17 @@
 //! ```text
 //! Filter::load(settings)   object -> kernel; maps created (or adopted) at pin_dir
 //!   .sync(settings)         config map written; allow/block lists reconciled by diff
-//!   .attach(iface, mode)    native, or generic with a warning when mode = auto
-//! drop(Filter)              program detached; pinned maps (and their state) stay
+//!   .attach(iface, mode)    a pinned link (pin_dir/link_IFACE) adopted: its program
+//!                           swapped for ours atomically (bpf_link_update), no gap;
+//!                           else native, or generic with a warning when mode = auto,
+//!                           and the new link pinned
+//! drop(Filter)              the pinned links keep the program attached and enforcing
+//!   .detach()               the links unpinned: the program detaches
 //! ```
+//!
+//! Pinned maps and links are what let the filter outlive the daemon: if it
+//! exits or crashes, the kernel goes on dropping with the last state, and the
+//! next daemon takes over both without a moment unfiltered.
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
@@ -24,7 +32,11 @@ use std::path::Path;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
 pub use bans::BanEntry;
 pub use error::FilterError;
@@ -49,8 +61,14 @@ pub struct Filter {
     ebpf: Ebpf,
     /// The pinned maps, opened by path like any other reader would.
     pub maps: FilterMaps,
-    /// Interfaces attached so far, with the mode each one got.
-    attached: Vec<(String, XdpMode)>,
+    /// Interfaces attached so far, with the mode each one got (`None`:
+    /// adopted from a pinned link, in the mode it was attached with).
+    attached: Vec<(String, Option<XdpMode>)>,
+    /// Links pinned in the pin directory (`link_IFACE`), by interface.
+    links: Vec<(String, FdLink)>,
+    /// Links that could not be pinned (netlink attachments): they detach
+    /// when the filter is dropped.
+    unpinned: Vec<XdpLink>,
 }
 
 impl Filter {
@@ -102,6 +120,8 @@ impl Filter {
             maps: FilterMaps::open(dir)?,
             ebpf,
             attached: Vec::new(),
+            links: Vec::new(),
+            unpinned: Vec::new(),
         };
         filter.maps.init_index()?;
         filter.sync(settings)?;
@@ -127,11 +147,35 @@ impl Filter {
         Ok(())
     }
 
-    /// Attaches to `iface`. `Auto` tries native mode and falls back to generic
-    /// mode with a warning; `Native` and `Skb` fail rather than fall back.
-    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<XdpMode, FilterError> {
+    /// Attaches to `iface`, adopting the link a previous daemon pinned for
+    /// it (the program inside it is replaced atomically). Otherwise `Auto`
+    /// tries native mode and falls back to generic mode with a warning;
+    /// `Native` and `Skb` fail rather than fall back. The link is pinned so
+    /// the program stays attached if the daemon exits.
+    pub fn attach(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<Option<XdpMode>, FilterError> {
+        let pin_path = self.pin_dir().join(format!("link_{iface}"));
+        if pin_path.exists() {
+            match self.adopt(iface, &pin_path) {
+                Ok(()) => {
+                    info!("XDP on {iface}: adopted the pinned link, program replaced atomically");
+                    self.attached.push((iface.to_string(), None));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    warn!(
+                        "{}: stale pinned link ({e}); attaching afresh",
+                        pin_path.display()
+                    );
+                    let _ = std::fs::remove_file(&pin_path);
+                }
+            }
+        }
         let program = program_mut(&mut self.ebpf)?;
-        let got = match mode {
+        let (got, id) = match mode {
             AttachMode::Native => attach_one(program, iface, XdpMode::Driver)?,
             AttachMode::Skb => attach_one(program, iface, XdpMode::Skb)?,
             AttachMode::Auto => match attach_one(program, iface, XdpMode::Driver) {
@@ -142,9 +186,55 @@ impl Filter {
                 }
             },
         };
+        let link = program.take_link(id)?;
+        match FdLink::try_from(link) {
+            Ok(fd_link) => {
+                let pinned = fd_link.pin(&pin_path).map_err(|e| FilterError::PinLink {
+                    path: pin_path.clone(),
+                    reason: e.to_string(),
+                })?;
+                self.links.push((iface.to_string(), FdLink::from(pinned)));
+            }
+            Err(e) => {
+                warn!(
+                    "XDP on {iface}: the link cannot be pinned ({e}); the filter detaches when rampart exits"
+                );
+            }
+        }
         info!("XDP attached to {iface} in {} mode", mode_name(got));
-        self.attached.push((iface.to_string(), got));
-        Ok(got)
+        self.attached.push((iface.to_string(), Some(got)));
+        Ok(Some(got))
+    }
+
+    /// Takes over a pinned link: our program replaces the one inside it.
+    fn adopt(&mut self, iface: &str, pin_path: &Path) -> Result<(), FilterError> {
+        let pin_err = |e: &dyn std::fmt::Display| FilterError::PinLink {
+            path: pin_path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let pinned = PinnedLink::from_pin(pin_path).map_err(|e| pin_err(&e))?;
+        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_err(&e))?;
+        let program = program_mut(&mut self.ebpf)?;
+        let id = program.attach_to_link(link)?;
+        // The pin still names the link, which now runs our program.
+        let fd_link = FdLink::try_from(program.take_link(id)?).map_err(|e| pin_err(&e))?;
+        self.links.push((iface.to_string(), fd_link));
+        Ok(())
+    }
+
+    /// Detaches from every interface: the links are unpinned and closed.
+    pub fn detach(mut self) -> Result<(), FilterError> {
+        for (iface, fd_link) in self.links.drain(..) {
+            let path = self.maps.dir().join(format!("link_{iface}"));
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!("unpinning {}: {e}", path.display());
+            }
+            // Closing the last descriptor of an unpinned link detaches it.
+            drop(fd_link);
+            info!("XDP detached from {iface}");
+        }
+        self.unpinned.clear();
+        Ok(())
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
@@ -156,7 +246,7 @@ impl Filter {
         p.try_into().map_err(FilterError::Program)
     }
 
-    pub fn attached(&self) -> &[(String, XdpMode)] {
+    pub fn attached(&self) -> &[(String, Option<XdpMode>)] {
         &self.attached
     }
 
@@ -225,10 +315,14 @@ fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, FilterError> {
     p.try_into().map_err(FilterError::Program)
 }
 
-fn attach_one(program: &mut Xdp, iface: &str, mode: XdpMode) -> Result<XdpMode, FilterError> {
+fn attach_one(
+    program: &mut Xdp,
+    iface: &str,
+    mode: XdpMode,
+) -> Result<(XdpMode, aya::programs::xdp::XdpLinkId), FilterError> {
     program
         .attach(iface, mode)
-        .map(|_| mode)
+        .map(|id| (mode, id))
         .map_err(|source| FilterError::Attach {
             iface: iface.to_string(),
             mode: mode_name(mode),

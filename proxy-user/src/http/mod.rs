@@ -57,9 +57,56 @@ pub struct State {
     pub limiters: BTreeMap<String, Arc<Limiter>>,
     /// The access log file; `None` logs access lines through the daemon's log.
     pub access_log: Option<Arc<AccessLog>>,
+    /// Blue-green switches, shared by every snapshot (old ones included, so
+    /// open connections follow a switch too).
+    pub switches: Arc<Switches>,
+}
+
+/// Upstream groups whose traffic goes to another group.
+#[derive(Debug, Default)]
+pub struct Switches {
+    /// Fast path: requests read no lock while nothing is switched.
+    any: std::sync::atomic::AtomicBool,
+    to: RwLock<BTreeMap<String, String>>,
+}
+
+impl Switches {
+    /// Sends `group`'s traffic to `to` (`None`: back to `group` itself).
+    pub fn set(&self, group: &str, to: Option<&str>) {
+        let mut map = self.to.write().unwrap_or_else(|p| p.into_inner());
+        match to {
+            Some(t) => map.insert(group.to_string(), t.to_string()),
+            None => map.remove(group),
+        };
+        self.any
+            .store(!map.is_empty(), std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn get(&self, group: &str) -> Option<String> {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let map = self.to.read().unwrap_or_else(|p| p.into_inner());
+        map.get(group).cloned()
+    }
+
+    pub fn all(&self) -> BTreeMap<String, String> {
+        self.to.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl State {
+    /// The group a route naming `name` sends to: `name`, or the group it
+    /// is switched to.
+    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
+        if let Some(to) = self.switches.get(name)
+            && let Some(g) = self.groups.get(&to)
+        {
+            return Some(g);
+        }
+        self.groups.get(name)
+    }
+
     /// Builds the snapshot for `config`, carrying state over from
     /// `previous`: upstream groups whose settings did not change are kept
     /// whole (health, failures, keep-alive connections, health checks), and
@@ -115,6 +162,7 @@ impl State {
             groups,
             limiters,
             access_log,
+            switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
         }
     }
 }
@@ -317,7 +365,7 @@ async fn dispatch(
             static_files::serve(&sr, req.method(), &path, req.headers()).await
         }
         Action::Proxy { upstream } => {
-            let Some(group) = state.groups.get(upstream) else {
+            let Some(group) = state.group(upstream) else {
                 return (
                     Err(ProxyError::Internal(format!(
                         "upstream {upstream} missing from the snapshot"

@@ -12,7 +12,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -27,7 +27,12 @@ use crate::config::{Balance, Upstream};
 #[derive(Debug)]
 pub struct Backend {
     pub addr: SocketAddr,
-    pub weight: u32,
+    /// The weight the configuration gives it...
+    pub config_weight: u32,
+    /// ...and the one in force (`rampart upstream weight` changes it).
+    weight: AtomicU32,
+    /// Drained: takes no new requests; those in flight finish.
+    drained: AtomicBool,
     /// Requests in flight (least_conn's measure), kept by [`Lease`].
     active: AtomicUsize,
     /// Passive health: failures in the current window, and until when the server is out.
@@ -53,9 +58,38 @@ impl Backend {
         self.active.load(Ordering::Relaxed)
     }
 
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Sets the weight in force (at least 1: use [`Backend::set_drained`] to stop traffic).
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight.max(1), Ordering::Relaxed);
+    }
+
+    pub fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    pub fn set_drained(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Relaxed);
+    }
+
+    /// "drained", "down" (failed, or failing health checks) or "up".
+    pub fn state(&self, now: Instant) -> &'static str {
+        if self.drained() {
+            "drained"
+        } else if self.available(now) {
+            "up"
+        } else {
+            "down"
+        }
+    }
+
     /// Whether it may take requests at `now`.
     pub fn available(&self, now: Instant) -> bool {
         self.healthy.load(Ordering::Relaxed)
+            && !self.drained()
             && self
                 .passive
                 .lock()
@@ -141,7 +175,7 @@ impl Group {
                         .iter()
                         .find(|b| {
                             b.addr == s.addr
-                                && b.weight == s.weight
+                                && b.config_weight == s.weight
                                 && p.config.keepalive == config.keepalive
                         })
                         .cloned()
@@ -151,7 +185,9 @@ impl Group {
                 }
                 Arc::new(Backend {
                     addr: s.addr,
-                    weight: s.weight,
+                    config_weight: s.weight,
+                    weight: AtomicU32::new(s.weight),
+                    drained: AtomicBool::new(false),
                     active: AtomicUsize::new(0),
                     passive: Mutex::new(Passive::default()),
                     healthy: AtomicBool::new(true),
@@ -200,7 +236,7 @@ impl Group {
             .map(|(index, b)| Candidate {
                 index,
                 active: b.active(),
-                weight: b.weight,
+                weight: b.weight(),
             })
             .collect();
         if candidates.is_empty() {

@@ -1,0 +1,128 @@
+//! The control channel: a Unix socket (mode 0600, owned by the daemon's
+//! user, root) on which the CLI asks the daemon to change or show runtime
+//! state. Nothing listens on the network for control.
+//!
+//! Each connection carries one request line and gets one reply line. The
+//! socket task only parses and checks the caller; every request is carried
+//! out by the daemon's main loop, one at a time, so the kernel maps and the
+//! state file have a single writer.
+
+pub mod client;
+pub mod protocol;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use protocol::{Reply, Request};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+
+/// A request for the main loop, with where its reply goes.
+pub struct Call {
+    pub request: Request,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 64 << 10;
+/// Time a client gets to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bound control socket; removed when dropped.
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the control socket at `path`, mode 0600. A socket file left by a
+/// daemon that died is replaced; one a live daemon answers on is an error.
+pub fn bind(path: &Path) -> Result<ControlSocket> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {} for the control socket", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another rampart daemon is answering on {}; stop it first (or set another [control] socket)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(ControlSocket {
+        listener,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Accepts control connections until the process stops, handing requests
+/// to `calls`. Errors are answered to the caller and never stop the loop.
+pub async fn serve(socket: ControlSocket, calls: mpsc::Sender<Call>) {
+    loop {
+        let stream = match socket.listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn!("control socket: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, calls).await {
+                log::debug!("control connection: {e:#}");
+            }
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
+    let allowed = stream
+        .peer_cred()
+        .map(|c| c.uid() == 0 || c.uid() == unsafe { libc::geteuid() })
+        .unwrap_or(false);
+    let (read, mut write) = stream.into_split();
+    let reply = if !allowed {
+        Reply::error("permission denied: only root may control rampart")
+    } else {
+        let mut line = String::new();
+        let mut reader = BufReader::new(read.take(MAX_REQUEST));
+        tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))
+            .await
+            .context("no request in time")??;
+        match serde_json::from_str::<Request>(&line) {
+            Err(e) => Reply::error(format!("bad request: {e}")),
+            Ok(request) => {
+                let (tx, rx) = oneshot::channel();
+                calls
+                    .send(Call { request, reply: tx })
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the daemon is stopping"))?;
+                rx.await
+                    .unwrap_or_else(|_| Reply::error("the daemon is stopping"))
+            }
+        }
+    };
+    let mut text = serde_json::to_string(&reply)?;
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! What the CLI and the daemon say to each other over the control socket:
+//! one JSON object per line each way, a [`Request`] and its [`Reply`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{cidr::Cidr, runtime::ListName};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Re-read and apply the configuration file.
+    Reload,
+    /// Add a network to a list (a single blocked address becomes a ban).
+    ListAdd {
+        list: ListName,
+        cidr: Cidr,
+        ttl_secs: Option<u64>,
+        reason: Option<String>,
+    },
+    ListDel {
+        list: ListName,
+        cidr: Cidr,
+    },
+    ListShow {
+        list: ListName,
+    },
+    UpstreamList,
+    /// `server` is `ADDR` or `GROUP/ADDR`.
+    UpstreamDrain {
+        server: String,
+        drained: bool,
+    },
+    UpstreamWeight {
+        server: String,
+        weight: u32,
+    },
+    /// Send `group`'s traffic to `to`; `None` switches it back.
+    UpstreamSwitch {
+        group: String,
+        to: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Reply {
+    pub fn ok(data: serde_json::Value) -> Reply {
+        Reply {
+            ok: true,
+            error: None,
+            data,
+        }
+    }
+
+    pub fn error(message: impl std::fmt::Display) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(message.to_string()),
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+/// One entry of `block list` / `allow list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListEntryView {
+    pub cidr: Cidr,
+    /// "range", "address" (a single address on the list) or "ban".
+    pub kind: String,
+    /// "config", "cli" or "auto-ban".
+    pub origin: String,
+    pub reason: Option<String>,
+    /// Seconds left; `None` for no expiry.
+    pub expires_in: Option<u64>,
+}
+
+/// One server of `upstream list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerView {
+    pub group: String,
+    pub addr: String,
+    pub weight: u32,
+    /// "up", "down" (failed or health checks) or "drained".
+    pub state: String,
+    pub in_flight: usize,
+    pub requests: u64,
+    pub failures: u64,
+    pub idle_connections: usize,
+    /// Where this group's traffic goes instead, if switched.
+    pub switched_to: Option<String>,
+}

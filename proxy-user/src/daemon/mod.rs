@@ -1,0 +1,189 @@
+//! The daemon's lifecycle, in order: the configuration was validated by the
+//! caller; bind the listeners and the control socket; load and attach the
+//! XDP filter (adopting pinned state); restore runtime changes; serve; run
+//! control requests and signals (SIGHUP reloads, SIGINT/SIGTERM stop) until
+//! told to stop; drain in-flight requests within the grace period; keep the
+//! filter enforcing (`on_exit = "keep"`) or detach it.
+
+mod bind;
+mod operate;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result, bail};
+pub use bind::{BoundStd, bind_all, bind_std};
+use log::{error, info};
+pub use operate::{Daemon, origin_name};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+
+use crate::{
+    config::{Config, FilterSettings, OnExit},
+    control,
+    filter::{Filter, mode_name},
+    http::{Shared, State},
+    runtime::StateFile,
+    server,
+};
+
+/// How often expired bans are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
+    if config.filter.is_none() && config.listeners.is_empty() {
+        bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
+    }
+    let config = Arc::new(config);
+    let runtime = StateFile::open(&config.control.state_file)?;
+    let workers = config.http.workers.max(1);
+    let sockets = bind_workers(&config, workers)?;
+    let control_socket = control::bind(&config.control.socket)?;
+    let filter = config.filter.as_ref().map(attach).transpose()?;
+    let shared = Shared::new(State::build(config.clone(), None));
+    let mut daemon = Daemon {
+        source,
+        config: config.clone(),
+        filter,
+        shared: shared.clone(),
+        runtime,
+    };
+    daemon.restore_lists()?;
+    daemon.apply_upstream_runtime();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let threads = serve_workers(sockets, &shared, &stop_rx)?;
+    let (calls_tx, mut calls) = mpsc::channel(16);
+    tokio::spawn(control::serve(control_socket, calls_tx));
+    info!(
+        "rampart running with {workers} worker(s); control socket {}",
+        config.control.socket.display()
+    );
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => { let _ = daemon.reload(); }
+            Some(call) = calls.recv() => {
+                let reply = daemon.handle(call.request);
+                let _ = call.reply.send(reply);
+            }
+            _ = sweep.tick() => if let Err(e) = daemon.sweep() {
+                error!("sweeping expired entries: {e:#}");
+            },
+        }
+    }
+
+    let grace = daemon.config.http.grace_period;
+    info!("stopping: no new connections; in-flight requests get {grace:?}");
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            match t.join() {
+                Ok(Err(e)) => error!("worker: {e:#}"),
+                Err(_) => error!("a worker panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
+    .await?;
+    if let (Some(f), Some(settings)) = (daemon.filter.take(), daemon.config.filter.as_ref()) {
+        match settings.on_exit {
+            OnExit::Keep => info!(
+                "the XDP filter keeps enforcing (on_exit = \"keep\"); its links and maps stay pinned in {}",
+                f.pin_dir().display()
+            ),
+            OnExit::Detach => {
+                f.detach()?;
+                info!("XDP detached (on_exit = \"detach\"); the pinned maps stay");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every worker's sockets for every listener (SO_REUSEPORT): the kernel
+/// spreads connections over them and no connection moves between threads.
+/// Bound before anything else happens, so a bind error stops the start.
+fn bind_workers(config: &Config, workers: usize) -> Result<Vec<Vec<BoundStd>>> {
+    let first = bind_std(config, None)?;
+    let addrs: Vec<SocketAddr> = first
+        .iter()
+        .map(|b| b.socket.local_addr())
+        .collect::<std::io::Result<_>>()?;
+    for (b, addr) in first.iter().zip(&addrs) {
+        info!(
+            "listening on {addr}{}",
+            if b.tls.is_some() { " (TLS)" } else { "" }
+        );
+    }
+    let mut sets = vec![first];
+    for _ in 1..workers {
+        sets.push(bind_std(config, Some(&addrs))?);
+    }
+    Ok(sets)
+}
+
+/// Loads the XDP program (adopting pinned maps and links) and attaches it.
+fn attach(settings: &FilterSettings) -> Result<Filter> {
+    let mut f = Filter::load(settings).context("loading the XDP filter")?;
+    for iface in &settings.interfaces {
+        f.attach(iface, settings.mode)?;
+    }
+    let attached: Vec<String> = f
+        .attached()
+        .iter()
+        .map(|(i, m)| format!("{i} ({})", m.map_or("adopted", mode_name)))
+        .collect();
+    info!(
+        "XDP on [{}], maps pinned in {}",
+        attached.join(", "),
+        settings.pin_dir.display()
+    );
+    Ok(f)
+}
+
+/// Starts one thread per worker, each with its own event loop serving its
+/// own sockets, until `stop` turns true.
+fn serve_workers(
+    sockets: Vec<Vec<BoundStd>>,
+    shared: &Shared,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<std::thread::JoinHandle<Result<()>>>> {
+    let workers = sockets.len();
+    let mut threads = Vec::new();
+    for (n, mut set) in sockets.into_iter().enumerate() {
+        for b in &mut set {
+            // The cap is per listener: share it out between the workers.
+            b.config.max_connections = b.config.max_connections.div_ceil(workers);
+        }
+        let (shared, mut stop) = (shared.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("rampart-w{n}"))
+            .spawn(move || -> Result<()> {
+                crate::upstream::set_worker(n);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let bound = set
+                        .into_iter()
+                        .map(BoundStd::into_tokio)
+                        .collect::<std::io::Result<Vec<_>>>()?;
+                    server::serve(bound, shared, async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await;
+                    Ok(())
+                })
+            })?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}

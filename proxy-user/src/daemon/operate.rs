@@ -1,0 +1,488 @@
+//! What the running daemon does when asked: reloads, list and ban changes,
+//! upstream drains, weights and switches. Requests come from the control
+//! socket and signals; the main loop runs them one at a time, so the kernel
+//! maps and the state file have one writer.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Result, anyhow, bail};
+use log::{error, info, warn};
+use proxy_common::list::{ORIGIN_CLI, ORIGIN_CONFIG, ORIGIN_ESCALATION};
+use serde_json::json;
+
+use crate::{
+    cidr::Cidr,
+    config::Config,
+    control::protocol::{ListEntryView, Reply, Request, ServerView},
+    filter::{Filter, List},
+    http::{Shared, State},
+    runtime::{Entry, ListName, StateFile, unix_now},
+    upstream::Backend,
+};
+
+/// The daemon's mutable state, owned by its main loop.
+pub struct Daemon {
+    /// The file SIGHUP and `rampart reload` re-read; `None` for the built-in configuration.
+    pub source: Option<PathBuf>,
+    pub config: Arc<Config>,
+    pub filter: Option<Filter>,
+    pub shared: Shared,
+    pub runtime: StateFile,
+}
+
+pub fn origin_name(origin: u32) -> &'static str {
+    match origin {
+        ORIGIN_CONFIG => "config",
+        ORIGIN_CLI => "cli",
+        ORIGIN_ESCALATION => "auto-ban",
+        _ => "unknown",
+    }
+}
+
+fn list_of(name: ListName) -> List {
+    match name {
+        ListName::Allow => List::Allow,
+        ListName::Block => List::Block,
+    }
+}
+
+impl Daemon {
+    /// Carries out one control request; errors become the reply's error.
+    pub fn handle(&mut self, request: Request) -> Reply {
+        let result = match request {
+            Request::Reload => self.reload().map(|summary| json!({ "applied": summary })),
+            Request::ListAdd {
+                list,
+                cidr,
+                ttl_secs,
+                reason,
+            } => self.list_add(list, cidr, ttl_secs.map(Duration::from_secs), reason),
+            Request::ListDel { list, cidr } => self.list_del(list, cidr),
+            Request::ListShow { list } => self
+                .list_show(list)
+                .map(|entries| serde_json::to_value(entries).unwrap_or_default()),
+            Request::UpstreamList => {
+                Ok(serde_json::to_value(self.upstream_list()).unwrap_or_default())
+            }
+            Request::UpstreamDrain { server, drained } => self.drain(&server, drained),
+            Request::UpstreamWeight { server, weight } => self.weight(&server, weight),
+            Request::UpstreamSwitch { group, to } => self.switch(&group, to.as_deref()),
+        };
+        match result {
+            Ok(data) => Reply::ok(data),
+            Err(e) => Reply::error(format!("{e:#}")),
+        }
+    }
+
+    /// Re-reads the configuration and applies it, or keeps the running one.
+    pub fn reload(&mut self) -> Result<String> {
+        let result = self.try_reload();
+        match &result {
+            Ok(summary) => info!("reload: {summary}"),
+            Err(e) => error!("reload failed, keeping the running configuration: {e:#}"),
+        }
+        result.map_err(|e| anyhow!("reload failed, the running configuration stays: {e:#}"))
+    }
+
+    fn try_reload(&mut self) -> Result<String> {
+        let Some(path) = &self.source else {
+            bail!("running the built-in configuration; there is no file to re-read")
+        };
+        let next = Arc::new(Config::load(path)?);
+        let mut notes = Vec::new();
+        if next.listeners != self.config.listeners {
+            warn!("reload: listener changes need a restart; the listeners stay as they are");
+            notes.push("listener changes need a restart");
+        }
+        if next.control != self.config.control {
+            notes.push("[control] changes need a restart");
+        }
+        match (self.filter.as_mut(), next.filter.as_ref()) {
+            (Some(f), Some(settings)) => {
+                let current = self.config.filter.as_ref();
+                if current.is_some_and(|c| {
+                    c.interfaces != settings.interfaces || c.pin_dir != settings.pin_dir
+                }) {
+                    notes.push("filter interface or pin_dir changes need a restart");
+                }
+                f.sync(settings)?;
+            }
+            (None, Some(_)) => notes.push("a new [filter] section needs a restart"),
+            _ => {}
+        }
+        self.shared
+            .store(State::build(next.clone(), Some(&self.shared.load())));
+        self.config = next;
+        self.apply_upstream_runtime();
+        Ok(if notes.is_empty() {
+            "configuration applied".to_string()
+        } else {
+            format!("configuration applied ({})", notes.join("; "))
+        })
+    }
+
+    fn filter_mut(&mut self) -> Result<&mut Filter> {
+        self.filter.as_mut().ok_or_else(|| {
+            anyhow!("the configuration has no [filter] section: the kernel lists are not loaded")
+        })
+    }
+
+    fn in_config(&self, list: ListName, cidr: Cidr) -> bool {
+        self.config.filter.as_ref().is_some_and(|f| match list {
+            ListName::Allow => f.allow.contains(&cidr),
+            ListName::Block => f.block.contains(&cidr),
+        })
+    }
+
+    fn list_add(
+        &mut self,
+        list: ListName,
+        cidr: Cidr,
+        ttl: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<serde_json::Value> {
+        if self.in_config(list, cidr) {
+            bail!("{cidr} is already on the {list:?} list from the configuration");
+        }
+        if list == ListName::Block
+            && let Some(allowed) = self
+                .config
+                .filter
+                .as_ref()
+                .and_then(|f| f.allow.iter().find(|a| a.contains(cidr.addr())))
+        {
+            warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
+        }
+        let f = self.filter_mut()?;
+        if list == ListName::Block && cidr.is_host() {
+            f.maps.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
+        } else {
+            f.maps.insert(list_of(list), cidr, ORIGIN_CLI)?;
+        }
+        let entry = Entry {
+            list,
+            cidr,
+            origin: "cli".into(),
+            reason,
+            expires_at: ttl.map(|t| unix_now() + t.as_secs().max(1)),
+        };
+        info!(
+            "{list:?} {cidr} added from the CLI{}{}",
+            entry
+                .reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(" ({r})")),
+            ttl.map_or(String::new(), |t| format!(" for {t:?}"))
+        );
+        self.runtime.put(entry.clone());
+        self.save();
+        Ok(serde_json::to_value(self.view(&entry, unix_now()))?)
+    }
+
+    fn list_del(&mut self, list: ListName, cidr: Cidr) -> Result<serde_json::Value> {
+        if self.in_config(list, cidr) {
+            bail!(
+                "{cidr} comes from the configuration ({}); remove it there and reload",
+                self.source
+                    .as_ref()
+                    .map_or("the built-in configuration".into(), |p| p
+                        .display()
+                        .to_string())
+            );
+        }
+        let f = self.filter_mut()?;
+        let mut removed = false;
+        if list == ListName::Block && cidr.is_host() {
+            removed |= f.maps.unban(cidr.addr())?;
+        }
+        removed |= f.maps.remove(list_of(list), cidr)?;
+        removed |= self.runtime.remove(list, cidr).is_some();
+        if !removed {
+            bail!("{cidr} is not on the {list:?} list");
+        }
+        info!("{list:?} {cidr} removed from the CLI");
+        self.save();
+        Ok(json!({ "removed": cidr }))
+    }
+
+    fn view(&self, e: &Entry, now: u64) -> ListEntryView {
+        ListEntryView {
+            cidr: e.cidr,
+            kind: if e.list == ListName::Block && e.cidr.is_host() {
+                "ban".into()
+            } else {
+                kind(e.cidr).into()
+            },
+            origin: e.origin.clone(),
+            reason: e.reason.clone(),
+            expires_in: e.remaining(now).map(|d| d.as_secs()),
+        }
+    }
+
+    fn list_show(&self, list: ListName) -> Result<Vec<ListEntryView>> {
+        let f = self
+            .filter
+            .as_ref()
+            .ok_or_else(|| anyhow!("the configuration has no [filter] section"))?;
+        let now = unix_now();
+        let mut out = Vec::new();
+        for (cidr, origin) in f.maps.entries(list_of(list))? {
+            let known = self.runtime.entry(list, cidr);
+            out.push(match known {
+                Some(e) => self.view(e, now),
+                None => ListEntryView {
+                    cidr,
+                    kind: kind(cidr).into(),
+                    origin: origin_name(origin).into(),
+                    reason: None,
+                    expires_in: None,
+                },
+            });
+        }
+        if list == ListName::Block {
+            for ban in f.maps.bans()? {
+                if ban.remaining == Some(Duration::ZERO) {
+                    continue;
+                }
+                let cidr = Cidr::host(ban.addr);
+                let known = self.runtime.entry(list, cidr);
+                out.push(ListEntryView {
+                    cidr,
+                    kind: "ban".into(),
+                    origin: known
+                        .map_or_else(|| origin_name(ban.origin).into(), |e| e.origin.clone()),
+                    reason: known.and_then(|e| e.reason.clone()),
+                    expires_in: ban.remaining.map(|d| d.as_secs()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Once a second: expired bans out of the kernel, expired runtime list
+    /// entries out of the kernel and the state file.
+    pub fn sweep(&mut self) -> Result<()> {
+        if let Some(f) = self.filter.as_mut() {
+            let swept = f.maps.sweep_bans()?;
+            if swept > 0 {
+                info!("{swept} expired ban(s) removed");
+            }
+        }
+        let expired = self.runtime.take_expired(unix_now());
+        if expired.is_empty() {
+            return Ok(());
+        }
+        if let Some(f) = self.filter.as_mut() {
+            for e in &expired {
+                if !(e.list == ListName::Block && e.cidr.is_host()) {
+                    f.maps.remove(list_of(e.list), e.cidr)?;
+                }
+                info!("{:?} {} expired", e.list, e.cidr);
+            }
+        }
+        self.save();
+        Ok(())
+    }
+
+    /// At start: puts the state file's entries back into the kernel (after
+    /// a reboot the pinned maps are gone; after a restart they are there).
+    pub fn restore_lists(&mut self) -> Result<()> {
+        let now = unix_now();
+        let expired = self.runtime.take_expired(now);
+        let Some(f) = self.filter.as_mut() else {
+            if !self.runtime.state.entries.is_empty() {
+                warn!(
+                    "the state file has {} list entries but there is no [filter]: they are kept, not enforced",
+                    self.runtime.state.entries.len()
+                );
+            }
+            return Ok(());
+        };
+        let bans: Vec<IpAddr> = f.maps.bans()?.iter().map(|b| b.addr).collect();
+        let mut restored = 0;
+        for e in &self.runtime.state.entries {
+            let origin = if e.origin == "auto-ban" {
+                ORIGIN_ESCALATION
+            } else {
+                ORIGIN_CLI
+            };
+            if e.list == ListName::Block && e.cidr.is_host() {
+                if !bans.contains(&e.cidr.addr()) {
+                    f.maps.ban(e.cidr.addr(), e.remaining(now), origin)?;
+                    restored += 1;
+                }
+            } else if !f
+                .maps
+                .entries(list_of(e.list))?
+                .iter()
+                .any(|(c, _)| *c == e.cidr)
+            {
+                f.maps.insert(list_of(e.list), e.cidr, origin)?;
+                restored += 1;
+            }
+        }
+        if restored > 0 {
+            info!("{restored} runtime list entries restored from the state file");
+        }
+        if !expired.is_empty() {
+            self.save();
+        }
+        Ok(())
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.runtime.save() {
+            error!("saving the runtime state: {e:#}; the change holds until a reboot");
+        }
+    }
+
+    /// `GROUP/ADDR` or a bare `ADDR` that only one group has.
+    fn find_server(&self, server: &str) -> Result<(String, Arc<Backend>)> {
+        let state = self.shared.load();
+        let (group, addr) = match server.split_once('/') {
+            Some((g, a)) => (Some(g), a),
+            None => (None, server),
+        };
+        let mut found = Vec::new();
+        for (name, g) in &state.groups {
+            if group.is_some_and(|want| want != name) {
+                continue;
+            }
+            for b in &g.backends {
+                if b.addr.to_string() == addr {
+                    found.push((name.clone(), b.clone()));
+                }
+            }
+        }
+        match found.len() {
+            0 => bail!("no upstream server {server} (see `rampart upstream list`)"),
+            1 => Ok(found.remove(0)),
+            _ => bail!(
+                "{addr} is in several groups ({}); name one as GROUP/{addr}",
+                found
+                    .iter()
+                    .map(|(g, _)| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    fn upstream_list(&self) -> Vec<ServerView> {
+        let state = self.shared.load();
+        let now = tokio::time::Instant::now();
+        let mut out = Vec::new();
+        for (name, g) in &state.groups {
+            let switched_to = state.switches.get(name);
+            for b in &g.backends {
+                out.push(ServerView {
+                    group: name.clone(),
+                    addr: b.addr.to_string(),
+                    weight: b.weight(),
+                    state: b.state(now).into(),
+                    in_flight: b.active(),
+                    requests: b.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    failures: b.failures.load(std::sync::atomic::Ordering::Relaxed),
+                    idle_connections: b.pool.idle(),
+                    switched_to: switched_to.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn drain(&mut self, server: &str, drained: bool) -> Result<serde_json::Value> {
+        let (group, b) = self.find_server(server)?;
+        b.set_drained(drained);
+        let key = format!("{group}/{}", b.addr);
+        self.runtime.state.drained.retain(|k| *k != key);
+        if drained {
+            self.runtime.state.drained.push(key.clone());
+        }
+        info!(
+            "upstream {key} {}",
+            if drained {
+                "drained: no new requests"
+            } else {
+                "back in rotation"
+            }
+        );
+        self.save();
+        Ok(json!({ "server": key, "drained": drained, "in_flight": b.active() }))
+    }
+
+    fn weight(&mut self, server: &str, weight: u32) -> Result<serde_json::Value> {
+        if !(1..=1000).contains(&weight) {
+            bail!("weight {weight}: expected 1 to 1000 (to stop traffic, drain the server)");
+        }
+        let (group, b) = self.find_server(server)?;
+        b.set_weight(weight);
+        let key = format!("{group}/{}", b.addr);
+        if weight == b.config_weight {
+            self.runtime.state.weights.remove(&key);
+        } else {
+            self.runtime.state.weights.insert(key.clone(), weight);
+        }
+        info!("upstream {key} weight {weight}");
+        self.save();
+        Ok(json!({ "server": key, "weight": weight }))
+    }
+
+    fn switch(&mut self, group: &str, to: Option<&str>) -> Result<serde_json::Value> {
+        let state = self.shared.load();
+        if !state.groups.contains_key(group) {
+            bail!("no upstream group {group}");
+        }
+        if let Some(t) = to
+            && !state.groups.contains_key(t)
+        {
+            bail!("no upstream group {t} to switch to");
+        }
+        let to = to.filter(|t| *t != group);
+        state.switches.set(group, to);
+        match to {
+            Some(t) => {
+                self.runtime
+                    .state
+                    .switches
+                    .insert(group.to_string(), t.to_string());
+                info!("upstream switch: {group} -> {t}");
+            }
+            None => {
+                self.runtime.state.switches.remove(group);
+                info!("upstream switch: {group} back to itself");
+            }
+        }
+        self.save();
+        Ok(json!({ "group": group, "to": to.unwrap_or(group) }))
+    }
+
+    /// Applies drained servers, weights and switches from the state file to
+    /// the current snapshot (at start, and after a reload built new groups).
+    pub fn apply_upstream_runtime(&self) {
+        let state = self.shared.load();
+        for (name, g) in &state.groups {
+            for b in &g.backends {
+                let key = format!("{name}/{}", b.addr);
+                b.set_drained(self.runtime.state.drained.contains(&key));
+                b.set_weight(
+                    self.runtime
+                        .state
+                        .weights
+                        .get(&key)
+                        .copied()
+                        .unwrap_or(b.config_weight),
+                );
+            }
+        }
+        for (group, to) in &self.runtime.state.switches {
+            if state.groups.contains_key(group) && state.groups.contains_key(to) {
+                state.switches.set(group, Some(to));
+            }
+        }
+    }
+}
+
+fn kind(cidr: Cidr) -> &'static str {
+    if cidr.is_host() { "address" } else { "range" }
+}

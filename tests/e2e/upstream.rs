@@ -1,0 +1,232 @@
+//! `rampart upstream` against the real daemon, in a namespace of its own:
+//! drain (in-flight requests finish, new ones go elsewhere), undrain,
+//! weights, and a blue-green switch under load with no failed request; the
+//! changes survive a restart.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tests::{
+    daemon::{cli, control_section, rampart_bin},
+    netns::NetNs,
+    privilege::require_root,
+    process::Spawned,
+};
+
+/// An HTTP/1.1 server in `ns` answering its `name`; `/slow` waits 1 s.
+fn named_backend(ns: &NetNs, port: u16, name: &'static str) {
+    let listener = ns.run(move || TcpListener::bind(("127.0.0.1", port)).unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream, name));
+        }
+    });
+}
+
+fn serve(stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let slow = line.contains("/slow");
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if slow {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+            name.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One GET inside the namespace; the body, or the error.
+fn get(ns: &NetNs, path: &str) -> Result<String, String> {
+    let path = path.to_string();
+    ns.run(move || {
+        let mut s = TcpStream::connect("127.0.0.1:8080").map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut all = String::new();
+        s.read_to_string(&mut all).map_err(|e| e.to_string())?;
+        if !all.starts_with("HTTP/1.1 200") {
+            return Err(all);
+        }
+        Ok(all.rsplit("\r\n\r\n").next().unwrap_or("").to_string())
+    })
+}
+
+struct Edge {
+    ns: NetNs,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Edge {
+    fn start(&self) -> Spawned {
+        let mut cmd = self.ns.command(rampart_bin().to_str().unwrap());
+        cmd.args(["run", "-c"]).arg(&self.config);
+        let mut d = Spawned::start("rampart", cmd, &self.dir.join("rampart.log"));
+        d.wait_until(Duration::from_secs(15), || get(&self.ns, "/").is_ok());
+        d
+    }
+
+    fn ctl(&self, args: &[&str]) -> Value {
+        let mut all = vec!["-j", "-c", self.config.to_str().unwrap(), "upstream"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = cli(&self.ns, &all);
+        assert!(ok, "rampart upstream {args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn server(&self, addr: &str) -> Value {
+        let list = self.ctl(&["list"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["addr"] == addr)
+            .cloned()
+            .unwrap()
+    }
+}
+
+#[test]
+fn drain_weight_and_blue_green_switch_without_a_failed_request() {
+    if !require_root("drain_weight_and_blue_green_switch_without_a_failed_request") {
+        return;
+    }
+    let ns = NetNs::new("ups");
+    ns.ip(&["link", "set", "lo", "up"]);
+    named_backend(&ns, 9001, "blue1");
+    named_backend(&ns, 9002, "blue2");
+    named_backend(&ns, 9003, "green");
+    let dir = std::env::temp_dir().join(format!("rampart-upstream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\nbind = \"127.0.0.1:8080\"\n\n\
+             [upstream.blue]\nservers = [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]\n\n\
+             [upstream.green]\nservers = [\"127.0.0.1:9003\"]\n\n\
+             [[route]]\nupstream = \"blue\"\n\n{}",
+            control_section(&dir)
+        ),
+    )
+    .unwrap();
+    let edge = Edge { ns, dir, config };
+    let daemon = edge.start();
+    assert_eq!(edge.ctl(&["list"]).as_array().unwrap().len(), 3);
+
+    // Drain blue1 while slow requests are in flight on both blue servers:
+    // every one of them finishes, and new requests all go to blue2.
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let ns_name = edge.ns.name().to_string();
+            std::thread::spawn(move || {
+                let ns = NetNs::existing(&ns_name);
+                get(&ns, "/slow")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let drained = edge.ctl(&["drain", "127.0.0.1:9001"]);
+    assert_eq!(drained["drained"], true);
+    assert!(drained["in_flight"].as_u64().unwrap() >= 1, "{drained}");
+    for _ in 0..20 {
+        assert_eq!(get(&edge.ns, "/").unwrap(), "blue2");
+    }
+    let served: Vec<String> = slow
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    assert!(served.contains(&"blue1".to_string()), "{served:?}");
+    assert_eq!(edge.server("127.0.0.1:9001")["state"], "drained");
+    edge.ctl(&["undrain", "blue/127.0.0.1:9001"]);
+    let bodies: Vec<String> = (0..10).map(|_| get(&edge.ns, "/").unwrap()).collect();
+    assert!(bodies.contains(&"blue1".to_string()), "{bodies:?}");
+    assert_eq!(edge.ctl(&["weight", "127.0.0.1:9002", "3"])["weight"], 3);
+
+    // Blue-green under steady load: no request fails, and after the switch
+    // every request is served by green.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+        let ns_name = edge.ns.name().to_string();
+        std::thread::spawn(move || {
+            let ns = NetNs::existing(&ns_name);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match get(&ns, "/") {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let switched = edge.ctl(&["switch", "blue", "--to", "green"]);
+    assert_eq!(switched["to"], "green");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(done.load(Ordering::Relaxed) > 10);
+    for _ in 0..10 {
+        assert_eq!(get(&edge.ns, "/").unwrap(), "green");
+    }
+
+    // A restart keeps the weight and the switch (the state file).
+    let mut daemon = daemon;
+    daemon.terminate();
+    let daemon = edge.start();
+    assert_eq!(edge.server("127.0.0.1:9002")["weight"], 3);
+    assert_eq!(edge.server("127.0.0.1:9001")["switched_to"], "green");
+    assert_eq!(get(&edge.ns, "/").unwrap(), "green");
+    edge.ctl(&["switch", "blue", "--to", "blue"]);
+    assert!(get(&edge.ns, "/").unwrap().starts_with("blue"));
+    drop(daemon);
+}

@@ -1,0 +1,321 @@
+//! The daemon's controls, through the real CLI and the real control socket:
+//! block and allow entries that reach the kernel at once, show where they
+//! came from and expire on time; a caller who is not root is refused; and
+//! state that outlives the daemon: after SIGKILL the pinned filter keeps
+//! dropping a flood, and the next daemon adopts the program, the maps and
+//! the state file; after a "reboot" (pins gone) the state file restores the
+//! runtime entries.
+
+use std::{
+    os::unix::process::CommandExt,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use proxy_common::stats::{BANNED, BLOCKLISTED};
+use proxy_user::filter::{FilterMaps, List};
+use serde_json::Value;
+use tests::{
+    daemon::{Daemon, cli, control_section, rampart_bin},
+    netns::Link,
+    pins::PinDir,
+    privilege::require_root,
+    traffic::{received, send_udp, udp_receiver},
+};
+
+const EDGE: &str = "198.18.1.1";
+const PORT: u16 = 9998;
+const CLIENT: &str = "198.18.1.10";
+const FLOODER: &str = "198.18.1.66";
+
+struct Setup {
+    link: Link,
+    pins: PinDir,
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn setup(tag: &str) -> Setup {
+    let link = Link::new(tag);
+    link.edge_addr(&format!("{EDGE}/24"));
+    link.client_addr(&format!("{CLIENT}/24"));
+    link.client_addr(&format!("{FLOODER}/24"));
+    let pins = PinDir::new(tag);
+    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"192.0.2.1\", \"{FLOODER}\"]\n{}",
+            link.edge_if,
+            pins.path().display(),
+            control_section(&dir)
+        ),
+    )
+    .unwrap();
+    Setup {
+        link,
+        pins,
+        dir,
+        config,
+    }
+}
+
+impl Setup {
+    fn start(&self) -> Daemon {
+        let d = Daemon::start(&self.link.edge, &self.config, &self.link.edge_if);
+        // XDP may already be there (a pinned link): wait for the control
+        // socket to answer (a killed daemon's stale socket file does not).
+        let socket = self.dir.join("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "no control socket:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// `rampart -c CONFIG ARGS...`, which must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let mut all = vec!["-c", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (ok, out, err) = cli(&self.link.edge, &all);
+        assert!(ok, "rampart {args:?} failed: {err}");
+        out
+    }
+
+    /// As [`Setup::ok`], for a command that must fail; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let mut all = vec!["-c", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (ok, out, err) = cli(&self.link.edge, &all);
+        assert!(!ok, "rampart {args:?} should have failed: {out}");
+        err
+    }
+
+    fn list(&self, what: &str) -> Vec<Value> {
+        serde_json::from_str::<Value>(&self.ok(&["-j", what, "list"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn entry<'a>(list: &'a [Value], cidr: &str) -> Option<&'a Value> {
+    list.iter().find(|e| e["cidr"] == cidr)
+}
+
+fn banned(pins: &Path, addr: &str) -> bool {
+    FilterMaps::open(pins)
+        .unwrap()
+        .bans()
+        .unwrap()
+        .iter()
+        .any(|b| b.addr.to_string() == addr)
+}
+
+#[test]
+fn cli_list_changes_reach_the_kernel_show_their_origin_and_expire() {
+    if !require_root("cli_list_changes_reach_the_kernel_show_their_origin_and_expire") {
+        return;
+    }
+    let s = setup("ctl");
+    let daemon = s.start();
+
+    // A ban with a reason and a TTL: in the kernel when the command returns.
+    let out = s.ok(&[
+        "block",
+        "add",
+        "203.0.113.7",
+        "--ttl",
+        "1h",
+        "--reason",
+        "scanner",
+    ]);
+    assert!(out.contains("blocked 203.0.113.7"), "{out}");
+    assert!(banned(s.pins.path(), "203.0.113.7"));
+    // A range with a short TTL, and an allowlist entry.
+    s.ok(&["block", "add", "198.51.100.0/24", "--ttl", "2s"]);
+    s.ok(&["allow", "add", "10.7.0.0/16", "--reason", "office"]);
+    let maps = FilterMaps::open(s.pins.path()).unwrap();
+    let ranges: Vec<String> = maps
+        .entries(List::Block)
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .collect();
+    assert!(
+        ranges.contains(&"198.51.100.0/24".to_string()),
+        "{ranges:?}"
+    );
+
+    let blocks = s.list("block");
+    let from_config = entry(&blocks, "192.0.2.1").expect("config entry listed");
+    assert_eq!(from_config["origin"], "config");
+    assert_eq!(from_config["expires_in"], Value::Null);
+    let ban = entry(&blocks, "203.0.113.7").expect("ban listed");
+    assert_eq!(ban["kind"], "ban");
+    assert_eq!(ban["origin"], "cli");
+    assert_eq!(ban["reason"], "scanner");
+    let left = ban["expires_in"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&left), "{left}");
+    let allows = s.list("allow");
+    assert_eq!(entry(&allows, "10.7.0.0/16").unwrap()["reason"], "office");
+    // The table form says the same for people.
+    let table = s.ok(&["block"]);
+    assert!(
+        table.contains("scanner") && table.contains("config"),
+        "{table}"
+    );
+
+    // The range expires on time, from the kernel and the list.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while entry(&s.list("block"), "198.51.100.0/24").is_some() {
+        assert!(Instant::now() < deadline, "the 2 s entry did not expire");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !maps
+            .entries(List::Block)
+            .unwrap()
+            .iter()
+            .any(|(c, _)| c.to_string() == "198.51.100.0/24")
+    );
+
+    // Configuration entries are removed in the configuration, not here.
+    let err = s.fails(&["block", "del", "192.0.2.1"]);
+    assert!(err.contains("comes from the configuration"), "{err}");
+    let err = s.fails(&["block", "del", "203.0.113.99"]);
+    assert!(err.contains("not on the Block list"), "{err}");
+    s.ok(&["block", "del", "203.0.113.7"]);
+    assert!(!banned(s.pins.path(), "203.0.113.7"));
+
+    // Someone who is not root is refused, clearly.
+    // (The socket is a file: no need to enter the namespace.)
+    let out = std::process::Command::new(rampart_bin())
+        .args(["--socket", s.dir.join("control.sock").to_str().unwrap()])
+        .args(["block", "list"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("permission denied"), "{err}");
+    let mode = std::fs::metadata(s.dir.join("control.sock")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    // `reload` reports a bad file with its position; the old config stays.
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, "[filter]\nmode = \"fast\"\n").unwrap();
+    let err = s.fails(&[
+        "--socket",
+        s.dir.join("control.sock").to_str().unwrap(),
+        "reload",
+    ]);
+    assert!(
+        err.contains(&format!("{}:2:8", s.config.display())),
+        "{err}"
+    );
+    std::fs::write(&s.config, good).unwrap();
+    let out = s.ok(&["reload"]);
+    assert!(out.contains("configuration applied"), "{out}");
+    daemon.stop();
+}
+
+#[test]
+fn a_sigkilled_daemon_leaves_the_filter_dropping_and_the_next_one_adopts_everything() {
+    if !require_root(
+        "a_sigkilled_daemon_leaves_the_filter_dropping_and_the_next_one_adopts_everything",
+    ) {
+        return;
+    }
+    let s = setup("kil");
+    let daemon = s.start();
+    s.ok(&[
+        "block",
+        "add",
+        "203.0.113.8",
+        "--reason",
+        "abuse",
+        "--ttl",
+        "1h",
+    ]);
+    s.ok(&["allow", "add", "10.8.0.0/16", "--reason", "vpn"]);
+    let tally = udp_receiver(&s.link.edge, &format!("{EDGE}:{PORT}"));
+    let dst = format!("{EDGE}:{PORT}");
+    send_udp(&s.link.client, CLIENT, &dst, 100);
+    send_udp(&s.link.client, FLOODER, &dst, 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(received(&tally, CLIENT), 100);
+    assert_eq!(received(&tally, FLOODER), 0);
+    let counters_before = FilterMaps::open(s.pins.path()).unwrap().verdicts().unwrap();
+
+    // Crash: no cleanup runs. The pinned link keeps the program attached.
+    daemon.kill();
+    send_udp(&s.link.client, FLOODER, &dst, 5000);
+    send_udp(&s.link.client, CLIENT, &dst, 100);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        received(&tally, FLOODER),
+        0,
+        "flood packets reached userspace while the daemon was down"
+    );
+    assert_eq!(received(&tally, CLIENT), 200);
+    let during = FilterMaps::open(s.pins.path()).unwrap().verdicts().unwrap();
+    assert_eq!(
+        during[BLOCKLISTED as usize].packets - counters_before[BLOCKLISTED as usize].packets,
+        5000,
+        "the kernel dropped the flood during the gap"
+    );
+
+    // Restart: the program is adopted in place, counters and bans intact,
+    // and the reasons come back from the state file.
+    let daemon = s.start();
+    let after = FilterMaps::open(s.pins.path()).unwrap().verdicts().unwrap();
+    for v in [BLOCKLISTED, BANNED] {
+        assert!(after[v as usize].packets >= during[v as usize].packets);
+    }
+    let ban = s.list("block");
+    let log = daemon.log_text();
+    assert!(log.contains("adopted the pinned link"), "{log}");
+    let ban = entry(&ban, "203.0.113.8").expect("the ban survived");
+    assert_eq!(ban["reason"], "abuse");
+    assert_eq!(
+        entry(&s.list("allow"), "10.8.0.0/16").unwrap()["reason"],
+        "vpn"
+    );
+
+    // Reboot: the pinned maps are gone; the state file restores the entries.
+    daemon.stop();
+    let _ = std::process::Command::new("rm")
+        .args(["-rf", s.pins.path().to_str().unwrap()])
+        .status();
+    let daemon = s.start();
+    assert!(banned(s.pins.path(), "203.0.113.8"));
+    let ban = s.list("block");
+    let ban = entry(&ban, "203.0.113.8").expect("the ban came back from the state file");
+    assert_eq!(ban["reason"], "abuse");
+    assert!(ban["expires_in"].as_u64().unwrap() <= 3600);
+    assert_eq!(
+        entry(&s.list("allow"), "10.8.0.0/16").unwrap()["origin"],
+        "cli"
+    );
+    let log = daemon.stop();
+    assert!(log.contains("restored from the state file"), "{log}");
+}
