@@ -112,6 +112,38 @@ rampart upstream switch blue --to blue      (back)"
         #[command(subcommand)]
         verb: Option<UpstreamVerb>,
     },
+    /// The heaviest sources by packets, bytes or drops per second, live (from the pinned map).
+    #[command(
+        long_about = "The heaviest sources by packets, bytes or drops per second, refreshed \
+every second until Ctrl-C; read from the pinned per-source map, so it works while the daemon is \
+down. With -j, one one-second sample is printed as JSON.\n\nExamples:\n  rampart top\n  \
+rampart top --by drops -n 10\n  rampart -j top"
+    )]
+    Top {
+        /// What to rank by.
+        #[arg(long, value_enum, default_value = "packets")]
+        by: TopOrder,
+        /// How many sources to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rate limits: the kernel's per-source pps and SYN limits and the L7 `[limit.*]` zones.
+    #[command(
+        long_about = "Rate limits: the kernel's per-source packet (pps) and new-connection \
+(syn) limits, and the L7 request zones of [limit.NAME]. `set` applies at once and survives \
+restarts (the state file); `reset` returns to the configuration.\n\nExamples:\n  \
+rampart limit show\n  rampart limit set pps --rate 5000 --burst 10000\n  \
+rampart limit set syn --off\n  rampart limit set api --rate 50r/s --burst 20\n  rampart limit reset api"
+    )]
+    Limit {
+        #[command(subcommand)]
+        verb: Option<LimitVerb>,
+    },
+    /// Everything about one source: lists, ban, kernel budgets, L7 limits, counters.
+    Ip {
+        #[command(subcommand)]
+        verb: IpVerb,
+    },
     /// Re-read the configuration file and apply it (as SIGHUP); errors are
     /// reported here and the running configuration stays.
     Reload,
@@ -142,6 +174,41 @@ pub enum ListVerb {
         #[arg(value_parser = parse_cidr)]
         cidr: Cidr,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum TopOrder {
+    Packets,
+    Bytes,
+    Drops,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitVerb {
+    /// Every limit: rate, burst, and whether it comes from the configuration or the CLI.
+    Show,
+    /// Change a limit now: `pps` and `syn` are the kernel's, other names are `[limit.NAME]` zones.
+    Set {
+        /// pps, syn, or the name of a [limit.NAME] zone.
+        name: String,
+        /// Kernel: packets (or SYNs) per second, e.g. 5000; zones: 50r/s or 30r/m.
+        #[arg(long, required_unless_present = "off")]
+        rate: Option<String>,
+        /// Back-to-back allowance [default: one second's worth for the kernel, the zone's for zones].
+        #[arg(long)]
+        burst: Option<u64>,
+        /// Kernel limits only: no limit.
+        #[arg(long, conflicts_with_all = ["rate", "burst"])]
+        off: bool,
+    },
+    /// Go back to the configuration's value.
+    Reset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpVerb {
+    /// Which allow/block entries match, ban, both kernel budgets, L7 limit state, counters.
+    Show { addr: std::net::IpAddr },
 }
 
 #[derive(Debug, Subcommand)]

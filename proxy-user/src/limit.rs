@@ -8,11 +8,19 @@
 //! Several limits on one route are checked together and committed only if
 //! none rejects, so a rejected request costs no zone any budget.
 
-use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::time::Instant;
 
-use crate::config::LimitZone;
+use crate::config::{LimitZone, units::Rate};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -37,7 +45,12 @@ struct Bucket {
 /// One zone's state.
 #[derive(Debug)]
 pub struct Limiter {
+    /// The zone as configured.
     pub zone: LimitZone,
+    /// Rate (thousandths of a request per second) and burst in force: the
+    /// zone's, unless `rampart limit set` changed them.
+    rate_per_1000s: AtomicU64,
+    burst: AtomicU64,
     clients: Mutex<HashMap<IpAddr, Bucket>>,
     start: Instant,
     /// Requests passed, delayed, rejected and (dry run) would-be-rejected, for metrics.
@@ -54,6 +67,8 @@ struct Verdict {
 impl Limiter {
     pub fn new(zone: LimitZone) -> Limiter {
         Limiter {
+            rate_per_1000s: AtomicU64::new(zone.rate.per_1000s),
+            burst: AtomicU64::new(zone.burst),
             zone,
             clients: Mutex::new(HashMap::new()),
             start: Instant::now(),
@@ -61,9 +76,52 @@ impl Limiter {
         }
     }
 
+    /// Sets the rate and burst in force; `None` goes back to the zone's.
+    pub fn set(&self, rate: Option<Rate>, burst: Option<u64>) {
+        let rate = rate.map_or(self.zone.rate.per_1000s, |r| r.per_1000s);
+        self.rate_per_1000s.store(rate.max(1), Ordering::Relaxed);
+        self.burst
+            .store(burst.unwrap_or(self.zone.burst), Ordering::Relaxed);
+    }
+
+    /// Rate in force, in thousandths of a request per second.
+    pub fn rate(&self) -> u64 {
+        self.rate_per_1000s.load(Ordering::Relaxed)
+    }
+
+    pub fn burst(&self) -> u64 {
+        self.burst.load(Ordering::Relaxed)
+    }
+
+    /// Requests after which the burst is delayed: the zone's `delay`, or the
+    /// whole burst for `nodelay`, within the burst in force.
+    fn delay_after(&self, burst: u64) -> u64 {
+        if self.zone.delay_after >= self.zone.burst {
+            burst
+        } else {
+            self.zone.delay_after.min(burst)
+        }
+    }
+
+    /// `ip`'s queue now, in requests (`None`: not tracked), for `ip show`.
+    pub fn queued(&self, ip: IpAddr, now: Instant) -> Option<f64> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let b = clients.get(&ip)?;
+        let now_ms = now.duration_since(self.start).as_millis() as u64;
+        let drain = self.rate() * now_ms.saturating_sub(b.last_ms) / 1000;
+        Some(b.excess.saturating_sub(drain) as f64 / 1000.0)
+    }
+
+    /// Clients tracked now.
+    pub fn clients(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn evaluate(&self, clients: &HashMap<IpAddr, Bucket>, ip: IpAddr, now: Instant) -> Verdict {
         let now_ms = now.duration_since(self.start).as_millis() as u64;
-        let rate = self.zone.rate.per_1000s;
+        let rate = self.rate();
+        let burst = self.burst();
+        let delay_after = self.delay_after(burst);
         // As nginx: a new client starts with an empty queue; otherwise drain
         // by the time elapsed, add this request, and clamp at zero.
         let excess = match clients.get(&ip) {
@@ -73,16 +131,16 @@ impl Limiter {
                 (b.excess as i64 - drain as i64 + 1000).max(0) as u64
             }
         };
-        let decision = if excess > self.zone.burst * 1000 {
+        let decision = if excess > burst * 1000 {
             // Time until the queue has room for this request again.
-            let wait_ms = (excess - self.zone.burst * 1000) * 1000 / rate;
+            let wait_ms = (excess - burst * 1000) * 1000 / rate;
             Decision::Reject {
                 status: self.zone.status,
                 retry_after_s: wait_ms.div_ceil(1000).max(1),
             }
-        } else if excess > self.zone.delay_after * 1000 {
+        } else if excess > delay_after * 1000 {
             Decision::Delay(Duration::from_millis(
-                (excess - self.zone.delay_after * 1000) * 1000 / rate,
+                (excess - delay_after * 1000) * 1000 / rate,
             ))
         } else {
             Decision::Pass
@@ -109,7 +167,7 @@ impl Limiter {
 
     /// Forgets clients whose queue has drained; if none has, the quietest eighth.
     fn evict(&self, clients: &mut HashMap<IpAddr, Bucket>, now_ms: u64) {
-        let rate = self.zone.rate.per_1000s;
+        let rate = self.rate();
         clients.retain(|_, b| b.excess > rate * now_ms.saturating_sub(b.last_ms) / 1000);
         if clients.len() >= self.zone.max_clients {
             let mut by_age: Vec<(u64, IpAddr)> =
@@ -169,7 +227,6 @@ pub fn check(limiters: &[&Limiter], ip: IpAddr, now: Instant) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::units::Rate;
 
     fn zone(rate: &str, burst: u64, delay_after: u64) -> Limiter {
         Limiter::new(LimitZone {

@@ -65,6 +65,17 @@ pub struct RuntimeState {
     /// Upstream groups whose traffic goes to another group (blue-green).
     #[serde(default)]
     pub switches: BTreeMap<String, String>,
+    /// Limits set from the CLI, by name (`pps`, `syn`, or a zone).
+    #[serde(default)]
+    pub limits: BTreeMap<String, LimitOverride>,
+}
+
+/// A limit set from the CLI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitOverride {
+    /// As written (`5000`, `50r/s`); `None` turns a kernel limit off.
+    pub rate: Option<String>,
+    pub burst: Option<u64>,
 }
 
 /// Wall-clock seconds now.

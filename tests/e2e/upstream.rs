@@ -151,7 +151,8 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
             "[[listener]]\nbind = \"127.0.0.1:8080\"\n\n\
              [upstream.blue]\nservers = [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]\n\n\
              [upstream.green]\nservers = [\"127.0.0.1:9003\"]\n\n\
-             [[route]]\nupstream = \"blue\"\n\n{}",
+             [limit.api]\nrate = \"100000r/s\"\nburst = 10000\nnodelay = true\n\n\
+             [[route]]\nupstream = \"blue\"\nlimit = \"api\"\n\n{}",
             control_section(&dir)
         ),
     )
@@ -228,5 +229,51 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
     assert_eq!(get(&edge.ns, "/").unwrap(), "green");
     edge.ctl(&["switch", "blue", "--to", "blue"]);
     assert!(get(&edge.ns, "/").unwrap().starts_with("blue"));
+
+    // An L7 zone tightened from the CLI applies at once: quick requests
+    // beyond the new burst are refused (429); `reset` restores the zone.
+    let (ok, _, err) = cli(
+        &edge.ns,
+        &[
+            "-c",
+            edge.config.to_str().unwrap(),
+            "limit",
+            "set",
+            "api",
+            "--rate",
+            "1r/m",
+            "--burst",
+            "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let results: Vec<Result<String, String>> = (0..4).map(|_| get(&edge.ns, "/")).collect();
+    assert!(results[0].is_ok(), "{results:?}");
+    let refused = results[3].as_ref().unwrap_err();
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    let (ok, out, _) = cli(
+        &edge.ns,
+        &[
+            "-j",
+            "-c",
+            edge.config.to_str().unwrap(),
+            "ip",
+            "show",
+            "127.0.0.1",
+        ],
+    );
+    assert!(ok);
+    let ip: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ip["l7_limits"][0]["zone"], "api");
+    assert!(
+        ip["l7_limits"][0]["queued"].as_f64().unwrap() >= 1.0,
+        "{ip}"
+    );
+    let (ok, _, _) = cli(
+        &edge.ns,
+        &["-c", edge.config.to_str().unwrap(), "limit", "reset", "api"],
+    );
+    assert!(ok);
+    assert!(get(&edge.ns, "/").is_ok());
     drop(daemon);
 }

@@ -319,3 +319,89 @@ fn a_sigkilled_daemon_leaves_the_filter_dropping_and_the_next_one_adopts_everyth
     let log = daemon.stop();
     assert!(log.contains("restored from the state file"), "{log}");
 }
+
+#[test]
+fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells_all() {
+    if !require_root(
+        "limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells_all",
+    ) {
+        return;
+    }
+    let s = setup("lim");
+    let daemon = s.start();
+    let tally = udp_receiver(&s.link.edge, &format!("{EDGE}:{PORT}"));
+    let dst = format!("{EDGE}:{PORT}");
+    // No pps limit in the configuration: everything passes.
+    send_udp(&s.link.client, CLIENT, &dst, 300);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(received(&tally, CLIENT), 300);
+
+    // 10 packets a second with a burst of 50: a burst of 300 loses ~250.
+    let shown: Value = serde_json::from_str(
+        &s.ok(&["-j", "limit", "set", "pps", "--rate", "10", "--burst", "50"]),
+    )
+    .unwrap();
+    let pps = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "pps")
+        .unwrap();
+    assert_eq!(pps["rate"], "10r/s");
+    assert_eq!(pps["burst"], 50);
+    assert_eq!(pps["source"], "cli");
+    std::thread::sleep(Duration::from_secs(1));
+    let before = received(&tally, CLIENT);
+    send_udp(&s.link.client, CLIENT, &dst, 300);
+    std::thread::sleep(Duration::from_millis(200));
+    let passed = received(&tally, CLIENT) - before;
+    assert!((50..=55).contains(&passed), "{passed} passed");
+
+    // `ip show`: the verdict, the budget, the counters; and for a blocked
+    // source, the entry that blocks it.
+    let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", CLIENT])).unwrap();
+    assert_eq!(ip["kernel"]["verdict"], "filtered by the rate limits only");
+    let src = &ip["kernel"]["source"];
+    assert!(src["packets"].as_u64().unwrap() >= 600, "{ip}");
+    assert!(src["drops"].as_u64().unwrap() >= 240, "{ip}");
+    assert_eq!(src["pps_budget"]["burst"], 50);
+    assert!(src["pps_budget"]["left"].as_u64().unwrap() < 50, "{ip}");
+    assert_eq!(src["syn_budget"]["limit"], "off");
+    send_udp(&s.link.client, FLOODER, &dst, 10);
+    let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", FLOODER])).unwrap();
+    assert_eq!(ip["kernel"]["verdict"], "blocked");
+    assert_eq!(ip["kernel"]["block"][0]["cidr"], FLOODER);
+    assert_eq!(ip["kernel"]["block"][0]["origin"], "config");
+    let text = s.ok(&["ip", "show", FLOODER]);
+    assert!(text.contains("blocklist: 198.18.1.66"), "{text}");
+
+    // `top` ranks the sources by what they sent in the last second.
+    let sender = {
+        let ns = tests::netns::NetNs::existing(s.link.client.name());
+        let dst = dst.clone();
+        std::thread::spawn(move || {
+            for _ in 0..12 {
+                send_udp(&ns, CLIENT, &dst, 200);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let top: Value = serde_json::from_str(&s.ok(&["-j", "top", "-n", "5"])).unwrap();
+    sender.join().unwrap();
+    assert_eq!(top[0]["source"], CLIENT, "{top}");
+    assert!(top[0]["packets_per_s"].as_f64().unwrap() > 500.0, "{top}");
+
+    // A restart keeps the CLI limit (the configuration has none).
+    daemon.stop();
+    let daemon = s.start();
+    let shown: Value = serde_json::from_str(&s.ok(&["-j", "limit", "show"])).unwrap();
+    assert_eq!(shown[0]["rate"], "10r/s", "{shown}");
+    let maps = FilterMaps::open(s.pins.path()).unwrap();
+    assert_eq!(maps.config().unwrap().pps_interval_ns, 100_000_000);
+    // Reset: back to the configuration (no limit).
+    s.ok(&["limit", "reset", "pps"]);
+    assert_eq!(maps.config().unwrap().pps_interval_ns, 0);
+    let err = s.fails(&["limit", "set", "nosuch", "--rate", "5r/s"]);
+    assert!(err.contains("no limit nosuch"), "{err}");
+    daemon.stop();
+}

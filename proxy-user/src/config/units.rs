@@ -70,6 +70,17 @@ impl Rate {
     }
 }
 
+/// `100r/s`, or `30r/m` when under one a second, as operators write rates.
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.per_1000s.is_multiple_of(1000) {
+            write!(f, "{}r/s", self.per_1000s / 1000)
+        } else {
+            write!(f, "{}r/m", self.per_1000s * 60 / 1000)
+        }
+    }
+}
+
 impl FromStr for Rate {
     type Err = UnitError;
 

@@ -39,6 +39,19 @@ pub enum Request {
         group: String,
         to: Option<String>,
     },
+    LimitShow,
+    /// `name`: `pps`, `syn` or a zone; `rate: None` turns a kernel limit off.
+    LimitSet {
+        name: String,
+        rate: Option<String>,
+        burst: Option<u64>,
+    },
+    LimitReset {
+        name: String,
+    },
+    IpShow {
+        addr: std::net::IpAddr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,4 +108,17 @@ pub struct ServerView {
     pub idle_connections: usize,
     /// Where this group's traffic goes instead, if switched.
     pub switched_to: Option<String>,
+}
+
+/// One limit of `limit show`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LimitView {
+    pub name: String,
+    /// "kernel" or "l7".
+    pub tier: String,
+    /// `None`: no limit.
+    pub rate: Option<String>,
+    pub burst: Option<u64>,
+    /// "config" or "cli".
+    pub source: String,
 }

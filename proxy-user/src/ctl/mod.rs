@@ -3,6 +3,8 @@
 //! or, with `-j`, JSON.
 
 mod config;
+mod ip;
+mod limit;
 mod lists;
 mod manual;
 mod map;
@@ -10,6 +12,7 @@ mod prog;
 mod reload;
 mod run;
 mod stats;
+mod top;
 mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +56,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Allow { verb } => lists::run(&out, &socket(&cli), ListName::Allow, verb.as_ref()),
         Object::Upstream { verb } => upstream::run(&out, &socket(&cli), verb.as_ref()),
         Object::Reload => reload::run(&out, &socket(&cli)),
+        Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
+        Object::Limit { verb } => limit::run(&out, &socket(&cli), verb.as_ref()),
+        Object::Ip { verb } => match verb {
+            crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli), *addr),
+        },
         Object::Completions { shell } => manual::completions(*shell),
         Object::Man => manual::man(),
     }

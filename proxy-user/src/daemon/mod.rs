@@ -6,6 +6,8 @@
 //! filter enforcing (`on_exit = "keep"`) or detach it.
 
 mod bind;
+mod inspect;
+mod limits;
 mod operate;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -51,6 +53,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     };
     daemon.restore_lists()?;
     daemon.apply_upstream_runtime();
+    daemon.apply_limits();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let threads = serve_workers(sockets, &shared, &stop_rx)?;

@@ -67,6 +67,10 @@ impl Daemon {
             Request::UpstreamDrain { server, drained } => self.drain(&server, drained),
             Request::UpstreamWeight { server, weight } => self.weight(&server, weight),
             Request::UpstreamSwitch { group, to } => self.switch(&group, to.as_deref()),
+            Request::LimitShow => self.limit_show(),
+            Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
+            Request::LimitReset { name } => self.limit_reset(&name),
+            Request::IpShow { addr } => self.ip_show(addr),
         };
         match result {
             Ok(data) => Reply::ok(data),
@@ -114,6 +118,7 @@ impl Daemon {
             .store(State::build(next.clone(), Some(&self.shared.load())));
         self.config = next;
         self.apply_upstream_runtime();
+        self.apply_limits();
         Ok(if notes.is_empty() {
             "configuration applied".to_string()
         } else {
@@ -330,7 +335,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn save(&self) {
+    pub(super) fn save(&self) {
         if let Err(e) = self.runtime.save() {
             error!("saving the runtime state: {e:#}; the change holds until a reboot");
         }

@@ -1,0 +1,114 @@
+//! `rampart ip show ADDR`: everything the daemon knows about one source.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::{Daemon, origin_name};
+use crate::{
+    cidr::Cidr,
+    filter::{List, monotonic_ns},
+    runtime::{ListName, unix_now},
+};
+
+/// A GCRA budget as operators read it: cells used of the burst, from the
+/// source's theoretical arrival time.
+fn budget(tat: u64, now: u64, interval: u64, tolerance: u64) -> Value {
+    if interval == 0 {
+        return json!({ "limit": "off" });
+    }
+    let burst = tolerance / interval + 1;
+    let used = tat.saturating_sub(now).div_ceil(interval).min(burst);
+    json!({
+        "rate_per_s": 1_000_000_000 / interval,
+        "burst": burst,
+        "used": used,
+        "left": burst - used,
+    })
+}
+
+impl Daemon {
+    pub(super) fn ip_show(&self, addr: IpAddr) -> Result<Value> {
+        let now_unix = unix_now();
+        let mut out = json!({ "addr": addr });
+        if let Some(f) = &self.filter {
+            let matching = |list: List, name: ListName| -> Result<Vec<Value>> {
+                Ok(f.maps
+                    .entries(list)?
+                    .into_iter()
+                    .filter(|(c, _)| c.contains(addr))
+                    .map(|(cidr, origin)| {
+                        let known = self.runtime.entry(name, cidr);
+                        json!({
+                            "cidr": cidr,
+                            "origin": known.map_or(origin_name(origin).to_string(), |e| e.origin.clone()),
+                            "reason": known.and_then(|e| e.reason.clone()),
+                            "expires_in": known.and_then(|e| e.remaining(now_unix)).map(|d| d.as_secs()),
+                        })
+                    })
+                    .collect())
+            };
+            let allow = matching(List::Allow, ListName::Allow)?;
+            let block = matching(List::Block, ListName::Block)?;
+            let ban = f
+                .maps
+                .bans()?
+                .into_iter()
+                .find(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
+                .map(|b| {
+                    let known = self.runtime.entry(ListName::Block, Cidr::host(addr));
+                    json!({
+                        "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
+                        "reason": known.and_then(|e| e.reason.clone()),
+                        "expires_in": b.remaining.map(|d| d.as_secs()),
+                    })
+                });
+            let verdict = if !allow.is_empty() {
+                "allowed (never filtered)"
+            } else if ban.is_some() {
+                "banned"
+            } else if !block.is_empty() {
+                "blocked"
+            } else {
+                "filtered by the rate limits only"
+            };
+            let cfg = f.maps.config()?;
+            let clock = monotonic_ns();
+            let source = f.maps.source(addr)?.map(|s| {
+                json!({
+                    "packets": s.packets,
+                    "bytes": s.bytes,
+                    "drops": s.drops,
+                    "last_seen_s_ago": clock.saturating_sub(s.last_seen_ns) / 1_000_000_000,
+                    "pps_budget": budget(s.pps_tat, clock, cfg.pps_interval_ns, cfg.pps_tolerance_ns),
+                    "syn_budget": budget(s.syn_tat, clock, cfg.syn_interval_ns, cfg.syn_tolerance_ns),
+                })
+            });
+            out["kernel"] = json!({
+                "verdict": verdict,
+                "allow": allow,
+                "block": block,
+                "ban": ban,
+                "source": source,
+            });
+        } else {
+            out["kernel"] = Value::Null;
+        }
+        let state = self.shared.load();
+        let now = tokio::time::Instant::now();
+        let l7: Vec<Value> = state
+            .limiters
+            .iter()
+            .map(|(name, l)| {
+                json!({
+                    "zone": name,
+                    "queued": l.queued(addr, now),
+                    "burst": l.burst(),
+                })
+            })
+            .collect();
+        out["l7_limits"] = json!(l7);
+        Ok(out)
+    }
+}
