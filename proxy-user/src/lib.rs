@@ -8,7 +8,8 @@
 //!   attaches it, reads its counters. The only writer of kernel maps.
 //! - [`http`]: the L7 request path (routes, limits, static files, proxying);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
-//!   request limits; [`tls`]: certificates and rustls settings.
+//!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
+//!   [`tls`]: certificates and rustls settings.
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
 //!
 //! # Vocabulary
@@ -26,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod daemon;
+pub mod escalate;
 pub mod filter;
 pub mod http;
 pub mod limit;

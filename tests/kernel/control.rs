@@ -42,6 +42,11 @@ impl Drop for Setup {
 }
 
 fn setup(tag: &str) -> Setup {
+    setup_with(tag, "", "")
+}
+
+/// As [`setup`], with more `[filter]` keys and more sections.
+fn setup_with(tag: &str, filter_extra: &str, sections: &str) -> Setup {
     let link = Link::new(tag);
     link.edge_addr(&format!("{EDGE}/24"));
     link.client_addr(&format!("{CLIENT}/24"));
@@ -53,7 +58,7 @@ fn setup(tag: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"192.0.2.1\", \"{FLOODER}\"]\n{}",
+            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"192.0.2.1\", \"{FLOODER}\"]\n{filter_extra}\n{}\n{sections}",
             link.edge_if,
             pins.path().display(),
             control_section(&dir)
@@ -403,5 +408,82 @@ fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells
     assert_eq!(maps.config().unwrap().pps_interval_ns, 0);
     let err = s.fails(&["limit", "set", "nosuch", "--rate", "5r/s"]);
     assert!(err.contains("no limit nosuch"), "{err}");
+    daemon.stop();
+}
+
+#[test]
+fn l7_abuse_escalates_to_a_kernel_ban_that_names_its_rule_but_never_for_the_allowlist() {
+    if !require_root(
+        "l7_abuse_escalates_to_a_kernel_ban_that_names_its_rule_but_never_for_the_allowlist",
+    ) {
+        return;
+    }
+    const ALLOWED: &str = "198.18.1.20";
+    let s = setup_with(
+        "esc",
+        &format!("allow = [\"{ALLOWED}\"]"),
+        &format!(
+            "[escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n\
+             [[listener]]\nbind = \"{EDGE}:8080\"\n\n\
+             [[route]]\npath_regex = '\\.(env|git)$'\nrespond = 404\nescalate = \"scanners\"\n\n\
+             [[route]]\nrespond = 200\n"
+        ),
+    );
+    s.link.client_addr(&format!("{ALLOWED}/24"));
+    let daemon = s.start();
+    let curl = |src: &str, path: &str| -> String {
+        let out = s
+            .link
+            .client
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+            ])
+            .args(["--interface", src])
+            .arg(format!("http://{EDGE}:8080{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(CLIENT, "/"), "200");
+    // Three probes are within the rule; the fourth passes it.
+    for _ in 0..4 {
+        assert_eq!(curl(CLIENT, "/.env"), "404");
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !banned(s.pins.path(), CLIENT) {
+        assert!(Instant::now() < deadline, "no ban:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Now the kernel drops the source: not even a connection.
+    assert_eq!(curl(CLIENT, "/"), "000");
+    let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", CLIENT])).unwrap();
+    let ban = &ip["kernel"]["ban"];
+    assert_eq!(ban["origin"], "auto-ban", "{ip}");
+    let reason = ban["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("escalate.scanners") && reason.contains("4 responses 404"),
+        "{reason}"
+    );
+    assert!(ban["expires_in"].as_u64().unwrap() > 3500);
+    assert_eq!(ip["kernel"]["verdict"], "banned");
+    // The allowlisted source probes as much as it likes and is never banned.
+    for _ in 0..10 {
+        assert_eq!(curl(ALLOWED, "/.git"), "404");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!banned(s.pins.path(), ALLOWED));
+    assert_eq!(curl(ALLOWED, "/"), "200");
+    assert!(
+        daemon
+            .log_text()
+            .contains("not banned: the allowlist covers it")
+    );
     daemon.stop();
 }

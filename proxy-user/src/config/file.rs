@@ -20,7 +20,19 @@ pub struct FileConfig {
     #[serde(default)]
     pub limit: BTreeMap<String, Spanned<FileLimitZone>>,
     #[serde(default)]
+    pub escalate: BTreeMap<String, Spanned<FileEscalate>>,
+    #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
+}
+
+/// `[escalate.NAME]`: L7 abuse that becomes a kernel ban.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEscalate {
+    pub statuses: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub count: Spanned<i64>,
+    pub within: Spanned<String>,
+    pub ban: Spanned<String>,
 }
 
 /// `[control]`: the CLI's socket and the runtime state file.
@@ -138,6 +150,7 @@ pub struct FileRoute {
     pub redirect: Option<Spanned<String>>,
     pub redirect_status: Option<Spanned<i64>>,
     pub limit: Option<Spanned<OneOrMany<String>>>,
+    pub escalate: Option<Spanned<OneOrMany<String>>>,
     pub max_body: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub access_log: Option<bool>,

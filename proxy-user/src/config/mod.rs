@@ -9,6 +9,7 @@
 
 pub mod control;
 mod error;
+mod escalate;
 mod file;
 mod http;
 mod limit;
@@ -25,6 +26,7 @@ use std::{
 pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;
+pub use escalate::EscalateRule;
 use file::{FileConfig, FileFilter, FileRate};
 pub use http::HttpSettings;
 pub use limit::LimitZone;
@@ -53,6 +55,8 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Upstream>,
     /// ...request-rate zones by name...
     pub limits: BTreeMap<String, LimitZone>,
+    /// ...rules that turn L7 abuse into kernel bans, by name...
+    pub escalate: BTreeMap<String, EscalateRule>,
     /// ...and routes, matched in file order (the first match wins).
     pub routes: Vec<Route>,
     /// The CLI's control socket and the runtime state file.
@@ -182,9 +186,15 @@ impl Config {
             .into_iter()
             .map(|(name, z)| limit::zone(&loc, &name, z).map(|z| (name, z)))
             .collect::<Result<_, _>>()?;
+        let escalate: BTreeMap<String, EscalateRule> = raw
+            .escalate
+            .into_iter()
+            .map(|(name, r)| escalate::rule(&loc, &name, r).map(|r| (name, r)))
+            .collect::<Result<_, _>>()?;
         let known = route::Known {
             upstreams: &upstreams,
             limits: &limits,
+            escalate: &escalate,
             max_body: http.max_body,
             base,
         };
@@ -199,6 +209,7 @@ impl Config {
             http,
             upstreams,
             limits,
+            escalate,
             routes,
             control,
         })

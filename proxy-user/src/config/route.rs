@@ -13,6 +13,8 @@ pub struct Route {
     pub action: Action,
     /// `[limit.*]` zones that all apply, in order.
     pub limits: Vec<String>,
+    /// `[escalate.*]` rules this route's responses count toward.
+    pub escalate: Vec<String>,
     /// Largest request body accepted (413 above).
     pub max_body: u64,
     /// Idle time allowed on a proxied connection (a WebSocket's whole life).
@@ -83,6 +85,7 @@ impl PartialEq for Route {
         self.matcher == other.matcher
             && self.action == other.action
             && self.limits == other.limits
+            && self.escalate == other.escalate
             && self.max_body == other.max_body
             && self.idle_timeout == other.idle_timeout
             && self.access_log == other.access_log
@@ -93,6 +96,7 @@ impl PartialEq for Route {
 pub(super) struct Known<'a> {
     pub upstreams: &'a BTreeMap<String, super::Upstream>,
     pub limits: &'a BTreeMap<String, super::LimitZone>,
+    pub escalate: &'a BTreeMap<String, super::EscalateRule>,
     pub max_body: u64,
     pub base: &'a std::path::Path,
 }
@@ -194,6 +198,21 @@ pub(super) fn route(
             names
         }
     };
+    let escalate = match &r.escalate {
+        None => vec![],
+        Some(l) => {
+            let names = match l.get_ref() {
+                super::file::OneOrMany::One(n) => vec![n.clone()],
+                super::file::OneOrMany::Many(v) => v.clone(),
+            };
+            for n in &names {
+                if !known.escalate.contains_key(n) {
+                    return Err(loc.error(l.span(), format!("no [escalate.{n}]")));
+                }
+            }
+            names
+        }
+    };
     let max_body = match &r.max_body {
         None => known.max_body,
         Some(m) => units::size(m.get_ref()).map_err(|e| loc.error(m.span(), e.0))?,
@@ -209,6 +228,7 @@ pub(super) fn route(
         },
         action,
         limits,
+        escalate,
         max_body,
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),

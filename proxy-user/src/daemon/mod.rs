@@ -5,6 +5,7 @@
 //! told to stop; drain in-flight requests within the grace period; keep the
 //! filter enforcing (`on_exit = "keep"`) or detach it.
 
+mod autoban;
 mod bind;
 mod inspect;
 mod limits;
@@ -44,6 +45,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let control_socket = control::bind(&config.control.socket)?;
     let filter = config.filter.as_ref().map(attach).transpose()?;
     let shared = Shared::new(State::build(config.clone(), None));
+    // Escalation reports come to the main loop, which owns the kernel maps;
+    // later snapshots inherit the connection.
+    let (bans_tx, mut auto_bans) = mpsc::unbounded_channel();
+    shared.load().escalation.connect(bans_tx);
     let mut daemon = Daemon {
         source,
         config: config.clone(),
@@ -73,6 +78,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => { let _ = daemon.reload(); }
+            Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
+                error!("escalation ban: {e:#}");
+            },
             Some(call) = calls.recv() => {
                 let reply = daemon.handle(call.request);
                 let _ = call.reply.send(reply);

@@ -36,6 +36,7 @@ use hyper::{
 use crate::{
     access_log::{self, AccessLog},
     config::{Action, Config, PathMatch},
+    escalate::Escalation,
     limit::{self, Decision, Limiter},
     upstream::Group,
 };
@@ -60,6 +61,8 @@ pub struct State {
     /// Blue-green switches, shared by every snapshot (old ones included, so
     /// open connections follow a switch too).
     pub switches: Arc<Switches>,
+    /// Escalation rules' counters and where their reports go.
+    pub escalation: Arc<Escalation>,
 }
 
 /// Upstream groups whose traffic goes to another group.
@@ -157,12 +160,17 @@ impl State {
                 }
             }
         });
+        let escalation = Arc::new(Escalation::new(
+            &config.escalate,
+            previous.map(|p| &*p.escalation),
+        ));
         State {
             config,
             groups,
             limiters,
             access_log,
             switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
+            escalation,
         }
     }
 }
@@ -213,8 +221,20 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
-    let (result, log_it) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
+    let (result, route) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
+    let route = route.map(|i| &state.config.routes[i]);
+    let log_it = route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    if let Some(r) = route
+        && !r.escalate.is_empty()
+    {
+        state.escalation.observe(
+            r,
+            conn.client.ip(),
+            resp.status().as_u16(),
+            tokio::time::Instant::now(),
+        );
+    }
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
     if log_it {
@@ -263,13 +283,13 @@ async fn dispatch(
     request_id: &HeaderValue,
     host: Option<&str>,
     req: Request<Incoming>,
-) -> (Result<Response<Body>, ProxyError>, bool) {
+) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
     if let Some(AmbiguousFraming(why)) = req.extensions().get::<AmbiguousFraming>() {
         log::warn!("{}: {why}: answered 400 and closed", conn.client);
         let mut resp = error_response(&ProxyError::downstream(StatusCode::BAD_REQUEST, *why));
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return (Ok(resp), true);
+        return (Ok(resp), None);
     }
     if conn.redirect_https {
         let Some(host) = host else {
@@ -278,7 +298,7 @@ async fn dispatch(
                     StatusCode::BAD_REQUEST,
                     "no Host header",
                 )),
-                true,
+                None,
             );
         };
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -287,7 +307,7 @@ async fn dispatch(
                 StatusCode::MOVED_PERMANENTLY,
                 &format!("https://{host}{target}"),
             )),
-            true,
+            None,
         );
     }
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
@@ -297,14 +317,14 @@ async fn dispatch(
                 StatusCode::URI_TOO_LONG,
                 format!("request target of {uri_len} bytes"),
             )),
-            true,
+            None,
         );
     }
     let path = req.uri().path().to_string();
     let Some(index) = route::find(&state.config.routes, host, &path) else {
         return (
             Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
-            true,
+            None,
         );
     };
     let route = &state.config.routes[index];
@@ -327,7 +347,7 @@ async fn dispatch(
                 );
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                return (Ok(resp), route.access_log);
+                return (Ok(resp), Some(index));
             }
         }
     }
@@ -370,7 +390,7 @@ async fn dispatch(
                     Err(ProxyError::Internal(format!(
                         "upstream {upstream} missing from the snapshot"
                     ))),
-                    true,
+                    None,
                 );
             };
             let down = proxy::Downstream {
@@ -387,7 +407,7 @@ async fn dispatch(
             _ => log::warn!("{e}"),
         }
     }
-    (result, route.access_log)
+    (result, Some(index))
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<String> {

@@ -1,0 +1,58 @@
+//! Bans that escalation rules ask for: into the kernel with the rule and
+//! its evidence as the reason, unless the allowlist covers the source or a
+//! ban is already in place.
+
+use anyhow::Result;
+use log::{info, warn};
+use proxy_common::list::ORIGIN_ESCALATION;
+
+use super::Daemon;
+use crate::{
+    cidr::Cidr,
+    escalate::AutoBan,
+    filter::List,
+    runtime::{Entry, ListName, unix_now},
+};
+
+impl Daemon {
+    pub fn auto_ban(&mut self, ban: AutoBan) -> Result<()> {
+        let addr = ban.addr;
+        let Some(f) = self.filter.as_mut() else {
+            warn!(
+                "{addr}: {}; not banned: the kernel filter is not loaded",
+                ban.reason()
+            );
+            return Ok(());
+        };
+        let allowed = f
+            .maps
+            .entries(List::Allow)?
+            .iter()
+            .any(|(c, _)| c.contains(addr));
+        if allowed {
+            info!(
+                "{addr}: {}; not banned: the allowlist covers it",
+                ban.reason()
+            );
+            return Ok(());
+        }
+        if f.maps
+            .bans()?
+            .iter()
+            .any(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
+        {
+            return Ok(());
+        }
+        f.maps.ban(addr, Some(ban.ttl), ORIGIN_ESCALATION)?;
+        info!("{addr} banned for {:?}: {}", ban.ttl, ban.reason());
+        self.runtime.put(Entry {
+            list: ListName::Block,
+            cidr: Cidr::host(addr),
+            origin: "auto-ban".into(),
+            reason: Some(ban.reason()),
+            expires_at: Some(unix_now() + ban.ttl.as_secs().max(1)),
+        });
+        self.save();
+        Ok(())
+    }
+}

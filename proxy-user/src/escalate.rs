@@ -1,0 +1,240 @@
+//! Escalation from L7 to the kernel: per rule and source, the responses a
+//! route's `[escalate.NAME]` rules watch are counted in a window that opens
+//! with the first one; a source that passes the rule's count is reported
+//! once per window, and the daemon bans it in the kernel (unless the
+//! allowlist covers it) with the rule and the evidence as the reason.
+//!
+//! Memory is bounded: each rule tracks at most [`MAX_SOURCES`] sources, and
+//! makes room by forgetting closed windows first, then the oldest eighth.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{sync::mpsc::UnboundedSender, time::Instant};
+
+use crate::config::{EscalateRule, PathMatch, Route};
+
+/// Sources tracked per rule.
+pub const MAX_SOURCES: usize = 100_000;
+
+/// A source that passed a rule: what the daemon bans, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoBan {
+    pub addr: IpAddr,
+    pub rule: String,
+    /// Responses counted in the window.
+    pub count: u64,
+    pub statuses: Vec<u16>,
+    pub route: String,
+    pub within: Duration,
+    pub ttl: Duration,
+}
+
+impl AutoBan {
+    /// The reason recorded with the ban (shown by `block list` and `ip show`).
+    pub fn reason(&self) -> String {
+        let statuses: Vec<String> = self.statuses.iter().map(u16::to_string).collect();
+        format!(
+            "escalate.{}: {} responses {} on {} within {}s",
+            self.rule,
+            self.count,
+            statuses.join("/"),
+            self.route,
+            self.within.as_secs()
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    count: u64,
+    reported: bool,
+}
+
+#[derive(Debug)]
+struct RuleState {
+    rule: EscalateRule,
+    sources: Mutex<HashMap<IpAddr, Window>>,
+}
+
+/// Every rule's counters, and where reports go.
+#[derive(Debug, Default)]
+pub struct Escalation {
+    rules: BTreeMap<String, Arc<RuleState>>,
+    sink: Mutex<Option<UnboundedSender<AutoBan>>>,
+}
+
+impl Escalation {
+    /// The rules of a configuration; unchanged rules keep their counters
+    /// from `previous`, and reports keep going where they went.
+    pub fn new(
+        rules: &BTreeMap<String, EscalateRule>,
+        previous: Option<&Escalation>,
+    ) -> Escalation {
+        let rules = rules
+            .iter()
+            .map(|(name, rule)| {
+                let kept = previous
+                    .and_then(|p| p.rules.get(name))
+                    .filter(|r| r.rule == *rule)
+                    .cloned();
+                let state = kept.unwrap_or_else(|| {
+                    Arc::new(RuleState {
+                        rule: rule.clone(),
+                        sources: Mutex::new(HashMap::new()),
+                    })
+                });
+                (name.clone(), state)
+            })
+            .collect();
+        let sink = previous.and_then(|p| p.sink.lock().ok()?.clone());
+        Escalation {
+            rules,
+            sink: Mutex::new(sink),
+        }
+    }
+
+    /// Sends reports to `sink` (the daemon's main loop).
+    pub fn connect(&self, sink: UnboundedSender<AutoBan>) {
+        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+    }
+
+    /// Counts a response of `route` to `addr`.
+    pub fn observe(&self, route: &Route, addr: IpAddr, status: u16, now: Instant) {
+        for name in &route.escalate {
+            let Some(r) = self.rules.get(name) else {
+                continue;
+            };
+            if !r.rule.statuses.contains(&status) {
+                continue;
+            }
+            if let Some(report) = r.count(addr, now) {
+                let ban = AutoBan {
+                    addr,
+                    rule: name.clone(),
+                    count: report,
+                    statuses: r.rule.statuses.clone(),
+                    route: describe(route),
+                    within: r.rule.within,
+                    ttl: r.rule.ban,
+                };
+                log::warn!("{addr}: {}; banning for {:?}", ban.reason(), ban.ttl);
+                let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+                match sink.as_ref() {
+                    Some(tx) => drop(tx.send(ban)),
+                    None => log::warn!("no daemon to ban {addr} (escalation reports only)"),
+                }
+            }
+        }
+    }
+}
+
+impl RuleState {
+    /// Counts one response; `Some(count)` the first time the window passes the rule.
+    fn count(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&addr) {
+            let within = self.rule.within;
+            sources.retain(|_, w| now.duration_since(w.start) < within);
+            if sources.len() >= MAX_SOURCES {
+                let mut by_age: Vec<(Instant, IpAddr)> =
+                    sources.iter().map(|(ip, w)| (w.start, *ip)).collect();
+                by_age.sort_unstable();
+                for (_, ip) in by_age.iter().take(sources.len() / 8 + 1) {
+                    sources.remove(ip);
+                }
+            }
+        }
+        let w = sources.entry(addr).or_insert(Window {
+            start: now,
+            count: 0,
+            reported: false,
+        });
+        if now.duration_since(w.start) >= self.rule.within {
+            *w = Window {
+                start: now,
+                count: 0,
+                reported: false,
+            };
+        }
+        w.count += 1;
+        if w.count > self.rule.count && !w.reported {
+            w.reported = true;
+            return Some(w.count);
+        }
+        None
+    }
+}
+
+/// A route as the evidence names it.
+fn describe(route: &Route) -> String {
+    match &route.matcher.path {
+        PathMatch::Any => "any path".into(),
+        PathMatch::Prefix(p) => p.clone(),
+        PathMatch::Exact(p) => format!("= {p}"),
+        PathMatch::Regex(r) => format!("~ {}", r.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(count: u64) -> RuleState {
+        RuleState {
+            rule: EscalateRule {
+                name: "r".into(),
+                statuses: vec![429],
+                count,
+                within: Duration::from_secs(60),
+                ban: Duration::from_secs(600),
+            },
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_once_when_the_count_is_passed_within_the_window() {
+        let r = rule(3);
+        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(r.count(a, now), None);
+        }
+        assert_eq!(r.count(b, now), None, "other sources count apart");
+        assert_eq!(r.count(a, now), Some(4), "the 4th passes a count of 3");
+        assert_eq!(r.count(a, now), None, "reported once per window");
+        // A new window starts from zero.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let later = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(r.count(a, later), None);
+        }
+        assert_eq!(r.count(a, later), Some(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_sources_never_pass() {
+        let r = rule(3);
+        let a = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(r.count(a, Instant::now()), None);
+            tokio::time::advance(Duration::from_secs(30)).await;
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let r = rule(1000);
+        let now = Instant::now();
+        for i in 0..(MAX_SOURCES as u32 + 10) {
+            r.count(IpAddr::from(i.to_be_bytes()), now);
+        }
+        assert!(r.sources.lock().unwrap().len() <= MAX_SOURCES);
+    }
+}
