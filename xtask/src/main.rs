@@ -52,9 +52,9 @@ enum Task {
     },
     /// Build, create a demo topology in network namespaces and run rampart on it.
     Demo {
-        /// Stop after this many seconds instead of waiting for Ctrl-C.
-        #[arg(long)]
-        seconds: Option<u64>,
+        /// How long the demo traffic runs (Ctrl-C stops it sooner).
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        duration: u64,
     },
 }
 
@@ -68,6 +68,6 @@ fn main() -> Result<()> {
         }
         Task::Test { filter } => test::all(filter.as_deref()),
         Task::Bench { what, quick } => bench::run(&what, quick),
-        Task::Demo { seconds } => demo::run(seconds),
+        Task::Demo { duration } => demo::run(duration),
     }
 }

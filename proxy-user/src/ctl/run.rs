@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::config::Config;
 
 pub fn run(cfg: &Config, source: Option<PathBuf>) -> Result<()> {
+    crate::daemon::unblock_signals();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -119,6 +119,21 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// A parent may have left signals blocked, and the mask is inherited: a
+/// blocked SIGTERM would make the daemon unstoppable. Unblock the ones it handles.
+pub fn unblock_signals() {
+    // SAFETY: building a signal set we own and changing this thread's mask;
+    // called before the runtime starts its threads (they inherit it).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Every worker's sockets for every listener (SO_REUSEPORT): the kernel
 /// spreads connections over them and no connection moves between threads.
 /// Bound before anything else happens, so a bind error stops the start.
