@@ -47,6 +47,15 @@ impl Cidr {
         self.prefix_len
     }
 
+    /// The `len`-bit network `ip` is in (lengths past the address: the host).
+    pub fn masked(ip: IpAddr, len: u8) -> Self {
+        let len = len.min(max_len(&ip));
+        Self {
+            addr: masked(ip, len),
+            prefix_len: len,
+        }
+    }
+
     /// True for /32 and /128: such entries go in the exact-address hash.
     pub fn is_host(&self) -> bool {
         self.prefix_len == max_len(&self.addr)

@@ -6,6 +6,8 @@
 //! - [`cidr`]: networks as operators write them.
 //! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
 //!   attaches it, reads its counters. The only writer of kernel maps.
+//! - [`gate`]: the same lists, bans and connection rate in userspace at accept
+//!   time, when XDP cannot run; [`enforcer`]: one interface over both.
 //! - [`http`]: the L7 request path (routes, limits, static files, proxying);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
@@ -27,8 +29,10 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod daemon;
+pub mod enforcer;
 pub mod escalate;
 pub mod filter;
+pub mod gate;
 pub mod http;
 pub mod limit;
 pub mod runtime;

@@ -365,8 +365,8 @@ fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells
     // `ip show`: the verdict, the budget, the counters; and for a blocked
     // source, the entry that blocks it.
     let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", CLIENT])).unwrap();
-    assert_eq!(ip["kernel"]["verdict"], "filtered by the rate limits only");
-    let src = &ip["kernel"]["source"];
+    assert_eq!(ip["verdict"], "filtered by the rate limits only");
+    let src = &ip["source"];
     assert!(src["packets"].as_u64().unwrap() >= 600, "{ip}");
     assert!(src["drops"].as_u64().unwrap() >= 240, "{ip}");
     assert_eq!(src["pps_budget"]["burst"], 50);
@@ -374,9 +374,9 @@ fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells
     assert_eq!(src["syn_budget"]["limit"], "off");
     send_udp(&s.link.client, FLOODER, &dst, 10);
     let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", FLOODER])).unwrap();
-    assert_eq!(ip["kernel"]["verdict"], "blocked");
-    assert_eq!(ip["kernel"]["block"][0]["cidr"], FLOODER);
-    assert_eq!(ip["kernel"]["block"][0]["origin"], "config");
+    assert_eq!(ip["verdict"], "blocked");
+    assert_eq!(ip["block"][0]["cidr"], FLOODER);
+    assert_eq!(ip["block"][0]["origin"], "config");
     let text = s.ok(&["ip", "show", FLOODER]);
     assert!(text.contains("blocklist: 198.18.1.66"), "{text}");
 
@@ -464,7 +464,7 @@ fn l7_abuse_escalates_to_a_kernel_ban_that_names_its_rule_but_never_for_the_allo
     // Now the kernel drops the source: not even a connection.
     assert_eq!(curl(CLIENT, "/"), "000");
     let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", CLIENT])).unwrap();
-    let ban = &ip["kernel"]["ban"];
+    let ban = &ip["ban"];
     assert_eq!(ban["origin"], "auto-ban", "{ip}");
     let reason = ban["reason"].as_str().unwrap();
     assert!(
@@ -472,7 +472,7 @@ fn l7_abuse_escalates_to_a_kernel_ban_that_names_its_rule_but_never_for_the_allo
         "{reason}"
     );
     assert!(ban["expires_in"].as_u64().unwrap() > 3500);
-    assert_eq!(ip["kernel"]["verdict"], "banned");
+    assert_eq!(ip["verdict"], "banned");
     // The allowlisted source probes as much as it likes and is never banned.
     for _ in 0..10 {
         assert_eq!(curl(ALLOWED, "/.git"), "404");

@@ -10,3 +10,4 @@ mod fixtures;
 mod lists;
 mod ratelimit;
 mod veth;
+mod without_xdp;

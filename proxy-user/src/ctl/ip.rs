@@ -24,11 +24,14 @@ fn text(v: &Value) -> String {
 
 fn describe(d: &Value) -> String {
     let mut s = format!("{}\n", text(&d["addr"]));
-    let k = &d["kernel"];
-    if k.is_null() {
-        s.push_str("  kernel: no [filter] in the configuration\n");
-    } else {
-        let _ = writeln!(s, "  kernel verdict: {}", text(&k["verdict"]));
+    let k = d;
+    {
+        let _ = writeln!(
+            s,
+            "  verdict ({}): {}",
+            text(&k["enforced_in"]),
+            text(&k["verdict"])
+        );
         for (what, list) in [("allowlist", &k["allow"]), ("blocklist", &k["block"])] {
             for e in list.as_array().into_iter().flatten() {
                 let _ = writeln!(

@@ -3,7 +3,7 @@
 //! ban is already in place.
 
 use anyhow::Result;
-use log::{info, warn};
+use log::info;
 use proxy_common::list::ORIGIN_ESCALATION;
 
 use super::Daemon;
@@ -17,15 +17,8 @@ use crate::{
 impl Daemon {
     pub fn auto_ban(&mut self, ban: AutoBan) -> Result<()> {
         let addr = ban.addr;
-        let Some(f) = self.filter.as_mut() else {
-            warn!(
-                "{addr}: {}; not banned: the kernel filter is not loaded",
-                ban.reason()
-            );
-            return Ok(());
-        };
+        let f = self.enforcer();
         let allowed = f
-            .maps
             .entries(List::Allow)?
             .iter()
             .any(|(c, _)| c.contains(addr));
@@ -36,15 +29,19 @@ impl Daemon {
             );
             return Ok(());
         }
-        if f.maps
-            .bans()?
+        if f.bans()?
             .iter()
             .any(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
         {
             return Ok(());
         }
-        f.maps.ban(addr, Some(ban.ttl), ORIGIN_ESCALATION)?;
-        info!("{addr} banned for {:?}: {}", ban.ttl, ban.reason());
+        f.ban(addr, Some(ban.ttl), ORIGIN_ESCALATION)?;
+        info!(
+            "{addr} banned ({}) for {:?}: {}",
+            f.tier(),
+            ban.ttl,
+            ban.reason()
+        );
         self.runtime.put(Entry {
             list: ListName::Block,
             cidr: Cidr::host(addr),

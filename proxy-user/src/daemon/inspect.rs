@@ -31,51 +31,58 @@ fn budget(tat: u64, now: u64, interval: u64, tolerance: u64) -> Value {
 impl Daemon {
     pub(super) fn ip_show(&self, addr: IpAddr) -> Result<Value> {
         let now_unix = unix_now();
-        let mut out = json!({ "addr": addr });
-        if let Some(f) = &self.filter {
-            let matching = |list: List, name: ListName| -> Result<Vec<Value>> {
-                Ok(f.maps
-                    .entries(list)?
-                    .into_iter()
-                    .filter(|(c, _)| c.contains(addr))
-                    .map(|(cidr, origin)| {
-                        let known = self.runtime.entry(name, cidr);
-                        json!({
-                            "cidr": cidr,
-                            "origin": known.map_or(origin_name(origin).to_string(), |e| e.origin.clone()),
-                            "reason": known.and_then(|e| e.reason.clone()),
-                            "expires_in": known.and_then(|e| e.remaining(now_unix)).map(|d| d.as_secs()),
-                        })
-                    })
-                    .collect())
-            };
-            let allow = matching(List::Allow, ListName::Allow)?;
-            let block = matching(List::Block, ListName::Block)?;
-            let ban = f
-                .maps
-                .bans()?
+        let e = self.enforcer_ref();
+        let matching = |list: List, name: ListName| -> Result<Vec<Value>> {
+            Ok(e.entries(list)?
                 .into_iter()
-                .find(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
-                .map(|b| {
-                    let known = self.runtime.entry(ListName::Block, Cidr::host(addr));
+                .filter(|(c, _)| c.contains(addr))
+                .map(|(cidr, origin)| {
+                    let known = self.runtime.entry(name, cidr);
                     json!({
-                        "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
+                        "cidr": cidr,
+                        "origin": known.map_or(origin_name(origin).to_string(), |e| e.origin.clone()),
                         "reason": known.and_then(|e| e.reason.clone()),
-                        "expires_in": b.remaining.map(|d| d.as_secs()),
+                        "expires_in": known.and_then(|e| e.remaining(now_unix)).map(|d| d.as_secs()),
                     })
-                });
-            let verdict = if !allow.is_empty() {
-                "allowed (never filtered)"
-            } else if ban.is_some() {
-                "banned"
-            } else if !block.is_empty() {
-                "blocked"
-            } else {
-                "filtered by the rate limits only"
-            };
+                })
+                .collect())
+        };
+        let allow = matching(List::Allow, ListName::Allow)?;
+        let block = matching(List::Block, ListName::Block)?;
+        let ban = e
+            .bans()?
+            .into_iter()
+            .find(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
+            .map(|b| {
+                let known = self.runtime.entry(ListName::Block, Cidr::host(addr));
+                json!({
+                    "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
+                    "reason": known.and_then(|e| e.reason.clone()),
+                    "expires_in": b.remaining.map(|d| d.as_secs()),
+                })
+            });
+        let verdict = if !allow.is_empty() {
+            "allowed (never filtered)"
+        } else if ban.is_some() {
+            "banned"
+        } else if !block.is_empty() {
+            "blocked"
+        } else {
+            "filtered by the rate limits only"
+        };
+        let mut out = json!({
+            "addr": addr,
+            "enforced_in": e.tier(),
+            "verdict": verdict,
+            "allow": allow,
+            "block": block,
+            "ban": ban,
+            "source": null,
+        });
+        if let Some(f) = &self.filter {
             let cfg = f.maps.config()?;
             let clock = monotonic_ns();
-            let source = f.maps.source(addr)?.map(|s| {
+            out["source"] = f.maps.source(addr)?.map_or(Value::Null, |s| {
                 json!({
                     "packets": s.packets,
                     "bytes": s.bytes,
@@ -85,15 +92,6 @@ impl Daemon {
                     "syn_budget": budget(s.syn_tat, clock, cfg.syn_interval_ns, cfg.syn_tolerance_ns),
                 })
             });
-            out["kernel"] = json!({
-                "verdict": verdict,
-                "allow": allow,
-                "block": block,
-                "ban": ban,
-                "source": source,
-            });
-        } else {
-            out["kernel"] = Value::Null;
         }
         let state = self.shared.load();
         let now = tokio::time::Instant::now();

@@ -11,7 +11,10 @@ use serde_json::json;
 
 use super::Daemon;
 use crate::{
-    config::units::Rate, control::protocol::LimitView, filter::rate_of, runtime::LimitOverride,
+    config::{FilterSettings, RateLimit, units::Rate},
+    control::protocol::LimitView,
+    filter::rate_of,
+    runtime::LimitOverride,
 };
 
 const KERNEL: [&str; 2] = ["pps", "syn"];
@@ -44,6 +47,15 @@ impl Daemon {
                     source: self.source_of(name),
                 });
             }
+        } else {
+            let now = self.gate.rate();
+            out.push(LimitView {
+                name: "syn".into(),
+                tier: "userspace".into(),
+                rate: now.map(|(r, _)| format!("{r}r/s")),
+                burst: now.map(|(_, b)| b),
+                source: self.source_of("syn"),
+            });
         }
         let state = self.shared.load();
         for (name, l) in &state.limiters {
@@ -110,10 +122,28 @@ impl Daemon {
 
     /// Puts one CLI limit in force.
     fn apply_limit(&mut self, name: &str, change: &LimitOverride) -> Result<()> {
-        if KERNEL.contains(&name) {
-            let f = self.filter.as_mut().ok_or_else(|| {
-                anyhow!("the configuration has no [filter] section: there is no kernel limit")
-            })?;
+        if KERNEL.contains(&name) && self.filter.is_none() {
+            // Without XDP: the connection rate is the gate's; packets are not limited.
+            if name == "pps" {
+                bail!(
+                    "without the XDP filter there is no packet rate limit (only syn, at accept time)"
+                );
+            }
+            let limit = match &change.rate {
+                None => None,
+                Some(text) => {
+                    let rate = kernel_rate(text)?;
+                    Some(RateLimit {
+                        rate,
+                        burst: change.burst.unwrap_or(rate).max(1),
+                    })
+                }
+            };
+            self.gate
+                .set_rate(limit, ipv6_prefix(self.config.filter.as_ref()));
+            return Ok(());
+        }
+        if let Some(f) = self.filter.as_mut().filter(|_| KERNEL.contains(&name)) {
             let (interval, tolerance) = match &change.rate {
                 None => (0, 0),
                 Some(text) => {
@@ -162,4 +192,8 @@ impl Daemon {
             }
         }
     }
+}
+
+fn ipv6_prefix(settings: Option<&FilterSettings>) -> u8 {
+    settings.map_or(64, |s| s.ipv6_prefix)
 }

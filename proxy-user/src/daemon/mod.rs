@@ -15,7 +15,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, bail};
 pub use bind::{BoundStd, bind_all, bind_std};
-use log::{error, info};
+use log::{error, info, warn};
 pub use operate::{Daemon, origin_name};
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -26,6 +26,7 @@ use crate::{
     config::{Config, FilterSettings, OnExit},
     control,
     filter::{Filter, mode_name},
+    gate::Gate,
     http::{Shared, State},
     runtime::StateFile,
     server,
@@ -43,8 +44,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let workers = config.http.workers.max(1);
     let sockets = bind_workers(&config, workers)?;
     let control_socket = control::bind(&config.control.socket)?;
-    let filter = config.filter.as_ref().map(attach).transpose()?;
     let shared = Shared::new(State::build(config.clone(), None));
+    let gate = shared.load().gate.clone();
+    gate.configure(config.filter.as_ref());
+    let filter = kernel_or_userspace(config.filter.as_ref(), &gate);
     // Escalation reports come to the main loop, which owns the kernel maps;
     // later snapshots inherit the connection.
     let (bans_tx, mut auto_bans) = mpsc::unbounded_channel();
@@ -53,6 +56,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         source,
         config: config.clone(),
         filter,
+        gate,
         shared: shared.clone(),
         runtime,
     };
@@ -154,6 +158,25 @@ fn bind_workers(config: &Config, workers: usize) -> Result<Vec<Vec<BoundStd>>> {
         sets.push(bind_std(config, Some(&addrs))?);
     }
     Ok(sets)
+}
+
+/// The XDP filter when it can run; otherwise, said once and clearly, the
+/// gate enforces the same lists, bans and connection rate at accept time.
+fn kernel_or_userspace(settings: Option<&FilterSettings>, gate: &Gate) -> Option<Filter> {
+    let why = match settings {
+        Some(s) if !s.interfaces.is_empty() => match attach(s) {
+            Ok(f) => return Some(f),
+            Err(e) => format!("the XDP filter could not be attached ({e:#})"),
+        },
+        Some(_) => "[filter] names no interfaces".to_string(),
+        None => "the configuration has no [filter] section".to_string(),
+    };
+    warn!(
+        "{why}: the allowlist, blocklist, bans and per-source connection rate are enforced in \
+         userspace at accept time instead (no packet rate limit)"
+    );
+    gate.activate();
+    None
 }
 
 /// Loads the XDP program (adopting pinned maps and links) and attaches it.

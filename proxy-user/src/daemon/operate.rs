@@ -14,7 +14,9 @@ use crate::{
     cidr::Cidr,
     config::Config,
     control::protocol::{ListEntryView, Reply, Request, ServerView},
+    enforcer::Enforcer,
     filter::{Filter, List},
+    gate::Gate,
     http::{Shared, State},
     runtime::{Entry, ListName, StateFile, unix_now},
     upstream::Backend,
@@ -26,6 +28,9 @@ pub struct Daemon {
     pub source: Option<PathBuf>,
     pub config: Arc<Config>,
     pub filter: Option<Filter>,
+    /// Enforces the lists, bans and connection rate in userspace when the
+    /// filter is not running.
+    pub gate: Arc<Gate>,
     pub shared: Shared,
     pub runtime: StateFile,
 }
@@ -111,9 +116,12 @@ impl Daemon {
                 }
                 f.sync(settings)?;
             }
-            (None, Some(_)) => notes.push("a new [filter] section needs a restart"),
+            (None, Some(s)) if !s.interfaces.is_empty() => {
+                notes.push("attaching XDP to new interfaces needs a restart");
+            }
             _ => {}
         }
+        self.gate.configure(next.filter.as_ref());
         self.shared
             .store(State::build(next.clone(), Some(&self.shared.load())));
         self.config = next;
@@ -126,10 +134,19 @@ impl Daemon {
         })
     }
 
-    fn filter_mut(&mut self) -> Result<&mut Filter> {
-        self.filter.as_mut().ok_or_else(|| {
-            anyhow!("the configuration has no [filter] section: the kernel lists are not loaded")
-        })
+    /// Where lists and bans are enforced: the kernel maps, or the gate.
+    pub fn enforcer(&mut self) -> &mut dyn Enforcer {
+        match self.filter.as_mut() {
+            Some(f) => &mut f.maps,
+            None => &mut self.gate,
+        }
+    }
+
+    pub fn enforcer_ref(&self) -> &dyn Enforcer {
+        match self.filter.as_ref() {
+            Some(f) => &f.maps,
+            None => &self.gate,
+        }
     }
 
     fn in_config(&self, list: ListName, cidr: Cidr) -> bool {
@@ -158,11 +175,11 @@ impl Daemon {
         {
             warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
         }
-        let f = self.filter_mut()?;
+        let e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
-            f.maps.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
+            e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
         } else {
-            f.maps.insert(list_of(list), cidr, ORIGIN_CLI)?;
+            e.insert(list_of(list), cidr, ORIGIN_CLI)?;
         }
         let entry = Entry {
             list,
@@ -195,12 +212,12 @@ impl Daemon {
                         .to_string())
             );
         }
-        let f = self.filter_mut()?;
+        let e = self.enforcer();
         let mut removed = false;
         if list == ListName::Block && cidr.is_host() {
-            removed |= f.maps.unban(cidr.addr())?;
+            removed |= e.unban(cidr.addr())?;
         }
-        removed |= f.maps.remove(list_of(list), cidr)?;
+        removed |= e.remove(list_of(list), cidr)?;
         removed |= self.runtime.remove(list, cidr).is_some();
         if !removed {
             bail!("{cidr} is not on the {list:?} list");
@@ -225,13 +242,10 @@ impl Daemon {
     }
 
     fn list_show(&self, list: ListName) -> Result<Vec<ListEntryView>> {
-        let f = self
-            .filter
-            .as_ref()
-            .ok_or_else(|| anyhow!("the configuration has no [filter] section"))?;
+        let e = self.enforcer_ref();
         let now = unix_now();
         let mut out = Vec::new();
-        for (cidr, origin) in f.maps.entries(list_of(list))? {
+        for (cidr, origin) in e.entries(list_of(list))? {
             let known = self.runtime.entry(list, cidr);
             out.push(match known {
                 Some(e) => self.view(e, now),
@@ -245,7 +259,7 @@ impl Daemon {
             });
         }
         if list == ListName::Block {
-            for ban in f.maps.bans()? {
+            for ban in e.bans()? {
                 if ban.remaining == Some(Duration::ZERO) {
                     continue;
                 }
@@ -267,23 +281,19 @@ impl Daemon {
     /// Once a second: expired bans out of the kernel, expired runtime list
     /// entries out of the kernel and the state file.
     pub fn sweep(&mut self) -> Result<()> {
-        if let Some(f) = self.filter.as_mut() {
-            let swept = f.maps.sweep_bans()?;
-            if swept > 0 {
-                info!("{swept} expired ban(s) removed");
-            }
+        let swept = self.enforcer().sweep_bans()?;
+        if swept > 0 {
+            info!("{swept} expired ban(s) removed");
         }
         let expired = self.runtime.take_expired(unix_now());
         if expired.is_empty() {
             return Ok(());
         }
-        if let Some(f) = self.filter.as_mut() {
-            for e in &expired {
-                if !(e.list == ListName::Block && e.cidr.is_host()) {
-                    f.maps.remove(list_of(e.list), e.cidr)?;
-                }
-                info!("{:?} {} expired", e.list, e.cidr);
+        for e in &expired {
+            if !(e.list == ListName::Block && e.cidr.is_host()) {
+                self.enforcer().remove(list_of(e.list), e.cidr)?;
             }
+            info!("{:?} {} expired", e.list, e.cidr);
         }
         self.save();
         Ok(())
@@ -294,18 +304,11 @@ impl Daemon {
     pub fn restore_lists(&mut self) -> Result<()> {
         let now = unix_now();
         let expired = self.runtime.take_expired(now);
-        let Some(f) = self.filter.as_mut() else {
-            if !self.runtime.state.entries.is_empty() {
-                warn!(
-                    "the state file has {} list entries but there is no [filter]: they are kept, not enforced",
-                    self.runtime.state.entries.len()
-                );
-            }
-            return Ok(());
-        };
-        let bans: Vec<IpAddr> = f.maps.bans()?.iter().map(|b| b.addr).collect();
+        let entries = self.runtime.state.entries.clone();
+        let f = self.enforcer();
+        let bans: Vec<IpAddr> = f.bans()?.iter().map(|b| b.addr).collect();
         let mut restored = 0;
-        for e in &self.runtime.state.entries {
+        for e in &entries {
             let origin = if e.origin == "auto-ban" {
                 ORIGIN_ESCALATION
             } else {
@@ -313,16 +316,15 @@ impl Daemon {
             };
             if e.list == ListName::Block && e.cidr.is_host() {
                 if !bans.contains(&e.cidr.addr()) {
-                    f.maps.ban(e.cidr.addr(), e.remaining(now), origin)?;
+                    f.ban(e.cidr.addr(), e.remaining(now), origin)?;
                     restored += 1;
                 }
             } else if !f
-                .maps
                 .entries(list_of(e.list))?
                 .iter()
                 .any(|(c, _)| *c == e.cidr)
             {
-                f.maps.insert(list_of(e.list), e.cidr, origin)?;
+                f.insert(list_of(e.list), e.cidr, origin)?;
                 restored += 1;
             }
         }

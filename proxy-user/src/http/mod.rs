@@ -37,6 +37,7 @@ use crate::{
     access_log::{self, AccessLog},
     config::{Action, Config, PathMatch},
     escalate::Escalation,
+    gate::Gate,
     limit::{self, Decision, Limiter},
     upstream::Group,
 };
@@ -63,6 +64,9 @@ pub struct State {
     pub switches: Arc<Switches>,
     /// Escalation rules' counters and where their reports go.
     pub escalation: Arc<Escalation>,
+    /// The userspace gate (lists, bans, connection rate at accept time when
+    /// XDP cannot run), shared by every snapshot.
+    pub gate: Arc<Gate>,
 }
 
 /// Upstream groups whose traffic goes to another group.
@@ -171,6 +175,7 @@ impl State {
             access_log,
             switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
             escalation,
+            gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
         }
     }
 }

@@ -104,6 +104,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Without XDP, the lists, bans and connection rate are enforced
+        // here, before any TLS work: a refused connection is just closed.
+        let snapshot = state.load();
+        if !snapshot.gate.admit(client.ip()).admitted() {
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             client,
@@ -117,13 +123,12 @@ async fn accept_loop(
             .as_ref()
             .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
         let http2 = bound.config.http2;
-        let (state, graceful) = (state.clone(), graceful.clone());
+        let graceful = graceful.clone();
+        // The configuration snapshot this connection serves with, taken
+        // once: a reload applies to new connections, and requests do not
+        // touch the shared lock (which every worker would contend for).
         tokio::spawn(async move {
             let _permit = permit;
-            // The configuration snapshot this connection serves with, taken
-            // once: a reload applies to new connections, and requests do not
-            // touch the shared lock (which every worker would contend for).
-            let snapshot = state.load();
             match tls {
                 None => serve_conn(stream, conn, snapshot, &graceful, http2, false).await,
                 Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(stream))

@@ -1,0 +1,374 @@
+//! The userspace gate: when the XDP filter cannot run (no CAP_BPF, a kernel
+//! or interface that refuses it, or a configuration without `[filter]`
+//! interfaces), the same allowlist, blocklist, bans and per-source
+//! connection rate (`[filter] syn`) are enforced here, at accept time,
+//! before any TLS work: a refused connection is closed at once.
+//!
+//! The gate is inactive while XDP enforces (the kernel already dropped
+//! those packets), and then costs one atomic load per accepted connection.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+    sync::{
+        Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use proxy_common::{gcra, list::ORIGIN_CONFIG};
+use tokio::time::Instant;
+
+use crate::{
+    cidr::Cidr,
+    config::{FilterSettings, RateLimit},
+    filter::{BanEntry, List},
+};
+
+/// Sources whose connection rate is tracked; the least recently seen are
+/// forgotten beyond this.
+const MAX_SOURCES: usize = 65_536;
+
+/// What the gate decided for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Pass,
+    Allowlisted,
+    Blocklisted,
+    Banned,
+    RateLimited,
+}
+
+impl Admission {
+    pub fn admitted(self) -> bool {
+        matches!(self, Admission::Pass | Admission::Allowlisted)
+    }
+
+    pub const ALL: [Admission; 5] = [
+        Admission::Pass,
+        Admission::Allowlisted,
+        Admission::Blocklisted,
+        Admission::Banned,
+        Admission::RateLimited,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Admission::Pass => "pass",
+            Admission::Allowlisted => "allowlisted",
+            Admission::Blocklisted => "blocklisted",
+            Admission::Banned => "banned",
+            Admission::RateLimited => "syn_limited",
+        }
+    }
+}
+
+/// Networks by prefix length, for a lookup per distinct length.
+#[derive(Debug, Default)]
+struct CidrSet {
+    by_len: Vec<(u8, bool, HashSet<IpAddr>)>,
+}
+
+impl CidrSet {
+    fn build<'a>(cidrs: impl Iterator<Item = &'a Cidr>) -> CidrSet {
+        let mut by_len: BTreeMap<(u8, bool), HashSet<IpAddr>> = BTreeMap::new();
+        for c in cidrs {
+            by_len
+                .entry((c.prefix_len(), c.addr().is_ipv6()))
+                .or_default()
+                .insert(c.addr());
+        }
+        CidrSet {
+            by_len: by_len
+                .into_iter()
+                .map(|((len, v6), set)| (len, v6, set))
+                .collect(),
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.by_len.iter().any(|(len, v6, set)| {
+            *v6 == ip.is_ipv6() && set.contains(&Cidr::masked(ip, *len).addr())
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Lists {
+    /// Entries with their origin, as `list` views show them...
+    allow: BTreeMap<Cidr, u32>,
+    block: BTreeMap<Cidr, u32>,
+    /// ...and as lookups read them.
+    allow_set: CidrSet,
+    block_set: CidrSet,
+    /// Banned addresses: expiry (`None`: until removed) and origin.
+    bans: HashMap<IpAddr, (Option<Instant>, u32)>,
+}
+
+impl Lists {
+    fn rebuild(&mut self) {
+        self.allow_set = CidrSet::build(self.allow.keys());
+        self.block_set = CidrSet::build(self.block.keys());
+    }
+
+    fn list(&mut self, list: List) -> &mut BTreeMap<Cidr, u32> {
+        match list {
+            List::Allow => &mut self.allow,
+            List::Block => &mut self.block,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Rate {
+    /// GCRA interval and tolerance (ns); interval 0: no limit.
+    interval: u64,
+    tolerance: u64,
+    ipv6_prefix: u8,
+    /// Theoretical arrival time per source, ns since `start`.
+    tat: HashMap<IpAddr, u64>,
+}
+
+/// The gate, shared by every worker's accept loops.
+#[derive(Debug)]
+pub struct Gate {
+    active: AtomicBool,
+    lists: RwLock<Lists>,
+    rate: Mutex<Rate>,
+    start: Instant,
+    /// Connections by [`Admission`], in [`Admission::ALL`] order.
+    counts: [AtomicU64; 5],
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            active: AtomicBool::new(false),
+            lists: RwLock::default(),
+            rate: Mutex::default(),
+            start: Instant::now(),
+            counts: Default::default(),
+        }
+    }
+}
+
+impl Gate {
+    /// Starts enforcing (the kernel filter is not running).
+    pub fn activate(&self) {
+        self.active.store(true, Ordering::Release);
+    }
+
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Decides one accepted connection from `ip`.
+    pub fn admit(&self, ip: IpAddr) -> Admission {
+        if !self.active() {
+            return Admission::Pass;
+        }
+        let verdict = self.decide(ip, Instant::now());
+        let i = Admission::ALL
+            .iter()
+            .position(|a| *a == verdict)
+            .unwrap_or(0);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        verdict
+    }
+
+    fn decide(&self, ip: IpAddr, now: Instant) -> Admission {
+        {
+            let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+            if lists.allow_set.contains(ip) {
+                return Admission::Allowlisted;
+            }
+            if let Some((expiry, _)) = lists.bans.get(&ip)
+                && expiry.is_none_or(|t| now < t)
+            {
+                return Admission::Banned;
+            }
+            if lists.block_set.contains(ip) {
+                return Admission::Blocklisted;
+            }
+        }
+        let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        if rate.interval == 0 {
+            return Admission::Pass;
+        }
+        let key = match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(_) => Cidr::masked(ip, rate.ipv6_prefix).addr(),
+        };
+        let now_ns = now.duration_since(self.start).as_nanos() as u64;
+        if rate.tat.len() >= MAX_SOURCES && !rate.tat.contains_key(&key) {
+            // Forget the sources whose budget is full again (the TAT is past).
+            rate.tat.retain(|_, t| *t > now_ns);
+            if rate.tat.len() >= MAX_SOURCES {
+                rate.tat.clear();
+            }
+        }
+        let (interval, tolerance) = (rate.interval, rate.tolerance);
+        let tat = rate.tat.entry(key).or_insert(0);
+        match gcra::admit(*tat, now_ns, interval, tolerance) {
+            Some(next) => {
+                *tat = next;
+                Admission::Pass
+            }
+            None => Admission::RateLimited,
+        }
+    }
+
+    /// Connections counted by admission, for `stats`.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        Admission::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(a, c)| (a.name(), c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Takes the configuration's lists and connection rate; entries added
+    /// at runtime stay.
+    pub fn configure(&self, settings: Option<&FilterSettings>) {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists.allow.retain(|_, o| *o != ORIGIN_CONFIG);
+        lists.block.retain(|_, o| *o != ORIGIN_CONFIG);
+        if let Some(s) = settings {
+            for c in &s.allow {
+                lists.allow.insert(*c, ORIGIN_CONFIG);
+            }
+            for c in &s.block {
+                lists.block.insert(*c, ORIGIN_CONFIG);
+            }
+        }
+        lists.rebuild();
+        drop(lists);
+        self.set_rate(
+            settings.and_then(|s| s.syn),
+            settings.map_or(64, |s| s.ipv6_prefix),
+        );
+    }
+
+    /// The per-source connection rate (`None`: no limit).
+    pub fn set_rate(&self, limit: Option<RateLimit>, ipv6_prefix: u8) {
+        let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        (rate.interval, rate.tolerance) = limit.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
+        rate.ipv6_prefix = ipv6_prefix;
+    }
+
+    /// The connection rate in force: (per second, burst).
+    pub fn rate(&self) -> Option<(u64, u64)> {
+        let rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        crate::filter::rate_of(rate.interval, rate.tolerance)
+    }
+
+    pub fn insert(&self, list: List, cidr: Cidr, origin: u32) {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists.list(list).insert(cidr, origin);
+        lists.rebuild();
+    }
+
+    pub fn remove(&self, list: List, cidr: Cidr) -> bool {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        let removed = lists.list(list).remove(&cidr).is_some();
+        lists.rebuild();
+        removed
+    }
+
+    pub fn entries(&self, list: List) -> Vec<(Cidr, u32)> {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists.list(list).iter().map(|(c, o)| (*c, *o)).collect()
+    }
+
+    pub fn ban(&self, addr: IpAddr, ttl: Option<Duration>, origin: u32) {
+        let expiry = ttl.map(|t| Instant::now() + t);
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists.bans.insert(addr, (expiry, origin));
+    }
+
+    pub fn unban(&self, addr: IpAddr) -> bool {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists.bans.remove(&addr).is_some()
+    }
+
+    pub fn bans(&self) -> Vec<BanEntry> {
+        let now = Instant::now();
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        lists
+            .bans
+            .iter()
+            .map(|(addr, (expiry, origin))| BanEntry {
+                addr: *addr,
+                remaining: expiry.map(|t| t.saturating_duration_since(now)),
+                origin: *origin,
+            })
+            .collect()
+    }
+
+    /// Removes expired bans; returns how many.
+    pub fn sweep_bans(&self) -> usize {
+        let now = Instant::now();
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        let before = lists.bans.len();
+        lists
+            .bans
+            .retain(|_, (expiry, _)| expiry.is_none_or(|t| now < t));
+        before - lists.bans.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn settings(text: &str) -> FilterSettings {
+        Config::parse(text, "t.toml".as_ref())
+            .unwrap()
+            .filter
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn same_decisions_as_the_kernel_order() {
+        let g = Gate::default();
+        assert_eq!(
+            g.admit("192.0.2.1".parse().unwrap()),
+            Admission::Pass,
+            "inactive"
+        );
+        g.configure(Some(&settings(
+            "[filter]\nallow = [\"10.1.0.0/16\"]\nblock = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\nsyn = { rate = 1, burst = 2 }\n",
+        )));
+        g.activate();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            g.admit(ip("10.1.2.3")),
+            Admission::Allowlisted,
+            "allow wins"
+        );
+        assert_eq!(g.admit(ip("10.2.3.4")), Admission::Blocklisted);
+        assert_eq!(g.admit(ip("192.0.2.7")), Admission::Blocklisted);
+        assert_eq!(g.admit(ip("2001:db8::5")), Admission::Blocklisted);
+        g.ban(ip("198.51.100.1"), Some(Duration::from_secs(10)), 1);
+        assert_eq!(g.admit(ip("198.51.100.1")), Admission::Banned);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // Expired: the rate limit applies again (burst 2, then refused).
+        assert_eq!(g.admit(ip("198.51.100.1")), Admission::Pass);
+        assert_eq!(g.admit(ip("198.51.100.1")), Admission::Pass);
+        assert_eq!(g.admit(ip("198.51.100.1")), Admission::RateLimited);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            g.admit(ip("198.51.100.1")),
+            Admission::Pass,
+            "one per second"
+        );
+        assert_eq!(g.sweep_bans(), 1);
+        // Runtime entries survive a new configuration; config ones follow it.
+        g.insert(List::Block, "203.0.113.0/24".parse().unwrap(), 1);
+        g.configure(Some(&settings("[filter]\n")));
+        assert_eq!(g.admit(ip("10.2.3.4")), Admission::Pass);
+        assert_eq!(g.admit(ip("203.0.113.9")), Admission::Blocklisted);
+    }
+}
