@@ -5,4 +5,5 @@
 //! controls against the real daemon.
 
 mod fastapi;
+mod reload;
 mod upstream;

@@ -10,8 +10,10 @@
 //!   code or commands inside a namespace.
 //! - [`filter`]: load the filter with test settings and run packets through it.
 //! - [`daemon`], [`process`]: the real `rampart` binary and other child processes,
-//!   killed on drop; [`traffic`]: UDP senders and a per-source receiver.
+//!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
+//!   [`backend`]: small HTTP backends and a client for end-to-end tests.
 
+pub mod backend;
 pub mod certs;
 pub mod daemon;
 pub mod filter;

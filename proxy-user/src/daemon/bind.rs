@@ -1,12 +1,12 @@
 //! Binding every worker's listening sockets before anything is served.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, Result};
 
 use crate::{
     config::{Config, Listener},
-    server::{self, Bound},
+    server::{self, Bound, Served},
 };
 
 /// A listening socket bound before anything is served, so that a bind error
@@ -18,12 +18,15 @@ pub struct BoundStd {
 }
 
 impl BoundStd {
-    /// Registers the socket with the current runtime.
-    pub fn into_tokio(self) -> std::io::Result<Bound> {
+    /// Registers the socket with the current runtime, as listener `id`.
+    pub fn into_tokio(self, id: u64) -> std::io::Result<Bound> {
         Ok(Bound {
-            config: self.config,
+            id,
             socket: tokio::net::TcpListener::from_std(self.socket)?,
-            tls: self.tls,
+            served: Arc::new(Served {
+                config: self.config,
+                tls: self.tls,
+            }),
         })
     }
 }
@@ -54,6 +57,7 @@ pub fn bind_std(config: &Config, addrs: Option<&[SocketAddr]>) -> Result<Vec<Bou
 pub fn bind_all(config: &Config) -> Result<Vec<Bound>> {
     Ok(bind_std(config, None)?
         .into_iter()
-        .map(BoundStd::into_tokio)
+        .enumerate()
+        .map(|(i, b)| b.into_tokio(i as u64))
         .collect::<std::io::Result<_>>()?)
 }

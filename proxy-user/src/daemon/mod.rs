@@ -9,12 +9,14 @@ mod autoban;
 mod bind;
 mod inspect;
 mod limits;
+mod listeners;
 mod operate;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, bail};
 pub use bind::{BoundStd, bind_all, bind_std};
+use listeners::Listeners;
 use log::{error, info, warn};
 pub use operate::{Daemon, origin_name};
 use tokio::{
@@ -29,7 +31,6 @@ use crate::{
     gate::Gate,
     http::{Shared, State},
     runtime::StateFile,
-    server,
 };
 
 /// How often expired bans are swept.
@@ -59,13 +60,15 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         gate,
         shared: shared.clone(),
         runtime,
+        listeners: None,
     };
     daemon.restore_lists()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let threads = serve_workers(sockets, &shared, &stop_rx)?;
+    let (listeners, threads) = Listeners::start(sockets, &shared, &stop_rx)?;
+    daemon.listeners = Some(listeners);
     let (calls_tx, mut calls) = mpsc::channel(16);
     tokio::spawn(control::serve(control_socket, calls_tx));
     info!(
@@ -196,43 +199,4 @@ fn attach(settings: &FilterSettings) -> Result<Filter> {
         settings.pin_dir.display()
     );
     Ok(f)
-}
-
-/// Starts one thread per worker, each with its own event loop serving its
-/// own sockets, until `stop` turns true.
-fn serve_workers(
-    sockets: Vec<Vec<BoundStd>>,
-    shared: &Shared,
-    stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<std::thread::JoinHandle<Result<()>>>> {
-    let workers = sockets.len();
-    let mut threads = Vec::new();
-    for (n, mut set) in sockets.into_iter().enumerate() {
-        for b in &mut set {
-            // The cap is per listener: share it out between the workers.
-            b.config.max_connections = b.config.max_connections.div_ceil(workers);
-        }
-        let (shared, mut stop) = (shared.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("rampart-w{n}"))
-            .spawn(move || -> Result<()> {
-                crate::upstream::set_worker(n);
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async move {
-                    let bound = set
-                        .into_iter()
-                        .map(BoundStd::into_tokio)
-                        .collect::<std::io::Result<Vec<_>>>()?;
-                    server::serve(bound, shared, async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
-                    .await;
-                    Ok(())
-                })
-            })?;
-        threads.push(thread);
-    }
-    Ok(threads)
 }

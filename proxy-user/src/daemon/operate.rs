@@ -33,6 +33,8 @@ pub struct Daemon {
     pub gate: Arc<Gate>,
     pub shared: Shared,
     pub runtime: StateFile,
+    /// The workers' listeners, changed by reloads (`None` until serving starts).
+    pub listeners: Option<super::listeners::Listeners>,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -98,13 +100,15 @@ impl Daemon {
             bail!("running the built-in configuration; there is no file to re-read")
         };
         let next = Arc::new(Config::load(path)?);
-        let mut notes = Vec::new();
-        if next.listeners != self.config.listeners {
-            warn!("reload: listener changes need a restart; the listeners stay as they are");
-            notes.push("listener changes need a restart");
-        }
+        let mut notes: Vec<String> = Vec::new();
+        // Everything that can fail first (new sockets, certificates), so a
+        // failed reload changes nothing.
+        let plan = match &self.listeners {
+            Some(l) => Some(l.prepare(&next)?),
+            None => None,
+        };
         if next.control != self.config.control {
-            notes.push("[control] changes need a restart");
+            notes.push("[control] changes need a restart".into());
         }
         match (self.filter.as_mut(), next.filter.as_ref()) {
             (Some(f), Some(settings)) => {
@@ -112,16 +116,19 @@ impl Daemon {
                 if current.is_some_and(|c| {
                     c.interfaces != settings.interfaces || c.pin_dir != settings.pin_dir
                 }) {
-                    notes.push("filter interface or pin_dir changes need a restart");
+                    notes.push("filter interface or pin_dir changes need a restart".into());
                 }
                 f.sync(settings)?;
             }
             (None, Some(s)) if !s.interfaces.is_empty() => {
-                notes.push("attaching XDP to new interfaces needs a restart");
+                notes.push("attaching XDP to new interfaces needs a restart".into());
             }
             _ => {}
         }
         self.gate.configure(next.filter.as_ref());
+        if let (Some(l), Some(plan)) = (self.listeners.as_mut(), plan) {
+            notes.extend(l.commit(plan));
+        }
         self.shared
             .store(State::build(next.clone(), Some(&self.shared.load())));
         self.config = next;

@@ -11,7 +11,7 @@ mod framing;
 pub(crate) mod guard;
 mod listener;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
@@ -19,7 +19,10 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
 };
 pub use listener::bind;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, mpsc, watch},
+};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
@@ -27,11 +30,20 @@ use crate::{
     http::{self, ConnInfo, Shared, State},
 };
 
-/// A listener ready to serve: its settings, socket and TLS acceptor.
-pub struct Bound {
+/// What a listener serves with: its settings and TLS acceptor. A reload
+/// that changes only these (certificates, HTTP/2, the redirect) replaces
+/// them in place and the socket stays.
+pub struct Served {
     pub config: Listener,
-    pub socket: TcpListener,
     pub tls: Option<TlsAcceptor>,
+}
+
+/// A listener ready to serve: its socket and what it serves with.
+pub struct Bound {
+    /// Names the listener in [`Change`]s.
+    pub id: u64,
+    pub socket: TcpListener,
+    pub served: Arc<Served>,
 }
 
 impl Bound {
@@ -42,6 +54,26 @@ impl Bound {
     }
 }
 
+/// A change to a worker's listeners, from a reload.
+pub enum Change {
+    /// A new listening socket (this worker's own), already bound.
+    Add {
+        id: u64,
+        socket: std::net::TcpListener,
+        served: Arc<Served>,
+    },
+    /// New settings for a listener; its socket and connections stay.
+    Update { id: u64, served: Arc<Served> },
+    /// Stop accepting on a listener (its socket closes); its connections go on.
+    Remove { id: u64 },
+}
+
+struct Running {
+    served: watch::Sender<Arc<Served>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 /// Serves every listener until `shutdown` resolves, then lets in-flight
 /// requests finish for at most the grace period.
 pub async fn serve(
@@ -49,17 +81,70 @@ pub async fn serve(
     state: Shared,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    serve_changing(listeners, state, shutdown, None).await
+}
+
+/// As [`serve`], with listeners added, updated and removed by `changes`.
+pub async fn serve_changing(
+    listeners: Vec<Bound>,
+    state: Shared,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut changes: Option<mpsc::UnboundedReceiver<Change>>,
+) {
     let graceful = Arc::new(GracefulShutdown::new());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut loops = Vec::new();
+    let mut running: HashMap<u64, Running> = HashMap::new();
+    let start = |bound: Bound, running: &mut HashMap<u64, Running>| {
+        let (served_tx, served_rx) = watch::channel(bound.served.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(
+            bound.socket,
+            served_rx,
+            state.clone(),
+            graceful.clone(),
+            stop_rx,
+        ));
+        running.insert(
+            bound.id,
+            Running {
+                served: served_tx,
+                stop: stop_tx,
+                task,
+            },
+        );
+    };
     for bound in listeners {
-        let (state, graceful, stop) = (state.clone(), graceful.clone(), stop_rx.clone());
-        loops.push(tokio::spawn(accept_loop(bound, state, graceful, stop)));
+        start(bound, &mut running);
     }
-    shutdown.await;
-    let _ = stop_tx.send(true);
-    for l in loops {
-        let _ = l.await;
+    tokio::pin!(shutdown);
+    loop {
+        let change = tokio::select! {
+            _ = &mut shutdown => break,
+            c = next_change(&mut changes) => c,
+        };
+        match change {
+            None => changes = None,
+            Some(Change::Add { id, socket, served }) => match TcpListener::from_std(socket) {
+                Ok(socket) => start(Bound { id, socket, served }, &mut running),
+                Err(e) => log::error!("listener {}: {e}", served.config.bind),
+            },
+            Some(Change::Update { id, served }) => {
+                if let Some(r) = running.get(&id) {
+                    let _ = r.served.send(served);
+                }
+            }
+            Some(Change::Remove { id }) => {
+                if let Some(r) = running.remove(&id) {
+                    let _ = r.stop.send(true);
+                    let _ = r.task.await;
+                }
+            }
+        }
+    }
+    for r in running.values() {
+        let _ = r.stop.send(true);
+    }
+    for (_, r) in running {
+        let _ = r.task.await;
     }
     let grace = state.load().config.http.grace_period;
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
@@ -71,13 +156,23 @@ pub async fn serve(
     }
 }
 
+async fn next_change(changes: &mut Option<mpsc::UnboundedReceiver<Change>>) -> Option<Change> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn accept_loop(
-    bound: Bound,
+    socket: TcpListener,
+    served: watch::Receiver<Arc<Served>>,
     state: Shared,
     graceful: Arc<GracefulShutdown>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(bound.config.max_connections));
+    // The cap is fixed for the socket's life (a reload that changes it
+    // opens a new socket).
+    let limit = Arc::new(Semaphore::new(served.borrow().config.max_connections));
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -85,7 +180,7 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let accepted = tokio::select! {
-            a = bound.socket.accept() => a,
+            a = socket.accept() => a,
             _ = stop.changed() => return,
         };
         let (stream, client) = match accepted {
@@ -97,13 +192,14 @@ async fn accept_loop(
                 // EMFILE and friends: wait and try again; never give up the listener.
                 log::warn!(
                     "accept on {}: {e}; retrying in {backoff:?}",
-                    bound.config.bind
+                    served.borrow().config.bind
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
+        let bound = served.borrow().clone();
         // Without XDP, the lists, bans and connection rate are enforced
         // here, before any TLS work: a refused connection is just closed.
         let snapshot = state.load();

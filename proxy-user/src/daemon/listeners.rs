@@ -1,0 +1,225 @@
+//! The daemon's listeners across its workers: started with the daemon, and
+//! changed by a reload without touching the sockets of those that did not
+//! change.
+//!
+//! A reload first prepares everything that can fail (binding new sockets on
+//! every worker, reading certificates), so a bad reload changes nothing; then
+//! it commits: new sockets are added before replaced ones are removed, and a
+//! listener whose only changes are its certificates, HTTP/2 or redirect gets
+//! them in place. TLS listeners always re-read their certificate files, so a
+//! certificate renewed in place takes effect on reload, as with nginx.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::{Context, Result};
+use log::info;
+use tokio::sync::mpsc;
+
+use super::bind::BoundStd;
+use crate::{
+    config::{Config, Listener},
+    http::Shared,
+    server::{self, Change, Served},
+};
+
+/// One listener in force.
+struct Entry {
+    id: u64,
+    config: Listener,
+    /// The address every worker's socket is bound to.
+    addr: SocketAddr,
+}
+
+pub struct Listeners {
+    /// Each worker's change channel.
+    workers: Vec<mpsc::UnboundedSender<Change>>,
+    entries: Vec<Entry>,
+    next_id: u64,
+}
+
+/// A reload's listener changes, ready to commit.
+pub struct Plan {
+    /// Per worker, in order: adds, then updates, then removes.
+    changes: Vec<Vec<Change>>,
+    entries: Vec<Entry>,
+    next_id: u64,
+    notes: Vec<String>,
+}
+
+type Worker = std::thread::JoinHandle<Result<()>>;
+
+impl Listeners {
+    /// Starts one thread per worker, each with its own event loop serving
+    /// its own sockets until `stop` turns true.
+    pub fn start(
+        sockets: Vec<Vec<BoundStd>>,
+        shared: &Shared,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(Listeners, Vec<Worker>)> {
+        let workers = sockets.len();
+        let entries: Vec<Entry> = sockets
+            .first()
+            .map(|set| {
+                set.iter()
+                    .enumerate()
+                    .map(|(i, b)| Entry {
+                        id: i as u64,
+                        config: b.config.clone(),
+                        addr: b.socket.local_addr().expect("bound"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next_id = entries.len() as u64;
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        for (n, mut set) in sockets.into_iter().enumerate() {
+            for b in &mut set {
+                // The cap is per listener: share it out between the workers.
+                b.config.max_connections = b.config.max_connections.div_ceil(workers);
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            let (shared, mut stop) = (shared.clone(), stop.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("rampart-w{n}"))
+                .spawn(move || -> Result<()> {
+                    crate::upstream::set_worker(n);
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        let bound = set
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, b)| b.into_tokio(i as u64))
+                            .collect::<std::io::Result<Vec<_>>>()?;
+                        let shutdown = async move {
+                            let _ = stop.wait_for(|stopped| *stopped).await;
+                        };
+                        server::serve_changing(bound, shared, shutdown, Some(rx)).await;
+                        Ok(())
+                    })
+                })?;
+            threads.push(thread);
+        }
+        Ok((
+            Listeners {
+                workers: senders,
+                entries,
+                next_id,
+            },
+            threads,
+        ))
+    }
+
+    /// Prepares the listeners of `next`: binds what is new, reads certificates.
+    pub fn prepare(&self, next: &Config) -> Result<Plan> {
+        let workers = self.workers.len().max(1);
+        let mut plan = Plan {
+            changes: (0..workers).map(|_| Vec::new()).collect(),
+            entries: Vec::new(),
+            next_id: self.next_id,
+            notes: Vec::new(),
+        };
+        let mut removes = Vec::new();
+        for l in &next.listeners {
+            let old = self.entries.iter().find(|e| e.config.bind == l.bind);
+            let keeps_socket = old.is_some_and(|o| {
+                o.config.backlog == l.backlog && o.config.max_connections == l.max_connections
+            });
+            match old {
+                Some(o) if keeps_socket => {
+                    if o.config != *l || l.tls.is_some() {
+                        let served = served(l, workers)?;
+                        for w in &mut plan.changes {
+                            w.push(Change::Update {
+                                id: o.id,
+                                served: served.clone(),
+                            });
+                        }
+                        if o.config != *l {
+                            plan.notes.push(format!("listener {} updated", l.bind));
+                        }
+                    }
+                    plan.entries.push(Entry {
+                        id: o.id,
+                        config: l.clone(),
+                        addr: o.addr,
+                    });
+                }
+                _ => {
+                    let id = plan.next_id;
+                    plan.next_id += 1;
+                    let mut addr = None;
+                    let served = served(l, workers)?;
+                    for w in &mut plan.changes {
+                        let at = addr.unwrap_or(l.bind);
+                        let socket =
+                            server::bind(at, l.backlog).with_context(|| format!("binding {at}"))?;
+                        addr = Some(socket.local_addr()?);
+                        w.push(Change::Add {
+                            id,
+                            socket,
+                            served: served.clone(),
+                        });
+                    }
+                    let addr = addr.unwrap_or(l.bind);
+                    if let Some(o) = old {
+                        removes.push(o.id);
+                        plan.notes.push(format!(
+                            "listener {} reopened with its new settings",
+                            l.bind
+                        ));
+                    } else {
+                        plan.notes.push(format!("listening on {addr}"));
+                    }
+                    plan.entries.push(Entry {
+                        id,
+                        config: l.clone(),
+                        addr,
+                    });
+                }
+            }
+        }
+        for o in &self.entries {
+            if !next.listeners.iter().any(|l| l.bind == o.config.bind) {
+                removes.push(o.id);
+                plan.notes.push(format!("stopped listening on {}", o.addr));
+            }
+        }
+        for w in &mut plan.changes {
+            w.extend(removes.iter().map(|id| Change::Remove { id: *id }));
+        }
+        Ok(plan)
+    }
+
+    /// Applies a prepared plan; returns what changed, for the reload's report.
+    pub fn commit(&mut self, plan: Plan) -> Vec<String> {
+        for (tx, changes) in self.workers.iter().zip(plan.changes) {
+            for c in changes {
+                let _ = tx.send(c);
+            }
+        }
+        self.entries = plan.entries;
+        self.next_id = plan.next_id;
+        for n in &plan.notes {
+            info!("reload: {n}");
+        }
+        plan.notes
+    }
+}
+
+/// What a listener serves with, its connection cap shared out between the workers.
+fn served(l: &Listener, workers: usize) -> Result<Arc<Served>> {
+    let tls = match &l.tls {
+        None => None,
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(t, l.http2)
+                .with_context(|| format!("listener {}", l.bind))?,
+        )),
+    };
+    let mut config = l.clone();
+    config.max_connections = config.max_connections.div_ceil(workers);
+    Ok(Arc::new(Served { config, tls }))
+}

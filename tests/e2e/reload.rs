@@ -1,0 +1,127 @@
+//! `rampart reload` and listeners, against the real daemon in a namespace:
+//! a new listener opens, a removed one closes, a certificate renewed in
+//! place is served after the reload, unchanged sockets stay and in-flight
+//! requests finish; a reload that cannot bind changes nothing.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use tests::{
+    backend::{http_get, named_backend},
+    daemon::{cli, control_section, rampart_bin},
+    netns::NetNs,
+    privilege::require_root,
+    process::Spawned,
+};
+
+fn config(dir: &Path, listeners: &[&str]) -> String {
+    let mut text = String::new();
+    for l in listeners {
+        text.push_str(&format!("[[listener]]\n{l}\n\n"));
+    }
+    text + &format!(
+        "[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n\n{}",
+        control_section(dir)
+    )
+}
+
+const PLAIN: &str = "bind = \"127.0.0.1:8080\"";
+const EXTRA: &str = "bind = \"127.0.0.1:8081\"";
+const TAKEN: &str = "bind = \"127.0.0.1:8090\"";
+const TLS: &str = "bind = \"127.0.0.1:8443\"\ntls = { cert = \"site.crt\", key = \"site.key\" }";
+
+/// SHA-256 fingerprint of the certificate `127.0.0.1:8443` presents in `ns`.
+fn served_fingerprint(ns: &NetNs) -> String {
+    let out = ns
+        .command("sh")
+        .args([
+            "-c",
+            "openssl s_client -connect 127.0.0.1:8443 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
+    if !require_root("reload_opens_closes_and_renews_listeners_without_cutting_requests") {
+        return;
+    }
+    let ns = NetNs::new("rld");
+    named_backend(&ns, 9001, "app");
+    let dir = std::env::temp_dir().join(format!("rampart-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    tests::certs::self_signed(&dir, "site");
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config(&dir, &[PLAIN, TLS])).unwrap();
+    let mut cmd = ns.command(rampart_bin().to_str().unwrap());
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut daemon = Spawned::start("rampart", cmd, &dir.join("rampart.log"));
+    daemon.wait_until(Duration::from_secs(15), || {
+        http_get(&ns, "127.0.0.1:8080", "/").is_ok()
+    });
+    let first = served_fingerprint(&ns);
+    assert_eq!(first, file_fingerprint(&dir.join("site.crt")));
+    let reload = |ns: &NetNs| cli(ns, &["-c", path.to_str().unwrap(), "reload"]);
+
+    // A slow request is in flight across the reload.
+    let slow = {
+        let name = ns.name().to_string();
+        std::thread::spawn(move || http_get(&NetNs::existing(&name), "127.0.0.1:8080", "/slow"))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // Renew the certificate in place, and add a listener.
+    tests::certs::self_signed(&dir, "site");
+    let renewed = file_fingerprint(&dir.join("site.crt"));
+    assert_ne!(renewed, first);
+    std::fs::write(&path, config(&dir, &[PLAIN, TLS, EXTRA])).unwrap();
+    let (ok, out, err) = reload(&ns);
+    assert!(ok, "{err}");
+    assert!(out.contains("listening on 127.0.0.1:8081"), "{out}");
+    assert_eq!(
+        slow.join().unwrap().unwrap(),
+        "app",
+        "the in-flight request finished"
+    );
+    assert_eq!(http_get(&ns, "127.0.0.1:8081", "/").unwrap(), "app");
+    assert_eq!(http_get(&ns, "127.0.0.1:8080", "/").unwrap(), "app");
+    assert_eq!(
+        served_fingerprint(&ns),
+        renewed,
+        "the renewed certificate is served"
+    );
+
+    // A reload that cannot bind changes nothing, and says why.
+    let taken = ns.run(|| std::net::TcpListener::bind("127.0.0.1:8090").unwrap());
+    std::fs::write(&path, config(&dir, &[PLAIN, TAKEN])).unwrap();
+    let (ok, _, err) = reload(&ns);
+    assert!(!ok);
+    assert!(err.contains("binding 127.0.0.1:8090"), "{err}");
+    assert_eq!(
+        http_get(&ns, "127.0.0.1:8081", "/").unwrap(),
+        "app",
+        "8081 stays"
+    );
+    assert_eq!(served_fingerprint(&ns), renewed, "8443 stays");
+    drop(taken);
+
+    // Removing listeners closes them; the others go on.
+    std::fs::write(&path, config(&dir, &[PLAIN])).unwrap();
+    let (ok, out, err) = reload(&ns);
+    assert!(ok, "{err}");
+    assert!(out.contains("stopped listening on 127.0.0.1:8081"), "{out}");
+    assert!(http_get(&ns, "127.0.0.1:8081", "/").is_err());
+    assert!(served_fingerprint(&ns).is_empty(), "8443 closed");
+    assert_eq!(http_get(&ns, "127.0.0.1:8080", "/").unwrap(), "app");
+    daemon.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,81 @@
+//! Small HTTP/1.1 backends and a client for end-to-end tests, inside a
+//! network namespace.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    time::Duration,
+};
+
+use crate::netns::NetNs;
+
+/// An HTTP/1.1 server in `ns` answering its `name`; `/slow` waits 1 s.
+pub fn named_backend(ns: &NetNs, port: u16, name: &'static str) {
+    let listener = ns.run(move || TcpListener::bind(("127.0.0.1", port)).unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream, name));
+        }
+    });
+}
+
+fn serve(stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let slow = line.contains("/slow");
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if slow {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+            name.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One GET to `addr` inside `ns` (a connection of its own); the body of a
+/// 200, or else the whole answer or the error.
+pub fn http_get(ns: &NetNs, addr: &str, path: &str) -> Result<String, String> {
+    let (path, addr) = (path.to_string(), addr.to_string());
+    ns.run(move || {
+        let mut s = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut all = String::new();
+        s.read_to_string(&mut all).map_err(|e| e.to_string())?;
+        if !all.starts_with("HTTP/1.1 200") {
+            return Err(all);
+        }
+        Ok(all.rsplit("\r\n\r\n").next().unwrap_or("").to_string())
+    })
+}
