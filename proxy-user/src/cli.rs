@@ -63,7 +63,8 @@ pub enum Object {
         #[command(subcommand)]
         verb: Option<ConfigVerb>,
     },
-    /// Kernel counters: packets and bytes by verdict, summed over CPUs.
+    /// Counters: kernel packets and bytes by verdict (pinned, so they work while the
+    /// daemon is down), and L7 requests by status class per route and per upstream server.
     Stats {
         /// Refresh every N seconds until interrupted.
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]

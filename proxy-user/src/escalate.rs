@@ -16,7 +16,7 @@ use std::{
 
 use tokio::{sync::mpsc::UnboundedSender, time::Instant};
 
-use crate::config::{EscalateRule, PathMatch, Route};
+use crate::config::{EscalateRule, Route};
 
 /// Sources tracked per rule.
 pub const MAX_SOURCES: usize = 100_000;
@@ -119,7 +119,7 @@ impl Escalation {
                     rule: name.clone(),
                     count: report,
                     statuses: r.rule.statuses.clone(),
-                    route: describe(route),
+                    route: route.name(),
                     within: r.rule.within,
                     ttl: r.rule.ban,
                 };
@@ -168,16 +168,6 @@ impl RuleState {
             return Some(w.count);
         }
         None
-    }
-}
-
-/// A route as the evidence names it.
-fn describe(route: &Route) -> String {
-    match &route.matcher.path {
-        PathMatch::Any => "any path".into(),
-        PathMatch::Prefix(p) => p.clone(),
-        PathMatch::Exact(p) => format!("= {p}"),
-        PathMatch::Regex(r) => format!("~ {}", r.as_str()),
     }
 }
 

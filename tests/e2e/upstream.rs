@@ -209,5 +209,25 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
     );
     assert!(ok);
     assert!(get(&edge.ns, "/").is_ok());
+
+    // `stats`: requests by status class for the route, and per server
+    // (since the restart above: L7 counters live in the daemon).
+    let (ok, out, err) = cli(
+        &edge.ns,
+        &["-j", "-c", edge.config.to_str().unwrap(), "stats"],
+    );
+    assert!(ok, "{err}");
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    let route = &stats["l7"]["routes"][0];
+    assert_eq!(route["route"], "any path");
+    assert!(route["2xx"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(route["4xx"].as_u64().unwrap() >= 1, "the 429s: {stats}");
+    let green = stats["l7"]["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["group"] == "green")
+        .unwrap();
+    assert!(green["requests"].as_u64().unwrap() >= 1, "{stats}");
     drop(daemon);
 }

@@ -80,6 +80,22 @@ impl PartialEq for Matcher {
     }
 }
 
+impl Route {
+    /// How views and evidence name the route: its path matcher, and host.
+    pub fn name(&self) -> String {
+        let path = match &self.matcher.path {
+            PathMatch::Any => "any path".to_string(),
+            PathMatch::Prefix(p) => p.clone(),
+            PathMatch::Exact(p) => format!("= {p}"),
+            PathMatch::Regex(r) => format!("~ {}", r.as_str()),
+        };
+        match &self.matcher.host {
+            Some(h) => format!("{h} {path}"),
+            None => path,
+        }
+    }
+}
+
 impl PartialEq for Route {
     fn eq(&self, other: &Self) -> bool {
         self.matcher == other.matcher

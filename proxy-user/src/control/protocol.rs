@@ -52,6 +52,9 @@ pub enum Request {
     IpShow {
         addr: std::net::IpAddr,
     },
+    /// L7 counters: requests by status class per route, upstream servers,
+    /// and the userspace gate's decisions when it enforces.
+    Stats,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -46,7 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             Some(ConfigVerb::Show) => config::show(&out, &load_config(&cli)?),
         },
-        Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), *watch),
+        Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), &socket(&cli), *watch),
         Object::Map { verb } => match verb {
             None | Some(MapVerb::List) => map::list(&out, &pin_dir(&cli)),
             Some(MapVerb::Dump { name }) => map::dump(&out, &pin_dir(&cli), name),

@@ -1,38 +1,68 @@
-//! `rampart stats`: packets and bytes by verdict, read from the pinned
-//! per-CPU counters and summed.
+//! `rampart stats`: kernel counters by verdict (the pinned per-CPU counters,
+//! summed; they work while the daemon is down), then the daemon's L7
+//! counters (requests by status class per route, upstream servers, and the
+//! userspace gate when it enforces).
 
 use std::{fmt::Write, path::Path, time::Duration};
 
 use anyhow::Result;
 use proxy_common::stats::{VERDICT_NAMES, is_drop};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use super::Output;
-use crate::filter::FilterMaps;
+use crate::{
+    control::{client::call, protocol::Request},
+    filter::FilterMaps,
+    http::counters::CLASSES,
+};
 
-pub fn stats(out: &Output, dir: &Path, watch: Option<u64>) -> Result<()> {
-    let maps = FilterMaps::open(dir)?;
+pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Result<()> {
     loop {
-        let counters = maps.verdicts()?;
-        let mut value = Map::new();
-        for (i, c) in counters.iter().enumerate() {
-            value.insert(
-                VERDICT_NAMES[i].into(),
-                json!({ "packets": c.packets, "bytes": c.bytes }),
-            );
+        let kernel = FilterMaps::open(dir).and_then(|maps| maps.verdicts());
+        let l7 = call(socket, &Request::Stats);
+        if let (Err(k), Err(l)) = (&kernel, &l7) {
+            anyhow::bail!("no kernel counters ({k}) and no daemon ({l:#})");
         }
-        out.emit(&json!({ "verdicts": value }), || {
-            let mut s = format!(
-                "{:<12} {:>6} {:>16} {:>18}\n",
-                "VERDICT", "ACTION", "PACKETS", "BYTES"
-            );
+        let mut verdicts = Map::new();
+        if let Ok(counters) = &kernel {
             for (i, c) in counters.iter().enumerate() {
-                let action = if is_drop(i as u32) { "drop" } else { "pass" };
-                let _ = writeln!(
-                    s,
-                    "{:<12} {:>6} {:>16} {:>18}",
-                    VERDICT_NAMES[i], action, c.packets, c.bytes
+                verdicts.insert(
+                    VERDICT_NAMES[i].into(),
+                    json!({ "packets": c.packets, "bytes": c.bytes }),
                 );
+            }
+        }
+        let value = json!({
+            "verdicts": if kernel.is_ok() { Value::Object(verdicts) } else { Value::Null },
+            "l7": l7.as_ref().ok(),
+        });
+        out.emit(&value, || {
+            let mut s = String::new();
+            match &kernel {
+                Ok(counters) => {
+                    let _ = writeln!(
+                        s,
+                        "{:<12} {:>6} {:>16} {:>18}",
+                        "VERDICT", "ACTION", "PACKETS", "BYTES"
+                    );
+                    for (i, c) in counters.iter().enumerate() {
+                        let action = if is_drop(i as u32) { "drop" } else { "pass" };
+                        let _ = writeln!(
+                            s,
+                            "{:<12} {:>6} {:>16} {:>18}",
+                            VERDICT_NAMES[i], action, c.packets, c.bytes
+                        );
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(s, "kernel: {e}");
+                }
+            }
+            match &l7 {
+                Ok(v) => l7_table(&mut s, v),
+                Err(e) => {
+                    let _ = writeln!(s, "\nL7: {e:#}");
+                }
             }
             s
         });
@@ -40,5 +70,46 @@ pub fn stats(out: &Output, dir: &Path, watch: Option<u64>) -> Result<()> {
             None => return Ok(()),
             Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
         }
+    }
+}
+
+fn l7_table(s: &mut String, v: &Value) {
+    let _ = write!(s, "\n{:<40}", "ROUTE");
+    for c in CLASSES {
+        let _ = write!(s, " {c:>10}");
+    }
+    s.push('\n');
+    for r in v["routes"].as_array().into_iter().flatten() {
+        let _ = write!(s, "{:<40}", r["route"].as_str().unwrap_or("?"));
+        for c in CLASSES {
+            let _ = write!(s, " {:>10}", r[c]);
+        }
+        s.push('\n');
+    }
+    let servers = v["upstreams"].as_array().map_or(&[][..], |a| a.as_slice());
+    if !servers.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<12} {:<24} {:>10} {:>9} {:>9}",
+            "UPSTREAM", "SERVER", "REQUESTS", "FAILURES", "IN FLIGHT"
+        );
+        for u in servers {
+            let _ = writeln!(
+                s,
+                "{:<12} {:<24} {:>10} {:>9} {:>9}",
+                u["group"].as_str().unwrap_or("?"),
+                u["server"].as_str().unwrap_or("?"),
+                u["requests"],
+                u["failures"],
+                u["in_flight"]
+            );
+        }
+    }
+    if let Some(gate) = v["userspace_gate"].as_object() {
+        s.push_str("\nuserspace gate (no XDP), connections:");
+        for (k, n) in gate {
+            let _ = write!(s, " {k} {n}");
+        }
+        s.push('\n');
     }
 }

@@ -110,3 +110,48 @@ impl Daemon {
         Ok(out)
     }
 }
+
+impl Daemon {
+    pub(super) fn l7_stats(&self) -> Result<Value> {
+        let state = self.shared.load();
+        let mut names: Vec<String> = state.config.routes.iter().map(|r| r.name()).collect();
+        names.push(crate::http::NO_ROUTE.to_string());
+        names.dedup();
+        let routes: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                let totals = state.counters.route(name).totals();
+                let mut v = json!({ "route": name });
+                for (class, n) in crate::http::counters::CLASSES.iter().zip(totals) {
+                    v[*class] = json!(n);
+                }
+                v
+            })
+            .collect();
+        let upstreams: Vec<Value> = state
+            .groups
+            .iter()
+            .flat_map(|(group, g)| {
+                g.backends.iter().map(move |b| {
+                    json!({
+                        "group": group,
+                        "server": b.addr,
+                        "requests": b.requests.load(std::sync::atomic::Ordering::Relaxed),
+                        "failures": b.failures.load(std::sync::atomic::Ordering::Relaxed),
+                        "in_flight": b.active(),
+                    })
+                })
+            })
+            .collect();
+        let gate = self.gate.active().then(|| {
+            let counts: serde_json::Map<String, Value> = self
+                .gate
+                .counts()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            Value::Object(counts)
+        });
+        Ok(json!({ "routes": routes, "upstreams": upstreams, "userspace_gate": gate }))
+    }
+}

@@ -78,6 +78,7 @@ impl Daemon {
             Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
+            Request::Stats => self.l7_stats(),
         };
         match result {
             Ok(data) => Reply::ok(data),

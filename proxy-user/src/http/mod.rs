@@ -11,6 +11,7 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+pub mod counters;
 mod error;
 pub mod headers;
 mod proxy;
@@ -38,6 +39,7 @@ use crate::{
     config::{Action, Config, PathMatch},
     escalate::Escalation,
     gate::Gate,
+    http::counters::{Counters, RouteCounters},
     limit::{self, Decision, Limiter},
     upstream::Group,
 };
@@ -67,6 +69,11 @@ pub struct State {
     /// The userspace gate (lists, bans, connection rate at accept time when
     /// XDP cannot run), shared by every snapshot.
     pub gate: Arc<Gate>,
+    /// Request counters by route name, shared by every snapshot...
+    pub counters: Arc<Counters>,
+    /// ...and this configuration's routes' own, by index (then one for
+    /// requests no route matched).
+    route_counters: Vec<Arc<RouteCounters>>,
 }
 
 /// Upstream groups whose traffic goes to another group.
@@ -164,6 +171,13 @@ impl State {
                 }
             }
         });
+        let counters: Arc<Counters> = previous.map(|p| p.counters.clone()).unwrap_or_default();
+        let route_counters = config
+            .routes
+            .iter()
+            .map(|r| counters.route(&r.name()))
+            .chain(std::iter::once(counters.route(NO_ROUTE)))
+            .collect();
         let escalation = Arc::new(Escalation::new(
             &config.escalate,
             previous.map(|p| &*p.escalation),
@@ -176,6 +190,8 @@ impl State {
             switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
             escalation,
             gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
+            counters,
+            route_counters,
         }
     }
 }
@@ -207,6 +223,10 @@ pub struct ConnInfo {
     pub redirect_https: bool,
 }
 
+/// How `rampart stats` names requests answered without a route: none
+/// matched, a redirect listener, or refused before routing (400, 414).
+pub const NO_ROUTE: &str = "(unrouted)";
+
 /// Marks a request whose HTTP/1 framing the connection guard found
 /// ambiguous (`Content-Length` with `Transfer-Encoding`, or repeated): it is
 /// answered 400 and the connection closed, whatever its route.
@@ -226,10 +246,12 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
-    let (result, route) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
-    let route = route.map(|i| &state.config.routes[i]);
+    let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
+    let route = index.map(|i| &state.config.routes[i]);
     let log_it = route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    let counted = index.unwrap_or(state.config.routes.len());
+    state.route_counters[counted].count(resp.status().as_u16());
     if let Some(r) = route
         && !r.escalate.is_empty()
     {

@@ -53,7 +53,7 @@ impl SendError {
 /// worker process): a connection's I/O task runs on the thread that opened
 /// it, so handing it to another thread would cost a wakeup across threads on
 /// every read.
-const SLOTS: usize = 64;
+pub const SLOTS: usize = 64;
 
 thread_local! {
     /// This thread's worker number (0 outside the daemon's workers).
@@ -65,7 +65,8 @@ pub fn set_worker(n: usize) {
     WORKER.with(|w| w.set(n));
 }
 
-fn slot() -> usize {
+/// The calling worker's slot in per-worker tables.
+pub fn slot() -> usize {
     WORKER.with(|w| w.get()) % SLOTS
 }
 
