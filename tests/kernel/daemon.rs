@@ -137,3 +137,56 @@ fn config_check_exits_64_with_file_line_column() {
     assert_eq!(v["valid"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn config_show_completions_and_man_page_come_from_the_real_binary() {
+    // No privilege needed: nothing is attached.
+    let dir = std::env::temp_dir().join(format!("rampart-show-{}", std::process::id()));
+    tests::certs::self_signed(&dir, "site");
+    let path = dir.join("rampart.toml");
+    std::fs::write(
+        &path,
+        "[[listener]]\nbind = \"127.0.0.1:8443\"\ntls = { cert = \"site.crt\", key = \"site.key\" }\n\n\
+         [limit.api]\nrate = \"30r/m\"\n\n[[route]]\npath = \"/api/\"\nrespond = 204\nlimit = \"api\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(rampart_bin()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The effective configuration, defaults filled in; the key is named, never shown.
+    let shown: serde_json::Value = serde_json::from_str(&run(&[
+        "-j",
+        "-c",
+        path.to_str().unwrap(),
+        "config",
+        "show",
+    ]))
+    .unwrap();
+    assert_eq!(shown["listeners"][0]["tls"]["min_version"], "1.2");
+    assert_eq!(shown["http"]["keepalive_timeout"], 75.0);
+    assert_eq!(shown["limits"]["api"]["rate"], "30r/m");
+    assert_eq!(shown["routes"][0]["action"], "respond 204");
+    let text = run(&["-c", path.to_str().unwrap(), "config", "show"]);
+    let key = std::fs::read_to_string(dir.join("site.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(!text.contains("PRIVATE KEY") && !text.contains(key_body));
+    // Completions and the man page are generated from the same grammar.
+    let bash = run(&["completions", "bash"]);
+    for word in ["block", "upstream", "limit", "--ttl"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH rampart 8"),
+        "{}",
+        &man[..200]
+    );
+    assert!(man.contains("upstream"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,5 @@
-//! `rampart config check|show`.
+//! `rampart config check|show`: validation, and the effective configuration
+//! with every default filled in (key files are named, never read out).
 
 use std::path::Path;
 
@@ -6,7 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::Output;
-use crate::config::{AttachMode, Config};
+use crate::config::{Action, AttachMode, Config, Listener, OnExit};
 
 pub fn check(out: &Output, path: &Path) -> Result<()> {
     let cfg = Config::load(path)?;
@@ -18,7 +19,7 @@ pub fn check(out: &Output, path: &Path) -> Result<()> {
 }
 
 pub fn show(out: &Output, cfg: &Config) -> Result<()> {
-    let value = match &cfg.filter {
+    let mut value = match &cfg.filter {
         None => json!({ "filter": null }),
         Some(f) => json!({ "filter": {
             "enabled": f.enabled,
@@ -35,8 +36,92 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
                 "sources": f.maps.sources, "bans": f.maps.bans, "allow": f.maps.allow,
                 "block_ranges": f.maps.block_ranges, "block_addrs": f.maps.block_addrs,
             },
+            "on_exit": match f.on_exit { OnExit::Keep => "keep", OnExit::Detach => "detach" },
         }}),
     };
+    value["listeners"] = json!(cfg.listeners.iter().map(listener).collect::<Vec<_>>());
+    let h = &cfg.http;
+    value["http"] = json!({
+        "header_timeout": secs(h.header_timeout),
+        "keepalive_timeout": secs(h.keepalive_timeout),
+        "send_timeout": secs(h.send_timeout),
+        "max_header_size": h.max_header_size,
+        "max_uri_length": h.max_uri_length,
+        "max_body": h.max_body,
+        "response_buffer": h.response_buffer,
+        "workers": h.workers,
+        "grace_period": secs(h.grace_period),
+        "access_log": h.access_log,
+        "access_log_format": if h.access_log_json { "json" } else { "combined" },
+    });
+    value["upstreams"] = cfg
+        .upstreams
+        .iter()
+        .map(|(name, u)| {
+            (name.clone(), json!({
+                "balance": format!("{:?}", u.balance),
+                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr, "weight": s.weight })).collect::<Vec<_>>(),
+                "max_fails": u.max_fails,
+                "fail_timeout": secs(u.fail_timeout),
+                "keepalive": u.keepalive,
+                "connect_timeout": secs(u.connect_timeout),
+                "read_timeout": secs(u.read_timeout),
+                "send_timeout": secs(u.send_timeout),
+                "retries": u.retries,
+                "health_check": u.health_check.as_ref().map(|c| json!({
+                    "path": c.path, "interval": secs(c.interval), "timeout": secs(c.timeout),
+                    "fails": c.fails, "passes": c.passes, "status": c.status,
+                })),
+            }))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    value["limits"] = cfg
+        .limits
+        .iter()
+        .map(|(name, z)| {
+            (
+                name.clone(),
+                json!({
+                    "rate": z.rate.to_string(), "burst": z.burst, "delay_after": z.delay_after,
+                    "dry_run": z.dry_run, "status": z.status, "max_clients": z.max_clients,
+                }),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    value["escalate"] = cfg
+        .escalate
+        .iter()
+        .map(|(name, r)| {
+            (
+                name.clone(),
+                json!({
+                    "statuses": r.statuses, "count": r.count,
+                    "within": secs(r.within), "ban": secs(r.ban),
+                }),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    value["routes"] = json!(cfg.routes.iter().map(|r| json!({
+        "match": r.name(),
+        "action": match &r.action {
+            Action::Respond { status, .. } => format!("respond {status}"),
+            Action::Static { root, alias, .. } => format!("{} {}", if *alias { "static" } else { "root" }, root.display()),
+            Action::Proxy { upstream } => format!("upstream {upstream}"),
+            Action::Redirect { to, status } => format!("redirect {status} {to}"),
+        },
+        "limit": r.limits,
+        "escalate": r.escalate,
+        "max_body": r.max_body,
+        "idle_timeout": secs(r.idle_timeout),
+        "access_log": r.access_log,
+    })).collect::<Vec<_>>());
+    value["control"] = json!({
+        "socket": cfg.control.socket,
+        "state_file": cfg.control.state_file,
+    });
     out.emit(&value, || {
         format!(
             "{}\n",
@@ -44,4 +129,25 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// Durations as seconds (fractions kept), as JSON readers expect numbers.
+fn secs(d: std::time::Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// A listener; certificate and key are named by path, never shown.
+fn listener(l: &Listener) -> serde_json::Value {
+    json!({
+        "bind": l.bind,
+        "tls": l.tls.as_ref().map(|t| json!({
+            "certs": t.certs.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
+            "min_version": if t.min_version_13 { "1.3" } else { "1.2" },
+            "handshake_timeout": secs(t.handshake_timeout),
+        })),
+        "http2": l.http2,
+        "redirect_https": l.redirect_https,
+        "backlog": l.backlog,
+        "max_connections": l.max_connections,
+    })
 }
