@@ -12,6 +12,8 @@
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
 //!   [`tls`]: certificates and rustls settings.
+//! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;
+//!   [`admin`]: the admin listener that serves them.
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
 //!
 //! # Vocabulary
@@ -23,6 +25,7 @@
 //! bpffs, so it outlives the process that made it.
 
 pub mod access_log;
+pub mod admin;
 pub mod cidr;
 pub mod cli;
 pub mod config;
@@ -35,6 +38,7 @@ pub mod filter;
 pub mod gate;
 pub mod http;
 pub mod limit;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod tls;

@@ -229,5 +229,44 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
         .find(|u| u["group"] == "green")
         .unwrap();
     assert!(green["requests"].as_u64().unwrap() >= 1, "{stats}");
+
+    // The admin listener (loopback, default port): health, readiness and
+    // the Prometheus metrics of all of the above.
+    let admin = |path: &str| http_get(&edge.ns, "127.0.0.1:9901", path);
+    assert_eq!(admin("/healthz").unwrap(), "ok\n");
+    assert_eq!(admin("/readyz").unwrap(), "ready\n");
+    let metrics = admin("/metrics").unwrap();
+    let value = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("no {line_start} in:\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("rampart_route_requests_total{route=\"any path\",class=\"2xx\"}") >= 3.0);
+    assert!(value("rampart_route_requests_total{route=\"any path\",class=\"4xx\"}") >= 1.0);
+    assert!(value("rampart_route_request_duration_seconds_count{route=\"any path\"}") >= 4.0);
+    assert!(
+        value("rampart_route_upstream_duration_seconds_bucket{route=\"any path\",le=\"+Inf\"}")
+            >= 3.0
+    );
+    assert_eq!(
+        value("rampart_upstream_state{group=\"green\",server=\"127.0.0.1:9003\",state=\"up\"}"),
+        1.0
+    );
+    assert!(
+        value("rampart_listener_connections_accepted_total{listener=\"127.0.0.1:8080\"}") >= 4.0
+    );
+    assert!(value("rampart_listener_backlog_max{listener=\"127.0.0.1:8080\"}") > 0.0);
+    assert_eq!(
+        value("rampart_listener_backlog{listener=\"127.0.0.1:8080\"}"),
+        0.0
+    );
+    assert!(value("rampart_limit_requests_total{zone=\"api\",outcome=\"rejected\"}") >= 1.0);
+    assert!(metrics.contains("# TYPE rampart_route_request_duration_seconds histogram"));
     drop(daemon);
 }

@@ -396,6 +396,26 @@ fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells
     assert_eq!(top[0]["source"], CLIENT, "{top}");
     assert!(top[0]["packets_per_s"].as_f64().unwrap() > 500.0, "{top}");
 
+    // The kernel tier on /metrics: verdicts, attachment, maps.
+    let metrics = tests::backend::http_get(&s.link.edge, "127.0.0.1:9901", "/metrics").unwrap();
+    for expected in [
+        "rampart_xdp_attached{interface=\"rp0\",mode=\"native\"} 1",
+        "rampart_map_capacity{map=\"sources\"} 131072",
+        "rampart_gate_active 0",
+    ] {
+        assert!(metrics.contains(expected), "no {expected} in:\n{metrics}");
+    }
+    let limited = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("rampart_xdp_packets_total{verdict=\"pps_limited\",action=\"drop\"}")
+        })
+        .unwrap();
+    assert!(
+        limited.rsplit(' ').next().unwrap().parse::<u64>().unwrap() >= 240,
+        "{limited}"
+    );
+
     // A restart keeps the CLI limit (the configuration has none).
     daemon.stop();
     let daemon = s.start();

@@ -13,6 +13,7 @@ pub struct FileConfig {
     pub filter: Option<FileFilter>,
     pub http: Option<FileHttp>,
     pub control: Option<FileControl>,
+    pub admin: Option<FileAdmin>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -33,6 +34,13 @@ pub struct FileEscalate {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+}
+
+/// `[admin]`: the admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    pub bind: Option<Spanned<String>>,
 }
 
 /// `[control]`: the CLI's socket and the runtime state file.

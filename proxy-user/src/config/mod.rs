@@ -7,6 +7,7 @@
 //!        (syntax, unknown keys)      (ranges, CIDRs, modes; file:line:col)
 //! ```
 
+mod admin;
 pub mod control;
 mod error;
 mod escalate;
@@ -23,6 +24,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use admin::AdminSettings;
 pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;
@@ -61,6 +63,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The CLI's control socket and the runtime state file.
     pub control: ControlSettings,
+    /// The admin listener: metrics, health, status page.
+    pub admin: AdminSettings,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -171,6 +175,7 @@ impl Config {
             .unwrap_or(Path::new("."));
         let http = http::http(&loc, base, raw.http)?;
         let control = control::control(&loc, base, raw.control)?;
+        let admin = admin::admin(&loc, raw.admin)?;
         let listeners = raw
             .listener
             .into_iter()
@@ -212,6 +217,7 @@ impl Config {
             escalate,
             routes,
             control,
+            admin,
         })
     }
 }

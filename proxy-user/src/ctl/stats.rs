@@ -13,7 +13,7 @@ use super::Output;
 use crate::{
     control::{client::call, protocol::Request},
     filter::FilterMaps,
-    http::counters::CLASSES,
+    metrics::route::CLASSES,
 };
 
 pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Result<()> {

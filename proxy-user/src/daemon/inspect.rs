@@ -120,9 +120,9 @@ impl Daemon {
         let routes: Vec<Value> = names
             .iter()
             .map(|name| {
-                let totals = state.counters.route(name).totals();
+                let totals = state.metrics.route(name).totals().classes;
                 let mut v = json!({ "route": name });
-                for (class, n) in crate::http::counters::CLASSES.iter().zip(totals) {
+                for (class, n) in crate::metrics::route::CLASSES.iter().zip(totals) {
                     v[*class] = json!(n);
                 }
                 v

@@ -25,6 +25,7 @@ use tokio::{
 };
 
 use crate::{
+    admin,
     config::{Config, FilterSettings, OnExit},
     control,
     filter::{Filter, mode_name},
@@ -45,6 +46,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let workers = config.http.workers.max(1);
     let sockets = bind_workers(&config, workers)?;
     let control_socket = control::bind(&config.control.socket)?;
+    let admin_socket = config
+        .admin
+        .bind
+        .map(|addr| admin::bind(addr).with_context(|| format!("binding the admin listener {addr}")))
+        .transpose()?;
     let shared = Shared::new(State::build(config.clone(), None));
     let gate = shared.load().gate.clone();
     gate.configure(config.filter.as_ref());
@@ -69,6 +75,29 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (listeners, threads) = Listeners::start(sockets, &shared, &stop_rx)?;
     daemon.listeners = Some(listeners);
+    let metrics = shared.load().metrics.clone();
+    if let Some(f) = &daemon.filter {
+        metrics.set_xdp(
+            f.attached()
+                .iter()
+                .map(|(i, m)| (i.clone(), m.map_or("adopted", mode_name).to_string()))
+                .collect(),
+        );
+    }
+    if let Some(socket) = admin_socket {
+        info!(
+            "admin listener on {} (/metrics, /healthz, /readyz)",
+            socket.local_addr()?
+        );
+        tokio::spawn(admin::serve(
+            socket,
+            admin::Admin {
+                shared: shared.clone(),
+                kernel: admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
+            },
+        ));
+    }
+    metrics.set_ready();
     let (calls_tx, mut calls) = mpsc::channel(16);
     tokio::spawn(control::serve(control_socket, calls_tx));
     info!(

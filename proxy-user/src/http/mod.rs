@@ -11,7 +11,6 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
-pub mod counters;
 mod error;
 pub mod headers;
 mod proxy;
@@ -39,8 +38,8 @@ use crate::{
     config::{Action, Config, PathMatch},
     escalate::Escalation,
     gate::Gate,
-    http::counters::{Counters, RouteCounters},
     limit::{self, Decision, Limiter},
+    metrics::{Observed, Registry, RouteMetrics},
     upstream::Group,
 };
 
@@ -69,11 +68,11 @@ pub struct State {
     /// The userspace gate (lists, bans, connection rate at accept time when
     /// XDP cannot run), shared by every snapshot.
     pub gate: Arc<Gate>,
-    /// Request counters by route name, shared by every snapshot...
-    pub counters: Arc<Counters>,
+    /// The measures, shared by every snapshot (kept by name across reloads)...
+    pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
-    /// requests no route matched).
-    route_counters: Vec<Arc<RouteCounters>>,
+    /// requests answered without a route).
+    route_metrics: Vec<Arc<RouteMetrics>>,
 }
 
 /// Upstream groups whose traffic goes to another group.
@@ -171,12 +170,12 @@ impl State {
                 }
             }
         });
-        let counters: Arc<Counters> = previous.map(|p| p.counters.clone()).unwrap_or_default();
-        let route_counters = config
+        let metrics: Arc<Registry> = previous.map(|p| p.metrics.clone()).unwrap_or_default();
+        let route_metrics = config
             .routes
             .iter()
-            .map(|r| counters.route(&r.name()))
-            .chain(std::iter::once(counters.route(NO_ROUTE)))
+            .map(|r| metrics.route(&r.name()))
+            .chain(std::iter::once(metrics.route(NO_ROUTE)))
             .collect();
         let escalation = Arc::new(Escalation::new(
             &config.escalate,
@@ -190,8 +189,8 @@ impl State {
             switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
             escalation,
             gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
-            counters,
-            route_counters,
+            metrics,
+            route_metrics,
         }
     }
 }
@@ -241,6 +240,11 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     // bytes): strings are only made for requests that are logged.
     let (method, version, uri) = (req.method().clone(), req.version(), req.uri().clone());
     let kept = |name: header::HeaderName| req.headers().get(name).cloned();
+    let bytes_in = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
     let (referer, user_agent, host) = (
         kept(header::REFERER),
         kept(header::USER_AGENT),
@@ -250,8 +254,21 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
-    let counted = index.unwrap_or(state.config.routes.len());
-    state.route_counters[counted].count(resp.status().as_u16());
+    let content_length = |h: &hyper::HeaderMap| -> u64 {
+        h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0)
+    };
+    state.route_metrics[index.unwrap_or(state.config.routes.len())].observe(&Observed {
+        status: resp.status().as_u16(),
+        total: started.elapsed(),
+        upstream: resp
+            .extensions()
+            .get::<proxy::UpstreamInfo>()
+            .map(|u| u.time),
+        bytes_in,
+        bytes_out: content_length(resp.headers()),
+    });
     if let Some(r) = route
         && !r.escalate.is_empty()
     {

@@ -118,6 +118,11 @@ pub async fn forward(
         let Some(lease) = group.pick(&tried, now) else {
             break;
         };
+        if !tried.is_empty() {
+            group
+                .retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tried.push(lease.index);
         let mut up_req = Request::new(Full::new(body.clone()));
         *up_req.method_mut() = parts.method.clone();

@@ -11,7 +11,13 @@ mod framing;
 pub(crate) mod guard;
 mod listener;
 
-use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
@@ -173,6 +179,12 @@ async fn accept_loop(
     // The cap is fixed for the socket's life (a reload that changes it
     // opens a new socket).
     let limit = Arc::new(Semaphore::new(served.borrow().config.max_connections));
+    let metrics = state
+        .load()
+        .metrics
+        .listener(&served.borrow().config.bind.to_string());
+    // Dropped before `socket` (a parameter): the fd is never read closed.
+    let _registered = metrics.register(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -204,8 +216,11 @@ async fn accept_loop(
         // here, before any TLS work: a refused connection is just closed.
         let snapshot = state.load();
         if !snapshot.gate.admit(client.ip()).admitted() {
+            metrics.refused.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        let open = metrics.open();
+        let metrics = metrics.clone();
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             client,
@@ -225,18 +240,26 @@ async fn accept_loop(
         // touch the shared lock (which every worker would contend for).
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             match tls {
                 None => serve_conn(stream, conn, snapshot, &graceful, http2, false).await,
-                Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(stream))
-                    .await
-                {
-                    Ok(Ok(tls_stream)) => {
-                        let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        serve_conn(tls_stream, conn, snapshot, &graceful, http2, alpn_h2).await
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                            let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            serve_conn(tls_stream, conn, snapshot, &graceful, http2, alpn_h2).await
+                        }
+                        Ok(Err(e)) => {
+                            metrics.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            log::debug!("{client}: TLS handshake failed: {e}")
+                        }
+                        Err(_) => {
+                            metrics.tls_timed_out.fetch_add(1, Ordering::Relaxed);
+                            log::debug!("{client}: TLS handshake timed out after {handshake:?}")
+                        }
                     }
-                    Ok(Err(e)) => log::debug!("{client}: TLS handshake failed: {e}"),
-                    Err(_) => log::debug!("{client}: TLS handshake timed out after {handshake:?}"),
-                },
+                }
             }
         });
     }

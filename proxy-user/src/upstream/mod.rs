@@ -114,6 +114,8 @@ pub struct Group {
     /// instead of multiplying it. (A failed connect reached nobody: its
     /// retries are free.)
     budget: AtomicU64,
+    /// Requests retried on another server, for metrics.
+    pub retries: AtomicU64,
 }
 
 /// 20% of a retry per request.
@@ -201,6 +203,7 @@ impl Group {
             config,
             backends,
             budget: AtomicU64::new(BUDGET_CAP),
+            retries: AtomicU64::new(0),
         }
     }
 
