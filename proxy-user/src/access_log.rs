@@ -2,6 +2,7 @@
 //! JSON, written by a background task through a buffer flushed every second.
 //! Requests never wait for the disk: when the writer falls behind (or the
 //! disk is full) lines are dropped and counted, and serving goes on.
+//! SIGUSR1 reopens the file (for logrotate), as with nginx.
 
 use std::{
     io::Write,
@@ -44,6 +45,8 @@ pub struct AccessLog {
     tx: mpsc::Sender<String>,
     /// Lines dropped because the writer was behind or failing.
     pub dropped: Arc<AtomicU64>,
+    /// Asks the writer to reopen the file.
+    reopen: Arc<tokio::sync::Notify>,
 }
 
 impl AccessLog {
@@ -55,17 +58,30 @@ impl AccessLog {
             .open(path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(writer(file, rx, path.to_path_buf(), dropped.clone()));
+        let reopen = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(writer(
+            file,
+            rx,
+            path.to_path_buf(),
+            dropped.clone(),
+            reopen.clone(),
+        ));
         Ok(AccessLog {
             path: path.to_path_buf(),
             json,
             tx,
             dropped,
+            reopen,
         })
     }
 
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// Flushes and reopens the file at its path (after logrotate moved it).
+    pub fn reopen(&self) {
+        self.reopen.notify_one();
     }
 
     pub fn write(&self, e: &Entry) {
@@ -81,6 +97,7 @@ async fn writer(
     mut rx: mpsc::Receiver<String>,
     path: PathBuf,
     dropped: Arc<AtomicU64>,
+    reopen: Arc<tokio::sync::Notify>,
 ) {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
     let mut failing = false;
@@ -99,6 +116,16 @@ async fn writer(
                 }
                 None => break,
             },
+            _ = reopen.notified() => {
+                let _ = out.flush();
+                match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+                    Ok(file) => {
+                        out = std::io::BufWriter::with_capacity(64 << 10, file);
+                        log::info!("access log {}: reopened", path.display());
+                    }
+                    Err(e) => log::error!("access log {}: reopening: {e}; still writing to the old file", path.display()),
+                }
+            }
             _ = tick.tick() => {
                 match out.flush() {
                     Ok(()) if failing => {

@@ -41,6 +41,7 @@ pub mod limit;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
+pub mod systemd;
 pub mod tls;
 pub mod upstream;
 

@@ -125,3 +125,84 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     daemon.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn systemd_notifications_and_access_log_reopen_on_sigusr1() {
+    if !require_root("systemd_notifications_and_access_log_reopen_on_sigusr1") {
+        return;
+    }
+    let ns = NetNs::new("sdn");
+    named_backend(&ns, 9001, "app");
+    let dir = std::env::temp_dir().join(format!("rampart-sdnotify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let path = dir.join("rampart.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[http]\naccess_log = \"access.log\"\n\n{}",
+            config(&dir, &[PLAIN])
+        ),
+    )
+    .unwrap();
+    let mut cmd = ns.command(rampart_bin().to_str().unwrap());
+    cmd.args(["run", "-c"])
+        .arg(&path)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000");
+    let mut daemon = Spawned::start("rampart", cmd, &dir.join("rampart.log"));
+    // Messages until one starts with `want` (watchdog pings come in between).
+    let expect = |want: &str| {
+        let mut buf = [0u8; 512];
+        for _ in 0..100 {
+            let n = notify.recv(&mut buf).expect("a notification");
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with(want) {
+                return msg;
+            }
+        }
+        panic!("no {want}");
+    };
+    expect("READY=1");
+    expect("WATCHDOG=1");
+    assert_eq!(http_get(&ns, "127.0.0.1:8080", "/first").unwrap(), "app");
+
+    // logrotate moves the file, then signals: new lines go to a new file.
+    std::thread::sleep(Duration::from_millis(1200)); // one flush interval
+    std::fs::rename(dir.join("access.log"), dir.join("access.log.1")).unwrap();
+    // SAFETY: signalling the daemon we started.
+    unsafe { libc::kill(daemon.pid(), libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(http_get(&ns, "127.0.0.1:8080", "/second").unwrap(), "app");
+    std::thread::sleep(Duration::from_millis(1200));
+    let old = std::fs::read_to_string(dir.join("access.log.1")).unwrap();
+    let new = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    assert!(
+        old.contains("GET /first") && !old.contains("/second"),
+        "{old}"
+    );
+    assert!(
+        new.contains("GET /second") && !new.contains("/first"),
+        "{new}"
+    );
+
+    // A reload is RELOADING=1 then READY=1; a stop is STOPPING=1. (Drain
+    // the watchdog pings first: a full queue drops notifications, as the
+    // daemon must never block on a supervisor that does not read.)
+    notify.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    while notify.recv(&mut buf).is_ok() {}
+    notify.set_nonblocking(false).unwrap();
+    unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
+    let reloading = expect("RELOADING=1");
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    expect("READY=1");
+    unsafe { libc::kill(daemon.pid(), libc::SIGTERM) };
+    expect("STOPPING=1");
+    daemon.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,7 @@ use crate::{
     gate::Gate,
     http::{Shared, State},
     runtime::StateFile,
+    systemd,
 };
 
 /// How often expired bans are swept.
@@ -98,6 +99,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         ));
     }
     metrics.set_ready();
+    systemd::notify("READY=1");
     let (calls_tx, mut calls) = mpsc::channel(16);
     tokio::spawn(control::serve(control_socket, calls_tx));
     info!(
@@ -106,6 +108,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     );
 
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut watchdog =
+        tokio::time::interval(systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -113,7 +118,16 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => { let _ = daemon.reload(); }
+            _ = hup.recv() => {
+                systemd::reloading();
+                let _ = daemon.reload();
+                systemd::notify("READY=1");
+            }
+            _ = usr1.recv() => match &shared.load().access_log {
+                Some(log) => log.reopen(),
+                None => info!("SIGUSR1: no access log file to reopen"),
+            },
+            _ = watchdog.tick() => systemd::notify("WATCHDOG=1"),
             Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
                 error!("escalation ban: {e:#}");
             },
@@ -127,6 +141,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         }
     }
 
+    systemd::notify("STOPPING=1");
     let grace = daemon.config.http.grace_period;
     info!("stopping: no new connections; in-flight requests get {grace:?}");
     let _ = stop_tx.send(true);

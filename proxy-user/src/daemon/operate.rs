@@ -57,7 +57,12 @@ impl Daemon {
     /// Carries out one control request; errors become the reply's error.
     pub fn handle(&mut self, request: Request) -> Reply {
         let result = match request {
-            Request::Reload => self.reload().map(|summary| json!({ "applied": summary })),
+            Request::Reload => {
+                crate::systemd::reloading();
+                let result = self.reload();
+                crate::systemd::notify("READY=1");
+                result.map(|summary| json!({ "applied": summary }))
+            }
             Request::ListAdd {
                 list,
                 cidr,
