@@ -445,3 +445,47 @@ fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &Filter
         t.sample("rampart_bans_active", &[("origin", origin_name(origin))], n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    fn names(text: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("rampart_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
+                .unwrap_or(tail.len());
+            out.insert(tail[..end].trim_end_matches('_').to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    /// Every metric this file emits is documented, and the shipped alert
+    /// rules and dashboard only use metrics that exist.
+    #[test]
+    fn every_metric_is_documented_and_every_rule_uses_real_ones() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+        let emitted: BTreeSet<String> = names(include_str!("render.rs"))
+            .into_iter()
+            .filter(|n| n.matches('_').count() >= 2)
+            .collect();
+        assert!(emitted.len() > 25, "{emitted:?}");
+        for name in &emitted {
+            assert!(docs.contains(&format!("`{name}`")), "{name} is not in docs/metrics.md");
+        }
+        for file in ["packaging/monitoring/rampart-alerts.yml", "packaging/monitoring/grafana-dashboard.json"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for used in names(&text) {
+                let family = used
+                    .trim_end_matches("_bucket")
+                    .to_string();
+                assert!(emitted.contains(&family), "{file} uses {used}, which rampart does not export");
+            }
+        }
+    }
+}
