@@ -6,4 +6,5 @@
 
 mod fastapi;
 mod reload;
+mod status_page;
 mod upstream;

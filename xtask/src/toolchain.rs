@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 8] = [
+const TEST_TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -74,6 +74,8 @@ const TEST_TOOLS: [(&str, &str); 8] = [
     ("curl", "curl"),
     ("openssl", "openssl"),
     ("python3", "python3"),
+    // The status page is tested in a real (headless) browser.
+    ("chromium", "chromium"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];

@@ -476,15 +476,22 @@ mod tests {
             .collect();
         assert!(emitted.len() > 25, "{emitted:?}");
         for name in &emitted {
-            assert!(docs.contains(&format!("`{name}`")), "{name} is not in docs/metrics.md");
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} is not in docs/metrics.md"
+            );
         }
-        for file in ["packaging/monitoring/rampart-alerts.yml", "packaging/monitoring/grafana-dashboard.json"] {
+        for file in [
+            "packaging/monitoring/rampart-alerts.yml",
+            "packaging/monitoring/grafana-dashboard.json",
+        ] {
             let text = std::fs::read_to_string(root.join(file)).unwrap();
             for used in names(&text) {
-                let family = used
-                    .trim_end_matches("_bucket")
-                    .to_string();
-                assert!(emitted.contains(&family), "{file} uses {used}, which rampart does not export");
+                let family = used.trim_end_matches("_bucket").to_string();
+                assert!(
+                    emitted.contains(&family),
+                    "{file} uses {used}, which rampart does not export"
+                );
             }
         }
     }

@@ -3,6 +3,8 @@
 //! (listeners bound and the filter attached or deliberately absent), and the
 //! status page at `/` with its JSON at `/status.json`.
 
+mod status;
+
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
@@ -12,6 +14,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::{config::FilterSettings, filter::FilterMaps, http::Shared, metrics::render::render};
+
+/// The status page: one self-contained file (no external assets), which
+/// polls `/status.json` and draws its charts itself.
+const STATUS_PAGE: &str = include_str!("status.html");
 
 /// What the admin listener reads.
 #[derive(Clone)]
@@ -93,13 +99,19 @@ fn answer(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 text,
             )
         }
+        "/" => reply(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE),
+        "/status.json" => reply(
+            StatusCode::OK,
+            "application/json",
+            status::status(admin, &state).to_string(),
+        ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" if state.metrics.ready() => reply(StatusCode::OK, "text/plain", "ready\n"),
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n"),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics, /healthz, /readyz\n",
+            "not found: try /, /status.json, /metrics, /healthz, /readyz\n",
         ),
     }
 }

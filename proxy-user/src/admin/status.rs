@@ -1,0 +1,142 @@
+//! `/status.json`: what the status page draws, in one document. Counters
+//! are totals; the page turns them into rates between two polls (and the
+//! latency buckets into a recent p99), so the daemon keeps no history.
+
+use serde_json::{Value, json};
+
+use super::Admin;
+use crate::{
+    cidr::Cidr,
+    daemon::origin_name,
+    filter::{BanEntry, FilterMaps},
+    http::State,
+    metrics::histogram::BOUNDS,
+    runtime::{ListName, StateFile},
+};
+
+/// Sources listed in the page's top table.
+const TOP: usize = 10;
+
+pub fn status(admin: &Admin, state: &State) -> Value {
+    let names: Vec<String> = state
+        .config
+        .routes
+        .iter()
+        .map(|r| r.name())
+        .chain(std::iter::once(crate::http::NO_ROUTE.to_string()))
+        .collect();
+    let mut requests = 0u64;
+    let mut buckets = vec![0u64; BOUNDS.len() + 1];
+    for name in &names {
+        let m = state.metrics.route(name);
+        requests += m.totals().classes.iter().sum::<u64>();
+        for (b, n) in buckets.iter_mut().zip(m.total.snapshot().buckets) {
+            *b += n;
+        }
+    }
+    let limited: u64 = state
+        .limiters
+        .values()
+        .map(|l| l.counts[2].load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    let listeners = state.metrics.listeners();
+    let connections: i64 = listeners.iter().map(|(_, m)| m.active()).sum();
+    let (backlog, backlog_max) = listeners
+        .iter()
+        .map(|(_, m)| m.backlog())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    let now = tokio::time::Instant::now();
+    let upstreams: Vec<Value> = state
+        .groups
+        .iter()
+        .flat_map(|(group, g)| {
+            g.backends.iter().map(move |b| {
+                json!({
+                    "group": group,
+                    "server": b.addr.to_string(),
+                    "state": b.state(now),
+                    "weight": b.weight(),
+                    "in_flight": b.active(),
+                    "requests": b.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    "failures": b.failures.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+        })
+        .collect();
+    let maps = admin
+        .kernel
+        .as_ref()
+        .and_then(|s| FilterMaps::open(&s.pin_dir).ok());
+    let mut drops = serde_json::Map::new();
+    let mut top = Vec::new();
+    let bans: Vec<BanEntry> = match &maps {
+        Some(m) => {
+            if let Ok(v) = m.verdicts() {
+                for (i, c) in v.iter().enumerate() {
+                    if proxy_common::stats::is_drop(i as u32) {
+                        drops.insert(
+                            proxy_common::stats::VERDICT_NAMES[i].into(),
+                            json!(c.packets),
+                        );
+                    }
+                }
+            }
+            let mut sources = m.sources().unwrap_or_default();
+            sources.sort_by_key(|s| std::cmp::Reverse(s.state.packets));
+            top = sources
+                .iter()
+                .take(TOP)
+                .map(|s| {
+                    json!({
+                        "source": s.source.to_string(),
+                        "packets": s.state.packets,
+                        "bytes": s.state.bytes,
+                        "drops": s.state.drops,
+                    })
+                })
+                .collect();
+            m.bans().unwrap_or_default()
+        }
+        None => state.gate.bans(),
+    };
+    // Reasons live in the state file (the kernel keeps only the origin).
+    let runtime = StateFile::open(&state.config.control.state_file).ok();
+    let bans: Vec<Value> = bans
+        .iter()
+        .filter(|b| b.remaining != Some(std::time::Duration::ZERO))
+        .map(|b| {
+            let known = runtime
+                .as_ref()
+                .and_then(|r| r.entry(ListName::Block, Cidr::host(b.addr)));
+            json!({
+                "addr": b.addr.to_string(),
+                "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
+                "reason": known.and_then(|e| e.reason.clone()),
+                "expires_in": b.remaining.map(|d| d.as_secs()),
+            })
+        })
+        .collect();
+    let xdp: Vec<Value> = state
+        .metrics
+        .xdp()
+        .into_iter()
+        .map(|(interface, mode)| json!({ "interface": interface, "mode": mode }))
+        .collect();
+    json!({
+        "time_ms": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        "requests": requests,
+        "latency": { "bounds": BOUNDS, "buckets": buckets },
+        "limited": limited,
+        "connections": connections,
+        "backlog": backlog,
+        "backlog_max": backlog_max,
+        "drops": drops,
+        "xdp": xdp,
+        "gate": state.gate.active(),
+        "upstreams": upstreams,
+        "bans": bans,
+        "top": top,
+    })
+}

@@ -1,0 +1,168 @@
+//! The admin listener's status page in a real browser: headless Chromium
+//! loads it while traffic runs (requests through the proxy, a blocked
+//! source flooding XDP), and the DOM must show charts that drew data and
+//! tables that filled; a screenshot is saved under the test's output folder.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use tests::{
+    backend::named_backend,
+    daemon::{Daemon, control_section},
+    netns::{Link, NetNs},
+    pins::PinDir,
+    privilege::require_root,
+    traffic::send_udp,
+};
+
+const EDGE: &str = "198.18.3.1";
+const CLIENT: &str = "198.18.3.10";
+const BLOCKED: &str = "198.18.3.66";
+
+/// Chromium, headless, in `ns`; returns its stdout.
+fn chromium(ns: &NetNs, profile: &std::path::Path, args: &[&str]) -> String {
+    let out = ns
+        .command("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--virtual-time-budget=9000",
+            "--window-size=1280,1500",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg("http://127.0.0.1:9901/")
+        .output()
+        .expect("chromium (installed by `cargo xtask bootstrap`)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `attr` on the element with id `id` in a DOM dump.
+fn attr(dom: &str, id: &str, attr: &str) -> Option<String> {
+    let at = dom.find(&format!("id=\"{id}\""))?;
+    let start = dom[..at].rfind('<')?;
+    let end = at + dom[at..].find('>')?;
+    let tag = &dom[start..end];
+    let key = format!("{attr}=\"");
+    let v = tag.find(&key)? + key.len();
+    Some(tag[v..v + tag[v..].find('"')?].to_string())
+}
+
+#[test]
+fn the_status_page_draws_live_data_in_a_real_browser() {
+    if !require_root("the_status_page_draws_live_data_in_a_real_browser") {
+        return;
+    }
+    let link = Link::new("stp");
+    link.edge_addr(&format!("{EDGE}/24"));
+    link.client_addr(&format!("{CLIENT}/24"));
+    link.client_addr(&format!("{BLOCKED}/24"));
+    named_backend(&link.edge, 9001, "app");
+    let pins = PinDir::new("status");
+    let dir = std::env::temp_dir().join(format!("rampart-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"{BLOCKED}\"]\n\n{}\n\
+             [upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n\
+             [limit.api]\nrate = \"20r/s\"\nburst = 5\nnodelay = true\n\n\
+             [[listener]]\nbind = \"{EDGE}:8080\"\n\n\
+             [[route]]\nupstream = \"app\"\nlimit = \"api\"\n",
+            link.edge_if,
+            pins.path().display(),
+            control_section(&dir)
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&link.edge, &config, &link.edge_if);
+
+    // Traffic for the browser to see: requests (some over the limit, 429)
+    // and a flood from a blocked source, bounded to 15 s.
+    let client = link.client.name().to_string();
+    let traffic = std::thread::spawn(move || {
+        let ns = NetNs::existing(&client);
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            let _ = ns
+                .command("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "1",
+                    "--interface",
+                    CLIENT,
+                ])
+                .args([
+                    format!("http://{EDGE}:8080/"),
+                    format!("http://{EDGE}:8080/x"),
+                ])
+                .status();
+            send_udp(&ns, BLOCKED, &format!("{EDGE}:9"), 200);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let profile = dir.join("chromium");
+    let dom = chromium(&link.edge, &profile, &["--dump-dom"]);
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shot = out_dir.join("status.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &link.edge,
+        &profile,
+        &[&format!("--screenshot={}", shot.display())],
+    );
+    traffic.join().unwrap();
+
+    let polls: u32 = attr(&dom, "updated", "id")
+        .and(dom.find("data-polls=\""))
+        .map(|at| {
+            let v = &dom[at + 12..];
+            v[..v.find('"').unwrap()].parse().unwrap()
+        })
+        .unwrap_or(0);
+    assert!(polls >= 3, "the page polled {polls} times:\n{dom}");
+    for chart in [
+        "chart-rps",
+        "chart-p99",
+        "chart-conns",
+        "chart-drops",
+        "chart-429",
+    ] {
+        let points: u32 = attr(&dom, chart, "data-points")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        assert!(points >= 2, "{chart} drew {points} points:\n{dom}");
+        let last: f64 = attr(&dom, chart, "data-last")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0.0);
+        if chart != "chart-conns" {
+            assert!(last > 0.0, "{chart} shows no data ({last}):\n{dom}");
+        }
+    }
+    assert_eq!(attr(&dom, "upstreams", "data-rows").as_deref(), Some("1"));
+    assert!(dom.contains("XDP on rp0 (native)"), "{dom}");
+    assert!(
+        dom.contains("blocklisted"),
+        "the drop legend names the reason"
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.len() > 10_000 && png.starts_with(b"\x89PNG"),
+        "{} bytes",
+        png.len()
+    );
+    let _ = Command::new("true").status();
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
