@@ -148,6 +148,22 @@ rampart limit set syn --off\n  rampart limit set api --rate 50r/s --burst 20\n  
     /// Re-read the configuration file and apply it (as SIGHUP); errors are
     /// reported here and the running configuration stays.
     Reload,
+    /// Replace the running daemon with a new binary, without downtime.
+    #[command(
+        long_about = "Replace the running daemon with a new binary, without downtime (as \
+nginx's USR2; SIGUSR2 does the same with the daemon's own path). The new binary starts with the \
+same configuration, binds beside the old one, adopts the pinned XDP program and maps, and once it \
+serves, the old daemon stops accepting (queued connections move to the new one), finishes its \
+in-flight requests within the grace period, closes its WebSockets with code 1001 and exits. If the \
+new binary fails to start, the old one keeps serving and the error is reported here.\n\n\
+Examples:\n  rampart upgrade                          (this rampart's own binary)\n  \
+rampart upgrade --binary /usr/bin/rampart.new"
+    )]
+    Upgrade {
+        /// The binary to start [default: this `rampart`'s own path].
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `rampart man | man -l -`.

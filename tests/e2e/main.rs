@@ -7,4 +7,5 @@
 mod fastapi;
 mod reload;
 mod status_page;
+mod upgrade;
 mod upstream;

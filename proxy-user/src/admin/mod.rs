@@ -34,9 +34,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
             "admin listener on {addr}: not loopback; metrics and state are visible from the network"
         );
     }
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    // SO_REUSEPORT (as the listeners): during a binary upgrade the new
+    // daemon binds it while the old one still serves it.
+    crate::server::bind(addr, 128)
 }
 
 /// Serves admin requests until the runtime stops.

@@ -35,41 +35,79 @@ const MAX_REQUEST: u64 = 64 << 10;
 /// Time a client gets to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The bound control socket; removed when dropped.
+/// The bound control socket; its file is removed when dropped, unless a
+/// newer daemon (after an upgrade) has put its own socket at the path.
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// Inode of our socket file, to recognise it.
+    inode: u64,
+    /// Where the socket was bound before being moved to `path` (takeover).
+    staged: Option<PathBuf>,
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.inode);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Some(staged) = &self.staged {
+            let _ = std::fs::remove_file(staged);
+        }
+    }
+}
+
+impl ControlSocket {
+    /// After an upgrade's new daemon is ready: puts its socket at the
+    /// configured path, in place of the old daemon's (an atomic rename).
+    pub fn take_over(&mut self) -> Result<()> {
+        if let Some(staged) = self.staged.take() {
+            std::fs::rename(&staged, &self.path)
+                .with_context(|| format!("moving the control socket to {}", self.path.display()))?;
+        }
+        Ok(())
     }
 }
 
 /// Binds the control socket at `path`, mode 0600. A socket file left by a
-/// daemon that died is replaced; one a live daemon answers on is an error.
-pub fn bind(path: &Path) -> Result<ControlSocket> {
+/// daemon that died is replaced; one a live daemon answers on is an error,
+/// unless this daemon is that daemon's upgrade (`upgrade`): then it binds
+/// beside it, and [`ControlSocket::take_over`] moves it in once ready.
+pub fn bind(path: &Path, upgrade: bool) -> Result<ControlSocket> {
+    use std::os::unix::fs::MetadataExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating {} for the control socket", dir.display()))?;
     }
+    let mut at = path.to_path_buf();
+    let mut staged = None;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!(
-                "another rampart daemon is answering on {}; stop it first (or set another [control] socket)",
-                path.display()
-            );
+            if !upgrade {
+                bail!(
+                    "another rampart daemon is answering on {}; stop it first (or set another [control] socket)",
+                    path.display()
+                );
+            }
+            at = path.with_extension(format!("{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&at);
+            staged = Some(at.clone());
+        } else {
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale socket {}", path.display()))?;
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = UnixListener::bind(&at)
+        .with_context(|| format!("binding the control socket {}", at.display()))?;
+    std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o600))?;
+    let inode = std::fs::metadata(&at)?.ino();
     Ok(ControlSocket {
         listener,
         path: path.to_path_buf(),
+        inode,
+        staged,
     })
 }
 

@@ -55,6 +55,11 @@ pub enum Request {
     /// L7 counters: requests by status class per route, upstream servers,
     /// and the userspace gate's decisions when it enforces.
     Stats,
+    /// Start `binary` with the same configuration; once it serves, this
+    /// daemon drains and exits.
+    Upgrade {
+        binary: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

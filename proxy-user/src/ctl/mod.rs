@@ -56,6 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Allow { verb } => lists::run(&out, &socket(&cli), ListName::Allow, verb.as_ref()),
         Object::Upstream { verb } => upstream::run(&out, &socket(&cli), verb.as_ref()),
         Object::Reload => reload::run(&out, &socket(&cli)),
+        Object::Upgrade { binary } => reload::upgrade(&out, &socket(&cli), binary.clone()),
         Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
         Object::Limit { verb } => limit::run(&out, &socket(&cli), verb.as_ref()),
         Object::Ip { verb } => match verb {

@@ -11,6 +11,7 @@ mod inspect;
 mod limits;
 mod listeners;
 mod operate;
+mod upgrade;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -46,7 +47,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let runtime = StateFile::open(&config.control.state_file)?;
     let workers = config.http.workers.max(1);
     let sockets = bind_workers(&config, workers)?;
-    let control_socket = control::bind(&config.control.socket)?;
+    let upgrading = upgrade::is_upgrade();
+    if upgrading {
+        upgrade::allow_request_migration();
+    }
+    let mut control_socket = control::bind(&config.control.socket, upgrading)?;
     let admin_socket = config
         .admin
         .bind
@@ -101,7 +106,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     metrics.set_ready();
     systemd::notify("READY=1");
     let (calls_tx, mut calls) = mpsc::channel(16);
+    control_socket.take_over()?;
     tokio::spawn(control::serve(control_socket, calls_tx));
+    // An upgrade's old daemon now stops accepting and drains.
+    upgrade::signal_ready();
     info!(
         "rampart running with {workers} worker(s); control socket {}",
         config.control.socket.display()
@@ -109,6 +117,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut handed_over = false;
     let mut watchdog =
         tokio::time::interval(systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
     let mut term = signal(SignalKind::terminate())?;
@@ -132,9 +142,40 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 error!("escalation ban: {e:#}");
             },
             Some(call) = calls.recv() => {
+                if let control::protocol::Request::Upgrade { binary } = &call.request {
+                    let reply = match upgrade::start_successor(binary, daemon.source.as_deref()).await {
+                        Ok(pid) => {
+                            info!("upgrade: {} (pid {pid}) is serving; draining and exiting", binary.display());
+                            systemd::notify(&format!("MAINPID={pid}"));
+                            handed_over = true;
+                            control::protocol::Reply::ok(serde_json::json!({ "pid": pid }))
+                        }
+                        Err(e) => {
+                            error!("upgrade failed: {e:#}");
+                            control::protocol::Reply::error(format!("{e:#}"))
+                        }
+                    };
+                    let _ = call.reply.send(reply);
+                    if handed_over {
+                        break;
+                    }
+                    continue;
+                }
                 let reply = daemon.handle(call.request);
                 let _ = call.reply.send(reply);
             }
+            _ = usr2.recv() => match upgrade::own_binary() {
+                Ok(binary) => match upgrade::start_successor(&binary, daemon.source.as_deref()).await {
+                    Ok(pid) => {
+                        info!("SIGUSR2: {} (pid {pid}) is serving; draining and exiting", binary.display());
+                        systemd::notify(&format!("MAINPID={pid}"));
+                        handed_over = true;
+                        break;
+                    }
+                    Err(e) => error!("SIGUSR2 upgrade failed: {e:#}"),
+                },
+                Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
+            },
             _ = sweep.tick() => if let Err(e) = daemon.sweep() {
                 error!("sweeping expired entries: {e:#}");
             },
@@ -155,6 +196,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         }
     })
     .await?;
+    if handed_over {
+        // The new daemon runs the filter now (it adopted the pinned link).
+        info!("upgrade complete: exiting, the new daemon serves and filters");
+        return Ok(());
+    }
     if let (Some(f), Some(settings)) = (daemon.filter.take(), daemon.config.filter.as_ref()) {
         match settings.on_exit {
             OnExit::Keep => info!(

@@ -84,6 +84,8 @@ impl Daemon {
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
             Request::Stats => self.l7_stats(),
+            // The main loop handles it (it awaits the new daemon).
+            Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
         };
         match result {
             Ok(data) => Reply::ok(data),

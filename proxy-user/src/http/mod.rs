@@ -16,6 +16,7 @@ pub mod headers;
 mod proxy;
 mod route;
 mod static_files;
+pub mod websocket;
 
 use std::{
     collections::BTreeMap,
@@ -68,6 +69,8 @@ pub struct State {
     /// The userspace gate (lists, bans, connection rate at accept time when
     /// XDP cannot run), shared by every snapshot.
     pub gate: Arc<Gate>,
+    /// Tells WebSocket tunnels to close with 1001; shared by every snapshot.
+    pub going_away: Arc<websocket::GoingAway>,
     /// The measures, shared by every snapshot (kept by name across reloads)...
     pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
@@ -191,6 +194,7 @@ impl State {
             gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
             metrics,
             route_metrics,
+            going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
         }
     }
 }
@@ -442,7 +446,15 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
             };
-            proxy::forward(group, route, state.config.http.response_buffer, &down, req).await
+            proxy::forward(
+                group,
+                route,
+                state.config.http.response_buffer,
+                &down,
+                &state.going_away,
+                req,
+            )
+            .await
         }
     };
     if let Err(e) = &result {

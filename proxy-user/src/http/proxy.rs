@@ -20,8 +20,6 @@ use hyper::{
     body::{Frame, Incoming},
     header::{self, HeaderValue},
 };
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     Body, BoxError, ProxyError,
@@ -61,6 +59,7 @@ pub async fn forward(
     route: &Route,
     response_buffer: u64,
     down: &Downstream,
+    going_away: &Arc<super::websocket::GoingAway>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let upstream = &group.config;
@@ -156,7 +155,13 @@ pub async fn forward(
                 if status == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(down_upgrade) = downstream_upgrade
                 {
-                    return Ok(tunnel(resp, down_upgrade, lease, route.idle_timeout));
+                    return Ok(super::websocket::tunnel(
+                        resp,
+                        down_upgrade,
+                        lease,
+                        route.idle_timeout,
+                        going_away.clone(),
+                    ));
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers, false);
@@ -310,43 +315,4 @@ impl Drop for LeasedBody {
             self.lease.backend.pool.put(conn);
         }
     }
-}
-
-/// Answers 101 downstream and joins the two upgraded connections.
-fn tunnel(
-    mut upstream_resp: Response<Incoming>,
-    downstream: hyper::upgrade::OnUpgrade,
-    lease: Lease,
-    idle: Duration,
-) -> Response<Body> {
-    let upstream = hyper::upgrade::on(&mut upstream_resp);
-    let (parts, _) = upstream_resp.into_parts();
-    tokio::spawn(async move {
-        let _lease = lease;
-        let (Ok(down), Ok(up)) = tokio::join!(downstream, upstream) else {
-            log::debug!("websocket upgrade did not complete");
-            return;
-        };
-        let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
-        let (mut a, mut b) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
-        loop {
-            tokio::select! {
-                r = down.read(&mut a) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => if up.write_all(&a[..n]).await.is_err() { break },
-                },
-                r = up.read(&mut b) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => if down.write_all(&b[..n]).await.is_err() { break },
-                },
-                _ = tokio::time::sleep(idle) => {
-                    log::debug!("websocket idle for {idle:?}; closing");
-                    break;
-                }
-            }
-        }
-        let _ = down.shutdown().await;
-        let _ = up.shutdown().await;
-    });
-    Response::from_parts(parts, full(Bytes::new()))
 }

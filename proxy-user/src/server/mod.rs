@@ -152,13 +152,28 @@ pub async fn serve_changing(
     for (_, r) in running {
         let _ = r.task.await;
     }
-    let grace = state.load().config.http.grace_period;
+    let snapshot = state.load();
+    let grace = snapshot.config.http.grace_period;
+    let deadline = tokio::time::Instant::now() + grace;
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         log::warn!("grace period of {grace:?} over; closing the remaining connections");
+    }
+    // WebSockets get the rest of the grace period, then a close frame
+    // with code 1001 (going away).
+    let tunnels = &snapshot.going_away;
+    while tunnels.open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if tunnels.open() > 0 {
+        tunnels.signal();
+        let closing = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tunnels.open() > 0 && tokio::time::Instant::now() < closing {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

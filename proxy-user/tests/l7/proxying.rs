@@ -343,6 +343,39 @@ async fn websockets_are_tunnelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_get_going_away_1001_at_the_end_of_the_grace_period() {
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("ws-away");
+    let cfg = format!("[http]\ngrace_period = \"1s\"\n{}", config(&addrs, ""));
+    let p = proxy(&dir, &cfg).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", p.addr()))
+        .await
+        .unwrap();
+    // A message larger than one read is forwarded whole before the close.
+    let big = "x".repeat(100_000);
+    ws.send(Message::text(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), big);
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(p.shutdown());
+    let closing = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("closed within the grace period and a bit")
+        .expect("a frame")
+        .expect("a clean frame");
+    match closing {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a 1001 close frame, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    stopping.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_listener_and_graceful_drain() {
     let (_bs, addrs) = backends(1).await;
     let dir = test_dir("drain");
