@@ -9,6 +9,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod package;
 mod test;
 mod toolchain;
 
@@ -50,6 +51,13 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// Build a Debian package (binary, systemd unit, config, logrotate, man page)
+    /// into target/debian/ and check it.
+    Package {
+        /// Package a debug build (faster; for checks).
+        #[arg(long)]
+        debug: bool,
+    },
     /// Build, create a demo topology in network namespaces and run rampart on it.
     Demo {
         /// How long the demo traffic runs (Ctrl-C stops it sooner).
@@ -69,5 +77,6 @@ fn main() -> Result<()> {
         Task::Test { filter } => test::all(filter.as_deref()),
         Task::Bench { what, quick } => bench::run(&what, quick),
         Task::Demo { duration } => demo::run(duration),
+        Task::Package { debug } => package::package(!debug).map(|_| ()),
     }
 }

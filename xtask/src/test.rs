@@ -4,6 +4,7 @@
 //! 2. the privileged kernel tests (`tests` crate): BPF_PROG_TEST_RUN fixtures,
 //!    rate-limit accuracy, and real traffic on veth in network namespaces.
 //!    They run one at a time: the accuracy tests measure time on both CPUs.
+//! 3. the Debian package, built from the debug build and checked.
 
 use std::process::Command;
 
@@ -70,6 +71,10 @@ pub fn all(filter: Option<&str>) -> Result<()> {
     toolchain::bootstrap(Needs::test())?;
     build_rampart(false)?;
     run_tests(filter)?;
+    if filter.is_none() {
+        // The Debian package, from the debug build: built and checked.
+        crate::package::package(false)?;
+    }
     leftovers();
     Ok(())
 }
