@@ -61,7 +61,12 @@ pub fn package(release: bool) -> Result<PathBuf> {
         &r.join("packaging/rampart.logrotate"),
         &stage.join("etc/logrotate.d/rampart"),
     )?;
-    for doc in ["configuration.md", "kernel-tier.md", "metrics.md", "operations.md"] {
+    for doc in [
+        "configuration.md",
+        "kernel-tier.md",
+        "metrics.md",
+        "operations.md",
+    ] {
         copy(
             &r.join("docs").join(doc),
             &stage.join("usr/share/doc/rampart").join(doc),
@@ -116,7 +121,10 @@ pub fn package(release: bool) -> Result<PathBuf> {
 
 /// Lists the package, extracts it, and runs the extracted binary.
 fn verify(deb: &Path) -> Result<()> {
-    let list = Command::new("dpkg-deb").arg("--contents").arg(deb).output()?;
+    let list = Command::new("dpkg-deb")
+        .arg("--contents")
+        .arg(deb)
+        .output()?;
     let list = String::from_utf8_lossy(&list.stdout);
     for path in [
         "./usr/bin/rampart",

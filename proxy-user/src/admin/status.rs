@@ -59,6 +59,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
                     "in_flight": b.active(),
                     "requests": b.requests.load(std::sync::atomic::Ordering::Relaxed),
                     "failures": b.failures.load(std::sync::atomic::Ordering::Relaxed),
+                    "p99_ms": b.responses.total.snapshot().quantile(0.99).map(|s| s * 1000.0),
                 })
             })
         })

@@ -137,6 +137,11 @@ pub async fn forward(
         match sent {
             Ok(Ok((resp, conn))) => {
                 let status = resp.status();
+                lease.backend.responses.observe(&crate::metrics::Observed {
+                    status: status.as_u16(),
+                    total: now.elapsed(),
+                    ..Default::default()
+                });
                 let retryable = matches!(status.as_u16(), 502..=504);
                 if retryable
                     && can_retry_after_response

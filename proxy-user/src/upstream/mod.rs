@@ -42,6 +42,8 @@ pub struct Backend {
     /// Requests sent, and failures seen, for views and metrics.
     pub requests: AtomicU64,
     pub failures: AtomicU64,
+    /// Its responses by status class, and their time to the response head.
+    pub responses: crate::metrics::RouteMetrics,
     /// Keep-alive connections to it.
     pub pool: Pool,
 }
@@ -195,6 +197,7 @@ impl Group {
                     healthy: AtomicBool::new(true),
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
+                    responses: Default::default(),
                     pool: Pool::new(s.addr, config.keepalive),
                 })
             })
