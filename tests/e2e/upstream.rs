@@ -267,8 +267,16 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
         0.0
     );
     assert!(value("rampart_limit_requests_total{zone=\"api\",outcome=\"rejected\"}") >= 1.0);
-    assert!(value("rampart_upstream_responses_total{group=\"green\",server=\"127.0.0.1:9003\",class=\"2xx\"}") >= 1.0);
-    assert!(value("rampart_upstream_response_duration_seconds_count{group=\"green\",server=\"127.0.0.1:9003\"}") >= 1.0);
+    assert!(
+        value(
+            "rampart_upstream_responses_total{group=\"green\",server=\"127.0.0.1:9003\",class=\"2xx\"}"
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            "rampart_upstream_response_duration_seconds_count{group=\"green\",server=\"127.0.0.1:9003\"}"
+        ) >= 1.0
+    );
     assert!(metrics.contains("# TYPE rampart_route_request_duration_seconds histogram"));
     drop(daemon);
 }

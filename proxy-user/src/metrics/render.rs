@@ -310,6 +310,33 @@ fn upstreams(t: &mut Text, state: &State) {
         );
     }
     t.family(
+        "rampart_upstream_responses_total",
+        "counter",
+        "responses from a server, by status class",
+    );
+    for (g, s, b) in &servers {
+        let totals = b.responses.totals();
+        for (class, n) in CLASSES.iter().zip(totals.classes) {
+            t.sample(
+                "rampart_upstream_responses_total",
+                &[("group", g), ("server", s), ("class", class)],
+                n,
+            );
+        }
+    }
+    t.family(
+        "rampart_upstream_response_duration_seconds",
+        "histogram",
+        "time from sending to a server to its response head",
+    );
+    for (g, s, b) in &servers {
+        t.histogram(
+            "rampart_upstream_response_duration_seconds",
+            &[("group", g), ("server", s)],
+            &b.responses.total.snapshot(),
+        );
+    }
+    t.family(
         "rampart_upstream_retries_total",
         "counter",
         "requests retried on another server of the group",
