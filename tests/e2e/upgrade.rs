@@ -162,18 +162,19 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                     // Closed before any response on a reused connection: retry once on a new one.
-                    Err(()) if reused => match {
+                    Err(()) if reused => {
                         retried.fetch_add(1, Ordering::Relaxed);
-                        connect().map(|mut c| (request(&mut c, false), c))
-                    } {
-                        Some((Ok(true), c)) => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            conn = Some(c);
+                        let again = connect().map(|mut c| (request(&mut c, false), c));
+                        match again {
+                            Some((Ok(true), c)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                conn = Some(c);
+                            }
+                            _ => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    },
+                    }
                     Err(()) => {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
