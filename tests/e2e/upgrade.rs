@@ -45,6 +45,14 @@ impl Drop for Successors {
     }
 }
 
+/// Whether `pid` runs (a zombie has exited).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
 /// One GET on `stream`; `Ok(true)` for a 200, `Err` when the connection
 /// was closed before any byte of a response.
 fn request(stream: &mut BufReader<TcpStream>, close: bool) -> Result<bool, ()> {
@@ -123,12 +131,19 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     let flood_seen = udp_receiver(&link.edge, &format!("{EDGE}:9"));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let ok = Arc::new(AtomicU64::new(0));
+    // Failures of the new-connection client and of the keep-alive one.
+    let (failed_new, failed_kept) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let retried = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
     // New connections, one request each.
     for keep_alive in [false, true] {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (stop, ok) = (stop.clone(), ok.clone());
+        let failed = if keep_alive {
+            failed_kept.clone()
+        } else {
+            failed_new.clone()
+        };
         let retried = retried.clone();
         let ns = link.client.name().to_string();
         load.push(std::thread::spawn(move || {
@@ -226,11 +241,17 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
         t.join().unwrap();
     }
     flooding.join().unwrap();
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let ok = ok.load(Ordering::Relaxed);
+    let (failed_new, failed_kept) = (
+        failed_new.load(Ordering::Relaxed),
+        failed_kept.load(Ordering::Relaxed),
+    );
+    let failed = failed_new + failed_kept;
     let retried = retried.load(Ordering::Relaxed);
     println!(
         "10 upgrades, 100 reloads: {ok} requests served, {failed} failed \
-         ({retried} idempotent retries after an idle keep-alive close)"
+         ({failed_new} on new connections, {failed_kept} on keep-alive ones; \
+         {retried} idempotent retries after an idle keep-alive close)"
     );
     assert_eq!(failed, 0, "{ok} served");
     assert!(ok > 500, "{ok} served");

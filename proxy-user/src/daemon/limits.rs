@@ -101,16 +101,13 @@ impl Daemon {
         }
         if KERNEL.contains(&name) {
             if let (Some(f), Some(settings)) = (self.filter.as_mut(), self.config.filter.as_ref()) {
-                let configured = crate::filter::kernel_config(settings);
-                let mut cfg = f.maps.config()?;
-                if name == "pps" {
-                    cfg.pps_interval_ns = configured.pps_interval_ns;
-                    cfg.pps_tolerance_ns = configured.pps_tolerance_ns;
+                let c = crate::filter::kernel_config(settings);
+                let gcra = if name == "pps" {
+                    (c.pps_interval_ns, c.pps_tolerance_ns)
                 } else {
-                    cfg.syn_interval_ns = configured.syn_interval_ns;
-                    cfg.syn_tolerance_ns = configured.syn_tolerance_ns;
-                }
-                f.maps.write_config(cfg)?;
+                    (c.syn_interval_ns, c.syn_tolerance_ns)
+                };
+                write_kernel_limit(&mut f.maps, name, gcra)?;
             }
         } else if let Some(l) = self.shared.load().limiters.get(name) {
             l.set(None, None);
@@ -151,15 +148,7 @@ impl Daemon {
                     gcra::params(rate, change.burst.unwrap_or(rate).max(1))
                 }
             };
-            let mut cfg = f.maps.config()?;
-            if name == "pps" {
-                cfg.pps_interval_ns = interval;
-                cfg.pps_tolerance_ns = tolerance;
-            } else {
-                cfg.syn_interval_ns = interval;
-                cfg.syn_tolerance_ns = tolerance;
-            }
-            return Ok(f.maps.write_config(cfg)?);
+            return write_kernel_limit(&mut f.maps, name, (interval, tolerance));
         }
         let state = self.shared.load();
         let limiter = state.limiters.get(name).ok_or_else(|| {
@@ -196,4 +185,20 @@ impl Daemon {
 
 fn ipv6_prefix(settings: Option<&FilterSettings>) -> u8 {
     settings.map_or(64, |s| s.ipv6_prefix)
+}
+
+/// Writes one kernel limit (`pps` or `syn`) as GCRA (interval, tolerance)
+/// into the live config map, the other settings untouched.
+fn write_kernel_limit(
+    maps: &mut crate::filter::FilterMaps,
+    name: &str,
+    (interval, tolerance): (u64, u64),
+) -> Result<()> {
+    let mut cfg = maps.config()?;
+    if name == "pps" {
+        (cfg.pps_interval_ns, cfg.pps_tolerance_ns) = (interval, tolerance);
+    } else {
+        (cfg.syn_interval_ns, cfg.syn_tolerance_ns) = (interval, tolerance);
+    }
+    Ok(maps.write_config(cfg)?)
 }

@@ -36,6 +36,9 @@ use crate::{
     http::{self, ConnInfo, Shared, State},
 };
 
+/// At shutdown, how long connections accepted last get to send their request.
+const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
+
 /// What a listener serves with: its settings and TLS acceptor. A reload
 /// that changes only these (certificates, HTTP/2, the redirect) replaces
 /// them in place and the socket stays.
@@ -155,6 +158,11 @@ pub async fn serve_changing(
     let snapshot = state.load();
     let grace = snapshot.config.http.grace_period;
     let deadline = tokio::time::Instant::now() + grace;
+    // A connection accepted just before the listeners closed may not have
+    // sent its request yet, and a graceful shutdown closes a connection
+    // with no request at once: give such connections a moment to send it
+    // (then it is served, with `Connection: close`).
+    tokio::time::sleep(FIRST_REQUEST_SETTLE.min(grace)).await;
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
