@@ -261,6 +261,16 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
         "flood packets reached userspace"
     );
     assert!(xdp_attached());
+    // Every daemon but the last has drained and exited.
+    let mut handed_over = vec![first.pid()];
+    handed_over.extend(&successors.0.lock().unwrap()[..9]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handed_over.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "an old daemon did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = *successors.0.lock().unwrap().last().unwrap();
+    assert!(alive(last), "the last daemon serves");
     drop(first);
     drop(successors);
     let _ = std::fs::remove_dir_all(&dir);
