@@ -12,6 +12,7 @@ mod limits;
 mod listeners;
 mod operate;
 mod upgrade;
+mod upstreams;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

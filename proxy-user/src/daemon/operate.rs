@@ -13,13 +13,12 @@ use serde_json::json;
 use crate::{
     cidr::Cidr,
     config::Config,
-    control::protocol::{ListEntryView, Reply, Request, ServerView},
+    control::protocol::{ListEntryView, Reply, Request},
     enforcer::Enforcer,
     filter::{Filter, List},
     gate::Gate,
     http::{Shared, State},
     runtime::{Entry, ListName, StateFile, unix_now},
-    upstream::Backend,
 };
 
 /// The daemon's mutable state, owned by its main loop.
@@ -355,152 +354,6 @@ impl Daemon {
     pub(super) fn save(&self) {
         if let Err(e) = self.runtime.save() {
             error!("saving the runtime state: {e:#}; the change holds until a reboot");
-        }
-    }
-
-    /// `GROUP/ADDR` or a bare `ADDR` that only one group has.
-    fn find_server(&self, server: &str) -> Result<(String, Arc<Backend>)> {
-        let state = self.shared.load();
-        let (group, addr) = match server.split_once('/') {
-            Some((g, a)) => (Some(g), a),
-            None => (None, server),
-        };
-        let mut found = Vec::new();
-        for (name, g) in &state.groups {
-            if group.is_some_and(|want| want != name) {
-                continue;
-            }
-            for b in &g.backends {
-                if b.addr.to_string() == addr {
-                    found.push((name.clone(), b.clone()));
-                }
-            }
-        }
-        match found.len() {
-            0 => bail!("no upstream server {server} (see `rampart upstream list`)"),
-            1 => Ok(found.remove(0)),
-            _ => bail!(
-                "{addr} is in several groups ({}); name one as GROUP/{addr}",
-                found
-                    .iter()
-                    .map(|(g, _)| g.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-
-    fn upstream_list(&self) -> Vec<ServerView> {
-        let state = self.shared.load();
-        let now = tokio::time::Instant::now();
-        let mut out = Vec::new();
-        for (name, g) in &state.groups {
-            let switched_to = state.switches.get(name);
-            for b in &g.backends {
-                out.push(ServerView {
-                    group: name.clone(),
-                    addr: b.addr.to_string(),
-                    weight: b.weight(),
-                    state: b.state(now).into(),
-                    in_flight: b.active(),
-                    requests: b.requests.load(std::sync::atomic::Ordering::Relaxed),
-                    failures: b.failures.load(std::sync::atomic::Ordering::Relaxed),
-                    idle_connections: b.pool.idle(),
-                    switched_to: switched_to.clone(),
-                });
-            }
-        }
-        out
-    }
-
-    fn drain(&mut self, server: &str, drained: bool) -> Result<serde_json::Value> {
-        let (group, b) = self.find_server(server)?;
-        b.set_drained(drained);
-        let key = format!("{group}/{}", b.addr);
-        self.runtime.state.drained.retain(|k| *k != key);
-        if drained {
-            self.runtime.state.drained.push(key.clone());
-        }
-        info!(
-            "upstream {key} {}",
-            if drained {
-                "drained: no new requests"
-            } else {
-                "back in rotation"
-            }
-        );
-        self.save();
-        Ok(json!({ "server": key, "drained": drained, "in_flight": b.active() }))
-    }
-
-    fn weight(&mut self, server: &str, weight: u32) -> Result<serde_json::Value> {
-        if !(1..=1000).contains(&weight) {
-            bail!("weight {weight}: expected 1 to 1000 (to stop traffic, drain the server)");
-        }
-        let (group, b) = self.find_server(server)?;
-        b.set_weight(weight);
-        let key = format!("{group}/{}", b.addr);
-        if weight == b.config_weight {
-            self.runtime.state.weights.remove(&key);
-        } else {
-            self.runtime.state.weights.insert(key.clone(), weight);
-        }
-        info!("upstream {key} weight {weight}");
-        self.save();
-        Ok(json!({ "server": key, "weight": weight }))
-    }
-
-    fn switch(&mut self, group: &str, to: Option<&str>) -> Result<serde_json::Value> {
-        let state = self.shared.load();
-        if !state.groups.contains_key(group) {
-            bail!("no upstream group {group}");
-        }
-        if let Some(t) = to
-            && !state.groups.contains_key(t)
-        {
-            bail!("no upstream group {t} to switch to");
-        }
-        let to = to.filter(|t| *t != group);
-        state.switches.set(group, to);
-        match to {
-            Some(t) => {
-                self.runtime
-                    .state
-                    .switches
-                    .insert(group.to_string(), t.to_string());
-                info!("upstream switch: {group} -> {t}");
-            }
-            None => {
-                self.runtime.state.switches.remove(group);
-                info!("upstream switch: {group} back to itself");
-            }
-        }
-        self.save();
-        Ok(json!({ "group": group, "to": to.unwrap_or(group) }))
-    }
-
-    /// Applies drained servers, weights and switches from the state file to
-    /// the current snapshot (at start, and after a reload built new groups).
-    pub fn apply_upstream_runtime(&self) {
-        let state = self.shared.load();
-        for (name, g) in &state.groups {
-            for b in &g.backends {
-                let key = format!("{name}/{}", b.addr);
-                b.set_drained(self.runtime.state.drained.contains(&key));
-                b.set_weight(
-                    self.runtime
-                        .state
-                        .weights
-                        .get(&key)
-                        .copied()
-                        .unwrap_or(b.config_weight),
-                );
-            }
-        }
-        for (group, to) in &self.runtime.state.switches {
-            if state.groups.contains_key(group) && state.groups.contains_key(to) {
-                state.switches.set(group, Some(to));
-            }
         }
     }
 }
