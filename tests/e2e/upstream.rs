@@ -200,7 +200,8 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
     let ip: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ip["l7_limits"][0]["zone"], "api");
     assert!(
-        ip["l7_limits"][0]["queued"].as_f64().unwrap() >= 1.0,
+        // About one request queued, draining at 1r/m since.
+        ip["l7_limits"][0]["queued"].as_f64().unwrap() > 0.9,
         "{ip}"
     );
     let (ok, _, _) = cli(

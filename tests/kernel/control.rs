@@ -451,25 +451,8 @@ fn l7_abuse_escalates_to_a_kernel_ban_that_names_its_rule_but_never_for_the_allo
     );
     s.link.client_addr(&format!("{ALLOWED}/24"));
     let daemon = s.start();
-    let curl = |src: &str, path: &str| -> String {
-        let out = s
-            .link
-            .client
-            .command("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-            ])
-            .args(["--interface", src])
-            .arg(format!("http://{EDGE}:8080{path}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    let curl = |src: &str, path: &str| {
+        tests::backend::curl_status(&s.link.client, src, &format!("http://{EDGE}:8080{path}"))
     };
     assert_eq!(curl(CLIENT, "/"), "200");
     // Three probes are within the rule; the fourth passes it.

@@ -43,24 +43,7 @@ impl Edge {
 
     /// The status `curl` gets from `src`, "000" when the connection is refused.
     fn curl(&self, src: &str, path: &str) -> String {
-        let out = self
-            .link
-            .client
-            .command("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-            ])
-            .args(["--interface", src])
-            .arg(format!("http://{EDGE}:8080{path}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        tests::backend::curl_status(&self.link.client, src, &format!("http://{EDGE}:8080{path}"))
     }
 
     fn ctl(&self, args: &[&str]) -> (bool, String, String) {

@@ -79,3 +79,23 @@ pub fn http_get(ns: &NetNs, addr: &str, path: &str) -> Result<String, String> {
         Ok(all.rsplit("\r\n\r\n").next().unwrap_or("").to_string())
     })
 }
+
+/// The status `curl` gets for `url` from source address `src` inside `ns`;
+/// "000" when the connection is refused or dropped.
+pub fn curl_status(ns: &NetNs, src: &str, url: &str) -> String {
+    let out = ns
+        .command("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+        ])
+        .args(["--interface", src, url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

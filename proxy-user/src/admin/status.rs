@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::Admin;
 use crate::{
     cidr::Cidr,
+    control::protocol::ServerView,
     daemon::origin_name,
     filter::{BanEntry, FilterMaps},
     http::State,
@@ -18,13 +19,7 @@ use crate::{
 const TOP: usize = 10;
 
 pub fn status(admin: &Admin, state: &State) -> Value {
-    let names: Vec<String> = state
-        .config
-        .routes
-        .iter()
-        .map(|r| r.name())
-        .chain(std::iter::once(crate::http::NO_ROUTE.to_string()))
-        .collect();
+    let names = state.route_names();
     let mut requests = 0u64;
     let mut buckets = vec![0u64; BOUNDS.len() + 1];
     for name in &names {
@@ -51,16 +46,16 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         .iter()
         .flat_map(|(group, g)| {
             g.backends.iter().map(move |b| {
-                json!({
-                    "group": group,
-                    "server": b.addr.to_string(),
-                    "state": b.state(now),
-                    "weight": b.weight(),
-                    "in_flight": b.active(),
-                    "requests": b.requests.load(std::sync::atomic::Ordering::Relaxed),
-                    "failures": b.failures.load(std::sync::atomic::Ordering::Relaxed),
-                    "p99_ms": b.responses.total.snapshot().quantile(0.99).map(|s| s * 1000.0),
-                })
+                let mut v =
+                    serde_json::to_value(ServerView::of(group, b, None, now)).unwrap_or_default();
+                v["p99_ms"] = json!(
+                    b.responses
+                        .total
+                        .snapshot()
+                        .quantile(0.99)
+                        .map(|s| s * 1000.0)
+                );
+                v
             })
         })
         .collect();

@@ -199,36 +199,12 @@ pub(super) fn route(
             status,
         }
     };
-    let limits = match &r.limit {
-        None => vec![],
-        Some(l) => {
-            let names = match l.get_ref() {
-                super::file::OneOrMany::One(n) => vec![n.clone()],
-                super::file::OneOrMany::Many(v) => v.clone(),
-            };
-            for n in &names {
-                if !known.limits.contains_key(n) {
-                    return Err(loc.error(l.span(), format!("no [limit.{n}]")));
-                }
-            }
-            names
-        }
-    };
-    let escalate = match &r.escalate {
-        None => vec![],
-        Some(l) => {
-            let names = match l.get_ref() {
-                super::file::OneOrMany::One(n) => vec![n.clone()],
-                super::file::OneOrMany::Many(v) => v.clone(),
-            };
-            for n in &names {
-                if !known.escalate.contains_key(n) {
-                    return Err(loc.error(l.span(), format!("no [escalate.{n}]")));
-                }
-            }
-            names
-        }
-    };
+    let limits = names(loc, r.limit.as_ref(), "limit", |n| {
+        known.limits.contains_key(n)
+    })?;
+    let escalate = names(loc, r.escalate.as_ref(), "escalate", |n| {
+        known.escalate.contains_key(n)
+    })?;
     let max_body = match &r.max_body {
         None => known.max_body,
         Some(m) => units::size(m.get_ref()).map_err(|e| loc.error(m.span(), e.0))?,
@@ -249,4 +225,25 @@ pub(super) fn route(
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
     })
+}
+
+/// A route's `limit` or `escalate` names, each of which must name a
+/// `[SECTION.NAME]` of the file.
+fn names(
+    loc: &Locator,
+    value: Option<&toml::Spanned<super::file::OneOrMany<String>>>,
+    section: &str,
+    known: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = value else {
+        return Ok(vec![]);
+    };
+    let names = match v.get_ref() {
+        super::file::OneOrMany::One(n) => vec![n.clone()],
+        super::file::OneOrMany::Many(list) => list.clone(),
+    };
+    if let Some(missing) = names.iter().find(|n| !known(n)) {
+        return Err(loc.error(v.span(), format!("no [{section}.{missing}]")));
+    }
+    Ok(names)
 }

@@ -98,7 +98,7 @@ fn l7_table(s: &mut String, v: &Value) {
                 s,
                 "{:<12} {:<24} {:>10} {:>9} {:>9}",
                 u["group"].as_str().unwrap_or("?"),
-                u["server"].as_str().unwrap_or("?"),
+                u["addr"].as_str().unwrap_or("?"),
                 u["requests"],
                 u["failures"],
                 u["in_flight"]

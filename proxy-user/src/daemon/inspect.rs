@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{Daemon, origin_name};
 use crate::{
     cidr::Cidr,
+    control::protocol::ServerView,
     filter::{List, monotonic_ns},
     runtime::{ListName, unix_now},
 };
@@ -114,9 +115,7 @@ impl Daemon {
 impl Daemon {
     pub(super) fn l7_stats(&self) -> Result<Value> {
         let state = self.shared.load();
-        let mut names: Vec<String> = state.config.routes.iter().map(|r| r.name()).collect();
-        names.push(crate::http::NO_ROUTE.to_string());
-        names.dedup();
+        let names = state.route_names();
         let routes: Vec<Value> = names
             .iter()
             .map(|name| {
@@ -128,19 +127,14 @@ impl Daemon {
                 v
             })
             .collect();
-        let upstreams: Vec<Value> = state
+        let now = tokio::time::Instant::now();
+        let upstreams: Vec<ServerView> = state
             .groups
             .iter()
             .flat_map(|(group, g)| {
-                g.backends.iter().map(move |b| {
-                    json!({
-                        "group": group,
-                        "server": b.addr,
-                        "requests": b.requests.load(std::sync::atomic::Ordering::Relaxed),
-                        "failures": b.failures.load(std::sync::atomic::Ordering::Relaxed),
-                        "in_flight": b.active(),
-                    })
-                })
+                g.backends
+                    .iter()
+                    .map(move |b| ServerView::of(group, b, None, now))
             })
             .collect();
         let gate = self.gate.active().then(|| {

@@ -51,17 +51,7 @@ impl Daemon {
         for (name, g) in &state.groups {
             let switched_to = state.switches.get(name);
             for b in &g.backends {
-                out.push(ServerView {
-                    group: name.clone(),
-                    addr: b.addr.to_string(),
-                    weight: b.weight(),
-                    state: b.state(now).into(),
-                    in_flight: b.active(),
-                    requests: b.requests.load(std::sync::atomic::Ordering::Relaxed),
-                    failures: b.failures.load(std::sync::atomic::Ordering::Relaxed),
-                    idle_connections: b.pool.idle(),
-                    switched_to: switched_to.clone(),
-                });
+                out.push(ServerView::of(name, b, switched_to.clone(), now));
             }
         }
         out

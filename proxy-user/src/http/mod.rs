@@ -81,6 +81,19 @@ pub struct State {
 }
 
 impl State {
+    /// Every route's name (as views and metrics name them), then the
+    /// requests answered without a route.
+    pub fn route_names(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.config
+            .routes
+            .iter()
+            .map(|r| r.name())
+            .chain(std::iter::once(NO_ROUTE.to_string()))
+            .filter(|n| seen.insert(n.clone()))
+            .collect()
+    }
+
     /// The group a route naming `name` sends to: `name`, or the group it
     /// is switched to.
     pub fn group(&self, name: &str) -> Option<&Arc<Group>> {

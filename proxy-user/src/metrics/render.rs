@@ -10,7 +10,7 @@ use crate::{
     config::FilterSettings,
     daemon::origin_name,
     filter::{FilterMaps, List},
-    http::{NO_ROUTE, State},
+    http::State,
 };
 
 /// The exposition text being written.
@@ -167,16 +167,9 @@ fn listeners(t: &mut Text, state: &State) {
     }
 }
 
-fn route_names(state: &State) -> Vec<String> {
-    let mut names: Vec<String> = state.config.routes.iter().map(|r| r.name()).collect();
-    names.push(NO_ROUTE.to_string());
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    names
-}
-
 fn routes(t: &mut Text, state: &State) {
-    let routes: Vec<(String, std::sync::Arc<super::RouteMetrics>)> = route_names(state)
+    let routes: Vec<(String, std::sync::Arc<super::RouteMetrics>)> = state
+        .route_names()
         .into_iter()
         .map(|n| {
             let m = state.metrics.route(&n);
