@@ -145,6 +145,9 @@ pub fn server_config(settings: &TlsSettings, http2: bool) -> Result<Arc<ServerCo
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    // The server's order of cipher suites wins over the client's (all are
+    // AEAD with forward secrecy; the fastest come first), as scanners expect.
+    config.ignore_client_order = true;
     // Resumption: a session cache for TLS 1.2 ids and stateless tickets.
     config.session_storage = ServerSessionMemoryCache::new(16_384);
     config.ticketer = ring::Ticketer::new()?;

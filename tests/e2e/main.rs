@@ -7,5 +7,6 @@
 mod fastapi;
 mod reload;
 mod status_page;
+mod tls_scan;
 mod upgrade;
 mod upstream;

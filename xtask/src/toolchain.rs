@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 9] = [
+const TEST_TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -76,6 +76,8 @@ const TEST_TOOLS: [(&str, &str); 9] = [
     ("python3", "python3"),
     // The status page is tested in a real (headless) browser.
     ("chromium", "chromium"),
+    // The TLS listener is scanned as an auditor would.
+    ("testssl", "testssl.sh"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
