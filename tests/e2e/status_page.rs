@@ -10,7 +10,7 @@ use std::{
 
 use tests::{
     backend::named_backend,
-    daemon::{Daemon, control_section},
+    daemon::{Daemon, control_section, filter_section},
     netns::{Link, NetNs},
     pins::PinDir,
     privilege::require_root,
@@ -70,13 +70,12 @@ fn the_status_page_draws_live_data_in_a_real_browser() {
     std::fs::write(
         &config,
         format!(
-            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"{BLOCKED}\"]\n\n{}\n\
+            "{}\n{}\n\
              [upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n\
              [limit.api]\nrate = \"20r/s\"\nburst = 5\nnodelay = true\n\n\
              [[listener]]\nbind = \"{EDGE}:8080\"\n\n\
              [[route]]\nupstream = \"app\"\nlimit = \"api\"\n",
-            link.edge_if,
-            pins.path().display(),
+            filter_section(&link.edge_if, pins.path(), &[BLOCKED]),
             control_section(&dir)
         ),
     )

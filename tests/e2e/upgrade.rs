@@ -21,7 +21,7 @@ use std::{
 
 use tests::{
     backend::named_backend,
-    daemon::{Daemon, cli, control_section},
+    daemon::{Daemon, cli, control_section, filter_section},
     netns::{Link, NetNs},
     pins::PinDir,
     privilege::require_root,
@@ -116,12 +116,11 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     std::fs::write(
         &config,
         format!(
-            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"{BLOCKED}\"]\n\n{}\n\
+            "{}\n{}\n\
              [http]\ngrace_period = \"5s\"\n\n\
              [upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n\
              [[listener]]\nbind = \"{EDGE}:8080\"\n\n[[route]]\nupstream = \"app\"\n",
-            link.edge_if,
-            pins.path().display(),
+            filter_section(&link.edge_if, pins.path(), &[BLOCKED]),
             control_section(&dir)
         ),
     )

@@ -16,7 +16,7 @@ use proxy_common::stats::{BANNED, BLOCKLISTED};
 use proxy_user::filter::{FilterMaps, List};
 use serde_json::Value;
 use tests::{
-    daemon::{Daemon, cli, control_section, rampart_bin},
+    daemon::{Daemon, cli, control_section, filter_section, rampart_bin},
     netns::Link,
     pins::PinDir,
     privilege::require_root,
@@ -58,9 +58,8 @@ fn setup_with(tag: &str, filter_extra: &str, sections: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[filter]\ninterfaces = [\"{}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [\"192.0.2.1\", \"{FLOODER}\"]\n{filter_extra}\n{}\n{sections}",
-            link.edge_if,
-            pins.path().display(),
+            "{}{filter_extra}\n{}\n{sections}",
+            filter_section(&link.edge_if, pins.path(), &["192.0.2.1", FLOODER]),
             control_section(&dir)
         ),
     )

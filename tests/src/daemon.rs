@@ -34,6 +34,17 @@ pub fn cli(ns: &NetNs, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A `[filter]` section attaching natively to `iface`, pinning in `pins`,
+/// blocking `block` (more `[filter]` keys may follow it).
+pub fn filter_section(iface: &str, pins: &Path, block: &[&str]) -> String {
+    let block: Vec<String> = block.iter().map(|b| format!("\"{b}\"")).collect();
+    format!(
+        "[filter]\ninterfaces = [\"{iface}\"]\nmode = \"native\"\npin_dir = \"{}\"\nblock = [{}]\n",
+        pins.display(),
+        block.join(", ")
+    )
+}
+
 /// `[control]` settings for a test: socket and state file in `dir`.
 pub fn control_section(dir: &Path) -> String {
     format!(
