@@ -21,9 +21,42 @@ const EDGE: &str = "198.18.3.1";
 const CLIENT: &str = "198.18.3.10";
 const BLOCKED: &str = "198.18.3.66";
 
-/// Chromium, headless, in `ns`; returns its stdout.
-fn chromium(ns: &NetNs, profile: &std::path::Path, args: &[&str]) -> String {
-    let out = ns
+/// Drives headless Chromium in `ns` over the DevTools protocol, in real
+/// time (a virtual-time budget would fire the page's polls milliseconds
+/// apart, with no traffic between them): loads the status page, lets it
+/// poll for `secs`, then returns its DOM and saves a screenshot to `shot`.
+const DEVTOOLS: &str = r#"
+import base64, json, sys, time, urllib.request
+from websockets.sync.client import connect
+port, url, secs, shot = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+for _ in range(100):
+    try:
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
+        page = next(t for t in targets if t["type"] == "page")
+        break
+    except Exception:
+        time.sleep(0.1)
+ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+ids = iter(range(1, 1000))
+def call(method, **params):
+    n = next(ids)
+    ws.send(json.dumps({"id": n, "method": method, "params": params}))
+    while True:
+        msg = json.loads(ws.recv())
+        if msg.get("id") == n:
+            return msg.get("result", {})
+call("Page.enable")
+call("Page.navigate", url=url)
+time.sleep(secs)
+dom = call("Runtime.evaluate", expression="document.documentElement.outerHTML")["result"]["value"]
+png = call("Page.captureScreenshot", format="png")["data"]
+open(shot, "wb").write(base64.b64decode(png))
+sys.stdout.write(dom)
+"#;
+
+fn browse(ns: &NetNs, profile: &std::path::Path, secs: u32, shot: &std::path::Path) -> String {
+    let port = "9333";
+    let mut chromium = ns
         .command("chromium")
         .args([
             "--headless=new",
@@ -31,14 +64,34 @@ fn chromium(ns: &NetNs, profile: &std::path::Path, args: &[&str]) -> String {
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--hide-scrollbars",
-            "--virtual-time-budget=9000",
             "--window-size=1280,1500",
         ])
+        .arg(format!("--remote-debugging-port={port}"))
         .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg("http://127.0.0.1:9901/")
-        .output()
+        .arg("about:blank")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .expect("chromium (installed by `cargo xtask bootstrap`)");
+    let out = ns
+        .command("python3")
+        .args([
+            "-c",
+            DEVTOOLS,
+            port,
+            "http://127.0.0.1:9901/",
+            &secs.to_string(),
+        ])
+        .arg(shot)
+        .output()
+        .unwrap();
+    let _ = chromium.kill();
+    let _ = chromium.wait();
+    assert!(
+        out.status.success(),
+        "devtools session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -106,6 +159,7 @@ fn the_status_page_draws_live_data_in_a_real_browser() {
                     format!("http://{EDGE}:8080/"),
                     format!("http://{EDGE}:8080/x"),
                 ])
+                .stdout(std::process::Stdio::null())
                 .status();
             send_udp(&ns, BLOCKED, &format!("{EDGE}:9"), 200);
             std::thread::sleep(Duration::from_millis(20));
@@ -113,16 +167,12 @@ fn the_status_page_draws_live_data_in_a_real_browser() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let profile = dir.join("chromium");
-    let dom = chromium(&link.edge, &profile, &["--dump-dom"]);
     let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page");
     std::fs::create_dir_all(&out_dir).unwrap();
     let shot = out_dir.join("status.png");
     let _ = std::fs::remove_file(&shot);
-    chromium(
-        &link.edge,
-        &profile,
-        &[&format!("--screenshot={}", shot.display())],
-    );
+    // Four or five polls, two seconds apart, while the traffic runs.
+    let dom = browse(&link.edge, &profile, 9, &shot);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     traffic.join().unwrap();
 
