@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -45,6 +45,9 @@ pub struct AccessLog {
     tx: mpsc::Sender<String>,
     /// Lines dropped because the writer was behind or failing.
     pub dropped: Arc<AtomicU64>,
+    /// True while writes fail (disk full, file gone): reported by
+    /// `/metrics` and logged once on entry and once on recovery.
+    pub failing: Arc<AtomicBool>,
     /// Asks the writer to reopen the file.
     reopen: Arc<tokio::sync::Notify>,
 }
@@ -59,11 +62,15 @@ impl AccessLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let reopen = Arc::new(tokio::sync::Notify::new());
+        let failing = Arc::new(AtomicBool::new(false));
         tokio::spawn(writer(
             file,
             rx,
             path.to_path_buf(),
-            dropped.clone(),
+            Health {
+                dropped: dropped.clone(),
+                failing: failing.clone(),
+            },
             reopen.clone(),
         ));
         Ok(AccessLog {
@@ -71,6 +78,7 @@ impl AccessLog {
             json,
             tx,
             dropped,
+            failing,
             reopen,
         })
     }
@@ -92,13 +100,23 @@ impl AccessLog {
     }
 }
 
+/// The writer's condition, shared with [`AccessLog`] for `/metrics`.
+struct Health {
+    dropped: Arc<AtomicU64>,
+    failing: Arc<AtomicBool>,
+}
+
 async fn writer(
     file: std::fs::File,
     mut rx: mpsc::Receiver<String>,
     path: PathBuf,
-    dropped: Arc<AtomicU64>,
+    health: Health,
     reopen: Arc<tokio::sync::Notify>,
 ) {
+    let Health {
+        dropped,
+        failing: failing_flag,
+    } = health;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
     let mut failing = false;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -111,6 +129,7 @@ async fn writer(
                         if !failing {
                             log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
                             failing = true;
+                            failing_flag.store(true, Ordering::Relaxed);
                         }
                     }
                 }
@@ -131,11 +150,13 @@ async fn writer(
                     Ok(()) if failing => {
                         log::warn!("access log {}: writing again", path.display());
                         failing = false;
+                        failing_flag.store(false, Ordering::Relaxed);
                     }
                     Ok(()) => {}
                     Err(e) if !failing => {
                         log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
                         failing = true;
+                        failing_flag.store(true, Ordering::Relaxed);
                     }
                     Err(_) => {}
                 }

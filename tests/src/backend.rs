@@ -7,9 +7,10 @@ use std::{
     time::Duration,
 };
 
-use crate::netns::NetNs;
+use crate::{netns::NetNs, process::Spawned};
 
-/// An HTTP/1.1 server in `ns` answering its `name`; `/slow` waits 1 s.
+/// An HTTP/1.1 server in `ns` answering its `name`; `/slow` waits 1 s,
+/// `/big/N` answers N bytes.
 pub fn named_backend(ns: &NetNs, port: u16, name: &'static str) {
     let listener = ns.run(move || TcpListener::bind(("127.0.0.1", port)).unwrap());
     std::thread::spawn(move || {
@@ -49,11 +50,15 @@ fn serve(stream: TcpStream, name: &str) {
         if slow {
             std::thread::sleep(Duration::from_secs(1));
         }
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
-            name.len()
-        );
-        if writer.write_all(answer.as_bytes()).is_err() {
+        // `/big/N`: N bytes of body instead of the name.
+        let big: Option<usize> = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.strip_prefix("/big/")?.parse().ok());
+        let body = big.map_or_else(|| name.as_bytes().to_vec(), |n| vec![b'b'; n]);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let answer = [head.as_bytes(), &body].concat();
+        if writer.write_all(&answer).is_err() {
             return;
         }
     }
@@ -98,4 +103,26 @@ pub fn curl_status(ns: &NetNs, src: &str, url: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Uvicorn worker running the FastAPI example app (`examples/fastapi`) on
+/// 127.0.0.1:`port` inside `ns`, its output in `log_dir`; ready when this
+/// returns. Killed on drop.
+pub fn uvicorn(ns: &NetNs, port: u16, log_dir: &std::path::Path) -> Spawned {
+    let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fastapi");
+    let mut cmd = ns.command("python3");
+    cmd.args(["-m", "uvicorn", "app:app", "--app-dir"])
+        .arg(&app)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--log-level", "warning"]);
+    let mut w = Spawned::start(
+        &format!("uvicorn :{port}"),
+        cmd,
+        &log_dir.join(format!("uvicorn-{port}.log")),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    w.wait_until(Duration::from_secs(30), || {
+        http_get(ns, &addr, "/health").is_ok()
+    });
+    w
 }

@@ -71,6 +71,21 @@ impl Daemon {
         Daemon { proc }
     }
 
+    /// Starts `rampart run -c CONFIG` in `ns` without a filter and waits
+    /// until `probe` (`ADDR:PORT`, inside `ns`) accepts connections.
+    pub fn serving(ns: &NetNs, config: &Path, probe: &str) -> Daemon {
+        let mut cmd = ns.command(rampart_bin().to_str().unwrap());
+        cmd.args(["run", "-c"]).arg(config);
+        let mut proc = Spawned::start("rampart", cmd, &config.with_extension("log"));
+        let probe: std::net::SocketAddr = probe.parse().unwrap();
+        proc.wait_until(Duration::from_secs(15), || {
+            ns.run(move || {
+                std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok()
+            })
+        });
+        Daemon { proc }
+    }
+
     pub fn log_text(&self) -> String {
         self.proc.log_text()
     }

@@ -11,15 +11,28 @@
 //! - [`filter`]: load the filter with test settings and run packets through it.
 //! - [`daemon`], [`process`]: the real `rampart` binary and other child processes,
 //!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
-//!   [`backend`]: small HTTP backends and a client for end-to-end tests.
+//!   [`backend`]: small HTTP backends and a client for end-to-end tests;
+//!   [`load`]: steady HTTP/1.1 load that records every outcome and latency.
 
 pub mod backend;
 pub mod certs;
 pub mod daemon;
 pub mod filter;
+pub mod load;
 pub mod netns;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
 pub mod process;
 pub mod traffic;
+
+/// Whether this run is a soak (`cargo xtask soak` sets `RAMPART_SOAK=1`):
+/// reliability cases then run longer and with more load.
+pub fn soak() -> bool {
+    std::env::var("RAMPART_SOAK").is_ok_and(|v| v == "1")
+}
+
+/// `quick` in a normal run, `long` in a soak.
+pub fn scaled<T>(quick: T, long: T) -> T {
+    if soak() { long } else { quick }
+}

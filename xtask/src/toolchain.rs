@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 10] = [
+const TEST_TOOLS: [(&str, &str); 11] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -78,6 +78,8 @@ const TEST_TOOLS: [(&str, &str); 10] = [
     ("chromium", "chromium"),
     // The TLS listener is scanned as an auditor would.
     ("testssl", "testssl.sh"),
+    // Idle keep-alive memory is compared with nginx's in the same run.
+    ("nginx", "nginx-light"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
@@ -264,7 +266,7 @@ fn bpf_linker(llvm_major: u32) -> Result<()> {
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 
-fn apt_install(packages: &[&str]) -> Result<()> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
     if !is_root() {
         bail!(
             "missing packages: {}. Install them as root:\n  apt-get update && apt-get install -y --no-install-recommends {}",

@@ -160,6 +160,27 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Only the `[control]` section of a file, for the CLI to find the
+    /// daemon's socket: the file must be valid TOML with known keys, but a
+    /// broken certificate or an invalid value elsewhere (which the daemon
+    /// will report on reload) does not stop the CLI from reaching it.
+    pub fn control_of(path: &Path) -> Result<ControlSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let loc = Locator { path, text: &text };
+        let raw: FileConfig = toml::from_str(&text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            loc.error(span, e.message().trim_end().to_string())
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        control::control(&loc, base, raw.control)
+    }
+
     /// Validates configuration text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let loc = Locator { path, text };

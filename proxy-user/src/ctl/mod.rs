@@ -46,36 +46,46 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             Some(ConfigVerb::Show) => config::show(&out, &load_config(&cli)?),
         },
-        Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), &socket(&cli), *watch),
+        Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), &socket(&cli)?, *watch),
         Object::Map { verb } => match verb {
             None | Some(MapVerb::List) => map::list(&out, &pin_dir(&cli)),
             Some(MapVerb::Dump { name }) => map::dump(&out, &pin_dir(&cli), name),
         },
         Object::Prog { .. } => prog::show(&out),
-        Object::Block { verb } => lists::run(&out, &socket(&cli), ListName::Block, verb.as_ref()),
-        Object::Allow { verb } => lists::run(&out, &socket(&cli), ListName::Allow, verb.as_ref()),
-        Object::Upstream { verb } => upstream::run(&out, &socket(&cli), verb.as_ref()),
-        Object::Reload => reload::run(&out, &socket(&cli)),
-        Object::Upgrade { binary } => reload::upgrade(&out, &socket(&cli), binary.clone()),
+        Object::Block { verb } => lists::run(&out, &socket(&cli)?, ListName::Block, verb.as_ref()),
+        Object::Allow { verb } => lists::run(&out, &socket(&cli)?, ListName::Allow, verb.as_ref()),
+        Object::Upstream { verb } => upstream::run(&out, &socket(&cli)?, verb.as_ref()),
+        Object::Reload => reload::run(&out, &socket(&cli)?),
+        Object::Upgrade { binary } => reload::upgrade(&out, &socket(&cli)?, binary.clone()),
         Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
-        Object::Limit { verb } => limit::run(&out, &socket(&cli), verb.as_ref()),
+        Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Ip { verb } => match verb {
-            crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli), *addr),
+            crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli)?, *addr),
         },
         Object::Completions { shell } => manual::completions(*shell),
         Object::Man => manual::man(),
     }
 }
 
-/// The daemon's control socket: `--socket`, else the configuration's.
-fn socket(cli: &Cli) -> PathBuf {
+/// The daemon's control socket: `--socket`, else the configuration's
+/// `[control] socket`. Only that section is read, so a configuration that
+/// the daemon would refuse (say, a broken certificate) still leads the CLI
+/// to the daemon, which then says what is wrong; a file that is not even
+/// valid TOML is reported here, with its line and column.
+fn socket(cli: &Cli) -> Result<PathBuf> {
     if let Some(s) = &cli.socket {
-        return s.clone();
+        return Ok(s.clone());
     }
-    load_config(cli).map_or_else(
-        |_| PathBuf::from(crate::config::control::DEFAULT_SOCKET),
-        |c| c.control.socket,
-    )
+    let path = match &cli.config {
+        Some(path) => path.clone(),
+        None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+        None => return Ok(PathBuf::from(crate::config::control::DEFAULT_SOCKET)),
+    };
+    Config::control_of(&path).map(|c| c.socket).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(the control socket is found through this file; --socket PATH bypasses it)"
+        )
+    })
 }
 
 /// Where the configuration is: `-c`, else the default path.

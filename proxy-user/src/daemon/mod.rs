@@ -10,6 +10,7 @@ mod bind;
 mod inspect;
 mod limits;
 mod listeners;
+mod open_files;
 mod operate;
 mod upgrade;
 mod upstreams;
@@ -45,6 +46,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
     }
     let config = Arc::new(config);
+    open_files::raise(&config);
     let runtime = StateFile::open(&config.control.state_file)?;
     let workers = config.http.workers.max(1);
     let sockets = bind_workers(&config, workers)?;

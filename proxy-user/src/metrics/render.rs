@@ -70,6 +70,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     upstreams(&mut t, state);
     limits(&mut t, state);
     gate(&mut t, state);
+    access_log(&mut t, state);
     if let Some((maps, settings)) = kernel {
         kernel_tier(&mut t, state, maps, settings);
     } else {
@@ -383,6 +384,32 @@ fn gate(t: &mut Text, state: &State) {
             n,
         );
     }
+}
+
+fn access_log(t: &mut Text, state: &State) {
+    let Some(log) = &state.access_log else {
+        return;
+    };
+    t.family(
+        "rampart_access_log_failing",
+        "gauge",
+        "1 while writing the access log fails (disk full, file gone); serving goes on",
+    );
+    t.sample(
+        "rampart_access_log_failing",
+        &[],
+        u8::from(log.failing.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    t.family(
+        "rampart_access_log_dropped_lines_total",
+        "counter",
+        "access log lines dropped because the writer fell behind or could not write",
+    );
+    t.sample(
+        "rampart_access_log_dropped_lines_total",
+        &[],
+        log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+    );
 }
 
 fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &FilterSettings) {

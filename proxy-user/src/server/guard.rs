@@ -18,6 +18,10 @@
 //! has its own, per phase), and an upgraded connection (a WebSocket tunnel)
 //! is governed by its route's idle timeout instead.
 //!
+//! An idle HTTP/1 connection is parked after [`PARK_AFTER`] (see
+//! [`super::park`]): the guard answers hyper's next read with end-of-file
+//! and hands the socket back instead of shutting it down.
+//!
 //! One timer per connection, armed at or before the earliest deadline that
 //! can apply and only moved later while requests flow: a keep-alive
 //! connection does not register a timer per request, which would wake the
@@ -37,7 +41,10 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::framing::{Fed, Scanner, Verdict};
+use super::{
+    framing::{Fed, Scanner, Verdict},
+    park::{PARK_AFTER, Parked, Slot},
+};
 use crate::config::HttpSettings;
 
 /// The timeouts a guard enforces.
@@ -137,9 +144,25 @@ impl Drop for Busy {
     }
 }
 
+/// What happens when a read deadline passes.
+#[derive(Clone, Copy, Debug)]
+enum Deadline {
+    /// The connection is closed with this reason.
+    Expire(&'static str),
+    /// The connection is parked.
+    Park,
+}
+
 /// A client connection with its timeouts and framing check.
 pub struct Guarded<S> {
-    io: S,
+    /// `None` once handed back to the parking slot.
+    io: Option<S>,
+    /// Where the stream goes when the connection is parked; `None`: never parked.
+    slot: Option<Arc<Slot<S>>>,
+    /// Parking has begun: reads see end-of-file, shutdown hands the stream back.
+    parking: bool,
+    /// The last read found no data (so no bytes wait in a TLS session).
+    drained: bool,
     watch: Arc<Watch>,
     timeouts: Timeouts,
     /// HTTP/2 has no heads to time or judge: only idleness applies.
@@ -166,7 +189,10 @@ impl<S> Guarded<S> {
         let now = Instant::now();
         let first = now + timeouts.header.min(timeouts.keepalive);
         Guarded {
-            io,
+            io: Some(io),
+            slot: None,
+            parking: false,
+            drained: false,
             watch: Arc::new(Watch::new(now)),
             timeouts,
             http2,
@@ -188,10 +214,31 @@ impl<S> Guarded<S> {
             keepalive: send,
             send,
         };
-        Guarded {
-            reads_bounded: false,
-            ..Guarded::new(io, timeouts, false, None)
-        }
+        let mut g = Guarded::new(io, timeouts, false, None);
+        g.reads_bounded = false;
+        g
+    }
+
+    /// Parks the connection into `slot` once it idles between requests
+    /// (HTTP/1 only: the framing check must be following it).
+    pub fn parking_into(mut self, slot: Arc<Slot<S>>) -> Guarded<S> {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// A connection resumed from parking: it has served before, so
+    /// idleness is keep-alive idleness.
+    pub fn resumed(self) -> Guarded<S> {
+        self.watch.lock().served = true;
+        self
+    }
+
+    /// Idle since `since` (the accept, or the end of the last response),
+    /// not since now: time spent parked counts toward the timeouts.
+    pub fn idle_since(mut self, since: Instant) -> Guarded<S> {
+        self.watch.lock().idle_since = since;
+        self.last_write = since;
+        self
     }
 
     pub fn watch(&self) -> &Arc<Watch> {
@@ -199,7 +246,7 @@ impl<S> Guarded<S> {
     }
 
     /// The deadline for the next request's bytes, if one applies now.
-    fn read_deadline(&self) -> Option<(Instant, &'static str)> {
+    fn read_deadline(&self) -> Option<(Instant, Deadline)> {
         if !self.reads_bounded {
             return None;
         }
@@ -211,13 +258,38 @@ impl<S> Guarded<S> {
         if let Some(since) = self.head_since {
             return Some((
                 since.max(s.idle_since) + self.timeouts.header,
-                "request head timed out",
+                Deadline::Expire("request head timed out"),
             ));
         }
         if s.served || self.http2 {
-            Some((idle + self.timeouts.keepalive, "keep-alive idle timeout"))
+            let parks = self.slot.is_some()
+                && self.scanner.is_some()
+                && self.drained
+                && self.write_stalled.is_none()
+                && PARK_AFTER < self.timeouts.keepalive;
+            if parks {
+                return Some((idle + PARK_AFTER, Deadline::Park));
+            }
+            Some((
+                idle + self.timeouts.keepalive,
+                Deadline::Expire("keep-alive idle timeout"),
+            ))
         } else {
-            Some((idle + self.timeouts.header, "no request head in time"))
+            Some((
+                idle + self.timeouts.header,
+                Deadline::Expire("no request head in time"),
+            ))
+        }
+    }
+
+    /// Hands the stream to the parking slot (once).
+    fn hand_back(&mut self) {
+        if let (Some(slot), Some(stream)) = (&self.slot, self.io.take()) {
+            let s = self.watch.lock();
+            slot.put(Parked {
+                stream,
+                idle_since: s.idle_since.max(self.last_write),
+            });
         }
     }
 
@@ -235,6 +307,24 @@ impl<S> Guarded<S> {
                 return Poll::Ready(());
             }
         }
+    }
+
+    /// No read deadline applies now (a request is being handled), but one
+    /// will once it ends: the timer stays registered so that the
+    /// connection is polled again then, and the deadline computed.
+    /// Within [`PARK_AFTER`] when the connection can be parked, so that it
+    /// is parked about then.
+    fn keep_armed(&mut self, cx: &mut Context<'_>) {
+        let mut period = self.timeouts.header.min(self.timeouts.keepalive);
+        if self.slot.is_some() {
+            period = period.min(PARK_AFTER);
+        }
+        let latest = Instant::now() + period;
+        if self.timer.is_elapsed() || self.armed > latest {
+            self.timer.as_mut().reset(latest);
+            self.armed = latest;
+        }
+        let _ = self.timer.as_mut().poll(cx);
     }
 
     fn expire(&mut self, why: &'static str) -> io::Error {
@@ -285,6 +375,21 @@ impl<S> Guarded<S> {
     }
 }
 
+impl<S> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        if self.parking {
+            self.hand_back();
+        }
+    }
+}
+
+/// The stream, or the error every call gets once it was handed back.
+fn io<S: Unpin>(io: &mut Option<S>) -> io::Result<Pin<&mut S>> {
+    io.as_mut()
+        .map(Pin::new)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection parked"))
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -293,9 +398,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         this.check_expired()?;
+        if this.parking {
+            // End-of-file while idle: HTTP/1 ends the connection cleanly.
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
-        match Pin::new(&mut this.io).poll_read(cx, buf) {
+        match io(&mut this.io)?.poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                this.drained = false;
                 if buf.filled().len() > before {
                     this.feed(&buf.filled()[before..]);
                 }
@@ -303,12 +413,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Some((deadline, why)) = this.read_deadline()
-                    && this.wait(cx, deadline).is_ready()
-                {
-                    return Poll::Ready(Err(this.expire(why)));
+                this.drained = true;
+                match this.read_deadline() {
+                    Some((deadline, what)) if this.wait(cx, deadline).is_ready() => match what {
+                        Deadline::Expire(why) => Poll::Ready(Err(this.expire(why))),
+                        Deadline::Park => {
+                            this.parking = true;
+                            Poll::Ready(Ok(()))
+                        }
+                    },
+                    Some(_) => Poll::Pending,
+                    None => {
+                        if this.reads_bounded {
+                            this.keep_armed(cx);
+                        }
+                        Poll::Pending
+                    }
                 }
-                Poll::Pending
             }
         }
     }
@@ -322,7 +443,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_expired()?;
-        match Pin::new(&mut this.io).poll_write(cx, data) {
+        match io(&mut this.io)?.poll_write(cx, data) {
             Poll::Ready(Ok(n)) => {
                 this.wrote();
                 Poll::Ready(Ok(n))
@@ -339,7 +460,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_expired()?;
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+        match io(&mut this.io)?.poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(n)) => {
                 this.wrote();
                 Poll::Ready(Ok(n))
@@ -350,13 +471,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(|io| io.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         this.check_expired()?;
-        match Pin::new(&mut this.io).poll_flush(cx) {
+        match io(&mut this.io)?.poll_flush(cx) {
             Poll::Ready(r) => {
                 if r.is_ok() {
                     this.write_stalled = None;
@@ -368,6 +489,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        if self.parking {
+            // Not closed: the socket goes back to wait for the next request.
+            self.hand_back();
+            return Poll::Ready(Ok(()));
+        }
+        io(&mut self.io)?.poll_shutdown(cx)
     }
 }

@@ -4,12 +4,15 @@
 //! (more wait in the kernel's backlog), accept errors back off and never stop
 //! the loop, and each connection gets its own task with named timeouts: the
 //! TLS handshake, the request head (slowloris), and keep-alive idleness.
-//! On shutdown the loops stop accepting and hyper's graceful shutdown lets
-//! in-flight requests finish within the grace period.
+//! An HTTP/1 connection idle between requests is parked (see [`park`]).
+//! On shutdown the loops stop accepting, parked connections close, and
+//! hyper's graceful shutdown lets in-flight requests finish within the
+//! grace period.
 
 mod framing;
 pub(crate) mod guard;
 mod listener;
+mod park;
 
 use std::{
     collections::HashMap,
@@ -22,7 +25,7 @@ use std::{
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
 pub use listener::bind;
 use tokio::{
@@ -100,7 +103,9 @@ pub async fn serve_changing(
     shutdown: impl std::future::Future<Output = ()>,
     mut changes: Option<mpsc::UnboundedReceiver<Change>>,
 ) {
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Every connection task holds a receiver: at shutdown the sender says
+    // "drain", and waits until they have all been dropped.
+    let (drain, draining) = watch::channel(false);
     let mut running: HashMap<u64, Running> = HashMap::new();
     let start = |bound: Bound, running: &mut HashMap<u64, Running>| {
         let (served_tx, served_rx) = watch::channel(bound.served.clone());
@@ -109,7 +114,7 @@ pub async fn serve_changing(
             bound.socket,
             served_rx,
             state.clone(),
-            graceful.clone(),
+            draining.clone(),
             stop_rx,
         ));
         running.insert(
@@ -155,6 +160,7 @@ pub async fn serve_changing(
     for (_, r) in running {
         let _ = r.task.await;
     }
+    drop(draining);
     let snapshot = state.load();
     let grace = snapshot.config.http.grace_period;
     let deadline = tokio::time::Instant::now() + grace;
@@ -163,8 +169,8 @@ pub async fn serve_changing(
     // with no request at once: give such connections a moment to send it
     // (then it is served, with `Connection: close`).
     tokio::time::sleep(FIRST_REQUEST_SETTLE.min(grace)).await;
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    if tokio::time::timeout_at(deadline, graceful.shutdown())
+    let _ = drain.send(true);
+    if tokio::time::timeout_at(deadline, drain.closed())
         .await
         .is_err()
     {
@@ -196,7 +202,7 @@ async fn accept_loop(
     socket: TcpListener,
     served: watch::Receiver<Arc<Served>>,
     state: Shared,
-    graceful: Arc<GracefulShutdown>,
+    draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     // The cap is fixed for the socket's life (a reload that changes it
@@ -257,21 +263,28 @@ async fn accept_loop(
             .as_ref()
             .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
         let http2 = bound.config.http2;
-        let graceful = graceful.clone();
+        let draining = draining.clone();
         // The configuration snapshot this connection serves with, taken
         // once: a reload applies to new connections, and requests do not
         // touch the shared lock (which every worker would contend for).
+        // Each phase's future is boxed, so the task keeps only the phase it
+        // is in: a parked plain connection holds little more than its socket.
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
             match tls {
-                None => serve_conn(stream, conn, snapshot, &graceful, http2, false).await,
+                None => Box::pin(serve_conn(stream, conn, snapshot, draining, http2, false)).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                    let accepted =
+                        Box::pin(tokio::time::timeout(handshake, acceptor.accept(stream))).await;
+                    match accepted {
                         Ok(Ok(tls_stream)) => {
                             metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                             let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            serve_conn(tls_stream, conn, snapshot, &graceful, http2, alpn_h2).await
+                            Box::pin(serve_conn(
+                                tls_stream, conn, snapshot, draining, http2, alpn_h2,
+                            ))
+                            .await
                         }
                         Ok(Err(e)) => {
                             metrics.tls_failed.fetch_add(1, Ordering::Relaxed);
@@ -288,21 +301,97 @@ async fn accept_loop(
     }
 }
 
+/// Serves one client connection until it closes: HTTP on it while
+/// requests come, parked (see [`park`]) while it idles between them.
 async fn serve_conn<S>(
     stream: S,
     conn: ConnInfo,
     snapshot: Arc<State>,
-    graceful: &GracefulShutdown,
+    mut draining: watch::Receiver<bool>,
     http2: bool,
     alpn_h2: bool,
+) where
+    S: park::Parkable + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeouts: guard::Timeouts = (&snapshot.config.http).into();
+    let (mut parked, mut stream) = if S::FIRST_REQUEST && !alpn_h2 {
+        let idle_since = tokio::time::Instant::now();
+        (Some(park::Parked { stream, idle_since }), None)
+    } else {
+        (None, Some((stream, tokio::time::Instant::now())))
+    };
+    let mut resumed = false;
+    loop {
+        if let Some(p) = parked.take() {
+            // No HTTP state while waiting: the first request's bytes (from
+            // the accept, within header_timeout) or the next one's (within
+            // keepalive_timeout of the last response).
+            let limit = if resumed {
+                timeouts.keepalive
+            } else {
+                timeouts.header
+            };
+            tokio::select! {
+                r = tokio::time::timeout_at(p.idle_since + limit, p.stream.readable()) => {
+                    if !matches!(r, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                _ = draining.wait_for(|d| *d) => return,
+            }
+            stream = Some((p.stream, p.idle_since));
+        }
+        let Some((s, idle_since)) = stream.take() else {
+            return;
+        };
+        let slot = park::Slot::new();
+        // Boxed: the HTTP state machine is large, and a parked connection's
+        // task must not keep room for it.
+        Box::pin(serve_http(
+            s,
+            &conn,
+            &snapshot,
+            &mut draining,
+            slot.clone(),
+            (http2, alpn_h2),
+            (resumed, idle_since),
+        ))
+        .await;
+        match slot.take() {
+            Some(p) => {
+                parked = Some(p);
+                resumed = true;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Runs HTTP on `stream` until the connection ends or is parked into `slot`.
+async fn serve_http<S>(
+    stream: S,
+    conn: &ConnInfo,
+    snapshot: &Arc<State>,
+    draining: &mut watch::Receiver<bool>,
+    slot: Arc<park::Slot<S>>,
+    (http2, alpn_h2): (bool, bool),
+    (resumed, idle_since): (bool, tokio::time::Instant),
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);
-    let guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head));
+    let mut guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head))
+        .idle_since(idle_since);
+    if !alpn_h2 {
+        guarded = guarded.parking_into(slot);
+    }
+    if resumed {
+        guarded = guarded.resumed();
+    }
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
+    let (snapshot, conn) = (snapshot.clone(), *conn);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = guard::Busy::enter(&watch);
@@ -328,10 +417,21 @@ async fn serve_conn<S>(
         .max_concurrent_streams(128)
         .max_header_list_size(max_header_list);
     let builder = if http2 { builder } else { builder.http1_only() };
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(guarded), service)
-        .into_owned();
-    if let Err(e) = graceful.watch(connection).await {
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(guarded), service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        r = connection.as_mut() => Some(r),
+        _ = draining.wait_for(|d| *d) => None,
+    };
+    let ended = match ended {
+        Some(r) => r,
+        None => {
+            // Shutdown: in-flight requests finish, idle connections close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
         log::debug!("{}: connection ended: {e}", conn.client);
     }
 }

@@ -1,0 +1,354 @@
+//! Abuse at L7 with no kernel filter in front (so the proxy alone is tested;
+//! the XDP tier would limit these sources' connection rate first):
+//! slowloris heads and slow bodies beside legitimate clients, and ten
+//! thousand idle keep-alive connections, measured against nginx.
+
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpStream},
+    os::unix::process::CommandExt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use tests::{
+    backend::named_backend,
+    load::{Load, Plan},
+    netns::NetNs,
+    privilege::require_root,
+    process::{Spawned, raise_open_files, rss_kib},
+    scaled,
+};
+
+use crate::support::{EDGE, Edge, figure};
+
+/// Attack connections that send `prefix`, then one byte of `drip` a second,
+/// each reconnecting when the server closes it, until stopped.
+struct Trickle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Connections the server closed.
+    reaped: Arc<AtomicU64>,
+    /// Connections open now.
+    open: Arc<AtomicU64>,
+}
+
+impl Trickle {
+    fn start(ns: &NetNs, addr: &str, n: usize, prefix: &'static [u8], drip: u8) -> Trickle {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reaped, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (s, r, o, ns) = (
+            stop.clone(),
+            reaped.clone(),
+            open.clone(),
+            ns.name().to_string(),
+        );
+        let thread = std::thread::spawn(move || {
+            NetNs::existing(&ns).enter();
+            let connect = || {
+                let c = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+                (&c).write_all(prefix).ok()?;
+                c.set_nonblocking(true).ok()?;
+                Some(c)
+            };
+            let mut conns: Vec<Option<TcpStream>> = (0..n).map(|_| connect()).collect();
+            let limit = Instant::now() + Duration::from_secs(600);
+            let mut buf = [0u8; 512];
+            while !s.load(Ordering::Relaxed) && Instant::now() < limit {
+                let mut alive = 0;
+                for slot in conns.iter_mut() {
+                    let closed = match slot {
+                        None => true,
+                        Some(c) => {
+                            let answered = !matches!(c.read(&mut buf), Err(e) if e.kind() == ErrorKind::WouldBlock);
+                            answered || c.write_all(&[drip]).is_err()
+                        }
+                    };
+                    if closed {
+                        if slot.is_some() {
+                            r.fetch_add(1, Ordering::Relaxed);
+                        }
+                        *slot = connect();
+                    }
+                    alive += usize::from(slot.is_some());
+                }
+                o.store(alive as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        Trickle {
+            stop,
+            thread: Some(thread),
+            reaped,
+            open,
+        }
+    }
+}
+
+impl Drop for Trickle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Legitimate clients: one keep-alive and one new-connection client, a
+/// request every 10 ms each.
+fn polite() -> Plan {
+    let mut plan = Plan::steady(EDGE, "/");
+    plan.pace = Some(Duration::from_millis(10));
+    plan
+}
+
+/// 2,000 slowloris connections (a head one byte a second) and 2,000 slow
+/// POST bodies (one byte a second). Target: legitimate clients' p99 during
+/// the attack within 2x of before it, and no failed request.
+#[test]
+fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
+    if !require_root("slowloris_and_slow_bodies_leave_legitimate_clients_served") {
+        return;
+    }
+    raise_open_files(65_536);
+    let mut edge = Edge::new("slow");
+    named_backend(&edge.ns, 9001, "app");
+    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    let pid = edge.pid();
+    let quiet = Duration::from_secs(scaled(5, 60));
+    let load = Load::start(&edge.ns, polite());
+    std::thread::sleep(quiet);
+    let before = load.stop();
+    let rss_before = rss_kib(pid);
+
+    let n = 2000;
+    let heads = Trickle::start(
+        &edge.ns,
+        EDGE,
+        n,
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ",
+        b'x',
+    );
+    let bodies = Trickle::start(
+        &edge.ns,
+        EDGE,
+        n,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
+        b'a',
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while heads.open.load(Ordering::Relaxed) + bodies.open.load(Ordering::Relaxed)
+        < 2 * n as u64 - 50
+    {
+        assert!(Instant::now() < deadline, "the attack could not connect");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past the header timeout (10 s by default), so the heads get reaped.
+    let attack = Duration::from_secs(scaled(15, 120));
+    let load = Load::start(&edge.ns, polite());
+    let started = Instant::now();
+    let mut rss_peak = 0;
+    while started.elapsed() < attack {
+        rss_peak = rss_peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let during = load.stop();
+    let (reaped_heads, reaped_bodies) = (
+        heads.reaped.load(Ordering::Relaxed),
+        bodies.reaped.load(Ordering::Relaxed),
+    );
+    drop((heads, bodies));
+    let (p99_before, p99_during) = (before.percentile(99.0), during.percentile(99.0));
+    let ratio = p99_during.as_secs_f64() / p99_before.as_secs_f64().max(1e-6);
+    figure(
+        "slowloris + slow bodies",
+        format!(
+            "{n} slow heads + {n} slow bodies; legitimate p99 {p99_before:?} before, \
+             {p99_during:?} during = {ratio:.2}x (target <= 2x: {}); failed {} of {}; \
+             {reaped_heads} slow heads closed at header_timeout and reconnected, \
+             {reaped_bodies} slow bodies closed; RSS {rss_before} KiB before, peak \
+             {rss_peak} KiB during (+{} KiB per attack connection)",
+            if ratio <= 2.0 { "met" } else { "missed" },
+            during.failed(),
+            during.ok + during.failed(),
+            (rss_peak.saturating_sub(rss_before)) / (2 * n as u64),
+        ),
+    );
+    assert_eq!(before.failed() + during.failed(), 0, "{}", during.summary());
+    assert!(during.ok > 100, "{}", during.summary());
+    assert!(
+        reaped_heads >= n as u64 / 2,
+        "slow heads were not closed at header_timeout: {reaped_heads}"
+    );
+}
+
+/// Opens `n` connections to `addr`, each sending one GET and reading its
+/// answer (ending in `body`), then left idle.
+fn idle_connections(addr: SocketAddr, n: usize, body: &[u8]) -> Vec<TcpStream> {
+    let mut conns = Vec::with_capacity(n);
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("connection {i} to {addr}: {e}"));
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        buf.clear();
+        let mut chunk = [0u8; 1024];
+        while !(buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(body)) {
+            let got = c
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("connection {i} to {addr}: {e}"));
+            assert!(
+                got > 0,
+                "connection {i} closed: {}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..got]);
+        }
+        conns.push(c);
+    }
+    conns
+}
+
+/// A process started in a process group of its own; the whole group is
+/// killed on drop (nginx's workers with its master).
+struct Group(Spawned);
+
+impl Group {
+    fn rss_kib(&self) -> u64 {
+        let pgid = self.0.pid();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit(')')
+                            .next()?
+                            .split_whitespace()
+                            .nth(2)?
+                            .parse::<i32>()
+                            .ok()
+                    })
+                    == Some(pgid)
+            })
+            .map(rss_kib)
+            .sum()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group this test started.
+        unsafe { libc::kill(-self.0.pid(), libc::SIGKILL) };
+    }
+}
+
+/// nginx with two workers proxying `listen` to 127.0.0.1:9001, keep-alive
+/// on both sides, as the benchmark configures it.
+fn nginx(ns: &NetNs, dir: &std::path::Path, listen: &str) -> Group {
+    let d = dir.display();
+    let cfg = format!(
+        "worker_processes 2;\nworker_rlimit_nofile 20000;\ndaemon off;\npid {d}/nginx.pid;\n\
+         error_log {d}/nginx-error.log warn;\nevents {{ worker_connections 20000; }}\n\
+         http {{\n access_log off;\n keepalive_timeout 75s;\n keepalive_requests 1000000;\n\
+         upstream app {{ server 127.0.0.1:9001; keepalive 32; }}\n\
+         server {{\n  listen {listen};\n  location / {{ proxy_pass http://app; \
+         proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), cfg).unwrap();
+    let mut cmd = ns.command("nginx");
+    cmd.arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-e", &format!("{d}/nginx-error.log")])
+        .process_group(0);
+    let mut proc = Spawned::start("nginx", cmd, &dir.join("nginx.log"));
+    let addr: SocketAddr = listen.parse().unwrap();
+    proc.wait_until(Duration::from_secs(10), || {
+        ns.run(move || TcpStream::connect(addr).is_ok())
+    });
+    Group(proc)
+}
+
+/// 10,000 idle keep-alive connections (each has made one request). Target:
+/// memory per connection no more than nginx's, measured in the same run.
+#[test]
+fn ten_thousand_idle_keepalive_connections_cost_no_more_than_with_nginx() {
+    if !require_root("ten_thousand_idle_keepalive_connections_cost_no_more_than_with_nginx") {
+        return;
+    }
+    let n = 10_000;
+    // The client ends of the connections are in this process.
+    let hard = raise_open_files(2 * n as u64 + 1024);
+    assert!(
+        hard > n as u64 + 1024,
+        "the open-files hard limit ({hard}) is too low to hold {n} connections"
+    );
+    let mut edge = Edge::new("idle");
+    // As nginx's worker_connections below: room for them all.
+    edge.listener = "max_connections = 20000".into();
+    named_backend(&edge.ns, 9001, "app");
+    edge.start(
+        "[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n\
+         [[route]]\nupstream = \"app\"\naccess_log = false\n",
+    );
+    let nginx = nginx(&edge.ns, &edge.dir, "127.0.0.1:8081");
+    let pid = edge.pid();
+    let mut per_conn = Vec::new();
+    for (name, addr) in [("rampart", EDGE), ("nginx", "127.0.0.1:8081")] {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let rss = |name: &str| {
+            if name == "rampart" {
+                rss_kib(pid)
+            } else {
+                nginx.rss_kib()
+            }
+        };
+        // Warm up: the first requests size buffers and pools.
+        drop(edge.ns.run(move || idle_connections(addr, 100, b"app")));
+        std::thread::sleep(Duration::from_millis(300));
+        let before = rss(name);
+        let conns = edge.ns.run(move || idle_connections(addr, n, b"app"));
+        // Long enough for idle connections to be parked (rampart gives up
+        // a connection's HTTP buffers after a second of idleness).
+        std::thread::sleep(Duration::from_secs(3));
+        let after = rss(name);
+        // Still open and served after the idle second.
+        let mut last = conns.last().unwrap();
+        last.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        assert!(
+            last.read(&mut buf).unwrap() > 0,
+            "{name} closed an idle connection"
+        );
+        drop(conns);
+        per_conn.push((
+            name,
+            before,
+            after,
+            (after.saturating_sub(before)) * 1024 / n as u64,
+        ));
+    }
+    let (r, x) = (per_conn[0].3, per_conn[1].3);
+    let ratio = r as f64 / x.max(1) as f64;
+    figure(
+        "10k idle keep-alive connections",
+        format!(
+            "bytes of RSS per idle connection: rampart {r} ({} -> {} KiB), nginx {x} \
+             ({} -> {} KiB) = {ratio:.2}x nginx (target <= 1x: {})",
+            per_conn[0].1,
+            per_conn[0].2,
+            per_conn[1].1,
+            per_conn[1].2,
+            if ratio <= 1.0 { "met" } else { "missed" }
+        ),
+    );
+}
