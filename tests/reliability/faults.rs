@@ -370,3 +370,32 @@ fn garbage_certificate_key_or_config_keeps_the_old_one_serving() {
     );
     assert_eq!(report.failed(), 0, "{}", report.summary());
 }
+
+/// SIGTERM while a request is in flight: the daemon stops accepting, lets
+/// the request finish (the grace period), then exits cleanly. Target: the
+/// request is answered.
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    if !require_root("sigterm_lets_an_in_flight_request_finish") {
+        return;
+    }
+    let mut edge = Edge::new("term");
+    named_backend(&edge.ns, 9001, "app");
+    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    let ns = tests::netns::NetNs::existing(edge.ns.name());
+    // `/slow` takes the backend a second.
+    let in_flight = std::thread::spawn(move || http_get(&ns, EDGE, "/slow"));
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    let log = edge.daemon.take().unwrap().stop();
+    let answer = in_flight.join().unwrap();
+    figure(
+        "SIGTERM with a request in flight",
+        format!(
+            "answered {:?} after the signal; the daemon exited {:?} after it",
+            answer.as_deref().map(|_| "200"),
+            stopped.elapsed()
+        ),
+    );
+    assert_eq!(answer.as_deref(), Ok("app"), "{log}");
+}
