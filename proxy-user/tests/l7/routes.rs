@@ -143,6 +143,11 @@ async fn static_files_with_caching_ranges_and_no_escape() {
         "/static/%2E%2E%2Fsecret.txt",
         "/static/escape.txt",
         "/static/a%00b",
+        // Overlong UTF-8 for '.' and '/', and a backslash.
+        "/static/%c0%ae%c0%ae/secret.txt",
+        "/static/..%c0%afsecret.txt",
+        "/static/..%5csecret.txt",
+        "/static/%252e%252e/secret.txt",
     ] {
         let (status, _, body) = get(&c, &format!("{base}{evil}")).await;
         assert!(
@@ -204,7 +209,13 @@ async fn ambiguous_framing_is_refused_or_made_safe() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = test_dir("framing");
     std::fs::create_dir_all(dir.join("www")).unwrap();
-    let p = proxy(&dir, &static_config("www")).await;
+    let b = crate::support::backend(1).await;
+    let config = format!(
+        "{}\n[upstream.app]\nservers = [\"{}\"]\n\n[[route]]\npath = \"/app/\"\nupstream = \"app\"\n",
+        static_config("www"),
+        b.addr
+    );
+    let p = proxy(&dir, &config).await;
     let addr = p.addr();
     let exchange = |raw: &'static str| async move {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -223,10 +234,40 @@ async fn ambiguous_framing_is_refused_or_made_safe() {
             "space before the colon",
             "GET /limited HTTP/1.1\r\nHost : x\r\n\r\n",
         ),
+        (
+            "a chunk size that is not hex",
+            "POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a negative chunk size",
+            "POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a chunk size past 64 bits",
+            "POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "a transfer coding other than chunked last",
+            "POST /app/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "header injection through a bare CR",
+            "GET /app/x HTTP/1.1\r\nHost: x\r\nX-A: a\rX-Injected: b\r\n\r\n",
+        ),
+        (
+            "a NUL in a header value",
+            "GET /app/x HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
+        ),
+        (
+            "a CR in the request target",
+            "GET /app/x\rX HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
     ] {
         let out = exchange(raw).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
     }
+    // None of the malformed requests reached the upstream.
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
     // Content-Length with Transfer-Encoding, in either order, and a
     // repeated Content-Length: 400 and the connection closed, so a request
     // hidden after the body is never served (no desync, no smuggling).
