@@ -3,13 +3,6 @@
 use clap::Parser;
 use proxy_user::{EXIT_CONFIG, cli::Cli, config::ConfigError, ctl};
 
-/// mimalloc keeps small objects and buffers in pages of their own size and
-/// returns emptied pages to the kernel, so the buffers a parked keep-alive
-/// connection gives up are really given back (glibc's malloc keeps them in
-/// a fragmented heap).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();

@@ -101,42 +101,42 @@ impl Drop for Trickle {
 
 /// Legitimate clients: one keep-alive and one new-connection client, a
 /// request every 10 ms each.
-fn polite() -> Plan {
-    let mut plan = Plan::steady(EDGE, "/");
+fn polite(addr: &str) -> Plan {
+    let mut plan = Plan::steady(addr, "/");
     plan.pace = Some(Duration::from_millis(10));
     plan
 }
 
-/// 2,000 slowloris connections (a head one byte a second) and 2,000 slow
-/// POST bodies (one byte a second). Target: legitimate clients' p99 during
-/// the attack within 2x of before it, and no failed request.
-#[test]
-fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
-    if !require_root("slowloris_and_slow_bodies_leave_legitimate_clients_served") {
-        return;
-    }
-    raise_open_files(65_536);
-    let mut edge = Edge::new("slow");
-    named_backend(&edge.ns, 9001, "app");
-    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
-    let pid = edge.pid();
-    let quiet = Duration::from_secs(scaled(5, 60));
-    let load = Load::start(&edge.ns, polite());
-    std::thread::sleep(quiet);
-    let before = load.stop();
-    let rss_before = rss_kib(pid);
+/// What a proxy showed under the slow attack.
+struct Slowed {
+    p99_before: Duration,
+    p99_during: Duration,
+    failed: u64,
+    served: u64,
+    reaped_heads: u64,
+    reaped_bodies: u64,
+    rss_before: u64,
+    rss_peak: u64,
+}
 
-    let n = 2000;
-    let heads = Trickle::start(
-        &edge.ns,
-        EDGE,
-        n,
-        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ",
-        b'x',
-    );
+impl Slowed {
+    fn ratio(&self) -> f64 {
+        self.p99_during.as_secs_f64() / self.p99_before.as_secs_f64().max(1e-6)
+    }
+}
+
+/// `n` slow heads and `n` slow bodies against the proxy at `addr`, with
+/// legitimate clients measured before and during; `rss` reads the proxy's
+/// memory in KiB.
+fn slow_attack(ns: &NetNs, addr: &str, n: usize, rss: &dyn Fn() -> u64) -> Slowed {
+    let load = Load::start(ns, polite(addr));
+    std::thread::sleep(Duration::from_secs(scaled(5, 60)));
+    let before = load.stop();
+    let rss_before = rss();
+    let heads = Trickle::start(ns, addr, n, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ", b'x');
     let bodies = Trickle::start(
-        &edge.ns,
-        EDGE,
+        ns,
+        addr,
         n,
         b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
         b'a',
@@ -148,42 +148,81 @@ fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
         assert!(Instant::now() < deadline, "the attack could not connect");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Past the header timeout (10 s by default), so the heads get reaped.
+    // Past the header timeout (10 s), so the heads get reaped.
     let attack = Duration::from_secs(scaled(15, 120));
-    let load = Load::start(&edge.ns, polite());
+    let load = Load::start(ns, polite(addr));
     let started = Instant::now();
     let mut rss_peak = 0;
     while started.elapsed() < attack {
-        rss_peak = rss_peak.max(rss_kib(pid));
+        rss_peak = rss_peak.max(rss());
         std::thread::sleep(Duration::from_millis(250));
     }
     let during = load.stop();
-    let (reaped_heads, reaped_bodies) = (
-        heads.reaped.load(Ordering::Relaxed),
-        bodies.reaped.load(Ordering::Relaxed),
-    );
+    let slowed = Slowed {
+        p99_before: before.percentile(99.0),
+        p99_during: during.percentile(99.0),
+        failed: before.failed() + during.failed(),
+        served: during.ok,
+        reaped_heads: heads.reaped.load(Ordering::Relaxed),
+        reaped_bodies: bodies.reaped.load(Ordering::Relaxed),
+        rss_before,
+        rss_peak,
+    };
     drop((heads, bodies));
-    let (p99_before, p99_during) = (before.percentile(99.0), during.percentile(99.0));
-    let ratio = p99_during.as_secs_f64() / p99_before.as_secs_f64().max(1e-6);
+    slowed
+}
+
+/// 2,000 slowloris connections (a head one byte a second) and 2,000 slow
+/// POST bodies (one byte a second), against rampart and then nginx in the
+/// same run. Target: legitimate clients' p99 during the attack within 2x
+/// of before it, and no failed request.
+#[test]
+fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
+    if !require_root("slowloris_and_slow_bodies_leave_legitimate_clients_served") {
+        return;
+    }
+    raise_open_files(65_536);
+    let mut edge = Edge::new("slow");
+    named_backend(&edge.ns, 9001, "app");
+    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    let pid = edge.pid();
+    let n = 2000;
+    let r = slow_attack(&edge.ns, EDGE, n, &|| rss_kib(pid));
+    let nginx = nginx(&edge.ns, &edge.dir, "127.0.0.1:8081");
+    let x = slow_attack(&edge.ns, "127.0.0.1:8081", n, &|| nginx.rss_kib());
+    let line = |s: &Slowed| {
+        format!(
+            "p99 {:?} before, {:?} during = {:.2}x; failed {} of {}; {} slow heads closed \
+             at the header timeout, {} slow bodies closed; RSS {} KiB before, peak {} KiB \
+             (+{} KiB per attack connection)",
+            s.p99_before,
+            s.p99_during,
+            s.ratio(),
+            s.failed,
+            s.served + s.failed,
+            s.reaped_heads,
+            s.reaped_bodies,
+            s.rss_before,
+            s.rss_peak,
+            s.rss_peak.saturating_sub(s.rss_before) / (2 * n as u64)
+        )
+    };
     figure(
         "slowloris + slow bodies",
         format!(
-            "{n} slow heads + {n} slow bodies; legitimate p99 {p99_before:?} before, \
-             {p99_during:?} during = {ratio:.2}x (target <= 2x: {}); failed {} of {}; \
-             {reaped_heads} slow heads closed at header_timeout and reconnected, \
-             {reaped_bodies} slow bodies closed; RSS {rss_before} KiB before, peak \
-             {rss_peak} KiB during (+{} KiB per attack connection)",
-            if ratio <= 2.0 { "met" } else { "missed" },
-            during.failed(),
-            during.ok + during.failed(),
-            (rss_peak.saturating_sub(rss_before)) / (2 * n as u64),
+            "{n} slow heads + {n} slow bodies; legitimate clients: rampart {} (target <= 2x: \
+             {}); nginx {}",
+            line(&r),
+            if r.ratio() <= 2.0 { "met" } else { "missed" },
+            line(&x)
         ),
     );
-    assert_eq!(before.failed() + during.failed(), 0, "{}", during.summary());
-    assert!(during.ok > 100, "{}", during.summary());
+    assert_eq!(r.failed, 0, "{}", line(&r));
+    assert!(r.served > 100, "{}", line(&r));
     assert!(
-        reaped_heads >= n as u64 / 2,
-        "slow heads were not closed at header_timeout: {reaped_heads}"
+        r.reaped_heads >= n as u64 / 2,
+        "slow heads were not closed at header_timeout: {}",
+        line(&r)
     );
 }
 
@@ -252,13 +291,14 @@ impl Drop for Group {
 }
 
 /// nginx with two workers proxying `listen` to 127.0.0.1:9001, keep-alive
-/// on both sides, as the benchmark configures it.
+/// on both sides as the benchmark configures it, and rampart's default
+/// timeouts (header 10 s, keep-alive 75 s).
 fn nginx(ns: &NetNs, dir: &std::path::Path, listen: &str) -> Group {
     let d = dir.display();
     let cfg = format!(
         "worker_processes 2;\nworker_rlimit_nofile 20000;\ndaemon off;\npid {d}/nginx.pid;\n\
          error_log {d}/nginx-error.log warn;\nevents {{ worker_connections 20000; }}\n\
-         http {{\n access_log off;\n keepalive_timeout 75s;\n keepalive_requests 1000000;\n\
+         http {{\n access_log off;\n keepalive_timeout 75s;\n client_header_timeout 10s;\n keepalive_requests 1000000;\n\
          upstream app {{ server 127.0.0.1:9001; keepalive 32; }}\n\
          server {{\n  listen {listen};\n  location / {{ proxy_pass http://app; \
          proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n }}\n}}\n"

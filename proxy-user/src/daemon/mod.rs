@@ -10,6 +10,7 @@ mod bind;
 mod inspect;
 mod limits;
 mod listeners;
+mod memory;
 mod open_files;
 mod operate;
 mod upgrade;
@@ -179,7 +180,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 },
                 Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
             },
-            _ = sweep.tick() => if let Err(e) = daemon.sweep() {
+            _ = sweep.tick() => if let Err(e) = { memory::give_back(); daemon.sweep() } {
                 error!("sweeping expired entries: {e:#}");
             },
         }

@@ -163,6 +163,10 @@ pub struct Guarded<S> {
     parking: bool,
     /// The last read found no data (so no bytes wait in a TLS session).
     drained: bool,
+    /// Bytes read before the guard existed (a head read while parked),
+    /// handed to the reader first; and how many of them have been.
+    prefix: Vec<u8>,
+    prefix_at: usize,
     watch: Arc<Watch>,
     timeouts: Timeouts,
     /// HTTP/2 has no heads to time or judge: only idleness applies.
@@ -193,6 +197,8 @@ impl<S> Guarded<S> {
             slot: None,
             parking: false,
             drained: false,
+            prefix: Vec::new(),
+            prefix_at: 0,
             watch: Arc::new(Watch::new(now)),
             timeouts,
             http2,
@@ -230,6 +236,13 @@ impl<S> Guarded<S> {
     /// idleness is keep-alive idleness.
     pub fn resumed(self) -> Guarded<S> {
         self.watch.lock().served = true;
+        self
+    }
+
+    /// Bytes already read from the stream, to be read first.
+    pub fn prefixed(mut self, bytes: Vec<u8>) -> Guarded<S> {
+        self.prefix = bytes;
+        self.prefix_at = 0;
         self
     }
 
@@ -400,6 +413,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         this.check_expired()?;
         if this.parking {
             // End-of-file while idle: HTTP/1 ends the connection cleanly.
+            return Poll::Ready(Ok(()));
+        }
+        if this.prefix_at < this.prefix.len() {
+            let prefix = std::mem::take(&mut this.prefix);
+            let (from, to) = (
+                this.prefix_at,
+                prefix.len().min(this.prefix_at + buf.remaining()),
+            );
+            buf.put_slice(&prefix[from..to]);
+            this.feed(&prefix[from..to]);
+            this.drained = false;
+            if to < prefix.len() {
+                this.prefix = prefix;
+                this.prefix_at = to;
+            } else {
+                this.prefix_at = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();

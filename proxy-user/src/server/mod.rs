@@ -267,88 +267,121 @@ async fn accept_loop(
         // The configuration snapshot this connection serves with, taken
         // once: a reload applies to new connections, and requests do not
         // touch the shared lock (which every worker would contend for).
-        // Each phase's future is boxed, so the task keeps only the phase it
-        // is in: a parked plain connection holds little more than its socket.
+        // Each phase's future is boxed, so the task keeps only a pointer to
+        // the phase it is in: a parked plain connection holds little more
+        // than its socket.
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
             match tls {
                 None => Box::pin(serve_conn(stream, conn, snapshot, draining, http2, false)).await,
                 Some(acceptor) => {
-                    let accepted =
-                        Box::pin(tokio::time::timeout(handshake, acceptor.accept(stream))).await;
-                    match accepted {
-                        Ok(Ok(tls_stream)) => {
-                            metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-                            let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            Box::pin(serve_conn(
-                                tls_stream, conn, snapshot, draining, http2, alpn_h2,
-                            ))
-                            .await
-                        }
-                        Ok(Err(e)) => {
-                            metrics.tls_failed.fetch_add(1, Ordering::Relaxed);
-                            log::debug!("{client}: TLS handshake failed: {e}")
-                        }
-                        Err(_) => {
-                            metrics.tls_timed_out.fetch_add(1, Ordering::Relaxed);
-                            log::debug!("{client}: TLS handshake timed out after {handshake:?}")
-                        }
-                    }
+                    let tls = Tls {
+                        acceptor,
+                        handshake,
+                        metrics,
+                    };
+                    Box::pin(serve_tls(stream, tls, conn, snapshot, draining, http2)).await
                 }
             }
         });
     }
 }
 
+/// What a TLS connection's handshake needs.
+struct Tls {
+    acceptor: TlsAcceptor,
+    handshake: Duration,
+    metrics: Arc<crate::metrics::ListenerMetrics>,
+}
+
+/// The TLS handshake (within its timeout), then HTTP on the connection.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    tls: Tls,
+    conn: ConnInfo,
+    snapshot: Arc<State>,
+    draining: watch::Receiver<bool>,
+    http2: bool,
+) {
+    let client = conn.client;
+    let accepted = tokio::time::timeout(tls.handshake, tls.acceptor.accept(stream)).await;
+    match accepted {
+        Ok(Ok(tls_stream)) => {
+            tls.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+            let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            Box::pin(serve_conn(
+                tls_stream, conn, snapshot, draining, http2, alpn_h2,
+            ))
+            .await
+        }
+        Ok(Err(e)) => {
+            tls.metrics.tls_failed.fetch_add(1, Ordering::Relaxed);
+            log::debug!("{client}: TLS handshake failed: {e}")
+        }
+        Err(_) => {
+            tls.metrics.tls_timed_out.fetch_add(1, Ordering::Relaxed);
+            log::debug!(
+                "{client}: TLS handshake timed out after {:?}",
+                tls.handshake
+            )
+        }
+    }
+}
+
 /// Serves one client connection until it closes: HTTP on it while
-/// requests come, parked (see [`park`]) while it idles between them.
+/// requests come, parked (see [`park`]) while it idles between them and
+/// while a request head is arriving.
 async fn serve_conn<S>(
-    stream: S,
+    mut stream: S,
     conn: ConnInfo,
     snapshot: Arc<State>,
     mut draining: watch::Receiver<bool>,
     http2: bool,
     alpn_h2: bool,
 ) where
-    S: park::Parkable + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: park::Readiness + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let timeouts: guard::Timeouts = (&snapshot.config.http).into();
-    let (mut parked, mut stream) = if S::FIRST_REQUEST && !alpn_h2 {
-        let idle_since = tokio::time::Instant::now();
-        (Some(park::Parked { stream, idle_since }), None)
-    } else {
-        (None, Some((stream, tokio::time::Instant::now())))
-    };
+    let settings = &snapshot.config.http;
+    let max_head = settings.max_header_size.max(8192);
+    let accepted = tokio::time::Instant::now();
+    let mut idle_since = accepted;
     let mut resumed = false;
     loop {
-        if let Some(p) = parked.take() {
-            // No HTTP state while waiting: the first request's bytes (from
-            // the accept, within header_timeout) or the next one's (within
-            // keepalive_timeout of the last response).
-            let limit = if resumed {
-                timeouts.keepalive
-            } else {
-                timeouts.header
+        // HTTP/2 has no heads to wait for (its client speaks first anyway).
+        let head = if alpn_h2 {
+            Vec::new()
+        } else {
+            // The first request's head is due within header_timeout of the
+            // accept; a later one's first byte within keepalive_timeout of
+            // the last response, and the rest within header_timeout.
+            let deadlines = park::HeadDeadlines {
+                first_byte: idle_since
+                    + if resumed {
+                        settings.keepalive_timeout
+                    } else {
+                        settings.header_timeout
+                    },
+                whole: (!resumed).then_some(accepted + settings.header_timeout),
+                header_timeout: settings.header_timeout,
             };
             tokio::select! {
-                r = tokio::time::timeout_at(p.idle_since + limit, p.stream.readable()) => {
-                    if !matches!(r, Ok(Ok(()))) {
+                h = park::read_head(&mut stream, deadlines, max_head) => match h {
+                    Ok(head) => head,
+                    Err(why) => {
+                        log::debug!("{}: no request head: {why:?}", conn.client);
                         return;
                     }
-                }
+                },
                 _ = draining.wait_for(|d| *d) => return,
             }
-            stream = Some((p.stream, p.idle_since));
-        }
-        let Some((s, idle_since)) = stream.take() else {
-            return;
         };
         let slot = park::Slot::new();
         // Boxed: the HTTP state machine is large, and a parked connection's
         // task must not keep room for it.
         Box::pin(serve_http(
-            s,
+            stream,
+            head,
             &conn,
             &snapshot,
             &mut draining,
@@ -359,7 +392,8 @@ async fn serve_conn<S>(
         .await;
         match slot.take() {
             Some(p) => {
-                parked = Some(p);
+                stream = p.stream;
+                idle_since = p.idle_since;
                 resumed = true;
             }
             None => return,
@@ -368,8 +402,10 @@ async fn serve_conn<S>(
 }
 
 /// Runs HTTP on `stream` until the connection ends or is parked into `slot`.
+#[allow(clippy::too_many_arguments)]
 async fn serve_http<S>(
     stream: S,
+    head: Vec<u8>,
     conn: &ConnInfo,
     snapshot: &Arc<State>,
     draining: &mut watch::Receiver<bool>,
@@ -377,12 +413,13 @@ async fn serve_http<S>(
     (http2, alpn_h2): (bool, bool),
     (resumed, idle_since): (bool, tokio::time::Instant),
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: park::Readiness + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);
     let mut guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head))
-        .idle_since(idle_since);
+        .idle_since(idle_since)
+        .prefixed(head);
     if !alpn_h2 {
         guarded = guarded.parking_into(slot);
     }

@@ -2,25 +2,28 @@
 //! connection that has been idle between requests for [`PARK_AFTER`] gives
 //! up its HTTP state and buffers (hyper's read and write buffers, about
 //! 16 KiB), and waits for its next request with nothing but the socket.
-//! When bytes arrive, a fresh HTTP connection is built on the same socket.
+//! When a whole request head has arrived ([`read_head`], which holds only
+//! the bytes read), a fresh HTTP connection is built on the same socket and
+//! given them.
 //!
 //! The guard ([`super::guard::Guarded`]) decides: only between requests
 //! (nothing in flight, nothing of a new head read, the last response fully
 //! written, the last read found no data), never on HTTP/2 or an upgraded
 //! connection. It then ends the HTTP connection as if the client had
 //! closed it while idle, and hands the socket back through a [`Slot`]
-//! instead of shutting it down. The same wait covers a plain connection's
-//! first request: no HTTP state exists until its first byte arrives.
+//! instead of shutting it down. The same wait covers a connection's first
+//! request: no HTTP state exists until a whole head has arrived, so a slow
+//! head (slowloris) costs its bytes, as with nginx.
 
 use std::{
-    future::Future,
-    io,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use tokio::{net::TcpStream, time::Instant};
-use tokio_rustls::server::TlsStream;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    time::Instant,
+};
 
 /// Idleness between requests after which a connection is parked. Under
 /// steady keep-alive traffic requests come sooner, so busy connections
@@ -51,32 +54,154 @@ impl<S> Slot<S> {
     }
 }
 
-/// A client stream that can wait for readability without a buffer.
-pub trait Parkable {
-    /// Whether the first request may be awaited parked. Not over TLS: the
-    /// handshake may have brought the request's first bytes into the TLS
-    /// session's buffer already, where the socket cannot signal them.
-    const FIRST_REQUEST: bool;
-
-    /// Resolves when the socket has bytes to read (or is closed).
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+/// Why waiting for a head ended without one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoHead {
+    /// The client closed the connection (or it failed).
+    Closed,
+    /// `keepalive_timeout` before the first byte, `header_timeout` after it.
+    TimedOut,
 }
 
-impl Parkable for TcpStream {
-    const FIRST_REQUEST: bool = true;
+/// The deadlines of waiting for a request head.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadDeadlines {
+    /// For the first byte.
+    pub first_byte: Instant,
+    /// For the whole head, counted from the first byte when `None` (a
+    /// connection's later requests) or fixed (its first request, from the
+    /// accept).
+    pub whole: Option<Instant>,
+    pub header_timeout: Duration,
+}
 
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
+/// A client stream that can say when it has bytes without a buffer to
+/// read them into: a parked connection holds no buffer at all.
+pub trait Readiness {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl Readiness for tokio::net::TcpStream {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        self.readable()
     }
 }
 
-/// A TLS connection is parked only when the session had no plaintext
-/// left (the guard's last read found none), so the socket's readability
-/// is the next request's.
-impl Parkable for TlsStream<TcpStream> {
-    const FIRST_REQUEST: bool = false;
+/// A TLS session may hold decrypted bytes the socket cannot signal: it is
+/// read at once (its own buffers dwarf the head's).
+impl Readiness for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
 
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.get_ref().0.readable()
+/// Reads from `stream` until a whole request head has arrived (or
+/// `max_head` bytes, for hyper to refuse with 431), holding only the bytes
+/// read: a slow client costs its head's size, not an HTTP connection's
+/// buffers. Returns everything read, head and any bytes after it.
+pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
+    stream: &mut S,
+    deadlines: HeadDeadlines,
+    max_head: usize,
+) -> Result<Vec<u8>, NoHead> {
+    let mut head = Vec::new();
+    let mut deadline = deadlines.first_byte;
+    match tokio::time::timeout_at(deadline, stream.ready()).await {
+        Err(_) => return Err(NoHead::TimedOut),
+        Ok(Err(_)) => return Err(NoHead::Closed),
+        Ok(Ok(())) => {}
+    }
+    loop {
+        if head.capacity() == head.len() {
+            head.reserve(if head.is_empty() { 512 } else { head.len() });
+        }
+        let before = head.len();
+        let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut head)).await;
+        match read {
+            Err(_) => return Err(NoHead::TimedOut),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(NoHead::Closed),
+            Ok(Ok(_)) => {}
+        }
+        if before == 0 {
+            deadline = deadlines
+                .whole
+                .unwrap_or_else(|| Instant::now() + deadlines.header_timeout);
+        }
+        // Look again from just before the new bytes: the blank line may
+        // straddle two reads. A bare LF ends lines too (RFC 9112 allows it).
+        let from = before.saturating_sub(3);
+        let ended = head[from..]
+            .windows(2)
+            .any(|w| w == b"\n\n" || w == b"\n\r")
+            && head_complete(&head);
+        if ended || head.len() >= max_head {
+            return Ok(head);
+        }
+    }
+}
+
+/// Whether `bytes` hold an empty line (the end of a head): `\r\n\r\n` or
+/// `\n\n` (bare LF), after any empty lines a client may send first.
+fn head_complete(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    rest.windows(4).any(|w| w == b"\r\n\r\n") || rest.windows(2).any(|w| w == b"\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Readiness for tokio::io::DuplexStream {
+        fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn heads_end_at_an_empty_line() {
+        assert!(head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(head_complete(b"GET / HTTP/1.1\nHost: x\n\n"));
+        assert!(head_complete(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!head_complete(b"\r\n\r\nGET / HTTP/1.1\r\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_is_read_whole_and_a_slow_one_times_out() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let now = Instant::now();
+        let deadlines = HeadDeadlines {
+            first_byte: now + Duration::from_secs(75),
+            whole: None,
+            header_timeout: Duration::from_secs(10),
+        };
+        let reading = tokio::spawn(async move {
+            let r = read_head(&mut server, deadlines, 8192).await;
+            (r, server)
+        });
+        client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        client.write_all(b"st: x\r\n\r\nGET /next").await.unwrap();
+        let (r, mut server) = reading.await.unwrap();
+        assert_eq!(r.unwrap(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next");
+
+        // A head that never ends: cut at header_timeout after its first byte.
+        let reading = tokio::spawn(async move {
+            let deadlines = HeadDeadlines {
+                first_byte: Instant::now() + Duration::from_secs(75),
+                ..deadlines
+            };
+            read_head(&mut server, deadlines, 8192).await
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let started = Instant::now();
+        assert_eq!(reading.await.unwrap(), Err(NoHead::TimedOut));
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 }
