@@ -82,12 +82,14 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     let flood_seen = udp_receiver(&link.edge, &format!("{EDGE}:9"));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = Load::start(&link.client, Plan::steady(&format!("{EDGE}:8080"), "/"));
+    let mut plan = Plan::steady(&format!("{EDGE}:8080"), "/");
+    plan.limit = Duration::from_secs(tests::scaled(240, 900));
+    let load = Load::start(&link.client, plan);
     let flooding = {
         let (stop, ns) = (stop.clone(), link.client.name().to_string());
         std::thread::spawn(move || {
             let ns = NetNs::existing(&ns);
-            let deadline = Instant::now() + Duration::from_secs(240);
+            let deadline = Instant::now() + Duration::from_secs(tests::scaled(240, 900));
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 send_udp(&ns, BLOCKED, &format!("{EDGE}:9"), 500);
                 std::thread::sleep(Duration::from_millis(10));
@@ -105,7 +107,8 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
         String::from_utf8_lossy(&link.edge.ip(&["link", "show", &link.edge_if]).stdout)
             .contains("xdp")
     };
-    for round in 0..10 {
+    let rounds = tests::scaled(10, 50);
+    for round in 0..rounds {
         let (done, out, err) = ctl(&["-j", "upgrade"]);
         assert!(done, "upgrade {round}: {err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -125,7 +128,11 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     stop.store(true, Ordering::Relaxed);
     let report = load.stop();
     flooding.join().unwrap();
-    println!("10 upgrades, 100 reloads: {}", report.summary());
+    println!(
+        "{rounds} upgrades, {} reloads: {}",
+        rounds * 10,
+        report.summary()
+    );
     assert_eq!(report.failed(), 0, "{}", report.summary());
     assert!(report.ok > 500, "{}", report.summary());
     assert_eq!(
@@ -136,7 +143,7 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     assert!(xdp_attached());
     // Every daemon but the last has drained and exited.
     let mut handed_over = vec![first.pid()];
-    handed_over.extend(&successors.0.lock().unwrap()[..9]);
+    handed_over.extend(&successors.0.lock().unwrap()[..rounds - 1]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while handed_over.iter().any(|p| alive(*p)) {
         assert!(Instant::now() < deadline, "an old daemon did not exit");

@@ -5,6 +5,7 @@
 //! the quick versions; `cargo xtask soak` (RAMPART_SOAK=1) the long ones.
 
 mod abuse;
+mod control_plane;
 mod faults;
 mod http2;
 mod support;

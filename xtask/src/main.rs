@@ -5,10 +5,13 @@
 //! - `test`:      bootstrap, build, unit tests, then the privileged kernel tests.
 //! - `bench xdp`: per-packet cost and drop rates against baselines; writes BENCHMARKS.md.
 //! - `demo`:      build, create a demo topology, run rampart on it with the built-in config.
+//! - `fuzz`:      the cargo-fuzz targets in `fuzz/`, each for a bounded time.
+//! - `soak`:      the reliability suite's long versions, then longer fuzzing.
 
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod package;
 mod test;
 mod toolchain;
@@ -58,6 +61,23 @@ enum Task {
         #[arg(long)]
         debug: bool,
     },
+    /// Run the fuzz targets (nightly, AddressSanitizer) from their seed corpora
+    /// in fuzz/corpus; new finds go to fuzz/target/corpus, crashes fail.
+    Fuzz {
+        /// One target: config, route_path, limit or xdp (root). Default: all.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60, value_name = "N")]
+        secs: u64,
+    },
+    /// The reliability suite's long versions (faults, abuse, HTTP/2 attacks,
+    /// upgrades under load) against a release build, then every fuzz target
+    /// for longer. Prints each case's figure (RELIABILITY.md).
+    Soak {
+        /// Seconds per fuzz target.
+        #[arg(long, default_value_t = 600, value_name = "N")]
+        fuzz_secs: u64,
+    },
     /// Build, create a demo topology in network namespaces and run rampart on it.
     Demo {
         /// How long the demo traffic runs (Ctrl-C stops it sooner).
@@ -77,6 +97,8 @@ fn main() -> Result<()> {
         Task::Test { filter } => test::all(filter.as_deref()),
         Task::Bench { what, quick } => bench::run(&what, quick),
         Task::Demo { duration } => demo::run(duration),
+        Task::Fuzz { target, secs } => fuzz::run(target.as_deref(), secs),
+        Task::Soak { fuzz_secs } => test::soak(fuzz_secs),
         Task::Package { debug } => package::package(!debug).map(|_| ()),
     }
 }

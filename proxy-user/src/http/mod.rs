@@ -14,8 +14,8 @@
 mod error;
 pub mod headers;
 mod proxy;
-mod route;
-mod static_files;
+pub mod route;
+pub mod static_files;
 mod switches;
 pub use switches::Switches;
 pub mod websocket;

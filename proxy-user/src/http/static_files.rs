@@ -194,7 +194,13 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            // Two hex digits exactly: `from_str_radix` alone also takes "+f"
+            // (the `route_path` fuzz target's oracle caught it).
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -404,6 +410,7 @@ mod tests {
             "%c0%ae%c0%ae/x",
             "..\\x",
             "%zz",
+            "%+1",
         ] {
             assert!(safe_relative(evil).is_err(), "{evil} must be refused");
         }
