@@ -3,19 +3,13 @@
 //! weights, and a blue-green switch under load with no failed request; the
 //! changes survive a restart.
 
-use std::{
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
 use tests::{
     backend::{http_get, named_backend},
     daemon::{cli, control_section, rampart_bin},
+    load::{Load, Plan},
     netns::NetNs,
     privilege::require_root,
     process::Spawned,
@@ -126,30 +120,15 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
 
     // Blue-green under steady load: no request fails, and after the switch
     // every request is served by green.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
-        let ns_name = edge.ns.name().to_string();
-        std::thread::spawn(move || {
-            let ns = NetNs::existing(&ns_name);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match get(&ns, "/") {
-                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
-    std::thread::sleep(Duration::from_millis(300));
+    let load = Load::start(&edge.ns, Plan::steady("127.0.0.1:8080", "/"));
+    std::thread::sleep(Duration::from_secs(1));
     let switched = edge.ctl(&["switch", "blue", "--to", "green"]);
     assert_eq!(switched["to"], "green");
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0);
-    assert!(done.load(Ordering::Relaxed) > 10);
+    std::thread::sleep(Duration::from_secs(1));
+    let report = load.stop();
+    println!("blue-green switch under load: {}", report.summary());
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    assert!(report.ok > 10, "{}", report.summary());
     for _ in 0..10 {
         assert_eq!(get(&edge.ns, "/").unwrap(), "green");
     }

@@ -109,7 +109,7 @@ fn a_hanging_upstream_is_a_504_in_time_and_the_others_take_the_load() {
     hanging_server(&edge.ns, 9009);
     edge.start(
         "[upstream.app]\nservers = [\"127.0.0.1:9001\", \"127.0.0.1:9002\", \"127.0.0.1:9009\"]\n\
-         read_timeout = \"1s\"\nmax_fails = 1\nfail_timeout = \"30s\"\n\n\
+         read_timeout = \"1s\"\nmax_fails = 1\nfail_timeout = \"300s\"\n\n\
          [upstream.stuck]\nservers = [\"127.0.0.1:9009\"]\nread_timeout = \"1s\"\n\n\
          [[route]]\npath = \"/stuck/\"\nupstream = \"stuck\"\n\n\
          [[route]]\nupstream = \"app\"\n",
