@@ -1,14 +1,20 @@
 //! Giving freed memory back to the kernel. glibc's allocator keeps freed
 //! chunks in its arenas and only returns the top of a heap, so the buffers
 //! of connections that were parked or closed (see `server::park`) would
-//! stay resident at their peak. Once a second, when more than [`SLACK`] is
-//! free, `malloc_trim` hands the free pages back (nginx frees a parked
-//! connection's buffers the same way, at their source).
+//! stay resident at their peak. Every [`EVERY`], when more than [`SLACK`]
+//! is free, `malloc_trim` hands the free pages back. Not more often: pages
+//! given back are faulted in again when a burst of new connections reuses
+//! them, which costs CPU exactly when it is needed (TLS handshakes).
+
+use std::time::Duration;
+
+/// How often the free heap is looked at.
+pub const EVERY: Duration = Duration::from_secs(10);
 
 /// Free heap tolerated before trimming: small enough to matter, large
-/// enough that a busy proxy does not trim on every tick.
+/// enough that a busy proxy keeps what it reuses.
 #[cfg(target_env = "gnu")]
-const SLACK: usize = 8 << 20;
+const SLACK: usize = 16 << 20;
 
 /// Returns free heap pages to the kernel when there are enough of them.
 pub fn give_back() {

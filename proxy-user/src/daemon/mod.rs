@@ -128,6 +128,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut trim = tokio::time::interval(memory::EVERY);
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -180,7 +181,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 },
                 Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
             },
-            _ = sweep.tick() => if let Err(e) = { memory::give_back(); daemon.sweep() } {
+            _ = trim.tick() => memory::give_back(),
+            _ = sweep.tick() => if let Err(e) = daemon.sweep() {
                 error!("sweeping expired entries: {e:#}");
             },
         }
