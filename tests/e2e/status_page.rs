@@ -26,13 +26,21 @@ const DEVTOOLS: &str = r#"
 import base64, json, sys, time, urllib.request
 from websockets.sync.client import connect
 port, url, secs, shot = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-for _ in range(100):
+# Chromium may take a while to start on a loaded machine: up to a minute.
+page, last = None, None
+for _ in range(600):
     try:
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
-        page = next(t for t in targets if t["type"] == "page")
+        page = next((t for t in targets if t["type"] == "page"), None)
+        if page is None:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
+            page = json.load(urllib.request.urlopen(req))
         break
-    except Exception:
+    except Exception as e:
+        last = e
         time.sleep(0.1)
+if page is None:
+    sys.exit(f"chromium's DevTools endpoint never answered within 60 s: {last!r}")
 ws = connect(page["webSocketDebuggerUrl"], max_size=None)
 ids = iter(range(1, 1000))
 def call(method, **params):
