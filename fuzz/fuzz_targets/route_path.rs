@@ -24,7 +24,7 @@ use http_body_util::BodyExt;
 use hyper::{HeaderMap, Method, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use proxy_user::{
-    config::{Action, Config, PathMatch, Route},
+    config::{Config, Route},
     http::{route, static_files},
 };
 use rampart_fuzz::{
@@ -212,27 +212,9 @@ fuzz_target!(|data: &[u8]| {
         first_match(&world.rules, host, path),
         "route for host {host:?} path {path:?}"
     );
-    let Some(Action::Static {
-        root,
-        alias,
-        index,
-        expires,
-        cache_control,
-    }) = found.map(|i| &world.routes[i].action)
-    else {
-        return;
-    };
     // As the request path does (http/mod.rs).
-    let prefix = match &world.routes[found.unwrap_or(0)].matcher.path {
-        PathMatch::Prefix(p) if *alias => p.as_str(),
-        _ => "",
-    };
-    let sr = static_files::StaticRoute {
-        root,
-        prefix,
-        index,
-        expires: *expires,
-        cache_control: cache_control.as_deref(),
+    let Some(sr) = found.and_then(|i| static_files::StaticRoute::of(&world.routes[i])) else {
+        return;
     };
     let mut headers = HeaderMap::new();
     if let Some(v) = accept.and_then(|a| a.parse().ok()) {
@@ -258,11 +240,11 @@ fuzz_target!(|data: &[u8]| {
         !body.windows(6).any(|w| w == b"SECRET"),
         "{path:?} served a file from outside the root"
     );
-    let rest = path.strip_prefix(prefix).unwrap_or(path);
+    let rest = path.strip_prefix(sr.prefix).unwrap_or(path);
     if static_path::climbs(rest) {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path:?} climbs out");
     }
-    let expected = static_path::expect(&world.root, prefix, index, path);
+    let expected = static_path::expect(&world.root, sr.prefix, sr.index, path);
     match expected {
         Expect::BadRequest => assert_eq!(status, StatusCode::BAD_REQUEST, "{path:?}"),
         Expect::NotFound => assert_eq!(status, StatusCode::NOT_FOUND, "{path:?}"),

@@ -38,7 +38,7 @@ use hyper::{
 
 use crate::{
     access_log::{self, AccessLog},
-    config::{Action, Config, PathMatch},
+    config::{Action, Config},
     escalate::Escalation,
     gate::Gate,
     limit::{self, Decision, Limiter},
@@ -394,26 +394,10 @@ async fn dispatch(
                 &location,
             ))
         }
-        Action::Static {
-            root,
-            alias,
-            index,
-            expires,
-            cache_control,
-        } => {
-            let prefix = match &route.matcher.path {
-                PathMatch::Prefix(p) if *alias => p.as_str(),
-                _ => "",
-            };
-            let sr = static_files::StaticRoute {
-                root,
-                prefix,
-                index,
-                expires: *expires,
-                cache_control: cache_control.as_deref(),
-            };
-            static_files::serve(&sr, req.method(), &path, req.headers()).await
-        }
+        Action::Static { .. } => match static_files::StaticRoute::of(route) {
+            Some(sr) => static_files::serve(&sr, req.method(), &path, req.headers()).await,
+            None => Err(ProxyError::Internal("a static route without files".into())),
+        },
         Action::Proxy { upstream } => {
             let Some(group) = state.group(upstream) else {
                 return (

@@ -17,6 +17,7 @@ use hyper::{
 };
 
 use super::{Body, ProxyError, full};
+use crate::config::{Action, PathMatch, Route};
 
 /// What a static route serves.
 pub struct StaticRoute<'a> {
@@ -26,6 +27,34 @@ pub struct StaticRoute<'a> {
     pub index: &'a str,
     pub expires: Option<Duration>,
     pub cache_control: Option<&'a str>,
+}
+
+impl<'a> StaticRoute<'a> {
+    /// What `route` serves, if it is a static route: its root, and the
+    /// matched prefix to strip when it is an `alias`.
+    pub fn of(route: &'a Route) -> Option<StaticRoute<'a>> {
+        let Action::Static {
+            root,
+            alias,
+            index,
+            expires,
+            cache_control,
+        } = &route.action
+        else {
+            return None;
+        };
+        let prefix = match &route.matcher.path {
+            PathMatch::Prefix(p) if *alias => p.as_str(),
+            _ => "",
+        };
+        Some(StaticRoute {
+            root,
+            prefix,
+            index,
+            expires: *expires,
+            cache_control: cache_control.as_deref(),
+        })
+    }
 }
 
 pub async fn serve(

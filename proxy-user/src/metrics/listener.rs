@@ -14,6 +14,9 @@ use std::{
 pub struct ListenerMetrics {
     pub accepted: AtomicU64,
     active: AtomicI64,
+    /// Open connections holding no HTTP state: parked between requests, or
+    /// a request head still arriving.
+    waiting: AtomicI64,
     pub tls_handshakes: AtomicU64,
     pub tls_failed: AtomicU64,
     pub tls_timed_out: AtomicU64,
@@ -40,6 +43,15 @@ pub struct Open(Arc<ListenerMetrics>);
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection waiting with no HTTP state; dropping it ends the wait.
+pub struct Waiting(Arc<ListenerMetrics>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -71,5 +83,15 @@ impl ListenerMetrics {
 
     pub fn active(&self) -> i64 {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection as waiting (parked) until the guard drops.
+    pub fn waiting(self: &Arc<Self>) -> Waiting {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(self.clone())
+    }
+
+    pub fn waiting_now(&self) -> i64 {
+        self.waiting.load(Ordering::Relaxed)
     }
 }

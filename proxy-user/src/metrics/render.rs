@@ -115,6 +115,18 @@ fn listeners(t: &mut Text, state: &State) {
             m.active(),
         );
     }
+    t.family(
+        "rampart_listener_connections_waiting",
+        "gauge",
+        "open connections holding no HTTP state: parked between requests, or a head still arriving",
+    );
+    for (bind, m) in &all {
+        t.sample(
+            "rampart_listener_connections_waiting",
+            &[("listener", bind)],
+            m.waiting_now(),
+        );
+    }
     each(
         t,
         "rampart_listener_connections_refused_total",

@@ -274,7 +274,10 @@ async fn accept_loop(
             let _permit = permit;
             let _open = open;
             match tls {
-                None => Box::pin(serve_conn(stream, conn, snapshot, draining, http2, false)).await,
+                None => {
+                    let plain = serve_conn(stream, conn, snapshot, draining, metrics, http2, false);
+                    Box::pin(plain).await
+                }
                 Some(acceptor) => {
                     let tls = Tls {
                         acceptor,
@@ -310,10 +313,11 @@ async fn serve_tls(
         Ok(Ok(tls_stream)) => {
             tls.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
             let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            Box::pin(serve_conn(
-                tls_stream, conn, snapshot, draining, http2, alpn_h2,
-            ))
-            .await
+            let metrics = tls.metrics;
+            let tls = serve_conn(
+                tls_stream, conn, snapshot, draining, metrics, http2, alpn_h2,
+            );
+            Box::pin(tls).await
         }
         Ok(Err(e)) => {
             tls.metrics.tls_failed.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +341,7 @@ async fn serve_conn<S>(
     conn: ConnInfo,
     snapshot: Arc<State>,
     mut draining: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::ListenerMetrics>,
     http2: bool,
     alpn_h2: bool,
 ) where
@@ -365,6 +370,7 @@ async fn serve_conn<S>(
                 whole: (!resumed).then_some(accepted + settings.header_timeout),
                 header_timeout: settings.header_timeout,
             };
+            let _waiting = metrics.waiting();
             tokio::select! {
                 h = park::read_head(&mut stream, deadlines, max_head) => match h {
                     Ok(head) => head,

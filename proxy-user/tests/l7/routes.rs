@@ -455,3 +455,53 @@ async fn ipv4_and_ipv6_listeners_and_a_connection_cap() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// An HTTP/1 connection idle between requests for a second is parked (no
+/// HTTP state, counted as waiting), and its next request is served as if
+/// nothing happened; a head still arriving also holds no HTTP state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_parked_and_resume() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("park");
+    let config = "[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\nbody = \"ok\"\n";
+    let p = proxy(&dir, config).await;
+    let waiting = || {
+        p.shared
+            .load()
+            .metrics
+            .listener("127.0.0.1:0")
+            .waiting_now()
+    };
+    let mut c = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let mut buf = [0u8; 512];
+    let mut ask = async |c: &mut tokio::net::TcpStream| {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = c.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(ask(&mut c).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        waiting(),
+        0,
+        "served connections hold their HTTP state a while"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(waiting(), 1, "an idle connection is parked");
+    let again = ask(&mut c).await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert!(again.ends_with("ok"), "{again}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(waiting(), 0, "resumed");
+
+    // A head arriving slowly waits with no HTTP state.
+    let mut slow = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(waiting(), 1);
+    slow.write_all(b"st: x\r\n\r\n").await.unwrap();
+    let n = slow.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
