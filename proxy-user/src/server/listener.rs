@@ -1,8 +1,13 @@
 //! Binding listening sockets: SO_REUSEADDR and SO_REUSEPORT (so a new
 //! process can bind beside an old one), IPv6 sockets IPv6-only (bind
-//! `[::]` and `0.0.0.0` separately), and the configured backlog.
+//! `[::]` and `0.0.0.0` separately), and the configured backlog; and
+//! accepting from them.
 
-use std::{io, net::SocketAddr};
+use std::{
+    io,
+    net::{SocketAddr, TcpStream},
+    os::fd::{AsRawFd, FromRawFd},
+};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -18,4 +23,32 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
+}
+
+/// Accepts a connection: a non-blocking socket, not yet registered with
+/// the runtime, and its peer's address.
+pub fn accept(listener: &std::net::TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: `try_init` hands accept4 storage of the right size and its
+    // length; the listener is open.
+    let (fd, peer) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            let fd = libc::accept4(
+                listener.as_raw_fd(),
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })?
+    };
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a peer without an IP address"))?;
+    Ok((stream, peer))
 }

@@ -1,23 +1,27 @@
 //! Accepting connections and serving HTTP on them.
 //!
 //! One accept loop per listener: a semaphore caps concurrent connections
-//! (more wait in the kernel's backlog), accept errors back off and never stop
-//! the loop, and each connection gets its own task with named timeouts: the
-//! TLS handshake, the request head (slowloris), and keep-alive idleness.
-//! An HTTP/1 connection idle between requests is parked (see [`park`]).
-//! On shutdown the loops stop accepting, parked connections close, and
-//! hyper's graceful shutdown lets in-flight requests finish within the
-//! grace period.
+//! (more wait in the kernel's backlog), and accept errors back off and never
+//! stop the loop. A plain connection waits in the worker's [`lot`] until a
+//! whole request head has arrived, and only then gets a task; it goes back
+//! there when it idles between requests (see [`park`]). A TLS connection
+//! gets its task at once, for the handshake. Every phase has a named
+//! timeout: the TLS handshake, the request head (slowloris), and keep-alive
+//! idleness. On shutdown the loops stop accepting, waiting connections
+//! close, and hyper's graceful shutdown lets in-flight requests finish
+//! within the grace period.
 
 mod framing;
 pub(crate) mod guard;
 mod listener;
+mod lot;
 mod park;
 
 use std::{
     collections::HashMap,
     convert::Infallible,
     net::SocketAddr,
+    os::fd::AsRawFd,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -28,7 +32,9 @@ use hyper_util::{
     server::conn::auto,
 };
 pub use listener::bind;
+use lot::Lot;
 use tokio::{
+    io::{Interest, unix::AsyncFd},
     net::TcpListener,
     sync::{Semaphore, mpsc, watch},
 };
@@ -106,6 +112,22 @@ pub async fn serve_changing(
     // Every connection task holds a receiver: at shutdown the sender says
     // "drain", and waits until they have all been dropped.
     let (drain, draining) = watch::channel(false);
+    let lot = match Lot::new() {
+        Ok(lot) => lot,
+        Err(e) => {
+            log::error!("cannot serve: no epoll set for waiting connections: {e}");
+            return;
+        }
+    };
+    let waiting = {
+        let (lot, draining) = (lot.clone(), draining.clone());
+        tokio::spawn(async move {
+            let serve = |ready| {
+                tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
+            };
+            lot.run(draining.clone(), serve).await
+        })
+    };
     let mut running: HashMap<u64, Running> = HashMap::new();
     let start = |bound: Bound, running: &mut HashMap<u64, Running>| {
         let (served_tx, served_rx) = watch::channel(bound.served.clone());
@@ -114,6 +136,7 @@ pub async fn serve_changing(
             bound.socket,
             served_rx,
             state.clone(),
+            lot.clone(),
             draining.clone(),
             stop_rx,
         ));
@@ -170,6 +193,7 @@ pub async fn serve_changing(
     // (then it is served, with `Connection: close`).
     tokio::time::sleep(FIRST_REQUEST_SETTLE.min(grace)).await;
     let _ = drain.send(true);
+    let _ = waiting.await;
     if tokio::time::timeout_at(deadline, drain.closed())
         .await
         .is_err()
@@ -202,9 +226,25 @@ async fn accept_loop(
     socket: TcpListener,
     served: watch::Receiver<Arc<Served>>,
     state: Shared,
+    lot: Lot,
     draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Accepted sockets are not registered with the runtime until they have
+    // something to serve: a plain connection whose head has not arrived
+    // waits in the lot.
+    // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
+    // listener: nothing closes or replaces it while it is registered.
+    let registered = socket.into_std().and_then(|l| {
+        unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
+    });
+    let socket = match registered {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("listener {}: {e}", served.borrow().config.bind);
+            return;
+        }
+    };
     // The cap is fixed for the socket's life (a reload that changes it
     // opens a new socket).
     let limit = Arc::new(Semaphore::new(served.borrow().config.max_connections));
@@ -213,7 +253,7 @@ async fn accept_loop(
         .metrics
         .listener(&served.borrow().config.bind.to_string());
     // Dropped before `socket` (a parameter): the fd is never read closed.
-    let _registered = metrics.register(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    let _registered = metrics.register(socket.as_raw_fd());
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -221,7 +261,7 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let accepted = tokio::select! {
-            a = socket.accept() => a,
+            a = socket.async_io(Interest::READABLE, listener::accept) => a,
             _ = stop.changed() => return,
         };
         let (stream, client) = match accepted {
@@ -249,45 +289,97 @@ async fn accept_loop(
             continue;
         }
         let open = metrics.open();
-        let metrics = metrics.clone();
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
+        let info = ConnInfo {
             client,
             https: bound.tls.is_some(),
             redirect_https: bound.config.redirect_https,
         };
-        let tls = bound.tls.clone();
-        let handshake = bound
-            .config
-            .tls
-            .as_ref()
-            .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
         let http2 = bound.config.http2;
+        let Some(acceptor) = bound.tls.clone() else {
+            // The configuration snapshot this connection serves with, taken
+            // once: a reload applies to new connections, and requests do
+            // not touch the shared lock (which every worker would contend
+            // for).
+            let now = tokio::time::Instant::now();
+            let conn = lot::Conn {
+                info,
+                snapshot,
+                metrics: metrics.clone(),
+                http2,
+                accepted: now,
+                idle_since: now,
+                resumed: false,
+                _permit: permit,
+                _open: open,
+            };
+            if let Some(ready) = lot.arrive(stream, conn) {
+                tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
+            }
+            continue;
+        };
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("{client}: {e}");
+                continue;
+            }
+        };
+        let tls = Tls {
+            acceptor,
+            handshake: bound
+                .config
+                .tls
+                .as_ref()
+                .map_or(Duration::from_secs(10), |t| t.handshake_timeout),
+            metrics: metrics.clone(),
+        };
         let draining = draining.clone();
-        // The configuration snapshot this connection serves with, taken
-        // once: a reload applies to new connections, and requests do not
-        // touch the shared lock (which every worker would contend for).
         // Each phase's future is boxed, so the task keeps only a pointer to
-        // the phase it is in: a parked plain connection holds little more
-        // than its socket.
+        // the phase it is in.
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
-            match tls {
-                None => {
-                    let plain = serve_conn(stream, conn, snapshot, draining, metrics, http2, false);
-                    Box::pin(plain).await
-                }
-                Some(acceptor) => {
-                    let tls = Tls {
-                        acceptor,
-                        handshake,
-                        metrics,
-                    };
-                    Box::pin(serve_tls(stream, tls, conn, snapshot, draining, http2)).await
-                }
-            }
+            Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)).await
         });
+    }
+}
+
+/// Serves a plain connection whose head has arrived, until it closes or
+/// idles; an idle one goes back to the lot to wait for its next head.
+async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<bool>) {
+    let lot::Ready {
+        socket,
+        head,
+        mut conn,
+    } = ready;
+    let stream = match tokio::net::TcpStream::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("{}: {e}", conn.info.client);
+            return;
+        }
+    };
+    let slot = park::Slot::new();
+    serve_http(
+        stream,
+        head,
+        &conn.info,
+        &conn.snapshot,
+        &mut draining,
+        slot.clone(),
+        (conn.http2, false),
+        (conn.resumed, conn.idle_since),
+    )
+    .await;
+    let Some(parked) = slot.take() else { return };
+    match parked.stream.into_std() {
+        Ok(socket) => {
+            conn.idle_since = parked.idle_since;
+            conn.resumed = true;
+            lot.park(socket, conn);
+        }
+        Err(e) => log::warn!("{}: {e}", conn.info.client),
     }
 }
 
@@ -333,9 +425,10 @@ async fn serve_tls(
     }
 }
 
-/// Serves one client connection until it closes: HTTP on it while
-/// requests come, parked (see [`park`]) while it idles between them and
-/// while a request head is arriving.
+/// Serves one TLS connection until it closes: HTTP on it while requests
+/// come, parked (see [`park`]) while it idles between them and while a
+/// request head is arriving. Its task stays (the TLS session is state the
+/// lot cannot hold), holding the session and the socket.
 async fn serve_conn<S>(
     mut stream: S,
     conn: ConnInfo,
@@ -419,7 +512,7 @@ async fn serve_http<S>(
     (http2, alpn_h2): (bool, bool),
     (resumed, idle_since): (bool, tokio::time::Instant),
 ) where
-    S: park::Readiness + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);

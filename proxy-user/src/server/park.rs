@@ -2,18 +2,21 @@
 //! connection that has been idle between requests for [`PARK_AFTER`] gives
 //! up its HTTP state and buffers (hyper's read and write buffers, about
 //! 16 KiB), and waits for its next request with nothing but the socket.
-//! When a whole request head has arrived ([`read_head`], which holds only
-//! the bytes read), a fresh HTTP connection is built on the same socket and
-//! given them.
+//! When a whole request head has arrived, a fresh HTTP connection is built
+//! on the same socket and given it.
 //!
 //! The guard ([`super::guard::Guarded`]) decides: only between requests
 //! (nothing in flight, nothing of a new head read, the last response fully
 //! written, the last read found no data), never on HTTP/2 or an upgraded
 //! connection. It then ends the HTTP connection as if the client had
 //! closed it while idle, and hands the socket back through a [`Slot`]
-//! instead of shutting it down. The same wait covers a connection's first
-//! request: no HTTP state exists until a whole head has arrived, so a slow
-//! head (slowloris) costs its bytes, as with nginx.
+//! instead of shutting it down.
+//!
+//! A plain socket then waits in the worker's lot ([`super::lot`]), with no
+//! task. A TLS connection waits in its task with its session ([`read_head`],
+//! which holds only the bytes of the head read so far). Either way, no HTTP
+//! state exists until a whole head has arrived, so a slow head (slowloris)
+//! costs its bytes, as with nginx.
 
 use std::{
     sync::{Arc, Mutex},
@@ -81,12 +84,6 @@ pub trait Readiness {
     fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
 }
 
-impl Readiness for tokio::net::TcpStream {
-    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
-        self.readable()
-    }
-}
-
 /// A TLS session may hold decrypted bytes the socket cannot signal: it is
 /// read at once (its own buffers dwarf the head's).
 impl Readiness for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
@@ -127,17 +124,21 @@ pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
                 .whole
                 .unwrap_or_else(|| Instant::now() + deadlines.header_timeout);
         }
-        // Look again from just before the new bytes: the blank line may
-        // straddle two reads. A bare LF ends lines too (RFC 9112 allows it).
-        let from = before.saturating_sub(3);
-        let ended = head[from..]
-            .windows(2)
-            .any(|w| w == b"\n\n" || w == b"\n\r")
-            && head_complete(&head);
-        if ended || head.len() >= max_head {
+        if ends_head(&head, before) || head.len() >= max_head {
             return Ok(head);
         }
     }
+}
+
+/// Whether the bytes from `before` on (the ones just read) completed the
+/// head in `head`. It looks from just before them, as the blank line may
+/// straddle two reads; a bare LF ends lines too (RFC 9112 allows it).
+pub fn ends_head(head: &[u8], before: usize) -> bool {
+    let from = before.saturating_sub(3);
+    head[from..]
+        .windows(2)
+        .any(|w| w == b"\n\n" || w == b"\n\r")
+        && head_complete(head)
 }
 
 /// Whether `bytes` hold an empty line (the end of a head): `\r\n\r\n` or

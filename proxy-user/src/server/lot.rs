@@ -1,0 +1,433 @@
+//! The lot: where plain HTTP/1 connections wait for a request head, as a
+//! row in a table rather than as a task. A new connection waits here for
+//! its first head, a keep-alive connection between requests once it has
+//! been idle for [`super::park::PARK_AFTER`].
+//!
+//! A waiting connection costs about what nginx's does: its socket, in an
+//! epoll set of the worker's own rather than the runtime's; the bytes of
+//! its head read so far; and one [`Row`] (about 200 bytes). It has no
+//! task, no runtime registration and no timer. One task per worker
+//! ([`Lot::run`]) watches the epoll set, reads heads as their bytes
+//! arrive, and sweeps out the rows whose deadlines have passed. Once a
+//! whole head has arrived, the socket goes back to the runtime and a task
+//! serves it ([`super::serve_plain`]).
+//!
+//! Deadlines are nginx's: the first head is due `header_timeout` after
+//! the accept; a later head's first byte `keepalive_timeout` after the
+//! last response, and the rest of it `header_timeout` after that byte.
+//! They are enforced within [`SWEEP_EVERY`].
+
+use std::{
+    io::{self, Read},
+    net::TcpStream as StdStream,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use slab::Slab;
+use tokio::{
+    io::unix::AsyncFd,
+    sync::{Notify, OwnedSemaphorePermit, watch},
+    time::Instant,
+};
+
+use super::park::ends_head;
+use crate::{
+    http::{ConnInfo, State},
+    metrics::{
+        ListenerMetrics,
+        listener::{Open, Waiting},
+    },
+};
+
+/// How often, at most, the rows are swept for passed deadlines: the
+/// precision of the timeouts of waiting connections.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// Readiness events taken from the epoll set in one call.
+const BATCH: usize = 256;
+
+/// Batches handled before the lot's task lets the worker's other tasks run.
+const BATCHES_PER_TURN: usize = 4;
+
+/// A plain connection between requests: what a task needs to serve it again.
+pub struct Conn {
+    pub info: ConnInfo,
+    /// The configuration it was accepted under (a reload applies to new
+    /// connections).
+    pub snapshot: Arc<State>,
+    /// Its listener's measures.
+    pub metrics: Arc<ListenerMetrics>,
+    /// The listener offers HTTP/2 (h2c with prior knowledge).
+    pub http2: bool,
+    /// When it was accepted: its first head is due `header_timeout` later.
+    pub accepted: Instant,
+    /// When its last response was written (the accept, before the first).
+    pub idle_since: Instant,
+    /// It has been served before: the next head is a keep-alive one.
+    pub resumed: bool,
+    /// Its place under the listener's `max_connections`.
+    pub _permit: OwnedSemaphorePermit,
+    /// Counts it as open in the listener's measures.
+    pub _open: Open,
+}
+
+impl Conn {
+    /// The most bytes of a head read before hyper is given them (to
+    /// answer 431 when they are not a whole head).
+    pub fn max_head(&self) -> usize {
+        self.snapshot.config.http.max_header_size.max(8192)
+    }
+
+    /// When the connection is closed if no more of its head arrives.
+    fn deadline(&self, head_started: bool) -> Instant {
+        let s = &self.snapshot.config.http;
+        if !self.resumed {
+            self.accepted + s.header_timeout
+        } else if head_started {
+            Instant::now() + s.header_timeout
+        } else {
+            self.idle_since + s.keepalive_timeout
+        }
+    }
+}
+
+/// A connection waiting for its head.
+struct Row {
+    socket: StdStream,
+    /// The head's bytes read so far (nothing allocated before the first).
+    head: Vec<u8>,
+    /// When the connection is closed: the deadline of the head's first
+    /// byte, then of the whole head.
+    deadline: Instant,
+    conn: Conn,
+    /// Counts it in `rampart_listener_connections_waiting`.
+    _waiting: Waiting,
+}
+
+/// What reading a waiting connection found.
+#[derive(Debug, PartialEq, Eq)]
+enum Fill {
+    /// No whole head yet; the socket has no more bytes now.
+    Waiting,
+    /// A whole head (or `max_head` bytes of one).
+    Head,
+    /// The client closed the connection, or it failed.
+    Closed,
+}
+
+/// Reads what `socket` has into `head`, up to `max_head` bytes.
+fn fill(socket: &StdStream, head: &mut Vec<u8>, max_head: usize) -> Fill {
+    let mut buf = [0u8; 4096];
+    loop {
+        let want = max_head.saturating_sub(head.len()).clamp(1, buf.len());
+        match (&*socket).read(&mut buf[..want]) {
+            Ok(0) => return Fill::Closed,
+            Ok(n) => {
+                let before = head.len();
+                head.extend_from_slice(&buf[..n]);
+                if ends_head(head, before) || head.len() >= max_head {
+                    return Fill::Head;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fill::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Fill::Closed,
+        }
+    }
+}
+
+/// A worker's waiting connections.
+#[derive(Clone)]
+pub struct Lot(Arc<Inner>);
+
+struct Inner {
+    /// The epoll set of the waiting sockets; each is registered with its
+    /// row's key. The runtime watches the set itself.
+    epoll: AsyncFd<OwnedFd>,
+    rows: Mutex<Rows>,
+    /// Wakes the lot's task when a row's deadline comes before its next sweep.
+    wake: Notify,
+}
+
+struct Rows {
+    slab: Slab<Row>,
+    /// The earliest deadline of a row, as of the last sweep or insert.
+    next_deadline: Option<Instant>,
+    /// Shut down: connections handed in now are closed.
+    closed: bool,
+}
+
+/// A waiting connection whose whole head has arrived, to be served.
+pub struct Ready {
+    pub socket: StdStream,
+    pub head: Vec<u8>,
+    pub conn: Conn,
+}
+
+impl Lot {
+    /// An empty lot; within a runtime.
+    pub fn new() -> io::Result<Lot> {
+        // SAFETY: epoll_create1 takes no pointers; a non-negative result is
+        // a new descriptor that nothing else owns.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above, `fd` is ours alone.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Lot(Arc::new(Inner {
+            // SAFETY: the `AsyncFd` owns the epoll descriptor; nothing
+            // closes or replaces it while it is registered.
+            epoll: unsafe {
+                AsyncFd::register_with_interest(epoll, tokio::io::Interest::READABLE)
+            }?,
+            rows: Mutex::new(Rows {
+                slab: Slab::new(),
+                next_deadline: None,
+                closed: false,
+            }),
+            wake: Notify::new(),
+        })))
+    }
+
+    fn rows(&self) -> MutexGuard<'_, Rows> {
+        self.0.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A newly accepted connection: its head if it has already arrived
+    /// whole (the usual case), or else it waits here.
+    pub fn arrive(&self, socket: StdStream, conn: Conn) -> Option<Ready> {
+        let mut head = Vec::new();
+        match fill(&socket, &mut head, conn.max_head()) {
+            Fill::Head => Some(Ready { socket, head, conn }),
+            Fill::Closed => None,
+            Fill::Waiting => {
+                self.insert(socket, head, conn);
+                None
+            }
+        }
+    }
+
+    /// A connection idle after a response: it waits here for its next head.
+    pub fn park(&self, socket: StdStream, conn: Conn) {
+        self.insert(socket, Vec::new(), conn);
+    }
+
+    fn insert(&self, socket: StdStream, head: Vec<u8>, conn: Conn) {
+        let deadline = conn.deadline(!head.is_empty());
+        let mut rows = self.rows();
+        if rows.closed {
+            return;
+        }
+        let entry = rows.slab.vacant_entry();
+        let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, socket.as_raw_fd(), events, entry.key()) {
+            log::warn!("{}: cannot wait for a request: {e}", conn.info.client);
+            return;
+        }
+        let waiting = conn.metrics.waiting();
+        entry.insert(Row {
+            socket,
+            head,
+            deadline,
+            conn,
+            _waiting: waiting,
+        });
+        if rows.next_deadline.is_none_or(|next| deadline < next) {
+            rows.next_deadline = Some(deadline);
+            self.0.wake.notify_one();
+        }
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, key: usize) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events,
+            u64: key as u64,
+        };
+        // SAFETY: both descriptors are open (the epoll set is ours, `fd` is
+        // a row's socket), and `event` outlives the call.
+        let r = unsafe { libc::epoll_ctl(self.0.epoll.as_raw_fd(), op, fd, &mut event) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Watches the waiting connections until `draining`, handing each
+    /// whole head to `serve`; then closes those still waiting.
+    pub async fn run(&self, mut draining: watch::Receiver<bool>, serve: impl Fn(Ready)) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let mut last_sweep = Instant::now();
+        loop {
+            let next = self.rows().next_deadline;
+            let sweep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.max(last_sweep + SWEEP_EVERY)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let drained = async {
+                let _ = draining.wait_for(|d| *d).await;
+            };
+            tokio::select! {
+                _ = drained => break,
+                ready = self.0.epoll.readable() => match ready {
+                    Ok(mut guard) => {
+                        if self.take_events(&mut events, &serve) {
+                            guard.clear_ready();
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    Err(e) => {
+                        log::error!("waiting connections: {e}");
+                        break;
+                    }
+                },
+                _ = sweep => {
+                    self.sweep();
+                    last_sweep = Instant::now();
+                }
+                _ = self.0.wake.notified() => {}
+            }
+        }
+        let mut rows = self.rows();
+        rows.closed = true;
+        rows.slab.clear();
+    }
+
+    /// Reads the sockets that have bytes; `true` once none is left ready.
+    fn take_events(&self, events: &mut [libc::epoll_event], serve: &impl Fn(Ready)) -> bool {
+        for _ in 0..BATCHES_PER_TURN {
+            // SAFETY: `events` is valid for `events.len()` entries, and the
+            // epoll set is open. A zero timeout never blocks.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.0.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as libc::c_int,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("waiting connections: epoll_wait: {e}");
+                return true;
+            }
+            let n = n as usize;
+            for event in &events[..n] {
+                if let Some(ready) = self.on_readable(event.u64 as usize) {
+                    serve(ready);
+                }
+            }
+            if n < events.len() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Reads the row `key`'s socket: its whole head, to be served, or nothing.
+    fn on_readable(&self, key: usize) -> Option<Ready> {
+        let mut rows = self.rows();
+        let row = rows.slab.get_mut(key)?;
+        let started = !row.head.is_empty();
+        match fill(&row.socket, &mut row.head, row.conn.max_head()) {
+            Fill::Waiting => {
+                if !started && !row.head.is_empty() {
+                    row.deadline = row.conn.deadline(true);
+                    let deadline = row.deadline;
+                    if rows.next_deadline.is_none_or(|next| deadline < next) {
+                        rows.next_deadline = Some(deadline);
+                    }
+                }
+                None
+            }
+            Fill::Closed => {
+                // Closing the socket takes it out of the epoll set.
+                rows.slab.remove(key);
+                None
+            }
+            Fill::Head => {
+                let row = rows.slab.remove(key);
+                drop(rows);
+                // Out of the set before the runtime watches it: the set is
+                // level-triggered and would report its unread bytes.
+                if let Err(e) = self.ctl(libc::EPOLL_CTL_DEL, row.socket.as_raw_fd(), 0, 0) {
+                    log::warn!("{}: {e}", row.conn.info.client);
+                    return None;
+                }
+                Some(Ready {
+                    socket: row.socket,
+                    head: row.head,
+                    conn: row.conn,
+                })
+            }
+        }
+    }
+
+    /// Closes the connections whose deadlines have passed.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut rows = self.rows();
+        let mut next: Option<Instant> = None;
+        rows.slab.retain(|_, row| {
+            if row.deadline <= now {
+                log::debug!(
+                    "{}: no request head in time (waited {:?})",
+                    row.conn.info.client,
+                    now - row.conn.idle_since
+                );
+                return false;
+            }
+            next = Some(next.map_or(row.deadline, |n| n.min(row.deadline)));
+            true
+        });
+        rows.next_deadline = next;
+        // After a burst, give the table's room back.
+        if rows.slab.len() * 4 < rows.slab.capacity() {
+            rows.slab.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_reads_a_head_whole_or_up_to_its_limit() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut head = Vec::new();
+        assert_eq!(fill(&server, &mut head, 8192), Fill::Waiting);
+        assert!(head.is_empty());
+        std::io::Write::write_all(&mut client, b"GET / HTTP/1.1\r\nHo").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(fill(&server, &mut head, 8192), Fill::Waiting);
+        std::io::Write::write_all(&mut client, b"st: x\r\n\r\nGET /next").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(fill(&server, &mut head, 8192), Fill::Head);
+        assert_eq!(head, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next");
+
+        // A head that never ends stops at the limit, for hyper to refuse.
+        let mut long = Vec::new();
+        std::io::Write::write_all(&mut client, &[b'a'; 100]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(fill(&server, &mut long, 40), Fill::Head);
+        assert_eq!(long.len(), 40);
+
+        drop(client);
+        std::thread::sleep(Duration::from_millis(20));
+        let mut rest = Vec::new();
+        assert_eq!(fill(&server, &mut rest, 8192), Fill::Closed);
+    }
+}
