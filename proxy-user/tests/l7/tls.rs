@@ -102,6 +102,12 @@ upstream = "app"
             .await
             .unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        // The client (rustls's default order) prefers AES-256-GCM; the
+        // server's order wins, and its first suite hashes with SHA-256.
+        assert_eq!(
+            tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
         if round == 1 {
             assert_eq!(
                 tls.get_ref().1.handshake_kind(),
