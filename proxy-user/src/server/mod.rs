@@ -128,6 +128,7 @@ pub async fn serve_changing(
             lot.run(draining.clone(), serve).await
         })
     };
+    let trimming = tokio::spawn(trim_upstream_pools(state.clone()));
     let mut running: HashMap<u64, Running> = HashMap::new();
     let start = |bound: Bound, running: &mut HashMap<u64, Running>| {
         let (served_tx, served_rx) = watch::channel(bound.served.clone());
@@ -184,6 +185,7 @@ pub async fn serve_changing(
         let _ = r.task.await;
     }
     drop(draining);
+    trimming.abort();
     let snapshot = state.load();
     let grace = snapshot.config.http.grace_period;
     let deadline = tokio::time::Instant::now() + grace;
@@ -211,6 +213,22 @@ pub async fn serve_changing(
         let closing = tokio::time::Instant::now() + Duration::from_secs(2);
         while tunnels.open() > 0 && tokio::time::Instant::now() < closing {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Closes this worker's surplus idle upstream connections once they have
+/// been idle long enough, also when no request comes to do it (see
+/// [`crate::upstream::SURPLUS_IDLE`]).
+async fn trim_upstream_pools(state: Shared) {
+    let mut tick = tokio::time::interval(crate::upstream::SURPLUS_IDLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for group in state.load().groups.values() {
+            for backend in &group.backends {
+                backend.pool.trim();
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use std::{
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
-pub use pool::{Conn, Pool, SLOTS, SendError, set_worker, slot};
+pub use pool::{Conn, Pool, SLOTS, SURPLUS_IDLE, SendError, set_worker, slot};
 use tokio::time::Instant;
 
 use crate::config::{Balance, Upstream};

@@ -546,6 +546,35 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_keeps_its_upstream_connections_for_a_moment() {
+    let (bs, addrs) = backends(1).await;
+    let dir = test_dir("surplus");
+    let p = proxy(
+        &dir,
+        &config(&addrs, "keepalive = 1\nread_timeout = \"5s\""),
+    )
+    .await;
+    let c = client();
+    let url = format!("http://{}/slow", p.addr());
+    let idle = || p.shared.load().groups["app"].backends[0].pool.idle();
+    // Two waves of 6 requests in flight at once (each takes 2 s upstream).
+    for wave in 0..2 {
+        let answers = futures_util::future::join_all((0..6).map(|_| get(&c, &url))).await;
+        assert!(answers.iter().all(|a| a.0 == StatusCode::OK), "wave {wave}");
+        assert_eq!(idle(), 6, "wave {wave}: the burst's connections stay idle");
+    }
+    assert_eq!(
+        bs[0].conns.load(std::sync::atomic::Ordering::Relaxed),
+        6,
+        "the second wave reused the first wave's connections"
+    );
+    // Idle for more than a second, they go down to keepalive, with no
+    // request coming to trim them.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(idle(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_responses_free_the_upstream_from_a_slow_client() {
     use tokio::io::AsyncWriteExt;
     for (buffer, freed) in [("64M", true), ("64k", false)] {
