@@ -311,8 +311,8 @@ fn a_sigkilled_daemon_leaves_the_filter_dropping_and_the_next_one_adopts_everyth
         .args(["-rf", s.pins.path().to_str().unwrap()])
         .status();
     let daemon = s.start();
-    // The control socket answers once the runtime entries are restored
-    // (the filter attaches just before): ask it first.
+    // The runtime entries are restored before the filter attaches (see
+    // after_a_reboot_the_filter_enforces_restored_bans_from_its_first_packet).
     let ban = s.list("block");
     assert!(banned(s.pins.path(), "203.0.113.8"));
     let ban = entry(&ban, "203.0.113.8").expect("the ban came back from the state file");
@@ -324,6 +324,72 @@ fn a_sigkilled_daemon_leaves_the_filter_dropping_and_the_next_one_adopts_everyth
     );
     let log = daemon.stop();
     assert!(log.contains("restored from the state file"), "{log}");
+}
+
+/// After a reboot (pins gone), a source banned from the CLI floods while
+/// the daemon starts: the filter must not pass one of its packets, so the
+/// ban must be in the maps before the program is attached. A packet the
+/// program passes leaves the source in the per-source table; a banned one
+/// does not.
+#[test]
+fn after_a_reboot_the_filter_enforces_restored_bans_from_its_first_packet() {
+    if !require_root("after_a_reboot_the_filter_enforces_restored_bans_from_its_first_packet") {
+        return;
+    }
+    const BANNED_SRC: &str = "198.18.1.77";
+    let s = setup("rbt");
+    s.link.client_addr(&format!("{BANNED_SRC}/24"));
+    let daemon = s.start();
+    s.ok(&[
+        "block", "add", BANNED_SRC, "--ttl", "1h", "--reason", "abuse",
+    ]);
+    daemon.stop();
+    let _ = std::process::Command::new("rm")
+        .args(["-rf", s.pins.path().to_str().unwrap()])
+        .status();
+
+    // The flood: as fast as one thread sends, until the daemon is up
+    // (bounded at 30 s).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (stop, ns) = (stop.clone(), s.link.client.name().to_string());
+        let dst: std::net::SocketAddr = format!("{EDGE}:{PORT}").parse().unwrap();
+        std::thread::spawn(move || {
+            tests::netns::NetNs::existing(&ns).enter();
+            let sock = std::net::UdpSocket::bind((BANNED_SRC, 0)).unwrap();
+            let (mut sent, until) = (0u64, Instant::now() + Duration::from_secs(30));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                if sock.send_to(&sent.to_be_bytes(), dst).is_ok() {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let daemon = s.start();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    let maps = FilterMaps::open(s.pins.path()).unwrap();
+    let banned_drops = maps.verdicts().unwrap()[BANNED as usize].packets;
+    let passed: Vec<String> = maps
+        .sources()
+        .unwrap()
+        .iter()
+        .map(|e| e.source.to_string())
+        .filter(|src| src.starts_with(BANNED_SRC))
+        .collect();
+    assert!(
+        banned_drops > 0,
+        "the flood ({sent} sent) never met the filter"
+    );
+    assert!(
+        passed.is_empty(),
+        "the filter passed packets from {BANNED_SRC} before its ban was restored \
+         ({banned_drops} dropped as banned, {sent} sent)"
+    );
+    daemon.stop();
 }
 
 #[test]

@@ -64,6 +64,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let shared = Shared::new(State::build(config.clone(), None));
     let gate = shared.load().gate.clone();
     gate.configure(config.filter.as_ref());
+    // Loaded, not yet attached: its maps get the runtime entries first.
     let filter = kernel_or_userspace(config.filter.as_ref(), &gate);
     // Escalation reports come to the main loop, which owns the kernel maps;
     // later snapshots inherit the connection.
@@ -81,6 +82,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     daemon.restore_lists()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
+    // Only now, with every ban and list entry in its maps (after a reboot
+    // they come from the state file), does the filter see a packet.
+    daemon.attach_filter()?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (listeners, threads) = Listeners::start(sockets, &shared, &stop_rx)?;
@@ -259,40 +263,61 @@ fn bind_workers(config: &Config, workers: usize) -> Result<Vec<Vec<BoundStd>>> {
     Ok(sets)
 }
 
-/// The XDP filter when it can run; otherwise, said once and clearly, the
-/// gate enforces the same lists, bans and connection rate at accept time.
+/// The XDP filter, loaded (pinned maps adopted) but not attached, when it
+/// can run; otherwise, said once and clearly, the gate enforces the same
+/// lists, bans and connection rate at accept time.
 fn kernel_or_userspace(settings: Option<&FilterSettings>, gate: &Gate) -> Option<Filter> {
     let why = match settings {
-        Some(s) if !s.interfaces.is_empty() => match attach(s) {
+        Some(s) if !s.interfaces.is_empty() => match Filter::load(s) {
             Ok(f) => return Some(f),
-            Err(e) => format!("the XDP filter could not be attached ({e:#})"),
+            Err(e) => format!("the XDP filter could not be loaded ({e:#})"),
         },
         Some(_) => "[filter] names no interfaces".to_string(),
         None => "the configuration has no [filter] section".to_string(),
     };
+    userspace_instead(&why, gate);
+    None
+}
+
+fn userspace_instead(why: &str, gate: &Gate) {
     warn!(
         "{why}: the allowlist, blocklist, bans and per-source connection rate are enforced in \
          userspace at accept time instead (no packet rate limit)"
     );
     gate.activate();
-    None
 }
 
-/// Loads the XDP program (adopting pinned maps and links) and attaches it.
-fn attach(settings: &FilterSettings) -> Result<Filter> {
-    let mut f = Filter::load(settings).context("loading the XDP filter")?;
-    for iface in &settings.interfaces {
-        f.attach(iface, settings.mode)?;
+impl Daemon {
+    /// Attaches the loaded filter to its interfaces. If that fails, the
+    /// gate takes over, with the runtime entries restored into it.
+    fn attach_filter(&mut self) -> Result<()> {
+        let (Some(f), Some(settings)) = (self.filter.as_mut(), self.config.filter.as_ref()) else {
+            return Ok(());
+        };
+        let attached = settings
+            .interfaces
+            .iter()
+            .try_for_each(|iface| f.attach(iface, settings.mode).map(drop));
+        match attached {
+            Ok(()) => {
+                let on: Vec<String> = f
+                    .attached()
+                    .iter()
+                    .map(|(i, m)| format!("{i} ({})", m.map_or("adopted", mode_name)))
+                    .collect();
+                info!(
+                    "XDP on [{}], maps pinned in {}",
+                    on.join(", "),
+                    settings.pin_dir.display()
+                );
+            }
+            Err(e) => {
+                self.filter = None;
+                let why = format!("the XDP filter could not be attached ({e:#})");
+                userspace_instead(&why, &self.gate);
+                self.restore_lists()?;
+            }
+        }
+        Ok(())
     }
-    let attached: Vec<String> = f
-        .attached()
-        .iter()
-        .map(|(i, m)| format!("{i} ({})", m.map_or("adopted", mode_name)))
-        .collect();
-    info!(
-        "XDP on [{}], maps pinned in {}",
-        attached.join(", "),
-        settings.pin_dir.display()
-    );
-    Ok(f)
 }
