@@ -8,7 +8,9 @@
 //!   attaches it, reads its counters. The only writer of kernel maps.
 //! - [`gate`]: the same lists, bans and connection rate in userspace at accept
 //!   time, when XDP cannot run; [`enforcer`]: one interface over both.
-//! - [`http`]: the L7 request path (routes, limits, static files, proxying);
+//! - [`server`]: accepting connections, their timeouts, and the lot where
+//!   plain connections wait for a request head with no task;
+//!   [`http`]: the L7 request path (routes, limits, static files, proxying);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
 //!   [`tls`]: certificates and rustls settings.
