@@ -456,6 +456,53 @@ async fn ipv4_and_ipv6_listeners_and_a_connection_cap() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+/// Plain connections waiting for a request head (new ones, slow heads, and
+/// keep-alive ones parked after a second idle) are rows in the worker's
+/// lot: they hold no task of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_connections_hold_no_task() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("lot");
+    let config = "[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\nbody = \"ok\"\n";
+    let p = proxy(&dir, config).await;
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let before = tasks();
+    let mut conns = Vec::new();
+    for i in 0..60 {
+        let mut c = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        match i % 3 {
+            // Silent, a head cut short, and one served then left idle.
+            0 => {}
+            1 => c.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap(),
+            _ => {
+                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 256];
+                assert!(c.read(&mut buf).await.unwrap() > 0);
+            }
+        }
+        conns.push(c);
+    }
+    // Past PARK_AFTER: the served ones are parked too.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let waiting = p
+        .shared
+        .load()
+        .metrics
+        .listener("127.0.0.1:0")
+        .waiting_now();
+    assert_eq!(waiting, 60);
+    let grown = tasks().saturating_sub(before);
+    assert!(grown < 5, "{grown} more tasks for 60 waiting connections");
+    drop(conns);
+}
+
 /// An HTTP/1 connection idle between requests for a second is parked (no
 /// HTTP state, counted as waiting), and its next request is served as if
 /// nothing happened; a head still arriving also holds no HTTP state.
