@@ -5,7 +5,7 @@
 //!
 //! A waiting connection costs about what nginx's does: its socket, in an
 //! epoll set of the worker's own rather than the runtime's; the bytes of
-//! its head read so far; and one [`Row`] (about 200 bytes). It has no
+//! its head read so far; and one [`Row`] (168 bytes). It has no
 //! task, no runtime registration and no timer. One task per worker
 //! ([`Lot::run`]) watches the epoll set, reads heads as their bytes
 //! arrive, and sweeps out the rows whose deadlines have passed. Once a
