@@ -24,7 +24,7 @@ use tests::{
     scaled,
 };
 
-use crate::support::{EDGE, Edge, figure};
+use crate::support::{EDGE, Edge, ONE_APP, figure};
 
 /// Attack connections that send `prefix`, then one byte of `drip` a second,
 /// each reconnecting when the server closes it, until stopped.
@@ -184,7 +184,7 @@ fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
     raise_open_files(65_536);
     let mut edge = Edge::new("slow");
     named_backend(&edge.ns, 9001, "app");
-    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    edge.start(ONE_APP);
     let pid = edge.pid();
     let n = 2000;
     let r = slow_attack(&edge.ns, EDGE, n, &|| rss_kib(pid));

@@ -15,7 +15,7 @@ use tests::{
     scaled,
 };
 
-use crate::support::{EDGE, Edge, figure};
+use crate::support::{EDGE, Edge, ONE_APP, figure};
 
 const FOUR_WORKERS: &str = "[upstream.app]\n\
     servers = [\"127.0.0.1:8001\", \"127.0.0.1:8002\", \"127.0.0.1:8003\", \"127.0.0.1:8004\"]\n\
@@ -262,29 +262,23 @@ fn a_full_log_disk_stops_logging_not_serving() {
     let mut plan = Plan::steady(EDGE, "/");
     plan.pace = Some(Duration::from_millis(10));
     let load = Load::start(&edge.ns, plan);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while edge.metric("rampart_access_log_failing") != 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the full disk is never reported:\n{}",
-            edge.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    edge.wait_for_metric(
+        "rampart_access_log_failing",
+        1.0,
+        Duration::from_secs(15),
+        "the full disk is never reported",
+    );
     std::thread::sleep(Duration::from_secs(scaled(2, 30)));
     let dropped = edge.metric("rampart_access_log_dropped_lines_total");
     let during = load.ok();
     // Room again: logging resumes by itself.
     std::fs::remove_file(&filler).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while edge.metric("rampart_access_log_failing") != 0.0 {
-        assert!(
-            Instant::now() < deadline,
-            "logging never resumes:\n{}",
-            edge.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    edge.wait_for_metric(
+        "rampart_access_log_failing",
+        0.0,
+        Duration::from_secs(10),
+        "logging never resumes",
+    );
     let report = load.stop();
     let log = edge.log_text();
     figure(
@@ -381,7 +375,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
     }
     let mut edge = Edge::new("term");
     named_backend(&edge.ns, 9001, "app");
-    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    edge.start(ONE_APP);
     let ns = tests::netns::NetNs::existing(edge.ns.name());
     // `/slow` takes the backend a second.
     let in_flight = std::thread::spawn(move || http_get(&ns, EDGE, "/slow"));

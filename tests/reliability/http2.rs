@@ -20,7 +20,7 @@ use tests::{
     scaled,
 };
 
-use crate::support::{EDGE, Edge, figure};
+use crate::support::{EDGE, Edge, ONE_APP, figure};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
@@ -250,7 +250,7 @@ fn http2_attacks_are_contained_and_legitimate_requests_go_on() {
     }
     let mut edge = Edge::new("h2at");
     named_backend(&edge.ns, 9001, "app");
-    edge.start("[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n");
+    edge.start(ONE_APP);
     assert_eq!(curl_h2(&edge.ns), "200");
     let hits_before = backend_hits(&edge);
     let streams = scaled(20_000u32, 500_000);

@@ -2,7 +2,10 @@
 //! serving a configuration on 127.0.0.1:8080, its control socket and admin
 //! listener, and a way to print a figure.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use tests::{
@@ -13,6 +16,11 @@ use tests::{
 
 /// Where cases send their traffic (inside the case's namespace).
 pub const EDGE: &str = "127.0.0.1:8080";
+
+/// The configuration most cases serve: every request to the backend on
+/// 127.0.0.1:9001.
+pub const ONE_APP: &str =
+    "[upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n[[route]]\nupstream = \"app\"\n";
 
 /// A namespace, a directory and rampart serving in them; all removed on drop.
 pub struct Edge {
@@ -97,6 +105,16 @@ impl Edge {
     }
 
     /// The value of the unlabelled metric `name` on the admin listener.
+    /// Waits until the metric `name` reads `value`, for at most `within`;
+    /// panics with `what` and the daemon's log otherwise.
+    pub fn wait_for_metric(&self, name: &str, value: f64, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        while self.metric(name) != value {
+            assert!(Instant::now() < deadline, "{what}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn metric(&self, name: &str) -> f64 {
         let text = http_get(&self.ns, "127.0.0.1:9901", "/metrics").unwrap();
         text.lines()
