@@ -76,6 +76,16 @@ impl Scanner {
         matches!(self.state, State::Head) && !self.partial.is_empty()
     }
 
+    /// Bytes of a request body that must still arrive before anything
+    /// else can: the rest of a `Content-Length` body, or of the chunk
+    /// being read. `None` outside a body's data.
+    pub fn body_left(&self) -> Option<u64> {
+        match self.state {
+            State::Body(left) | State::Chunked(Chunk::Data(left)) => Some(left),
+            _ => None,
+        }
+    }
+
     /// Follows `data`, the next bytes read from the client.
     pub fn feed(&mut self, mut data: &[u8], fed: &mut Fed) {
         while !data.is_empty() {
@@ -370,6 +380,31 @@ mod tests {
         big.extend(std::iter::repeat_n(b'a', 9000));
         let (v, stopped) = verdicts(&big, 100);
         assert!(v.is_empty() && stopped);
+    }
+
+    #[test]
+    fn body_left_counts_what_must_still_arrive() {
+        let mut s = Scanner::new(8192);
+        let mut fed = Fed::default();
+        assert_eq!(s.body_left(), None);
+        s.feed(
+            b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+            &mut fed,
+        );
+        assert_eq!(s.body_left(), Some(7));
+        s.feed(b"defghij", &mut fed);
+        assert_eq!(s.body_left(), None);
+        s.feed(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1",
+            &mut fed,
+        );
+        // Inside a chunk-size line: how much follows is not known yet.
+        assert_eq!(s.body_left(), None);
+        s.feed(b"0\r\n0123", &mut fed);
+        assert_eq!(s.body_left(), Some(12));
+        s.feed(b"456789abcdef\r\n0\r\n\r\n", &mut fed);
+        assert_eq!(s.body_left(), None);
+        assert_eq!(fed.verdicts, vec![CLEAR, CLEAR]);
     }
 
     #[test]

@@ -28,10 +28,9 @@
 //! worker's event loop each time.
 
 use std::{
-    collections::VecDeque,
     io,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -42,7 +41,9 @@ use tokio::{
 };
 
 use super::{
-    framing::{Fed, Scanner, Verdict},
+    busy::Watch,
+    framing::{Fed, Scanner},
+    lowat::RcvLowat,
     park::{PARK_AFTER, Parked, Slot},
 };
 use crate::config::HttpSettings;
@@ -65,83 +66,14 @@ impl From<&HttpSettings> for Timeouts {
     }
 }
 
-/// What the request handlers and the I/O wrapper of one connection share.
-#[derive(Debug)]
-pub struct Watch {
-    inner: Mutex<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    /// Requests being handled (HTTP/2 handles several at once).
-    busy: u32,
-    /// When the last request finished, or the connection was accepted.
-    idle_since: Instant,
-    /// A request has been served: idleness is now keep-alive idleness.
-    served: bool,
-    /// The connection was upgraded; its tunnel times itself.
-    tunnel: bool,
-    /// Framing verdicts of heads read and not yet handled, in order. Once
-    /// the check stops following a connection no more are added, and the
-    /// requests after it are not judged.
-    verdicts: VecDeque<Verdict>,
-}
-
-impl Watch {
-    fn new(now: Instant) -> Watch {
-        Watch {
-            inner: Mutex::new(Shared {
-                busy: 0,
-                idle_since: now,
-                served: false,
-                tunnel: false,
-                verdicts: VecDeque::new(),
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A request in progress on a connection; dropping it ends the request.
-pub struct Busy {
-    watch: Arc<Watch>,
-    /// Why the request's framing is ambiguous, if it is.
-    pub ambiguous: Option<&'static str>,
-}
-
-impl Busy {
-    /// Starts handling the next request read on the connection.
-    pub fn enter(watch: &Arc<Watch>) -> Busy {
-        let mut s = watch.lock();
-        s.busy += 1;
-        let verdict = s.verdicts.pop_front();
-        Busy {
-            watch: watch.clone(),
-            ambiguous: match verdict {
-                Some(Verdict::Ambiguous(why)) => Some(why),
-                _ => None,
-            },
-        }
-    }
-
-    /// The response upgraded the connection: from now on it is a tunnel.
-    pub fn upgraded(&self) {
-        self.watch.lock().tunnel = true;
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let mut s = self.watch.lock();
-        s.busy -= 1;
-        s.served = true;
-        if s.busy == 0 {
-            s.idle_since = Instant::now();
-        }
-    }
+/// Which read deadline applies now.
+#[derive(Clone, Copy, Debug)]
+enum Due {
+    At(Instant, Deadline),
+    /// None while a request is handled; one will once it ends.
+    AfterRequest,
+    /// None: an upstream connection, or a tunnel that times itself.
+    Never,
 }
 
 /// What happens when a read deadline passes.
@@ -183,7 +115,11 @@ pub struct Guarded<S> {
     timer: Pin<Box<Sleep>>,
     /// The timer's deadline, never later than the deadline it guards.
     armed: Instant,
+    /// The timer was armed by [`Guarded::keep_armed`], not for a deadline.
+    armed_busy: bool,
     expired: Option<&'static str>,
+    /// The socket's receive low-water mark, on plain connections.
+    lowat: Option<RcvLowat>,
 }
 
 impl<S> Guarded<S> {
@@ -209,7 +145,9 @@ impl<S> Guarded<S> {
             write_stalled: None,
             timer: Box::pin(tokio::time::sleep_until(first)),
             armed: first,
+            armed_busy: false,
             expired: None,
+            lowat: None,
         }
     }
 
@@ -223,6 +161,13 @@ impl<S> Guarded<S> {
         let mut g = Guarded::new(io, timeouts, false, None);
         g.reads_bounded = false;
         g
+    }
+
+    /// Wakes reads of a request body only once the rest of it has arrived
+    /// (see [`super::lowat`]); `fd` is the plain socket this guard holds.
+    pub fn body_lowat(mut self, fd: std::os::fd::RawFd) -> Guarded<S> {
+        self.lowat = Some(RcvLowat::new(fd));
+        self
     }
 
     /// Parks the connection into `slot` once it idles between requests
@@ -259,20 +204,23 @@ impl<S> Guarded<S> {
     }
 
     /// The deadline for the next request's bytes, if one applies now.
-    fn read_deadline(&self) -> Option<(Instant, Deadline)> {
+    fn read_deadline(&self) -> Due {
         if !self.reads_bounded {
-            return None;
+            return Due::Never;
         }
         let s = self.watch.lock();
-        if s.busy > 0 || s.tunnel {
-            return None;
+        if s.tunnel {
+            return Due::Never;
+        }
+        if s.busy > 0 {
+            return Due::AfterRequest;
         }
         let idle = s.idle_since.max(self.last_write);
         if let Some(since) = self.head_since {
-            return Some((
+            return Due::At(
                 since.max(s.idle_since) + self.timeouts.header,
                 Deadline::Expire("request head timed out"),
-            ));
+            );
         }
         if s.served || self.http2 {
             let parks = self.slot.is_some()
@@ -281,22 +229,25 @@ impl<S> Guarded<S> {
                 && self.write_stalled.is_none()
                 && PARK_AFTER < self.timeouts.keepalive;
             if parks {
-                return Some((idle + PARK_AFTER, Deadline::Park));
+                return Due::At(idle + PARK_AFTER, Deadline::Park);
             }
-            Some((
+            Due::At(
                 idle + self.timeouts.keepalive,
                 Deadline::Expire("keep-alive idle timeout"),
-            ))
+            )
         } else {
-            Some((
+            Due::At(
                 idle + self.timeouts.header,
                 Deadline::Expire("no request head in time"),
-            ))
+            )
         }
     }
 
     /// Hands the stream to the parking slot (once).
     fn hand_back(&mut self) {
+        if let (Some(lowat), Some(_)) = (&mut self.lowat, &self.io) {
+            lowat.want(1);
+        }
         if let (Some(slot), Some(stream)) = (&self.slot, self.io.take()) {
             let s = self.watch.lock();
             slot.put(Parked {
@@ -314,6 +265,7 @@ impl<S> Guarded<S> {
                 // Earlier (rare: a write stall), or re-armed after firing.
                 self.timer.as_mut().reset(deadline);
                 self.armed = deadline;
+                self.armed_busy = false;
             }
             ready!(self.timer.as_mut().poll(cx));
             if Instant::now() >= deadline {
@@ -323,11 +275,22 @@ impl<S> Guarded<S> {
     }
 
     /// No read deadline applies now (a request is being handled), but one
-    /// will once it ends: the timer stays registered so that the
-    /// connection is polled again then, and the deadline computed.
-    /// Within [`PARK_AFTER`] when the connection can be parked, so that it
-    /// is parked about then.
+    /// will once it ends, and the connection must be polled then for it to
+    /// be computed (hyper may not read again by itself).
+    ///
+    /// The timer stays registered for that, within [`PARK_AFTER`] when the
+    /// connection can be parked, so that it is parked about then: a short
+    /// request costs no wake of its own. A request still in progress when
+    /// that timer fires (a slow body, a long poll) has its end wake the
+    /// connection instead, so that it costs one wake, not one a period.
     fn keep_armed(&mut self, cx: &mut Context<'_>) {
+        if self.armed_busy && self.timer.is_elapsed() {
+            if !self.watch.wake_when_idle(cx.waker()) {
+                // It just ended: poll again to compute the deadline.
+                cx.waker().wake_by_ref();
+            }
+            return;
+        }
         let mut period = self.timeouts.header.min(self.timeouts.keepalive);
         if self.slot.is_some() {
             period = period.min(PARK_AFTER);
@@ -336,6 +299,7 @@ impl<S> Guarded<S> {
         if self.timer.is_elapsed() || self.armed > latest {
             self.timer.as_mut().reset(latest);
             self.armed = latest;
+            self.armed_busy = true;
         }
         let _ = self.timer.as_mut().poll(cx);
     }
@@ -444,19 +408,25 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 this.drained = true;
+                if let Some(lowat) = &mut this.lowat {
+                    lowat.want(
+                        this.scanner
+                            .as_ref()
+                            .and_then(Scanner::body_left)
+                            .unwrap_or(1),
+                    );
+                }
                 match this.read_deadline() {
-                    Some((deadline, what)) if this.wait(cx, deadline).is_ready() => match what {
+                    Due::At(deadline, what) if this.wait(cx, deadline).is_ready() => match what {
                         Deadline::Expire(why) => Poll::Ready(Err(this.expire(why))),
                         Deadline::Park => {
                             this.parking = true;
                             Poll::Ready(Ok(()))
                         }
                     },
-                    Some(_) => Poll::Pending,
-                    None => {
-                        if this.reads_bounded {
-                            this.keep_armed(cx);
-                        }
+                    Due::At(..) | Due::Never => Poll::Pending,
+                    Due::AfterRequest => {
+                        this.keep_armed(cx);
                         Poll::Pending
                     }
                 }
@@ -525,5 +495,77 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
             return Poll::Ready(Ok(()));
         }
         io(&mut self.io)?.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        task::{Wake, Waker},
+    };
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::server::busy::Busy;
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn read<S: AsyncRead + Unpin>(g: &mut Guarded<S>, waker: &Waker) -> Poll<io::Result<usize>> {
+        let mut buf = [0u8; 256];
+        let mut rb = ReadBuf::new(&mut buf);
+        let mut cx = Context::from_waker(waker);
+        Pin::new(g)
+            .poll_read(&mut cx, &mut rb)
+            .map_ok(|()| rb.filled().len())
+    }
+
+    /// A request that takes a minute (a slow body, a long poll) used to
+    /// wake its connection every second to look for a deadline; now the
+    /// keep-alive timer fires once, the request's end wakes it, and the
+    /// connection is then parked on time.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_request_wakes_its_connection_when_it_ends_not_every_second() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let timeouts = Timeouts {
+            header: Duration::from_secs(10),
+            keepalive: Duration::from_secs(75),
+            send: Duration::from_secs(60),
+        };
+        let mut g = Guarded::new(server, timeouts, false, Some(8192)).parking_into(Slot::new());
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(matches!(read(&mut g, &waker), Poll::Ready(Ok(n)) if n > 0));
+        let busy = Busy::enter(g.watch());
+        let mut polls = 0;
+        for _ in 0..60 {
+            if polls <= wakes.0.load(Ordering::SeqCst) {
+                // Woken (or the first time): polled, as the task would be.
+                assert!(read(&mut g, &waker).is_pending());
+                polls += 1;
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let during = wakes.0.load(Ordering::SeqCst);
+        assert!(during <= 2, "{during} wakes during a one-minute request");
+        drop(busy);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), during + 1, "its end wakes");
+        assert!(read(&mut g, &waker).is_pending());
+        tokio::time::advance(PARK_AFTER).await;
+        assert_eq!(
+            read(&mut g, &waker).map(|r| r.unwrap()),
+            Poll::Ready(0),
+            "parked (end-of-file) a second after the request"
+        );
     }
 }

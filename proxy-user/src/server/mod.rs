@@ -11,10 +11,12 @@
 //! close, and hyper's graceful shutdown lets in-flight requests finish
 //! within the grace period.
 
+mod busy;
 mod framing;
 pub(crate) mod guard;
 mod listener;
 mod lot;
+mod lowat;
 mod park;
 
 use std::{
@@ -379,6 +381,7 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
         }
     };
     let slot = park::Slot::new();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     serve_http(
         stream,
         head,
@@ -388,6 +391,7 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
         slot.clone(),
         (conn.http2, false),
         (conn.resumed, conn.idle_since),
+        Some(fd),
     )
     .await;
     let Some(parked) = slot.take() else { return };
@@ -505,6 +509,7 @@ async fn serve_conn<S>(
             slot.clone(),
             (http2, alpn_h2),
             (resumed, idle_since),
+            None,
         ))
         .await;
         match slot.take() {
@@ -519,6 +524,8 @@ async fn serve_conn<S>(
 }
 
 /// Runs HTTP on `stream` until the connection ends or is parked into `slot`.
+/// `plain_fd` is the socket of a plain connection (`stream` itself), whose
+/// request bodies then wake it only once they have arrived ([`lowat`]).
 #[allow(clippy::too_many_arguments)]
 async fn serve_http<S>(
     stream: S,
@@ -529,6 +536,7 @@ async fn serve_http<S>(
     slot: Arc<park::Slot<S>>,
     (http2, alpn_h2): (bool, bool),
     (resumed, idle_since): (bool, tokio::time::Instant),
+    plain_fd: Option<std::os::fd::RawFd>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -543,12 +551,15 @@ async fn serve_http<S>(
     if resumed {
         guarded = guarded.resumed();
     }
+    if let Some(fd) = plain_fd {
+        guarded = guarded.body_lowat(fd);
+    }
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
     let (snapshot, conn) = (snapshot.clone(), *conn);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
-        let busy = guard::Busy::enter(&watch);
+        let busy = busy::Busy::enter(&watch);
         if let Some(why) = busy.ambiguous {
             req.extensions_mut().insert(http::AmbiguousFraming(why));
         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
+use serde_json::json;
 
 use crate::support::{Backend, backend, backend_at, client, get, json, proxy, send, test_dir};
 
@@ -623,4 +624,91 @@ async fn retries_after_responses_stay_within_the_budget() {
         (50..=58).contains(&hits),
         "{hits} upstream requests for 40 client requests"
     );
+}
+
+/// A body sent in pieces with pauses between them.
+fn trickled(
+    pieces: Vec<Bytes>,
+) -> http_body_util::StreamBody<
+    impl futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+> {
+    http_body_util::StreamBody::new(futures_util::stream::unfold(
+        pieces.into_iter(),
+        |mut rest| async move {
+            let piece = rest.next()?;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            Some((Ok(hyper::body::Frame::data(piece)), rest))
+        },
+    ))
+}
+
+/// Request bodies wake the proxy only once they have arrived (the socket's
+/// receive low-water mark follows what the body still owes): a body sent
+/// in pieces, by length or in chunks, is forwarded whole, and the
+/// connection then serves a plain request after it was parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_sent_in_pieces_are_forwarded_whole() {
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("pieces");
+    let p = proxy(&dir, &config(&addrs, "")).await;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(
+        tokio::net::TcpStream::connect(p.addr()).await.unwrap(),
+    ))
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let pieces = |sizes: &[usize]| sizes.iter().map(|n| Bytes::from(vec![b'p'; *n])).collect();
+    let answer = |r: hyper::Response<hyper::body::Incoming>| async move {
+        let status = r.status();
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, json(&body))
+    };
+    let within = Duration::from_secs(5);
+    // Shorter and longer than the largest mark (16 KiB).
+    for sizes in [&[1, 5000, 3][..], &[1, 5000, 3, 14997]] {
+        let len: usize = sizes.iter().sum();
+        let by_length = Request::post("/upload")
+            .header("host", "x")
+            .header("content-length", len)
+            .body(trickled(pieces(sizes)))
+            .unwrap();
+        let (status, v) = answer(
+            tokio::time::timeout(within, sender.send_request(by_length))
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, &v["body_len"]), (StatusCode::OK, &json!(len)));
+    }
+    let chunked = Request::post("/upload")
+        .header("host", "x")
+        .body(trickled(pieces(&[7, 30000, 1])))
+        .unwrap();
+    let (status, v) = answer(
+        tokio::time::timeout(within, sender.send_request(chunked))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &v["body_len"]), (StatusCode::OK, &json!(30008)));
+    // Idle past PARK_AFTER: the connection waits in the lot for its next head.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let get = Request::get("/after")
+        .header("host", "x")
+        .header("content-length", "0")
+        .body(trickled(Vec::new()))
+        .unwrap();
+    let (status, v) = answer(
+        tokio::time::timeout(within, sender.send_request(get))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &v["path"]), (StatusCode::OK, &json!("/after")));
 }

@@ -1,0 +1,119 @@
+//! What a connection's request handlers and its guard
+//! ([`super::guard::Guarded`]) share: how many requests are in progress,
+//! since when the connection has idled, and the framing check's verdicts.
+//! A request in progress is a [`Busy`]; read deadlines apply only while
+//! there is none.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    task::Waker,
+};
+
+use tokio::time::Instant;
+
+use super::framing::Verdict;
+
+/// What the request handlers and the I/O wrapper of one connection share.
+#[derive(Debug)]
+pub struct Watch {
+    inner: Mutex<Shared>,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// Requests being handled (HTTP/2 handles several at once).
+    pub(super) busy: u32,
+    /// When the last request finished, or the connection was accepted.
+    pub(super) idle_since: Instant,
+    /// A request has been served: idleness is now keep-alive idleness.
+    pub(super) served: bool,
+    /// The connection was upgraded; its tunnel times itself.
+    pub(super) tunnel: bool,
+    /// Framing verdicts of heads read and not yet handled, in order. Once
+    /// the check stops following a connection no more are added, and the
+    /// requests after it are not judged.
+    pub(super) verdicts: VecDeque<Verdict>,
+    /// Woken when `busy` drops to 0: a long request's end (see
+    /// [`Guarded::keep_armed`]).
+    pub(super) on_idle: Option<Waker>,
+}
+
+impl Watch {
+    pub(super) fn new(now: Instant) -> Watch {
+        Watch {
+            inner: Mutex::new(Shared {
+                busy: 0,
+                idle_since: now,
+                served: false,
+                tunnel: false,
+                verdicts: VecDeque::new(),
+                on_idle: None,
+            }),
+        }
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Has `waker` woken when no request is in progress any more; false
+    /// when none is now.
+    pub(super) fn wake_when_idle(&self, waker: &Waker) -> bool {
+        let mut s = self.lock();
+        if s.busy == 0 {
+            return false;
+        }
+        if !s.on_idle.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            s.on_idle = Some(waker.clone());
+        }
+        true
+    }
+}
+
+/// A request in progress on a connection; dropping it ends the request.
+pub struct Busy {
+    watch: Arc<Watch>,
+    /// Why the request's framing is ambiguous, if it is.
+    pub ambiguous: Option<&'static str>,
+}
+
+impl Busy {
+    /// Starts handling the next request read on the connection.
+    pub fn enter(watch: &Arc<Watch>) -> Busy {
+        let mut s = watch.lock();
+        s.busy += 1;
+        let verdict = s.verdicts.pop_front();
+        Busy {
+            watch: watch.clone(),
+            ambiguous: match verdict {
+                Some(Verdict::Ambiguous(why)) => Some(why),
+                _ => None,
+            },
+        }
+    }
+
+    /// The response upgraded the connection: from now on it is a tunnel.
+    pub fn upgraded(&self) {
+        self.watch.lock().tunnel = true;
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let woken = {
+            let mut s = self.watch.lock();
+            s.busy -= 1;
+            s.served = true;
+            if s.busy == 0 {
+                s.idle_since = Instant::now();
+                s.on_idle.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = woken {
+            w.wake();
+        }
+    }
+}
