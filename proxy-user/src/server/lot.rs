@@ -130,6 +130,13 @@ fn fill(socket: &StdStream, head: &mut Vec<u8>, max_head: usize) -> Fill {
                 if ends_head(head, before) || head.len() >= max_head {
                     return Fill::Head;
                 }
+                if n < want {
+                    // A short read took all there was: bytes that come
+                    // later make the socket ready again, so asking once
+                    // more (for EAGAIN) would cost a call per byte of a
+                    // slow head.
+                    return Fill::Waiting;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fill::Waiting,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -431,9 +438,13 @@ mod tests {
         assert_eq!(fill(&server, &mut long, 40), Fill::Head);
         assert_eq!(long.len(), 40);
 
+        // A short read takes what there is and stops; the end-of-file that
+        // came after it makes the socket ready again.
         drop(client);
         std::thread::sleep(Duration::from_millis(20));
         let mut rest = Vec::new();
+        assert_eq!(fill(&server, &mut rest, 8192), Fill::Waiting);
+        assert_eq!(rest.len(), 60);
         assert_eq!(fill(&server, &mut rest, 8192), Fill::Closed);
     }
 }
