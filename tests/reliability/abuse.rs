@@ -20,7 +20,7 @@ use tests::{
     load::{Load, Plan},
     netns::NetNs,
     privilege::require_root,
-    process::{Spawned, raise_open_files, rss_kib},
+    process::{Spawned, cpu_time, raise_open_files, rss_kib},
     scaled,
 };
 
@@ -35,17 +35,24 @@ struct Trickle {
     reaped: Arc<AtomicU64>,
     /// Connections open now.
     open: Arc<AtomicU64>,
+    /// Bytes dripped so far (prefixes not counted).
+    dripped: Arc<AtomicU64>,
 }
 
 impl Trickle {
     fn start(ns: &NetNs, addr: &str, n: usize, prefix: &'static [u8], drip: u8) -> Trickle {
         let addr: SocketAddr = addr.parse().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let (reaped, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (s, r, o, ns) = (
+        let (reaped, open, dripped) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (s, r, o, d, ns) = (
             stop.clone(),
             reaped.clone(),
             open.clone(),
+            dripped.clone(),
             ns.name().to_string(),
         );
         let thread = std::thread::spawn(move || {
@@ -66,7 +73,9 @@ impl Trickle {
                         None => true,
                         Some(c) => {
                             let answered = !matches!(c.read(&mut buf), Err(e) if e.kind() == ErrorKind::WouldBlock);
-                            answered || c.write_all(&[drip]).is_err()
+                            let closed = answered || c.write_all(&[drip]).is_err();
+                            d.fetch_add(u64::from(!closed), Ordering::Relaxed);
+                            closed
                         }
                     };
                     if closed {
@@ -86,7 +95,14 @@ impl Trickle {
             thread: Some(thread),
             reaped,
             open,
+            dripped,
         }
+    }
+}
+
+impl Trickle {
+    fn dripped(&self) -> u64 {
+        self.dripped.load(Ordering::Relaxed)
     }
 }
 
@@ -117,20 +133,45 @@ struct Slowed {
     reaped_bodies: u64,
     rss_before: u64,
     rss_peak: u64,
+    /// The proxy's CPU a second while only legitimate clients came, and
+    /// during the attack.
+    cpu_before: Duration,
+    cpu_during: Duration,
+    /// Attack bytes dripped a second during the attack.
+    dripped: f64,
 }
 
 impl Slowed {
     fn ratio(&self) -> f64 {
         self.p99_during.as_secs_f64() / self.p99_before.as_secs_f64().max(1e-6)
     }
+
+    /// The proxy's CPU the attack cost: milliseconds a second, and
+    /// microseconds per attack byte (the legitimate clients' share, as
+    /// measured before the attack, taken out).
+    fn attack_cpu(&self) -> (f64, f64) {
+        let ms = (self.cpu_during.as_secs_f64() - self.cpu_before.as_secs_f64()).max(0.0) * 1e3;
+        (ms, ms * 1e3 / self.dripped.max(1.0))
+    }
+}
+
+/// The proxy's resources, as `slow_attack` reads them.
+struct Gauges<'a> {
+    /// Resident memory in KiB.
+    rss: &'a dyn Fn() -> u64,
+    /// CPU time used so far.
+    cpu: &'a dyn Fn() -> Duration,
 }
 
 /// `n` slow heads and `n` slow bodies against the proxy at `addr`, with
-/// legitimate clients measured before and during; `rss` reads the proxy's
-/// memory in KiB.
-fn slow_attack(ns: &NetNs, addr: &str, n: usize, rss: &dyn Fn() -> u64) -> Slowed {
+/// legitimate clients measured before and during.
+fn slow_attack(ns: &NetNs, addr: &str, n: usize, proxy: Gauges) -> Slowed {
+    let Gauges { rss, cpu } = proxy;
     let load = Load::start(ns, polite(addr));
-    std::thread::sleep(Duration::from_secs(scaled(5, 60)));
+    let quiet = Duration::from_secs(scaled(5, 60));
+    let cpu0 = cpu();
+    std::thread::sleep(quiet);
+    let cpu_before = (cpu() - cpu0).div_f64(quiet.as_secs_f64());
     let before = load.stop();
     let rss_before = rss();
     let heads = Trickle::start(ns, addr, n, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ", b'x');
@@ -152,11 +193,15 @@ fn slow_attack(ns: &NetNs, addr: &str, n: usize, rss: &dyn Fn() -> u64) -> Slowe
     let attack = Duration::from_secs(scaled(15, 120));
     let load = Load::start(ns, polite(addr));
     let started = Instant::now();
+    let (cpu0, dripped0) = (cpu(), heads.dripped() + bodies.dripped());
     let mut rss_peak = 0;
     while started.elapsed() < attack {
         rss_peak = rss_peak.max(rss());
         std::thread::sleep(Duration::from_millis(250));
     }
+    let took = started.elapsed().as_secs_f64();
+    let cpu_during = (cpu() - cpu0).div_f64(took);
+    let dripped = (heads.dripped() + bodies.dripped() - dripped0) as f64 / took;
     let during = load.stop();
     let slowed = Slowed {
         p99_before: before.percentile(99.0),
@@ -167,6 +212,9 @@ fn slow_attack(ns: &NetNs, addr: &str, n: usize, rss: &dyn Fn() -> u64) -> Slowe
         reaped_bodies: bodies.reaped.load(Ordering::Relaxed),
         rss_before,
         rss_peak,
+        cpu_before,
+        cpu_during,
+        dripped,
     };
     drop((heads, bodies));
     slowed
@@ -187,14 +235,32 @@ fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
     edge.start(ONE_APP);
     let pid = edge.pid();
     let n = 2000;
-    let r = slow_attack(&edge.ns, EDGE, n, &|| rss_kib(pid));
+    let r = slow_attack(
+        &edge.ns,
+        EDGE,
+        n,
+        Gauges {
+            rss: &|| rss_kib(pid),
+            cpu: &|| cpu_time(pid),
+        },
+    );
     let nginx = nginx(&edge.ns, &edge.dir, "127.0.0.1:8081");
-    let x = slow_attack(&edge.ns, "127.0.0.1:8081", n, &|| nginx.rss_kib());
+    let x = slow_attack(
+        &edge.ns,
+        "127.0.0.1:8081",
+        n,
+        Gauges {
+            rss: &|| nginx.rss_kib(),
+            cpu: &|| nginx.cpu_time(),
+        },
+    );
     let line = |s: &Slowed| {
+        let (ms, us) = s.attack_cpu();
         format!(
             "p99 {:?} before, {:?} during = {:.2}x; failed {} of {}; {} slow heads closed \
              at the header timeout, {} slow bodies closed; RSS {} KiB before, peak {} KiB \
-             (+{} KiB per attack connection)",
+             (+{} KiB per attack connection); the attack cost {ms:.1} ms of CPU a second, \
+             {us:.2} µs per attack byte ({:.0} bytes a second)",
             s.p99_before,
             s.p99_during,
             s.ratio(),
@@ -204,7 +270,8 @@ fn slowloris_and_slow_bodies_leave_legitimate_clients_served() {
             s.reaped_bodies,
             s.rss_before,
             s.rss_peak,
-            s.rss_peak.saturating_sub(s.rss_before) / (2 * n as u64)
+            s.rss_peak.saturating_sub(s.rss_before) / (2 * n as u64),
+            s.dripped
         )
     };
     figure(
@@ -260,12 +327,21 @@ struct Group(Spawned);
 
 impl Group {
     fn rss_kib(&self) -> u64 {
+        self.pids().map(rss_kib).sum()
+    }
+
+    fn cpu_time(&self) -> Duration {
+        self.pids().map(cpu_time).sum()
+    }
+
+    /// The group's processes.
+    fn pids(&self) -> impl Iterator<Item = i32> + use<> {
         let pgid = self.0.pid();
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
+            .filter(move |pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .ok()
                     .and_then(|s| {
@@ -278,8 +354,6 @@ impl Group {
                     })
                     == Some(pgid)
             })
-            .map(rss_kib)
-            .sum()
     }
 }
 
