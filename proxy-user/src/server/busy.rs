@@ -20,6 +20,7 @@ pub struct Watch {
     inner: Mutex<Shared>,
 }
 
+/// The shared state, under the [`Watch`]'s lock.
 #[derive(Debug)]
 pub(super) struct Shared {
     /// Requests being handled (HTTP/2 handles several at once).
@@ -34,8 +35,8 @@ pub(super) struct Shared {
     /// the check stops following a connection no more are added, and the
     /// requests after it are not judged.
     pub(super) verdicts: VecDeque<Verdict>,
-    /// Woken when `busy` drops to 0: a long request's end (see
-    /// [`Guarded::keep_armed`]).
+    /// Woken when `busy` drops to 0: the connection's task, waiting for a
+    /// long request's end (see `Guarded::keep_armed`).
     pub(super) on_idle: Option<Waker>,
 }
 
