@@ -8,16 +8,17 @@ use hyper::{
     header::{self, HeaderName, HeaderValue},
 };
 
-/// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
+/// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded. Names, not
+/// strings: removing by a string parses it first, twice per request.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
 ];
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -30,26 +31,57 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// With `keep_upgrade`, a WebSocket handshake's `Connection: upgrade` and
 /// `Upgrade` survive.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
+    // Names the Connection header lists, but for the usual tokens:
+    // `keep-alive` and `upgrade` are in the list below, and `close` names
+    // no header anyone sends (it is removed by its string, which allocates
+    // nothing). Most requests and responses list only those.
+    let mut close = false;
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("close") {
+                close = true;
+            } else if !is_listed(token)
+                && let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+            {
+                named.push(name);
+            }
+        }
+    }
+    if close {
+        headers.remove("close");
+    }
     for name in named {
         if !(keep_upgrade && name == header::UPGRADE) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        if !(keep_upgrade && (name == "connection" || name == "upgrade")) {
+    // One look at each header, then removals of those present only: a
+    // removal hashes its name, and most messages carry one of the eight.
+    let kept =
+        |name: &HeaderName| keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE);
+    let mut present = 0u8;
+    for key in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == key) {
+            present |= 1 << i;
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 && !kept(name) {
             headers.remove(name);
         }
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// A header of the hop-by-hop list (so removed anyway).
+fn is_listed(token: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|n| token.eq_ignore_ascii_case(n.as_str()))
 }
 
 /// Adds what the upstream should know about the client.
@@ -59,18 +91,21 @@ pub fn add_forwarded(
     https: bool,
     host: Option<&HeaderValue>,
 ) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
+    let ip = ip_value(client);
+    // A prior list that is not plain text is replaced, not extended.
+    let prior = headers.get(&X_FORWARDED_FOR).filter(|v| v.to_str().is_ok());
+    let xff = match prior {
+        Some(prior) => {
+            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
+            v.extend_from_slice(prior.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&v).unwrap_or_else(|_| ip.clone())
+        }
         None => ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    headers.insert(
-        X_REAL_IP.clone(),
-        HeaderValue::from_str(&ip).expect("an IP is a valid header value"),
-    );
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
+    headers.insert(X_REAL_IP.clone(), ip);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if https { "https" } else { "http" }),
@@ -78,6 +113,35 @@ pub fn add_forwarded(
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
+}
+
+/// An address as a header value; IPv4 without the formatting machinery,
+/// which costs more than the rest of this module's work on a request.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header value");
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            text[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len]).expect("an IP is a valid header value")
 }
 
 /// The request's id: the client's `X-Request-Id` if it sent a sane one, else a new one.
@@ -91,13 +155,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
-    HeaderValue::from_str(&new_id()).expect("hex is a valid header value")
+    HeaderValue::from_bytes(&new_id()).expect("hex is a valid header value")
 }
 
 /// 128 random bits in hex. A per-thread xorshift generator seeded from the
 /// kernel once: request ids must be unique, not secret, and a syscall per
 /// request would cost more than the rest of the id handling.
-fn new_id() -> String {
+fn new_id() -> [u8; 32] {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(seed());
@@ -112,7 +176,14 @@ fn new_id() -> String {
             x
         })
     };
-    format!("{:016x}{:016x}", next(), next())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (half, x) in id.chunks_mut(16).zip([next(), next()]) {
+        for (i, digit) in half.iter_mut().enumerate() {
+            *digit = HEX[(x >> (60 - 4 * i) & 0xf) as usize];
+        }
+    }
+    id
 }
 
 fn seed() -> u64 {
@@ -160,6 +231,31 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+
+        // `close` and listed names, in any case; a WebSocket keeps its upgrade.
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("Close"));
+        h.append(
+            "connection",
+            HeaderValue::from_static("TE, X-Other, Upgrade"),
+        );
+        for name in [
+            "close",
+            "te",
+            "x-other",
+            "upgrade",
+            "proxy-connection",
+            "x-kept",
+        ] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        let mut ws = h.clone();
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+        strip_hop_by_hop(&mut ws, true);
+        assert_eq!(ws["connection"], "upgrade");
+        assert_eq!(ws["upgrade"], "1");
+        assert_eq!(ws.len(), 3, "{ws:?}");
     }
 
     #[test]
@@ -176,6 +272,31 @@ mod tests {
         assert_eq!(h["x-real-ip"], "198.51.100.2");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "example.com");
+
+        // A prior list that is not text is replaced.
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.1\xff").unwrap(),
+        );
+        add_forwarded(&mut h, "198.51.100.2".parse().unwrap(), false, None);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.2");
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+        ]
+        .into_iter()
+        .chain(["::1", "2001:db8::7", "::ffff:1.2.3.4"])
+        {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(ip), ip.to_string().as_str());
+        }
     }
 
     #[test]
@@ -186,6 +307,12 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_static("bad id\t"));
         let made = request_id(&h);
         assert_eq!(made.len(), 32);
+        assert!(
+            made.to_str()
+                .unwrap()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit())
+        );
         assert_ne!(made, request_id(&HeaderMap::new()));
     }
 

@@ -69,7 +69,7 @@ pub async fn forward(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     if let Some(len) = declared
         && len > route.max_body
     {
@@ -90,7 +90,7 @@ pub async fn forward(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let mut head = parts.headers.clone();
+    let mut head = std::mem::take(&mut parts.headers);
     headers::strip_hop_by_hop(&mut head, websocket);
     headers::add_forwarded(&mut head, down.client.ip(), down.https, host.as_ref());
     if let Some(h) = &host {
@@ -112,7 +112,7 @@ pub async fn forward(
     group.earn_retry();
     let mut tried: Vec<usize> = Vec::new();
     let mut last = UpstreamFailure::NoneAvailable;
-    for _attempt in 0..=upstream.retries {
+    for attempt in 0..=upstream.retries {
         let now = tokio::time::Instant::now();
         let Some(lease) = group.pick(&tried, now) else {
             break;
@@ -127,7 +127,12 @@ pub async fn forward(
         *up_req.method_mut() = parts.method.clone();
         *up_req.uri_mut() = uri.clone();
         *up_req.version_mut() = Version::HTTP_11;
-        *up_req.headers_mut() = head.clone();
+        // The last attempt takes the headers; an earlier one copies them.
+        *up_req.headers_mut() = if attempt == upstream.retries {
+            std::mem::take(&mut head)
+        } else {
+            head.clone()
+        };
         let pool = &lease.backend.pool;
         let sent = tokio::time::timeout(
             upstream.read_timeout,
