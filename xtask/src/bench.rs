@@ -21,7 +21,11 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
             "http-bench",
             "the HTTP benchmark against nginx and HAProxy (about 3 minutes; 1 with --quick)",
         ),
-        _ => bail!("unknown benchmark `{what}`; available: xdp, http"),
+        "instructions" => (
+            "instr-bench",
+            "instructions per request under callgrind, against nginx and HAProxy (about 2 minutes)",
+        ),
+        _ => bail!("unknown benchmark `{what}`; available: xdp, http, instructions"),
     };
     toolchain::bootstrap(Needs::bench())?;
     step("building rampart and the benchmark (release)");

@@ -47,7 +47,10 @@ enum Task {
     },
     /// Run a benchmark and write its table into BENCHMARKS.md.
     Bench {
-        /// What to benchmark: `xdp`.
+        /// What to benchmark: `xdp` (the kernel tier against nftables and
+        /// xdp-filter), `http` (throughput, latency, TLS and memory against
+        /// nginx and HAProxy) or `instructions` (instructions per request
+        /// under callgrind, against nginx and HAProxy).
         #[arg(default_value = "xdp")]
         what: String,
         /// Shorter runs, for a quick look (figures are noisier).

@@ -83,8 +83,9 @@ const TEST_TOOLS: [(&str, &str); 11] = [
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
-const BENCH_TOOLS: [(&str, &str); 6] = [
+const BENCH_TOOLS: [(&str, &str); 7] = [
     ("xdp-filter", "xdp-tools"),
+    ("valgrind", "valgrind"),
     ("nft", "nftables"),
     ("nginx", "nginx-light"),
     ("haproxy", "haproxy"),
