@@ -642,6 +642,30 @@ fn trickled(
     ))
 }
 
+/// Sends `req` and reads the backend's answer (status, JSON body), within 5 s.
+async fn exchange<B>(
+    sender: &mut hyper::client::conn::http1::SendRequest<B>,
+    req: Request<B>,
+) -> (StatusCode, serde_json::Value)
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let within = Duration::from_secs(5);
+    let r = tokio::time::timeout(within, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = r.status();
+    let body = tokio::time::timeout(within, http_body_util::BodyExt::collect(r.into_body()))
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    (status, json(&body))
+}
+
 /// Request bodies wake the proxy only once they have arrived (the socket's
 /// receive low-water mark follows what the body still owes): a body sent
 /// in pieces, by length or in chunks, is forwarded whole, and the
@@ -658,15 +682,6 @@ async fn bodies_sent_in_pieces_are_forwarded_whole() {
     .unwrap();
     tokio::spawn(conn);
     let pieces = |sizes: &[usize]| sizes.iter().map(|n| Bytes::from(vec![b'p'; *n])).collect();
-    let answer = |r: hyper::Response<hyper::body::Incoming>| async move {
-        let status = r.status();
-        let body = http_body_util::BodyExt::collect(r.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        (status, json(&body))
-    };
-    let within = Duration::from_secs(5);
     // Shorter and longer than the largest mark (16 KiB).
     for sizes in [&[1, 5000, 3][..], &[1, 5000, 3, 14997]] {
         let len: usize = sizes.iter().sum();
@@ -675,26 +690,14 @@ async fn bodies_sent_in_pieces_are_forwarded_whole() {
             .header("content-length", len)
             .body(trickled(pieces(sizes)))
             .unwrap();
-        let (status, v) = answer(
-            tokio::time::timeout(within, sender.send_request(by_length))
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .await;
+        let (status, v) = exchange(&mut sender, by_length).await;
         assert_eq!((status, &v["body_len"]), (StatusCode::OK, &json!(len)));
     }
     let chunked = Request::post("/upload")
         .header("host", "x")
         .body(trickled(pieces(&[7, 30000, 1])))
         .unwrap();
-    let (status, v) = answer(
-        tokio::time::timeout(within, sender.send_request(chunked))
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = exchange(&mut sender, chunked).await;
     assert_eq!((status, &v["body_len"]), (StatusCode::OK, &json!(30008)));
     // Idle past PARK_AFTER: the connection waits in the lot for its next head.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -703,12 +706,6 @@ async fn bodies_sent_in_pieces_are_forwarded_whole() {
         .header("content-length", "0")
         .body(trickled(Vec::new()))
         .unwrap();
-    let (status, v) = answer(
-        tokio::time::timeout(within, sender.send_request(get))
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = exchange(&mut sender, get).await;
     assert_eq!((status, &v["path"]), (StatusCode::OK, &json!("/after")));
 }
