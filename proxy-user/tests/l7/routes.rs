@@ -456,6 +456,10 @@ async fn ipv4_and_ipv6_listeners_and_a_connection_cap() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+/// One plain listener answering 200 `ok` to everything.
+const ANSWER_OK: &str =
+    "[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\nbody = \"ok\"\n";
+
 /// Plain connections waiting for a request head (new ones, slow heads, and
 /// keep-alive ones parked after a second idle) are rows in the worker's
 /// lot: they hold no task of their own.
@@ -463,8 +467,7 @@ async fn ipv4_and_ipv6_listeners_and_a_connection_cap() {
 async fn waiting_connections_hold_no_task() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = test_dir("lot");
-    let config = "[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\nbody = \"ok\"\n";
-    let p = proxy(&dir, config).await;
+    let p = proxy(&dir, ANSWER_OK).await;
     let tasks = || {
         tokio::runtime::Handle::current()
             .metrics()
@@ -510,8 +513,7 @@ async fn waiting_connections_hold_no_task() {
 async fn idle_connections_are_parked_and_resume() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = test_dir("park");
-    let config = "[[listener]]\nbind = \"127.0.0.1:0\"\n[[route]]\nrespond = 200\nbody = \"ok\"\n";
-    let p = proxy(&dir, config).await;
+    let p = proxy(&dir, ANSWER_OK).await;
     let waiting = || {
         p.shared
             .load()
