@@ -529,6 +529,68 @@ mod tests {
             .map_ok(|()| rb.filled().len())
     }
 
+    fn rcvlowat(fd: std::os::fd::RawFd) -> libc::c_int {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an int option read into an int, with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    }
+
+    /// While a body is due, a plain connection's reads wait for what it
+    /// still owes (capped at 16 KiB); once it is in, for any byte again.
+    #[tokio::test]
+    async fn a_body_due_sets_the_sockets_low_water_mark() {
+        use std::os::fd::AsRawFd;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let fd = server.as_raw_fd();
+        let timeouts = Timeouts {
+            header: Duration::from_secs(10),
+            keepalive: Duration::from_secs(75),
+            send: Duration::from_secs(60),
+        };
+        let mut g = Guarded::new(server, timeouts, false, Some(8192)).body_lowat(fd);
+        let waker = Waker::from(Arc::new(Wakes::default()));
+        // Sends `bytes`, then reads until all of them are in (the guard's
+        // last read found nothing more).
+        async fn send_and_read(
+            client: &mut tokio::net::TcpStream,
+            g: &mut Guarded<tokio::net::TcpStream>,
+            waker: &Waker,
+            bytes: &[u8],
+        ) {
+            client.write_all(bytes).await.unwrap();
+            let mut got = 0;
+            while got < bytes.len() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                while let Poll::Ready(n) = read(g, waker) {
+                    got += n.unwrap();
+                }
+            }
+        }
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc";
+        send_and_read(&mut client, &mut g, &waker, head).await;
+        let _busy = Busy::enter(g.watch());
+        assert_eq!(rcvlowat(fd), 16 * 1024);
+        send_and_read(&mut client, &mut g, &waker, &[b'x'; 99_990]).await;
+        assert_eq!(rcvlowat(fd), 7, "the body's last 7 bytes");
+        send_and_read(&mut client, &mut g, &waker, b"1234567").await;
+        assert_eq!(rcvlowat(fd), 1, "no body due");
+    }
+
     /// A request that takes a minute (a slow body, a long poll) used to
     /// wake its connection every second to look for a deadline; now the
     /// keep-alive timer fires once, the request's end wakes it, and the
