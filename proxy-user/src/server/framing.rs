@@ -9,9 +9,17 @@
 //! scanner marks such heads and the handler answers 400 and closes.
 //!
 //! The scanner never decides framing itself; hyper does. When it can no
-//! longer follow the stream (an upgrade, HTTP/2 prior knowledge, a head hyper
-//! will reject anyway, an oversized head), it stops and says so, and later
+//! longer follow the stream (HTTP/2 prior knowledge, a head hyper will
+//! reject anyway, an oversized head), it stops and says so, and later
 //! requests on that connection are not judged.
+//!
+//! A head that asks for an upgrade (`Upgrade`, or `CONNECT`) does not stop
+//! it: whether the connection leaves HTTP is only known once the response
+//! is a 101 (or a 2xx to `CONNECT`), and until then what follows is judged
+//! as the next request, which it is when the upgrade is refused. The guard
+//! drops the scanner once the connection has become a tunnel
+//! ([`Scanner::upgrade_asked`]); verdicts judged from tunnel bytes before
+//! that are never used, as no request follows a tunnel.
 
 /// The scanner's judgement of one request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +68,8 @@ pub struct Scanner {
     partial: Vec<u8>,
     /// Largest head followed; hyper answers 431 above its own limit.
     max_head: usize,
+    /// A head asked for an upgrade: what follows may be a tunnel's bytes.
+    upgrade_asked: bool,
 }
 
 impl Scanner {
@@ -68,7 +78,14 @@ impl Scanner {
             state: State::Head,
             partial: Vec::new(),
             max_head,
+            upgrade_asked: false,
         }
+    }
+
+    /// Whether a head followed asked for an upgrade: the connection may have
+    /// left HTTP since, and then the scanner is to be dropped.
+    pub fn upgrade_asked(&self) -> bool {
+        self.upgrade_asked
     }
 
     /// True while a head has started and not completed.
@@ -163,11 +180,11 @@ impl Scanner {
             // hyper rejects what httparse rejects; nothing to follow.
             return self.stop(fed);
         };
-        if req.method == Some("PRI") || req.method == Some("CONNECT") {
+        if req.method == Some("PRI") {
             return self.stop(fed);
         }
-        let (mut lengths, mut length, mut te, mut chunked, mut upgrade) =
-            (0, None, false, false, false);
+        let mut upgrade = req.method == Some("CONNECT");
+        let (mut lengths, mut length, mut te, mut chunked) = (0, None, false, false);
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
                 lengths += 1;
@@ -194,10 +211,10 @@ impl Scanner {
             Verdict::Clear
         };
         fed.verdicts.push(verdict);
+        self.upgrade_asked |= upgrade;
         self.state = match (verdict, te, length) {
-            // The connection closes after the 400; an upgrade leaves HTTP.
+            // The connection closes after the 400.
             (Verdict::Ambiguous(_), ..) => return self.stop(fed),
-            _ if upgrade => return self.stop(fed),
             (_, true, _) if chunked => State::Chunked(Chunk::Size {
                 value: 0,
                 digits: 0,
@@ -359,13 +376,37 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_and_prior_knowledge_http2_stop_the_scanner() {
-        check(
-            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello",
-            &[CLEAR],
-            true,
-        );
+    fn prior_knowledge_http2_stops_the_scanner() {
         check(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &[], true);
+    }
+
+    /// Asking for an upgrade does not switch the check off: whether the
+    /// connection leaves HTTP depends on the response (issue 13, item 8).
+    #[test]
+    fn heads_after_an_upgrade_request_are_still_judged() {
+        for first in [
+            &b"GET / HTTP/1.1\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"[..],
+            b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+        ] {
+            let mut stream = first.to_vec();
+            stream.extend_from_slice(
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            check(
+                &stream,
+                &[
+                    CLEAR,
+                    Verdict::Ambiguous("Content-Length with Transfer-Encoding"),
+                ],
+                true,
+            );
+            let mut s = Scanner::new(8192);
+            s.feed(first, &mut Fed::default());
+            assert!(s.upgrade_asked());
+        }
+        let mut s = Scanner::new(8192);
+        s.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &mut Fed::default());
+        assert!(!s.upgrade_asked());
     }
 
     #[test]

@@ -330,8 +330,18 @@ impl<S> Guarded<S> {
         self.last_write = Instant::now();
     }
 
+    /// The framing check, while it follows the connection: not once an
+    /// upgrade it saw asked for has made the connection a tunnel.
+    fn scanner(&mut self) -> Option<&mut Scanner> {
+        if self.scanner.as_ref().is_some_and(Scanner::upgrade_asked) && self.watch.lock().tunnel {
+            self.scanner = None;
+            self.head_since = None;
+        }
+        self.scanner.as_mut()
+    }
+
     fn feed(&mut self, data: &[u8]) {
-        let Some(scanner) = &mut self.scanner else {
+        let Some(scanner) = self.scanner() else {
             return;
         };
         let mut fed = Fed::default();
@@ -408,13 +418,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 this.drained = true;
-                if let Some(lowat) = &mut this.lowat {
-                    lowat.want(
-                        this.scanner
-                            .as_ref()
-                            .and_then(Scanner::body_left)
-                            .unwrap_or(1),
-                    );
+                if this.lowat.is_some() {
+                    let due = this.scanner().and_then(|s| s.body_left()).unwrap_or(1);
+                    if let Some(lowat) = &mut this.lowat {
+                        lowat.want(due);
+                    }
                 }
                 match this.read_deadline() {
                     Due::At(deadline, what) if this.wait(cx, deadline).is_ready() => match what {

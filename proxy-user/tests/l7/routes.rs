@@ -301,6 +301,47 @@ async fn ambiguous_framing_is_refused_or_made_safe() {
     assert!(!out.contains(" 400 "), "{out}");
 }
 
+/// Asking for an upgrade that is not granted leaves the connection in
+/// HTTP, and the framing check on (issue 13, item 8): a CL+TE or repeated
+/// CL request pipelined after `Upgrade: foo` (answered 200, not 101) is
+/// still answered 400 and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upgrade_leaves_the_framing_check_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("upgrade-framing");
+    let p = proxy(&dir, ANSWER_OK).await;
+    for (first, ambiguous) in [
+        (
+            "GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked",
+        ),
+        (
+            "GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+            "Content-Length: 5\r\nContent-Length: 5",
+        ),
+    ] {
+        let raw = format!(
+            "{first}POST /b HTTP/1.1\r\nHost: x\r\n{ambiguous}\r\n\r\n0\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut all)).await;
+        let out = String::from_utf8_lossy(&all);
+        let statuses: Vec<&str> = out
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &out[i + 9..i + 12])
+            .collect();
+        // The upgrade request is answered (not 101), the ambiguous one is
+        // refused and the connection closed: the request after it is never
+        // served.
+        assert_eq!(statuses.len(), 2, "{first}{ambiguous}: {out}");
+        assert_ne!(statuses[0], "101", "{out}");
+        assert_eq!(statuses[1], "400", "{first}{ambiguous}: {out}");
+    }
+}
+
 /// Reads until the proxy closes the connection (or 5 s pass); returns the
 /// bytes read and when the close came.
 async fn read_until_closed(s: &mut tokio::net::TcpStream) -> (Vec<u8>, std::time::Instant) {
