@@ -59,6 +59,8 @@ pub struct FileHttp {
     pub keepalive_timeout: Option<Spanned<String>>,
     pub send_timeout: Option<Spanned<String>>,
     pub max_header_size: Option<Spanned<String>>,
+    pub max_header_line: Option<Spanned<String>>,
+    pub max_headers: Option<Spanned<i64>>,
     pub max_uri_length: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
     pub grace_period: Option<Spanned<String>>,

@@ -20,6 +20,11 @@ pub struct HttpSettings {
     pub send_timeout: Duration,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
+    /// Longest request line (414 above) or header line (431 above), as
+    /// nginx's `large_client_header_buffers 4 8k` refuses any line over 8k.
+    pub max_header_line: usize,
+    /// Most header lines in a request head (431 above).
+    pub max_headers: usize,
     /// Longest request target accepted (414 above).
     pub max_uri_length: usize,
     /// Largest request body accepted where a route sets none (413 above).
@@ -45,6 +50,8 @@ impl Default for HttpSettings {
             keepalive_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(60),
             max_header_size: 32 << 10,
+            max_header_line: 8 << 10,
+            max_headers: 100,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
             response_buffer: 64 << 10,
@@ -55,6 +62,14 @@ impl Default for HttpSettings {
         }
     }
 }
+
+/// Bounds of `max_header_line`: a request line of 1k is short for today's
+/// URLs; past 1M a line is no header.
+const MIN_HEADER_LINE: u64 = 1 << 10;
+const MAX_HEADER_LINE: u64 = 1 << 20;
+/// Bound of `max_headers` (HAProxy's `tune.http.maxhdr` stops at 32767;
+/// browsers send about 20).
+const MAX_HEADERS: i64 = 1000;
 
 pub(super) fn http(
     loc: &Locator,
@@ -89,6 +104,23 @@ pub(super) fn http(
     if let Some(v) = &h.max_header_size {
         out.max_header_size = size(v)? as usize;
     }
+    if let Some(v) = &h.max_header_line {
+        let n = size(v)?;
+        if !(MIN_HEADER_LINE..=MAX_HEADER_LINE).contains(&n) {
+            return Err(loc.error(
+                v.span(),
+                format!(
+                    "max_header_line must be between {}k and {}k, got {n} bytes",
+                    MIN_HEADER_LINE >> 10,
+                    MAX_HEADER_LINE >> 10
+                ),
+            ));
+        }
+        out.max_header_line = n as usize;
+    }
+    if let Some(v) = &h.max_headers {
+        out.max_headers = super::int_in(loc, v, 1, MAX_HEADERS, "max_headers")? as usize;
+    }
     if let Some(v) = &h.max_uri_length {
         out.max_uri_length = size(v)? as usize;
     }
@@ -111,4 +143,43 @@ pub(super) fn http(
         };
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(http: &str) -> Result<Config, String> {
+        Config::parse(&format!("[http]\n{http}\n"), Path::new("rampart.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn head_line_and_count_limits_are_bounded() {
+        let cfg = parse("").unwrap();
+        assert_eq!(
+            (cfg.http.max_header_line, cfg.http.max_headers),
+            (8192, 100)
+        );
+        let cfg = parse("max_header_line = \"16k\"\nmax_headers = 200").unwrap();
+        assert_eq!(
+            (cfg.http.max_header_line, cfg.http.max_headers),
+            (16384, 200)
+        );
+        let e = parse("max_header_line = \"100\"").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:2:19: max_header_line must be between 1k and 1024k"),
+            "{e}"
+        );
+        let e = parse("max_header_line = \"18446744073709551615\"").unwrap_err();
+        assert!(e.contains("rampart.toml:2:19"), "{e}");
+        let e = parse("max_headers = 0").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:2:15: max_headers must be between 1 and 1000"),
+            "{e}"
+        );
+        assert!(parse("max_headers = 1001").is_err());
+    }
 }

@@ -46,6 +46,8 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "keepalive_timeout": secs(h.keepalive_timeout),
         "send_timeout": secs(h.send_timeout),
         "max_header_size": h.max_header_size,
+        "max_header_line": h.max_header_line,
+        "max_headers": h.max_headers,
         "max_uri_length": h.max_uri_length,
         "max_body": h.max_body,
         "response_buffer": h.response_buffer,

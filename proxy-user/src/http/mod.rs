@@ -212,11 +212,16 @@ pub struct ConnInfo {
 /// matched, a redirect listener, or refused before routing (400, 414).
 pub const NO_ROUTE: &str = "(unrouted)";
 
-/// Marks a request whose HTTP/1 framing the connection guard found
-/// ambiguous (`Content-Length` with `Transfer-Encoding`, or repeated): it is
-/// answered 400 and the connection closed, whatever its route.
+/// Marks a request whose HTTP/1 head the connection guard refused: 400 for
+/// ambiguous framing (`Content-Length` with `Transfer-Encoding`, or
+/// repeated), 414 for a request line over `max_header_line`, 431 for a
+/// header line over it or more than `max_headers` headers. It is answered
+/// with `status` and the connection closed, whatever its route.
 #[derive(Clone, Copy, Debug)]
-pub struct AmbiguousFraming(pub &'static str);
+pub struct RefusedHead {
+    pub status: u16,
+    pub why: &'static str,
+}
 
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
@@ -314,9 +319,10 @@ async fn dispatch(
     host: Option<&str>,
     req: Request<Incoming>,
 ) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
-    if let Some(AmbiguousFraming(why)) = req.extensions().get::<AmbiguousFraming>() {
-        log::warn!("{}: {why}: answered 400 and closed", conn.client);
-        let mut resp = error_response(&ProxyError::downstream(StatusCode::BAD_REQUEST, *why));
+    if let Some(&RefusedHead { status, why }) = req.extensions().get::<RefusedHead>() {
+        log::warn!("{}: {why}: answered {status} and closed", conn.client);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = error_response(&ProxyError::downstream(status, why));
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (Ok(resp), None);

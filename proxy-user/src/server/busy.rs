@@ -75,8 +75,9 @@ impl Watch {
 /// A request in progress on a connection; dropping it ends the request.
 pub struct Busy {
     watch: Arc<Watch>,
-    /// Why the request's framing is ambiguous, if it is.
-    pub ambiguous: Option<&'static str>,
+    /// The status and reason the framing check refuses the request with:
+    /// 400 for ambiguous framing, 414 or 431 for a head over its limits.
+    pub refused: Option<(u16, &'static str)>,
 }
 
 impl Busy {
@@ -87,8 +88,9 @@ impl Busy {
         let verdict = s.verdicts.pop_front();
         Busy {
             watch: watch.clone(),
-            ambiguous: match verdict {
-                Some(Verdict::Ambiguous(why)) => Some(why),
+            refused: match verdict {
+                Some(Verdict::Ambiguous(why)) => Some((400, why)),
+                Some(Verdict::TooLarge { status, why }) => Some((status, why)),
                 _ => None,
             },
         }

@@ -27,6 +27,62 @@ pub enum Verdict {
     Clear,
     /// Why the framing is ambiguous, for the 400 and the log.
     Ambiguous(&'static str),
+    /// A line or the header count is over its limit ([`HeadLimits`]): 414
+    /// for the request line, 431 for headers.
+    TooLarge {
+        status: u16,
+        why: &'static str,
+    },
+}
+
+/// Limits on the lines of a head, checked once it is whole (a head larger
+/// than hyper's buffer gets hyper's own 431).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Longest request line or header line, without its line end (nginx
+    /// `large_client_header_buffers`' size).
+    pub line: usize,
+    /// Most header lines.
+    pub headers: usize,
+}
+
+impl HeadLimits {
+    /// No limit beyond the head's size.
+    pub const NONE: HeadLimits = HeadLimits {
+        line: usize::MAX,
+        headers: usize::MAX,
+    };
+
+    /// The first limit `head` breaks, if any. Empty lines before the
+    /// request line have been skipped; the head ends with its empty line.
+    fn check(&self, head: &[u8]) -> Option<Verdict> {
+        let mut lines = head
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        if lines.next().is_some_and(|l| l.len() > self.line) {
+            return Some(Verdict::TooLarge {
+                status: 414,
+                why: "request line too long",
+            });
+        }
+        let mut count = 0;
+        for line in lines.take_while(|l| !l.is_empty()) {
+            if line.len() > self.line {
+                return Some(Verdict::TooLarge {
+                    status: 431,
+                    why: "header line too long",
+                });
+            }
+            count += 1;
+            if count > self.headers {
+                return Some(Verdict::TooLarge {
+                    status: 431,
+                    why: "too many header lines",
+                });
+            }
+        }
+        None
+    }
 }
 
 /// What happened while feeding bytes.
@@ -58,7 +114,8 @@ enum Chunk {
     Trailer { line_start: bool },
 }
 
-/// Most header lines a head may have (hyper's own limit is 100).
+/// Header lines parsed without an allocation; a larger configured limit
+/// parses into the heap.
 const MAX_HEADERS: usize = 128;
 
 #[derive(Debug)]
@@ -70,6 +127,7 @@ pub struct Scanner {
     max_head: usize,
     /// A head asked for an upgrade: what follows may be a tunnel's bytes.
     upgrade_asked: bool,
+    limits: HeadLimits,
 }
 
 impl Scanner {
@@ -79,7 +137,14 @@ impl Scanner {
             partial: Vec::new(),
             max_head,
             upgrade_asked: false,
+            limits: HeadLimits::NONE,
         }
+    }
+
+    /// Refuses heads over `limits` (see [`Verdict::TooLarge`]).
+    pub fn limited(mut self, limits: HeadLimits) -> Scanner {
+        self.limits = limits;
+        self
     }
 
     /// Whether a head followed asked for an upgrade: the connection may have
@@ -174,8 +239,20 @@ impl Scanner {
     /// Judges one complete head and sets up following its body.
     fn judge(&mut self, head: &[u8], fed: &mut Fed) {
         fed.head_finished = true;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
+        if let Some(refused) = self.limits.check(head) {
+            // Answered and closed, as an ambiguous head.
+            fed.verdicts.push(refused);
+            return self.stop(fed);
+        }
+        let mut on_stack = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut on_heap = Vec::new();
+        let headers = if self.limits.headers > MAX_HEADERS && self.limits.headers != usize::MAX {
+            on_heap.resize(self.limits.headers, httparse::EMPTY_HEADER);
+            &mut on_heap[..]
+        } else {
+            &mut on_stack[..]
+        };
+        let mut req = httparse::Request::new(headers);
         let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
             // hyper rejects what httparse rejects; nothing to follow.
             return self.stop(fed);
@@ -214,7 +291,7 @@ impl Scanner {
         self.upgrade_asked |= upgrade;
         self.state = match (verdict, te, length) {
             // The connection closes after the 400.
-            (Verdict::Ambiguous(_), ..) => return self.stop(fed),
+            (Verdict::Ambiguous(_) | Verdict::TooLarge { .. }, ..) => return self.stop(fed),
             (_, true, _) if chunked => State::Chunked(Chunk::Size {
                 value: 0,
                 digits: 0,
@@ -458,5 +535,70 @@ mod tests {
         s.feed(b"TP/1.1\r\n\r\n", &mut fed);
         assert!(!fed.head_started && fed.head_finished && !s.in_head());
         assert_eq!(fed.verdicts, vec![CLEAR]);
+    }
+
+    #[test]
+    fn lines_and_header_counts_over_their_limits_are_refused() {
+        let limits = HeadLimits {
+            line: 64,
+            headers: 3,
+        };
+        let judge = |head: String| {
+            let mut s = Scanner::new(8192).limited(limits);
+            let mut fed = Fed::default();
+            s.feed(head.as_bytes(), &mut fed);
+            (fed.verdicts, fed.stopped)
+        };
+        let (path, value) = ("a".repeat(50), "a".repeat(61));
+        // At the limits (64-byte lines, 3 headers): clear.
+        assert_eq!(
+            judge(format!(
+                "GET /{path} HTTP/1.1\r\nA: 1\r\nB: 2\r\nX: {value}\r\n\r\n"
+            )),
+            (vec![CLEAR], false)
+        );
+        let too_large = |status, why| (vec![Verdict::TooLarge { status, why }], true);
+        assert_eq!(
+            judge(format!("GET /{path}a HTTP/1.1\r\n\r\n")),
+            too_large(414, "request line too long")
+        );
+        assert_eq!(
+            judge(format!("GET / HTTP/1.1\nX: {value}a\n\n")),
+            too_large(431, "header line too long")
+        );
+        assert_eq!(
+            judge("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".into()),
+            too_large(431, "too many header lines")
+        );
+        // More headers than fit the stack are parsed, not given up on.
+        let mut s = Scanner::new(1 << 20).limited(HeadLimits {
+            line: 64,
+            headers: 300,
+        });
+        let mut fed = Fed::default();
+        let mut head = String::from("POST / HTTP/1.1\r\n");
+        for i in 0..299 {
+            head.push_str(&format!("X-{i}: v\r\n"));
+        }
+        head.push_str("Content-Length: 1\r\nContent-Length: 1\r\n\r\n");
+        s.feed(head.as_bytes(), &mut fed);
+        assert_eq!(
+            fed.verdicts,
+            vec![Verdict::TooLarge {
+                status: 431,
+                why: "too many header lines"
+            }]
+        );
+        let mut s = Scanner::new(1 << 20).limited(HeadLimits {
+            line: 64,
+            headers: 300,
+        });
+        let mut fed = Fed::default();
+        let head = head.replacen("X-0: v\r\nX-1: v\r\n", "", 1);
+        s.feed(head.as_bytes(), &mut fed);
+        assert_eq!(
+            fed.verdicts,
+            vec![Verdict::Ambiguous("repeated Content-Length")]
+        );
     }
 }

@@ -42,7 +42,7 @@ use tokio::{
 
 use super::{
     busy::Watch,
-    framing::{Fed, Scanner},
+    framing::{Fed, HeadLimits, Scanner},
     lowat::RcvLowat,
     park::{PARK_AFTER, Parked, Slot},
 };
@@ -167,6 +167,13 @@ impl<S> Guarded<S> {
     /// (see [`super::lowat`]); `fd` is the plain socket this guard holds.
     pub fn body_lowat(mut self, fd: std::os::fd::RawFd) -> Guarded<S> {
         self.lowat = Some(RcvLowat::new(fd));
+        self
+    }
+
+    /// Refuses HTTP/1 heads over `limits` (414 or 431, see
+    /// [`super::framing::Verdict::TooLarge`]).
+    pub fn head_limits(mut self, limits: HeadLimits) -> Guarded<S> {
+        self.scanner = self.scanner.take().map(|s| s.limited(limits));
         self
     }
 

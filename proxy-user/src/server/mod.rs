@@ -543,6 +543,10 @@ async fn serve_http<S>(
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);
     let mut guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head))
+        .head_limits(framing::HeadLimits {
+            line: settings.max_header_line,
+            headers: settings.max_headers,
+        })
         .idle_since(idle_since)
         .prefixed(head);
     if !alpn_h2 {
@@ -560,8 +564,9 @@ async fn serve_http<S>(
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);
-        if let Some(why) = busy.ambiguous {
-            req.extensions_mut().insert(http::AmbiguousFraming(why));
+        if let Some((status, why)) = busy.refused {
+            req.extensions_mut()
+                .insert(http::RefusedHead { status, why });
         }
         async move {
             let resp = http::handle(snapshot, conn, req).await;
@@ -575,7 +580,11 @@ async fn serve_http<S>(
     // Timeouts on the client side are the guard's; hyper's own header
     // timer would be registered anew for every request.
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(max_head).keep_alive(true);
+    builder
+        .http1()
+        .max_buf_size(max_head)
+        .max_headers(settings.max_headers)
+        .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())

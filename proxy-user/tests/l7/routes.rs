@@ -342,6 +342,121 @@ async fn a_refused_upgrade_leaves_the_framing_check_on() {
     }
 }
 
+/// Sends `raw` on a new connection and reads until the proxy closes it (or
+/// 5 s pass); returns what came back.
+async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        // A reset after the answer still leaves the answer read.
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the proxy neither answered nor closed");
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Head limits as nginx's (issue 13, item 10): a line over
+/// `max_header_line` (8k) is refused, 414 for the request line and 431 for
+/// a header, as are more than `max_headers` (100) headers and a head over
+/// `max_header_size`; none of them reaches the upstream, and the
+/// connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_lines_and_header_counts_are_limited() {
+    let b = crate::support::backend(1).await;
+    let config = |http: &str| {
+        format!(
+            "[http]\nmax_uri_length = \"64k\"\n{http}\n[[listener]]\nbind = \"127.0.0.1:0\"\n\n[upstream.app]\nservers = [\"{}\"]\n\n[[route]]\npath = \"/r\"\nrespond = 200\n\n[[route]]\nupstream = \"app\"\n",
+            b.addr
+        )
+    };
+    let p = proxy(&test_dir("head-limits"), &config("")).await;
+    let head = |target: &str, headers: &[String]| {
+        let mut h = format!("GET {target} HTTP/1.1\r\nHost: x\r\n");
+        for line in headers {
+            h.push_str(line);
+            h.push_str("\r\n");
+        }
+        h.push_str("\r\n");
+        h.into_bytes()
+    };
+    let status = |out: &str| out.get(9..12).unwrap_or("").to_string();
+    let hits = || b.hits.load(std::sync::atomic::Ordering::Relaxed);
+    let big = |n: usize| format!("X-Big: {}", "a".repeat(n));
+    let many = |n: usize| (0..n).map(|i| format!("X-H{i}: v")).collect::<Vec<_>>();
+    // Within the limits: served (98 headers, Host and Connection make 100;
+    // to a `respond` route, as the test upstream allows 100 with the
+    // proxy's own).
+    let out = raw_exchange(
+        p.addr(),
+        &head("/ok", &[big(8000), "Connection: close".into()]),
+    )
+    .await;
+    assert_eq!(status(&out), "200", "{out}");
+    let mut fine = many(98);
+    fine.push("Connection: close".into());
+    let out = raw_exchange(p.addr(), &head("/r", &fine)).await;
+    assert_eq!(status(&out), "200", "{out}");
+    assert_eq!(hits(), 1);
+    for (what, raw, want) in [
+        ("a 16 KiB header", head("/x", &[big(16 << 10)]), "431"),
+        (
+            "a 9 KiB request line",
+            head(&format!("/{}", "a".repeat(9 << 10)), &[]),
+            "414",
+        ),
+        ("101 headers", head("/x", &many(100)), "431"),
+        (
+            "a 40 KiB head of short lines",
+            head("/x", &(0..40).map(|_| big(1000)).collect::<Vec<_>>()),
+            "431",
+        ),
+    ] {
+        let out = raw_exchange(p.addr(), &raw).await;
+        assert_eq!(status(&out), want, "{what}: {out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{what}: {out}"
+        );
+        println!("figure: {what}: {want}");
+    }
+    assert_eq!(hits(), 1, "a refused head reached the upstream");
+    // Pipelined after a good request, the long line is still refused.
+    let mut raw = head("/ok", &[]);
+    raw.extend(head("/x", &[big(9 << 10)]));
+    let out = raw_exchange(p.addr(), &raw).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("HTTP/1.1 431"), "{out}");
+    assert_eq!(hits(), 2);
+    drop(p);
+    // Both limits are settings.
+    let p = proxy(
+        &test_dir("head-limits-set"),
+        &config("max_header_line = \"20k\"\nmax_headers = 150"),
+    )
+    .await;
+    let out = raw_exchange(
+        p.addr(),
+        &head("/ok", &[big(16 << 10), "Connection: close".into()]),
+    )
+    .await;
+    assert_eq!(status(&out), "200", "{out}");
+    let mut fine = many(140);
+    fine.push("Connection: close".into());
+    let out = raw_exchange(p.addr(), &head("/r", &fine)).await;
+    assert_eq!(status(&out), "200", "{out}");
+    let out = raw_exchange(p.addr(), &head("/r", &many(150))).await;
+    assert_eq!(status(&out), "431", "{out}");
+}
+
 /// Reads until the proxy closes the connection (or 5 s pass); returns the
 /// bytes read and when the close came.
 async fn read_until_closed(s: &mut tokio::net::TcpStream) -> (Vec<u8>, std::time::Instant) {
