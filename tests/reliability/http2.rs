@@ -249,6 +249,8 @@ fn http2_attacks_are_contained_and_legitimate_requests_go_on() {
         return;
     }
     let mut edge = Edge::new("h2at");
+    // Prior knowledge on a plain listener: only where `http2` is on.
+    edge.listener = "http2 = true".into();
     named_backend(&edge.ns, 9001, "app");
     edge.start(ONE_APP);
     assert_eq!(curl_h2(&edge.ns), "200");

@@ -18,6 +18,7 @@ mod listener;
 mod lot;
 mod lowat;
 mod park;
+mod preface;
 
 use std::{
     collections::HashMap,
@@ -468,9 +469,24 @@ async fn serve_conn<S>(
     let mut idle_since = accepted;
     let mut resumed = false;
     loop {
-        // HTTP/2 has no heads to wait for (its client speaks first anyway).
+        // HTTP/2 has no heads to wait for; after ALPN `h2` the connection
+        // speaks only HTTP/2, and its preface is checked first.
         let head = if alpn_h2 {
-            Vec::new()
+            let read = tokio::time::timeout(settings.header_timeout, preface::read(&mut stream));
+            tokio::select! {
+                r = read => match r {
+                    Ok(Ok(bytes)) => bytes,
+                    Ok(Err(why)) => {
+                        log::debug!("{}: no HTTP/2 preface: {why:?}", conn.client);
+                        return;
+                    }
+                    Err(_) => {
+                        log::debug!("{}: no HTTP/2 preface in time", conn.client);
+                        return;
+                    }
+                },
+                _ = draining.wait_for(|d| *d) => return,
+            }
         } else {
             // The first request's head is due within header_timeout of the
             // accept; a later one's first byte within keepalive_timeout of
@@ -521,6 +537,28 @@ async fn serve_conn<S>(
             None => return,
         }
     }
+}
+
+/// Runs a hyper connection until it ends; when the worker drains, in-flight
+/// requests finish and idle connections close (hyper's graceful shutdown).
+/// Its error, as text for the log.
+macro_rules! drive {
+    ($connection:expr, $draining:expr) => {{
+        let connection = $connection;
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            r = connection.as_mut() => Some(r),
+            _ = $draining.wait_for(|d| *d) => None,
+        };
+        match ended {
+            Some(r) => r,
+            None => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+        .map_err(|e| e.to_string())
+    }};
 }
 
 /// Runs HTTP on `stream` until the connection ends or is parked into `slot`.
@@ -590,20 +628,27 @@ async fn serve_http<S>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
         .max_header_list_size(max_header_list);
-    let builder = if http2 { builder } else { builder.http1_only() };
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(guarded), service);
-    tokio::pin!(connection);
-    let ended = tokio::select! {
-        r = connection.as_mut() => Some(r),
-        _ = draining.wait_for(|d| *d) => None,
-    };
-    let ended = match ended {
-        Some(r) => r,
-        None => {
-            // Shutdown: in-flight requests finish, idle connections close.
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+    // After ALPN `h2`, only HTTP/2: a client that sends anything else gets
+    // a connection error, not an HTTP/1 answer (RFC 9113 §3.4, h2spec 3.5/2).
+    // Over TLS otherwise (ALPN `http/1.1`, or none), and on plain listeners
+    // without `http2`, only HTTP/1: HTTP/2 over TLS is negotiated by ALPN
+    // (§3.2), never sniffed. hyper-util's `http1_only` does nothing with
+    // upgrades (its docs say so), so HTTP/1 alone is hyper's own builder.
+    let io = TokioIo::new(guarded);
+    let ended = if alpn_h2 {
+        let builder = builder.http2_only();
+        drive!(builder.serve_connection(io, service), draining)
+    } else if http2 && !conn.https {
+        drive!(
+            builder.serve_connection_with_upgrades(io, service),
+            draining
+        )
+    } else {
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.max_buf_size(max_head)
+            .max_headers(settings.max_headers)
+            .keep_alive(true);
+        drive!(h1.serve_connection(io, service).with_upgrades(), draining)
     };
     if let Err(e) = ended {
         log::debug!("{}: connection ended: {e}", conn.client);

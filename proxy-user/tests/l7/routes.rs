@@ -342,6 +342,20 @@ async fn a_refused_upgrade_leaves_the_framing_check_on() {
     }
 }
 
+/// A plain listener without `http2` speaks only HTTP/1: an HTTP/2 prior
+/// knowledge preface is not taken up (hyper-util's `http1_only` was
+/// ignored with upgrades, so it was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_listener_without_http2_does_not_speak_it() {
+    let p = proxy(&test_dir("no-h2c"), ANSWER_OK).await;
+    let out = raw_exchange(
+        p.addr(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    )
+    .await;
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 4"), "{out:?}");
+}
+
 /// Sends `raw` on a new connection and reads until the proxy closes it (or
 /// 5 s pass); returns what came back.
 async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {

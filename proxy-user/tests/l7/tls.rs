@@ -1,7 +1,7 @@
 //! TLS listeners: certificates by SNI, ALPN for HTTP/2 and HTTP/1.1, TLS 1.2
 //! as the floor, and session resumption.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -128,6 +128,131 @@ upstream = "app"
             StatusCode::OK
         );
     }
+}
+
+/// The frames in `bytes` (RFC 9113 §4.1): type, flags, stream and payload.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let stream = u32::from_be_bytes(bytes[5..9].try_into().unwrap()) & 0x7fff_ffff;
+        let end = (9 + len).min(bytes.len());
+        out.push((bytes[3], bytes[4], stream, bytes[9..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    out
+}
+
+/// After ALPN chose `h2`, the connection speaks only HTTP/2: an HTTP/1
+/// request (an invalid preface) gets a GOAWAY with PROTOCOL_ERROR and the
+/// connection closes, not an `HTTP/1.1 400` (issue 13, item 11; h2spec
+/// 3.5/2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_alpn_h2_a_bad_preface_gets_a_goaway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = test_dir("tls-preface");
+    let pki = pki(&dir);
+    let config = r#"
+[[listener]]
+bind = "127.0.0.1:0"
+tls = { cert = "localhost.crt", key = "localhost.key" }
+http2 = true
+
+[[route]]
+respond = 200
+body = "ok"
+"#;
+    let p = proxy(&dir, config).await;
+    for bad in [
+        &b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+    ] {
+        let connector = TlsConnector::from(client_config(&pki, &[b"h2"]));
+        let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        tls.write_all(bad).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = tls.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "the connection was neither refused nor closed"
+        );
+        assert!(
+            !got.starts_with(b"HTTP/"),
+            "an HTTP/1 answer: {}",
+            String::from_utf8_lossy(&got)
+        );
+        let frames = frames(&got);
+        let goaway = frames
+            .iter()
+            .find(|f| f.0 == 0x7)
+            .unwrap_or_else(|| panic!("no GOAWAY in {frames:?}"));
+        let code = u32::from_be_bytes(goaway.3[4..8].try_into().unwrap());
+        assert_eq!(
+            (goaway.2, code),
+            (0, 0x1),
+            "GOAWAY on stream 0 with PROTOCOL_ERROR"
+        );
+        println!(
+            "figure: {:?}: frames {:?}",
+            String::from_utf8_lossy(&bad[..14]),
+            frames.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+    }
+    // The other way round: after ALPN `http/1.1`, an HTTP/2 preface is
+    // not taken up as HTTP/2 (no SETTINGS frame comes back).
+    let connector = TlsConnector::from(client_config(&pki, &[b"http/1.1"]));
+    let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut got)).await;
+    // hyper's HTTP/1 closes on an HTTP/2 preface without an answer.
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 4"),
+        "served as HTTP/2: {got:?}"
+    );
+    println!(
+        "figure: h2 preface after ALPN http/1.1: {} bytes back, closed",
+        got.len()
+    );
+    // A well-formed HTTP/2 client is still served.
+    let connector = TlsConnector::from(client_config(&pki, &[b"h2"]));
+    let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://localhost/x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        sender.send_request(req).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[test]
