@@ -330,11 +330,19 @@ fn parse_range(value: &str, len: u64) -> RangeSpec {
         return RangeSpec::Ignore;
     };
     let (a, b) = (a.trim(), b.trim());
-    let range = match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(start), Ok(end)) if start <= end => start..(end + 1).min(len),
-        (Ok(_), Ok(_)) => return RangeSpec::Ignore,
-        (Ok(start), Err(_)) if b.is_empty() => start..len,
-        (Err(_), Ok(suffix)) if a.is_empty() => len.saturating_sub(suffix)..len,
+    // Digits only (`u64::from_str` takes a `+`); past u64 the range is
+    // ignored. The last byte may be u64::MAX: `end + 1` saturates.
+    let number = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let range = match (number(a), number(b)) {
+        (Some(start), Some(end)) if start <= end => start..end.saturating_add(1).min(len),
+        (Some(_), Some(_)) => return RangeSpec::Ignore,
+        (Some(start), None) if b.is_empty() => start..len,
+        (None, Some(suffix)) if a.is_empty() => len.saturating_sub(suffix)..len,
         _ => return RangeSpec::Ignore,
     };
     if range.start >= len || range.is_empty() {
@@ -463,5 +471,38 @@ mod tests {
         assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Ignore);
         assert_eq!(parse_range("items=0-1", 100), RangeSpec::Ignore);
+    }
+
+    /// Extreme values neither overflow (a panic in debug builds) nor
+    /// serve what was not asked for (issue 13).
+    #[test]
+    fn extreme_ranges_neither_overflow_nor_misread() {
+        let max = u64::MAX;
+        for (range, want) in [
+            (format!("bytes=0-{max}"), RangeSpec::Satisfiable(0..100)),
+            (format!("bytes=99-{max}"), RangeSpec::Satisfiable(99..100)),
+            (format!("bytes={max}-{max}"), RangeSpec::Unsatisfiable),
+            (format!("bytes={max}-"), RangeSpec::Unsatisfiable),
+            (format!("bytes=-{max}"), RangeSpec::Satisfiable(0..100)),
+            ("bytes=-0".into(), RangeSpec::Unsatisfiable),
+            // Past u64, signs, and several ranges: the whole file.
+            ("bytes=0-18446744073709551616".into(), RangeSpec::Ignore),
+            ("bytes=-99999999999999999999999".into(), RangeSpec::Ignore),
+            ("bytes=+1-2".into(), RangeSpec::Ignore),
+            ("bytes=1-+2".into(), RangeSpec::Ignore),
+            (format!("bytes=0-{max},-{max}"), RangeSpec::Ignore),
+            (format!("bytes={max}-0"), RangeSpec::Ignore),
+        ] {
+            assert_eq!(parse_range(&range, 100), want, "{range}");
+        }
+        // An empty file: nothing is satisfiable.
+        assert_eq!(
+            parse_range(&format!("bytes=0-{max}"), 0),
+            RangeSpec::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(&format!("bytes=-{max}"), 0),
+            RangeSpec::Unsatisfiable
+        );
     }
 }
