@@ -1,5 +1,6 @@
 //! Header handling between downstream and upstream: hop-by-hop headers
-//! removed, `X-Forwarded-*`, `X-Real-IP` and `X-Request-Id` added.
+//! removed, `X-Forwarded-*`, `X-Real-IP` and `X-Request-Id` set (the
+//! client's own forwarding headers are never passed on).
 
 use std::net::IpAddr;
 
@@ -24,6 +25,7 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -84,27 +86,49 @@ fn is_listed(token: &str) -> bool {
         .any(|n| token.eq_ignore_ascii_case(n.as_str()))
 }
 
-/// Adds what the upstream should know about the client.
+/// The forwarding headers the proxy owns: what the upstream is told about
+/// the client and the request as it arrived. None of the client's own is
+/// trusted (no peer is a trusted proxy), so each is set by
+/// [`add_forwarded`] or removed, however it was spelt.
+static OWNED: [&HeaderName; 6] = [
+    &X_FORWARDED_FOR,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+    &X_REAL_IP,
+    &header::FORWARDED,
+];
+
+/// Tells the upstream about the client: `X-Forwarded-For` and `X-Real-IP`
+/// are its address, `X-Forwarded-Proto` the scheme it used, and
+/// `X-Forwarded-Host` the host it asked for (removed when it named none).
+/// What the client sent in these, in `X-Forwarded-Port` and in `Forwarded`
+/// (RFC 7239), is dropped, as are spellings with `_` for `-`
+/// (`X_Forwarded_For`), which CGI-style servers read as the same header.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
     client: IpAddr,
     https: bool,
     host: Option<&HeaderValue>,
 ) {
-    let ip = ip_value(client);
-    // A prior list that is not plain text is replaced, not extended.
-    let prior = headers.get(&X_FORWARDED_FOR).filter(|v| v.to_str().is_ok());
-    let xff = match prior {
-        Some(prior) => {
-            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
-            v.extend_from_slice(prior.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_bytes(&v).unwrap_or_else(|_| ip.clone())
+    // One look at each header; removals only for those present (most
+    // requests carry none of them).
+    let mut present: Vec<HeaderName> = Vec::new();
+    for key in headers.keys() {
+        let owned = OWNED.contains(&key)
+            || (key.as_str().contains('_') && {
+                let dashed = key.as_str().replace('_', "-");
+                OWNED.iter().any(|n| n.as_str() == dashed)
+            });
+        if owned {
+            present.push(key.clone());
         }
-        None => ip.clone(),
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    for name in present {
+        headers.remove(name);
+    }
+    let ip = ip_value(client);
+    headers.insert(X_FORWARDED_FOR.clone(), ip.clone());
     headers.insert(X_REAL_IP.clone(), ip);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
@@ -258,28 +282,66 @@ mod tests {
         assert_eq!(ws.len(), 3, "{ws:?}");
     }
 
+    /// The client's forwarding headers never reach the upstream: each is
+    /// replaced or removed, in every spelling (issue 13).
     #[test]
-    fn forwarded_for_appends() {
+    fn the_clients_forwarding_headers_are_replaced_or_removed() {
+        let client_sent = |h: &mut HeaderMap| {
+            for (name, value) in [
+                ("x-forwarded-for", "203.0.113.1"),
+                ("X-Forwarded-Proto", "https"),
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-port", "443"),
+                ("x-real-ip", "203.0.113.1"),
+                ("forwarded", "for=203.0.113.1;host=evil.example;proto=https"),
+                ("x_forwarded_for", "203.0.113.2"),
+                ("X_Forwarded_Host", "evil.example"),
+                ("x-forwarded_proto", "https"),
+                ("x_real_ip", "203.0.113.2"),
+                ("x_request_id_not_owned", "kept"),
+            ] {
+                h.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_static(value),
+                );
+            }
+        };
+        let client = "198.51.100.2".parse().unwrap();
+        let want = |h: &HeaderMap, proto: &str, host: Option<&str>| {
+            let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            names.sort();
+            let mut expected = vec![
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-real-ip",
+                "x_request_id_not_owned",
+            ];
+            if host.is_some() {
+                expected.push("x-forwarded-host");
+                expected.sort();
+            }
+            assert_eq!(names, expected);
+            assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+            assert_eq!(h["x-forwarded-for"], "198.51.100.2");
+            assert_eq!(h["x-real-ip"], "198.51.100.2");
+            assert_eq!(h["x-forwarded-proto"], proto);
+            assert_eq!(h.get("x-forwarded-host").map(|v| v.to_str().unwrap()), host);
+        };
+        // With a Host (or :authority).
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        client_sent(&mut h);
         add_forwarded(
             &mut h,
-            "198.51.100.2".parse().unwrap(),
-            true,
+            client,
+            false,
             Some(&HeaderValue::from_static("example.com")),
         );
-        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 198.51.100.2");
-        assert_eq!(h["x-real-ip"], "198.51.100.2");
-        assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-host"], "example.com");
-
-        // A prior list that is not text is replaced.
-        h.insert(
-            "x-forwarded-for",
-            HeaderValue::from_bytes(b"203.0.113.1\xff").unwrap(),
-        );
-        add_forwarded(&mut h, "198.51.100.2".parse().unwrap(), false, None);
-        assert_eq!(h["x-forwarded-for"], "198.51.100.2");
+        want(&h, "http", Some("example.com"));
+        // Without one.
+        let mut h = HeaderMap::new();
+        client_sent(&mut h);
+        add_forwarded(&mut h, client, true, None);
+        want(&h, "https", None);
     }
 
     #[test]

@@ -93,7 +93,8 @@ async fn balances_and_forwards_headers() {
         assert_eq!(v["path"], "/api/items");
         assert_eq!(v["query"], "q=1");
         let hdrs = &v["headers"];
-        assert_eq!(hdrs["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        // Nothing the client says is trusted: its X-Forwarded-For is replaced.
+        assert_eq!(hdrs["x-forwarded-for"], "127.0.0.1");
         assert_eq!(hdrs["x-real-ip"], "127.0.0.1");
         assert_eq!(hdrs["x-forwarded-proto"], "http");
         assert_eq!(hdrs["x-request-id"], "req-42");
@@ -117,6 +118,110 @@ async fn balances_and_forwards_headers() {
         json(&body)["headers"]["x-request-id"],
         h["x-request-id"].to_str().unwrap()
     );
+}
+
+/// The forwarding headers the client sends never reach the upstream
+/// (issue 13): `X-Forwarded-For/-Proto/-Host/-Port`, `X-Real-IP` and
+/// `Forwarded`, also spelt with `_`, are set by the proxy or removed, with
+/// a `Host`, without one (HTTP/1.0), and over HTTP/2 (`:authority`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_forwarding_headers_never_reach_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = backend(0).await;
+    let dir = test_dir("forwarded");
+    let config = format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nhttp2 = true\n\n[upstream.app]\nservers = [\"{}\"]\n\n[[route]]\nupstream = \"app\"\n",
+        b.addr
+    );
+    let p = proxy(&dir, &config).await;
+    const SPOOFED: [(&str, &str); 9] = [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Port", "8443"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9;host=evil.example;proto=https"),
+        ("X_Forwarded_For", "203.0.113.9"),
+        ("X_Forwarded_Host", "evil.example"),
+        ("x_real_ip", "203.0.113.9"),
+    ];
+    // What the upstream saw: exactly the proxy's own forwarding headers.
+    let check = |what: &str, v: &serde_json::Value, host: Option<&str>| {
+        let h = v["headers"].as_object().unwrap();
+        let mut forwarding: Vec<&str> = h
+            .keys()
+            .map(String::as_str)
+            .filter(|k| {
+                let k = k.replace('_', "-");
+                k.starts_with("x-forwarded") || k == "x-real-ip" || k == "forwarded"
+            })
+            .collect();
+        forwarding.sort();
+        let mut want = vec!["x-forwarded-for", "x-forwarded-proto", "x-real-ip"];
+        if host.is_some() {
+            want.insert(1, "x-forwarded-host");
+        }
+        assert_eq!(forwarding, want, "{what}: {h:?}");
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{what}");
+        assert_eq!(h["x-real-ip"], "127.0.0.1", "{what}");
+        assert_eq!(h["x-forwarded-proto"], "http", "{what}");
+        if let Some(host) = host {
+            assert_eq!(h["x-forwarded-host"], host, "{what}");
+        }
+        println!("figure: {what}: upstream saw {forwarding:?}");
+    };
+    // HTTP/1.1 with a Host, and HTTP/1.0 without one: raw, so nothing adds a Host.
+    for (what, first, host) in [
+        (
+            "HTTP/1.1 with Host",
+            "GET /a HTTP/1.1\r\nHost: site.example\r\n",
+            Some("site.example"),
+        ),
+        ("HTTP/1.0 without Host", "GET /a HTTP/1.0\r\n", None),
+    ] {
+        let mut raw = first.to_string();
+        for (k, v) in SPOOFED {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str("Connection: close\r\n\r\n");
+        let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+            "{what}: {out}"
+        );
+        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+        check(what, &serde_json::from_str(body).unwrap(), host);
+    }
+    // HTTP/2 (prior knowledge): the host is the :authority.
+    let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::get("http://h2.example/a");
+    for (k, v) in SPOOFED {
+        req = req.header(k, v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    check("HTTP/2 with :authority", &json(&body), Some("h2.example"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
