@@ -53,6 +53,24 @@ impl HeadLimits {
         headers: usize::MAX,
     };
 
+    /// The limits for HTTP/2's header fields, as nginx applies
+    /// `large_client_header_buffers` to them: a field (`name: value`, as an
+    /// HTTP/1 line) over `line`, or more than `headers` fields, is 431.
+    /// Cookie crumbs (RFC 9113 §8.2.3 lets a client split the cookie into
+    /// one field per pair) are not counted.
+    pub fn check_fields(&self, fields: &hyper::HeaderMap) -> Option<(u16, &'static str)> {
+        let mut count = 0;
+        for (name, value) in fields {
+            if name.as_str().len() + 2 + value.len() > self.line {
+                return Some((431, "header field too long"));
+            }
+            if name != hyper::header::COOKIE {
+                count += 1;
+            }
+        }
+        (count > self.headers).then_some((431, "too many header fields"))
+    }
+
     /// The first limit `head` breaks, if any. Empty lines before the
     /// request line have been skipped; the head ends with its empty line.
     fn check(&self, head: &[u8]) -> Option<Verdict> {

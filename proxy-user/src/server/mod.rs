@@ -599,10 +599,19 @@ async fn serve_http<S>(
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
     let (snapshot, conn) = (snapshot.clone(), *conn);
+    let limits = framing::HeadLimits {
+        line: settings.max_header_line,
+        headers: settings.max_headers,
+    };
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);
-        if let Some((status, why)) = busy.refused {
+        // HTTP/2 heads are not scanned: their fields are checked here.
+        let refused = match req.version() {
+            hyper::Version::HTTP_2 => limits.check_fields(req.headers()),
+            _ => busy.refused,
+        };
+        if let Some((status, why)) = refused {
             req.extensions_mut()
                 .insert(http::RefusedHead { status, why });
         }

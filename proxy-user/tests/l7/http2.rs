@@ -278,3 +278,65 @@ async fn malformed_http2_gets_the_rfc_9113_error() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+/// The head limits apply to HTTP/2's fields as nginx's
+/// `large_client_header_buffers` does: a field over `max_header_line` or
+/// more than `max_headers` fields is 431 (cookie crumbs not counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_header_fields_are_limited_as_http1_lines() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::{Request, StatusCode};
+    let dir = test_dir("h2-limits");
+    let p = proxy(
+        &dir,
+        "[[listener]]\nbind = \"127.0.0.1:0\"\nhttp2 = true\n[[route]]\nrespond = 200\nbody = \"ok\"\n",
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut status = async |fields: Vec<(String, String)>| {
+        let mut req = Request::get("http://t/x");
+        for (k, v) in fields {
+            req = req.header(k, v);
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        resp.status()
+    };
+    let big = |n: usize| vec![("x-big".to_string(), "a".repeat(n))];
+    let many = |n: usize, name: &str| {
+        (0..n)
+            .map(|i| (format!("{name}{i}"), "v".to_string()))
+            .collect::<Vec<_>>()
+    };
+    let crumbs = (0..150)
+        .map(|i| ("cookie".to_string(), format!("c{i}=v")))
+        .collect::<Vec<_>>();
+    for (what, fields, want) in [
+        ("an 8000-byte field", big(8000), StatusCode::OK),
+        (
+            "a 9 KiB field",
+            big(9 << 10),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ),
+        ("100 fields", many(100, "x-h"), StatusCode::OK),
+        (
+            "101 fields",
+            many(101, "x-h"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ),
+        ("150 cookie crumbs", crumbs, StatusCode::OK),
+    ] {
+        assert_eq!(status(fields).await, want, "{what}");
+        println!("figure: HTTP/2 {what}: {want}");
+    }
+}
