@@ -71,6 +71,25 @@ impl HeadLimits {
         (count > self.headers).then_some((431, "too many header fields"))
     }
 
+    /// Whether `read`, the first bytes of a connection's head, cut off at
+    /// `max_head` without its end, holds a request line already over the
+    /// line limit: hyper would answer 431 for the size of the head, nginx
+    /// 414 for the line.
+    pub fn request_line_overflows(&self, read: &[u8], max_head: usize) -> bool {
+        if read.len() < max_head {
+            return false;
+        }
+        let start = read
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .unwrap_or(read.len());
+        let line = read[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(read.len() - start);
+        line > self.line
+    }
+
     /// The first limit `head` breaks, if any. Empty lines before the
     /// request line have been skipped; the head ends with its empty line.
     fn check(&self, head: &[u8]) -> Option<Verdict> {
@@ -618,5 +637,22 @@ mod tests {
             fed.verdicts,
             vec![Verdict::Ambiguous("repeated Content-Length")]
         );
+    }
+
+    #[test]
+    fn a_head_cut_inside_its_request_line_is_told_apart() {
+        let limits = HeadLimits {
+            line: 100,
+            headers: 10,
+        };
+        let long = format!("\r\nGET /{} HTTP/1.1", "a".repeat(200));
+        // Cut at max_head (150) inside the request line.
+        assert!(limits.request_line_overflows(&long.as_bytes()[..150], 150));
+        // Not cut: the scanner judges the whole head.
+        assert!(!limits.request_line_overflows(&long.as_bytes()[..120], 150));
+        // Cut among the headers, after a short request line.
+        let mut headers = b"GET / HTTP/1.1\r\n".to_vec();
+        headers.extend(std::iter::repeat_n(b'x', 200));
+        assert!(!limits.request_line_overflows(&headers[..150], 150));
     }
 }

@@ -48,6 +48,9 @@ use crate::{
     http::{self, ConnInfo, Shared, State},
 };
 
+/// The answer to a head cut off inside its request line (see `serve_http`).
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\nconnection: close\r\n\r\n414 URI Too Long\n";
+
 /// At shutdown, how long connections accepted last get to send their request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
 
@@ -580,11 +583,26 @@ async fn serve_http<S>(
 {
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);
+    let limits = framing::HeadLimits {
+        line: settings.max_header_line,
+        headers: settings.max_headers,
+    };
+    if !alpn_h2 && limits.request_line_overflows(&head, max_head) {
+        // The head was cut at max_head inside its request line: 414, as
+        // for a request line over the limit within a head (hyper would
+        // answer 431 for the head's size).
+        let mut stream = stream;
+        let refusal = tokio::time::timeout(settings.send_timeout, async {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(URI_TOO_LONG).await?;
+            stream.shutdown().await
+        });
+        let _ = refusal.await;
+        log::debug!("{}: request line too long: 414", conn.client);
+        return;
+    }
     let mut guarded = guard::Guarded::new(stream, settings.into(), alpn_h2, Some(max_head))
-        .head_limits(framing::HeadLimits {
-            line: settings.max_header_line,
-            headers: settings.max_headers,
-        })
+        .head_limits(limits)
         .idle_since(idle_since)
         .prefixed(head);
     if !alpn_h2 {
@@ -599,10 +617,6 @@ async fn serve_http<S>(
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
     let (snapshot, conn) = (snapshot.clone(), *conn);
-    let limits = framing::HeadLimits {
-        line: settings.max_header_line,
-        headers: settings.max_headers,
-    };
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);

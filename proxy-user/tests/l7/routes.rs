@@ -427,6 +427,11 @@ async fn head_lines_and_header_counts_are_limited() {
             head(&format!("/{}", "a".repeat(9 << 10)), &[]),
             "414",
         ),
+        (
+            "a 40 KiB request line, over max_header_size too",
+            head(&format!("/{}", "a".repeat(40 << 10)), &[]),
+            "414",
+        ),
         ("101 headers", head("/x", &many(100)), "431"),
         (
             "a 40 KiB head of short lines",
