@@ -21,6 +21,8 @@
 //! ([`Scanner::upgrade_asked`]); verdicts judged from tunnel bytes before
 //! that are never used, as no request follows a tunnel.
 
+use super::head_limits::HeadLimits;
+
 /// The scanner's judgement of one request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -33,93 +35,6 @@ pub enum Verdict {
         status: u16,
         why: &'static str,
     },
-}
-
-/// Limits on the lines of a head, checked once it is whole (a head larger
-/// than hyper's buffer gets hyper's own 431).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeadLimits {
-    /// Longest request line or header line, without its line end (nginx
-    /// `large_client_header_buffers`' size).
-    pub line: usize,
-    /// Most header lines.
-    pub headers: usize,
-}
-
-impl HeadLimits {
-    /// No limit beyond the head's size.
-    pub const NONE: HeadLimits = HeadLimits {
-        line: usize::MAX,
-        headers: usize::MAX,
-    };
-
-    /// The limits for HTTP/2's header fields, as nginx applies
-    /// `large_client_header_buffers` to them: a field (`name: value`, as an
-    /// HTTP/1 line) over `line`, or more than `headers` fields, is 431.
-    /// Cookie crumbs (RFC 9113 §8.2.3 lets a client split the cookie into
-    /// one field per pair) are not counted.
-    pub fn check_fields(&self, fields: &hyper::HeaderMap) -> Option<(u16, &'static str)> {
-        let mut count = 0;
-        for (name, value) in fields {
-            if name.as_str().len() + 2 + value.len() > self.line {
-                return Some((431, "header field too long"));
-            }
-            if name != hyper::header::COOKIE {
-                count += 1;
-            }
-        }
-        (count > self.headers).then_some((431, "too many header fields"))
-    }
-
-    /// Whether `read`, the first bytes of a connection's head, cut off at
-    /// `max_head` without its end, holds a request line already over the
-    /// line limit: hyper would answer 431 for the size of the head, nginx
-    /// 414 for the line.
-    pub fn request_line_overflows(&self, read: &[u8], max_head: usize) -> bool {
-        if read.len() < max_head {
-            return false;
-        }
-        let start = read
-            .iter()
-            .position(|b| *b != b'\r' && *b != b'\n')
-            .unwrap_or(read.len());
-        let line = read[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .unwrap_or(read.len() - start);
-        line > self.line
-    }
-
-    /// The first limit `head` breaks, if any. Empty lines before the
-    /// request line have been skipped; the head ends with its empty line.
-    fn check(&self, head: &[u8]) -> Option<Verdict> {
-        let mut lines = head
-            .split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        if lines.next().is_some_and(|l| l.len() > self.line) {
-            return Some(Verdict::TooLarge {
-                status: 414,
-                why: "request line too long",
-            });
-        }
-        let mut count = 0;
-        for line in lines.take_while(|l| !l.is_empty()) {
-            if line.len() > self.line {
-                return Some(Verdict::TooLarge {
-                    status: 431,
-                    why: "header line too long",
-                });
-            }
-            count += 1;
-            if count > self.headers {
-                return Some(Verdict::TooLarge {
-                    status: 431,
-                    why: "too many header lines",
-                });
-            }
-        }
-        None
-    }
 }
 
 /// What happened while feeding bytes.
@@ -637,22 +552,5 @@ mod tests {
             fed.verdicts,
             vec![Verdict::Ambiguous("repeated Content-Length")]
         );
-    }
-
-    #[test]
-    fn a_head_cut_inside_its_request_line_is_told_apart() {
-        let limits = HeadLimits {
-            line: 100,
-            headers: 10,
-        };
-        let long = format!("\r\nGET /{} HTTP/1.1", "a".repeat(200));
-        // Cut at max_head (150) inside the request line.
-        assert!(limits.request_line_overflows(&long.as_bytes()[..150], 150));
-        // Not cut: the scanner judges the whole head.
-        assert!(!limits.request_line_overflows(&long.as_bytes()[..120], 150));
-        // Cut among the headers, after a short request line.
-        let mut headers = b"GET / HTTP/1.1\r\n".to_vec();
-        headers.extend(std::iter::repeat_n(b'x', 200));
-        assert!(!limits.request_line_overflows(&headers[..150], 150));
     }
 }

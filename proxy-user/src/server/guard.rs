@@ -42,7 +42,8 @@ use tokio::{
 
 use super::{
     busy::Watch,
-    framing::{Fed, HeadLimits, Scanner},
+    framing::{Fed, Scanner},
+    head_limits::HeadLimits,
     lowat::RcvLowat,
     park::{PARK_AFTER, Parked, Slot},
 };

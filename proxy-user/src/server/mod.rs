@@ -14,6 +14,7 @@
 mod busy;
 mod framing;
 pub(crate) mod guard;
+mod head_limits;
 mod listener;
 mod lot;
 mod lowat;
@@ -583,7 +584,7 @@ async fn serve_http<S>(
 {
     let settings = &snapshot.config.http;
     let max_head = settings.max_header_size.max(8192);
-    let limits = framing::HeadLimits {
+    let limits = head_limits::HeadLimits {
         line: settings.max_header_line,
         headers: settings.max_headers,
     };
