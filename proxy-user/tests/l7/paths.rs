@@ -144,3 +144,75 @@ async fn paths_without_one_meaning_are_refused() {
     }
     assert_eq!(b.hits.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_routes_serve_no_dotfile_but_an_opted_in_well_known() {
+    let dir = test_dir("paths-dotfiles");
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(root.join(".well-known/acme-challenge")).unwrap();
+    std::fs::write(root.join(".env"), "SECRET=env").unwrap();
+    std::fs::write(root.join(".git/config"), "[core] SECRET").unwrap();
+    std::fs::write(root.join(".well-known/acme-challenge/x"), "token-x").unwrap();
+    std::fs::write(root.join(".well-known/.SECRET"), "SECRET in well-known").unwrap();
+    std::fs::write(root.join("app.js"), "app").unwrap();
+    // The example's former deny regex stays in front: the static route's
+    // own rule must hold whatever a regex misses.
+    let config = r#"
+[[listener]]
+bind = "127.0.0.1:0"
+
+[[route]]
+path_regex = '\.(env|git|svn|config)$'
+respond = 404
+
+[[route]]
+path = "/static/"
+static = "www"
+
+[[route]]
+path = "/"
+root = "www"
+serve_well_known = true
+"#;
+    let p = proxy(&dir, config).await;
+    let c = client();
+    let base = format!("http://{}", p.addr());
+    for path in [
+        "/static/.env",
+        "/static/.%65nv",
+        "/static/.env/",
+        "/static/.env//",
+        "/static/%2eenv",
+        "/static/.git/config",
+        "/static/.git/confi%67",
+        "/static/.git/config/",
+        "/static/.git/",
+        "/static/x/../.env/",
+        "/static/.well-known/acme-challenge/x",
+        "/.env/",
+        "/.git/confi%67",
+        "/.well-known/.SECRET",
+        "/.well-known/../.env/",
+    ] {
+        let (status, _, body) = get(&c, &format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("SECRET"),
+            "{path} leaked a dotfile"
+        );
+    }
+    for (path, want) in [
+        ("/static/app.js", "app"),
+        ("/.well-known/acme-challenge/x", "token-x"),
+        ("/.%77ell-known/acme-challenge/x", "token-x"),
+        ("//.well-known//acme-challenge/./x", "token-x"),
+    ] {
+        let (status, _, body) = get(&c, &format!("{base}{path}")).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, want.as_bytes()),
+            "{path}"
+        );
+    }
+}
