@@ -82,7 +82,10 @@ pub fn looks_normal(normalised: &str) -> Result<(), String> {
     }
     let b = normalised.as_bytes();
     for (i, _) in normalised.match_indices('%') {
-        let upper = |j: usize| b.get(j).is_some_and(|h| matches!(h, b'0'..=b'9' | b'A'..=b'F'));
+        let upper = |j: usize| {
+            b.get(j)
+                .is_some_and(|h| matches!(h, b'0'..=b'9' | b'A'..=b'F'))
+        };
         if !(upper(i + 1) && upper(i + 2)) {
             return Err(format!("escape at {i} not two upper-case hex digits"));
         }
