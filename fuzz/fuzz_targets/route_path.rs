@@ -5,14 +5,20 @@
 //! path of something that parses as a request URI.
 //!
 //! Oracles:
+//! - `path::normalise` refuses exactly the paths [`rampart_fuzz::path`]
+//!   gives no meaning, and otherwise returns a path in normal form (no
+//!   `//`, `/./`, `/../`, no escape of an unreserved character) that means
+//!   the same bytes and that normalising again leaves as it is; it never
+//!   panics. The rest runs on the normalised path, as the request path does;
 //! - `route::find` picks the first route, in file order, that the model's
 //!   matchers accept ([`rampart_fuzz::route`]; regexes replaced by predicates);
 //! - when that route serves files, `static_files::serve` answers what
 //!   [`rampart_fuzz::static_path`] expects: 400 for undecodable paths and for
 //!   any `..` segment after percent-decoding, 404, 301, or 200 with the bytes
 //!   of the expected file;
-//! - whatever it answers, it never serves a byte from outside the root: every
-//!   file outside it (reachable through symlinks in it) holds `SECRET`.
+//! - whatever it answers, it never serves a byte from outside the root nor
+//!   from a dotfile: every file outside it (reachable through symlinks in
+//!   it) and every dotfile in it holds `SECRET`.
 #![no_main]
 
 use std::{
@@ -25,9 +31,10 @@ use hyper::{HeaderMap, Method, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use proxy_user::{
     config::{Config, Route},
-    http::{route, static_files},
+    http::{path as normal, route, static_files},
 };
 use rampart_fuzz::{
+    path::{looks_normal, meaning},
     route::{PathRule, Rule, first_match},
     static_path::{self, Expect},
 };
@@ -136,6 +143,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
 /// base/secret.txt, base/outside/{index.html,secret.txt}   all hold SECRET
 /// base/root/index.html, a.txt, a.txt.gz, b.txt, b.txt.gz -> ../secret.txt,
 ///           dir/{index.html,c.txt}, empty/, inlink -> dir,
+///           .env, .git/config, dir/.hidden              hold SECRET too
 ///           link -> ../outside, linkfile -> ../secret.txt, sp ace.txt
 /// ```
 fn scratch_dir() -> PathBuf {
@@ -153,7 +161,7 @@ fn scratch_dir() -> PathBuf {
     let base = tmp.join(format!("rampart-fuzz-static-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let root = base.join("root");
-    for d in ["outside", "root/dir", "root/empty"] {
+    for d in ["outside", "root/dir", "root/empty", "root/.git"] {
         std::fs::create_dir_all(base.join(d)).expect("scratch dirs");
     }
     for (f, body) in [
@@ -167,6 +175,9 @@ fn scratch_dir() -> PathBuf {
         ("root/dir/index.html", "dir index"),
         ("root/dir/c.txt", "file c"),
         ("root/sp ace.txt", "file with a space"),
+        ("root/.env", "SECRET dotfile"),
+        ("root/.git/config", "SECRET in a dot directory"),
+        ("root/dir/.hidden", "SECRET hidden"),
     ] {
         std::fs::write(base.join(f), body).expect("scratch files");
     }
@@ -203,8 +214,39 @@ fuzz_target!(|data: &[u8]| {
     let Ok(uri) = raw_path.parse::<hyper::Uri>() else {
         return;
     };
-    let path = uri.path();
+    let raw = uri.path();
     let world = &*WORLD;
+
+    let normalised = normal::normalise(raw);
+    if !raw.starts_with('/') {
+        assert_eq!(normalised.as_deref(), Ok(raw), "{raw:?} is left alone");
+        return;
+    }
+    let expected_meaning = meaning(raw);
+    let path = match normalised {
+        Err(e) => {
+            assert!(
+                expected_meaning.is_none(),
+                "{raw:?} refused ({e}) but means {expected_meaning:?}"
+            );
+            return;
+        }
+        Ok(p) => p,
+    };
+    let path = &*path;
+    if let Err(why) = looks_normal(path) {
+        panic!("{raw:?} normalised to {path:?}: {why}");
+    }
+    assert_eq!(
+        meaning(path),
+        expected_meaning,
+        "{raw:?} normalised to {path:?}, which means something else"
+    );
+    assert_eq!(
+        normal::normalise(path).as_deref(),
+        Ok(path),
+        "normalising {path:?} again changes it"
+    );
 
     let found = route::find(&world.routes, host, path);
     assert_eq!(

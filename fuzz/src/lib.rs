@@ -13,12 +13,15 @@
 //!   installs, and the verdict they give a parsed packet.
 //! - [`frame`]: well-formed frames, to seed the `xdp` corpus.
 //! - [`bucket`]: nginx's `limit_req` leaky bucket, for the `limit` target.
+//! - [`path`]: what a request path means, for the normaliser the
+//!   `route_path` target checks.
 //! - [`route`]: first-match route selection, for the `route_path` target.
 //! - [`static_path`]: which request paths a static route must refuse.
 
 pub mod bucket;
 pub mod frame;
 pub mod packet;
+pub mod path;
 pub mod policy;
 pub mod route;
 pub mod static_path;

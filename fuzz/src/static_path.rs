@@ -7,6 +7,7 @@
 //!        UTF-8, else 400--> decoded
 //!      --a NUL or a backslash: 400; a `..` segment: 400--> segments
 //!      --drop empty and `.` segments, join under the root--> file
+//! a segment starting with `.` (a dotfile) -> 404
 //! file missing                         -> 404
 //! file is a directory, no trailing /   -> 301 to path + "/"
 //! file is a directory                  -> its index file, or 404
@@ -80,6 +81,12 @@ pub fn expect(root: &Path, prefix: &str, index: &str, path: &str) -> Expect {
     let Some(rel) = relative(rest) else {
         return Expect::BadRequest;
     };
+    if rel
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    {
+        return Expect::NotFound;
+    }
     let mut file = root.join(rel);
     let Ok(mut meta) = std::fs::metadata(&file) else {
         return Expect::NotFound;

@@ -156,6 +156,7 @@ pub struct FileRoute {
     pub index: Option<String>,
     pub expires: Option<Spanned<String>>,
     pub cache_control: Option<String>,
+    pub serve_well_known: Option<Spanned<bool>>,
     pub upstream: Option<Spanned<String>>,
     pub redirect: Option<Spanned<String>>,
     pub redirect_status: Option<Spanned<i64>>,

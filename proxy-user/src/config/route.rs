@@ -55,6 +55,9 @@ pub enum Action {
         index: String,
         expires: Option<Duration>,
         cache_control: Option<String>,
+        /// Serve `/.well-known/` (RFC 8615) at the top of the directory;
+        /// every other path with a segment starting with `.` is a 404.
+        well_known: bool,
     },
     /// Proxy to an upstream group.
     Proxy { upstream: String },
@@ -124,16 +127,25 @@ pub(super) fn route(
 ) -> Result<Route, ConfigError> {
     let span = r.span();
     let r = r.into_inner();
-    let path = match (&r.path, &r.path_exact, &r.path_regex) {
-        (None, None, None) => PathMatch::Any,
-        (Some(p), None, None) => PathMatch::Prefix(p.get_ref().clone()),
-        (None, Some(p), None) => PathMatch::Exact(p.get_ref().clone()),
-        (None, None, Some(p)) => PathMatch::Regex(
-            regex::Regex::new(p.get_ref())
-                .map_err(|e| loc.error(p.span(), format!("path_regex does not compile: {e}")))?,
-        ),
-        _ => return Err(loc.error(span, "a route takes one of path, path_exact or path_regex")),
-    };
+    let path =
+        match (&r.path, &r.path_exact, &r.path_regex) {
+            (None, None, None) => PathMatch::Any,
+            (Some(p), None, None) => PathMatch::Prefix(normal(loc, p, "path")?),
+            (None, Some(p), None) => PathMatch::Exact(normal(loc, p, "path_exact")?),
+            (None, None, Some(p)) => {
+                if !p.get_ref().is_ascii() {
+                    return Err(loc.error(
+                        p.span(),
+                        "path_regex: paths are matched with non-ASCII bytes percent-encoded \
+                     (%C3%A9 for \u{e9}); write them so",
+                    ));
+                }
+                PathMatch::Regex(regex::Regex::new(p.get_ref()).map_err(|e| {
+                    loc.error(p.span(), format!("path_regex does not compile: {e}"))
+                })?)
+            }
+            _ => return Err(loc.error(span, "a route takes one of path, path_exact or path_regex")),
+        };
     let actions = [
         r.respond.is_some(),
         r.static_dir.is_some(),
@@ -145,6 +157,15 @@ pub(super) fn route(
         return Err(loc.error(
             span,
             "a route needs exactly one of respond, static, root, upstream or redirect",
+        ));
+    }
+    if let Some(w) = &r.serve_well_known
+        && r.static_dir.is_none()
+        && r.root.is_none()
+    {
+        return Err(loc.error(
+            w.span(),
+            "serve_well_known is for static routes (static or root)",
         ));
     }
     let action = if let Some(status) = &r.respond {
@@ -171,6 +192,7 @@ pub(super) fn route(
             index: r.index.clone().unwrap_or_else(|| "index.html".into()),
             expires,
             cache_control: r.cache_control.clone(),
+            well_known: r.serve_well_known.as_ref().is_some_and(|w| *w.get_ref()),
         }
     } else if let Some(up) = &r.upstream {
         if !known.upstreams.contains_key(up.get_ref()) {
@@ -227,6 +249,23 @@ pub(super) fn route(
     })
 }
 
+/// A `path` or `path_exact` as requests are matched: normalised (see
+/// `http::path`), or it could never match.
+fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+    let text = p.get_ref();
+    match crate::http::path::normalise(text) {
+        Ok(n) if n == text.as_str() => Ok(n.into_owned()),
+        Ok(n) => Err(loc.error(
+            p.span(),
+            format!("{key} {text:?} would never match: request paths are normalised; write {n:?}"),
+        )),
+        Err(e) => Err(loc.error(
+            p.span(),
+            format!("{key} {text:?} would never match: no request path has it ({e})"),
+        )),
+    }
+}
+
 /// A route's `limit` or `escalate` names, each of which must name a
 /// `[SECTION.NAME]` of the file.
 fn names(
@@ -246,4 +285,50 @@ fn names(
         return Err(loc.error(v.span(), format!("no [{section}.{missing}]")));
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(matcher: &str) -> Result<Config, String> {
+        let text = format!("[[route]]\n{matcher}\nrespond = 404\n");
+        Config::parse(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn route_paths_are_written_normalised() {
+        for (matcher, hint) in [
+            (r#"path = "/%61dmin""#, r#"write "/admin""#),
+            (r#"path = "//admin""#, r#"write "/admin""#),
+            (r#"path_exact = "/a/./b""#, r#"write "/a/b""#),
+            (r#"path = "/caf\u00e9/""#, r#"write "/caf%C3%A9/""#),
+            (r#"path = "/a%2Fb""#, "no request path has it"),
+            (r#"path = "/..""#, "no request path has it"),
+            (r#"path_regex = "^/caf\u00e9""#, "percent-encoded"),
+        ] {
+            let e = parse(matcher).expect_err(matcher);
+            assert!(e.contains(hint), "{matcher}: {e}");
+            assert!(e.starts_with("t.toml:2:"), "{matcher}: {e}");
+        }
+        for ok in [
+            r#"path = "/api/""#,
+            r#"path = "/admin""#,
+            r#"path_exact = "/caf%C3%A9""#,
+            r#"path_regex = '\.(env|git)$'"#,
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}: {:?}", parse(ok).err());
+        }
+    }
+
+    #[test]
+    fn serve_well_known_is_for_static_routes() {
+        let e = parse("path = \"/x\"\nserve_well_known = true").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:3:") && e.contains("static routes"),
+            "{e}"
+        );
+    }
 }

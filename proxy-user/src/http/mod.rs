@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! request -> id -> [redirect_https listener: 301] -> URI length (414)
+//!         -> normalised path (400 if it has none; see [`path`])
 //!         -> route (first match, 404 if none) -> limits (429 / delay)
 //!         -> respond | redirect | static files | proxy to an upstream group
 //!         -> X-Request-Id on the response, access log line
@@ -13,6 +14,7 @@
 
 mod error;
 pub mod headers;
+pub mod path;
 mod proxy;
 pub mod route;
 pub mod static_files;
@@ -317,7 +319,7 @@ async fn dispatch(
     conn: ConnInfo,
     request_id: &HeaderValue,
     host: Option<&str>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
     if let Some(&RefusedHead { status, why }) = req.extensions().get::<RefusedHead>() {
         log::warn!("{}: {why}: answered {status} and closed", conn.client);
@@ -356,7 +358,27 @@ async fn dispatch(
             None,
         );
     }
-    let path = req.uri().path().to_string();
+    // The one path routing, limits, escalation, static files and the
+    // upstream see; `$request_uri` in a redirect keeps the original.
+    let original = req.uri().path_and_query().cloned();
+    let path = match path::normalise(req.uri().path()) {
+        Ok(p) => p.into_owned(),
+        Err(e) => {
+            return (
+                Err(ProxyError::downstream(
+                    StatusCode::BAD_REQUEST,
+                    format!("path: {e}"),
+                )),
+                None,
+            );
+        }
+    };
+    if path != req.uri().path() {
+        match with_path(req.uri(), &path) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(e) => return (Err(e), None),
+        }
+    }
     let Some(index) = route::find(&state.config.routes, host, &path) else {
         return (
             Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
@@ -393,7 +415,7 @@ async fn dispatch(
             body,
         )),
         Action::Redirect { to, status } => {
-            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let target = original.as_ref().map_or("/", |p| p.as_str());
             let location = to.replace("$request_uri", target);
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
@@ -436,6 +458,21 @@ async fn dispatch(
         }
     }
     (result, Some(index))
+}
+
+/// `uri` with its path replaced by `path` (normalised), its query kept.
+fn with_path(uri: &hyper::Uri, path: &str) -> Result<hyper::Uri, ProxyError> {
+    let target = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse().map_err(|e| {
+        ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
+    })?);
+    hyper::Uri::from_parts(parts).map_err(|e| {
+        ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
+    })
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<String> {

@@ -1,7 +1,9 @@
 //! Static files: the route's prefix is stripped (nginx `alias`), the rest of
 //! the path is decoded and resolved under the root without escaping it (no
 //! `..`, no percent-encoded dots or slashes sneaking one in, no NUL, no
-//! symlink out of the root). Conditional GET (ETag, Last-Modified), single
+//! symlink out of the root). No dotfile is served: a path with a segment
+//! starting with `.` (`.env`, `.git/config`, however it was spelled) is a
+//! 404, but `.well-known/` at the top when the route opts in. Conditional GET (ETag, Last-Modified), single
 //! byte ranges, HEAD, Expires/Cache-Control from the route, and precompressed
 //! `.br`/`.gz` siblings when the client accepts them.
 
@@ -27,6 +29,8 @@ pub struct StaticRoute<'a> {
     pub index: &'a str,
     pub expires: Option<Duration>,
     pub cache_control: Option<&'a str>,
+    /// Serve `.well-known/` at the top of the directory.
+    pub well_known: bool,
 }
 
 impl<'a> StaticRoute<'a> {
@@ -39,6 +43,7 @@ impl<'a> StaticRoute<'a> {
             index,
             expires,
             cache_control,
+            well_known,
         } = &route.action
         else {
             return None;
@@ -53,6 +58,7 @@ impl<'a> StaticRoute<'a> {
             index,
             expires: *expires,
             cache_control: cache_control.as_deref(),
+            well_known: *well_known,
         })
     }
 }
@@ -70,7 +76,7 @@ pub async fn serve(
         return Ok(resp);
     }
     let rest = path.strip_prefix(route.prefix).unwrap_or(path);
-    let relative = safe_relative(rest)?;
+    let relative = safe_relative(rest, route.well_known)?;
     let mut file = route.root.join(&relative);
     let root = tokio::fs::canonicalize(route.root)
         .await
@@ -196,8 +202,10 @@ fn status_response(status: StatusCode) -> hyper::Response<Body> {
 }
 
 /// Decodes the request path and turns it into a relative path that cannot
-/// leave the root.
-fn safe_relative(rest: &str) -> Result<PathBuf, ProxyError> {
+/// leave the root nor name a dotfile (but `.well-known` first, when
+/// `well_known`): 400 for what cannot be decoded or climbs, 404 for a
+/// dotfile, as for a file that is not there.
+fn safe_relative(rest: &str, well_known: bool) -> Result<PathBuf, ProxyError> {
     let bad =
         |why: &str| ProxyError::downstream(StatusCode::BAD_REQUEST, format!("static path: {why}"));
     let decoded = percent_decode(rest).ok_or_else(|| bad("invalid percent-encoding or UTF-8"))?;
@@ -209,6 +217,8 @@ fn safe_relative(rest: &str) -> Result<PathBuf, ProxyError> {
         match segment {
             "" | "." => {}
             ".." => return Err(bad("`..` is not allowed")),
+            ".well-known" if well_known && out.as_os_str().is_empty() => out.push(".well-known"),
+            s if s.starts_with('.') => return Err(not_found()),
             s => out.push(s),
         }
     }
@@ -434,10 +444,13 @@ mod tests {
     #[test]
     fn paths_cannot_climb_out() {
         assert_eq!(
-            safe_relative("css/app.css").unwrap(),
+            safe_relative("css/app.css", false).unwrap(),
             PathBuf::from("css/app.css")
         );
-        assert_eq!(safe_relative("./a//b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(
+            safe_relative("./a//b", false).unwrap(),
+            PathBuf::from("a/b")
+        );
         for evil in [
             "../etc/passwd",
             "a/../../b",
@@ -449,8 +462,37 @@ mod tests {
             "%zz",
             "%+1",
         ] {
-            assert!(safe_relative(evil).is_err(), "{evil} must be refused");
+            assert!(
+                safe_relative(evil, false).is_err(),
+                "{evil} must be refused"
+            );
         }
+    }
+
+    #[test]
+    fn dotfiles_are_not_found() {
+        for (rest, well_known) in [
+            (".env", false),
+            ("/.env", true),
+            ("a/.git/config", false),
+            (".%65nv", false),
+            ("%2eenv/", false),
+            (".well-known/x", false),
+            ("a/.well-known/x", true),
+            (".well-known/.secret", true),
+            (".well-knownx/y", true),
+        ] {
+            let e = safe_relative(rest, well_known).expect_err(rest);
+            assert_eq!(e.status(), StatusCode::NOT_FOUND, "{rest}");
+        }
+        assert_eq!(
+            safe_relative("/.well-known/acme-challenge/x", true).unwrap(),
+            PathBuf::from(".well-known/acme-challenge/x")
+        );
+        assert_eq!(
+            safe_relative("a.b/c..d", false).unwrap(),
+            PathBuf::from("a.b/c..d")
+        );
     }
 
     #[test]

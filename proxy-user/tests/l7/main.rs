@@ -2,6 +2,7 @@
 //! proxy, with backends in the same process, all on 127.0.0.1:0.
 
 mod http2;
+mod paths;
 mod proxying;
 mod routes;
 mod support;
