@@ -5,6 +5,9 @@ use std::{path::PathBuf, time::Duration};
 
 use super::{ConfigError, error::Locator, file::FileHttp, units};
 
+/// Largest `body_timeout` accepted (a day).
+pub const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
     /// Time to receive a request's head, counted from its first byte, and
@@ -18,6 +21,10 @@ pub struct HttpSettings {
     /// connection is closed (nginx `send_timeout`): a client that stops
     /// reading cannot hold a connection and its buffers for ever.
     pub send_timeout: Duration,
+    /// Longest wait between two successive reads of a request body (nginx
+    /// `client_body_timeout`): past it the request gets 408 and its
+    /// connection (an HTTP/2 stream: the stream) is closed.
+    pub body_timeout: Duration,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
     /// Longest request target accepted (414 above).
@@ -44,6 +51,7 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
             max_header_size: 32 << 10,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
@@ -76,6 +84,15 @@ pub(super) fn http(
     }
     if let Some(v) = &h.send_timeout {
         out.send_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.body_timeout {
+        out.body_timeout = dur(v)?;
+        if out.body_timeout.is_zero() || out.body_timeout > MAX_BODY_TIMEOUT {
+            return Err(loc.error(
+                v.span(),
+                format!("body_timeout must be between 1ms and {MAX_BODY_TIMEOUT:?}"),
+            ));
+        }
     }
     if let Some(v) = &h.response_buffer {
         out.response_buffer = size(v)?;

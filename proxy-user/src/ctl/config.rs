@@ -45,6 +45,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "header_timeout": secs(h.header_timeout),
         "keepalive_timeout": secs(h.keepalive_timeout),
         "send_timeout": secs(h.send_timeout),
+        "body_timeout": secs(h.body_timeout),
         "max_header_size": h.max_header_size,
         "max_uri_length": h.max_uri_length,
         "max_body": h.max_body,

@@ -11,6 +11,7 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+mod body;
 mod error;
 pub mod headers;
 mod proxy;
@@ -416,6 +417,7 @@ async fn dispatch(
                 group,
                 route,
                 state.config.http.response_buffer,
+                state.config.http.body_timeout,
                 &down,
                 &state.going_away,
                 req,
@@ -468,12 +470,19 @@ fn redirect(status: StatusCode, location: &str) -> Response<Body> {
 
 fn error_response(e: &ProxyError) -> Response<Body> {
     let status = e.status();
-    text(
+    let mut resp = text(
         status,
         &format!(
             "{} {}\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         ),
-    )
+    );
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The rest of the body may still come: the connection cannot be
+        // reused (an HTTP/2 stream is reset instead; hyper drops the header).
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }

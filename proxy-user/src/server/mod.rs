@@ -47,6 +47,10 @@ use crate::{
     http::{self, ConnInfo, Shared, State},
 };
 
+/// Response bodies larger than this (or of unknown length) keep their
+/// request in progress until they have been sent ([`busy::BusyBody`]).
+const STREAMED: u64 = 64 << 10;
+
 /// At shutdown, how long connections accepted last get to send their request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
 
@@ -568,7 +572,18 @@ async fn serve_http<S>(
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 busy.upgraded();
             }
-            drop(busy);
+            // A body that is more than one buffer (streamed from an
+            // upstream or a file) keeps the request in progress until it
+            // has been sent.
+            let streamed = hyper::body::Body::size_hint(resp.body())
+                .exact()
+                .is_none_or(|n| n > STREAMED);
+            let resp = if streamed {
+                resp.map(|b| http::Body::new(busy::BusyBody::new(b, busy)))
+            } else {
+                drop(busy);
+                resp
+            };
             Ok::<_, Infallible>(resp)
         }
     });

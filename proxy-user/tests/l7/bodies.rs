@@ -1,0 +1,228 @@
+//! Request bodies: `body_timeout` between reads (HTTP/1.1 and HTTP/2
+//! streams), and no upstream phase that waits without a timeout.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{Request, StatusCode, body::Frame};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::support::{backend, proxy, test_dir};
+
+/// One plain listener (HTTP/2 by prior knowledge too) proxying everything
+/// to `upstream`, with `extra` lines in `[http]`.
+fn config(upstream: &str, http: &str, listener: &str) -> String {
+    format!(
+        "[http]\n{http}\n\
+         [[listener]]\nbind = \"127.0.0.1:0\"\nhttp2 = true\n{listener}\n\
+         [upstream.app]\nservers = [\"{upstream}\"]\nread_timeout = \"1s\"\n\
+         [[route]]\nupstream = \"app\"\n"
+    )
+}
+
+/// Reads until the proxy closes the connection; panics if it has not
+/// within 5 s (it would hang without a body timeout).
+async fn answer_then_close(s: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all)).await;
+    r.expect("the proxy answered and closed within 5 s, not hanging")
+        .expect("read");
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// A body that announces 100000 bytes, sends one and stops: 408 and the
+/// connection closed, at `body_timeout` after the last read.
+async fn stalled_body(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+        .await
+        .unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_gets_408_at_body_timeout_and_is_closed() {
+    let b = backend(0).await;
+    let dir = test_dir("body-timeout");
+    let p = proxy(
+        &dir,
+        &config(&b.addr.to_string(), "body_timeout = \"1s\"", ""),
+    )
+    .await;
+    let started = Instant::now();
+    let mut s = stalled_body(p.addr()).await;
+    let got = answer_then_close(&mut s).await;
+    let took = started.elapsed();
+    println!(
+        "figure: 408 after {:.2} s (body_timeout 1 s)",
+        took.as_secs_f64()
+    );
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("connection: close"), "{got}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A body that keeps coming, slower than `body_timeout` in all but faster
+/// between reads, is not cut, including while the socket's low-water mark
+/// holds its bytes back (fewer than the 16 KiB mark arrive per timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_coming_is_not_cut() {
+    let b = backend(0).await;
+    let dir = test_dir("body-trickle");
+    let p = proxy(
+        &dir,
+        &config(&b.addr.to_string(), "body_timeout = \"1s\"", ""),
+    )
+    .await;
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // 10 pieces of 10 bytes, 300 ms apart: 3 s in all.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(&[b'y'; 10]).await.unwrap();
+    }
+    let got = answer_then_close(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.contains("\"body_len\":100"), "{got}");
+}
+
+/// With `max_connections` taken by stalled bodies, the listener used to be
+/// locked for as long as they liked; now they are cut at `body_timeout`
+/// and a legitimate client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_cannot_lock_a_listener_out() {
+    let b = backend(0).await;
+    let dir = test_dir("body-lockout");
+    let p = proxy(
+        &dir,
+        &config(
+            &b.addr.to_string(),
+            "body_timeout = \"1s\"",
+            "max_connections = 3",
+        ),
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        slow.push(stalled_body(p.addr()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut legit = TcpStream::connect(p.addr()).await.unwrap();
+    legit
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = answer_then_close(&mut legit).await;
+    println!(
+        "figure: legitimate client served after {:.2} s with 3 of 3 connections stalled",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    for mut s in slow {
+        let got = answer_then_close(&mut s).await;
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    }
+}
+
+type ChannelBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// A request body fed by the returned sender; it ends when the sender is dropped.
+pub fn channel_body() -> (tokio::sync::mpsc::UnboundedSender<Bytes>, ChannelBody) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        let data = rx.recv().await?;
+        Some((Ok(Frame::data(data)), rx))
+    });
+    (tx, http_body_util::StreamBody::new(frames).boxed())
+}
+
+/// An HTTP/2 stream whose body stops gets 408 on that stream; the
+/// connection's other streams go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_whose_body_stops_gets_408_and_the_connection_goes_on() {
+    let b = backend(0).await;
+    let dir = test_dir("body-timeout-h2");
+    let p = proxy(
+        &dir,
+        &config(&b.addr.to_string(), "body_timeout = \"1s\"", ""),
+    )
+    .await;
+    let stream = TcpStream::connect(p.addr()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // One DATA frame, then nothing (the sender is kept, so the stream stays open).
+    let (tx, body) = channel_body();
+    tx.send(Bytes::from_static(b"x")).unwrap();
+    let stalled = Request::post("http://x/upload")
+        .header("content-length", "100000")
+        .body(body)
+        .unwrap();
+    let started = Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(stalled))
+        .await
+        .expect("answered within 5 s, not hanging")
+        .unwrap();
+    let took = started.elapsed();
+    println!(
+        "figure: HTTP/2 stream 408 after {:.2} s (body_timeout 1 s)",
+        took.as_secs_f64()
+    );
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // The same connection serves the next stream.
+    let (tx2, body) = channel_body();
+    drop(tx2);
+    let next = Request::get("http://x/next").body(body).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(next))
+        .await
+        .expect("the next stream is answered")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    drop(tx);
+}
+
+/// An upstream that sends a response head and part of a streamed body,
+/// then nothing: the client's response is cut at the upstream's
+/// `read_timeout` after its last bytes, instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stops_mid_body_is_cut_at_read_timeout() {
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = up.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        // Larger than response_buffer (64k): streamed.
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst bytes")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    });
+    let dir = test_dir("upstream-body-stall");
+    let p = proxy(&dir, &config(&up_addr.to_string(), "", "")).await;
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let got = answer_then_close(&mut s).await;
+    println!(
+        "figure: streamed response cut {:.2} s after the upstream stalled (read_timeout 1 s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("first bytes"), "{got}");
+}
