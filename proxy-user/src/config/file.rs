@@ -59,6 +59,8 @@ pub struct FileHttp {
     pub keepalive_timeout: Option<Spanned<String>>,
     pub send_timeout: Option<Spanned<String>>,
     pub body_timeout: Option<Spanned<String>>,
+    pub body_memory: Option<Spanned<String>>,
+    pub body_memory_per_connection: Option<Spanned<String>>,
     pub max_header_size: Option<Spanned<String>>,
     pub max_uri_length: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,

@@ -7,6 +7,8 @@ use super::{ConfigError, error::Locator, file::FileHttp, units};
 
 /// Largest `body_timeout` accepted (a day).
 pub const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Largest `body_memory` and `body_memory_per_connection` accepted.
+pub const MAX_BODY_MEMORY: u64 = 64 << 30;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
@@ -25,6 +27,15 @@ pub struct HttpSettings {
     /// `client_body_timeout`): past it the request gets 408 and its
     /// connection (an HTTP/2 stream: the stream) is closed.
     pub body_timeout: Duration,
+    /// Request body bytes held in memory by the whole process: a body that
+    /// would go past it gets 503 (no nginx equivalent; nginx bounds each
+    /// body by `client_body_buffer_size` and writes the rest to disk).
+    pub body_memory: u64,
+    /// Request body bytes held in memory by one connection (its HTTP/2
+    /// streams together); streams past it wait, unread, and HTTP/2 flow
+    /// control holds the client back. Never below the largest `max_body`
+    /// of any route (raised to it), so one body always fits.
+    pub body_memory_per_connection: u64,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
     /// Longest request target accepted (414 above).
@@ -52,6 +63,8 @@ impl Default for HttpSettings {
             keepalive_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
+            body_memory: 256 << 20,
+            body_memory_per_connection: 4 << 20,
             max_header_size: 32 << 10,
             max_uri_length: 8 << 10,
             max_body: 1 << 20,
@@ -92,6 +105,21 @@ pub(super) fn http(
                 v.span(),
                 format!("body_timeout must be between 1ms and {MAX_BODY_TIMEOUT:?}"),
             ));
+        }
+    }
+    for (v, out, key) in [
+        (&h.body_memory, &mut out.body_memory, "body_memory"),
+        (
+            &h.body_memory_per_connection,
+            &mut out.body_memory_per_connection,
+            "body_memory_per_connection",
+        ),
+    ] {
+        if let Some(v) = v {
+            *out = size(v)?;
+            if *out == 0 || *out > MAX_BODY_MEMORY {
+                return Err(loc.error(v.span(), format!("{key} must be between 1 and 64G")));
+            }
         }
     }
     if let Some(v) = &h.response_buffer {

@@ -46,6 +46,8 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "keepalive_timeout": secs(h.keepalive_timeout),
         "send_timeout": secs(h.send_timeout),
         "body_timeout": secs(h.body_timeout),
+        "body_memory": h.body_memory,
+        "body_memory_per_connection": h.body_memory_per_connection,
         "max_header_size": h.max_header_size,
         "max_uri_length": h.max_uri_length,
         "max_body": h.max_body,

@@ -1,7 +1,8 @@
 //! Request bodies, read whole before a request is forwarded (so a slow
 //! uploader never holds an upstream connection): each read within
 //! `body_timeout` of the one before (nginx `client_body_timeout`), the
-//! whole within the route's `max_body`.
+//! whole within the route's `max_body`, and the memory it takes within
+//! the process's and the connection's budgets ([`super::budget`]).
 
 use std::time::Duration;
 
@@ -9,7 +10,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{StatusCode, body::Incoming};
 
-use super::ProxyError;
+use super::{
+    ProxyError,
+    budget::{Budget, ConnBudget, Held, Short},
+};
 
 /// How much of a refused body is read and thrown away, and for how long, so
 /// the client sees the error response instead of a reset connection.
@@ -25,12 +29,40 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
+/// The budgets a body's memory comes from.
+#[derive(Clone, Copy)]
+pub struct Memory<'a> {
+    pub process: &'a Budget,
+    pub connection: Option<&'a ConnBudget>,
+}
+
+/// Room kept for the next read before it is read: an HTTP/2 DATA frame at
+/// the default maximum frame size. A stream waiting for memory thus reads
+/// nothing, and what its client sends stays in the flow-control window.
+const AHEAD: u64 = 16 << 10;
+
 /// Reads the whole request body: 413 past `limits.max`, 408 when a read
 /// waits longer than `limits.timeout` (the time between two successive
-/// reads, not the whole transfer, as nginx counts it).
-pub async fn read(mut body: Incoming, limits: Limits) -> Result<Bytes, ProxyError> {
-    let mut buf = bytes::BytesMut::new();
-    loop {
+/// reads, not the whole transfer, as nginx counts it), 503 when the
+/// process's body memory is spent. The memory stays held until the
+/// returned [`Held`] is dropped.
+pub async fn read(
+    mut body: Incoming,
+    limits: Limits,
+    memory: Memory<'_>,
+) -> Result<(Bytes, Held), ProxyError> {
+    // A Vec grown by hand (doubling, capped at the limit), so that the
+    // memory counted is the memory allocated.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut held = Held::default();
+    // What the body can still grow to: its declared length, if any, within the limit.
+    let most = hyper::body::Body::size_hint(&body)
+        .upper()
+        .unwrap_or(u64::MAX)
+        .min(limits.max);
+    while !hyper::body::Body::is_end_stream(&body) {
+        let want = (buf.len() as u64 + AHEAD).min(most);
+        grow(&mut buf, &mut held, want, limits, memory).await?;
         let frame = match tokio::time::timeout(limits.timeout, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -52,17 +84,64 @@ pub async fn read(mut body: Incoming, limits: Limits) -> Result<Bytes, ProxyErro
             )
         })?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() as u64 + data.len() as u64 > limits.max {
+            let need = buf.len() as u64 + data.len() as u64;
+            if need > limits.max {
                 tokio::spawn(drain(body));
                 return Err(ProxyError::downstream(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body over {} bytes", limits.max),
                 ));
             }
+            // A read larger than the room kept (HTTP/1 reads can be).
+            grow(&mut buf, &mut held, need, limits, memory).await?;
             buf.extend_from_slice(&data);
         }
     }
-    Ok(buf.freeze())
+    Ok((Bytes::from(buf), held))
+}
+
+/// Makes `buf`'s capacity at least `want` (doubling, within the limit),
+/// the memory taken from the budgets first.
+async fn grow(
+    buf: &mut Vec<u8>,
+    held: &mut Held,
+    want: u64,
+    limits: Limits,
+    memory: Memory<'_>,
+) -> Result<(), ProxyError> {
+    let cap = buf.capacity() as u64;
+    if want <= cap {
+        return Ok(());
+    }
+    let new_cap = (cap * 2).min(limits.max).max(want);
+    let grown = held
+        .grow(
+            new_cap - cap,
+            memory.process,
+            memory.connection,
+            limits.timeout,
+        )
+        .await;
+    match grown {
+        Ok(()) => {
+            buf.reserve_exact(new_cap as usize - buf.len());
+            Ok(())
+        }
+        Err(Short::Process) => Err(ProxyError::downstream(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "request body memory (body_memory = {}) spent",
+                memory.process.limit()
+            ),
+        )),
+        Err(Short::Connection) => Err(ProxyError::downstream(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body timed out waiting {:?} for the connection's body memory",
+                limits.timeout
+            ),
+        )),
+    }
 }
 
 /// Reads and discards what is left of a refused body, within bounds.

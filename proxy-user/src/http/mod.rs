@@ -12,6 +12,7 @@
 //! the snapshot that was current when it arrived.
 
 mod body;
+pub mod budget;
 mod error;
 pub mod headers;
 mod proxy;
@@ -74,6 +75,8 @@ pub struct State {
     pub gate: Arc<Gate>,
     /// Tells WebSocket tunnels to close with 1001; shared by every snapshot.
     pub going_away: Arc<websocket::GoingAway>,
+    /// Memory for request bodies, process-wide (its count is kept across reloads).
+    pub bodies: budget::Budget,
     /// The measures, shared by every snapshot (kept by name across reloads)...
     pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
@@ -167,6 +170,7 @@ impl State {
             &config.escalate,
             previous.map(|p| &*p.escalation),
         ));
+        let bodies = budget::Budget::new(config.http.body_memory, previous.map(|p| &p.bodies));
         State {
             config,
             groups,
@@ -178,6 +182,7 @@ impl State {
             metrics,
             route_metrics,
             going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
+            bodies,
         }
     }
 }
@@ -413,11 +418,16 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
             };
+            let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
+            let memory = body::Memory {
+                process: &state.bodies,
+                connection: conn_budget.as_ref(),
+            };
             proxy::forward(
                 group,
                 route,
-                state.config.http.response_buffer,
-                state.config.http.body_timeout,
+                &state.config.http,
+                memory,
                 &down,
                 &state.going_away,
                 req,
@@ -478,9 +488,13 @@ fn error_response(e: &ProxyError) -> Response<Body> {
             status.canonical_reason().unwrap_or("")
         ),
     );
-    if status == StatusCode::REQUEST_TIMEOUT {
-        // The rest of the body may still come: the connection cannot be
-        // reused (an HTTP/2 stream is reset instead; hyper drops the header).
+    if matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        // A body cut short (timed out, or no memory for it): the rest may
+        // still come, so the connection cannot be reused (an HTTP/2 stream
+        // is reset instead; hyper drops the header).
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

@@ -57,20 +57,19 @@ fn idempotent(m: &Method) -> bool {
 pub async fn forward(
     group: &Arc<Group>,
     route: &Route,
-    response_buffer: u64,
-    body_timeout: Duration,
+    http: &crate::config::HttpSettings,
+    memory: body::Memory<'_>,
     down: &Downstream,
     going_away: &Arc<super::websocket::GoingAway>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
-    let upstream = &group.config;
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     if let Some(len) = declared
         && len > route.max_body
     {
@@ -84,9 +83,52 @@ pub async fn forward(
     }
     let limits = body::Limits {
         max: route.max_body,
-        timeout: body_timeout,
+        timeout: http.body_timeout,
     };
-    let body = body::read(body, limits).await?;
+    // The body's memory is held until the exchange is over.
+    let (body, _held) = body::read(body, limits, memory).await?;
+    // The exchange's state is large (several KiB); boxed, a request still
+    // reading its body (an HTTP/2 connection may have 128) holds none of it.
+    let exchange = Exchange {
+        group,
+        route,
+        response_buffer: http.response_buffer,
+        down,
+        going_away,
+        websocket,
+        downstream_upgrade,
+    };
+    Box::pin(send(exchange, parts, body)).await
+}
+
+/// A request whose body has been read, and what sending it needs.
+struct Exchange<'a> {
+    group: &'a Arc<Group>,
+    route: &'a Route,
+    response_buffer: u64,
+    down: &'a Downstream,
+    going_away: &'a Arc<super::websocket::GoingAway>,
+    websocket: bool,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Sends the request to a server of the group (retrying as allowed) and
+/// makes its response the client's.
+async fn send(
+    exchange: Exchange<'_>,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Body>, ProxyError> {
+    let Exchange {
+        group,
+        route,
+        response_buffer,
+        down,
+        going_away,
+        websocket,
+        downstream_upgrade,
+    } = exchange;
+    let upstream = &group.config;
 
     // The request as the upstream will see it (the URI's authority is set per server).
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {

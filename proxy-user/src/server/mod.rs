@@ -47,6 +47,16 @@ use crate::{
     http::{self, ConnInfo, Shared, State},
 };
 
+/// HTTP/2 flow-control windows advertised to clients. The stream window
+/// is nginx's `http2_body_preread_size` (64k): what a stream may send
+/// before its handler reads it. The connection window bounds what a whole
+/// connection may have sent and not had read, the only request body
+/// memory outside `body_memory` ([`http::budget`]). Set here rather than
+/// left to hyper's defaults (1 MiB each), and never adaptive (which grows
+/// them with the client's bandwidth-delay product, as far as it likes).
+pub(crate) const H2_STREAM_WINDOW: u32 = 64 << 10;
+pub(crate) const H2_CONNECTION_WINDOW: u32 = 256 << 10;
+
 /// Response bodies larger than this (or of unknown length) keep their
 /// request in progress until they have been sent ([`busy::BusyBody`]).
 const STREAMED: u64 = 64 << 10;
@@ -560,12 +570,19 @@ async fn serve_http<S>(
     }
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
+    // The connection's share of request body memory (its HTTP/2 streams
+    // together; an HTTP/1 connection has one body at a time).
+    let conn_budget =
+        http2.then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
     let (snapshot, conn) = (snapshot.clone(), *conn);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);
         if let Some(why) = busy.ambiguous {
             req.extensions_mut().insert(http::AmbiguousFraming(why));
+        }
+        if let Some(b) = &conn_budget {
+            req.extensions_mut().insert(b.clone());
         }
         async move {
             let resp = http::handle(snapshot, conn, req).await;
@@ -595,7 +612,10 @@ async fn serve_http<S>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(max_header_list);
+        .max_header_list_size(max_header_list)
+        .adaptive_window(false)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
     let builder = if http2 { builder } else { builder.http1_only() };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(guarded), service);
     tokio::pin!(connection);

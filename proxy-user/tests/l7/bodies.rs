@@ -226,3 +226,103 @@ async fn an_upstream_that_stops_mid_body_is_cut_at_read_timeout() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(got.ends_with("first bytes"), "{got}");
 }
+
+/// Past `body_memory` (the whole process's request body memory) a body
+/// gets 503 and its connection closes; the memory comes back when the
+/// bodies holding it end, and the next body is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_process_budget_get_503_and_the_memory_comes_back() {
+    let b = backend(0).await;
+    let dir = test_dir("body-budget");
+    let p = proxy(
+        &dir,
+        &config(
+            &b.addr.to_string(),
+            "body_timeout = \"2s\"\nbody_memory = \"128k\"",
+            "",
+        ),
+    )
+    .await;
+    // 60000 bytes of a 200000-byte body: its buffer (doubled to have room
+    // for the next 16k) takes the 128k.
+    let mut holder = TcpStream::connect(p.addr()).await.unwrap();
+    holder
+        .write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+        .await
+        .unwrap();
+    holder.write_all(&[b'h'; 60_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let held = p.shared.load().bodies.used();
+    assert_eq!(held, 128 << 10);
+    let post = b"POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789";
+    let mut refused = TcpStream::connect(p.addr()).await.unwrap();
+    refused.write_all(post).await.unwrap();
+    let got = answer_then_close(&mut refused).await;
+    println!("figure: {}", got.lines().next().unwrap_or(""));
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("connection: close"), "{got}");
+    // The holder times out; its memory comes back.
+    let got = answer_then_close(&mut holder).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert_eq!(p.shared.load().bodies.used(), 0);
+    let mut served = TcpStream::connect(p.addr()).await.unwrap();
+    served
+        .write_all(b"POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let got = answer_then_close(&mut served).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(p.shared.load().bodies.used(), 0);
+}
+
+/// Past `body_memory_per_connection`, an HTTP/2 stream's body waits,
+/// unread (flow control holds its client back), until the connection's
+/// other bodies give their memory back; then it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_past_the_connections_share_wait_for_it() {
+    let b = backend(0).await;
+    let dir = test_dir("body-conn-budget");
+    let p = proxy(
+        &dir,
+        &config(
+            &b.addr.to_string(),
+            "body_timeout = \"5s\"\nmax_body = \"64k\"\nbody_memory_per_connection = \"64k\"",
+            "",
+        ),
+    )
+    .await;
+    let stream = TcpStream::connect(p.addr()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let (tx1, body1) = channel_body();
+    tx1.send(Bytes::from(vec![b'1'; 60_000])).unwrap();
+    let first = sender.send_request(Request::post("http://x/one").body(body1).unwrap());
+    let first = tokio::spawn(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = p.shared.load().bodies.used();
+    assert!((60_000..=64 << 10).contains(&held), "{held}");
+    let (tx2, body2) = channel_body();
+    tx2.send(Bytes::from(vec![b'2'; 30_000])).unwrap();
+    drop(tx2);
+    let second =
+        tokio::spawn(sender.send_request(Request::post("http://x/two").body(body2).unwrap()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!second.is_finished(), "the second body waits for memory");
+    assert_eq!(p.shared.load().bodies.used(), held, "and holds none");
+    drop(tx1);
+    for (task, len) in [(first, 60_000), (second, 30_000)] {
+        let resp = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("answered within 5 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = crate::support::json(&body);
+        assert_eq!(v["body_len"], len);
+    }
+    assert_eq!(p.shared.load().bodies.used(), 0);
+}
