@@ -57,8 +57,8 @@ use crate::{
 pub(crate) const H2_STREAM_WINDOW: u32 = 64 << 10;
 pub(crate) const H2_CONNECTION_WINDOW: u32 = 256 << 10;
 
-/// Response bodies larger than this (or of unknown length) keep their
-/// request in progress until they have been sent ([`busy::BusyBody`]).
+/// HTTP/1 response bodies larger than this (or of unknown length) keep
+/// their request in progress until they have been sent ([`busy::BusyBody`]).
 const STREAMED: u64 = 64 << 10;
 
 /// At shutdown, how long connections accepted last get to send their request.
@@ -584,17 +584,22 @@ async fn serve_http<S>(
         if let Some(b) = &conn_budget {
             req.extensions_mut().insert(b.clone());
         }
+        let http1 = req.version() < hyper::Version::HTTP_2;
         async move {
             let resp = http::handle(snapshot, conn, req).await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 busy.upgraded();
             }
-            // A body that is more than one buffer (streamed from an
-            // upstream or a file) keeps the request in progress until it
-            // has been sent.
-            let streamed = hyper::body::Body::size_hint(resp.body())
-                .exact()
-                .is_none_or(|n| n > STREAMED);
+            // On HTTP/1, a body that is more than one buffer (streamed
+            // from an upstream or a file) keeps the request in progress
+            // until it has been sent: the connection must not be parked
+            // meanwhile. (HTTP/2 connections are not parked, and one
+            // whose client never opens its window for a stream is closed
+            // by keepalive_timeout as before.)
+            let streamed = http1
+                && hyper::body::Body::size_hint(resp.body())
+                    .exact()
+                    .is_none_or(|n| n > STREAMED);
             let resp = if streamed {
                 resp.map(|b| http::Body::new(busy::BusyBody::new(b, busy)))
             } else {

@@ -326,3 +326,36 @@ async fn http2_streams_past_the_connections_share_wait_for_it() {
     }
     assert_eq!(p.shared.load().bodies.used(), 0);
 }
+
+/// The body settings are checked where they are written, and a
+/// connection's share is never below a body a route accepts.
+#[test]
+fn body_settings_are_checked_at_their_line_and_column() {
+    use proxy_user::config::Config;
+    let parse = |text: &str| Config::parse(text, std::path::Path::new("rampart.toml"));
+    let err = |text: &str| parse(text).unwrap_err().to_string();
+    assert_eq!(
+        err("[http]\nbody_timeout = \"0s\"\n"),
+        "rampart.toml:2:16: body_timeout must be between 1ms and 86400s"
+    );
+    assert_eq!(
+        err("[http]\nbody_timeout = \"2d\"\n"),
+        "rampart.toml:2:16: body_timeout must be between 1ms and 86400s"
+    );
+    assert_eq!(
+        err("[http]\nbody_memory = \"65G\"\n"),
+        "rampart.toml:2:15: body_memory must be between 1 and 64G"
+    );
+    assert_eq!(
+        err("[http]\nbody_memory_per_connection = \"0\"\n"),
+        "rampart.toml:2:30: body_memory_per_connection must be between 1 and 64G"
+    );
+    let c = parse("[[route]]\npath = \"/up/\"\nrespond = 200\nmax_body = \"10M\"\n").unwrap();
+    assert_eq!(c.http.body_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.body_memory, 256 << 20);
+    assert_eq!(
+        c.http.body_memory_per_connection,
+        10 << 20,
+        "raised to max_body"
+    );
+}
