@@ -32,9 +32,10 @@ pub struct HttpSettings {
     /// body by `client_body_buffer_size` and writes the rest to disk).
     pub body_memory: u64,
     /// Request body bytes held in memory by one connection (its HTTP/2
-    /// streams together); streams past it wait, unread, and HTTP/2 flow
-    /// control holds the client back. Never below the largest `max_body`
-    /// of any route (raised to it), so one body always fits.
+    /// streams together), each body taking its declared length or its
+    /// route's `max_body` when it starts; a stream past it gets 503. Never
+    /// below the largest `max_body` of any route (raised to it), so one
+    /// body always fits.
     pub body_memory_per_connection: u64,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,

@@ -12,7 +12,7 @@ use hyper::{StatusCode, body::Incoming};
 
 use super::{
     ProxyError,
-    budget::{Budget, ConnBudget, Held, Short},
+    budget::{Budget, ConnBudget, Held},
 };
 
 /// How much of a refused body is read and thrown away, and for how long, so
@@ -60,9 +60,20 @@ pub async fn read(
         .upper()
         .unwrap_or(u64::MAX)
         .min(limits.max);
+    if let Some(conn) = memory.connection
+        && !hyper::body::Body::is_end_stream(&body)
+    {
+        // The connection's share is taken whole, up front (see budget.rs).
+        held.reserve(most, conn).map_err(|_| {
+            ProxyError::downstream(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the connection's request body memory (body_memory_per_connection) is in use",
+            )
+        })?;
+    }
     while !hyper::body::Body::is_end_stream(&body) {
         let want = (buf.len() as u64 + AHEAD).min(most);
-        grow(&mut buf, &mut held, want, limits, memory).await?;
+        grow(&mut buf, &mut held, want, limits, memory)?;
         let frame = match tokio::time::timeout(limits.timeout, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -93,7 +104,7 @@ pub async fn read(
                 ));
             }
             // A read larger than the room kept (HTTP/1 reads can be).
-            grow(&mut buf, &mut held, need, limits, memory).await?;
+            grow(&mut buf, &mut held, need, limits, memory)?;
             buf.extend_from_slice(&data);
         }
     }
@@ -101,8 +112,8 @@ pub async fn read(
 }
 
 /// Makes `buf`'s capacity at least `want` (doubling, within the limit),
-/// the memory taken from the budgets first.
-async fn grow(
+/// the memory taken from the process's budget first.
+fn grow(
     buf: &mut Vec<u8>,
     held: &mut Held,
     want: u64,
@@ -114,31 +125,16 @@ async fn grow(
         return Ok(());
     }
     let new_cap = (cap * 2).min(limits.max).max(want);
-    let grown = held
-        .grow(
-            new_cap - cap,
-            memory.process,
-            memory.connection,
-            limits.timeout,
-        )
-        .await;
-    match grown {
+    match held.grow(new_cap - cap, memory.process) {
         Ok(()) => {
             buf.reserve_exact(new_cap as usize - buf.len());
             Ok(())
         }
-        Err(Short::Process) => Err(ProxyError::downstream(
+        Err(_) => Err(ProxyError::downstream(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "request body memory (body_memory = {}) spent",
                 memory.process.limit()
-            ),
-        )),
-        Err(Short::Connection) => Err(ProxyError::downstream(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "request body timed out waiting {:?} for the connection's body memory",
-                limits.timeout
             ),
         )),
     }

@@ -1,18 +1,21 @@
 //! Memory for request bodies, bounded twice: for the whole process
 //! (`body_memory`: a body that would go past it gets 503, the budget never
 //! grows) and per connection (`body_memory_per_connection`: an HTTP/2
-//! stream past it waits, unread, so flow control holds the client back).
+//! stream whose body does not fit in what its connection's other bodies
+//! left gets 503).
 //!
-//! What is counted is the buffers' capacity, as it is allocated. What is
-//! not: bytes HTTP/2 has received and not yet handed over, at most the
-//! connection's flow-control window (`server::H2_CONNECTION_WINDOW`).
+//! The process's budget counts the buffers' capacity, as it is allocated.
+//! A connection's share is taken whole when a body starts (its declared
+//! length, or the route's `max_body`), and never waited for: a stream
+//! waiting for it would leave what its client already sent unread in the
+//! connection's flow-control window, which the streams being read need
+//! (and streams growing piece by piece waited on each other for ever).
+//! Not counted: bytes HTTP/2 has received and not yet handed over, at most
+//! the connection's flow-control window (`server::H2_CONNECTION_WINDOW`).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -75,7 +78,7 @@ impl ConnBudget {
 pub enum Short {
     /// The process-wide budget is spent: 503.
     Process,
-    /// The connection's share stayed spent for the whole wait: 408.
+    /// The connection's share is spent: 503.
     Connection,
 }
 
@@ -88,35 +91,39 @@ pub struct Held {
 }
 
 impl Held {
-    /// Takes `n` more bytes: from the connection's share first (waiting up
-    /// to `wait` for other streams to give some back), then from the
-    /// process's (at once, or not at all).
-    pub async fn grow(
-        &mut self,
-        n: u64,
-        process: &Budget,
-        conn: Option<&ConnBudget>,
-        wait: Duration,
-    ) -> Result<(), Short> {
-        let mut permit = None;
-        if let Some(c) = conn {
-            let n = u32::try_from(n).map_err(|_| Short::Connection)?;
-            let got = tokio::time::timeout(wait, c.0.clone().acquire_many_owned(n)).await;
-            match got {
-                Ok(Ok(p)) => permit = Some(p),
-                _ => return Err(Short::Connection),
+    /// Takes the `n` bytes a body may come to from its connection's share,
+    /// at once or not at all (what was taken is given back on failure).
+    pub fn reserve(&mut self, n: u64, conn: &ConnBudget) -> Result<(), Short> {
+        let mut taken: Option<OwnedSemaphorePermit> = None;
+        let mut left = n;
+        while left > 0 {
+            let chunk = u32::try_from(left).unwrap_or(u32::MAX);
+            let p = conn
+                .0
+                .clone()
+                .try_acquire_many_owned(chunk)
+                .map_err(|_| Short::Connection)?;
+            match &mut taken {
+                Some(t) => t.merge(p),
+                t @ None => *t = Some(p),
             }
+            left -= u64::from(chunk);
         }
+        match (&mut self.conn, taken) {
+            (Some(held), Some(t)) => held.merge(t),
+            (held @ None, t) => *held = t,
+            (Some(_), None) => {}
+        }
+        Ok(())
+    }
+
+    /// Takes `n` more bytes from the process's budget, at once or not at all.
+    pub fn grow(&mut self, n: u64, process: &Budget) -> Result<(), Short> {
         if !process.try_take(n) {
             return Err(Short::Process);
         }
         self.process.get_or_insert_with(|| process.used.clone());
         self.bytes += n;
-        match (&mut self.conn, permit) {
-            (Some(held), Some(p)) => held.merge(p),
-            (held @ None, p) => *held = p,
-            (Some(_), None) => {}
-        }
         Ok(())
     }
 }
@@ -156,13 +163,10 @@ mod tests {
     async fn the_process_budget_refuses_what_would_go_past_it_and_gets_it_back() {
         let budget = Budget::new(100, None);
         let mut a = Held::default();
-        a.grow(60, &budget, None, Duration::ZERO).await.unwrap();
+        a.grow(60, &budget).unwrap();
         let mut b = Held::default();
-        assert_eq!(
-            b.grow(41, &budget, None, Duration::ZERO).await,
-            Err(Short::Process)
-        );
-        b.grow(40, &budget, None, Duration::ZERO).await.unwrap();
+        assert_eq!(b.grow(41, &budget), Err(Short::Process));
+        b.grow(40, &budget).unwrap();
         assert_eq!(budget.used(), 100);
         drop(a);
         assert_eq!(budget.used(), 40);
@@ -171,28 +175,27 @@ mod tests {
         assert_eq!(reloaded.used(), 0, "a reload keeps the count");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_past_its_share_waits_for_it() {
-        let budget = Budget::new(1000, None);
+    #[test]
+    fn a_connection_past_its_share_is_refused_until_it_is_given_back() {
         let conn = ConnBudget::new(100);
         let mut a = Held::default();
-        a.grow(80, &budget, Some(&conn), Duration::ZERO)
-            .await
-            .unwrap();
+        a.reserve(80, &conn).unwrap();
         let mut b = Held::default();
-        let wait = Duration::from_secs(1);
-        assert_eq!(
-            b.grow(30, &budget, Some(&conn), wait).await,
-            Err(Short::Connection),
-            "nothing given back within the wait"
-        );
-        let waiting = tokio::spawn(async move {
-            let mut b = Held::default();
-            b.grow(30, &budget, Some(&conn), wait).await.map(|()| b)
-        });
-        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(b.reserve(30, &conn), Err(Short::Connection));
+        assert!(b.conn.is_none(), "nothing kept from a refusal");
         drop(a);
-        let b = waiting.await.unwrap().unwrap();
-        assert_eq!(b.bytes, 30);
+        b.reserve(30, &conn).unwrap();
+        assert_eq!(b.conn.as_ref().map(|p| p.num_permits()), Some(30));
+    }
+
+    #[test]
+    fn shares_larger_than_a_semaphore_call_are_taken_in_pieces() {
+        let conn = ConnBudget::new(10 << 30);
+        let mut a = Held::default();
+        a.reserve(5 << 30, &conn).unwrap();
+        assert_eq!(a.conn.as_ref().map(|p| p.num_permits()), Some(5 << 30));
+        let mut b = Held::default();
+        assert_eq!(b.reserve(6 << 30, &conn), Err(Short::Connection));
+        b.reserve(5 << 30, &conn).unwrap();
     }
 }

@@ -275,11 +275,12 @@ async fn bodies_past_the_process_budget_get_503_and_the_memory_comes_back() {
     assert_eq!(p.shared.load().bodies.used(), 0);
 }
 
-/// Past `body_memory_per_connection`, an HTTP/2 stream's body waits,
-/// unread (flow control holds its client back), until the connection's
-/// other bodies give their memory back; then it is served.
+/// Past `body_memory_per_connection`, an HTTP/2 stream gets 503 (the
+/// connection's other streams go on), rather than waiting, unread, in the
+/// connection's flow-control window; the share comes back when the body
+/// holding it ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_streams_past_the_connections_share_wait_for_it() {
+async fn http2_streams_past_the_connections_share_get_503() {
     let b = backend(0).await;
     let dir = test_dir("body-conn-budget");
     let p = proxy(
@@ -297,33 +298,40 @@ async fn http2_streams_past_the_connections_share_wait_for_it() {
             .await
             .unwrap();
     tokio::spawn(conn);
+    // No declared length: the stream takes the route's max_body, all 64k.
     let (tx1, body1) = channel_body();
-    tx1.send(Bytes::from(vec![b'1'; 60_000])).unwrap();
-    let first = sender.send_request(Request::post("http://x/one").body(body1).unwrap());
-    let first = tokio::spawn(first);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = p.shared.load().bodies.used();
-    assert!((60_000..=64 << 10).contains(&held), "{held}");
+    tx1.send(Bytes::from(vec![b'1'; 30_000])).unwrap();
+    let first =
+        tokio::spawn(sender.send_request(Request::post("http://x/one").body(body1).unwrap()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (tx2, body2) = channel_body();
-    tx2.send(Bytes::from(vec![b'2'; 30_000])).unwrap();
+    tx2.send(Bytes::from(vec![b'2'; 100])).unwrap();
     drop(tx2);
-    let second =
-        tokio::spawn(sender.send_request(Request::post("http://x/two").body(body2).unwrap()));
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(!second.is_finished(), "the second body waits for memory");
-    assert_eq!(p.shared.load().bodies.used(), held, "and holds none");
+    let second = Request::post("http://x/two").body(body2).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(second))
+        .await
+        .expect("answered at once")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     drop(tx1);
-    for (task, len) in [(first, 60_000), (second, 30_000)] {
-        let resp = tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("answered within 5 s")
-            .unwrap()
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = crate::support::json(&body);
-        assert_eq!(v["body_len"], len);
-    }
+    let resp = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(crate::support::json(&body)["body_len"], 30_000);
+    // The share is back: the next body on the connection is served.
+    let (tx3, body3) = channel_body();
+    tx3.send(Bytes::from(vec![b'3'; 100])).unwrap();
+    drop(tx3);
+    let third = Request::post("http://x/three").body(body3).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(third))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(p.shared.load().bodies.used(), 0);
 }
 
@@ -358,4 +366,65 @@ fn body_settings_are_checked_at_their_line_and_column() {
         10 << 20,
         "raised to max_body"
     );
+}
+
+/// Streams that grow their bodies together never wait on each other:
+/// four 35 kB bodies on a connection whose share fits two (of the 64k
+/// `max_body`) are answered at once, two served and two refused with 503.
+/// Taken piece by piece as the buffers grew (the first design), the four
+/// held 32k each, all waited for more, and all got 408 after body_timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_sharing_a_connection_never_wait_on_each_other() {
+    let b = backend(0).await;
+    let dir = test_dir("body-conn-share");
+    let p = proxy(
+        &dir,
+        &config(
+            &b.addr.to_string(),
+            "body_timeout = \"3s\"\nmax_body = \"64k\"\nbody_memory_per_connection = \"128k\"",
+            "",
+        ),
+    )
+    .await;
+    let stream = TcpStream::connect(p.addr()).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut senders = Vec::new();
+    let mut answers = Vec::new();
+    for i in 0..4 {
+        let (tx, body) = channel_body();
+        tx.send(Bytes::from(vec![b'a'; 5_000])).unwrap();
+        let req = Request::post(format!("http://x/{i}")).body(body).unwrap();
+        let mut sender = sender.clone();
+        answers.push(tokio::spawn(async move { sender.send_request(req).await }));
+        senders.push(tx);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for tx in senders {
+        let _ = tx.send(Bytes::from(vec![b'b'; 30_000]));
+    }
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for a in answers {
+        let resp = tokio::time::timeout(Duration::from_secs(10), a)
+            .await
+            .expect("answered")
+            .unwrap()
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == StatusCode::OK {
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(crate::support::json(&body)["body_len"], 35_000);
+        }
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no stream waited for body_timeout"
+    );
+    assert_eq!(p.shared.load().bodies.used(), 0);
 }
