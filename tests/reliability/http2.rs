@@ -403,3 +403,109 @@ fn check_legit(edge: &Edge, o: &Outcome) {
 fn backend_hits(edge: &Edge) -> u64 {
     edge.server("127.0.0.1:9001")["requests"].as_u64().unwrap()
 }
+
+/// Request bodies that never finish, on every stream of many HTTP/2
+/// connections (flow control respected, as a real client would): the
+/// memory they take stays within `body_memory` plus 10%, and legitimate
+/// requests go on. Before, one connection could hold 128 streams x
+/// `max_body` (three took RSS from 11 MiB to 410 MiB in 2 s).
+#[test]
+fn http2_request_bodies_stay_within_body_memory() {
+    if !require_root("http2_request_bodies_stay_within_body_memory") {
+        return;
+    }
+    const BUDGET_MIB: i64 = 256;
+    const MAX_BODY: usize = 1 << 20;
+    let connections = 50;
+    let mut edge = Edge::new("h2body");
+    edge.listener = "http2 = true".to_string();
+    named_backend(&edge.ns, 9001, "app");
+    edge.start(&format!(
+        "[http]\nbody_memory = \"{BUDGET_MIB}M\"\nbody_memory_per_connection = \"64M\"\n\
+         body_timeout = \"60s\"\n{ONE_APP}"
+    ));
+    assert_eq!(curl_h2(&edge.ns), "200");
+    let pid = edge.pid();
+    let load = Load::start(&edge.ns, legit());
+    std::thread::sleep(Duration::from_millis(300));
+    let rss0 = rss_kib(pid) as i64;
+    let addr: SocketAddr = EDGE.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (peak, streams, answered, during) = edge.ns.with(|| {
+        runtime.block_on(async {
+            // All but the last byte of a maximal body.
+            let body = bytes::Bytes::from(vec![b'b'; MAX_BODY - 1]);
+            let mut open = Vec::new();
+            let mut answered = Vec::new();
+            for _ in 0..connections {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let mut client = client.ready().await.unwrap();
+                // Every stream the server allows (128).
+                for _ in 0..128 {
+                    let req = hyper::Request::post(format!("http://{EDGE}/upload"))
+                        .header("content-length", MAX_BODY)
+                        .body(())
+                        .unwrap();
+                    let Ok((resp, mut stream)) = client.send_request(req, false) else {
+                        break;
+                    };
+                    let _ = stream.send_data(body.clone(), false);
+                    answered.push(tokio::spawn(async move {
+                        resp.await.map(|r| r.status().as_u16()).unwrap_or(0)
+                    }));
+                    open.push(stream);
+                    client = match client.ready().await {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    };
+                }
+            }
+            // Let the bodies flow as far as the server lets them, sampling RSS.
+            let mut peak = 0i64;
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                peak = peak.max(rss_kib(pid) as i64 - rss0);
+            }
+            let during = curl_h2(&NetNs::existing(edge.ns.name()));
+            let mut statuses = std::collections::BTreeMap::new();
+            for a in answered {
+                if a.is_finished() {
+                    *statuses.entry(a.await.unwrap()).or_insert(0u32) += 1;
+                }
+            }
+            (peak, open.len(), statuses, during)
+        })
+    });
+    let legit_report = load.stop();
+    figure(
+        "HTTP/2 request bodies never finished",
+        format!(
+            "{connections} connections, {streams} streams each sending {MAX_BODY} B less one: \
+             RSS peak {peak:+} KiB for body_memory = {BUDGET_MIB} MiB (target <= {} KiB); \
+             streams answered by status: {answered:?}; curl during the attack: {during}; \
+             legitimate: {}",
+            BUDGET_MIB * 1024 * 11 / 10,
+            legit_report.summary()
+        ),
+    );
+    assert!(
+        peak <= BUDGET_MIB * 1024 * 11 / 10,
+        "RSS grew {peak} KiB for a {BUDGET_MIB} MiB budget"
+    );
+    // 50 connections x 64 MiB (body_memory_per_connection) would be 3.2 GiB:
+    // the process's budget is what held, and it answered 503.
+    assert!(
+        answered.get(&503).is_some_and(|n| *n > 0),
+        "no stream got 503: {answered:?}"
+    );
+    assert_eq!(during, "200", "HTTP/2 served during the attack");
+    assert_eq!(legit_report.failed(), 0, "{}", legit_report.summary());
+    assert!(legit_report.ok > 10, "{}", legit_report.summary());
+}

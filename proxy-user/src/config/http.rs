@@ -5,6 +5,11 @@ use std::{path::PathBuf, time::Duration};
 
 use super::{ConfigError, error::Locator, file::FileHttp, units};
 
+/// Largest `body_timeout` accepted (a day).
+pub const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Largest `body_memory` and `body_memory_per_connection` accepted.
+pub const MAX_BODY_MEMORY: u64 = 64 << 30;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
     /// Time to receive a request's head, counted from its first byte, and
@@ -18,6 +23,20 @@ pub struct HttpSettings {
     /// connection is closed (nginx `send_timeout`): a client that stops
     /// reading cannot hold a connection and its buffers for ever.
     pub send_timeout: Duration,
+    /// Longest wait between two successive reads of a request body (nginx
+    /// `client_body_timeout`): past it the request gets 408 and its
+    /// connection (an HTTP/2 stream: the stream) is closed.
+    pub body_timeout: Duration,
+    /// Request body bytes held in memory by the whole process: a body that
+    /// would go past it gets 503 (no nginx equivalent; nginx bounds each
+    /// body by `client_body_buffer_size` and writes the rest to disk).
+    pub body_memory: u64,
+    /// Request body bytes held in memory by one connection (its HTTP/2
+    /// streams together), each body taking its declared length or its
+    /// route's `max_body` when it starts; a stream past it gets 503. Never
+    /// below the largest `max_body` of any route (raised to it), so one
+    /// body always fits.
+    pub body_memory_per_connection: u64,
     /// Largest request head accepted (431 above).
     pub max_header_size: usize,
     /// Longest request line (414 above) or header line (431 above), as
@@ -49,6 +68,9 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            body_memory: 256 << 20,
+            body_memory_per_connection: 4 << 20,
             max_header_size: 32 << 10,
             max_header_line: 8 << 10,
             max_headers: 100,
@@ -91,6 +113,30 @@ pub(super) fn http(
     }
     if let Some(v) = &h.send_timeout {
         out.send_timeout = dur(v)?;
+    }
+    if let Some(v) = &h.body_timeout {
+        out.body_timeout = dur(v)?;
+        if out.body_timeout.is_zero() || out.body_timeout > MAX_BODY_TIMEOUT {
+            return Err(loc.error(
+                v.span(),
+                format!("body_timeout must be between 1ms and {MAX_BODY_TIMEOUT:?}"),
+            ));
+        }
+    }
+    for (v, out, key) in [
+        (&h.body_memory, &mut out.body_memory, "body_memory"),
+        (
+            &h.body_memory_per_connection,
+            &mut out.body_memory_per_connection,
+            "body_memory_per_connection",
+        ),
+    ] {
+        if let Some(v) = v {
+            *out = size(v)?;
+            if *out == 0 || *out > MAX_BODY_MEMORY {
+                return Err(loc.error(v.span(), format!("{key} must be between 1 and 64G")));
+            }
+        }
     }
     if let Some(v) = &h.response_buffer {
         out.response_buffer = size(v)?;

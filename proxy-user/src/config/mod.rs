@@ -194,7 +194,7 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let http = http::http(&loc, base, raw.http)?;
+        let mut http = http::http(&loc, base, raw.http)?;
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
         let listeners = raw
@@ -228,7 +228,12 @@ impl Config {
             .route
             .into_iter()
             .map(|r| route::route(&loc, &known, r))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<Route>, _>>()?;
+        // One body of any route always fits on a connection.
+        http.body_memory_per_connection = routes
+            .iter()
+            .map(|r| r.max_body)
+            .fold(http.body_memory_per_connection.max(http.max_body), u64::max);
         Ok(Config {
             filter,
             listeners,

@@ -48,6 +48,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     }
     let config = Arc::new(config);
     open_files::raise(&config);
+    crate::http::budget::give_freed_bodies_back();
     let runtime = StateFile::open(&config.control.state_file)?;
     let workers = config.http.workers.max(1);
     let sockets = bind_workers(&config, workers)?;

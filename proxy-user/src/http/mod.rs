@@ -12,6 +12,8 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+mod body;
+pub mod budget;
 mod error;
 pub mod headers;
 pub mod path;
@@ -75,6 +77,8 @@ pub struct State {
     pub gate: Arc<Gate>,
     /// Tells WebSocket tunnels to close with 1001; shared by every snapshot.
     pub going_away: Arc<websocket::GoingAway>,
+    /// Memory for request bodies, process-wide (its count is kept across reloads).
+    pub bodies: budget::Budget,
     /// The measures, shared by every snapshot (kept by name across reloads)...
     pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
@@ -168,6 +172,7 @@ impl State {
             &config.escalate,
             previous.map(|p| &*p.escalation),
         ));
+        let bodies = budget::Budget::new(config.http.body_memory, previous.map(|p| &p.bodies));
         State {
             config,
             groups,
@@ -179,6 +184,7 @@ impl State {
             metrics,
             route_metrics,
             going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
+            bodies,
         }
     }
 }
@@ -440,10 +446,16 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
             };
+            let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
+            let memory = body::Memory {
+                process: &state.bodies,
+                connection: conn_budget.as_ref(),
+            };
             proxy::forward(
                 group,
                 route,
-                state.config.http.response_buffer,
+                &state.config.http,
+                memory,
                 &down,
                 &state.going_away,
                 req,
@@ -511,12 +523,23 @@ fn redirect(status: StatusCode, location: &str) -> Response<Body> {
 
 fn error_response(e: &ProxyError) -> Response<Body> {
     let status = e.status();
-    text(
+    let mut resp = text(
         status,
         &format!(
             "{} {}\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         ),
-    )
+    );
+    if matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        // A body cut short (timed out, or no memory for it): the rest may
+        // still come, so the connection cannot be reused (an HTTP/2 stream
+        // is reset instead; hyper drops the header).
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }

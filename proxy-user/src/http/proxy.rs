@@ -22,7 +22,7 @@ use hyper::{
 };
 
 use super::{
-    Body, BoxError, ProxyError,
+    Body, BoxError, ProxyError, body,
     error::UpstreamFailure,
     full,
     headers::{self, X_REQUEST_ID},
@@ -57,31 +57,78 @@ fn idempotent(m: &Method) -> bool {
 pub async fn forward(
     group: &Arc<Group>,
     route: &Route,
-    response_buffer: u64,
+    http: &crate::config::HttpSettings,
+    memory: body::Memory<'_>,
     down: &Downstream,
     going_away: &Arc<super::websocket::GoingAway>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
-    let upstream = &group.config;
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     if let Some(len) = declared
         && len > route.max_body
     {
         // Refused before reading; the body is drained meanwhile so the client,
         // still uploading, gets to read the 413 (nginx's lingering close).
-        tokio::spawn(drain(body));
+        tokio::spawn(body::drain(body));
         return Err(ProxyError::downstream(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body of {len} bytes over {}", route.max_body),
         ));
     }
-    let body = read_body(body, route.max_body).await?;
+    let limits = body::Limits {
+        max: route.max_body,
+        timeout: http.body_timeout,
+    };
+    // The body's memory is held until the exchange is over.
+    let (body, _held) = body::read(body, limits, memory).await?;
+    // The exchange's state is large (several KiB); boxed, a request still
+    // reading its body (an HTTP/2 connection may have 128) holds none of it.
+    let exchange = Exchange {
+        group,
+        route,
+        response_buffer: http.response_buffer,
+        down,
+        going_away,
+        websocket,
+        downstream_upgrade,
+    };
+    Box::pin(send(exchange, parts, body)).await
+}
+
+/// A request whose body has been read, and what sending it needs.
+struct Exchange<'a> {
+    group: &'a Arc<Group>,
+    route: &'a Route,
+    response_buffer: u64,
+    down: &'a Downstream,
+    going_away: &'a Arc<super::websocket::GoingAway>,
+    websocket: bool,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Sends the request to a server of the group (retrying as allowed) and
+/// makes its response the client's.
+async fn send(
+    exchange: Exchange<'_>,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Body>, ProxyError> {
+    let Exchange {
+        group,
+        route,
+        response_buffer,
+        down,
+        going_away,
+        websocket,
+        downstream_upgrade,
+    } = exchange;
+    let upstream = &group.config;
 
     // The request as the upstream will see it (the URI's authority is set per server).
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -205,11 +252,10 @@ pub async fn forward(
                     inner: rbody,
                     conn: Some(conn),
                     lease,
+                    read_timeout: upstream.read_timeout,
+                    idle: Box::pin(tokio::time::sleep(upstream.read_timeout)),
                 };
-                return Ok(Response::from_parts(
-                    rparts,
-                    body.map_err(|e| Box::new(e) as BoxError).boxed(),
-                ));
+                return Ok(Response::from_parts(rparts, body.boxed()));
             }
             Ok(Err(e)) => {
                 group.failed(lease.index, now);
@@ -244,67 +290,48 @@ pub async fn forward(
     })
 }
 
-/// How much of a refused body is read and thrown away, and for how long, so
-/// the client sees the error response instead of a reset connection.
-const DRAIN_BYTES: u64 = 64 << 20;
-const DRAIN_TIME: Duration = Duration::from_secs(10);
-
-/// Reads the whole request body, refusing (413) past `limit`.
-async fn read_body(mut body: Incoming, limit: u64) -> Result<Bytes, ProxyError> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ProxyError::downstream(
-                StatusCode::BAD_REQUEST,
-                format!("reading the request body: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() as u64 + data.len() as u64 > limit {
-                tokio::spawn(drain(body));
-                return Err(ProxyError::downstream(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body over {limit} bytes"),
-                ));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
-}
-
-/// Reads and discards what is left of a refused body, within bounds.
-async fn drain(mut body: Incoming) {
-    let mut seen = 0u64;
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
-            if seen > DRAIN_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
 /// The upstream's response body. It holds the server's lease until it ends
 /// (least_conn counts requests until their last byte) and gives the
 /// connection back to the pool once the body was read to its end.
+///
+/// A server that sends nothing for `read_timeout` while the body is being
+/// read (the time between two successive reads, nginx
+/// `proxy_read_timeout`) ends the body with an error: the client's
+/// response is cut (HTTP/1: the connection closes; HTTP/2: the stream is
+/// reset), as nginx does.
 struct LeasedBody {
     inner: Incoming,
     conn: Option<Conn>,
     lease: Lease,
+    read_timeout: Duration,
+    /// Fires `read_timeout` after the last frame (or the response head).
+    idle: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl hyper::body::Body for LeasedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.read_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                    "upstream {}: nothing of the response body for {:?}",
+                    this.lease.backend.addr, this.read_timeout
+                )
+                .into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -6,10 +6,13 @@
 
 use std::{
     collections::VecDeque,
+    pin::Pin,
     sync::{Arc, Mutex},
-    task::Waker,
+    task::{Context, Poll, Waker},
 };
 
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
 use super::framing::Verdict;
@@ -118,5 +121,40 @@ impl Drop for Busy {
         if let Some(w) = woken {
             w.wake();
         }
+    }
+}
+
+/// A response body still being sent: the request stays in progress (a
+/// [`Busy`]) until it has been sent or dropped. Without it a streamed
+/// response whose upstream paused for a second counted as an idle
+/// connection, and was parked with the response half sent.
+pub struct BusyBody<B> {
+    inner: B,
+    _busy: Busy,
+}
+
+impl<B> BusyBody<B> {
+    pub fn new(inner: B, busy: Busy) -> BusyBody<B> {
+        BusyBody { inner, _busy: busy }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for BusyBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

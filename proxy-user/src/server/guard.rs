@@ -14,8 +14,10 @@
 //! ([`Guarded::upstream`]: `send_timeout` of an `[upstream.NAME]`, nginx's
 //! `proxy_send_timeout`), where reads are the proxy's to time.
 //!
-//! While a request is being handled no read deadline applies (the handler
-//! has its own, per phase), and an upgraded connection (a WebSocket tunnel)
+//! While a request is being handled (until its response body has been
+//! sent, see [`super::busy::BusyBody`]) no read deadline applies: the
+//! handler has its own, per phase (`body_timeout` between reads of the
+//! request body, the upstream's timeouts), and an upgraded connection (a WebSocket tunnel)
 //! is governed by its route's idle timeout instead.
 //!
 //! An idle HTTP/1 connection is parked after [`PARK_AFTER`] (see
@@ -55,6 +57,9 @@ pub struct Timeouts {
     pub header: Duration,
     pub keepalive: Duration,
     pub send: Duration,
+    /// `body_timeout`: timed by the request handler; the guard only makes
+    /// sure a body's bytes reach it within half of it (see [`super::lowat`]).
+    pub body: Duration,
 }
 
 impl From<&HttpSettings> for Timeouts {
@@ -63,6 +68,7 @@ impl From<&HttpSettings> for Timeouts {
             header: s.header_timeout,
             keepalive: s.keepalive_timeout,
             send: s.send_timeout,
+            body: s.body_timeout,
         }
     }
 }
@@ -121,6 +127,11 @@ pub struct Guarded<S> {
     expired: Option<&'static str>,
     /// The socket's receive low-water mark, on plain connections.
     lowat: Option<RcvLowat>,
+    /// Last read that returned bytes.
+    last_read: Instant,
+    /// While the mark holds a body's bytes back: when to lower it so that
+    /// what has arrived is read within `body_timeout` (created on first use).
+    nudge: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Guarded<S> {
@@ -149,6 +160,8 @@ impl<S> Guarded<S> {
             armed_busy: false,
             expired: None,
             lowat: None,
+            last_read: now,
+            nudge: None,
         }
     }
 
@@ -158,6 +171,7 @@ impl<S> Guarded<S> {
             header: send,
             keepalive: send,
             send,
+            body: send,
         };
         let mut g = Guarded::new(io, timeouts, false, None);
         g.reads_bounded = false;
@@ -312,6 +326,40 @@ impl<S> Guarded<S> {
         let _ = self.timer.as_mut().poll(cx);
     }
 
+    /// Sets the socket's receive low-water mark to what the body being read
+    /// still owes. The handler times the body between reads
+    /// (`body_timeout`), and bytes held back by the mark are not reads: so
+    /// half a `body_timeout` after the last read the mark drops to 1, which
+    /// makes what has arrived readable (Linux signals readiness when the
+    /// mark is lowered below what is queued), and a body trickling in
+    /// slower than the mark costs a wake per half `body_timeout`.
+    fn set_lowat(&mut self, cx: &mut Context<'_>) {
+        if self.lowat.is_none() {
+            return;
+        }
+        let left = self.scanner().and_then(|s| s.body_left()).unwrap_or(1);
+        let Some(lowat) = &mut self.lowat else { return };
+        if left <= 1 {
+            lowat.want(1);
+            return;
+        }
+        let at = self.last_read + self.timeouts.body / 2;
+        if Instant::now() >= at {
+            lowat.want(1);
+            return;
+        }
+        lowat.want(left);
+        let nudge = self
+            .nudge
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if nudge.deadline() != at {
+            nudge.as_mut().reset(at);
+        }
+        if nudge.as_mut().poll(cx).is_ready() {
+            lowat.want(1);
+        }
+    }
+
     fn expire(&mut self, why: &'static str) -> io::Error {
         self.expired = Some(why);
         io::Error::new(io::ErrorKind::TimedOut, why)
@@ -419,6 +467,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Ok(())) => {
                 this.drained = false;
                 if buf.filled().len() > before {
+                    this.last_read = Instant::now();
                     this.feed(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
@@ -426,12 +475,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 this.drained = true;
-                if this.lowat.is_some() {
-                    let due = this.scanner().and_then(|s| s.body_left()).unwrap_or(1);
-                    if let Some(lowat) = &mut this.lowat {
-                        lowat.want(due);
-                    }
-                }
+                this.set_lowat(cx);
                 match this.read_deadline() {
                     Due::At(deadline, what) if this.wait(cx, deadline).is_ready() => match what {
                         Deadline::Expire(why) => Poll::Ready(Err(this.expire(why))),
@@ -577,6 +621,7 @@ mod tests {
             header: Duration::from_secs(10),
             keepalive: Duration::from_secs(75),
             send: Duration::from_secs(60),
+            body: Duration::from_secs(60),
         };
         let mut g = Guarded::new(server, timeouts, false, Some(8192)).body_lowat(fd);
         let waker = Waker::from(Arc::new(Wakes::default()));
@@ -618,6 +663,7 @@ mod tests {
             header: Duration::from_secs(10),
             keepalive: Duration::from_secs(75),
             send: Duration::from_secs(60),
+            body: Duration::from_secs(60),
         };
         let mut g = Guarded::new(server, timeouts, false, Some(8192)).parking_into(Slot::new());
         let wakes = Arc::new(Wakes::default());

@@ -16,6 +16,13 @@
 //! connection handed back to the lot waits for heads as before. A read
 //! still returns whatever has arrived: only readiness waits for the mark.
 //!
+//! Bytes the mark holds back are not reads for `body_timeout` (the time
+//! between two reads of a body): half a `body_timeout` after the last read
+//! the guard lowers the mark to 1, Linux then signals what is queued, and
+//! it is read (`Guarded::set_lowat`). A body dripping in below the mark
+//! thus costs one wake per half `body_timeout` and is never cut while
+//! bytes keep coming.
+//!
 //! TLS connections keep the default: their bytes are records, whose
 //! boundaries the framing check does not see.
 

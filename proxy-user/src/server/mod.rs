@@ -52,6 +52,20 @@ use crate::{
 /// The answer to a head cut off inside its request line (see `serve_http`).
 const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\nconnection: close\r\n\r\n414 URI Too Long\n";
 
+/// HTTP/2 flow-control windows advertised to clients. The stream window
+/// is nginx's `http2_body_preread_size` (64k): what a stream may send
+/// before its handler reads it. The connection window bounds what a whole
+/// connection may have sent and not had read, the only request body
+/// memory outside `body_memory` ([`http::budget`]). Set here rather than
+/// left to hyper's defaults (1 MiB each), and never adaptive (which grows
+/// them with the client's bandwidth-delay product, as far as it likes).
+pub(crate) const H2_STREAM_WINDOW: u32 = 64 << 10;
+pub(crate) const H2_CONNECTION_WINDOW: u32 = 256 << 10;
+
+/// HTTP/1 response bodies larger than this (or of unknown length) keep
+/// their request in progress until they have been sent ([`busy::BusyBody`]).
+const STREAMED: u64 = 64 << 10;
+
 /// At shutdown, how long connections accepted last get to send their request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
 
@@ -617,6 +631,10 @@ async fn serve_http<S>(
     }
     let watch = guarded.watch().clone();
     let max_header_list = settings.max_header_size as u32;
+    // The connection's share of request body memory (its HTTP/2 streams
+    // together; an HTTP/1 connection has one body at a time).
+    let conn_budget =
+        http2.then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
     let (snapshot, conn) = (snapshot.clone(), *conn);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
@@ -630,12 +648,31 @@ async fn serve_http<S>(
             req.extensions_mut()
                 .insert(http::RefusedHead { status, why });
         }
+        if let Some(b) = &conn_budget {
+            req.extensions_mut().insert(b.clone());
+        }
+        let http1 = req.version() < hyper::Version::HTTP_2;
         async move {
             let resp = http::handle(snapshot, conn, req).await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 busy.upgraded();
             }
-            drop(busy);
+            // On HTTP/1, a body that is more than one buffer (streamed
+            // from an upstream or a file) keeps the request in progress
+            // until it has been sent: the connection must not be parked
+            // meanwhile. (HTTP/2 connections are not parked, and one
+            // whose client never opens its window for a stream is closed
+            // by keepalive_timeout as before.)
+            let streamed = http1
+                && hyper::body::Body::size_hint(resp.body())
+                    .exact()
+                    .is_none_or(|n| n > STREAMED);
+            let resp = if streamed {
+                resp.map(|b| http::Body::new(busy::BusyBody::new(b, busy)))
+            } else {
+                drop(busy);
+                resp
+            };
             Ok::<_, Infallible>(resp)
         }
     });
@@ -651,7 +688,10 @@ async fn serve_http<S>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(max_header_list);
+        .max_header_list_size(max_header_list)
+        .adaptive_window(false)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW);
     // After ALPN `h2`, only HTTP/2: a client that sends anything else gets
     // a connection error, not an HTTP/1 answer (RFC 9113 §3.4, h2spec 3.5/2).
     // Over TLS otherwise (ALPN `http/1.1`, or none), and on plain listeners
