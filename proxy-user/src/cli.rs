@@ -179,7 +179,7 @@ pub enum ListVerb {
         /// An address (192.0.2.7, 2001:db8::7) or a network (192.0.2.0/24).
         #[arg(value_parser = parse_cidr)]
         cidr: Cidr,
-        /// Remove it again after this long (e.g. 90s, 10m, 24h) [default: never].
+        /// Remove it again after this long (e.g. 90s, 10m, 24h; at most 365d) [default: never].
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<std::time::Duration>,
         /// Why: shown by `list` and `ip show`.
@@ -211,8 +211,9 @@ pub enum LimitVerb {
         /// Kernel: packets (or SYNs) per second, e.g. 5000; zones: 50r/s or 30r/m.
         #[arg(long, required_unless_present = "off")]
         rate: Option<String>,
-        /// Back-to-back allowance [default: one second's worth for the kernel, the zone's for zones].
-        #[arg(long)]
+        /// Back-to-back allowance [default: one second's worth for the kernel, the zone's for zones]
+        /// (at most 1000000000 for pps and syn, 1000000 for zones).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
         burst: Option<u64>,
         /// Kernel limits only: no limit.
         #[arg(long, conflicts_with_all = ["rate", "burst"])]

@@ -462,4 +462,59 @@ maps = { sources = 1024 }
         let syntax = err("[filter\n");
         assert!(syntax.starts_with("rampart.toml:1:"), "{syntax}");
     }
+
+    /// Issue 13, item 9: a value past its key's maximum is refused with
+    /// file:line:col, where it used to pass and panic a worker later.
+    #[test]
+    fn every_duration_and_size_has_a_maximum() {
+        let huge = "18446744073709551615";
+        assert_eq!(
+            err(&format!("[http]\nheader_timeout = \"{huge}\"\n")),
+            format!("rampart.toml:2:18: `{huge}` is too long: the maximum is 365d")
+        );
+        for (text, expected) in [
+            (
+                "[http]\nkeepalive_timeout = \"25h\"\n",
+                "rampart.toml:2:21: `25h` is too long: the maximum is 1d",
+            ),
+            (
+                "[http]\nmax_header_size = \"2M\"\n",
+                "rampart.toml:2:19: `2M` is too large: the maximum is 1M",
+            ),
+            (
+                "[http]\nmax_body = \"65G\"\n",
+                "rampart.toml:2:12: `65G` is too large: the maximum is 64G",
+            ),
+            (
+                "[http]\nresponse_buffer = \"2G\"\n",
+                "rampart.toml:2:19: `2G` is too large: the maximum is 1G",
+            ),
+            (
+                "[upstream.a]\nservers = [\"127.0.0.1:1\"]\nread_timeout = \"2d\"\n",
+                "rampart.toml:3:16: `2d` is too long: the maximum is 1d",
+            ),
+            (
+                "[escalate.e]\ncount = 1\nwithin = \"1m\"\nban = \"400d\"\n",
+                "rampart.toml:4:7: `400d` is too long: the maximum is 365d",
+            ),
+            (
+                "[escalate.e]\ncount = 1\nwithin = \"2d\"\nban = \"1h\"\n",
+                "rampart.toml:3:10: `2d` is too long: the maximum is 1d",
+            ),
+            (
+                "[limit.l]\nrate = \"2000000r/s\"\n",
+                "rampart.toml:2:8: `2000000r/s` is too fast: the maximum is 1000000r/s",
+            ),
+        ] {
+            assert_eq!(err(text), expected, "{text}");
+        }
+        // The maxima themselves are accepted.
+        let cfg = parse(
+            "[http]\nheader_timeout = \"1d\"\nmax_header_size = \"1M\"\nmax_body = \"64G\"\n\
+             [escalate.e]\ncount = 1\nwithin = \"1d\"\nban = \"365d\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.http.header_timeout, units::DAY);
+        assert_eq!(cfg.escalate["e"].ban, units::YEAR);
+    }
 }

@@ -11,6 +11,7 @@ use crate::{
     cidr::Cidr,
     escalate::AutoBan,
     filter::List,
+    later::unix_later,
     runtime::{Entry, ListName, unix_now},
 };
 
@@ -47,7 +48,10 @@ impl Daemon {
             cidr: Cidr::host(addr),
             origin: "auto-ban".into(),
             reason: Some(ban.reason()),
-            expires_at: Some(unix_now() + ban.ttl.as_secs().max(1)),
+            expires_at: Some(unix_later(
+                unix_now(),
+                ban.ttl.max(std::time::Duration::from_secs(1)),
+            )),
         });
         self.save();
         Ok(())

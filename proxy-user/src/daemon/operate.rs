@@ -18,6 +18,7 @@ use crate::{
     filter::{Filter, List},
     gate::Gate,
     http::{Shared, State},
+    later::unix_later,
     runtime::{Entry, ListName, StateFile, unix_now},
 };
 
@@ -55,6 +56,9 @@ fn list_of(name: ListName) -> List {
 impl Daemon {
     /// Carries out one control request; errors become the reply's error.
     pub fn handle(&mut self, request: Request) -> Reply {
+        if let Err(e) = request.check() {
+            return Reply::error(e);
+        }
         let result = match request {
             Request::Reload => {
                 crate::systemd::reloading();
@@ -200,7 +204,7 @@ impl Daemon {
             cidr,
             origin: "cli".into(),
             reason,
-            expires_at: ttl.map(|t| unix_now() + t.as_secs().max(1)),
+            expires_at: ttl.map(|t| unix_later(unix_now(), t.max(Duration::from_secs(1)))),
         };
         info!(
             "{list:?} {cidr} added from the CLI{}{}",
