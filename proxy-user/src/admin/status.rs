@@ -12,7 +12,7 @@ use crate::{
     filter::{BanEntry, FilterMaps},
     http::State,
     metrics::histogram::BOUNDS,
-    runtime::{ListName, StateFile},
+    runtime::{ListName, RuntimeState},
 };
 
 /// Sources listed in the page's top table.
@@ -96,14 +96,14 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         None => state.gate.bans(),
     };
     // Reasons live in the state file (the kernel keeps only the origin).
-    let runtime = StateFile::open(&state.config.control.state_file).ok();
+    let runtime = RuntimeState::read(&state.config.control.state_file);
     let bans: Vec<Value> = bans
         .iter()
         .filter(|b| b.remaining != Some(std::time::Duration::ZERO))
         .map(|b| {
             let known = runtime
                 .as_ref()
-                .and_then(|r| r.entry(ListName::Block, Cidr::host(b.addr)));
+                .and_then(|r| r.entries.get(ListName::Block, Cidr::host(b.addr)));
             json!({
                 "addr": b.addr.to_string(),
                 "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
