@@ -17,6 +17,9 @@ use crate::{
 
 /// Sources listed in the page's top table.
 const TOP: usize = 10;
+/// Bans listed (`bans_total` counts them all): the page is for a glance,
+/// `rampart block list` for the whole table.
+const BANS_SHOWN: usize = 1000;
 
 pub fn status(admin: &Admin, state: &State) -> Value {
     let names = state.route_names();
@@ -97,9 +100,12 @@ pub fn status(admin: &Admin, state: &State) -> Value {
     };
     // Reasons live in the state file (the kernel keeps only the origin).
     let runtime = RuntimeState::read(&state.config.control.state_file);
-    let bans: Vec<Value> = bans
+    let live = bans
         .iter()
-        .filter(|b| b.remaining != Some(std::time::Duration::ZERO))
+        .filter(|b| b.remaining != Some(std::time::Duration::ZERO));
+    let bans_total = live.clone().count();
+    let bans: Vec<Value> = live
+        .take(BANS_SHOWN)
         .map(|b| {
             let known = runtime
                 .as_ref()
@@ -133,6 +139,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         "gate": state.gate.active(),
         "upstreams": upstreams,
         "bans": bans,
+        "bans_total": bans_total,
         "top": top,
     })
 }

@@ -41,6 +41,7 @@ pub struct FileEscalate {
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
     pub bind: Option<Spanned<String>>,
+    pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[control]`: the CLI's socket and the runtime state file.

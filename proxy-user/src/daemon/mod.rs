@@ -107,10 +107,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         );
         tokio::spawn(admin::serve(
             socket,
-            admin::Admin {
-                shared: shared.clone(),
-                kernel: admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
-            },
+            admin::Admin::new(
+                shared.clone(),
+                admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
+            ),
         ));
     }
     metrics.set_ready();
