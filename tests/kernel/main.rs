@@ -8,6 +8,7 @@ mod control;
 mod daemon;
 mod fixtures;
 mod lists;
+mod pin_dir;
 mod ratelimit;
 mod state_file;
 mod veth;
