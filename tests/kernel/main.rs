@@ -12,4 +12,5 @@ mod pin_dir;
 mod ratelimit;
 mod state_file;
 mod veth;
+mod vlan;
 mod without_xdp;

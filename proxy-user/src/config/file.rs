@@ -182,6 +182,7 @@ pub struct FileFilter {
     pub syn: Option<Spanned<FileRate>>,
     pub ipv6_prefix: Option<Spanned<i64>>,
     pub track_sources: Option<bool>,
+    pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
 }
 

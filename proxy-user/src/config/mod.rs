@@ -90,6 +90,9 @@ pub struct FilterSettings {
     pub ipv6_prefix: u8,
     /// Keep per-source counters for `top`-style views even without limits.
     pub track_sources: bool,
+    /// `unparsed = "pass"`: frames with more VLAN tags than the program
+    /// parses are passed (`non_ip`) instead of dropped (`malformed`).
+    pub pass_unparsed: bool,
     pub maps: MapSizes,
     /// What happens to the attached program when the daemon exits.
     pub on_exit: OnExit,
@@ -298,6 +301,19 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
             }
         },
     };
+    let pass_unparsed = match f.unparsed {
+        None => false,
+        Some(u) => match u.get_ref().as_str() {
+            "drop" => false,
+            "pass" => true,
+            other => {
+                return Err(loc.error(
+                    u.span(),
+                    format!("unparsed `{other}`: expected \"drop\" or \"pass\""),
+                ));
+            }
+        },
+    };
     let ipv6_prefix = match f.ipv6_prefix {
         None => 64,
         Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
@@ -330,6 +346,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         syn: f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
         ipv6_prefix,
         track_sources: f.track_sources.unwrap_or(true),
+        pass_unparsed,
         maps,
     })
 }
@@ -516,5 +533,17 @@ maps = { sources = 1024 }
         .unwrap();
         assert_eq!(cfg.http.header_timeout, units::DAY);
         assert_eq!(cfg.escalate["e"].ban, units::YEAR);
+    }
+
+    #[test]
+    fn unparsed_vlan_policy() {
+        let f = |t: &str| parse(t).unwrap().filter.unwrap().pass_unparsed;
+        assert!(!f("[filter]\n"), "drop by default");
+        assert!(!f("[filter]\nunparsed = \"drop\"\n"));
+        assert!(f("[filter]\nunparsed = \"pass\"\n"));
+        assert_eq!(
+            err("[filter]\nunparsed = \"count\"\n"),
+            "rampart.toml:2:12: unparsed `count`: expected \"drop\" or \"pass\""
+        );
     }
 }
