@@ -66,8 +66,9 @@ pub enum Object {
     /// Counters: kernel packets and bytes by verdict (pinned, so they work while the
     /// daemon is down), and L7 requests by status class per route and per upstream server.
     Stats {
-        /// Refresh every N seconds until interrupted.
-        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        /// Refresh every N seconds (1 to 86400) until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watch: Option<u64>,
     },
     /// The pinned kernel maps, decoded (works while the daemon is down).
@@ -124,8 +125,9 @@ rampart top --by drops -n 10\n  rampart -j top"
         /// What to rank by.
         #[arg(long, value_enum, default_value = "packets")]
         by: TopOrder,
-        /// How many sources to show.
-        #[arg(short = 'n', long, default_value_t = 20)]
+        /// How many sources to show (at most 1000000).
+        #[arg(short = 'n', long, default_value_t = 20,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
         limit: usize,
     },
     /// Rate limits: the kernel's per-source pps and SYN limits and the L7 `[limit.*]` zones.
@@ -241,7 +243,11 @@ pub enum UpstreamVerb {
     /// Put a drained server back in rotation.
     Undrain { server: String },
     /// Set a server's weight (1-1000) for balancing.
-    Weight { server: String, weight: u32 },
+    Weight {
+        server: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
+        weight: u32,
+    },
     /// Send a group's traffic to another group at once (blue-green deploys).
     Switch {
         group: String,
@@ -285,4 +291,46 @@ pub enum MapVerb {
 pub enum ProgVerb {
     /// Loaded rampart XDP programs: id, load time, instructions, maps.
     Show,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Issue 13, item 9: every number the CLI takes has a maximum.
+    #[test]
+    fn values_past_their_maximum_are_refused() {
+        let parses = |args: &[&str]| Cli::try_parse_from([&["rampart"], args].concat()).is_ok();
+        let huge = "18446744073709551615";
+        assert!(parses(&["block", "add", "192.0.2.1", "--ttl", "365d"]));
+        assert!(!parses(&["block", "add", "192.0.2.1", "--ttl", huge]));
+        assert!(!parses(&["block", "add", "192.0.2.1", "--ttl", "366d"]));
+        assert!(parses(&[
+            "limit",
+            "set",
+            "syn",
+            "--rate",
+            "5",
+            "--burst",
+            "1000000000"
+        ]));
+        assert!(!parses(&[
+            "limit", "set", "syn", "--rate", "5", "--burst", huge
+        ]));
+        assert!(!parses(&[
+            "limit",
+            "set",
+            "syn",
+            "--rate",
+            "5",
+            "--burst",
+            "1000000001"
+        ]));
+        assert!(parses(&["stats", "--watch", "86400"]));
+        assert!(!parses(&["stats", "--watch", huge]));
+        assert!(!parses(&["upstream", "weight", "127.0.0.1:1", "1001"]));
+        assert!(!parses(&["top", "-n", huge]));
+    }
 }
