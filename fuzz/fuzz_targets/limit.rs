@@ -31,8 +31,8 @@ static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("tokio runtime")
 });
 
-/// Largest `N` in `Nr/s` the configuration accepts (N * 1000 must fit).
-const MAX_N: u64 = u64::MAX / 1000;
+/// Largest `N` in `Nr/s` the configuration accepts.
+const MAX_N: u64 = proxy_user::config::units::MAX_RATE_PER_SEC;
 
 /// A zone's settings from 8 bytes, as the configuration could give them.
 fn zone(b: &[u8]) -> LimitZone {

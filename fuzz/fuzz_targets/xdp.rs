@@ -78,6 +78,7 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
         syn: never,
         ipv6_prefix: 64,
         track_sources: true,
+        pass_unparsed: false,
         maps: MapSizes {
             sources: 4096,
             ..MapSizes::default()

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! Ethernet (14 bytes; ethertype at 12)
-//!   0, 1 or 2 VLAN tags (TPID 0x8100 or 0x88a8, 4 bytes each; the
-//!   ethertype follows the tag)            -- a tag cut short: malformed
+//!   0 to 4 VLAN tags (TPID 0x8100, 0x88a8 or 0x9100, 4 bytes each; the
+//!   ethertype follows the tag)            -- a tag cut short: malformed;
+//!   a fifth tag: malformed (the xdp target runs the default
+//!   `unparsed = "drop"`)
 //!   0x0800 IPv4: 20-byte header, version 4, IHL >= 5, total length >= IHL*4
 //!          and within the frame; TCP (proto 6) in the first fragment
 //!          (offset 0) must hold its 20-byte header
@@ -44,6 +46,9 @@ pub enum Packet {
 
 const TPID_8021Q: u16 = 0x8100;
 const TPID_8021AD: u16 = 0x88a8;
+const TPID_QINQ1: u16 = 0x9100;
+/// VLAN tags the program walks.
+const VLAN_TAGS_WALKED: usize = 4;
 /// Extension headers (counting the final one) the program looks at.
 const IPV6_HEADERS_WALKED: usize = 8;
 
@@ -61,11 +66,15 @@ fn parse_inner(frame: &[u8]) -> Option<Packet> {
     let reader = Reader(frame);
     let mut ethertype = reader.be16(12)?;
     let mut at = 14;
-    for _tag in 0..2 {
-        if ethertype == TPID_8021Q || ethertype == TPID_8021AD {
+    let tag = |t: u16| t == TPID_8021Q || t == TPID_8021AD || t == TPID_QINQ1;
+    for _tag in 0..VLAN_TAGS_WALKED {
+        if tag(ethertype) {
             ethertype = reader.be16(at + 2)?;
             at += 4;
         }
+    }
+    if tag(ethertype) {
+        return None;
     }
     match ethertype {
         0x0800 => ipv4(reader, at),

@@ -12,6 +12,10 @@ pub const FLAG_ENABLED: u32 = 1 << 0;
 /// Keep per-source counters (packets, bytes, drops, last seen) for top-talker
 /// views even when no limit is configured.
 pub const FLAG_TRACK_SOURCES: u32 = 1 << 1;
+/// Pass (as `non_ip`) a frame whose VLAN tags go deeper than the program
+/// parses (`[filter] unparsed = "pass"`); when clear it is dropped as
+/// `malformed`, since the IP traffic behind the tags cannot be inspected.
+pub const FLAG_PASS_UNPARSED: u32 = 1 << 2;
 /// Hints kept by the loader: the named map holds at least one entry. An empty
 /// map is skipped, which keeps lookups off the hot path when a feature is unused.
 pub const FLAG_HAS_ALLOW_V4: u32 = 1 << 8;

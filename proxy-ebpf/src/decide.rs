@@ -196,6 +196,13 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
             };
             Ok(fam.decide(cfg, &src, &key, syn, len))
         }
+        // More VLAN tags than parsed: the IP traffic behind them cannot be
+        // inspected, so it is not passed unless configured (docs/kernel-tier.md).
+        p if parse::is_vlan(p) => Ok(if cfg.flags & config::FLAG_PASS_UNPARSED != 0 {
+            stats::NON_IP
+        } else {
+            stats::MALFORMED
+        }),
         _ => Ok(stats::NON_IP),
     }
 }

@@ -1,8 +1,10 @@
 //! rampart's XDP program. One entry point; the decision order is
 //!
 //! ```text
-//! parse (Ethernet, 0-2 VLAN tags, IPv4 with options and fragments, IPv6 with
-//!        extension headers)       -> non-IP: pass (non_ip); broken: drop (malformed)
+//! parse (Ethernet, 0-4 VLAN tags, IPv4 with options and fragments, IPv6 with
+//!        extension headers)       -> non-IP: pass (non_ip); broken: drop (malformed);
+//!                                    deeper VLAN stacks: drop (malformed) or,
+//!                                    with `unparsed = "pass"`, pass (non_ip)
 //!   allowlist (LPM)               -> pass, never limited (allowlisted);
 //!                                    checked after the lists below but
 //!                                    winning over them (see decide.rs)

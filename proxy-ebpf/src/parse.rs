@@ -1,4 +1,4 @@
-//! Header parsing: Ethernet, up to two VLAN tags, IPv4 (options, fragments)
+//! Header parsing: Ethernet, up to four VLAN tags, IPv4 (options, fragments)
 //! and IPv6 (extension headers), down to the TCP flags. Every read goes
 //! through [`ptr_at`], which proves to the verifier that it is in bounds.
 
@@ -10,6 +10,11 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
+/// The pre-802.1ad QinQ TPID, still used by some switches for the outer tag.
+const ETH_P_QINQ1: u16 = 0x9100;
+/// VLAN tags walked. A deeper stack is "unparsed": the IP header behind it
+/// is never seen, so the configured policy decides (drop by default).
+pub const MAX_VLAN_TAGS: usize = 4;
 const IPPROTO_TCP: u8 = 6;
 const IPV6_HLEN: usize = 40;
 /// Extension headers walked before giving up; a legitimate packet has far fewer.
@@ -73,8 +78,15 @@ fn load64(p: *const u8) -> u64 {
     v
 }
 
-/// Walks the Ethernet header and up to two VLAN tags. Returns the ethertype
-/// and the offset of the header that follows.
+/// Whether `proto` is a VLAN tag (802.1Q, 802.1ad, or the older 0x9100).
+#[inline(always)]
+pub fn is_vlan(proto: u16) -> bool {
+    proto == ETH_P_8021Q || proto == ETH_P_8021AD || proto == ETH_P_QINQ1
+}
+
+/// Walks the Ethernet header and up to [`MAX_VLAN_TAGS`] VLAN tags. Returns
+/// the ethertype and the offset of the header that follows; the ethertype is
+/// still a VLAN TPID ([`is_vlan`]) when the stack goes deeper.
 ///
 /// The parsers return small plain values or write through out-parameters
 /// rather than return an enum carrying an address: LLVM copies an enum's
@@ -84,9 +96,9 @@ fn load64(p: *const u8) -> u64 {
 pub fn ethernet(ctx: &XdpContext) -> Result<(u16, usize), Malformed> {
     let mut proto = be16_at(ctx, 12)?;
     let mut off = ETH_HLEN;
-    // 802.1ad outer tag and/or 802.1Q inner tag.
-    for _ in 0..2 {
-        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+    // 802.1ad / 0x9100 outer tags and 802.1Q inner tags, in any order.
+    for _ in 0..MAX_VLAN_TAGS {
+        if is_vlan(proto) {
             proto = be16_at(ctx, off + 2)?;
             off += 4;
         }

@@ -66,8 +66,9 @@ pub enum Object {
     /// Counters: kernel packets and bytes by verdict (pinned, so they work while the
     /// daemon is down), and L7 requests by status class per route and per upstream server.
     Stats {
-        /// Refresh every N seconds until interrupted.
-        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        /// Refresh every N seconds (1 to 86400) until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watch: Option<u64>,
     },
     /// The pinned kernel maps, decoded (works while the daemon is down).
@@ -124,8 +125,9 @@ rampart top --by drops -n 10\n  rampart -j top"
         /// What to rank by.
         #[arg(long, value_enum, default_value = "packets")]
         by: TopOrder,
-        /// How many sources to show.
-        #[arg(short = 'n', long, default_value_t = 20)]
+        /// How many sources to show (at most 1000000).
+        #[arg(short = 'n', long, default_value_t = 20,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
         limit: usize,
     },
     /// Rate limits: the kernel's per-source pps and SYN limits and the L7 `[limit.*]` zones.
@@ -179,7 +181,7 @@ pub enum ListVerb {
         /// An address (192.0.2.7, 2001:db8::7) or a network (192.0.2.0/24).
         #[arg(value_parser = parse_cidr)]
         cidr: Cidr,
-        /// Remove it again after this long (e.g. 90s, 10m, 24h) [default: never].
+        /// Remove it again after this long (e.g. 90s, 10m, 24h; at most 365d) [default: never].
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<std::time::Duration>,
         /// Why: shown by `list` and `ip show`.
@@ -211,8 +213,9 @@ pub enum LimitVerb {
         /// Kernel: packets (or SYNs) per second, e.g. 5000; zones: 50r/s or 30r/m.
         #[arg(long, required_unless_present = "off")]
         rate: Option<String>,
-        /// Back-to-back allowance [default: one second's worth for the kernel, the zone's for zones].
-        #[arg(long)]
+        /// Back-to-back allowance [default: one second's worth for the kernel, the zone's for zones]
+        /// (at most 1000000000 for pps and syn, 1000000 for zones).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
         burst: Option<u64>,
         /// Kernel limits only: no limit.
         #[arg(long, conflicts_with_all = ["rate", "burst"])]
@@ -240,7 +243,11 @@ pub enum UpstreamVerb {
     /// Put a drained server back in rotation.
     Undrain { server: String },
     /// Set a server's weight (1-1000) for balancing.
-    Weight { server: String, weight: u32 },
+    Weight {
+        server: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
+        weight: u32,
+    },
     /// Send a group's traffic to another group at once (blue-green deploys).
     Switch {
         group: String,
@@ -284,4 +291,46 @@ pub enum MapVerb {
 pub enum ProgVerb {
     /// Loaded rampart XDP programs: id, load time, instructions, maps.
     Show,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Issue 13, item 9: every number the CLI takes has a maximum.
+    #[test]
+    fn values_past_their_maximum_are_refused() {
+        let parses = |args: &[&str]| Cli::try_parse_from([&["rampart"], args].concat()).is_ok();
+        let huge = "18446744073709551615";
+        assert!(parses(&["block", "add", "192.0.2.1", "--ttl", "365d"]));
+        assert!(!parses(&["block", "add", "192.0.2.1", "--ttl", huge]));
+        assert!(!parses(&["block", "add", "192.0.2.1", "--ttl", "366d"]));
+        assert!(parses(&[
+            "limit",
+            "set",
+            "syn",
+            "--rate",
+            "5",
+            "--burst",
+            "1000000000"
+        ]));
+        assert!(!parses(&[
+            "limit", "set", "syn", "--rate", "5", "--burst", huge
+        ]));
+        assert!(!parses(&[
+            "limit",
+            "set",
+            "syn",
+            "--rate",
+            "5",
+            "--burst",
+            "1000000001"
+        ]));
+        assert!(parses(&["stats", "--watch", "86400"]));
+        assert!(!parses(&["stats", "--watch", huge]));
+        assert!(!parses(&["upstream", "weight", "127.0.0.1:1", "1001"]));
+        assert!(!parses(&["top", "-n", huge]));
+    }
 }

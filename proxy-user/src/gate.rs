@@ -282,7 +282,7 @@ impl Gate {
     }
 
     pub fn ban(&self, addr: IpAddr, ttl: Option<Duration>, origin: u32) {
-        let expiry = ttl.map(|t| Instant::now() + t);
+        let expiry = ttl.map(|t| crate::later::Later::later(Instant::now(), t));
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         lists.bans.insert(addr, (expiry, origin));
     }

@@ -39,6 +39,7 @@ pub mod escalate;
 pub mod filter;
 pub mod gate;
 pub mod http;
+pub mod later;
 pub mod limit;
 pub mod metrics;
 pub mod runtime;

@@ -10,3 +10,4 @@ mod status_page;
 mod tls_scan;
 mod upgrade;
 mod upstream;
+mod values;

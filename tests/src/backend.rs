@@ -71,9 +71,11 @@ pub fn http_get(ns: &NetNs, addr: &str, path: &str) -> Result<String, String> {
     ns.run(move || {
         let mut s = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The Host a client would send: the admin listener answers only
+        // Hosts that name it (DNS rebinding).
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .map_err(|e| e.to_string())?;
         let mut all = String::new();

@@ -24,6 +24,7 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         syn: None,
         ipv6_prefix: 64,
         track_sources: true,
+        pass_unparsed: false,
         maps: MapSizes::default(),
         on_exit: OnExit::Keep,
     }

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Every target, cheapest first.
-pub const TARGETS: [&str; 4] = ["config", "route_path", "limit", "xdp"];
+pub const TARGETS: [&str; 5] = ["config", "values", "route_path", "limit", "xdp"];
 
 /// What one run did.
 struct Report {

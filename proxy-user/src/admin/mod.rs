@@ -2,10 +2,22 @@
 //! the Prometheus text format, `/healthz` (the process answers), `/readyz`
 //! (listeners bound and the filter attached or deliberately absent), and the
 //! status page at `/` with its JSON at `/status.json`.
+//!
+//! Only requests whose `Host` names the listener are answered ([`host`]).
+//! `/status.json` walks the kernel maps and reads the state file: it is
+//! built on a blocking thread, at most once per [`STATUS_FRESH`], and every
+//! request in between gets that snapshot; `/metrics` is rendered on a
+//! blocking thread too, so the listener's task never waits on either.
 
+mod host;
 mod status;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,12 +31,55 @@ use crate::{config::FilterSettings, filter::FilterMaps, http::Shared, metrics::r
 /// polls `/status.json` and draws its charts itself.
 const STATUS_PAGE: &str = include_str!("status.html");
 
+/// How long one `/status.json` snapshot is served before a new one is built.
+pub const STATUS_FRESH: Duration = Duration::from_millis(500);
+
 /// What the admin listener reads.
 #[derive(Clone)]
 pub struct Admin {
     pub shared: Shared,
     /// The filter's settings when XDP runs (its maps are read per scrape).
     pub kernel: Option<Arc<FilterSettings>>,
+    /// The last `/status.json` and when it was built; the lock also makes
+    /// concurrent requests wait for one build instead of starting their own.
+    pub status: Arc<tokio::sync::Mutex<Option<(Instant, Bytes)>>>,
+}
+
+impl Admin {
+    pub fn new(shared: Shared, kernel: Option<Arc<FilterSettings>>) -> Admin {
+        Admin {
+            shared,
+            kernel,
+            status: Arc::default(),
+        }
+    }
+
+    /// The current `/status.json`: the cached one while fresh, else a new
+    /// one built on a blocking thread.
+    async fn status_json(&self) -> Bytes {
+        let mut slot = self.status.lock().await;
+        if let Some((at, body)) = &*slot
+            && at.elapsed() < STATUS_FRESH
+        {
+            return body.clone();
+        }
+        let admin = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let state = admin.shared.load();
+            Bytes::from(status::status(&admin, &state).to_string())
+        })
+        .await;
+        match built {
+            Ok(body) => {
+                *slot = Some((Instant::now(), body.clone()));
+                body
+            }
+            Err(e) => {
+                log::error!("building /status.json: {e}");
+                Bytes::from_static(b"{}")
+            }
+        }
+    }
 }
 
 /// Binds the admin listener; a bind error stops the start.
@@ -50,11 +105,14 @@ pub async fn serve(listener: std::net::TcpListener, admin: Admin) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
         let admin = admin.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, Infallible>(answer(&admin, req)) }
+                async move { Ok::<_, Infallible>(answer(&admin, local, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -81,18 +139,37 @@ fn reply(
     r
 }
 
-fn answer(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(admin: &Admin, local: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     let state = admin.shared.load();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host::allowed(host, local, &state.config.admin.allowed_hosts) {
+        return reply(
+            StatusCode::MISDIRECTED_REQUEST,
+            "text/plain",
+            "this admin listener answers only to localhost, a loopback address, its own address \
+             or a name in [admin] allowed_hosts\n",
+        );
+    }
     match req.uri().path() {
         "/metrics" => {
-            let maps = admin
-                .kernel
-                .as_ref()
-                .and_then(|s| Some((FilterMaps::open(&s.pin_dir).ok()?, s.clone())));
-            let text = render(&state, maps.as_ref().map(|(m, s)| (m, &**s)));
+            let admin = admin.clone();
+            let text = tokio::task::spawn_blocking(move || {
+                let state = admin.shared.load();
+                let maps = admin
+                    .kernel
+                    .as_ref()
+                    .and_then(|s| Some((FilterMaps::open(&s.pin_dir).ok()?, s.clone())));
+                render(&state, maps.as_ref().map(|(m, s)| (m, &**s)))
+            })
+            .await
+            .unwrap_or_default();
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -103,7 +180,7 @@ fn answer(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/status.json" => reply(
             StatusCode::OK,
             "application/json",
-            status::status(admin, &state).to_string(),
+            admin.status_json().await,
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" if state.metrics.ready() => reply(StatusCode::OK, "text/plain", "ready\n"),

@@ -12,11 +12,14 @@ use crate::{
     filter::{BanEntry, FilterMaps},
     http::State,
     metrics::histogram::BOUNDS,
-    runtime::{ListName, StateFile},
+    runtime::{ListName, RuntimeState},
 };
 
 /// Sources listed in the page's top table.
 const TOP: usize = 10;
+/// Bans listed (`bans_total` counts them all): the page is for a glance,
+/// `rampart block list` for the whole table.
+const BANS_SHOWN: usize = 1000;
 
 pub fn status(admin: &Admin, state: &State) -> Value {
     let names = state.route_names();
@@ -96,14 +99,17 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         None => state.gate.bans(),
     };
     // Reasons live in the state file (the kernel keeps only the origin).
-    let runtime = StateFile::open(&state.config.control.state_file).ok();
-    let bans: Vec<Value> = bans
+    let runtime = RuntimeState::read(&state.config.control.state_file);
+    let live = bans
         .iter()
-        .filter(|b| b.remaining != Some(std::time::Duration::ZERO))
+        .filter(|b| b.remaining != Some(std::time::Duration::ZERO));
+    let bans_total = live.clone().count();
+    let bans: Vec<Value> = live
+        .take(BANS_SHOWN)
         .map(|b| {
             let known = runtime
                 .as_ref()
-                .and_then(|r| r.entry(ListName::Block, Cidr::host(b.addr)));
+                .and_then(|r| r.entries.get(ListName::Block, Cidr::host(b.addr)));
             json!({
                 "addr": b.addr.to_string(),
                 "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
@@ -133,6 +139,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         "gate": state.gate.active(),
         "upstreams": upstreams,
         "bans": bans,
+        "bans_total": bans_total,
         "top": top,
     })
 }

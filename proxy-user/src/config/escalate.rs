@@ -42,10 +42,11 @@ pub(super) fn rule(
             out
         }
     };
-    let dur =
-        |v: &Spanned<String>| units::duration(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
-    let within = dur(&r.within)?;
-    let ban = dur(&r.ban)?;
+    let dur = |v: &Spanned<String>, max| {
+        units::duration_at_most(v.get_ref(), max).map_err(|e| loc.error(v.span(), e.0))
+    };
+    let within = dur(&r.within, units::DAY)?;
+    let ban = dur(&r.ban, units::YEAR)?;
     if within.is_zero() {
         return Err(loc.error(r.within.span(), "within: expected a window above zero"));
     }

@@ -41,6 +41,7 @@ pub struct FileEscalate {
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
     pub bind: Option<Spanned<String>>,
+    pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[control]`: the CLI's socket and the runtime state file.
@@ -187,6 +188,7 @@ pub struct FileFilter {
     pub syn: Option<Spanned<FileRate>>,
     pub ipv6_prefix: Option<Spanned<i64>>,
     pub track_sources: Option<bool>,
+    pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
 }
 

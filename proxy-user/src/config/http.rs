@@ -92,6 +92,12 @@ const MAX_HEADER_LINE: u64 = 1 << 20;
 /// Bound of `max_headers` (HAProxy's `tune.http.maxhdr` stops at 32767;
 /// browsers send about 20).
 const MAX_HEADERS: i64 = 1000;
+/// Most a request head (or its target) may be: 1 MiB.
+pub const MAX_HEAD: u64 = 1 << 20;
+/// Most `max_body` may be: 64 GiB.
+pub const MAX_BODY: u64 = 64 << 30;
+/// Most `response_buffer` may be (it is held in memory): 1 GiB.
+pub const MAX_RESPONSE_BUFFER: u64 = 1 << 30;
 
 pub(super) fn http(
     loc: &Locator,
@@ -100,11 +106,14 @@ pub(super) fn http(
 ) -> Result<HttpSettings, ConfigError> {
     let mut out = HttpSettings::default();
     let Some(h) = h else { return Ok(out) };
+    // Every timeout here is at most a day; sizes at most `units::MAX_SIZE`
+    // unless a key has its own maximum (docs/configuration.md lists them).
     let dur = |v: &toml::Spanned<String>| {
-        units::duration(v.get_ref()).map_err(|e| loc.error(v.span(), e.0))
+        units::duration_at_most(v.get_ref(), units::DAY).map_err(|e| loc.error(v.span(), e.0))
     };
-    let size =
-        |v: &toml::Spanned<String>| units::size(v.get_ref()).map_err(|e| loc.error(v.span(), e.0));
+    let size_at_most = |v: &toml::Spanned<String>, max: u64| {
+        units::size_at_most(v.get_ref(), max).map_err(|e| loc.error(v.span(), e.0))
+    };
     if let Some(v) = &h.header_timeout {
         out.header_timeout = dur(v)?;
     }
@@ -139,7 +148,7 @@ pub(super) fn http(
         }
     }
     if let Some(v) = &h.response_buffer {
-        out.response_buffer = size(v)?;
+        out.response_buffer = size_at_most(v, MAX_RESPONSE_BUFFER)?;
     }
     if let Some(v) = &h.workers {
         out.workers = super::int_in(loc, v, 1, 256, "workers")? as usize;
@@ -148,7 +157,7 @@ pub(super) fn http(
         out.grace_period = dur(v)?;
     }
     if let Some(v) = &h.max_header_size {
-        out.max_header_size = size(v)? as usize;
+        out.max_header_size = size_at_most(v, MAX_HEAD)? as usize;
     }
     if let Some(v) = &h.max_header_line {
         let n = size(v)?;
@@ -168,10 +177,10 @@ pub(super) fn http(
         out.max_headers = super::int_in(loc, v, 1, MAX_HEADERS, "max_headers")? as usize;
     }
     if let Some(v) = &h.max_uri_length {
-        out.max_uri_length = size(v)? as usize;
+        out.max_uri_length = size_at_most(v, MAX_HEAD)? as usize;
     }
     if let Some(v) = &h.max_body {
-        out.max_body = size(v)?;
+        out.max_body = size_at_most(v, MAX_BODY)?;
     }
     if let Some(v) = &h.access_log {
         out.access_log = (v.get_ref() != "off").then(|| base.join(v.get_ref()));

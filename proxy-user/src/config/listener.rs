@@ -94,7 +94,8 @@ pub(super) fn listener(
             };
             let handshake_timeout = match &l.handshake_timeout {
                 None => Duration::from_secs(10),
-                Some(d) => units::duration(d.get_ref()).map_err(|e| loc.error(d.span(), e.0))?,
+                Some(d) => units::duration_at_most(d.get_ref(), units::DAY)
+                    .map_err(|e| loc.error(d.span(), e.0))?,
             };
             Some(TlsSettings {
                 certs,

@@ -90,6 +90,9 @@ pub struct FilterSettings {
     pub ipv6_prefix: u8,
     /// Keep per-source counters for `top`-style views even without limits.
     pub track_sources: bool,
+    /// `unparsed = "pass"`: frames with more VLAN tags than the program
+    /// parses are passed (`non_ip`) instead of dropped (`malformed`).
+    pub pass_unparsed: bool,
     pub maps: MapSizes,
     /// What happens to the attached program when the daemon exits.
     pub on_exit: OnExit,
@@ -303,6 +306,19 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
             }
         },
     };
+    let pass_unparsed = match f.unparsed {
+        None => false,
+        Some(u) => match u.get_ref().as_str() {
+            "drop" => false,
+            "pass" => true,
+            other => {
+                return Err(loc.error(
+                    u.span(),
+                    format!("unparsed `{other}`: expected \"drop\" or \"pass\""),
+                ));
+            }
+        },
+    };
     let ipv6_prefix = match f.ipv6_prefix {
         None => 64,
         Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
@@ -335,6 +351,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         syn: f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
         ipv6_prefix,
         track_sources: f.track_sources.unwrap_or(true),
+        pass_unparsed,
         maps,
     })
 }
@@ -466,5 +483,72 @@ maps = { sources = 1024 }
         );
         let syntax = err("[filter\n");
         assert!(syntax.starts_with("rampart.toml:1:"), "{syntax}");
+    }
+
+    /// Issue 13, item 9: a value past its key's maximum is refused with
+    /// file:line:col, where it used to pass and panic a worker later.
+    #[test]
+    fn every_duration_and_size_has_a_maximum() {
+        let huge = "18446744073709551615";
+        assert_eq!(
+            err(&format!("[http]\nheader_timeout = \"{huge}\"\n")),
+            format!("rampart.toml:2:18: `{huge}` is too long: the maximum is 365d")
+        );
+        for (text, expected) in [
+            (
+                "[http]\nkeepalive_timeout = \"25h\"\n",
+                "rampart.toml:2:21: `25h` is too long: the maximum is 1d",
+            ),
+            (
+                "[http]\nmax_header_size = \"2M\"\n",
+                "rampart.toml:2:19: `2M` is too large: the maximum is 1M",
+            ),
+            (
+                "[http]\nmax_body = \"65G\"\n",
+                "rampart.toml:2:12: `65G` is too large: the maximum is 64G",
+            ),
+            (
+                "[http]\nresponse_buffer = \"2G\"\n",
+                "rampart.toml:2:19: `2G` is too large: the maximum is 1G",
+            ),
+            (
+                "[upstream.a]\nservers = [\"127.0.0.1:1\"]\nread_timeout = \"2d\"\n",
+                "rampart.toml:3:16: `2d` is too long: the maximum is 1d",
+            ),
+            (
+                "[escalate.e]\ncount = 1\nwithin = \"1m\"\nban = \"400d\"\n",
+                "rampart.toml:4:7: `400d` is too long: the maximum is 365d",
+            ),
+            (
+                "[escalate.e]\ncount = 1\nwithin = \"2d\"\nban = \"1h\"\n",
+                "rampart.toml:3:10: `2d` is too long: the maximum is 1d",
+            ),
+            (
+                "[limit.l]\nrate = \"2000000r/s\"\n",
+                "rampart.toml:2:8: `2000000r/s` is too fast: the maximum is 1000000r/s",
+            ),
+        ] {
+            assert_eq!(err(text), expected, "{text}");
+        }
+        // The maxima themselves are accepted.
+        let cfg = parse(
+            "[http]\nheader_timeout = \"1d\"\nmax_header_size = \"1M\"\nmax_body = \"64G\"\n\
+             [escalate.e]\ncount = 1\nwithin = \"1d\"\nban = \"365d\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.http.header_timeout, units::DAY);
+        assert_eq!(cfg.escalate["e"].ban, units::YEAR);
+    }
+
+    #[test]
+    fn unparsed_vlan_policy() {
+        let f = |t: &str| parse(t).unwrap().filter.unwrap().pass_unparsed;
+        assert!(!f("[filter]\n"), "drop by default");
+        assert!(!f("[filter]\nunparsed = \"drop\"\n"));
+        assert!(f("[filter]\nunparsed = \"pass\"\n"));
+        assert_eq!(
+            err("[filter]\nunparsed = \"count\"\n"),
+            "rampart.toml:2:12: unparsed `count`: expected \"drop\" or \"pass\""
+        );
     }
 }

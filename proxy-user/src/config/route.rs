@@ -229,11 +229,13 @@ pub(super) fn route(
     })?;
     let max_body = match &r.max_body {
         None => known.max_body,
-        Some(m) => units::size(m.get_ref()).map_err(|e| loc.error(m.span(), e.0))?,
+        Some(m) => units::size_at_most(m.get_ref(), super::http::MAX_BODY)
+            .map_err(|e| loc.error(m.span(), e.0))?,
     };
     let idle_timeout = match &r.idle_timeout {
         None => Duration::from_secs(60),
-        Some(d) => units::duration(d.get_ref()).map_err(|e| loc.error(d.span(), e.0))?,
+        Some(d) => units::duration_at_most(d.get_ref(), units::DAY)
+            .map_err(|e| loc.error(d.span(), e.0))?,
     };
     Ok(Route {
         matcher: Matcher {

@@ -67,7 +67,10 @@ fn dur(
 ) -> Result<Duration, ConfigError> {
     match v {
         None => Ok(default),
-        Some(d) => units::duration(d.get_ref()).map_err(|e| loc.error(d.span(), e.0)),
+        // Every upstream timeout and interval: at most a day.
+        Some(d) => {
+            units::duration_at_most(d.get_ref(), units::DAY).map_err(|e| loc.error(d.span(), e.0))
+        }
     }
 }
 

@@ -62,6 +62,45 @@ pub enum Request {
     },
 }
 
+/// Longest `--ttl` (and any ban or list entry's lifetime): 365 days.
+pub const MAX_TTL_SECS: u64 = crate::config::units::YEAR.as_secs();
+/// Largest burst of a kernel limit (`pps`, `syn`), as in `[filter]`.
+pub const MAX_KERNEL_BURST: u64 = 1_000_000_000;
+/// Largest burst of a `[limit.NAME]` zone, as in the configuration.
+pub const MAX_ZONE_BURST: u64 = 1_000_000;
+
+impl Request {
+    /// Refuses values out of range before anything acts on them: the CLI
+    /// checks them too, but it is not the only possible client of the socket.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Request::ListAdd {
+                ttl_secs: Some(t), ..
+            } if *t > MAX_TTL_SECS => {
+                Err(format!("ttl {t}s: the maximum is {MAX_TTL_SECS}s (365d)"))
+            }
+            Request::ListAdd {
+                ttl_secs: Some(0), ..
+            } => Err("ttl 0s: expected at least 1s (or no ttl for a permanent entry)".into()),
+            Request::LimitSet { name, burst, .. } => check_burst(name, *burst),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A burst for limit `name` (`pps`, `syn` or a zone) within its maximum.
+pub fn check_burst(name: &str, burst: Option<u64>) -> Result<(), String> {
+    let max = if name == "pps" || name == "syn" {
+        MAX_KERNEL_BURST
+    } else {
+        MAX_ZONE_BURST
+    };
+    match burst {
+        Some(b) if b > max => Err(format!("burst {b}: the maximum for {name} is {max}")),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
@@ -151,5 +190,46 @@ impl ServerView {
             idle_connections: b.pool.idle(),
             switched_to,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(ttl_secs: Option<u64>) -> Request {
+        Request::ListAdd {
+            list: ListName::Block,
+            cidr: "203.0.113.7".parse().unwrap(),
+            ttl_secs,
+            reason: None,
+        }
+    }
+
+    fn set(name: &str, burst: u64) -> Request {
+        Request::LimitSet {
+            name: name.into(),
+            rate: Some("10".into()),
+            burst: Some(burst),
+        }
+    }
+
+    /// Issue 13, item 9: the daemon refuses what the CLI would, whoever asks.
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(add(None).check().is_ok());
+        assert!(add(Some(MAX_TTL_SECS)).check().is_ok());
+        let e = add(Some(u64::MAX)).check().unwrap_err();
+        assert!(e.contains("the maximum is 31536000s"), "{e}");
+        assert!(add(Some(MAX_TTL_SECS + 1)).check().is_err());
+        assert!(add(Some(0)).check().is_err());
+        assert!(set("pps", MAX_KERNEL_BURST).check().is_ok());
+        assert!(set("syn", u64::MAX).check().is_err());
+        assert!(set("api", MAX_ZONE_BURST).check().is_ok());
+        assert!(set("api", MAX_ZONE_BURST + 1).check().is_err());
+        // As it arrives on the socket.
+        let wire = r#"{"op":"list_add","list":"block","cidr":"203.0.113.7","ttl_secs":18446744073709551615,"reason":null}"#;
+        let r: Request = serde_json::from_str(wire).unwrap();
+        assert!(r.check().is_err());
     }
 }

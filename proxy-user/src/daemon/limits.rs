@@ -119,6 +119,8 @@ impl Daemon {
 
     /// Puts one CLI limit in force.
     fn apply_limit(&mut self, name: &str, change: &LimitOverride) -> Result<()> {
+        // Also for the state file's limits, which do not come through `handle`.
+        crate::control::protocol::check_burst(name, change.burst).map_err(|e| anyhow!(e))?;
         if KERNEL.contains(&name) && self.filter.is_none() {
             // Without XDP: the connection rate is the gate's; packets are not limited.
             if name == "pps" {

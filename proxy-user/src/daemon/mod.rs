@@ -7,6 +7,7 @@
 
 mod autoban;
 mod bind;
+mod expiry;
 mod inspect;
 mod limits;
 mod listeners;
@@ -79,6 +80,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         shared: shared.clone(),
         runtime,
         listeners: None,
+        bans: Default::default(),
     };
     daemon.restore_lists()?;
     daemon.apply_upstream_runtime();
@@ -106,10 +108,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         );
         tokio::spawn(admin::serve(
             socket,
-            admin::Admin {
-                shared: shared.clone(),
-                kernel: admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
-            },
+            admin::Admin::new(
+                shared.clone(),
+                admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
+            ),
         ));
     }
     metrics.set_ready();
@@ -194,6 +196,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     }
 
     systemd::notify("STOPPING=1");
+    // Auto-bans since the last sweep: written before anything else can fail.
+    daemon.flush(true);
     let grace = daemon.config.http.grace_period;
     info!("stopping: no new connections; in-flight requests get {grace:?}");
     let _ = stop_tx.send(true);

@@ -3,13 +3,20 @@
 //! socket and signals; the main loop runs them one at a time, so the kernel
 //! maps and the state file have one writer.
 
-use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Result, anyhow, bail};
 use log::{error, info, warn};
 use proxy_common::list::{ORIGIN_CLI, ORIGIN_CONFIG, ORIGIN_ESCALATION};
 use serde_json::json;
 
+use super::expiry::BanIndex;
 use crate::{
     cidr::Cidr,
     config::Config,
@@ -18,6 +25,7 @@ use crate::{
     filter::{Filter, List},
     gate::Gate,
     http::{Shared, State},
+    later::unix_later,
     runtime::{Entry, ListName, StateFile, unix_now},
 };
 
@@ -34,6 +42,8 @@ pub struct Daemon {
     pub runtime: StateFile,
     /// The workers' listeners, changed by reloads (`None` until serving starts).
     pub listeners: Option<super::listeners::Listeners>,
+    /// Every ban in the enforcer and when it expires, for the sweep.
+    pub bans: BanIndex,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -55,6 +65,9 @@ fn list_of(name: ListName) -> List {
 impl Daemon {
     /// Carries out one control request; errors become the reply's error.
     pub fn handle(&mut self, request: Request) -> Reply {
+        if let Err(e) = request.check() {
+            return Reply::error(e);
+        }
         let result = match request {
             Request::Reload => {
                 crate::systemd::reloading();
@@ -192,6 +205,7 @@ impl Daemon {
         let e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
             e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
+            self.bans.banned(cidr.addr(), ttl, Instant::now());
         } else {
             e.insert(list_of(list), cidr, ORIGIN_CLI)?;
         }
@@ -200,7 +214,7 @@ impl Daemon {
             cidr,
             origin: "cli".into(),
             reason,
-            expires_at: ttl.map(|t| unix_now() + t.as_secs().max(1)),
+            expires_at: ttl.map(|t| unix_later(unix_now(), t.max(Duration::from_secs(1)))),
         };
         info!(
             "{list:?} {cidr} added from the CLI{}{}",
@@ -232,6 +246,9 @@ impl Daemon {
             removed |= e.unban(cidr.addr())?;
         }
         removed |= e.remove(list_of(list), cidr)?;
+        if list == ListName::Block && cidr.is_host() {
+            self.bans.lifted(cidr.addr());
+        }
         removed |= self.runtime.remove(list, cidr).is_some();
         if !removed {
             bail!("{cidr} is not on the {list:?} list");
@@ -292,58 +309,97 @@ impl Daemon {
         Ok(out)
     }
 
-    /// Once a second: expired bans out of the kernel, expired runtime list
-    /// entries out of the kernel and the state file.
+    /// Once a second: the bans due out of the enforcer, expired runtime
+    /// list entries out of it and the state file, and the state file written
+    /// if automatic changes are pending. Only what is due is looked at: at
+    /// 65,536 bans a sweep with nothing due costs the same as with none.
     pub fn sweep(&mut self) -> Result<()> {
-        let swept = self.enforcer().sweep_bans()?;
+        let due = self.bans.take_due(Instant::now());
+        let mut swept = 0;
+        for addr in &due {
+            swept += usize::from(self.enforcer().unban(*addr)?);
+        }
         if swept > 0 {
             info!("{swept} expired ban(s) removed");
         }
         let expired = self.runtime.take_expired(unix_now());
-        if expired.is_empty() {
-            return Ok(());
-        }
         for e in &expired {
             if !(e.list == ListName::Block && e.cidr.is_host()) {
                 self.enforcer().remove(list_of(e.list), e.cidr)?;
             }
             info!("{:?} {} expired", e.list, e.cidr);
         }
-        self.save();
+        if !expired.is_empty() {
+            self.runtime.save_later();
+        }
+        self.flush(false);
         Ok(())
     }
 
-    /// At start: puts the state file's entries back into the kernel (after
-    /// a reboot the pinned maps are gone; after a restart they are there).
+    /// At start (and when the gate takes over from XDP): puts the state
+    /// file's entries back into the enforcer (after a reboot the pinned maps
+    /// are gone; after a restart they are there). One pass over the entries,
+    /// against sets of what is already there (O(n)); an entry that cannot go
+    /// back (a map now smaller than the file, say) is reported and skipped,
+    /// never a reason not to start.
     pub fn restore_lists(&mut self) -> Result<()> {
         let now = unix_now();
         let expired = self.runtime.take_expired(now);
-        let entries = self.runtime.state.entries.clone();
+        let entries: Vec<Entry> = self.runtime.state.entries.iter().cloned().collect();
         let f = self.enforcer();
-        let bans: Vec<IpAddr> = f.bans()?.iter().map(|b| b.addr).collect();
-        let mut restored = 0;
+        let present = f.bans()?;
+        let banned: HashSet<IpAddr> = present
+            .iter()
+            .filter(|b| b.remaining != Some(Duration::ZERO))
+            .map(|b| b.addr)
+            .collect();
+        let mut listed: HashMap<ListName, HashSet<Cidr>> = HashMap::new();
+        for name in [ListName::Allow, ListName::Block] {
+            let on = f.entries(list_of(name))?.into_iter().map(|(c, _)| c);
+            listed.insert(name, on.collect());
+        }
+        let mut index = std::mem::take(&mut self.bans);
+        let f = self.enforcer();
+        let started = Instant::now();
+        index.seed(&present, started);
+        let (mut restored, mut failed) = (0usize, Vec::new());
         for e in &entries {
             let origin = if e.origin == "auto-ban" {
                 ORIGIN_ESCALATION
             } else {
                 ORIGIN_CLI
             };
-            if e.list == ListName::Block && e.cidr.is_host() {
-                if !bans.contains(&e.cidr.addr()) {
-                    f.ban(e.cidr.addr(), e.remaining(now), origin)?;
-                    restored += 1;
+            let result = if e.list == ListName::Block && e.cidr.is_host() {
+                if banned.contains(&e.cidr.addr()) {
+                    continue;
                 }
-            } else if !f
-                .entries(list_of(e.list))?
-                .iter()
-                .any(|(c, _)| *c == e.cidr)
-            {
-                f.insert(list_of(e.list), e.cidr, origin)?;
-                restored += 1;
+                let ttl = e.remaining(now);
+                f.ban(e.cidr.addr(), ttl, origin)
+                    .map(|()| index.banned(e.cidr.addr(), ttl, started))
+            } else {
+                if listed[&e.list].contains(&e.cidr) {
+                    continue;
+                }
+                f.insert(list_of(e.list), e.cidr, origin)
+            };
+            match result {
+                Ok(()) => restored += 1,
+                Err(err) => failed.push(format!("{:?} {}: {err}", e.list, e.cidr)),
             }
         }
+        self.bans = index;
         if restored > 0 {
             info!("{restored} runtime list entries restored from the state file");
+        }
+        if !failed.is_empty() {
+            const SHOWN: usize = 5;
+            warn!(
+                "{} of {} state file entries could not be restored (they stay in the file): {}{}",
+                failed.len(),
+                entries.len(),
+                failed[..failed.len().min(SHOWN)].join("; "),
+                if failed.len() > SHOWN { "; ..." } else { "" }
+            );
         }
         if !expired.is_empty() {
             self.save();
@@ -351,8 +407,22 @@ impl Daemon {
         Ok(())
     }
 
-    pub(super) fn save(&self) {
+    /// Writes the state file now, after an operator's change.
+    pub(super) fn save(&mut self) {
         if let Err(e) = self.runtime.save() {
+            error!("saving the runtime state: {e:#}; the change holds until a reboot");
+        }
+    }
+
+    /// Writes the state file if automatic changes are pending, at most
+    /// once per `runtime::COALESCE`; `all`: whatever is pending (at shutdown).
+    pub fn flush(&mut self, all: bool) {
+        let result = if all {
+            self.runtime.flush_all()
+        } else {
+            self.runtime.flush(Instant::now())
+        };
+        if let Err(e) = result {
             error!("saving the runtime state: {e:#}; the change holds until a reboot");
         }
     }

@@ -14,6 +14,8 @@ pub enum FilterError {
         #[source]
         source: io::Error,
     },
+    #[error("pin directory {}: {reason}", path.display())]
+    PinDirUnsafe { path: PathBuf, reason: String },
     #[error("loading the XDP object (needs root or CAP_BPF + CAP_NET_ADMIN): {0}")]
     Load(#[from] aya::EbpfError),
     #[error("loading the XDP program into the kernel: {0}")]

@@ -26,6 +26,7 @@ mod index;
 mod lists;
 mod maps;
 pub mod object;
+mod pin_dir;
 mod settings;
 
 use std::path::Path;
@@ -83,10 +84,7 @@ impl Filter {
     pub fn load_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
         ensure_bpffs()?;
         let dir = &settings.pin_dir;
-        std::fs::create_dir_all(dir).map_err(|source| FilterError::PinDir {
-            path: dir.clone(),
-            source,
-        })?;
+        pin_dir::prepare(dir)?;
         let paths: Vec<(&str, std::path::PathBuf)> =
             pin::ALL_MAPS.iter().map(|n| (*n, dir.join(n))).collect();
         let mut loader = EbpfLoader::new();

@@ -23,6 +23,9 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
     if settings.track_sources {
         flags |= kcfg::FLAG_TRACK_SOURCES;
     }
+    if settings.pass_unparsed {
+        flags |= kcfg::FLAG_PASS_UNPARSED;
+    }
     FilterConfig {
         pps_interval_ns,
         pps_tolerance_ns,

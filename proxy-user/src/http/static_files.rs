@@ -130,7 +130,10 @@ pub async fn serve(
         resp_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
     if let Some(exp) = route.expires {
-        resp_headers.insert(header::EXPIRES, http_date(SystemTime::now() + exp));
+        resp_headers.insert(
+            header::EXPIRES,
+            http_date(crate::later::Later::later(SystemTime::now(), exp)),
+        );
     }
     match (route.cache_control, route.expires) {
         (Some(cc), _) => {

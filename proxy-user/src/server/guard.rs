@@ -139,7 +139,7 @@ impl<S> Guarded<S> {
     /// on HTTP/1 connections when `max_head` is set.
     pub fn new(io: S, timeouts: Timeouts, http2: bool, max_head: Option<usize>) -> Guarded<S> {
         let now = Instant::now();
-        let first = now + timeouts.header.min(timeouts.keepalive);
+        let first = crate::later::Later::later(now, timeouts.header.min(timeouts.keepalive));
         Guarded {
             io: Some(io),
             slot: None,
@@ -317,7 +317,7 @@ impl<S> Guarded<S> {
         if self.slot.is_some() {
             period = period.min(PARK_AFTER);
         }
-        let latest = Instant::now() + period;
+        let latest = crate::later::Later::later(Instant::now(), period);
         if self.timer.is_elapsed() || self.armed > latest {
             self.timer.as_mut().reset(latest);
             self.armed = latest;

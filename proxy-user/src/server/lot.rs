@@ -35,6 +35,7 @@ use tokio::{
 use super::park::ends_head;
 use crate::{
     http::{ConnInfo, State},
+    later::Later,
     metrics::{
         ListenerMetrics,
         listener::{Open, Waiting},
@@ -84,11 +85,11 @@ impl Conn {
     fn deadline(&self, head_started: bool) -> Instant {
         let s = &self.snapshot.config.http;
         if !self.resumed {
-            self.accepted + s.header_timeout
+            self.accepted.later(s.header_timeout)
         } else if head_started {
-            Instant::now() + s.header_timeout
+            Instant::now().later(s.header_timeout)
         } else {
-            self.idle_since + s.keepalive_timeout
+            self.idle_since.later(s.keepalive_timeout)
         }
     }
 }

@@ -209,7 +209,7 @@ pub async fn serve_changing(
     trimming.abort();
     let snapshot = state.load();
     let grace = snapshot.config.http.grace_period;
-    let deadline = tokio::time::Instant::now() + grace;
+    let deadline = crate::later::Later::later(tokio::time::Instant::now(), grace);
     // A connection accepted just before the listeners closed may not have
     // sent its request yet, and a graceful shutdown closes a connection
     // with no request at once: give such connections a moment to send it

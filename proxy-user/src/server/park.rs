@@ -120,9 +120,9 @@ pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
             Ok(Ok(_)) => {}
         }
         if before == 0 {
-            deadline = deadlines
-                .whole
-                .unwrap_or_else(|| Instant::now() + deadlines.header_timeout);
+            deadline = deadlines.whole.unwrap_or_else(|| {
+                crate::later::Later::later(Instant::now(), deadlines.header_timeout)
+            });
         }
         if ends_head(&head, before) || head.len() >= max_head {
             return Ok(head);

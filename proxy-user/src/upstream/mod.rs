@@ -284,7 +284,7 @@ impl Group {
         }
         p.fails += 1;
         if p.fails >= max {
-            p.down_until = Some(now + window);
+            p.down_until = Some(crate::later::Later::later(now, window));
             p.fails = 0;
             p.window_start = None;
             log::warn!(
