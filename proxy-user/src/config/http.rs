@@ -141,7 +141,7 @@ pub(super) fn http(
         ),
     ] {
         if let Some(v) = v {
-            *out = size(v)?;
+            *out = size_at_most(v, units::MAX_SIZE)?;
             if *out == 0 || *out > MAX_BODY_MEMORY {
                 return Err(loc.error(v.span(), format!("{key} must be between 1 and 64G")));
             }
@@ -160,7 +160,7 @@ pub(super) fn http(
         out.max_header_size = size_at_most(v, MAX_HEAD)? as usize;
     }
     if let Some(v) = &h.max_header_line {
-        let n = size(v)?;
+        let n = size_at_most(v, units::MAX_SIZE)?;
         if !(MIN_HEADER_LINE..=MAX_HEADER_LINE).contains(&n) {
             return Err(loc.error(
                 v.span(),
