@@ -12,7 +12,7 @@ use std::{
     net::IpAddr,
     sync::{
         Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -24,6 +24,7 @@ use crate::{
     cidr::Cidr,
     config::{FilterSettings, RateLimit},
     filter::{BanEntry, List},
+    source,
 };
 
 /// Sources whose connection rate is tracked; the least recently seen are
@@ -102,7 +103,7 @@ struct Lists {
     /// ...and as lookups read them.
     allow_set: CidrSet,
     block_set: CidrSet,
-    /// Banned addresses: expiry (`None`: until removed) and origin.
+    /// Banned sources ([`source::key`]): expiry (`None`: until removed) and origin.
     bans: HashMap<IpAddr, (Option<Instant>, u32)>,
 }
 
@@ -125,8 +126,7 @@ struct Rate {
     /// GCRA interval and tolerance (ns); interval 0: no limit.
     interval: u64,
     tolerance: u64,
-    ipv6_prefix: u8,
-    /// Theoretical arrival time per source, ns since `start`.
+    /// Theoretical arrival time per source ([`source::key`]), ns since `start`.
     tat: HashMap<IpAddr, u64>,
 }
 
@@ -134,6 +134,8 @@ struct Rate {
 #[derive(Debug)]
 pub struct Gate {
     active: AtomicBool,
+    /// The IPv6 prefix that is one source, for bans and the connection rate.
+    ipv6_prefix: AtomicU8,
     lists: RwLock<Lists>,
     rate: Mutex<Rate>,
     start: Instant,
@@ -145,6 +147,7 @@ impl Default for Gate {
     fn default() -> Self {
         Gate {
             active: AtomicBool::new(false),
+            ipv6_prefix: AtomicU8::new(source::DEFAULT_IPV6_PREFIX),
             lists: RwLock::default(),
             rate: Mutex::default(),
             start: Instant::now(),
@@ -177,13 +180,24 @@ impl Gate {
         verdict
     }
 
+    /// The source `ip` belongs to.
+    fn key(&self, ip: IpAddr) -> IpAddr {
+        source::key(ip, self.ipv6_prefix.load(Ordering::Relaxed))
+    }
+
+    /// The network one ban or budget covers, as views show it.
+    pub fn source(&self, ip: IpAddr) -> Cidr {
+        source::prefix(ip, self.ipv6_prefix.load(Ordering::Relaxed))
+    }
+
     fn decide(&self, ip: IpAddr, now: Instant) -> Admission {
+        let key = self.key(ip);
         {
             let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
             if lists.allow_set.contains(ip) {
                 return Admission::Allowlisted;
             }
-            if let Some((expiry, _)) = lists.bans.get(&ip)
+            if let Some((expiry, _)) = lists.bans.get(&key)
                 && expiry.is_none_or(|t| now < t)
             {
                 return Admission::Banned;
@@ -196,10 +210,6 @@ impl Gate {
         if rate.interval == 0 {
             return Admission::Pass;
         }
-        let key = match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(_) => Cidr::masked(ip, rate.ipv6_prefix).addr(),
-        };
         let now_ns = now.duration_since(self.start).as_nanos() as u64;
         if rate.tat.len() >= MAX_SOURCES && !rate.tat.contains_key(&key) {
             // Forget the sources whose budget is full again (the TAT is past).
@@ -246,15 +256,16 @@ impl Gate {
         drop(lists);
         self.set_rate(
             settings.and_then(|s| s.syn),
-            settings.map_or(64, |s| s.ipv6_prefix),
+            settings.map_or(source::DEFAULT_IPV6_PREFIX, |s| s.ipv6_prefix),
         );
     }
 
-    /// The per-source connection rate (`None`: no limit).
+    /// The per-source connection rate (`None`: no limit), and what one
+    /// IPv6 source is.
     pub fn set_rate(&self, limit: Option<RateLimit>, ipv6_prefix: u8) {
         let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         (rate.interval, rate.tolerance) = limit.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
-        rate.ipv6_prefix = ipv6_prefix;
+        self.ipv6_prefix.store(ipv6_prefix, Ordering::Relaxed);
     }
 
     /// The connection rate in force: (per second, burst).
@@ -281,15 +292,18 @@ impl Gate {
         lists.list(list).iter().map(|(c, o)| (*c, *o)).collect()
     }
 
+    /// Bans the source `addr` belongs to (for IPv6, its whole prefix).
     pub fn ban(&self, addr: IpAddr, ttl: Option<Duration>, origin: u32) {
-        let expiry = ttl.map(|t| Instant::now() + t);
+        let expiry = ttl.and_then(|t| Instant::now().checked_add(t));
+        let key = self.key(addr);
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.insert(addr, (expiry, origin));
+        lists.bans.insert(key, (expiry, origin));
     }
 
     pub fn unban(&self, addr: IpAddr) -> bool {
+        let key = self.key(addr);
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.remove(&addr).is_some()
+        lists.bans.remove(&key).is_some()
     }
 
     pub fn bans(&self) -> Vec<BanEntry> {
@@ -370,5 +384,35 @@ mod tests {
         g.configure(Some(&settings("[filter]\n")));
         assert_eq!(g.admit(ip("10.2.3.4")), Admission::Pass);
         assert_eq!(g.admit(ip("203.0.113.9")), Admission::Blocklisted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv6_ban_and_budget_cover_the_whole_prefix() {
+        let g = Gate::default();
+        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 2 }\n")));
+        g.activate();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        g.ban(ip("2001:db8:1:2::1"), None, 1);
+        assert_eq!(g.admit(ip("2001:db8:1:2::1")), Admission::Banned);
+        assert_eq!(
+            g.admit(ip("2001:db8:1:2:ffff::2")),
+            Admission::Banned,
+            "another address of the banned /64"
+        );
+        assert_eq!(g.bans()[0].addr, ip("2001:db8:1:2::"), "kept by source");
+        assert!(
+            g.unban(ip("2001:db8:1:2::99")),
+            "lifted by any address of it"
+        );
+        // One connection budget per /64; the next /64 has its own.
+        assert_eq!(g.admit(ip("2001:db8:1:2::1")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:1:2::2")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:1:2::3")), Admission::RateLimited);
+        assert_eq!(g.admit(ip("2001:db8:1:3::1")), Admission::Pass);
+        // With `ipv6_prefix = 128` an address is a source.
+        g.configure(Some(&settings("[filter]\nipv6_prefix = 128\n")));
+        g.ban(ip("2001:db8:5::1"), None, 1);
+        assert_eq!(g.admit(ip("2001:db8:5::2")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:5::1")), Admission::Banned);
     }
 }

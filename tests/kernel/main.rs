@@ -9,5 +9,6 @@ mod daemon;
 mod fixtures;
 mod lists;
 mod ratelimit;
+mod sources;
 mod veth;
 mod without_xdp;

@@ -85,8 +85,8 @@ pub struct FilterSettings {
     pub pps: Option<RateLimit>,
     /// Per-source limit on new TCP connections (SYN without ACK); `None` = unlimited.
     pub syn: Option<RateLimit>,
-    /// IPv6 sources are limited per prefix of this length (an IPv6 host
-    /// usually controls a whole /64).
+    /// IPv6 sources are limited, counted and banned per prefix of this
+    /// length (an IPv6 host usually controls a whole /64), in every tier.
     pub ipv6_prefix: u8,
     /// Keep per-source counters for `top`-style views even without limits.
     pub track_sources: bool,
@@ -151,6 +151,14 @@ impl Default for MapSizes {
 }
 
 impl Config {
+    /// The IPv6 prefix length that is one source for every tier: `[filter]
+    /// ipv6_prefix`, also without XDP (the gate, L7 limits, escalation).
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.filter
+            .as_ref()
+            .map_or(crate::source::DEFAULT_IPV6_PREFIX, |f| f.ipv6_prefix)
+    }
+
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -299,7 +307,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         },
     };
     let ipv6_prefix = match f.ipv6_prefix {
-        None => 64,
+        None => crate::source::DEFAULT_IPV6_PREFIX,
         Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
     };
     let mut maps = MapSizes::default();

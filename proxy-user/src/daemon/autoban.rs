@@ -12,11 +12,16 @@ use crate::{
     escalate::AutoBan,
     filter::List,
     runtime::{Entry, ListName, unix_now},
+    source,
 };
 
 impl Daemon {
     pub fn auto_ban(&mut self, ban: AutoBan) -> Result<()> {
-        let addr = ban.addr;
+        // Escalation counts by source already; key again in case the prefix
+        // changed in between. `shown` is what is banned (`2001:db8:1:2::/64`).
+        let prefix = self.config.ipv6_prefix();
+        let addr = source::key(ban.addr, prefix);
+        let shown = source::prefix(addr, prefix);
         let f = self.enforcer();
         let allowed = f
             .entries(List::Allow)?
@@ -24,7 +29,7 @@ impl Daemon {
             .any(|(c, _)| c.contains(addr));
         if allowed {
             info!(
-                "{addr}: {}; not banned: the allowlist covers it",
+                "{shown}: {}; not banned: the allowlist covers it",
                 ban.reason()
             );
             return Ok(());
@@ -37,7 +42,7 @@ impl Daemon {
         }
         f.ban(addr, Some(ban.ttl), ORIGIN_ESCALATION)?;
         info!(
-            "{addr} banned ({}) for {:?}: {}",
+            "{shown} banned ({}) for {:?}: {}",
             f.tier(),
             ban.ttl,
             ban.reason()

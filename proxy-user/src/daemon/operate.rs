@@ -19,6 +19,7 @@ use crate::{
     gate::Gate,
     http::{Shared, State},
     runtime::{Entry, ListName, StateFile, unix_now},
+    source,
 };
 
 /// The daemon's mutable state, owned by its main loop.
@@ -189,6 +190,13 @@ impl Daemon {
         {
             warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
         }
+        // A single address on the blocklist is a ban of its source: for
+        // IPv6 the whole `ipv6_prefix`, recorded under the prefix's key.
+        let cidr = if list == ListName::Block && cidr.is_host() {
+            Cidr::host(source::key(cidr.addr(), self.config.ipv6_prefix()))
+        } else {
+            cidr
+        };
         let e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
             e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
@@ -226,13 +234,24 @@ impl Daemon {
                         .to_string())
             );
         }
+        let prefix = self.config.ipv6_prefix();
+        // A ban is named by any address of its source or by the source's
+        // prefix as `block list` shows it (`2001:db8:1:2::/64`).
+        let ban = (list == ListName::Block
+            && (cidr.is_host() || (cidr.addr().is_ipv6() && cidr.prefix_len() == prefix)))
+            .then(|| Cidr::host(source::key(cidr.addr(), prefix)));
         let e = self.enforcer();
         let mut removed = false;
-        if list == ListName::Block && cidr.is_host() {
-            removed |= e.unban(cidr.addr())?;
+        if let Some(ban) = ban {
+            removed |= e.unban(ban.addr())?;
         }
-        removed |= e.remove(list_of(list), cidr)?;
+        if !cidr.is_host() {
+            removed |= e.remove(list_of(list), cidr)?;
+        }
         removed |= self.runtime.remove(list, cidr).is_some();
+        if let Some(ban) = ban.filter(|b| *b != cidr) {
+            removed |= self.runtime.remove(list, ban).is_some();
+        }
         if !removed {
             bail!("{cidr} is not on the {list:?} list");
         }
@@ -242,9 +261,15 @@ impl Daemon {
     }
 
     fn view(&self, e: &Entry, now: u64) -> ListEntryView {
+        let ban = e.list == ListName::Block && e.cidr.is_host();
         ListEntryView {
-            cidr: e.cidr,
-            kind: if e.list == ListName::Block && e.cidr.is_host() {
+            // A ban shows the source it covers (an IPv6 ban its prefix).
+            cidr: if ban {
+                source::prefix(e.cidr.addr(), self.config.ipv6_prefix())
+            } else {
+                e.cidr
+            },
+            kind: if ban {
                 "ban".into()
             } else {
                 kind(e.cidr).into()
@@ -277,10 +302,9 @@ impl Daemon {
                 if ban.remaining == Some(Duration::ZERO) {
                     continue;
                 }
-                let cidr = Cidr::host(ban.addr);
-                let known = self.runtime.entry(list, cidr);
+                let known = self.runtime.entry(list, Cidr::host(ban.addr));
                 out.push(ListEntryView {
-                    cidr,
+                    cidr: source::prefix(ban.addr, self.config.ipv6_prefix()),
                     kind: "ban".into(),
                     origin: known
                         .map_or_else(|| origin_name(ban.origin).into(), |e| e.origin.clone()),
@@ -319,6 +343,7 @@ impl Daemon {
         let now = unix_now();
         let expired = self.runtime.take_expired(now);
         let entries = self.runtime.state.entries.clone();
+        let prefix = self.config.ipv6_prefix();
         let f = self.enforcer();
         let bans: Vec<IpAddr> = f.bans()?.iter().map(|b| b.addr).collect();
         let mut restored = 0;
@@ -329,7 +354,7 @@ impl Daemon {
                 ORIGIN_CLI
             };
             if e.list == ListName::Block && e.cidr.is_host() {
-                if !bans.contains(&e.cidr.addr()) {
+                if !bans.contains(&source::key(e.cidr.addr(), prefix)) {
                     f.ban(e.cidr.addr(), e.remaining(now), origin)?;
                     restored += 1;
                 }

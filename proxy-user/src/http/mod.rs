@@ -260,7 +260,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     {
         state.escalation.observe(
             r,
-            conn.client.ip(),
+            crate::source::key(conn.client.ip(), state.config.ipv6_prefix()),
             resp.status().as_u16(),
             tokio::time::Instant::now(),
         );
@@ -364,7 +364,9 @@ async fn dispatch(
             .iter()
             .filter_map(|n| state.limiters.get(n).map(|l| &**l))
             .collect();
-        match limit::check(&zones, conn.client.ip(), tokio::time::Instant::now()) {
+        // Keyed by source: an IPv6 client's whole prefix shares one budget.
+        let source = crate::source::key(conn.client.ip(), state.config.ipv6_prefix());
+        match limit::check(&zones, source, tokio::time::Instant::now()) {
             Decision::Pass => {}
             Decision::Delay(d) => tokio::time::sleep(d).await,
             Decision::Reject {
