@@ -306,6 +306,16 @@ impl Gate {
         lists.bans.remove(&key).is_some()
     }
 
+    /// Whether the source `addr` belongs to is banned now.
+    pub fn banned(&self, addr: IpAddr) -> bool {
+        let key = self.key(addr);
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        lists
+            .bans
+            .get(&key)
+            .is_some_and(|(expiry, _)| expiry.is_none_or(|t| Instant::now() < t))
+    }
+
     pub fn bans(&self) -> Vec<BanEntry> {
         let now = Instant::now();
         let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());

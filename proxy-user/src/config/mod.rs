@@ -136,6 +136,18 @@ pub struct MapSizes {
     pub block_ranges: u32,
     /// Blocklisted single addresses per family.
     pub block_addrs: u32,
+    /// Of the `bans`, how many escalation may hold (in both families
+    /// together); past it the soonest-expiring auto-ban gives way. Always
+    /// below `bans`, so an attacker who triggers bans from rotating sources
+    /// cannot fill the table the operator's own bans go into.
+    pub autobans: u32,
+}
+
+impl MapSizes {
+    /// `autobans` when the configuration sets none: half the ban table.
+    pub const fn default_autobans(bans: u32) -> u32 {
+        bans / 2
+    }
 }
 
 impl Default for MapSizes {
@@ -146,6 +158,7 @@ impl Default for MapSizes {
             allow: 16_384,
             block_ranges: 65_536,
             block_addrs: 262_144,
+            autobans: MapSizes::default_autobans(65_536),
         }
     }
 }
@@ -324,6 +337,12 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
             allow: size(m.allow, maps.allow, "maps.allow")?,
             block_ranges: size(m.block_ranges, maps.block_ranges, "maps.block_ranges")?,
             block_addrs: size(m.block_addrs, maps.block_addrs, "maps.block_addrs")?,
+            autobans: 0,
+        };
+        maps.autobans = match m.autobans {
+            None => MapSizes::default_autobans(maps.bans),
+            // At least one ban is always the operator's.
+            Some(v) => int_in(loc, &v, 0, i64::from(maps.bans) - 1, "maps.autobans")? as u32,
         };
     }
     Ok(FilterSettings {
@@ -446,6 +465,20 @@ maps = { sources = 1024 }
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn autobans_leave_room_for_the_operator() {
+        let f = |t: &str| parse(t).unwrap().filter.unwrap().maps;
+        assert_eq!(f("[filter]\n").autobans, 32_768);
+        assert_eq!(f("[filter.maps]\nbans = 100\n").autobans, 50);
+        assert_eq!(f("[filter.maps]\nbans = 100\nautobans = 99\n").autobans, 99);
+        assert_eq!(f("[filter.maps]\nautobans = 0\n").autobans, 0);
+        let e = err("[filter.maps]\nbans = 100\nautobans = 100\n");
+        assert!(
+            e.contains("rampart.toml:3:12") && e.contains("maps.autobans must be between 0 and 99"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Daemon {
     pub runtime: StateFile,
     /// The workers' listeners, changed by reloads (`None` until serving starts).
     pub listeners: Option<super::listeners::Listeners>,
+    /// Escalation's bans in force, soonest-expiring first, within
+    /// `[filter.maps] autobans`.
+    pub autobans: super::autobans::AutoBans,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -197,6 +200,10 @@ impl Daemon {
         } else {
             cidr
         };
+        if list == ListName::Block && cidr.is_host() {
+            // The operator's now: never evicted to make room for escalation.
+            self.autobans.remove(cidr.addr());
+        }
         let e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
             e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
@@ -240,6 +247,9 @@ impl Daemon {
         let ban = (list == ListName::Block
             && (cidr.is_host() || (cidr.addr().is_ipv6() && cidr.prefix_len() == prefix)))
             .then(|| Cidr::host(source::key(cidr.addr(), prefix)));
+        if let Some(ban) = ban {
+            self.autobans.remove(ban.addr());
+        }
         let e = self.enforcer();
         let mut removed = false;
         if let Some(ban) = ban {

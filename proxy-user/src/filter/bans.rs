@@ -82,6 +82,19 @@ impl FilterMaps {
         Ok(removed)
     }
 
+    /// Whether the source `addr` belongs to is banned now: one lookup.
+    pub fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
+        let (found, name) = match self.ban_key(addr)? {
+            IpAddr::V4(ip) => (self.bans_v4.get(&v4(ip), 0), pin::BANS_V4),
+            IpAddr::V6(ip) => (self.bans_v6.get(&v6(ip), 0), pin::BANS_V6),
+        };
+        match found {
+            Ok(b) => Ok(clock::monotonic_ns() < b.expires_at_ns),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(FilterError::map(name)(e)),
+        }
+    }
+
     pub fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         let now = clock::monotonic_ns();
         let entry = |addr: IpAddr, b: Ban| BanEntry {
