@@ -8,6 +8,7 @@ mod bpftool;
 mod control;
 mod daemon;
 mod fixtures;
+mod kick;
 mod lists;
 mod ratelimit;
 mod sources;

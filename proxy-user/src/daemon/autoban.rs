@@ -78,6 +78,7 @@ impl Daemon {
             return Ok(());
         }
         self.autobans.insert(addr, Some(ban.ttl), Instant::now());
+        self.kick_after(vec![shown], super::kick::AFTER_ESCALATION)?;
         AutoBanMetrics::add(&self.autobans.metrics().made, 1);
         if evicted {
             // At the bound: the periodic summary says what happened.

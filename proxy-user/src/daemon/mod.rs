@@ -9,6 +9,7 @@ mod autoban;
 mod autobans;
 mod bind;
 mod inspect;
+mod kick;
 mod limits;
 mod listeners;
 mod memory;

@@ -210,6 +210,15 @@ impl Daemon {
         } else {
             e.insert(list_of(list), cidr, ORIGIN_CLI)?;
         }
+        if list == ListName::Block {
+            // Its open connections close too.
+            let prefix = self.config.ipv6_prefix();
+            self.kick(vec![if cidr.is_host() {
+                source::prefix(cidr.addr(), prefix)
+            } else {
+                cidr
+            }])?;
+        }
         let entry = Entry {
             list,
             cidr,
@@ -255,12 +264,14 @@ impl Daemon {
         if let Some(ban) = ban {
             removed |= e.unban(ban.addr())?;
         }
-        if !cidr.is_host() {
-            removed |= e.remove(list_of(list), cidr)?;
-        }
+        removed |= e.remove(list_of(list), cidr)?;
         removed |= self.runtime.remove(list, cidr).is_some();
         if let Some(ban) = ban.filter(|b| *b != cidr) {
             removed |= self.runtime.remove(list, ban).is_some();
+        }
+        if removed && list == ListName::Allow {
+            // What the allowlist overrode now applies to open connections.
+            self.kick_unallowed(cidr)?;
         }
         if !removed {
             bail!("{cidr} is not on the {list:?} list");

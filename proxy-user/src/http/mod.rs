@@ -73,6 +73,9 @@ pub struct State {
     pub gate: Arc<Gate>,
     /// Tells WebSocket tunnels to close with 1001; shared by every snapshot.
     pub going_away: Arc<websocket::GoingAway>,
+    /// Closes the open connections of sources refused since they were
+    /// accepted; shared by every snapshot.
+    pub kicks: Arc<crate::server::kick::Kicks>,
     /// The measures, shared by every snapshot (kept by name across reloads)...
     pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
@@ -177,6 +180,7 @@ impl State {
             metrics,
             route_metrics,
             going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
+            kicks: previous.map(|p| p.kicks.clone()).unwrap_or_default(),
         }
     }
 }

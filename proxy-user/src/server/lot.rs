@@ -32,7 +32,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::park::ends_head;
+use super::{kick::Kicks, park::ends_head};
 use crate::{
     http::{ConnInfo, State},
     metrics::{
@@ -67,6 +67,8 @@ pub struct Conn {
     pub idle_since: Instant,
     /// It has been served before: the next head is a keep-alive one.
     pub resumed: bool,
+    /// The last kick it was checked against (see [`super::kick`]).
+    pub kicks_seen: u64,
     /// Its place under the listener's `max_connections`.
     pub _permit: OwnedSemaphorePermit,
     /// Counts it as open in the listener's measures.
@@ -222,8 +224,15 @@ impl Lot {
         self.insert(socket, Vec::new(), conn);
     }
 
-    fn insert(&self, socket: StdStream, head: Vec<u8>, conn: Conn) {
+    fn insert(&self, socket: StdStream, head: Vec<u8>, mut conn: Conn) {
         let deadline = conn.deadline(!head.is_empty());
+        // Refused by a kick while it was served: it closes here.
+        let kicks = &conn.snapshot.kicks;
+        let (refused, seen) = kicks.refused_since(conn.kicks_seen, conn.info.client.ip());
+        if refused {
+            return;
+        }
+        conn.kicks_seen = seen;
         let mut rows = self.rows();
         if rows.closed {
             return;
@@ -264,9 +273,16 @@ impl Lot {
     }
 
     /// Watches the waiting connections until `draining`, handing each
-    /// whole head to `serve`; then closes those still waiting.
-    pub async fn run(&self, mut draining: watch::Receiver<bool>, serve: impl Fn(Ready)) {
+    /// whole head to `serve`, and closing those a kick refuses; then closes
+    /// those still waiting.
+    pub async fn run(
+        &self,
+        mut draining: watch::Receiver<bool>,
+        kicks: &Kicks,
+        serve: impl Fn(Ready),
+    ) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let mut kicked = kicks.subscribe();
         let mut last_sweep = Instant::now();
         loop {
             let next = self.rows().next_deadline;
@@ -298,6 +314,7 @@ impl Lot {
                     self.sweep();
                     last_sweep = Instant::now();
                 }
+                Ok(()) = kicked.changed() => self.kick(kicks),
                 _ = self.0.wake.notified() => {}
             }
         }
@@ -374,6 +391,23 @@ impl Lot {
                 })
             }
         }
+    }
+
+    /// Closes the connections a kick after their last check refuses.
+    fn kick(&self, kicks: &Kicks) {
+        let mut rows = self.rows();
+        rows.slab.retain(|_, row| {
+            let ip = row.conn.info.client.ip();
+            let (refused, seen) = kicks.refused_since(row.conn.kicks_seen, ip);
+            row.conn.kicks_seen = seen;
+            if refused {
+                log::debug!(
+                    "{}: closed while waiting: its source is refused now",
+                    row.conn.info.client
+                );
+            }
+            !refused
+        });
     }
 
     /// Closes the connections whose deadlines have passed.
