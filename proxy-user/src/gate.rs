@@ -27,8 +27,8 @@ use crate::{
     source,
 };
 
-/// Sources whose connection rate is tracked; the least recently seen are
-/// forgotten beyond this.
+/// Sources whose connection rate is tracked; beyond this the least
+/// indebted are forgotten first ([`make_room`]).
 const MAX_SOURCES: usize = 65_536;
 
 /// What the gate decided for a connection.
@@ -212,11 +212,7 @@ impl Gate {
         }
         let now_ns = now.duration_since(self.start).as_nanos() as u64;
         if rate.tat.len() >= MAX_SOURCES && !rate.tat.contains_key(&key) {
-            // Forget the sources whose budget is full again (the TAT is past).
-            rate.tat.retain(|_, t| *t > now_ns);
-            if rate.tat.len() >= MAX_SOURCES {
-                rate.tat.clear();
-            }
+            make_room(&mut rate.tat, now_ns);
         }
         let (interval, tolerance) = (rate.interval, rate.tolerance);
         let tat = rate.tat.entry(key).or_insert(0);
@@ -342,6 +338,33 @@ impl Gate {
     }
 }
 
+/// Makes room in a full source table as the kernel's LRU map does, never
+/// by forgetting everyone (which would hand every source, the heaviest
+/// included, a full budget again). First the sources whose budget is full
+/// again go (their theoretical arrival time has passed: forgetting them
+/// changes nothing); if that is not enough, the eighth with the least debt
+/// (the earliest TAT, the ones that would be forgiven soonest). A heavy
+/// source, far in debt, keeps its exhausted budget. O(n), once per
+/// `MAX_SOURCES / 8` new sources at most.
+fn make_room(tat: &mut HashMap<IpAddr, u64>, now_ns: u64) {
+    tat.retain(|_, t| *t > now_ns);
+    if tat.len() < MAX_SOURCES {
+        return;
+    }
+    let mut tats: Vec<u64> = tat.values().copied().collect();
+    let cut = tats.len() / 8;
+    let (_, threshold, _) = tats.select_nth_unstable(cut);
+    let threshold = *threshold;
+    let mut over = tat.len() - (MAX_SOURCES - MAX_SOURCES / 8);
+    tat.retain(|_, t| {
+        if over > 0 && *t <= threshold {
+            over -= 1;
+            return false;
+        }
+        true
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +417,31 @@ mod tests {
         g.configure(Some(&settings("[filter]\n")));
         assert_eq!(g.admit(ip("10.2.3.4")), Admission::Pass);
         assert_eq!(g.admit(ip("203.0.113.9")), Admission::Blocklisted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_source_table_evicts_and_keeps_the_heavy_sources_budget() {
+        let g = Gate::default();
+        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 5 }\n")));
+        g.activate();
+        let heavy: IpAddr = "198.51.100.1".parse().unwrap();
+        while g.admit(heavy).admitted() {}
+        // Rotating sources fill the table, and more come.
+        for i in 0..(MAX_SOURCES as u32 + MAX_SOURCES as u32 / 4) {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert_eq!(g.admit(ip), Admission::Pass);
+        }
+        let tracked = g.rate.lock().unwrap().tat.len();
+        println!(
+            "after {} new sources: {tracked} tracked",
+            MAX_SOURCES + MAX_SOURCES / 4
+        );
+        assert!(tracked <= MAX_SOURCES, "{tracked} tracked");
+        assert_eq!(
+            g.admit(heavy),
+            Admission::RateLimited,
+            "the heavy source's budget was not reset"
+        );
     }
 
     #[tokio::test(start_paused = true)]
