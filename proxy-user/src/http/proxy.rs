@@ -45,6 +45,8 @@ pub struct Downstream {
     pub client: SocketAddr,
     pub https: bool,
     pub request_id: HeaderValue,
+    /// Closes a WebSocket tunnel whose client is banned while it is open.
+    pub kicks: Arc<crate::server::kick::Kicks>,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -171,6 +173,7 @@ pub async fn forward(
                         lease,
                         route.idle_timeout,
                         going_away.clone(),
+                        (down.kicks.clone(), down.client.ip()),
                     ));
                 }
                 let (mut rparts, rbody) = resp.into_parts();

@@ -132,3 +132,44 @@ async fn a_ban_closes_the_sources_open_connections() {
     // The other source is still served on its connection.
     request(&mut other).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_closes_the_sources_websocket_tunnels() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = crate::support::backend(0).await;
+    let dir = test_dir("kickws");
+    let p = proxy(
+        &dir,
+        &format!(
+            "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[upstream.app]\nservers = [\"{}\"]\n\n\
+             [[route]]\nupstream = \"app\"\nidle_timeout = \"1h\"\n",
+            b.addr
+        ),
+    )
+    .await;
+    let state = p.shared.load();
+    state.gate.activate();
+    let tcp = connect_from("127.0.0.2", p.addr()).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr()), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap(), "hello");
+
+    let at = Instant::now();
+    state.kicks.kick(Kick {
+        nets: vec!["127.0.0.2".parse().unwrap()],
+        except: vec![],
+    });
+    let end = timeout(Duration::from_secs(2), ws.next())
+        .await
+        .expect("the tunnel is closed, not left to its 1 h idle timeout");
+    match end {
+        None | Some(Err(_)) => {}
+        Some(Ok(m)) => assert!(m.is_close(), "expected a close, got {m:?}"),
+    }
+    println!("WebSocket tunnel: closed {:?} after the ban", at.elapsed());
+    assert!(at.elapsed() < Duration::from_secs(1));
+}
