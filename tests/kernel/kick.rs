@@ -23,6 +23,8 @@ const BANNED: &str = "198.18.8.10";
 const UNALLOWED: &str = "198.18.8.66";
 /// Banned by escalation.
 const SCANNER: &str = "198.18.8.30";
+/// Added to the configuration's blocklist by a reload.
+const RELOADED: &str = "198.18.8.40";
 /// Never refused.
 const BYSTANDER: &str = "198.18.8.20";
 
@@ -71,30 +73,37 @@ fn closed(what: &str, s: &mut TcpStream, since: Instant) -> Duration {
 fn check(tag: &str, xdp: bool) {
     let link = Link::new(tag);
     link.edge_addr(&format!("{EDGE}/24"));
-    for a in [BANNED, UNALLOWED, SCANNER, BYSTANDER] {
+    for a in [BANNED, UNALLOWED, SCANNER, RELOADED, BYSTANDER] {
         link.client_addr(&format!("{a}/24"));
     }
     let pins = PinDir::new(tag);
     let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("rampart.toml");
-    let filter = if xdp {
-        filter_section(&link.edge_if, pins.path(), &["198.18.8.64/26"])
-    } else {
-        "[filter]\ninterfaces = []\nblock = [\"198.18.8.64/26\"]\n".to_string()
-    };
-    std::fs::write(
-        &config,
-        format!(
-            "{filter}\n{}\n\
+    let write_config = |block: &[&str]| {
+        let filter = if xdp {
+            filter_section(&link.edge_if, pins.path(), block)
+        } else {
+            let block: Vec<String> = block.iter().map(|b| format!("\"{b}\"")).collect();
+            format!(
+                "[filter]\ninterfaces = []\nblock = [{}]\n",
+                block.join(", ")
+            )
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "{filter}\n{}\n\
              [escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n\
              [[listener]]\nbind = \"{EDGE}:8080\"\n\n\
              [[route]]\npath_regex = '\\.env$'\nrespond = 404\nescalate = \"scanners\"\n\n\
              [[route]]\nrespond = 200\nbody = \"ok\"\n",
-            control_section(&dir)
-        ),
-    )
-    .unwrap();
+                control_section(&dir)
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&["198.18.8.64/26"]);
     let daemon = if xdp {
         Daemon::start(&link.edge, &config, &link.edge_if)
     } else {
@@ -121,6 +130,7 @@ fn check(tag: &str, xdp: bool) {
     let mut banned = keep_alive(&link, BANNED);
     let mut unallowed = keep_alive(&link, UNALLOWED);
     let mut scanner = keep_alive(&link, SCANNER);
+    let mut reloaded = keep_alive(&link, RELOADED);
     let mut bystander = keep_alive(&link, BYSTANDER);
     // One of them parked in the lot (idle past a second), one in its task.
     std::thread::sleep(Duration::from_millis(1200));
@@ -140,11 +150,18 @@ fn check(tag: &str, xdp: bool) {
     }
     let at = Instant::now();
     let escalated = closed("escalation-banned", &mut scanner, at);
+    // A reload that adds the source to the configuration's blocklist.
+    write_config(&["198.18.8.64/26", RELOADED]);
+    let at = Instant::now();
+    ctl(&["reload"]);
+    let reload = closed("blocklisted by a reload", &mut reloaded, at);
     let mode = if xdp { "XDP" } else { "userspace" };
     println!(
         "{mode}: banned source's connection closed {ban:?} after `block add`, a blocklisted one's \
-         {unallow:?} after `allow del`, an escalation-banned one's {escalated:?} after its 4th 404"
+         {unallow:?} after `allow del`, an escalation-banned one's {escalated:?} after its 4th 404, \
+         a newly blocklisted one's {reload:?} after `reload`"
     );
+    assert!(reload < Duration::from_secs(1), "{reload:?}");
     assert!(ban < Duration::from_secs(1), "{ban:?}");
     assert!(escalated < Duration::from_secs(1), "{escalated:?}");
     assert!(unallow < Duration::from_secs(1), "{unallow:?}");

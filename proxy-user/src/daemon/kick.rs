@@ -66,6 +66,28 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// After a reload from `before`: the configuration's new blocklist
+    /// entries, and what its removed allowlist entries were overriding.
+    pub(super) fn kick_reloaded(&self, before: &crate::config::Config) -> Result<()> {
+        let lists = |c: &crate::config::Config| {
+            c.filter.as_ref().map_or((Vec::new(), Vec::new()), |f| {
+                (f.allow.clone(), f.block.clone())
+            })
+        };
+        let ((allow_was, block_was), (allow_now, block_now)) = (lists(before), lists(&self.config));
+        let added: Vec<Cidr> = block_now
+            .into_iter()
+            .filter(|c| !block_was.contains(c))
+            .collect();
+        self.kick(added)?;
+        for removed in allow_was.into_iter().filter(|c| !allow_now.contains(c)) {
+            self.kick_unallowed(removed)?;
+        }
+        Ok(())
+    }
+}
+
 fn overlap(a: Cidr, b: Cidr) -> bool {
     a.contains(b.addr()) || b.contains(a.addr())
 }

@@ -142,9 +142,14 @@ impl Daemon {
         }
         self.shared
             .store(State::build(next.clone(), Some(&self.shared.load())));
+        let before = self.config.clone();
         self.config = next;
         self.apply_upstream_runtime();
         self.apply_limits();
+        // Sources the new lists refuse lose their open connections too.
+        if let Err(e) = self.kick_reloaded(&before) {
+            warn!("reload: closing refused sources' connections: {e:#}");
+        }
         Ok(if notes.is_empty() {
             "configuration applied".to_string()
         } else {
