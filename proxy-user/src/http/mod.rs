@@ -417,7 +417,7 @@ async fn dispatch(
                 client: conn.client,
                 https: conn.https,
                 request_id: request_id.clone(),
-                kicks: state.kicks.clone(),
+                kicks: &state.kicks,
             };
             proxy::forward(
                 group,

@@ -41,12 +41,13 @@ pub struct UpstreamInfo {
 }
 
 /// What the proxy needs to know about the downstream side.
-pub struct Downstream {
+pub struct Downstream<'a> {
     pub client: SocketAddr,
     pub https: bool,
     pub request_id: HeaderValue,
-    /// Closes a WebSocket tunnel whose client is banned while it is open.
-    pub kicks: Arc<crate::server::kick::Kicks>,
+    /// Closes a WebSocket tunnel whose client is banned while it is open
+    /// (borrowed: no cost for requests that are not upgrades).
+    pub kicks: &'a Arc<crate::server::kick::Kicks>,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -60,7 +61,7 @@ pub async fn forward(
     group: &Arc<Group>,
     route: &Route,
     response_buffer: u64,
-    down: &Downstream,
+    down: &Downstream<'_>,
     going_away: &Arc<super::websocket::GoingAway>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {

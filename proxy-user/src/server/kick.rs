@@ -76,6 +76,10 @@ impl Kicks {
 
     /// Whether a kick after `seen` refuses `ip`, and the latest kick's number.
     pub fn refused_since(&self, seen: u64, ip: IpAddr) -> (bool, u64) {
+        // The usual case, no kick since: no lock shared by the workers.
+        if self.generation() <= seen {
+            return (false, seen);
+        }
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let latest = kept.back().map_or(seen, |(g, _)| *g);
         let refused = kept
@@ -90,13 +94,13 @@ impl Kicks {
     pub async fn kicked(&self, mut seen: u64, ip: IpAddr) {
         let mut rx = self.generation.subscribe();
         loop {
-            let (refused, latest) = self.refused_since(seen, ip);
-            if refused {
-                return;
-            }
-            seen = latest;
-            rx.mark_unchanged();
-            if *rx.borrow() > seen {
+            if *rx.borrow_and_update() > seen {
+                let (refused, latest) = self.refused_since(seen, ip);
+                if refused {
+                    return;
+                }
+                seen = latest;
+                // A kick published meanwhile is seen by the next turn.
                 continue;
             }
             if rx.changed().await.is_err() {
