@@ -226,17 +226,19 @@ impl Lot {
 
     fn insert(&self, socket: StdStream, head: Vec<u8>, mut conn: Conn) {
         let deadline = conn.deadline(!head.is_empty());
-        // Refused by a kick while it was served: it closes here.
+        let mut rows = self.rows();
+        if rows.closed {
+            return;
+        }
+        // Refused by a kick while it was served: it closes here. Checked
+        // under the rows' lock, so a kick published meanwhile either is
+        // seen here or finds the row in `kick`.
         let kicks = &conn.snapshot.kicks;
         let (refused, seen) = kicks.refused_since(conn.kicks_seen, conn.info.client.ip());
         if refused {
             return;
         }
         conn.kicks_seen = seen;
-        let mut rows = self.rows();
-        if rows.closed {
-            return;
-        }
         let entry = rows.slab.vacant_entry();
         let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, socket.as_raw_fd(), events, entry.key()) {
