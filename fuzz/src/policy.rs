@@ -5,7 +5,8 @@
 //! The rules (docs/kernel-tier.md), for a packet the parser accepted:
 //!
 //! 1. the source is in a blocklist network: `blocklisted`,
-//! 2. else the source has an unexpired ban: `banned`,
+//! 2. else the source (an IPv4 address, an IPv6 /64: the target's
+//!    `ipv6_prefix`) has an unexpired ban: `banned`,
 //! 3. but in both cases an allowlisted source is `allowlisted` instead
 //!    (the allowlist wins over the blocklist and bans);
 //! 4. else an allowlisted source is `allowlisted`;
@@ -38,7 +39,8 @@ pub const BLOCK: &[&str] = &[
     "2001:db8:c00::/40",
 ];
 
-/// Banned sources: (address, expired). Expired bans are installed with a
+/// Banned sources, each named by one of its addresses (an IPv6 ban covers
+/// the address's /64): (address, expired). Expired bans are installed with a
 /// one-nanosecond TTL, so they are over before the first packet arrives;
 /// the program must ignore them (and delete them).
 pub const BANS: &[(&str, bool)] = &[
@@ -80,11 +82,21 @@ pub fn verdict(packet: Packet) -> u32 {
     }
     let banned = BANS
         .iter()
-        .any(|(a, expired)| !expired && a.parse::<IpAddr>().is_ok_and(|a| a == src));
+        .any(|(a, expired)| !expired && a.parse::<IpAddr>().is_ok_and(|a| same_source(a, src)));
     match (banned, allowed) {
         (_, true) => verdict::ALLOWLISTED,
         (true, false) => verdict::BANNED,
         (false, false) => verdict::PASS,
+    }
+}
+
+/// Whether `a` and `b` are one source: the same IPv4 address, or IPv6
+/// addresses in the same /64.
+fn same_source(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a == b,
+        (IpAddr::V6(a), IpAddr::V6(b)) => u128::from(a) >> 64 == u128::from(b) >> 64,
+        _ => false,
     }
 }
 

@@ -1,5 +1,7 @@
-//! The ban table: exact source address to expiry, for bans added at runtime
-//! with a time to live. Keys are [`crate::list::V4`] / [`crate::list::V6`].
+//! The ban table: source to expiry, for bans added at runtime with a time to
+//! live. Keys are [`crate::list::V4`] (the address) / [`crate::list::V6`]
+//! (the address masked to the configured source prefix, as in
+//! [`crate::source`]), so one ban covers every address of an IPv6 source.
 
 use bytemuck::{Pod, Zeroable};
 

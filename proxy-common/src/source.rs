@@ -2,9 +2,18 @@
 //! top-talker counters share one LRU entry, so a packet costs one lookup.
 //!
 //! Keys: `sources_v4` uses the IPv4 address (/32); `sources_v6` uses the IPv6
-//! address ANDed with the configured prefix mask (default /64).
+//! address ANDed with the configured prefix mask (default
+//! [`DEFAULT_IPV6_PREFIX`]). The ban tables use the same keys, so a source
+//! is one thing to every tier.
 
 use bytemuck::{Pod, Zeroable};
+
+/// The IPv6 prefix length that is one source, unless `[filter] ipv6_prefix`
+/// says otherwise: an IPv6 host usually controls a whole /64 (RFC 4291
+/// interface identifiers, SLAAC privacy addresses), so keying by /128 would
+/// let it rotate addresses past every limit and ban. The one place this
+/// default is written.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]

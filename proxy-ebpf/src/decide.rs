@@ -208,8 +208,8 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
 }
 
 impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW, N_RANGE> {
-    /// `src` is the full address; `source_key` the limiter key (the address,
-    /// or for IPv6 its configured prefix).
+    /// `src` is the full address (lists are exact); `source_key` the key of
+    /// bans and limits (the address, or for IPv6 its configured prefix).
     #[inline(always)]
     fn decide(&self, cfg: &FilterConfig, src: &K, source_key: &K, syn: bool, len: u64) -> u32 {
         // The allowlist wins over the blocklist and bans. Checking the
@@ -225,13 +225,15 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         if cfg.has(self.has_bans) {
             // SAFETY: a BPF helper with no preconditions.
             now = unsafe { bpf_ktime_get_ns() };
-            if let Some(ban) = self.bans.get_ptr(src) {
+            // Bans are keyed by source (for IPv6 the configured prefix), so
+            // rotating addresses inside a banned /64 stays banned.
+            if let Some(ban) = self.bans.get_ptr(source_key) {
                 // SAFETY: the pointer is a live value of the bans map.
                 if now < unsafe { (*ban).expires_at_ns } {
                     return self.unless_allowed(cfg, src, stats::BANNED);
                 }
                 // Expired: clean it up so the next packet skips it.
-                let _ = self.bans.remove(src);
+                let _ = self.bans.remove(source_key);
             }
         }
         if self.allowed(cfg, src) {

@@ -10,7 +10,7 @@
 //!                                    winning over them (see decide.rs)
 //!   blocklist (hash of addresses,
 //!              then LPM of ranges) -> drop (blocklisted)
-//!   ban table (exact, with TTL)   -> drop while unexpired (banned)
+//!   ban table (by source, TTL)    -> drop while unexpired (banned)
 //!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
 //!   otherwise                     -> pass
 //! ```

@@ -20,6 +20,8 @@ pub trait Enforcer {
     fn ban(&mut self, addr: IpAddr, ttl: Option<Duration>, origin: u32) -> Result<(), FilterError>;
     fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError>;
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError>;
+    /// Whether the source `addr` belongs to is banned now (one lookup).
+    fn banned(&self, addr: IpAddr) -> Result<bool, FilterError>;
     fn sweep_bans(&mut self) -> Result<usize, FilterError>;
 }
 
@@ -44,6 +46,9 @@ impl Enforcer for FilterMaps {
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         FilterMaps::bans(self)
+    }
+    fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
+        FilterMaps::banned(self, addr)
     }
     fn sweep_bans(&mut self) -> Result<usize, FilterError> {
         FilterMaps::sweep_bans(self)
@@ -73,6 +78,9 @@ impl Enforcer for Arc<Gate> {
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         Ok(Gate::bans(self))
+    }
+    fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
+        Ok(Gate::banned(self, addr))
     }
     fn sweep_bans(&mut self) -> Result<usize, FilterError> {
         Ok(Gate::sweep_bans(self))

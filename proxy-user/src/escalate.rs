@@ -14,12 +14,26 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc::UnboundedSender, time::Instant};
+use tokio::{
+    sync::mpsc::{Sender, error::TrySendError},
+    time::Instant,
+};
 
-use crate::config::{EscalateRule, Route};
+use crate::{
+    config::{EscalateRule, Route},
+    metrics::autoban::AutoBanMetrics,
+};
 
 /// Sources tracked per rule.
 pub const MAX_SOURCES: usize = 100_000;
+
+/// Reports waiting for the daemon's main loop. Past it a report is dropped
+/// and counted (the source is reported again on its next counted
+/// response), so a flood of rotating sources cannot grow the queue.
+pub const QUEUE: usize = 4096;
+
+/// Where reports go: the daemon's queue, and what counts the ones it drops.
+type Sink = (Sender<AutoBan>, Arc<AutoBanMetrics>);
 
 /// A source that passed a rule: what the daemon bans, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +80,7 @@ struct RuleState {
 #[derive(Debug, Default)]
 pub struct Escalation {
     rules: BTreeMap<String, Arc<RuleState>>,
-    sink: Mutex<Option<UnboundedSender<AutoBan>>>,
+    sink: Mutex<Option<Sink>>,
 }
 
 impl Escalation {
@@ -99,9 +113,10 @@ impl Escalation {
         }
     }
 
-    /// Sends reports to `sink` (the daemon's main loop).
-    pub fn connect(&self, sink: UnboundedSender<AutoBan>) {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+    /// Sends reports to `sink` (the daemon's main loop, a queue of
+    /// [`QUEUE`]); reports it cannot take are counted in `metrics`.
+    pub fn connect(&self, sink: Sender<AutoBan>, metrics: Arc<AutoBanMetrics>) {
+        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some((sink, metrics));
     }
 
     /// Counts a response of `route` to `addr`.
@@ -123,10 +138,18 @@ impl Escalation {
                     within: r.rule.within,
                     ttl: r.rule.ban,
                 };
-                log::warn!("{addr}: {}; banning for {:?}", ban.reason(), ban.ttl);
+                // The daemon logs the ban it makes (or, when it cannot keep
+                // up, one summary per interval): no line per source here.
+                log::debug!("{addr}: {}; banning for {:?}", ban.reason(), ban.ttl);
                 let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
                 match sink.as_ref() {
-                    Some(tx) => drop(tx.send(ban)),
+                    Some((tx, metrics)) => match tx.try_send(ban) {
+                        Ok(()) | Err(TrySendError::Closed(_)) => {}
+                        Err(TrySendError::Full(_)) => {
+                            AutoBanMetrics::add(&metrics.dropped, 1);
+                            r.unreport(addr);
+                        }
+                    },
                     None => log::warn!("no daemon to ban {addr} (escalation reports only)"),
                 }
             }
@@ -135,6 +158,15 @@ impl Escalation {
 }
 
 impl RuleState {
+    /// Forgets that `addr`'s window was reported, so the next counted
+    /// response reports it again (its report was dropped).
+    fn unreport(&self, addr: IpAddr) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = sources.get_mut(&addr) {
+            w.reported = false;
+        }
+    }
+
     /// Counts one response; `Some(count)` the first time the window passes the rule.
     fn count(&self, addr: IpAddr, now: Instant) -> Option<u64> {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());

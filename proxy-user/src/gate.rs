@@ -12,7 +12,7 @@ use std::{
     net::IpAddr,
     sync::{
         Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -24,10 +24,11 @@ use crate::{
     cidr::Cidr,
     config::{FilterSettings, RateLimit},
     filter::{BanEntry, List},
+    source,
 };
 
-/// Sources whose connection rate is tracked; the least recently seen are
-/// forgotten beyond this.
+/// Sources whose connection rate is tracked; beyond this the least
+/// indebted are forgotten first ([`make_room`]).
 const MAX_SOURCES: usize = 65_536;
 
 /// What the gate decided for a connection.
@@ -102,7 +103,7 @@ struct Lists {
     /// ...and as lookups read them.
     allow_set: CidrSet,
     block_set: CidrSet,
-    /// Banned addresses: expiry (`None`: until removed) and origin.
+    /// Banned sources ([`source::key`]): expiry (`None`: until removed) and origin.
     bans: HashMap<IpAddr, (Option<Instant>, u32)>,
 }
 
@@ -125,8 +126,7 @@ struct Rate {
     /// GCRA interval and tolerance (ns); interval 0: no limit.
     interval: u64,
     tolerance: u64,
-    ipv6_prefix: u8,
-    /// Theoretical arrival time per source, ns since `start`.
+    /// Theoretical arrival time per source ([`source::key`]), ns since `start`.
     tat: HashMap<IpAddr, u64>,
 }
 
@@ -134,6 +134,8 @@ struct Rate {
 #[derive(Debug)]
 pub struct Gate {
     active: AtomicBool,
+    /// The IPv6 prefix that is one source, for bans and the connection rate.
+    ipv6_prefix: AtomicU8,
     lists: RwLock<Lists>,
     rate: Mutex<Rate>,
     start: Instant,
@@ -145,6 +147,7 @@ impl Default for Gate {
     fn default() -> Self {
         Gate {
             active: AtomicBool::new(false),
+            ipv6_prefix: AtomicU8::new(source::DEFAULT_IPV6_PREFIX),
             lists: RwLock::default(),
             rate: Mutex::default(),
             start: Instant::now(),
@@ -177,13 +180,24 @@ impl Gate {
         verdict
     }
 
+    /// The source `ip` belongs to.
+    fn key(&self, ip: IpAddr) -> IpAddr {
+        source::key(ip, self.ipv6_prefix.load(Ordering::Relaxed))
+    }
+
+    /// The network one ban or budget covers, as views show it.
+    pub fn source(&self, ip: IpAddr) -> Cidr {
+        source::prefix(ip, self.ipv6_prefix.load(Ordering::Relaxed))
+    }
+
     fn decide(&self, ip: IpAddr, now: Instant) -> Admission {
+        let key = self.key(ip);
         {
             let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
             if lists.allow_set.contains(ip) {
                 return Admission::Allowlisted;
             }
-            if let Some((expiry, _)) = lists.bans.get(&ip)
+            if let Some((expiry, _)) = lists.bans.get(&key)
                 && expiry.is_none_or(|t| now < t)
             {
                 return Admission::Banned;
@@ -196,17 +210,9 @@ impl Gate {
         if rate.interval == 0 {
             return Admission::Pass;
         }
-        let key = match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(_) => Cidr::masked(ip, rate.ipv6_prefix).addr(),
-        };
         let now_ns = now.duration_since(self.start).as_nanos() as u64;
         if rate.tat.len() >= MAX_SOURCES && !rate.tat.contains_key(&key) {
-            // Forget the sources whose budget is full again (the TAT is past).
-            rate.tat.retain(|_, t| *t > now_ns);
-            if rate.tat.len() >= MAX_SOURCES {
-                rate.tat.clear();
-            }
+            make_room(&mut rate.tat, now_ns);
         }
         let (interval, tolerance) = (rate.interval, rate.tolerance);
         let tat = rate.tat.entry(key).or_insert(0);
@@ -246,15 +252,16 @@ impl Gate {
         drop(lists);
         self.set_rate(
             settings.and_then(|s| s.syn),
-            settings.map_or(64, |s| s.ipv6_prefix),
+            settings.map_or(source::DEFAULT_IPV6_PREFIX, |s| s.ipv6_prefix),
         );
     }
 
-    /// The per-source connection rate (`None`: no limit).
+    /// The per-source connection rate (`None`: no limit), and what one
+    /// IPv6 source is.
     pub fn set_rate(&self, limit: Option<RateLimit>, ipv6_prefix: u8) {
         let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         (rate.interval, rate.tolerance) = limit.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
-        rate.ipv6_prefix = ipv6_prefix;
+        self.ipv6_prefix.store(ipv6_prefix, Ordering::Relaxed);
     }
 
     /// The connection rate in force: (per second, burst).
@@ -281,15 +288,28 @@ impl Gate {
         lists.list(list).iter().map(|(c, o)| (*c, *o)).collect()
     }
 
+    /// Bans the source `addr` belongs to (for IPv6, its whole prefix).
     pub fn ban(&self, addr: IpAddr, ttl: Option<Duration>, origin: u32) {
         let expiry = ttl.map(|t| crate::later::Later::later(Instant::now(), t));
+        let key = self.key(addr);
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.insert(addr, (expiry, origin));
+        lists.bans.insert(key, (expiry, origin));
     }
 
     pub fn unban(&self, addr: IpAddr) -> bool {
+        let key = self.key(addr);
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.remove(&addr).is_some()
+        lists.bans.remove(&key).is_some()
+    }
+
+    /// Whether the source `addr` belongs to is banned now.
+    pub fn banned(&self, addr: IpAddr) -> bool {
+        let key = self.key(addr);
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        lists
+            .bans
+            .get(&key)
+            .is_some_and(|(expiry, _)| expiry.is_none_or(|t| Instant::now() < t))
     }
 
     pub fn bans(&self) -> Vec<BanEntry> {
@@ -316,6 +336,33 @@ impl Gate {
             .retain(|_, (expiry, _)| expiry.is_none_or(|t| now < t));
         before - lists.bans.len()
     }
+}
+
+/// Makes room in a full source table as the kernel's LRU map does, never
+/// by forgetting everyone (which would hand every source, the heaviest
+/// included, a full budget again). First the sources whose budget is full
+/// again go (their theoretical arrival time has passed: forgetting them
+/// changes nothing); if that is not enough, the eighth with the least debt
+/// (the earliest TAT, the ones that would be forgiven soonest). A heavy
+/// source, far in debt, keeps its exhausted budget. O(n), once per
+/// `MAX_SOURCES / 8` new sources at most.
+fn make_room(tat: &mut HashMap<IpAddr, u64>, now_ns: u64) {
+    tat.retain(|_, t| *t > now_ns);
+    if tat.len() < MAX_SOURCES {
+        return;
+    }
+    let mut tats: Vec<u64> = tat.values().copied().collect();
+    let cut = tats.len() / 8;
+    let (_, threshold, _) = tats.select_nth_unstable(cut);
+    let threshold = *threshold;
+    let mut over = tat.len() - (MAX_SOURCES - MAX_SOURCES / 8);
+    tat.retain(|_, t| {
+        if over > 0 && *t <= threshold {
+            over -= 1;
+            return false;
+        }
+        true
+    });
 }
 
 #[cfg(test)]
@@ -370,5 +417,60 @@ mod tests {
         g.configure(Some(&settings("[filter]\n")));
         assert_eq!(g.admit(ip("10.2.3.4")), Admission::Pass);
         assert_eq!(g.admit(ip("203.0.113.9")), Admission::Blocklisted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_source_table_evicts_and_keeps_the_heavy_sources_budget() {
+        let g = Gate::default();
+        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 5 }\n")));
+        g.activate();
+        let heavy: IpAddr = "198.51.100.1".parse().unwrap();
+        while g.admit(heavy).admitted() {}
+        // Rotating sources fill the table, and more come.
+        for i in 0..(MAX_SOURCES as u32 + MAX_SOURCES as u32 / 4) {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert_eq!(g.admit(ip), Admission::Pass);
+        }
+        let tracked = g.rate.lock().unwrap().tat.len();
+        println!(
+            "after {} new sources: {tracked} tracked",
+            MAX_SOURCES + MAX_SOURCES / 4
+        );
+        assert!(tracked <= MAX_SOURCES, "{tracked} tracked");
+        assert_eq!(
+            g.admit(heavy),
+            Admission::RateLimited,
+            "the heavy source's budget was not reset"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv6_ban_and_budget_cover_the_whole_prefix() {
+        let g = Gate::default();
+        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 2 }\n")));
+        g.activate();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        g.ban(ip("2001:db8:1:2::1"), None, 1);
+        assert_eq!(g.admit(ip("2001:db8:1:2::1")), Admission::Banned);
+        assert_eq!(
+            g.admit(ip("2001:db8:1:2:ffff::2")),
+            Admission::Banned,
+            "another address of the banned /64"
+        );
+        assert_eq!(g.bans()[0].addr, ip("2001:db8:1:2::"), "kept by source");
+        assert!(
+            g.unban(ip("2001:db8:1:2::99")),
+            "lifted by any address of it"
+        );
+        // One connection budget per /64; the next /64 has its own.
+        assert_eq!(g.admit(ip("2001:db8:1:2::1")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:1:2::2")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:1:2::3")), Admission::RateLimited);
+        assert_eq!(g.admit(ip("2001:db8:1:3::1")), Admission::Pass);
+        // With `ipv6_prefix = 128` an address is a source.
+        g.configure(Some(&settings("[filter]\nipv6_prefix = 128\n")));
+        g.ban(ip("2001:db8:5::1"), None, 1);
+        assert_eq!(g.admit(ip("2001:db8:5::2")), Admission::Pass);
+        assert_eq!(g.admit(ip("2001:db8:5::1")), Admission::Banned);
     }
 }

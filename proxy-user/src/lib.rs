@@ -14,6 +14,8 @@
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
 //!   [`tls`]: certificates and rustls settings.
+//! - [`source`]: what one source is (an IPv4 address, an IPv6 prefix), for
+//!   every tier's limits, counters and bans.
 //! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;
 //!   [`admin`]: the admin listener that serves them.
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
@@ -44,6 +46,7 @@ pub mod limit;
 pub mod metrics;
 pub mod runtime;
 pub mod server;
+pub mod source;
 pub mod systemd;
 pub mod tls;
 pub mod upstream;

@@ -259,6 +259,40 @@ fn every_branch_gets_its_verdict() {
 }
 
 #[test]
+fn an_ipv6_ban_covers_its_64() {
+    if !require_root("an_ipv6_ban_covers_its_64") {
+        return;
+    }
+    let pins = PinDir::new("ban64");
+    let mut filter = load(&settings(pins.path()));
+    filter
+        .maps
+        .ban("fd72:6::1".parse().unwrap(), None, ORIGIN_CLI)
+        .unwrap();
+    let verdict =
+        |f: &proxy_user::filter::Filter, src: &str| verdict_of(f, &Frame::v6(src, DST6).build()).1;
+    assert_eq!(verdict(&filter, "fd72:6::1"), BANNED);
+    assert_eq!(
+        verdict(&filter, "fd72:6::ffff:2"),
+        BANNED,
+        "another address of the banned /64"
+    );
+    assert_eq!(
+        verdict(&filter, "fd72:6:0:1::1"),
+        PASS,
+        "the next /64 is not banned"
+    );
+    let bans = filter.maps.bans().unwrap();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].addr.to_string(), "fd72:6::", "kept by source");
+    assert!(
+        filter.maps.unban("fd72:6::42".parse().unwrap()).unwrap(),
+        "lifted by any address of the /64"
+    );
+    assert_eq!(verdict(&filter, "fd72:6::1"), PASS);
+}
+
+#[test]
 fn malformed_headers_are_counted_and_dropped() {
     if !require_root("malformed_headers_are_counted_and_dropped") {
         return;

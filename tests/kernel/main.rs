@@ -3,13 +3,16 @@
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
 mod attach;
+mod autobans;
 mod bpftool;
 mod control;
 mod daemon;
 mod fixtures;
+mod kick;
 mod lists;
 mod pin_dir;
 mod ratelimit;
+mod sources;
 mod state_file;
 mod veth;
 mod vlan;

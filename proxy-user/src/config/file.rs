@@ -208,4 +208,5 @@ pub struct FileMapSizes {
     pub allow: Option<Spanned<i64>>,
     pub block_ranges: Option<Spanned<i64>>,
     pub block_addrs: Option<Spanned<i64>>,
+    pub autobans: Option<Spanned<i64>>,
 }

@@ -85,8 +85,8 @@ pub struct FilterSettings {
     pub pps: Option<RateLimit>,
     /// Per-source limit on new TCP connections (SYN without ACK); `None` = unlimited.
     pub syn: Option<RateLimit>,
-    /// IPv6 sources are limited per prefix of this length (an IPv6 host
-    /// usually controls a whole /64).
+    /// IPv6 sources are limited, counted and banned per prefix of this
+    /// length (an IPv6 host usually controls a whole /64), in every tier.
     pub ipv6_prefix: u8,
     /// Keep per-source counters for `top`-style views even without limits.
     pub track_sources: bool,
@@ -139,6 +139,18 @@ pub struct MapSizes {
     pub block_ranges: u32,
     /// Blocklisted single addresses per family.
     pub block_addrs: u32,
+    /// Of the `bans`, how many escalation may hold (in both families
+    /// together); past it the soonest-expiring auto-ban gives way. Always
+    /// below `bans`, so an attacker who triggers bans from rotating sources
+    /// cannot fill the table the operator's own bans go into.
+    pub autobans: u32,
+}
+
+impl MapSizes {
+    /// `autobans` when the configuration sets none: half the ban table.
+    pub const fn default_autobans(bans: u32) -> u32 {
+        bans / 2
+    }
 }
 
 impl Default for MapSizes {
@@ -149,11 +161,20 @@ impl Default for MapSizes {
             allow: 16_384,
             block_ranges: 65_536,
             block_addrs: 262_144,
+            autobans: MapSizes::default_autobans(65_536),
         }
     }
 }
 
 impl Config {
+    /// The IPv6 prefix length that is one source for every tier: `[filter]
+    /// ipv6_prefix`, also without XDP (the gate, L7 limits, escalation).
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.filter
+            .as_ref()
+            .map_or(crate::source::DEFAULT_IPV6_PREFIX, |f| f.ipv6_prefix)
+    }
+
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -320,7 +341,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         },
     };
     let ipv6_prefix = match f.ipv6_prefix {
-        None => 64,
+        None => crate::source::DEFAULT_IPV6_PREFIX,
         Some(p) => int_in(loc, &p, 1, 128, "ipv6_prefix")? as u8,
     };
     let mut maps = MapSizes::default();
@@ -337,6 +358,12 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
             allow: size(m.allow, maps.allow, "maps.allow")?,
             block_ranges: size(m.block_ranges, maps.block_ranges, "maps.block_ranges")?,
             block_addrs: size(m.block_addrs, maps.block_addrs, "maps.block_addrs")?,
+            autobans: 0,
+        };
+        maps.autobans = match m.autobans {
+            None => MapSizes::default_autobans(maps.bans),
+            // At least one ban is always the operator's.
+            Some(v) => int_in(loc, &v, 0, i64::from(maps.bans) - 1, "maps.autobans")? as u32,
         };
     }
     Ok(FilterSettings {
@@ -460,6 +487,20 @@ maps = { sources = 1024 }
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn autobans_leave_room_for_the_operator() {
+        let f = |t: &str| parse(t).unwrap().filter.unwrap().maps;
+        assert_eq!(f("[filter]\n").autobans, 32_768);
+        assert_eq!(f("[filter.maps]\nbans = 100\n").autobans, 50);
+        assert_eq!(f("[filter.maps]\nbans = 100\nautobans = 99\n").autobans, 99);
+        assert_eq!(f("[filter.maps]\nautobans = 0\n").autobans, 0);
+        let e = err("[filter.maps]\nbans = 100\nautobans = 100\n");
+        assert!(
+            e.contains("rampart.toml:3:12") && e.contains("maps.autobans must be between 0 and 99"),
+            "{e}"
+        );
     }
 
     #[test]

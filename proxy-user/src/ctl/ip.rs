@@ -24,6 +24,10 @@ fn text(v: &Value) -> String {
 
 fn describe(d: &Value) -> String {
     let mut s = format!("{}\n", text(&d["addr"]));
+    if d["acted_on"].is_string() && d["acted_on"] != d["addr"] {
+        // An IPv6 address is limited and banned as part of its prefix.
+        let _ = writeln!(s, "  source: {}", text(&d["acted_on"]));
+    }
     let k = d;
     {
         let _ = writeln!(
@@ -48,7 +52,8 @@ fn describe(d: &Value) -> String {
             let b = &k["ban"];
             let _ = writeln!(
                 s,
-                "  ban: from {}, reason {}, expires in {}s",
+                "  ban of {}: from {}, reason {}, expires in {}s",
+                text(&b["source"]),
                 text(&b["origin"]),
                 text(&b["reason"]),
                 text(&b["expires_in"])

@@ -11,6 +11,7 @@ use crate::{
     control::protocol::ServerView,
     filter::{List, monotonic_ns},
     runtime::{ListName, unix_now},
+    source,
 };
 
 /// A GCRA budget as operators read it: cells used of the burst, from the
@@ -50,13 +51,17 @@ impl Daemon {
         };
         let allow = matching(List::Allow, ListName::Allow)?;
         let block = matching(List::Block, ListName::Block)?;
+        // Bans, limits and counters act on the source: for IPv6 its prefix.
+        let prefix = self.config.ipv6_prefix();
+        let key = source::key(addr, prefix);
         let ban = e
             .bans()?
             .into_iter()
-            .find(|b| b.addr == addr && b.remaining != Some(std::time::Duration::ZERO))
+            .find(|b| b.addr == key && b.remaining != Some(std::time::Duration::ZERO))
             .map(|b| {
-                let known = self.runtime.entry(ListName::Block, Cidr::host(addr));
+                let known = self.runtime.entry(ListName::Block, Cidr::host(key));
                 json!({
+                    "source": source::prefix(key, prefix),
                     "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
                     "reason": known.and_then(|e| e.reason.clone()),
                     "expires_in": b.remaining.map(|d| d.as_secs()),
@@ -73,6 +78,7 @@ impl Daemon {
         };
         let mut out = json!({
             "addr": addr,
+            "acted_on": source::prefix(addr, prefix),
             "enforced_in": e.tier(),
             "verdict": verdict,
             "allow": allow,
@@ -102,7 +108,7 @@ impl Daemon {
             .map(|(name, l)| {
                 json!({
                     "zone": name,
-                    "queued": l.queued(addr, now),
+                    "queued": l.queued(key, now),
                     "burst": l.burst(),
                 })
             })

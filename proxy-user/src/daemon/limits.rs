@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::Daemon;
 use crate::{
-    config::{FilterSettings, RateLimit, units::Rate},
+    config::{RateLimit, units::Rate},
     control::protocol::LimitView,
     filter::rate_of,
     runtime::LimitOverride,
@@ -138,8 +138,7 @@ impl Daemon {
                     })
                 }
             };
-            self.gate
-                .set_rate(limit, ipv6_prefix(self.config.filter.as_ref()));
+            self.gate.set_rate(limit, self.config.ipv6_prefix());
             return Ok(());
         }
         if let Some(f) = self.filter.as_mut().filter(|_| KERNEL.contains(&name)) {
@@ -183,10 +182,6 @@ impl Daemon {
             }
         }
     }
-}
-
-fn ipv6_prefix(settings: Option<&FilterSettings>) -> u8 {
-    settings.map_or(64, |s| s.ipv6_prefix)
 }
 
 /// Writes one kernel limit (`pps` or `syn`) as GCRA (interval, tolerance)

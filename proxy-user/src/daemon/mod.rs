@@ -6,9 +6,11 @@
 //! filter enforcing (`on_exit = "keep"`) or detach it.
 
 mod autoban;
+mod autobans;
 mod bind;
 mod expiry;
 mod inspect;
+mod kick;
 mod limits;
 mod listeners;
 mod memory;
@@ -70,8 +72,12 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let filter = kernel_or_userspace(config.filter.as_ref(), &gate);
     // Escalation reports come to the main loop, which owns the kernel maps;
     // later snapshots inherit the connection.
-    let (bans_tx, mut auto_bans) = mpsc::unbounded_channel();
-    shared.load().escalation.connect(bans_tx);
+    let (bans_tx, mut auto_bans) = mpsc::channel(crate::escalate::QUEUE);
+    let autoban_metrics = shared.load().metrics.autobans.clone();
+    shared
+        .load()
+        .escalation
+        .connect(bans_tx, autoban_metrics.clone());
     let mut daemon = Daemon {
         source,
         config: config.clone(),
@@ -81,8 +87,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         runtime,
         listeners: None,
         bans: Default::default(),
+        autobans: autobans::AutoBans::new(autoban_metrics),
     };
     daemon.restore_lists()?;
+    daemon.count_autobans()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
     // Only now, with every ban and list entry in its maps (after a reboot
@@ -189,9 +197,12 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
             },
             _ = trim.tick() => memory::give_back(),
-            _ = sweep.tick() => if let Err(e) = daemon.sweep() {
-                error!("sweeping expired entries: {e:#}");
-            },
+            _ = sweep.tick() => {
+                if let Err(e) = daemon.sweep() {
+                    error!("sweeping expired entries: {e:#}");
+                }
+                daemon.autoban_tick();
+            }
         }
     }
 

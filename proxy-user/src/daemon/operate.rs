@@ -27,6 +27,7 @@ use crate::{
     http::{Shared, State},
     later::unix_later,
     runtime::{Entry, ListName, StateFile, unix_now},
+    source,
 };
 
 /// The daemon's mutable state, owned by its main loop.
@@ -44,6 +45,9 @@ pub struct Daemon {
     pub listeners: Option<super::listeners::Listeners>,
     /// Every ban in the enforcer and when it expires, for the sweep.
     pub bans: BanIndex,
+    /// Escalation's bans in force, soonest-expiring first, within
+    /// `[filter.maps] autobans`.
+    pub autobans: super::autobans::AutoBans,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -151,9 +155,14 @@ impl Daemon {
         }
         self.shared
             .store(State::build(next.clone(), Some(&self.shared.load())));
+        let before = self.config.clone();
         self.config = next;
         self.apply_upstream_runtime();
         self.apply_limits();
+        // Sources the new lists refuse lose their open connections too.
+        if let Err(e) = self.kick_reloaded(&before) {
+            warn!("reload: closing refused sources' connections: {e:#}");
+        }
         Ok(if notes.is_empty() {
             "configuration applied".to_string()
         } else {
@@ -202,12 +211,32 @@ impl Daemon {
         {
             warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
         }
+        // A single address on the blocklist is a ban of its source: for
+        // IPv6 the whole `ipv6_prefix`, recorded under the prefix's key.
+        let cidr = if list == ListName::Block && cidr.is_host() {
+            Cidr::host(source::key(cidr.addr(), self.config.ipv6_prefix()))
+        } else {
+            cidr
+        };
+        if list == ListName::Block && cidr.is_host() {
+            // The operator's now: never evicted to make room for escalation.
+            self.autobans.remove(cidr.addr());
+        }
         let e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
             e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
             self.bans.banned(cidr.addr(), ttl, Instant::now());
         } else {
             e.insert(list_of(list), cidr, ORIGIN_CLI)?;
+        }
+        if list == ListName::Block {
+            // Its open connections close too.
+            let prefix = self.config.ipv6_prefix();
+            self.kick(vec![if cidr.is_host() {
+                source::prefix(cidr.addr(), prefix)
+            } else {
+                cidr
+            }])?;
         }
         let entry = Entry {
             list,
@@ -240,16 +269,32 @@ impl Daemon {
                         .to_string())
             );
         }
+        let prefix = self.config.ipv6_prefix();
+        // A ban is named by any address of its source or by the source's
+        // prefix as `block list` shows it (`2001:db8:1:2::/64`).
+        let ban = (list == ListName::Block
+            && (cidr.is_host() || (cidr.addr().is_ipv6() && cidr.prefix_len() == prefix)))
+            .then(|| Cidr::host(source::key(cidr.addr(), prefix)));
+        if let Some(ban) = ban {
+            self.autobans.remove(ban.addr());
+        }
         let e = self.enforcer();
         let mut removed = false;
-        if list == ListName::Block && cidr.is_host() {
-            removed |= e.unban(cidr.addr())?;
+        if let Some(ban) = ban {
+            removed |= e.unban(ban.addr())?;
         }
         removed |= e.remove(list_of(list), cidr)?;
-        if list == ListName::Block && cidr.is_host() {
-            self.bans.lifted(cidr.addr());
+        if let Some(ban) = ban {
+            self.bans.lifted(ban.addr());
         }
         removed |= self.runtime.remove(list, cidr).is_some();
+        if let Some(ban) = ban.filter(|b| *b != cidr) {
+            removed |= self.runtime.remove(list, ban).is_some();
+        }
+        if removed && list == ListName::Allow {
+            // What the allowlist overrode now applies to open connections.
+            self.kick_unallowed(cidr)?;
+        }
         if !removed {
             bail!("{cidr} is not on the {list:?} list");
         }
@@ -259,9 +304,15 @@ impl Daemon {
     }
 
     fn view(&self, e: &Entry, now: u64) -> ListEntryView {
+        let ban = e.list == ListName::Block && e.cidr.is_host();
         ListEntryView {
-            cidr: e.cidr,
-            kind: if e.list == ListName::Block && e.cidr.is_host() {
+            // A ban shows the source it covers (an IPv6 ban its prefix).
+            cidr: if ban {
+                source::prefix(e.cidr.addr(), self.config.ipv6_prefix())
+            } else {
+                e.cidr
+            },
+            kind: if ban {
                 "ban".into()
             } else {
                 kind(e.cidr).into()
@@ -294,10 +345,9 @@ impl Daemon {
                 if ban.remaining == Some(Duration::ZERO) {
                     continue;
                 }
-                let cidr = Cidr::host(ban.addr);
-                let known = self.runtime.entry(list, cidr);
+                let known = self.runtime.entry(list, Cidr::host(ban.addr));
                 out.push(ListEntryView {
-                    cidr,
+                    cidr: source::prefix(ban.addr, self.config.ipv6_prefix()),
                     kind: "ban".into(),
                     origin: known
                         .map_or_else(|| origin_name(ban.origin).into(), |e| e.origin.clone()),
@@ -346,6 +396,7 @@ impl Daemon {
         let now = unix_now();
         let expired = self.runtime.take_expired(now);
         let entries: Vec<Entry> = self.runtime.state.entries.iter().cloned().collect();
+        let prefix = self.config.ipv6_prefix();
         let f = self.enforcer();
         let present = f.bans()?;
         let banned: HashSet<IpAddr> = present
@@ -370,12 +421,13 @@ impl Daemon {
                 ORIGIN_CLI
             };
             let result = if e.list == ListName::Block && e.cidr.is_host() {
-                if banned.contains(&e.cidr.addr()) {
+                let key = source::key(e.cidr.addr(), prefix);
+                if banned.contains(&key) {
                     continue;
                 }
                 let ttl = e.remaining(now);
                 f.ban(e.cidr.addr(), ttl, origin)
-                    .map(|()| index.banned(e.cidr.addr(), ttl, started))
+                    .map(|()| index.banned(key, ttl, started))
             } else {
                 if listed[&e.list].contains(&e.cidr) {
                     continue;

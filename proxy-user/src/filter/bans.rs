@@ -1,4 +1,7 @@
-//! Bans: exact source addresses dropped until an expiry (or until removed).
+//! Bans: sources dropped until an expiry (or until removed). A source is an
+//! IPv4 address or an IPv6 prefix of the configured length
+//! ([`crate::source`]); the program looks bans up by the same key, so
+//! banning one IPv6 address bans its /64 (by default).
 
 use std::{net::IpAddr, time::Duration};
 
@@ -11,11 +14,12 @@ use super::{
     FilterError, FilterMaps, clock,
     maps::{v4, v6},
 };
-use crate::cidr::Cidr;
 
 /// One ban as stored in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BanEntry {
+    /// The source's key: an IPv4 address, or the first address of the
+    /// IPv6 prefix (see [`crate::source::key`]).
     pub addr: IpAddr,
     /// Time left; `None` for a ban without expiry. Zero once expired.
     pub remaining: Option<Duration>,
@@ -23,7 +27,17 @@ pub struct BanEntry {
 }
 
 impl FilterMaps {
-    /// Bans `addr` for `ttl` (`None`: until removed).
+    /// The IPv6 prefix that is one source in the live program.
+    pub(super) fn ipv6_prefix(&self) -> Result<u8, FilterError> {
+        Ok(self.config()?.v6_prefix_len.clamp(1, 128) as u8)
+    }
+
+    /// The source key of `ip` under the program's live IPv6 prefix.
+    fn ban_key(&self, ip: IpAddr) -> Result<IpAddr, FilterError> {
+        Ok(crate::source::key(ip, self.ipv6_prefix()?))
+    }
+
+    /// Bans the source `addr` belongs to for `ttl` (`None`: until removed).
     pub fn ban(
         &mut self,
         addr: IpAddr,
@@ -41,10 +55,11 @@ impl FilterMaps {
             origin,
             _pad: 0,
         };
-        if self.overlaps_allow(Cidr::host(addr))? {
+        let key = self.ban_key(addr)?;
+        if self.overlaps_allow(crate::source::prefix(key, self.ipv6_prefix()?))? {
             self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
         }
-        match addr {
+        match key {
             IpAddr::V4(ip) => self
                 .bans_v4
                 .insert(v4(ip), value, 0)
@@ -67,14 +82,27 @@ impl FilterMaps {
         self.refresh_flags()
     }
 
-    /// Lifts the ban on `addr`; returns whether there was one.
+    /// Lifts the ban on the source `addr` belongs to; returns whether there was one.
     pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
-        let removed = match addr {
+        let removed = match self.ban_key(addr)? {
             IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
             IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
         };
         self.refresh_flags()?;
         Ok(removed)
+    }
+
+    /// Whether the source `addr` belongs to is banned now: one lookup.
+    pub fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
+        let (found, name) = match self.ban_key(addr)? {
+            IpAddr::V4(ip) => (self.bans_v4.get(&v4(ip), 0), pin::BANS_V4),
+            IpAddr::V6(ip) => (self.bans_v6.get(&v6(ip), 0), pin::BANS_V6),
+        };
+        match found {
+            Ok(b) => Ok(clock::monotonic_ns() < b.expires_at_ns),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(FilterError::map(name)(e)),
+        }
     }
 
     pub fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {

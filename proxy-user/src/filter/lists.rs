@@ -56,8 +56,9 @@ impl FilterMaps {
             return Ok(false);
         }
         let hits = |c: Cidr| allow.iter().any(|a| overlap(*a, c));
+        let prefix = self.ipv6_prefix()?;
         Ok(self.entries(List::Block)?.into_iter().any(|(c, _)| hits(c))
-            || self.bans()?.into_iter().any(|b| hits(Cidr::host(b.addr))))
+            || (self.bans()?.into_iter()).any(|b| hits(crate::source::prefix(b.addr, prefix))))
     }
 
     /// Recomputes `FLAG_ALLOW_OVERLAPS` from the maps. Walks the whole

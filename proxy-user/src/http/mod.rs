@@ -79,6 +79,9 @@ pub struct State {
     pub going_away: Arc<websocket::GoingAway>,
     /// Memory for request bodies, process-wide (its count is kept across reloads).
     pub bodies: budget::Budget,
+    /// Closes the open connections of sources refused since they were
+    /// accepted; shared by every snapshot.
+    pub kicks: Arc<crate::server::kick::Kicks>,
     /// The measures, shared by every snapshot (kept by name across reloads)...
     pub metrics: Arc<Registry>,
     /// ...and this configuration's routes' own, by index (then one for
@@ -185,6 +188,7 @@ impl State {
             route_metrics,
             going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
             bodies,
+            kicks: previous.map(|p| p.kicks.clone()).unwrap_or_default(),
         }
     }
 }
@@ -273,7 +277,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     {
         state.escalation.observe(
             r,
-            conn.client.ip(),
+            crate::source::key(conn.client.ip(), state.config.ipv6_prefix()),
             resp.status().as_u16(),
             tokio::time::Instant::now(),
         );
@@ -398,7 +402,9 @@ async fn dispatch(
             .iter()
             .filter_map(|n| state.limiters.get(n).map(|l| &**l))
             .collect();
-        match limit::check(&zones, conn.client.ip(), tokio::time::Instant::now()) {
+        // Keyed by source: an IPv6 client's whole prefix shares one budget.
+        let source = crate::source::key(conn.client.ip(), state.config.ipv6_prefix());
+        match limit::check(&zones, source, tokio::time::Instant::now()) {
             Decision::Pass => {}
             Decision::Delay(d) => tokio::time::sleep(d).await,
             Decision::Reject {
@@ -445,6 +451,7 @@ async fn dispatch(
                 client: conn.client,
                 https: conn.https,
                 request_id: request_id.clone(),
+                kicks: &state.kicks,
             };
             let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
             let memory = body::Memory {

@@ -41,10 +41,13 @@ pub struct UpstreamInfo {
 }
 
 /// What the proxy needs to know about the downstream side.
-pub struct Downstream {
+pub struct Downstream<'a> {
     pub client: SocketAddr,
     pub https: bool,
     pub request_id: HeaderValue,
+    /// Closes a WebSocket tunnel whose client is banned while it is open
+    /// (borrowed: no cost for requests that are not upgrades).
+    pub kicks: &'a Arc<crate::server::kick::Kicks>,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -59,7 +62,7 @@ pub async fn forward(
     route: &Route,
     http: &crate::config::HttpSettings,
     memory: body::Memory<'_>,
-    down: &Downstream,
+    down: &Downstream<'_>,
     going_away: &Arc<super::websocket::GoingAway>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
@@ -106,7 +109,7 @@ struct Exchange<'a> {
     group: &'a Arc<Group>,
     route: &'a Route,
     response_buffer: u64,
-    down: &'a Downstream,
+    down: &'a Downstream<'a>,
     going_away: &'a Arc<super::websocket::GoingAway>,
     websocket: bool,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -218,6 +221,7 @@ async fn send(
                         lease,
                         route.idle_timeout,
                         going_away.clone(),
+                        (down.kicks.clone(), down.client.ip()),
                     ));
                 }
                 let (mut rparts, rbody) = resp.into_parts();

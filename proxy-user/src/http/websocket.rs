@@ -107,20 +107,25 @@ impl Frames {
 }
 
 /// Answers the client's upgrade with the upstream's 101 and copies bytes
-/// both ways until either side closes, the route's idle time passes, or
-/// the daemon goes away.
+/// both ways until either side closes, the route's idle time passes, the
+/// daemon goes away, or the client's source is banned (`kicks`).
 pub fn tunnel(
     mut upstream_resp: Response<Incoming>,
     downstream: hyper::upgrade::OnUpgrade,
     lease: Lease,
     idle: Duration,
     going_away: Arc<GoingAway>,
+    (kicks, client): (Arc<crate::server::kick::Kicks>, std::net::IpAddr),
 ) -> Response<Body> {
     let upstream = hyper::upgrade::on(&mut upstream_resp);
     let (parts, _) = upstream_resp.into_parts();
     going_away.open.fetch_add(1, Ordering::Relaxed);
+    // Kicks before now were the connection's to act on.
+    let seen = kicks.generation();
     tokio::spawn(async move {
         let _lease = lease;
+        let kicked = kicks.kicked(seen, client);
+        tokio::pin!(kicked);
         let mut away = going_away.tx.subscribe();
         // Opened after the daemon started going away: leave at once.
         let mut leaving = (*away.borrow_and_update()).then(tokio::time::Instant::now);
@@ -156,6 +161,10 @@ pub fn tunnel(
                         if down.write_all(&b[..n]).await.is_err() { break }
                     }
                 },
+                _ = &mut kicked => {
+                    log::debug!("{client}: websocket closed: its source is refused now");
+                    break;
+                }
                 changed = away.changed(), if leaving.is_none() => {
                     if changed.is_err() || *away.borrow() {
                         leaving = Some(tokio::time::Instant::now());

@@ -6,6 +6,7 @@
 //! their own counters, and the kernel tier is read from its pinned maps when
 //! scraped. Reference: docs/metrics.md.
 
+pub mod autoban;
 pub mod backlog;
 pub mod histogram;
 pub mod listener;
@@ -32,6 +33,8 @@ pub struct Registry {
     xdp: Mutex<Vec<(String, String)>>,
     /// Listeners bound, and the filter attached or deliberately absent.
     ready: AtomicBool,
+    /// Escalation's bans within their bound.
+    pub autobans: Arc<autoban::AutoBanMetrics>,
 }
 
 impl Registry {

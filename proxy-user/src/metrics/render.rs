@@ -70,6 +70,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     upstreams(&mut t, state);
     limits(&mut t, state);
     gate(&mut t, state);
+    autobans(&mut t, state);
     access_log(&mut t, state);
     if let Some((maps, settings)) = kernel {
         kernel_tier(&mut t, state, maps, settings);
@@ -395,6 +396,42 @@ fn gate(t: &mut Text, state: &State) {
             &[("decision", decision)],
             n,
         );
+    }
+}
+
+fn autobans(t: &mut Text, state: &State) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &state.metrics.autobans;
+    t.family(
+        "rampart_autobans",
+        "gauge",
+        "escalation bans in force (bounded by [filter.maps] autobans)",
+    );
+    t.sample("rampart_autobans", &[], m.active.load(Relaxed));
+    for (name, help, v) in [
+        (
+            "rampart_autobans_made_total",
+            "escalation bans made",
+            &m.made,
+        ),
+        (
+            "rampart_autobans_evicted_total",
+            "escalation bans lifted early, soonest-expiring first, to make room at the bound",
+            &m.evicted,
+        ),
+        (
+            "rampart_autobans_failed_total",
+            "escalation bans the kernel maps or the gate refused",
+            &m.failed,
+        ),
+        (
+            "rampart_escalation_reports_dropped_total",
+            "escalation reports dropped because the daemon's queue was full",
+            &m.dropped,
+        ),
+    ] {
+        t.family(name, "counter", help);
+        t.sample(name, &[], v.load(Relaxed));
     }
 }
 

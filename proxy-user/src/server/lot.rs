@@ -32,7 +32,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::park::ends_head;
+use super::{kick::Kicks, park::ends_head};
 use crate::{
     http::{ConnInfo, State},
     later::Later,
@@ -68,6 +68,8 @@ pub struct Conn {
     pub idle_since: Instant,
     /// It has been served before: the next head is a keep-alive one.
     pub resumed: bool,
+    /// The last kick it was checked against (see [`super::kick`]).
+    pub kicks_seen: u64,
     /// Its place under the listener's `max_connections`.
     pub _permit: OwnedSemaphorePermit,
     /// Counts it as open in the listener's measures.
@@ -223,12 +225,21 @@ impl Lot {
         self.insert(socket, Vec::new(), conn);
     }
 
-    fn insert(&self, socket: StdStream, head: Vec<u8>, conn: Conn) {
+    fn insert(&self, socket: StdStream, head: Vec<u8>, mut conn: Conn) {
         let deadline = conn.deadline(!head.is_empty());
         let mut rows = self.rows();
         if rows.closed {
             return;
         }
+        // Refused by a kick while it was served: it closes here. Checked
+        // under the rows' lock, so a kick published meanwhile either is
+        // seen here or finds the row in `kick`.
+        let kicks = &conn.snapshot.kicks;
+        let (refused, seen) = kicks.refused_since(conn.kicks_seen, conn.info.client.ip());
+        if refused {
+            return;
+        }
+        conn.kicks_seen = seen;
         let entry = rows.slab.vacant_entry();
         let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, socket.as_raw_fd(), events, entry.key()) {
@@ -265,9 +276,16 @@ impl Lot {
     }
 
     /// Watches the waiting connections until `draining`, handing each
-    /// whole head to `serve`; then closes those still waiting.
-    pub async fn run(&self, mut draining: watch::Receiver<bool>, serve: impl Fn(Ready)) {
+    /// whole head to `serve`, and closing those a kick refuses; then closes
+    /// those still waiting.
+    pub async fn run(
+        &self,
+        mut draining: watch::Receiver<bool>,
+        kicks: &Kicks,
+        serve: impl Fn(Ready),
+    ) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let mut kicked = kicks.subscribe();
         let mut last_sweep = Instant::now();
         loop {
             let next = self.rows().next_deadline;
@@ -299,6 +317,7 @@ impl Lot {
                     self.sweep();
                     last_sweep = Instant::now();
                 }
+                Ok(()) = kicked.changed() => self.kick(kicks),
                 _ = self.0.wake.notified() => {}
             }
         }
@@ -375,6 +394,23 @@ impl Lot {
                 })
             }
         }
+    }
+
+    /// Closes the connections a kick after their last check refuses.
+    fn kick(&self, kicks: &Kicks) {
+        let mut rows = self.rows();
+        rows.slab.retain(|_, row| {
+            let ip = row.conn.info.client.ip();
+            let (refused, seen) = kicks.refused_since(row.conn.kicks_seen, ip);
+            row.conn.kicks_seen = seen;
+            if refused {
+                log::debug!(
+                    "{}: closed while waiting: its source is refused now",
+                    row.conn.info.client
+                );
+            }
+            !refused
+        });
     }
 
     /// Closes the connections whose deadlines have passed.

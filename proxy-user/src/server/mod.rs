@@ -15,6 +15,7 @@ mod busy;
 mod framing;
 pub(crate) mod guard;
 mod head_limits;
+pub mod kick;
 mod listener;
 mod lot;
 mod lowat;
@@ -142,11 +143,12 @@ pub async fn serve_changing(
     };
     let waiting = {
         let (lot, draining) = (lot.clone(), draining.clone());
+        let kicks = state.load().kicks.clone();
         tokio::spawn(async move {
             let serve = |ready| {
                 tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
             };
-            lot.run(draining.clone(), serve).await
+            lot.run(draining.clone(), &kicks, serve).await
         })
     };
     let trimming = tokio::spawn(trim_upstream_pools(state.clone()));
@@ -323,6 +325,9 @@ async fn accept_loop(
         // Without XDP, the lists, bans and connection rate are enforced
         // here, before any TLS work: a refused connection is just closed.
         let snapshot = state.load();
+        // Kicks up to here are the gate's to enforce; later ones close the
+        // connection wherever it is (see `kick`).
+        let seen = snapshot.kicks.generation();
         if !snapshot.gate.admit(client.ip()).admitted() {
             metrics.refused.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -349,6 +354,7 @@ async fn accept_loop(
                 accepted: now,
                 idle_since: now,
                 resumed: false,
+                kicks_seen: seen,
                 _permit: permit,
                 _open: open,
             };
@@ -374,12 +380,18 @@ async fn accept_loop(
             metrics: metrics.clone(),
         };
         let draining = draining.clone();
+        let kicks = snapshot.kicks.clone();
         // Each phase's future is boxed, so the task keeps only a pointer to
         // the phase it is in.
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
-            Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)).await
+            tokio::select! {
+                _ = Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)) => {}
+                _ = kicks.kicked(seen, client.ip()) => {
+                    log::debug!("{client}: closed: its source is refused now");
+                }
+            }
         });
     }
 }
@@ -401,18 +413,25 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     };
     let slot = park::Slot::new();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    serve_http(
-        stream,
-        head,
-        &conn.info,
-        &conn.snapshot,
-        &mut draining,
-        slot.clone(),
-        (conn.http2, false),
-        (conn.resumed, conn.idle_since),
-        Some(fd),
-    )
-    .await;
+    let kicks = conn.snapshot.kicks.clone();
+    tokio::select! {
+        _ = serve_http(
+            stream,
+            head,
+            &conn.info,
+            &conn.snapshot,
+            &mut draining,
+            slot.clone(),
+            (conn.http2, false),
+            (conn.resumed, conn.idle_since),
+            Some(fd),
+        ) => {}
+        _ = kicks.kicked(conn.kicks_seen, conn.info.client.ip()) => {
+            // The stream (in the dropped future) closes.
+            log::debug!("{}: closed: its source is refused now", conn.info.client);
+            return;
+        }
+    }
     let Some(parked) = slot.take() else { return };
     match parked.stream.into_std() {
         Ok(socket) => {

@@ -4,6 +4,7 @@
 mod admin;
 mod bodies;
 mod http2;
+mod kick;
 mod paths;
 mod proxying;
 mod routes;

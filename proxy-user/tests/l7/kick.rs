@@ -1,0 +1,175 @@
+//! A ban closes the source's open connections, wherever they are: in
+//! their task between keep-alive requests, parked in the lot, halfway
+//! through a head, or HTTP/2; other sources' connections stay. Clients
+//! bind 127.0.0.2 and 127.0.0.3 (all of 127/8 is local) to be two sources.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use proxy_common::list::ORIGIN_CLI;
+use proxy_user::server::kick::Kick;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+    time::{Instant, timeout},
+};
+
+use crate::support::{proxy, test_dir};
+
+const CONFIG: &str = "[[listener]]\nbind = \"127.0.0.1:0\"\nhttp2 = true\n\
+                      [[route]]\nrespond = 200\nbody = \"ok\"\n";
+
+async fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// A keep-alive HTTP/1.1 request and its whole answer.
+async fn request(s: &mut TcpStream) {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok") {
+        let n = timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+}
+
+/// Waits for the server to close `s`; how long it took.
+async fn closed(what: &str, s: &mut TcpStream, since: Instant) -> Duration {
+    let mut buf = [0u8; 64];
+    match timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => since.elapsed(),
+        Ok(Ok(n)) => panic!("{what}: {n} bytes instead of a close"),
+        Err(_) => panic!("{what}: still open 2 s after the ban"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_closes_the_sources_open_connections() {
+    let dir = test_dir("kick");
+    let p = proxy(&dir, CONFIG).await;
+    let state = p.shared.load();
+    state.gate.activate();
+    let to = p.addr();
+
+    // Parked: idle past PARK_AFTER (1 s), so it waits in the lot with no task.
+    let mut parked = connect_from("127.0.0.2", to).await;
+    request(&mut parked).await;
+    // Served: a keep-alive connection in its task.
+    let mut served = connect_from("127.0.0.2", to).await;
+    // Half a head: waiting in the lot.
+    let mut half = connect_from("127.0.0.2", to).await;
+    // HTTP/2 (prior knowledge), with its connection driven in a task.
+    let h2_tcp = connect_from("127.0.0.2", to).await;
+    let (mut h2, h2_conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(h2_tcp))
+            .await
+            .unwrap();
+    let h2_conn = tokio::spawn(h2_conn);
+    let resp = h2
+        .send_request(
+            Request::get("http://x/")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Another source, untouched.
+    let mut other = connect_from("127.0.0.3", to).await;
+    request(&mut other).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    request(&mut served).await;
+    half.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The ban, as the daemon makes it in userspace mode: the gate, then the kick.
+    let banned: IpAddr = "127.0.0.2".parse().unwrap();
+    let at = Instant::now();
+    state.gate.ban(banned, None, ORIGIN_CLI);
+    state.kicks.kick(Kick {
+        nets: vec![proxy_user::cidr::Cidr::host(banned)],
+        except: vec![],
+    });
+    let figures = [
+        ("parked in the lot", closed("parked", &mut parked, at).await),
+        (
+            "keep-alive in its task",
+            closed("served", &mut served, at).await,
+        ),
+        ("half a head", closed("half", &mut half, at).await),
+    ];
+    timeout(Duration::from_secs(2), h2_conn)
+        .await
+        .expect("the HTTP/2 connection is closed")
+        .unwrap()
+        .ok();
+    let h2_after = at.elapsed();
+    for (what, took) in &figures {
+        println!("{what}: closed {took:?} after the ban");
+        assert!(*took < Duration::from_secs(1), "{what}: {took:?}");
+    }
+    println!("HTTP/2: closed {h2_after:?} after the ban");
+    assert!(h2_after < Duration::from_secs(1));
+    // A new connection from the banned source is refused at accept.
+    let mut again = connect_from("127.0.0.2", to).await;
+    closed("new", &mut again, Instant::now()).await;
+    // The other source is still served on its connection.
+    request(&mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_closes_the_sources_websocket_tunnels() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = crate::support::backend(0).await;
+    let dir = test_dir("kickws");
+    let p = proxy(
+        &dir,
+        &format!(
+            "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[upstream.app]\nservers = [\"{}\"]\n\n\
+             [[route]]\nupstream = \"app\"\nidle_timeout = \"1h\"\n",
+            b.addr
+        ),
+    )
+    .await;
+    let state = p.shared.load();
+    state.gate.activate();
+    let tcp = connect_from("127.0.0.2", p.addr()).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr()), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap(), "hello");
+
+    let at = Instant::now();
+    state.kicks.kick(Kick {
+        nets: vec!["127.0.0.2".parse().unwrap()],
+        except: vec![],
+    });
+    let end = timeout(Duration::from_secs(2), ws.next())
+        .await
+        .expect("the tunnel is closed, not left to its 1 h idle timeout");
+    match end {
+        None | Some(Err(_)) => {}
+        Some(Ok(m)) => assert!(m.is_close(), "expected a close, got {m:?}"),
+    }
+    println!("WebSocket tunnel: closed {:?} after the ban", at.elapsed());
+    assert!(at.elapsed() < Duration::from_secs(1));
+}
