@@ -348,7 +348,7 @@ fn body_settings_are_checked_at_their_line_and_column() {
     );
     assert_eq!(
         err("[http]\nbody_timeout = \"2d\"\n"),
-        "rampart.toml:2:16: body_timeout must be between 1ms and 86400s"
+        "rampart.toml:2:16: `2d` is too long: the maximum is 1d"
     );
     assert_eq!(
         err("[http]\nbody_memory = \"65G\"\n"),
