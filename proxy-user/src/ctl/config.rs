@@ -149,6 +149,7 @@ fn listener(l: &Listener) -> serde_json::Value {
         })),
         "http2": l.http2,
         "redirect_https": l.redirect_https,
+        "redirect_https_port": l.redirect_https_port,
         "backlog": l.backlog,
         "max_connections": l.max_connections,
     })
