@@ -53,7 +53,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "response_buffer": h.response_buffer,
         "workers": h.workers,
         "grace_period": secs(h.grace_period),
-        "access_log": h.access_log,
+        "access_log": if h.access_log_off { json!("off") } else { json!(h.access_log) },
         "access_log_format": if h.access_log_json { "json" } else { "combined" },
     });
     value["upstreams"] = cfg

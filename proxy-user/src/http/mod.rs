@@ -245,7 +245,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     );
     let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
     let route = index.map(|i| &state.config.routes[i]);
-    let log_it = route.is_none_or(|r| r.access_log);
+    let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
