@@ -90,3 +90,60 @@ async fn access_log_off_writes_no_line_anywhere() {
         );
     }
 }
+
+/// The `combined` file as goaccess itself reads it (`--log-format=COMBINED`):
+/// every line valid. Skipped when goaccess is not installed (Debian package
+/// `goaccess`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn combined_file_reads_in_goaccess() {
+    if std::process::Command::new("goaccess")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP combined_file_reads_in_goaccess: goaccess not installed");
+        return;
+    }
+    let b = backend(0).await;
+    let dir = test_dir("access-goaccess");
+    let p = proxy(&dir, &config(b.addr, "access_log = \"access.log\"")).await;
+    let c = client();
+    for path in ["/", "/api/items?page=2", "/missing"] {
+        let url = format!("http://{}{path}", p.addr());
+        assert_eq!(get(&c, &url).await.0, StatusCode::OK);
+    }
+    // The log is flushed by a background task every second.
+    let log = dir.join("access.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "3 lines within 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = std::process::Command::new("goaccess")
+        .arg(&log)
+        .args(["--log-format=COMBINED", "--no-global-config", "-o", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "goaccess: {e}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let g = &report["general"];
+    let text = std::fs::read_to_string(&log).unwrap();
+    println!(
+        "goaccess COMBINED: {} of {} lines valid, {} failed",
+        g["valid_requests"], g["total_requests"], g["failed_requests"]
+    );
+    assert_eq!(
+        (
+            &g["total_requests"],
+            &g["valid_requests"],
+            &g["failed_requests"]
+        ),
+        (&3.into(), &3.into(), &0.into()),
+        "{text}"
+    );
+}
