@@ -172,7 +172,29 @@ fn dash(s: &str) -> &str {
 
 /// nginx's `combined` format, followed by timing, upstream and id fields.
 pub fn combined(e: &Entry) -> String {
-    let time = httpdate::fmt_http_date(SystemTime::now());
+    combined_at(e, SystemTime::now())
+}
+
+/// nginx's `$time_local` as `combined` writes it, `06/Dec/2026:19:14:09
+/// +0000` (strftime `%d/%b/%Y:%H:%M:%S %z`), in UTC: what goaccess's
+/// `COMBINED` and fluent-bit's `nginx` parser expect. Cut from httpdate's
+/// IMF-fixdate (`Sun, 06 Dec 2026 19:14:09 GMT`), which is fixed-width for
+/// the years 1970 to 9999 it covers, rather than hand-written calendar
+/// arithmetic.
+pub fn time_local(t: SystemTime) -> String {
+    let d = httpdate::fmt_http_date(t);
+    format!(
+        "{}/{}/{}:{} +0000",
+        &d[5..7],
+        &d[8..11],
+        &d[12..16],
+        &d[17..25]
+    )
+}
+
+/// [`combined`] at a given time.
+pub fn combined_at(e: &Entry, now: SystemTime) -> String {
+    let time = time_local(now);
     let bytes = e.bytes.map_or("-".to_string(), |b| b.to_string());
     let (ua, ut) = e
         .upstream
@@ -239,6 +261,53 @@ mod tests {
         let line = combined(&entry());
         assert!(line.starts_with("192.0.2.1 - - ["), "{line}");
         assert!(line.contains("] \"GET /api/x?y=1 HTTP/1.1\" 200 123 \"-\" \"curl/8\" rt=0.012 ua=127.0.0.1:8001 urt=0.010 id=abc\n"), "{line}");
+    }
+
+    #[test]
+    fn combined_time_is_nginx_time_local() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        // 2026-12-06T19:14:09Z and 2026-01-02T03:04:05Z (zero-padded fields).
+        assert_eq!(time_local(at(1_796_584_449)), "06/Dec/2026:19:14:09 +0000");
+        assert_eq!(time_local(at(1_767_323_045)), "02/Jan/2026:03:04:05 +0000");
+        assert_eq!(time_local(at(0)), "01/Jan/1970:00:00:00 +0000");
+        let line = combined_at(&entry(), at(1_796_584_449));
+        assert!(
+            line.starts_with("192.0.2.1 - - [06/Dec/2026:19:14:09 +0000] \"GET "),
+            "{line}"
+        );
+    }
+
+    /// The line as log parsers read it: goaccess's `COMBINED` log format
+    /// (`%h %^[%d:%t %^] "%r" %s %b "%R" "%u"`, date `%d/%b/%Y`, time
+    /// `%H:%M:%S`) and fluent-bit's `nginx` parser (its regex, time format
+    /// `%d/%b/%Y:%H:%M:%S %z`), with the extra fields after them ignored as
+    /// both do.
+    #[test]
+    fn combined_line_reads_as_goaccess_and_fluent_bit_read_it() {
+        let line = combined(&entry());
+        let goaccess = regex::Regex::new(
+            r#"^(?<h>\S+) \S+ \S+ \[(?<d>\d{2}/[A-Z][a-z]{2}/\d{4}):(?<t>\d{2}:\d{2}:\d{2}) [+-]\d{4}\] "(?<r>[^"]*)" (?<s>\d{3}) (?<b>\d+|-) "(?<R>[^"]*)" "(?<u>[^"]*)""#,
+        )
+        .unwrap();
+        let c = goaccess.captures(&line).unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(&c["h"], "192.0.2.1");
+        assert_eq!(&c["r"], "GET /api/x?y=1 HTTP/1.1");
+        assert_eq!((&c["s"], &c["b"], &c["u"]), ("200", "123", "curl/8"));
+        let fluent_bit = regex::Regex::new(
+            r#"^(?<remote>[^ ]*) (?<host>[^ ]*) (?<user>[^ ]*) \[(?<time>[^\]]*)\] "(?<method>\S+)(?: +(?<path>[^\"]*?)(?: +\S*)?)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\"]*)" "(?<agent>[^\"]*)")"#,
+        )
+        .unwrap();
+        let c = fluent_bit
+            .captures(&line)
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!((&c["method"], &c["path"]), ("GET", "/api/x?y=1"));
+        assert_eq!(
+            (&c["code"], &c["size"], &c["agent"]),
+            ("200", "123", "curl/8")
+        );
+        let time =
+            regex::Regex::new(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000$").unwrap();
+        assert!(time.is_match(&c["time"]), "{}", &c["time"]);
     }
 
     #[test]

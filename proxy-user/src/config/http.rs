@@ -57,8 +57,11 @@ pub struct HttpSettings {
     pub workers: usize,
     /// On SIGTERM, time in-flight requests get to finish.
     pub grace_period: Duration,
-    /// Access log file; `None` writes no access log.
+    /// Access log file; `None` sends access lines to the daemon's log
+    /// (stderr), unless `access_log_off`.
     pub access_log: Option<PathBuf>,
+    /// `access_log = "off"`: no access lines anywhere (nginx `access_log off`).
+    pub access_log_off: bool,
     pub access_log_json: bool,
 }
 
@@ -80,6 +83,7 @@ impl Default for HttpSettings {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             grace_period: Duration::from_secs(30),
             access_log: None,
+            access_log_off: false,
             access_log_json: false,
         }
     }
@@ -183,7 +187,8 @@ pub(super) fn http(
         out.max_body = size_at_most(v, MAX_BODY)?;
     }
     if let Some(v) = &h.access_log {
-        out.access_log = (v.get_ref() != "off").then(|| base.join(v.get_ref()));
+        out.access_log_off = v.get_ref() == "off";
+        out.access_log = (!out.access_log_off).then(|| base.join(v.get_ref()));
     }
     if let Some(v) = &h.access_log_format {
         out.access_log_json = match v.get_ref().as_str() {

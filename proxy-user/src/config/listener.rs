@@ -16,6 +16,10 @@ pub struct Listener {
     pub http2: bool,
     /// Answer every request with a 301 to the same host, path and query over https.
     pub redirect_https: bool,
+    /// The port that redirect names (left out of the Location when 443):
+    /// `redirect_https_port`, else the port of the configuration's only TLS
+    /// port, else 443. See [`resolve_redirect_ports`].
+    pub redirect_https_port: u16,
     /// Accept queue length (`listen(2)` backlog).
     pub backlog: u32,
     /// Concurrent connections on this listener; more wait in the backlog.
@@ -104,11 +108,23 @@ pub(super) fn listener(
             })
         }
     };
+    let redirect_https = l.redirect_https.unwrap_or(false);
+    let redirect_https_port = match &l.redirect_https_port {
+        None => None,
+        Some(p) if !redirect_https => {
+            return Err(loc.error(
+                p.span(),
+                "redirect_https_port needs redirect_https = true on this listener",
+            ));
+        }
+        Some(p) => Some(int_in(loc, p, 1, 65535, "redirect_https_port")? as u16),
+    };
     Ok(Listener {
         bind,
+        redirect_https_port: redirect_https_port.unwrap_or(0),
         http2: l.http2.unwrap_or(tls.is_some()),
         tls,
-        redirect_https: l.redirect_https.unwrap_or(false),
+        redirect_https,
         backlog: l
             .backlog
             .map_or(Ok(1024), |b| int_in(loc, &b, 1, 1 << 20, "backlog"))? as u32,
@@ -116,6 +132,25 @@ pub(super) fn listener(
             int_in(loc, &m, 1, 10_000_000, "max_connections")
         })? as usize,
     })
+}
+
+/// Gives each redirect listener without `redirect_https_port` (left as 0
+/// by [`listener`]) the port of the configuration's TLS listeners when they
+/// all share one (as `0.0.0.0:8443` and `[::]:8443` do), else 443. A TLS
+/// listener bound to port 0 names no port.
+pub(super) fn resolve_redirect_ports(listeners: &mut [Listener]) {
+    let mut tls_ports = listeners
+        .iter()
+        .filter(|l| l.tls.is_some())
+        .map(|l| l.bind.port());
+    let first = tls_ports.next();
+    let only = match first {
+        Some(p) if p != 0 && tls_ports.all(|q| q == p) => p,
+        _ => 443,
+    };
+    for l in listeners.iter_mut().filter(|l| l.redirect_https_port == 0) {
+        l.redirect_https_port = only;
+    }
 }
 
 fn cert_files(
@@ -147,4 +182,88 @@ fn cert_files(
     // Load them now, so `config check` and a reload catch a bad file.
     crate::tls::load_cert(&files.cert, &files.key).map_err(|e| loc.error(span, e.to_string()))?;
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("rampart.toml")).map_err(|e| e.to_string())
+    }
+
+    fn plain(bind: &str, redirect_port: u16) -> Listener {
+        Listener {
+            bind: bind.parse().unwrap(),
+            tls: None,
+            http2: false,
+            redirect_https: true,
+            redirect_https_port: redirect_port,
+            backlog: 1024,
+            max_connections: 10,
+        }
+    }
+
+    fn tls(bind: &str) -> Listener {
+        Listener {
+            tls: Some(TlsSettings {
+                certs: Vec::new(),
+                min_version_13: false,
+                handshake_timeout: Duration::from_secs(10),
+            }),
+            redirect_https: false,
+            ..plain(bind, 0)
+        }
+    }
+
+    #[test]
+    fn redirect_port_is_validated_with_its_place() {
+        let cfg = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_port = 8443").unwrap();
+        assert_eq!(cfg.listeners[0].redirect_https_port, 8443);
+        let e = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_port = 70000").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:4:23: redirect_https_port must be between 1 and 65535"),
+            "{e}"
+        );
+        let e =
+            parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https_port = 8443").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:3:23: redirect_https_port needs redirect_https = true"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redirect_port_defaults_to_the_only_tls_port_else_443() {
+        let cases: [(&[Listener], u16); 6] = [
+            (&[plain("0.0.0.0:80", 0)], 443),
+            (&[plain("0.0.0.0:80", 0), tls("0.0.0.0:8443")], 8443),
+            (
+                &[
+                    plain("0.0.0.0:80", 0),
+                    tls("0.0.0.0:8443"),
+                    tls("[::]:8443"),
+                ],
+                8443,
+            ),
+            (
+                &[
+                    plain("0.0.0.0:80", 0),
+                    tls("0.0.0.0:443"),
+                    tls("0.0.0.0:8443"),
+                ],
+                443,
+            ),
+            (&[plain("0.0.0.0:80", 0), tls("127.0.0.1:0")], 443),
+            (&[plain("0.0.0.0:80", 9443), tls("0.0.0.0:8443")], 9443),
+        ];
+        for (listeners, want) in cases {
+            let mut ls = listeners.to_vec();
+            resolve_redirect_ports(&mut ls);
+            assert_eq!(ls[0].redirect_https_port, want, "{:?}", listeners);
+        }
+    }
 }

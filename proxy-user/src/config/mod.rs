@@ -221,11 +221,12 @@ impl Config {
         let mut http = http::http(&loc, base, raw.http)?;
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
-        let listeners = raw
+        let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
             .map(|l| listener::listener(&loc, base, l))
             .collect::<Result<_, _>>()?;
+        listener::resolve_redirect_ports(&mut listeners);
         let upstreams: BTreeMap<String, Upstream> = raw
             .upstream
             .into_iter()

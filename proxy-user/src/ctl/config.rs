@@ -56,7 +56,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "response_buffer": h.response_buffer,
         "workers": h.workers,
         "grace_period": secs(h.grace_period),
-        "access_log": h.access_log,
+        "access_log": if h.access_log_off { json!("off") } else { json!(h.access_log) },
         "access_log_format": if h.access_log_json { "json" } else { "combined" },
     });
     value["upstreams"] = cfg
@@ -152,6 +152,7 @@ fn listener(l: &Listener) -> serde_json::Value {
         })),
         "http2": l.http2,
         "redirect_https": l.redirect_https,
+        "redirect_https_port": l.redirect_https_port,
         "backlog": l.backlog,
         "max_connections": l.max_connections,
     })

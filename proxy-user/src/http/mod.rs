@@ -216,8 +216,8 @@ impl Shared {
 pub struct ConnInfo {
     pub client: SocketAddr,
     pub https: bool,
-    /// This listener answers everything with a redirect to https.
-    pub redirect_https: bool,
+    /// This listener answers everything with a redirect to https on this port.
+    pub redirect_https: Option<u16>,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -255,7 +255,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     );
     let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
     let route = index.map(|i| &state.config.routes[i]);
-    let log_it = route.is_none_or(|r| r.access_log);
+    let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
@@ -339,7 +339,7 @@ async fn dispatch(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (Ok(resp), None);
     }
-    if conn.redirect_https {
+    if let Some(port) = conn.redirect_https {
         let Some(host) = host else {
             return (
                 Err(ProxyError::downstream(
@@ -349,11 +349,10 @@ async fn dispatch(
                 None,
             );
         };
-        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         return (
             Ok(redirect(
                 StatusCode::MOVED_PERMANENTLY,
-                &format!("https://{host}{target}"),
+                &https_location(host, port, req.uri()),
             )),
             None,
         );
@@ -492,6 +491,18 @@ fn with_path(uri: &hyper::Uri, path: &str) -> Result<hyper::Uri, ProxyError> {
     hyper::Uri::from_parts(parts).map_err(|e| {
         ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
     })
+}
+
+/// nginx's `https://$host:PORT$request_uri`: `host` without its port (as
+/// [`host_of`] gives it), `:PORT` left out for 443, and the request target
+/// exactly as received.
+fn https_location(host: &str, port: u16, uri: &hyper::Uri) -> String {
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    if port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{port}{target}")
+    }
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<String> {

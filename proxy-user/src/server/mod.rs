@@ -337,7 +337,10 @@ async fn accept_loop(
         let info = ConnInfo {
             client,
             https: bound.tls.is_some(),
-            redirect_https: bound.config.redirect_https,
+            redirect_https: bound
+                .config
+                .redirect_https
+                .then_some(bound.config.redirect_https_port),
         };
         let http2 = bound.config.http2;
         let Some(acceptor) = bound.tls.clone() else {

@@ -481,6 +481,38 @@ async fn websockets_get_going_away_1001_at_the_end_of_the_grace_period() {
     stopping.await.unwrap();
 }
 
+/// nginx's `return 301 https://$host:8443$request_uri`: the redirect names
+/// the configured HTTPS port, drops the port the request's Host carried, and
+/// keeps the request target as sent (undecoded, unnormalised, with its query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_https_keeps_a_non_default_port_and_the_request_uri() {
+    let (_bs, addrs) = backends(1).await;
+    let dir = test_dir("redirect-port");
+    let cfg = config(&addrs, "").replace(
+        "redirect_https = true",
+        "redirect_https = true\nredirect_https_port = 8443",
+    );
+    let p = proxy(&dir, &cfg).await;
+    let c = client();
+    for (host, target, bare) in [
+        ("example.com:8080", "/login?next=/home&x=%2F", "example.com"),
+        ("example.com", "/a/../b//c?q", "example.com"),
+        ("[2001:db8::1]:8080", "/", "[2001:db8::1]"),
+    ] {
+        let req = Request::get(format!("http://{}{target}", p.addrs[1]))
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, h, _) = send(&c, req).await;
+        assert_eq!(status, StatusCode::MOVED_PERMANENTLY, "{host}{target}");
+        assert_eq!(
+            h["location"],
+            format!("https://{bare}:8443{target}"),
+            "{host}{target}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_listener_and_graceful_drain() {
     let (_bs, addrs) = backends(1).await;
