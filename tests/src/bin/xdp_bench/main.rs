@@ -6,8 +6,11 @@
 //!    program that only returns XDP_DROP (the floor), with small lists and with
 //!    a 100,000-entry blocklist;
 //! 2. packets per second dropped on a veth pair fed by an XDP_TX generator
-//!    (BPF_PROG_TEST_RUN with live frames), beside the trivial program,
-//!    `xdp-filter` and an nftables netdev-ingress rule.
+//!    (BPF_PROG_TEST_RUN with live frames) or, where the kernel refuses live
+//!    frames, a devmap-broadcast bouncer (see `generator`), beside the
+//!    trivial program, `xdp-filter` and an nftables netdev-ingress rule;
+//! 3. the same for floods whose every frame has a new random source in
+//!    10.0.0.0/8, as UDP and as TCP SYN (`spoofed`).
 //!
 //! Needs root. Figures are ratios first: absolute numbers depend on the
 //! machine, and on 2 vCPUs the generator and the receiver share CPUs.
@@ -28,7 +31,9 @@ pub struct Opts {
     pub veth_secs: u64,
 }
 
+mod generator;
 mod per_packet;
+mod spoofed;
 mod veth;
 
 fn main() {
@@ -49,7 +54,9 @@ fn main() {
     }
     println!("{}", machine());
     per_packet::run(&opts);
-    veth::run(&opts);
+    let generator = generator::probe();
+    veth::run(&opts, generator);
+    spoofed::run(&opts, generator);
 }
 
 fn machine() -> String {
@@ -73,7 +80,7 @@ fn machine() -> String {
 
 pub fn bench_programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["drop_all", "tx_gen"] {
+    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce"] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");
     }
