@@ -22,10 +22,10 @@ use aya_ebpf::{
 };
 
 /// Where the bouncer sends every frame (with `BPF_F_BROADCAST`, to all of
-/// them): the veth whose peer is the interface under test, and the other end
-/// of the bouncer's own pair.
+/// them): the other end of the bouncer's own pair, and the veth whose peer
+/// is the interface under test (possibly several times, for several copies).
 #[map]
-static BOUNCE_PORTS: DevMap = DevMap::with_max_entries(2, 0);
+static BOUNCE_PORTS: DevMap = DevMap::with_max_entries(8, 0);
 
 /// The bouncer's control: `[DEADLINE]` is a `bpf_ktime_get_ns` time
 /// (CLOCK_MONOTONIC) after which every frame is dropped; `[SPOOF]` is 1 to

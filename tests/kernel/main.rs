@@ -3,6 +3,7 @@
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
 mod attach;
+mod bench_progs;
 mod bpftool;
 mod control;
 mod daemon;

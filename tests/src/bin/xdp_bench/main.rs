@@ -53,8 +53,17 @@ fn main() {
         std::process::exit(1);
     }
     println!("{}", machine());
-    per_packet::run(&opts);
-    let generator = generator::probe();
+    // `--veth-only` skips the per-packet section (minutes of the run).
+    if !std::env::args().any(|a| a == "--veth-only") {
+        per_packet::run(&opts);
+    }
+    // `--bouncer` forces the fallback generator, to compare it with live
+    // frames on a kernel that allows both.
+    let generator = if std::env::args().any(|a| a == "--bouncer") {
+        generator::Kind::Bouncer
+    } else {
+        generator::probe()
+    };
     veth::run(&opts, generator);
     spoofed::run(&opts, generator);
 }

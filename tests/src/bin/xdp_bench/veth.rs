@@ -253,7 +253,13 @@ pub fn run(opts: &Opts, kind: Kind) {
         nftables(String::new(), format!("ip saddr {big_host} counter drop")),
         nft_counter,
     );
-    let xdp_filter = rate(opts, kind, &big_host, xdp_filter(big_host.clone()), xdp_drops);
+    let xdp_filter = rate(
+        opts,
+        kind,
+        &big_host,
+        xdp_filter(big_host.clone()),
+        xdp_drops,
+    );
     let limited = rate(
         opts,
         kind,
