@@ -10,7 +10,9 @@
 //!    frames, a devmap-broadcast bouncer (see `generator`), beside the
 //!    trivial program, `xdp-filter` and an nftables netdev-ingress rule;
 //! 3. the same for floods whose every frame has a new random source in
-//!    10.0.0.0/8, as UDP and as TCP SYN (`spoofed`).
+//!    10.0.0.0/8, as UDP and as TCP SYN (`spoofed`), and the new TCP
+//!    connections a real client completes during such a SYN flood
+//!    (`connections`).
 //!
 //! Needs root. Figures are ratios first: absolute numbers depend on the
 //! machine, and on 2 vCPUs the generator and the receiver share CPUs.
@@ -31,6 +33,7 @@ pub struct Opts {
     pub veth_secs: u64,
 }
 
+mod connections;
 mod generator;
 mod per_packet;
 mod spoofed;
@@ -53,19 +56,35 @@ fn main() {
         std::process::exit(1);
     }
     println!("{}", machine());
-    // `--veth-only` skips the per-packet section (minutes of the run).
-    if !std::env::args().any(|a| a == "--veth-only") {
+    // `--only SECTION` (per-packet, veth, spoofed, connections) runs one
+    // section; `--bouncer` forces the fallback generator, to compare it with
+    // live frames on a kernel that allows both.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let wants = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    if wants("per-packet") {
         per_packet::run(&opts);
     }
-    // `--bouncer` forces the fallback generator, to compare it with live
-    // frames on a kernel that allows both.
-    let generator = if std::env::args().any(|a| a == "--bouncer") {
+    if !(wants("veth") || wants("spoofed") || wants("connections")) {
+        return;
+    }
+    let generator = if args.iter().any(|a| a == "--bouncer") {
         generator::Kind::Bouncer
     } else {
         generator::probe()
     };
-    veth::run(&opts, generator);
-    spoofed::run(&opts, generator);
+    if wants("veth") {
+        veth::run(&opts, generator);
+    }
+    if wants("spoofed") {
+        spoofed::run(&opts, generator);
+    }
+    if wants("connections") {
+        connections::run(&opts, generator);
+    }
 }
 
 fn machine() -> String {
@@ -157,7 +176,12 @@ pub struct Row {
 
 pub fn table(header: &str, unit: &str, rows: &[Row]) {
     println!("{header}\n");
-    println!("| path | {unit} | ratio to trivial XDP_DROP | target | met |");
+    let versus = if unit.starts_with("conn") {
+        "ratio to no flood"
+    } else {
+        "ratio to trivial XDP_DROP"
+    };
+    println!("| path | {unit} | {versus} | target | met |");
     println!("|---|---:|---:|---|---|");
     for r in rows {
         let met = match r.met {
@@ -167,6 +191,8 @@ pub fn table(header: &str, unit: &str, rows: &[Row]) {
         };
         let value = if unit.starts_with("ns") {
             format!("{:.1}", r.value)
+        } else if unit.starts_with("conn") {
+            format!("{:.0}", r.value)
         } else {
             format!("{:.2}", r.value)
         };

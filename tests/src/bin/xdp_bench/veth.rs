@@ -59,7 +59,7 @@ pub fn nft_counter(link: &Link) -> u64 {
         .sum()
 }
 
-fn edge_mac(link: &Link) -> [u8; 6] {
+pub fn edge_mac(link: &Link) -> [u8; 6] {
     let out = link.edge.ip(&["-j", "link", "show", &link.edge_if]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut mac = [0u8; 6];
