@@ -16,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tests::{
     filter::limit,
     netns::{Link, NetNs},
@@ -49,18 +50,24 @@ fn rate(
         .output()
         .unwrap();
     let guard = setup(&link);
-    let listener = link.edge.run(|| TcpListener::bind(SERVER).unwrap());
-    listener.set_nonblocking(true).unwrap();
+    // A deep accept queue and a blocking acceptor: on a loaded machine a
+    // polling acceptor falls behind, the queue fills and connects stall for
+    // a SYN retransmission (1 s), which measured the acceptor, not the path.
+    let listener = link.edge.run(|| {
+        let addr: SocketAddr = SERVER.parse().unwrap();
+        let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        s.bind(&addr.into()).unwrap();
+        s.listen(4096).unwrap();
+        TcpListener::from(s)
+    });
     let secs = opts.veth_secs;
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let acceptor = std::thread::spawn(move || {
-        // Bounded by the flag and by time, whichever comes first.
-        let end = Instant::now() + Duration::from_secs(secs + 10);
-        while !s.load(Ordering::Relaxed) && Instant::now() < end {
-            match listener.accept() {
-                Ok((conn, _)) => drop(conn),
-                Err(_) => std::thread::sleep(Duration::from_micros(200)),
+        // Ends on the first connection after `stop` (the wake-up below).
+        while !s.load(Ordering::Relaxed) {
+            if let Ok((conn, _)) = listener.accept() {
+                drop(conn);
             }
         }
     });
@@ -91,6 +98,10 @@ fn rate(
         })
     });
     stop.store(true, Ordering::Relaxed);
+    let server: SocketAddr = SERVER.parse().unwrap();
+    link.client
+        .run(move || TcpStream::connect_timeout(&server, Duration::from_secs(5)))
+        .expect("wake the acceptor");
     acceptor.join().unwrap();
     drop(generator);
     drop(guard);
@@ -147,14 +158,17 @@ pub fn run(opts: &Opts, kind: Kind) {
         "",
     );
     add(
-        "nftables netdev ingress, 1000 pps per source, during the flood",
+        "nftables netdev ingress, 1,000,000 pps per source, during the flood",
         rate(
             opts,
             kind,
             nftables(
                 "  set flood { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 10s; }"
                     .into(),
-                "update @flood { ip saddr limit rate over 1000/second } counter drop".into(),
+                // As high as rampart's packet limit here: a lower one
+                // would limit the real client (two or more packets per
+                // connection), not the flood.
+                "update @flood { ip saddr limit rate over 1000000/second } counter drop".into(),
             ),
             true,
         ),
