@@ -1,9 +1,40 @@
 //! Programs used only by `cargo xtask bench`: the floor every filter is
-//! compared with, and a traffic generator for the veth benchmark.
+//! compared with, and the traffic generators of the veth benchmark.
+//!
+//! Two generators, because kernels differ in what they allow:
+//! - `tx_gen` / `tx_gen_spoof`, run through `BPF_PROG_TEST_RUN` with
+//!   `BPF_F_TEST_XDP_LIVE_FRAMES`: every run transmits the test frame.
+//!   Some kernels refuse live frames (EPERM on 6.18.44-fc, issue 14).
+//! - `bounce`, a devmap-broadcast bouncer attached to one end of a second
+//!   veth pair: every frame it sees is sent both to the interface under test
+//!   and back into its own pair, so one injected burst keeps circulating.
+//!   [`BOUNCE`] bounds it in time: past its deadline the bouncer drops every
+//!   frame, so the flood stops by itself even if the benchmark dies.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{BPF_F_BROADCAST, xdp_action},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    macros::{map, xdp},
+    maps::{Array, DevMap},
+    programs::XdpContext,
+};
+
+/// Where the bouncer sends every frame (with `BPF_F_BROADCAST`, to all of
+/// them): the other end of the bouncer's own pair, and the veth whose peer
+/// is the interface under test (possibly several times, for several copies).
+#[map]
+static BOUNCE_PORTS: DevMap = DevMap::with_max_entries(8, 0);
+
+/// The bouncer's control: `[DEADLINE]` is a `bpf_ktime_get_ns` time
+/// (CLOCK_MONOTONIC) after which every frame is dropped; `[SPOOF]` is 1 to
+/// rewrite each frame's IPv4 source on every pass.
+#[map]
+static BOUNCE: Array<u64> = Array::with_max_entries(2, 0);
+
+const DEADLINE: u32 = 0;
+const SPOOF: u32 = 1;
 
 /// Drops everything: the cheapest possible XDP program on this machine.
 #[xdp]
@@ -16,6 +47,93 @@ pub fn drop_all(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn tx_gen(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
+}
+
+/// `tx_gen` with the IPv4 source of every frame rewritten to a random
+/// address in 10.0.0.0/8.
+#[xdp]
+pub fn tx_gen_spoof(ctx: XdpContext) -> u32 {
+    spoof(&ctx);
+    xdp_action::XDP_TX
+}
+
+/// The bouncer: until the deadline, each frame goes to every port of
+/// [`BOUNCE_PORTS`] (optionally with a new random source first).
+#[xdp]
+pub fn bounce(ctx: XdpContext) -> u32 {
+    let deadline = BOUNCE.get(DEADLINE).copied().unwrap_or(0);
+    // SAFETY: a helper without arguments, allowed in XDP programs.
+    if unsafe { bpf_ktime_get_ns() } > deadline {
+        return xdp_action::XDP_DROP;
+    }
+    if BOUNCE.get(SPOOF).copied() == Some(1) {
+        spoof(&ctx);
+    }
+    BOUNCE_PORTS
+        .redirect(0, u64::from(BPF_F_BROADCAST))
+        .unwrap_or(xdp_action::XDP_DROP)
+}
+
+/// Rewrites the IPv4 source of an Ethernet + IPv4 (no options) + UDP or TCP
+/// frame to a random address in 10.0.0.0/8, updating the IPv4 and L4
+/// checksums incrementally (RFC 1624). Anything else is left as it is.
+#[inline(always)]
+fn spoof(ctx: &XdpContext) {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    // Ethernet (14) + IPv4 (20) + the TCP header up to its checksum (18).
+    if start + 52 > end {
+        return;
+    }
+    let p = start as *mut u8;
+    // SAFETY: every offset below is under 52, checked against data_end above;
+    // the 16-bit accesses are at even offsets from the frame start.
+    unsafe {
+        if *p.add(12) != 0x08 || *p.add(13) != 0x00 || *p.add(14) != 0x45 {
+            return;
+        }
+        let proto = *p.add(23);
+        if proto != 6 && proto != 17 {
+            return;
+        }
+        let src = p.add(26) as *mut u16;
+        let old = [*src, *src.add(1)];
+        let addr = (0x0a00_0000 | (bpf_get_prandom_u32() & 0x00ff_ffff)).to_be_bytes();
+        let new = [
+            u16::from_ne_bytes([addr[0], addr[1]]),
+            u16::from_ne_bytes([addr[2], addr[3]]),
+        ];
+        *src = new[0];
+        *src.add(1) = new[1];
+        csum_replace(p.add(24) as *mut u16, old, new);
+        // Constant offsets only: the verifier forgets a packet pointer's
+        // checked range once a variable offset is added to it.
+        if proto == 6 {
+            csum_replace(p.add(50) as *mut u16, old, new);
+        } else if *(p.add(40) as *mut u16) != 0 {
+            // A zero UDP checksum means "none" and stays so.
+            csum_replace(p.add(40) as *mut u16, old, new);
+        }
+    }
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), over two 16-bit words.
+///
+/// # Safety
+/// `csum` must point at two writable bytes inside the packet.
+#[inline(always)]
+unsafe fn csum_replace(csum: *mut u16, old: [u16; 2], new: [u16; 2]) {
+    // SAFETY: the caller's contract.
+    let hc = unsafe { *csum };
+    let mut s = u32::from(!hc)
+        + u32::from(!old[0])
+        + u32::from(new[0])
+        + u32::from(!old[1])
+        + u32::from(new[1]);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    // SAFETY: the caller's contract.
+    unsafe { *csum = !(s as u16) };
 }
 
 #[cfg(not(test))]

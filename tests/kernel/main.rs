@@ -4,6 +4,7 @@
 
 mod attach;
 mod autobans;
+mod bench_progs;
 mod bpftool;
 mod control;
 mod daemon;

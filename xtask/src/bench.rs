@@ -15,7 +15,7 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
     let (bin, about) = match what {
         "xdp" => (
             "xdp-bench",
-            "the XDP benchmark (about 2 minutes; 20 s with --quick)",
+            "the XDP benchmark (about 4 minutes; 2 with --quick)",
         ),
         "http" => (
             "http-bench",

@@ -1,13 +1,11 @@
-//! Drop rate on a veth pair fed by an XDP_TX live-frames generator, beside
-//! the trivial program, xdp-filter and an nftables netdev rule.
+//! Drop rate on a veth pair fed by one of the [`crate::generator`]s, beside
+//! the trivial program, xdp-filter and an nftables netdev rule; the
+//! measurement and filter set-ups here are shared with [`crate::spoofed`].
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
-use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, XdpMode};
-use proxy_user::cidr::Cidr;
+use aya::programs::XdpMode;
+use proxy_user::{cidr::Cidr, config::RateLimit};
 use tests::{
     filter::{limit, load},
     netns::Link,
@@ -15,10 +13,15 @@ use tests::{
     pins::PinDir,
 };
 
-use crate::{Opts, Row, bench_programs, feed, full_settings, table, xdp};
+use crate::{
+    Opts, Row, bench_programs, feed, full_settings,
+    generator::{Generator, Kind},
+    table, xdp,
+};
 
-/// Sum of `rx_queue_*_xdp_drops` from `ethtool -S` of `dev` in `link.edge`.
-fn xdp_drops(link: &Link) -> u64 {
+/// Sum of the `ethtool -S` statistics of the edge veth whose names end in
+/// `suffix` (one per receive queue).
+fn ethtool_sum(link: &Link, suffix: &str) -> u64 {
     let out = link
         .edge
         .command("ethtool")
@@ -27,12 +30,18 @@ fn xdp_drops(link: &Link) -> u64 {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains("_xdp_drops:"))
+        .filter(|l| l.contains(suffix))
         .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
         .sum()
 }
 
-fn nft_counter(link: &Link) -> u64 {
+/// Sum of `rx_queue_*_xdp_drops`: frames the edge's XDP program dropped.
+pub fn xdp_drops(link: &Link) -> u64 {
+    ethtool_sum(link, "_xdp_drops:")
+}
+
+/// Packets counted by the nftables rules of the edge's bench table.
+pub fn nft_counter(link: &Link) -> u64 {
     let out = link
         .edge
         .command("nft")
@@ -50,52 +59,7 @@ fn nft_counter(link: &Link) -> u64 {
         .sum()
 }
 
-/// Sends `frame` into the edge interface for `secs` seconds from the client
-/// side: the `tx_gen` program run with live frames and the client veth as its
-/// ingress interface transmits every frame to the peer.
-fn generate(link: &Link, gen_ifindex: u32, frame: &[u8], secs: u64) {
-    let frame = frame.to_vec();
-    let ns = link.client.name().to_string();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-        // SAFETY: setns on this thread only; pin it to CPU 0.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            assert_eq!(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET), 0);
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-        }
-        let mut ebpf = bench_programs();
-        let tx = xdp(&mut ebpf, "tx_gen");
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
-        // The kernel wants data_end equal to the frame length and everything else but the ifindex zero.
-        let mut ctx = [0u8; 24];
-        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        ctx[12..16].copy_from_slice(&gen_ifindex.to_ne_bytes());
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            let opts = TestRunOptions {
-                data_in: Some(&frame),
-                ctx_in: Some(&ctx),
-                repeat: 1_000_000,
-                attrs: TestRunAttrs::new().xdp_live_frames(64),
-                ..Default::default()
-            };
-            tx.test_run(opts).expect("live-frames generator");
-        }
-    })
-    .join()
-    .unwrap();
-}
-
-fn ifindex(link: &Link) -> u32 {
-    let out = link.client.ip(&["-j", "link", "show", &link.client_if]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0]["ifindex"].as_u64().unwrap() as u32
-}
-
-fn edge_mac(link: &Link) -> [u8; 6] {
+pub fn edge_mac(link: &Link) -> [u8; 6] {
     let out = link.edge.ip(&["-j", "link", "show", &link.edge_if]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut mac = [0u8; 6];
@@ -105,45 +69,166 @@ fn edge_mac(link: &Link) -> [u8; 6] {
     mac
 }
 
+/// Sum of `rx_queue_*_xdp_packets` from `ethtool -S`: every frame the edge
+/// veth took off its ring, whatever the program (or, without one, the
+/// stack) did with it.
+pub fn processed(link: &Link) -> u64 {
+    ethtool_sum(link, "_xdp_packets:")
+}
+
 /// One veth measurement: a fresh link, `setup` installs the filter on the
-/// edge side, then frames from `src` flood it; returns Mpps dropped.
-fn measure(
+/// edge side, then `frame` floods it from the generator; returns `count`
+/// before and after the measured flood and how long it lasted in seconds.
+pub fn measure<T>(
     opts: &Opts,
+    kind: Kind,
+    frame: &Frame,
+    spoof: bool,
+    setup: impl FnOnce(&Link) -> Box<dyn std::any::Any>,
+    count: impl Fn(&Link) -> T,
+) -> (T, T, f64) {
+    let link = Link::new("vb");
+    let guard = setup(&link);
+    let mut frame = frame.build();
+    frame[..6].copy_from_slice(&edge_mac(&link));
+    let mut generator = Generator::new(kind, &link);
+    // Warm up (neighbour tables, caches), then measure.
+    generator.run(&link, &frame, spoof, 1);
+    let before = count(&link);
+    let secs = generator.run(&link, &frame, spoof, opts.veth_secs);
+    let after = count(&link);
+    drop(generator);
+    drop(guard);
+    (before, after, secs.as_secs_f64())
+}
+
+/// Mpps counted by `count` while frames from `src` flood the edge.
+fn rate(
+    opts: &Opts,
+    kind: Kind,
     src: &str,
     setup: impl FnOnce(&Link) -> Box<dyn std::any::Any>,
     count: impl Fn(&Link) -> u64,
 ) -> f64 {
-    let link = Link::new("vb");
-    let guard = setup(&link);
-    let mut frame = Frame::v4(src, "198.18.0.1").payload(18).build();
-    frame[..6].copy_from_slice(&edge_mac(&link));
-    let gen_if = ifindex(&link);
-    // Warm up (neighbour tables, caches), then measure.
-    generate(&link, gen_if, &frame, 1);
-    let before = count(&link);
-    let start = Instant::now();
-    generate(&link, gen_if, &frame, opts.veth_secs);
-    let rate = (count(&link) - before) as f64 / start.elapsed().as_secs_f64() / 1e6;
-    drop(guard);
-    rate
+    let frame = Frame::v4(src, "198.18.0.1").payload(18);
+    let (before, after, secs) = measure(opts, kind, &frame, false, setup, count);
+    (after - before) as f64 / secs / 1e6
 }
 
-pub fn run(opts: &Opts) {
+/// The trivial program on the edge.
+pub fn trivial(link: &Link) -> Box<dyn std::any::Any> {
+    let mut ebpf = bench_programs();
+    let iface = link.edge_if.clone();
+    link.edge
+        .with(|| xdp(&mut ebpf, "drop_all").attach(&iface, XdpMode::Driver))
+        .unwrap();
+    Box::new(ebpf)
+}
+
+/// rampart with every check (see `full_settings`), `block` as its
+/// blocklist and, if given, these packet and SYN limits.
+pub fn rampart(
+    block: Vec<Cidr>,
+    pps: Option<RateLimit>,
+    syn: Option<RateLimit>,
+) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
+    move |link: &Link| -> Box<dyn std::any::Any> {
+        let pins = PinDir::new("vb");
+        let mut s = full_settings(&pins, block);
+        if pps.is_some() {
+            s.pps = pps;
+        }
+        if syn.is_some() {
+            s.syn = syn;
+        }
+        let mut f = load(&s);
+        let iface = link.edge_if.clone();
+        link.edge
+            .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
+            .unwrap();
+        Box::new((f, pins))
+    }
+}
+
+/// An nftables netdev-ingress table on the edge: `decls` (sets) and the
+/// chain's `rule`. GRO goes on so the veth takes frames redirected to it
+/// without an XDP program of its own.
+pub fn nftables(decls: String, rule: String) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
+    move |link: &Link| -> Box<dyn std::any::Any> {
+        let dev = &link.edge_if;
+        link.edge
+            .command("ethtool")
+            .args(["-K", dev, "gro", "on"])
+            .output()
+            .unwrap();
+        let rules = format!(
+            "table netdev bench {{\n{decls}\n chain ingress {{\n  type filter hook ingress device \"{dev}\" priority 0;\n  {rule}\n }}\n}}\n"
+        );
+        let out = link
+            .edge
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(rules.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nft rules: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Box::new(())
+    }
+}
+
+/// xdp-filter on the edge, dropping the one source `addr`.
+pub fn xdp_filter(addr: String) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
+    move |link: &Link| -> Box<dyn std::any::Any> {
+        let dev = link.edge_if.clone();
+        let ok = link
+            .edge
+            .command("xdp-filter")
+            .args(["load", "-m", "native", &dev])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "xdp-filter load: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let ok = link
+            .edge
+            .command("xdp-filter")
+            .args(["ip", "-m", "src", &addr])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "xdp-filter ip: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        struct Unload(String, String);
+        impl Drop for Unload {
+            fn drop(&mut self) {
+                let _ = Command::new("nsenter")
+                    .arg(format!("--net=/run/netns/{}", self.0))
+                    .args(["--", "xdp-filter", "unload", &self.1])
+                    .output();
+            }
+        }
+        Box::new(Unload(link.edge.name().to_string(), dev))
+    }
+}
+
+pub fn run(opts: &Opts, kind: Kind) {
     eprintln!("drop rate on veth ({} s per path)", opts.veth_secs);
     let mut rows = Vec::new();
-    let floor = measure(
-        opts,
-        "198.18.9.9",
-        |link| {
-            let mut ebpf = bench_programs();
-            let iface = link.edge_if.clone();
-            link.edge
-                .with(|| xdp(&mut ebpf, "drop_all").attach(&iface, XdpMode::Driver))
-                .unwrap();
-            Box::new(ebpf)
-        },
-        xdp_drops,
-    );
+    let floor = rate(opts, kind, "198.18.9.9", trivial, xdp_drops);
     rows.push(Row {
         path: "trivial XDP_DROP (floor)".into(),
         value: floor,
@@ -154,95 +239,32 @@ pub fn run(opts: &Opts) {
 
     let big = feed(95_000, 5_000);
     let big_host = big.iter().find(|c| c.is_host()).unwrap().addr().to_string();
-    let rampart = |block: Vec<Cidr>, pps: bool| {
-        move |link: &Link| -> Box<dyn std::any::Any> {
-            let pins = PinDir::new("vb");
-            let mut s = full_settings(&pins, block);
-            if pps {
-                s.pps = limit(1000, 1000);
-            }
-            let mut f = load(&s);
-            let iface = link.edge_if.clone();
-            link.edge
-                .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
-                .unwrap();
-            Box::new((f, pins))
-        }
-    };
-    let blocked = measure(opts, &big_host, rampart(big.clone(), false), xdp_drops);
-    let nft = measure(
+    let blocked = rate(
         opts,
+        kind,
         &big_host,
-        |link| {
-            let dev = &link.edge_if;
-            link.edge
-                .command("ethtool")
-                .args(["-K", dev, "gro", "on"])
-                .output()
-                .unwrap();
-            let rules = format!(
-                "table netdev bench {{\n chain ingress {{\n  type filter hook ingress device \"{dev}\" priority 0;\n  ip saddr {big_host} counter drop\n }}\n}}\n"
-            );
-            let out = link
-                .edge
-                .command("nft")
-                .args(["-f", "-"])
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut c| {
-                    use std::io::Write;
-                    c.stdin.take().unwrap().write_all(rules.as_bytes())?;
-                    c.wait_with_output()
-                });
-            assert!(out.unwrap().status.success(), "nft rules");
-            Box::new(())
-        },
-        nft_counter,
-    );
-    let xdp_filter = measure(
-        opts,
-        &big_host,
-        |link| {
-            let dev = link.edge_if.clone();
-            let ok = link
-                .edge
-                .command("xdp-filter")
-                .args(["load", "-m", "native", &dev])
-                .output()
-                .unwrap();
-            assert!(
-                ok.status.success(),
-                "xdp-filter load: {}",
-                String::from_utf8_lossy(&ok.stderr)
-            );
-            let ok = link
-                .edge
-                .command("xdp-filter")
-                .args(["ip", "-m", "src", &big_host])
-                .output()
-                .unwrap();
-            assert!(
-                ok.status.success(),
-                "xdp-filter ip: {}",
-                String::from_utf8_lossy(&ok.stderr)
-            );
-            struct Unload(String, String);
-            impl Drop for Unload {
-                fn drop(&mut self) {
-                    let _ = Command::new("nsenter")
-                        .arg(format!("--net=/run/netns/{}", self.0))
-                        .args(["--", "xdp-filter", "unload", &self.1])
-                        .output();
-                }
-            }
-            Box::new(Unload(link.edge.name().to_string(), dev))
-        },
+        rampart(big.clone(), None, None),
         xdp_drops,
     );
-    let limited = measure(
+    let nft = rate(
         opts,
+        kind,
+        &big_host,
+        nftables(String::new(), format!("ip saddr {big_host} counter drop")),
+        nft_counter,
+    );
+    let xdp_filter = rate(
+        opts,
+        kind,
+        &big_host,
+        xdp_filter(big_host.clone()),
+        xdp_drops,
+    );
+    let limited = rate(
+        opts,
+        kind,
         "198.18.9.9",
-        rampart(vec!["192.0.2.7".parse().unwrap()], true),
+        rampart(vec!["192.0.2.7".parse().unwrap()], limit(1000, 1000), None),
         xdp_drops,
     );
     let mut add = |path: &str, mpps: f64, min: Option<(f64, &'static str)>| {
@@ -267,7 +289,7 @@ pub fn run(opts: &Opts) {
     add("xdp-filter, same source (exact address)", xdp_filter, None);
     add("nftables netdev ingress drop, same source", nft, None);
     table(
-        "### Drop rate on veth (Mpps, XDP_TX live-frames generator)",
+        &format!("### Drop rate on veth (Mpps, {})", kind.describe()),
         "Mpps",
         &rows,
     );
