@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 11] = [
+const TEST_TOOLS: [(&str, &str); 12] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -80,6 +80,8 @@ const TEST_TOOLS: [(&str, &str); 11] = [
     ("testssl", "testssl.sh"),
     // Idle keep-alive memory is compared with nginx's in the same run.
     ("nginx", "nginx-light"),
+    // The `combined` access log is read back by a real log analyser.
+    ("goaccess", "goaccess"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
