@@ -83,7 +83,10 @@ impl Setup {
     }
 }
 
-/// A state file with `bans` bans (198.18.x.y) and `ranges` /24 block ranges (10.x.y.0/24).
+/// A state file with `bans` bans (198.18.x.y) and `ranges` /24 block ranges
+/// (10.x.y.0/24). The bans are the operator's (`cli`): escalation's own
+/// would be held to `[filter.maps] autobans` (half the table by default),
+/// which is not what these tests are about.
 fn state_text(bans: u32, ranges: u32) -> String {
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -94,7 +97,7 @@ fn state_text(bans: u32, ranges: u32) -> String {
     for i in 0..bans {
         let ip = std::net::Ipv4Addr::from(0xc612_0000 + 0x0100 + i);
         entries.push(format!(
-            r#"{{"list":"block","cidr":"{ip}","origin":"auto-ban","reason":"r","expires_at":{until}}}"#
+            r#"{{"list":"block","cidr":"{ip}","origin":"cli","reason":"r","expires_at":{until}}}"#
         ));
     }
     for i in 0..ranges {
@@ -137,7 +140,7 @@ fn a_state_file_that_no_longer_fits_or_is_empty_still_starts_the_daemon() {
     let mode = std::fs::metadata(s.state()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the state file is root's only");
     let text = std::fs::read_to_string(s.state()).unwrap();
-    assert_eq!(text.matches("\"auto-ban\"").count(), 10, "{text}");
+    assert_eq!(text.matches("\"198.18.").count(), 10, "{text}");
     let log = stop(&mut daemon);
     assert!(
         log.contains("6 of 10 state file entries could not be restored"),
