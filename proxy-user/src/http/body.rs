@@ -71,6 +71,19 @@ pub async fn read(
             )
         })?;
     }
+    if !hyper::body::Body::is_end_stream(&body) {
+        // The first buffer: a declared length whole, at once; else at
+        // least the allocator's mmap threshold. Either way a large body
+        // never passes through heap-sized buffers on its way up: freed,
+        // those would stay resident as heap (glibc keeps freed heap), and
+        // many bodies growing at once would leave memory resident that
+        // the budget no longer counts.
+        let first = match hyper::body::Body::size_hint(&body).exact() {
+            Some(_) => most,
+            None => super::budget::MMAP_THRESHOLD.min(most),
+        };
+        grow(&mut buf, &mut held, first, limits, memory)?;
+    }
     while !hyper::body::Body::is_end_stream(&body) {
         let want = (buf.len() as u64 + AHEAD).min(most);
         grow(&mut buf, &mut held, want, limits, memory)?;

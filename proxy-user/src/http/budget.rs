@@ -146,12 +146,15 @@ impl Drop for Held {
 /// get 503 and are replaced) the resident memory then grew past the budget
 /// (RSS +150 to +177 MiB for a 128 MiB budget); fixing the threshold keeps
 /// it within.
+/// Allocations this large and larger are mmapped (and unmapped when freed).
+pub const MMAP_THRESHOLD: u64 = 128 << 10;
+
 pub fn give_freed_bodies_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called at
     // start-up, and glibc serialises it against allocations.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
     }
 }
 
