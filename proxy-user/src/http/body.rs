@@ -52,8 +52,9 @@ pub async fn read(
     memory: Memory<'_>,
 ) -> Result<(Bytes, Held), ProxyError> {
     // A Vec grown by hand (doubling, capped at the limit), so that the
-    // memory counted is the memory allocated.
+    // memory counted is the memory resident (see `grow`).
     let mut buf: Vec<u8> = Vec::new();
+    let mut charged = 0u64;
     let mut held = Held::default();
     // What the body can still grow to: its declared length, if any, within the limit.
     let most = hyper::body::Body::size_hint(&body)
@@ -71,22 +72,9 @@ pub async fn read(
             )
         })?;
     }
-    if !hyper::body::Body::is_end_stream(&body) {
-        // The first buffer: a declared length whole, at once; else at
-        // least the allocator's mmap threshold. Either way a large body
-        // never passes through heap-sized buffers on its way up: freed,
-        // those would stay resident as heap (glibc keeps freed heap), and
-        // many bodies growing at once would leave memory resident that
-        // the budget no longer counts.
-        let first = match hyper::body::Body::size_hint(&body).exact() {
-            Some(_) => most,
-            None => super::budget::MMAP_THRESHOLD.min(most),
-        };
-        grow(&mut buf, &mut held, first, limits, memory)?;
-    }
     while !hyper::body::Body::is_end_stream(&body) {
         let want = (buf.len() as u64 + AHEAD).min(most);
-        grow(&mut buf, &mut held, want, limits, memory)?;
+        grow(&mut buf, &mut charged, &mut held, want, most, memory)?;
         let frame = match tokio::time::timeout(limits.timeout, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -117,40 +105,64 @@ pub async fn read(
                 ));
             }
             // A read larger than the room kept (HTTP/1 reads can be).
-            grow(&mut buf, &mut held, need, limits, memory)?;
+            grow(&mut buf, &mut charged, &mut held, need, most, memory)?;
             buf.extend_from_slice(&data);
         }
     }
     Ok((Bytes::from(buf), held))
 }
 
-/// Makes `buf`'s capacity at least `want` (doubling, within the limit),
-/// the memory taken from the process's budget first.
+/// Makes room in `buf` for `want` bytes, the memory taken from the
+/// process's budget first (`charged` is what this body has taken; `most`
+/// is what it can grow to).
+///
+/// A body that may reach the allocator's mmap threshold is given a
+/// buffer at least that large from the start, so it is mmapped and
+/// unmapped when freed: it never passes through heap-sized buffers,
+/// which glibc keeps resident once freed (many bodies growing at once
+/// then left memory resident that no budget counted: +348 MiB for a
+/// 256 MiB budget in the HTTP/2 body attack of tests/reliability). An
+/// mmapped buffer's pages become resident only as they are written, so
+/// such a body is charged for what it holds and the room ahead
+/// (doubling), not for its capacity: a declared length is never taken
+/// before its bytes have come. A smaller body is charged its capacity
+/// (doubling from 16 KiB).
 fn grow(
     buf: &mut Vec<u8>,
+    charged: &mut u64,
     held: &mut Held,
     want: u64,
-    limits: Limits,
+    most: u64,
     memory: Memory<'_>,
 ) -> Result<(), ProxyError> {
-    let cap = buf.capacity() as u64;
-    if want <= cap {
+    if want <= *charged {
         return Ok(());
     }
-    let new_cap = (cap * 2).min(limits.max).max(want);
-    match held.grow(new_cap - cap, memory.process) {
-        Ok(()) => {
-            buf.reserve_exact(new_cap as usize - buf.len());
-            Ok(())
-        }
-        Err(_) => Err(ProxyError::downstream(
+    let charge = (*charged * 2).min(most).max(want);
+    if held.grow(charge - *charged, memory.process).is_err() {
+        return Err(ProxyError::downstream(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "request body memory (body_memory = {}) spent",
                 memory.process.limit()
             ),
-        )),
+        ));
     }
+    *charged = charge;
+    let cap = buf.capacity() as u64;
+    if charge > cap {
+        let mapped = most >= super::budget::MMAP_THRESHOLD;
+        let new_cap = if mapped {
+            (cap * 2)
+                .max(super::budget::MMAP_THRESHOLD)
+                .max(charge)
+                .min(most)
+        } else {
+            charge
+        };
+        buf.reserve_exact(new_cap as usize - buf.len());
+    }
+    Ok(())
 }
 
 /// Reads and discards what is left of a refused body, within bounds.

@@ -655,8 +655,8 @@ async fn serve_http<S>(
     let max_header_list = settings.max_header_size as u32;
     // The connection's share of request body memory (its HTTP/2 streams
     // together; an HTTP/1 connection has one body at a time).
-    let conn_budget =
-        http2.then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
+    let conn_budget = (alpn_h2 || (http2 && !conn.https))
+        .then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
     let (snapshot, conn) = (snapshot.clone(), *conn);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
@@ -670,7 +670,9 @@ async fn serve_http<S>(
             req.extensions_mut()
                 .insert(http::RefusedHead { status, why });
         }
-        if let Some(b) = &conn_budget {
+        if let Some(b) = &conn_budget
+            && req.version() == hyper::Version::HTTP_2
+        {
             req.extensions_mut().insert(b.clone());
         }
         let http1 = req.version() < hyper::Version::HTTP_2;
