@@ -19,6 +19,10 @@ pub trait Enforcer {
     fn entries(&self, list: List) -> Result<Vec<(Cidr, u32)>, FilterError>;
     fn ban(&mut self, addr: IpAddr, ttl: Option<Duration>, origin: u32) -> Result<(), FilterError>;
     fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError>;
+    /// Lifts the bans stored under exactly these keys (as `bans` lists
+    /// them; not masked again with today's `ipv6_prefix`), all at once:
+    /// the sweep and auto-ban evictions, which may lift thousands together.
+    fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError>;
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError>;
     /// Whether the source `addr` belongs to is banned now (one lookup).
     fn banned(&self, addr: IpAddr) -> Result<bool, FilterError>;
@@ -43,6 +47,9 @@ impl Enforcer for FilterMaps {
     }
     fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
         FilterMaps::unban(self, addr)
+    }
+    fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
+        FilterMaps::lift_bans(self, keys)
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         FilterMaps::bans(self)
@@ -75,6 +82,9 @@ impl Enforcer for Arc<Gate> {
     }
     fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
         Ok(Gate::unban(self, addr))
+    }
+    fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
+        Ok(Gate::lift_bans(self, keys))
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         Ok(Gate::bans(self))

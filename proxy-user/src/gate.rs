@@ -302,6 +302,14 @@ impl Gate {
         lists.bans.remove(&key).is_some()
     }
 
+    /// Lifts the bans stored under exactly `keys` (not masked again).
+    pub fn lift_bans(&self, keys: &[IpAddr]) -> usize {
+        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter(|k| lists.bans.remove(k).is_some())
+            .count()
+    }
+
     /// Whether the source `addr` belongs to is banned now.
     pub fn banned(&self, addr: IpAddr) -> bool {
         let key = self.key(addr);

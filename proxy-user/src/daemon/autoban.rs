@@ -72,7 +72,7 @@ impl Daemon {
             self.autobans.remove(old);
             self.bans.lifted(old);
             // It may be gone already (expired and swept by the program).
-            let _ = self.enforcer().unban(old);
+            let _ = self.enforcer().lift_bans(&[old]);
             self.runtime.remove(ListName::Block, Cidr::host(old));
             AutoBanMetrics::add(&self.autobans.metrics().evicted, 1);
             debug!("auto-ban of {old} evicted to make room for {shown}");
@@ -137,7 +137,7 @@ impl Daemon {
             };
             self.autobans.remove(old);
             self.bans.lifted(old);
-            let _ = self.enforcer().unban(old);
+            let _ = self.enforcer().lift_bans(&[old]);
             self.runtime.remove(ListName::Block, Cidr::host(old));
             lifted += 1;
         }

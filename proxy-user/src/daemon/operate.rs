@@ -365,10 +365,11 @@ impl Daemon {
     /// 65,536 bans a sweep with nothing due costs the same as with none.
     pub fn sweep(&mut self) -> Result<()> {
         let due = self.bans.take_due(Instant::now());
-        let mut swept = 0;
-        for addr in &due {
-            swept += usize::from(self.enforcer().unban(*addr)?);
-        }
+        let swept = if due.is_empty() {
+            0
+        } else {
+            self.enforcer().lift_bans(&due)?
+        };
         if swept > 0 {
             info!("{swept} expired ban(s) removed");
         }

@@ -92,6 +92,24 @@ impl FilterMaps {
         Ok(removed)
     }
 
+    /// Lifts the bans stored under exactly `keys`, then rewrites the
+    /// presence flags once (that rewrite scans every map: about a
+    /// millisecond, not to be paid per ban).
+    pub fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
+        let mut lifted = 0;
+        for key in keys {
+            let removed = match key {
+                IpAddr::V4(ip) => self.bans_v4.remove(&v4(*ip)).is_ok(),
+                IpAddr::V6(ip) => self.bans_v6.remove(&v6(*ip)).is_ok(),
+            };
+            lifted += usize::from(removed);
+        }
+        if lifted > 0 {
+            self.refresh_flags()?;
+        }
+        Ok(lifted)
+    }
+
     /// Whether the source `addr` belongs to is banned now: one lookup.
     pub fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
         let (found, name) = match self.ban_key(addr)? {
