@@ -191,9 +191,9 @@ impl Scanner {
     /// Judges one complete head and sets up following its body.
     fn judge(&mut self, head: &[u8], fed: &mut Fed) {
         fed.head_finished = true;
-        if let Some(refused) = self.limits.check(head) {
+        if let Some(super::head_limits::TooLarge { status, why }) = self.limits.check(head) {
             // Answered and closed, as an ambiguous head.
-            fed.verdicts.push(refused);
+            fed.verdicts.push(Verdict::TooLarge { status, why });
             return self.stop(fed);
         }
         let mut on_stack = [httparse::EMPTY_HEADER; MAX_HEADERS];

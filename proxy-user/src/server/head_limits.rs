@@ -5,7 +5,13 @@
 //! `serve_http` to a head cut off at `max_header_size` inside its request
 //! line.
 
-use super::framing::Verdict;
+/// A head refused for its size: the status (414 for the request line,
+/// 431 for headers) and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge {
+    pub status: u16,
+    pub why: &'static str,
+}
 
 /// Limits on the lines of a head, checked once it is whole (a head larger
 /// than hyper's buffer gets hyper's own 431).
@@ -64,12 +70,12 @@ impl HeadLimits {
 
     /// The first limit `head` breaks, if any. Empty lines before the
     /// request line have been skipped; the head ends with its empty line.
-    pub(super) fn check(&self, head: &[u8]) -> Option<Verdict> {
+    pub(super) fn check(&self, head: &[u8]) -> Option<TooLarge> {
         let mut lines = head
             .split(|b| *b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         if lines.next().is_some_and(|l| l.len() > self.line) {
-            return Some(Verdict::TooLarge {
+            return Some(TooLarge {
                 status: 414,
                 why: "request line too long",
             });
@@ -77,14 +83,14 @@ impl HeadLimits {
         let mut count = 0;
         for line in lines.take_while(|l| !l.is_empty()) {
             if line.len() > self.line {
-                return Some(Verdict::TooLarge {
+                return Some(TooLarge {
                     status: 431,
                     why: "header line too long",
                 });
             }
             count += 1;
             if count > self.headers {
-                return Some(Verdict::TooLarge {
+                return Some(TooLarge {
                     status: 431,
                     why: "too many header lines",
                 });
