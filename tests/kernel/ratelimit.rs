@@ -129,7 +129,16 @@ fn run_all(cases: &[(&str, u64, u64, usize, Duration)]) {
     let mut report = Vec::new();
     let mut failed = false;
     for &(kind, rate, burst, cpus, time) in cases {
-        match check(kind, rate, burst, cpus, time) {
+        // One second of another process's scheduling can take a tenth
+        // of a run's packets (seen once in a quiet CI-like run at 100k/s
+        // on 2 CPUs: -15%, then -0.03% and -0.04%): a case outside the
+        // bound is measured once more, and a limiter that is wrong fails
+        // both times.
+        let outcome = check(kind, rate, burst, cpus, time).or_else(|first| {
+            check(kind, rate, burst, cpus, time)
+                .map_err(|again| format!("{first}\n     again: {again}"))
+        });
+        match outcome {
             Ok(line) => report.push(format!("ok   {line}")),
             Err(line) => {
                 failed = true;
