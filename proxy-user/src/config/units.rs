@@ -167,7 +167,8 @@ impl std::fmt::Display for Rate {
         if self.per_1000s.is_multiple_of(1000) {
             write!(f, "{}r/s", self.per_1000s / 1000)
         } else {
-            write!(f, "{}r/m", self.per_1000s * 60 / 1000)
+            // Rounded: `1r/m` is stored as 16 thousandths a second.
+            write!(f, "{}r/m", (self.per_1000s * 60 + 500) / 1000)
         }
     }
 }
@@ -274,6 +275,11 @@ mod tests {
     fn rates() {
         assert_eq!("100r/s".parse(), Ok(Rate { per_1000s: 100_000 }));
         assert_eq!("30r/m".parse(), Ok(Rate { per_1000s: 500 }));
+        // Shown as written, though not every rate a minute is a whole
+        // number of thousandths a second (`limit show` said 0r/m for 1r/m).
+        for text in ["1r/m", "7r/m", "30r/m", "59r/m", "100r/s"] {
+            assert_eq!(text.parse::<Rate>().unwrap().to_string(), text);
+        }
         assert!("0r/s".parse::<Rate>().is_err());
         assert!("100/s".parse::<Rate>().is_err());
         assert_eq!(

@@ -55,14 +55,11 @@ impl AutoBans {
         self.bound = bound as usize;
     }
 
-    pub fn bound(&self) -> usize {
-        self.bound
-    }
-
     pub fn len(&self) -> usize {
         self.expiry.len()
     }
 
+    #[cfg(test)]
     pub fn contains(&self, key: IpAddr) -> bool {
         self.expiry.contains_key(&key)
     }

@@ -73,10 +73,12 @@ impl BanIndex {
         out
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.known.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.known.is_empty()
     }

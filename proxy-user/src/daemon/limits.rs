@@ -108,6 +108,10 @@ impl Daemon {
                     (c.syn_interval_ns, c.syn_tolerance_ns)
                 };
                 write_kernel_limit(&mut f.maps, name, gcra)?;
+            } else if self.filter.is_none() && name == "syn" {
+                // The gate's connection rate, back to the configuration's.
+                let syn = self.config.filter.as_ref().and_then(|f| f.syn);
+                self.gate.set_rate(syn, self.config.ipv6_prefix());
             }
         } else if let Some(l) = self.shared.load().limiters.get(name) {
             l.set(None, None);

@@ -9,7 +9,7 @@
 //! them in place. TLS listeners always re-read their certificate files, so a
 //! certificate renewed in place takes effect on reload, as with nginx.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use log::info;
@@ -46,32 +46,43 @@ pub struct Plan {
     notes: Vec<String>,
 }
 
-type Worker = std::thread::JoinHandle<Result<()>>;
+pub(super) type Worker = std::thread::JoinHandle<Result<()>>;
 
 impl Listeners {
-    /// Starts one thread per worker, each with its own event loop serving
-    /// its own sockets until `stop` turns true.
-    pub fn start(
-        sockets: Vec<Vec<BoundStd>>,
-        shared: &Shared,
-        stop: &tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(Listeners, Vec<Worker>)> {
-        let workers = sockets.len();
-        let entries: Vec<Entry> = sockets
-            .first()
-            .map(|set| {
-                set.iter()
-                    .enumerate()
-                    .map(|(i, b)| Entry {
+    /// The listeners bound in `sockets` (every worker's, in the
+    /// configuration's order), not serving yet.
+    pub fn of(sockets: &[Vec<BoundStd>]) -> Result<Listeners> {
+        let entries = match sockets.first() {
+            None => Vec::new(),
+            Some(set) => set
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    Ok(Entry {
                         id: i as u64,
                         config: b.config.clone(),
-                        addr: b.socket.local_addr().expect("bound"),
+                        addr: b.socket.local_addr()?,
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let next_id = entries.len() as u64;
-        let mut senders = Vec::new();
+                })
+                .collect::<std::io::Result<_>>()?,
+        };
+        Ok(Listeners {
+            workers: Vec::new(),
+            next_id: entries.len() as u64,
+            entries,
+        })
+    }
+
+    /// Starts one thread per worker, each with its own event loop serving
+    /// its own `sockets` until `stop` holds a grace period (or its sender
+    /// is gone).
+    pub fn serve(
+        &mut self,
+        sockets: Vec<Vec<BoundStd>>,
+        shared: &Shared,
+        stop: &tokio::sync::watch::Receiver<Option<Duration>>,
+    ) -> Result<Vec<Worker>> {
+        let workers = sockets.len();
         let mut threads = Vec::new();
         for (n, mut set) in sockets.into_iter().enumerate() {
             for b in &mut set {
@@ -79,7 +90,7 @@ impl Listeners {
                 b.config.max_connections = b.config.max_connections.div_ceil(workers);
             }
             let (tx, rx) = mpsc::unbounded_channel();
-            senders.push(tx);
+            self.workers.push(tx);
             let (shared, mut stop) = (shared.clone(), stop.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("rampart-w{n}"))
@@ -95,7 +106,7 @@ impl Listeners {
                             .map(|(i, b)| b.into_tokio(i as u64))
                             .collect::<std::io::Result<Vec<_>>>()?;
                         let shutdown = async move {
-                            let _ = stop.wait_for(|stopped| *stopped).await;
+                            stop.wait_for(Option::is_some).await.ok().and_then(|g| *g)
                         };
                         server::serve_changing(bound, shared, shutdown, Some(rx)).await;
                         Ok(())
@@ -103,14 +114,12 @@ impl Listeners {
                 })?;
             threads.push(thread);
         }
-        Ok((
-            Listeners {
-                workers: senders,
-                entries,
-                next_id,
-            },
-            threads,
-        ))
+        Ok(threads)
+    }
+
+    /// Where each listener is bound, in the configuration's order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.entries.iter().map(|e| e.addr).collect()
     }
 
     /// Prepares the listeners of `next`: binds what is new, reads certificates.

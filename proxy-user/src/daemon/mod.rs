@@ -1,309 +1,299 @@
-//! The daemon's lifecycle, in order: the configuration was validated by the
-//! caller; bind the listeners and the control socket; load and attach the
-//! XDP filter (adopting pinned state); restore runtime changes; serve; run
-//! control requests and signals (SIGHUP reloads, SIGINT/SIGTERM stop) until
-//! told to stop; drain in-flight requests within the grace period; keep the
-//! filter enforcing (`on_exit = "keep"`) or detach it.
+//! The daemon as a value. [`Daemon::start`] takes a validated
+//! configuration and its sockets ([`Io`]), and in this order: loads the
+//! XDP filter (adopting pinned state) or turns on the userspace gate;
+//! restores the runtime changes of the state file; attaches the filter;
+//! starts the workers and the admin listener. It returns a [`Handle`] once
+//! everything serves. Its main loop then carries out commands one at a
+//! time (control requests, reloads, escalation's bans, the sweep of
+//! expired bans) until told to stop; then it drains in-flight requests
+//! within the grace period and keeps the filter enforcing (`on_exit =
+//! "keep"`) or detaches it.
+//!
+//! ```text
+//! control socket ─┐
+//! signals ────────┼─> Commands ─> main loop ─> kernel maps | gate, snapshot, state file
+//! tests ──────────┘        escalation reports ─┘
+//! ```
+//!
+//! [`run`] is `rampart run`: the process around one daemon (signals,
+//! systemd, the control socket, binary upgrades), feeding it commands.
 
 mod autoban;
 mod autobans;
 mod bind;
 mod expiry;
+mod handle;
 mod inspect;
+mod io;
 mod kick;
 mod limits;
 mod listeners;
 mod memory;
 mod open_files;
 mod operate;
+mod process;
 mod upgrade;
 mod upstreams;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 pub use bind::{BoundStd, bind_all, bind_std};
-use listeners::Listeners;
+pub use handle::{Commands, Exit, Handle};
+pub use io::{Io, Tier};
 use log::{error, info, warn};
-pub use operate::{Daemon, origin_name};
+pub use operate::origin_name;
+pub use process::{run, unblock_signals};
 use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::mpsc,
+    sync::{mpsc, watch},
+    task::JoinHandle,
 };
 
+use self::handle::Command;
 use crate::{
     admin,
     config::{Config, FilterSettings, OnExit},
-    control,
+    control::protocol::{Reply, Request},
+    escalate::AutoBan,
     filter::{Filter, mode_name},
     gate::Gate,
     http::{Shared, State},
     runtime::StateFile,
-    systemd,
 };
 
 /// How often expired bans are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
-    if config.filter.is_none() && config.listeners.is_empty() {
-        bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
-    }
-    let config = Arc::new(config);
-    open_files::raise(&config);
-    crate::http::budget::give_freed_bodies_back();
-    let runtime = StateFile::open(&config.control.state_file)?;
-    let workers = config.http.workers.max(1);
-    let sockets = bind_workers(&config, workers)?;
-    let upgrading = upgrade::is_upgrade();
-    if upgrading {
-        upgrade::allow_request_migration();
-    }
-    let mut control_socket = control::bind(&config.control.socket, upgrading)?;
-    let admin_socket = config
-        .admin
-        .bind
-        .map(|addr| admin::bind(addr).with_context(|| format!("binding the admin listener {addr}")))
-        .transpose()?;
-    let shared = Shared::new(State::build(config.clone(), None));
-    let gate = shared.load().gate.clone();
-    gate.configure(config.filter.as_ref());
-    // Loaded, not yet attached: its maps get the runtime entries first.
-    let filter = kernel_or_userspace(config.filter.as_ref(), &gate);
-    // Escalation reports come to the main loop, which owns the kernel maps;
-    // later snapshots inherit the connection.
-    let (bans_tx, mut auto_bans) = mpsc::channel(crate::escalate::QUEUE);
-    let autoban_metrics = shared.load().metrics.autobans.clone();
-    shared
-        .load()
-        .escalation
-        .connect(bans_tx, autoban_metrics.clone());
-    let mut daemon = Daemon {
-        source,
-        config: config.clone(),
-        filter,
-        gate,
-        shared: shared.clone(),
-        runtime,
-        listeners: None,
-        bans: Default::default(),
-        autobans: autobans::AutoBans::new(autoban_metrics),
-    };
-    daemon.restore_lists()?;
-    daemon.count_autobans()?;
-    daemon.apply_upstream_runtime();
-    daemon.apply_limits();
-    // Only now, with every ban and list entry in its maps (after a reboot
-    // they come from the state file), does the filter see a packet.
-    daemon.attach_filter()?;
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (listeners, threads) = Listeners::start(sockets, &shared, &stop_rx)?;
-    daemon.listeners = Some(listeners);
-    let metrics = shared.load().metrics.clone();
-    if let Some(f) = &daemon.filter {
-        metrics.set_xdp(
-            f.attached()
-                .iter()
-                .map(|(i, m)| (i.clone(), m.map_or("adopted", mode_name).to_string()))
-                .collect(),
-        );
-    }
-    if let Some(socket) = admin_socket {
-        info!(
-            "admin listener on {} (/metrics, /healthz, /readyz)",
-            socket.local_addr()?
-        );
-        tokio::spawn(admin::serve(
-            socket,
-            admin::Admin::new(
-                shared.clone(),
-                admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some()),
-            ),
-        ));
-    }
-    metrics.set_ready();
-    systemd::notify("READY=1");
-    let (calls_tx, mut calls) = mpsc::channel(16);
-    control_socket.take_over()?;
-    tokio::spawn(control::serve(control_socket, calls_tx));
-    // An upgrade's old daemon now stops accepting and drains.
-    upgrade::signal_ready();
-    info!(
-        "rampart running with {workers} worker(s); control socket {}",
-        config.control.socket.display()
-    );
-
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
-    let mut handed_over = false;
-    let mut watchdog =
-        tokio::time::interval(systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut sweep = tokio::time::interval(SWEEP_EVERY);
-    let mut trim = tokio::time::interval(memory::EVERY);
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                systemd::reloading();
-                let _ = daemon.reload();
-                systemd::notify("READY=1");
-            }
-            _ = usr1.recv() => match &shared.load().access_log {
-                Some(log) => log.reopen(),
-                None => info!("SIGUSR1: no access log file to reopen"),
-            },
-            _ = watchdog.tick() => systemd::notify("WATCHDOG=1"),
-            Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
-                error!("escalation ban: {e:#}");
-            },
-            Some(call) = calls.recv() => {
-                if let control::protocol::Request::Upgrade { binary } = &call.request {
-                    let reply = match upgrade::start_successor(binary, daemon.source.as_deref()).await {
-                        Ok(pid) => {
-                            info!("upgrade: {} (pid {pid}) is serving; draining and exiting", binary.display());
-                            systemd::notify(&format!("MAINPID={pid}"));
-                            handed_over = true;
-                            control::protocol::Reply::ok(serde_json::json!({ "pid": pid }))
-                        }
-                        Err(e) => {
-                            error!("upgrade failed: {e:#}");
-                            control::protocol::Reply::error(format!("{e:#}"))
-                        }
-                    };
-                    let _ = call.reply.send(reply);
-                    if handed_over {
-                        break;
-                    }
-                    continue;
-                }
-                let reply = daemon.handle(call.request);
-                let _ = call.reply.send(reply);
-            }
-            _ = usr2.recv() => match upgrade::own_binary() {
-                Ok(binary) => match upgrade::start_successor(&binary, daemon.source.as_deref()).await {
-                    Ok(pid) => {
-                        info!("SIGUSR2: {} (pid {pid}) is serving; draining and exiting", binary.display());
-                        systemd::notify(&format!("MAINPID={pid}"));
-                        handed_over = true;
-                        break;
-                    }
-                    Err(e) => error!("SIGUSR2 upgrade failed: {e:#}"),
-                },
-                Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
-            },
-            _ = trim.tick() => memory::give_back(),
-            _ = sweep.tick() => {
-                if let Err(e) = daemon.sweep() {
-                    error!("sweeping expired entries: {e:#}");
-                }
-                daemon.autoban_tick();
-            }
-        }
-    }
-
-    systemd::notify("STOPPING=1");
-    // Auto-bans since the last sweep: written before anything else can fail.
-    daemon.flush(true);
-    let grace = daemon.config.http.grace_period;
-    info!("stopping: no new connections; in-flight requests get {grace:?}");
-    let _ = stop_tx.send(true);
-    tokio::task::spawn_blocking(move || {
-        for t in threads {
-            match t.join() {
-                Ok(Err(e)) => error!("worker: {e:#}"),
-                Err(_) => error!("a worker panicked"),
-                Ok(Ok(())) => {}
-            }
-        }
-    })
-    .await?;
-    if handed_over {
-        // The new daemon runs the filter now (it adopted the pinned link).
-        info!("upgrade complete: exiting, the new daemon serves and filters");
-        return Ok(());
-    }
-    if let (Some(f), Some(settings)) = (daemon.filter.take(), daemon.config.filter.as_ref()) {
-        match settings.on_exit {
-            OnExit::Keep => info!(
-                "the XDP filter keeps enforcing (on_exit = \"keep\"); its links and maps stay pinned in {}",
-                f.pin_dir().display()
-            ),
-            OnExit::Detach => {
-                f.detach()?;
-                info!("XDP detached (on_exit = \"detach\"); the pinned maps stay");
-            }
-        }
-    }
-    Ok(())
+/// The daemon's mutable state, owned by its main loop.
+pub struct Daemon {
+    /// The file a reload re-reads; `None` for the built-in configuration.
+    source: Option<PathBuf>,
+    config: Arc<Config>,
+    filter: Option<Filter>,
+    /// Enforces the lists, bans and connection rate in userspace when the
+    /// filter is not running.
+    gate: Arc<Gate>,
+    shared: Shared,
+    runtime: StateFile,
+    /// The workers' listeners, changed by reloads.
+    listeners: listeners::Listeners,
+    /// Every ban in the enforcer and when it expires, for the sweep.
+    bans: expiry::BanIndex,
+    /// Escalation's bans in force, soonest-expiring first, within
+    /// `[filter.maps] autobans`.
+    autobans: autobans::AutoBans,
 }
 
-/// A parent may have left signals blocked, and the mask is inherited: a
-/// blocked SIGTERM would make the daemon unstoppable. Unblock the ones it handles.
-pub fn unblock_signals() {
-    // SAFETY: building a signal set we own and changing this thread's mask;
-    // called before the runtime starts its threads (they inherit it).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
-}
-
-/// Every worker's sockets for every listener (SO_REUSEPORT): the kernel
-/// spreads connections over them and no connection moves between threads.
-/// Bound before anything else happens, so a bind error stops the start.
-fn bind_workers(config: &Config, workers: usize) -> Result<Vec<Vec<BoundStd>>> {
-    let first = bind_std(config, None)?;
-    let addrs: Vec<SocketAddr> = first
-        .iter()
-        .map(|b| b.socket.local_addr())
-        .collect::<std::io::Result<_>>()?;
-    for (b, addr) in first.iter().zip(&addrs) {
-        info!(
-            "listening on {addr}{}",
-            if b.tls.is_some() { " (TLS)" } else { "" }
-        );
-    }
-    let mut sets = vec![first];
-    for _ in 1..workers {
-        sets.push(bind_std(config, Some(&addrs))?);
-    }
-    Ok(sets)
-}
-
-/// The XDP filter, loaded (pinned maps adopted) but not attached, when it
-/// can run; otherwise, said once and clearly, the gate enforces the same
-/// lists, bans and connection rate at accept time.
-fn kernel_or_userspace(settings: Option<&FilterSettings>, gate: &Gate) -> Option<Filter> {
-    let why = match settings {
-        Some(s) if !s.interfaces.is_empty() => match Filter::load(s) {
-            Ok(f) => return Some(f),
-            Err(e) => format!("the XDP filter could not be loaded ({e:#})"),
-        },
-        Some(_) => "[filter] names no interfaces".to_string(),
-        None => "the configuration has no [filter] section".to_string(),
-    };
-    userspace_instead(&why, gate);
-    None
-}
-
-fn userspace_instead(why: &str, gate: &Gate) {
-    warn!(
-        "{why}: the allowlist, blocklist, bans and per-source connection rate are enforced in \
-         userspace at accept time instead (no packet rate limit)"
-    );
-    gate.activate();
+/// What the main loop stops at the end.
+struct Serving {
+    /// Tells the workers to stop, with the grace period they get.
+    stop: watch::Sender<Option<Duration>>,
+    workers: Vec<listeners::Worker>,
+    admin: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
+    /// Starts a daemon serving `config` with `io`; returns once every
+    /// listener serves. Must be called inside a Tokio runtime, which runs
+    /// the main loop (the workers have their own threads).
+    pub fn start(config: Config, io: Io) -> Result<Handle> {
+        if config.filter.is_none() && config.listeners.is_empty() {
+            bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
+        }
+        let config = Arc::new(config);
+        let runtime = StateFile::open(&config.control.state_file)?;
+        let shared = Shared::new(State::build(config.clone(), None));
+        let gate = shared.load().gate.clone();
+        gate.configure(config.filter.as_ref());
+        // Loaded, not yet attached: its maps get the runtime entries first.
+        let filter = match io.tier {
+            Tier::Kernel => kernel_or_userspace(config.filter.as_ref(), &gate),
+            Tier::Userspace => {
+                userspace_instead("the daemon was started with the userspace tier", &gate);
+                None
+            }
+        };
+        // Escalation reports come to the main loop, which owns the kernel
+        // maps; later snapshots inherit the connection.
+        let (bans_tx, auto_bans) = mpsc::channel(crate::escalate::QUEUE);
+        let metrics = shared.load().metrics.clone();
+        shared
+            .load()
+            .escalation
+            .connect(bans_tx, metrics.autobans.clone());
+        let sockets = io.listeners;
+        let listeners = listeners::Listeners::of(&sockets)?;
+        let mut daemon = Daemon {
+            source: io.config_file,
+            config: config.clone(),
+            filter,
+            gate,
+            shared: shared.clone(),
+            runtime,
+            listeners,
+            bans: Default::default(),
+            autobans: autobans::AutoBans::new(metrics.autobans.clone()),
+        };
+        daemon.restore_lists()?;
+        daemon.count_autobans()?;
+        daemon.apply_upstream_runtime();
+        daemon.apply_limits();
+        // Only now, with every ban and list entry in its maps (after a
+        // reboot they come from the state file), does the filter see a packet.
+        daemon.attach_filter()?;
+        let (stop, stopped) = watch::channel(None);
+        let workers = daemon.listeners.serve(sockets, &shared, &stopped)?;
+        if let Some(f) = &daemon.filter {
+            metrics.set_xdp(
+                f.attached()
+                    .iter()
+                    .map(|(i, m)| (i.clone(), m.map_or("adopted", mode_name).to_string()))
+                    .collect(),
+            );
+        }
+        let mut admin_addr = None;
+        let admin = match io.admin {
+            None => None,
+            Some(socket) => {
+                let addr = socket.local_addr()?;
+                info!("admin listener on {addr} (/metrics, /healthz, /readyz)");
+                admin_addr = Some(addr);
+                let kernel = admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some());
+                Some(tokio::spawn(admin::serve(
+                    socket,
+                    admin::Admin::new(shared.clone(), kernel),
+                )))
+            }
+        };
+        metrics.set_ready();
+        let addrs = daemon.listeners.addrs();
+        let (tx, commands) = mpsc::channel(16);
+        let serving = Serving {
+            stop,
+            workers,
+            admin,
+        };
+        let task = tokio::spawn(daemon.serve(commands, auto_bans, serving));
+        Ok(Handle {
+            commands: Commands(tx),
+            listeners: addrs,
+            admin: admin_addr,
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// The main loop: one command, ban or sweep at a time, so the kernel
+    /// maps, the gate and the state file have one writer.
+    async fn serve(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut auto_bans: mpsc::Receiver<AutoBan>,
+        serving: Serving,
+    ) -> Result<Exit> {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let (exit, grace) = loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    // Every handle is gone: nobody can stop it otherwise.
+                    None => break (Exit::Stopped, None),
+                    Some(Command::Shutdown(grace)) => break (Exit::Stopped, grace),
+                    Some(Command::Request(Request::Upgrade { binary }, reply)) => {
+                        let (answer, handed_over) = self.upgrade(&binary).await;
+                        let _ = reply.send(answer);
+                        if handed_over {
+                            break (Exit::HandedOver, None);
+                        }
+                    }
+                    Some(Command::Request(request, reply)) => {
+                        let _ = reply.send(self.handle(request));
+                    }
+                    Some(Command::Reload(config, reply)) => {
+                        let _ = reply.send(self.reload(*config));
+                    }
+                    Some(Command::ReopenLog) => match &self.shared.load().access_log {
+                        Some(log) => log.reopen(),
+                        None => info!("no access log file to reopen"),
+                    },
+                    Some(Command::Ping(reply)) => {
+                        let _ = reply.send(());
+                    }
+                },
+                Some(ban) = auto_bans.recv() => if let Err(e) = self.auto_ban(ban) {
+                    error!("escalation ban: {e:#}");
+                },
+                _ = sweep.tick() => {
+                    if let Err(e) = self.sweep() {
+                        error!("sweeping expired entries: {e:#}");
+                    }
+                    self.autoban_tick();
+                }
+            }
+        };
+        self.stop(exit, grace, serving).await?;
+        Ok(exit)
+    }
+
+    /// Starts `binary` with this configuration and waits until it serves;
+    /// the reply, and whether it did (this daemon then stops).
+    async fn upgrade(&self, binary: &std::path::Path) -> (Reply, bool) {
+        match upgrade::start_successor(binary, self.source.as_deref()).await {
+            Ok(pid) => {
+                info!(
+                    "upgrade: {} (pid {pid}) is serving; draining and exiting",
+                    binary.display()
+                );
+                (Reply::ok(serde_json::json!({ "pid": pid })), true)
+            }
+            Err(e) => {
+                error!("upgrade failed: {e:#}");
+                (Reply::error(format!("{e:#}")), false)
+            }
+        }
+    }
+
+    /// Stops accepting, drains within the grace period, and leaves the
+    /// filter as `on_exit` says (or to the daemon it was handed over to).
+    async fn stop(mut self, exit: Exit, grace: Option<Duration>, serving: Serving) -> Result<()> {
+        // Auto-bans since the last sweep: written before anything else can fail.
+        self.flush(true);
+        let grace = grace.unwrap_or(self.config.http.grace_period);
+        info!("stopping: no new connections; in-flight requests get {grace:?}");
+        let _ = serving.stop.send(Some(grace));
+        let workers = serving.workers;
+        tokio::task::spawn_blocking(move || {
+            for t in workers {
+                match t.join() {
+                    Ok(Err(e)) => error!("worker: {e:#}"),
+                    Err(_) => error!("a worker panicked"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        })
+        .await?;
+        if let Some(admin) = serving.admin {
+            admin.abort();
+        }
+        if exit == Exit::HandedOver {
+            // The new daemon runs the filter now (it adopted the pinned link).
+            info!("upgrade complete: exiting, the new daemon serves and filters");
+            return Ok(());
+        }
+        if let (Some(f), Some(settings)) = (self.filter.take(), self.config.filter.as_ref()) {
+            match settings.on_exit {
+                OnExit::Keep => info!(
+                    "the XDP filter keeps enforcing (on_exit = \"keep\"); its links and maps stay pinned in {}",
+                    f.pin_dir().display()
+                ),
+                OnExit::Detach => {
+                    f.detach()?;
+                    info!("XDP detached (on_exit = \"detach\"); the pinned maps stay");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Attaches the loaded filter to its interfaces. If that fails, the
     /// gate takes over, with the runtime entries restored into it.
     fn attach_filter(&mut self) -> Result<()> {
@@ -335,5 +325,55 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+}
+
+/// The XDP filter, loaded (pinned maps adopted) but not attached, when it
+/// can run; otherwise, said once and clearly, the gate enforces the same
+/// lists, bans and connection rate at accept time.
+fn kernel_or_userspace(settings: Option<&FilterSettings>, gate: &Gate) -> Option<Filter> {
+    let why = match settings {
+        Some(s) if !s.interfaces.is_empty() => match Filter::load(s) {
+            Ok(f) => return Some(f),
+            Err(e) => format!("the XDP filter could not be loaded ({e:#})"),
+        },
+        Some(_) => "[filter] names no interfaces".to_string(),
+        None => "the configuration has no [filter] section".to_string(),
+    };
+    userspace_instead(&why, gate);
+    None
+}
+
+fn userspace_instead(why: &str, gate: &Gate) {
+    warn!(
+        "{why}: the allowlist, blocklist, bans and per-source connection rate are enforced in \
+         userspace at accept time instead (no packet rate limit)"
+    );
+    gate.activate();
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// A oneshot's sender dropped unanswered is how a command learns the
+    /// daemon stopped: the reply says so rather than hanging.
+    #[tokio::test]
+    async fn a_command_to_a_stopped_daemon_is_answered() {
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let commands = Commands(tx);
+        let reply = commands.command(Request::Stats).await;
+        assert_eq!(reply.error.as_deref(), Some("the daemon is stopping"));
+        let (tx, mut rx) = mpsc::channel(1);
+        let commands = Commands(tx);
+        let asked = tokio::spawn(async move { commands.command(Request::Stats).await });
+        match rx.recv().await {
+            Some(Command::Request(_, reply)) => drop::<oneshot::Sender<Reply>>(reply),
+            _ => panic!("expected the request"),
+        }
+        assert!(!asked.await.unwrap().ok);
     }
 }

@@ -6,7 +6,6 @@
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,39 +15,18 @@ use log::{error, info, warn};
 use proxy_common::list::{ORIGIN_CLI, ORIGIN_CONFIG, ORIGIN_ESCALATION};
 use serde_json::json;
 
-use super::expiry::BanIndex;
+use super::Daemon;
 use crate::{
     cidr::Cidr,
     config::Config,
     control::protocol::{ListEntryView, Reply, Request},
     enforcer::Enforcer,
-    filter::{Filter, List},
-    gate::Gate,
-    http::{Shared, State},
+    filter::List,
+    http::State,
     later::unix_later,
-    runtime::{Entry, ListName, StateFile, unix_now},
+    runtime::{Entry, ListName, unix_now},
     source,
 };
-
-/// The daemon's mutable state, owned by its main loop.
-pub struct Daemon {
-    /// The file SIGHUP and `rampart reload` re-read; `None` for the built-in configuration.
-    pub source: Option<PathBuf>,
-    pub config: Arc<Config>,
-    pub filter: Option<Filter>,
-    /// Enforces the lists, bans and connection rate in userspace when the
-    /// filter is not running.
-    pub gate: Arc<Gate>,
-    pub shared: Shared,
-    pub runtime: StateFile,
-    /// The workers' listeners, changed by reloads (`None` until serving starts).
-    pub listeners: Option<super::listeners::Listeners>,
-    /// Every ban in the enforcer and when it expires, for the sweep.
-    pub bans: BanIndex,
-    /// Escalation's bans in force, soonest-expiring first, within
-    /// `[filter.maps] autobans`.
-    pub autobans: super::autobans::AutoBans,
-}
 
 pub fn origin_name(origin: u32) -> &'static str {
     match origin {
@@ -73,12 +51,9 @@ impl Daemon {
             return Reply::error(e);
         }
         let result = match request {
-            Request::Reload => {
-                crate::systemd::reloading();
-                let result = self.reload();
-                crate::systemd::notify("READY=1");
-                result.map(|summary| json!({ "applied": summary }))
-            }
+            Request::Reload => self
+                .reload_file()
+                .map(|summary| json!({ "applied": summary })),
             Request::ListAdd {
                 list,
                 cidr,
@@ -100,7 +75,7 @@ impl Daemon {
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
             Request::Stats => self.l7_stats(),
-            // The main loop handles it (it awaits the new daemon).
+            // The main loop carries it out (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
         };
         match result {
@@ -109,9 +84,25 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the configuration and applies it, or keeps the running one.
-    pub fn reload(&mut self) -> Result<String> {
-        let result = self.try_reload();
+    /// Re-reads the configuration file and applies it, or keeps the running one.
+    fn reload_file(&mut self) -> Result<String> {
+        let next = match &self.source {
+            None => Err(anyhow!(
+                "running the built-in configuration; there is no file to re-read"
+            )),
+            Some(path) => Config::load(path).map_err(Into::into),
+        };
+        let result = next.and_then(|next| self.try_reload(next));
+        self.reported(result)
+    }
+
+    /// Applies `next`, or keeps the running configuration.
+    pub(super) fn reload(&mut self, next: Config) -> Result<String> {
+        let result = self.try_reload(next);
+        self.reported(result)
+    }
+
+    fn reported(&self, result: Result<String>) -> Result<String> {
         match &result {
             Ok(summary) => info!("reload: {summary}"),
             Err(e) => error!("reload failed, keeping the running configuration: {e:#}"),
@@ -119,18 +110,12 @@ impl Daemon {
         result.map_err(|e| anyhow!("reload failed, the running configuration stays: {e:#}"))
     }
 
-    fn try_reload(&mut self) -> Result<String> {
-        let Some(path) = &self.source else {
-            bail!("running the built-in configuration; there is no file to re-read")
-        };
-        let next = Arc::new(Config::load(path)?);
+    fn try_reload(&mut self, next: Config) -> Result<String> {
+        let next = Arc::new(next);
         let mut notes: Vec<String> = Vec::new();
         // Everything that can fail first (new sockets, certificates), so a
         // failed reload changes nothing.
-        let plan = match &self.listeners {
-            Some(l) => Some(l.prepare(&next)?),
-            None => None,
-        };
+        let plan = self.listeners.prepare(&next)?;
         if next.control != self.config.control {
             notes.push("[control] changes need a restart".into());
         }
@@ -150,9 +135,7 @@ impl Daemon {
             _ => {}
         }
         self.gate.configure(next.filter.as_ref());
-        if let (Some(l), Some(plan)) = (self.listeners.as_mut(), plan) {
-            notes.extend(l.commit(plan));
-        }
+        notes.extend(self.listeners.commit(plan));
         self.shared
             .store(State::build(next.clone(), Some(&self.shared.load())));
         let before = self.config.clone();

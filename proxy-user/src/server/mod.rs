@@ -121,14 +121,19 @@ pub async fn serve(
     state: Shared,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let shutdown = async move {
+        shutdown.await;
+        None
+    };
     serve_changing(listeners, state, shutdown, None).await
 }
 
-/// As [`serve`], with listeners added, updated and removed by `changes`.
+/// As [`serve`], with listeners added, updated and removed by `changes`;
+/// `shutdown` may name a grace period other than the configuration's.
 pub async fn serve_changing(
     listeners: Vec<Bound>,
     state: Shared,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl std::future::Future<Output = Option<Duration>>,
     mut changes: Option<mpsc::UnboundedReceiver<Change>>,
 ) {
     // Every connection task holds a receiver: at shutdown the sender says
@@ -177,9 +182,9 @@ pub async fn serve_changing(
         start(bound, &mut running);
     }
     tokio::pin!(shutdown);
-    loop {
+    let grace = loop {
         let change = tokio::select! {
-            _ = &mut shutdown => break,
+            grace = &mut shutdown => break grace,
             c = next_change(&mut changes) => c,
         };
         match change {
@@ -200,7 +205,7 @@ pub async fn serve_changing(
                 }
             }
         }
-    }
+    };
     for r in running.values() {
         let _ = r.stop.send(true);
     }
@@ -210,7 +215,7 @@ pub async fn serve_changing(
     drop(draining);
     trimming.abort();
     let snapshot = state.load();
-    let grace = snapshot.config.http.grace_period;
+    let grace = grace.unwrap_or(snapshot.config.http.grace_period);
     let deadline = crate::later::Later::later(tokio::time::Instant::now(), grace);
     // A connection accepted just before the listeners closed may not have
     // sent its request yet, and a graceful shutdown closes a connection

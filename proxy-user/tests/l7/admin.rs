@@ -5,30 +5,25 @@
 use std::{
     collections::HashSet,
     net::SocketAddr,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use proxy_user::{
-    admin::{self, Admin, STATUS_FRESH},
-    config::Config,
-    http::{Shared, State},
-};
+use proxy_user::admin::STATUS_FRESH;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-const CONFIG: &str = "[admin]\nallowed_hosts = [\"rampart.internal\"]\n\n\
+use crate::support::{Proxy, proxy, test_dir};
+
+const CONFIG: &str = "[admin]\nbind = \"127.0.0.1:0\"\nallowed_hosts = [\"rampart.internal\"]\n\n\
                       [[listener]]\nbind = \"127.0.0.1:0\"\n\n[[route]]\nrespond = 200\n";
 
-async fn admin_listener() -> SocketAddr {
-    let config = Arc::new(Config::parse(CONFIG, "rampart.toml".as_ref()).unwrap());
-    let shared = Shared::new(State::build(config, None));
-    let listener = admin::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(admin::serve(listener, Admin::new(shared, None)));
-    addr
+/// The daemon with its admin listener; where that listens.
+async fn admin_listener() -> (Proxy, SocketAddr) {
+    let p = proxy(&test_dir("admin"), CONFIG).await;
+    let addr = p.handle().admin().expect("an admin listener");
+    (p, addr)
 }
 
 /// One HTTP/1.1 request with `host` (none: an HTTP/1.0 request without
@@ -56,7 +51,7 @@ async fn get(addr: SocketAddr, path: &str, host: Option<&str>) -> (u16, String) 
 
 #[tokio::test]
 async fn admin_answers_only_hosts_that_name_it() {
-    let addr = admin_listener().await;
+    let (_p, addr) = admin_listener().await;
     let port = addr.port();
     for path in ["/status.json", "/metrics", "/"] {
         for host in [
@@ -85,7 +80,7 @@ async fn admin_answers_only_hosts_that_name_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_is_built_at_most_once_per_500ms() {
-    let addr = admin_listener().await;
+    let (_p, addr) = admin_listener().await;
     let host = format!("127.0.0.1:{}", addr.port());
     let started = Instant::now();
     let mut bodies = HashSet::new();

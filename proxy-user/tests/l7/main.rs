@@ -1,13 +1,19 @@
-//! In-process tests of the L7 tier: the real server, router, limiter and
-//! proxy, with backends in the same process, all on 127.0.0.1:0.
+//! In-process tests of the daemon and its L7 tier: the real daemon
+//! ([`proxy_user::daemon::Daemon::start`] with the userspace gate, so no
+//! privilege is needed), its control verbs, reloads and escalation, with
+//! backends in the same process, all on 127.0.0.1:0.
 
 mod access_log;
 mod admin;
 mod bodies;
+mod control;
+mod escalation;
 mod http2;
 mod kick;
+mod lifecycle;
 mod paths;
 mod proxying;
+mod reload;
 mod routes;
 mod support;
 mod tls;

@@ -292,22 +292,19 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
 
     // A reload carries the upstream state over: an unchanged group whole,
     // a changed group for the servers it keeps. The dead server stays out.
-    let reload = |text: String| {
-        let path = dir.join("reloaded.toml");
-        std::fs::write(&path, text).unwrap();
-        let cfg = std::sync::Arc::new(proxy_user::config::Config::load(&path).unwrap());
-        let next = proxy_user::http::State::build(cfg, Some(&p.shared.load()));
-        p.shared.store(next);
+    let reload = async |text: String| {
+        let reply = p.reload(&text).await;
+        assert!(reply.ok, "{:?}", reply.error);
     };
     let before = p.shared.load().groups["app"].clone();
-    reload(config(&addrs, "") + "\n[[route]]\npath = \"/extra/\"\nrespond = 204\n");
+    reload(config(&addrs, "") + "\n[[route]]\npath = \"/extra/\"\nrespond = 204\n").await;
     assert!(std::sync::Arc::ptr_eq(
         &before,
         &p.shared.load().groups["app"]
     ));
     let mut more = addrs.clone();
     more.push(bs[0].addr.to_string().replace("127.0.0.1", "127.0.0.2"));
-    reload(config(&more, ""));
+    reload(config(&more, "")).await;
     let after = p.shared.load();
     let group = &after.groups["app"];
     assert!(!std::sync::Arc::ptr_eq(&before, group));

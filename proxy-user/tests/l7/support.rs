@@ -1,4 +1,4 @@
-//! Test support: backends and a proxy in this process, on 127.0.0.1:0.
+//! Test support: backends and the daemon in this process, on 127.0.0.1:0.
 
 use std::{
     convert::Infallible,
@@ -18,9 +18,9 @@ use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use proxy_user::{
     config::Config,
-    daemon,
-    http::{Shared, State},
-    server,
+    control::protocol::{self, Reply},
+    daemon::{Daemon, Handle, Io},
+    http::Shared,
 };
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot};
@@ -144,12 +144,16 @@ async fn answer(
     Ok(r)
 }
 
-/// The proxy, serving a configuration, until dropped.
+/// The whole daemon in this process, serving a configuration, until
+/// dropped: [`Daemon::start`] with the userspace gate (no privilege), its
+/// state file in the test's directory, one worker (so that upstream
+/// keep-alive pools are one per proxy, as the tests count them).
 pub struct Proxy {
     pub addrs: Vec<SocketAddr>,
     pub shared: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    handle: Option<Handle>,
+    /// The configuration file, which `Request::Reload` re-reads.
+    pub path: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -158,18 +162,48 @@ impl Proxy {
         self.addrs[0]
     }
 
+    pub fn handle(&self) -> &Handle {
+        self.handle.as_ref().expect("running")
+    }
+
+    /// A control request, as `rampart` would send it.
+    pub async fn command(&self, request: protocol::Request) -> Reply {
+        self.handle().command(request).await
+    }
+
+    /// A control request that must succeed; its data.
+    pub async fn ok(&self, request: protocol::Request) -> serde_json::Value {
+        let shown = format!("{request:?}");
+        let reply = self.command(request).await;
+        assert!(reply.ok, "{shown}: {:?}", reply.error);
+        reply.data
+    }
+
+    /// Writes a new configuration file and reloads it, as `rampart reload` does.
+    pub async fn reload(&self, config: &str) -> Reply {
+        std::fs::write(&self.path, hermetic(&self.dir, config)).unwrap();
+        self.command(protocol::Request::Reload).await
+    }
+
     /// Stops accepting and waits for in-flight requests (the grace period).
     pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.take().unwrap().await;
+        let handle = self.handle.take().unwrap();
+        handle.shutdown(None).await.unwrap();
+    }
+
+    /// As [`Proxy::shutdown`], with another grace period; how long it took.
+    pub async fn shutdown_within(mut self, grace: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        let handle = self.handle.take().unwrap();
+        handle.shutdown(Some(grace)).await.unwrap();
+        started.elapsed()
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        // Dropping the handle stops the daemon (nobody could otherwise).
+        drop(self.handle.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -186,23 +220,35 @@ pub fn test_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Starts the proxy on `config` (TOML, written to `dir/rampart.toml`).
+/// `config`, kept to the test: the state file in `dir` and no admin
+/// listener on its default port, unless it has its own `[control]` or `[admin]`.
+fn hermetic(dir: &Path, config: &str) -> String {
+    let mut text = config.to_string();
+    if !config.contains("[control]") {
+        text += &format!(
+            "\n[control]\nsocket = \"{d}/control.sock\"\nstate_file = \"{d}/state.json\"\n",
+            d = dir.display()
+        );
+    }
+    if !config.contains("[admin]") {
+        text += "\n[admin]\nbind = \"off\"\n";
+    }
+    text
+}
+
+/// Starts the daemon on `config` (TOML, written to `dir/rampart.toml`).
 pub async fn proxy(dir: &Path, config: &str) -> Proxy {
     let path = dir.join("rampart.toml");
-    std::fs::write(&path, config).unwrap();
-    let cfg = Arc::new(Config::load(&path).unwrap_or_else(|e| panic!("{e}")));
-    let listeners = daemon::bind_all(&cfg).unwrap();
-    let addrs = listeners.iter().map(|l| l.local_addr()).collect();
-    let shared = Shared::new(State::build(cfg, None));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listeners, shared.clone(), async move {
-        let _ = stopped.await;
-    }));
+    std::fs::write(&path, hermetic(dir, config)).unwrap();
+    let mut cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    cfg.http.workers = 1;
+    let io = Io::in_process(&cfg, Some(path.clone())).unwrap();
+    let handle = Daemon::start(cfg, io).unwrap_or_else(|e| panic!("{e:#}"));
     Proxy {
-        addrs,
-        shared,
-        stop: Some(stop),
-        task: Some(task),
+        addrs: handle.listeners().to_vec(),
+        shared: handle.shared().clone(),
+        handle: Some(handle),
+        path,
         dir: dir.to_path_buf(),
     }
 }
@@ -241,4 +287,70 @@ pub async fn send(
 pub fn json(body: &Bytes) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// A connection to `to` from the local address `src` (all of 127/8 is
+/// local: 127.0.0.2 and 127.0.0.3 are two sources to the daemon).
+pub async fn connect_from(src: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// One request on `s` (kept alive); its status, or `None` when the daemon
+/// closed the connection without answering (the gate refused the source).
+pub async fn status_on(s: &mut tokio::net::TcpStream, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return None;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer or a close within 5 s")
+        {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            })
+            .unwrap_or(0);
+        if body.len() >= length {
+            return head.get(9..12).and_then(|s| s.parse().ok());
+        }
+    }
+}
+
+/// A request from `src` on a new connection: its status, or `None` if refused.
+pub async fn status_from(src: &str, to: SocketAddr, path: &str) -> Option<u16> {
+    status_on(&mut connect_from(src, to).await, path).await
+}
+
+/// Waits up to `within` for `done`, checking every 20 ms.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

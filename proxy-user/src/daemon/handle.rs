@@ -1,0 +1,141 @@
+//! A running daemon, from the outside: the commands it takes and how to
+//! stop it. Everything that changes a running daemon comes through here,
+//! one command at a time into its main loop: the control socket's requests,
+//! signals (through [`super::run`]), and tests calling it directly.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Result, anyhow};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    config::Config,
+    control::protocol::{Reply, Request},
+    http::Shared,
+};
+
+/// What the main loop is asked to do.
+pub(super) enum Command {
+    /// A control request, as the control socket carries it.
+    Request(Request, oneshot::Sender<Reply>),
+    /// Apply this configuration (validated by the caller).
+    Reload(Box<Config>, oneshot::Sender<Result<String>>),
+    /// Reopen the access log file (after log rotation).
+    ReopenLog,
+    /// Answer at once: the main loop is turning.
+    Ping(oneshot::Sender<()>),
+    /// Stop: in-flight requests get this long (`None`: `grace_period`).
+    Shutdown(Option<Duration>),
+}
+
+/// How the daemon ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Told to stop; the filter kept or detached as `on_exit` says.
+    Stopped,
+    /// A new binary serves now (an upgrade); the filter stays with it.
+    HandedOver,
+}
+
+/// Sends commands to a running daemon; cheap to clone.
+#[derive(Clone)]
+pub struct Commands(pub(super) mpsc::Sender<Command>);
+
+const STOPPED: &str = "the daemon is stopping";
+
+impl Commands {
+    /// Carries out one control request, as if it came over the control socket.
+    pub async fn command(&self, request: Request) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(Command::Request(request, tx)).await.is_err() {
+            return Reply::error(STOPPED);
+        }
+        rx.await.unwrap_or_else(|_| Reply::error(STOPPED))
+    }
+
+    /// Applies `config` as a reload does; on error nothing changed.
+    pub async fn reload(&self, config: Config) -> Result<String> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(Command::Reload(Box::new(config), tx))
+            .await
+            .map_err(|_| anyhow!(STOPPED))?;
+        rx.await.map_err(|_| anyhow!(STOPPED))?
+    }
+
+    pub async fn reopen_log(&self) {
+        let _ = self.0.send(Command::ReopenLog).await;
+    }
+
+    /// Whether the main loop answers (for the watchdog).
+    pub async fn ping(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(Command::Ping(tx)).await.is_ok() && rx.await.is_ok()
+    }
+
+    /// Asks the daemon to stop (see [`Handle::shutdown`] to wait for it).
+    pub async fn stop(&self, grace: Option<Duration>) {
+        let _ = self.0.send(Command::Shutdown(grace)).await;
+    }
+}
+
+/// A daemon started by [`super::Daemon::start`].
+pub struct Handle {
+    pub(super) commands: Commands,
+    pub(super) listeners: Vec<SocketAddr>,
+    pub(super) admin: Option<SocketAddr>,
+    pub(super) shared: Shared,
+    pub(super) task: Option<JoinHandle<Result<Exit>>>,
+}
+
+impl Handle {
+    pub fn commands(&self) -> Commands {
+        self.commands.clone()
+    }
+
+    /// See [`Commands::command`].
+    pub async fn command(&self, request: Request) -> Reply {
+        self.commands.command(request).await
+    }
+
+    /// See [`Commands::reload`].
+    pub async fn reload(&self, config: Config) -> Result<String> {
+        self.commands.reload(config).await
+    }
+
+    /// Where each listener was bound at start, in the configuration's order.
+    pub fn listeners(&self) -> &[SocketAddr] {
+        &self.listeners
+    }
+
+    /// Where the admin listener was bound, if there is one.
+    pub fn admin(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// The configuration snapshot requests are served with now.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `grace`
+    /// (`None`: the configuration's `grace_period`), and waits for the end.
+    pub async fn shutdown(mut self, grace: Option<Duration>) -> Result<Exit> {
+        self.commands.stop(grace).await;
+        self.exited().await
+    }
+
+    /// Waits until the daemon ends by itself (after an upgrade handed over)
+    /// or is stopped. Cancel-safe; once it has returned, it returns an error.
+    pub async fn exited(&mut self) -> Result<Exit> {
+        let Some(task) = self.task.as_mut() else {
+            return Err(anyhow!("the daemon has already ended"));
+        };
+        let result = task.await;
+        self.task = None;
+        result.map_err(|e| anyhow!("the daemon's main loop: {e}"))?
+    }
+}

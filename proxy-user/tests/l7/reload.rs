@@ -1,0 +1,116 @@
+//! Reloads of the daemon in process: a good one applies the new routes to
+//! new connections while open connections and requests in flight go on; a
+//! bad one (a file that does not parse, a listener that cannot bind)
+//! changes nothing at all.
+
+use std::time::Duration;
+
+use proxy_user::{config::Config, control::protocol::Request, runtime::ListName};
+
+use crate::support::{backend, client, connect_from, get, proxy, status_from, status_on, test_dir};
+
+fn config(backend: std::net::SocketAddr, extra_route: &str) -> String {
+    format!(
+        "[upstream.app]\nservers = [\"{backend}\"]\n\n\
+         [[listener]]\nbind = \"127.0.0.1:0\"\n\n\
+         {extra_route}[[route]]\nupstream = \"app\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_connections_and_requests_in_flight() {
+    let b = backend(1).await;
+    let p = proxy(&test_dir("reload"), &config(b.addr, "")).await;
+    let to = p.addr();
+    let mut open = connect_from("127.0.0.2", to).await;
+    assert_eq!(status_on(&mut open, "/new").await, Some(200));
+    let slow = {
+        let c = client();
+        tokio::spawn(async move { get(&c, &format!("http://{to}/slow")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let route = "[[route]]\npath = \"/new\"\nrespond = 204\n\n";
+    let reply = p.reload(&config(b.addr, route)).await;
+    assert!(reply.ok, "{:?}", reply.error);
+    assert_eq!(reply.data["applied"], "configuration applied");
+    // New connections get the new configuration...
+    assert_eq!(status_from("127.0.0.2", to, "/new").await, Some(204));
+    // ...the open one stays open (it serves with the snapshot it was accepted with)...
+    assert_eq!(status_on(&mut open, "/new").await, Some(200));
+    // ...and the request in flight across the reload finishes.
+    let (status, _, _) = slow.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(p.addr(), to, "the listener's socket stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_changes_nothing() {
+    let b = backend(1).await;
+    let start = format!(
+        "[filter]\nblock = [\"127.0.0.9\"]\n\n{}",
+        config(b.addr, "")
+    );
+    let p = proxy(&test_dir("badreload"), &start).await;
+    let to = p.addr();
+    p.ok(Request::ListAdd {
+        list: ListName::Block,
+        cidr: "127.0.0.8".parse().unwrap(),
+        ttl_secs: None,
+        reason: None,
+    })
+    .await;
+    let unchanged = async || {
+        assert_eq!(
+            status_from("127.0.0.2", to, "/new").await,
+            Some(200),
+            "the old routes"
+        );
+        assert_eq!(
+            status_from("127.0.0.9", to, "/").await,
+            None,
+            "the old blocklist"
+        );
+        assert_eq!(
+            status_from("127.0.0.8", to, "/").await,
+            None,
+            "the CLI's ban"
+        );
+        assert_eq!(status_from("127.0.0.7", to, "/").await, Some(200));
+    };
+    unchanged().await;
+
+    // A file that does not parse: its error names the place.
+    let reply = p.reload("[filter]\nblock = [\"10.1.2.3/8\"]\n").await;
+    let e = reply.error.unwrap();
+    assert!(
+        e.contains("reload failed, the running configuration stays")
+            && e.contains(&format!("{}:2:10", p.path.display())),
+        "{e}"
+    );
+    unchanged().await;
+
+    // A valid file whose new listener cannot bind (the port is taken):
+    // nothing of it applies, not its routes, not its lists.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let next = format!(
+        "[filter]\nblock = [\"127.0.0.7\"]\n\n{}\n[[listener]]\nbind = \"{}\"\n",
+        config(b.addr, "[[route]]\npath = \"/new\"\nrespond = 204\n\n"),
+        taken.local_addr().unwrap()
+    );
+    let e = p.reload(&next).await.error.unwrap();
+    assert!(e.contains("binding"), "{e}");
+    unchanged().await;
+
+    // The same through Handle::reload, with a configuration given as a value.
+    let mut value = Config::parse(&next, "next.toml".as_ref()).unwrap();
+    value.control.state_file = p.dir.join("state.json");
+    assert!(p.handle().reload(value).await.is_err());
+    unchanged().await;
+    let limits = p.ok(Request::LimitShow).await;
+    assert_eq!(
+        limits[0]["rate"],
+        serde_json::Value::Null,
+        "no syn limit appeared"
+    );
+}
