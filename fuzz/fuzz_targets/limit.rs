@@ -147,12 +147,13 @@ fuzz_target!(|data: &[u8]| {
                 });
                 // Any u64, as `rampart limit set NAME --burst N` accepts.
                 let burst = (value & 0xff != 0).then(|| u64::from(value) << (key >> 1) * 4);
-                real[z].set(rate, burst);
+                let zone = &real[z].zone;
+                real[z].set(rate.unwrap_or(zone.rate), burst.unwrap_or(zone.burst));
                 model[z].set(rate.map(|r| r.per_1000s), burst);
             }
             _ => {
                 let z = usize::from(key & 1) % n_zones;
-                real[z].set(None, None);
+                real[z].set(real[z].zone.rate, real[z].zone.burst);
                 model[z].set(None, None);
             }
         }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::{
     cidr::Cidr,
-    config::{FilterSettings, RateLimit},
+    config::RateLimit,
     filter::{BanEntry, List},
     source,
 };
@@ -234,33 +234,30 @@ impl Gate {
             .collect()
     }
 
-    /// Takes the configuration's lists and connection rate; entries added
-    /// at runtime stay.
-    pub fn configure(&self, settings: Option<&FilterSettings>) {
+    /// Puts in force the configuration's lists (`allow`, `block`; entries
+    /// added at runtime stay), the per-source connection rate (`None`: no
+    /// limit) and what one IPv6 source is, all at once.
+    pub fn configure(
+        &self,
+        allow: &[Cidr],
+        block: &[Cidr],
+        rate: Option<RateLimit>,
+        ipv6_prefix: u8,
+    ) {
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         lists.allow.retain(|_, o| *o != ORIGIN_CONFIG);
         lists.block.retain(|_, o| *o != ORIGIN_CONFIG);
-        if let Some(s) = settings {
-            for c in &s.allow {
-                lists.allow.insert(*c, ORIGIN_CONFIG);
-            }
-            for c in &s.block {
-                lists.block.insert(*c, ORIGIN_CONFIG);
-            }
+        for c in allow {
+            lists.allow.insert(*c, ORIGIN_CONFIG);
+        }
+        for c in block {
+            lists.block.insert(*c, ORIGIN_CONFIG);
         }
         lists.rebuild();
-        drop(lists);
-        self.set_rate(
-            settings.and_then(|s| s.syn),
-            settings.map_or(source::DEFAULT_IPV6_PREFIX, |s| s.ipv6_prefix),
-        );
-    }
-
-    /// The per-source connection rate (`None`: no limit), and what one
-    /// IPv6 source is.
-    pub fn set_rate(&self, limit: Option<RateLimit>, ipv6_prefix: u8) {
-        let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
-        (rate.interval, rate.tolerance) = limit.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
+        // Under the lists' lock: no admission sees the new lists with the
+        // old rate once this returns, nor the other way round.
+        let mut state = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        (state.interval, state.tolerance) = rate.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
         self.ipv6_prefix.store(ipv6_prefix, Ordering::Relaxed);
     }
 
@@ -378,11 +375,13 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn settings(text: &str) -> FilterSettings {
-        Config::parse(text, "t.toml".as_ref())
+    /// Configures `g` as the daemon does for `[filter]` written `text`.
+    fn configure(g: &Gate, text: &str) {
+        let s = Config::parse(text, "t.toml".as_ref())
             .unwrap()
             .filter
-            .unwrap()
+            .unwrap();
+        g.configure(&s.allow, &s.block, s.syn, s.ipv6_prefix);
     }
 
     #[tokio::test(start_paused = true)]
@@ -393,9 +392,10 @@ mod tests {
             Admission::Pass,
             "inactive"
         );
-        g.configure(Some(&settings(
+        configure(
+            &g,
             "[filter]\nallow = [\"10.1.0.0/16\"]\nblock = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\nsyn = { rate = 1, burst = 2 }\n",
-        )));
+        );
         g.activate();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(g.sweep_bans(), 1);
         // Runtime entries survive a new configuration; config ones follow it.
         g.insert(List::Block, "203.0.113.0/24".parse().unwrap(), 1);
-        g.configure(Some(&settings("[filter]\n")));
+        configure(&g, "[filter]\n");
         assert_eq!(g.admit(ip("10.2.3.4")), Admission::Pass);
         assert_eq!(g.admit(ip("203.0.113.9")), Admission::Blocklisted);
     }
@@ -430,7 +430,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_source_table_evicts_and_keeps_the_heavy_sources_budget() {
         let g = Gate::default();
-        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 5 }\n")));
+        configure(&g, "[filter]\nsyn = { rate = 1, burst = 5 }\n");
         g.activate();
         let heavy: IpAddr = "198.51.100.1".parse().unwrap();
         while g.admit(heavy).admitted() {}
@@ -455,7 +455,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_ipv6_ban_and_budget_cover_the_whole_prefix() {
         let g = Gate::default();
-        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 2 }\n")));
+        configure(&g, "[filter]\nsyn = { rate = 1, burst = 2 }\n");
         g.activate();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         g.ban(ip("2001:db8:1:2::1"), None, 1);
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(g.admit(ip("2001:db8:1:2::3")), Admission::RateLimited);
         assert_eq!(g.admit(ip("2001:db8:1:3::1")), Admission::Pass);
         // With `ipv6_prefix = 128` an address is a source.
-        g.configure(Some(&settings("[filter]\nipv6_prefix = 128\n")));
+        configure(&g, "[filter]\nipv6_prefix = 128\n");
         g.ban(ip("2001:db8:5::1"), None, 1);
         assert_eq!(g.admit(ip("2001:db8:5::2")), Admission::Pass);
         assert_eq!(g.admit(ip("2001:db8:5::1")), Admission::Banned);

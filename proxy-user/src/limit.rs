@@ -76,12 +76,12 @@ impl Limiter {
         }
     }
 
-    /// Sets the rate and burst in force; `None` goes back to the zone's.
-    pub fn set(&self, rate: Option<Rate>, burst: Option<u64>) {
-        let rate = rate.map_or(self.zone.rate.per_1000s, |r| r.per_1000s);
-        self.rate_per_1000s.store(rate.max(1), Ordering::Relaxed);
-        self.burst
-            .store(burst.unwrap_or(self.zone.burst), Ordering::Relaxed);
+    /// Sets the rate and burst in force (the daemon's reconciler: the
+    /// zone's, or `rampart limit set`'s).
+    pub fn set(&self, rate: Rate, burst: u64) {
+        self.rate_per_1000s
+            .store(rate.per_1000s.max(1), Ordering::Relaxed);
+        self.burst.store(burst, Ordering::Relaxed);
     }
 
     /// Rate in force, in thousandths of a request per second.
@@ -368,7 +368,7 @@ mod tests {
         let later = now + Duration::from_secs(3600);
         assert_eq!(check(&[&z], ip(1), later), Decision::Pass);
         let z = zone("1r/s", 0, 0);
-        z.set(None, Some(u64::MAX));
+        z.set(z.zone.rate, u64::MAX);
         for _ in 0..3 {
             assert_eq!(check(&[&z], ip(1), now), Decision::Pass);
         }

@@ -13,6 +13,7 @@ mod kick;
 mod lists;
 mod pin_dir;
 mod ratelimit;
+mod reconcile;
 mod sources;
 mod state_file;
 mod veth;

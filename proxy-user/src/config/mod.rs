@@ -126,6 +126,18 @@ pub struct RateLimit {
     pub burst: u64,
 }
 
+impl RateLimit {
+    /// `rate` a second with `burst` back-to-back, by default one second's
+    /// worth: the one place this default is written (for `[filter]` and
+    /// `rampart limit set` alike).
+    pub fn new(rate: u64, burst: Option<u64>) -> RateLimit {
+        RateLimit {
+            rate,
+            burst: burst.unwrap_or(rate).max(1),
+        }
+    }
+}
+
 /// Capacities of the kernel maps, fixed when the maps are created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapSizes {
@@ -403,12 +415,11 @@ fn limit(loc: &Locator, l: Spanned<FileRate>, what: &str) -> Result<RateLimit, C
         1_000_000_000,
         &format!("{what}.rate (per second)"),
     )? as u64;
-    let burst = match l.burst {
-        // One second's worth by default.
-        None => rate,
-        Some(b) => int_in(loc, &b, 1, 1_000_000_000, &format!("{what}.burst"))? as u64,
-    };
-    Ok(RateLimit { rate, burst })
+    let burst = l
+        .burst
+        .map(|b| int_in(loc, &b, 1, 1_000_000_000, &format!("{what}.burst")))
+        .transpose()?;
+    Ok(RateLimit::new(rate, burst.map(|b| b as u64)))
 }
 
 pub(crate) fn int_in(

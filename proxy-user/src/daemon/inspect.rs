@@ -86,7 +86,7 @@ impl Daemon {
             "ban": ban,
             "source": null,
         });
-        if let Some(f) = &self.filter {
+        if let Some(f) = self.reconciler.filter() {
             let cfg = f.maps.config()?;
             let clock = monotonic_ns();
             out["source"] = f.maps.source(addr)?.map_or(Value::Null, |s| {
@@ -143,9 +143,9 @@ impl Daemon {
                     .map(move |b| ServerView::of(group, b, None, now))
             })
             .collect();
-        let gate = self.gate.active().then(|| {
-            let counts: serde_json::Map<String, Value> = self
-                .gate
+        let gate = self.reconciler.gate();
+        let gate = gate.active().then(|| {
+            let counts: serde_json::Map<String, Value> = gate
                 .counts()
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), json!(v)))

@@ -21,6 +21,7 @@
 mod autoban;
 mod autobans;
 mod bind;
+mod desired;
 mod expiry;
 mod handle;
 mod inspect;
@@ -32,6 +33,7 @@ mod memory;
 mod open_files;
 mod operate;
 mod process;
+mod reconcile;
 mod upgrade;
 mod upstreams;
 
@@ -69,10 +71,9 @@ pub struct Daemon {
     /// The file a reload re-reads; `None` for the built-in configuration.
     source: Option<PathBuf>,
     config: Arc<Config>,
-    filter: Option<Filter>,
-    /// Enforces the lists, bans and connection rate in userspace when the
-    /// filter is not running.
-    gate: Arc<Gate>,
+    /// The one writer of the kernel maps, the gate, the switches, and the
+    /// zones' and servers' runtime state.
+    reconciler: reconcile::Reconciler,
     shared: Shared,
     runtime: StateFile,
     /// The workers' listeners, changed by reloads.
@@ -103,47 +104,49 @@ impl Daemon {
         let config = Arc::new(config);
         let runtime = StateFile::open(&config.control.state_file)?;
         let shared = Shared::new(State::build(config.clone(), None));
-        let gate = shared.load().gate.clone();
-        gate.configure(config.filter.as_ref());
-        // Loaded, not yet attached: its maps get the runtime entries first.
+        let state = shared.load();
+        // Loaded, not yet attached, nothing written: the reconciler writes
+        // the configuration with the runtime's limits over it, once.
         let filter = match io.tier {
-            Tier::Kernel => kernel_or_userspace(config.filter.as_ref(), &gate),
+            Tier::Kernel => kernel_or_userspace(config.filter.as_ref(), &state.gate),
             Tier::Userspace => {
-                userspace_instead("the daemon was started with the userspace tier", &gate);
+                userspace_instead(
+                    "the daemon was started with the userspace tier",
+                    &state.gate,
+                );
                 None
             }
         };
         // Escalation reports come to the main loop, which owns the kernel
         // maps; later snapshots inherit the connection.
         let (bans_tx, auto_bans) = mpsc::channel(crate::escalate::QUEUE);
-        let metrics = shared.load().metrics.clone();
-        shared
-            .load()
-            .escalation
-            .connect(bans_tx, metrics.autobans.clone());
+        let metrics = state.metrics.clone();
+        state.escalation.connect(bans_tx, metrics.autobans.clone());
         let sockets = io.listeners;
         let listeners = listeners::Listeners::of(&sockets)?;
         let mut daemon = Daemon {
             source: io.config_file,
             config: config.clone(),
-            filter,
-            gate,
+            reconciler: reconcile::Reconciler::new(
+                filter,
+                state.gate.clone(),
+                state.switches.clone(),
+            ),
             shared: shared.clone(),
             runtime,
             listeners,
             bans: Default::default(),
             autobans: autobans::AutoBans::new(metrics.autobans.clone()),
         };
+        daemon.reconcile_into(config.clone(), &state)?;
         daemon.restore_lists()?;
         daemon.count_autobans()?;
-        daemon.apply_upstream_runtime();
-        daemon.apply_limits();
         // Only now, with every ban and list entry in its maps (after a
         // reboot they come from the state file), does the filter see a packet.
         daemon.attach_filter()?;
         let (stop, stopped) = watch::channel(None);
         let workers = daemon.listeners.serve(sockets, &shared, &stopped)?;
-        if let Some(f) = &daemon.filter {
+        if let Some(f) = daemon.reconciler.filter() {
             metrics.set_xdp(
                 f.attached()
                     .iter()
@@ -158,7 +161,8 @@ impl Daemon {
                 let addr = socket.local_addr()?;
                 info!("admin listener on {addr} (/metrics, /healthz, /readyz)");
                 admin_addr = Some(addr);
-                let kernel = admin::kernel_of(config.filter.as_ref(), daemon.filter.is_some());
+                let kernel =
+                    admin::kernel_of(config.filter.as_ref(), daemon.reconciler.filter().is_some());
                 Some(tokio::spawn(admin::serve(
                     socket,
                     admin::Admin::new(shared.clone(), kernel),
@@ -279,7 +283,9 @@ impl Daemon {
             info!("upgrade complete: exiting, the new daemon serves and filters");
             return Ok(());
         }
-        if let (Some(f), Some(settings)) = (self.filter.take(), self.config.filter.as_ref()) {
+        if let (Some(f), Some(settings)) =
+            (self.reconciler.take_filter(), self.config.filter.as_ref())
+        {
             match settings.on_exit {
                 OnExit::Keep => info!(
                     "the XDP filter keeps enforcing (on_exit = \"keep\"); its links and maps stay pinned in {}",
@@ -297,7 +303,9 @@ impl Daemon {
     /// Attaches the loaded filter to its interfaces. If that fails, the
     /// gate takes over, with the runtime entries restored into it.
     fn attach_filter(&mut self) -> Result<()> {
-        let (Some(f), Some(settings)) = (self.filter.as_mut(), self.config.filter.as_ref()) else {
+        let settings = self.config.clone();
+        let (Some(f), Some(settings)) = (self.reconciler.filter_mut(), settings.filter.as_ref())
+        else {
             return Ok(());
         };
         let attached = settings
@@ -318,9 +326,9 @@ impl Daemon {
                 );
             }
             Err(e) => {
-                self.filter = None;
+                self.reconciler.take_filter();
                 let why = format!("the XDP filter could not be attached ({e:#})");
-                userspace_instead(&why, &self.gate);
+                userspace_instead(&why, self.reconciler.gate());
                 self.restore_lists()?;
             }
         }
@@ -333,7 +341,7 @@ impl Daemon {
 /// lists, bans and connection rate at accept time.
 fn kernel_or_userspace(settings: Option<&FilterSettings>, gate: &Gate) -> Option<Filter> {
     let why = match settings {
-        Some(s) if !s.interfaces.is_empty() => match Filter::load(s) {
+        Some(s) if !s.interfaces.is_empty() => match Filter::open(s) {
             Ok(f) => return Some(f),
             Err(e) => format!("the XDP filter could not be loaded ({e:#})"),
         },

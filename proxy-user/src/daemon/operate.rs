@@ -119,29 +119,28 @@ impl Daemon {
         if next.control != self.config.control {
             notes.push("[control] changes need a restart".into());
         }
-        match (self.filter.as_mut(), next.filter.as_ref()) {
-            (Some(f), Some(settings)) => {
+        match (self.reconciler.filter(), next.filter.as_ref()) {
+            (Some(_), Some(settings)) => {
                 let current = self.config.filter.as_ref();
                 if current.is_some_and(|c| {
                     c.interfaces != settings.interfaces || c.pin_dir != settings.pin_dir
                 }) {
                     notes.push("filter interface or pin_dir changes need a restart".into());
                 }
-                f.sync(settings)?;
             }
             (None, Some(s)) if !s.interfaces.is_empty() => {
                 notes.push("attaching XDP to new interfaces needs a restart".into());
             }
             _ => {}
         }
-        self.gate.configure(next.filter.as_ref());
+        // The new snapshot gets the runtime state before anyone sees it; the
+        // kernel and the gate get the new configuration with the runtime's
+        // limits over it, each value written once.
+        let state = State::build(next.clone(), Some(&self.shared.load()));
+        self.reconcile_into(next.clone(), &state)?;
         notes.extend(self.listeners.commit(plan));
-        self.shared
-            .store(State::build(next.clone(), Some(&self.shared.load())));
-        let before = self.config.clone();
-        self.config = next;
-        self.apply_upstream_runtime();
-        self.apply_limits();
+        self.shared.store(state);
+        let before = std::mem::replace(&mut self.config, next);
         // Sources the new lists refuse lose their open connections too.
         if let Err(e) = self.kick_reloaded(&before) {
             warn!("reload: closing refused sources' connections: {e:#}");
@@ -155,17 +154,11 @@ impl Daemon {
 
     /// Where lists and bans are enforced: the kernel maps, or the gate.
     pub fn enforcer(&mut self) -> &mut dyn Enforcer {
-        match self.filter.as_mut() {
-            Some(f) => &mut f.maps,
-            None => &mut self.gate,
-        }
+        self.reconciler.enforcer()
     }
 
     pub fn enforcer_ref(&self) -> &dyn Enforcer {
-        match self.filter.as_ref() {
-            Some(f) => &f.maps,
-            None => &self.gate,
-        }
+        self.reconciler.enforcer_ref()
     }
 
     fn in_config(&self, list: ListName, cidr: Cidr) -> bool {

@@ -1,6 +1,8 @@
 //! `rampart upstream list|drain|undrain|weight|switch`: the daemon's
-//! upstream groups, changed for new requests at once; the changes are kept
-//! in the state file and applied again after starts and reloads.
+//! upstream groups, changed for new requests at once. A change is kept in
+//! the state file and is part of the desired state ([`super::desired`]):
+//! the reconciler puts it in force now, and in the groups every reload
+//! builds before they serve.
 
 use std::sync::Arc;
 
@@ -59,12 +61,13 @@ impl Daemon {
 
     pub(super) fn drain(&mut self, server: &str, drained: bool) -> Result<serde_json::Value> {
         let (group, b) = self.find_server(server)?;
-        b.set_drained(drained);
         let key = format!("{group}/{}", b.addr);
-        self.runtime.state.drained.retain(|k| *k != key);
-        if drained {
-            self.runtime.state.drained.push(key.clone());
-        }
+        self.change(|r| {
+            r.drained.retain(|k| *k != key);
+            if drained {
+                r.drained.push(key.clone());
+            }
+        })?;
         info!(
             "upstream {key} {}",
             if drained {
@@ -82,13 +85,14 @@ impl Daemon {
             bail!("weight {weight}: expected 1 to 1000 (to stop traffic, drain the server)");
         }
         let (group, b) = self.find_server(server)?;
-        b.set_weight(weight);
         let key = format!("{group}/{}", b.addr);
-        if weight == b.config_weight {
-            self.runtime.state.weights.remove(&key);
-        } else {
-            self.runtime.state.weights.insert(key.clone(), weight);
-        }
+        self.change(|r| {
+            if weight == b.config_weight {
+                r.weights.remove(&key);
+            } else {
+                r.weights.insert(key.clone(), weight);
+            }
+        })?;
         info!("upstream {key} weight {weight}");
         self.save();
         Ok(json!({ "server": key, "weight": weight }))
@@ -105,46 +109,15 @@ impl Daemon {
             bail!("no upstream group {t} to switch to");
         }
         let to = to.filter(|t| *t != group);
-        state.switches.set(group, to);
+        self.change(|r| match to {
+            Some(t) => drop(r.switches.insert(group.to_string(), t.to_string())),
+            None => drop(r.switches.remove(group)),
+        })?;
         match to {
-            Some(t) => {
-                self.runtime
-                    .state
-                    .switches
-                    .insert(group.to_string(), t.to_string());
-                info!("upstream switch: {group} -> {t}");
-            }
-            None => {
-                self.runtime.state.switches.remove(group);
-                info!("upstream switch: {group} back to itself");
-            }
+            Some(t) => info!("upstream switch: {group} -> {t}"),
+            None => info!("upstream switch: {group} back to itself"),
         }
         self.save();
         Ok(json!({ "group": group, "to": to.unwrap_or(group) }))
-    }
-
-    /// Applies drained servers, weights and switches from the state file to
-    /// the current snapshot (at start, and after a reload built new groups).
-    pub fn apply_upstream_runtime(&self) {
-        let state = self.shared.load();
-        for (name, g) in &state.groups {
-            for b in &g.backends {
-                let key = format!("{name}/{}", b.addr);
-                b.set_drained(self.runtime.state.drained.contains(&key));
-                b.set_weight(
-                    self.runtime
-                        .state
-                        .weights
-                        .get(&key)
-                        .copied()
-                        .unwrap_or(b.config_weight),
-                );
-            }
-        }
-        for (group, to) in &self.runtime.state.switches {
-            if state.groups.contains_key(group) && state.groups.contains_key(to) {
-                state.switches.set(group, Some(to));
-            }
-        }
     }
 }

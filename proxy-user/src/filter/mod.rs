@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Filter::load(settings)   object -> kernel; maps created (or adopted) at pin_dir
-//!   .sync(settings)         config map written; allow/block lists reconciled by diff
+//!   .sync(settings)         allow/block lists reconciled by diff; config map written
 //!   .attach(iface, mode)    a pinned link (pin_dir/link_IFACE) adopted: its program
 //!                           swapped for ours atomically (bpf_link_update), no gap;
 //!                           else native, or generic with a warning when mode = auto,
@@ -49,9 +49,12 @@ use proxy_common::{
     index::{WAYS_V4, WAYS_V6, buckets_for},
     pin,
 };
-pub use settings::{kernel_config, rate_of};
+pub use settings::{kernel_config, kernel_config_with, rate_of};
 
-use crate::config::{AttachMode, FilterSettings};
+use crate::{
+    cidr::Cidr,
+    config::{AttachMode, FilterSettings},
+};
 
 /// BPF_FS_MAGIC from linux/magic.h.
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
@@ -73,7 +76,8 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Loads the program and creates its maps pinned under `settings.pin_dir`.
+    /// Loads the program and creates its maps pinned under `settings.pin_dir`,
+    /// then writes `settings` into them ([`Filter::sync`]).
     /// Maps already pinned there are adopted with their contents, so bans,
     /// runtime list entries and counters outlive the process that made them.
     pub fn load(settings: &FilterSettings) -> Result<Filter, FilterError> {
@@ -82,6 +86,19 @@ impl Filter {
 
     /// As [`Filter::load`], from an explicit object (tests and benchmarks).
     pub fn load_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
+        let mut filter = Self::open_object(object, settings)?;
+        filter.sync(settings)?;
+        Ok(filter)
+    }
+
+    /// As [`Filter::load`], writing nothing into the maps: the daemon's
+    /// reconciler writes them, once, with the runtime's limits over the
+    /// configuration's (adopted maps may be enforcing this very moment).
+    pub fn open(settings: &FilterSettings) -> Result<Filter, FilterError> {
+        Self::open_object(object::FILTER, settings)
+    }
+
+    fn open_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
         ensure_bpffs()?;
         let dir = &settings.pin_dir;
         pin_dir::prepare(dir)?;
@@ -122,25 +139,30 @@ impl Filter {
             unpinned: Vec::new(),
         };
         filter.maps.init_index()?;
-        filter.sync(settings)?;
         Ok(filter)
     }
 
-    /// Brings the maps in line with `settings`: writes the config map in place
-    /// and reconciles the configured allow/block entries by diff.
+    /// Brings the maps in line with `settings`: reconciles the configured
+    /// allow/block entries by diff, then writes the config map in place.
     pub fn sync(&mut self, settings: &FilterSettings) -> Result<(), FilterError> {
-        // Lists first, so a new limit never applies to a source the new config
-        // allows. While they change, assume the allowlist overlaps the
-        // blocklist (blocked sources then also get an allowlist lookup), and
-        // settle the hint once both are in place.
-        if !settings.allow.is_empty() {
+        self.sync_lists(&settings.allow, &settings.block)?;
+        self.maps.write_config(kernel_config(settings))
+    }
+
+    /// Makes the configuration-owned allow/block entries `allow` and
+    /// `block`, by diff; runtime entries stay.
+    pub fn sync_lists(&mut self, allow: &[Cidr], block: &[Cidr]) -> Result<(), FilterError> {
+        // Lists before the config map, so a new limit never applies to a
+        // source the new config allows. While they change, assume the
+        // allowlist overlaps the blocklist (blocked sources then also get
+        // an allowlist lookup), and settle the hint once both are in place.
+        if !allow.is_empty() {
             self.maps
                 .set_hint(proxy_common::config::FLAG_ALLOW_OVERLAPS, true)?;
         }
-        let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
-        let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
+        let (a_add, a_del) = self.maps.reconcile(List::Allow, allow)?;
+        let (b_add, b_del) = self.maps.reconcile(List::Block, block)?;
         self.maps.recompute_overlap()?;
-        self.maps.write_config(kernel_config(settings))?;
         info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
         Ok(())
     }

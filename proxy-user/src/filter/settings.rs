@@ -5,17 +5,23 @@ use proxy_common::{
     gcra,
 };
 
-use crate::config::FilterSettings;
+use crate::config::{FilterSettings, RateLimit};
 
 /// The `config` map value for `settings`, without the `FLAG_HAS_*` hints
 /// and range probes (those describe map contents and are kept by [`super::FilterMaps`]).
 pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
-    let (pps_interval_ns, pps_tolerance_ns) = settings
-        .pps
-        .map_or((0, 0), |l| gcra::params(l.rate, l.burst));
-    let (syn_interval_ns, syn_tolerance_ns) = settings
-        .syn
-        .map_or((0, 0), |l| gcra::params(l.rate, l.burst));
+    kernel_config_with(settings, settings.pps, settings.syn)
+}
+
+/// As [`kernel_config`], with other `pps` and `syn` limits in force
+/// (`rampart limit set` over the configuration's).
+pub fn kernel_config_with(
+    settings: &FilterSettings,
+    pps: Option<RateLimit>,
+    syn: Option<RateLimit>,
+) -> FilterConfig {
+    let (pps_interval_ns, pps_tolerance_ns) = pps.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
+    let (syn_interval_ns, syn_tolerance_ns) = syn.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
     let mut flags = 0;
     if settings.enabled {
         flags |= kcfg::FLAG_ENABLED;

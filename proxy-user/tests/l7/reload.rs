@@ -114,3 +114,96 @@ async fn a_bad_reload_changes_nothing() {
         "no syn limit appeared"
     );
 }
+
+/// Issue 15: a reload put the configuration in force first and the CLI's
+/// changes over it after, so for a moment the configured connection rate
+/// was in force over `limit set syn`, a zone's configured rate over `limit
+/// set ZONE`, and a new group's server took requests though drained. A
+/// thread reads all three through 100 reloads (each builds the zone and
+/// the group anew): it must only ever see the CLI's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_puts_configured_values_in_force_over_the_clis() {
+    let b = backend(1).await;
+    let text = |n: usize| {
+        format!(
+            "[filter]\nsyn = {{ rate = 1000 }}\n\n\
+             [limit.api]\nrate = \"1000r/s\"\nmax_clients = {}\n\n\
+             [upstream.app]\nservers = [\"{}\"]\nkeepalive = {}\n\n\
+             [[listener]]\nbind = \"127.0.0.1:0\"\n\n\
+             [[route]]\npath = \"/{n}\"\nrespond = 204\n\n\
+             [[route]]\nlimit = \"api\"\nupstream = \"app\"\n",
+            1000 + n,
+            b.addr,
+            n % 2
+        )
+    };
+    let p = proxy(&test_dir("reload-rate"), &text(0)).await;
+    for (name, rate) in [("syn", "5"), ("api", "5r/s")] {
+        p.ok(Request::LimitSet {
+            name: name.into(),
+            rate: Some(rate.into()),
+            burst: Some(5),
+        })
+        .await;
+    }
+    p.ok(Request::UpstreamDrain {
+        server: format!("app/{}", b.addr),
+        drained: true,
+    })
+    .await;
+    let gate = p.shared.load().gate.clone();
+    let in_force = move |shared: &proxy_user::http::Shared| {
+        let state = shared.load();
+        (
+            gate.rate(),
+            state.limiters["api"].rate(),
+            state.groups["app"].backends[0].drained(),
+        )
+    };
+    let cli = (Some((5, 5)), 5000, true);
+    assert_eq!(in_force(&p.shared), cli);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (shared, stop) = (p.shared.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut reads, mut wrong) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = in_force(&shared);
+                if now != cli {
+                    wrong.push(now);
+                }
+                reads += 1;
+            }
+            (reads, wrong)
+        })
+    };
+    for n in 1..=100 {
+        let reply = p.reload(&text(n)).await;
+        assert!(reply.ok, "{:?}", reply.error);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, wrong) = watcher.join().unwrap();
+    let off = |i: usize| {
+        wrong
+            .iter()
+            .filter(|w| match i {
+                0 => w.0 != cli.0,
+                1 => w.1 != cli.1,
+                _ => w.2 != cli.2,
+            })
+            .count()
+    };
+    println!(
+        "figure: {reads} reads over 100 reloads; not the CLI's: connection rate {}, zone rate {}, \
+         drain {}",
+        off(0),
+        off(1),
+        off(2)
+    );
+    assert!(
+        wrong.is_empty(),
+        "seen in force: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(status_from("127.0.0.2", p.addr(), "/100").await, Some(204));
+}
