@@ -32,8 +32,13 @@ pub const MAX_SOURCES: usize = 100_000;
 /// response), so a flood of rotating sources cannot grow the queue.
 pub const QUEUE: usize = 4096;
 
-/// Where reports go: the daemon's queue, and what counts the ones it drops.
-type Sink = (Sender<AutoBan>, Arc<AutoBanMetrics>);
+/// Where reports go: the daemon's queue, and what counts the ones it
+/// drops. Made once by the daemon, for every configuration's rules.
+#[derive(Clone, Debug)]
+pub struct Sink {
+    pub queue: Sender<AutoBan>,
+    pub metrics: Arc<AutoBanMetrics>,
+}
 
 /// A source that passed a rule: what the daemon bans, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,18 +82,19 @@ struct RuleState {
 }
 
 /// Every rule's counters, and where reports go.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Escalation {
     rules: BTreeMap<String, Arc<RuleState>>,
-    sink: Mutex<Option<Sink>>,
+    sink: Sink,
 }
 
 impl Escalation {
-    /// The rules of a configuration; unchanged rules keep their counters
-    /// from `previous`, and reports keep going where they went.
+    /// The rules of a configuration, reporting to `sink`; unchanged rules
+    /// keep their counters from `previous`.
     pub fn new(
         rules: &BTreeMap<String, EscalateRule>,
         previous: Option<&Escalation>,
+        sink: Sink,
     ) -> Escalation {
         let rules = rules
             .iter()
@@ -106,17 +112,7 @@ impl Escalation {
                 (name.clone(), state)
             })
             .collect();
-        let sink = previous.and_then(|p| p.sink.lock().ok()?.clone());
-        Escalation {
-            rules,
-            sink: Mutex::new(sink),
-        }
-    }
-
-    /// Sends reports to `sink` (the daemon's main loop, a queue of
-    /// [`QUEUE`]); reports it cannot take are counted in `metrics`.
-    pub fn connect(&self, sink: Sender<AutoBan>, metrics: Arc<AutoBanMetrics>) {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some((sink, metrics));
+        Escalation { rules, sink }
     }
 
     /// Counts a response of `route` to `addr`.
@@ -141,16 +137,13 @@ impl Escalation {
                 // The daemon logs the ban it makes (or, when it cannot keep
                 // up, one summary per interval): no line per source here.
                 log::debug!("{addr}: {}; banning for {:?}", ban.reason(), ban.ttl);
-                let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-                match sink.as_ref() {
-                    Some((tx, metrics)) => match tx.try_send(ban) {
-                        Ok(()) | Err(TrySendError::Closed(_)) => {}
-                        Err(TrySendError::Full(_)) => {
-                            AutoBanMetrics::add(&metrics.dropped, 1);
-                            r.unreport(addr);
-                        }
-                    },
-                    None => log::warn!("no daemon to ban {addr} (escalation reports only)"),
+                // A queue of [`QUEUE`]: what it cannot take is counted.
+                match self.sink.queue.try_send(ban) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(_)) => {
+                        AutoBanMetrics::add(&self.sink.metrics.dropped, 1);
+                        r.unreport(addr);
+                    }
                 }
             }
         }

@@ -5,15 +5,25 @@
 //! - [`config`]: the TOML file, parsed into a raw form and validated into [`config::Config`].
 //! - [`cidr`]: networks as operators write them.
 //! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
-//!   attaches it, reads its counters. The only writer of kernel maps.
+//!   attaches it, reads its counters. The only code that writes kernel maps;
+//!   in the daemon, only its reconciler calls it to.
 //! - [`gate`]: the same lists, bans and connection rate in userspace at accept
 //!   time, when XDP cannot run; [`enforcer`]: one interface over both.
+//! - [`daemon`]: the daemon as a value (`Daemon::start(config, Io) ->
+//!   Handle`): one main loop carrying out commands, one reconciler putting
+//!   the configuration with the runtime changes over it in force;
+//!   `daemon::run` is `rampart run`, the process around it (signals,
+//!   systemd, the control socket, upgrades). [`control`]: the control
+//!   socket and its requests.
 //! - [`server`]: accepting connections, their timeouts, and the lot where
 //!   plain connections wait for a request head with no task;
-//!   [`http`]: the L7 request path (routes, limits, static files, proxying);
+//!   [`http`]: the L7 request path (routes, limits, static files, proxying),
+//!   the per-configuration snapshot (`http::State`) and the process's
+//!   services it refers to (`http::Services`);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
-//!   [`tls`]: certificates and rustls settings.
+//!   [`tls`]: certificates and rustls settings; [`worker`]: which worker
+//!   thread this is, for per-worker tables.
 //! - [`source`]: what one source is (an IPv4 address, an IPv6 prefix), for
 //!   every tier's limits, counters and bans.
 //! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;
@@ -50,6 +60,7 @@ pub mod source;
 pub mod systemd;
 pub mod tls;
 pub mod upstream;
+pub mod worker;
 
 /// Exit status for an invalid configuration or command line (sysexits EX_USAGE, as `nginx -t` users expect a failure).
 pub const EXIT_CONFIG: i32 = 64;

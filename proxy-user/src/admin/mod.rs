@@ -183,7 +183,9 @@ async fn answer(admin: &Admin, local: SocketAddr, req: Request<Incoming>) -> Res
             admin.status_json().await,
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" if state.metrics.ready() => reply(StatusCode::OK, "text/plain", "ready\n"),
+        "/readyz" if state.services.metrics.ready() => {
+            reply(StatusCode::OK, "text/plain", "ready\n")
+        }
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n"),
         _ => reply(
             StatusCode::NOT_FOUND,

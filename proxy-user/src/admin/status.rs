@@ -8,8 +8,7 @@ use super::Admin;
 use crate::{
     cidr::Cidr,
     control::protocol::ServerView,
-    daemon::origin_name,
-    filter::{BanEntry, FilterMaps},
+    filter::{BanEntry, FilterMaps, origin_name},
     http::State,
     metrics::histogram::BOUNDS,
     runtime::{ListName, RuntimeState},
@@ -26,7 +25,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
     let mut requests = 0u64;
     let mut buckets = vec![0u64; BOUNDS.len() + 1];
     for name in &names {
-        let m = state.metrics.route(name);
+        let m = state.services.metrics.route(name);
         requests += m.totals().classes.iter().sum::<u64>();
         for (b, n) in buckets.iter_mut().zip(m.total.snapshot().buckets) {
             *b += n;
@@ -37,7 +36,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         .values()
         .map(|l| l.counts[2].load(std::sync::atomic::Ordering::Relaxed))
         .sum();
-    let listeners = state.metrics.listeners();
+    let listeners = state.services.metrics.listeners();
     let connections: i64 = listeners.iter().map(|(_, m)| m.active()).sum();
     let (backlog, backlog_max) = listeners
         .iter()
@@ -96,7 +95,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
                 .collect();
             m.bans().unwrap_or_default()
         }
-        None => state.gate.bans(),
+        None => state.services.gate.bans(),
     };
     // Reasons live in the state file (the kernel keeps only the origin).
     let runtime = RuntimeState::read(&state.config.control.state_file);
@@ -119,6 +118,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         })
         .collect();
     let xdp: Vec<Value> = state
+        .services
         .metrics
         .xdp()
         .into_iter()
@@ -136,7 +136,7 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         "backlog_max": backlog_max,
         "drops": drops,
         "xdp": xdp,
-        "gate": state.gate.active(),
+        "gate": state.services.gate.active(),
         "upstreams": upstreams,
         "bans": bans,
         "bans_total": bans_total,

@@ -3,7 +3,7 @@
 //! one command at a time into its main loop: the control socket's requests,
 //! signals (through [`super::run`]), and tests calling it directly.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Result, anyhow};
 use tokio::{
@@ -14,6 +14,7 @@ use tokio::{
 use crate::{
     config::Config,
     control::protocol::{Reply, Request},
+    http::Services,
     http::Shared,
 };
 
@@ -88,6 +89,9 @@ pub struct Handle {
     pub(super) listeners: Vec<SocketAddr>,
     pub(super) admin: Option<SocketAddr>,
     pub(super) shared: Shared,
+    pub(super) services: Arc<Services>,
+    /// The workers' event loops.
+    pub(super) loops: Vec<tokio::runtime::Handle>,
     pub(super) task: Option<JoinHandle<Result<Exit>>>,
 }
 
@@ -119,6 +123,21 @@ impl Handle {
     /// The configuration snapshot requests are served with now.
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// What lives as long as the daemon: the gate, switches, metrics...
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// Tasks alive in the workers' event loops: accept loops, and the
+    /// connections being served (a connection waiting for its request
+    /// head holds none).
+    pub fn worker_tasks(&self) -> usize {
+        self.loops
+            .iter()
+            .map(|l| l.metrics().num_alive_tasks())
+            .sum()
     }
 
     /// Stops accepting, lets in-flight requests finish within `grace`

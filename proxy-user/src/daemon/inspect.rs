@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::{Daemon, origin_name};
+use super::Daemon;
 use crate::{
     cidr::Cidr,
     control::protocol::ServerView,
-    filter::{List, monotonic_ns},
+    filter::{List, monotonic_ns, origin_name},
     runtime::{ListName, unix_now},
     source,
 };
@@ -125,7 +125,7 @@ impl Daemon {
         let routes: Vec<Value> = names
             .iter()
             .map(|name| {
-                let totals = state.metrics.route(name).totals().classes;
+                let totals = state.services.metrics.route(name).totals().classes;
                 let mut v = json!({ "route": name });
                 for (class, n) in crate::metrics::route::CLASSES.iter().zip(totals) {
                     v[*class] = json!(n);

@@ -34,7 +34,7 @@ impl Daemon {
             .map(|(c, _)| c)
             .filter(|a| nets.iter().any(|n| overlap(*a, *n)))
             .collect();
-        let kicks = self.shared.load().kicks.clone();
+        let kicks = self.shared.load().services.kicks.clone();
         if delay.is_zero() {
             kicks.kick(Kick { nets, except });
         } else {

@@ -75,15 +75,17 @@ impl Listeners {
 
     /// Starts one thread per worker, each with its own event loop serving
     /// its own `sockets` until `stop` holds a grace period (or its sender
-    /// is gone).
+    /// is gone). Returns once every event loop runs: the threads, and a
+    /// handle on each event loop (for its measures).
     pub fn serve(
         &mut self,
         sockets: Vec<Vec<BoundStd>>,
         shared: &Shared,
         stop: &tokio::sync::watch::Receiver<Option<Duration>>,
-    ) -> Result<Vec<Worker>> {
+    ) -> Result<(Vec<Worker>, Vec<tokio::runtime::Handle>)> {
         let workers = sockets.len();
         let mut threads = Vec::new();
+        let (running_tx, running) = std::sync::mpsc::channel();
         for (n, mut set) in sockets.into_iter().enumerate() {
             for b in &mut set {
                 // The cap is per listener: share it out between the workers.
@@ -92,13 +94,16 @@ impl Listeners {
             let (tx, rx) = mpsc::unbounded_channel();
             self.workers.push(tx);
             let (shared, mut stop) = (shared.clone(), stop.clone());
+            let running_tx = running_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("rampart-w{n}"))
                 .spawn(move || -> Result<()> {
-                    crate::upstream::set_worker(n);
+                    crate::worker::set_worker(n);
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
+                    let _ = running_tx.send(runtime.handle().clone());
+                    drop(running_tx);
                     runtime.block_on(async move {
                         let bound = set
                             .into_iter()
@@ -114,7 +119,16 @@ impl Listeners {
                 })?;
             threads.push(thread);
         }
-        Ok(threads)
+        drop(running_tx);
+        // A worker that failed to build its event loop sends nothing.
+        let loops: Vec<_> = running.iter().collect();
+        if loops.len() < workers {
+            anyhow::bail!(
+                "{} of {workers} workers could not start",
+                workers - loops.len()
+            );
+        }
+        Ok((threads, loops))
     }
 
     /// Where each listener is bound, in the configuration's order.

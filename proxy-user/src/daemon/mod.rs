@@ -44,7 +44,6 @@ pub use bind::{BoundStd, bind_all, bind_std};
 pub use handle::{Commands, Exit, Handle};
 pub use io::{Io, Tier};
 use log::{error, info, warn};
-pub use operate::origin_name;
 pub use process::{run, unblock_signals};
 use tokio::{
     sync::{mpsc, watch},
@@ -59,6 +58,7 @@ use crate::{
     escalate::AutoBan,
     filter::{Filter, mode_name},
     gate::Gate,
+    http::Services,
     http::{Shared, State},
     runtime::StateFile,
 };
@@ -103,34 +103,31 @@ impl Daemon {
         }
         let config = Arc::new(config);
         let runtime = StateFile::open(&config.control.state_file)?;
-        let shared = Shared::new(State::build(config.clone(), None));
+        // Escalation reports come to the main loop, which owns the kernel maps.
+        let (reports, auto_bans) = mpsc::channel(crate::escalate::QUEUE);
+        let services = Arc::new(Services::new(reports));
+        let shared = Shared::new(State::build(config.clone(), services.clone(), None));
         let state = shared.load();
         // Loaded, not yet attached, nothing written: the reconciler writes
         // the configuration with the runtime's limits over it, once.
         let filter = match io.tier {
-            Tier::Kernel => kernel_or_userspace(config.filter.as_ref(), &state.gate),
+            Tier::Kernel => kernel_or_userspace(config.filter.as_ref(), &services.gate),
             Tier::Userspace => {
-                userspace_instead(
-                    "the daemon was started with the userspace tier",
-                    &state.gate,
-                );
+                let why = "the daemon was started with the userspace tier";
+                userspace_instead(why, &services.gate);
                 None
             }
         };
-        // Escalation reports come to the main loop, which owns the kernel
-        // maps; later snapshots inherit the connection.
-        let (bans_tx, auto_bans) = mpsc::channel(crate::escalate::QUEUE);
-        let metrics = state.metrics.clone();
-        state.escalation.connect(bans_tx, metrics.autobans.clone());
         let sockets = io.listeners;
         let listeners = listeners::Listeners::of(&sockets)?;
+        let metrics = services.metrics.clone();
         let mut daemon = Daemon {
             source: io.config_file,
             config: config.clone(),
             reconciler: reconcile::Reconciler::new(
                 filter,
-                state.gate.clone(),
-                state.switches.clone(),
+                services.gate.clone(),
+                services.switches.clone(),
             ),
             shared: shared.clone(),
             runtime,
@@ -138,14 +135,18 @@ impl Daemon {
             bans: Default::default(),
             autobans: autobans::AutoBans::new(metrics.autobans.clone()),
         };
+        // Nobody sees the snapshot yet: it gets the runtime state first.
         daemon.reconcile_into(config.clone(), &state)?;
+        for group in state.new_groups(None) {
+            crate::upstream::spawn_checks(group);
+        }
         daemon.restore_lists()?;
         daemon.count_autobans()?;
         // Only now, with every ban and list entry in its maps (after a
         // reboot they come from the state file), does the filter see a packet.
         daemon.attach_filter()?;
         let (stop, stopped) = watch::channel(None);
-        let workers = daemon.listeners.serve(sockets, &shared, &stopped)?;
+        let (workers, loops) = daemon.listeners.serve(sockets, &shared, &stopped)?;
         if let Some(f) = daemon.reconciler.filter() {
             metrics.set_xdp(
                 f.attached()
@@ -183,6 +184,8 @@ impl Daemon {
             listeners: addrs,
             admin: admin_addr,
             shared,
+            services,
+            loops,
             task: Some(task),
         })
     }

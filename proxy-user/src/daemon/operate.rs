@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Result, anyhow, bail};
 use log::{error, info, warn};
-use proxy_common::list::{ORIGIN_CLI, ORIGIN_CONFIG, ORIGIN_ESCALATION};
+use proxy_common::list::{ORIGIN_CLI, ORIGIN_ESCALATION};
 use serde_json::json;
 
 use super::Daemon;
@@ -21,21 +21,12 @@ use crate::{
     config::Config,
     control::protocol::{ListEntryView, Reply, Request},
     enforcer::Enforcer,
-    filter::List,
+    filter::{List, origin_name},
     http::State,
     later::unix_later,
     runtime::{Entry, ListName, unix_now},
     source,
 };
-
-pub fn origin_name(origin: u32) -> &'static str {
-    match origin {
-        ORIGIN_CONFIG => "config",
-        ORIGIN_CLI => "cli",
-        ORIGIN_ESCALATION => "auto-ban",
-        _ => "unknown",
-    }
-}
 
 fn list_of(name: ListName) -> List {
     match name {
@@ -136,9 +127,15 @@ impl Daemon {
         // The new snapshot gets the runtime state before anyone sees it; the
         // kernel and the gate get the new configuration with the runtime's
         // limits over it, each value written once.
-        let state = State::build(next.clone(), Some(&self.shared.load()));
+        let previous = self.shared.load();
+        let state = State::build(next.clone(), previous.services.clone(), Some(&previous));
         self.reconcile_into(next.clone(), &state)?;
         notes.extend(self.listeners.commit(plan));
+        // Installed: new connections serve with it, its new groups start
+        // their health checks.
+        for group in state.new_groups(Some(&previous)) {
+            crate::upstream::spawn_checks(group);
+        }
         self.shared.store(state);
         let before = std::mem::replace(&mut self.config, next);
         // Sources the new lists refuse lose their open connections too.

@@ -51,7 +51,7 @@ impl Daemon {
         let now = tokio::time::Instant::now();
         let mut out = Vec::new();
         for (name, g) in &state.groups {
-            let switched_to = state.switches.get(name);
+            let switched_to = state.services.switches.get(name);
             for b in &g.backends {
                 out.push(ServerView::of(name, b, switched_to.clone(), now));
             }

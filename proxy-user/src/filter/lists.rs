@@ -28,6 +28,17 @@ pub enum List {
     Block,
 }
 
+/// How views name an entry's origin (`proxy_common::list::ORIGIN_*`), as
+/// the state file records it.
+pub fn origin_name(origin: u32) -> &'static str {
+    match origin {
+        ORIGIN_CONFIG => "config",
+        proxy_common::list::ORIGIN_CLI => "cli",
+        proxy_common::list::ORIGIN_ESCALATION => "auto-ban",
+        _ => "unknown",
+    }
+}
+
 /// What to insert and what to remove to go from `installed` to `desired`.
 pub fn diff(installed: &BTreeSet<Cidr>, desired: &BTreeSet<Cidr>) -> (Vec<Cidr>, Vec<Cidr>) {
     let add = desired.difference(installed).copied().collect();

@@ -42,7 +42,7 @@ use aya::{
 pub use bans::BanEntry;
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
-pub use lists::List;
+pub use lists::{List, origin_name};
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
 use proxy_common::{

@@ -8,7 +8,7 @@
 //!         -> X-Request-Id on the response, access log line
 //! ```
 //!
-//! `State` is an immutable snapshot built from one configuration; a reload
+//! [`State`] is an immutable snapshot built from one configuration; a reload
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
@@ -19,17 +19,16 @@ pub mod headers;
 pub mod path;
 mod proxy;
 pub mod route;
+mod services;
+mod state;
 pub mod static_files;
 mod switches;
+pub use services::Services;
+pub use state::{Shared, State};
 pub use switches::Switches;
 pub mod websocket;
 
-use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
-    sync::{Arc, RwLock},
-    time::Instant,
-};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 pub use error::{ProxyError, UpstreamFailure};
@@ -41,13 +40,10 @@ use hyper::{
 };
 
 use crate::{
-    access_log::{self, AccessLog},
-    config::{Action, Config},
-    escalate::Escalation,
-    gate::Gate,
+    access_log,
+    config::Action,
     limit::{self, Decision, Limiter},
-    metrics::{Observed, Registry, RouteMetrics},
-    upstream::Group,
+    metrics::Observed,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -58,157 +54,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
-}
-
-/// Everything a request needs, built from one configuration.
-pub struct State {
-    pub config: Arc<Config>,
-    pub groups: BTreeMap<String, Arc<Group>>,
-    pub limiters: BTreeMap<String, Arc<Limiter>>,
-    /// The access log file; `None` logs access lines through the daemon's log.
-    pub access_log: Option<Arc<AccessLog>>,
-    /// Blue-green switches, shared by every snapshot (old ones included, so
-    /// open connections follow a switch too).
-    pub switches: Arc<Switches>,
-    /// Escalation rules' counters and where their reports go.
-    pub escalation: Arc<Escalation>,
-    /// The userspace gate (lists, bans, connection rate at accept time when
-    /// XDP cannot run), shared by every snapshot.
-    pub gate: Arc<Gate>,
-    /// Tells WebSocket tunnels to close with 1001; shared by every snapshot.
-    pub going_away: Arc<websocket::GoingAway>,
-    /// Memory for request bodies, process-wide (its count is kept across reloads).
-    pub bodies: budget::Budget,
-    /// Closes the open connections of sources refused since they were
-    /// accepted; shared by every snapshot.
-    pub kicks: Arc<crate::server::kick::Kicks>,
-    /// The measures, shared by every snapshot (kept by name across reloads)...
-    pub metrics: Arc<Registry>,
-    /// ...and this configuration's routes' own, by index (then one for
-    /// requests answered without a route).
-    route_metrics: Vec<Arc<RouteMetrics>>,
-}
-
-impl State {
-    /// Every route's name (as views and metrics name them), then the
-    /// requests answered without a route.
-    pub fn route_names(&self) -> Vec<String> {
-        let mut seen = std::collections::HashSet::new();
-        self.config
-            .routes
-            .iter()
-            .map(|r| r.name())
-            .chain(std::iter::once(NO_ROUTE.to_string()))
-            .filter(|n| seen.insert(n.clone()))
-            .collect()
-    }
-
-    /// The group a route naming `name` sends to: `name`, or the group it
-    /// is switched to.
-    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
-        if let Some(to) = self.switches.get(name)
-            && let Some(g) = self.groups.get(&to)
-        {
-            return Some(g);
-        }
-        self.groups.get(name)
-    }
-
-    /// Builds the snapshot for `config`, carrying state over from
-    /// `previous`: upstream groups whose settings did not change are kept
-    /// whole (health, failures, keep-alive connections, health checks), and
-    /// a changed group keeps the state of the servers it still has; limit
-    /// zones whose settings did not change keep their clients' state.
-    pub fn build(config: Arc<Config>, previous: Option<&State>) -> State {
-        let groups: BTreeMap<String, Arc<Group>> = config
-            .upstreams
-            .iter()
-            .map(|(n, u)| {
-                let before = previous.and_then(|p| p.groups.get(n));
-                if let Some(same) = before.filter(|g| g.config == *u) {
-                    return (n.clone(), same.clone());
-                }
-                let group = Arc::new(Group::carrying(u.clone(), before.map(|g| &**g)));
-                crate::upstream::spawn_checks(&group);
-                (n.clone(), group)
-            })
-            .collect();
-        let limiters = config
-            .limits
-            .iter()
-            .map(|(n, z)| {
-                let kept = previous
-                    .and_then(|p| p.limiters.get(n))
-                    .filter(|l| l.zone == *z)
-                    .cloned();
-                (
-                    n.clone(),
-                    kept.unwrap_or_else(|| Arc::new(Limiter::new(z.clone()))),
-                )
-            })
-            .collect();
-        let access_log = config.http.access_log.as_ref().and_then(|path| {
-            let json = config.http.access_log_json;
-            let previous = previous.and_then(|p| p.access_log.clone());
-            if let Some(prev) = previous.filter(|l| l.path == *path && l.json() == json) {
-                return Some(prev);
-            }
-            match AccessLog::open(path, json) {
-                Ok(log) => Some(Arc::new(log)),
-                Err(e) => {
-                    log::error!(
-                        "access log {}: {e}; logging access through the daemon log",
-                        path.display()
-                    );
-                    None
-                }
-            }
-        });
-        let metrics: Arc<Registry> = previous.map(|p| p.metrics.clone()).unwrap_or_default();
-        let route_metrics = config
-            .routes
-            .iter()
-            .map(|r| metrics.route(&r.name()))
-            .chain(std::iter::once(metrics.route(NO_ROUTE)))
-            .collect();
-        let escalation = Arc::new(Escalation::new(
-            &config.escalate,
-            previous.map(|p| &*p.escalation),
-        ));
-        let bodies = budget::Budget::new(config.http.body_memory, previous.map(|p| &p.bodies));
-        State {
-            config,
-            groups,
-            limiters,
-            access_log,
-            switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
-            escalation,
-            gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
-            metrics,
-            route_metrics,
-            going_away: previous.map(|p| p.going_away.clone()).unwrap_or_default(),
-            bodies,
-            kicks: previous.map(|p| p.kicks.clone()).unwrap_or_default(),
-        }
-    }
-}
-
-/// The current snapshot, swapped whole on reload.
-#[derive(Clone)]
-pub struct Shared(Arc<RwLock<Arc<State>>>);
-
-impl Shared {
-    pub fn new(state: State) -> Shared {
-        Shared(Arc::new(RwLock::new(Arc::new(state))))
-    }
-
-    pub fn load(&self) -> Arc<State> {
-        self.0.read().unwrap().clone()
-    }
-
-    pub fn store(&self, state: State) {
-        *self.0.write().unwrap() = Arc::new(state);
-    }
 }
 
 /// What the connection knows about the client.
@@ -262,7 +107,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(0)
     };
-    state.route_metrics[index.unwrap_or(state.config.routes.len())].observe(&Observed {
+    state.route_metrics(index).observe(&Observed {
         status: resp.status().as_u16(),
         total: started.elapsed(),
         upstream: resp
@@ -450,7 +295,7 @@ async fn dispatch(
                 client: conn.client,
                 https: conn.https,
                 request_id: request_id.clone(),
-                kicks: &state.kicks,
+                kicks: &state.services.kicks,
             };
             let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
             let memory = body::Memory {
@@ -463,7 +308,7 @@ async fn dispatch(
                 &state.config.http,
                 memory,
                 &down,
-                &state.going_away,
+                &state.services.going_away,
                 req,
             )
             .await

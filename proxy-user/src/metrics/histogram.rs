@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::upstream::{SLOTS, slot};
+use crate::worker::{SLOTS, slot};
 
 /// Upper bounds in seconds (then +Inf): from 250 µs to 30 s, about three
 /// buckets per decade where proxies' latencies live.

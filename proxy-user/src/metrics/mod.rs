@@ -1,7 +1,7 @@
 //! What the daemon measures, for `/metrics`, the status page and `rampart
-//! stats`. A [`Registry`] is made by the daemon and handed to the
-//! subsystems through the configuration snapshot ([`crate::http::State`]),
-//! never a global: routes and listeners count into their own entries (kept
+//! stats`. A [`Registry`] is made once by the daemon, with its other
+//! process-lifetime [`crate::http::Services`], and handed to every
+//! configuration snapshot ([`crate::http::State`]), never a global: routes and listeners count into their own entries (kept
 //! by name across reloads), upstream groups, limit zones and the gate keep
 //! their own counters, and the kernel tier is read from its pinned maps when
 //! scraped. Reference: docs/metrics.md.

@@ -8,8 +8,7 @@ use proxy_common::stats::{VERDICT_NAMES, is_drop};
 use super::{histogram::BOUNDS, histogram::Snapshot, route::CLASSES};
 use crate::{
     config::FilterSettings,
-    daemon::origin_name,
-    filter::{FilterMaps, List},
+    filter::{FilterMaps, List, origin_name},
     http::State,
 };
 
@@ -85,7 +84,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
 }
 
 fn listeners(t: &mut Text, state: &State) {
-    let all = state.metrics.listeners();
+    let all = state.services.metrics.listeners();
     let each = |t: &mut Text,
                 name: &str,
                 kind: &str,
@@ -186,7 +185,7 @@ fn routes(t: &mut Text, state: &State) {
         .route_names()
         .into_iter()
         .map(|n| {
-            let m = state.metrics.route(&n);
+            let m = state.services.metrics.route(&n);
             (n, m)
         })
         .collect();
@@ -384,13 +383,17 @@ fn gate(t: &mut Text, state: &State) {
         "gauge",
         "1 when the userspace gate enforces (XDP is not running)",
     );
-    t.sample("rampart_gate_active", &[], u8::from(state.gate.active()));
+    t.sample(
+        "rampart_gate_active",
+        &[],
+        u8::from(state.services.gate.active()),
+    );
     t.family(
         "rampart_gate_connections_total",
         "counter",
         "connections decided by the userspace gate, by decision",
     );
-    for (decision, n) in state.gate.counts() {
+    for (decision, n) in state.services.gate.counts() {
         t.sample(
             "rampart_gate_connections_total",
             &[("decision", decision)],
@@ -401,7 +404,7 @@ fn gate(t: &mut Text, state: &State) {
 
 fn autobans(t: &mut Text, state: &State) {
     use std::sync::atomic::Ordering::Relaxed;
-    let m = &state.metrics.autobans;
+    let m = &state.services.metrics.autobans;
     t.family(
         "rampart_autobans",
         "gauge",
@@ -467,7 +470,7 @@ fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &Filter
         "gauge",
         "1 per interface the XDP program is attached to (label mode)",
     );
-    for (iface, mode) in state.metrics.xdp() {
+    for (iface, mode) in state.services.metrics.xdp() {
         t.sample(
             "rampart_xdp_attached",
             &[("interface", &iface), ("mode", &mode)],

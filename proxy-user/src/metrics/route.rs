@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::histogram::Histogram;
-use crate::upstream::{SLOTS, slot};
+use crate::worker::{SLOTS, slot};
 
 /// Status classes 1xx to 5xx.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

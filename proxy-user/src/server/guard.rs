@@ -10,10 +10,6 @@
 //! - `send_timeout`: a write to the client that makes no progress for this
 //!   long closes the connection.
 //!
-//! The same wrapper bounds writes to an upstream connection
-//! ([`Guarded::upstream`]: `send_timeout` of an `[upstream.NAME]`, nginx's
-//! `proxy_send_timeout`), where reads are the proxy's to time.
-//!
 //! While a request is being handled (until its response body has been
 //! sent, see [`super::busy::BusyBody`]) no read deadline applies: the
 //! handler has its own, per phase (`body_timeout` between reads of the
@@ -79,7 +75,7 @@ enum Due {
     At(Instant, Deadline),
     /// None while a request is handled; one will once it ends.
     AfterRequest,
-    /// None: an upstream connection, or a tunnel that times itself.
+    /// None: a tunnel that times itself.
     Never,
 }
 
@@ -110,8 +106,6 @@ pub struct Guarded<S> {
     timeouts: Timeouts,
     /// HTTP/2 has no heads to time or judge: only idleness applies.
     http2: bool,
-    /// Whether reads have deadlines here (not on upstream connections).
-    reads_bounded: bool,
     scanner: Option<Scanner>,
     /// When the head being read started arriving.
     head_since: Option<Instant>,
@@ -150,7 +144,6 @@ impl<S> Guarded<S> {
             watch: Arc::new(Watch::new(now)),
             timeouts,
             http2,
-            reads_bounded: true,
             scanner: max_head.filter(|_| !http2).map(Scanner::new),
             head_since: None,
             last_write: now,
@@ -163,19 +156,6 @@ impl<S> Guarded<S> {
             last_read: now,
             nudge: None,
         }
-    }
-
-    /// Guards an upstream connection: only stalled writes time out.
-    pub fn upstream(io: S, send: Duration) -> Guarded<S> {
-        let timeouts = Timeouts {
-            header: send,
-            keepalive: send,
-            send,
-            body: send,
-        };
-        let mut g = Guarded::new(io, timeouts, false, None);
-        g.reads_bounded = false;
-        g
     }
 
     /// Wakes reads of a request body only once the rest of it has arrived
@@ -227,9 +207,6 @@ impl<S> Guarded<S> {
 
     /// The deadline for the next request's bytes, if one applies now.
     fn read_deadline(&self) -> Due {
-        if !self.reads_bounded {
-            return Due::Never;
-        }
         let s = self.watch.lock();
         if s.tunnel {
             return Due::Never;

@@ -234,7 +234,7 @@ impl Lot {
         // Refused by a kick while it was served: it closes here. Checked
         // under the rows' lock, so a kick published meanwhile either is
         // seen here or finds the row in `kick`.
-        let kicks = &conn.snapshot.kicks;
+        let kicks = &conn.snapshot.services.kicks;
         let (refused, seen) = kicks.refused_since(conn.kicks_seen, conn.info.client.ip());
         if refused {
             return;

@@ -148,7 +148,7 @@ pub async fn serve_changing(
     };
     let waiting = {
         let (lot, draining) = (lot.clone(), draining.clone());
-        let kicks = state.load().kicks.clone();
+        let kicks = state.load().services.kicks.clone();
         tokio::spawn(async move {
             let serve = |ready| {
                 tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
@@ -232,7 +232,7 @@ pub async fn serve_changing(
     }
     // WebSockets get the rest of the grace period, then a close frame
     // with code 1001 (going away).
-    let tunnels = &snapshot.going_away;
+    let tunnels = &snapshot.services.going_away;
     while tunnels.open() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -296,6 +296,7 @@ async fn accept_loop(
     let limit = Arc::new(Semaphore::new(served.borrow().config.max_connections));
     let metrics = state
         .load()
+        .services
         .metrics
         .listener(&served.borrow().config.bind.to_string());
     // Dropped before `socket` (a parameter): the fd is never read closed.
@@ -332,8 +333,8 @@ async fn accept_loop(
         let snapshot = state.load();
         // Kicks up to here are the gate's to enforce; later ones close the
         // connection wherever it is (see `kick`).
-        let seen = snapshot.kicks.generation();
-        if !snapshot.gate.admit(client.ip()).admitted() {
+        let seen = snapshot.services.kicks.generation();
+        if !snapshot.services.gate.admit(client.ip()).admitted() {
             metrics.refused.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -388,7 +389,7 @@ async fn accept_loop(
             metrics: metrics.clone(),
         };
         let draining = draining.clone();
-        let kicks = snapshot.kicks.clone();
+        let kicks = snapshot.services.kicks.clone();
         // Each phase's future is boxed, so the task keeps only a pointer to
         // the phase it is in.
         tokio::spawn(async move {
@@ -421,7 +422,7 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     };
     let slot = park::Slot::new();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let kicks = conn.snapshot.kicks.clone();
+    let kicks = conn.snapshot.services.kicks.clone();
     tokio::select! {
         _ = serve_http(
             stream,

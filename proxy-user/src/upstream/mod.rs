@@ -7,6 +7,7 @@
 mod balance;
 mod health;
 mod pool;
+mod stall;
 
 use std::{
     net::SocketAddr,
@@ -18,7 +19,7 @@ use std::{
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
-pub use pool::{Conn, Pool, SLOTS, SURPLUS_IDLE, SendError, set_worker, slot};
+pub use pool::{Conn, Pool, SURPLUS_IDLE, SendError};
 use tokio::time::Instant;
 
 use crate::config::{Balance, Upstream};

@@ -28,7 +28,8 @@ use hyper::{Request, Response, body::Incoming, client::conn::http1::SendRequest}
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use crate::server::guard::Guarded;
+use super::stall::WriteStall;
+use crate::worker::{SLOTS, slot};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -63,34 +64,16 @@ impl SendError {
     }
 }
 
-/// Idle connections are kept per worker thread (as nginx keeps them per
-/// worker process): a connection's I/O task runs on the thread that opened
-/// it, so handing it to another thread would cost a wakeup across threads on
-/// every read.
-pub const SLOTS: usize = 64;
-
-thread_local! {
-    /// This thread's worker number (0 outside the daemon's workers).
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the calling thread as worker `n`.
-pub fn set_worker(n: usize) {
-    WORKER.with(|w| w.set(n));
-}
-
-/// The calling worker's slot in per-worker tables.
-pub fn slot() -> usize {
-    WORKER.with(|w| w.get()) % SLOTS
-}
-
 /// How long idle connections above `keepalive` stay open.
 pub const SURPLUS_IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Pool {
     addr: SocketAddr,
-    /// Per worker: idle connections, the most recently used last.
+    /// Per worker ([`crate::worker`], as nginx keeps them per worker
+    /// process): idle connections, the most recently used last. A
+    /// connection's I/O task runs on the thread that opened it, so handing
+    /// it to another thread would cost a wakeup across threads on every read.
     idle: Vec<Mutex<VecDeque<Idle>>>,
     max_idle: usize,
 }
@@ -200,7 +183,7 @@ impl Pool {
             .map_err(SendError::Connect)?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(Guarded::upstream(stream, send)))
+            hyper::client::conn::http1::handshake(TokioIo::new(WriteStall::new(stream, send)))
                 .await
                 .map_err(SendError::Exchange)?;
         tokio::spawn(async move {

@@ -64,7 +64,7 @@ async fn a_ban_closes_the_sources_open_connections() {
     let dir = test_dir("kick");
     let p = proxy(&dir, CONFIG).await;
     let state = p.shared.load();
-    state.gate.activate();
+    state.services.gate.activate();
     let to = p.addr();
 
     // Parked: idle past PARK_AFTER (1 s), so it waits in the lot with no task.
@@ -101,8 +101,8 @@ async fn a_ban_closes_the_sources_open_connections() {
     // The ban, as the daemon makes it in userspace mode: the gate, then the kick.
     let banned: IpAddr = "127.0.0.2".parse().unwrap();
     let at = Instant::now();
-    state.gate.ban(banned, None, ORIGIN_CLI);
-    state.kicks.kick(Kick {
+    state.services.gate.ban(banned, None, ORIGIN_CLI);
+    state.services.kicks.kick(Kick {
         nets: vec![proxy_user::cidr::Cidr::host(banned)],
         except: vec![],
     });
@@ -149,7 +149,7 @@ async fn a_ban_closes_the_sources_websocket_tunnels() {
     )
     .await;
     let state = p.shared.load();
-    state.gate.activate();
+    state.services.gate.activate();
     let tcp = connect_from("127.0.0.2", p.addr()).await;
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr()), tcp)
         .await
@@ -159,7 +159,7 @@ async fn a_ban_closes_the_sources_websocket_tunnels() {
     assert_eq!(echo.into_text().unwrap(), "hello");
 
     let at = Instant::now();
-    state.kicks.kick(Kick {
+    state.services.kicks.kick(Kick {
         nets: vec!["127.0.0.2".parse().unwrap()],
         except: vec![],
     });

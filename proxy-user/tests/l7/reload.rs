@@ -151,7 +151,7 @@ async fn a_reload_never_puts_configured_values_in_force_over_the_clis() {
         drained: true,
     })
     .await;
-    let gate = p.shared.load().gate.clone();
+    let gate = p.handle().services().gate.clone();
     let in_force = move |shared: &proxy_user::http::Shared| {
         let state = shared.load();
         (

@@ -643,11 +643,8 @@ async fn waiting_connections_hold_no_task() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = test_dir("lot");
     let p = proxy(&dir, ANSWER_OK).await;
-    let tasks = || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    };
+    // The daemon's workers' tasks (not this test's).
+    let tasks = || p.handle().worker_tasks();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let before = tasks();
     let mut conns = Vec::new();
@@ -670,8 +667,8 @@ async fn waiting_connections_hold_no_task() {
     // Past PARK_AFTER: the served ones are parked too.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let waiting = p
-        .shared
-        .load()
+        .handle()
+        .services()
         .metrics
         .listener("127.0.0.1:0")
         .waiting_now();
@@ -690,8 +687,8 @@ async fn idle_connections_are_parked_and_resume() {
     let dir = test_dir("park");
     let p = proxy(&dir, ANSWER_OK).await;
     let waiting = || {
-        p.shared
-            .load()
+        p.handle()
+            .services()
             .metrics
             .listener("127.0.0.1:0")
             .waiting_now()
