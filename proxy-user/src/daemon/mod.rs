@@ -34,6 +34,7 @@ mod open_files;
 mod operate;
 mod process;
 mod reconcile;
+mod reload;
 mod upgrade;
 mod upstreams;
 
