@@ -9,7 +9,7 @@ use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
@@ -50,37 +50,42 @@ pub struct AccessLog {
     pub failing: Arc<AtomicBool>,
     /// Asks the writer to reopen the file.
     reopen: Arc<tokio::sync::Notify>,
+    /// The file and the queue, until [`AccessLog::start`] hands them to the writer.
+    idle: Mutex<Option<(std::fs::File, mpsc::Receiver<String>)>>,
 }
 
 impl AccessLog {
-    /// Opens (creates, appends to) the log and starts its writer task.
+    /// Opens (creates, appends to) the log; lines queue until
+    /// [`AccessLog::start`] starts its writer.
     pub fn open(path: &Path, json: bool) -> std::io::Result<AccessLog> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let reopen = Arc::new(tokio::sync::Notify::new());
-        let failing = Arc::new(AtomicBool::new(false));
-        tokio::spawn(writer(
-            file,
-            rx,
-            path.to_path_buf(),
-            Health {
-                dropped: dropped.clone(),
-                failing: failing.clone(),
-            },
-            reopen.clone(),
-        ));
         Ok(AccessLog {
             path: path.to_path_buf(),
             json,
             tx,
-            dropped,
-            failing,
-            reopen,
+            dropped: Arc::default(),
+            failing: Arc::default(),
+            reopen: Arc::default(),
+            idle: Mutex::new(Some((file, rx))),
         })
+    }
+
+    /// Starts the writer task, once (the daemon does when it installs the
+    /// snapshot that opened the log).
+    pub fn start(&self) {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((file, rx)) = idle {
+            let health = Health {
+                dropped: self.dropped.clone(),
+                failing: self.failing.clone(),
+            };
+            let path = self.path.clone();
+            tokio::spawn(writer(file, rx, path, health, self.reopen.clone()));
+        }
     }
 
     pub fn json(&self) -> bool {

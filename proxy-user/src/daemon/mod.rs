@@ -138,9 +138,7 @@ impl Daemon {
         };
         // Nobody sees the snapshot yet: it gets the runtime state first.
         daemon.reconcile_into(config.clone(), &state)?;
-        for group in state.new_groups(None) {
-            crate::upstream::spawn_checks(group);
-        }
+        state.start(None);
         daemon.restore_lists()?;
         daemon.count_autobans()?;
         // Only now, with every ban and list entry in its maps (after a

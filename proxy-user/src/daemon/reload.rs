@@ -69,11 +69,9 @@ impl Daemon {
         let state = State::build(next.clone(), previous.services.clone(), Some(&previous));
         self.reconcile_into(next.clone(), &state)?;
         notes.extend(self.listeners.commit(plan));
-        // Installed: new connections serve with it, its new groups start
-        // their health checks.
-        for group in state.new_groups(Some(&previous)) {
-            crate::upstream::spawn_checks(group);
-        }
+        // Installed: new connections serve with it; what it brings (health
+        // checks of new groups, a new access log's writer) starts.
+        state.start(Some(&previous));
         self.shared.store(state);
         let before = std::mem::replace(&mut self.config, next);
         // Sources the new lists refuse lose their open connections too.

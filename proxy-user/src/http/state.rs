@@ -40,8 +40,8 @@ impl State {
     /// are kept whole (health, failures, keep-alive connections, health
     /// checks), and a changed group keeps the state of the servers it still
     /// has; limit zones whose settings did not change keep their clients'
-    /// state. Nothing starts: a new group's health checks start when the
-    /// snapshot is installed ([`State::new_groups`]).
+    /// state. Nothing starts: a new group's health checks and a new access
+    /// log's writer start when the snapshot is installed ([`State::start`]).
     pub fn build(config: Arc<Config>, services: Arc<Services>, previous: Option<&State>) -> State {
         let groups: BTreeMap<String, Arc<Group>> = config
             .upstreams
@@ -111,9 +111,19 @@ impl State {
         }
     }
 
-    /// The groups of this snapshot that `previous` did not have (all of
-    /// them without one): their health checks are to start.
-    pub fn new_groups<'a>(
+    /// Starts what this snapshot brings, installed in place of `previous`:
+    /// the health checks of the groups `previous` did not have (all of them
+    /// without one), and the access log's writer if the log is new.
+    pub fn start(&self, previous: Option<&State>) {
+        for group in self.new_groups(previous) {
+            crate::upstream::spawn_checks(group);
+        }
+        if let Some(log) = &self.access_log {
+            log.start();
+        }
+    }
+
+    fn new_groups<'a>(
         &'a self,
         previous: Option<&'a State>,
     ) -> impl Iterator<Item = &'a Arc<Group>> {
