@@ -187,3 +187,83 @@ impl Daemon {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        http::Services,
+        runtime::{LimitOverride, RuntimeState},
+    };
+
+    const CONFIG: &str = "[filter]\nsyn = { rate = 100 }\n\n\
+                          [limit.api]\nrate = \"10r/s\"\nburst = 20\n\n\
+                          [upstream.blue]\nservers = [\"192.0.2.1:80\", \"192.0.2.2:80\"]\n\n\
+                          [upstream.green]\nservers = [\"192.0.2.3:80\"]\n\n\
+                          [[route]]\nupstream = \"blue\"\n";
+
+    /// What a snapshot and the process's services hold after each apply:
+    /// the runtime's values over the configuration's, and back when the
+    /// runtime lets go of them.
+    #[tokio::test]
+    async fn puts_the_runtime_over_the_configuration_and_takes_it_back() {
+        let config = Arc::new(Config::parse(CONFIG, "t.toml".as_ref()).unwrap());
+        let services = Arc::new(Services::new(tokio::sync::mpsc::channel(1).0));
+        let state = State::build(config.clone(), services.clone(), None);
+        let mut r = Reconciler::new(None, services.gate.clone(), services.switches.clone());
+        let in_force = |state: &State| {
+            let blue = &state.groups["blue"].backends;
+            (
+                services.gate.rate(),
+                state.limiters["api"].rate(),
+                (blue[1].drained(), blue[0].weight()),
+                services.switches.get("blue"),
+            )
+        };
+        r.apply(
+            Desired::of(config.clone(), &RuntimeState::default()).0,
+            &state,
+        )
+        .unwrap();
+        assert_eq!(
+            in_force(&state),
+            (Some((100, 100)), 10_000, (false, 1), None)
+        );
+
+        let mut runtime = RuntimeState::default();
+        let syn = LimitOverride {
+            rate: Some("5".into()),
+            burst: None,
+        };
+        runtime.limits.insert("syn".into(), syn);
+        let api = LimitOverride {
+            rate: Some("1r/s".into()),
+            burst: Some(3),
+        };
+        runtime.limits.insert("api".into(), api);
+        runtime.drained.push("blue/192.0.2.2:80".into());
+        runtime.weights.insert("blue/192.0.2.1:80".into(), 7);
+        runtime.switches.insert("blue".into(), "green".into());
+        r.apply(Desired::of(config.clone(), &runtime).0, &state)
+            .unwrap();
+        assert_eq!(
+            in_force(&state),
+            (Some((5, 5)), 1000, (true, 7), Some("green".into()))
+        );
+        assert_eq!(state.limiters["api"].burst(), 3);
+
+        // A new snapshot gets them before anyone sees it; letting go puts
+        // the configuration's values back.
+        let next = State::build(config.clone(), services.clone(), Some(&state));
+        r.apply(Desired::of(config.clone(), &runtime).0, &next)
+            .unwrap();
+        assert_eq!(in_force(&next).2, (true, 7));
+        r.apply(Desired::of(config, &RuntimeState::default()).0, &next)
+            .unwrap();
+        assert_eq!(
+            in_force(&next),
+            (Some((100, 100)), 10_000, (false, 1), None)
+        );
+        assert_eq!(next.limiters["api"].burst(), 20);
+    }
+}
