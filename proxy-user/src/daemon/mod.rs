@@ -138,12 +138,13 @@ impl Daemon {
         };
         // Nobody sees the snapshot yet: it gets the runtime state first.
         daemon.reconcile_into(config.clone(), &state)?;
-        state.start(None);
         daemon.restore_lists()?;
         daemon.count_autobans()?;
         // Only now, with every ban and list entry in its maps (after a
         // reboot they come from the state file), does the filter see a packet.
         daemon.attach_filter()?;
+        // Installed: health checks and the access log's writer start.
+        state.start(None);
         let (stop, stopped) = watch::channel(None);
         let (workers, loops) = daemon.listeners.serve(sockets, &shared, &stopped)?;
         if let Some(f) = daemon.reconciler.filter() {
