@@ -34,6 +34,16 @@ fn config(iface: &str, pins: &Path, dir: &Path, n: usize) -> String {
     )
 }
 
+/// The test's directory (configuration, control socket, state file),
+/// removed on drop, also when the test fails.
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn start(link: &Link, path: &Path, dir: &Path) -> Daemon {
     let daemon = Daemon::start(&link.edge, path, &link.edge_if);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -55,11 +65,12 @@ fn the_kernel_never_enforces_the_configured_limit_over_the_clis() {
     }
     let link = Link::new("dmn15rl");
     let pins = PinDir::new("dmn15rl");
-    let dir = std::env::temp_dir().join(format!("rampart-dmn15rl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(std::env::temp_dir().join(format!("rampart-dmn15rl-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = &dir.0;
     let path = dir.join("rampart.toml");
-    std::fs::write(&path, config(&link.edge_if, pins.path(), &dir, 0)).unwrap();
-    let daemon = start(&link, &path, &dir);
+    std::fs::write(&path, config(&link.edge_if, pins.path(), dir, 0)).unwrap();
+    let daemon = start(&link, &path, dir);
     let rampart = |args: &[&str]| {
         let mut all = vec!["-c", path.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -87,12 +98,12 @@ fn the_kernel_never_enforces_the_configured_limit_over_the_clis() {
         })
     };
     for n in 1..=30 {
-        std::fs::write(&path, config(&link.edge_if, pins.path(), &dir, n)).unwrap();
+        std::fs::write(&path, config(&link.edge_if, pins.path(), dir, n)).unwrap();
         rampart(&["reload"]);
     }
     // A restart: the pinned program enforces all along.
     daemon.stop();
-    let daemon = start(&link, &path, &dir);
+    let daemon = start(&link, &path, dir);
     rampart(&["limit", "show"]);
     stop.store(true, Ordering::Relaxed);
     let (reads, wrong) = watcher.join().unwrap();
@@ -106,5 +117,4 @@ fn the_kernel_never_enforces_the_configured_limit_over_the_clis() {
         &wrong[..wrong.len().min(5)]
     );
     daemon.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }
