@@ -68,7 +68,9 @@ async fn static_files_with_caching_ranges_and_no_escape() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&body[..], b"body { color: red }\n");
     assert_eq!(h["content-type"], "text/css; charset=utf-8");
-    assert_eq!(h["cache-control"], "public, immutable");
+    // Both, as nginx's `expires 30d; add_header Cache-Control "public, immutable"`.
+    let cache_control: Vec<_> = h.get_all("cache-control").iter().collect();
+    assert_eq!(cache_control, ["max-age=2592000", "public, immutable"]);
     let expires = httpdate::parse_http_date(h["expires"].to_str().unwrap()).unwrap();
     let days = expires
         .duration_since(std::time::SystemTime::now())
