@@ -74,21 +74,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // later snapshots inherit the connection.
     let (bans_tx, mut auto_bans) = mpsc::channel(crate::escalate::QUEUE);
     let autoban_metrics = shared.load().metrics.autobans.clone();
-    shared
-        .load()
-        .escalation
-        .connect(bans_tx, autoban_metrics.clone());
-    let mut daemon = Daemon {
-        source,
-        config: config.clone(),
-        filter,
-        gate,
-        shared: shared.clone(),
-        runtime,
-        listeners: None,
-        bans: Default::default(),
-        autobans: autobans::AutoBans::new(autoban_metrics),
-    };
+    shared.load().escalation.connect(bans_tx, autoban_metrics);
+    let mut daemon = Daemon::new(source, filter, shared.clone(), runtime);
     daemon.restore_lists()?;
     daemon.count_autobans()?;
     daemon.apply_upstream_runtime();
@@ -143,6 +130,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut reports = Vec::with_capacity(autoban::BATCH);
     let mut trim = tokio::time::interval(memory::EVERY);
     loop {
         tokio::select! {
@@ -158,8 +146,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 None => info!("SIGUSR1: no access log file to reopen"),
             },
             _ = watchdog.tick() => systemd::notify("WATCHDOG=1"),
-            Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
-                error!("escalation ban: {e:#}");
+            // Every report waiting, as one batch (see `autoban`).
+            1.. = auto_bans.recv_many(&mut reports, autoban::BATCH) => {
+                if let Err(e) = daemon.auto_bans(std::mem::take(&mut reports)) {
+                    error!("escalation ban: {e:#}");
+                }
             },
             Some(call) = calls.recv() => {
                 if let control::protocol::Request::Upgrade { binary } = &call.request {

@@ -67,6 +67,30 @@ fn list_of(name: ListName) -> List {
 }
 
 impl Daemon {
+    /// The daemon's state before anything is restored: the configuration,
+    /// gate and measures are `shared`'s, `filter` the loaded XDP filter (if
+    /// it could be loaded), `runtime` the state file; `source` is the file
+    /// a reload re-reads.
+    pub fn new(
+        source: Option<PathBuf>,
+        filter: Option<Filter>,
+        shared: Shared,
+        runtime: StateFile,
+    ) -> Daemon {
+        let state = shared.load();
+        Daemon {
+            source,
+            config: state.config.clone(),
+            filter,
+            gate: state.gate.clone(),
+            shared: shared.clone(),
+            runtime,
+            listeners: None,
+            bans: BanIndex::default(),
+            autobans: super::autobans::AutoBans::new(state.metrics.autobans.clone()),
+        }
+    }
+
     /// Carries out one control request; errors become the reply's error.
     pub fn handle(&mut self, request: Request) -> Reply {
         if let Err(e) = request.check() {

@@ -39,7 +39,7 @@ use aya::{
         xdp::XdpLink,
     },
 };
-pub use bans::BanEntry;
+pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use lists::List;
