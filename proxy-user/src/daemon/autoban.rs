@@ -32,7 +32,7 @@ pub const BATCH: usize = 512;
 
 impl Daemon {
     /// The auto-ban bound of the configuration in force.
-    fn autoban_bound(&self) -> u32 {
+    pub(super) fn autoban_bound(&self) -> u32 {
         self.config
             .filter
             .as_ref()

@@ -16,6 +16,7 @@ mod listeners;
 mod memory;
 mod open_files;
 mod operate;
+mod restore;
 mod upgrade;
 mod upstreams;
 
