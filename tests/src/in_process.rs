@@ -13,7 +13,8 @@ use proxy_user::{
     runtime::StateFile,
 };
 
-/// The daemon for `config` (a file, re-read by [`Daemon::reload`]). Needs a
+/// The daemon for `config` (a file, re-read by [`Daemon::reload`]), as it
+/// starts: what the pinned maps and the state file hold restored. Needs a
 /// Tokio runtime entered: kicks are spawned on it.
 pub fn daemon(config: &Path) -> Daemon {
     let cfg = Config::load(config).unwrap_or_else(|e| panic!("{e}"));
@@ -23,5 +24,9 @@ pub fn daemon(config: &Path) -> Daemon {
     let gate = shared.load().gate.clone();
     gate.configure(Some(&settings));
     let filter = Filter::load(&settings).unwrap_or_else(|e| panic!("loading the filter: {e:?}"));
-    Daemon::new(Some(config.to_path_buf()), Some(filter), shared, runtime)
+    let mut daemon = Daemon::new(Some(config.to_path_buf()), Some(filter), shared, runtime);
+    daemon
+        .restore()
+        .unwrap_or_else(|e| panic!("restoring: {e:#}"));
+    daemon
 }

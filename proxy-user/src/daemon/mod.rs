@@ -16,6 +16,7 @@ mod listeners;
 mod memory;
 mod open_files;
 mod operate;
+mod rekey;
 mod restore;
 mod upgrade;
 mod upstreams;
@@ -77,8 +78,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let autoban_metrics = shared.load().metrics.autobans.clone();
     shared.load().escalation.connect(bans_tx, autoban_metrics);
     let mut daemon = Daemon::new(source, filter, shared.clone(), runtime);
-    daemon.restore_lists()?;
-    daemon.count_autobans()?;
+    daemon.restore()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
     // Only now, with every ban and list entry in its maps (after a reboot

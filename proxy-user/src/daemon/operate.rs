@@ -179,6 +179,12 @@ impl Daemon {
             .store(State::build(next.clone(), Some(&self.shared.load())));
         let before = self.config.clone();
         self.config = next;
+        // The enforcer keys IPv6 sources by the new prefix now: its bans too.
+        let (was, now) = (before.ipv6_prefix(), self.config.ipv6_prefix());
+        match self.rekey_bans(was, now) {
+            Ok(note) => notes.extend(note),
+            Err(e) => warn!("reload: keying bans by ipv6_prefix /{now}: {e:#}"),
+        }
         self.apply_upstream_runtime();
         self.apply_limits();
         // Sources the new lists refuse lose their open connections too.

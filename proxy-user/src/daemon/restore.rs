@@ -39,6 +39,22 @@ use crate::{
 const SHOWN: usize = 5;
 
 impl Daemon {
+    /// At start, before the filter sees a packet: bans pinned under another
+    /// `ipv6_prefix` keyed again ([`super::rekey`]), the state file's
+    /// entries put back, and escalation's bans in force counted into the
+    /// book.
+    pub fn restore(&mut self) -> Result<()> {
+        let adopted = self
+            .filter
+            .as_mut()
+            .and_then(crate::filter::Filter::take_changed_ipv6_prefix);
+        if let Some(was) = adopted {
+            self.rekey_bans(was, self.config.ipv6_prefix())?;
+        }
+        self.restore_lists()?;
+        self.count_autobans()
+    }
+
     /// Puts the state file's entries back into the enforcer, the
     /// operator's first (see the module's documentation).
     pub fn restore_lists(&mut self) -> Result<()> {

@@ -234,6 +234,17 @@ impl FilterMaps {
         Ok(out)
     }
 
+    /// Forgets every IPv6 source's limiter state (after the prefix that
+    /// makes one changed); how many there were.
+    pub fn forget_sources_v6(&mut self) -> Result<usize, FilterError> {
+        let keys: Vec<V6> = self.sources_v6.keys().filter_map(Result::ok).collect();
+        for k in &keys {
+            // One the program evicted meanwhile is gone already.
+            let _ = self.sources_v6.remove(k);
+        }
+        Ok(keys.len())
+    }
+
     /// The limiter entry for `ip` (masked to the IPv6 prefix), if tracked.
     pub fn source(&self, ip: IpAddr) -> Result<Option<SourceState>, FilterError> {
         let found = match ip {
