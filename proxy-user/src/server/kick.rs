@@ -2,14 +2,16 @@
 //! source's open connections too, not only its new ones (issue 13, item 7).
 //!
 //! Every open connection holds a [`Ticket`]: its place in its worker's
-//! [`Registry`], which keeps the workers' connections by client address.
-//! The daemon publishes each refusal as a [`Kick`] (the networks now
-//! refused, minus the allowlist entries that still win) into [`Kicks`],
-//! which looks each network up in every registry as one range of
-//! addresses and marks exactly the connections inside it: a kick costs
-//! O(workers x log connections + matches), and a connection it does not
-//! close never hears of it (an escalation storm of thousands of bans a
-//! second once woke every connection for every ban: issue 13's review).
+//! [`Registry`], which keeps the worker's connections by client address
+//! (an IPv4 address, or an IPv6 address's /64). The daemon publishes each
+//! refusal as a [`Kick`] (the networks now refused, minus the allowlist
+//! entries that still win) into [`Kicks`], which looks each network up in
+//! every registry and marks exactly the connections inside it: a ban of a
+//! source costs one lookup per worker plus its matches, and a connection
+//! it does not close never hears of it (an escalation storm of thousands
+//! of bans a second once woke every connection for every ban: issue 13's
+//! review). A network wider than a bucket (a list range, a source under an
+//! `ipv6_prefix` shorter than /64) walks the worker's table of buckets.
 //!
 //! A marked connection closes at once wherever it is: its task waits on
 //! [`Ticket::kicked`] beside its work (in-flight requests are dropped, an
@@ -20,7 +22,7 @@
 //! load until a kick marks something in the registry.
 
 use std::{
-    collections::BTreeSet,
+    collections::HashMap,
     future::Future,
     net::IpAddr,
     pin::Pin,
@@ -105,10 +107,18 @@ pub struct Registry {
     rows_kicked: Notify,
 }
 
+/// No slot: the end of a bucket's chain.
+const NONE: u32 = u32::MAX;
+
 #[derive(Debug, Default)]
 struct Book {
-    /// (client address, slot): a kick's network is one range of it.
-    by_addr: BTreeSet<(IpAddr, u32)>,
+    /// The first connection of each bucket (an IPv4 address, or an IPv6
+    /// /64), chained through the slots: one table and one slab for every
+    /// connection, and no allocation of each one's own. (An ordered set
+    /// of addresses, with a node allocation here and there among the
+    /// connections' buffers, kept 450 bytes of heap resident per idle
+    /// connection: RELIABILITY.md.)
+    heads: HashMap<IpAddr, u32>,
     slots: Slab<Slot>,
     /// Lot rows whose connections were marked, for the lot's task.
     rows: Vec<usize>,
@@ -121,8 +131,85 @@ struct Slot {
     /// The lot row it waits in, if it was last seen there (the row may
     /// hold another connection since: see [`Registry::take_rows`]).
     row: Option<u32>,
+    /// Its neighbours in its bucket's chain ([`NONE`] at either end).
+    prev: u32,
+    next: u32,
     /// Its task, waiting on [`Ticket::kicked`].
     waker: Option<Waker>,
+}
+
+/// The bucket `ip` is chained in: an IPv4 address, an IPv6 address's /64
+/// (the default `ipv6_prefix`, so a ban of a source is one bucket).
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(_) => Cidr::masked(ip, BUCKET_V6).addr(),
+    }
+}
+
+const BUCKET_V6: u8 = 64;
+
+impl Book {
+    /// The buckets `net` may have connections in: one when it fits in a
+    /// bucket (an address, an IPv6 network of /64 or longer: every ban
+    /// with the default `ipv6_prefix`), else those inside it (a list
+    /// range, a shorter prefix: a walk of the table, never of the tasks).
+    fn buckets(&self, net: &Cidr) -> Vec<u32> {
+        let fits = net.is_host() || (net.addr().is_ipv6() && net.prefix_len() >= BUCKET_V6);
+        if fits {
+            return self
+                .heads
+                .get(&bucket(net.addr()))
+                .copied()
+                .into_iter()
+                .collect();
+        }
+        self.heads
+            .iter()
+            .filter(|(b, _)| net.contains(**b))
+            .map(|(_, head)| *head)
+            .collect()
+    }
+
+    fn insert(&mut self, addr: IpAddr) -> u32 {
+        let key = bucket(addr);
+        let next = self.heads.get(&key).copied().unwrap_or(NONE);
+        let slot = self.slots.insert(Slot {
+            addr,
+            kicked: false,
+            row: None,
+            prev: NONE,
+            next,
+            waker: None,
+        });
+        // More than u32::MAX open connections cannot happen (descriptors).
+        let slot = u32::try_from(slot).unwrap_or(NONE);
+        if let Some(n) = self.slots.get_mut(next as usize) {
+            n.prev = slot;
+        }
+        self.heads.insert(key, slot);
+        slot
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let Some(s) = self.slots.try_remove(slot as usize) else {
+            return;
+        };
+        if let Some(p) = self.slots.get_mut(s.prev as usize) {
+            p.next = s.next;
+        } else if s.next == NONE {
+            self.heads.remove(&bucket(s.addr));
+        } else {
+            self.heads.insert(bucket(s.addr), s.next);
+        }
+        if let Some(n) = self.slots.get_mut(s.next as usize) {
+            n.prev = s.prev;
+        }
+        // A table emptied after a flood gives its room back.
+        if self.heads.len() * 8 < self.heads.capacity() && self.heads.capacity() > 1024 {
+            self.heads.shrink_to_fit();
+        }
+    }
 }
 
 impl Registry {
@@ -132,16 +219,7 @@ impl Registry {
 
     /// Registers a connection from `ip`; it leaves when the ticket is dropped.
     pub fn register(self: &Arc<Self>, ip: IpAddr) -> Ticket {
-        let mut book = self.book();
-        let slot = book.slots.insert(Slot {
-            addr: ip,
-            kicked: false,
-            row: None,
-            waker: None,
-        });
-        // More than u32::MAX open connections cannot happen (descriptors).
-        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
-        book.by_addr.insert((ip, slot));
+        let slot = self.book().insert(ip);
         Ticket {
             registry: self.clone(),
             slot,
@@ -154,31 +232,27 @@ impl Registry {
         let mut marked = 0;
         let mut rows = false;
         {
-            let mut guard = self.book();
-            let Book {
-                by_addr,
-                slots,
-                rows: kicked_rows,
-            } = &mut *guard;
+            let mut book = self.book();
             for net in &kick.nets {
-                let range = (net.addr(), 0)..=(net.last(), u32::MAX);
-                for &(ip, slot) in by_addr.range(range) {
-                    if kick.except.iter().any(|e| e.contains(ip)) {
-                        continue;
+                for head in book.buckets(net) {
+                    let mut at = head;
+                    while let Some(s) = book.slots.get_mut(at as usize) {
+                        at = s.next;
+                        let ip = s.addr;
+                        if s.kicked
+                            || !net.contains(ip)
+                            || kick.except.iter().any(|e| e.contains(ip))
+                        {
+                            continue;
+                        }
+                        s.kicked = true;
+                        marked += 1;
+                        wakers.extend(s.waker.take());
+                        if let Some(row) = s.row {
+                            book.rows.push(row as usize);
+                            rows = true;
+                        }
                     }
-                    let Some(s) = slots.get_mut(slot as usize) else {
-                        continue;
-                    };
-                    if s.kicked {
-                        continue;
-                    }
-                    s.kicked = true;
-                    marked += 1;
-                    if let Some(row) = s.row {
-                        kicked_rows.push(row as usize);
-                        rows = true;
-                    }
-                    wakers.extend(s.waker.take());
                 }
             }
             if marked > 0 {
@@ -250,10 +324,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut book = self.registry.book();
-        if let Some(s) = book.slots.try_remove(self.slot as usize) {
-            book.by_addr.remove(&(s.addr, self.slot));
-        }
+        self.registry.book().remove(self.slot);
     }
 }
 
@@ -312,11 +383,12 @@ mod tests {
 
     #[test]
     fn a_connection_costs_a_few_dozen_bytes() {
-        // Beside its lot row or task: its slot, and its key in `by_addr`.
+        // Beside its lot row or task: its slot, and its bucket's head if
+        // it is alone there.
         let slot = std::mem::size_of::<Slot>();
-        let key = std::mem::size_of::<(IpAddr, u32)>();
-        println!("slot {slot} bytes, key {key} bytes");
-        assert!(slot <= 48 && key <= 24, "slot {slot}, key {key}");
+        let head = std::mem::size_of::<(IpAddr, u32)>();
+        println!("slot {slot} bytes, head {head} bytes");
+        assert!(slot <= 56 && head <= 24, "slot {slot}, head {head}");
     }
 
     #[test]
@@ -340,8 +412,39 @@ mod tests {
         assert_eq!(k.kick(kick(&["10.2.3.4"], &[])), 0, "marked once");
         // A dropped ticket leaves the registry.
         drop(v4);
-        assert_eq!(r.book().by_addr.len(), 5);
+        assert_eq!(r.book().slots.len(), 5);
         assert_eq!(k.marked(), 3);
+        // Within one /64 bucket, a longer prefix or an address marks only its own.
+        let (a, b, c) = (
+            t("2001:db8:9:9::1"),
+            t("2001:db8:9:9::1:1"),
+            t("2001:db8:9:9:8000::1"),
+        );
+        assert_eq!(k.kick(kick(&["2001:db8:9:9::/96"], &[])), 2);
+        assert!(a.is_kicked() && b.is_kicked() && !c.is_kicked());
+        // A network wider than a bucket finds every bucket inside it.
+        let d = t("2001:db8:9:7::1");
+        assert_eq!(k.kick(kick(&["2001:db8:9::/48"], &[])), 2);
+        assert!(c.is_kicked() && d.is_kicked());
+    }
+
+    #[test]
+    fn chains_follow_connections_that_come_and_go() {
+        let k = Kicks::default();
+        let r = k.registry();
+        let ip = ip("2001:db8::1");
+        // Many in one bucket, dropped in every order: the chain stays whole.
+        let mut tickets: Vec<Ticket> = (0..10).map(|_| r.register(ip)).collect();
+        for i in [9, 0, 4, 5, 1] {
+            drop(tickets.remove(i.min(tickets.len() - 1)));
+        }
+        let alive = tickets.len();
+        tickets.push(r.register(ip));
+        assert_eq!(k.kick(kick(&["2001:db8::/64"], &[])), alive + 1);
+        assert!(tickets.iter().all(Ticket::is_kicked));
+        drop(tickets);
+        let book = r.book();
+        assert!(book.heads.is_empty() && book.slots.is_empty());
     }
 
     #[test]
