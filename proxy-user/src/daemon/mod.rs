@@ -16,6 +16,8 @@ mod listeners;
 mod memory;
 mod open_files;
 mod operate;
+mod rekey;
+mod restore;
 mod upgrade;
 mod upstreams;
 
@@ -74,23 +76,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // later snapshots inherit the connection.
     let (bans_tx, mut auto_bans) = mpsc::channel(crate::escalate::QUEUE);
     let autoban_metrics = shared.load().metrics.autobans.clone();
-    shared
-        .load()
-        .escalation
-        .connect(bans_tx, autoban_metrics.clone());
-    let mut daemon = Daemon {
-        source,
-        config: config.clone(),
-        filter,
-        gate,
-        shared: shared.clone(),
-        runtime,
-        listeners: None,
-        bans: Default::default(),
-        autobans: autobans::AutoBans::new(autoban_metrics),
-    };
-    daemon.restore_lists()?;
-    daemon.count_autobans()?;
+    shared.load().escalation.connect(bans_tx, autoban_metrics);
+    let mut daemon = Daemon::new(source, filter, shared.clone(), runtime);
+    daemon.restore()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
     // Only now, with every ban and list entry in its maps (after a reboot
@@ -143,6 +131,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut reports = Vec::with_capacity(autoban::BATCH);
     let mut trim = tokio::time::interval(memory::EVERY);
     loop {
         tokio::select! {
@@ -158,8 +147,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 None => info!("SIGUSR1: no access log file to reopen"),
             },
             _ = watchdog.tick() => systemd::notify("WATCHDOG=1"),
-            Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
-                error!("escalation ban: {e:#}");
+            // Every report waiting, as one batch (see `autoban`).
+            1.. = auto_bans.recv_many(&mut reports, autoban::BATCH) => {
+                if let Err(e) = daemon.auto_bans(std::mem::take(&mut reports)) {
+                    error!("escalation ban: {e:#}");
+                }
             },
             Some(call) = calls.recv() => {
                 if let control::protocol::Request::Upgrade { binary } = &call.request {

@@ -39,6 +39,9 @@ pub struct FilterMaps {
     pub(super) bans_v6: HashMap<MapData, V6, Ban>,
     pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
     pub(super) sources_v6: HashMap<MapData, V6, SourceState>,
+    /// Config map rewrites with the presence flags recomputed, each a scan
+    /// of every map (see [`FilterMaps::presence_rewrites`]).
+    pub(super) presence_rewrites: u64,
 }
 
 /// One source as seen by the limiter.
@@ -91,6 +94,7 @@ impl FilterMaps {
             bans_v6: open(dir, pin::BANS_V6)?,
             sources_v4: open(dir, pin::SOURCES_V4)?,
             sources_v6: open(dir, pin::SOURCES_V6)?,
+            presence_rewrites: 0,
         })
     }
 
@@ -111,6 +115,7 @@ impl FilterMaps {
     pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
         // The hints about map contents are not the caller's to set: keep what is installed.
         let installed = self.config()?;
+        self.presence_rewrites += 1;
         value.flags =
             (value.flags & 0xff) | self.presence_flags() | (installed.flags & kcfg::CONTENT_HINTS);
         value.probes_v4 = installed.probes_v4;
@@ -122,6 +127,13 @@ impl FilterMaps {
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// How many times this handle rewrote the config map with the presence
+    /// flags recomputed: each looks for a first key in every map (about a
+    /// millisecond when a large hash map is empty), so batched work pays one.
+    pub fn presence_rewrites(&self) -> u64 {
+        self.presence_rewrites
     }
 
     /// Sets or clears content hints (`config::CONTENT_HINTS` bits) in place.
@@ -220,6 +232,17 @@ impl FilterMaps {
             });
         }
         Ok(out)
+    }
+
+    /// Forgets every IPv6 source's limiter state (after the prefix that
+    /// makes one changed); how many there were.
+    pub fn forget_sources_v6(&mut self) -> Result<usize, FilterError> {
+        let keys: Vec<V6> = self.sources_v6.keys().filter_map(Result::ok).collect();
+        for k in &keys {
+            // One the program evicted meanwhile is gone already.
+            let _ = self.sources_v6.remove(k);
+        }
+        Ok(keys.len())
     }
 
     /// The limiter entry for `ip` (masked to the IPv6 prefix), if tracked.

@@ -39,7 +39,7 @@ use aya::{
         xdp::XdpLink,
     },
 };
-pub use bans::BanEntry;
+pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use lists::List;
@@ -70,6 +70,10 @@ pub struct Filter {
     /// Links that could not be pinned (netlink attachments): they detach
     /// when the filter is dropped.
     unpinned: Vec<XdpLink>,
+    /// The IPv6 prefix the adopted maps' bans were keyed by, when the
+    /// settings loaded with have another: they are to be keyed again (see
+    /// `daemon::rekey`). Taken by [`Filter::take_changed_ipv6_prefix`].
+    adopted_ipv6_prefix: Option<u8>,
 }
 
 impl Filter {
@@ -120,9 +124,15 @@ impl Filter {
             attached: Vec::new(),
             links: Vec::new(),
             unpinned: Vec::new(),
+            adopted_ipv6_prefix: None,
         };
         filter.maps.init_index()?;
+        // Zero in a new config map; else what the adopted bans are keyed by.
+        let was = filter.maps.config()?.v6_prefix_len;
         filter.sync(settings)?;
+        if was != 0 && was != u32::from(settings.ipv6_prefix) {
+            filter.adopted_ipv6_prefix = u8::try_from(was).ok();
+        }
         Ok(filter)
     }
 
@@ -140,7 +150,18 @@ impl Filter {
         let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
         let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
         self.maps.recompute_overlap()?;
-        self.maps.write_config(kernel_config(settings))?;
+        let was = self.maps.config()?.v6_prefix_len;
+        let config = kernel_config(settings);
+        self.maps.write_config(config)?;
+        if was != 0 && was != config.v6_prefix_len {
+            // Limiter state of IPv6 sources keyed by the old prefix: the
+            // program would never meet those keys again.
+            let forgotten = self.maps.forget_sources_v6()?;
+            info!(
+                "ipv6_prefix /{was} -> /{}: {forgotten} IPv6 source(s) start afresh",
+                config.v6_prefix_len
+            );
+        }
         info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
         Ok(())
     }
@@ -242,6 +263,12 @@ impl Filter {
             .program(pin::PROGRAM)
             .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
         p.try_into().map_err(FilterError::Program)
+    }
+
+    /// The IPv6 prefix the adopted maps' bans were keyed by, if it is not
+    /// the one the filter was loaded with (once).
+    pub fn take_changed_ipv6_prefix(&mut self) -> Option<u8> {
+        self.adopted_ipv6_prefix.take()
     }
 
     pub fn attached(&self) -> &[(String, Option<XdpMode>)] {

@@ -134,7 +134,7 @@ pub async fn serve_changing(
     // Every connection task holds a receiver: at shutdown the sender says
     // "drain", and waits until they have all been dropped.
     let (drain, draining) = watch::channel(false);
-    let lot = match Lot::new() {
+    let lot = match Lot::new(state.load().kicks.registry()) {
         Ok(lot) => lot,
         Err(e) => {
             log::error!("cannot serve: no epoll set for waiting connections: {e}");
@@ -143,12 +143,11 @@ pub async fn serve_changing(
     };
     let waiting = {
         let (lot, draining) = (lot.clone(), draining.clone());
-        let kicks = state.load().kicks.clone();
         tokio::spawn(async move {
             let serve = |ready| {
                 tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
             };
-            lot.run(draining.clone(), &kicks, serve).await
+            lot.run(draining.clone(), serve).await
         })
     };
     let trimming = tokio::spawn(trim_upstream_pools(state.clone()));
@@ -325,9 +324,9 @@ async fn accept_loop(
         // Without XDP, the lists, bans and connection rate are enforced
         // here, before any TLS work: a refused connection is just closed.
         let snapshot = state.load();
-        // Kicks up to here are the gate's to enforce; later ones close the
-        // connection wherever it is (see `kick`).
-        let seen = snapshot.kicks.generation();
+        // Registered before the gate decides: a ban after the decision
+        // finds the connection (see `kick`); one before it, the gate refuses.
+        let ticket = lot.registry().register(client.ip());
         if !snapshot.gate.admit(client.ip()).admitted() {
             metrics.refused.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -357,7 +356,7 @@ async fn accept_loop(
                 accepted: now,
                 idle_since: now,
                 resumed: false,
-                kicks_seen: seen,
+                ticket,
                 _permit: permit,
                 _open: open,
             };
@@ -383,7 +382,6 @@ async fn accept_loop(
             metrics: metrics.clone(),
         };
         let draining = draining.clone();
-        let kicks = snapshot.kicks.clone();
         // Each phase's future is boxed, so the task keeps only a pointer to
         // the phase it is in.
         tokio::spawn(async move {
@@ -391,7 +389,7 @@ async fn accept_loop(
             let _open = open;
             tokio::select! {
                 _ = Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)) => {}
-                _ = kicks.kicked(seen, client.ip()) => {
+                _ = ticket.kicked() => {
                     log::debug!("{client}: closed: its source is refused now");
                 }
             }
@@ -416,7 +414,6 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     };
     let slot = park::Slot::new();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let kicks = conn.snapshot.kicks.clone();
     tokio::select! {
         _ = serve_http(
             stream,
@@ -429,7 +426,7 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
             (conn.resumed, conn.idle_since),
             Some(fd),
         ) => {}
-        _ = kicks.kicked(conn.kicks_seen, conn.info.client.ip()) => {
+        _ = conn.ticket.kicked() => {
             // The stream (in the dropped future) closes.
             log::debug!("{}: closed: its source is refused now", conn.info.client);
             return;
