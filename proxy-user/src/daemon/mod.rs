@@ -13,6 +13,7 @@ mod inspect;
 mod kick;
 mod limits;
 mod listeners;
+mod log_level;
 mod memory;
 mod open_files;
 mod operate;
@@ -50,6 +51,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
     }
     let config = Arc::new(config);
+    // The configuration's level from the first line on (RUST_LOG wins if set).
+    crate::logging::set_level((!crate::logging::from_env()).then_some(config.log.level));
     open_files::raise(&config);
     crate::http::budget::give_freed_bodies_back();
     let runtime = StateFile::open(&config.control.state_file)?;
@@ -88,7 +91,18 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         listeners: None,
         bans: Default::default(),
         autobans: autobans::AutoBans::new(autoban_metrics),
+        log_override: None,
     };
+    // The program's records go to this process's log, at its level.
+    daemon.apply_log();
+    if let Some(f) = daemon.filter.as_mut() {
+        match f.records() {
+            Ok(records) => {
+                tokio::spawn(crate::filter::forward(records));
+            }
+            Err(e) => warn!("the XDP program's log records will not be shown: {e}"),
+        }
+    }
     daemon.restore_lists()?;
     daemon.count_autobans()?;
     daemon.apply_upstream_runtime();

@@ -48,6 +48,8 @@ pub struct Daemon {
     /// Escalation's bans in force, soonest-expiring first, within
     /// `[filter.maps] autobans`.
     pub autobans: super::autobans::AutoBans,
+    /// The log level set with `rampart log level`, until `reset` or a restart.
+    pub log_override: Option<crate::logging::Level>,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -99,6 +101,7 @@ impl Daemon {
             Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
+            Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
             // The main loop handles it (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
@@ -159,6 +162,7 @@ impl Daemon {
         self.config = next;
         self.apply_upstream_runtime();
         self.apply_limits();
+        self.apply_log();
         // Sources the new lists refuse lose their open connections too.
         if let Err(e) = self.kick_reloaded(&before) {
             warn!("reload: closing refused sources' connections: {e:#}");
