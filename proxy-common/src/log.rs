@@ -2,9 +2,9 @@
 //! `log` crate numbers them) and how many records per second it may write.
 //!
 //! Records themselves go through aya-log's ring buffer (`AYA_LOGS`) to the
-//! daemon, which logs them with target [`TARGET`]. This map decides whether
-//! the program gets that far: with the level below an event's, the event
-//! costs one array lookup and a compare, and never touches the ring buffer.
+//! daemon, which logs them with target [`TARGET`]. The level the program
+//! checks is its own global (`RAMPART_LOG_LEVEL`, one load); this map holds
+//! the record budget, and the same level for readers.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -27,7 +27,8 @@ pub const TRACE: u32 = 5;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct LogConfig {
-    /// Highest level recorded ([`OFF`] to [`TRACE`]); an event above it is skipped.
+    /// Highest level recorded ([`OFF`] to [`TRACE`]), as the daemon last set
+    /// it; the program reads its own copy (a global), for one load per event.
     pub level: u32,
     /// Records per second allowed (also the burst); kept for readers.
     pub rate: u32,

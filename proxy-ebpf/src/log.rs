@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! event!(Level, "format ... ({} suppressed on this cpu)", args...)
-//!   admit(level)   the `log` map's level is below it -> skipped: an inlined
-//!                  array lookup and a compare (15 instructions, no helper
-//!                  call), the clock and the ring buffer are never touched
+//!   admit(level)   the level (a global the daemon writes) is below it ->
+//!                  skipped: one load and a compare (4 instructions); the
+//!                  budget, the clock and the ring buffer are never touched
 //!                  the global record budget (GCRA, `rate` per second, burst
 //!                  `rate`) is spent -> counted as suppressed on this CPU
 //!   record         aya-log writes it to its ring buffer (`AYA_LOGS`), with
@@ -33,43 +33,59 @@ use crate::{
     maps::{LOG, LOG_SUPPRESSED},
 };
 
+/// The level (`proxy_common::log::OFF`..`TRACE`), written by the daemon
+/// into this program's own global data. A global's address is a constant,
+/// so reading it is one load, where the `log` map costs an inlined lookup
+/// (about 12 instructions more on every event).
+#[unsafe(no_mangle)]
+static mut RAMPART_LOG_LEVEL: u32 = 0;
+
 /// Bytes of a malformed frame copied into its record.
 const SAMPLE: usize = 64;
 
 /// Records one rare event at `$level` (`Error`, `Warn`, `Info`, `Debug`,
 /// `Trace`) if the level and the record budget allow it. The format's last
 /// `{}` receives the count of records this CPU suppressed since its last one.
+/// Only the level check is inlined at the call site; the rest is a call, so
+/// the caller's hot code is laid out as if the event were not there.
 #[macro_export]
 macro_rules! event {
     ($level:ident, $fmt:literal $(, $arg:expr)* $(,)?) => {
-        if let Some(suppressed) = $crate::log::admit($crate::log::Level::$level) {
-            aya_log_ebpf::log!(
-                &(),
-                target: proxy_common::log::TARGET,
-                $crate::log::Level::$level,
-                $fmt,
-                $($arg,)*
-                suppressed
-            );
+        if $crate::log::enabled($crate::log::Level::$level) {
+            (#[inline(never)]
+            || {
+                if let Some(suppressed) = $crate::log::admit() {
+                    aya_log_ebpf::log!(
+                        &(),
+                        target: proxy_common::log::TARGET,
+                        $crate::log::Level::$level,
+                        $fmt,
+                        $($arg,)*
+                        suppressed
+                    );
+                }
+            })();
         }
     };
 }
 
-/// Whether an event at `level` is recorded now. `Some(n)`: yes, and this
-/// CPU suppressed `n` records since its previous one (its count restarts).
+/// Whether events at `level` are recorded: one load and a compare.
 #[inline(always)]
-pub fn admit(level: Level) -> Option<u64> {
-    let cfg = LOG.get_ptr_mut(LOG_KEY)?;
-    // SAFETY: a live value of the `log` array; `level` is only read.
-    if level as u32 > unsafe { (*cfg).level } {
-        return None;
-    }
-    admit_rate(cfg)
+pub fn enabled(level: Level) -> bool {
+    // SAFETY: a plain read of a u32 the program never writes; volatile, so
+    // LLVM does not fold the initial value in.
+    level as u32 <= unsafe { core::ptr::read_volatile(&raw const RAMPART_LOG_LEVEL) }
 }
 
-/// The budget part of [`admit`], kept out of line: only events that pass
-/// the level check pay for it.
-#[inline(never)]
+/// Whether an enabled event is recorded now, within the budget. `Some(n)`:
+/// yes, and this CPU suppressed `n` records since its previous one (its
+/// count restarts).
+#[inline(always)]
+pub fn admit() -> Option<u64> {
+    admit_rate(LOG.get_ptr_mut(LOG_KEY)?)
+}
+
+#[inline(always)]
 fn admit_rate(cfg: *mut proxy_common::log::LogConfig) -> Option<u64> {
     let suppressed = LOG_SUPPRESSED.get_ptr_mut(LOG_KEY)?;
     // SAFETY: a BPF helper with no preconditions; `cfg` points into the live
@@ -121,8 +137,16 @@ unsafe fn conform(tat: *mut u64, now: u64, interval: u64, tolerance: u64) -> boo
 /// first [`SAMPLE`] bytes (zero-padded), at info level.
 #[inline(always)]
 pub fn malformed(ctx: &XdpContext) {
-    // As `event!`, with the sample copied only once the record is admitted.
-    if let Some(suppressed) = admit(Level::Info) {
+    if enabled(Level::Info) {
+        malformed_record(ctx);
+    }
+}
+
+/// [`malformed`] past its level check; the sample is copied only once the
+/// record is admitted.
+#[inline(never)]
+fn malformed_record(ctx: &XdpContext) {
+    if let Some(suppressed) = admit() {
         let bytes = sample(ctx);
         aya_log_ebpf::info!(
             &(),

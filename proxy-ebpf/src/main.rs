@@ -22,6 +22,8 @@
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]
+// `#[inline(never)]` on the closure that `log::event!` records with.
+#![feature(stmt_expr_attributes)]
 
 mod atomic;
 mod decide;

@@ -97,9 +97,20 @@ fn malformed_frames_are_recorded_at_their_level_and_within_the_budget() {
         return;
     }
     let pins = PinDir::new("log14-budget");
-    let filter = load(&settings(pins.path()));
+    let mut filter = load(&settings(pins.path()));
     let (mut logger, capture) = reader(&filter);
-    let mut xdp = XdpLog::open(pins.path()).unwrap();
+    // The level is the loading process's to set (the program reads it from
+    // its own global data); the pinned maps alone cannot change it.
+    let mut xdp = filter.log.take().expect("the program's log");
+    let e = XdpLog::open(pins.path())
+        .unwrap()
+        .set(klog::INFO, 5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("only be changed by the process that loaded"),
+        "{e}"
+    );
     let frame = malformed();
 
     // A new program records nothing until the daemon sets a level.

@@ -122,7 +122,12 @@ impl Filter {
         program.load()?;
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
-            log: XdpLog::open(dir).ok(),
+            // Absent from an object built without logging (benchmarks
+            // compare against one).
+            log: ebpf
+                .take_map(xdp_log::LEVEL_MAP)
+                .map(|m| XdpLog::of_program(dir, m))
+                .transpose()?,
             ebpf,
             attached: Vec::new(),
             links: Vec::new(),

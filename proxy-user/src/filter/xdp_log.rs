@@ -22,11 +22,20 @@ use super::{FilterError, maps::open};
 /// The program's records, as aya-log reads them, for [`forward`].
 pub type Records = EbpfLogger<&'static dyn log::Log>;
 
-/// Handles on the `log` and `log_suppressed` maps.
+/// Handles on the `log` and `log_suppressed` maps, and on the level the
+/// loaded program reads.
 pub struct XdpLog {
     config: Array<MapData, LogConfig>,
     suppressed: PerCpuArray<MapData, u64>,
+    /// The program's `.bss` (its global `RAMPART_LOG_LEVEL`, the level it
+    /// checks: one load, where a map costs a lookup); only the process that
+    /// loaded the program has it. The `log` map's `level` records the same
+    /// value for readers.
+    level: Option<Array<MapData, u32>>,
 }
+
+/// The global-data map holding `RAMPART_LOG_LEVEL` (`proxy-ebpf/src/log.rs`).
+pub(super) const LEVEL_MAP: &str = ".bss";
 
 impl XdpLog {
     /// Opens the maps pinned in `dir`.
@@ -34,7 +43,16 @@ impl XdpLog {
         Ok(XdpLog {
             config: open(dir, pin::LOG)?,
             suppressed: open(dir, pin::LOG_SUPPRESSED)?,
+            level: None,
         })
+    }
+
+    /// The maps pinned in `dir`, with the loaded program's level (`map`: its
+    /// [`LEVEL_MAP`]).
+    pub(super) fn of_program(dir: &Path, map: aya::maps::Map) -> Result<XdpLog, FilterError> {
+        let mut log = XdpLog::open(dir)?;
+        log.level = Some(Array::try_from(map).map_err(FilterError::map(LEVEL_MAP))?);
+        Ok(log)
     }
 
     pub fn settings(&self) -> Result<LogConfig, FilterError> {
@@ -44,12 +62,20 @@ impl XdpLog {
     }
 
     /// Records at `level` (`proxy_common::log::OFF`..`TRACE`) and below, at
-    /// most `rate` per second; the program sees it on its next event.
+    /// most `rate` per second; the program sees it on its next event. Only
+    /// the process that loaded the program can change its level.
     pub fn set(&mut self, level: u32, rate: u32) -> Result<(), FilterError> {
         let value = self.settings()?.with(level, rate);
+        let global = self.level.as_mut().ok_or_else(|| FilterError::NotOwner {
+            what: "the XDP program's log level".into(),
+        })?;
+        // The budget first, so that a raised level never meets an old rate.
         self.config
             .set(LOG_KEY, value, 0)
-            .map_err(FilterError::map(pin::LOG))
+            .map_err(FilterError::map(pin::LOG))?;
+        global
+            .set(0, value.level, 0)
+            .map_err(FilterError::map(LEVEL_MAP))
     }
 
     /// Records suppressed and not yet reported, per CPU (each CPU reports
