@@ -18,7 +18,7 @@
 //! Each verdict is counted in the per-CPU `verdicts` map. Settings come from
 //! the `config` map on every packet, so userspace changes them in place.
 //! Rare events (a malformed frame, a full source map) become aya-log records,
-//! gated by the `log` map's level and a record budget (`log.rs`).
+//! gated by a level the daemon sets and a record budget (`log.rs`).
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]

@@ -56,7 +56,8 @@ pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
 #[btf_map(name = "sources_v6")]
 pub static SOURCES_V6: LruHashMap<V6, SourceState, 65536> = LruHashMap::new();
 
-/// Level and record budget of the program's log (see `log.rs`).
+/// The record budget of the program's log, and its level for readers
+/// (the program reads its own global; see `log.rs`).
 #[btf_map(name = "log")]
 pub static LOG: Array<LogConfig, 1> = Array::new();
 /// Records each CPU suppressed since its last one (reported in the next).

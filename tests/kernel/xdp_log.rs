@@ -1,6 +1,6 @@
 //! The XDP program's log (issue 14): a malformed frame becomes an aya-log
-//! record with target `rampart::xdp`, only at or below the level in the
-//! `log` map, and at most `rate` records per second (burst `rate`) however
+//! record with target `rampart::xdp`, only at or below the level the
+//! loading process set, and at most `rate` records per second (burst `rate`) however
 //! many frames arrive; what the budget refuses is counted and reported in
 //! the next record. Through the daemon: the records reach its log, and
 //! `rampart log level` changes what appears while it runs.
