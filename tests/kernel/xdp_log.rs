@@ -214,15 +214,16 @@ fn the_daemon_logs_xdp_records_at_the_level_set_at_run_time() {
     }
     let link = Link::new("log14");
     let pins = PinDir::new("log14-daemon");
-    let dir = std::env::temp_dir().join(format!("rampart-log14-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir(std::env::temp_dir().join(format!("rampart-log14-{}", std::process::id())));
+    let dir = &dir.0;
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("rampart.toml");
     std::fs::write(
         &path,
         format!(
             "{}[log]\nlevel = \"info\"\nxdp_rate = 5\n{}",
             filter_section(&link.edge_if, pins.path(), &[]),
-            control_section(&dir)
+            control_section(dir)
         ),
     )
     .unwrap();
@@ -320,6 +321,14 @@ fn the_daemon_logs_xdp_records_at_the_level_set_at_run_time() {
         "{}",
         &log[quiet..]
     );
-    drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The daemon's directory (configuration, control socket, state file, log),
+/// removed when the test ends, also by a panic.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
