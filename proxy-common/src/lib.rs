@@ -10,6 +10,7 @@
 //!   for single addresses).
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
+//! - [`log`]: which rare events the program records and how many per second.
 //! - [`source`]: per-source limiter state and top-talker counters.
 //! - [`stats`]: verdict numbers and the per-CPU counter value.
 //! - [`gcra`]: the generic cell rate algorithm as a pure function.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod gcra;
 pub mod index;
 pub mod list;
+pub mod log;
 pub mod pin;
 pub mod source;
 pub mod stats;
@@ -48,6 +50,7 @@ macro_rules! aya_pod {
 aya_pod!(
     config::FilterConfig,
     list::ListValue,
+    log::LogConfig,
     index::BucketV4,
     index::BucketV6,
     ban::Ban,

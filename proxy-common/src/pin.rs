@@ -20,9 +20,11 @@ pub const BANS_V4: &str = "bans_v4";
 pub const BANS_V6: &str = "bans_v6";
 pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
+pub const LOG: &str = "log";
+pub const LOG_SUPPRESSED: &str = "log_suppressed";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 16] = [
+pub const ALL_MAPS: [&str; 18] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -39,6 +41,8 @@ pub const ALL_MAPS: [&str; 16] = [
     BANS_V6,
     SOURCES_V4,
     SOURCES_V6,
+    LOG,
+    LOG_SUPPRESSED,
 ];
 
 /// Name of the XDP program in the object file.

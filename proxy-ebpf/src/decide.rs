@@ -252,7 +252,10 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         match self.source(source_key) {
             Some(state) => limit::apply(cfg, state, now, syn, len),
             // The LRU map refused the entry (it should evict instead); fail open.
-            None => stats::PASS,
+            None => {
+                crate::log::source_refused(K::BITS);
+                stats::PASS
+            }
         }
     }
 

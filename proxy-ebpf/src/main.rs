@@ -17,13 +17,18 @@
 //!
 //! Each verdict is counted in the per-CPU `verdicts` map. Settings come from
 //! the `config` map on every packet, so userspace changes them in place.
+//! Rare events (a malformed frame, a full source map) become aya-log records,
+//! gated by a level the daemon sets and a record budget (`log.rs`).
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]
+// `#[inline(never)]` on the closure that `log::event!` records with.
+#![feature(stmt_expr_attributes)]
 
 mod atomic;
 mod decide;
 mod limit;
+mod log;
 mod maps;
 mod parse;
 
@@ -34,6 +39,9 @@ use proxy_common::stats;
 pub fn rampart(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let verdict = decide::decide(&ctx).unwrap_or(stats::MALFORMED);
+    if verdict == stats::MALFORMED {
+        log::malformed(&ctx);
+    }
     maps::count(verdict, len);
     if stats::is_drop(verdict) {
         xdp_action::XDP_DROP

@@ -11,6 +11,7 @@ use proxy_common::{
     config::FilterConfig,
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
+    log::LogConfig,
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
 };
@@ -54,6 +55,14 @@ pub static BANS_V6: HashMap<V6, Ban, 65536> = HashMap::new();
 pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
 #[btf_map(name = "sources_v6")]
 pub static SOURCES_V6: LruHashMap<V6, SourceState, 65536> = LruHashMap::new();
+
+/// The record budget of the program's log, and its level for readers
+/// (the program reads its own global; see `log.rs`).
+#[btf_map(name = "log")]
+pub static LOG: Array<LogConfig, 1> = Array::new();
+/// Records each CPU suppressed since its last one (reported in the next).
+#[btf_map(name = "log_suppressed")]
+pub static LOG_SUPPRESSED: PerCpuArray<u64, 1> = PerCpuArray::new();
 
 /// Counts one packet of `len` bytes under `verdict` on this CPU.
 #[inline(always)]

@@ -18,3 +18,4 @@ mod state_file;
 mod veth;
 mod vlan;
 mod without_xdp;
+mod xdp_log;

@@ -13,6 +13,7 @@ mod inspect;
 mod kick;
 mod limits;
 mod listeners;
+mod log_level;
 mod memory;
 mod open_files;
 mod operate;
@@ -52,6 +53,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
     }
     let config = Arc::new(config);
+    // The configuration's level from the first line on (RUST_LOG wins if set).
+    crate::logging::set_level((!crate::logging::from_env()).then_some(config.log.level));
     open_files::raise(&config);
     crate::http::budget::give_freed_bodies_back();
     let runtime = StateFile::open(&config.control.state_file)?;
@@ -78,6 +81,16 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let autoban_metrics = shared.load().metrics.autobans.clone();
     shared.load().escalation.connect(bans_tx, autoban_metrics);
     let mut daemon = Daemon::new(source, filter, shared.clone(), runtime);
+    // The program's records go to this process's log, at its level.
+    daemon.apply_log();
+    if let Some(f) = daemon.filter.as_mut() {
+        match f.records() {
+            Ok(records) => {
+                tokio::spawn(crate::filter::forward(records));
+            }
+            Err(e) => warn!("the XDP program's log records will not be shown: {e}"),
+        }
+    }
     daemon.restore()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();

@@ -46,6 +46,8 @@ pub struct Daemon {
     /// Escalation's bans in force, soonest-expiring first, within
     /// `[filter.maps] autobans`.
     pub autobans: super::autobans::AutoBans,
+    /// The log level set with `rampart log level`, until `reset` or a restart.
+    pub log_override: Option<crate::logging::Level>,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -86,6 +88,7 @@ impl Daemon {
             listeners: None,
             bans: BanIndex::default(),
             autobans: super::autobans::AutoBans::new(state.metrics.autobans.clone()),
+            log_override: None,
         }
     }
 
@@ -121,6 +124,7 @@ impl Daemon {
             Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
+            Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
             // The main loop handles it (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
@@ -187,6 +191,7 @@ impl Daemon {
         }
         self.apply_upstream_runtime();
         self.apply_limits();
+        self.apply_log();
         // Sources the new lists refuse lose their open connections too.
         if let Err(e) = self.kick_reloaded(&before) {
             warn!("reload: closing refused sources' connections: {e:#}");

@@ -8,6 +8,7 @@
 //!                           swapped for ours atomically (bpf_link_update), no gap;
 //!                           else native, or generic with a warning when mode = auto,
 //!                           and the new link pinned
+//!   .records()              the program's log records, for `xdp_log::forward`
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -28,6 +29,7 @@ mod maps;
 pub mod object;
 mod pin_dir;
 mod settings;
+mod xdp_log;
 
 use std::path::Path;
 
@@ -50,6 +52,7 @@ use proxy_common::{
     pin,
 };
 pub use settings::{kernel_config, rate_of};
+pub use xdp_log::{Records, XdpLog, forward};
 
 use crate::config::{AttachMode, FilterSettings};
 
@@ -62,6 +65,9 @@ pub struct Filter {
     ebpf: Ebpf,
     /// The pinned maps, opened by path like any other reader would.
     pub maps: FilterMaps,
+    /// The program's log settings; `None` for an object without them (an
+    /// older build's, which benchmarks compare against).
+    pub log: Option<XdpLog>,
     /// Interfaces attached so far, with the mode each one got (`None`:
     /// adopted from a pinned link, in the mode it was attached with).
     attached: Vec<(String, Option<XdpMode>)>,
@@ -120,6 +126,12 @@ impl Filter {
         program.load()?;
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
+            // Absent from an object built without logging (benchmarks
+            // compare against one).
+            log: ebpf
+                .take_map(xdp_log::LEVEL_MAP)
+                .map(|m| XdpLog::of_program(dir, m))
+                .transpose()?,
             ebpf,
             attached: Vec::new(),
             links: Vec::new(),
@@ -256,6 +268,12 @@ impl Filter {
         Ok(())
     }
 
+    /// The program's log records (aya-log's ring buffer), to hand to
+    /// [`forward`]; once: the reader owns the buffer.
+    pub fn records(&mut self) -> Result<Records, FilterError> {
+        Ok(aya_log::EbpfLogger::init(&mut self.ebpf)?)
+    }
+
     /// The loaded program, for BPF_PROG_TEST_RUN.
     pub fn program(&self) -> Result<&Xdp, FilterError> {
         let p = self
@@ -302,6 +320,8 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BANS_V6 => (16, v(size_of::<Ban>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
+        pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
+        pin::LOG_SUPPRESSED => (4, 8),
         _ => return None,
     })
 }
