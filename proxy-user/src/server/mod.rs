@@ -21,6 +21,7 @@ mod lot;
 mod lowat;
 mod park;
 mod preface;
+mod stall;
 
 use std::{
     collections::HashMap,
@@ -33,7 +34,7 @@ use std::{
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
 };
 pub use listener::bind;
@@ -655,6 +656,9 @@ async fn serve_http<S>(
     let conn_budget = (alpn_h2 || (http2 && !conn.https))
         .then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
     let (snapshot, conn) = (snapshot.clone(), *conn);
+    // HTTP/2 streams' tasks, each reset once its response stalls for send_timeout.
+    let streams = stall::Streams::new(settings.send_timeout);
+    let executor = streams.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);
@@ -673,6 +677,7 @@ async fn serve_http<S>(
             req.extensions_mut().insert(b.clone());
         }
         let http1 = req.version() < hyper::Version::HTTP_2;
+        let clock = (!http1).then(|| streams.clock());
         async move {
             let resp = http::handle(snapshot, conn, req).await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -681,9 +686,9 @@ async fn serve_http<S>(
             // On HTTP/1, a body that is more than one buffer (streamed
             // from an upstream or a file) keeps the request in progress
             // until it has been sent: the connection must not be parked
-            // meanwhile. (HTTP/2 connections are not parked, and one
-            // whose client never opens its window for a stream is closed
-            // by keepalive_timeout as before.)
+            // meanwhile. (HTTP/2 connections are not parked; a stream
+            // whose client never opens its window is reset after
+            // send_timeout, see `stall`.)
             let streamed = http1
                 && hyper::body::Body::size_hint(resp.body())
                     .exact()
@@ -694,12 +699,16 @@ async fn serve_http<S>(
                 drop(busy);
                 resp
             };
+            let resp = match clock {
+                Some(clock) => resp.map(|b| http::Body::new(stall::Sending::new(b, clock))),
+                None => resp,
+            };
             Ok::<_, Infallible>(resp)
         }
     });
     // Timeouts on the client side are the guard's; hyper's own header
     // timer would be registered anew for every request.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(executor);
     builder
         .http1()
         .max_buf_size(max_head)
