@@ -96,8 +96,11 @@ pub struct FilterConfig {
     pub range_mask_v4: u32,
     /// Buckets in `range_index_v6`, minus one.
     pub range_mask_v6: u32,
+    /// The secret key of the first stage's slot hash ([`crate::admit`]):
+    /// random, chosen by the loader once and kept in the pinned map.
+    pub admit_seed: u64,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 232);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 240);
 
 impl FilterConfig {
     #[inline(always)]

@@ -8,6 +8,8 @@
 //!   packet and userspace rewrites in place (limits, IPv6 prefix, switches).
 //! - [`list`]: allow/block list keys and values (LPM tries for ranges, hashes
 //!   for single addresses).
+//! - [`admit`]: the first stage a new source goes through before it gets
+//!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
 //! - [`source`]: per-source limiter state and top-talker counters.
@@ -23,6 +25,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod admit;
 pub mod ban;
 pub mod config;
 pub mod gcra;
@@ -46,6 +49,8 @@ macro_rules! aya_pod {
 }
 #[cfg(feature = "user")]
 aya_pod!(
+    admit::FirstV4,
+    admit::FirstV6,
     config::FilterConfig,
     list::ListValue,
     index::BucketV4,

@@ -21,7 +21,9 @@
 #![no_main]
 #![feature(asm_experimental_arch)]
 
+mod admit;
 mod atomic;
+mod clock;
 mod decide;
 mod limit;
 mod maps;

@@ -7,6 +7,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use proxy_common::{
+    admit::{FirstV4, FirstV6, SLOTS},
     ban::Ban,
     config::FilterConfig,
     index::{BucketV4, BucketV6},
@@ -54,6 +55,13 @@ pub static BANS_V6: HashMap<V6, Ban, 65536> = HashMap::new();
 pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
 #[btf_map(name = "sources_v6")]
 pub static SOURCES_V6: LruHashMap<V6, SourceState, 65536> = LruHashMap::new();
+
+/// The first stage in front of `sources_*` (`proxy_common::admit`): not
+/// pinned, since it only remembers sources seen once.
+#[btf_map(name = "first_v4")]
+pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
+#[btf_map(name = "first_v6")]
+pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
 
 /// Counts one packet of `len` bytes under `verdict` on this CPU.
 #[inline(always)]

@@ -17,7 +17,7 @@ use proxy_common::{
     stats::{self, Counter},
 };
 
-use super::FilterError;
+use super::{FilterError, clock};
 use crate::cidr::Cidr;
 
 /// Handles on every pinned map of one loaded filter.
@@ -119,6 +119,10 @@ impl FilterMaps {
         value.index_mask_v6 = installed.index_mask_v6;
         value.range_mask_v4 = installed.range_mask_v4;
         value.range_mask_v6 = installed.range_mask_v6;
+        value.admit_seed = match installed.admit_seed {
+            0 => random_seed(),
+            kept => kept,
+        };
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
@@ -244,6 +248,20 @@ impl FilterMaps {
             }),
         }
     }
+}
+
+/// A nonzero random key for the first stage's slot hash.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into our buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    let seed = u64::from_ne_bytes(bytes);
+    if n == 8 && seed != 0 {
+        return seed;
+    }
+    // getrandom cannot fail for 8 bytes once the pool is ready; should it,
+    // the clock still keeps the seed from being known in advance.
+    clock::monotonic_ns() | 1
 }
 
 /// A network from a trie key; keys hold no host bits, so this cannot fail.

@@ -41,6 +41,8 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
         index_mask_v6: 0,
         range_mask_v4: 0,
         range_mask_v6: 0,
+        // Filled in by FilterMaps::write_config.
+        admit_seed: 0,
     }
 }
 
