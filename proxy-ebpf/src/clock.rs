@@ -12,14 +12,14 @@
 //! - Bans and the first stage's record of a first packet read [`coarse`]:
 //!   a ban ends up to a tick late, and a promoted source's first packet is
 //!   dated up to a tick early (never after its second).
-//! - The limits read [`exact`]. GCRA on a clock that stands still and then
-//!   jumps holds a flooding source to `burst` per tick whatever its rate:
-//!   at each jump past the TAT, the TAT restarts at the new time and the
-//!   credit of the time jumped is lost (a 1,000,000/s limit with a burst
-//!   of 1,000 passes about 250,000 per second). Deciding on the coarse
-//!   time only when it is certain (the source is within its limit even by
-//!   the lagging clock) and reading the exact time otherwise would keep the
-//!   pass path off the exact clock; that is not done yet (issue 14).
+//! - The limits decide on [`coarse`] when it is certain and read [`exact`]
+//!   otherwise (`proxy_common::gcra::admit_lagging`): a source within its
+//!   limit even by the lagging clock conforms, and costs no exact read;
+//!   one over it by the lagging clock is decided on the exact time. The
+//!   coarse clock alone would not do: GCRA on a clock that stands still
+//!   and then jumps restarts a flooding source's TAT at every jump and
+//!   loses the credit of the time jumped (a 1,000,000/s limit with a burst
+//!   of 1,000 passes about a quarter of its rate).
 
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 

@@ -305,8 +305,7 @@ impl<K: FirstStage, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_
     #[inline(always)]
     fn limit(&self, cfg: &FilterConfig, key: &K, now: u64, syn: bool, len: u64) -> u32 {
         match self.sources.get_ptr_mut(key) {
-            // The limits decide on the exact time (clock.rs says why).
-            Some(state) => limit::apply(cfg, state, clock::exact(), syn, len),
+            Some(state) => limit::apply(cfg, state, now, syn, len),
             None => admit::new_source(cfg, self.sources, key, now, syn, len),
         }
     }
