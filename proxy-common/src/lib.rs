@@ -56,6 +56,8 @@ aya_pod!(
     index::BucketV4,
     index::BucketV6,
     ban::Ban,
+    ban::BanBucketV4,
+    ban::BanBucketV6,
     source::SourceState,
     stats::Counter,
 );

@@ -15,6 +15,7 @@ use proxy_common::{
 
 use crate::{
     admit::{self, FirstStage},
+    bans::{self, BanIndex},
     clock, limit,
     maps::*,
     parse::{self, Malformed},
@@ -204,7 +205,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
     }
 }
 
-impl<K: FirstStage, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW, N_RANGE> {
+impl<K: FirstStage + BanIndex, const N_ALLOW: usize, const N_RANGE: usize>
+    Family<'_, K, N_ALLOW, N_RANGE>
+{
     /// `src` is the full address (lists are exact); `source_key` the key of
     /// bans and limits (the address, or for IPv6 its configured prefix).
     #[inline(always)]
@@ -223,12 +226,11 @@ impl<K: FirstStage, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_
             now = clock::coarse();
             // Bans are keyed by source (for IPv6 the configured prefix), so
             // rotating addresses inside a banned /64 stays banned.
-            if let Some(ban) = self.bans.get_ptr(source_key) {
-                // SAFETY: the pointer is a live value of the bans map.
-                if now < unsafe { (*ban).expires_at_ns } {
+            if let Some(expires) = bans::expiry(cfg, self.bans, source_key) {
+                if now < expires {
                     return self.unless_allowed(cfg, src, stats::BANNED);
                 }
-                // Expired: clean it up so the next packet skips it.
+                // Expired: clean it up (userspace reuses its index way).
                 let _ = self.bans.remove(source_key);
             }
         }

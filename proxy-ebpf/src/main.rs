@@ -10,7 +10,9 @@
 //!                                    winning over them (see decide.rs)
 //!   blocklist (hash of addresses,
 //!              then LPM of ranges) -> drop (blocklisted)
-//!   ban table (by source, TTL)    -> drop while unexpired (banned)
+//!   ban table (by source, TTL;
+//!     an inlined index, the hash
+//!     only after an overflow)      -> drop while unexpired (banned)
 //!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
 //!   otherwise                     -> pass
 //! ```
@@ -23,6 +25,7 @@
 
 mod admit;
 mod atomic;
+mod bans;
 mod clock;
 mod decide;
 mod limit;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use proxy_common::{
     admit::{FirstV4, FirstV6, SLOTS},
-    ban::Ban,
+    ban::{Ban, BanBucketV4, BanBucketV6},
     config::FilterConfig,
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
@@ -50,6 +50,11 @@ pub static RANGE_INDEX_V6: Array<BucketV6, 65536> = Array::new();
 pub static BANS_V4: HashMap<V4, Ban, 65536> = HashMap::new();
 #[btf_map(name = "bans_v6")]
 pub static BANS_V6: HashMap<V6, Ban, 65536> = HashMap::new();
+
+#[btf_map(name = "ban_index_v4")]
+pub static BAN_INDEX_V4: Array<BanBucketV4, 32768> = Array::new();
+#[btf_map(name = "ban_index_v6")]
+pub static BAN_INDEX_V6: Array<BanBucketV6, 32768> = Array::new();
 
 #[btf_map(name = "sources_v4")]
 pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();

@@ -5,6 +5,7 @@
 mod admit;
 mod attach;
 mod autobans;
+mod ban_index;
 mod bench_progs;
 mod bpftool;
 mod control;

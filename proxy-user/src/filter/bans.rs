@@ -69,6 +69,7 @@ impl FilterMaps {
                 .insert(v6(ip), value, 0)
                 .map_err(FilterError::map(pin::BANS_V6))?,
         }
+        self.ban_index_insert(key, value)?;
         // Only the first ban of a family changes the presence hints; the
         // rewrite looks for a first key in every map (a scan of all the
         // buckets of an empty hash map), about 1 ms: not once per ban.
@@ -84,7 +85,9 @@ impl FilterMaps {
 
     /// Lifts the ban on the source `addr` belongs to; returns whether there was one.
     pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
-        let removed = match self.ban_key(addr)? {
+        let key = self.ban_key(addr)?;
+        self.ban_index_remove(key)?;
+        let removed = match key {
             IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
             IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
         };
@@ -98,6 +101,7 @@ impl FilterMaps {
     pub fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
         let mut lifted = 0;
         for key in keys {
+            self.ban_index_remove(*key)?;
             let removed = match key {
                 IpAddr::V4(ip) => self.bans_v4.remove(&v4(*ip)).is_ok(),
                 IpAddr::V6(ip) => self.bans_v6.remove(&v6(*ip)).is_ok(),
@@ -152,6 +156,7 @@ impl FilterMaps {
             .map(|b| b.addr)
             .collect();
         for addr in &expired {
+            self.ban_index_remove(*addr)?;
             match addr {
                 IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
                 IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),

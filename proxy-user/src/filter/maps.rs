@@ -8,7 +8,7 @@ use std::{
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use proxy_common::{
-    ban::Ban,
+    ban::{Ban, BanBucketV4, BanBucketV6},
     config::{self as kcfg, FilterConfig},
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
@@ -37,6 +37,8 @@ pub struct FilterMaps {
     pub(super) range_index_v6: Array<MapData, BucketV6>,
     pub(super) bans_v4: HashMap<MapData, V4, Ban>,
     pub(super) bans_v6: HashMap<MapData, V6, Ban>,
+    pub(super) ban_index_v4: Array<MapData, BanBucketV4>,
+    pub(super) ban_index_v6: Array<MapData, BanBucketV6>,
     pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
     pub(super) sources_v6: HashMap<MapData, V6, SourceState>,
 }
@@ -89,6 +91,8 @@ impl FilterMaps {
             range_index_v6: open(dir, pin::RANGE_INDEX_V6)?,
             bans_v4: open(dir, pin::BANS_V4)?,
             bans_v6: open(dir, pin::BANS_V6)?,
+            ban_index_v4: open(dir, pin::BAN_INDEX_V4)?,
+            ban_index_v6: open(dir, pin::BAN_INDEX_V6)?,
             sources_v4: open(dir, pin::SOURCES_V4)?,
             sources_v6: open(dir, pin::SOURCES_V6)?,
         })
@@ -119,6 +123,8 @@ impl FilterMaps {
         value.index_mask_v6 = installed.index_mask_v6;
         value.range_mask_v4 = installed.range_mask_v4;
         value.range_mask_v6 = installed.range_mask_v6;
+        value.ban_mask_v4 = installed.ban_mask_v4;
+        value.ban_mask_v6 = installed.ban_mask_v6;
         value.admit_seed = match installed.admit_seed {
             0 => random_seed(),
             kept => kept,
