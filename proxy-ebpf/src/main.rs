@@ -13,7 +13,10 @@
 //!   ban table (by source, TTL;
 //!     an inlined index, the hash
 //!     only after an overflow)      -> drop while unexpired (banned)
-//!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
+//!   SYN limit, packet limit (GCRA;
+//!     a source new to the LRU goes
+//!     through the first stage,
+//!     admit.rs)                    -> drop (syn_limited / pps_limited)
 //!   otherwise                     -> pass
 //! ```
 //!
