@@ -8,6 +8,8 @@
 //!   packet and userspace rewrites in place (limits, IPv6 prefix, switches).
 //! - [`list`]: allow/block list keys and values (LPM tries for ranges, hashes
 //!   for single addresses).
+//! - [`admit`]: the first stage a new source goes through before it gets
+//!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
 //! - [`log`]: which rare events the program records and how many per second.
@@ -24,6 +26,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod admit;
 pub mod ban;
 pub mod config;
 pub mod gcra;
@@ -48,12 +51,16 @@ macro_rules! aya_pod {
 }
 #[cfg(feature = "user")]
 aya_pod!(
+    admit::FirstV4,
+    admit::FirstV6,
     config::FilterConfig,
     list::ListValue,
     log::LogConfig,
     index::BucketV4,
     index::BucketV6,
     ban::Ban,
+    ban::BanBucketV4,
+    ban::BanBucketV6,
     source::SourceState,
     stats::Counter,
 );

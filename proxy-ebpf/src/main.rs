@@ -10,8 +10,13 @@
 //!                                    winning over them (see decide.rs)
 //!   blocklist (hash of addresses,
 //!              then LPM of ranges) -> drop (blocklisted)
-//!   ban table (by source, TTL)    -> drop while unexpired (banned)
-//!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
+//!   ban table (by source, TTL;
+//!     an inlined index, the hash
+//!     only after an overflow)      -> drop while unexpired (banned)
+//!   SYN limit, packet limit (GCRA;
+//!     a source new to the LRU goes
+//!     through the first stage,
+//!     admit.rs)                    -> drop (syn_limited / pps_limited)
 //!   otherwise                     -> pass
 //! ```
 //!
@@ -25,7 +30,10 @@
 // `#[inline(never)]` on the closure that `log::event!` records with.
 #![feature(stmt_expr_attributes)]
 
+mod admit;
 mod atomic;
+mod bans;
+mod clock;
 mod decide;
 mod limit;
 mod log;

@@ -2,8 +2,10 @@
 //! program through BPF_PROG_TEST_RUN, and attached to veth interfaces in
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
+mod admit;
 mod attach;
 mod autobans;
+mod ban_index;
 mod bench_progs;
 mod bpftool;
 mod control;

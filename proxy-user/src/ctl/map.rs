@@ -169,6 +169,11 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 })
             })
             .collect(),
+        pin::BAN_INDEX_V4 | pin::BAN_INDEX_V6 => maps
+            .ban_index_buckets(name == pin::BAN_INDEX_V4)?
+            .into_iter()
+            .map(|(bucket, held)| json!({ "bucket": bucket, "sources": held }))
+            .collect(),
         pin::SOURCES_V4 | pin::SOURCES_V6 => {
             let now = crate::filter::monotonic_ns();
             maps.sources()?

@@ -79,7 +79,9 @@ impl FilterMaps {
 
     /// Lifts the ban on the source `addr` belongs to; returns whether there was one.
     pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
-        let removed = match self.ban_key(addr)? {
+        let key = self.ban_key(addr)?;
+        self.ban_index_remove(key)?;
+        let removed = match key {
             IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
             IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
         };
@@ -111,6 +113,7 @@ impl FilterMaps {
         // Families a lift may have emptied.
         let mut emptied = 0;
         for key in lift {
+            self.ban_index_remove(*key)?;
             let removed = match key {
                 IpAddr::V4(ip) => self.bans_v4.remove(&v4(*ip)).is_ok(),
                 IpAddr::V6(ip) => self.bans_v6.remove(&v6(*ip)).is_ok(),
@@ -164,7 +167,10 @@ impl FilterMaps {
                         .map_err(FilterError::map(pin::BANS_V6)),
                 };
                 match made {
-                    Ok(()) => filled |= family(key),
+                    Ok(()) => {
+                        self.ban_index_insert(key, value)?;
+                        filled |= family(key);
+                    }
                     Err(e) => done.refused.push((i, e)),
                 }
             }
@@ -219,6 +225,7 @@ impl FilterMaps {
             .map(|b| b.addr)
             .collect();
         for addr in &expired {
+            self.ban_index_remove(*addr)?;
             match addr {
                 IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
                 IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),

@@ -19,6 +19,7 @@
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
+mod ban_index;
 mod bans;
 mod clock;
 pub use clock::monotonic_ns;
@@ -48,6 +49,7 @@ pub use lists::List;
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
 use proxy_common::{
+    ban::BAN_WAYS,
     index::{WAYS_V4, WAYS_V6, buckets_for},
     pin,
 };
@@ -107,6 +109,8 @@ impl Filter {
             (pin::SOURCES_V6, m.sources),
             (pin::BANS_V4, m.bans),
             (pin::BANS_V6, m.bans),
+            (pin::BAN_INDEX_V4, buckets_for(m.bans, BAN_WAYS)),
+            (pin::BAN_INDEX_V6, buckets_for(m.bans, BAN_WAYS)),
             (pin::ALLOW_V4, m.allow),
             (pin::ALLOW_V6, m.allow),
             (pin::BLOCK_V4, m.block_ranges),
@@ -139,6 +143,7 @@ impl Filter {
             adopted_ipv6_prefix: None,
         };
         filter.maps.init_index()?;
+        filter.maps.init_ban_index()?;
         // Zero in a new config map; else what the adopted bans are keyed by.
         let was = filter.maps.config()?.v6_prefix_len;
         filter.sync(settings)?;
@@ -303,7 +308,12 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     use std::mem::size_of;
 
     use proxy_common::{
-        ban::Ban, config::FilterConfig, index, list::ListValue, source::SourceState, stats::Counter,
+        ban::{Ban, BanBucketV4, BanBucketV6},
+        config::FilterConfig,
+        index,
+        list::ListValue,
+        source::SourceState,
+        stats::Counter,
     };
     let lpm = |addr: usize| (4 + addr) as u32;
     let v = |n: usize| n as u32;
@@ -318,6 +328,8 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BLOCK_INDEX_V6 | pin::RANGE_INDEX_V6 => (4, v(size_of::<index::BucketV6>())),
         pin::BANS_V4 => (4, v(size_of::<Ban>())),
         pin::BANS_V6 => (16, v(size_of::<Ban>())),
+        pin::BAN_INDEX_V4 => (4, v(size_of::<BanBucketV4>())),
+        pin::BAN_INDEX_V6 => (4, v(size_of::<BanBucketV6>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
         pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),

@@ -39,6 +39,7 @@ pub struct Opts {
 mod connections;
 mod generator;
 mod logging;
+mod new_source;
 mod per_packet;
 mod spoofed;
 mod veth;
@@ -122,7 +123,7 @@ fn machine() -> String {
 
 pub fn bench_programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce"] {
+    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce", "spoof_tail"] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");
     }
