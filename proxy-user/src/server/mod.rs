@@ -425,8 +425,10 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     let slot = park::Slot::new();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let kicks = conn.snapshot.kicks.clone();
+    // Boxed: the HTTP state machine is large, and the task's future is
+    // copied several times as it is spawned and ends.
     tokio::select! {
-        _ = serve_http(
+        _ = Box::pin(serve_http(
             stream,
             head,
             &conn.info,
@@ -436,7 +438,7 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
             (conn.http2, false),
             (conn.resumed, conn.idle_since),
             Some(fd),
-        ) => {}
+        )) => {}
         _ = kicks.kicked(conn.kicks_seen, conn.info.client.ip()) => {
             // The stream (in the dropped future) closes.
             log::debug!("{}: closed: its source is refused now", conn.info.client);
