@@ -8,13 +8,27 @@
 //! [`super::lot`]); a connection whose client a newer kick refuses is
 //! closed at once: in-flight requests are dropped, an HTTP/2 connection
 //! is closed without a GOAWAY (in XDP mode the client's packets are
-//! dropped anyway). Nothing is paid per request: a connection holds one
-//! `watch` receiver, and wakes only when a kick is published (a burst of
-//! kicks wakes it once).
+//! dropped anyway).
+//!
+//! Nothing is paid per request: a waiting task registers its waker once
+//! ([`Waiter`], a lock when it starts and when it ends), and each poll
+//! after that is one atomic load (a task is polled a few times per
+//! request; a `watch` receiver's `changed()` took the watch's lock at
+//! each). A kick wakes every registered task once.
 
-use std::{collections::VecDeque, net::IpAddr, sync::Mutex};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    net::IpAddr,
+    pin::Pin,
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll, Waker},
+};
 
-use tokio::sync::watch;
+use slab::Slab;
 
 use crate::cidr::Cidr;
 
@@ -38,19 +52,17 @@ impl Kick {
 }
 
 /// The kicks published so far, numbered from 1.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Kicks {
-    generation: watch::Sender<u64>,
+    /// The latest kick's number (0 before the first).
+    generation: AtomicU64,
     kept: Mutex<VecDeque<(u64, Kick)>>,
+    /// The tasks to wake at each kick.
+    waiting: Mutex<Slab<Waker>>,
 }
 
-impl Default for Kicks {
-    fn default() -> Self {
-        Kicks {
-            generation: watch::Sender::new(0),
-            kept: Mutex::new(VecDeque::new()),
-        }
-    }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Kicks {
@@ -59,19 +71,25 @@ impl Kicks {
         if kick.nets.is_empty() {
             return;
         }
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        let generation = *self.generation.borrow() + 1;
+        let mut kept = lock(&self.kept);
+        let generation = self.generation.load(Ordering::Relaxed) + 1;
         if kept.len() >= KEPT {
             kept.pop_front();
         }
         kept.push_back((generation, kick));
-        self.generation.send_replace(generation);
+        // Published after it is kept (see `refused_since`), and before the
+        // wakes (see `Waiter::poll_after`).
+        self.generation.store(generation, Ordering::Release);
+        drop(kept);
+        for (_, waker) in lock(&self.waiting).iter() {
+            waker.wake_by_ref();
+        }
     }
 
     /// The number of the latest kick: a connection accepted now need not
     /// look at kicks up to it (the gate already refused their sources).
     pub fn generation(&self) -> u64 {
-        *self.generation.borrow()
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether a kick after `seen` refuses `ip`, and the latest kick's number.
@@ -80,7 +98,7 @@ impl Kicks {
         if self.generation() <= seen {
             return (false, seen);
         }
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = lock(&self.kept);
         let latest = kept.back().map_or(seen, |(g, _)| *g);
         let refused = kept
             .iter()
@@ -91,27 +109,99 @@ impl Kicks {
     }
 
     /// Resolves when a kick after `seen` refuses `ip`; never otherwise.
-    pub async fn kicked(&self, mut seen: u64, ip: IpAddr) {
-        let mut rx = self.generation.subscribe();
-        loop {
-            if *rx.borrow_and_update() > seen {
-                let (refused, latest) = self.refused_since(seen, ip);
-                if refused {
-                    return;
-                }
-                seen = latest;
-                // A kick published meanwhile is seen by the next turn.
-                continue;
-            }
-            if rx.changed().await.is_err() {
-                return std::future::pending().await;
-            }
+    pub fn kicked(&self, seen: u64, ip: IpAddr) -> Kicked<'_> {
+        Kicked {
+            waiter: self.waiter(),
+            seen,
+            ip,
         }
     }
 
-    /// Waits for the next kick after `seen` (for the lot, which then checks its rows).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+    /// A place among the tasks woken by kicks (for the lot, which then
+    /// checks its rows).
+    pub fn waiter(&self) -> Waiter<'_> {
+        Waiter {
+            kicks: self,
+            key: None,
+            waker: None,
+        }
+    }
+}
+
+/// A task's place among those a kick wakes: its waker, registered at its
+/// first wait and again only if the task's waker changes.
+#[derive(Debug)]
+pub struct Waiter<'a> {
+    kicks: &'a Kicks,
+    /// Its entry in `kicks.waiting`.
+    key: Option<usize>,
+    /// The waker registered there.
+    waker: Option<Waker>,
+}
+
+impl Waiter<'_> {
+    /// Ready with the latest kick's number once it is after `seen`.
+    pub fn poll_after(&mut self, cx: &mut Context<'_>, seen: u64) -> Poll<u64> {
+        let latest = self.kicks.generation();
+        if latest > seen {
+            return Poll::Ready(latest);
+        }
+        // Registered with this waker: a later kick wakes it.
+        if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        let waker = cx.waker().clone();
+        {
+            let mut waiting = lock(&self.kicks.waiting);
+            match self.key {
+                Some(key) => waiting[key] = waker.clone(),
+                None => self.key = Some(waiting.insert(waker.clone())),
+            }
+        }
+        self.waker = Some(waker);
+        // A kick published meanwhile may have woken the tasks before this
+        // one was among them: look again.
+        let latest = self.kicks.generation();
+        if latest > seen {
+            Poll::Ready(latest)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            lock(&self.kicks.waiting).remove(key);
+        }
+    }
+}
+
+/// See [`Kicks::kicked`].
+#[derive(Debug)]
+pub struct Kicked<'a> {
+    waiter: Waiter<'a>,
+    /// The last kick looked at.
+    seen: u64,
+    ip: IpAddr,
+}
+
+impl Future for Kicked<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let Poll::Ready(latest) = this.waiter.poll_after(cx, this.seen) else {
+                return Poll::Pending;
+            };
+            let (refused, checked) = this.waiter.kicks.refused_since(this.seen, this.ip);
+            if refused {
+                return Poll::Ready(());
+            }
+            this.seen = checked.max(latest);
+        }
     }
 }
 
@@ -177,5 +267,39 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), wait_b)
             .await
             .expect("b is kicked by the range");
+    }
+
+    /// A task registers its waker once however often it is polled, again
+    /// only when its waker changes, and leaves when its wait is dropped.
+    #[test]
+    fn a_waiting_task_is_registered_once_and_leaves_when_dropped() {
+        let k = Kicks::default();
+        let seen = k.generation();
+        let mut wait = k.kicked(seen, ip("192.0.2.1"));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..3 {
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        }
+        assert_eq!(lock(&k.waiting).len(), 1);
+        let other = Waker::from(std::sync::Arc::new(Noted));
+        assert!(
+            Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&other))
+                .is_pending()
+        );
+        assert_eq!(lock(&k.waiting).len(), 1, "replaced, not added");
+        // A kick for someone else wakes it; it looks and waits on.
+        k.kick(kick(&["198.51.100.0/24"], &[]));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        k.kick(kick(&["192.0.2.0/24"], &[]));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
+        drop(wait);
+        assert_eq!(lock(&k.waiting).len(), 0);
+    }
+
+    struct Noted;
+
+    impl std::task::Wake for Noted {
+        fn wake(self: std::sync::Arc<Self>) {}
     }
 }

@@ -285,7 +285,8 @@ impl Lot {
         serve: impl Fn(Ready),
     ) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        let mut kicked = kicks.subscribe();
+        let mut kicked = kicks.waiter();
+        let mut kicks_seen = kicks.generation();
         let mut last_sweep = Instant::now();
         loop {
             let next = self.rows().next_deadline;
@@ -317,7 +318,10 @@ impl Lot {
                     self.sweep();
                     last_sweep = Instant::now();
                 }
-                Ok(()) = kicked.changed() => self.kick(kicks),
+                latest = std::future::poll_fn(|cx| kicked.poll_after(cx, kicks_seen)) => {
+                    kicks_seen = latest;
+                    self.kick(kicks);
+                }
                 _ = self.0.wake.notified() => {}
             }
         }

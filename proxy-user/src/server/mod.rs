@@ -397,7 +397,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
+            // Biased: the connection's work first, and no random pick per poll.
             tokio::select! {
+                biased;
                 _ = Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)) => {}
                 _ = kicks.kicked(seen, client.ip()) => {
                     log::debug!("{client}: closed: its source is refused now");
@@ -426,8 +428,10 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let kicks = conn.snapshot.kicks.clone();
     // Boxed: the HTTP state machine is large, and the task's future is
-    // copied several times as it is spawned and ends.
+    // copied several times as it is spawned and ends. Biased: the
+    // connection's work first, and no random pick per poll.
     tokio::select! {
+        biased;
         _ = Box::pin(serve_http(
             stream,
             head,
