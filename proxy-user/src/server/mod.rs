@@ -21,6 +21,7 @@ mod lot;
 mod lowat;
 mod park;
 mod preface;
+mod quiet;
 
 use std::{
     collections::HashMap,
@@ -600,9 +601,12 @@ macro_rules! drive {
     ($connection:expr, $draining:expr) => {{
         let connection = $connection;
         tokio::pin!(connection);
+        // Biased: the connection first, and no random pick per poll; the
+        // drain is looked at only once it was signalled (see `quiet`).
         let ended = tokio::select! {
+            biased;
             r = connection.as_mut() => Some(r),
-            _ = $draining.wait_for(|d| *d) => None,
+            _ = quiet::Quiet::new($draining.wait_for(|d| *d)) => None,
         };
         match ended {
             Some(r) => r,
