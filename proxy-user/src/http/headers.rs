@@ -115,6 +115,11 @@ pub fn add_forwarded(
     // requests carry none of them).
     let mut present: Vec<HeaderName> = Vec::new();
     for key in headers.keys() {
+        // Every name owned starts with `x` or `f` (names are lower case):
+        // one byte tells most headers apart from all six.
+        if !matches!(key.as_str().as_bytes().first(), Some(b'x' | b'f')) {
+            continue;
+        }
         let owned = OWNED.contains(&key)
             || (key.as_str().contains('_') && {
                 let dashed = key.as_str().replace('_', "-");
