@@ -598,22 +598,7 @@ mod tests {
             .map_ok(|()| rb.filled().len())
     }
 
-    fn rcvlowat(fd: std::os::fd::RawFd) -> libc::c_int {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an int option read into an int, with its size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        v
-    }
+    use super::super::lowat::mark as rcvlowat;
 
     /// While a body is due, a plain connection's reads wait for what it
     /// still owes (capped at 16 KiB); once it is in, for any byte again.

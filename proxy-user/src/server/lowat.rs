@@ -86,6 +86,25 @@ impl RcvLowat {
     }
 }
 
+/// The socket's receive low-water mark, read back (for tests here and in `guard`).
+#[cfg(test)]
+pub(super) fn mark(fd: std::os::fd::RawFd) -> libc::c_int {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: an int option read into an int, with its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -125,23 +144,6 @@ mod tests {
         // A closed connection is readable whatever the mark.
         drop(client);
         assert!(readable(&server, Duration::from_secs(2)));
-    }
-
-    fn mark(fd: RawFd) -> libc::c_int {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an int option read into an int, with its size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        v
     }
 
     /// The mark drops half a `body_timeout` after the body's last read,
