@@ -18,11 +18,15 @@ pub const RANGE_INDEX_V4: &str = "range_index_v4";
 pub const RANGE_INDEX_V6: &str = "range_index_v6";
 pub const BANS_V4: &str = "bans_v4";
 pub const BANS_V6: &str = "bans_v6";
+pub const BAN_INDEX_V4: &str = "ban_index_v4";
+pub const BAN_INDEX_V6: &str = "ban_index_v6";
 pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
+pub const LOG: &str = "log";
+pub const LOG_SUPPRESSED: &str = "log_suppressed";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 16] = [
+pub const ALL_MAPS: [&str; 20] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -37,8 +41,12 @@ pub const ALL_MAPS: [&str; 16] = [
     RANGE_INDEX_V6,
     BANS_V4,
     BANS_V6,
+    BAN_INDEX_V4,
+    BAN_INDEX_V6,
     SOURCES_V4,
     SOURCES_V6,
+    LOG,
+    LOG_SUPPRESSED,
 ];
 
 /// Name of the XDP program in the object file.

@@ -17,7 +17,7 @@ use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, xdp_action},
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
     macros::{map, xdp},
-    maps::{Array, DevMap},
+    maps::{Array, DevMap, ProgramArray},
     programs::XdpContext,
 };
 
@@ -35,6 +35,11 @@ static BOUNCE: Array<u64> = Array::with_max_entries(2, 0);
 
 const DEADLINE: u32 = 0;
 const SPOOF: u32 = 1;
+
+/// The program [`spoof_tail`] hands each frame to (slot 0): the filter
+/// under test, or `drop_all` for the generator's own cost.
+#[map]
+static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Drops everything: the cheapest possible XDP program on this machine.
 #[xdp]
@@ -55,6 +60,19 @@ pub fn tx_gen(_ctx: XdpContext) -> u32 {
 pub fn tx_gen_spoof(ctx: XdpContext) -> u32 {
     spoof(&ctx);
     xdp_action::XDP_TX
+}
+
+/// The per-packet cost of a new source through BPF_PROG_TEST_RUN, where
+/// every repeat runs the same frame: each run gives the frame a new random
+/// source in 10.0.0.0/8 (as `tx_gen_spoof`), then tail-calls [`TAIL`]'s
+/// program. The benchmark subtracts the same chain into `drop_all`.
+#[xdp]
+pub fn spoof_tail(ctx: XdpContext) -> u32 {
+    spoof(&ctx);
+    // SAFETY: a tail call into an XDP program that userspace put in TAIL;
+    // on failure (empty slot) control returns here.
+    unsafe { TAIL.tail_call(&ctx, 0) };
+    xdp_action::XDP_ABORTED
 }
 
 /// The bouncer: until the deadline, each frame goes to every port of

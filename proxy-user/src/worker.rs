@@ -4,7 +4,7 @@
 //! between workers). The daemon numbers its worker threads; any other
 //! thread is worker 0.
 
-use std::cell::Cell;
+use std::{cell::Cell, time::Duration};
 
 /// Slots in a per-worker table: workers beyond it share slots.
 pub const SLOTS: usize = 64;
@@ -22,4 +22,32 @@ pub fn set_worker(n: usize) {
 /// The calling worker's slot in per-worker tables.
 pub fn slot() -> usize {
     WORKER.with(|w| w.get()) % SLOTS
+}
+
+/// One thread's CPU-time clock (`pthread_getcpuclockid`), read from any
+/// thread. It names the thread by its id: once the thread has ended, it
+/// reads nothing (or, should the id be reused, another thread's time), so
+/// it is read while the thread runs.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuClock(Option<libc::clockid_t>);
+
+impl CpuClock {
+    pub fn of_this_thread() -> CpuClock {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: the calling thread is alive, and `clock` is ours to write.
+        let r = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+        CpuClock((r == 0).then_some(clock))
+    }
+
+    /// The CPU time the thread has used so far; `None` once it has ended.
+    pub fn read(self) -> Option<Duration> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is ours to write; a clock of a thread that has ended
+        // is an error (EINVAL), not undefined.
+        let r = unsafe { libc::clock_gettime(self.0?, &mut ts) };
+        (r == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
 }

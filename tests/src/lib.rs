@@ -13,11 +13,15 @@
 //!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
 //!   [`backend`]: small HTTP backends and a client for end-to-end tests;
 //!   [`load`]: steady HTTP/1.1 load that records every outcome and latency.
+//! - [`in_process`]: the daemon started in this process (`Daemon::start`), its
+//!   filter loaded over pins and attached to nothing, driven by commands to
+//!   test what it does to the maps.
 
 pub mod backend;
 pub mod certs;
 pub mod daemon;
 pub mod filter;
+pub mod in_process;
 pub mod load;
 pub mod netns;
 pub mod packet;

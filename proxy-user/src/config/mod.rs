@@ -15,6 +15,7 @@ mod file;
 mod http;
 mod limit;
 mod listener;
+mod log;
 mod route;
 pub mod units;
 mod upstream;
@@ -33,6 +34,7 @@ use file::{FileConfig, FileFilter, FileRate};
 pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
+pub use log::LogSettings;
 pub use route::{Action, Matcher, PathMatch, Route};
 use toml::Spanned;
 pub use upstream::{Balance, HealthCheck, Server, Upstream};
@@ -65,6 +67,8 @@ pub struct Config {
     pub control: ControlSettings,
     /// The admin listener: metrics, health, status page.
     pub admin: AdminSettings,
+    /// The log level, and the XDP program's record rate.
+    pub log: LogSettings,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -233,6 +237,7 @@ impl Config {
         let mut http = http::http(&loc, base, raw.http)?;
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
+        let log = log::log(&loc, raw.log)?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -281,6 +286,7 @@ impl Config {
             routes,
             control,
             admin,
+            log,
         })
     }
 }

@@ -14,6 +14,8 @@ use tokio::{
 use crate::{
     config::Config,
     control::protocol::{Reply, Request},
+    escalate::AutoBan,
+    filter::Filter,
     http::Services,
     http::Shared,
 };
@@ -26,11 +28,18 @@ pub(super) enum Command {
     Reload(Box<Config>, oneshot::Sender<Result<String>>),
     /// Reopen the access log file (after log rotation).
     ReopenLog,
+    /// Carry out escalation reports as one batch, as when they arrive together.
+    AutoBans(Vec<AutoBan>, oneshot::Sender<Result<()>>),
+    /// Look at the XDP filter, if it runs (tests, diagnostics).
+    Inspect(Look),
     /// Answer at once: the main loop is turning.
     Ping(oneshot::Sender<()>),
     /// Stop: in-flight requests get this long (`None`: `grace_period`).
     Shutdown(Option<Duration>),
 }
+
+/// A look at the XDP filter (`None`: it does not run).
+pub(super) type Look = Box<dyn FnOnce(Option<&Filter>) + Send>;
 
 /// How the daemon ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +76,35 @@ impl Commands {
         rx.await.map_err(|_| anyhow!(STOPPED))?
     }
 
+    /// Carries out escalation reports as one batch, as the main loop
+    /// does with reports that arrive together.
+    pub async fn auto_bans(&self, reports: Vec<AutoBan>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(Command::AutoBans(reports, tx))
+            .await
+            .map_err(|_| anyhow!(STOPPED))?;
+        rx.await.map_err(|_| anyhow!(STOPPED))?
+    }
+
+    /// `look` at the XDP filter between two commands, when the filter
+    /// runs (`None` otherwise): its program and its maps as the daemon
+    /// holds them.
+    pub async fn with_filter<R: Send + 'static>(
+        &self,
+        look: impl FnOnce(&Filter) -> R + Send + 'static,
+    ) -> Result<Option<R>> {
+        let (tx, rx) = oneshot::channel();
+        let look = Box::new(move |f: Option<&Filter>| {
+            let _ = tx.send(f.map(look));
+        });
+        self.0
+            .send(Command::Inspect(look))
+            .await
+            .map_err(|_| anyhow!(STOPPED))?;
+        rx.await.map_err(|_| anyhow!(STOPPED))
+    }
+
     pub async fn reopen_log(&self) {
         let _ = self.0.send(Command::ReopenLog).await;
     }
@@ -91,7 +129,7 @@ pub struct Handle {
     pub(super) shared: Shared,
     pub(super) services: Arc<Services>,
     /// The workers' event loops.
-    pub(super) loops: Vec<tokio::runtime::Handle>,
+    pub(super) loops: Vec<super::listeners::Loop>,
     pub(super) task: Option<JoinHandle<Result<Exit>>>,
 }
 
@@ -103,6 +141,19 @@ impl Handle {
     /// See [`Commands::command`].
     pub async fn command(&self, request: Request) -> Reply {
         self.commands.command(request).await
+    }
+
+    /// See [`Commands::auto_bans`].
+    pub async fn auto_bans(&self, reports: Vec<AutoBan>) -> Result<()> {
+        self.commands.auto_bans(reports).await
+    }
+
+    /// See [`Commands::with_filter`].
+    pub async fn with_filter<R: Send + 'static>(
+        &self,
+        look: impl FnOnce(&Filter) -> R + Send + 'static,
+    ) -> Result<Option<R>> {
+        self.commands.with_filter(look).await
     }
 
     /// See [`Commands::reload`].
@@ -136,8 +187,15 @@ impl Handle {
     pub fn worker_tasks(&self) -> usize {
         self.loops
             .iter()
-            .map(|l| l.metrics().num_alive_tasks())
+            .map(|l| l.runtime.metrics().num_alive_tasks())
             .sum()
+    }
+
+    /// The CPU time the workers' threads have used so far (the daemon's
+    /// serving, apart from its main loop and whatever else shares the
+    /// process): for measurements.
+    pub fn worker_cpu(&self) -> Duration {
+        self.loops.iter().filter_map(|l| l.cpu.read()).sum()
     }
 
     /// Stops accepting, lets in-flight requests finish within `grace`

@@ -24,6 +24,11 @@ pub enum Tier {
     /// The userspace gate at accept time, whatever `[filter]` says: no
     /// privilege needed (in-process tests).
     Userspace,
+    /// The XDP filter loaded and its maps kept as the daemon keeps them,
+    /// attached to no interface whatever `[filter]` says: packets reach the
+    /// program only through BPF_PROG_TEST_RUN (privileged tests of what the
+    /// daemon writes into the maps). A filter that cannot load is an error.
+    Unattached,
 }
 
 /// The daemon's sockets and inputs.

@@ -48,6 +48,12 @@ pub struct Plan {
 
 pub(super) type Worker = std::thread::JoinHandle<Result<()>>;
 
+/// A worker's event loop, and the clock of the CPU time its thread uses.
+pub struct Loop {
+    pub runtime: tokio::runtime::Handle,
+    pub cpu: crate::worker::CpuClock,
+}
+
 impl Listeners {
     /// The listeners bound in `sockets` (every worker's, in the
     /// configuration's order), not serving yet.
@@ -82,7 +88,7 @@ impl Listeners {
         sockets: Vec<Vec<BoundStd>>,
         shared: &Shared,
         stop: &tokio::sync::watch::Receiver<Option<Duration>>,
-    ) -> Result<(Vec<Worker>, Vec<tokio::runtime::Handle>)> {
+    ) -> Result<(Vec<Worker>, Vec<Loop>)> {
         let workers = sockets.len();
         let mut threads = Vec::new();
         let (running_tx, running) = std::sync::mpsc::channel();
@@ -102,7 +108,10 @@ impl Listeners {
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
-                    let _ = running_tx.send(runtime.handle().clone());
+                    let _ = running_tx.send(Loop {
+                        runtime: runtime.handle().clone(),
+                        cpu: crate::worker::CpuClock::of_this_thread(),
+                    });
                     drop(running_tx);
                     runtime.block_on(async move {
                         let bound = set

@@ -29,18 +29,21 @@ mod io;
 mod kick;
 mod limits;
 mod listeners;
+mod log_level;
 mod memory;
 mod open_files;
 mod operate;
 mod process;
 mod reconcile;
+mod rekey;
 mod reload;
+mod restore;
 mod upgrade;
 mod upstreams;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 pub use bind::{BoundStd, bind_all, bind_std};
 pub use handle::{Commands, Exit, Handle};
 pub use io::{Io, Tier};
@@ -84,6 +87,8 @@ pub struct Daemon {
     /// Escalation's bans in force, soonest-expiring first, within
     /// `[filter.maps] autobans`.
     autobans: autobans::AutoBans,
+    /// The log level set with `rampart log level`, until `reset` or a restart.
+    log_override: Option<crate::logging::Level>,
 }
 
 /// What the main loop stops at the end.
@@ -92,6 +97,8 @@ struct Serving {
     stop: watch::Sender<Option<Duration>>,
     workers: Vec<listeners::Worker>,
     admin: Option<JoinHandle<()>>,
+    /// Hands the XDP program's log records to the log.
+    records: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -102,6 +109,8 @@ impl Daemon {
         if config.filter.is_none() && config.listeners.is_empty() {
             bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
         }
+        // The configuration's level from the first line on (RUST_LOG wins if set).
+        crate::logging::set_level((!crate::logging::from_env()).then_some(config.log.level));
         let config = Arc::new(config);
         let runtime = StateFile::open(&config.control.state_file)?;
         // Escalation reports come to the main loop, which owns the kernel maps.
@@ -117,6 +126,12 @@ impl Daemon {
                 let why = "the daemon was started with the userspace tier";
                 userspace_instead(why, &services.gate);
                 None
+            }
+            Tier::Unattached => {
+                let Some(settings) = config.filter.as_ref() else {
+                    bail!("the unattached kernel tier needs a [filter] section");
+                };
+                Some(Filter::open(settings).context("loading the XDP filter")?)
             }
         };
         let sockets = io.listeners;
@@ -135,14 +150,21 @@ impl Daemon {
             listeners,
             bans: Default::default(),
             autobans: autobans::AutoBans::new(metrics.autobans.clone()),
+            log_override: None,
         };
+        // The program's records go to this process's log, at its level.
+        daemon.apply_log();
+        let records = daemon.forward_records();
         // Nobody sees the snapshot yet: it gets the runtime state first.
         daemon.reconcile_into(config.clone(), &state)?;
-        daemon.restore_lists()?;
-        daemon.count_autobans()?;
+        // Bans pinned under another ipv6_prefix keyed again, the state
+        // file's entries back, escalation's bans counted.
+        daemon.restore()?;
         // Only now, with every ban and list entry in its maps (after a
         // reboot they come from the state file), does the filter see a packet.
-        daemon.attach_filter()?;
+        if io.tier != Tier::Unattached {
+            daemon.attach_filter()?;
+        }
         // Installed: health checks and the access log's writer start.
         state.start(None);
         let (stop, stopped) = watch::channel(None);
@@ -177,6 +199,7 @@ impl Daemon {
             stop,
             workers,
             admin,
+            records,
         };
         let task = tokio::spawn(daemon.serve(commands, auto_bans, serving));
         Ok(Handle {
@@ -199,6 +222,7 @@ impl Daemon {
         serving: Serving,
     ) -> Result<Exit> {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut reports = Vec::with_capacity(autoban::BATCH);
         let (exit, grace) = loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -218,6 +242,10 @@ impl Daemon {
                     Some(Command::Reload(config, reply)) => {
                         let _ = reply.send(self.reload(*config));
                     }
+                    Some(Command::AutoBans(reports, reply)) => {
+                        let _ = reply.send(self.auto_bans(reports));
+                    }
+                    Some(Command::Inspect(look)) => look(self.reconciler.filter()),
                     Some(Command::ReopenLog) => match &self.shared.load().access_log {
                         Some(log) => log.reopen(),
                         None => info!("no access log file to reopen"),
@@ -226,8 +254,11 @@ impl Daemon {
                         let _ = reply.send(());
                     }
                 },
-                Some(ban) = auto_bans.recv() => if let Err(e) = self.auto_ban(ban) {
-                    error!("escalation ban: {e:#}");
+                // Every report waiting, as one batch (see `autoban`).
+                1.. = auto_bans.recv_many(&mut reports, autoban::BATCH) => {
+                    if let Err(e) = self.auto_bans(std::mem::take(&mut reports)) {
+                        error!("escalation ban: {e:#}");
+                    }
                 },
                 _ = sweep.tick() => {
                     if let Err(e) = self.sweep() {
@@ -280,6 +311,9 @@ impl Daemon {
         .await?;
         if let Some(admin) = serving.admin {
             admin.abort();
+        }
+        if let Some(records) = serving.records {
+            records.abort();
         }
         if exit == Exit::HandedOver {
             // The new daemon runs the filter now (it adopted the pinned link).
@@ -339,6 +373,19 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Starts handing the XDP program's log records to this process's log.
+    fn forward_records(&mut self) -> Option<JoinHandle<()>> {
+        match self.reconciler.filter_mut()?.records() {
+            Ok(records) => Some(tokio::spawn(crate::filter::forward(records))),
+            Err(e) => {
+                warn!("the XDP program's log records will not be shown: {e}");
+                None
+            }
+        }
+    }
+}
+
 /// The XDP filter, loaded (pinned maps adopted) but not attached, when it
 /// can run; otherwise, said once and clearly, the gate enforces the same
 /// lists, bans and connection rate at accept time.
@@ -361,6 +408,36 @@ fn userspace_instead(why: &str, gate: &Gate) {
          userspace at accept time instead (no packet rate limit)"
     );
     gate.activate();
+}
+
+#[cfg(test)]
+impl Daemon {
+    /// A daemon serving nothing, with the gate enforcing, its main loop
+    /// not running: unit tests call its verbs directly.
+    pub(super) fn userspace(config: Config, source: Option<PathBuf>) -> Result<Daemon> {
+        let config = Arc::new(config);
+        let services = Arc::new(Services::new(mpsc::channel(1).0));
+        let shared = Shared::new(State::build(config.clone(), services.clone(), None));
+        userspace_instead("a unit test", &services.gate);
+        let mut daemon = Daemon {
+            source,
+            config: config.clone(),
+            reconciler: reconcile::Reconciler::new(
+                None,
+                services.gate.clone(),
+                services.switches.clone(),
+            ),
+            shared: shared.clone(),
+            runtime: StateFile::open(&config.control.state_file)?,
+            listeners: listeners::Listeners::of(&[])?,
+            bans: Default::default(),
+            autobans: autobans::AutoBans::new(services.metrics.autobans.clone()),
+            log_override: None,
+        };
+        daemon.reconcile_into(config, &shared.load())?;
+        daemon.restore()?;
+        Ok(daemon)
+    }
 }
 
 #[cfg(test)]

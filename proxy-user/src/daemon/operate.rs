@@ -4,15 +4,11 @@
 //! are here. The main loop runs requests one at a time, so the kernel maps
 //! and the state file have one writer.
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use log::{error, info, warn};
-use proxy_common::list::{ORIGIN_CLI, ORIGIN_ESCALATION};
+use proxy_common::list::ORIGIN_CLI;
 use serde_json::json;
 
 use super::Daemon;
@@ -26,7 +22,7 @@ use crate::{
     source,
 };
 
-fn list_of(name: ListName) -> List {
+pub(super) fn list_of(name: ListName) -> List {
     match name {
         ListName::Allow => List::Allow,
         ListName::Block => List::Block,
@@ -63,6 +59,7 @@ impl Daemon {
             Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
+            Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
             // The main loop carries it out (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
@@ -281,79 +278,6 @@ impl Daemon {
             self.runtime.save_later();
         }
         self.flush(false);
-        Ok(())
-    }
-
-    /// At start (and when the gate takes over from XDP): puts the state
-    /// file's entries back into the enforcer (after a reboot the pinned maps
-    /// are gone; after a restart they are there). One pass over the entries,
-    /// against sets of what is already there (O(n)); an entry that cannot go
-    /// back (a map now smaller than the file, say) is reported and skipped,
-    /// never a reason not to start.
-    pub fn restore_lists(&mut self) -> Result<()> {
-        let now = unix_now();
-        let expired = self.runtime.take_expired(now);
-        let entries: Vec<Entry> = self.runtime.state.entries.iter().cloned().collect();
-        let prefix = self.config.ipv6_prefix();
-        let f = self.enforcer();
-        let present = f.bans()?;
-        let banned: HashSet<IpAddr> = present
-            .iter()
-            .filter(|b| b.remaining != Some(Duration::ZERO))
-            .map(|b| b.addr)
-            .collect();
-        let mut listed: HashMap<ListName, HashSet<Cidr>> = HashMap::new();
-        for name in [ListName::Allow, ListName::Block] {
-            let on = f.entries(list_of(name))?.into_iter().map(|(c, _)| c);
-            listed.insert(name, on.collect());
-        }
-        let mut index = std::mem::take(&mut self.bans);
-        let f = self.enforcer();
-        let started = Instant::now();
-        index.seed(&present, started);
-        let (mut restored, mut failed) = (0usize, Vec::new());
-        for e in &entries {
-            let origin = if e.origin == "auto-ban" {
-                ORIGIN_ESCALATION
-            } else {
-                ORIGIN_CLI
-            };
-            let result = if e.list == ListName::Block && e.cidr.is_host() {
-                let key = source::key(e.cidr.addr(), prefix);
-                if banned.contains(&key) {
-                    continue;
-                }
-                let ttl = e.remaining(now);
-                f.ban(e.cidr.addr(), ttl, origin)
-                    .map(|()| index.banned(key, ttl, started))
-            } else {
-                if listed[&e.list].contains(&e.cidr) {
-                    continue;
-                }
-                f.insert(list_of(e.list), e.cidr, origin)
-            };
-            match result {
-                Ok(()) => restored += 1,
-                Err(err) => failed.push(format!("{:?} {}: {err}", e.list, e.cidr)),
-            }
-        }
-        self.bans = index;
-        if restored > 0 {
-            info!("{restored} runtime list entries restored from the state file");
-        }
-        if !failed.is_empty() {
-            const SHOWN: usize = 5;
-            warn!(
-                "{} of {} state file entries could not be restored (they stay in the file): {}{}",
-                failed.len(),
-                entries.len(),
-                failed[..failed.len().min(SHOWN)].join("; "),
-                if failed.len() > SHOWN { "; ..." } else { "" }
-            );
-        }
-        if !expired.is_empty() {
-            self.save();
-        }
         Ok(())
     }
 

@@ -74,6 +74,13 @@ impl Daemon {
         state.start(Some(&previous));
         self.shared.store(state);
         let before = std::mem::replace(&mut self.config, next);
+        // The enforcer keys IPv6 sources by the new prefix now: its bans too.
+        let (was, now) = (before.ipv6_prefix(), self.config.ipv6_prefix());
+        match self.rekey_bans(was, now) {
+            Ok(note) => notes.extend(note),
+            Err(e) => warn!("reload: keying bans by ipv6_prefix /{now}: {e:#}"),
+        }
+        self.apply_log();
         // Sources the new lists refuse lose their open connections too.
         if let Err(e) = self.kick_reloaded(&before) {
             warn!("reload: closing refused sources' connections: {e:#}");

@@ -8,6 +8,7 @@
 //!                           swapped for ours atomically (bpf_link_update), no gap;
 //!                           else native, or generic with a warning when mode = auto,
 //!                           and the new link pinned
+//!   .records()              the program's log records, for `xdp_log::forward`
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -18,6 +19,7 @@
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
+mod ban_index;
 mod bans;
 mod clock;
 pub use clock::monotonic_ns;
@@ -28,6 +30,7 @@ mod maps;
 pub mod object;
 mod pin_dir;
 mod settings;
+mod xdp_log;
 
 use std::path::Path;
 
@@ -39,17 +42,20 @@ use aya::{
         xdp::XdpLink,
     },
 };
-pub use bans::BanEntry;
+pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use lists::{List, origin_name};
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
 use proxy_common::{
+    ban::BAN_WAYS,
+    config::FilterConfig,
     index::{WAYS_V4, WAYS_V6, buckets_for},
     pin,
 };
 pub use settings::{kernel_config, kernel_config_with, rate_of};
+pub use xdp_log::{Records, XdpLog, forward};
 
 use crate::{
     cidr::Cidr,
@@ -65,6 +71,9 @@ pub struct Filter {
     ebpf: Ebpf,
     /// The pinned maps, opened by path like any other reader would.
     pub maps: FilterMaps,
+    /// The program's log settings; `None` for an object without them (an
+    /// older build's, which benchmarks compare against).
+    pub log: Option<XdpLog>,
     /// Interfaces attached so far, with the mode each one got (`None`:
     /// adopted from a pinned link, in the mode it was attached with).
     attached: Vec<(String, Option<XdpMode>)>,
@@ -73,6 +82,10 @@ pub struct Filter {
     /// Links that could not be pinned (netlink attachments): they detach
     /// when the filter is dropped.
     unpinned: Vec<XdpLink>,
+    /// The IPv6 prefix the adopted maps' bans were keyed by, when the
+    /// settings loaded with have another: they are to be keyed again (see
+    /// `daemon::rekey`). Taken by [`Filter::take_changed_ipv6_prefix`].
+    adopted_ipv6_prefix: Option<u8>,
 }
 
 impl Filter {
@@ -114,6 +127,8 @@ impl Filter {
             (pin::SOURCES_V6, m.sources),
             (pin::BANS_V4, m.bans),
             (pin::BANS_V6, m.bans),
+            (pin::BAN_INDEX_V4, buckets_for(m.bans, BAN_WAYS)),
+            (pin::BAN_INDEX_V6, buckets_for(m.bans, BAN_WAYS)),
             (pin::ALLOW_V4, m.allow),
             (pin::ALLOW_V6, m.allow),
             (pin::BLOCK_V4, m.block_ranges),
@@ -133,12 +148,25 @@ impl Filter {
         program.load()?;
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
+            // Absent from an object built without logging (benchmarks
+            // compare against one).
+            log: ebpf
+                .take_map(xdp_log::LEVEL_MAP)
+                .map(|m| XdpLog::of_program(dir, m))
+                .transpose()?,
             ebpf,
             attached: Vec::new(),
             links: Vec::new(),
             unpinned: Vec::new(),
+            adopted_ipv6_prefix: None,
         };
         filter.maps.init_index()?;
+        filter.maps.init_ban_index()?;
+        // Zero in a new config map; else what the adopted bans are keyed by.
+        let was = filter.maps.config()?.v6_prefix_len;
+        if was != 0 && was != u32::from(settings.ipv6_prefix) {
+            filter.adopted_ipv6_prefix = u8::try_from(was).ok();
+        }
         Ok(filter)
     }
 
@@ -146,7 +174,23 @@ impl Filter {
     /// allow/block entries by diff, then writes the config map in place.
     pub fn sync(&mut self, settings: &FilterSettings) -> Result<(), FilterError> {
         self.sync_lists(&settings.allow, &settings.block)?;
-        self.maps.write_config(kernel_config(settings))
+        self.write_config(kernel_config(settings))
+    }
+
+    /// Writes the `config` map. When it changes what one IPv6 source is,
+    /// the limiter state of IPv6 sources keyed by the old prefix is
+    /// forgotten: the program would never meet those keys again.
+    pub fn write_config(&mut self, config: FilterConfig) -> Result<(), FilterError> {
+        let was = self.maps.config()?.v6_prefix_len;
+        self.maps.write_config(config)?;
+        if was != 0 && was != config.v6_prefix_len {
+            let forgotten = self.maps.forget_sources_v6()?;
+            info!(
+                "ipv6_prefix /{was} -> /{}: {forgotten} IPv6 source(s) start afresh",
+                config.v6_prefix_len
+            );
+        }
+        Ok(())
     }
 
     /// Makes the configuration-owned allow/block entries `allow` and
@@ -257,6 +301,12 @@ impl Filter {
         Ok(())
     }
 
+    /// The program's log records (aya-log's ring buffer), to hand to
+    /// [`forward`]; once: the reader owns the buffer.
+    pub fn records(&mut self) -> Result<Records, FilterError> {
+        Ok(aya_log::EbpfLogger::init(&mut self.ebpf)?)
+    }
+
     /// The loaded program, for BPF_PROG_TEST_RUN.
     pub fn program(&self) -> Result<&Xdp, FilterError> {
         let p = self
@@ -264,6 +314,12 @@ impl Filter {
             .program(pin::PROGRAM)
             .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
         p.try_into().map_err(FilterError::Program)
+    }
+
+    /// The IPv6 prefix the adopted maps' bans were keyed by, if it is not
+    /// the one the filter was loaded with (once).
+    pub fn take_changed_ipv6_prefix(&mut self) -> Option<u8> {
+        self.adopted_ipv6_prefix.take()
     }
 
     pub fn attached(&self) -> &[(String, Option<XdpMode>)] {
@@ -280,7 +336,12 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     use std::mem::size_of;
 
     use proxy_common::{
-        ban::Ban, config::FilterConfig, index, list::ListValue, source::SourceState, stats::Counter,
+        ban::{Ban, BanBucketV4, BanBucketV6},
+        config::FilterConfig,
+        index,
+        list::ListValue,
+        source::SourceState,
+        stats::Counter,
     };
     let lpm = |addr: usize| (4 + addr) as u32;
     let v = |n: usize| n as u32;
@@ -295,8 +356,12 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BLOCK_INDEX_V6 | pin::RANGE_INDEX_V6 => (4, v(size_of::<index::BucketV6>())),
         pin::BANS_V4 => (4, v(size_of::<Ban>())),
         pin::BANS_V6 => (16, v(size_of::<Ban>())),
+        pin::BAN_INDEX_V4 => (4, v(size_of::<BanBucketV4>())),
+        pin::BAN_INDEX_V6 => (4, v(size_of::<BanBucketV6>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
+        pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
+        pin::LOG_SUPPRESSED => (4, 8),
         _ => return None,
     })
 }
