@@ -163,7 +163,7 @@ pub struct FileRoute {
     pub path_regex: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
     pub respond: Option<Spanned<i64>>,
-    pub body: Option<String>,
+    pub body: Option<Spanned<String>>,
     #[serde(rename = "static")]
     pub static_dir: Option<Spanned<String>>,
     pub root: Option<Spanned<String>>,

@@ -17,6 +17,7 @@ mod limit;
 mod listener;
 mod log;
 mod route;
+mod template;
 pub mod units;
 mod upstream;
 

@@ -5,7 +5,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use toml::Spanned;
 
-use super::{ConfigError, error::Locator, file::FileRoute, int_in, units};
+use super::{ConfigError, error::Locator, file::FileRoute, int_in, template::template, units};
+use crate::http::template::Template;
 
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -44,8 +45,9 @@ pub enum PathMatch {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Answer with a fixed status (and body) without touching any upstream.
-    Respond { status: u16, body: String },
+    /// Answer with a fixed status (and body, variables filled in) without
+    /// touching any upstream.
+    Respond { status: u16, body: Template },
     /// Serve files from a directory: with `alias` the route's prefix is
     /// stripped from the path (nginx `alias`, key `static`), without it the
     /// whole path is looked up under the directory (nginx `root`, key `root`).
@@ -61,8 +63,9 @@ pub enum Action {
     },
     /// Proxy to an upstream group.
     Proxy { upstream: String },
-    /// Redirect; `$request_uri` in the target is replaced by the path and query.
-    Redirect { to: String, status: u16 },
+    /// Redirect to the target with its variables filled in (nginx `return
+    /// 301 https://$host:8443$request_uri`).
+    Redirect { to: Template, status: u16 },
 }
 
 impl PartialEq for PathMatch {
@@ -171,7 +174,10 @@ pub(super) fn route(
     let action = if let Some(status) = &r.respond {
         Action::Respond {
             status: int_in(loc, status, 100, 599, "respond")? as u16,
-            body: r.body.clone().unwrap_or_default(),
+            body: match &r.body {
+                Some(b) => template(loc, b, 0, "body")?,
+                None => Template::parse("", 0).expect("an empty value compiles"),
+            },
         }
     } else if let Some(dir) = r.static_dir.as_ref().or(r.root.as_ref()) {
         let root = known.base.join(dir.get_ref());
@@ -217,7 +223,7 @@ pub(super) fn route(
             .map_or(Ok(302), |s| int_in(loc, s, 300, 308, "redirect_status"))?
             as u16;
         Action::Redirect {
-            to: to.get_ref().clone(),
+            to: template(loc, to, 0, "redirect")?,
             status,
         }
     };

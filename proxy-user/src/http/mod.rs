@@ -22,6 +22,7 @@ pub mod route;
 pub mod static_files;
 mod switches;
 pub use switches::Switches;
+pub mod template;
 pub mod websocket;
 
 use std::{
@@ -219,6 +220,8 @@ pub struct ConnInfo {
     pub https: bool,
     /// This listener answers everything with a redirect to https on this port.
     pub redirect_https: Option<u16>,
+    /// The port the connection came in on (`$server_port`).
+    pub server_port: u16,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -425,16 +428,30 @@ async fn dispatch(
         }
     }
     let result = match &route.action {
-        Action::Respond { status, body } => Ok(text(
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-            body,
-        )),
+        Action::Respond { status, body } => {
+            let body = match body.literal() {
+                Some(b) => Cow::Borrowed(b),
+                None => Cow::Owned(body.render(&vars_of(
+                    conn,
+                    host,
+                    request_id,
+                    original.as_ref(),
+                    req.uri(),
+                ))),
+            };
+            Ok(text(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                &body,
+            ))
+        }
         Action::Redirect { to, status } => {
-            let target = original
-                .as_ref()
-                .or(req.uri().path_and_query())
-                .map_or("/", |p| p.as_str());
-            let location = to.replace("$request_uri", target);
+            let location = to.render(&vars_of(
+                conn,
+                host,
+                request_id,
+                original.as_ref(),
+                req.uri(),
+            ));
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
                 &location,
@@ -483,6 +500,29 @@ async fn dispatch(
         }
     }
     (result, Some(index))
+}
+
+/// What the variables of a template stand for in this request: `original`
+/// is the request target as received when normalising changed it.
+fn vars_of<'a>(
+    conn: ConnInfo,
+    host: Option<&'a str>,
+    request_id: &'a HeaderValue,
+    original: Option<&'a hyper::http::uri::PathAndQuery>,
+    uri: &'a hyper::Uri,
+) -> template::Vars<'a> {
+    template::Vars {
+        host: host.unwrap_or(""),
+        https: conn.https,
+        remote_addr: conn.client.ip(),
+        request_id: request_id.to_str().unwrap_or(""),
+        server_port: conn.server_port,
+        request_uri: original
+            .or(uri.path_and_query())
+            .map_or("/", |p| p.as_str()),
+        uri: uri.path(),
+        args: uri.query(),
+    }
 }
 
 /// `uri` with its path replaced by `path` (normalised), its query kept.

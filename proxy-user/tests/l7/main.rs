@@ -10,4 +10,5 @@ mod paths;
 mod proxying;
 mod routes;
 mod support;
+mod templates;
 mod tls;
