@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::header_rules::FileHeaderOps;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -81,6 +83,10 @@ pub struct FileHttp {
     pub response_buffer: Option<Spanned<String>>,
     pub access_log: Option<Spanned<String>>,
     pub access_log_format: Option<Spanned<String>>,
+    pub request_headers: Option<Spanned<FileHeaderOps>>,
+    pub response_headers: Option<Spanned<FileHeaderOps>>,
+    pub hsts: Option<Spanned<String>>,
+    pub security_headers: Option<bool>,
 }
 
 /// `[[listener]]`.
@@ -179,6 +185,10 @@ pub struct FileRoute {
     pub max_body: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub access_log: Option<bool>,
+    pub request_headers: Option<Spanned<FileHeaderOps>>,
+    pub response_headers: Option<Spanned<FileHeaderOps>>,
+    pub hsts: Option<Spanned<String>>,
+    pub security_headers: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,8 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// Write an access-log line for requests on this route.
     pub access_log: bool,
+    /// Header rules (`[http]`'s then the route's); `None` when there are none.
+    pub headers: Option<std::sync::Arc<crate::http::header_rules::HeaderRules>>,
 }
 
 #[derive(Clone, Debug)]
@@ -111,6 +113,7 @@ impl PartialEq for Route {
             && self.max_body == other.max_body
             && self.idle_timeout == other.idle_timeout
             && self.access_log == other.access_log
+            && self.headers == other.headers
     }
 }
 
@@ -121,6 +124,7 @@ pub(super) struct Known<'a> {
     pub escalate: &'a BTreeMap<String, super::EscalateRule>,
     pub max_body: u64,
     pub base: &'a std::path::Path,
+    pub headers: &'a super::HeaderDefaults,
 }
 
 pub(super) fn route(
@@ -129,7 +133,8 @@ pub(super) fn route(
     r: Spanned<FileRoute>,
 ) -> Result<Route, ConfigError> {
     let span = r.span();
-    let r = r.into_inner();
+    let mut r = r.into_inner();
+    let headers = super::header_rules::route(loc, known.headers, r.header_keys())?;
     let path =
         match (&r.path, &r.path_exact, &r.path_regex) {
             (None, None, None) => PathMatch::Any,
@@ -254,6 +259,7 @@ pub(super) fn route(
         max_body,
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
+        headers,
     })
 }
 

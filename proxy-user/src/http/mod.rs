@@ -15,6 +15,7 @@
 mod body;
 pub mod budget;
 mod error;
+pub mod header_rules;
 pub mod headers;
 pub mod path;
 mod proxy;
@@ -288,6 +289,19 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     }
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
+    let rules = match route {
+        Some(r) => r.headers.as_deref(),
+        None => state.config.headers.unrouted.as_deref(),
+    };
+    if let Some(rules) = rules {
+        let normal = path::normalise(uri.path()).unwrap_or(Cow::Borrowed(uri.path()));
+        let vars = template::Vars {
+            uri: &normal,
+            ..vars_of(conn, host.as_deref(), &request_id, None, &uri)
+        };
+        let status = resp.status();
+        rules.on_response(resp.headers_mut(), status, &vars);
+    }
     if log_it {
         let text = |v: &Option<HeaderValue>| {
             v.as_ref()
@@ -475,6 +489,8 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
                 kicks: &state.kicks,
+                server_port: conn.server_port,
+                request_uri: original.clone(),
             };
             let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
             let memory = body::Memory {

@@ -214,6 +214,15 @@ impl Template {
     }
 }
 
+/// `$host` of a Host header value: without its port (a bracketed IPv6
+/// literal keeps its colons).
+pub fn bare_host(raw: &str) -> &str {
+    match raw.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => raw,
+    }
+}
+
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
