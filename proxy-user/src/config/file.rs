@@ -185,6 +185,8 @@ pub struct FileRoute {
     pub max_body: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub access_log: Option<bool>,
+    pub upstream_path: Option<Spanned<String>>,
+    pub rewrite: Option<Spanned<Vec<Spanned<String>>>>,
     pub request_headers: Option<Spanned<FileHeaderOps>>,
     pub response_headers: Option<Spanned<FileHeaderOps>>,
     pub hsts: Option<Spanned<String>>,

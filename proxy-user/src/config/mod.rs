@@ -17,6 +17,7 @@ mod http;
 mod limit;
 mod listener;
 mod log;
+mod rewrite;
 mod route;
 mod template;
 pub mod units;

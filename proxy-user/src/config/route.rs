@@ -22,6 +22,8 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// Write an access-log line for requests on this route.
     pub access_log: bool,
+    /// `upstream_path` or `rewrite`: the path the action sees instead.
+    pub rewrite: Option<crate::http::rewrite::Rewrite>,
     /// Header rules (`[http]`'s then the route's); `None` when there are none.
     pub headers: Option<std::sync::Arc<crate::http::header_rules::HeaderRules>>,
 }
@@ -114,6 +116,7 @@ impl PartialEq for Route {
             && self.idle_timeout == other.idle_timeout
             && self.access_log == other.access_log
             && self.headers == other.headers
+            && self.rewrite == other.rewrite
     }
 }
 
@@ -232,6 +235,7 @@ pub(super) fn route(
             status,
         }
     };
+    let rewrite = super::rewrite::rewrite(loc, &r, &path)?;
     let limits = names(loc, r.limit.as_ref(), "limit", |n| {
         known.limits.contains_key(n)
     })?;
@@ -260,12 +264,13 @@ pub(super) fn route(
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
         headers,
+        rewrite,
     })
 }
 
 /// A `path` or `path_exact` as requests are matched: normalised (see
 /// `http::path`), or it could never match.
-fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+pub(super) fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
     let text = p.get_ref();
     match crate::http::path::normalise(text) {
         Ok(n) if n == text.as_str() => Ok(n.into_owned()),

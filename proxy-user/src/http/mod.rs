@@ -19,6 +19,7 @@ pub mod header_rules;
 pub mod headers;
 pub mod path;
 mod proxy;
+pub mod rewrite;
 pub mod route;
 pub mod static_files;
 mod switches;
@@ -388,7 +389,7 @@ async fn dispatch(
     // The one path routing, limits, escalation, static files and the
     // upstream see; `$request_uri` in a redirect keeps the original. A path
     // already normal (the usual case) is left where it is: no copy.
-    let original = match path::normalise(req.uri().path()) {
+    let mut original = match path::normalise(req.uri().path()) {
         Ok(Cow::Borrowed(_)) => None,
         Ok(Cow::Owned(normal)) => {
             let original = req.uri().path_and_query().cloned();
@@ -441,6 +442,23 @@ async fn dispatch(
             }
         }
     }
+    if let Some(rw) = &route.rewrite {
+        let rewritten = rw.apply(
+            req.uri(),
+            &vars_of(conn, host, request_id, original.as_ref(), req.uri()),
+        );
+        match rewritten {
+            Ok(None) => {}
+            Ok(Some(uri)) => {
+                // `$request_uri` stays the target as received.
+                if original.is_none() {
+                    original = req.uri().path_and_query().cloned();
+                }
+                *req.uri_mut() = uri;
+            }
+            Err(e) => return (Err(e), Some(index)),
+        }
+    }
     let result = match &route.action {
         Action::Respond { status, body } => {
             let body = match body.literal() {
@@ -472,7 +490,9 @@ async fn dispatch(
             ))
         }
         Action::Static { .. } => match static_files::StaticRoute::of(route) {
-            Some(sr) => static_files::serve(&sr, req.method(), path, req.headers()).await,
+            Some(sr) => {
+                static_files::serve(&sr, req.method(), req.uri().path(), req.headers()).await
+            }
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {

@@ -9,6 +9,7 @@ mod http2;
 mod kick;
 mod paths;
 mod proxying;
+mod rewrites;
 mod routes;
 mod support;
 mod templates;
