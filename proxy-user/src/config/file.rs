@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::header_rules::FileHeaderOps;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -81,6 +83,10 @@ pub struct FileHttp {
     pub response_buffer: Option<Spanned<String>>,
     pub access_log: Option<Spanned<String>>,
     pub access_log_format: Option<Spanned<String>>,
+    pub request_headers: Option<Spanned<FileHeaderOps>>,
+    pub response_headers: Option<Spanned<FileHeaderOps>>,
+    pub hsts: Option<Spanned<String>>,
+    pub security_headers: Option<bool>,
 }
 
 /// `[[listener]]`.
@@ -163,7 +169,7 @@ pub struct FileRoute {
     pub path_regex: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
     pub respond: Option<Spanned<i64>>,
-    pub body: Option<String>,
+    pub body: Option<Spanned<String>>,
     #[serde(rename = "static")]
     pub static_dir: Option<Spanned<String>>,
     pub root: Option<Spanned<String>>,
@@ -179,6 +185,12 @@ pub struct FileRoute {
     pub max_body: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub access_log: Option<bool>,
+    pub upstream_path: Option<Spanned<String>>,
+    pub rewrite: Option<Spanned<Vec<Spanned<String>>>>,
+    pub request_headers: Option<Spanned<FileHeaderOps>>,
+    pub response_headers: Option<Spanned<FileHeaderOps>>,
+    pub hsts: Option<Spanned<String>>,
+    pub security_headers: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,11 +12,14 @@ pub mod control;
 mod error;
 mod escalate;
 mod file;
+mod header_rules;
 mod http;
 mod limit;
 mod listener;
 mod log;
+mod rewrite;
 mod route;
+mod template;
 pub mod units;
 mod upstream;
 
@@ -31,6 +34,7 @@ pub use error::ConfigError;
 use error::Locator;
 pub use escalate::EscalateRule;
 use file::{FileConfig, FileFilter, FileRate};
+pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
@@ -63,6 +67,9 @@ pub struct Config {
     pub escalate: BTreeMap<String, EscalateRule>,
     /// ...and routes, matched in file order (the first match wins).
     pub routes: Vec<Route>,
+    /// `[http]` header rules: every route's start, and what a response
+    /// without a route gets.
+    pub headers: HeaderDefaults,
     /// The CLI's control socket and the runtime state file.
     pub control: ControlSettings,
     /// The admin listener: metrics, health, status page.
@@ -234,7 +241,15 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let mut http = http::http(&loc, base, raw.http)?;
+        let mut raw_http = raw.http;
+        let headers = header_rules::defaults(
+            &loc,
+            raw_http
+                .as_mut()
+                .map(file::FileHttp::header_keys)
+                .unwrap_or_default(),
+        )?;
+        let mut http = http::http(&loc, base, raw_http)?;
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
@@ -265,6 +280,7 @@ impl Config {
             escalate: &escalate,
             max_body: http.max_body,
             base,
+            headers: &headers,
         };
         let routes = raw
             .route
@@ -284,6 +300,7 @@ impl Config {
             limits,
             escalate,
             routes,
+            headers,
             control,
             admin,
             log,

@@ -5,7 +5,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use toml::Spanned;
 
-use super::{ConfigError, error::Locator, file::FileRoute, int_in, units};
+use super::{ConfigError, error::Locator, file::FileRoute, int_in, template::template, units};
+use crate::http::template::Template;
 
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -21,6 +22,10 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// Write an access-log line for requests on this route.
     pub access_log: bool,
+    /// `upstream_path` or `rewrite`: the path the action sees instead.
+    pub rewrite: Option<crate::http::rewrite::Rewrite>,
+    /// Header rules (`[http]`'s then the route's); `None` when there are none.
+    pub headers: Option<std::sync::Arc<crate::http::header_rules::HeaderRules>>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,8 +49,9 @@ pub enum PathMatch {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Answer with a fixed status (and body) without touching any upstream.
-    Respond { status: u16, body: String },
+    /// Answer with a fixed status (and body, variables filled in) without
+    /// touching any upstream.
+    Respond { status: u16, body: Template },
     /// Serve files from a directory: with `alias` the route's prefix is
     /// stripped from the path (nginx `alias`, key `static`), without it the
     /// whole path is looked up under the directory (nginx `root`, key `root`).
@@ -61,8 +67,9 @@ pub enum Action {
     },
     /// Proxy to an upstream group.
     Proxy { upstream: String },
-    /// Redirect; `$request_uri` in the target is replaced by the path and query.
-    Redirect { to: String, status: u16 },
+    /// Redirect to the target with its variables filled in (nginx `return
+    /// 301 https://$host:8443$request_uri`).
+    Redirect { to: Template, status: u16 },
 }
 
 impl PartialEq for PathMatch {
@@ -108,6 +115,8 @@ impl PartialEq for Route {
             && self.max_body == other.max_body
             && self.idle_timeout == other.idle_timeout
             && self.access_log == other.access_log
+            && self.headers == other.headers
+            && self.rewrite == other.rewrite
     }
 }
 
@@ -118,6 +127,7 @@ pub(super) struct Known<'a> {
     pub escalate: &'a BTreeMap<String, super::EscalateRule>,
     pub max_body: u64,
     pub base: &'a std::path::Path,
+    pub headers: &'a super::HeaderDefaults,
 }
 
 pub(super) fn route(
@@ -126,7 +136,8 @@ pub(super) fn route(
     r: Spanned<FileRoute>,
 ) -> Result<Route, ConfigError> {
     let span = r.span();
-    let r = r.into_inner();
+    let mut r = r.into_inner();
+    let headers = super::header_rules::route(loc, known.headers, r.header_keys())?;
     let path =
         match (&r.path, &r.path_exact, &r.path_regex) {
             (None, None, None) => PathMatch::Any,
@@ -171,7 +182,10 @@ pub(super) fn route(
     let action = if let Some(status) = &r.respond {
         Action::Respond {
             status: int_in(loc, status, 100, 599, "respond")? as u16,
-            body: r.body.clone().unwrap_or_default(),
+            body: match &r.body {
+                Some(b) => template(loc, b, 0, "body")?,
+                None => Template::parse("", 0).expect("an empty value compiles"),
+            },
         }
     } else if let Some(dir) = r.static_dir.as_ref().or(r.root.as_ref()) {
         let root = known.base.join(dir.get_ref());
@@ -217,10 +231,11 @@ pub(super) fn route(
             .map_or(Ok(302), |s| int_in(loc, s, 300, 308, "redirect_status"))?
             as u16;
         Action::Redirect {
-            to: to.get_ref().clone(),
+            to: template(loc, to, 0, "redirect")?,
             status,
         }
     };
+    let rewrite = super::rewrite::rewrite(loc, &r, &path)?;
     let limits = names(loc, r.limit.as_ref(), "limit", |n| {
         known.limits.contains_key(n)
     })?;
@@ -248,12 +263,14 @@ pub(super) fn route(
         max_body,
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
+        headers,
+        rewrite,
     })
 }
 
 /// A `path` or `path_exact` as requests are matched: normalised (see
 /// `http::path`), or it could never match.
-fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+pub(super) fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
     let text = p.get_ref();
     match crate::http::path::normalise(text) {
         Ok(n) if n == text.as_str() => Ok(n.into_owned()),

@@ -15,9 +15,11 @@
 mod body;
 pub mod budget;
 mod error;
+pub mod header_rules;
 pub mod headers;
 pub mod path;
 mod proxy;
+pub mod rewrite;
 pub mod route;
 mod services;
 mod state;
@@ -26,6 +28,7 @@ mod switches;
 pub use services::Services;
 pub use state::{Shared, State};
 pub use switches::Switches;
+pub mod template;
 pub mod websocket;
 
 use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
@@ -63,6 +66,8 @@ pub struct ConnInfo {
     pub https: bool,
     /// This listener answers everything with a redirect to https on this port.
     pub redirect_https: Option<u16>,
+    /// The port the connection came in on (`$server_port`).
+    pub server_port: u16,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -129,6 +134,19 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     }
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
+    let rules = match route {
+        Some(r) => r.headers.as_deref(),
+        None => state.config.headers.unrouted.as_deref(),
+    };
+    if let Some(rules) = rules {
+        let normal = path::normalise(uri.path()).unwrap_or(Cow::Borrowed(uri.path()));
+        let vars = template::Vars {
+            uri: &normal,
+            ..vars_of(conn, host.as_deref(), &request_id, None, &uri)
+        };
+        let status = resp.status();
+        rules.on_response(resp.headers_mut(), status, &vars);
+    }
     if log_it {
         let text = |v: &Option<HeaderValue>| {
             v.as_ref()
@@ -215,7 +233,7 @@ async fn dispatch(
     // The one path routing, limits, escalation, static files and the
     // upstream see; `$request_uri` in a redirect keeps the original. A path
     // already normal (the usual case) is left where it is: no copy.
-    let original = match path::normalise(req.uri().path()) {
+    let mut original = match path::normalise(req.uri().path()) {
         Ok(Cow::Borrowed(_)) => None,
         Ok(Cow::Owned(normal)) => {
             let original = req.uri().path_and_query().cloned();
@@ -268,24 +286,57 @@ async fn dispatch(
             }
         }
     }
+    if let Some(rw) = &route.rewrite {
+        let rewritten = rw.apply(
+            req.uri(),
+            &vars_of(conn, host, request_id, original.as_ref(), req.uri()),
+        );
+        match rewritten {
+            Ok(None) => {}
+            Ok(Some(uri)) => {
+                // `$request_uri` stays the target as received.
+                if original.is_none() {
+                    original = req.uri().path_and_query().cloned();
+                }
+                *req.uri_mut() = uri;
+            }
+            Err(e) => return (Err(e), Some(index)),
+        }
+    }
     let result = match &route.action {
-        Action::Respond { status, body } => Ok(text(
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-            body,
-        )),
+        Action::Respond { status, body } => {
+            let body = match body.literal() {
+                Some(b) => Cow::Borrowed(b),
+                None => Cow::Owned(body.render(&vars_of(
+                    conn,
+                    host,
+                    request_id,
+                    original.as_ref(),
+                    req.uri(),
+                ))),
+            };
+            Ok(text(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                &body,
+            ))
+        }
         Action::Redirect { to, status } => {
-            let target = original
-                .as_ref()
-                .or(req.uri().path_and_query())
-                .map_or("/", |p| p.as_str());
-            let location = to.replace("$request_uri", target);
+            let location = to.render(&vars_of(
+                conn,
+                host,
+                request_id,
+                original.as_ref(),
+                req.uri(),
+            ));
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
                 &location,
             ))
         }
         Action::Static { .. } => match static_files::StaticRoute::of(route) {
-            Some(sr) => static_files::serve(&sr, req.method(), path, req.headers()).await,
+            Some(sr) => {
+                static_files::serve(&sr, req.method(), req.uri().path(), req.headers()).await
+            }
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {
@@ -302,6 +353,8 @@ async fn dispatch(
                 https: conn.https,
                 request_id: request_id.clone(),
                 kicks: &state.services.kicks,
+                server_port: conn.server_port,
+                request_uri: original.clone(),
             };
             let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
             let memory = body::Memory {
@@ -327,6 +380,29 @@ async fn dispatch(
         }
     }
     (result, Some(index))
+}
+
+/// What the variables of a template stand for in this request: `original`
+/// is the request target as received when normalising changed it.
+fn vars_of<'a>(
+    conn: ConnInfo,
+    host: Option<&'a str>,
+    request_id: &'a HeaderValue,
+    original: Option<&'a hyper::http::uri::PathAndQuery>,
+    uri: &'a hyper::Uri,
+) -> template::Vars<'a> {
+    template::Vars {
+        host: host.unwrap_or(""),
+        https: conn.https,
+        remote_addr: conn.client.ip(),
+        request_id: request_id.to_str().unwrap_or(""),
+        server_port: conn.server_port,
+        request_uri: original
+            .or(uri.path_and_query())
+            .map_or("/", |p| p.as_str()),
+        uri: uri.path(),
+        args: uri.query(),
+    }
 }
 
 /// `uri` with its path replaced by `path` (normalised), its query kept.

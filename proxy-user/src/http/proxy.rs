@@ -48,6 +48,10 @@ pub struct Downstream<'a> {
     /// Closes a WebSocket tunnel whose client is banned while it is open
     /// (borrowed: no cost for requests that are not upgrades).
     pub kicks: &'a Arc<crate::server::kick::Kicks>,
+    /// For header rules' variables: the listener's port, and the request
+    /// target as received when it differs from the one forwarded.
+    pub server_port: u16,
+    pub request_uri: Option<hyper::http::uri::PathAndQuery>,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -147,6 +151,11 @@ async fn send(
         head.insert(header::HOST, h.clone());
     }
     head.insert(X_REQUEST_ID.clone(), down.request_id.clone());
+    if let Some(rules) = route.headers.as_deref()
+        && !rules.request.is_empty()
+    {
+        super::header_rules::on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
+    }
     // Origin form (`/path?query`), as servers expect from a client; the
     // connection already goes to the chosen server.
     let uri: Uri = parts

@@ -310,6 +310,7 @@ async fn accept_loop(
         .listener(&served.borrow().config.bind.to_string());
     // Dropped before `socket` (a parameter): the fd is never read closed.
     let _registered = metrics.register(socket.as_raw_fd());
+    let server_port = socket.get_ref().local_addr().map_or(0, |a| a.port());
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -356,6 +357,7 @@ async fn accept_loop(
                 .config
                 .redirect_https
                 .then_some(bound.config.redirect_https_port),
+            server_port,
         };
         let http2 = bound.config.http2;
         let Some(acceptor) = bound.tls.clone() else {

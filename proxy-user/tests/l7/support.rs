@@ -141,6 +141,8 @@ async fn answer(
         .insert("content-type", "application/json".parse().unwrap());
     r.headers_mut()
         .insert("connection", "keep-alive".parse().unwrap());
+    r.headers_mut()
+        .insert("x-powered-by", "test-backend".parse().unwrap());
     Ok(r)
 }
 
