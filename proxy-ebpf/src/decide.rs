@@ -18,6 +18,7 @@ use crate::{
     limit,
     maps::*,
     parse::{self, Malformed},
+    syncookie,
 };
 
 /// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
@@ -165,7 +166,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v4,
                 probes: &cfg.probes_v4,
             };
-            Ok(fam.decide(cfg, &src, &src, syn, len))
+            Ok(syncookie::after(fam.decide(cfg, &src, &src, syn, len), syn))
         }
         parse::ETH_P_IPV6 => {
             let mut words = [0u64; 2];
@@ -194,7 +195,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v6,
                 probes: &cfg.probes_v6,
             };
-            Ok(fam.decide(cfg, &src, &key, syn, len))
+            Ok(syncookie::after(fam.decide(cfg, &src, &key, syn, len), syn))
         }
         // More VLAN tags than parsed: the IP traffic behind them cannot be
         // inspected, so it is not passed unless configured (docs/kernel-tier.md).

@@ -15,6 +15,7 @@ mod pin_dir;
 mod ratelimit;
 mod sources;
 mod state_file;
+mod syncookie;
 mod veth;
 mod vlan;
 mod without_xdp;

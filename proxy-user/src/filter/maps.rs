@@ -49,7 +49,7 @@ pub struct SourceEntry {
     pub state: SourceState,
 }
 
-fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(
+pub(super) fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(
     dir: &Path,
     name: &str,
 ) -> Result<T, FilterError> {

@@ -7,7 +7,8 @@
 //!   .attach(iface, mode)    a pinned link (pin_dir/link_IFACE) adopted: its program
 //!                           swapped for ours atomically (bpf_link_update), no gap;
 //!                           else native, or generic with a warning when mode = auto,
-//!                           and the new link pinned
+//!                           and the new link pinned. The SYN-cookie tc program goes
+//!                           on first (pin_dir/ack_link_IFACE, syn_cookies.rs)
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -23,11 +24,13 @@ mod clock;
 pub use clock::monotonic_ns;
 mod error;
 mod index;
+pub mod kfunc;
 mod lists;
 mod maps;
 pub mod object;
 mod pin_dir;
 mod settings;
+mod syn_cookies;
 
 use std::path::Path;
 
@@ -50,6 +53,7 @@ use proxy_common::{
     pin,
 };
 pub use settings::{kernel_config, rate_of};
+pub use syn_cookies::{HostTcp, SynCookieMaps, SynCookieRuntime};
 
 use crate::config::{AttachMode, FilterSettings};
 
@@ -70,6 +74,8 @@ pub struct Filter {
     /// Links that could not be pinned (netlink attachments): they detach
     /// when the filter is dropped.
     unpinned: Vec<XdpLink>,
+    /// SYN cookies: whether the host can, and the tc program's links.
+    pub syn: SynCookieRuntime,
 }
 
 impl Filter {
@@ -111,15 +117,23 @@ impl Filter {
             loader.map_max_entries(name, size);
         }
         check_pinned_layout(dir)?;
-        let mut ebpf = loader.load(object)?;
+        // The tc program's kfunc call, resolved against this kernel; without
+        // it the object loads as it is and SYN cookies stay off.
+        let linked = kfunc::kernel_id().and_then(|id| kfunc::link(object, id));
+        let mut ebpf = loader.load(linked.as_ref().map_or(object, |l| l.bytes()))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load()?;
+        let unavailable = match linked {
+            Ok(_) => load_syn(&mut ebpf).and_then(|()| load_ack(&mut ebpf)).err(),
+            Err(e) => Some(e.to_string()),
+        };
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
             ebpf,
             attached: Vec::new(),
             links: Vec::new(),
             unpinned: Vec::new(),
+            syn: SynCookieRuntime::new(unavailable),
         };
         filter.maps.init_index()?;
         filter.sync(settings)?;
@@ -141,6 +155,7 @@ impl Filter {
         let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
         self.maps.recompute_overlap()?;
         self.maps.write_config(kernel_config(settings))?;
+        self.syn.write(self.maps.dir(), &settings.syn_cookies)?;
         info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
         Ok(())
     }
@@ -155,6 +170,9 @@ impl Filter {
         iface: &str,
         mode: AttachMode,
     ) -> Result<Option<XdpMode>, FilterError> {
+        // Before XDP can answer a SYN here, the program that takes the ACKs.
+        let dir = self.maps.dir().to_path_buf();
+        self.syn.attach(&mut self.ebpf, &dir, iface)?;
         let pin_path = self.pin_dir().join(format!("link_{iface}"));
         if pin_path.exists() {
             match self.adopt(iface, &pin_path) {
@@ -222,6 +240,7 @@ impl Filter {
 
     /// Detaches from every interface: the links are unpinned and closed.
     pub fn detach(mut self) -> Result<(), FilterError> {
+        let dir = self.maps.dir().to_path_buf();
         for (iface, fd_link) in self.links.drain(..) {
             let path = self.maps.dir().join(format!("link_{iface}"));
             if let Err(e) = std::fs::remove_file(&path) {
@@ -232,6 +251,8 @@ impl Filter {
             info!("XDP detached from {iface}");
         }
         self.unpinned.clear();
+        // XDP is gone: no SYN is answered any more, the tc program can go.
+        self.syn.detach(&dir);
         Ok(())
     }
 
@@ -240,6 +261,15 @@ impl Filter {
         let p = self
             .ebpf
             .program(pin::PROGRAM)
+            .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
+        p.try_into().map_err(FilterError::Program)
+    }
+
+    /// The loaded SYN-cookie tc program, for BPF_PROG_TEST_RUN.
+    pub fn ack_program(&self) -> Result<&aya::programs::SchedClassifier, FilterError> {
+        let p = self
+            .ebpf
+            .program(pin::ACK_PROGRAM)
             .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
         p.try_into().map_err(FilterError::Program)
     }
@@ -258,7 +288,13 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     use std::mem::size_of;
 
     use proxy_common::{
-        ban::Ban, config::FilterConfig, index, list::ListValue, source::SourceState, stats::Counter,
+        ban::Ban,
+        config::FilterConfig,
+        index,
+        list::ListValue,
+        source::SourceState,
+        stats::Counter,
+        syncookie::{SynCookieConfig, SynState, SynWindow},
     };
     let lpm = |addr: usize| (4 + addr) as u32;
     let v = |n: usize| n as u32;
@@ -275,6 +311,10 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BANS_V6 => (16, v(size_of::<Ban>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
+        pin::SYN_COOKIE => (4, v(size_of::<SynCookieConfig>())),
+        pin::SYN_STATE => (4, v(size_of::<SynState>())),
+        pin::SYN_PORTS | pin::SYN_STATS => (4, 8),
+        pin::SYN_WINDOW => (4, v(size_of::<SynWindow>())),
         _ => return None,
     })
 }
@@ -289,6 +329,21 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
             continue;
         }
         let info = aya::maps::MapInfo::from_pin(&path).map_err(FilterError::map(name))?;
+        if name == pin::VERDICTS && info.max_entries() < proxy_common::stats::VERDICTS {
+            // Made by a build with fewer verdicts. The program attached now
+            // keeps its own reference; ours gets a new map (counters restart).
+            warn!(
+                "{}: {} verdicts, this build counts {}: replaced by a new map (counters restart)",
+                path.display(),
+                info.max_entries(),
+                proxy_common::stats::VERDICTS
+            );
+            std::fs::remove_file(&path).map_err(|source| FilterError::PinDir {
+                path: path.clone(),
+                source,
+            })?;
+            continue;
+        }
         let want = expected_layout(name);
         let got = (info.key_size(), info.value_size());
         if want.is_some_and(|w| w != got) {
@@ -304,6 +359,43 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
         }
     }
     Ok(())
+}
+
+/// Loads `rampart_syn` and `rampart_synack` and puts them where `rampart`
+/// and `rampart_syn` tail-call them; the reason they cannot run if not.
+fn load_syn(ebpf: &mut Ebpf) -> Result<(), String> {
+    let mut fds = Vec::new();
+    for name in [pin::SYN_PROGRAM, pin::SYNACK_PROGRAM] {
+        let program: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the object has no `{name}` program"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        program
+            .load()
+            .map_err(|e| format!("the kernel refused the SYN-cookie program {name}: {e}"))?;
+        fds.push(program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?);
+    }
+    let map = ebpf
+        .map_mut(pin::SYN_TAIL)
+        .ok_or_else(|| format!("the object has no `{}` map", pin::SYN_TAIL))?;
+    let mut tail = aya::maps::ProgramArray::try_from(map).map_err(|e| e.to_string())?;
+    for (slot, fd) in fds.iter().enumerate() {
+        tail.set(slot as u32, fd, 0).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Loads the SYN-cookie tc program; the reason it cannot run if not.
+fn load_ack(ebpf: &mut Ebpf) -> Result<(), String> {
+    let program: &mut aya::programs::SchedClassifier = ebpf
+        .program_mut(pin::ACK_PROGRAM)
+        .ok_or_else(|| format!("the object has no `{}` program", pin::ACK_PROGRAM))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program
+        .load()
+        .map_err(|e| format!("the kernel refused the SYN-cookie tc program: {e}"))
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, FilterError> {
