@@ -74,6 +74,27 @@ pub fn bounce(ctx: XdpContext) -> u32 {
         .unwrap_or(xdp_action::XDP_DROP)
 }
 
+/// For the client end of a veth pair facing the filter: drops IPv4 frames
+/// to 10.0.0.0/8 (SYN cookies answering the spoofed sources of a flood,
+/// which on a real network would leave the host) and passes everything
+/// else. A veth takes frames its peer sends with XDP_TX only while it has
+/// an XDP program of its own.
+#[xdp]
+pub fn client_rx(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + 34 > ctx.data_end() {
+        return xdp_action::XDP_PASS;
+    }
+    let p = start as *const u8;
+    // SAFETY: offsets 12-30 are under 34, checked against data_end above.
+    unsafe {
+        if *p.add(12) == 0x08 && *p.add(13) == 0x00 && *p.add(30) == 10 {
+            return xdp_action::XDP_DROP;
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
 /// Rewrites the IPv4 source of an Ethernet + IPv4 (no options) + UDP or TCP
 /// frame to a random address in 10.0.0.0/8, updating the IPv4 and L4
 /// checksums incrementally (RFC 1624). Anything else is left as it is.

@@ -160,8 +160,10 @@ fn flooded(cfg: &SynCookieConfig, now: u64) -> bool {
     // `st` is shared, read freely and written at most once a second per CPU.
     unsafe {
         let mut over = false;
-        if now.wrapping_sub((*w).start_ns) >= SECOND {
-            over = (*w).count > threshold;
+        let age = now.wrapping_sub((*w).start_ns);
+        if age >= SECOND {
+            // The second that just ended counts only if it is the last one.
+            over = (*w).count > threshold && age < 2 * SECOND;
             (*w).start_ns = now;
             (*w).count = 0;
         }
