@@ -128,7 +128,13 @@ impl Negotiated {
 /// client's initial sequence number, each as the big-endian number the
 /// packet carries.
 #[inline(always)]
-pub fn flow_v4(saddr: [u8; 4], daddr: [u8; 4], sport: u16, dport: u16, client_isn: u32) -> [u64; 2] {
+pub fn flow_v4(
+    saddr: [u8; 4],
+    daddr: [u8; 4],
+    sport: u16,
+    dport: u16,
+    client_isn: u32,
+) -> [u64; 2] {
     [
         (u32::from_be_bytes(saddr) as u64) << 32 | u32::from_be_bytes(daddr) as u64,
         ports_isn(sport, dport, client_isn),
@@ -137,7 +143,13 @@ pub fn flow_v4(saddr: [u8; 4], daddr: [u8; 4], sport: u16, dport: u16, client_is
 
 /// As [`flow_v4`], for IPv6.
 #[inline(always)]
-pub fn flow_v6(saddr: [u8; 16], daddr: [u8; 16], sport: u16, dport: u16, client_isn: u32) -> [u64; 5] {
+pub fn flow_v6(
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+    sport: u16,
+    dport: u16,
+    client_isn: u32,
+) -> [u64; 5] {
     let w = |b: &[u8; 16], i: usize| {
         u64::from_be_bytes([
             b[i],
@@ -168,7 +180,12 @@ fn ports_isn(sport: u16, dport: u16, client_isn: u32) -> u64 {
 /// ([`Negotiated::bits`]), and a timestamp value for the SYN-ACK derived
 /// from the same hash (never 0).
 #[inline(always)]
-pub fn make<const N: usize>(key: [u64; 2], flow: [u64; N], now_ns: u64, options: u32) -> (u32, u32) {
+pub fn make<const N: usize>(
+    key: [u64; 2],
+    flow: [u64; N],
+    now_ns: u64,
+    options: u32,
+) -> (u32, u32) {
     let period = now_ns >> PERIOD_SHIFT;
     let low = ((period as u32 & 1) << 8) | (options & 0xff);
     let h = siphash24(key, flow, period << LOW_BITS | low as u64);
@@ -179,7 +196,12 @@ pub fn make<const N: usize>(key: [u64; 2], flow: [u64; N], now_ns: u64, options:
 /// `now_ns`: returns its option bits if it was made by [`make`] with this
 /// key in the current or the previous period.
 #[inline(always)]
-pub fn check<const N: usize>(key: [u64; 2], flow: [u64; N], now_ns: u64, cookie: u32) -> Option<u32> {
+pub fn check<const N: usize>(
+    key: [u64; 2],
+    flow: [u64; N],
+    now_ns: u64,
+    cookie: u32,
+) -> Option<u32> {
     let low = cookie & LOW_MASK;
     let mut period = now_ns >> PERIOD_SHIFT;
     if (period as u32 & 1) != (low & PARITY) >> 8 {
@@ -251,10 +273,16 @@ mod tests {
     const KEY: [u64; 2] = [0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908];
 
     #[test]
-    #[expect(deprecated, reason = "std's SipHasher is SipHash-2-4, the reference to check against")]
+    #[expect(
+        deprecated,
+        reason = "std's SipHasher is SipHash-2-4, the reference to check against"
+    )]
     fn siphash_matches_the_reference() {
         // The paper's test key 00..0f; messages of 16 and 48 bytes.
-        for words in [vec![0x0706_0504_0302_0100u64, 0x0f0e_0d0c_0b0a_0908], (0..6).collect()] {
+        for words in [
+            vec![0x0706_0504_0302_0100u64, 0x0f0e_0d0c_0b0a_0908],
+            (0..6).collect(),
+        ] {
             let mut bytes = Vec::new();
             for w in &words {
                 bytes.extend_from_slice(&w.to_le_bytes());
@@ -264,7 +292,11 @@ mod tests {
             let want = h.finish();
             let got = match words.len() {
                 2 => siphash24(KEY, [words[0]], words[1]),
-                _ => siphash24(KEY, [words[0], words[1], words[2], words[3], words[4]], words[5]),
+                _ => siphash24(
+                    KEY,
+                    [words[0], words[1], words[2], words[3], words[4]],
+                    words[5],
+                ),
             };
             assert_eq!(got, want, "{} words", words.len());
         }
@@ -299,7 +331,11 @@ mod tests {
         let (cookie, _) = make(KEY, flow(), now, 0x4f);
         assert!(check(KEY, flow(), now, cookie).is_some());
         for bit in 0..32 {
-            assert_eq!(check(KEY, flow(), now, cookie ^ (1 << bit)), None, "bit {bit}");
+            assert_eq!(
+                check(KEY, flow(), now, cookie ^ (1 << bit)),
+                None,
+                "bit {bit}"
+            );
         }
         let other = flow_v4([198, 18, 0, 3], [198, 18, 0, 1], 40000, 443, 0x1234_5678);
         assert_eq!(check(KEY, other, now, cookie), None);
@@ -344,13 +380,23 @@ mod tests {
         for ws in [0, 7, 14, NO_WSCALE] {
             for (sack, ecn) in [(false, false), (true, false), (false, true), (true, true)] {
                 for mss_index in 0..4 {
-                    let n = Negotiated { mss_index, wscale: ws, sack, ecn };
+                    let n = Negotiated {
+                        mss_index,
+                        wscale: ws,
+                        sack,
+                        ecn,
+                    };
                     assert_eq!(Negotiated::from_bits(n.bits()), n);
                     assert!(n.bits() <= 0xff);
                 }
             }
         }
-        let clamped = Negotiated { mss_index: 0, wscale: 20, sack: false, ecn: false };
+        let clamped = Negotiated {
+            mss_index: 0,
+            wscale: 20,
+            sack: false,
+            ecn: false,
+        };
         assert_eq!(Negotiated::from_bits(clamped.bits()).wscale, MAX_WSCALE);
     }
 }

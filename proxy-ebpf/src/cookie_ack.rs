@@ -53,7 +53,9 @@ pub fn ack(ctx: &TcContext) -> i32 {
     let mut seg = Segment::new();
     if !segment::locate(&Pkt::tc(ctx), &mut seg) {
         // Headers outside the linear part of the skb: pull them in once.
-        if ctx.len() as usize <= Pkt::tc(ctx).len() || ctx.pull_data(HEADERS.min(ctx.len())).is_err() {
+        if ctx.len() as usize <= Pkt::tc(ctx).len()
+            || ctx.pull_data(HEADERS.min(ctx.len())).is_err()
+        {
             return NEXT;
         }
         if !segment::locate(&Pkt::tc(ctx), &mut seg) {

@@ -1,6 +1,6 @@
-//! `bpf_sk_assign_tcp_reqsk`, the kfunc (Linux 6.9, commit e472f88891ab)
-//! that hands the kernel a request socket built by a tc program from a
-//! validated SYN cookie. The kernel then finishes the handshake exactly as
+//! `bpf_sk_assign_tcp_reqsk`, the kfunc (Linux 6.9, "bpf: tcp: Support
+//! arbitrary SYN Cookie") that hands the kernel a request socket built by a
+//! tc program from a validated SYN cookie. The kernel then finishes the handshake exactly as
 //! for its own cookies (`cookie_v4_check`/`cookie_v6_check`), without
 //! requiring that the listener recently overflowed.
 //!
@@ -43,7 +43,11 @@ const _: () = assert!(core::mem::size_of::<ReqAttrs>() == 20);
 /// `skb` is the program's context, `sk` a referenced socket the caller
 /// releases, `attrs` a live value.
 #[inline(always)]
-pub unsafe fn sk_assign_tcp_reqsk(skb: *mut __sk_buff, sk: *mut tcp_sock, attrs: &mut ReqAttrs) -> i32 {
+pub unsafe fn sk_assign_tcp_reqsk(
+    skb: *mut __sk_buff,
+    sk: *mut tcp_sock,
+    attrs: &mut ReqAttrs,
+) -> i32 {
     // SAFETY: a call to a helper number the loader turns into the kfunc.
     unsafe {
         let f: unsafe extern "C" fn(*mut __sk_buff, *mut tcp_sock, *mut ReqAttrs, i32) -> i32 =

@@ -73,7 +73,12 @@ pub fn answer(ctx: &XdpContext, cfg: &SynCookieConfig, seg: &Segment, now: u64) 
     // SAFETY: as above.
     let bits = unsafe { core::ptr::read_volatile(&raw const (*scratch).bits) };
     let (isn, tsval) = if v6 {
-        let w = |a: &[u32; 4]| [(a[0] as u64) << 32 | a[1] as u64, (a[2] as u64) << 32 | a[3] as u64];
+        let w = |a: &[u32; 4]| {
+            [
+                (a[0] as u64) << 32 | a[1] as u64,
+                (a[2] as u64) << 32 | a[3] as u64,
+            ]
+        };
         let (c, s) = (w(&client), w(&server));
         let ports = (seg.sport as u64) << 48 | (seg.dport as u64) << 32 | seg.seq as u64;
         cookie::make(cfg.key, [c[0], c[1], s[0], s[1], ports], now, bits)
@@ -107,7 +112,11 @@ pub fn answer(ctx: &XdpContext, cfg: &SynCookieConfig, seg: &Segment, now: u64) 
         words = 7;
     }
     if ts {
-        let lead = if sack { 4 << 24 | 2 << 16 } else { 1 << 24 | 1 << 16 };
+        let lead = if sack {
+            4 << 24 | 2 << 16
+        } else {
+            1 << 24 | 1 << 16
+        };
         put(&mut t, words, lead | 8 << 8 | 10);
         put(&mut t, words + 1, tsval);
         put(&mut t, words + 2, client_tsval);

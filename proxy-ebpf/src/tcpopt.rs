@@ -82,12 +82,7 @@ pub fn read(p: &Pkt, seg: &Segment, o: &mut Options) {
     };
     // SAFETY: `step` reads and writes only `w`, which outlives the call.
     unsafe {
-        bpf_loop(
-            MAX_OPTIONS,
-            step as *mut c_void,
-            (&raw mut w).cast(),
-            0,
-        );
+        bpf_loop(MAX_OPTIONS, step as *mut c_void, (&raw mut w).cast(), 0);
     }
     *o = w.o;
 }
@@ -136,7 +131,11 @@ extern "C" fn step(_index: u32, ctx: *mut c_void) -> i64 {
             if let Some(v) = p.ptr::<[u8; 3]>(at) {
                 // SAFETY: as above.
                 let shift = unsafe { (*v)[2] } as u32;
-                w.o.wscale = if shift > MAX_WSCALE { MAX_WSCALE } else { shift };
+                w.o.wscale = if shift > MAX_WSCALE {
+                    MAX_WSCALE
+                } else {
+                    shift
+                };
             }
         }
         (SACK_PERM, 2) => w.o.sack = 1,

@@ -10,9 +10,8 @@ use std::{
 };
 
 use aya::programs::{TestRun, TestRunOptions};
-use socket2::{Domain, Protocol, Socket, Type};
 use proxy_common::{
-    cookie::{self, Negotiated, NO_WSCALE},
+    cookie::{self, NO_WSCALE, Negotiated},
     stats,
     syncookie::{STAT_ACCEPTED, STAT_NOT_LISTENING, STAT_REFUSED},
 };
@@ -20,6 +19,7 @@ use proxy_user::{
     config::{SynCookieMode, SynCookies},
     filter::{Filter, SynCookieMaps, monotonic_ns},
 };
+use socket2::{Domain, Protocol, Socket, Type};
 use tests::{
     filter::{load, settings, verdict_of},
     netns::NetNs,
@@ -42,7 +42,10 @@ fn cookie_filter(pins: &PinDir, mode: SynCookieMode) -> Filter {
         threshold: 1000,
     };
     let f = load(&s);
-    assert_eq!(f.syn.unavailable, None, "SYN cookies must be available on this kernel");
+    assert_eq!(
+        f.syn.unavailable, None,
+        "SYN cookies must be available on this kernel"
+    );
     f
 }
 
@@ -78,14 +81,25 @@ fn xdp_run(f: &Filter, frame: &[u8]) -> (u32, Vec<u8>) {
 
 fn flow(client: IpAddr, server: IpAddr, sport: u16, dport: u16, isn: u32) -> Vec<u64> {
     match (client, server) {
-        (IpAddr::V4(c), IpAddr::V4(s)) => cookie::flow_v4(c.octets(), s.octets(), sport, dport, isn).to_vec(),
-        (IpAddr::V6(c), IpAddr::V6(s)) => cookie::flow_v6(c.octets(), s.octets(), sport, dport, isn).to_vec(),
+        (IpAddr::V4(c), IpAddr::V4(s)) => {
+            cookie::flow_v4(c.octets(), s.octets(), sport, dport, isn).to_vec()
+        }
+        (IpAddr::V6(c), IpAddr::V6(s)) => {
+            cookie::flow_v6(c.octets(), s.octets(), sport, dport, isn).to_vec()
+        }
         _ => panic!("mixed families"),
     }
 }
 
 /// The option bits of `cookie` for this handshake, checked as the tc program does.
-fn check(key: [u64; 2], client: IpAddr, server: IpAddr, sport: u16, isn: u32, cookie: u32) -> Option<u32> {
+fn check(
+    key: [u64; 2],
+    client: IpAddr,
+    server: IpAddr,
+    sport: u16,
+    isn: u32,
+    cookie: u32,
+) -> Option<u32> {
     let now = monotonic_ns();
     let f = flow(client, server, sport, PORT, isn);
     match f.len() {
@@ -98,24 +112,51 @@ fn check(key: [u64; 2], client: IpAddr, server: IpAddr, sport: u16, isn: u32, co
 fn assert_answers(out: &[u8], syn: &Segment, key: [u64; 2]) -> Parsed {
     let a = segment::parse(out);
     let what = format!("{} -> {}", syn.src, syn.dst);
-    assert_eq!(a.dst_mac, [0x02, 0, 0, 0, 0, 0x01], "{what}: back to the sender's MAC");
+    assert_eq!(
+        a.dst_mac,
+        [0x02, 0, 0, 0, 0, 0x01],
+        "{what}: back to the sender's MAC"
+    );
     assert_eq!(a.src_mac, [0x02, 0, 0, 0, 0, 0x02], "{what}");
     assert_eq!(a.vlan, syn.vlan, "{what}: VLAN tag kept");
-    assert_eq!((a.src, a.dst), (syn.dst, syn.src), "{what}: addresses swapped");
-    assert_eq!((a.sport, a.dport), (syn.dport, syn.sport), "{what}: ports swapped");
+    assert_eq!(
+        (a.src, a.dst),
+        (syn.dst, syn.src),
+        "{what}: addresses swapped"
+    );
+    assert_eq!(
+        (a.sport, a.dport),
+        (syn.dport, syn.sport),
+        "{what}: ports swapped"
+    );
     assert!(a.ip_ok, "{what}: IPv4 header (checksum, DF, id 0)");
     assert_eq!(a.ttl, 64, "{what}");
     assert!(a.tcp_checksum_ok, "{what}: TCP checksum");
     assert_eq!(a.flags & (SYN | ACK), SYN | ACK, "{what}: SYN-ACK");
-    assert_eq!(a.ack, syn.seq.wrapping_add(1), "{what}: acknowledges the SYN");
+    assert_eq!(
+        a.ack,
+        syn.seq.wrapping_add(1),
+        "{what}: acknowledges the SYN"
+    );
     assert_eq!(a.payload, 0, "{what}: no payload");
-    let bits = check(key, syn.src, syn.dst, syn.sport, syn.seq, a.seq)
-        .unwrap_or_else(|| panic!("{what}: the sequence number {:#x} is not a valid cookie", a.seq));
+    let bits = check(key, syn.src, syn.dst, syn.sport, syn.seq, a.seq).unwrap_or_else(|| {
+        panic!(
+            "{what}: the sequence number {:#x} is not a valid cookie",
+            a.seq
+        )
+    });
     // The same cookie for another client ISN is not valid.
-    assert_eq!(check(key, syn.src, syn.dst, syn.sport, syn.seq ^ 1, a.seq), None);
+    assert_eq!(
+        check(key, syn.src, syn.dst, syn.sport, syn.seq ^ 1, a.seq),
+        None
+    );
     let n = Negotiated::from_bits(bits);
     let mss = u16::from_be_bytes(a.option(2).expect("MSS option").try_into().unwrap());
-    assert_eq!(mss, if a.src.is_ipv4() { 1460 } else { 1440 }, "{what}: our MSS");
+    assert_eq!(
+        mss,
+        if a.src.is_ipv4() { 1460 } else { 1440 },
+        "{what}: our MSS"
+    );
     let _ = n;
     a
 }
@@ -131,7 +172,11 @@ fn a_syn_becomes_a_syn_ack_with_a_valid_cookie() {
         let _l6 = listen(&format!("[::]:{PORT}"));
         let pins = PinDir::new("syn14rw");
         let f = cookie_filter(&pins, SynCookieMode::On);
-        let key = SynCookieMaps::open(pins.path()).unwrap().config().unwrap().key;
+        let key = SynCookieMaps::open(pins.path())
+            .unwrap()
+            .config()
+            .unwrap()
+            .key;
         assert_ne!(key, [0, 0], "a key was made");
 
         for (client, server) in [("198.18.0.2", "198.18.0.1"), ("fd72::2", "fd72::1")] {
@@ -147,13 +192,25 @@ fn a_syn_becomes_a_syn_ack_with_a_valid_cookie() {
             let bits = check(key, syn.src, syn.dst, syn.sport, syn.seq, a.seq).unwrap();
             let n = Negotiated::from_bits(bits);
             let v6 = a.src.is_ipv6();
-            assert_eq!(n.mss_index, cookie::mss_index(v6, 1460), "{client}: the client's MSS in the cookie");
+            assert_eq!(
+                n.mss_index,
+                cookie::mss_index(v6, 1460),
+                "{client}: the client's MSS in the cookie"
+            );
             assert_eq!((n.wscale, n.sack, n.ecn), (7, true, false), "{client}");
-            assert_eq!(a.option(3).map(|w| w.len()), Some(1), "{client}: our window scale");
+            assert_eq!(
+                a.option(3).map(|w| w.len()),
+                Some(1),
+                "{client}: our window scale"
+            );
             assert_eq!(a.option(4), Some(vec![]), "{client}: SACK permitted");
             let ts = a.option(8).expect("timestamps");
             assert_ne!(&ts[..4], &[0, 0, 0, 0], "{client}: our tsval");
-            assert_eq!(&ts[4..], &0x1122_3344u32.to_be_bytes(), "{client}: the client's tsval echoed");
+            assert_eq!(
+                &ts[4..],
+                &0x1122_3344u32.to_be_bytes(),
+                "{client}: the client's tsval echoed"
+            );
             assert!(a.window > 0);
         }
 
@@ -186,16 +243,33 @@ fn a_syn_becomes_a_syn_ack_with_a_valid_cookie() {
         let maps = SynCookieMaps::open(pins.path()).unwrap();
         let before = maps.stats().unwrap();
         let cases = [
-            ("no listener", Segment::new("198.18.0.2", "198.18.0.1", 40001, PORT + 1)),
-            ("unprotected port", Segment::new("198.18.0.2", "198.18.0.1", 40002, 9)),
+            (
+                "no listener",
+                Segment::new("198.18.0.2", "198.18.0.1", 40001, PORT + 1),
+            ),
+            (
+                "unprotected port",
+                Segment::new("198.18.0.2", "198.18.0.1", 40002, 9),
+            ),
         ];
         for (what, seg) in cases {
-            assert_eq!(verdict_of(&f, &seg.build()), (XDP_PASS, stats::PASS), "{what}");
+            assert_eq!(
+                verdict_of(&f, &seg.build()),
+                (XDP_PASS, stats::PASS),
+                "{what}"
+            );
         }
-        assert_eq!(maps.stats().unwrap()[STAT_NOT_LISTENING as usize], before[STAT_NOT_LISTENING as usize] + 1);
+        assert_eq!(
+            maps.stats().unwrap()[STAT_NOT_LISTENING as usize],
+            before[STAT_NOT_LISTENING as usize] + 1
+        );
         let mut ack = Segment::new("198.18.0.2", "198.18.0.1", 40003, PORT);
         ack.flags = ACK;
-        assert_eq!(verdict_of(&f, &ack.build()).1, stats::PASS, "an ACK is not answered");
+        assert_eq!(
+            verdict_of(&f, &ack.build()).1,
+            stats::PASS,
+            "an ACK is not answered"
+        );
     });
 }
 
@@ -276,7 +350,10 @@ fn the_tc_program_takes_the_acks_of_its_cookies_only() {
         // Wrong cookie, wrong client sequence, other port: not even tried.
         for (what, frame) in [
             ("cookie + 1", ack_for(synack.seq.wrapping_add(1), 1001)),
-            ("cookie ^ 0x100 (other period)", ack_for(synack.seq ^ 0x100, 1001)),
+            (
+                "cookie ^ 0x100 (other period)",
+                ack_for(synack.seq ^ 0x100, 1001),
+            ),
             ("the client's ISN changed", ack_for(synack.seq, 1002)),
         ] {
             assert_eq!(reached(&frame), (-1, 0), "{what}");

@@ -90,11 +90,18 @@ impl Edge {
         link.edge
             .with(|| filter.attach(&iface, AttachMode::Native))
             .expect("attach");
-        assert_eq!(filter.syn.unavailable, None, "SYN cookies must run on this kernel");
+        assert_eq!(
+            filter.syn.unavailable, None,
+            "SYN cookies must run on this kernel"
+        );
         // The client veth takes the edge's XDP_TX frames only with an XDP
         // program of its own; this one also drops the answers to 10.0.0.0/8.
         let mut client_rx = Ebpf::load(proxy_user::filter::object::BENCH).unwrap();
-        let prog: &mut Xdp = client_rx.program_mut("client_rx").unwrap().try_into().unwrap();
+        let prog: &mut Xdp = client_rx
+            .program_mut("client_rx")
+            .unwrap()
+            .try_into()
+            .unwrap();
         prog.load().unwrap();
         let client_if = link.client_if.clone();
         link.client
@@ -120,7 +127,10 @@ impl Edge {
     }
 
     fn edge_mac(&self) -> [u8; 6] {
-        let out = self.link.edge.ip(&["-j", "link", "show", &self.link.edge_if]);
+        let out = self
+            .link
+            .edge
+            .ip(&["-j", "link", "show", &self.link.edge_if]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let mut mac = [0u8; 6];
         for (i, b) in v[0]["address"].as_str().unwrap().split(':').enumerate() {
@@ -132,11 +142,23 @@ impl Edge {
     /// Floods the edge with spoofed SYNs while `during` runs in the client
     /// namespace; returns the SYNs sent and what `during` returned.
     fn flood<T: Send + 'static>(&self, during: impl FnOnce() -> T + Send + 'static) -> (usize, T) {
-        let (mac, dev, ns) = (self.edge_mac(), self.link.client_if.clone(), self.link.client.name().to_string());
+        let (mac, dev, ns) = (
+            self.edge_mac(),
+            self.link.client_if.clone(),
+            self.link.client.name().to_string(),
+        );
         let client = self.link.client.name().to_string();
         std::thread::scope(|s| {
             let flood = s.spawn(move || {
-                spoofed_syns(&NetNs::existing(&ns), &dev, mac, EDGE4.parse().unwrap(), PORT, FLOOD, FLOOD_MAX)
+                spoofed_syns(
+                    &NetNs::existing(&ns),
+                    &dev,
+                    mac,
+                    EDGE4.parse().unwrap(),
+                    PORT,
+                    FLOOD,
+                    FLOOD_MAX,
+                )
             });
             // Let the flood get going first.
             std::thread::sleep(Duration::from_millis(200));
@@ -222,7 +244,11 @@ fn a_spoofed_syn_flood_ends_in_xdp_while_real_clients_connect() {
     let before = nstat(&edge.link.edge);
     let (sent, (ok4, ok6)) = edge.flood(|| (connect(V4, 20), connect(V6, 5)));
     let after = nstat(&edge.link.edge);
-    assert_eq!((ok4, ok6), (20, 5), "real clients connected during the flood");
+    assert_eq!(
+        (ok4, ok6),
+        (20, 5),
+        "real clients connected during the flood"
+    );
     assert!(sent >= FLOOD / 2, "the generator sent {sent} SYNs");
     let answered = edge.filter.maps.verdicts().unwrap()[stats::SYN_COOKIE as usize].packets
         - verdicts[stats::SYN_COOKIE as usize].packets;
@@ -241,18 +267,31 @@ fn a_spoofed_syn_flood_ends_in_xdp_while_real_clients_connect() {
         reached <= 25 * 10,
         "{reached} segments reached TCP during a flood of {sent} SYNs and 25 connections"
     );
-    assert_eq!(grew(&before, &after, "TcpExtSyncookiesSent"), 0, "the kernel never had to send a cookie");
+    assert_eq!(
+        grew(&before, &after, "TcpExtSyncookiesSent"),
+        0,
+        "the kernel never had to send a cookie"
+    );
     assert_eq!(grew(&before, &after, "TcpExtListenOverflows"), 0);
-    assert_eq!(grew(&before, &after, "TcpPassiveOpens"), 25, "exactly the real connections were opened");
+    assert_eq!(
+        grew(&before, &after, "TcpPassiveOpens"),
+        25,
+        "exactly the real connections were opened"
+    );
     let taken = edge.maps().stats().unwrap()[STAT_ACCEPTED as usize] - accepted;
     assert_eq!(taken, 25, "every real connection went through a cookie");
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Sets `hold_ns` of the pinned `syn_cookie` map (the daemon writes 10 s).
 fn set_hold(pins: &PinDir, hold: Duration) {
     let data = MapData::from_pin(pins.path().join(pin::SYN_COOKIE)).unwrap();
-    let mut map: Array<MapData, SynCookieConfig> = Array::try_from(Map::from_map_data(data).unwrap()).unwrap();
+    let mut map: Array<MapData, SynCookieConfig> =
+        Array::try_from(Map::from_map_data(data).unwrap()).unwrap();
     let mut c = map.get(&0, 0).unwrap();
     c.hold_ns = hold.as_nanos() as u64;
     map.set(0, c, 0).unwrap();
@@ -272,7 +311,10 @@ fn auto_mode_turns_cookies_on_for_a_flood_only() {
     let stats0 = edge.maps().stats().unwrap();
     assert_eq!(connect_in(&edge.link, V4, 10), 10);
     let stats1 = edge.maps().stats().unwrap();
-    assert_eq!(stats1[STAT_ACCEPTED as usize], stats0[STAT_ACCEPTED as usize], "no cookies without a flood");
+    assert_eq!(
+        stats1[STAT_ACCEPTED as usize], stats0[STAT_ACCEPTED as usize],
+        "no cookies without a flood"
+    );
     assert_eq!(edge.maps().state().unwrap().attack_until_ns, 0);
 
     // A flood: cookies go on within the threshold's worth of SYNs, and
@@ -282,10 +324,18 @@ fn auto_mode_turns_cookies_on_for_a_flood_only() {
     let after = nstat(ns);
     assert_eq!(ok, 20, "real clients connected during the flood");
     let stats2 = edge.maps().stats().unwrap();
-    assert!(stats2[STAT_ATTACKS as usize] > stats1[STAT_ATTACKS as usize], "cookies went on");
-    assert!(stats2[STAT_ACCEPTED as usize] > stats1[STAT_ACCEPTED as usize], "real clients used them");
+    assert!(
+        stats2[STAT_ATTACKS as usize] > stats1[STAT_ATTACKS as usize],
+        "cookies went on"
+    );
+    assert!(
+        stats2[STAT_ACCEPTED as usize] > stats1[STAT_ACCEPTED as usize],
+        "real clients used them"
+    );
     let reached = grew(&before, &after, "TcpInSegs");
-    eprintln!("auto: {sent} flood SYNs sent, {reached} TCP segments received, 20 of 20 real connections");
+    eprintln!(
+        "auto: {sent} flood SYNs sent, {reached} TCP segments received, 20 of 20 real connections"
+    );
     // The budget: at most the threshold's worth of flood SYNs (per CPU, per
     // second of the flood before cookies start), plus the real connections'
     // segments (under 10 each).

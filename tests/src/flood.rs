@@ -37,7 +37,12 @@ pub fn spoofed_syns(
     let frames: Vec<Vec<u8>> = (0..DISTINCT)
         .map(|_| {
             let src = Ipv4Addr::from(0x0a00_0000 | (next() & 0x00ff_ffff));
-            let mut s = Segment::new(&src.to_string(), &dst.to_string(), 1024 + (next() % 60000) as u16, port);
+            let mut s = Segment::new(
+                &src.to_string(),
+                &dst.to_string(),
+                1024 + (next() % 60000) as u16,
+                port,
+            );
             s.seq = next();
             s.options = crate::segment::linux_syn_options(1460, next());
             let mut f = s.build();
@@ -51,7 +56,11 @@ pub fn spoofed_syns(
         // closes; `sll` and the frames outlive every call that reads them.
         unsafe {
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
             let mut sll: libc::sockaddr_ll = std::mem::zeroed();
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();

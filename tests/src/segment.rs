@@ -188,7 +188,11 @@ pub fn parse(f: &[u8]) -> Parsed {
         0x86dd => {
             let h = &f[off..off + 40];
             let payload = u16::from_be_bytes([h[4], h[5]]) as usize;
-            assert_eq!(off + 40 + payload, f.len(), "IPv6 payload length matches the frame");
+            assert_eq!(
+                off + 40 + payload,
+                f.len(),
+                "IPv6 payload length matches the frame"
+            );
             assert_eq!(h[6], 6, "next header TCP");
             let s: [u8; 16] = h[8..24].try_into().unwrap();
             let d: [u8; 16] = h[24..40].try_into().unwrap();
@@ -254,7 +258,10 @@ mod tests {
             seg.vlan = Some(5);
             let p = parse(&seg.build());
             assert!(p.tcp_checksum_ok && p.ip_ok);
-            assert_eq!((p.sport, p.dport, p.seq, p.flags, p.vlan), (40000, 443, 7, SYN, Some(5)));
+            assert_eq!(
+                (p.sport, p.dport, p.seq, p.flags, p.vlan),
+                (40000, 443, 7, SYN, Some(5))
+            );
             assert_eq!(p.option(2), Some(vec![0x05, 0xb4]));
             assert_eq!(p.option(3), Some(vec![7]));
             assert_eq!(p.option(4), Some(vec![]));

@@ -57,14 +57,21 @@ impl SynCookies {
     /// Fills in the listeners' ports when `ports` was not given.
     pub fn resolve_ports(&mut self, listeners: &[Listener]) {
         if self.ports_from_listeners {
-            self.ports = listeners.iter().map(|l| l.bind.port()).filter(|&p| p != 0).collect();
+            self.ports = listeners
+                .iter()
+                .map(|l| l.bind.port())
+                .filter(|&p| p != 0)
+                .collect();
             self.ports.sort_unstable();
             self.ports.dedup();
         }
     }
 }
 
-pub(super) fn syn_cookies(loc: &Locator, f: Option<Spanned<FileSynCookies>>) -> Result<SynCookies, ConfigError> {
+pub(super) fn syn_cookies(
+    loc: &Locator,
+    f: Option<Spanned<FileSynCookies>>,
+) -> Result<SynCookies, ConfigError> {
     let mut out = SynCookies::default();
     let Some(f) = f else {
         return Ok(out);
@@ -100,7 +107,13 @@ pub(super) fn syn_cookies(loc: &Locator, f: Option<Spanned<FileSynCookies>>) -> 
         out.ports_from_listeners = false;
     }
     if let Some(t) = f.threshold {
-        out.threshold = int_in(loc, &t, 1, 100_000_000, "syn_cookies.threshold (SYNs per second)")? as u32;
+        out.threshold = int_in(
+            loc,
+            &t,
+            1,
+            100_000_000,
+            "syn_cookies.threshold (SYNs per second)",
+        )? as u32;
     }
     Ok(out)
 }
@@ -146,7 +159,10 @@ mod tests {
         assert_eq!(c.mode, SynCookieMode::On);
         assert_eq!(c.ports, [22, 443], "sorted, once each, not the listener's");
         assert_eq!(c.threshold, 50);
-        assert_eq!(cookies("[filter]\nsyn_cookies = { mode = \"off\" }\n").mode, SynCookieMode::Off);
+        assert_eq!(
+            cookies("[filter]\nsyn_cookies = { mode = \"off\" }\n").mode,
+            SynCookieMode::Off
+        );
     }
 
     #[test]
@@ -159,7 +175,10 @@ mod tests {
             err("[filter.syn_cookies]\nports = [443, 70000]\n"),
             "rampart.toml:2:15: syn_cookies.ports entry must be between 1 and 65535, got 70000"
         );
-        assert!(err("[filter.syn_cookies]\nports = []\n").starts_with("rampart.toml:2:9: syn_cookies.ports is empty"));
+        assert!(
+            err("[filter.syn_cookies]\nports = []\n")
+                .starts_with("rampart.toml:2:9: syn_cookies.ports is empty")
+        );
         assert_eq!(
             err("[filter.syn_cookies]\nthreshold = 0\n"),
             "rampart.toml:2:13: syn_cookies.threshold (SYNs per second) must be between 1 and 100000000, got 0"

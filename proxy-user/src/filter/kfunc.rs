@@ -65,9 +65,8 @@ pub fn kernel_id() -> Result<u32, KfuncError> {
 pub fn link(object: &[u8], id: u32) -> Result<Linked, KfuncError> {
     let mut words = vec![0u64; object.len().div_ceil(8)];
     // SAFETY: the vector has room for `object.len()` bytes; any bytes are valid u64s.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), object.len())
-    };
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), object.len()) };
     bytes.copy_from_slice(object);
     let mut calls = 0;
     for (start, size) in code_sections(bytes)? {
@@ -78,7 +77,11 @@ pub fn link(object: &[u8], id: u32) -> Result<Linked, KfuncError> {
         for insn in bytes[start..end].chunks_exact_mut(8) {
             let imm = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
             // A helper call (src_reg 0, dst_reg 0, no offset) to the placeholder.
-            if insn[0] == BPF_CALL && insn[1] == 0 && insn[2..4] == [0, 0] && imm == KFUNC_SK_ASSIGN_TCP_REQSK {
+            if insn[0] == BPF_CALL
+                && insn[1] == 0
+                && insn[2..4] == [0, 0]
+                && imm == KFUNC_SK_ASSIGN_TCP_REQSK
+            {
                 insn[1] = BPF_PSEUDO_KFUNC_CALL << 4;
                 insn[4..8].copy_from_slice(&id.to_le_bytes());
                 calls += 1;
@@ -118,7 +121,9 @@ fn code_sections(elf: &[u8]) -> Result<Vec<(usize, usize)>, KfuncError> {
             .checked_mul(entsize)
             .and_then(|o| o.checked_add(shoff))
             .ok_or(KfuncError::NotElf)?;
-        let (Some(kind), Some(flags)) = (u32_at(sh.saturating_add(4)), u64_at(sh.saturating_add(8))) else {
+        let (Some(kind), Some(flags)) =
+            (u32_at(sh.saturating_add(4)), u64_at(sh.saturating_add(8)))
+        else {
             return Err(KfuncError::NotElf);
         };
         if kind == SHT_PROGBITS && flags & SHF_EXECINSTR != 0 {
@@ -144,7 +149,11 @@ mod tests {
         assert_eq!(b.as_ptr() as usize % 8, 0, "aligned for aya");
         let changed: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
         // Per call: the register byte and at most the 4 immediate bytes.
-        assert!(changed.len() <= linked.calls * 5, "{} bytes changed", changed.len());
+        assert!(
+            changed.len() <= linked.calls * 5,
+            "{} bytes changed",
+            changed.len()
+        );
         for &i in &changed {
             let insn = i - i % 8;
             assert_eq!(b[insn], BPF_CALL);
@@ -157,7 +166,10 @@ mod tests {
 
     #[test]
     fn bad_objects_are_refused() {
-        assert!(matches!(link(b"not an elf file", 1), Err(KfuncError::NotElf)));
+        assert!(matches!(
+            link(b"not an elf file", 1),
+            Err(KfuncError::NotElf)
+        ));
         let mut truncated = crate::filter::object::FILTER[..0x40].to_vec();
         truncated[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(link(&truncated, 1), Err(KfuncError::NotElf)));

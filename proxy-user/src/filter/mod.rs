@@ -53,7 +53,7 @@ use proxy_common::{
     pin,
 };
 pub use settings::{kernel_config, rate_of};
-pub use syn_cookies::{HostTcp, SynCookieMaps, SynCookieRuntime};
+pub use syn_cookies::{HostTcp, SynCookieMaps, SynCookieRuntime, host_check, syn_mode_name};
 
 use crate::config::{AttachMode, FilterSettings};
 
@@ -374,7 +374,13 @@ fn load_syn(ebpf: &mut Ebpf) -> Result<(), String> {
         program
             .load()
             .map_err(|e| format!("the kernel refused the SYN-cookie program {name}: {e}"))?;
-        fds.push(program.fd().map_err(|e| e.to_string())?.try_clone().map_err(|e| e.to_string())?);
+        fds.push(
+            program
+                .fd()
+                .map_err(|e| e.to_string())?
+                .try_clone()
+                .map_err(|e| e.to_string())?,
+        );
     }
     let map = ebpf
         .map_mut(pin::SYN_TAIL)

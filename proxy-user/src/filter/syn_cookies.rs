@@ -27,7 +27,7 @@ use proxy_common::{
     pin,
     syncookie::{
         FLAG_ECN, FLAG_SACK, FLAG_TIMESTAMPS, FLAG_WSCALE, MODE_AUTO, MODE_OFF, MODE_ON,
-        PORT_WORDS, STATS, SynCookieConfig, SynState, port_word,
+        PORT_WORDS, STATS, SynCookieConfig, SynState, SynWindow, port_word,
     },
 };
 
@@ -42,6 +42,7 @@ pub struct SynCookieMaps {
     config: Array<MapData, SynCookieConfig>,
     state: Array<MapData, SynState>,
     ports: Array<MapData, u64>,
+    window: PerCpuArray<MapData, SynWindow>,
     stats: PerCpuArray<MapData, u64>,
 }
 
@@ -51,16 +52,36 @@ impl SynCookieMaps {
             config: open(dir, pin::SYN_COOKIE)?,
             state: open(dir, pin::SYN_STATE)?,
             ports: open(dir, pin::SYN_PORTS)?,
+            window: open(dir, pin::SYN_WINDOW)?,
             stats: open(dir, pin::SYN_STATS)?,
         })
     }
 
     pub fn config(&self) -> Result<SynCookieConfig, FilterError> {
-        self.config.get(&0, 0).map_err(FilterError::map(pin::SYN_COOKIE))
+        self.config
+            .get(&0, 0)
+            .map_err(FilterError::map(pin::SYN_COOKIE))
     }
 
     pub fn state(&self) -> Result<SynState, FilterError> {
-        self.state.get(&0, 0).map_err(FilterError::map(pin::SYN_STATE))
+        self.state
+            .get(&0, 0)
+            .map_err(FilterError::map(pin::SYN_STATE))
+    }
+
+    /// `syn_window`: each CPU's SYNs to protected ports in its current second.
+    pub fn windows(&self) -> Result<Vec<SynWindow>, FilterError> {
+        let per_cpu = self
+            .window
+            .get(&0, 0)
+            .map_err(FilterError::map(pin::SYN_WINDOW))?;
+        Ok(per_cpu.iter().copied().collect())
+    }
+
+    /// Whether cookies are being sent now: mode `on`, or `auto` during a flood.
+    pub fn active(&self, now_ns: u64) -> Result<bool, FilterError> {
+        let mode = self.config()?.mode;
+        Ok(mode == MODE_ON || (mode == MODE_AUTO && self.state()?.attack_until_ns > now_ns))
     }
 
     /// `syn_stats`, summed over CPUs (indices `proxy_common::syncookie::STAT_*`).
@@ -80,7 +101,10 @@ impl SynCookieMaps {
     pub fn ports(&self) -> Result<Vec<u16>, FilterError> {
         let mut out = Vec::new();
         for word in 0..PORT_WORDS {
-            let bits = self.ports.get(&word, 0).map_err(FilterError::map(pin::SYN_PORTS))?;
+            let bits = self
+                .ports
+                .get(&word, 0)
+                .map_err(FilterError::map(pin::SYN_PORTS))?;
             for b in 0..64 {
                 if bits & (1 << b) != 0 {
                     out.push((word * 64 + b) as u16);
@@ -98,7 +122,10 @@ impl SynCookieMaps {
         }
         for (word, bits) in want.into_iter().enumerate() {
             let word = word as u32;
-            let have = self.ports.get(&word, 0).map_err(FilterError::map(pin::SYN_PORTS))?;
+            let have = self
+                .ports
+                .get(&word, 0)
+                .map_err(FilterError::map(pin::SYN_PORTS))?;
             if have != bits {
                 self.ports
                     .set(word, bits, 0)
@@ -190,7 +217,7 @@ pub fn mtu(iface: &str) -> Option<u32> {
         }
         let rc = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
         libc::close(fd);
-        (rc == 0).then(|| req.ifr_ifru.ifru_mtu as u32)
+        (rc == 0).then_some(req.ifr_ifru.ifru_mtu as u32)
     }
 }
 
@@ -277,13 +304,18 @@ impl SynCookieRuntime {
             let path = dir.join(format!("ack_link_{iface}"));
             match attach_ack(ebpf, iface, &path) {
                 Ok(link) => self.links.push((iface.to_string(), link)),
-                Err(e) => self.unavailable = Some(format!("the tc program could not attach to {iface}: {e}")),
+                Err(e) => {
+                    self.unavailable =
+                        Some(format!("the tc program could not attach to {iface}: {e}"))
+                }
             }
         }
         if let Some(why) = &self.unavailable
             && self.settings.mode != SynCookieMode::Off
         {
-            warn!("SYN cookies are off: {why}; SYN floods reach the kernel (its own SYN cookies still apply)");
+            warn!(
+                "SYN cookies are off: {why}; SYN floods reach the kernel (its own SYN cookies still apply)"
+            );
         }
         let settings = self.settings.clone();
         self.write(dir, &settings)
@@ -320,7 +352,10 @@ fn attach_ack(ebpf: &mut Ebpf, iface: &str, pin_path: &Path) -> Result<FdLink, S
                 return FdLink::try_from(link).map_err(|e| e.to_string());
             }
             Err(e) => {
-                warn!("{}: stale pinned link ({e}); attaching afresh", pin_path.display());
+                warn!(
+                    "{}: stale pinned link ({e}); attaching afresh",
+                    pin_path.display()
+                );
                 let _ = std::fs::remove_file(pin_path);
             }
         }
@@ -329,11 +364,33 @@ fn attach_ack(ebpf: &mut Ebpf, iface: &str, pin_path: &Path) -> Result<FdLink, S
         .attach(iface, TcAttachType::Ingress)
         .map_err(|e| e.to_string())?;
     let link = program.take_link(id).map_err(|e| e.to_string())?;
-    let fd_link = FdLink::try_from(link)
-        .map_err(|e| format!("{e} (tcx links need Linux 6.6; netlink attachments cannot be pinned)"))?;
+    let fd_link = FdLink::try_from(link).map_err(|e| {
+        format!("{e} (tcx links need Linux 6.6; netlink attachments cannot be pinned)")
+    })?;
     let pinned = fd_link.pin(pin_path).map_err(|e| e.to_string())?;
     info!("SYN-cookie tc program attached to {iface} (tc ingress)");
     Ok(FdLink::from(pinned))
+}
+
+/// Whether SYN cookies can run on this host, as far as can be told without
+/// loading anything (for `rampart config check`): the kfunc in the kernel's
+/// BTF and `net.ipv4.tcp_syncookies`. The daemon finds out the rest when it
+/// loads and attaches the programs, and says so.
+pub fn host_check() -> Result<(), String> {
+    super::kfunc::kernel_id().map_err(|e| e.to_string())?;
+    if HostTcp::read().syncookies == 0 {
+        return Err("net.ipv4.tcp_syncookies is 0 (`sysctl -w net.ipv4.tcp_syncookies=1`)".into());
+    }
+    Ok(())
+}
+
+/// The name of a `MODE_*` value.
+pub fn syn_mode_name(mode: u32) -> &'static str {
+    match mode {
+        MODE_AUTO => "auto",
+        MODE_ON => "on",
+        _ => "off",
+    }
 }
 
 fn online_cpus() -> u32 {
@@ -352,7 +409,10 @@ fn random_key() -> [u64; 2] {
         // did, a key from the clock is still unknown to an attacker who
         // cannot read it.
         let t = super::monotonic_ns();
-        key = [t ^ 0x9e37_79b9_7f4a_7c15, t.rotate_left(29) ^ std::process::id() as u64];
+        key = [
+            t ^ 0x9e37_79b9_7f4a_7c15,
+            t.rotate_left(29) ^ std::process::id() as u64,
+        ];
     }
     key
 }
@@ -407,6 +467,10 @@ mod tests {
         assert_eq!(v.key, [1, 2], "an existing key is kept");
         assert!(v.threshold_per_cpu >= 1000 / online_cpus());
         assert_eq!((v.mss_v4, v.mss_v6), (1460, 1440));
-        assert_ne!(runtime(None).value(&auto, [0, 0]).key, [0, 0], "a key is made");
+        assert_ne!(
+            runtime(None).value(&auto, [0, 0]).key,
+            [0, 0],
+            "a key is made"
+        );
     }
 }

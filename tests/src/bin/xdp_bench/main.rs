@@ -108,7 +108,7 @@ fn machine() -> String {
 
 pub fn bench_programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce"] {
+    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce", "client_rx"] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");
     }

@@ -5,7 +5,10 @@
 use std::process::Command;
 
 use aya::programs::XdpMode;
-use proxy_user::{cidr::Cidr, config::RateLimit};
+use proxy_user::{
+    cidr::Cidr,
+    config::{RateLimit, SynCookieMode, SynCookies},
+};
 use tests::{
     filter::{limit, load},
     netns::Link,
@@ -38,6 +41,12 @@ fn ethtool_sum(link: &Link, suffix: &str) -> u64 {
 /// Sum of `rx_queue_*_xdp_drops`: frames the edge's XDP program dropped.
 pub fn xdp_drops(link: &Link) -> u64 {
     ethtool_sum(link, "_xdp_drops:")
+}
+
+/// Frames the edge's XDP program dropped or sent back (`_xdp_tx`: SYNs
+/// answered with SYN cookies): neither reaches its stack.
+pub fn xdp_drops_or_answers(link: &Link) -> u64 {
+    ethtool_sum(link, "_xdp_drops:") + ethtool_sum(link, "_xdp_tx:")
 }
 
 /// Packets counted by the nftables rules of the edge's bench table.
@@ -147,6 +156,45 @@ pub fn rampart(
             .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
             .unwrap();
         Box::new((f, pins))
+    }
+}
+
+/// rampart with every check (as [`rampart`]) and SYN cookies on `port` in
+/// `mode` (auto: above 1,000 SYN/s); with `listen`, a listener there too
+/// (cookies are only sent for ports something listens on).
+pub fn rampart_cookies(
+    block: Vec<Cidr>,
+    syn: Option<RateLimit>,
+    port: u16,
+    mode: SynCookieMode,
+    listen: bool,
+) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
+    move |link: &Link| -> Box<dyn std::any::Any> {
+        let pins = PinDir::new("vb");
+        let mut s = full_settings(&pins, block);
+        s.pps = limit(1_000_000_000, 1_000_000_000);
+        if syn.is_some() {
+            s.syn = syn;
+        }
+        s.syn_cookies = SynCookies {
+            mode,
+            ports: vec![port],
+            ports_from_listeners: false,
+            threshold: 1000,
+        };
+        let listener = listen.then(|| {
+            link.edge
+                .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).expect("listen"))
+        });
+        let mut f = load(&s);
+        let iface = link.edge_if.clone();
+        link.edge
+            .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
+            .unwrap();
+        if let Some(why) = &f.syn.unavailable {
+            eprintln!("SYN cookies unavailable: {why}");
+        }
+        Box::new((f, pins, listener))
     }
 }
 
