@@ -366,3 +366,26 @@ fn the_tc_program_takes_the_acks_of_its_cookies_only() {
         std::thread::sleep(Duration::from_millis(1));
     });
 }
+
+#[test]
+fn a_pinned_verdicts_map_from_before_syn_cookies_is_replaced() {
+    if !require_root("a_pinned_verdicts_map_from_before_syn_cookies_is_replaced") {
+        return;
+    }
+    // What a build with 8 verdicts left pinned: the same key and value, one
+    // slot fewer. Adopted as it is, `syn_cookie` would never be counted.
+    let pins = PinDir::new("syn14old");
+    std::fs::create_dir_all(pins.path()).unwrap();
+    let path = pins.path().join(proxy_common::pin::VERDICTS);
+    let out = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&path)
+        .args(["type", "percpu_array", "key", "4", "value", "16", "entries", "8", "name", "verdicts"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    let f = load(&settings(pins.path()));
+    let info = aya::maps::MapInfo::from_pin(&path).unwrap();
+    assert_eq!(info.max_entries(), stats::VERDICTS, "a map with every verdict");
+    assert_eq!(f.maps.verdicts().unwrap().len(), stats::VERDICTS as usize);
+}
