@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, xdp_action},
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_adjust_tail},
     macros::{map, xdp},
     maps::{Array, DevMap},
     programs::XdpContext,
@@ -31,10 +31,20 @@ static BOUNCE_PORTS: DevMap = DevMap::with_max_entries(8, 0);
 /// (CLOCK_MONOTONIC) after which every frame is dropped; `[SPOOF]` is 1 to
 /// rewrite each frame's IPv4 source on every pass.
 #[map]
-static BOUNCE: Array<u64> = Array::with_max_entries(2, 0);
+static BOUNCE: Array<u64> = Array::with_max_entries(3, 0);
 
 const DEADLINE: u32 = 0;
 const SPOOF: u32 = 1;
+/// `BOUNCE[TEMPLATE_LEN]`: bytes of [`TEMPLATE`] that `tx_gen_spoof` writes
+/// over its frame before each send (a multiple of 4; 0: none).
+const TEMPLATE_LEN: u32 = 2;
+
+/// The frame `tx_gen_spoof` sends. With live frames, a receiver that
+/// rewrites a frame in place (a SYN answered with a SYN cookie, XDP_TX)
+/// rewrites the generator's own page, which the next run would otherwise
+/// send as the receiver left it.
+#[map]
+static TEMPLATE: Array<[u8; 64]> = Array::with_max_entries(1, 0);
 
 /// Drops everything: the cheapest possible XDP program on this machine.
 #[xdp]
@@ -53,8 +63,37 @@ pub fn tx_gen(_ctx: XdpContext) -> u32 {
 /// address in 10.0.0.0/8.
 #[xdp]
 pub fn tx_gen_spoof(ctx: XdpContext) -> u32 {
+    restore(&ctx);
     spoof(&ctx);
     xdp_action::XDP_TX
+}
+
+/// Gives the frame the length `BOUNCE[TEMPLATE_LEN]` and writes that many
+/// bytes of [`TEMPLATE`] over it.
+#[inline(always)]
+fn restore(ctx: &XdpContext) {
+    let len = BOUNCE.get(TEMPLATE_LEN).copied().unwrap_or(0) as usize;
+    let Some(t) = TEMPLATE.get(0) else {
+        return;
+    };
+    if len == 0 {
+        return;
+    }
+    let delta = len as i64 - (ctx.data_end() - ctx.data()) as i64;
+    // SAFETY: a helper call on our own context.
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+        return;
+    }
+    let (start, end) = (ctx.data(), ctx.data_end());
+    for i in 0..16 {
+        // Constant offsets: the verifier keeps each check.
+        if 4 * i + 4 <= len && start + 4 * i + 4 <= end {
+            // SAFETY: the 4 bytes at 4 * i were just checked to be in the frame.
+            unsafe {
+                *((start + 4 * i) as *mut [u8; 4]) = [t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]]
+            };
+        }
+    }
 }
 
 /// The bouncer: until the deadline, each frame goes to every port of

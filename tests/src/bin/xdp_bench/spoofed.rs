@@ -89,6 +89,17 @@ pub fn run(opts: &Opts, kind: Kind) {
                 ),
                 ">= 0.7x",
             );
+            add(
+                "rampart, lists and bans only (no per-source limits), SYN cookies (auto)".into(),
+                flood(
+                    opts,
+                    kind,
+                    frame,
+                    rampart_cookies(big.clone(), None, 80, SynCookieMode::Auto, true),
+                    xdp_drops_or_answers,
+                ),
+                "",
+            );
         }
         add(
             "xdp-filter, one-address list (no per-source state)".into(),

@@ -44,9 +44,12 @@ pub fn xdp_drops(link: &Link) -> u64 {
 }
 
 /// Frames the edge's XDP program dropped or sent back (`_xdp_tx`: SYNs
-/// answered with SYN cookies): neither reaches its stack.
+/// answered with SYN cookies; `_xdp_tx_errors`, the same that veth could
+/// not queue to its peer): none of them reaches its stack.
 pub fn xdp_drops_or_answers(link: &Link) -> u64 {
-    ethtool_sum(link, "_xdp_drops:") + ethtool_sum(link, "_xdp_tx:")
+    ethtool_sum(link, "_xdp_drops:")
+        + ethtool_sum(link, "_xdp_tx:")
+        + ethtool_sum(link, "_xdp_tx_errors:")
 }
 
 /// Packets counted by the nftables rules of the edge's bench table.
@@ -98,6 +101,14 @@ pub fn measure<T>(
 ) -> (T, T, f64) {
     let link = Link::new("vb");
     let guard = setup(&link);
+    // The client veth takes what the edge sends back with XDP_TX (SYN
+    // cookies) only with an XDP program; `client_rx` drops it there, as it
+    // would leave a real host (answers to spoofed sources).
+    let mut client_rx = bench_programs();
+    let client_if = link.client_if.clone();
+    link.client
+        .with(|| xdp(&mut client_rx, "client_rx").attach(&client_if, XdpMode::Driver))
+        .expect("client_rx");
     let mut frame = frame.build();
     frame[..6].copy_from_slice(&edge_mac(&link));
     let mut generator = Generator::new(kind, &link);
@@ -108,6 +119,7 @@ pub fn measure<T>(
     let after = count(&link);
     drop(generator);
     drop(guard);
+    drop(client_rx);
     (before, after, secs.as_secs_f64())
 }
 
@@ -161,7 +173,9 @@ pub fn rampart(
 
 /// rampart with every check (as [`rampart`]) and SYN cookies on `port` in
 /// `mode` (auto: above 1,000 SYN/s); with `listen`, a listener there too
-/// (cookies are only sent for ports something listens on).
+/// (cookies are only sent for ports something listens on). `syn` is the
+/// per-source SYN limit; `None`: no per-source limits or tracking at all
+/// (lists and bans only), to see what the SYN path costs by itself.
 pub fn rampart_cookies(
     block: Vec<Cidr>,
     syn: Option<RateLimit>,
@@ -173,8 +187,10 @@ pub fn rampart_cookies(
         let pins = PinDir::new("vb");
         let mut s = full_settings(&pins, block);
         s.pps = limit(1_000_000_000, 1_000_000_000);
-        if syn.is_some() {
-            s.syn = syn;
+        s.syn = syn;
+        if syn.is_none() {
+            s.pps = None;
+            s.track_sources = false;
         }
         s.syn_cookies = SynCookies {
             mode,
@@ -194,7 +210,35 @@ pub fn rampart_cookies(
         if let Some(why) = &f.syn.unavailable {
             eprintln!("SYN cookies unavailable: {why}");
         }
-        Box::new((f, pins, listener))
+        Box::new(CookieReport(f, pins, listener))
+    }
+}
+
+/// A filter with SYN cookies (and the listener they need) that says on
+/// stderr, when dropped, what its SYN path did (so a row that did not
+/// engage them shows why).
+struct CookieReport(
+    proxy_user::filter::Filter,
+    PinDir,
+    #[expect(dead_code, reason = "held open for the filter's listener check")]
+    Option<std::net::TcpListener>,
+);
+
+impl Drop for CookieReport {
+    fn drop(&mut self) {
+        let v = self.0.maps.verdicts().unwrap_or_default();
+        let s = proxy_user::filter::SynCookieMaps::open(self.1.path()).and_then(|m| m.stats());
+        let verdicts: Vec<String> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(i, c)| format!("{} {}", proxy_common::stats::VERDICT_NAMES[i], c.packets))
+            .collect();
+        eprintln!(
+            "  SYN cookies: verdicts {}; {:?}",
+            verdicts.join(", "),
+            s.map(|s| s.to_vec()).map_err(|e| e.to_string()),
+        );
     }
 }
 
