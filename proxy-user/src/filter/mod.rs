@@ -265,6 +265,16 @@ impl Filter {
         p.try_into().map_err(FilterError::Program)
     }
 
+    /// Another loaded XDP program of the object by name (`rampart_syn`,
+    /// `rampart_synack`), for BPF_PROG_TEST_RUN.
+    pub fn xdp_program(&self, name: &str) -> Result<&Xdp, FilterError> {
+        let p = self
+            .ebpf
+            .program(name)
+            .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
+        p.try_into().map_err(FilterError::Program)
+    }
+
     /// The loaded SYN-cookie tc program, for BPF_PROG_TEST_RUN.
     pub fn ack_program(&self) -> Result<&aya::programs::SchedClassifier, FilterError> {
         let p = self
