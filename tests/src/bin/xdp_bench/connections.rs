@@ -88,6 +88,10 @@ fn rate(
         .payload(6)
         .build();
     frame[..6].copy_from_slice(&edge_mac(&link));
+    // A TCP checksum the kernel accepts: without it every flood SYN that
+    // gets past the filter is dropped as a checksum error and never reaches
+    // the listener (the generators keep it right as they spoof).
+    tests::segment::fix_tcp_checksum(&mut frame);
     let mut generator = flood.then(|| Generator::new(kind, &link));
     let client = link.client.name().to_string();
     let done = std::thread::scope(|scope| {
