@@ -18,7 +18,7 @@ use std::{
 use aya::{
     Ebpf,
     maps::{Array, Map, MapData},
-    programs::{Xdp, XdpMode},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use proxy_common::{
     pin, stats,
@@ -355,4 +355,55 @@ fn auto_mode_turns_cookies_on_for_a_flood_only() {
         stats3[STAT_ACCEPTED as usize],
         "no cookies once the flood is over"
     );
+}
+
+/// Ids of the programs attached to `dev`'s tc ingress through TCX, in `ns`.
+fn tc_programs(ns: &NetNs, dev: &str) -> Vec<u32> {
+    ns.with(|| SchedClassifier::query_tcx(dev, TcAttachType::Ingress))
+        .expect("query tcx")
+        .1
+        .iter()
+        .map(|p| p.id())
+        .collect()
+}
+
+#[test]
+fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
+    if !require_root("the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over") {
+        return;
+    }
+    let link = Link::new("syn14l");
+    let pins = PinDir::new("syn14l");
+    let mut s = settings(pins.path());
+    s.syn_cookies = SynCookies {
+        mode: SynCookieMode::On,
+        ports: vec![PORT],
+        ports_from_listeners: false,
+        threshold: 1000,
+    };
+    let iface = link.edge_if.clone();
+    let attach = |f: &mut Filter| {
+        link.edge
+            .with(|| f.attach(&iface, AttachMode::Native))
+            .expect("attach");
+        assert_eq!(f.syn.unavailable, None);
+    };
+    let mut first = load(&s);
+    attach(&mut first);
+    let before = tc_programs(&link.edge, &iface);
+    assert_eq!(before.len(), 1, "one tc program: {before:?}");
+    assert!(pins.path().join(format!("ack_link_{iface}")).exists(), "its link is pinned");
+    // The daemon goes (on_exit = "keep"): the program stays.
+    drop(first);
+    assert_eq!(tc_programs(&link.edge, &iface).len(), 1, "still attached");
+    // The next one takes the same link over: still one, now its own.
+    let mut second = load(&s);
+    attach(&mut second);
+    let after = tc_programs(&link.edge, &iface);
+    assert_eq!(after.len(), 1, "one tc program after the takeover: {after:?}");
+    assert_ne!(after[0], before[0], "the new daemon's program");
+    // on_exit = "detach": gone, and the pin with it.
+    second.detach().unwrap();
+    assert_eq!(tc_programs(&link.edge, &iface), Vec::<u32>::new(), "detached");
+    assert!(!pins.path().join(format!("ack_link_{iface}")).exists());
 }
