@@ -90,7 +90,8 @@ fn restore(ctx: &XdpContext) {
         if 4 * i + 4 <= len && start + 4 * i + 4 <= end {
             // SAFETY: the 4 bytes at 4 * i were just checked to be in the frame.
             unsafe {
-                *((start + 4 * i) as *mut [u8; 4]) = [t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]]
+                *((start + 4 * i) as *mut [u8; 4]) =
+                    [t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]]
             };
         }
     }

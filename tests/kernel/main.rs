@@ -16,6 +16,7 @@ mod ratelimit;
 mod sources;
 mod state_file;
 mod syncookie;
+mod syncookie_daemon;
 mod syncookie_veth;
 mod veth;
 mod vlan;

@@ -380,12 +380,31 @@ fn a_pinned_verdicts_map_from_before_syn_cookies_is_replaced() {
     let out = std::process::Command::new("bpftool")
         .args(["map", "create"])
         .arg(&path)
-        .args(["type", "percpu_array", "key", "4", "value", "16", "entries", "8", "name", "verdicts"])
+        .args([
+            "type",
+            "percpu_array",
+            "key",
+            "4",
+            "value",
+            "16",
+            "entries",
+            "8",
+            "name",
+            "verdicts",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let f = load(&settings(pins.path()));
     let info = aya::maps::MapInfo::from_pin(&path).unwrap();
-    assert_eq!(info.max_entries(), stats::VERDICTS, "a map with every verdict");
+    assert_eq!(
+        info.max_entries(),
+        stats::VERDICTS,
+        "a map with every verdict"
+    );
     assert_eq!(f.maps.verdicts().unwrap().len(), stats::VERDICTS as usize);
 }

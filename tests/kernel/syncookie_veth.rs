@@ -392,7 +392,10 @@ fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
     attach(&mut first);
     let before = tc_programs(&link.edge, &iface);
     assert_eq!(before.len(), 1, "one tc program: {before:?}");
-    assert!(pins.path().join(format!("ack_link_{iface}")).exists(), "its link is pinned");
+    assert!(
+        pins.path().join(format!("ack_link_{iface}")).exists(),
+        "its link is pinned"
+    );
     // The daemon goes (on_exit = "keep"): the program stays.
     drop(first);
     assert_eq!(tc_programs(&link.edge, &iface).len(), 1, "still attached");
@@ -400,10 +403,18 @@ fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
     let mut second = load(&s);
     attach(&mut second);
     let after = tc_programs(&link.edge, &iface);
-    assert_eq!(after.len(), 1, "one tc program after the takeover: {after:?}");
+    assert_eq!(
+        after.len(),
+        1,
+        "one tc program after the takeover: {after:?}"
+    );
     assert_ne!(after[0], before[0], "the new daemon's program");
     // on_exit = "detach": gone, and the pin with it.
     second.detach().unwrap();
-    assert_eq!(tc_programs(&link.edge, &iface), Vec::<u32>::new(), "detached");
+    assert_eq!(
+        tc_programs(&link.edge, &iface),
+        Vec::<u32>::new(),
+        "detached"
+    );
     assert!(!pins.path().join(format!("ack_link_{iface}")).exists());
 }

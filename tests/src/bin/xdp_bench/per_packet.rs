@@ -256,7 +256,11 @@ fn syn_cookie_rows(opts: &Opts, add: &mut impl FnMut(&str, f64, Option<(f64, &'s
     );
     add(
         "SYN cookies on: the SYN-ACK builder (options, SipHash cookie, rewrite, checksums)",
-        ns_per_packet(filter.xdp_program("rampart_synack").unwrap(), &frame, opts.repeat),
+        ns_per_packet(
+            filter.xdp_program("rampart_synack").unwrap(),
+            &frame,
+            opts.repeat,
+        ),
         None,
     );
 }
