@@ -40,6 +40,8 @@ fn cookie_filter(pins: &PinDir, mode: SynCookieMode) -> Filter {
         ports: vec![PORT, PORT + 1],
         ports_from_listeners: false,
         threshold: 1000,
+        // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+        on_veth: true,
     };
     let f = load(&s);
     assert_eq!(

@@ -23,7 +23,7 @@ const PORT: u16 = 8080;
 fn config(iface: &str, pins: &Path, dir: &Path) -> String {
     format!(
         "[filter]\ninterfaces = [\"{iface}\"]\nmode = \"native\"\npin_dir = \"{}\"\n\
-         [filter.syn_cookies]\nmode = \"on\"\n\
+         [filter.syn_cookies]\nmode = \"on\"\non_veth = true\n\
          [[listener]]\nbind = \"{EDGE}:{PORT}\"\n{}",
         pins.display(),
         control_section(dir)

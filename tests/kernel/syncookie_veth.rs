@@ -84,6 +84,8 @@ impl Edge {
             ports: vec![PORT],
             ports_from_listeners: false,
             threshold,
+            // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+            on_veth: true,
         };
         let mut filter = load(&s);
         let iface = link.edge_if.clone();
@@ -380,6 +382,8 @@ fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
         ports: vec![PORT],
         ports_from_listeners: false,
         threshold: 1000,
+        // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+        on_veth: true,
     };
     let iface = link.edge_if.clone();
     let attach = |f: &mut Filter| {
@@ -417,4 +421,40 @@ fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
         "detached"
     );
     assert!(!pins.path().join(format!("ack_link_{iface}")).exists());
+}
+
+#[test]
+fn on_a_veth_in_native_mode_cookies_wait_for_on_veth() {
+    if !require_root("on_a_veth_in_native_mode_cookies_wait_for_on_veth") {
+        return;
+    }
+    // Without an XDP program (or GRO) on the peer, a veth drops what XDP_TX
+    // sends it: cookies there would lose every SYN-ACK. Not said: off.
+    let link = Link::new("syn14n");
+    let pins = PinDir::new("syn14n");
+    let mut s = settings(pins.path());
+    s.syn_cookies = SynCookies {
+        mode: SynCookieMode::On,
+        ports: vec![PORT],
+        ports_from_listeners: false,
+        threshold: 1000,
+        on_veth: false,
+    };
+    let mut f = load(&s);
+    let iface = link.edge_if.clone();
+    link.edge
+        .with(|| f.attach(&iface, AttachMode::Native))
+        .expect("XDP attaches all the same");
+    let why = f.syn.unavailable.clone().unwrap_or_default();
+    assert!(why.contains("is a veth attached in native mode"), "{why}");
+    let maps = SynCookieMaps::open(pins.path()).unwrap();
+    assert_eq!(
+        maps.config().unwrap().mode,
+        proxy_common::syncookie::MODE_OFF
+    );
+    assert_eq!(
+        tc_programs(&link.edge, &iface),
+        Vec::<u32>::new(),
+        "no tc program either"
+    );
 }

@@ -201,6 +201,7 @@ pub struct FileSynCookies {
     pub mode: Option<Spanned<String>>,
     pub ports: Option<Spanned<Vec<Spanned<i64>>>>,
     pub threshold: Option<Spanned<i64>>,
+    pub on_veth: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

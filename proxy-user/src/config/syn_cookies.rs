@@ -40,6 +40,9 @@ pub struct SynCookies {
     /// `auto`: SYNs per second to protected ports (all CPUs together, after
     /// the per-source limits) that the kernel takes before cookies start.
     pub threshold: u32,
+    /// Cookies also on veth interfaces in native mode: the operator says
+    /// the peer takes XDP_TX frames (it runs an XDP program or has GRO on).
+    pub on_veth: bool,
 }
 
 impl Default for SynCookies {
@@ -49,6 +52,7 @@ impl Default for SynCookies {
             ports: Vec::new(),
             ports_from_listeners: true,
             threshold: DEFAULT_THRESHOLD,
+            on_veth: false,
         }
     }
 }
@@ -106,6 +110,7 @@ pub(super) fn syn_cookies(
         out.ports = list;
         out.ports_from_listeners = false;
     }
+    out.on_veth = f.on_veth.unwrap_or(false);
     if let Some(t) = f.threshold {
         out.threshold = int_in(
             loc,
@@ -153,12 +158,14 @@ mod tests {
     #[test]
     fn explicit_settings() {
         let c = cookies(
-            "[filter.syn_cookies]\nmode = \"on\"\nports = [443, 22, 443]\nthreshold = 50\n\
+            "[filter.syn_cookies]\nmode = \"on\"\nports = [443, 22, 443]\nthreshold = 50\non_veth = true\n\
              [[listener]]\nbind = \"0.0.0.0:8080\"\n",
         );
         assert_eq!(c.mode, SynCookieMode::On);
         assert_eq!(c.ports, [22, 443], "sorted, once each, not the listener's");
         assert_eq!(c.threshold, 50);
+        assert!(c.on_veth);
+        assert!(!cookies("[filter]\n").on_veth);
         assert_eq!(
             cookies("[filter]\nsyn_cookies = { mode = \"off\" }\n").mode,
             SynCookieMode::Off

@@ -23,6 +23,7 @@ mod bans;
 mod clock;
 pub use clock::monotonic_ns;
 mod error;
+mod iface;
 mod index;
 pub mod kfunc;
 mod lists;
@@ -172,7 +173,7 @@ impl Filter {
     ) -> Result<Option<XdpMode>, FilterError> {
         // Before XDP can answer a SYN here, the program that takes the ACKs.
         let dir = self.maps.dir().to_path_buf();
-        self.syn.attach(&mut self.ebpf, &dir, iface)?;
+        self.syn.attach(&mut self.ebpf, &dir, iface, mode)?;
         let pin_path = self.pin_dir().join(format!("link_{iface}"));
         if pin_path.exists() {
             match self.adopt(iface, &pin_path) {

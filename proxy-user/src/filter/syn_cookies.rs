@@ -11,7 +11,7 @@
 //!   .attach      rampart_ack on tc ingress first, then XDP; sysctls and MTU re-read
 //! ```
 
-use std::{ffi::CString, path::Path};
+use std::path::Path;
 
 use aya::{
     Ebpf,
@@ -31,8 +31,8 @@ use proxy_common::{
     },
 };
 
-use super::{FilterError, maps::open};
-use crate::config::{SynCookieMode, SynCookies};
+use super::{FilterError, iface, maps::open};
+use crate::config::{AttachMode, SynCookieMode, SynCookies};
 
 /// How long `auto` keeps cookies on after the SYN rate was last over the threshold.
 pub const HOLD_NS: u64 = 10_000_000_000;
@@ -196,31 +196,6 @@ pub fn window_scale(space: u64) -> u8 {
     (log2 - 15).clamp(0, 14) as u8
 }
 
-/// The MTU of `iface` in the calling thread's network namespace.
-pub fn mtu(iface: &str) -> Option<u32> {
-    let name = CString::new(iface).ok()?;
-    // SAFETY: a plain socket and ioctl on a zeroed ifreq holding a NUL-
-    // terminated name shorter than IFNAMSIZ; the descriptor is closed.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return None;
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        let bytes = name.as_bytes_with_nul();
-        if bytes.len() > req.ifr_name.len() {
-            libc::close(fd);
-            return None;
-        }
-        for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
-            *d = *s as libc::c_char;
-        }
-        let rc = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
-        libc::close(fd);
-        (rc == 0).then_some(req.ifr_ifru.ifru_mtu as u32)
-    }
-}
-
 /// What the daemon knows about SYN cookies on this host, kept by `Filter`.
 pub struct SynCookieRuntime {
     /// Why cookies cannot run here, if they cannot (no kfunc, the program
@@ -287,11 +262,32 @@ impl SynCookieRuntime {
     /// Puts the tc program on `iface` before XDP starts answering there:
     /// adopts the link a previous daemon pinned, else attaches afresh and
     /// pins the new link. A failure turns cookies off (with a warning) and
-    /// leaves the XDP filter to attach as usual.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, dir: &Path, iface: &str) -> Result<(), FilterError> {
+    /// leaves the XDP filter to attach as usual. `mode` is how XDP is
+    /// attached there.
+    pub fn attach(
+        &mut self,
+        ebpf: &mut Ebpf,
+        dir: &Path,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<(), FilterError> {
         self.host = HostTcp::read();
-        if let Some(m) = mtu(iface) {
+        if let Some(m) = iface::mtu(iface) {
             self.mtu = Some(self.mtu.map_or(m, |old| old.min(m)));
+        }
+        // A veth in native mode hands XDP_TX frames to its peer's NAPI,
+        // which exists only while the peer has an XDP program or GRO on:
+        // otherwise every SYN-ACK would be lost and no client connect.
+        if self.unavailable.is_none()
+            && mode != AttachMode::Skb
+            && !self.settings.on_veth
+            && iface::driver(iface).as_deref() == Some("veth")
+        {
+            self.unavailable = Some(format!(
+                "{iface} is a veth attached in native mode, whose XDP_TX frames reach its peer only \
+                 while the peer runs an XDP program or has GRO on (which rampart cannot see): set \
+                 [filter.syn_cookies] on_veth = true if it does, or attach with mode = \"skb\""
+            ));
         }
         if self.unavailable.is_none() && self.host.syncookies == 0 {
             self.unavailable = Some(
@@ -447,6 +443,7 @@ mod tests {
             ports: vec![443],
             ports_from_listeners: false,
             threshold: 1000,
+            on_veth: false,
         };
         assert_eq!(runtime(None).value(&on, [1, 2]).mode, MODE_ON);
         assert_eq!(runtime(Some("no kfunc")).value(&on, [1, 2]).mode, MODE_OFF);

@@ -231,6 +231,8 @@ fn syn_cookie_rows(opts: &Opts, add: &mut impl FnMut(&str, f64, Option<(f64, &'s
         ports: vec![80],
         ports_from_listeners: false,
         threshold: 1000,
+        // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+        on_veth: true,
     };
     let mut filter = load(&s);
     if let Some(why) = &filter.syn.unavailable {

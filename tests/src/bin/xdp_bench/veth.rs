@@ -200,6 +200,8 @@ pub fn rampart_cookies(
             ports: vec![port],
             ports_from_listeners: false,
             threshold: 1000,
+            // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+            on_veth: true,
         };
         let listener = listen.then(|| {
             link.edge
