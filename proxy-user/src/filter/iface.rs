@@ -52,8 +52,9 @@ pub fn mtu(iface: &str) -> Option<u32> {
     with_ifreq(iface, |fd, req| {
         // SAFETY: SIOCGIFMTU fills the ifreq's union with the MTU.
         let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut *req) };
-        // SAFETY: reading the union member the ioctl wrote.
-        (rc == 0).then(|| unsafe { req.ifr_ifru.ifru_mtu } as u32)
+        // SAFETY: reading the union member the ioctl wrote (zero if it failed).
+        let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
+        (rc == 0).then_some(mtu)
     })
 }
 
