@@ -288,7 +288,11 @@ mod tests {
             let p = parse(&f);
             assert!(p.tcp_checksum_ok);
             if p.src.is_ipv4() {
-                assert_eq!(checksum(&f[18..38]), 0, "IPv4 header checksum (behind the tag)");
+                assert_eq!(
+                    checksum(&f[18..38]),
+                    0,
+                    "IPv4 header checksum (behind the tag)"
+                );
             }
             assert_eq!(
                 (p.sport, p.dport, p.seq, p.flags, p.vlan),
