@@ -20,3 +20,25 @@ pub struct Ban {
     pub _pad: u32,
 }
 const _: () = assert!(core::mem::size_of::<Ban>() == 16);
+
+/// Sources per ban-index bucket.
+pub const BAN_WAYS: usize = 4;
+
+/// One IPv4 ban-index bucket: sources (native words of the packet bytes;
+/// 0 = empty) and, at the same position, their `expires_at_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BanBucketV4 {
+    pub addrs: [u32; BAN_WAYS],
+    pub expires: [u64; BAN_WAYS],
+}
+const _: () = assert!(core::mem::size_of::<BanBucketV4>() == 48);
+
+/// One IPv6 ban-index bucket (source prefixes as two native words; all zero = empty).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BanBucketV6 {
+    pub addrs: [[u64; 2]; BAN_WAYS],
+    pub expires: [u64; BAN_WAYS],
+}
+const _: () = assert!(core::mem::size_of::<BanBucketV6>() == 96);

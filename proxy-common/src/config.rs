@@ -47,6 +47,12 @@ pub const FLAG_INDEX_OVERFLOW_V6: u32 = 1 << 22;
 /// Some IPv4 range is only in the trie: on a range-index miss, walk `block_v4`.
 pub const FLAG_RANGE_OVERFLOW_V4: u32 = 1 << 23;
 pub const FLAG_RANGE_OVERFLOW_V6: u32 = 1 << 24;
+/// `ban_index_v4` mirrors `bans_v4` (see `ban`); probe it instead of the hash.
+pub const FLAG_BAN_INDEX_V4: u32 = 1 << 25;
+pub const FLAG_BAN_INDEX_V6: u32 = 1 << 26;
+/// Some IPv4 ban is only in `bans_v4`: on a ban-index miss, look there too.
+pub const FLAG_BAN_OVERFLOW_V4: u32 = 1 << 27;
+pub const FLAG_BAN_OVERFLOW_V6: u32 = 1 << 28;
 /// The flags that describe map contents, kept by the loader rather than set
 /// from the configuration.
 pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS
@@ -57,7 +63,11 @@ pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS
     | FLAG_INDEX_V6
     | FLAG_INDEX_OVERFLOW_V6
     | FLAG_RANGE_OVERFLOW_V4
-    | FLAG_RANGE_OVERFLOW_V6;
+    | FLAG_RANGE_OVERFLOW_V6
+    | FLAG_BAN_INDEX_V4
+    | FLAG_BAN_INDEX_V6
+    | FLAG_BAN_OVERFLOW_V4
+    | FLAG_BAN_OVERFLOW_V6;
 
 /// Live filter settings.
 ///
@@ -96,8 +106,15 @@ pub struct FilterConfig {
     pub range_mask_v4: u32,
     /// Buckets in `range_index_v6`, minus one.
     pub range_mask_v6: u32,
+    /// The secret key of the first stage's slot hash ([`crate::admit`]):
+    /// random, chosen by the loader once and kept in the pinned map.
+    pub admit_seed: u64,
+    /// Buckets in `ban_index_v4`, minus one.
+    pub ban_mask_v4: u32,
+    /// Buckets in `ban_index_v6`, minus one.
+    pub ban_mask_v6: u32,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 232);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 248);
 
 impl FilterConfig {
     #[inline(always)]

@@ -38,9 +38,102 @@ pub const fn admit(tat: u64, now: u64, interval: u64, tolerance: u64) -> Option<
     }
 }
 
+/// [`admit`] with two readings of one clock: `coarse`, which may lag real
+/// time but never leads it, and `exact`, called only when `coarse` cannot
+/// decide: when the cell is over the limit by the coarse reading.
+///
+/// A TAT no more than `tolerance` ahead of the coarse time is no more than
+/// that ahead of real time either, so the cell conforms; its new TAT is
+/// taken from the coarse time, which gives the source at most the lag as
+/// extra tolerance (the TAT line never falls further behind real time than
+/// the lag). Everything else is decided on the exact time, so a flood is
+/// held to its rate: a coarse clock alone would restart the TAT at each
+/// jump of the clock and throw away the credit of the time jumped.
+#[inline(always)]
+pub fn admit_lagging(
+    tat: u64,
+    coarse: u64,
+    exact: &mut impl FnMut() -> u64,
+    interval: u64,
+    tolerance: u64,
+) -> Option<u64> {
+    if tat <= coarse.saturating_add(tolerance) {
+        admit(tat, coarse, interval, tolerance)
+    } else {
+        admit(tat, exact(), interval, tolerance)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Clone, Copy)]
+    enum Clock {
+        Exact,
+        Coarse,
+        Lagging,
+    }
+
+    /// One cell every `gap` ns for one second, with a coarse clock that
+    /// stands still and jumps by 4 to 36 ms; returns the cells passed and
+    /// the exact-clock reads.
+    fn lagging(rate: u64, burst: u64, gap: u64, clock: Clock) -> (u64, u64) {
+        let (interval, tolerance) = params(rate, burst);
+        let (mut tat, mut passed, mut reads) = (0, 0, 0);
+        let start = 5_000_000_000u64;
+        let (mut coarse, mut next_jump, mut jump) = (start, start, 4_000_000);
+        for i in 0..1_000_000_000 / gap {
+            let real = start + i * gap;
+            if real >= next_jump {
+                coarse = next_jump;
+                jump = jump % 36_000_000 + 4_000_000;
+                next_jump += jump;
+            }
+            let got = match clock {
+                Clock::Exact => admit(tat, real, interval, tolerance),
+                Clock::Coarse => admit(tat, coarse, interval, tolerance),
+                Clock::Lagging => {
+                    let mut exact = || {
+                        reads += 1;
+                        real
+                    };
+                    admit_lagging(tat, coarse, &mut exact, interval, tolerance)
+                }
+            };
+            if let Some(t) = got {
+                tat = t;
+                passed += 1;
+            }
+        }
+        (passed, reads)
+    }
+
+    #[test]
+    fn a_lagging_clock_keeps_the_rate_and_reads_the_exact_one_only_when_needed() {
+        for (rate, burst) in [(10, 1), (1_000, 10), (100_000, 100), (1_000_000, 1_000)] {
+            let (want, _) = lagging(rate, burst, 100, Clock::Exact);
+            let (passed, _) = lagging(rate, burst, 100, Clock::Lagging);
+            // At most the lag (36 ms) of the rate on top, never less.
+            let most = want + rate * 36 / 1000 + 1;
+            assert!(
+                (want..=most).contains(&passed),
+                "rate {rate}: passed {passed}, exact clock {want}"
+            );
+            // The coarse clock alone loses the credit of every jump.
+            let (coarse_only, _) = lagging(rate, burst, 100, Clock::Coarse);
+            if rate >= 100_000 {
+                assert!(
+                    coarse_only < want / 2,
+                    "rate {rate}: coarse alone passed {coarse_only}"
+                );
+            }
+        }
+        // A source at half its rate, with a burst longer than the lag: the
+        // coarse clock decides every cell.
+        let (passed, reads) = lagging(1_000, 100, 2_000_000, Clock::Lagging);
+        assert_eq!((passed, reads), (500, 0));
+    }
 
     /// Feeds `n` cells evenly spaced over `span_ns` and counts the conforming ones.
     fn run(rate: u64, burst: u64, start: u64, span_ns: u64, n: u64) -> u64 {

@@ -8,8 +8,11 @@
 //!   packet and userspace rewrites in place (limits, IPv6 prefix, switches).
 //! - [`list`]: allow/block list keys and values (LPM tries for ranges, hashes
 //!   for single addresses).
+//! - [`admit`]: the first stage a new source goes through before it gets
+//!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
+//! - [`log`]: which rare events the program records and how many per second.
 //! - [`source`]: per-source limiter state and top-talker counters.
 //! - [`stats`]: verdict numbers and the per-CPU counter value.
 //! - [`gcra`]: the generic cell rate algorithm as a pure function.
@@ -25,12 +28,14 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod admit;
 pub mod ban;
 pub mod config;
 pub mod cookie;
 pub mod gcra;
 pub mod index;
 pub mod list;
+pub mod log;
 pub mod pin;
 pub mod source;
 pub mod stats;
@@ -50,11 +55,16 @@ macro_rules! aya_pod {
 }
 #[cfg(feature = "user")]
 aya_pod!(
+    admit::FirstV4,
+    admit::FirstV6,
     config::FilterConfig,
     list::ListValue,
+    log::LogConfig,
     index::BucketV4,
     index::BucketV6,
     ban::Ban,
+    ban::BanBucketV4,
+    ban::BanBucketV6,
     source::SourceState,
     stats::Counter,
     syncookie::SynCookieConfig,

@@ -18,6 +18,8 @@ pub const RANGE_INDEX_V4: &str = "range_index_v4";
 pub const RANGE_INDEX_V6: &str = "range_index_v6";
 pub const BANS_V4: &str = "bans_v4";
 pub const BANS_V6: &str = "bans_v6";
+pub const BAN_INDEX_V4: &str = "ban_index_v4";
+pub const BAN_INDEX_V6: &str = "ban_index_v6";
 pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
 pub const SYN_COOKIE: &str = "syn_cookie";
@@ -25,9 +27,11 @@ pub const SYN_STATE: &str = "syn_state";
 pub const SYN_PORTS: &str = "syn_ports";
 pub const SYN_WINDOW: &str = "syn_window";
 pub const SYN_STATS: &str = "syn_stats";
+pub const LOG: &str = "log";
+pub const LOG_SUPPRESSED: &str = "log_suppressed";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 21] = [
+pub const ALL_MAPS: [&str; 25] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -42,6 +46,8 @@ pub const ALL_MAPS: [&str; 21] = [
     RANGE_INDEX_V6,
     BANS_V4,
     BANS_V6,
+    BAN_INDEX_V4,
+    BAN_INDEX_V6,
     SOURCES_V4,
     SOURCES_V6,
     SYN_COOKIE,
@@ -49,6 +55,8 @@ pub const ALL_MAPS: [&str; 21] = [
     SYN_PORTS,
     SYN_WINDOW,
     SYN_STATS,
+    LOG,
+    LOG_SUPPRESSED,
 ];
 
 /// Name of the XDP program in the object file.

@@ -17,7 +17,7 @@ use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, xdp_action},
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_adjust_tail},
     macros::{map, xdp},
-    maps::{Array, DevMap},
+    maps::{Array, DevMap, ProgramArray},
     programs::XdpContext,
 };
 
@@ -45,6 +45,11 @@ const TEMPLATE_LEN: u32 = 2;
 /// send as the receiver left it.
 #[map]
 static TEMPLATE: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+
+/// The program [`spoof_tail`] hands each frame to (slot 0): the filter
+/// under test, or `drop_all` for the generator's own cost.
+#[map]
+static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Drops everything: the cheapest possible XDP program on this machine.
 #[xdp]
@@ -95,6 +100,19 @@ fn restore(ctx: &XdpContext) {
             };
         }
     }
+}
+
+/// The per-packet cost of a new source through BPF_PROG_TEST_RUN, where
+/// every repeat runs the same frame: each run gives the frame a new random
+/// source in 10.0.0.0/8 (as `tx_gen_spoof`), then tail-calls [`TAIL`]'s
+/// program. The benchmark subtracts the same chain into `drop_all`.
+#[xdp]
+pub fn spoof_tail(ctx: XdpContext) -> u32 {
+    spoof(&ctx);
+    // SAFETY: a tail call into an XDP program that userspace put in TAIL;
+    // on failure (empty slot) control returns here.
+    unsafe { TAIL.tail_call(&ctx, 0) };
+    xdp_action::XDP_ABORTED
 }
 
 /// The bouncer: until the deadline, each frame goes to every port of

@@ -2,7 +2,6 @@
 
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LpmTrie, LruHashMap, lpm_trie::Key},
-    helpers::bpf_ktime_get_ns,
     programs::XdpContext,
 };
 use proxy_common::{
@@ -15,14 +14,13 @@ use proxy_common::{
 };
 
 use crate::{
-    limit,
+    admit::{self, FirstStage},
+    bans::{self, BanIndex},
+    clock, limit,
     maps::*,
     parse::{self, Malformed},
     syncookie,
 };
-
-/// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
-const BPF_NOEXIST: u64 = 1;
 
 /// What the program needs to know about an address family's addresses.
 pub trait Addr: Copy + 'static {
@@ -208,7 +206,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
     }
 }
 
-impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW, N_RANGE> {
+impl<K: FirstStage + BanIndex, const N_ALLOW: usize, const N_RANGE: usize>
+    Family<'_, K, N_ALLOW, N_RANGE>
+{
     /// `src` is the full address (lists are exact); `source_key` the key of
     /// bans and limits (the address, or for IPv6 its configured prefix).
     #[inline(always)]
@@ -224,16 +224,14 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         }
         let mut now = 0;
         if cfg.has(self.has_bans) {
-            // SAFETY: a BPF helper with no preconditions.
-            now = unsafe { bpf_ktime_get_ns() };
+            now = clock::coarse();
             // Bans are keyed by source (for IPv6 the configured prefix), so
             // rotating addresses inside a banned /64 stays banned.
-            if let Some(ban) = self.bans.get_ptr(source_key) {
-                // SAFETY: the pointer is a live value of the bans map.
-                if now < unsafe { (*ban).expires_at_ns } {
+            if let Some(expires) = bans::expiry(cfg, self.bans, source_key) {
+                if now < expires {
                     return self.unless_allowed(cfg, src, stats::BANNED);
                 }
-                // Expired: clean it up so the next packet skips it.
+                // Expired: clean it up (userspace reuses its index way).
                 let _ = self.bans.remove(source_key);
             }
         }
@@ -247,14 +245,9 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
             return stats::PASS;
         }
         if now == 0 {
-            // SAFETY: as above.
-            now = unsafe { bpf_ktime_get_ns() };
+            now = clock::coarse();
         }
-        match self.source(source_key) {
-            Some(state) => limit::apply(cfg, state, now, syn, len),
-            // The LRU map refused the entry (it should evict instead); fail open.
-            None => stats::PASS,
-        }
+        self.limit(cfg, source_key, now, syn, len)
     }
 
     /// Whether `src` is a blocklisted single address: the bucket index first,
@@ -310,20 +303,13 @@ impl<K: Addr, const N_ALLOW: usize, const N_RANGE: usize> Family<'_, K, N_ALLOW,
         }
     }
 
+    /// Both limits for the source `key`: through its LRU entry, or the
+    /// first stage when it has none. `now` is the coarse time.
     #[inline(always)]
-    fn source(&self, key: &K) -> Option<*mut SourceState> {
-        if let Some(state) = self.sources.get_ptr_mut(key) {
-            return Some(state);
+    fn limit(&self, cfg: &FilterConfig, key: &K, now: u64, syn: bool, len: u64) -> u32 {
+        match self.sources.get_ptr_mut(key) {
+            Some(state) => limit::apply(cfg, state, now, syn, len),
+            None => admit::new_source(cfg, self.sources, key, now, syn, len),
         }
-        let fresh = SourceState {
-            pps_tat: 0,
-            syn_tat: 0,
-            packets: 0,
-            bytes: 0,
-            drops: 0,
-            last_seen_ns: 0,
-        };
-        let _ = self.sources.insert(key, &fresh, BPF_NOEXIST);
-        self.sources.get_ptr_mut(key)
     }
 }

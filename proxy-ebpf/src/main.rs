@@ -1,4 +1,4 @@
-//! rampart's XDP program. One entry point; the decision order is
+//! rampart's kernel programs. The XDP entry point's decision order is
 //!
 //! ```text
 //! parse (Ethernet, 0-4 VLAN tags, IPv4 with options and fragments, IPv6 with
@@ -10,8 +10,13 @@
 //!                                    winning over them (see decide.rs)
 //!   blocklist (hash of addresses,
 //!              then LPM of ranges) -> drop (blocklisted)
-//!   ban table (by source, TTL)    -> drop while unexpired (banned)
-//!   SYN limit, packet limit (GCRA) -> drop (syn_limited / pps_limited)
+//!   ban table (by source, TTL;
+//!     an inlined index, the hash
+//!     only after an overflow)      -> drop while unexpired (banned)
+//!   SYN limit, packet limit (GCRA;
+//!     a source new to the LRU goes
+//!     through the first stage,
+//!     admit.rs)                    -> drop (syn_limited / pps_limited)
 //!   SYN to a protected port while SYN cookies are on
 //!                                 -> answered with a SYN-ACK carrying a
 //!                                    cookie, XDP_TX (syn_cookie)
@@ -23,15 +28,23 @@
 //!
 //! Each verdict is counted in the per-CPU `verdicts` map. Settings come from
 //! the `config` map on every packet, so userspace changes them in place.
+//! Rare events (a malformed frame, a full source map) become aya-log records,
+//! gated by a level the daemon sets and a record budget (`log.rs`).
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]
+// `#[inline(never)]` on the closure that `log::event!` records with.
+#![feature(stmt_expr_attributes)]
 
+mod admit;
 mod atomic;
+mod bans;
+mod clock;
 mod cookie_ack;
 mod decide;
 mod kfunc;
 mod limit;
+mod log;
 mod maps;
 mod parse;
 mod segment;
@@ -55,6 +68,8 @@ pub fn rampart(ctx: XdpContext) -> u32 {
         // or passes it, and counts it. Here only if it could not be called.
         syncookie::hand_over(&ctx);
         verdict = stats::PASS;
+    } else if verdict == stats::MALFORMED {
+        log::malformed(&ctx);
     }
     maps::count(verdict, len);
     if stats::is_drop(verdict) {

@@ -7,10 +7,12 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use proxy_common::{
-    ban::Ban,
+    admit::{FirstV4, FirstV6, SLOTS},
+    ban::{Ban, BanBucketV4, BanBucketV6},
     config::FilterConfig,
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
+    log::LogConfig,
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
     syncookie::{PORT_WORDS, STATS as N_SYN_STATS, SynCookieConfig, SynState, SynWindow},
@@ -51,6 +53,11 @@ pub static BANS_V4: HashMap<V4, Ban, 65536> = HashMap::new();
 #[btf_map(name = "bans_v6")]
 pub static BANS_V6: HashMap<V6, Ban, 65536> = HashMap::new();
 
+#[btf_map(name = "ban_index_v4")]
+pub static BAN_INDEX_V4: Array<BanBucketV4, 32768> = Array::new();
+#[btf_map(name = "ban_index_v6")]
+pub static BAN_INDEX_V6: Array<BanBucketV6, 32768> = Array::new();
+
 #[btf_map(name = "sources_v4")]
 pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
 #[btf_map(name = "sources_v6")]
@@ -86,6 +93,20 @@ pub struct SynScratch {
     /// The client's timestamp, echoed.
     pub tsecr: u32,
 }
+/// The record budget of the program's log, and its level for readers
+/// (the program reads its own global; see `log.rs`).
+#[btf_map(name = "log")]
+pub static LOG: Array<LogConfig, 1> = Array::new();
+/// Records each CPU suppressed since its last one (reported in the next).
+#[btf_map(name = "log_suppressed")]
+pub static LOG_SUPPRESSED: PerCpuArray<u64, 1> = PerCpuArray::new();
+
+/// The first stage in front of `sources_*` (`proxy_common::admit`): not
+/// pinned, since it only remembers sources seen once.
+#[btf_map(name = "first_v4")]
+pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
+#[btf_map(name = "first_v6")]
+pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
 
 /// Counts one packet of `len` bytes under `verdict` on this CPU.
 #[inline(always)]

@@ -56,6 +56,20 @@ impl Cidr {
         }
     }
 
+    /// The network's last address (its first is [`Cidr::addr`]).
+    pub fn last(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let host = u32::MAX.checked_shr(self.prefix_len as u32).unwrap_or(0);
+                IpAddr::V4((u32::from(a) | host).into())
+            }
+            IpAddr::V6(a) => {
+                let host = u128::MAX.checked_shr(self.prefix_len as u32).unwrap_or(0);
+                IpAddr::V6((u128::from(a) | host).into())
+            }
+        }
+    }
+
     /// True for /32 and /128: such entries go in the exact-address hash.
     pub fn is_host(&self) -> bool {
         self.prefix_len == max_len(&self.addr)
@@ -189,6 +203,12 @@ mod tests {
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("203.0.113.9".parse().unwrap()));
         assert!(!all.contains("::1".parse().unwrap()));
+        let last = |s: &str| s.parse::<Cidr>().unwrap().last().to_string();
+        assert_eq!(last("198.51.100.0/24"), "198.51.100.255");
+        assert_eq!(last("0.0.0.0/0"), "255.255.255.255");
+        assert_eq!(last("192.0.2.7"), "192.0.2.7");
+        assert_eq!(last("2001:db8::/64"), "2001:db8::ffff:ffff:ffff:ffff");
+        assert_eq!(last("::/0"), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
     }
 
     #[test]

@@ -142,6 +142,24 @@ rampart limit set syn --off\n  rampart limit set api --rate 50r/s --burst 20\n  
         #[command(subcommand)]
         verb: Option<LimitVerb>,
     },
+    /// The log: its level, for the daemon and its XDP program alike, changed at run time.
+    #[command(
+        long_about = "The log: one level for the daemon's messages and for the rare events \
+the XDP program records (a malformed frame, with its first bytes; a full source map), which \
+reach the daemon's log with target rampart::xdp. The program writes at most [log] xdp_rate \
+records per second (default 5) and says how many it suppressed; events above the level are \
+skipped in the kernel before they cost anything. A level set here holds until `reset` or a \
+restart (reloads keep it); otherwise RUST_LOG, if the daemon was started with it, else the \
+configuration's [log] level (default info).\n\nLevels: off, error, warn, info (malformed \
+frames), debug, trace.\n\nExamples:\n  rampart log level                  the level in force, and where it comes from\n  \
+rampart log level debug            everything, now\n  rampart log level warn             only problems (no malformed-frame samples)\n  \
+rampart log level off              nothing, from the daemon or the kernel\n  \
+rampart log level reset            back to RUST_LOG or [log] level\n  rampart -j log level"
+    )]
+    Log {
+        #[command(subcommand)]
+        verb: Option<LogVerb>,
+    },
     /// Everything about one source: lists, ban, kernel budgets, L7 limits, counters.
     Ip {
         #[command(subcommand)]
@@ -223,6 +241,27 @@ pub enum LimitVerb {
     },
     /// Go back to the configuration's value.
     Reset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogVerb {
+    /// Show the level, or set it: off, error, warn, info, debug, trace; `reset` goes back.
+    Level {
+        #[arg(value_enum)]
+        level: Option<LevelArg>,
+    },
+}
+
+/// A level, or `reset` (back to RUST_LOG or `[log] level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelArg {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+    Reset,
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,5 +371,54 @@ mod tests {
         assert!(!parses(&["stats", "--watch", huge]));
         assert!(!parses(&["upstream", "weight", "127.0.0.1:1", "1001"]));
         assert!(!parses(&["top", "-n", huge]));
+    }
+
+    /// `rampart log level [LEVEL]` (issue 14): the verb is the default,
+    /// prefixes work, and only known levels (or `reset`) are taken.
+    #[test]
+    fn log_level_grammar() {
+        use super::{LevelArg, LogVerb, Object};
+        let level = |args: &[&str]| -> Result<Option<LogVerb>, String> {
+            match Cli::try_parse_from([&["rampart"], args].concat()) {
+                Ok(Cli {
+                    object: Object::Log { verb },
+                    ..
+                }) => Ok(verb),
+                Ok(other) => Err(format!("not `log`: {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert!(matches!(level(&["log"]), Ok(None)));
+        assert!(matches!(
+            level(&["log", "level"]),
+            Ok(Some(LogVerb::Level { level: None }))
+        ));
+        for (word, want) in [
+            ("off", LevelArg::Off),
+            ("error", LevelArg::Error),
+            ("warn", LevelArg::Warn),
+            ("info", LevelArg::Info),
+            ("debug", LevelArg::Debug),
+            ("trace", LevelArg::Trace),
+            ("reset", LevelArg::Reset),
+        ] {
+            match level(&["log", "level", word]) {
+                Ok(Some(LogVerb::Level { level: Some(got) })) => assert_eq!(got, want, "{word}"),
+                other => panic!("{word}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            level(&["-j", "lo", "l", "warn"]),
+            Ok(Some(LogVerb::Level {
+                level: Some(LevelArg::Warn)
+            }))
+        ));
+        let e = level(&["log", "level", "loud"]).unwrap_err();
+        assert!(
+            e.contains("invalid value 'loud'") && e.contains("possible values"),
+            "{e}"
+        );
+        assert!(level(&["log", "level", "warn", "info"]).is_err());
+        assert!(level(&["log", "volume"]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use crate::{
     cidr::Cidr,
-    filter::{BanEntry, FilterError, FilterMaps, List},
+    filter::{BanEntry, FilterError, FilterMaps, List, NewBan, Replaced},
     gate::Gate,
 };
 
@@ -23,6 +23,11 @@ pub trait Enforcer {
     /// them; not masked again with today's `ipv6_prefix`), all at once:
     /// the sweep and auto-ban evictions, which may lift thousands together.
     fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError>;
+    /// Lifts the bans stored under exactly `lift`, then makes those of
+    /// `add`, all at once (in the kernel: the presence flags rewritten at
+    /// most once); the bans that could not be made are reported, the
+    /// others are made.
+    fn replace_bans(&mut self, lift: &[IpAddr], add: &[NewBan]) -> Result<Replaced, FilterError>;
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError>;
     /// Whether the source `addr` belongs to is banned now (one lookup).
     fn banned(&self, addr: IpAddr) -> Result<bool, FilterError>;
@@ -50,6 +55,9 @@ impl Enforcer for FilterMaps {
     }
     fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
         FilterMaps::lift_bans(self, keys)
+    }
+    fn replace_bans(&mut self, lift: &[IpAddr], add: &[NewBan]) -> Result<Replaced, FilterError> {
+        FilterMaps::replace_bans(self, lift, add)
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         FilterMaps::bans(self)
@@ -85,6 +93,16 @@ impl Enforcer for Arc<Gate> {
     }
     fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
         Ok(Gate::lift_bans(self, keys))
+    }
+    fn replace_bans(&mut self, lift: &[IpAddr], add: &[NewBan]) -> Result<Replaced, FilterError> {
+        let lifted = Gate::lift_bans(self, lift);
+        for b in add {
+            Gate::ban(self, b.addr, b.ttl, b.origin);
+        }
+        Ok(Replaced {
+            lifted,
+            refused: Vec::new(),
+        })
     }
     fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
         Ok(Gate::bans(self))

@@ -261,7 +261,10 @@ impl Gate {
     pub fn set_rate(&self, limit: Option<RateLimit>, ipv6_prefix: u8) {
         let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         (rate.interval, rate.tolerance) = limit.map_or((0, 0), |l| gcra::params(l.rate, l.burst));
-        self.ipv6_prefix.store(ipv6_prefix, Ordering::Relaxed);
+        if self.ipv6_prefix.swap(ipv6_prefix, Ordering::Relaxed) != ipv6_prefix {
+            // Budgets keyed by the old prefix would never be met again.
+            rate.tat.retain(|k, _| k.is_ipv4());
+        }
     }
 
     /// The connection rate in force: (per second, burst).
@@ -480,5 +483,26 @@ mod tests {
         g.ban(ip("2001:db8:5::1"), None, 1);
         assert_eq!(g.admit(ip("2001:db8:5::2")), Admission::Pass);
         assert_eq!(g.admit(ip("2001:db8:5::1")), Admission::Banned);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_ipv6_prefix_starts_ipv6_budgets_afresh() {
+        let g = Gate::default();
+        g.configure(Some(&settings("[filter]\nsyn = { rate = 1, burst = 1 }\n")));
+        g.activate();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for a in ["2001:db8:1:2::1", "192.0.2.1"] {
+            while g.admit(ip(a)).admitted() {}
+        }
+        g.configure(Some(&settings(
+            "[filter]\nsyn = { rate = 1, burst = 1 }\nipv6_prefix = 48\n",
+        )));
+        assert_eq!(
+            g.rate.lock().unwrap().tat.len(),
+            1,
+            "only the IPv4 budget is kept"
+        );
+        assert_eq!(g.admit(ip("2001:db8:1:2::1")), Admission::Pass);
+        assert_eq!(g.admit(ip("192.0.2.1")), Admission::RateLimited);
     }
 }

@@ -19,6 +19,8 @@
 //! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;
 //!   [`admin`]: the admin listener that serves them.
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
+//! - [`logging`]: the process's logger, whose level changes at run time
+//!   (`rampart log level`); the XDP program's records go through it too.
 //!
 //! # Vocabulary
 //!
@@ -43,6 +45,7 @@ pub mod gate;
 pub mod http;
 pub mod later;
 pub mod limit;
+pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

@@ -4,7 +4,7 @@ use clap::Parser;
 use proxy_user::{EXIT_CONFIG, cli::Cli, config::ConfigError, ctl};
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    proxy_user::logging::init();
     let cli = Cli::parse();
     if let Err(err) = ctl::dispatch(cli) {
         eprintln!("error: {err:#}");

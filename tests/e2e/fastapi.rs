@@ -227,6 +227,8 @@ fn fastapi_behind_rampart() {
         head.starts_with("http/2 200") || head.starts_with("http/1.1 200"),
         "{head}"
     );
+    // Both Cache-Control lines, as nginx's `expires 30d; add_header ...`.
+    assert!(head.contains("cache-control: max-age=2592000"), "{head}");
     assert!(head.contains("cache-control: public, immutable"), "{head}");
     assert!(head.contains("expires: "), "{head}");
     assert!(

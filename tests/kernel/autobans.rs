@@ -2,14 +2,22 @@
 //! within `[filter.maps] autobans`, the soonest-expiring giving way (and
 //! counted), so the operator's own `block add` always fits in the rest of
 //! the table, and the daemon reports the evictions once per interval, not
-//! once per source.
+//! once per source. Evictions cost the kernel's presence flags no
+//! rewrite of their own.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
-use proxy_common::list::ORIGIN_ESCALATION;
-use proxy_user::filter::FilterMaps;
+use proxy_common::{
+    config::{FLAG_HAS_BANS_V4, FLAG_HAS_BANS_V6},
+    list::{ORIGIN_CLI, ORIGIN_ESCALATION},
+};
+use proxy_user::{escalate::AutoBan, filter::FilterMaps};
 use tests::{
     daemon::{Daemon, cli, control_section, filter_section},
+    in_process,
     netns::Link,
     pins::PinDir,
     privilege::require_root,
@@ -138,5 +146,137 @@ fn escalation_cannot_fill_the_ban_table_and_the_operator_always_fits() {
         (1..=2).contains(&lines),
         "{lines} lines for {evicted} evictions:\n{log}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn report(addr: IpAddr, ttl: Duration) -> AutoBan {
+    AutoBan {
+        addr,
+        rule: "scanners".into(),
+        count: 1,
+        statuses: vec![404],
+        route: "probes".into(),
+        within: Duration::from_secs(60),
+        ttl,
+    }
+}
+
+fn v4(i: u32) -> IpAddr {
+    IpAddr::from(std::net::Ipv4Addr::from(0xc612_0000 + i))
+}
+
+fn v6(i: u32) -> IpAddr {
+    IpAddr::from(std::net::Ipv6Addr::new(
+        0xfd72, 0x77, 0, i as u16, 0, 0, 0, 1,
+    ))
+}
+
+/// Issue 13 review: each auto-ban evicted at the bound was lifted on its
+/// own, and every lift rewrote the presence flags (a scan of every map,
+/// about a millisecond with the default map sizes). Evictions are now
+/// lifted with the bans that replace them, and the flags are rewritten
+/// once for a batch, only when a family lost its last ban or got its first.
+#[test]
+fn auto_ban_evictions_rewrite_the_presence_flags_at_most_once_a_batch() {
+    if !require_root("auto_ban_evictions_rewrite_the_presence_flags_at_most_once_a_batch") {
+        return;
+    }
+    const BOUND: u32 = 8;
+    const TRICKLE: u32 = 1000;
+    let pins = PinDir::new("abflags");
+    let dir = std::env::temp_dir().join(format!("rampart-abflags-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[filter]\ninterfaces = []\npin_dir = \"{}\"\n\n[filter.maps]\nautobans = {BOUND}\n\n{}",
+            pins.path().display(),
+            control_section(&dir)
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    let mut d = in_process::daemon(&config);
+    let rewrites =
+        |d: &proxy_user::daemon::Daemon| d.filter.as_ref().unwrap().maps.presence_rewrites();
+    let hour = Duration::from_secs(3600);
+
+    // The book full, then a trickle of reports one at a time (each evicts
+    // the soonest-expiring auto-ban), then the same in batches of 8.
+    d.auto_bans((0..BOUND).map(|i| report(v4(i), hour)).collect())
+        .unwrap();
+    let before = rewrites(&d);
+    let t0 = Instant::now();
+    for i in 0..TRICKLE {
+        d.auto_bans(vec![report(v4(BOUND + i), hour)]).unwrap();
+    }
+    let trickle = t0.elapsed();
+    let trickled = rewrites(&d) - before;
+    let before = rewrites(&d);
+    let t0 = Instant::now();
+    for b in 0..TRICKLE / BOUND {
+        let first = BOUND + TRICKLE + b * BOUND;
+        d.auto_bans(
+            (first..first + BOUND)
+                .map(|i| report(v4(i), hour))
+                .collect(),
+        )
+        .unwrap();
+    }
+    let batched = t0.elapsed();
+    let batch_rewrites = rewrites(&d) - before;
+    let maps = FilterMaps::open(pins.path()).unwrap();
+    let bans = maps.bans().unwrap();
+    assert_eq!(bans.len(), BOUND as usize, "{bans:?}");
+    let last = v4(BOUND + 2 * TRICKLE - 1);
+    assert!(
+        bans.iter().any(|b| b.addr == last),
+        "the newest is in force"
+    );
+
+    // A batch of IPv6 auto-bans evicts every IPv4 one: both families'
+    // flags change, in one rewrite.
+    let before = rewrites(&d);
+    d.auto_bans((0..BOUND).map(|i| report(v6(i), hour * 2)).collect())
+        .unwrap();
+    let switched = rewrites(&d) - before;
+    let flags = maps.config().unwrap().flags;
+    let bans = maps.bans().unwrap();
+    assert!(
+        bans.iter()
+            .all(|b| b.addr.is_ipv6() && b.origin == ORIGIN_ESCALATION)
+    );
+    assert_eq!(bans.len(), BOUND as usize);
+    assert_eq!(
+        flags & (FLAG_HAS_BANS_V4 | FLAG_HAS_BANS_V6),
+        FLAG_HAS_BANS_V6,
+        "the flags follow the maps"
+    );
+
+    // What an eviction cost before: a lift on its own (with its rewrite),
+    // then the new ban.
+    let maps = &mut d.filter.as_mut().unwrap().maps;
+    maps.ban(v4(100_000), Some(hour), ORIGIN_CLI).unwrap();
+    let t0 = Instant::now();
+    for i in 0..200 {
+        maps.lift_bans(&[v4(100_000 + i)]).unwrap();
+        maps.ban(v4(100_001 + i), Some(hour), ORIGIN_CLI).unwrap();
+    }
+    let old_way = t0.elapsed() / 200;
+    println!(
+        "figure: {TRICKLE} auto-bans at the bound one report at a time: {trickle:?} ({:?} each), \
+         {trickled} presence-flag rewrites; in batches of {BOUND}: {batched:?}, {batch_rewrites} rewrites; \
+         a batch switching families: {switched} rewrite; an eviction lifted on its own (as before): {old_way:?} each",
+        trickle / TRICKLE
+    );
+    assert_eq!(trickled, 0, "evictions replaced by bans of their family");
+    assert_eq!(batch_rewrites, 0);
+    assert_eq!(switched, 1, "once for the batch");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,13 +1,15 @@
 //! The veth benchmark's generator programs (`bench-progs` in proxy-ebpf),
 //! through BPF_PROG_TEST_RUN without live frames: the spoofing generator
 //! gives each frame a new source in 10.0.0.0/8 and keeps its checksums
-//! valid, and the bouncer stops by itself at its deadline.
+//! valid, the bouncer stops by itself at its deadline, and `spoof_tail`
+//! (the per-packet benchmark's new-source chain) hands each frame with a
+//! new source to the program in its slot.
 
 use std::collections::HashSet;
 
 use aya::{
     Ebpf,
-    maps::Array,
+    maps::{Array, ProgramArray},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use tests::{
@@ -22,7 +24,7 @@ const XDP_REDIRECT: u32 = 4;
 
 fn programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["tx_gen_spoof", "bounce"] {
+    for name in ["tx_gen_spoof", "bounce", "spoof_tail", "drop_all"] {
         program(&mut ebpf, name).load().expect("load bench program");
     }
     ebpf
@@ -183,4 +185,37 @@ fn spoofing_generator_writes_its_template_back_first() {
         let rewritten = (24..30).contains(&i) || l4_csum_at(&syn, i);
         assert!(rewritten || a == b, "byte {i} differs from the template");
     }
+}
+
+#[test]
+fn spoof_tail_gives_a_new_source_then_runs_the_program_in_its_slot() {
+    if !require_root("spoof_tail_gives_a_new_source_then_runs_the_program_in_its_slot") {
+        return;
+    }
+    let mut ebpf = programs();
+    let frame = Frame::v4("198.18.9.9", "198.18.0.1").payload(18).build();
+    // An empty slot: the tail call fails and the chain aborts.
+    let (action, _) = run(program(&mut ebpf, "spoof_tail"), &frame);
+    assert_eq!(action, 0, "XDP_ABORTED without a program in the slot");
+    let drop_all = program(&mut ebpf, "drop_all")
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    ProgramArray::try_from(ebpf.map_mut("TAIL").unwrap())
+        .unwrap()
+        .set(0, &drop_all, 0)
+        .unwrap();
+    let mut sources = HashSet::new();
+    for _ in 0..50 {
+        let (action, out) = run(program(&mut ebpf, "spoof_tail"), &frame);
+        assert_eq!(action, XDP_DROP, "drop_all's verdict");
+        assert_eq!(out[26], 10, "source in 10.0.0.0/8: {:?}", &out[26..30]);
+        sources.insert(out[26..30].to_vec());
+    }
+    assert!(
+        sources.len() >= 49,
+        "a new source per run: {}",
+        sources.len()
+    );
 }

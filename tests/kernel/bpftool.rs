@@ -40,6 +40,7 @@ fn bpftool_dumps_every_pinned_map_typed() {
     // Small maps: bpftool prints every slot of an array, and the index is one.
     s.maps.block_addrs = 1024;
     s.maps.block_ranges = 1024;
+    s.maps.bans = 1024;
     let mut filter = load(&s);
     let _running = dispatch(&mut filter);
     filter
@@ -54,8 +55,11 @@ fn bpftool_dumps_every_pinned_map_typed() {
         .maps
         .ban("fd72:4::4".parse().unwrap(), None, ORIGIN_CLI)
         .unwrap();
-    run(&filter, &Frame::v4("198.18.0.9", "198.18.0.1").build());
-    run(&filter, &Frame::v6("fd72::9", "fd72::1").build());
+    // Two packets each: a source enters `sources_*` at its second.
+    for _ in 0..2 {
+        run(&filter, &Frame::v4("198.18.0.9", "198.18.0.1").build());
+        run(&filter, &Frame::v6("fd72::9", "fd72::1").build());
+    }
 
     for name in pin::ALL_MAPS {
         let v = dump(&pins.path().join(name));
@@ -77,7 +81,7 @@ fn bpftool_dumps_every_pinned_map_typed() {
         "config decoded by field name: {config}"
     );
     let sources = dump(&pins.path().join(pin::SOURCES_V4));
-    assert_eq!(sources[0]["formatted"]["value"]["packets"], 1, "{sources}");
+    assert_eq!(sources[0]["formatted"]["value"]["packets"], 2, "{sources}");
     let bans = dump(&pins.path().join(pin::BANS_V6));
     assert_eq!(
         bans[0]["formatted"]["value"]["expires_at_ns"],

@@ -73,7 +73,9 @@ fn every_branch_gets_its_verdict() {
     }
     let pins = PinDir::new("fixtures");
     let filter = lists_filter(&pins);
-    std::thread::sleep(Duration::from_millis(2)); // let the 1 ns ban expire
+    // Let the 1 ns ban expire: the program reads bans on the coarse clock,
+    // which is behind by up to a tick (4 ms at HZ=250).
+    std::thread::sleep(Duration::from_millis(20));
     let cases = [
         case("plain IPv4 UDP", Frame::v4("198.18.0.9", DST4), PASS),
         case(

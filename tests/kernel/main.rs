@@ -2,8 +2,10 @@
 //! program through BPF_PROG_TEST_RUN, and attached to veth interfaces in
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
+mod admit;
 mod attach;
 mod autobans;
+mod ban_index;
 mod bench_progs;
 mod bpftool;
 mod control;
@@ -21,3 +23,4 @@ mod syncookie_veth;
 mod veth;
 mod vlan;
 mod without_xdp;
+mod xdp_log;

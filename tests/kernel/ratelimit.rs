@@ -25,7 +25,8 @@ const XDP_PASS: u32 = 2;
 /// Packets per BPF_PROG_TEST_RUN call: large enough to amortise the syscall.
 const REPEAT: u32 = 20_000;
 
-fn pin_to_cpu(cpu: usize) {
+/// Pins the calling thread (a test's own thread) to `cpu`.
+pub(crate) fn pin_to_cpu(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity on the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

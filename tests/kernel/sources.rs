@@ -3,14 +3,26 @@
 //! the daemon without XDP (the gate), share the L7 request limit, and an
 //! escalation ban or a CLI ban of one of them refuses them all, while the
 //! next /64 is another source. (The XDP tier's bans and budgets are checked
-//! by the packet fixtures.)
+//! by the packet fixtures.) A reload or restart that changes the prefix
+//! keys the kernel's bans again.
 
 use std::time::{Duration, Instant};
 
+use proxy_common::{
+    list::{ORIGIN_CLI, ORIGIN_ESCALATION},
+    stats::{BANNED, BLOCKLISTED, PASS},
+};
+use proxy_user::{
+    cidr::Cidr, control::protocol::Request, escalate::AutoBan, filter::List, runtime::ListName,
+};
 use serde_json::Value;
 use tests::{
     daemon::{cli, control_section, rampart_bin},
+    filter::verdict_of,
+    in_process,
     netns::Link,
+    packet::Frame,
+    pins::PinDir,
     privilege::require_root,
     process::Spawned,
 };
@@ -114,5 +126,145 @@ fn ipv6_sources_are_limited_and_banned_per_64() {
     ctl(&["block", "del", C2]);
     assert_eq!(curl(&link, C1, "/"), "200");
     daemon.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13 review: after a reload that changed `ipv6_prefix`, the
+/// kernel's bans stayed keyed by the old prefix while the program looked
+/// sources up by the new one: the banned /64s' neighbours in their new /48
+/// passed, and after a change to /128 everything but each ban's first
+/// address passed. Now a shorter prefix widens (and merges) the bans, a
+/// longer one keeps each as the blocklist range it covered; a restart
+/// under another prefix keys the pinned bans again too.
+#[test]
+fn a_changed_ipv6_prefix_keys_the_kernels_bans_again() {
+    if !require_root("a_changed_ipv6_prefix_keys_the_kernels_bans_again") {
+        return;
+    }
+    let pins = PinDir::new("rekey");
+    let dir = std::env::temp_dir().join(format!("rampart-rekey-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rampart.toml");
+    let write = |prefix: u8| {
+        std::fs::write(
+            &config,
+            format!(
+                "[filter]\ninterfaces = []\npin_dir = \"{}\"\nipv6_prefix = {prefix}\n\n{}",
+                pins.path().display(),
+                control_section(&dir)
+            ),
+        )
+        .unwrap();
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    write(64);
+    let mut d = in_process::daemon(&config);
+    let block = |d: &mut proxy_user::daemon::Daemon, addr: &str, ttl_secs: Option<u64>| {
+        let reply = d.handle(Request::ListAdd {
+            list: ListName::Block,
+            cidr: addr.parse().unwrap(),
+            ttl_secs,
+            reason: Some("test".into()),
+        });
+        assert!(reply.ok, "{reply:?}");
+    };
+    let report = |addr: &str, secs: u64| AutoBan {
+        addr: addr.parse().unwrap(),
+        rule: "scanners".into(),
+        count: 3,
+        statuses: vec![404],
+        route: "probes".into(),
+        within: Duration::from_secs(60),
+        ttl: Duration::from_secs(secs),
+    };
+    let verdict = |d: &proxy_user::daemon::Daemon, src: &str| {
+        verdict_of(
+            d.filter.as_ref().unwrap(),
+            &Frame::v6(src, "fd72:9::1").build(),
+        )
+        .1
+    };
+    let v6_bans = |d: &proxy_user::daemon::Daemon| {
+        let mut b: Vec<(String, u32)> = (d.filter.as_ref().unwrap().maps.bans().unwrap())
+            .iter()
+            .filter(|b| b.addr.is_ipv6())
+            .map(|b| (b.addr.to_string(), b.origin))
+            .collect();
+        b.sort();
+        b
+    };
+    block(&mut d, "fd72:a:1:1::1", None);
+    block(&mut d, "fd72:a:1:2::1", Some(3600));
+    d.auto_bans(vec![
+        report("fd72:a:1:3::1", 600),
+        report("fd72:b:0:1::1", 3600),
+    ])
+    .unwrap();
+    assert_eq!(verdict(&d, "fd72:a:1:1::77"), BANNED);
+    assert_eq!(verdict(&d, "fd72:a:1:ffff::9"), PASS);
+
+    // /48: four /64 bans become two /48 bans (the operator's wins the merge).
+    write(48);
+    let summary = d.reload().unwrap();
+    let widened = [
+        verdict(&d, "fd72:a:1:ffff::9"),
+        verdict(&d, "fd72:b:0:7::1"),
+        verdict(&d, "fd72:c::1"),
+    ];
+    println!(
+        "reload to /48: {summary}; verdicts {widened:?}; bans {:?}",
+        v6_bans(&d)
+    );
+    assert_eq!(widened, [BANNED, BANNED, PASS]);
+    assert_eq!(
+        v6_bans(&d),
+        [
+            ("fd72:a:1::".to_string(), ORIGIN_CLI),
+            ("fd72:b::".to_string(), ORIGIN_ESCALATION)
+        ]
+    );
+
+    // /128: each /48 ban becomes the range it covered.
+    write(128);
+    let summary = d.reload().unwrap();
+    let narrowed = [
+        verdict(&d, "fd72:a:1:ffff::9"),
+        verdict(&d, "fd72:b:0:7::1"),
+        verdict(&d, "fd72:c::1"),
+    ];
+    let ranges: Vec<String> = (d.filter.as_ref().unwrap().maps)
+        .entries(List::Block)
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .collect();
+    println!("reload to /128: {summary}; verdicts {narrowed:?}; ranges {ranges:?}");
+    assert_eq!(narrowed, [BLOCKLISTED, BLOCKLISTED, PASS]);
+    assert!(v6_bans(&d).is_empty());
+    assert!(
+        ranges.contains(&"fd72:a:1::/48".to_string())
+            && ranges.contains(&"fd72:b::/48".to_string())
+    );
+
+    // A ban under /128, then a restart under /64: the pinned ban is keyed
+    // again (no stale /128 key left behind).
+    block(&mut d, "fd72:d::1", None);
+    drop(d);
+    write(64);
+    let d = in_process::daemon(&config);
+    assert_eq!(verdict(&d, "fd72:d::99"), BANNED);
+    assert_eq!(v6_bans(&d), [("fd72:d::".to_string(), ORIGIN_CLI)]);
+    let entries: Vec<Cidr> = d.runtime.state.entries.iter().map(|e| e.cidr).collect();
+    assert!(
+        entries.contains(&"fd72:d::".parse().unwrap())
+            && !entries.contains(&"fd72:d::1".parse().unwrap()),
+        "{entries:?}"
+    );
+    drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,7 @@
 //! The state file at start-up and on disk (issue 13): entries that no longer
 //! fit the kernel's maps, an empty file left by a power cut, the file's
-//! mode, and restoring tens of thousands of entries in one pass.
+//! mode, the operator's entries restored before escalation's, and
+//! restoring tens of thousands of entries in one pass.
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -8,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use proxy_common::list::{ORIGIN_CLI, ORIGIN_ESCALATION};
 use proxy_user::filter::FilterMaps;
 use tests::{
     daemon::{cli, control_section, filter_section, rampart_bin},
@@ -109,6 +111,18 @@ fn state_text(bans: u32, ranges: u32) -> String {
     format!(r#"{{"entries":[{}]}}"#, entries.join(","))
 }
 
+/// A state file entry for a ban of `ip` by `origin`, expiring in `secs`.
+fn ban_entry(ip: &str, origin: &str, secs: u64) -> String {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + secs;
+    format!(
+        r#"{{"list":"block","cidr":"{ip}","origin":"{origin}","reason":"r","expires_at":{until}}}"#
+    )
+}
+
 fn d_log(config: &Path) -> String {
     std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
 }
@@ -192,4 +206,78 @@ fn restoring_65536_bans_and_256_ranges_is_one_pass() {
         reboot.as_secs_f64(),
         restart.as_secs_f64()
     );
+}
+
+/// Issue 13 review: entries went back in the file's order, so auto-bans
+/// (escalation's, 198.18.0.x, listed before the operator's 198.18.9.x)
+/// filled the table and the operator's bans failed with E2BIG, and then
+/// the bound lifted half the auto-bans anyway. Now the operator's go back
+/// first, and only as many auto-bans as `[filter.maps] autobans` allows,
+/// the latest-expiring.
+#[test]
+fn the_operators_entries_are_restored_before_escalations() {
+    if !require_root("the_operators_entries_are_restored_before_escalations") {
+        return;
+    }
+    // Room for 8 bans, 4 of them escalation's; the file holds 10 auto-bans,
+    // 4 operator bans and an operator range.
+    let s = setup("stord", "maps = { bans = 8, autobans = 4 }\n");
+    let mut entries: Vec<String> = (0..10)
+        .map(|i| ban_entry(&format!("198.18.0.{}", 10 + i), "auto-ban", 600 + 60 * i))
+        .collect();
+    entries.extend((1..=4).map(|i| ban_entry(&format!("198.18.9.{i}"), "cli", 3600)));
+    entries.push(
+        r#"{"list":"block","cidr":"10.7.0.0/16","origin":"cli","reason":null,"expires_at":null}"#
+            .into(),
+    );
+    std::fs::write(
+        s.state(),
+        format!(r#"{{"entries":[{}]}}"#, entries.join(",")),
+    )
+    .unwrap();
+    let (mut daemon, _) = s.start(Duration::from_secs(15));
+    let maps = FilterMaps::open(s.pins.path()).unwrap();
+    let mut bans: Vec<(String, u32)> = maps
+        .bans()
+        .unwrap()
+        .iter()
+        .map(|b| (b.addr.to_string(), b.origin))
+        .collect();
+    bans.sort();
+    let ranges = maps.entries(proxy_user::filter::List::Block).unwrap();
+    let log = stop(&mut daemon);
+    println!("restored: {bans:?}");
+    let operator: Vec<&str> = bans
+        .iter()
+        .filter(|(_, o)| *o == ORIGIN_CLI)
+        .map(|(a, _)| a.as_str())
+        .collect();
+    assert_eq!(
+        operator,
+        ["198.18.9.1", "198.18.9.2", "198.18.9.3", "198.18.9.4"],
+        "every operator ban is back:\n{log}"
+    );
+    let auto: Vec<&str> = bans
+        .iter()
+        .filter(|(_, o)| *o == ORIGIN_ESCALATION)
+        .map(|(a, _)| a.as_str())
+        .collect();
+    assert_eq!(
+        auto,
+        ["198.18.0.16", "198.18.0.17", "198.18.0.18", "198.18.0.19"],
+        "the 4 latest-expiring auto-bans"
+    );
+    assert!(
+        ranges.iter().any(|(c, _)| c.to_string() == "10.7.0.0/16"),
+        "{ranges:?}"
+    );
+    assert!(
+        log.contains("6 auto-ban(s) in the state file not restored"),
+        "{log}"
+    );
+    assert!(!log.contains("could not be restored"), "{log}");
+    // The file keeps what is in force: the 6 left over are gone from it.
+    let text = std::fs::read_to_string(s.state()).unwrap();
+    assert_eq!(text.matches("\"198.18.0.").count(), 4, "{text}");
+    assert_eq!(text.matches("\"198.18.9.").count(), 4, "{text}");
 }

@@ -15,12 +15,15 @@
 //!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
 //!   [`backend`]: small HTTP backends and a client for end-to-end tests;
 //!   [`load`]: steady HTTP/1.1 load that records every outcome and latency.
+//! - [`in_process`]: the daemon's main-loop state in this process, its filter
+//!   loaded from pins, to drive what it does to the maps.
 
 pub mod backend;
 pub mod certs;
 pub mod daemon;
 pub mod filter;
 pub mod flood;
+pub mod in_process;
 pub mod load;
 pub mod netns;
 pub mod packet;

@@ -1,9 +1,11 @@
 //! Real traffic between the namespaces of a [`crate::netns::Link`]: UDP
 //! datagrams sent from chosen source addresses, and a receiver that counts
-//! what arrives per source (what reached userspace past XDP).
+//! what arrives per source (what reached userspace past XDP); and raw
+//! frames injected on an interface (`inject`), for headers no socket would send.
 
 use std::{
     collections::HashMap,
+    ffi::CString,
     net::{IpAddr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     sync::{Arc, Mutex},
@@ -77,4 +79,43 @@ pub fn send_udp(ns: &NetNs, src: &str, dst: &str, n: usize) {
 pub fn received(tally: &Tally, src: &str) -> u64 {
     let src: IpAddr = src.parse().unwrap();
     tally.lock().unwrap().get(&src).copied().unwrap_or(0)
+}
+
+/// Sends `n` copies of `frame` on `dev` of `ns` through an `AF_PACKET` socket.
+pub fn inject(ns: &NetNs, dev: &str, frame: Vec<u8>, n: usize) {
+    let dev = CString::new(dev).unwrap();
+    ns.run(move || {
+        // SAFETY: plain socket calls on a socket this closure owns and
+        // closes; `sll` and `frame` outlive every call that reads them.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+            sll.sll_ifindex = libc::if_nametoindex(dev.as_ptr()) as i32;
+            sll.sll_halen = 6;
+            for _ in 0..n {
+                let sent = libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&raw const sll).cast(),
+                    size_of::<libc::sockaddr_ll>() as u32,
+                );
+                assert_eq!(
+                    sent,
+                    frame.len() as isize,
+                    "inject: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            libc::close(fd);
+        }
+    });
 }

@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub http: Option<FileHttp>,
     pub control: Option<FileControl>,
     pub admin: Option<FileAdmin>,
+    pub log: Option<FileLog>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -34,6 +35,14 @@ pub struct FileEscalate {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+}
+
+/// `[log]`: the daemon's log level and the XDP program's record rate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    pub level: Option<Spanned<String>>,
+    pub xdp_rate: Option<Spanned<i64>>,
 }
 
 /// `[admin]`: the admin listener.

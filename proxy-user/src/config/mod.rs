@@ -15,6 +15,7 @@ mod file;
 mod http;
 mod limit;
 mod listener;
+mod log;
 mod route;
 mod syn_cookies;
 pub mod units;
@@ -34,6 +35,7 @@ use file::{FileConfig, FileFilter, FileRate};
 pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
+pub use log::LogSettings;
 pub use route::{Action, Matcher, PathMatch, Route};
 pub use syn_cookies::{SynCookieMode, SynCookies};
 use toml::Spanned;
@@ -67,6 +69,8 @@ pub struct Config {
     pub control: ControlSettings,
     /// The admin listener: metrics, health, status page.
     pub admin: AdminSettings,
+    /// The log level, and the XDP program's record rate.
+    pub log: LogSettings,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -225,6 +229,7 @@ impl Config {
         let mut http = http::http(&loc, base, raw.http)?;
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
+        let log = log::log(&loc, raw.log)?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -276,6 +281,7 @@ impl Config {
             routes,
             control,
             admin,
+            log,
         })
     }
 }

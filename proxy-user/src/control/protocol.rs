@@ -52,6 +52,14 @@ pub enum Request {
     IpShow {
         addr: std::net::IpAddr,
     },
+    /// The log level of the daemon and of its XDP program: `level` sets it,
+    /// `reset` returns to RUST_LOG or `[log] level`, neither shows it.
+    LogLevel {
+        #[serde(default)]
+        level: Option<crate::logging::Level>,
+        #[serde(default)]
+        reset: bool,
+    },
     /// L7 counters: requests by status class per route, upstream servers,
     /// and the userspace gate's decisions when it enforces.
     Stats,
@@ -83,6 +91,10 @@ impl Request {
                 ttl_secs: Some(0), ..
             } => Err("ttl 0s: expected at least 1s (or no ttl for a permanent entry)".into()),
             Request::LimitSet { name, burst, .. } => check_burst(name, *burst),
+            Request::LogLevel {
+                level: Some(_),
+                reset: true,
+            } => Err("log level: a level or reset, not both".into()),
             _ => Ok(()),
         }
     }
@@ -231,5 +243,35 @@ mod tests {
         let wire = r#"{"op":"list_add","list":"block","cidr":"203.0.113.7","ttl_secs":18446744073709551615,"reason":null}"#;
         let r: Request = serde_json::from_str(wire).unwrap();
         assert!(r.check().is_err());
+    }
+
+    #[test]
+    fn log_level_requests_name_a_known_level() {
+        let r: Request = serde_json::from_str(r#"{"op":"log_level","level":"warn"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::LogLevel {
+                level: Some(crate::logging::Level::Warn),
+                reset: false
+            }
+        );
+        assert!(r.check().is_ok());
+        let show: Request = serde_json::from_str(r#"{"op":"log_level"}"#).unwrap();
+        assert!(matches!(
+            show,
+            Request::LogLevel {
+                level: None,
+                reset: false
+            }
+        ));
+        let e = serde_json::from_str::<Request>(r#"{"op":"log_level","level":"loud"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `loud`"), "{e}");
+        let both = Request::LogLevel {
+            level: Some(crate::logging::Level::Off),
+            reset: true,
+        };
+        assert!(both.check().is_err());
     }
 }

@@ -9,7 +9,9 @@ use proxy_common::{config as kcfg, list, pin, stats::VERDICT_NAMES};
 use serde_json::{Value, json};
 
 use super::Output;
-use crate::filter::{FilterMaps, Index, List, SynCookieMaps, probe_lens, rate_of, syn_mode_name};
+use crate::filter::{
+    FilterMaps, Index, List, SynCookieMaps, XdpLog, probe_lens, rate_of, syn_mode_name,
+};
 
 pub fn origin_name(origin: u32) -> &'static str {
     match origin {
@@ -25,9 +27,15 @@ pub fn list(out: &Output, dir: &Path) -> Result<()> {
     let mut rows = Vec::new();
     for name in pin::ALL_MAPS {
         let path = dir.join(name);
+        if !path.exists() && matches!(name, pin::LOG | pin::LOG_SUPPRESSED) {
+            // Pinned by an older daemon, which had no log maps.
+            continue;
+        }
         let info = MapInfo::from_pin(&path)?;
         let entries = match name {
-            pin::CONFIG | pin::VERDICTS => info.max_entries() as usize,
+            pin::CONFIG | pin::VERDICTS | pin::LOG | pin::LOG_SUPPRESSED => {
+                info.max_entries() as usize
+            }
             _ => dump_rows(&maps, name)?.len(),
         };
         rows.push(json!({
@@ -163,6 +171,11 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 })
             })
             .collect(),
+        pin::BAN_INDEX_V4 | pin::BAN_INDEX_V6 => maps
+            .ban_index_buckets(name == pin::BAN_INDEX_V4)?
+            .into_iter()
+            .map(|(bucket, held)| json!({ "bucket": bucket, "sources": held }))
+            .collect(),
         pin::SOURCES_V4 | pin::SOURCES_V6 => {
             let now = crate::filter::monotonic_ns();
             maps.sources()?
@@ -182,6 +195,22 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
         pin::SYN_COOKIE | pin::SYN_STATE | pin::SYN_PORTS | pin::SYN_WINDOW | pin::SYN_STATS => {
             syn_rows(maps.dir(), name)?
         }
+        pin::LOG => {
+            let s = XdpLog::open(maps.dir())?.settings()?;
+            vec![json!({
+                "level": crate::logging::Level::ALL.get(s.level as usize).map_or("?", |l| l.name()),
+                "rate": s.rate,
+                "interval_ns": s.interval_ns,
+                "tolerance_ns": s.tolerance_ns,
+                "tat_ns": s.tat_ns,
+            })]
+        }
+        pin::LOG_SUPPRESSED => XdpLog::open(maps.dir())?
+            .suppressed_per_cpu()?
+            .into_iter()
+            .enumerate()
+            .map(|(cpu, n)| json!({ "cpu": cpu, "suppressed_pending": n }))
+            .collect(),
         other => bail!("no map called `{other}`"),
     })
 }

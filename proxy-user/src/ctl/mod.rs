@@ -6,6 +6,7 @@ mod config;
 mod ip;
 mod limit;
 mod lists;
+mod log;
 mod manual;
 mod map;
 mod prog;
@@ -35,7 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 default.exists().then_some(default)
             });
             if source.is_none() {
-                log::info!("no -c and no {DEFAULT_PATH}: running the built-in configuration");
+                ::log::info!("no -c and no {DEFAULT_PATH}: running the built-in configuration");
             }
             run::run(&load_config(&cli)?, source)
         }
@@ -59,6 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Upgrade { binary } => reload::upgrade(&out, &socket(&cli)?, binary.clone()),
         Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
         Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
+        Object::Log { verb } => log::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Ip { verb } => match verb {
             crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli)?, *addr),
         },

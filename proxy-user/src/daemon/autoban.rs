@@ -3,29 +3,36 @@
 //! ban is already in place. An auto-ban costs the main loop no walk of the
 //! ban table (the ban index answers) and no state file write of its own
 //! (the next sweep writes once for every auto-ban since the last).
+//! Reports are taken in batches (up to [`BATCH`] waiting at once), so that
+//! a storm of them costs the kernel's presence flags one rewrite a batch.
 //! Escalation's bans stay within `[filter.maps] autobans`
 //! ([`super::autobans`]): at the bound the soonest-expiring one gives way,
 //! so the operator's bans always fit.
+
+use std::{collections::HashSet, net::IpAddr};
 
 use anyhow::Result;
 use log::{debug, info, warn};
 use proxy_common::list::ORIGIN_ESCALATION;
 use tokio::time::Instant;
 
-use super::Daemon;
+use super::{Daemon, autobans::AutoBans};
 use crate::{
     cidr::Cidr,
     escalate::AutoBan,
-    filter::List,
+    filter::{List, NewBan},
     later::unix_later,
     metrics::autoban::AutoBanMetrics,
     runtime::{Entry, ListName, unix_now},
     source,
 };
 
+/// Most escalation reports the main loop takes in one turn.
+pub const BATCH: usize = 512;
+
 impl Daemon {
     /// The auto-ban bound of the configuration in force.
-    fn autoban_bound(&self) -> u32 {
+    pub(super) fn autoban_bound(&self) -> u32 {
         self.config
             .filter
             .as_ref()
@@ -34,88 +41,140 @@ impl Daemon {
             })
     }
 
-    pub fn auto_ban(&mut self, ban: AutoBan) -> Result<()> {
+    /// The escalation reports waiting (up to [`BATCH`]), as one batch:
+    /// the allowlist is read once, and the auto-bans evicted to make room
+    /// are lifted together with the new bans made, so the kernel's presence
+    /// flags are rewritten once for the batch, not once per eviction (a
+    /// scan of every map, about a millisecond). Their connections are
+    /// closed by one kick.
+    pub fn auto_bans(&mut self, bans: Vec<AutoBan>) -> Result<()> {
         // Escalation counts by source already; key again in case the prefix
         // changed in between. `shown` is what is banned (`2001:db8:1:2::/64`).
         let prefix = self.config.ipv6_prefix();
-        let addr = source::key(ban.addr, prefix);
-        let shown = source::prefix(addr, prefix);
         let bound = self.autoban_bound();
         self.autobans.set_bound(bound);
-        if self.bans.is_banned(addr, std::time::Instant::now()) {
-            return Ok(());
-        }
-        let f = self.enforcer();
-        let allowed = f
+        let (now, clock) = (std::time::Instant::now(), Instant::now());
+        let allow: Vec<Cidr> = self
+            .enforcer_ref()
             .entries(List::Allow)?
-            .iter()
-            .any(|(c, _)| c.contains(addr));
-        if allowed {
-            info!(
-                "{shown}: {}; not banned: the allowlist covers it",
-                ban.reason()
-            );
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let mut todo: Vec<(IpAddr, AutoBan)> = Vec::new();
+        let mut seen = HashSet::new();
+        for ban in bans {
+            let addr = source::key(ban.addr, prefix);
+            if !seen.insert(addr) || self.bans.is_banned(addr, now) {
+                continue;
+            }
+            if allow.iter().any(|c| c.contains(addr)) {
+                info!(
+                    "{}: {}; not banned: the allowlist covers it",
+                    source::prefix(addr, prefix),
+                    ban.reason()
+                );
+                continue;
+            }
+            // One lookup, not a walk of the ban table: a ban in place (the
+            // operator's, or an earlier auto-ban) is not replaced.
+            if self.enforcer_ref().banned(addr)? {
+                continue;
+            }
+            todo.push((addr, ban));
+        }
+        if todo.is_empty() {
             return Ok(());
         }
-        // One lookup, not a walk of the ban table: a ban in place (the
-        // operator's, or an earlier auto-ban) is not replaced.
-        if f.banned(addr)? {
-            return Ok(());
-        }
+        let metrics = self.autobans.metrics();
         if bound == 0 {
             // `autobans = 0`: escalation reports, never bans.
-            AutoBanMetrics::add(&self.autobans.metrics().evicted, 1);
+            AutoBanMetrics::add(&metrics.evicted, todo.len() as u64);
             return Ok(());
         }
-        let mut evicted = false;
-        while let Some(old) = self.autobans.over_bound() {
-            self.autobans.remove(old);
-            self.bans.lifted(old);
-            // It may be gone already (expired and swept by the program).
-            let _ = self.enforcer().lift_bans(&[old]);
-            self.runtime.remove(ListName::Block, Cidr::host(old));
-            AutoBanMetrics::add(&self.autobans.metrics().evicted, 1);
-            debug!("auto-ban of {old} evicted to make room for {shown}");
-            evicted = true;
+        // Room for the batch: the soonest-expiring give way, from the book
+        // or from the batch itself (then that ban is never made).
+        todo.sort_by_key(|(_, b)| std::cmp::Reverse(b.ttl));
+        let mut evicted = Vec::new();
+        let mut skipped = 0u64;
+        while self.autobans.len() + todo.len() > bound as usize {
+            let newest_soonest = todo
+                .last()
+                .map(|(_, b)| AutoBans::expiry(Some(b.ttl), clock));
+            match (self.autobans.soonest(), newest_soonest) {
+                (Some((at, old)), Some(new)) if at <= new => {
+                    self.autobans.remove(old);
+                    evicted.push(old);
+                }
+                (_, Some(_)) => {
+                    todo.pop();
+                    skipped += 1;
+                }
+                (_, None) => break,
+            }
         }
+        for old in &evicted {
+            self.bans.lifted(*old);
+            self.runtime.remove(ListName::Block, Cidr::host(*old));
+            debug!("auto-ban of {old} evicted to make room");
+        }
+        let add: Vec<NewBan> = todo
+            .iter()
+            .map(|(addr, b)| NewBan {
+                addr: *addr,
+                ttl: Some(b.ttl),
+                origin: ORIGIN_ESCALATION,
+            })
+            .collect();
         let tier = self.enforcer_ref().tier();
-        if let Err(e) = self.enforcer().ban(addr, Some(ban.ttl), ORIGIN_ESCALATION) {
+        // Lifts that fail leave bans the sweep takes at their expiry.
+        let done = self.enforcer().replace_bans(&evicted, &add)?;
+        let metrics = self.autobans.metrics();
+        AutoBanMetrics::add(&metrics.evicted, evicted.len() as u64 + skipped);
+        let mut refused = vec![false; todo.len()];
+        for (i, e) in &done.refused {
             // Counted and summarised once per interval, not logged per source.
-            AutoBanMetrics::add(&self.autobans.metrics().failed, 1);
-            debug!("auto-ban of {shown} refused: {e}");
-            return Ok(());
+            debug!("auto-ban of {} refused: {e}", todo[*i].0);
+            refused[*i] = true;
         }
-        self.autobans.insert(addr, Some(ban.ttl), Instant::now());
-        self.bans
-            .banned(addr, Some(ban.ttl), std::time::Instant::now());
-        self.kick_after(vec![shown], super::kick::AFTER_ESCALATION)?;
-        AutoBanMetrics::add(&self.autobans.metrics().made, 1);
-        if evicted {
-            // At the bound: the periodic summary says what happened.
-            debug!(
-                "{shown} banned ({tier}) for {:?}: {}",
-                ban.ttl,
-                ban.reason()
-            );
-        } else {
-            info!(
-                "{shown} banned ({tier}) for {:?}: {}",
-                ban.ttl,
-                ban.reason()
-            );
+        AutoBanMetrics::add(&metrics.failed, done.refused.len() as u64);
+        let quiet = !evicted.is_empty() || skipped > 0;
+        let mut nets = Vec::new();
+        for ((addr, ban), refused) in todo.into_iter().zip(refused) {
+            if refused {
+                continue;
+            }
+            let shown = source::prefix(addr, prefix);
+            self.autobans.insert(addr, Some(ban.ttl), clock);
+            self.bans.banned(addr, Some(ban.ttl), now);
+            AutoBanMetrics::add(&self.autobans.metrics().made, 1);
+            if quiet {
+                // At the bound: the periodic summary says what happened.
+                debug!(
+                    "{shown} banned ({tier}) for {:?}: {}",
+                    ban.ttl,
+                    ban.reason()
+                );
+            } else {
+                info!(
+                    "{shown} banned ({tier}) for {:?}: {}",
+                    ban.ttl,
+                    ban.reason()
+                );
+            }
+            self.runtime.put(Entry {
+                list: ListName::Block,
+                cidr: Cidr::host(addr),
+                origin: "auto-ban".into(),
+                reason: Some(ban.reason()),
+                expires_at: Some(unix_later(
+                    unix_now(),
+                    ban.ttl.max(std::time::Duration::from_secs(1)),
+                )),
+            });
+            nets.push(shown);
         }
-        self.runtime.put(Entry {
-            list: ListName::Block,
-            cidr: Cidr::host(addr),
-            origin: "auto-ban".into(),
-            reason: Some(ban.reason()),
-            expires_at: Some(unix_later(
-                unix_now(),
-                ban.ttl.max(std::time::Duration::from_secs(1)),
-            )),
-        });
         self.runtime.save_later();
-        Ok(())
+        self.kick_after(nets, super::kick::AFTER_ESCALATION)
     }
 
     /// At start: escalation's bans already in force (kept in the pinned
@@ -130,18 +189,20 @@ impl Daemon {
                 self.autobans.insert(b.addr, b.remaining, now);
             }
         }
-        let mut lifted = 0;
+        let mut over = Vec::new();
         while self.autobans.len() > bound as usize {
             let Some(old) = self.autobans.over_bound() else {
                 break;
             };
             self.autobans.remove(old);
             self.bans.lifted(old);
-            let _ = self.enforcer().lift_bans(&[old]);
             self.runtime.remove(ListName::Block, Cidr::host(old));
-            lifted += 1;
+            over.push(old);
         }
+        let lifted = over.len();
         if lifted > 0 {
+            // All at once: one presence-flag rewrite.
+            let _ = self.enforcer().lift_bans(&over);
             warn!(
                 "{lifted} auto-ban(s) over [filter.maps] autobans = {bound} lifted, soonest-expiring first"
             );

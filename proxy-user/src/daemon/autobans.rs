@@ -70,16 +70,26 @@ impl AutoBans {
     /// The auto-ban to lift so that one more fits, if the book is full.
     pub fn over_bound(&self) -> Option<IpAddr> {
         (self.len() >= self.bound.max(1))
-            .then(|| self.by_expiry.first().map(|(_, k)| *k))
+            .then(|| self.soonest().map(|(_, k)| k))
             .flatten()
+    }
+
+    /// The soonest-expiring auto-ban and its expiry.
+    pub fn soonest(&self) -> Option<(Instant, IpAddr)> {
+        self.by_expiry.first().copied()
+    }
+
+    /// When an auto-ban made at `now` for `ttl` expires, as the book orders it.
+    pub fn expiry(ttl: Option<Duration>, now: Instant) -> Instant {
+        // Far enough to sort after every real expiry.
+        let far = now + Duration::from_secs(100 * 365 * 86_400);
+        ttl.and_then(|t| now.checked_add(t)).unwrap_or(far).min(far)
     }
 
     /// Records an auto-ban of `key` for `ttl` (`None`: no expiry).
     pub fn insert(&mut self, key: IpAddr, ttl: Option<Duration>, now: Instant) {
         self.remove(key);
-        // Far enough to sort after every real expiry.
-        let far = now + Duration::from_secs(100 * 365 * 86_400);
-        let at = ttl.and_then(|t| now.checked_add(t)).unwrap_or(far).min(far);
+        let at = Self::expiry(ttl, now);
         self.by_expiry.insert((at, key));
         self.expiry.insert(key, at);
         self.set_active();

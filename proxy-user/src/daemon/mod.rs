@@ -13,9 +13,12 @@ mod inspect;
 mod kick;
 mod limits;
 mod listeners;
+mod log_level;
 mod memory;
 mod open_files;
 mod operate;
+mod rekey;
+mod restore;
 mod upgrade;
 mod upstreams;
 
@@ -50,6 +53,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         bail!("the configuration has neither [filter] nor [[listener]]: nothing to run");
     }
     let config = Arc::new(config);
+    // The configuration's level from the first line on (RUST_LOG wins if set).
+    crate::logging::set_level((!crate::logging::from_env()).then_some(config.log.level));
     open_files::raise(&config);
     crate::http::budget::give_freed_bodies_back();
     let runtime = StateFile::open(&config.control.state_file)?;
@@ -74,23 +79,19 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // later snapshots inherit the connection.
     let (bans_tx, mut auto_bans) = mpsc::channel(crate::escalate::QUEUE);
     let autoban_metrics = shared.load().metrics.autobans.clone();
-    shared
-        .load()
-        .escalation
-        .connect(bans_tx, autoban_metrics.clone());
-    let mut daemon = Daemon {
-        source,
-        config: config.clone(),
-        filter,
-        gate,
-        shared: shared.clone(),
-        runtime,
-        listeners: None,
-        bans: Default::default(),
-        autobans: autobans::AutoBans::new(autoban_metrics),
-    };
-    daemon.restore_lists()?;
-    daemon.count_autobans()?;
+    shared.load().escalation.connect(bans_tx, autoban_metrics);
+    let mut daemon = Daemon::new(source, filter, shared.clone(), runtime);
+    // The program's records go to this process's log, at its level.
+    daemon.apply_log();
+    if let Some(f) = daemon.filter.as_mut() {
+        match f.records() {
+            Ok(records) => {
+                tokio::spawn(crate::filter::forward(records));
+            }
+            Err(e) => warn!("the XDP program's log records will not be shown: {e}"),
+        }
+    }
+    daemon.restore()?;
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
     // Only now, with every ban and list entry in its maps (after a reboot
@@ -143,6 +144,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut reports = Vec::with_capacity(autoban::BATCH);
     let mut trim = tokio::time::interval(memory::EVERY);
     loop {
         tokio::select! {
@@ -158,8 +160,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 None => info!("SIGUSR1: no access log file to reopen"),
             },
             _ = watchdog.tick() => systemd::notify("WATCHDOG=1"),
-            Some(ban) = auto_bans.recv() => if let Err(e) = daemon.auto_ban(ban) {
-                error!("escalation ban: {e:#}");
+            // Every report waiting, as one batch (see `autoban`).
+            1.. = auto_bans.recv_many(&mut reports, autoban::BATCH) => {
+                if let Err(e) = daemon.auto_bans(std::mem::take(&mut reports)) {
+                    error!("escalation ban: {e:#}");
+                }
             },
             Some(call) = calls.recv() => {
                 if let control::protocol::Request::Upgrade { binary } = &call.request {

@@ -4,8 +4,6 @@
 //! maps and the state file have one writer.
 
 use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -48,6 +46,8 @@ pub struct Daemon {
     /// Escalation's bans in force, soonest-expiring first, within
     /// `[filter.maps] autobans`.
     pub autobans: super::autobans::AutoBans,
+    /// The log level set with `rampart log level`, until `reset` or a restart.
+    pub log_override: Option<crate::logging::Level>,
 }
 
 pub fn origin_name(origin: u32) -> &'static str {
@@ -59,7 +59,7 @@ pub fn origin_name(origin: u32) -> &'static str {
     }
 }
 
-fn list_of(name: ListName) -> List {
+pub(super) fn list_of(name: ListName) -> List {
     match name {
         ListName::Allow => List::Allow,
         ListName::Block => List::Block,
@@ -67,6 +67,31 @@ fn list_of(name: ListName) -> List {
 }
 
 impl Daemon {
+    /// The daemon's state before anything is restored: the configuration,
+    /// gate and measures are `shared`'s, `filter` the loaded XDP filter (if
+    /// it could be loaded), `runtime` the state file; `source` is the file
+    /// a reload re-reads.
+    pub fn new(
+        source: Option<PathBuf>,
+        filter: Option<Filter>,
+        shared: Shared,
+        runtime: StateFile,
+    ) -> Daemon {
+        let state = shared.load();
+        Daemon {
+            source,
+            config: state.config.clone(),
+            filter,
+            gate: state.gate.clone(),
+            shared: shared.clone(),
+            runtime,
+            listeners: None,
+            bans: BanIndex::default(),
+            autobans: super::autobans::AutoBans::new(state.metrics.autobans.clone()),
+            log_override: None,
+        }
+    }
+
     /// Carries out one control request; errors become the reply's error.
     pub fn handle(&mut self, request: Request) -> Reply {
         if let Err(e) = request.check() {
@@ -99,6 +124,7 @@ impl Daemon {
             Request::LimitSet { name, rate, burst } => self.limit_set(&name, rate, burst),
             Request::LimitReset { name } => self.limit_reset(&name),
             Request::IpShow { addr } => self.ip_show(addr),
+            Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
             // The main loop handles it (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
@@ -157,8 +183,15 @@ impl Daemon {
             .store(State::build(next.clone(), Some(&self.shared.load())));
         let before = self.config.clone();
         self.config = next;
+        // The enforcer keys IPv6 sources by the new prefix now: its bans too.
+        let (was, now) = (before.ipv6_prefix(), self.config.ipv6_prefix());
+        match self.rekey_bans(was, now) {
+            Ok(note) => notes.extend(note),
+            Err(e) => warn!("reload: keying bans by ipv6_prefix /{now}: {e:#}"),
+        }
         self.apply_upstream_runtime();
         self.apply_limits();
+        self.apply_log();
         // Sources the new lists refuse lose their open connections too.
         if let Err(e) = self.kick_reloaded(&before) {
             warn!("reload: closing refused sources' connections: {e:#}");
@@ -384,79 +417,6 @@ impl Daemon {
             self.runtime.save_later();
         }
         self.flush(false);
-        Ok(())
-    }
-
-    /// At start (and when the gate takes over from XDP): puts the state
-    /// file's entries back into the enforcer (after a reboot the pinned maps
-    /// are gone; after a restart they are there). One pass over the entries,
-    /// against sets of what is already there (O(n)); an entry that cannot go
-    /// back (a map now smaller than the file, say) is reported and skipped,
-    /// never a reason not to start.
-    pub fn restore_lists(&mut self) -> Result<()> {
-        let now = unix_now();
-        let expired = self.runtime.take_expired(now);
-        let entries: Vec<Entry> = self.runtime.state.entries.iter().cloned().collect();
-        let prefix = self.config.ipv6_prefix();
-        let f = self.enforcer();
-        let present = f.bans()?;
-        let banned: HashSet<IpAddr> = present
-            .iter()
-            .filter(|b| b.remaining != Some(Duration::ZERO))
-            .map(|b| b.addr)
-            .collect();
-        let mut listed: HashMap<ListName, HashSet<Cidr>> = HashMap::new();
-        for name in [ListName::Allow, ListName::Block] {
-            let on = f.entries(list_of(name))?.into_iter().map(|(c, _)| c);
-            listed.insert(name, on.collect());
-        }
-        let mut index = std::mem::take(&mut self.bans);
-        let f = self.enforcer();
-        let started = Instant::now();
-        index.seed(&present, started);
-        let (mut restored, mut failed) = (0usize, Vec::new());
-        for e in &entries {
-            let origin = if e.origin == "auto-ban" {
-                ORIGIN_ESCALATION
-            } else {
-                ORIGIN_CLI
-            };
-            let result = if e.list == ListName::Block && e.cidr.is_host() {
-                let key = source::key(e.cidr.addr(), prefix);
-                if banned.contains(&key) {
-                    continue;
-                }
-                let ttl = e.remaining(now);
-                f.ban(e.cidr.addr(), ttl, origin)
-                    .map(|()| index.banned(key, ttl, started))
-            } else {
-                if listed[&e.list].contains(&e.cidr) {
-                    continue;
-                }
-                f.insert(list_of(e.list), e.cidr, origin)
-            };
-            match result {
-                Ok(()) => restored += 1,
-                Err(err) => failed.push(format!("{:?} {}: {err}", e.list, e.cidr)),
-            }
-        }
-        self.bans = index;
-        if restored > 0 {
-            info!("{restored} runtime list entries restored from the state file");
-        }
-        if !failed.is_empty() {
-            const SHOWN: usize = 5;
-            warn!(
-                "{} of {} state file entries could not be restored (they stay in the file): {}{}",
-                failed.len(),
-                entries.len(),
-                failed[..failed.len().min(SHOWN)].join("; "),
-                if failed.len() > SHOWN { "; ..." } else { "" }
-            );
-        }
-        if !expired.is_empty() {
-            self.save();
-        }
         Ok(())
     }
 

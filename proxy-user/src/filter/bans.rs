@@ -15,6 +15,32 @@ use super::{
     maps::{v4, v6},
 };
 
+/// A ban to make: the source `addr` belongs to, for `ttl` (`None`: until
+/// removed), by `origin` (`proxy_common::list::ORIGIN_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewBan {
+    pub addr: IpAddr,
+    pub ttl: Option<Duration>,
+    pub origin: u32,
+}
+
+/// The presence flag of `key`'s family.
+fn family(key: IpAddr) -> u32 {
+    match key {
+        IpAddr::V4(_) => kcfg::FLAG_HAS_BANS_V4,
+        IpAddr::V6(_) => kcfg::FLAG_HAS_BANS_V6,
+    }
+}
+
+/// What [`FilterMaps::replace_bans`] did.
+#[derive(Debug, Default)]
+pub struct Replaced {
+    /// Bans lifted (those of `lift` that were there).
+    pub lifted: usize,
+    /// The bans of `add` that could not be made, by their index in `add`.
+    pub refused: Vec<(usize, FilterError)>,
+}
+
 /// One ban as stored in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BanEntry {
@@ -44,47 +70,18 @@ impl FilterMaps {
         ttl: Option<Duration>,
         origin: u32,
     ) -> Result<(), FilterError> {
-        let expires_at_ns = match ttl {
-            None => ban::NEVER,
-            Some(t) => {
-                clock::monotonic_ns().saturating_add(t.as_nanos().min(u64::MAX as u128) as u64)
-            }
-        };
-        let value = Ban {
-            expires_at_ns,
-            origin,
-            _pad: 0,
-        };
-        let key = self.ban_key(addr)?;
-        if self.overlaps_allow(crate::source::prefix(key, self.ipv6_prefix()?))? {
-            self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
+        let done = self.replace_bans(&[], &[NewBan { addr, ttl, origin }])?;
+        match done.refused.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        match key {
-            IpAddr::V4(ip) => self
-                .bans_v4
-                .insert(v4(ip), value, 0)
-                .map_err(FilterError::map(pin::BANS_V4))?,
-            IpAddr::V6(ip) => self
-                .bans_v6
-                .insert(v6(ip), value, 0)
-                .map_err(FilterError::map(pin::BANS_V6))?,
-        }
-        // Only the first ban of a family changes the presence hints; the
-        // rewrite looks for a first key in every map (a scan of all the
-        // buckets of an empty hash map), about 1 ms: not once per ban.
-        let has = match addr {
-            IpAddr::V4(_) => kcfg::FLAG_HAS_BANS_V4,
-            IpAddr::V6(_) => kcfg::FLAG_HAS_BANS_V6,
-        };
-        if self.config()?.flags & has != 0 {
-            return Ok(());
-        }
-        self.refresh_flags()
     }
 
     /// Lifts the ban on the source `addr` belongs to; returns whether there was one.
     pub fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
-        let removed = match self.ban_key(addr)? {
+        let key = self.ban_key(addr)?;
+        self.ban_index_remove(key)?;
+        let removed = match key {
             IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
             IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
         };
@@ -96,18 +93,94 @@ impl FilterMaps {
     /// presence flags once (that rewrite scans every map: about a
     /// millisecond, not to be paid per ban).
     pub fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
-        let mut lifted = 0;
-        for key in keys {
+        Ok(self.replace_bans(keys, &[])?.lifted)
+    }
+
+    /// Lifts the bans stored under exactly `lift`, then makes the bans of
+    /// `add`, with the allowlist read once and the presence flags rewritten
+    /// at most once for them all, and only when a family may have lost its
+    /// last ban or got its first (the rewrite looks for a first key in
+    /// every map, a scan of all the buckets of an empty hash map, about a
+    /// millisecond): auto-bans evicted to make room for new ones, the
+    /// sweep, and the state file's bans at start. A ban that cannot be made
+    /// (a full table) is reported in [`Replaced::refused`]; the others are.
+    pub fn replace_bans(
+        &mut self,
+        lift: &[IpAddr],
+        add: &[NewBan],
+    ) -> Result<Replaced, FilterError> {
+        let mut done = Replaced::default();
+        // Families a lift may have emptied.
+        let mut emptied = 0;
+        for key in lift {
+            self.ban_index_remove(*key)?;
             let removed = match key {
                 IpAddr::V4(ip) => self.bans_v4.remove(&v4(*ip)).is_ok(),
                 IpAddr::V6(ip) => self.bans_v6.remove(&v6(*ip)).is_ok(),
             };
-            lifted += usize::from(removed);
+            if removed {
+                done.lifted += 1;
+                emptied |= family(*key);
+            }
         }
-        if lifted > 0 {
+        // Families that have a ban now.
+        let mut filled = 0;
+        if !add.is_empty() {
+            let prefix = self.ipv6_prefix()?;
+            let keys: Vec<IpAddr> = add
+                .iter()
+                .map(|b| crate::source::key(b.addr, prefix))
+                .collect();
+            // Before the program can see a ban the allowlist overlaps.
+            let allow: Vec<crate::cidr::Cidr> = self
+                .entries(super::List::Allow)?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+            let overlaps = keys.iter().any(|k| {
+                let source = crate::source::prefix(*k, prefix);
+                allow
+                    .iter()
+                    .any(|a| a.contains(source.addr()) || source.contains(a.addr()))
+            });
+            if overlaps {
+                self.set_hint(kcfg::FLAG_ALLOW_OVERLAPS, true)?;
+            }
+            let now = clock::monotonic_ns();
+            for (i, (b, key)) in add.iter().zip(keys).enumerate() {
+                let value = Ban {
+                    expires_at_ns: match b.ttl {
+                        None => ban::NEVER,
+                        Some(t) => now.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64),
+                    },
+                    origin: b.origin,
+                    _pad: 0,
+                };
+                let made = match key {
+                    IpAddr::V4(ip) => self
+                        .bans_v4
+                        .insert(v4(ip), value, 0)
+                        .map_err(FilterError::map(pin::BANS_V4)),
+                    IpAddr::V6(ip) => self
+                        .bans_v6
+                        .insert(v6(ip), value, 0)
+                        .map_err(FilterError::map(pin::BANS_V6)),
+                };
+                match made {
+                    Ok(()) => {
+                        self.ban_index_insert(key, value)?;
+                        filled |= family(key);
+                    }
+                    Err(e) => done.refused.push((i, e)),
+                }
+            }
+        }
+        // Only a family a lift may have emptied (and no new ban refilled),
+        // or one that had no ban before, changes the flags.
+        if emptied & !filled != 0 || (filled != 0 && filled & !self.config()?.flags != 0) {
             self.refresh_flags()?;
         }
-        Ok(lifted)
+        Ok(done)
     }
 
     /// Whether the source `addr` belongs to is banned now: one lookup.
@@ -152,6 +225,7 @@ impl FilterMaps {
             .map(|b| b.addr)
             .collect();
         for addr in &expired {
+            self.ban_index_remove(*addr)?;
             match addr {
                 IpAddr::V4(ip) => drop(self.bans_v4.remove(&v4(*ip))),
                 IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),

@@ -1,4 +1,5 @@
-//! The clock the XDP program reads (`bpf_ktime_get_ns` is CLOCK_MONOTONIC).
+//! The clock the XDP program reads: CLOCK_MONOTONIC (`bpf_ktime_get_ns`,
+//! and its coarse reading `bpf_ktime_get_coarse_ns`).
 
 /// Nanoseconds of CLOCK_MONOTONIC.
 pub fn monotonic_ns() -> u64 {

@@ -46,6 +46,12 @@ pub enum FilterError {
     },
     #[error("pinned link {}: {reason}", path.display())]
     PinLink { path: PathBuf, reason: String },
+    #[error(
+        "{what} can only be changed by the process that loaded the program (the daemon: `rampart log level`)"
+    )]
+    NotOwner { what: String },
+    #[error("the XDP program's log records: {0}")]
+    Records(#[from] aya_log::Error),
     #[error("map {name} is not pinned under {} (is the filter loaded? `rampart run` loads it)", dir.display())]
     NotPinned { name: String, dir: PathBuf },
 }

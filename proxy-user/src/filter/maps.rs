@@ -8,7 +8,7 @@ use std::{
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use proxy_common::{
-    ban::Ban,
+    ban::{Ban, BanBucketV4, BanBucketV6},
     config::{self as kcfg, FilterConfig},
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
@@ -17,7 +17,7 @@ use proxy_common::{
     stats::{self, Counter},
 };
 
-use super::FilterError;
+use super::{FilterError, clock};
 use crate::cidr::Cidr;
 
 /// Handles on every pinned map of one loaded filter.
@@ -37,8 +37,13 @@ pub struct FilterMaps {
     pub(super) range_index_v6: Array<MapData, BucketV6>,
     pub(super) bans_v4: HashMap<MapData, V4, Ban>,
     pub(super) bans_v6: HashMap<MapData, V6, Ban>,
+    pub(super) ban_index_v4: Array<MapData, BanBucketV4>,
+    pub(super) ban_index_v6: Array<MapData, BanBucketV6>,
     pub(super) sources_v4: HashMap<MapData, V4, SourceState>,
     pub(super) sources_v6: HashMap<MapData, V6, SourceState>,
+    /// Config map rewrites with the presence flags recomputed, each a scan
+    /// of every map (see [`FilterMaps::presence_rewrites`]).
+    pub(super) presence_rewrites: u64,
 }
 
 /// One source as seen by the limiter.
@@ -89,8 +94,11 @@ impl FilterMaps {
             range_index_v6: open(dir, pin::RANGE_INDEX_V6)?,
             bans_v4: open(dir, pin::BANS_V4)?,
             bans_v6: open(dir, pin::BANS_V6)?,
+            ban_index_v4: open(dir, pin::BAN_INDEX_V4)?,
+            ban_index_v6: open(dir, pin::BAN_INDEX_V6)?,
             sources_v4: open(dir, pin::SOURCES_V4)?,
             sources_v6: open(dir, pin::SOURCES_V6)?,
+            presence_rewrites: 0,
         })
     }
 
@@ -111,6 +119,7 @@ impl FilterMaps {
     pub fn write_config(&mut self, mut value: FilterConfig) -> Result<(), FilterError> {
         // The hints about map contents are not the caller's to set: keep what is installed.
         let installed = self.config()?;
+        self.presence_rewrites += 1;
         value.flags =
             (value.flags & 0xff) | self.presence_flags() | (installed.flags & kcfg::CONTENT_HINTS);
         value.probes_v4 = installed.probes_v4;
@@ -119,9 +128,22 @@ impl FilterMaps {
         value.index_mask_v6 = installed.index_mask_v6;
         value.range_mask_v4 = installed.range_mask_v4;
         value.range_mask_v6 = installed.range_mask_v6;
+        value.ban_mask_v4 = installed.ban_mask_v4;
+        value.ban_mask_v6 = installed.ban_mask_v6;
+        value.admit_seed = match installed.admit_seed {
+            0 => random_seed(),
+            kept => kept,
+        };
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
+    }
+
+    /// How many times this handle rewrote the config map with the presence
+    /// flags recomputed: each looks for a first key in every map (about a
+    /// millisecond when a large hash map is empty), so batched work pays one.
+    pub fn presence_rewrites(&self) -> u64 {
+        self.presence_rewrites
     }
 
     /// Sets or clears content hints (`config::CONTENT_HINTS` bits) in place.
@@ -222,6 +244,17 @@ impl FilterMaps {
         Ok(out)
     }
 
+    /// Forgets every IPv6 source's limiter state (after the prefix that
+    /// makes one changed); how many there were.
+    pub fn forget_sources_v6(&mut self) -> Result<usize, FilterError> {
+        let keys: Vec<V6> = self.sources_v6.keys().filter_map(Result::ok).collect();
+        for k in &keys {
+            // One the program evicted meanwhile is gone already.
+            let _ = self.sources_v6.remove(k);
+        }
+        Ok(keys.len())
+    }
+
     /// The limiter entry for `ip` (masked to the IPv6 prefix), if tracked.
     pub fn source(&self, ip: IpAddr) -> Result<Option<SourceState>, FilterError> {
         let found = match ip {
@@ -244,6 +277,20 @@ impl FilterMaps {
             }),
         }
     }
+}
+
+/// A nonzero random key for the first stage's slot hash.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into our buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    let seed = u64::from_ne_bytes(bytes);
+    if n == 8 && seed != 0 {
+        return seed;
+    }
+    // getrandom cannot fail for 8 bytes once the pool is ready; should it,
+    // the clock still keeps the seed from being known in advance.
+    clock::monotonic_ns() | 1
 }
 
 /// A network from a trie key; keys hold no host bits, so this cannot fail.

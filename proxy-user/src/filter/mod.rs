@@ -9,6 +9,7 @@
 //!                           else native, or generic with a warning when mode = auto,
 //!                           and the new link pinned. The SYN-cookie tc program goes
 //!                           on first (pin_dir/ack_link_IFACE, syn_cookies.rs)
+//!   .records()              the program's log records, for `xdp_log::forward`
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -19,6 +20,7 @@
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
+mod ban_index;
 mod bans;
 mod clock;
 pub use clock::monotonic_ns;
@@ -32,6 +34,8 @@ pub mod object;
 mod pin_dir;
 mod settings;
 mod syn_cookies;
+mod syn_programs;
+mod xdp_log;
 
 use std::path::Path;
 
@@ -43,18 +47,20 @@ use aya::{
         xdp::XdpLink,
     },
 };
-pub use bans::BanEntry;
+pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use lists::List;
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
 use proxy_common::{
+    ban::BAN_WAYS,
     index::{WAYS_V4, WAYS_V6, buckets_for},
     pin,
 };
 pub use settings::{kernel_config, rate_of};
 pub use syn_cookies::{HostTcp, SynCookieMaps, SynCookieRuntime, host_check, syn_mode_name};
+pub use xdp_log::{Records, XdpLog, forward};
 
 use crate::config::{AttachMode, FilterSettings};
 
@@ -67,6 +73,9 @@ pub struct Filter {
     ebpf: Ebpf,
     /// The pinned maps, opened by path like any other reader would.
     pub maps: FilterMaps,
+    /// The program's log settings; `None` for an object without them (an
+    /// older build's, which benchmarks compare against).
+    pub log: Option<XdpLog>,
     /// Interfaces attached so far, with the mode each one got (`None`:
     /// adopted from a pinned link, in the mode it was attached with).
     attached: Vec<(String, Option<XdpMode>)>,
@@ -77,6 +86,10 @@ pub struct Filter {
     unpinned: Vec<XdpLink>,
     /// SYN cookies: whether the host can, and the tc program's links.
     pub syn: SynCookieRuntime,
+    /// The IPv6 prefix the adopted maps' bans were keyed by, when the
+    /// settings loaded with have another: they are to be keyed again (see
+    /// `daemon::rekey`). Taken by [`Filter::take_changed_ipv6_prefix`].
+    adopted_ipv6_prefix: Option<u8>,
 }
 
 impl Filter {
@@ -104,6 +117,8 @@ impl Filter {
             (pin::SOURCES_V6, m.sources),
             (pin::BANS_V4, m.bans),
             (pin::BANS_V6, m.bans),
+            (pin::BAN_INDEX_V4, buckets_for(m.bans, BAN_WAYS)),
+            (pin::BAN_INDEX_V6, buckets_for(m.bans, BAN_WAYS)),
             (pin::ALLOW_V4, m.allow),
             (pin::ALLOW_V6, m.allow),
             (pin::BLOCK_V4, m.block_ranges),
@@ -125,19 +140,32 @@ impl Filter {
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load()?;
         let unavailable = match linked {
-            Ok(_) => load_syn(&mut ebpf).and_then(|()| load_ack(&mut ebpf)).err(),
+            Ok(_) => syn_programs::load(&mut ebpf).err(),
             Err(e) => Some(e.to_string()),
         };
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
+            // Absent from an object built without logging (benchmarks
+            // compare against one).
+            log: ebpf
+                .take_map(xdp_log::LEVEL_MAP)
+                .map(|m| XdpLog::of_program(dir, m))
+                .transpose()?,
             ebpf,
             attached: Vec::new(),
             links: Vec::new(),
             unpinned: Vec::new(),
             syn: SynCookieRuntime::new(unavailable),
+            adopted_ipv6_prefix: None,
         };
         filter.maps.init_index()?;
+        filter.maps.init_ban_index()?;
+        // Zero in a new config map; else what the adopted bans are keyed by.
+        let was = filter.maps.config()?.v6_prefix_len;
         filter.sync(settings)?;
+        if was != 0 && was != u32::from(settings.ipv6_prefix) {
+            filter.adopted_ipv6_prefix = u8::try_from(was).ok();
+        }
         Ok(filter)
     }
 
@@ -155,7 +183,18 @@ impl Filter {
         let (a_add, a_del) = self.maps.reconcile(List::Allow, &settings.allow)?;
         let (b_add, b_del) = self.maps.reconcile(List::Block, &settings.block)?;
         self.maps.recompute_overlap()?;
-        self.maps.write_config(kernel_config(settings))?;
+        let was = self.maps.config()?.v6_prefix_len;
+        let config = kernel_config(settings);
+        self.maps.write_config(config)?;
+        if was != 0 && was != config.v6_prefix_len {
+            // Limiter state of IPv6 sources keyed by the old prefix: the
+            // program would never meet those keys again.
+            let forgotten = self.maps.forget_sources_v6()?;
+            info!(
+                "ipv6_prefix /{was} -> /{}: {forgotten} IPv6 source(s) start afresh",
+                config.v6_prefix_len
+            );
+        }
         self.syn.write(self.maps.dir(), &settings.syn_cookies)?;
         info!("filter maps synced: allow +{a_add}/-{a_del}, block +{b_add}/-{b_del}");
         Ok(())
@@ -257,6 +296,12 @@ impl Filter {
         Ok(())
     }
 
+    /// The program's log records (aya-log's ring buffer), to hand to
+    /// [`forward`]; once: the reader owns the buffer.
+    pub fn records(&mut self) -> Result<Records, FilterError> {
+        Ok(aya_log::EbpfLogger::init(&mut self.ebpf)?)
+    }
+
     /// The loaded program, for BPF_PROG_TEST_RUN.
     pub fn program(&self) -> Result<&Xdp, FilterError> {
         let p = self
@@ -266,23 +311,10 @@ impl Filter {
         p.try_into().map_err(FilterError::Program)
     }
 
-    /// Another loaded XDP program of the object by name (`rampart_syn`,
-    /// `rampart_synack`), for BPF_PROG_TEST_RUN.
-    pub fn xdp_program(&self, name: &str) -> Result<&Xdp, FilterError> {
-        let p = self
-            .ebpf
-            .program(name)
-            .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
-        p.try_into().map_err(FilterError::Program)
-    }
-
-    /// The loaded SYN-cookie tc program, for BPF_PROG_TEST_RUN.
-    pub fn ack_program(&self) -> Result<&aya::programs::SchedClassifier, FilterError> {
-        let p = self
-            .ebpf
-            .program(pin::ACK_PROGRAM)
-            .ok_or(FilterError::Program(aya::programs::ProgramError::NotLoaded))?;
-        p.try_into().map_err(FilterError::Program)
+    /// The IPv6 prefix the adopted maps' bans were keyed by, if it is not
+    /// the one the filter was loaded with (once).
+    pub fn take_changed_ipv6_prefix(&mut self) -> Option<u8> {
+        self.adopted_ipv6_prefix.take()
     }
 
     pub fn attached(&self) -> &[(String, Option<XdpMode>)] {
@@ -299,7 +331,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     use std::mem::size_of;
 
     use proxy_common::{
-        ban::Ban,
+        ban::{Ban, BanBucketV4, BanBucketV6},
         config::FilterConfig,
         index,
         list::ListValue,
@@ -320,12 +352,16 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BLOCK_INDEX_V6 | pin::RANGE_INDEX_V6 => (4, v(size_of::<index::BucketV6>())),
         pin::BANS_V4 => (4, v(size_of::<Ban>())),
         pin::BANS_V6 => (16, v(size_of::<Ban>())),
+        pin::BAN_INDEX_V4 => (4, v(size_of::<BanBucketV4>())),
+        pin::BAN_INDEX_V6 => (4, v(size_of::<BanBucketV6>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
         pin::SYN_COOKIE => (4, v(size_of::<SynCookieConfig>())),
         pin::SYN_STATE => (4, v(size_of::<SynState>())),
         pin::SYN_PORTS | pin::SYN_STATS => (4, 8),
         pin::SYN_WINDOW => (4, v(size_of::<SynWindow>())),
+        pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
+        pin::LOG_SUPPRESSED => (4, 8),
         _ => return None,
     })
 }
@@ -370,49 +406,6 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
         }
     }
     Ok(())
-}
-
-/// Loads `rampart_syn` and `rampart_synack` and puts them where `rampart`
-/// and `rampart_syn` tail-call them; the reason they cannot run if not.
-fn load_syn(ebpf: &mut Ebpf) -> Result<(), String> {
-    let mut fds = Vec::new();
-    for name in [pin::SYN_PROGRAM, pin::SYNACK_PROGRAM] {
-        let program: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or_else(|| format!("the object has no `{name}` program"))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-        program
-            .load()
-            .map_err(|e| format!("the kernel refused the SYN-cookie program {name}: {e}"))?;
-        fds.push(
-            program
-                .fd()
-                .map_err(|e| e.to_string())?
-                .try_clone()
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let map = ebpf
-        .map_mut(pin::SYN_TAIL)
-        .ok_or_else(|| format!("the object has no `{}` map", pin::SYN_TAIL))?;
-    let mut tail = aya::maps::ProgramArray::try_from(map).map_err(|e| e.to_string())?;
-    for (slot, fd) in fds.iter().enumerate() {
-        tail.set(slot as u32, fd, 0).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// Loads the SYN-cookie tc program; the reason it cannot run if not.
-fn load_ack(ebpf: &mut Ebpf) -> Result<(), String> {
-    let program: &mut aya::programs::SchedClassifier = ebpf
-        .program_mut(pin::ACK_PROGRAM)
-        .ok_or_else(|| format!("the object has no `{}` program", pin::ACK_PROGRAM))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    program
-        .load()
-        .map_err(|e| format!("the kernel refused the SYN-cookie tc program: {e}"))
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, FilterError> {

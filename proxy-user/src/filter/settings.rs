@@ -41,6 +41,10 @@ pub fn kernel_config(settings: &FilterSettings) -> FilterConfig {
         index_mask_v6: 0,
         range_mask_v4: 0,
         range_mask_v6: 0,
+        // Filled in by FilterMaps::write_config.
+        admit_seed: 0,
+        ban_mask_v4: 0,
+        ban_mask_v6: 0,
     }
 }
 

@@ -12,7 +12,7 @@ use hyper::{StatusCode, body::Incoming};
 
 use super::{
     ProxyError,
-    budget::{Budget, ConnBudget, Held},
+    budget::{Budget, ConnBudget, Held, REQUEST_STATE},
 };
 
 /// How much of a refused body is read and thrown away, and for how long, so
@@ -61,17 +61,29 @@ pub async fn read(
         .upper()
         .unwrap_or(u64::MAX)
         .min(limits.max);
-    if let Some(conn) = memory.connection
-        && !hyper::body::Body::is_end_stream(&body)
-    {
-        // The connection's share is taken whole, up front (see budget.rs).
-        held.reserve(most, conn).map_err(|_| {
-            ProxyError::downstream(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the connection's request body memory (body_memory_per_connection) is in use",
-            )
-        })?;
+    let reading = !hyper::body::Body::is_end_stream(&body);
+    if reading {
+        if let Some(conn) = memory.connection {
+            // The connection's share is taken whole, up front (see budget.rs).
+            held.reserve(most, conn).map_err(|_| {
+                refused(
+                    memory,
+                    "the connection's request body memory (body_memory_per_connection) is in use",
+                )
+            })?;
+        }
+        held.grow(REQUEST_STATE, memory.process)
+            .map_err(|_| spent(memory))?;
     }
+    // What the connection may have received for this body and not handed
+    // over yet, counted while it is read.
+    let _in_flight = match memory.connection {
+        Some(conn) if reading => Some(
+            conn.in_flight(most, memory.process)
+                .map_err(|_| spent(memory))?,
+        ),
+        _ => None,
+    };
     while !hyper::body::Body::is_end_stream(&body) {
         let want = (buf.len() as u64 + AHEAD).min(most);
         grow(&mut buf, &mut charged, &mut held, want, most, memory)?;
@@ -140,13 +152,7 @@ fn grow(
     }
     let charge = (*charged * 2).min(most).max(want);
     if held.grow(charge - *charged, memory.process).is_err() {
-        return Err(ProxyError::downstream(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "request body memory (body_memory = {}) spent",
-                memory.process.limit()
-            ),
-        ));
+        return Err(spent(memory));
     }
     *charged = charge;
     let cap = buf.capacity() as u64;
@@ -163,6 +169,23 @@ fn grow(
         buf.reserve_exact(new_cap as usize - buf.len());
     }
     Ok(())
+}
+
+/// The 503 for a body past the process's budget.
+fn spent(memory: Memory<'_>) -> ProxyError {
+    refused(
+        memory,
+        format!(
+            "request body memory (body_memory = {}) spent",
+            memory.process.limit()
+        ),
+    )
+}
+
+/// A body refused for want of memory: 503, and what it freed goes back soon.
+fn refused(memory: Memory<'_>, why: impl Into<String>) -> ProxyError {
+    memory.process.refused();
+    ProxyError::downstream(StatusCode::SERVICE_UNAVAILABLE, why)
 }
 
 /// Reads and discards what is left of a refused body, within bounds.

@@ -115,6 +115,11 @@ pub fn add_forwarded(
     // requests carry none of them).
     let mut present: Vec<HeaderName> = Vec::new();
     for key in headers.keys() {
+        // Every name owned starts with `x` or `f` (names are lower case):
+        // one byte tells most headers apart from all six.
+        if !matches!(key.as_str().as_bytes().first(), Some(b'x' | b'f')) {
+            continue;
+        }
         let owned = OWNED.contains(&key)
             || (key.as_str().contains('_') && {
                 let dashed = key.as_str().replace('_', "-");
@@ -169,17 +174,28 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// The request's id: the client's `X-Request-Id` if it sent a sane one, else a new one.
+///
+/// Marked sensitive, which HTTP/2 encodes as never indexed: a value unique
+/// to each response would otherwise enter the connection's HPACK table,
+/// evicting the fields worth indexing, and stay there (a small allocation
+/// per stream, freed dozens of streams later) long after its stream's
+/// state was freed around it, pinning that freed heap resident: 8 MiB of
+/// the 50-connection HTTP/2 body attack's RSS (tests/reliability/http2.rs).
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID)
-        && v.len() <= 128
-        && v.to_str().is_ok_and(|s| {
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
-    {
-        return v.clone();
-    }
-    HeaderValue::from_bytes(&new_id()).expect("hex is a valid header value")
+    let mut id = match headers.get(&X_REQUEST_ID) {
+        Some(v)
+            if v.len() <= 128
+                && v.to_str().is_ok_and(|s| {
+                    s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                }) =>
+        {
+            v.clone()
+        }
+        _ => HeaderValue::from_bytes(&new_id()).expect("hex is a valid header value"),
+    };
+    id.set_sensitive(true);
+    id
 }
 
 /// 128 random bits in hex. A per-thread xorshift generator seeded from the
@@ -376,6 +392,10 @@ mod tests {
                 .all(|b| b.is_ascii_hexdigit())
         );
         assert_ne!(made, request_id(&HeaderMap::new()));
+        // Never indexed by HPACK, kept or made.
+        assert!(made.is_sensitive());
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert!(request_id(&h).is_sensitive());
     }
 
     #[test]

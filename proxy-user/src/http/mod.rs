@@ -25,6 +25,7 @@ pub use switches::Switches;
 pub mod websocket;
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, RwLock},
@@ -368,10 +369,18 @@ async fn dispatch(
         );
     }
     // The one path routing, limits, escalation, static files and the
-    // upstream see; `$request_uri` in a redirect keeps the original.
-    let original = req.uri().path_and_query().cloned();
-    let path = match path::normalise(req.uri().path()) {
-        Ok(p) => p.into_owned(),
+    // upstream see; `$request_uri` in a redirect keeps the original. A path
+    // already normal (the usual case) is left where it is: no copy.
+    let original = match path::normalise(req.uri().path()) {
+        Ok(Cow::Borrowed(_)) => None,
+        Ok(Cow::Owned(normal)) => {
+            let original = req.uri().path_and_query().cloned();
+            match with_path(req.uri(), &normal) {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(e) => return (Err(e), None),
+            }
+            original
+        }
         Err(e) => {
             return (
                 Err(ProxyError::downstream(
@@ -382,13 +391,8 @@ async fn dispatch(
             );
         }
     };
-    if path != req.uri().path() {
-        match with_path(req.uri(), &path) {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(e) => return (Err(e), None),
-        }
-    }
-    let Some(index) = route::find(&state.config.routes, host, &path) else {
+    let path = req.uri().path();
+    let Some(index) = route::find(&state.config.routes, host, path) else {
         return (
             Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
             None,
@@ -426,7 +430,10 @@ async fn dispatch(
             body,
         )),
         Action::Redirect { to, status } => {
-            let target = original.as_ref().map_or("/", |p| p.as_str());
+            let target = original
+                .as_ref()
+                .or(req.uri().path_and_query())
+                .map_or("/", |p| p.as_str());
             let location = to.replace("$request_uri", target);
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
@@ -434,7 +441,7 @@ async fn dispatch(
             ))
         }
         Action::Static { .. } => match static_files::StaticRoute::of(route) {
-            Some(sr) => static_files::serve(&sr, req.method(), &path, req.headers()).await,
+            Some(sr) => static_files::serve(&sr, req.method(), path, req.headers()).await,
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {

@@ -135,19 +135,17 @@ pub async fn serve(
             http_date(crate::later::Later::later(SystemTime::now(), exp)),
         );
     }
-    match (route.cache_control, route.expires) {
-        (Some(cc), _) => {
-            if let Ok(v) = HeaderValue::from_str(cc) {
-                resp_headers.insert(header::CACHE_CONTROL, v);
-            }
-        }
-        (None, Some(exp)) => {
-            resp_headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_str(&format!("max-age={}", exp.as_secs())).unwrap(),
-            );
-        }
-        (None, None) => {}
+    // As nginx's `expires 30d; add_header Cache-Control "public, immutable"`:
+    // `expires` gives `max-age`, and `cache_control` is a second
+    // Cache-Control line beside it, not a replacement.
+    if let Some(exp) = route.expires {
+        resp_headers.append(header::CACHE_CONTROL, max_age(exp));
+    }
+    if let Some(v) = route
+        .cache_control
+        .and_then(|cc| HeaderValue::from_str(cc).ok())
+    {
+        resp_headers.append(header::CACHE_CONTROL, v);
     }
 
     if not_modified(headers, &etag, mtime) {
@@ -291,6 +289,11 @@ fn etag(mtime: SystemTime, len: u64, encoding: Option<&str>) -> HeaderValue {
         .as_secs();
     let suffix = encoding.map(|e| format!("-{e}")).unwrap_or_default();
     HeaderValue::from_str(&format!("\"{secs:x}-{len:x}{suffix}\"")).expect("hex is a header value")
+}
+
+/// `max-age=N` for an `expires` duration.
+fn max_age(exp: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("max-age={}", exp.as_secs())).expect("digits are a header value")
 }
 
 fn http_date(t: SystemTime) -> HeaderValue {

@@ -120,11 +120,12 @@ pub fn tunnel(
     let upstream = hyper::upgrade::on(&mut upstream_resp);
     let (parts, _) = upstream_resp.into_parts();
     going_away.open.fetch_add(1, Ordering::Relaxed);
-    // Kicks before now were the connection's to act on.
-    let seen = kicks.generation();
+    // Registered while the connection that asked for it still is: a ban
+    // from now on closes the tunnel too.
+    let ticket = kicks.register(client);
     tokio::spawn(async move {
         let _lease = lease;
-        let kicked = kicks.kicked(seen, client);
+        let kicked = ticket.kicked();
         tokio::pin!(kicked);
         let mut away = going_away.tx.subscribe();
         // Opened after the daemon started going away: leave at once.

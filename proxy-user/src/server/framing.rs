@@ -21,6 +21,8 @@
 //! ([`Scanner::upgrade_asked`]); verdicts judged from tunnel bytes before
 //! that are never used, as no request follows a tunnel.
 
+use std::mem::MaybeUninit;
+
 use super::head_limits::HeadLimits;
 
 /// The scanner's judgement of one request head.
@@ -191,21 +193,33 @@ impl Scanner {
     /// Judges one complete head and sets up following its body.
     fn judge(&mut self, head: &[u8], fed: &mut Fed) {
         fed.head_finished = true;
-        if let Some(super::head_limits::TooLarge { status, why }) = self.limits.check(head) {
+        // Room for as many headers as the limit allows, not initialised
+        // (httparse writes what it parses): one more is TooManyHeaders.
+        let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut on_heap = Vec::new();
+        let headers = match self.limits.headers {
+            n if n <= MAX_HEADERS => &mut on_stack[..n],
+            usize::MAX => &mut on_stack[..],
+            n => {
+                on_heap.reserve_exact(n);
+                &mut on_heap.spare_capacity_mut()[..n]
+            }
+        };
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(head, headers);
+        // The line and count limits, from where the parsed headers start
+        // (each byte is looked at once); a head httparse refuses (more
+        // headers than the limit among others) is looked at line by line.
+        let too_large = match parsed {
+            Ok(httparse::Status::Complete(_)) => self.limits.check_parsed(head, req.headers),
+            _ => self.limits.check(head),
+        };
+        if let Some(super::head_limits::TooLarge { status, why }) = too_large {
             // Answered and closed, as an ambiguous head.
             fed.verdicts.push(Verdict::TooLarge { status, why });
             return self.stop(fed);
         }
-        let mut on_stack = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut on_heap = Vec::new();
-        let headers = if self.limits.headers > MAX_HEADERS && self.limits.headers != usize::MAX {
-            on_heap.resize(self.limits.headers, httparse::EMPTY_HEADER);
-            &mut on_heap[..]
-        } else {
-            &mut on_stack[..]
-        };
-        let mut req = httparse::Request::new(headers);
-        let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
+        let Ok(httparse::Status::Complete(_)) = parsed else {
             // hyper rejects what httparse rejects; nothing to follow.
             return self.stop(fed);
         };

@@ -127,7 +127,9 @@ pub struct Guarded<S> {
     expired: Option<&'static str>,
     /// The socket's receive low-water mark, on plain connections.
     lowat: Option<RcvLowat>,
-    /// Last read that returned bytes.
+    /// Last read that returned bytes of a request body (the only reads
+    /// [`Guarded::set_lowat`] times: a clock read per read costs more than
+    /// the rest of a read's bookkeeping here).
     last_read: Instant,
     /// While the mark holds a body's bytes back: when to lower it so that
     /// what has arrived is read within `body_timeout` (created on first use).
@@ -467,8 +469,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Ok(())) => {
                 this.drained = false;
                 if buf.filled().len() > before {
-                    this.last_read = Instant::now();
                     this.feed(&buf.filled()[before..]);
+                    if this.lowat.is_some()
+                        && this
+                            .scanner
+                            .as_ref()
+                            .is_some_and(|s| s.body_left().is_some())
+                    {
+                        this.last_read = Instant::now();
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -589,22 +598,7 @@ mod tests {
             .map_ok(|()| rb.filled().len())
     }
 
-    fn rcvlowat(fd: std::os::fd::RawFd) -> libc::c_int {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an int option read into an int, with its size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        v
-    }
+    use super::super::lowat::mark as rcvlowat;
 
     /// While a body is due, a plain connection's reads wait for what it
     /// still owes (capped at 16 KiB); once it is in, for any byte again.

@@ -98,6 +98,51 @@ impl HeadLimits {
         }
         None
     }
+
+    /// As [`HeadLimits::check`], for a head httparse parsed whole into
+    /// `headers` (it has a line per header, which starts with the header's
+    /// name): each line's length is the distance between two line starts,
+    /// without a second look at every byte. A head laid out otherwise is
+    /// looked at line by line.
+    pub(super) fn check_parsed(
+        &self,
+        head: &[u8],
+        headers: &[httparse::Header<'_>],
+    ) -> Option<TooLarge> {
+        if headers.len() > self.headers {
+            return self.check(head);
+        }
+        let base = head.as_ptr() as usize;
+        // Where the empty line that ends the head starts.
+        let empty = head.len() - if head.ends_with(b"\r\n") { 2 } else { 1 };
+        let starts = headers
+            .iter()
+            .map(|h| (h.name.as_ptr() as usize).wrapping_sub(base))
+            .chain(std::iter::once(empty));
+        let mut start = 0;
+        for next in starts {
+            if next <= start || next > head.len() || head[next - 1] != b'\n' {
+                return self.check(head);
+            }
+            let crlf = next >= start + 2 && head[next - 2] == b'\r';
+            let len = next - 1 - usize::from(crlf) - start;
+            if len > self.line {
+                return Some(if start == 0 {
+                    TooLarge {
+                        status: 414,
+                        why: "request line too long",
+                    }
+                } else {
+                    TooLarge {
+                        status: 431,
+                        why: "header line too long",
+                    }
+                });
+            }
+            start = next;
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +164,61 @@ mod tests {
         let mut headers = b"GET / HTTP/1.1\r\n".to_vec();
         headers.extend(std::iter::repeat_n(b'x', 200));
         assert!(!limits.request_line_overflows(&headers[..150], 150));
+    }
+
+    /// Judged from where httparse's headers start or line by line, every
+    /// head gets the same verdict: around the line limit, over the count,
+    /// with either line end, and with trailing blanks httparse drops from
+    /// values but that count in a line.
+    #[test]
+    fn parsed_heads_get_the_verdicts_of_the_line_by_line_check() {
+        let limits = HeadLimits {
+            line: 24,
+            headers: 3,
+        };
+        let targets = [
+            "/",
+            &format!("/{}", "a".repeat(9)),
+            &format!("/{}", "a".repeat(10)),
+        ];
+        let values = [
+            "v",
+            &"v".repeat(21),
+            &"v".repeat(22),
+            "v \t",
+            &format!("{} ", "v".repeat(21)),
+        ];
+        let (mut judged, mut refused) = (0, 0);
+        for eol in ["\r\n", "\n"] {
+            for target in targets {
+                for count in 0..=4 {
+                    for value in values {
+                        for at in 0..count.max(1) {
+                            let mut head = format!("GET {target} HTTP/1.1{eol}");
+                            for i in 0..count {
+                                let v = if i == at { value } else { "v" };
+                                head.push_str(&format!("X: {v}{eol}"));
+                            }
+                            head.push_str(eol);
+                            let mut headers = [httparse::EMPTY_HEADER; 8];
+                            let mut req = httparse::Request::new(&mut headers);
+                            let Ok(httparse::Status::Complete(_)) = req.parse(head.as_bytes())
+                            else {
+                                panic!("{head:?} does not parse");
+                            };
+                            let line_by_line = limits.check(head.as_bytes());
+                            assert_eq!(
+                                limits.check_parsed(head.as_bytes(), req.headers),
+                                line_by_line,
+                                "{head:?}"
+                            );
+                            judged += 1;
+                            refused += usize::from(line_by_line.is_some());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(judged > 200 && refused > 100 && judged - refused > 50);
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! A waiting connection costs about what nginx's does: its socket, in an
 //! epoll set of the worker's own rather than the runtime's; the bytes of
-//! its head read so far; and one [`Row`] (168 bytes). It has no
-//! task, no runtime registration and no timer. One task per worker
+//! its head read so far; one [`Row`] (192 bytes); and its place among
+//! the worker's connections where a ban finds it (about 80 bytes, see
+//! [`super::kick`]). It has no task, no runtime registration and no timer. One task per worker
 //! ([`Lot::run`]) watches the epoll set, reads heads as their bytes
 //! arrive, and sweeps out the rows whose deadlines have passed. Once a
 //! whole head has arrived, the socket goes back to the runtime and a task
@@ -32,7 +33,10 @@ use tokio::{
     time::Instant,
 };
 
-use super::{kick::Kicks, park::ends_head};
+use super::{
+    kick::{Registry, Ticket},
+    park::ends_head,
+};
 use crate::{
     http::{ConnInfo, State},
     later::Later,
@@ -68,8 +72,9 @@ pub struct Conn {
     pub idle_since: Instant,
     /// It has been served before: the next head is a keep-alive one.
     pub resumed: bool,
-    /// The last kick it was checked against (see [`super::kick`]).
-    pub kicks_seen: u64,
+    /// Its place among its worker's connections, where a ban finds it
+    /// (see [`super::kick`]).
+    pub ticket: Ticket,
     /// Its place under the listener's `max_connections`.
     pub _permit: OwnedSemaphorePermit,
     /// Counts it as open in the listener's measures.
@@ -157,6 +162,9 @@ struct Inner {
     /// row's key. The runtime watches the set itself.
     epoll: AsyncFd<OwnedFd>,
     rows: Mutex<Rows>,
+    /// The worker's open connections, waiting here or not: a kick names
+    /// the rows it marked.
+    registry: Arc<Registry>,
     /// Wakes the lot's task when a row's deadline comes before its next sweep.
     wake: Notify,
 }
@@ -177,8 +185,8 @@ pub struct Ready {
 }
 
 impl Lot {
-    /// An empty lot; within a runtime.
-    pub fn new() -> io::Result<Lot> {
+    /// An empty lot for the worker whose connections `registry` keeps; within a runtime.
+    pub fn new(registry: Arc<Registry>) -> io::Result<Lot> {
         // SAFETY: epoll_create1 takes no pointers; a non-negative result is
         // a new descriptor that nothing else owns.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -198,8 +206,14 @@ impl Lot {
                 next_deadline: None,
                 closed: false,
             }),
+            registry,
             wake: Notify::new(),
         })))
+    }
+
+    /// Where the worker's connections register (see [`super::kick`]).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.0.registry
     }
 
     fn rows(&self) -> MutexGuard<'_, Rows> {
@@ -225,22 +239,19 @@ impl Lot {
         self.insert(socket, Vec::new(), conn);
     }
 
-    fn insert(&self, socket: StdStream, head: Vec<u8>, mut conn: Conn) {
+    fn insert(&self, socket: StdStream, head: Vec<u8>, conn: Conn) {
         let deadline = conn.deadline(!head.is_empty());
         let mut rows = self.rows();
         if rows.closed {
             return;
         }
-        // Refused by a kick while it was served: it closes here. Checked
-        // under the rows' lock, so a kick published meanwhile either is
-        // seen here or finds the row in `kick`.
-        let kicks = &conn.snapshot.kicks;
-        let (refused, seen) = kicks.refused_since(conn.kicks_seen, conn.info.client.ip());
-        if refused {
+        let entry = rows.slab.vacant_entry();
+        // Refused by a kick while it was served: it closes here. Under the
+        // rows' lock, so a kick after this names the row to `close_kicked`,
+        // which finds it inserted.
+        if !conn.ticket.park(entry.key()) {
             return;
         }
-        conn.kicks_seen = seen;
-        let entry = rows.slab.vacant_entry();
         let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, socket.as_raw_fd(), events, entry.key()) {
             log::warn!("{}: cannot wait for a request: {e}", conn.info.client);
@@ -278,14 +289,8 @@ impl Lot {
     /// Watches the waiting connections until `draining`, handing each
     /// whole head to `serve`, and closing those a kick refuses; then closes
     /// those still waiting.
-    pub async fn run(
-        &self,
-        mut draining: watch::Receiver<bool>,
-        kicks: &Kicks,
-        serve: impl Fn(Ready),
-    ) {
+    pub async fn run(&self, mut draining: watch::Receiver<bool>, serve: impl Fn(Ready)) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        let mut kicked = kicks.subscribe();
         let mut last_sweep = Instant::now();
         loop {
             let next = self.rows().next_deadline;
@@ -317,7 +322,7 @@ impl Lot {
                     self.sweep();
                     last_sweep = Instant::now();
                 }
-                Ok(()) = kicked.changed() => self.kick(kicks),
+                _ = self.0.registry.rows_kicked() => self.close_kicked(),
                 _ = self.0.wake.notified() => {}
             }
         }
@@ -396,21 +401,28 @@ impl Lot {
         }
     }
 
-    /// Closes the connections a kick after their last check refuses.
-    fn kick(&self, kicks: &Kicks) {
+    /// Closes the waiting connections kicks have marked: only the rows
+    /// they named, never a walk of every row.
+    fn close_kicked(&self) {
+        let kicked = self.0.registry.take_rows();
+        if kicked.is_empty() {
+            return;
+        }
         let mut rows = self.rows();
-        rows.slab.retain(|_, row| {
-            let ip = row.conn.info.client.ip();
-            let (refused, seen) = kicks.refused_since(row.conn.kicks_seen, ip);
-            row.conn.kicks_seen = seen;
-            if refused {
+        for key in kicked {
+            if rows
+                .slab
+                .get(key)
+                .is_some_and(|r| r.conn.ticket.is_kicked())
+            {
+                // Closing the socket takes it out of the epoll set.
+                let row = rows.slab.remove(key);
                 log::debug!(
                     "{}: closed while waiting: its source is refused now",
                     row.conn.info.client
                 );
             }
-            !refused
-        });
+        }
     }
 
     /// Closes the connections whose deadlines have passed.
@@ -444,7 +456,8 @@ mod tests {
 
     #[test]
     fn a_row_stays_small() {
-        // The point of the lot: a waiting connection costs its row (168
+        println!("a row is {} bytes", std::mem::size_of::<Row>());
+        // The point of the lot: a waiting connection costs its row (192
         // bytes when this was written) and its socket. RELIABILITY.md
         // measures the whole: 172 bytes of RSS per idle connection.
         let size = std::mem::size_of::<Row>();

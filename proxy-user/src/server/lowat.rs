@@ -86,6 +86,25 @@ impl RcvLowat {
     }
 }
 
+/// The socket's receive low-water mark, read back (for tests here and in `guard`).
+#[cfg(test)]
+pub(super) fn mark(fd: std::os::fd::RawFd) -> libc::c_int {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: an int option read into an int, with its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -125,5 +144,69 @@ mod tests {
         // A closed connection is readable whatever the mark.
         drop(client);
         assert!(readable(&server, Duration::from_secs(2)));
+    }
+
+    /// The mark drops half a `body_timeout` after the body's last read,
+    /// timed from that read (the guard reads the clock for reads of a
+    /// body only), not from an earlier moment of the connection.
+    #[tokio::test]
+    async fn the_mark_drops_half_a_body_timeout_after_the_bodys_last_read() {
+        use std::{
+            pin::Pin,
+            sync::Arc,
+            task::{Context, Poll, Waker},
+        };
+
+        use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+        use crate::server::{
+            busy::Busy,
+            guard::{Guarded, Timeouts},
+        };
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let fd = server.as_raw_fd();
+        let timeouts = Timeouts {
+            header: Duration::from_secs(10),
+            keepalive: Duration::from_secs(75),
+            send: Duration::from_secs(60),
+            body: Duration::from_millis(400),
+        };
+        let mut g = Guarded::new(server, timeouts, false, Some(8192)).body_lowat(fd);
+        struct Ignored;
+        impl std::task::Wake for Ignored {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = Waker::from(Arc::new(Ignored));
+        let read = |g: &mut Guarded<tokio::net::TcpStream>| {
+            let mut buf = [0u8; 256];
+            let mut rb = ReadBuf::new(&mut buf);
+            Pin::new(g)
+                .poll_read(&mut Context::from_waker(&waker), &mut rb)
+                .map_ok(|()| rb.filled().len())
+        };
+        // More than half a body_timeout after the connection began: a body
+        // timed from then would get no mark at all.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc";
+        client.write_all(head).await.unwrap();
+        let mut got = 0;
+        while got < head.len() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            while let Poll::Ready(n) = read(&mut g) {
+                got += n.unwrap();
+            }
+        }
+        let _busy = Busy::enter(g.watch());
+        assert_eq!(mark(fd), 16 * 1024);
+        // Nothing more for half the body_timeout: the mark drops to 1, so
+        // what has arrived is read and counts as a read of the body.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(read(&mut g).is_pending());
+        assert_eq!(mark(fd), 1);
     }
 }

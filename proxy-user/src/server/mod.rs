@@ -21,6 +21,8 @@ mod lot;
 mod lowat;
 mod park;
 mod preface;
+mod quiet;
+mod stall;
 
 use std::{
     collections::HashMap,
@@ -33,7 +35,7 @@ use std::{
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
 };
 pub use listener::bind;
@@ -66,6 +68,14 @@ pub(crate) const H2_CONNECTION_WINDOW: u32 = 256 << 10;
 /// HTTP/1 response bodies larger than this (or of unknown length) keep
 /// their request in progress until they have been sent ([`busy::BusyBody`]).
 const STREAMED: u64 = 64 << 10;
+
+/// hyper's own count of headers per HTTP/1 head (its `DEFAULT_MAX_HEADERS`),
+/// for which it parses into room it neither allocates nor initialises. Told
+/// any count, hyper initialises that many header slots for every head it
+/// parses (1.6k instructions per GET under callgrind), so it is told
+/// only a larger `max_headers`: up to this one, the framing check refuses
+/// a head with more headers before hyper parses it ([`head_limits`], 431).
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// At shutdown, how long connections accepted last get to send their request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
@@ -134,7 +144,7 @@ pub async fn serve_changing(
     // Every connection task holds a receiver: at shutdown the sender says
     // "drain", and waits until they have all been dropped.
     let (drain, draining) = watch::channel(false);
-    let lot = match Lot::new() {
+    let lot = match Lot::new(state.load().kicks.registry()) {
         Ok(lot) => lot,
         Err(e) => {
             log::error!("cannot serve: no epoll set for waiting connections: {e}");
@@ -143,12 +153,11 @@ pub async fn serve_changing(
     };
     let waiting = {
         let (lot, draining) = (lot.clone(), draining.clone());
-        let kicks = state.load().kicks.clone();
         tokio::spawn(async move {
             let serve = |ready| {
                 tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
             };
-            lot.run(draining.clone(), &kicks, serve).await
+            lot.run(draining.clone(), serve).await
         })
     };
     let trimming = tokio::spawn(trim_upstream_pools(state.clone()));
@@ -325,9 +334,9 @@ async fn accept_loop(
         // Without XDP, the lists, bans and connection rate are enforced
         // here, before any TLS work: a refused connection is just closed.
         let snapshot = state.load();
-        // Kicks up to here are the gate's to enforce; later ones close the
-        // connection wherever it is (see `kick`).
-        let seen = snapshot.kicks.generation();
+        // Registered before the gate decides: a ban after the decision
+        // finds the connection (see `kick`); one before it, the gate refuses.
+        let ticket = lot.registry().register(client.ip());
         if !snapshot.gate.admit(client.ip()).admitted() {
             metrics.refused.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -357,7 +366,7 @@ async fn accept_loop(
                 accepted: now,
                 idle_since: now,
                 resumed: false,
-                kicks_seen: seen,
+                ticket,
                 _permit: permit,
                 _open: open,
             };
@@ -383,15 +392,16 @@ async fn accept_loop(
             metrics: metrics.clone(),
         };
         let draining = draining.clone();
-        let kicks = snapshot.kicks.clone();
         // Each phase's future is boxed, so the task keeps only a pointer to
         // the phase it is in.
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
+            // Biased: the connection's work first, and no random pick per poll.
             tokio::select! {
+                biased;
                 _ = Box::pin(serve_tls(stream, tls, info, snapshot, draining, http2)) => {}
-                _ = kicks.kicked(seen, client.ip()) => {
+                _ = ticket.kicked() => {
                     log::debug!("{client}: closed: its source is refused now");
                 }
             }
@@ -416,9 +426,12 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
     };
     let slot = park::Slot::new();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let kicks = conn.snapshot.kicks.clone();
+    // Boxed: the HTTP state machine is large, and the task's future is
+    // copied several times as it is spawned and ends. Biased: the
+    // connection's work first, and no random pick per poll.
     tokio::select! {
-        _ = serve_http(
+        biased;
+        _ = Box::pin(serve_http(
             stream,
             head,
             &conn.info,
@@ -428,8 +441,8 @@ async fn serve_plain(ready: lot::Ready, lot: Lot, mut draining: watch::Receiver<
             (conn.http2, false),
             (conn.resumed, conn.idle_since),
             Some(fd),
-        ) => {}
-        _ = kicks.kicked(conn.kicks_seen, conn.info.client.ip()) => {
+        )) => {}
+        _ = conn.ticket.kicked() => {
             // The stream (in the dropped future) closes.
             log::debug!("{}: closed: its source is refused now", conn.info.client);
             return;
@@ -586,9 +599,12 @@ macro_rules! drive {
     ($connection:expr, $draining:expr) => {{
         let connection = $connection;
         tokio::pin!(connection);
+        // Biased: the connection first, and no random pick per poll; the
+        // drain is looked at only once it was signalled (see `quiet`).
         let ended = tokio::select! {
+            biased;
             r = connection.as_mut() => Some(r),
-            _ = $draining.wait_for(|d| *d) => None,
+            _ = quiet::Quiet::new($draining.wait_for(|d| *d)) => None,
         };
         match ended {
             Some(r) => r,
@@ -658,6 +674,9 @@ async fn serve_http<S>(
     let conn_budget = (alpn_h2 || (http2 && !conn.https))
         .then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
     let (snapshot, conn) = (snapshot.clone(), *conn);
+    // HTTP/2 streams' tasks, each reset once its response stalls for send_timeout.
+    let streams = stall::Streams::new(settings.send_timeout);
+    let executor = streams.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         let snapshot = snapshot.clone();
         let busy = busy::Busy::enter(&watch);
@@ -676,6 +695,7 @@ async fn serve_http<S>(
             req.extensions_mut().insert(b.clone());
         }
         let http1 = req.version() < hyper::Version::HTTP_2;
+        let clock = (!http1).then(|| streams.clock());
         async move {
             let resp = http::handle(snapshot, conn, req).await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -684,9 +704,9 @@ async fn serve_http<S>(
             // On HTTP/1, a body that is more than one buffer (streamed
             // from an upstream or a file) keeps the request in progress
             // until it has been sent: the connection must not be parked
-            // meanwhile. (HTTP/2 connections are not parked, and one
-            // whose client never opens its window for a stream is closed
-            // by keepalive_timeout as before.)
+            // meanwhile. (HTTP/2 connections are not parked; a stream
+            // whose client never opens its window is reset after
+            // send_timeout, see `stall`.)
             let streamed = http1
                 && hyper::body::Body::size_hint(resp.body())
                     .exact()
@@ -697,17 +717,20 @@ async fn serve_http<S>(
                 drop(busy);
                 resp
             };
+            let resp = match clock {
+                Some(clock) => resp.map(|b| http::Body::new(stall::Sending::new(b, clock))),
+                None => resp,
+            };
             Ok::<_, Infallible>(resp)
         }
     });
     // Timeouts on the client side are the guard's; hyper's own header
     // timer would be registered anew for every request.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(max_head)
-        .max_headers(settings.max_headers)
-        .keep_alive(true);
+    let mut builder = auto::Builder::new(executor);
+    builder.http1().max_buf_size(max_head).keep_alive(true);
+    if settings.max_headers > HYPER_MAX_HEADERS {
+        builder.http1().max_headers(settings.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -733,9 +756,10 @@ async fn serve_http<S>(
         )
     } else {
         let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.max_buf_size(max_head)
-            .max_headers(settings.max_headers)
-            .keep_alive(true);
+        h1.max_buf_size(max_head).keep_alive(true);
+        if settings.max_headers > HYPER_MAX_HEADERS {
+            h1.max_headers(settings.max_headers);
+        }
         drive!(h1.serve_connection(io, service).with_upgrades(), draining)
     };
     if let Err(e) = ended {

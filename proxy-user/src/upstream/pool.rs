@@ -149,7 +149,10 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect(connect_timeout, send_timeout).await?;
+        // Boxed: a connection's set-up is most of this future's size, and
+        // most requests find an idle connection (the proxy boxes this
+        // future per request, see `http::proxy::forward`).
+        let mut sender = Box::pin(self.connect(connect_timeout, send_timeout)).await?;
         let resp = sender
             .send_request(req)
             .await

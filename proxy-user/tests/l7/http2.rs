@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{proxy, test_dir};
+use crate::support::{backend, proxy, test_dir};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
@@ -24,6 +25,7 @@ const PROTOCOL_ERROR: u32 = 0x1;
 const FLOW_CONTROL_ERROR: u32 = 0x3;
 const STREAM_CLOSED: u32 = 0x5;
 const FRAME_SIZE_ERROR: u32 = 0x6;
+const CANCEL: u32 = 0x8;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
@@ -339,4 +341,96 @@ async fn http2_header_fields_are_limited_as_http1_lines() {
         assert_eq!(status(fields).await, want, "{what}");
         println!("figure: HTTP/2 {what}: {want}");
     }
+}
+
+/// The next whole frame at the front of `got`, taken off it: (type,
+/// flags, stream, payload).
+fn next_frame(got: &mut Vec<u8>) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let len = u32::from_be_bytes([0, *got.first()?, *got.get(1)?, *got.get(2)?]) as usize;
+    if got.len() < 9 + len {
+        return None;
+    }
+    let stream = u32::from_be_bytes(got[5..9].try_into().unwrap()) & 0x7fff_ffff;
+    let f = (got[3], got[4], stream, got[9..9 + len].to_vec());
+    got.drain(..9 + len);
+    Some(f)
+}
+
+/// A response whose client never opens its stream's window, on a
+/// connection the client keeps busy (a PING every 200 ms: the socket is
+/// written to and the connection never idles, so neither the guard's
+/// `send_timeout` nor `keepalive_timeout` applies), is reset after
+/// `send_timeout`, as nginx applies `send_timeout` to each HTTP/2 stream;
+/// the upstream connection streaming into it is let go, and the
+/// connection goes on. Before, the stream and its upstream were held for
+/// as long as the client kept pinging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_response_its_client_stops_taking_is_reset_at_send_timeout() {
+    let b = backend(0).await;
+    let dir = test_dir("h2-stalled");
+    let p = proxy(
+        &dir,
+        &format!(
+            "[http]\nsend_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\
+             [[listener]]\nbind = \"127.0.0.1:0\"\nhttp2 = true\n\
+             [upstream.app]\nservers = [\"{}\"]\n[[route]]\nupstream = \"app\"\n",
+            b.addr
+        ),
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let (mut rd, mut wr) = s.split();
+    let mut out = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may be sent a byte.
+    out.extend(frame(SETTINGS, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]));
+    let mut get = literal(":method", "GET");
+    get.extend(literal(":scheme", "http"));
+    // A megabyte: over response_buffer, so streamed from the upstream.
+    get.extend(literal(":path", "/big/1000000"));
+    get.extend(literal(":authority", "t"));
+    out.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &get));
+    wr.write_all(&out).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let (mut answered, mut reset, mut pongs_after) = (false, None, 0);
+    let mut ping = tokio::time::interval(Duration::from_millis(200));
+    let (mut got, mut buf) = (Vec::new(), [0u8; 16384]);
+    while started.elapsed() < Duration::from_secs(5) && pongs_after < 3 {
+        tokio::select! {
+            _ = ping.tick() => wr.write_all(&frame(PING, 0, 0, &[0; 8])).await.unwrap(),
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => panic!("the connection was closed"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            },
+        }
+        while let Some((kind, flags, stream, payload)) = next_frame(&mut got) {
+            match kind {
+                SETTINGS if flags & ACK == 0 => {
+                    wr.write_all(&frame(SETTINGS, ACK, 0, &[])).await.unwrap();
+                }
+                HEADERS if stream == 1 => answered = true,
+                DATA if stream == 1 => panic!("data sent past a shut window"),
+                RST_STREAM if stream == 1 => {
+                    let code = u32::from_be_bytes(payload[..4].try_into().unwrap());
+                    reset = Some((started.elapsed(), code));
+                }
+                PING if flags & ACK != 0 && reset.is_some() => pongs_after += 1,
+                GOAWAY => panic!("the connection was ended"),
+                _ => {}
+            }
+        }
+    }
+    assert!(answered, "the response's head was sent");
+    let (at, code) = reset.expect("the stalled stream was never reset");
+    println!(
+        "figure: HTTP/2 response never taken (window 0, PINGs every 200 ms): RST_STREAM {code} after {at:?} (send_timeout 1s)"
+    );
+    assert_eq!(code, CANCEL);
+    assert!(
+        at >= Duration::from_millis(900) && at < Duration::from_secs(3),
+        "reset after {at:?}"
+    );
+    assert_eq!(pongs_after, 3, "the connection goes on");
+    let state = p.shared.load();
+    let upstream = &state.group("app").unwrap().backends[0];
+    assert_eq!(upstream.active(), 0, "the upstream connection was let go");
 }

@@ -790,6 +790,14 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let within = Duration::from_secs(5);
+    // The client connection takes the next request only once its task has
+    // seen the last response end: without this wait a loaded machine sends
+    // too early and hyper refuses ("connection was not ready"). A proxy
+    // that closed the connection fails here.
+    tokio::time::timeout(within, sender.ready())
+        .await
+        .unwrap()
+        .expect("the connection stays open for the next request");
     let r = tokio::time::timeout(within, sender.send_request(req))
         .await
         .unwrap()

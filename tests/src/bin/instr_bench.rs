@@ -12,6 +12,11 @@
 //!
 //! Prints a markdown table on stdout (the xtask writes it into
 //! BENCHMARKS.md); progress on stderr.
+//!
+//! For an A/B of two rampart binaries: `--only rampart` runs rampart
+//! alone (nginx's and HAProxy's counts do not change between them), and
+//! `--keep DIR` keeps each measured profile in DIR (`rampart-keep-alive`,
+//! `rampart-new-connection`, ...) for `callgrind_annotate`.
 
 use std::{
     io::{Read, Write},
@@ -34,32 +39,59 @@ enum Kind {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args.get(i + 1).expect("a value after the flag").clone())
+    };
+    let only = value("--only").map(|o| o.to_ascii_lowercase());
+    let keep = value("--keep").map(PathBuf::from);
     let (kept, fresh) = if quick { (500, 200) } else { (3000, 1000) };
     let dir = std::env::temp_dir().join(format!("rampart-instr-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let backend = backend();
     let mut rows = Vec::new();
-    for kind in [Kind::Rampart, Kind::Nginx, Kind::Haproxy] {
+    let kinds = [Kind::Rampart, Kind::Nginx, Kind::Haproxy];
+    for kind in kinds.into_iter().filter(|k| {
+        only.as_ref()
+            .is_none_or(|o| format!("{k:?}").to_ascii_lowercase() == *o)
+    }) {
         eprintln!("== {kind:?} under callgrind");
         let proxy = Proxied::start(kind, &dir, backend);
+        let kept_as = |shape: &str| {
+            keep.as_ref()
+                .map(|d| d.join(format!("{kind:?}-{shape}").to_ascii_lowercase()))
+        };
         let a = proxy.count(
             || requests(proxy.addr, 100, true),
             || requests(proxy.addr, kept, true),
+            kept_as("keep-alive"),
         );
         let b = proxy.count(
             || requests(proxy.addr, 50, false),
             || requests(proxy.addr, fresh, false),
+            kept_as("new-connection"),
         );
         rows.push((kind, a / kept as f64, b / fresh as f64));
     }
+    assert!(
+        !rows.is_empty(),
+        "--only {}: no such proxy (rampart, nginx or haproxy)",
+        only.unwrap_or_default()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     report(&rows, kept, fresh);
 }
 
 fn report(rows: &[(Kind, f64, f64)], kept: usize, fresh: usize) {
-    let nginx = rows.iter().find(|r| r.0 == Kind::Nginx).unwrap();
+    // Ratios are to nginx when it ran (`--only` may leave it out).
+    let nginx = rows
+        .iter()
+        .find(|r| r.0 == Kind::Nginx)
+        .map_or((f64::NAN, f64::NAN), |r| (r.1, r.2));
     println!(
         "User-space instructions per proxied GET, counted by callgrind \
          (one worker thread each; {kept} requests on one keep-alive connection, \
@@ -67,13 +99,20 @@ fn report(rows: &[(Kind, f64, f64)], kept: usize, fresh: usize) {
     );
     println!("| proxy | keep-alive GET | / nginx | new connection + GET | / nginx |");
     println!("|---|---|---|---|---|");
+    let ratio = |n: f64, to: f64| {
+        if to.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.2}x", n / to)
+        }
+    };
     for (kind, a, b) in rows {
         println!(
-            "| {kind:?} | {:.1}k | {:.2}x | {:.1}k | {:.2}x |",
+            "| {kind:?} | {:.1}k | {} | {:.1}k | {} |",
             a / 1e3,
-            a / nginx.1,
+            ratio(*a, nginx.0),
             b / 1e3,
-            b / nginx.2
+            ratio(*b, nginx.1)
         );
     }
     println!();
@@ -152,8 +191,9 @@ impl Proxied {
         }
     }
 
-    /// Instructions executed during `measured`, after `warm_up`.
-    fn count(&self, warm_up: impl FnOnce(), measured: impl FnOnce()) -> f64 {
+    /// Instructions executed during `measured`, after `warm_up`; the
+    /// profile is moved to `keep` if given.
+    fn count(&self, warm_up: impl FnOnce(), measured: impl FnOnce(), keep: Option<PathBuf>) -> f64 {
         warm_up();
         self.control("-z");
         measured();
@@ -161,7 +201,7 @@ impl Proxied {
         // The dump is the numbered file written last.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(n) = self.latest_dump() {
+            if let Some(n) = self.latest_dump(keep.as_deref()) {
                 return n;
             }
             assert!(
@@ -184,8 +224,9 @@ impl Proxied {
         assert!(ok, "callgrind_control {what} failed");
     }
 
-    /// The instruction total of the newest dump, removed once read.
-    fn latest_dump(&self) -> Option<f64> {
+    /// The instruction total of the newest dump, removed (or moved to
+    /// `keep`) once read.
+    fn latest_dump(&self, keep: Option<&Path>) -> Option<f64> {
         let stem = self.out.file_name()?.to_str()?.to_string();
         let dir = self.out.parent()?;
         let newest = std::fs::read_dir(dir)
@@ -204,7 +245,15 @@ impl Proxied {
             .trim()
             .parse()
             .ok()?;
-        std::fs::remove_file(newest.path()).ok()?;
+        match keep {
+            Some(to) => {
+                // Copied: DIR may be on another file system than the dumps.
+                std::fs::create_dir_all(to.parent()?).ok()?;
+                std::fs::copy(newest.path(), to).ok()?;
+                std::fs::remove_file(newest.path()).ok()?
+            }
+            None => std::fs::remove_file(newest.path()).ok()?,
+        }
         Some(total)
     }
 }

@@ -27,10 +27,7 @@
 //! map's spoof flag for the bouncer, which then rewrites the source on
 //! every pass. Traffic never leaves the benchmark's own namespaces.
 
-use std::{
-    ffi::CString,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use aya::{
     Ebpf,
@@ -183,7 +180,7 @@ impl Generator {
         ctl.set(0, monotonic_ns() + len.as_nanos() as u64, 0)
             .unwrap();
         let start = Instant::now();
-        inject(&link.client, BOUNCER_TX, frame.to_vec(), BURST);
+        tests::traffic::inject(&link.client, BOUNCER_TX, frame.to_vec(), BURST);
         // The bouncer stops at the deadline; give the last frames in flight
         // a moment to be counted.
         std::thread::sleep(len.saturating_sub(start.elapsed()) + Duration::from_millis(50));
@@ -240,45 +237,6 @@ fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
         }
     });
     start.elapsed()
-}
-
-/// Sends `n` copies of `frame` on `dev` of `ns` through an `AF_PACKET` socket.
-fn inject(ns: &NetNs, dev: &str, frame: Vec<u8>, n: usize) {
-    let dev = CString::new(dev).unwrap();
-    ns.run(move || {
-        // SAFETY: plain socket calls on a socket this closure owns and
-        // closes; `sll` and `frame` outlive every call that reads them.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(
-                fd >= 0,
-                "AF_PACKET socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
-            sll.sll_ifindex = libc::if_nametoindex(dev.as_ptr()) as i32;
-            sll.sll_halen = 6;
-            for _ in 0..n {
-                let sent = libc::sendto(
-                    fd,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&raw const sll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                );
-                assert_eq!(
-                    sent,
-                    frame.len() as isize,
-                    "inject: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
-            libc::close(fd);
-        }
-    });
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.

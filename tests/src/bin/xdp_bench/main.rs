@@ -12,7 +12,10 @@
 //! 3. the same for floods whose every frame has a new random source in
 //!    10.0.0.0/8, as UDP and as TCP SYN (`spoofed`), and the new TCP
 //!    connections a real client completes during such a SYN flood
-//!    (`connections`).
+//!    (`connections`);
+//! 4. on request (`--only logging [--baseline OBJECT]`), what the program's
+//!    log costs on the pass and malformed paths, beside an object built
+//!    without it (`logging`).
 //!
 //! Needs root. Figures are ratios first: absolute numbers depend on the
 //! machine, and on 2 vCPUs the generator and the receiver share CPUs.
@@ -35,6 +38,8 @@ pub struct Opts {
 
 mod connections;
 mod generator;
+mod logging;
+mod new_source;
 mod per_packet;
 mod spoofed;
 mod veth;
@@ -56,7 +61,7 @@ fn main() {
         std::process::exit(1);
     }
     println!("{}", machine());
-    // `--only SECTION` (per-packet, veth, spoofed, connections) runs one
+    // `--only SECTION` (per-packet, veth, spoofed, connections, logging) runs one
     // section; `--bouncer` forces the fallback generator, to compare it with
     // live frames on a kernel that allows both.
     let args: Vec<String> = std::env::args().collect();
@@ -67,6 +72,16 @@ fn main() {
     let wants = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if wants("per-packet") {
         per_packet::run(&opts);
+    }
+    // Only on request: `--only logging [--baseline OBJECT]`.
+    if only.as_deref() == Some("logging") {
+        let baseline = args
+            .iter()
+            .position(|a| a == "--baseline")
+            .and_then(|i| args.get(i + 1))
+            .map(std::path::PathBuf::from);
+        logging::run(&opts, baseline.as_deref());
+        return;
     }
     if !(wants("veth") || wants("spoofed") || wants("connections")) {
         return;
@@ -108,7 +123,14 @@ fn machine() -> String {
 
 pub fn bench_programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce", "client_rx"] {
+    for name in [
+        "drop_all",
+        "tx_gen",
+        "tx_gen_spoof",
+        "bounce",
+        "client_rx",
+        "spoof_tail",
+    ] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");
     }

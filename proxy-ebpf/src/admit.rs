@@ -1,0 +1,130 @@
+//! The first stage a source goes through before it gets an LRU entry
+//! (`proxy_common::admit` explains the design and its bounds).
+
+use aya_ebpf::btf_maps::LruHashMap;
+use proxy_common::{
+    admit::{self, FirstV4, FirstV6},
+    config::FilterConfig,
+    list::{V4, V6},
+    source::SourceState,
+    stats,
+};
+
+use crate::{
+    clock,
+    decide::Addr,
+    limit,
+    maps::{FIRST_V4, FIRST_V6},
+};
+
+/// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
+const BPF_NOEXIST: u64 = 1;
+
+/// A family's first-stage slot type and map.
+pub trait FirstStage: Addr {
+    type Slot: 'static;
+    /// The slot of `key`, if the map has it (it always does).
+    fn slot(key: Self::Key, seed: u64) -> Option<*mut Self::Slot>;
+    /// The first packet recorded in `slot` if it is `key`'s: (when, length).
+    fn holds(slot: &Self::Slot, key: Self::Key) -> Option<(u64, u32)>;
+    fn record(slot: &mut Self::Slot, key: Self::Key, now: u64, len: u32);
+    fn clear(slot: &mut Self::Slot);
+}
+
+impl FirstStage for V4 {
+    type Slot = FirstV4;
+
+    #[inline(always)]
+    fn slot(key: u32, seed: u64) -> Option<*mut FirstV4> {
+        FIRST_V4.get_ptr_mut(admit::slot_v4(key, seed))
+    }
+
+    #[inline(always)]
+    fn holds(slot: &FirstV4, key: u32) -> Option<(u64, u32)> {
+        (slot.at_ns != 0 && slot.addr == key).then_some((slot.at_ns, slot.len))
+    }
+
+    #[inline(always)]
+    fn record(slot: &mut FirstV4, key: u32, now: u64, len: u32) {
+        slot.addr = key;
+        slot.len = len;
+        slot.at_ns = now;
+    }
+
+    #[inline(always)]
+    fn clear(slot: &mut FirstV4) {
+        slot.at_ns = 0;
+    }
+}
+
+impl FirstStage for V6 {
+    type Slot = FirstV6;
+
+    #[inline(always)]
+    fn slot(key: [u64; 2], seed: u64) -> Option<*mut FirstV6> {
+        FIRST_V6.get_ptr_mut(admit::slot_v6(key, seed))
+    }
+
+    #[inline(always)]
+    fn holds(slot: &FirstV6, key: [u64; 2]) -> Option<(u64, u32)> {
+        (slot.at_ns != 0 && slot.addr[0] == key[0] && slot.addr[1] == key[1])
+            .then_some((slot.at_ns, slot.len))
+    }
+
+    #[inline(always)]
+    fn record(slot: &mut FirstV6, key: [u64; 2], now: u64, len: u32) {
+        slot.addr = key;
+        slot.len = len;
+        slot.at_ns = now;
+    }
+
+    #[inline(always)]
+    fn clear(slot: &mut FirstV6) {
+        slot.at_ns = 0;
+    }
+}
+
+/// The verdict for a packet of a source the LRU does not hold: its first
+/// packet is recorded in its slot (at the coarse time `now`) and passes;
+/// its second, while it still holds the slot, promotes it into `sources`
+/// with one insert.
+#[inline(always)]
+pub fn new_source<K: FirstStage>(
+    cfg: &FilterConfig,
+    sources: &LruHashMap<K, SourceState, 65536>,
+    source_key: &K,
+    now: u64,
+    syn: bool,
+    len: u64,
+) -> u32 {
+    let key = source_key.key();
+    let Some(slot) = K::slot(key, cfg.admit_seed) else {
+        return stats::PASS;
+    };
+    // SAFETY: a live value of the first-stage array. Other CPUs may write the
+    // same slot at once; a torn read costs at most one packet's accounting.
+    let slot = unsafe { &mut *slot };
+    let Some((first_at, first_len)) = K::holds(slot, key) else {
+        K::record(slot, key, now, admit::first_len(len, syn));
+        return stats::PASS;
+    };
+    K::clear(slot);
+    // The second packet is decided on the exact time, as the LRU path
+    // does; the first was recorded at the coarse time, which may run ahead
+    // of the exact one (clock.rs), never past the second packet.
+    let exact = clock::exact();
+    let first_at = if first_at < exact { first_at } else { exact };
+    let (state, verdict) = admit::promote(cfg, first_at, first_len, exact, len, syn);
+    if sources.insert(source_key, &state, BPF_NOEXIST).is_ok() {
+        return verdict;
+    }
+    // Another CPU promoted it first (or the map refused): this packet goes
+    // through that entry, or passes if there is none (fail open).
+    match sources.get_ptr_mut(source_key) {
+        Some(state) => limit::apply(cfg, state, exact, syn, len),
+        None => {
+            crate::log::source_refused(K::BITS);
+            stats::PASS
+        }
+    }
+}
