@@ -20,7 +20,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use libfuzzer_sys::fuzz_target;
 use proxy_common::{list::ORIGIN_CLI, stats};
 use proxy_user::{
-    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit},
+    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit, SynCookieMode, SynCookies},
     filter::Filter,
 };
 use rampart_fuzz::{
@@ -84,6 +84,11 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
             ..MapSizes::default()
         },
         on_exit: OnExit::Detach,
+        // The model knows no SYN cookies: every SYN it passes must pass.
+        syn_cookies: SynCookies {
+            mode: SynCookieMode::Off,
+            ..SynCookies::default()
+        },
     };
     let mut filter = Filter::load(&settings)
         .unwrap_or_else(|e| panic!("loading the XDP program (the xdp target needs root): {e:?}"));

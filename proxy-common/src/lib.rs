@@ -16,6 +16,8 @@
 //! - [`source`]: per-source limiter state and top-talker counters.
 //! - [`stats`]: verdict numbers and the per-CPU counter value.
 //! - [`gcra`]: the generic cell rate algorithm as a pure function.
+//! - [`syncookie`]: SYN cookie settings, state and counters;
+//!   [`cookie`]: the cookie arithmetic (SipHash) both programs share.
 //! - [`pin`]: where maps are pinned and what they are called.
 //!
 //! Every type here is `#[repr(C)]`, has explicit padding, derives
@@ -29,6 +31,7 @@ extern crate std;
 pub mod admit;
 pub mod ban;
 pub mod config;
+pub mod cookie;
 pub mod gcra;
 pub mod index;
 pub mod list;
@@ -36,6 +39,7 @@ pub mod log;
 pub mod pin;
 pub mod source;
 pub mod stats;
+pub mod syncookie;
 
 /// Implements `aya::Pod` for types whose `bytemuck::Pod` derive already proved
 /// they are plain bytes with no padding.
@@ -63,4 +67,7 @@ aya_pod!(
     ban::BanBucketV6,
     source::SourceState,
     stats::Counter,
+    syncookie::SynCookieConfig,
+    syncookie::SynState,
+    syncookie::SynWindow,
 );

@@ -22,11 +22,16 @@ pub const BAN_INDEX_V4: &str = "ban_index_v4";
 pub const BAN_INDEX_V6: &str = "ban_index_v6";
 pub const SOURCES_V4: &str = "sources_v4";
 pub const SOURCES_V6: &str = "sources_v6";
+pub const SYN_COOKIE: &str = "syn_cookie";
+pub const SYN_STATE: &str = "syn_state";
+pub const SYN_PORTS: &str = "syn_ports";
+pub const SYN_WINDOW: &str = "syn_window";
+pub const SYN_STATS: &str = "syn_stats";
 pub const LOG: &str = "log";
 pub const LOG_SUPPRESSED: &str = "log_suppressed";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 20] = [
+pub const ALL_MAPS: [&str; 25] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -45,9 +50,22 @@ pub const ALL_MAPS: [&str; 20] = [
     BAN_INDEX_V6,
     SOURCES_V4,
     SOURCES_V6,
+    SYN_COOKIE,
+    SYN_STATE,
+    SYN_PORTS,
+    SYN_WINDOW,
+    SYN_STATS,
     LOG,
     LOG_SUPPRESSED,
 ];
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM: &str = "rampart";
+/// Name of the XDP program `rampart` tail-calls for the SYNs it passes
+/// (it answers them with SYN cookies), and of the map holding it.
+pub const SYN_PROGRAM: &str = "rampart_syn";
+/// Name of the XDP program `rampart_syn` tail-calls to build the SYN-ACK.
+pub const SYNACK_PROGRAM: &str = "rampart_synack";
+pub const SYN_TAIL: &str = "syn_tail";
+/// Name of the tc (ingress) program that completes SYN-cookie handshakes.
+pub const ACK_PROGRAM: &str = "rampart_ack";

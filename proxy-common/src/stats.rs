@@ -18,8 +18,11 @@ pub const SYN_LIMITED: u32 = 5;
 pub const MALFORMED: u32 = 6;
 /// Not IPv4 or IPv6 (ARP, LLDP, ...): passed.
 pub const NON_IP: u32 = 7;
+/// A TCP SYN answered in place with a SYN cookie (XDP_TX): it never reaches
+/// a listening socket (docs/kernel-tier.md, "SYN cookies").
+pub const SYN_COOKIE: u32 = 8;
 /// Number of verdicts; the size of the `verdicts` map.
-pub const VERDICTS: u32 = 8;
+pub const VERDICTS: u32 = 9;
 
 /// Verdict names in index order, as shown by the CLI and in metrics.
 pub const VERDICT_NAMES: [&str; VERDICTS as usize] = [
@@ -31,6 +34,7 @@ pub const VERDICT_NAMES: [&str; VERDICTS as usize] = [
     "syn_limited",
     "malformed",
     "non_ip",
+    "syn_cookie",
 ];
 
 /// Whether a verdict drops the packet.
@@ -39,6 +43,18 @@ pub const fn is_drop(verdict: u32) -> bool {
         verdict,
         BLOCKLISTED | BANNED | PPS_LIMITED | SYN_LIMITED | MALFORMED
     )
+}
+
+/// What the program does with a packet of this verdict: `drop`, `pass`, or
+/// `answer` (sent back out with XDP_TX).
+pub const fn action(verdict: u32) -> &'static str {
+    if is_drop(verdict) {
+        "drop"
+    } else if verdict == SYN_COOKIE {
+        "answer"
+    } else {
+        "pass"
+    }
 }
 
 #[repr(C)]

@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, xdp_action},
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_adjust_tail},
     macros::{map, xdp},
     maps::{Array, DevMap, ProgramArray},
     programs::XdpContext,
@@ -31,10 +31,20 @@ static BOUNCE_PORTS: DevMap = DevMap::with_max_entries(8, 0);
 /// (CLOCK_MONOTONIC) after which every frame is dropped; `[SPOOF]` is 1 to
 /// rewrite each frame's IPv4 source on every pass.
 #[map]
-static BOUNCE: Array<u64> = Array::with_max_entries(2, 0);
+static BOUNCE: Array<u64> = Array::with_max_entries(3, 0);
 
 const DEADLINE: u32 = 0;
 const SPOOF: u32 = 1;
+/// `BOUNCE[TEMPLATE_LEN]`: bytes of [`TEMPLATE`] that `tx_gen_spoof` writes
+/// over its frame before each send (a multiple of 4; 0: none).
+const TEMPLATE_LEN: u32 = 2;
+
+/// The frame `tx_gen_spoof` sends. With live frames, a receiver that
+/// rewrites a frame in place (a SYN answered with a SYN cookie, XDP_TX)
+/// rewrites the generator's own page, which the next run would otherwise
+/// send as the receiver left it.
+#[map]
+static TEMPLATE: Array<[u8; 64]> = Array::with_max_entries(1, 0);
 
 /// The program [`spoof_tail`] hands each frame to (slot 0): the filter
 /// under test, or `drop_all` for the generator's own cost.
@@ -58,8 +68,38 @@ pub fn tx_gen(_ctx: XdpContext) -> u32 {
 /// address in 10.0.0.0/8.
 #[xdp]
 pub fn tx_gen_spoof(ctx: XdpContext) -> u32 {
+    restore(&ctx);
     spoof(&ctx);
     xdp_action::XDP_TX
+}
+
+/// Gives the frame the length `BOUNCE[TEMPLATE_LEN]` and writes that many
+/// bytes of [`TEMPLATE`] over it.
+#[inline(always)]
+fn restore(ctx: &XdpContext) {
+    let len = BOUNCE.get(TEMPLATE_LEN).copied().unwrap_or(0) as usize;
+    let Some(t) = TEMPLATE.get(0) else {
+        return;
+    };
+    if len == 0 {
+        return;
+    }
+    let delta = len as i64 - (ctx.data_end() - ctx.data()) as i64;
+    // SAFETY: a helper call on our own context.
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+        return;
+    }
+    let (start, end) = (ctx.data(), ctx.data_end());
+    for i in 0..16 {
+        // Constant offsets: the verifier keeps each check.
+        if 4 * i + 4 <= len && start + 4 * i + 4 <= end {
+            // SAFETY: the 4 bytes at 4 * i were just checked to be in the frame.
+            unsafe {
+                *((start + 4 * i) as *mut [u8; 4]) =
+                    [t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]]
+            };
+        }
+    }
 }
 
 /// The per-packet cost of a new source through BPF_PROG_TEST_RUN, where
@@ -90,6 +130,27 @@ pub fn bounce(ctx: XdpContext) -> u32 {
     BOUNCE_PORTS
         .redirect(0, u64::from(BPF_F_BROADCAST))
         .unwrap_or(xdp_action::XDP_DROP)
+}
+
+/// For the client end of a veth pair facing the filter: drops IPv4 frames
+/// to 10.0.0.0/8 (SYN cookies answering the spoofed sources of a flood,
+/// which on a real network would leave the host) and passes everything
+/// else. A veth takes frames its peer sends with XDP_TX only while it has
+/// an XDP program of its own.
+#[xdp]
+pub fn client_rx(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + 34 > ctx.data_end() {
+        return xdp_action::XDP_PASS;
+    }
+    let p = start as *const u8;
+    // SAFETY: offsets 12-30 are under 34, checked against data_end above.
+    unsafe {
+        if *p.add(12) == 0x08 && *p.add(13) == 0x00 && *p.add(30) == 10 {
+            return xdp_action::XDP_DROP;
+        }
+    }
+    xdp_action::XDP_PASS
 }
 
 /// Rewrites the IPv4 source of an Ethernet + IPv4 (no options) + UDP or TCP

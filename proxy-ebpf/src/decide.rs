@@ -19,6 +19,7 @@ use crate::{
     clock, limit,
     maps::*,
     parse::{self, Malformed},
+    syncookie,
 };
 
 /// What the program needs to know about an address family's addresses.
@@ -163,7 +164,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v4,
                 probes: &cfg.probes_v4,
             };
-            Ok(fam.decide(cfg, &src, &src, syn, len))
+            Ok(syncookie::after(fam.decide(cfg, &src, &src, syn, len), syn))
         }
         parse::ETH_P_IPV6 => {
             let mut words = [0u64; 2];
@@ -192,7 +193,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v6,
                 probes: &cfg.probes_v6,
             };
-            Ok(fam.decide(cfg, &src, &key, syn, len))
+            Ok(syncookie::after(fam.decide(cfg, &src, &key, syn, len), syn))
         }
         // More VLAN tags than parsed: the IP traffic behind them cannot be
         // inspected, so it is not passed unless configured (docs/kernel-tier.md).

@@ -1,4 +1,4 @@
-//! rampart's XDP program. One entry point; the decision order is
+//! rampart's kernel programs. The XDP entry point's decision order is
 //!
 //! ```text
 //! parse (Ethernet, 0-4 VLAN tags, IPv4 with options and fragments, IPv6 with
@@ -17,8 +17,14 @@
 //!     a source new to the LRU goes
 //!     through the first stage,
 //!     admit.rs)                    -> drop (syn_limited / pps_limited)
+//!   SYN to a protected port while SYN cookies are on
+//!                                 -> answered with a SYN-ACK carrying a
+//!                                    cookie, XDP_TX (syn_cookie)
 //!   otherwise                     -> pass
 //! ```
+//!
+//! A second entry point, `rampart_ack` (tc ingress), completes the
+//! handshakes of cookies that come back (`cookie_ack.rs`).
 //!
 //! Each verdict is counted in the per-CPU `verdicts` map. Settings come from
 //! the `config` map on every packet, so userspace changes them in place.
@@ -34,20 +40,35 @@ mod admit;
 mod atomic;
 mod bans;
 mod clock;
+mod cookie_ack;
 mod decide;
+mod kfunc;
 mod limit;
 mod log;
 mod maps;
 mod parse;
+mod segment;
+mod synack;
+mod syncookie;
+mod tcpopt;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 use proxy_common::stats;
 
 #[xdp]
 pub fn rampart(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let verdict = decide::decide(&ctx).unwrap_or(stats::MALFORMED);
-    if verdict == stats::MALFORMED {
+    let mut verdict = decide::decide(&ctx).unwrap_or(stats::MALFORMED);
+    if verdict == syncookie::ASK {
+        // A passed SYN while SYN cookies may be on: `rampart_syn` answers
+        // or passes it, and counts it. Here only if it could not be called.
+        syncookie::hand_over(&ctx);
+        verdict = stats::PASS;
+    } else if verdict == stats::MALFORMED {
         log::malformed(&ctx);
     }
     maps::count(verdict, len);
@@ -56,6 +77,26 @@ pub fn rampart(ctx: XdpContext) -> u32 {
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Tail-called by `rampart` for a SYN it passed: decides whether it gets a
+/// SYN cookie (`syncookie.rs`).
+#[xdp]
+pub fn rampart_syn(ctx: XdpContext) -> u32 {
+    syncookie::program(&ctx)
+}
+
+/// Tail-called by `rampart_syn`: answers the SYN with a SYN-ACK carrying
+/// a cookie, XDP_TX (`synack.rs`).
+#[xdp]
+pub fn rampart_synack(ctx: XdpContext) -> u32 {
+    syncookie::answer(&ctx)
+}
+
+/// tc ingress: completes the handshakes of SYN cookies sent by `rampart`.
+#[classifier]
+pub fn rampart_ack(ctx: TcContext) -> i32 {
+    cookie_ack::ack(&ctx)
 }
 
 #[cfg(not(test))]

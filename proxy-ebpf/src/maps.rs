@@ -3,7 +3,7 @@
 //! loader from config before the maps are created.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
     macros::btf_map,
 };
 use proxy_common::{
@@ -15,6 +15,7 @@ use proxy_common::{
     log::LogConfig,
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
+    syncookie::{PORT_WORDS, STATS as N_SYN_STATS, SynCookieConfig, SynState, SynWindow},
 };
 
 #[btf_map(name = "config")]
@@ -62,6 +63,36 @@ pub static SOURCES_V4: LruHashMap<V4, SourceState, 65536> = LruHashMap::new();
 #[btf_map(name = "sources_v6")]
 pub static SOURCES_V6: LruHashMap<V6, SourceState, 65536> = LruHashMap::new();
 
+// SYN cookies (`syncookie.rs`, `cookie_ack.rs`; proxy_common::syncookie).
+#[btf_map(name = "syn_cookie")]
+pub static SYN_COOKIE: Array<SynCookieConfig, 1> = Array::new();
+#[btf_map(name = "syn_state")]
+pub static SYN_STATE: Array<SynState, 1> = Array::new();
+#[btf_map(name = "syn_ports")]
+pub static SYN_PORTS: Array<u64, { PORT_WORDS as usize }> = Array::new();
+#[btf_map(name = "syn_window")]
+pub static SYN_WINDOW: PerCpuArray<SynWindow, 1> = PerCpuArray::new();
+#[btf_map(name = "syn_stats")]
+pub static SYN_STATS: PerCpuArray<u64, { N_SYN_STATS as usize }> = PerCpuArray::new();
+/// `[0]`: `rampart_syn`, tail-called for passed SYNs; `[1]`: `rampart_synack`,
+/// tail-called by it. Not pinned: each loaded `rampart` gets its own,
+/// filled by the loader.
+#[btf_map(name = "syn_tail")]
+pub static SYN_TAIL: ProgramArray<2> = ProgramArray::new();
+/// Per CPU, what a SYN offered, on its way into the SYN-ACK (`synack.rs`
+/// says why through a map). Not pinned.
+#[btf_map(name = "syn_scratch")]
+pub static SYN_SCRATCH: PerCpuArray<SynScratch, 1> = PerCpuArray::new();
+
+#[repr(C)]
+pub struct SynScratch {
+    /// The cookie's option bits.
+    pub bits: u32,
+    /// The SYN-ACK carries timestamps.
+    pub ts: u32,
+    /// The client's timestamp, echoed.
+    pub tsecr: u32,
+}
 /// The record budget of the program's log, and its level for readers
 /// (the program reads its own global; see `log.rs`).
 #[btf_map(name = "log")]

@@ -43,6 +43,19 @@ impl Drop for Successors {
     }
 }
 
+/// `client_rx` on the client veth: a veth takes the frames its peer sends
+/// with XDP_TX (SYN cookies) only with an XDP program of its own.
+fn client_rx(link: &Link) -> aya::Ebpf {
+    let mut ebpf = aya::Ebpf::load(proxy_user::filter::object::BENCH).unwrap();
+    let prog: &mut aya::programs::Xdp = ebpf.program_mut("client_rx").unwrap().try_into().unwrap();
+    prog.load().unwrap();
+    let iface = link.client_if.clone();
+    link.client
+        .with(|| prog.attach(&iface, aya::programs::XdpMode::Driver))
+        .expect("client_rx");
+    ebpf
+}
+
 /// Whether `pid` runs (a zombie has exited).
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -56,28 +69,50 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
     if !require_root("ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request") {
         return;
     }
-    let link = Link::new("upg");
+    upgrades_under_load("upg", false);
+}
+
+/// The same with SYN cookies answering every new connection's SYN: each
+/// new daemon keeps the cookie key and takes the tc program's link over,
+/// so a handshake started under one daemon completes under the next.
+#[test]
+fn upgrades_and_reloads_with_syn_cookies_on_fail_no_request() {
+    if !require_root("upgrades_and_reloads_with_syn_cookies_on_fail_no_request") {
+        return;
+    }
+    upgrades_under_load("upgc", true);
+}
+
+fn upgrades_under_load(tag: &str, syn_cookies: bool) {
+    let link = Link::new(tag);
     link.edge_addr(&format!("{EDGE}/24"));
     link.client_addr(&format!("{CLIENT}/24"));
     link.client_addr(&format!("{BLOCKED}/24"));
     named_backend(&link.edge, 9001, "app");
-    let pins = PinDir::new("upgrade");
-    let dir = std::env::temp_dir().join(format!("rampart-upgrade-{}", std::process::id()));
+    let pins = PinDir::new(tag);
+    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
         format!(
-            "{}\n{}\n\
+            "{}\n{}\n{}\n\
              [http]\ngrace_period = \"5s\"\n\n\
              [upstream.app]\nservers = [\"127.0.0.1:9001\"]\n\n\
              [[listener]]\nbind = \"{EDGE}:8080\"\n\n[[route]]\nupstream = \"app\"\n",
             filter_section(&link.edge_if, pins.path(), &[BLOCKED]),
+            if syn_cookies {
+                // The client veth runs an XDP program (below): it takes XDP_TX frames.
+                "[filter.syn_cookies]\nmode = \"on\"\non_veth = true\n"
+            } else {
+                ""
+            },
             control_section(&dir)
         ),
     )
     .unwrap();
     let first = Daemon::start(&link.edge, &config, &link.edge_if);
+    let _client_rx = syn_cookies.then(|| client_rx(&link));
     let successors = Successors::default();
     let flood_seen = udp_receiver(&link.edge, &format!("{EDGE}:9"));
 
@@ -134,6 +169,20 @@ fn ten_upgrades_and_a_hundred_reloads_under_load_fail_no_request() {
         report.summary()
     );
     assert_eq!(report.failed(), 0, "{}", report.summary());
+    if syn_cookies {
+        let pin = pins.path().to_str().unwrap();
+        let (_, out, _) = cli(
+            &link.edge,
+            &["-j", "map", "dump", "syn_stats", "--pin-dir", pin],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let accepted = v[0]["value"].as_u64().unwrap_or(0);
+        println!("{accepted} connections made through SYN cookies");
+        assert!(
+            accepted > 100,
+            "new connections went through cookies: {out}"
+        );
+    }
     assert!(report.ok > 500, "{}", report.summary());
     assert_eq!(
         received(&flood_seen, BLOCKED),

@@ -153,6 +153,41 @@ fn bouncer_redirects_until_its_deadline_then_drops() {
 }
 
 #[test]
+fn spoofing_generator_writes_its_template_back_first() {
+    if !require_root("spoofing_generator_writes_its_template_back_first") {
+        return;
+    }
+    // With live frames a receiver that answers in place (a SYN cookie)
+    // rewrites the generator's page: a SYN-ACK of another length comes back
+    // as the next frame. With a template set, a SYN goes out again.
+    let mut ebpf = programs();
+    let syn = with_l4_checksum(Frame::v4("198.18.9.9", "198.18.0.1").tcp_syn().payload(6));
+    let mut t = [0u8; 64];
+    t[..syn.len()].copy_from_slice(&syn);
+    Array::<_, [u8; 64]>::try_from(ebpf.map_mut("TEMPLATE").unwrap())
+        .unwrap()
+        .set(0, t, 0)
+        .unwrap();
+    Array::<_, u64>::try_from(ebpf.map_mut("BOUNCE").unwrap())
+        .unwrap()
+        .set(2, syn.len() as u64, 0)
+        .unwrap();
+    let mut answered = syn.clone();
+    answered[47] = 0x12; // SYN|ACK
+    answered.extend_from_slice(&[0; 4]); // another length
+    let (action, out) = run(program(&mut ebpf, "tx_gen_spoof"), &answered);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(out.len(), syn.len(), "the template's length");
+    assert_eq!(out[47], 0x02, "a SYN again");
+    assert_eq!(out[26], 10, "spoofed as before");
+    assert_eq!(l4_check(&out), 0, "L4 checksum");
+    for (i, (a, b)) in syn.iter().zip(&out).enumerate() {
+        let rewritten = (24..30).contains(&i) || l4_csum_at(&syn, i);
+        assert!(rewritten || a == b, "byte {i} differs from the template");
+    }
+}
+
+#[test]
 fn spoof_tail_gives_a_new_source_then_runs_the_program_in_its_slot() {
     if !require_root("spoof_tail_gives_a_new_source_then_runs_the_program_in_its_slot") {
         return;

@@ -7,7 +7,7 @@ use proxy_common::stats::{self, Counter};
 
 use crate::netns::Link;
 use proxy_user::{
-    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit},
+    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit, SynCookies},
     filter::Filter,
 };
 
@@ -27,6 +27,8 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         pass_unparsed: false,
         maps: MapSizes::default(),
         on_exit: OnExit::Keep,
+        // Auto, but no ports (there are no listeners): off.
+        syn_cookies: SynCookies::default(),
     }
 }
 

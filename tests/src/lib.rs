@@ -9,6 +9,8 @@
 //! - [`netns`]: network namespaces and veth pairs as RAII guards, and running
 //!   code or commands inside a namespace.
 //! - [`filter`]: load the filter with test settings and run packets through it.
+//! - [`segment`]: TCP segments with options and checksums (SYN-cookie tests);
+//!   [`flood`]: a spoofed SYN flood and the edge's TCP counters.
 //! - [`daemon`], [`process`]: the real `rampart` binary and other child processes,
 //!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
 //!   [`backend`]: small HTTP backends and a client for end-to-end tests;
@@ -21,6 +23,7 @@ pub mod backend;
 pub mod certs;
 pub mod daemon;
 pub mod filter;
+pub mod flood;
 pub mod in_process;
 pub mod load;
 pub mod netns;
@@ -28,6 +31,7 @@ pub mod packet;
 pub mod pins;
 pub mod privilege;
 pub mod process;
+pub mod segment;
 pub mod traffic;
 
 /// Whether this run is a soak (`cargo xtask soak` sets `RAMPART_SOAK=1`):

@@ -212,6 +212,17 @@ pub struct FileFilter {
     pub track_sources: Option<bool>,
     pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
+    pub syn_cookies: Option<Spanned<FileSynCookies>>,
+}
+
+/// `[filter.syn_cookies]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSynCookies {
+    pub mode: Option<Spanned<String>>,
+    pub ports: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub threshold: Option<Spanned<i64>>,
+    pub on_veth: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

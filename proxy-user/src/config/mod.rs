@@ -19,6 +19,7 @@ mod listener;
 mod log;
 mod rewrite;
 mod route;
+mod syn_cookies;
 mod template;
 pub mod units;
 mod upstream;
@@ -40,6 +41,7 @@ pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;
 pub use route::{Action, Matcher, PathMatch, Route};
+pub use syn_cookies::{SynCookieMode, SynCookies};
 use toml::Spanned;
 pub use upstream::{Balance, HealthCheck, Server, Upstream};
 
@@ -107,6 +109,8 @@ pub struct FilterSettings {
     pub maps: MapSizes,
     /// What happens to the attached program when the daemon exits.
     pub on_exit: OnExit,
+    /// `[filter.syn_cookies]`: SYNs answered in XDP during SYN floods.
+    pub syn_cookies: SynCookies,
 }
 
 /// `on_exit`: whether the filter outlives the daemon.
@@ -235,7 +239,7 @@ impl Config {
             let span = e.span().unwrap_or(0..0);
             loc.error(span, e.message().trim_end().to_string())
         })?;
-        let filter = raw.filter.map(|f| filter(&loc, f)).transpose()?;
+        let mut filter = raw.filter.map(|f| filter(&loc, f)).transpose()?;
         // Relative paths (certificates, static roots, logs) are relative to the file.
         let base = path
             .parent()
@@ -259,6 +263,9 @@ impl Config {
             .map(|l| listener::listener(&loc, base, l))
             .collect::<Result<_, _>>()?;
         listener::resolve_redirect_ports(&mut listeners);
+        if let Some(f) = filter.as_mut() {
+            f.syn_cookies.resolve_ports(&listeners);
+        }
         let upstreams: BTreeMap<String, Upstream> = raw
             .upstream
             .into_iter()
@@ -416,6 +423,7 @@ fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, ConfigError> {
         track_sources: f.track_sources.unwrap_or(true),
         pass_unparsed,
         maps,
+        syn_cookies: syn_cookies::syn_cookies(loc, f.syn_cookies)?,
     })
 }
 

@@ -7,13 +7,43 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::Output;
-use crate::config::{Action, AttachMode, Config, Listener, OnExit};
+use crate::config::{Action, AttachMode, Config, Listener, OnExit, SynCookieMode};
 
 pub fn check(out: &Output, path: &Path) -> Result<()> {
     let cfg = Config::load(path)?;
+    // What the host must provide for SYN cookies; a missing piece leaves
+    // them off (the daemon says so too) but is not a configuration error.
+    let syn = cfg.filter.as_ref().and_then(|f| {
+        let c = &f.syn_cookies;
+        (c.mode != SynCookieMode::Off && !f.interfaces.is_empty()).then(|| {
+            if c.ports.is_empty() {
+                Err("no ports to protect (no [[listener]] and no syn_cookies.ports)".to_string())
+            } else {
+                crate::filter::host_check()
+            }
+        })
+    });
     out.emit(
-        &json!({ "file": path, "valid": true, "filter": cfg.filter.is_some() }),
-        || format!("{}: configuration is valid\n", path.display()),
+        &json!({
+            "file": path,
+            "valid": true,
+            "filter": cfg.filter.is_some(),
+            "syn_cookies": syn.as_ref().map(|r| match r {
+                Ok(()) => json!({ "ready": true }),
+                Err(why) => json!({ "ready": false, "why": why }),
+            }),
+        }),
+        || {
+            let mut s = format!("{}: configuration is valid\n", path.display());
+            match &syn {
+                Some(Ok(())) => s.push_str("SYN cookies: this host can run them\n"),
+                Some(Err(why)) => {
+                    s.push_str(&format!("SYN cookies: will stay off on this host: {why}\n"))
+                }
+                None => {}
+            }
+            s
+        },
     );
     Ok(())
 }
@@ -37,6 +67,12 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
                 "block_ranges": f.maps.block_ranges, "block_addrs": f.maps.block_addrs,
             },
             "on_exit": match f.on_exit { OnExit::Keep => "keep", OnExit::Detach => "detach" },
+            "syn_cookies": {
+                "mode": f.syn_cookies.mode.name(),
+                "ports": f.syn_cookies.ports,
+                "ports_from_listeners": f.syn_cookies.ports_from_listeners,
+                "threshold": f.syn_cookies.threshold,
+            },
         }}),
     };
     value["listeners"] = json!(cfg.listeners.iter().map(listener).collect::<Vec<_>>());

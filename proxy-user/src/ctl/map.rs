@@ -9,7 +9,9 @@ use proxy_common::{config as kcfg, list, pin, stats::VERDICT_NAMES};
 use serde_json::{Value, json};
 
 use super::Output;
-use crate::filter::{FilterMaps, Index, List, XdpLog, probe_lens, rate_of};
+use crate::filter::{
+    FilterMaps, Index, List, SynCookieMaps, XdpLog, probe_lens, rate_of, syn_mode_name,
+};
 
 pub fn origin_name(origin: u32) -> &'static str {
     match origin {
@@ -190,6 +192,9 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 })
                 .collect()
         }
+        pin::SYN_COOKIE | pin::SYN_STATE | pin::SYN_PORTS | pin::SYN_WINDOW | pin::SYN_STATS => {
+            syn_rows(maps.dir(), name)?
+        }
         pin::LOG => {
             let s = XdpLog::open(maps.dir())?.settings()?;
             vec![json!({
@@ -207,5 +212,51 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
             .map(|(cpu, n)| json!({ "cpu": cpu, "suppressed_pending": n }))
             .collect(),
         other => bail!("no map called `{other}`"),
+    })
+}
+
+/// The `syn_*` maps (SYN cookies). The cookie key is never shown.
+fn syn_rows(dir: &Path, name: &str) -> Result<Vec<Value>> {
+    use proxy_common::syncookie::{self as sc, STAT_NAMES};
+    let maps = SynCookieMaps::open(dir)?;
+    let now = crate::filter::monotonic_ns();
+    Ok(match name {
+        pin::SYN_COOKIE => {
+            let c = maps.config()?;
+            vec![json!({
+                "mode": syn_mode_name(c.mode),
+                "threshold_per_cpu": c.threshold_per_cpu,
+                "hold_s": c.hold_ns as f64 / 1e9,
+                "timestamps": c.flags & sc::FLAG_TIMESTAMPS != 0,
+                "sack": c.flags & sc::FLAG_SACK != 0,
+                "window_scaling": c.flags & sc::FLAG_WSCALE != 0,
+                "ecn": c.flags & sc::FLAG_ECN != 0,
+                "mss_v4": c.mss_v4,
+                "mss_v6": c.mss_v6,
+                "window_scale": c.rcv_wscale,
+                "key": if c.key == [0, 0] { "unset" } else { "set (not shown)" },
+            })]
+        }
+        pin::SYN_STATE => {
+            let s = maps.state()?;
+            vec![json!({
+                "cookies_now": maps.active(now)?,
+                "flood_until_s": (s.attack_until_ns > now).then(|| (s.attack_until_ns - now) as f64 / 1e9),
+                "last_cookie_s_ago": (s.last_cookie_ns != 0).then(|| now.saturating_sub(s.last_cookie_ns) as f64 / 1e9),
+            })]
+        }
+        pin::SYN_PORTS => maps.ports()?.into_iter().map(|p| json!({ "port": p })).collect(),
+        pin::SYN_WINDOW => maps
+            .windows()?
+            .into_iter()
+            .enumerate()
+            .map(|(cpu, w)| json!({ "cpu": cpu, "syns_this_second": w.count, "second_started_s_ago": now.saturating_sub(w.start_ns) as f64 / 1e9 }))
+            .collect(),
+        _ => maps
+            .stats()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| json!({ "counter": STAT_NAMES[i], "value": v }))
+            .collect(),
     })
 }

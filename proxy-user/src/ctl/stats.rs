@@ -6,15 +6,39 @@
 use std::{fmt::Write, path::Path, time::Duration};
 
 use anyhow::Result;
-use proxy_common::stats::{VERDICT_NAMES, is_drop};
+use proxy_common::{
+    stats::{self, VERDICT_NAMES},
+    syncookie::STAT_NAMES,
+};
 use serde_json::{Map, Value, json};
 
 use super::Output;
 use crate::{
     control::{client::call, protocol::Request},
-    filter::FilterMaps,
+    filter::{FilterMaps, SynCookieMaps, syn_mode_name},
     metrics::route::CLASSES,
 };
+
+/// The SYN cookie state and counters (null without the `syn_*` maps: an
+/// older filter).
+fn syn_cookies(dir: &Path) -> Value {
+    let Ok(maps) = SynCookieMaps::open(dir) else {
+        return Value::Null;
+    };
+    let (Ok(config), Ok(counters)) = (maps.config(), maps.stats()) else {
+        return Value::Null;
+    };
+    let counters: Map<String, Value> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (STAT_NAMES[i].to_string(), json!(v)))
+        .collect();
+    json!({
+        "mode": syn_mode_name(config.mode),
+        "now": maps.active(crate::filter::monotonic_ns()).unwrap_or(false),
+        "counters": counters,
+    })
+}
 
 pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Result<()> {
     loop {
@@ -32,8 +56,10 @@ pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Res
                 );
             }
         }
+        let syn = syn_cookies(dir);
         let value = json!({
             "verdicts": if kernel.is_ok() { Value::Object(verdicts) } else { Value::Null },
+            "syn_cookies": syn,
             "l7": l7.as_ref().ok(),
         });
         out.emit(&value, || {
@@ -46,7 +72,7 @@ pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Res
                         "VERDICT", "ACTION", "PACKETS", "BYTES"
                     );
                     for (i, c) in counters.iter().enumerate() {
-                        let action = if is_drop(i as u32) { "drop" } else { "pass" };
+                        let action = stats::action(i as u32);
                         let _ = writeln!(
                             s,
                             "{:<12} {:>6} {:>16} {:>18}",
@@ -57,6 +83,22 @@ pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Res
                 Err(e) => {
                     let _ = writeln!(s, "kernel: {e}");
                 }
+            }
+            if let Some(v) = value.get("syn_cookies").filter(|v| !v.is_null()) {
+                let n = |k: &str| v["counters"][k].as_u64().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "SYN cookies: mode {}, {} now; ACKs accepted {}, refused {}; floods {}",
+                    v["mode"].as_str().unwrap_or("?"),
+                    if v["now"].as_bool() == Some(true) {
+                        "sent"
+                    } else {
+                        "not sent"
+                    },
+                    n("acks_accepted"),
+                    n("acks_refused"),
+                    n("attacks"),
+                );
             }
             match &l7 {
                 Ok(v) => l7_table(&mut s, v),

@@ -69,6 +69,17 @@ impl Reconciler {
             if was.as_ref().and_then(Desired::kernel_config) != Some(config) {
                 f.maps.write_config(config)?;
             }
+            // The SYN-cookie settings, once the limits they follow are in force.
+            let syn_cookies = next.config.filter.as_ref().map(|s| &s.syn_cookies);
+            let had = was
+                .as_ref()
+                .and_then(|w| w.config.filter.as_ref())
+                .map(|s| &s.syn_cookies);
+            if let Some(settings) = syn_cookies
+                && had != Some(settings)
+            {
+                f.syn.write(f.maps.dir(), settings)?;
+            }
         }
         let gate_changed = lists_changed
             || was

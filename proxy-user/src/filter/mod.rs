@@ -7,7 +7,8 @@
 //!   .attach(iface, mode)    a pinned link (pin_dir/link_IFACE) adopted: its program
 //!                           swapped for ours atomically (bpf_link_update), no gap;
 //!                           else native, or generic with a warning when mode = auto,
-//!                           and the new link pinned
+//!                           and the new link pinned. The SYN-cookie tc program goes
+//!                           on first (pin_dir/ack_link_IFACE, syn_cookies.rs)
 //!   .records()              the program's log records, for `xdp_log::forward`
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
@@ -24,12 +25,16 @@ mod bans;
 mod clock;
 pub use clock::monotonic_ns;
 mod error;
+mod iface;
 mod index;
+pub mod kfunc;
 mod lists;
 mod maps;
 pub mod object;
 mod pin_dir;
 mod settings;
+mod syn_cookies;
+mod syn_programs;
 mod xdp_log;
 
 use std::path::Path;
@@ -55,6 +60,7 @@ use proxy_common::{
     pin,
 };
 pub use settings::{kernel_config, kernel_config_with, rate_of};
+pub use syn_cookies::{HostTcp, SynCookieMaps, SynCookieRuntime, host_check, syn_mode_name};
 pub use xdp_log::{Records, XdpLog, forward};
 
 use crate::{
@@ -82,6 +88,8 @@ pub struct Filter {
     /// Links that could not be pinned (netlink attachments): they detach
     /// when the filter is dropped.
     unpinned: Vec<XdpLink>,
+    /// SYN cookies: whether the host can, and the tc program's links.
+    pub syn: SynCookieRuntime,
     /// The IPv6 prefix the adopted maps' bans were keyed by, when the
     /// settings loaded with have another: they are to be keyed again (see
     /// `daemon::rekey`). Taken by [`Filter::take_changed_ipv6_prefix`].
@@ -143,9 +151,16 @@ impl Filter {
             loader.map_max_entries(name, size);
         }
         check_pinned_layout(dir)?;
-        let mut ebpf = loader.load(object)?;
+        // The tc program's kfunc call, resolved against this kernel; without
+        // it the object loads as it is and SYN cookies stay off.
+        let linked = kfunc::kernel_id().and_then(|id| kfunc::link(object, id));
+        let mut ebpf = loader.load(linked.as_ref().map_or(object, |l| l.bytes()))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load()?;
+        let unavailable = match linked {
+            Ok(_) => syn_programs::load(&mut ebpf).err(),
+            Err(e) => Some(e.to_string()),
+        };
         let mut filter = Filter {
             maps: FilterMaps::open(dir)?,
             // Absent from an object built without logging (benchmarks
@@ -158,6 +173,7 @@ impl Filter {
             attached: Vec::new(),
             links: Vec::new(),
             unpinned: Vec::new(),
+            syn: SynCookieRuntime::new(unavailable),
             adopted_ipv6_prefix: None,
         };
         filter.maps.init_index()?;
@@ -174,7 +190,8 @@ impl Filter {
     /// allow/block entries by diff, then writes the config map in place.
     pub fn sync(&mut self, settings: &FilterSettings) -> Result<(), FilterError> {
         self.sync_lists(&settings.allow, &settings.block)?;
-        self.write_config(kernel_config(settings))
+        self.write_config(kernel_config(settings))?;
+        self.syn.write(self.maps.dir(), &settings.syn_cookies)
     }
 
     /// Writes the `config` map. When it changes what one IPv6 source is,
@@ -221,6 +238,9 @@ impl Filter {
         iface: &str,
         mode: AttachMode,
     ) -> Result<Option<XdpMode>, FilterError> {
+        // Before XDP can answer a SYN here, the program that takes the ACKs.
+        let dir = self.maps.dir().to_path_buf();
+        self.syn.attach(&mut self.ebpf, &dir, iface, mode)?;
         let pin_path = self.pin_dir().join(format!("link_{iface}"));
         if pin_path.exists() {
             match self.adopt(iface, &pin_path) {
@@ -288,6 +308,7 @@ impl Filter {
 
     /// Detaches from every interface: the links are unpinned and closed.
     pub fn detach(mut self) -> Result<(), FilterError> {
+        let dir = self.maps.dir().to_path_buf();
         for (iface, fd_link) in self.links.drain(..) {
             let path = self.maps.dir().join(format!("link_{iface}"));
             if let Err(e) = std::fs::remove_file(&path) {
@@ -298,6 +319,8 @@ impl Filter {
             info!("XDP detached from {iface}");
         }
         self.unpinned.clear();
+        // XDP is gone: no SYN is answered any more, the tc program can go.
+        self.syn.detach(&dir);
         Ok(())
     }
 
@@ -342,6 +365,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         list::ListValue,
         source::SourceState,
         stats::Counter,
+        syncookie::{SynCookieConfig, SynState, SynWindow},
     };
     let lpm = |addr: usize| (4 + addr) as u32;
     let v = |n: usize| n as u32;
@@ -360,6 +384,10 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::BAN_INDEX_V6 => (4, v(size_of::<BanBucketV6>())),
         pin::SOURCES_V4 => (4, v(size_of::<SourceState>())),
         pin::SOURCES_V6 => (16, v(size_of::<SourceState>())),
+        pin::SYN_COOKIE => (4, v(size_of::<SynCookieConfig>())),
+        pin::SYN_STATE => (4, v(size_of::<SynState>())),
+        pin::SYN_PORTS | pin::SYN_STATS => (4, 8),
+        pin::SYN_WINDOW => (4, v(size_of::<SynWindow>())),
         pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
         pin::LOG_SUPPRESSED => (4, 8),
         _ => return None,
@@ -376,6 +404,21 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
             continue;
         }
         let info = aya::maps::MapInfo::from_pin(&path).map_err(FilterError::map(name))?;
+        if name == pin::VERDICTS && info.max_entries() < proxy_common::stats::VERDICTS {
+            // Made by a build with fewer verdicts. The program attached now
+            // keeps its own reference; ours gets a new map (counters restart).
+            warn!(
+                "{}: {} verdicts, this build counts {}: replaced by a new map (counters restart)",
+                path.display(),
+                info.max_entries(),
+                proxy_common::stats::VERDICTS
+            );
+            std::fs::remove_file(&path).map_err(|source| FilterError::PinDir {
+                path: path.clone(),
+                source,
+            })?;
+            continue;
+        }
         let want = expected_layout(name);
         let got = (info.key_size(), info.value_size());
         if want.is_some_and(|w| w != got) {

@@ -3,12 +3,12 @@
 
 use std::{fmt::Display, fmt::Write};
 
-use proxy_common::stats::{VERDICT_NAMES, is_drop};
+use proxy_common::stats::{self, VERDICT_NAMES};
 
 use super::{histogram::BOUNDS, histogram::Snapshot, route::CLASSES};
 use crate::{
     config::FilterSettings,
-    filter::{FilterMaps, List, origin_name},
+    filter::{FilterMaps, List, SynCookieMaps, origin_name, syn_mode_name},
     http::State,
 };
 
@@ -438,6 +438,45 @@ fn autobans(t: &mut Text, state: &State) {
     }
 }
 
+/// SYN cookies: whether they are being sent, and what came of them.
+fn syn_cookies(t: &mut Text, maps: &FilterMaps) {
+    let Ok(syn) = SynCookieMaps::open(maps.dir()) else {
+        return;
+    };
+    if let (Ok(config), Ok(active)) = (syn.config(), syn.active(crate::filter::monotonic_ns())) {
+        t.family(
+            "rampart_xdp_syn_cookies_mode",
+            "gauge",
+            "1 for the SYN cookie mode in force (off when the host cannot run them)",
+        );
+        t.sample(
+            "rampart_xdp_syn_cookies_mode",
+            &[("mode", syn_mode_name(config.mode))],
+            1,
+        );
+        t.family(
+            "rampart_xdp_syn_cookies_active",
+            "gauge",
+            "1 while SYNs to protected ports are answered with cookies (mode on, or auto during a flood)",
+        );
+        t.sample("rampart_xdp_syn_cookies_active", &[], u8::from(active));
+    }
+    if let Ok(counters) = syn.stats() {
+        t.family(
+            "rampart_xdp_syn_cookie_events_total",
+            "counter",
+            "SYN cookie events: ACKs accepted or refused by the kernel, floods (auto mode switching on), SYNs left to the kernel",
+        );
+        for (i, v) in counters.iter().enumerate() {
+            t.sample(
+                "rampart_xdp_syn_cookie_events_total",
+                &[("event", proxy_common::syncookie::STAT_NAMES[i])],
+                *v,
+            );
+        }
+    }
+}
+
 fn access_log(t: &mut Text, state: &State) {
     let Some(log) = &state.access_log else {
         return;
@@ -484,7 +523,7 @@ fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &Filter
             "packets by verdict (per-CPU counters summed), with action drop or pass",
         );
         for (i, c) in verdicts.iter().enumerate() {
-            let action = if is_drop(i as u32) { "drop" } else { "pass" };
+            let action = stats::action(i as u32);
             t.sample(
                 "rampart_xdp_packets_total",
                 &[("verdict", VERDICT_NAMES[i]), ("action", action)],
@@ -493,7 +532,7 @@ fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &Filter
         }
         t.family("rampart_xdp_bytes_total", "counter", "bytes by verdict");
         for (i, c) in verdicts.iter().enumerate() {
-            let action = if is_drop(i as u32) { "drop" } else { "pass" };
+            let action = stats::action(i as u32);
             t.sample(
                 "rampart_xdp_bytes_total",
                 &[("verdict", VERDICT_NAMES[i]), ("action", action)],
@@ -501,6 +540,7 @@ fn kernel_tier(t: &mut Text, state: &State, maps: &FilterMaps, settings: &Filter
             );
         }
     }
+    syn_cookies(t, maps);
     let m = &settings.maps;
     let count = |list: List| maps.entries(list).map_or(0, |e| e.len());
     let bans = maps.bans().unwrap_or_default();

@@ -191,7 +191,14 @@ impl Generator {
 
 /// The live-frames generator, pinned to CPU 0 in the client namespace.
 fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
-    let frame = frame.to_vec();
+    let template = frame.to_vec();
+    let mut frame = frame.to_vec();
+    if spoof {
+        // Four bytes longer than the template the generator cuts it back
+        // to: live frames take a frame's new length from the program only
+        // if it changed one (else they keep what a receiver left).
+        frame.extend_from_slice(&[0; 4]);
+    }
     let ns = link.client.name().to_string();
     let gen_if = ifindex(&link.client, &link.client_if);
     let prog = if spoof { "tx_gen_spoof" } else { "tx_gen" };
@@ -204,6 +211,21 @@ fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
             libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
         }
         let mut ebpf = bench_programs();
+        if spoof {
+            // The spoofing generator writes the frame back before each send
+            // (a receiver answering in place, with SYN cookies, writes over it).
+            let mut t = [0u8; 64];
+            let n = template.len().min(64) / 4 * 4;
+            t[..n].copy_from_slice(&template[..n]);
+            Array::<_, [u8; 64]>::try_from(ebpf.map_mut("TEMPLATE").unwrap())
+                .unwrap()
+                .set(0, t, 0)
+                .unwrap();
+            Array::<_, u64>::try_from(ebpf.map_mut("BOUNCE").unwrap())
+                .unwrap()
+                .set(2, n as u64, 0)
+                .unwrap();
+        }
         let end = Instant::now() + Duration::from_secs(secs);
         // A million frames a run takes well over 100 ms on any machine, so
         // this bound only matters if the clock misbehaves.

@@ -123,7 +123,14 @@ fn machine() -> String {
 
 pub fn bench_programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["drop_all", "tx_gen", "tx_gen_spoof", "bounce", "spoof_tail"] {
+    for name in [
+        "drop_all",
+        "tx_gen",
+        "tx_gen_spoof",
+        "bounce",
+        "client_rx",
+        "spoof_tail",
+    ] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");
     }

@@ -5,10 +5,12 @@ use std::time::Instant;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use proxy_common::{list::ORIGIN_CLI, stats};
 use proxy_user::cidr::Cidr;
+use proxy_user::config::{SynCookieMode, SynCookies};
 use tests::{
     filter::{dispatch, dispatch_program, limit, load, settings},
     packet::Frame,
     pins::PinDir,
+    segment::{self, Segment},
 };
 
 use crate::{Opts, Row, bench_programs, feed, full_settings, table, xdp};
@@ -211,10 +213,61 @@ pub fn run(opts: &Opts) {
             None,
         );
     }
+    syn_cookie_rows(opts, &mut add);
     rows.extend(crate::new_source::rows(opts, &mut bench, floor, pass_big));
     table(
         "### Per-packet cost (BPF_PROG_TEST_RUN)",
         "ns/packet",
         &rows,
+    );
+}
+
+/// The SYN cookie path, in two parts (a SYN answered in place is a SYN-ACK
+/// on the next of BPF_PROG_TEST_RUN's repeats, so the whole path cannot be
+/// repeated): everything up to the SYN-ACK builder (`rampart`, the tail
+/// call to `rampart_syn`, its checks and socket lookup, here a miss so the
+/// frame stays a SYN), and the builder itself (`rampart_synack` run on its
+/// own: each repeat rewrites the previous answer, options and all).
+fn syn_cookie_rows(opts: &Opts, add: &mut impl FnMut(&str, f64, Option<(f64, &'static str)>)) {
+    let pins = PinDir::new("bench");
+    let mut s = settings(pins.path());
+    s.syn_cookies = SynCookies {
+        mode: SynCookieMode::On,
+        ports: vec![80],
+        ports_from_listeners: false,
+        threshold: 1000,
+        // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+        on_veth: true,
+    };
+    let mut filter = load(&s);
+    if let Some(why) = &filter.syn.unavailable {
+        eprintln!("  SYN cookies unavailable here ({why}): no SYN cookie rows");
+        return;
+    }
+    let _held = dispatch(&mut filter);
+    let mut syn = Segment::new("198.18.0.9", "198.18.0.1", 40000, 80);
+    syn.seq = 7;
+    syn.options = segment::linux_syn_options(1460, 12345);
+    let frame = syn.build();
+    let before = filter.maps.verdicts().unwrap()[stats::PASS as usize].packets;
+    tests::filter::run(&filter, &frame);
+    assert_eq!(
+        filter.maps.verdicts().unwrap()[stats::PASS as usize].packets,
+        before + 1,
+        "no listener: the SYN passes"
+    );
+    add(
+        "SYN cookies on: a SYN up to the SYN-ACK builder (tail call, checks, socket lookup)",
+        ns_per_packet(filter.program().unwrap(), &frame, opts.repeat),
+        None,
+    );
+    add(
+        "SYN cookies on: the SYN-ACK builder (options, SipHash cookie, rewrite, checksums)",
+        ns_per_packet(
+            filter.xdp_program("rampart_synack").unwrap(),
+            &frame,
+            opts.repeat,
+        ),
+        None,
     );
 }

@@ -6,13 +6,17 @@
 //! spoofed source is new, so per-source limits start each one with a full
 //! budget: the figure of interest is how much a new source costs.
 
+use proxy_user::config::SynCookieMode;
 use tests::{filter::limit, netns::Link, packet::Frame};
 
 use crate::{
     Opts, Row, feed,
     generator::Kind,
     table,
-    veth::{measure, nft_counter, nftables, processed, rampart, trivial, xdp_drops, xdp_filter},
+    veth::{
+        measure, nft_counter, nftables, processed, rampart, rampart_cookies, trivial, xdp_drops,
+        xdp_drops_or_answers, xdp_filter,
+    },
 };
 
 /// rampart's per-source limits in this section: packets and SYNs per second
@@ -72,6 +76,31 @@ pub fn run(opts: &Opts, kind: Kind) {
             ),
             ">= 0.7x",
         );
+        if what == "TCP SYN" {
+            // The flood's SYNs answered in XDP: "passed" counts what reached the stack.
+            add(
+                format!("rampart, every check, {SYN} SYN/s per source, SYN cookies (auto)"),
+                flood(
+                    opts,
+                    kind,
+                    frame,
+                    rampart_cookies(big.clone(), limit(SYN, SYN), 80, SynCookieMode::Auto, true),
+                    xdp_drops_or_answers,
+                ),
+                ">= 0.7x",
+            );
+            add(
+                "rampart, lists and bans only (no per-source limits), SYN cookies (auto)".into(),
+                flood(
+                    opts,
+                    kind,
+                    frame,
+                    rampart_cookies(big.clone(), None, 80, SynCookieMode::Auto, true),
+                    xdp_drops_or_answers,
+                ),
+                "",
+            );
+        }
         add(
             "xdp-filter, one-address list (no per-source state)".into(),
             flood(opts, kind, frame, xdp_filter(big_host.clone()), xdp_drops),

@@ -5,7 +5,10 @@
 use std::process::Command;
 
 use aya::programs::XdpMode;
-use proxy_user::{cidr::Cidr, config::RateLimit};
+use proxy_user::{
+    cidr::Cidr,
+    config::{RateLimit, SynCookieMode, SynCookies},
+};
 use tests::{
     filter::{limit, load},
     netns::Link,
@@ -38,6 +41,15 @@ fn ethtool_sum(link: &Link, suffix: &str) -> u64 {
 /// Sum of `rx_queue_*_xdp_drops`: frames the edge's XDP program dropped.
 pub fn xdp_drops(link: &Link) -> u64 {
     ethtool_sum(link, "_xdp_drops:")
+}
+
+/// Frames the edge's XDP program dropped or sent back (`_xdp_tx`: SYNs
+/// answered with SYN cookies; `_xdp_tx_errors`, the same that veth could
+/// not queue to its peer): none of them reaches its stack.
+pub fn xdp_drops_or_answers(link: &Link) -> u64 {
+    ethtool_sum(link, "_xdp_drops:")
+        + ethtool_sum(link, "_xdp_tx:")
+        + ethtool_sum(link, "_xdp_tx_errors:")
 }
 
 /// Packets counted by the nftables rules of the edge's bench table.
@@ -89,8 +101,19 @@ pub fn measure<T>(
 ) -> (T, T, f64) {
     let link = Link::new("vb");
     let guard = setup(&link);
+    // The client veth takes what the edge sends back with XDP_TX (SYN
+    // cookies) only with an XDP program; `client_rx` drops it there, as it
+    // would leave a real host (answers to spoofed sources).
+    let mut client_rx = bench_programs();
+    let client_if = link.client_if.clone();
+    link.client
+        .with(|| xdp(&mut client_rx, "client_rx").attach(&client_if, XdpMode::Driver))
+        .expect("client_rx");
     let mut frame = frame.build();
     frame[..6].copy_from_slice(&edge_mac(&link));
+    // A TCP checksum the kernel accepts, so SYNs that get past the filter
+    // reach the listener as a real flood's do (the generators keep it right).
+    tests::segment::fix_tcp_checksum(&mut frame);
     let mut generator = Generator::new(kind, &link);
     // Warm up (neighbour tables, caches), then measure.
     generator.run(&link, &frame, spoof, 1);
@@ -99,6 +122,7 @@ pub fn measure<T>(
     let after = count(&link);
     drop(generator);
     drop(guard);
+    drop(client_rx);
     (before, after, secs.as_secs_f64())
 }
 
@@ -147,6 +171,79 @@ pub fn rampart(
             .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
             .unwrap();
         Box::new((f, pins))
+    }
+}
+
+/// rampart with every check (as [`rampart`]) and SYN cookies on `port` in
+/// `mode` (auto: above 1,000 SYN/s); with `listen`, a listener there too
+/// (cookies are only sent for ports something listens on). `syn` is the
+/// per-source SYN limit; `None`: no per-source limits or tracking at all
+/// (lists and bans only), to see what the SYN path costs by itself.
+pub fn rampart_cookies(
+    block: Vec<Cidr>,
+    syn: Option<RateLimit>,
+    port: u16,
+    mode: SynCookieMode,
+    listen: bool,
+) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
+    move |link: &Link| -> Box<dyn std::any::Any> {
+        let pins = PinDir::new("vb");
+        let mut s = full_settings(&pins, block);
+        s.pps = limit(1_000_000_000, 1_000_000_000);
+        s.syn = syn;
+        if syn.is_none() {
+            s.pps = None;
+            s.track_sources = false;
+        }
+        s.syn_cookies = SynCookies {
+            mode,
+            ports: vec![port],
+            ports_from_listeners: false,
+            threshold: 1000,
+            // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
+            on_veth: true,
+        };
+        let listener = listen.then(|| {
+            link.edge
+                .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).expect("listen"))
+        });
+        let mut f = load(&s);
+        let iface = link.edge_if.clone();
+        link.edge
+            .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
+            .unwrap();
+        if let Some(why) = &f.syn.unavailable {
+            eprintln!("SYN cookies unavailable: {why}");
+        }
+        Box::new(CookieReport(f, pins, listener))
+    }
+}
+
+/// A filter with SYN cookies (and the listener they need) that says on
+/// stderr, when dropped, what its SYN path did (so a row that did not
+/// engage them shows why).
+struct CookieReport(
+    proxy_user::filter::Filter,
+    PinDir,
+    #[expect(dead_code, reason = "held open for the filter's listener check")]
+    Option<std::net::TcpListener>,
+);
+
+impl Drop for CookieReport {
+    fn drop(&mut self) {
+        let v = self.0.maps.verdicts().unwrap_or_default();
+        let s = proxy_user::filter::SynCookieMaps::open(self.1.path()).and_then(|m| m.stats());
+        let verdicts: Vec<String> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(i, c)| format!("{} {}", proxy_common::stats::VERDICT_NAMES[i], c.packets))
+            .collect();
+        eprintln!(
+            "  SYN cookies: verdicts {}; {:?}",
+            verdicts.join(", "),
+            s.map(|s| s.to_vec()).map_err(|e| e.to_string()),
+        );
     }
 }
 
