@@ -101,7 +101,6 @@ pub(super) fn on_request(
         server_port: down.server_port,
         request_uri: down
             .request_uri
-            .as_ref()
             .or(uri.path_and_query())
             .map_or("/", |p| p.as_str()),
         uri: uri.path(),
