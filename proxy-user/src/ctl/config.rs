@@ -158,6 +158,8 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "max_body": r.max_body,
         "idle_timeout": secs(r.idle_timeout),
         "access_log": r.access_log,
+        "rewrite": r.rewrite.as_ref().map(ToString::to_string),
+        "headers": r.headers.as_ref().map(|h| h.describe()).unwrap_or_default(),
     })).collect::<Vec<_>>());
     value["control"] = json!({
         "socket": cfg.control.socket,

@@ -50,6 +50,35 @@ pub struct HeaderRules {
     pub response: Vec<ResponseOp>,
 }
 
+impl HeaderRules {
+    /// One line per rule, in order, as `config show` lists them.
+    pub fn describe(&self) -> Vec<String> {
+        let op = |o: &Op| match o {
+            Op::Set(n, v) => format!("set {n}: {}", text(v)),
+            Op::Add(n, v) => format!("add {n}: {}", text(v)),
+            Op::Default(n, v) => format!("set if absent {n}: {}", text(v)),
+            Op::Remove(n) => format!("remove {n}"),
+        };
+        let request = self.request.iter().map(|o| format!("request {}", op(o)));
+        let response = self.response.iter().map(|r| {
+            let when = match (r.always, r.https_only) {
+                (_, true) => " (always, https only)",
+                (true, false) => " (always)",
+                (false, false) => "",
+            };
+            format!("response {}{when}", op(&r.op))
+        });
+        request.chain(response).collect()
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Fixed(h) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
+        Value::Template(t) => t.source().to_string(),
+    }
+}
+
 /// The statuses nginx's `add_header` (without `always`) applies to.
 fn success(status: StatusCode) -> bool {
     matches!(
@@ -101,7 +130,6 @@ pub(super) fn on_request(
         server_port: down.server_port,
         request_uri: down
             .request_uri
-            .as_ref()
             .or(uri.path_and_query())
             .map_or("/", |p| p.as_str()),
         uri: uri.path(),

@@ -354,7 +354,7 @@ async fn dispatch(
                 request_id: request_id.clone(),
                 kicks: &state.services.kicks,
                 server_port: conn.server_port,
-                request_uri: original.clone(),
+                request_uri: original.as_ref(),
             };
             let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
             let memory = body::Memory {

@@ -51,7 +51,7 @@ pub struct Downstream<'a> {
     /// For header rules' variables: the listener's port, and the request
     /// target as received when it differs from the one forwarded.
     pub server_port: u16,
-    pub request_uri: Option<hyper::http::uri::PathAndQuery>,
+    pub request_uri: Option<&'a hyper::http::uri::PathAndQuery>,
 }
 
 fn idempotent(m: &Method) -> bool {

@@ -37,6 +37,16 @@ impl PartialEq for Rewrite {
     }
 }
 
+impl std::fmt::Display for Rewrite {
+    /// As `config show` names it: nginx's spelling.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rewrite::Prefix { prefix, with } => write!(f, "prefix {prefix} -> {with}"),
+            Rewrite::Regex { re, to } => write!(f, "rewrite {} {to}", re.as_str()),
+        }
+    }
+}
+
 impl Rewrite {
     /// The request target after the rewrite, or `None` when it leaves the
     /// request alone (a regex that finds no match, a path without the prefix).
