@@ -12,6 +12,7 @@ pub mod control;
 mod error;
 mod escalate;
 mod file;
+pub mod fleet;
 mod http;
 mod limit;
 mod listener;
@@ -30,6 +31,7 @@ pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;
 pub use escalate::EscalateRule;
+pub use fleet::FleetSettings;
 use file::{FileConfig, FileFilter, FileRate};
 pub use http::HttpSettings;
 pub use limit::LimitZone;
@@ -69,6 +71,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// The log level, and the XDP program's record rate.
     pub log: LogSettings,
+    /// The fleet this host shares entries with; `None`: alone.
+    pub fleet: Option<FleetSettings>,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -226,6 +230,7 @@ impl Config {
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
+        let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -275,6 +280,7 @@ impl Config {
             control,
             admin,
             log,
+            fleet,
         })
     }
 }
