@@ -7,5 +7,6 @@
 mod abuse;
 mod control_plane;
 mod faults;
+mod fleet;
 mod http2;
 mod support;

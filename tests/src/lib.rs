@@ -15,6 +15,7 @@
 //!   [`load`]: steady HTTP/1.1 load that records every outcome and latency.
 //! - [`in_process`]: the daemon's main-loop state in this process, its filter
 //!   loaded from pins, to drive what it does to the maps.
+//! - [`redis`]: a real redis-server on a free port for the fleet tests, killed on drop.
 
 pub mod backend;
 pub mod certs;
@@ -26,6 +27,7 @@ pub mod netns;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
+pub mod redis;
 pub mod process;
 pub mod traffic;
 

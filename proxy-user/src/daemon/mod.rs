@@ -9,6 +9,7 @@ mod autoban;
 mod autobans;
 mod bind;
 mod expiry;
+mod fleet;
 mod inspect;
 mod kick;
 mod limits;
@@ -97,6 +98,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // Only now, with every ban and list entry in its maps (after a reboot
     // they come from the state file), does the filter see a packet.
     daemon.attach_filter()?;
+    // Other hosts' entries arrive from here on (Redis reachable or not).
+    let mut fleet_in = daemon.start_fleet();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (listeners, threads) = Listeners::start(sockets, &shared, &stop_rx)?;
@@ -201,6 +204,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
                 },
                 Err(e) => error!("SIGUSR2 upgrade: {e:#}"),
             },
+            Some(batch) = fleet::next_incoming(&mut fleet_in) => daemon.fleet_apply(batch),
             _ = trim.tick() => memory::give_back(),
             _ = sweep.tick() => {
                 if let Err(e) = daemon.sweep() {
