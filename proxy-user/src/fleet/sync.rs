@@ -12,7 +12,7 @@
 //!
 //! Failures never reach the main loop: a failed step marks Redis down
 //! (said once), and the next attempt waits a backoff of 100 ms doubling
-//! to 2 s (so a returning Redis is in use again within about 2 s).
+//! to 1 s (so a returning Redis is in use again within about a second).
 
 use std::{
     collections::BTreeMap,
@@ -36,7 +36,7 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// How often this host's heartbeat is written and the epoch checked.
 pub const BEAT: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Most entries a snapshot read keeps (the kernel maps hold fewer).
 const MAX_SNAPSHOT: usize = 1 << 20;
 /// Changes waiting for Redis beyond this are dropped and every own entry
