@@ -17,6 +17,8 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     proc: Option<Spawned>,
+    /// `--aclfile`, when started with an ACL user.
+    acl: Option<PathBuf>,
 }
 
 /// Whether `redis-server` is installed (else the test says why it skips,
@@ -47,28 +49,46 @@ impl Redis {
             port: free_port(),
             dir: dir.to_path_buf(),
             proc: None,
+            acl: None,
         };
         r.spawn();
         r
     }
 
+    /// Starts one whose only user is `user` with `password`, allowed the
+    /// keys under `prefix` and the command categories `acl` lists (the
+    /// `default` user is off, as in a production deployment).
+    pub fn with_acl(dir: &Path, user: &str, password: &str, acl: &str) -> Redis {
+        let file = dir.join("users.acl");
+        std::fs::write(&file, format!("user {user} on >{password} {acl}\nuser default off\n")).unwrap();
+        let mut r = Redis {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            proc: None,
+            acl: Some(file),
+        };
+        r.spawn();
+        r
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = ["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(f) = &self.acl {
+            a.extend(["--aclfile".to_string(), f.display().to_string()]);
+        }
+        a
+    }
+
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
+        cmd.args(self.args());
         let mut p = Spawned::start("redis-server", cmd, &self.dir.join("redis.log"));
         let port = self.port;
-        p.wait_until(Duration::from_secs(10), || {
-            ping(port).is_ok_and(|r| r.starts_with("+PONG"))
-        });
+        // PONG, or NOAUTH when the default user is off: it answers.
+        p.wait_until(Duration::from_secs(10), || ping(port).is_ok_and(|r| !r.is_empty()));
         self.proc = Some(p);
     }
 
@@ -86,7 +106,7 @@ impl Redis {
         loop {
             // The port may linger for a moment after the kill.
             let mut cmd = Command::new("redis-server");
-            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+            cmd.args(self.args());
             let mut p = Spawned::start("redis-server", cmd, &self.dir.join("redis.log"));
             std::thread::sleep(Duration::from_millis(150));
             if p.exited().is_none() && ping(self.port).is_ok() {
@@ -99,10 +119,11 @@ impl Redis {
         }
     }
 
-    /// `redis-cli -p PORT ARGS...`'s output.
+    /// `redis-cli -p PORT ARGS...`'s output (as the ACL file's first user,
+    /// when there is one: pass `--user`/`--pass` in `args`).
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.port.to_string(), "--no-auth-warning"])
             .args(args)
             .output()
             .expect("redis-cli");
