@@ -111,11 +111,15 @@ impl Host {
     }
 
     pub fn log(&self) -> String {
-        self.proc.as_ref().map(Spawned::log_text).unwrap_or_default()
+        self.proc
+            .as_ref()
+            .map(Spawned::log_text)
+            .unwrap_or_default()
     }
 
     fn call(&self, r: &Request) -> Value {
-        call(&self.dir.join("control.sock"), r).unwrap_or_else(|e| panic!("{}: {r:?}: {e:#}", self.name))
+        call(&self.dir.join("control.sock"), r)
+            .unwrap_or_else(|e| panic!("{}: {r:?}: {e:#}", self.name))
     }
 
     pub fn ban(&self, addr: &str, reason: &str, local: bool) {
@@ -167,13 +171,15 @@ fn get_from(port: u16, src: &str) -> bool {
         return false;
     }
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    if sock.connect_timeout(&to.into(), Duration::from_secs(2)).is_err() {
+    if sock
+        .connect_timeout(&to.into(), Duration::from_secs(2))
+        .is_err()
+    {
         return false;
     }
     let mut s: std::net::TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    if s
-        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
@@ -186,7 +192,11 @@ fn get_from(port: u16, src: &str) -> bool {
 fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -217,7 +227,10 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     let acl = format!("~rampart:{{{FLEET}}}:* {ACL}");
     let redis = Redis::with_acl(&root.0, "rampart", "f18-secret", &acl);
     std::fs::write(root.0.join("redis.pass"), "f18-secret\n").unwrap();
-    let auth = format!("user = \"rampart\"\npassword_file = \"{}\"\n", root.0.join("redis.pass").display());
+    let auth = format!(
+        "user = \"rampart\"\npassword_file = \"{}\"\n",
+        root.0.join("redis.pass").display()
+    );
     let mut hosts: Vec<Host> = ["a", "b", "c"]
         .into_iter()
         .map(|n| Host::with_auth(&root.0, n, redis.port, &auth))
@@ -225,7 +238,9 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     for h in &mut hosts {
         h.start();
     }
-    let [a, b, c] = &mut hosts[..] else { unreachable!() };
+    let [a, b, c] = &mut hosts[..] else {
+        unreachable!()
+    };
 
     // Propagation: each ban on A, until B and C enforce it.
     let n = tests::scaled(40, 200);
@@ -242,7 +257,10 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
         a.ban(&addr, &format!("latency {i}"), false);
         let (mut on_b, mut on_c) = (None, None);
         while on_b.is_none() || on_c.is_none() {
-            assert!(start.elapsed() < Duration::from_secs(5), "{addr} not on B and C in 5 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{addr} not on B and C in 5 s"
+            );
             if on_b.is_none() && b.banned(&addr) {
                 on_b = Some(start.elapsed());
             }
@@ -254,7 +272,11 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
         took.extend([on_b.unwrap(), on_c.unwrap()]);
     }
     took.sort();
-    let (p50, p99, max) = (percentile(&took, 0.5), percentile(&took, 0.99), took[took.len() - 1]);
+    let (p50, p99, max) = (
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
+        took[took.len() - 1],
+    );
     println!(
         "figure: fleet ban propagation A -> B, C ({} samples, userspace gate, 100 ms log poll): \
          p50 {p50:?}, p99 {p99:?}, max {max:?}",
@@ -268,7 +290,11 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     assert!(!c.serves(first), "C serves a source banned on A");
     assert!(c.serves("127.18.200.9"), "C refuses an unbanned source");
     let ban = c.ban_of(first);
-    assert_eq!((ban["host"].as_str(), ban["origin"].as_str()), (Some("a"), Some("cli")), "{ban}");
+    assert_eq!(
+        (ban["host"].as_str(), ban["origin"].as_str()),
+        (Some("a"), Some("cli")),
+        "{ban}"
+    );
     assert_eq!(ban["reason"], "latency 1");
 
     // A removal on B (of A's entry) reaches A and C.
@@ -298,7 +324,10 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     });
     assert!(!c.serves(&missed[0]));
     assert_eq!(c.metric("rampart_fleet_resyncs_total{from=\"log\"}"), 1);
-    assert_eq!(c.metric("rampart_fleet_resyncs_total{from=\"snapshot\"}"), 0);
+    assert_eq!(
+        c.metric("rampart_fleet_resyncs_total{from=\"snapshot\"}"),
+        0
+    );
 
     // C away longer than the log keeps (trimmed empty here): the snapshot
     // brings what is in force, and what was removed meanwhile goes.
@@ -306,13 +335,28 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     a.ban("127.18.102.1", "after the trim", false);
     b.unban("127.18.1.4");
     let log = format!("rampart:{{{FLEET}}}:log");
-    let trimmed = redis.cli(&["--user", "rampart", "--pass", "f18-secret", "XTRIM", &log, "MAXLEN", "0"]);
-    assert!(trimmed.parse::<u64>().is_ok_and(|n| n > 0), "XTRIM: {trimmed}");
+    let trimmed = redis.cli(&[
+        "--user",
+        "rampart",
+        "--pass",
+        "f18-secret",
+        "XTRIM",
+        &log,
+        "MAXLEN",
+        "0",
+    ]);
+    assert!(
+        trimmed.parse::<u64>().is_ok_and(|n| n > 0),
+        "XTRIM: {trimmed}"
+    );
     c.start();
     wait_for("C reading the snapshot", Duration::from_secs(3), || {
         c.banned("127.18.102.1") && !c.banned("127.18.1.4") && c.banned("127.18.1.5")
     });
-    assert_eq!(c.metric("rampart_fleet_resyncs_total{from=\"snapshot\"}"), 1);
+    assert_eq!(
+        c.metric("rampart_fleet_resyncs_total{from=\"snapshot\"}"),
+        1
+    );
     assert!(!c.banned("127.18.100.1"), "A's --local ban reached C");
     for h in [&*a, &*b, &*c] {
         let log = h.log();

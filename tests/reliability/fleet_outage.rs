@@ -21,12 +21,17 @@ fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() 
     a.start();
     b.start();
     a.ban("127.19.0.1", "before the outage", false);
-    wait_for("B has A's ban", Duration::from_secs(2), || b.banned("127.19.0.1"));
+    wait_for("B has A's ban", Duration::from_secs(2), || {
+        b.banned("127.19.0.1")
+    });
 
     redis.kill();
     // Every host keeps enforcing, serves, and takes new bans at once.
     a.ban("127.19.0.2", "during the outage", false);
-    assert!(!a.serves("127.19.0.2"), "A does not enforce its own ban without Redis");
+    assert!(
+        !a.serves("127.19.0.2"),
+        "A does not enforce its own ban without Redis"
+    );
     let mut failed = 0;
     let requests = tests::scaled(100, 1000);
     for i in 0..requests {
@@ -41,17 +46,25 @@ fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() 
     let down = a.log().matches("Redis unreachable").count();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(down, 1, "the outage is said once:\n{}", a.log());
-    assert_eq!(a.log().matches("Redis unreachable").count(), 1, "said again during the outage");
+    assert_eq!(
+        a.log().matches("Redis unreachable").count(),
+        1,
+        "said again during the outage"
+    );
 
     // Back, empty: A republishes both its bans, B gets the new one.
     redis.restart_empty();
     let back = Instant::now();
     let snap = format!("rampart:{{{FLEET}}}:snap");
-    wait_for("everything back in Redis and on B", Duration::from_secs(5), || {
-        redis.cli(&["HLEN", &snap]) == "2" && b.banned("127.19.0.2")
-    });
+    wait_for(
+        "everything back in Redis and on B",
+        Duration::from_secs(5),
+        || redis.cli(&["HLEN", &snap]) == "2" && b.banned("127.19.0.2"),
+    );
     let took = back.elapsed();
-    println!("figure: fleet Redis restarted empty -> own entries republished and on every host in {took:?}");
+    println!(
+        "figure: fleet Redis restarted empty -> own entries republished and on every host in {took:?}"
+    );
     assert!(!b.serves("127.19.0.2"));
     assert!(a.metric("rampart_fleet_republished_total") >= 2);
 
@@ -62,14 +75,30 @@ fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() 
         vec!["XADD", &log, "*", "e", "not json"],
         vec!["XADD", &log, "*", "e", &big],
         vec!["XADD", &log, "*", "x", "1", "y", "2"],
-        vec!["XADD", &log, "*", "e", r#"{"op":"add","list":"block","cidr":"10.0.0.1/99","host":"z","origin":"cli"}"#],
+        vec![
+            "XADD",
+            &log,
+            "*",
+            "e",
+            r#"{"op":"add","list":"block","cidr":"10.0.0.1/99","host":"z","origin":"cli"}"#,
+        ],
     ] {
         assert!(!redis.cli(&args).is_empty());
     }
     a.ban("127.19.0.3", "after the junk", false);
-    wait_for("B has the ban after the junk", Duration::from_secs(2), || b.banned("127.19.0.3"));
-    assert_eq!(b.metric("rampart_fleet_skipped_total{reason=\"malformed\"}"), 3);
-    assert_eq!(b.metric("rampart_fleet_skipped_total{reason=\"oversize\"}"), 1);
+    wait_for(
+        "B has the ban after the junk",
+        Duration::from_secs(2),
+        || b.banned("127.19.0.3"),
+    );
+    assert_eq!(
+        b.metric("rampart_fleet_skipped_total{reason=\"malformed\"}"),
+        3
+    );
+    assert_eq!(
+        b.metric("rampart_fleet_skipped_total{reason=\"oversize\"}"),
+        1
+    );
     assert!(b.serves("127.19.1.1"));
     assert!(!b.log().contains("panicked"));
 }

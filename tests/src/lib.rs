@@ -27,8 +27,8 @@ pub mod netns;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
-pub mod redis;
 pub mod process;
+pub mod redis;
 pub mod traffic;
 
 /// Whether this run is a soak (`cargo xtask soak` sets `RAMPART_SOAK=1`):

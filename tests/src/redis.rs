@@ -24,7 +24,11 @@ pub struct Redis {
 /// Whether `redis-server` is installed (else the test says why it skips,
 /// or fails under CI=true).
 pub fn available(test: &str) -> bool {
-    if Command::new("redis-server").arg("--version").output().is_ok() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -60,7 +64,11 @@ impl Redis {
     /// `default` user is off, as in a production deployment).
     pub fn with_acl(dir: &Path, user: &str, password: &str, acl: &str) -> Redis {
         let file = dir.join("users.acl");
-        std::fs::write(&file, format!("user {user} on >{password} {acl}\nuser default off\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("user {user} on >{password} {acl}\nuser default off\n"),
+        )
+        .unwrap();
         let mut r = Redis {
             port: free_port(),
             dir: dir.to_path_buf(),
@@ -72,10 +80,19 @@ impl Redis {
     }
 
     fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = ["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         if let Some(f) = &self.acl {
             a.extend(["--aclfile".to_string(), f.display().to_string()]);
         }
@@ -88,7 +105,9 @@ impl Redis {
         let mut p = Spawned::start("redis-server", cmd, &self.dir.join("redis.log"));
         let port = self.port;
         // PONG, or NOAUTH when the default user is off: it answers.
-        p.wait_until(Duration::from_secs(10), || ping(port).is_ok_and(|r| !r.is_empty()));
+        p.wait_until(Duration::from_secs(10), || {
+            ping(port).is_ok_and(|r| !r.is_empty())
+        });
         self.proc = Some(p);
     }
 

@@ -93,7 +93,10 @@ pub(super) fn fleet(
             if pw.is_empty() || pw.contains(['\n', '\r']) {
                 return Err(loc.error(
                     p.span(),
-                    format!("password_file: {} must hold one non-empty line", path.display()),
+                    format!(
+                        "password_file: {} must hold one non-empty line",
+                        path.display()
+                    ),
                 ));
             }
             Some(Secret(pw))
@@ -137,9 +140,7 @@ pub(super) fn fleet(
         Some(t) => super::units::duration(t.get_ref())
             .ok()
             .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(60)).contains(d))
-            .ok_or_else(|| {
-                loc.error(t.span(), "timeout: expected a duration from 100ms to 60s")
-            })?,
+            .ok_or_else(|| loc.error(t.span(), "timeout: expected a duration from 100ms to 60s"))?,
     };
     Ok(FleetSettings {
         host,
@@ -177,7 +178,9 @@ fn redis_addr(s: &str) -> Result<(String, u16), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if !ok {
-        return Err(format!("`{s}` is not HOST[:PORT] (TLS and sockets are not supported yet)"));
+        return Err(format!(
+            "`{s}` is not HOST[:PORT] (TLS and sockets are not supported yet)"
+        ));
     }
     Ok((host.to_string(), port))
 }
@@ -186,8 +189,7 @@ fn redis_addr(s: &str) -> Result<(String, u16), String> {
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
@@ -228,9 +230,13 @@ mod tests {
         assert!(e.starts_with("t.toml:2:9: redis:"), "{e}");
         let e = parse("[fleet]\nredis = \"r\"\nname = \"no spaces\"\n").unwrap_err();
         assert!(e.starts_with("t.toml:3:8: name:"), "{e}");
-        let e = parse("[fleet]\nredis = \"r\"\nname = \"e\"\npassword_file = \"/nonexistent/pw\"\n")
-            .unwrap_err();
-        assert!(e.starts_with("t.toml:4:17: password_file: cannot read"), "{e}");
+        let e =
+            parse("[fleet]\nredis = \"r\"\nname = \"e\"\npassword_file = \"/nonexistent/pw\"\n")
+                .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:4:17: password_file: cannot read"),
+            "{e}"
+        );
         let e = parse("[fleet]\nredis = \"r\"\nname = \"e\"\ntls = true\n").unwrap_err();
         assert!(e.contains("unknown field `tls`"), "{e}");
         let e = parse("[fleet]\nredis = \"r\"\nname = \"e\"\nlog_max = 5\n").unwrap_err();

@@ -129,7 +129,9 @@ impl Daemon {
             }
         }
         if quiet && added + removed + failed > 0 {
-            info!("fleet: {added} entries added and {removed} removed from other hosts ({failed} failed)");
+            info!(
+                "fleet: {added} entries added and {removed} removed from other hosts ({failed} failed)"
+            );
         }
         self.runtime.state.fleet = Some(cursor);
         self.runtime.save_later();
@@ -141,7 +143,11 @@ impl Daemon {
         entry.cidr = cidr;
         let Some(ttl) = entry
             .expires_at
-            .map(|t| t.checked_sub(now).filter(|s| *s > 0).map(Duration::from_secs))
+            .map(|t| {
+                t.checked_sub(now)
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs)
+            })
             .map_or(Some(None), |t| t.map(Some))
         else {
             return Ok(0);
@@ -187,11 +193,7 @@ impl Daemon {
     /// Another host removed an entry: lifted here too, unless this host
     /// keeps it as its own only (`--local`) or the configuration has it.
     fn fleet_del(&mut self, c: &Change, cidr: Cidr, quiet: bool) -> Result<usize> {
-        if self.in_config(c.list, cidr)
-            || self
-                .runtime
-                .entry(c.list, cidr)
-                .is_some_and(|e| e.local)
+        if self.in_config(c.list, cidr) || self.runtime.entry(c.list, cidr).is_some_and(|e| e.local)
         {
             return Ok(0);
         }
@@ -210,10 +212,9 @@ impl Daemon {
     }
 
     pub(super) fn fleet_status(&self) -> Result<serde_json::Value> {
-        let f = self
-            .fleet
-            .as_ref()
-            .ok_or_else(|| anyhow!("this host is not in a fleet (no [fleet] in the configuration)"))?;
+        let f = self.fleet.as_ref().ok_or_else(|| {
+            anyhow!("this host is not in a fleet (no [fleet] in the configuration)")
+        })?;
         Ok(serde_json::to_value(f.status())?)
     }
 }

@@ -283,7 +283,11 @@ impl Daemon {
     /// `ipv6_prefix`, recorded under the prefix's key), and the blocked
     /// sources' open connections close. The CLI's add and the fleet's
     /// entries from other hosts (`daemon/fleet.rs`) both come here.
-    pub(super) fn enforce_entry(&mut self, mut entry: Entry, ttl: Option<Duration>) -> Result<Entry> {
+    pub(super) fn enforce_entry(
+        &mut self,
+        mut entry: Entry,
+        ttl: Option<Duration>,
+    ) -> Result<Entry> {
         let list = entry.list;
         if list == ListName::Block && entry.cidr.is_host() {
             entry.cidr = Cidr::host(source::key(entry.cidr.addr(), self.config.ipv6_prefix()));

@@ -163,10 +163,7 @@ pub fn decode(bytes: &[u8], now: u64) -> Result<Change, DecodeError> {
 }
 
 fn cut(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 #[cfg(test)]

@@ -113,6 +113,9 @@ impl std::fmt::Display for StreamId {
     }
 }
 
+/// What the log script answers: deleted, first, last, removed, entries.
+type RawLog = (String, String, String, String, Vec<(String, Vec<u8>)>);
+
 /// One read of the log.
 pub struct LogRead {
     /// The newest id deleted (by `XDEL`; trimming may not move it).
@@ -174,8 +177,8 @@ impl Store {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(5));
-        let con = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(FleetError::Redis)?;
+        let con =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(FleetError::Redis)?;
         let prefix = format!("rampart:{{{}}}", s.name);
         Ok(Store {
             con,
@@ -225,13 +228,7 @@ impl Store {
 
     /// Up to `count` log entries after `after` (0: only the ids).
     pub async fn read_log(&mut self, after: StreamId, count: usize) -> Result<LogRead, FleetError> {
-        let (deleted, first, last, removed, raw): (
-            String,
-            String,
-            String,
-            String,
-            Vec<(String, Vec<u8>)>,
-        ) = self
+        let (deleted, first, last, removed, raw): RawLog = self
             .read_log
             .key(&self.log)
             .arg(after.to_string())
@@ -257,7 +254,10 @@ impl Store {
 
     /// One step of a scan of the snapshot: `(next cursor, [(field, value)])`;
     /// the scan is over when the cursor is 0.
-    pub async fn scan_snapshot(&mut self, cursor: u64) -> Result<(u64, Vec<(Vec<u8>, Vec<u8>)>), FleetError> {
+    pub async fn scan_snapshot(
+        &mut self,
+        cursor: u64,
+    ) -> Result<(u64, Vec<(Vec<u8>, Vec<u8>)>), FleetError> {
         let snap = self.snap.clone();
         self.scan(&snap, cursor).await
     }

@@ -27,7 +27,7 @@ use super::{
     FleetError, Incoming, Outgoing,
     entry::{self, Change, DecodeError, Op},
     status::{Beat, FleetMetrics, HostView, Status},
-    store::{BATCH, StreamId, Store},
+    store::{BATCH, Store, StreamId},
 };
 use crate::runtime::{FleetCursor, unix_now};
 
@@ -71,7 +71,10 @@ pub(super) struct Sync {
 }
 
 impl Sync {
-    #[expect(clippy::too_many_arguments, reason = "the task's parts, named once at its start")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the task's parts, named once at its start"
+    )]
     pub(super) fn new(
         store: Store,
         host: String,
@@ -209,7 +212,7 @@ impl Sync {
             let all: Vec<Change> = self
                 .own
                 .values()
-                .filter(|c| !c.expires_at.is_some_and(|t| t <= now))
+                .filter(|c| c.expires_at.is_none_or(|t| t > now))
                 .cloned()
                 .collect();
             for chunk in all.chunks(BATCH) {
@@ -285,7 +288,12 @@ impl Sync {
     /// Reads the whole snapshot, hands it over, and continues the log
     /// from `last` (read before the scan: what changed during it is read
     /// again from the log, and applying a change twice is harmless).
-    async fn snapshot(&mut self, epoch: String, last: StreamId, prune: bool) -> Result<(), FleetError> {
+    async fn snapshot(
+        &mut self,
+        epoch: String,
+        last: StreamId,
+        prune: bool,
+    ) -> Result<(), FleetError> {
         let now = unix_now();
         let mut entries = Vec::new();
         let mut cursor = 0;
@@ -294,12 +302,14 @@ impl Sync {
             for (k, v) in pairs {
                 match entry::decode(&v, now) {
                     Ok(c) if c.op == Op::Add && c.key().as_bytes() == k.as_slice() => {
-                        if !c.expires_at.is_some_and(|t| t <= now) && entries.len() < MAX_SNAPSHOT {
+                        if c.expires_at.is_none_or(|t| t > now) && entries.len() < MAX_SNAPSHOT {
                             entries.push(c);
                         }
                     }
                     Ok(_) => self.skipped(
-                        &DecodeError::Malformed("a snapshot field that does not match its entry".into()),
+                        &DecodeError::Malformed(
+                            "a snapshot field that does not match its entry".into(),
+                        ),
                         "snapshot",
                     ),
                     Err(e) => self.skipped(&e, "snapshot"),
@@ -354,7 +364,8 @@ impl Sync {
         let now = now_ms();
         let mut hosts = Vec::new();
         for (k, v) in self.store.hosts().await? {
-            let (Ok(host), Ok(b)) = (String::from_utf8(k), serde_json::from_slice::<Beat>(&v)) else {
+            let (Ok(host), Ok(b)) = (String::from_utf8(k), serde_json::from_slice::<Beat>(&v))
+            else {
                 self.metrics.skipped_malformed.fetch_add(1, Relaxed);
                 continue;
             };
@@ -382,7 +393,9 @@ impl Sync {
         };
         // Said once per kind, then counted (rampart_fleet_skipped_total).
         if counter.fetch_add(1, Relaxed) == 0 {
-            warn!("fleet: skipped {what}: {e} (counted in rampart_fleet_skipped_total from now on)");
+            warn!(
+                "fleet: skipped {what}: {e} (counted in rampart_fleet_skipped_total from now on)"
+            );
         } else {
             debug!("fleet: skipped {what}: {e}");
         }
@@ -431,14 +444,21 @@ impl Sync {
     /// the outage has been said).
     fn mark_down(&mut self, failed: bool) {
         let (backoff, since, said) = match &self.link {
-            Link::Down { backoff, since, said, .. } if failed => {
-                ((*backoff * 2).min(MAX_BACKOFF), *since, *said || failed)
-            }
+            Link::Down {
+                backoff,
+                since,
+                said,
+                ..
+            } if failed => ((*backoff * 2).min(MAX_BACKOFF), *since, *said || failed),
             Link::Down { since, said, .. } => (MIN_BACKOFF, *since, *said),
             Link::Up => (MIN_BACKOFF, Instant::now(), failed),
         };
         self.link = Link::Down {
-            next: if failed { Instant::now() + backoff } else { Instant::now() },
+            next: if failed {
+                Instant::now() + backoff
+            } else {
+                Instant::now()
+            },
             backoff,
             since,
             said,
