@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::process::Spawned;
+use crate::{netns::NetNs, process::Spawned};
 
 pub struct Redis {
     pub port: u16,
@@ -19,6 +19,9 @@ pub struct Redis {
     proc: Option<Spawned>,
     /// `--aclfile`, when started with an ACL user.
     acl: Option<PathBuf>,
+    /// The namespace it runs in and the address it listens on there
+    /// (`None`: this one, 127.0.0.1 only).
+    ns: Option<(String, String)>,
 }
 
 /// Whether `redis-server` is installed (else the test says why it skips,
@@ -49,19 +52,12 @@ fn free_port() -> u16 {
 impl Redis {
     /// Starts one, its log in `dir`.
     pub fn start(dir: &Path) -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            proc: None,
-            acl: None,
-        };
-        r.spawn();
-        r
+        Redis::new(dir, free_port(), None, None)
     }
 
     /// Starts one whose only user is `user` with `password`, allowed the
-    /// keys under `prefix` and the command categories `acl` lists (the
-    /// `default` user is off, as in a production deployment).
+    /// keys and command categories `acl` lists (the `default` user is off,
+    /// as in a production deployment).
     pub fn with_acl(dir: &Path, user: &str, password: &str, acl: &str) -> Redis {
         let file = dir.join("users.acl");
         std::fs::write(
@@ -69,22 +65,42 @@ impl Redis {
             format!("user {user} on >{password} {acl}\nuser default off\n"),
         )
         .unwrap();
+        Redis::new(dir, free_port(), Some(file), None)
+    }
+
+    /// Starts one inside `ns` on port 6379, listening on `addr` (an
+    /// address of `ns` that other namespaces reach) and 127.0.0.1.
+    pub fn in_netns(dir: &Path, ns: &NetNs, addr: &str) -> Redis {
+        Redis::new(
+            dir,
+            6379,
+            None,
+            Some((ns.name().to_string(), addr.to_string())),
+        )
+    }
+
+    fn new(dir: &Path, port: u16, acl: Option<PathBuf>, ns: Option<(String, String)>) -> Redis {
         let mut r = Redis {
-            port: free_port(),
+            port,
             dir: dir.to_path_buf(),
             proc: None,
-            acl: Some(file),
+            acl,
+            ns,
         };
         r.spawn();
         r
     }
 
     fn args(&self) -> Vec<String> {
+        let bind = match &self.ns {
+            Some((_, addr)) => format!("{addr} 127.0.0.1"),
+            None => "127.0.0.1".to_string(),
+        };
         let mut a: Vec<String> = [
             "--port",
             &self.port.to_string(),
             "--bind",
-            "127.0.0.1",
+            &bind,
             "--save",
             "",
             "--appendonly",
@@ -93,21 +109,39 @@ impl Redis {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if self.ns.is_some() {
+            // Reached from other namespaces (ours, made by the test) without
+            // a password: protected mode would refuse them.
+            a.extend(["--protected-mode".to_string(), "no".to_string()]);
+        }
         if let Some(f) = &self.acl {
             a.extend(["--aclfile".to_string(), f.display().to_string()]);
         }
         a
     }
 
+    fn command(&self, program: &str) -> Command {
+        match &self.ns {
+            Some((name, _)) => NetNs::existing(name).command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// It answers: PONG, or NOAUTH when the default user is off.
+    fn answers(&self) -> bool {
+        let port = self.port;
+        let reply = match &self.ns {
+            Some((name, _)) => NetNs::existing(name).run(move || ping(port)),
+            None => ping(port),
+        };
+        reply.is_ok_and(|r| !r.is_empty())
+    }
+
     fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = self.command("redis-server");
         cmd.args(self.args());
         let mut p = Spawned::start("redis-server", cmd, &self.dir.join("redis.log"));
-        let port = self.port;
-        // PONG, or NOAUTH when the default user is off: it answers.
-        p.wait_until(Duration::from_secs(10), || {
-            ping(port).is_ok_and(|r| !r.is_empty())
-        });
+        p.wait_until(Duration::from_secs(10), || self.answers());
         self.proc = Some(p);
     }
 
@@ -124,13 +158,11 @@ impl Redis {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             // The port may linger for a moment after the kill.
-            let mut cmd = Command::new("redis-server");
+            let mut cmd = self.command("redis-server");
             cmd.args(self.args());
             let mut p = Spawned::start("redis-server", cmd, &self.dir.join("redis.log"));
             std::thread::sleep(Duration::from_millis(150));
-            if p.exited().is_none() && ping(self.port).is_ok() {
-                let port = self.port;
-                p.wait_until(Duration::from_secs(5), || ping(port).is_ok());
+            if p.exited().is_none() && self.answers() {
                 self.proc = Some(p);
                 return;
             }
@@ -138,10 +170,11 @@ impl Redis {
         }
     }
 
-    /// `redis-cli -p PORT ARGS...`'s output (as the ACL file's first user,
-    /// when there is one: pass `--user`/`--pass` in `args`).
+    /// `redis-cli -p PORT ARGS...`'s output (with an ACL user, pass
+    /// `--user`/`--pass` in `args`).
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let out = self
+            .command("redis-cli")
             .args(["-p", &self.port.to_string(), "--no-auth-warning"])
             .args(args)
             .output()
