@@ -75,7 +75,10 @@ impl Host {
                  [control]\nsocket = \"{d}/control.sock\"\nstate_file = \"{d}/state.json\"\n\n\
                  [admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
                  [fleet]\nredis = \"127.0.0.1:{redis}\"\nname = \"{FLEET}\"\nhost = \"{name}\"\n{auth}\n\
-                 [[listener]]\nbind = \"127.0.0.1:{port}\"\n\n[[route]]\nrespond = 200\n",
+                 [escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n\
+                 [[listener]]\nbind = \"127.0.0.1:{port}\"\n\n\
+                 [[route]]\npath_regex = '\\.env$'\nrespond = 404\nescalate = \"scanners\"\n\n\
+                 [[route]]\nrespond = 200\n",
                 d = dir.display()
             ),
         )
@@ -165,28 +168,29 @@ impl Host {
 /// A GET from source address `src` to 127.0.0.1:`port`: true for a 200
 /// (the gate refuses a banned source by closing the connection).
 fn get_from(port: u16, src: &str) -> bool {
+    get_path(port, src, "/").starts_with(b"HTTP/1.1 200")
+}
+
+/// The raw answer to a GET of `path` from `src` (empty when refused).
+fn get_path(port: u16, src: &str, path: &str) -> Vec<u8> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
-    if sock.bind(&src.into()).is_err() {
-        return false;
-    }
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    if sock
-        .connect_timeout(&to.into(), Duration::from_secs(2))
-        .is_err()
+    if sock.bind(&src.into()).is_err()
+        || sock
+            .connect_timeout(&to.into(), Duration::from_secs(2))
+            .is_err()
     {
-        return false;
+        return Vec::new();
     }
     let mut s: std::net::TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    let head = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    out.starts_with(b"HTTP/1.1 200")
+    if s.write_all(head.as_bytes()).is_ok() {
+        let _ = s.read_to_end(&mut out);
+    }
+    out
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -303,6 +307,33 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
         !a.banned(first) && !c.banned(first)
     });
     assert!(c.serves(first));
+
+    // Escalation on A (a scanner's 404s) bans on every host, with its evidence.
+    let scanner = "127.18.150.1";
+    for _ in 0..5 {
+        let _ = get_path(a.port, scanner, "/.env");
+    }
+    wait_for("A's escalation ban", Duration::from_secs(3), || {
+        a.banned(scanner)
+    });
+    wait_for(
+        "A's escalation ban on B and C",
+        Duration::from_secs(3),
+        || b.banned(scanner) && c.banned(scanner),
+    );
+    let ban = c.ban_of(scanner);
+    assert_eq!(
+        (ban["host"].as_str(), ban["origin"].as_str()),
+        (Some("a"), Some("auto-ban")),
+        "{ban}"
+    );
+    assert!(
+        ban["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("scanners")),
+        "{ban}"
+    );
+    assert!(!b.serves(scanner));
 
     // `--local` stays on its host.
     a.ban("127.18.100.1", "only here", true);
