@@ -145,6 +145,24 @@ impl Redis {
         self.proc = Some(p);
     }
 
+    /// SIGSTOP: connections stay open and nothing answers (a slow Redis).
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Redis::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(p) = &self.proc {
+            // SAFETY: signalling our own child (nsenter execs redis-server
+            // in place, so the pid is the server's).
+            unsafe { libc::kill(p.pid(), sig) };
+        }
+    }
+
     /// SIGKILL: gone, with everything in it.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
