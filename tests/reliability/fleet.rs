@@ -335,6 +335,39 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     );
     assert!(!b.serves(scanner));
 
+    // Expiries are wall-clock on every host, and the expired entry leaves
+    // the snapshot (its host removes it at its next heartbeat).
+    let brief = "127.18.160.1";
+    a.call(&Request::ListAdd {
+        list: ListName::Block,
+        cidr: brief.parse().unwrap(),
+        ttl_secs: Some(2),
+        reason: Some("brief".into()),
+        local: false,
+    });
+    wait_for("the brief ban on C", Duration::from_secs(2), || {
+        c.banned(brief)
+    });
+    let field = format!("block|{brief}");
+    let snap = format!("rampart:{{{FLEET}}}:snap");
+    let in_snapshot = || {
+        redis.cli(&[
+            "--user",
+            "rampart",
+            "--pass",
+            "f18-secret",
+            "HEXISTS",
+            &snap,
+            &field,
+        ])
+    };
+    assert_eq!(in_snapshot(), "1");
+    wait_for(
+        "the brief ban expired everywhere and out of the snapshot",
+        Duration::from_secs(6),
+        || !a.banned(brief) && !b.banned(brief) && !c.banned(brief) && in_snapshot() == "0",
+    );
+
     // `--local` stays on its host.
     a.ban("127.18.100.1", "only here", true);
     std::thread::sleep(Duration::from_millis(600));

@@ -74,6 +74,18 @@ end
 return #ARGV
 ";
 
+/// `KEYS[1]` snapshot, `ARGV` field, value pairs: each field removed if it
+/// still holds that value.
+const EXPIRE: &str = r"
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n
+";
+
 /// `KEYS[1]` hash, `ARGV` scan cursor, count, max bytes →
 /// `{next-cursor, {field, value-or-''...}}`.
 const SCAN_HASH: &str = r"
@@ -151,6 +163,7 @@ pub struct Store {
     read_log: redis::Script,
     scan_hash: redis::Script,
     publish: redis::Script,
+    expire: redis::Script,
 }
 
 impl Store {
@@ -190,6 +203,7 @@ impl Store {
             read_log: redis::Script::new(READ_LOG),
             scan_hash: redis::Script::new(SCAN_HASH),
             publish: redis::Script::new(PUBLISH),
+            expire: redis::Script::new(EXPIRE),
         })
     }
 
@@ -286,12 +300,17 @@ impl Store {
         Ok((next, pairs))
     }
 
-    /// Removes snapshot fields (expired entries found by a scan).
-    pub async fn forget(&mut self, fields: &[String]) -> Result<(), FleetError> {
-        if fields.is_empty() {
-            return Ok(());
+    /// Removes expired entries from the snapshot: each field only if it
+    /// still holds the value that expired (a host may have written it again
+    /// since). No log entry: every host lifts an expired entry by itself.
+    pub async fn expire(&mut self, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<(), FleetError> {
+        for chunk in fields.chunks(BATCH) {
+            let mut call = self.expire.key(&self.snap);
+            for (k, v) in chunk {
+                call.arg(k.as_slice()).arg(v.as_slice());
+            }
+            let _: i64 = call.invoke_async(&mut self.con).await?;
         }
-        let _: u64 = self.con.hdel(&self.snap, fields).await?;
         Ok(())
     }
 

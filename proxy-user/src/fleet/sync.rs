@@ -296,13 +296,16 @@ impl Sync {
     ) -> Result<(), FleetError> {
         let now = unix_now();
         let mut entries = Vec::new();
+        let mut expired = Vec::new();
         let mut cursor = 0;
         loop {
             let (next, pairs) = self.store.scan_snapshot(cursor).await?;
             for (k, v) in pairs {
                 match entry::decode(&v, now) {
                     Ok(c) if c.op == Op::Add && c.key().as_bytes() == k.as_slice() => {
-                        if c.expires_at.is_none_or(|t| t > now) && entries.len() < MAX_SNAPSHOT {
+                        if c.expires_at.is_some_and(|t| t <= now) {
+                            expired.push((k, v));
+                        } else if entries.len() < MAX_SNAPSHOT {
                             entries.push(c);
                         }
                     }
@@ -321,9 +324,11 @@ impl Sync {
             cursor = next;
         }
         info!(
-            "fleet: read the snapshot ({} entries in force); continuing from log id {last}",
-            entries.len()
+            "fleet: read the snapshot ({} entries in force, {} expired removed); continuing from log id {last}",
+            entries.len(),
+            expired.len()
         );
+        self.store.expire(&expired).await?;
         self.metrics
             .received
             .fetch_add(entries.len() as u64, Relaxed);
@@ -347,6 +352,21 @@ impl Sync {
     /// the keys, resync), and every host's last heartbeat for the status.
     async fn beat(&mut self) -> Result<(), FleetError> {
         self.last_beat = Some(Instant::now());
+        // This host's expired entries leave the snapshot (each host lifts
+        // them by itself; entries of hosts that are gone go at the next
+        // snapshot read).
+        let now_s = unix_now();
+        let expired: Vec<(Vec<u8>, Vec<u8>)> = self
+            .own
+            .values()
+            .filter(|c| c.expires_at.is_some_and(|t| t <= now_s))
+            .map(|c| (c.key().into_bytes(), c.encode().into_bytes()))
+            .collect();
+        if !expired.is_empty() {
+            self.store.expire(&expired).await?;
+            self.own
+                .retain(|_, c| c.expires_at.is_none_or(|t| t > now_s));
+        }
         let epoch = self.store.epoch(&fresh_epoch()).await?;
         if self.cursor.as_ref().is_some_and(|(e, _)| *e != epoch) {
             // Resync at once (`lost` is seen there).
