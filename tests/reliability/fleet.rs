@@ -289,6 +289,47 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
     assert!(p99 <= Duration::from_millis(500), "p99 {p99:?}");
     assert!(max <= Duration::from_secs(1), "max {max:?}");
 
+    // `rampart fleet status`, as an operator reads it: every host heard from.
+    let out = Command::new(rampart_bin())
+        .args(["-j", "-c"])
+        .arg(&b.config)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "fleet status -j: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        (status["host"].as_str(), status["health"].as_str()),
+        (Some("b"), Some("up")),
+        "{status}"
+    );
+    let heard: Vec<&str> = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["last_heard_ms"].as_u64().is_some_and(|ms| ms < 3000))
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(heard, ["a", "b", "c"], "{status}");
+    let table = Command::new(rampart_bin())
+        .arg("-c")
+        .arg(&b.config)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.starts_with(&format!(
+            "fleet {FLEET} as host b: Redis 127.0.0.1:{} up",
+            redis.port
+        )),
+        "{table}"
+    );
+
     // Enforced where it was not issued, and `ip show` says who and why.
     let first = "127.18.1.2";
     assert!(!c.serves(first), "C serves a source banned on A");
