@@ -159,3 +159,36 @@ impl FleetMetrics {
         ]
     }
 }
+
+/// Writes this host's heartbeat and reads every host's (values checked:
+/// a record that is not a heartbeat is counted as malformed and skipped).
+pub(super) async fn exchange(
+    store: &mut super::store::Store,
+    host: &str,
+    beat: &Beat,
+    metrics: &FleetMetrics,
+) -> Result<Vec<HostView>, super::FleetError> {
+    let record = serde_json::to_string(beat).unwrap_or_default();
+    store.beat(host, &record).await?;
+    let now = super::store::now_ms();
+    let mut hosts = Vec::new();
+    for (k, v) in store.hosts().await? {
+        let (Ok(host), Ok(b)) = (String::from_utf8(k), serde_json::from_slice::<Beat>(&v)) else {
+            metrics.skipped_malformed.fetch_add(1, Relaxed);
+            continue;
+        };
+        if !crate::config::fleet::is_name(&host) {
+            metrics.skipped_malformed.fetch_add(1, Relaxed);
+            continue;
+        }
+        hosts.push(HostView {
+            host,
+            last_heard_ms: now.saturating_sub(b.at_ms),
+            lag_ms: b.lag_ms,
+            own: b.own,
+            pending: b.pending,
+        });
+    }
+    hosts.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(hosts)
+}

@@ -338,6 +338,21 @@ impl Store {
     }
 }
 
+/// Wall-clock milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A new epoch id: time and process, distinct enough between hosts that
+/// create one at the same moment (only one `SET NX` wins anyway).
+pub fn fresh_epoch() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let r = RandomState::new().hash_one(now_ms());
+    format!("{:x}-{r:016x}", now_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::StreamId;

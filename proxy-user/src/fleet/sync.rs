@@ -26,8 +26,9 @@ use tokio::sync::mpsc;
 use super::{
     FleetError, Incoming, Outgoing,
     entry::{self, Change, DecodeError, Op},
-    status::{Beat, FleetMetrics, HostView, Status},
+    status::{Beat, FleetMetrics, Status},
     store::{BATCH, Store, StreamId},
+    store::{fresh_epoch, now_ms},
 };
 use crate::runtime::{FleetCursor, unix_now};
 
@@ -379,29 +380,8 @@ impl Sync {
             own: self.own.len() as u64,
             pending: self.pending.len() as u64,
         };
-        let record = serde_json::to_string(&beat).unwrap_or_default();
-        self.store.beat(&self.host, &record).await?;
-        let now = now_ms();
-        let mut hosts = Vec::new();
-        for (k, v) in self.store.hosts().await? {
-            let (Ok(host), Ok(b)) = (String::from_utf8(k), serde_json::from_slice::<Beat>(&v))
-            else {
-                self.metrics.skipped_malformed.fetch_add(1, Relaxed);
-                continue;
-            };
-            if !crate::config::fleet::is_name(&host) {
-                self.metrics.skipped_malformed.fetch_add(1, Relaxed);
-                continue;
-            }
-            hosts.push(HostView {
-                host,
-                last_heard_ms: now.saturating_sub(b.at_ms),
-                lag_ms: b.lag_ms,
-                own: b.own,
-                pending: b.pending,
-            });
-        }
-        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        let hosts =
+            super::status::exchange(&mut self.store, &self.host, &beat, &self.metrics).await?;
         self.lock().hosts = hosts;
         Ok(())
     }
@@ -502,18 +482,4 @@ impl Sync {
     fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A new epoch id: time and process, distinct enough between hosts that
-/// create one at the same moment (only one `SET NX` wins anyway).
-fn fresh_epoch() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    let r = RandomState::new().hash_one(now_ms());
-    format!("{:x}-{r:016x}", now_ms())
 }
