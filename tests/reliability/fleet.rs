@@ -281,10 +281,12 @@ fn fleet_a_ban_on_one_host_is_enforced_on_the_others_and_a_returning_host_catche
         percentile(&took, 0.99),
         took[took.len() - 1],
     );
-    println!(
-        "figure: fleet ban propagation A -> B, C ({} samples, userspace gate, 100 ms log poll): \
-         p50 {p50:?}, p99 {p99:?}, max {max:?}",
-        took.len()
+    super::support::figure(
+        "fleet ban propagation A -> B, C",
+        format!(
+            "{} samples, userspace gate, 100 ms log poll: p50 {p50:?}, p99 {p99:?}, max {max:?}",
+            took.len()
+        ),
     );
     assert!(p99 <= Duration::from_millis(500), "p99 {p99:?}");
     assert!(max <= Duration::from_secs(1), "max {max:?}");

@@ -54,9 +54,13 @@ fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() 
         Duration::from_secs(5),
         || b.banned("127.19.0.5"),
     );
-    println!(
-        "figure: fleet Redis hung 3 s: 0 failed of {n}; slowest request {during:?} (3 s before, Redis up: {before:?}); the ban made meanwhile on B {:?} after Redis answered",
-        resumed.elapsed()
+    super::support::figure(
+        "fleet Redis hung 3 s",
+        format!(
+            "0 failed of {n}; slowest request {during:?} (3 s before, Redis up: {before:?}); \
+             the ban made meanwhile on B {:?} after Redis answered",
+            resumed.elapsed()
+        ),
     );
     a.unban("127.19.0.5");
     wait_for("the removal on B", Duration::from_secs(2), || {
@@ -106,8 +110,9 @@ fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() 
         || redis.cli(&["HLEN", &snap]) == "2" && b.banned("127.19.0.2"),
     );
     let took = back.elapsed();
-    println!(
-        "figure: fleet Redis restarted empty -> own entries republished and on every host in {took:?}"
+    super::support::figure(
+        "fleet Redis restarted empty",
+        format!("own entries republished and on every host in {took:?}"),
     );
     assert!(!b.serves("127.19.0.2"));
     assert!(a.metric("rampart_fleet_republished_total") >= 2);
