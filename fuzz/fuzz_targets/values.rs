@@ -50,6 +50,7 @@ fn ttl(text: &str) {
             cidr,
             ttl_secs: Some(d.as_secs().max(1)),
             reason: None,
+            local: false,
         };
         assert_eq!(request.check(), Ok(()), "--ttl {text:?}");
         let _ = Instant::now().later(d);
@@ -61,6 +62,7 @@ fn ttl(text: &str) {
             cidr: "192.0.2.1".parse().unwrap(),
             ttl_secs: Some(n),
             reason: None,
+            local: false,
         };
         assert_eq!(
             request.check().is_ok(),

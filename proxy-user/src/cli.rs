@@ -160,6 +160,12 @@ rampart log level reset            back to RUST_LOG or [log] level\n  rampart -j
         #[command(subcommand)]
         verb: Option<LogVerb>,
     },
+    /// The fleet this host shares entries with through Redis: hosts, last
+    /// heard from, lag, Redis's health (docs/fleet.md).
+    Fleet {
+        #[command(subcommand)]
+        verb: Option<FleetVerb>,
+    },
     /// Everything about one source: lists, ban, kernel budgets, L7 limits, counters.
     Ip {
         #[command(subcommand)]
@@ -191,6 +197,12 @@ rampart upgrade --binary /usr/bin/rampart.new"
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FleetVerb {
+    /// This host, Redis's health, lag, and every host's last heartbeat.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ListVerb {
     /// Every entry: network, kind, where it came from (config, cli, auto-ban), reason, expiry.
     List,
@@ -205,6 +217,9 @@ pub enum ListVerb {
         /// Why: shown by `list` and `ip show`.
         #[arg(long)]
         reason: Option<String>,
+        /// Keep it on this host: not shared with the fleet (`[fleet]`).
+        #[arg(long)]
+        local: bool,
     },
     /// Remove a source or network added at runtime.
     Del {

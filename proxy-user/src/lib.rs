@@ -51,6 +51,7 @@ pub mod daemon;
 pub mod enforcer;
 pub mod escalate;
 pub mod filter;
+pub mod fleet;
 pub mod gate;
 pub mod http;
 pub mod later;

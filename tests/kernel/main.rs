@@ -11,6 +11,7 @@ mod bpftool;
 mod control;
 mod daemon;
 mod fixtures;
+mod fleet;
 mod kick;
 mod lists;
 mod pin_dir;

@@ -165,6 +165,7 @@ fn a_changed_ipv6_prefix_keys_the_kernels_bans_again() {
             cidr: addr.parse().unwrap(),
             ttl_secs,
             reason: Some("test".into()),
+            local: false,
         });
         assert!(reply.ok, "{reply:?}");
     };

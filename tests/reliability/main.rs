@@ -7,5 +7,7 @@
 mod abuse;
 mod control_plane;
 mod faults;
+mod fleet;
+mod fleet_outage;
 mod http2;
 mod support;

@@ -18,6 +18,7 @@
 //! - [`in_process`]: the daemon started in this process (`Daemon::start`), its
 //!   filter loaded over pins and attached to nothing, driven by commands to
 //!   test what it does to the maps.
+//! - [`redis`]: a real redis-server on a free port for the fleet tests, killed on drop.
 
 pub mod backend;
 pub mod certs;
@@ -32,6 +33,7 @@ pub mod pins;
 pub mod privilege;
 pub mod process;
 pub mod segment;
+pub mod redis;
 pub mod traffic;
 
 /// Whether this run is a soak (`cargo xtask soak` sets `RAMPART_SOAK=1`):

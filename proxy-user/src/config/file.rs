@@ -17,6 +17,7 @@ pub struct FileConfig {
     pub control: Option<FileControl>,
     pub admin: Option<FileAdmin>,
     pub log: Option<FileLog>,
+    pub fleet: Option<FileFleet>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -37,6 +38,19 @@ pub struct FileEscalate {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+}
+
+/// `[fleet]`: the Redis that hosts of one fleet share entries through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFleet {
+    pub redis: Spanned<String>,
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub name: Spanned<String>,
+    pub host: Option<Spanned<String>>,
+    pub log_max: Option<Spanned<i64>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// `[log]`: the daemon's log level and the XDP program's record rate.

@@ -13,6 +13,7 @@ mod error;
 mod escalate;
 mod file;
 mod header_rules;
+pub mod fleet;
 mod http;
 mod limit;
 mod listener;
@@ -36,6 +37,7 @@ use error::Locator;
 pub use escalate::EscalateRule;
 use file::{FileConfig, FileFilter, FileRate};
 pub use header_rules::HeaderDefaults;
+pub use fleet::FleetSettings;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
@@ -78,6 +80,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// The log level, and the XDP program's record rate.
     pub log: LogSettings,
+    /// The fleet this host shares entries with; `None`: alone.
+    pub fleet: Option<FleetSettings>,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -257,6 +261,7 @@ impl Config {
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
+        let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -311,6 +316,7 @@ impl Config {
             control,
             admin,
             log,
+            fleet,
         })
     }
 }

@@ -16,6 +16,9 @@ pub enum Request {
         cidr: Cidr,
         ttl_secs: Option<u64>,
         reason: Option<String>,
+        /// Kept on this host only: not shared with the fleet.
+        #[serde(default)]
+        local: bool,
     },
     ListDel {
         list: ListName,
@@ -63,6 +66,8 @@ pub enum Request {
     /// L7 counters: requests by status class per route, upstream servers,
     /// and the userspace gate's decisions when it enforces.
     Stats,
+    /// The fleet: this host, Redis's health, lag and every host's last heartbeat.
+    FleetStatus,
     /// Start `binary` with the same configuration; once it serves, this
     /// daemon drains and exits.
     Upgrade {
@@ -151,6 +156,9 @@ pub struct ListEntryView {
     pub reason: Option<String>,
     /// Seconds left; `None` for no expiry.
     pub expires_in: Option<u64>,
+    /// The fleet host it came from, when not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One server of `upstream list`.
@@ -215,6 +223,7 @@ mod tests {
             cidr: "203.0.113.7".parse().unwrap(),
             ttl_secs,
             reason: None,
+            local: false,
         }
     }
 

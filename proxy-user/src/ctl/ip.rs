@@ -40,9 +40,10 @@ fn describe(d: &Value) -> String {
             for e in list.as_array().into_iter().flatten() {
                 let _ = writeln!(
                     s,
-                    "  {what}: {} (from {}, reason {}, expires in {}s)",
+                    "  {what}: {} (from {}{}, reason {}, expires in {}s)",
                     text(&e["cidr"]),
                     text(&e["origin"]),
+                    on_host(&e["host"]),
                     text(&e["reason"]),
                     text(&e["expires_in"])
                 );
@@ -52,9 +53,10 @@ fn describe(d: &Value) -> String {
             let b = &k["ban"];
             let _ = writeln!(
                 s,
-                "  ban of {}: from {}, reason {}, expires in {}s",
+                "  ban of {}: from {}{}, reason {}, expires in {}s",
                 text(&b["source"]),
                 text(&b["origin"]),
+                on_host(&b["host"]),
                 text(&b["reason"]),
                 text(&b["expires_in"])
             );
@@ -101,4 +103,9 @@ fn describe(d: &Value) -> String {
         );
     }
     s
+}
+
+/// ` on HOST` for an entry that came from another fleet host.
+fn on_host(v: &Value) -> String {
+    v.as_str().map_or(String::new(), |h| format!(" on {h}"))
 }

@@ -22,7 +22,12 @@ pub fn run(out: &Output, socket: &Path, list: ListName, verb: Option<&ListVerb>)
             let entries: Vec<ListEntryView> = serde_json::from_value(data.clone())?;
             out.emit(&data, || table(&entries));
         }
-        Some(ListVerb::Add { cidr, ttl, reason }) => {
+        Some(ListVerb::Add {
+            cidr,
+            ttl,
+            reason,
+            local,
+        }) => {
             let data = call(
                 socket,
                 &Request::ListAdd {
@@ -30,6 +35,7 @@ pub fn run(out: &Output, socket: &Path, list: ListName, verb: Option<&ListVerb>)
                     cidr: *cidr,
                     ttl_secs: ttl.map(|t| t.as_secs().max(1)),
                     reason: reason.clone(),
+                    local: *local,
                 },
             )?;
             let entry: ListEntryView = serde_json::from_value(data.clone())?;
@@ -65,16 +71,19 @@ fn table(entries: &[ListEntryView]) -> String {
         return "no entries\n".into();
     }
     let mut s = format!(
-        "{:<43} {:<8} {:<9} {:>12}  {}\n",
+        "{:<43} {:<8} {:<20} {:>12}  {}\n",
         "SOURCE", "KIND", "ORIGIN", "EXPIRES IN", "REASON"
     );
     for e in entries {
         let _ = writeln!(
             s,
-            "{:<43} {:<8} {:<9} {:>12}  {}",
+            "{:<43} {:<8} {:<20} {:>12}  {}",
             e.cidr.to_string(),
             e.kind,
-            e.origin,
+            // An entry from another fleet host says which.
+            e.host
+                .as_ref()
+                .map_or_else(|| e.origin.clone(), |h| format!("{}@{h}", e.origin)),
             e.expires_in.map_or("never".into(), human),
             e.reason.as_deref().unwrap_or("-")
         );

@@ -3,6 +3,7 @@
 //! or, with `-j`, JSON.
 
 mod config;
+mod fleet;
 mod ip;
 mod limit;
 mod lists;
@@ -61,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
         Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Log { verb } => log::run(&out, &socket(&cli)?, verb.as_ref()),
+        Object::Fleet { .. } => fleet::status(&out, &socket(&cli)?),
         Object::Ip { verb } => match verb {
             crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli)?, *addr),
         },

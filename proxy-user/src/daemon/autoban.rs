@@ -161,7 +161,7 @@ impl Daemon {
                     ban.reason()
                 );
             }
-            self.runtime.put(Entry {
+            let entry = Entry {
                 list: ListName::Block,
                 cidr: Cidr::host(addr),
                 origin: "auto-ban".into(),
@@ -170,7 +170,12 @@ impl Daemon {
                     unix_now(),
                     ban.ttl.max(std::time::Duration::from_secs(1)),
                 )),
-            });
+                host: None,
+                local: false,
+            };
+            // Every host of the fleet bans it too, with the evidence.
+            self.share_add(&entry);
+            self.runtime.put(entry);
             nets.push(shown);
         }
         self.runtime.save_later();

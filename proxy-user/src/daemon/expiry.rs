@@ -179,6 +179,8 @@ mod tests {
                 origin: "auto-ban".into(),
                 reason: Some("escalate.scanners: 11 responses 404 within 60s".into()),
                 expires_at: Some(2_000_000_000 + u64::from(i)),
+                host: None,
+                local: false,
             });
         }
         // 1,000 auto-bans within a second: each marks the file, one write.

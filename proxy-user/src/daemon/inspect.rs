@@ -44,6 +44,7 @@ impl Daemon {
                         "cidr": cidr,
                         "origin": known.map_or(origin_name(origin).to_string(), |e| e.origin.clone()),
                         "reason": known.and_then(|e| e.reason.clone()),
+                        "host": known.and_then(|e| e.host.clone()),
                         "expires_in": known.and_then(|e| e.remaining(now_unix)).map(|d| d.as_secs()),
                     })
                 })
@@ -64,6 +65,7 @@ impl Daemon {
                     "source": source::prefix(key, prefix),
                     "origin": known.map_or(origin_name(b.origin).to_string(), |e| e.origin.clone()),
                     "reason": known.and_then(|e| e.reason.clone()),
+                    "host": known.and_then(|e| e.host.clone()),
                     "expires_in": b.remaining.map(|d| d.as_secs()),
                 })
             });

@@ -23,6 +23,7 @@ mod autobans;
 mod bind;
 mod desired;
 mod expiry;
+mod fleet;
 mod handle;
 mod inspect;
 mod io;
@@ -89,6 +90,8 @@ pub struct Daemon {
     autobans: autobans::AutoBans,
     /// The log level set with `rampart log level`, until `reset` or a restart.
     log_override: Option<crate::logging::Level>,
+    /// The fleet this host shares entries with (`[fleet]`), once started.
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 /// What the main loop stops at the end.
@@ -151,6 +154,7 @@ impl Daemon {
             bans: Default::default(),
             autobans: autobans::AutoBans::new(metrics.autobans.clone()),
             log_override: None,
+            fleet: None,
         };
         // The program's records go to this process's log, at its level.
         daemon.apply_log();
@@ -165,6 +169,8 @@ impl Daemon {
         if io.tier != Tier::Unattached {
             daemon.attach_filter()?;
         }
+        // Other hosts' entries arrive from here on (Redis reachable or not).
+        let fleet_in = daemon.start_fleet();
         // Installed: health checks and the access log's writer start.
         state.start(None);
         let (stop, stopped) = watch::channel(None);
@@ -201,7 +207,7 @@ impl Daemon {
             admin,
             records,
         };
-        let task = tokio::spawn(daemon.serve(commands, auto_bans, serving));
+        let task = tokio::spawn(daemon.serve(commands, auto_bans, fleet_in, serving));
         Ok(Handle {
             commands: Commands(tx),
             listeners: addrs,
@@ -219,6 +225,7 @@ impl Daemon {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut auto_bans: mpsc::Receiver<AutoBan>,
+        mut fleet_in: Option<mpsc::Receiver<crate::fleet::Incoming>>,
         serving: Serving,
     ) -> Result<Exit> {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -260,6 +267,7 @@ impl Daemon {
                         error!("escalation ban: {e:#}");
                     }
                 },
+                Some(batch) = fleet::next_incoming(&mut fleet_in) => self.fleet_apply(batch),
                 _ = sweep.tick() => {
                     if let Err(e) = self.sweep() {
                         error!("sweeping expired entries: {e:#}");
@@ -433,6 +441,7 @@ impl Daemon {
             bans: Default::default(),
             autobans: autobans::AutoBans::new(services.metrics.autobans.clone()),
             log_override: None,
+            fleet: None,
         };
         daemon.reconcile_into(config, &shared.load())?;
         daemon.restore()?;

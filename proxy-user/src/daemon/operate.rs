@@ -44,7 +44,8 @@ impl Daemon {
                 cidr,
                 ttl_secs,
                 reason,
-            } => self.list_add(list, cidr, ttl_secs.map(Duration::from_secs), reason),
+                local,
+            } => self.list_add(list, cidr, ttl_secs.map(Duration::from_secs), reason, local),
             Request::ListDel { list, cidr } => self.list_del(list, cidr),
             Request::ListShow { list } => self
                 .list_show(list)
@@ -61,7 +62,8 @@ impl Daemon {
             Request::IpShow { addr } => self.ip_show(addr),
             Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
-            // The main loop carries it out (it awaits the new daemon).
+            Request::FleetStatus => self.fleet_status(),
+            // The main loop handles it (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
         };
         match result {
@@ -79,7 +81,7 @@ impl Daemon {
         self.reconciler.enforcer_ref()
     }
 
-    fn in_config(&self, list: ListName, cidr: Cidr) -> bool {
+    pub(super) fn in_config(&self, list: ListName, cidr: Cidr) -> bool {
         self.config.filter.as_ref().is_some_and(|f| match list {
             ListName::Allow => f.allow.contains(&cidr),
             ListName::Block => f.block.contains(&cidr),
@@ -92,6 +94,7 @@ impl Daemon {
         cidr: Cidr,
         ttl: Option<Duration>,
         reason: Option<String>,
+        local: bool,
     ) -> Result<serde_json::Value> {
         if self.in_config(list, cidr) {
             bail!("{cidr} is already on the {list:?} list from the configuration");
@@ -105,13 +108,46 @@ impl Daemon {
         {
             warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
         }
-        // A single address on the blocklist is a ban of its source: for
-        // IPv6 the whole `ipv6_prefix`, recorded under the prefix's key.
-        let cidr = if list == ListName::Block && cidr.is_host() {
-            Cidr::host(source::key(cidr.addr(), self.config.ipv6_prefix()))
-        } else {
-            cidr
+        let entry = Entry {
+            list,
+            cidr,
+            origin: "cli".into(),
+            reason,
+            expires_at: ttl.map(|t| unix_later(unix_now(), t.max(Duration::from_secs(1)))),
+            host: None,
+            local,
         };
+        let entry = self.enforce_entry(entry, ttl)?;
+        info!(
+            "{list:?} {} added from the CLI{}{}{}",
+            entry.cidr,
+            entry
+                .reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(" ({r})")),
+            ttl.map_or(String::new(), |t| format!(" for {t:?}")),
+            if local { ", on this host only" } else { "" }
+        );
+        self.save();
+        self.share_add(&entry);
+        Ok(serde_json::to_value(self.view(&entry, unix_now()))?)
+    }
+
+    /// Puts a runtime entry in force and in the state file: a single
+    /// blocked address becomes a ban of its source (for IPv6 the whole
+    /// `ipv6_prefix`, recorded under the prefix's key), and the blocked
+    /// sources' open connections close. The CLI's add and the fleet's
+    /// entries from other hosts (`daemon/fleet.rs`) both come here.
+    pub(super) fn enforce_entry(
+        &mut self,
+        mut entry: Entry,
+        ttl: Option<Duration>,
+    ) -> Result<Entry> {
+        let list = entry.list;
+        if list == ListName::Block && entry.cidr.is_host() {
+            entry.cidr = Cidr::host(source::key(entry.cidr.addr(), self.config.ipv6_prefix()));
+        }
+        let cidr = entry.cidr;
         if list == ListName::Block && cidr.is_host() {
             // The operator's now: never evicted to make room for escalation.
             self.autobans.remove(cidr.addr());
@@ -132,24 +168,8 @@ impl Daemon {
                 cidr
             }])?;
         }
-        let entry = Entry {
-            list,
-            cidr,
-            origin: "cli".into(),
-            reason,
-            expires_at: ttl.map(|t| unix_later(unix_now(), t.max(Duration::from_secs(1)))),
-        };
-        info!(
-            "{list:?} {cidr} added from the CLI{}{}",
-            entry
-                .reason
-                .as_ref()
-                .map_or(String::new(), |r| format!(" ({r})")),
-            ttl.map_or(String::new(), |t| format!(" for {t:?}"))
-        );
         self.runtime.put(entry.clone());
-        self.save();
-        Ok(serde_json::to_value(self.view(&entry, unix_now()))?)
+        Ok(entry)
     }
 
     fn list_del(&mut self, list: ListName, cidr: Cidr) -> Result<serde_json::Value> {
@@ -163,9 +183,23 @@ impl Daemon {
                         .to_string())
             );
         }
+        let Some(removed) = self.lift_entry(list, cidr)? else {
+            bail!("{cidr} is not on the {list:?} list");
+        };
+        info!("{list:?} {cidr} removed from the CLI");
+        self.save();
+        if !removed.local {
+            self.share_del(list, removed.cidr);
+        }
+        Ok(json!({ "removed": cidr }))
+    }
+
+    /// Lifts a runtime entry (a ban named by any address of its source or
+    /// by the source's prefix as `block list` shows it,
+    /// `2001:db8:1:2::/64`) from the enforcer and the state file. What
+    /// was lifted (`local`: it was this host's only), or `None` if nothing was.
+    pub(super) fn lift_entry(&mut self, list: ListName, cidr: Cidr) -> Result<Option<Entry>> {
         let prefix = self.config.ipv6_prefix();
-        // A ban is named by any address of its source or by the source's
-        // prefix as `block list` shows it (`2001:db8:1:2::/64`).
         let ban = (list == ListName::Block
             && (cidr.is_host() || (cidr.addr().is_ipv6() && cidr.prefix_len() == prefix)))
             .then(|| Cidr::host(source::key(cidr.addr(), prefix)));
@@ -181,20 +215,26 @@ impl Daemon {
         if let Some(ban) = ban {
             self.bans.lifted(ban.addr());
         }
-        removed |= self.runtime.remove(list, cidr).is_some();
+        let mut known = self.runtime.remove(list, cidr);
         if let Some(ban) = ban.filter(|b| *b != cidr) {
-            removed |= self.runtime.remove(list, ban).is_some();
+            known = self.runtime.remove(list, ban).or(known);
         }
+        removed |= known.is_some();
         if removed && list == ListName::Allow {
             // What the allowlist overrode now applies to open connections.
             self.kick_unallowed(cidr)?;
         }
-        if !removed {
-            bail!("{cidr} is not on the {list:?} list");
-        }
-        info!("{list:?} {cidr} removed from the CLI");
-        self.save();
-        Ok(json!({ "removed": cidr }))
+        Ok(removed.then(|| {
+            known.unwrap_or(Entry {
+                list,
+                cidr: ban.unwrap_or(cidr),
+                origin: "cli".into(),
+                reason: None,
+                expires_at: None,
+                host: None,
+                local: false,
+            })
+        }))
     }
 
     fn view(&self, e: &Entry, now: u64) -> ListEntryView {
@@ -214,6 +254,7 @@ impl Daemon {
             origin: e.origin.clone(),
             reason: e.reason.clone(),
             expires_in: e.remaining(now).map(|d| d.as_secs()),
+            host: e.host.clone(),
         }
     }
 
@@ -231,6 +272,7 @@ impl Daemon {
                     origin: origin_name(origin).into(),
                     reason: None,
                     expires_in: None,
+                    host: None,
                 },
             });
         }
@@ -247,6 +289,7 @@ impl Daemon {
                         .map_or_else(|| origin_name(ban.origin).into(), |e| e.origin.clone()),
                     reason: known.and_then(|e| e.reason.clone()),
                     expires_in: ban.remaining.map(|d| d.as_secs()),
+                    host: known.and_then(|e| e.host.clone()),
                 });
             }
         }

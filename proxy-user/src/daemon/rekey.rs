@@ -143,6 +143,8 @@ impl Daemon {
                 list: ListName::Block,
                 cidr: Cidr::host(key),
                 origin,
+                host: g.entry.as_ref().and_then(|e| e.host.clone()),
+                local: g.entry.as_ref().is_some_and(|e| e.local),
                 reason: g.entry.and_then(|e| e.reason),
                 expires_at: g.ttl.map(|t| unix_later(unix, t)),
             });
@@ -180,6 +182,8 @@ impl Daemon {
                     .as_ref()
                     .map_or_else(|| origin_name(origin).to_string(), |e| e.origin.clone()),
                 reason: entry.as_ref().and_then(|e| e.reason.clone()),
+                host: entry.as_ref().and_then(|e| e.host.clone()),
+                local: entry.as_ref().is_some_and(|e| e.local),
                 expires_at: entry
                     .and_then(|e| e.expires_at)
                     .or_else(|| ttl.map(|t| unix_later(unix, t))),
@@ -265,6 +269,7 @@ mod tests {
                 cidr: cidr.parse().unwrap(),
                 ttl_secs,
                 reason: Some(format!("{cidr} by hand")),
+                local: false,
             });
             assert!(reply.ok, "{reply:?}");
         };

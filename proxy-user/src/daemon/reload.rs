@@ -48,6 +48,9 @@ impl Daemon {
         if next.control != self.config.control {
             notes.push("[control] changes need a restart".into());
         }
+        if next.fleet != self.config.fleet {
+            notes.push("[fleet] changes need a restart".into());
+        }
         match (self.reconciler.filter(), next.filter.as_ref()) {
             (Some(_), Some(settings)) => {
                 let current = self.config.filter.as_ref();

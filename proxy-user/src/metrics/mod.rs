@@ -35,6 +35,8 @@ pub struct Registry {
     ready: AtomicBool,
     /// Escalation's bans within their bound.
     pub autobans: Arc<autoban::AutoBanMetrics>,
+    /// The fleet task's exchanges with Redis (`[fleet]`).
+    pub fleet: Arc<crate::fleet::FleetMetrics>,
 }
 
 impl Registry {

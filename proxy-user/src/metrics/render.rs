@@ -70,6 +70,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     limits(&mut t, state);
     gate(&mut t, state);
     autobans(&mut t, state);
+    fleet(&mut t, state);
     access_log(&mut t, state);
     if let Some((maps, settings)) = kernel {
         kernel_tier(&mut t, state, maps, settings);
@@ -473,6 +474,22 @@ fn syn_cookies(t: &mut Text, maps: &FilterMaps) {
                 &[("event", proxy_common::syncookie::STAT_NAMES[i])],
                 *v,
             );
+        }
+    }
+}
+
+/// `rampart_fleet_*`, when this host is in a fleet.
+fn fleet(t: &mut Text, state: &State) {
+    if state.config.fleet.is_none() {
+        return;
+    }
+    for (name, kind, help, samples) in state.services.metrics.fleet.families() {
+        t.family(name, kind, help);
+        for (label, v) in samples {
+            match label {
+                Some(l) => t.sample(name, &[l], v),
+                None => t.sample(name, &[], v),
+            }
         }
     }
 }

@@ -102,6 +102,8 @@ mod tests {
             origin: "cli".into(),
             reason: None,
             expires_at,
+            host: None,
+            local: false,
         }
     }
 

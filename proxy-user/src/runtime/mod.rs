@@ -43,6 +43,12 @@ pub struct Entry {
     pub reason: Option<String>,
     /// Seconds since the Unix epoch after which the entry is removed.
     pub expires_at: Option<u64>,
+    /// The fleet host it came from, when not this one (docs/fleet.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Kept on this host only (`block add --local`): never shared with the fleet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 impl Entry {
@@ -75,6 +81,20 @@ pub struct RuntimeState {
     /// Limits set from the CLI, by name (`pps`, `syn`, or a zone).
     #[serde(default)]
     pub limits: BTreeMap<String, LimitOverride>,
+    /// How far this host has applied the fleet's shared log, written with
+    /// the entries it applied (docs/fleet.md); absent without a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetCursor>,
+}
+
+/// A position in the fleet's shared log: valid while Redis keeps the same
+/// keys (`epoch`), and then exact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetCursor {
+    pub epoch: String,
+    /// The last applied stream id, `MS-SEQ`.
+    pub id: String,
 }
 
 /// A limit set from the CLI.
@@ -242,6 +262,8 @@ mod tests {
             origin: "cli".into(),
             reason: Some("scanner".into()),
             expires_at: Some(100),
+            host: None,
+            local: false,
         });
         f.state.drained.push("app/127.0.0.1:8001".into());
         f.save().unwrap();

@@ -20,6 +20,7 @@ fn block(cidr: &str, ttl_secs: Option<u64>) -> Request {
         cidr: cidr.parse().unwrap(),
         ttl_secs,
         reason: Some("a test".into()),
+        local: false,
     }
 }
 
@@ -29,6 +30,7 @@ fn allow(cidr: &str) -> Request {
         cidr: cidr.parse().unwrap(),
         ttl_secs: None,
         reason: None,
+        local: false,
     }
 }
 

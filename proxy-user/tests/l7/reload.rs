@@ -58,6 +58,7 @@ async fn a_bad_reload_changes_nothing() {
         cidr: "127.0.0.8".parse().unwrap(),
         ttl_secs: None,
         reason: None,
+        local: false,
     })
     .await;
     let unchanged = async || {
