@@ -149,12 +149,12 @@ impl State {
             })
             .collect();
         let access_log = config.http.access_log.as_ref().and_then(|path| {
-            let json = config.http.access_log_json;
+            let format = &config.http.access_log_format;
             let previous = previous.and_then(|p| p.access_log.clone());
-            if let Some(prev) = previous.filter(|l| l.path == *path && l.json() == json) {
+            if let Some(prev) = previous.filter(|l| l.path == *path && l.format() == format) {
                 return Some(prev);
             }
-            match AccessLog::open(path, json) {
+            match AccessLog::open(path, format.clone()) {
                 Ok(log) => Some(Arc::new(log)),
                 Err(e) => {
                     log::error!(
@@ -303,6 +303,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             target: &target,
             version: &version,
             host: host.as_deref().unwrap_or(""),
+            https: conn.https,
             status: resp.status().as_u16(),
             bytes: resp
                 .headers()
@@ -319,7 +320,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         };
         match &state.access_log {
             Some(log) => log.write(&entry),
-            None => log::info!(target: "access", "{}", access_log::combined(&entry).trim_end()),
+            None => {
+                log::info!(target: "access", "{}", state.config.http.access_log_format.line(&entry).trim_end())
+            }
         }
     }
     resp
