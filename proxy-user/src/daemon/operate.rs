@@ -138,9 +138,16 @@ impl Daemon {
     /// Re-reads the configuration and applies it, or keeps the running one.
     pub fn reload(&mut self) -> Result<String> {
         let result = self.try_reload();
+        let reloads = &self.shared.load().metrics;
         match &result {
-            Ok(summary) => info!("reload: {summary}"),
-            Err(e) => error!("reload failed, keeping the running configuration: {e:#}"),
+            Ok(summary) => {
+                reloads.reloads.applied();
+                info!("reload: {summary}");
+            }
+            Err(e) => {
+                reloads.reloads.failed();
+                error!("reload failed, keeping the running configuration: {e:#}");
+            }
         }
         result.map_err(|e| anyhow!("reload failed, the running configuration stays: {e:#}"))
     }

@@ -10,6 +10,7 @@ pub mod autoban;
 pub mod backlog;
 pub mod histogram;
 pub mod listener;
+pub mod reload;
 pub mod render;
 pub mod route;
 
@@ -35,6 +36,8 @@ pub struct Registry {
     ready: AtomicBool,
     /// Escalation's bans within their bound.
     pub autobans: Arc<autoban::AutoBanMetrics>,
+    /// The configuration generation and when it was applied.
+    pub reloads: reload::ReloadMetrics,
 }
 
 impl Registry {
