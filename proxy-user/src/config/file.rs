@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub control: Option<FileControl>,
     pub admin: Option<FileAdmin>,
     pub log: Option<FileLog>,
+    pub compress: Option<super::compress::FileCompress>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]

@@ -8,6 +8,7 @@
 //! ```
 
 mod admin;
+pub mod compress;
 pub mod control;
 mod error;
 mod escalate;
@@ -69,6 +70,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// The log level, and the XDP program's record rate.
     pub log: LogSettings,
+    /// On-the-fly response compression; `None` (no `[compress]`): off.
+    pub compress: Option<compress::CompressSettings>,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -226,6 +229,7 @@ impl Config {
         let control = control::control(&loc, base, raw.control)?;
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
+        let compress = compress::compress(&loc, raw.compress)?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -275,6 +279,7 @@ impl Config {
             control,
             admin,
             log,
+            compress,
         })
     }
 }

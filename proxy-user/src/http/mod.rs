@@ -14,6 +14,7 @@
 
 mod body;
 pub mod budget;
+mod compress;
 mod error;
 pub mod headers;
 pub mod path;
@@ -254,6 +255,8 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
+    let asked = (state.config.compress.as_ref())
+        .map(|c| compress::Asked::of(c, req.method(), req.headers()));
     let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
@@ -282,6 +285,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             resp.status().as_u16(),
             tokio::time::Instant::now(),
         );
+    }
+    if let (Some(c), Some(asked)) = (&state.config.compress, asked) {
+        resp = compress::response(c, asked, resp);
     }
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());

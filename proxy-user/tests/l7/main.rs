@@ -4,6 +4,7 @@
 mod access_log;
 mod admin;
 mod bodies;
+mod compress;
 mod http2;
 mod kick;
 mod paths;
