@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub log: Option<FileLog>,
     pub compress: Option<super::compress::FileCompress>,
     #[serde(default)]
+    pub error_page: Vec<Spanned<super::error_page::FileErrorPage>>,
+    #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]
     pub upstream: BTreeMap<String, Spanned<FileUpstream>>,

@@ -11,6 +11,7 @@ mod admin;
 pub mod compress;
 pub mod control;
 mod error;
+pub mod error_page;
 mod escalate;
 mod file;
 mod http;
@@ -72,6 +73,8 @@ pub struct Config {
     pub log: LogSettings,
     /// On-the-fly response compression; `None` (no `[compress]`): off.
     pub compress: Option<compress::CompressSettings>,
+    /// Pages answered instead of error responses, by status.
+    pub error_pages: error_page::ErrorPages,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -230,6 +233,7 @@ impl Config {
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
         let compress = compress::compress(&loc, raw.compress)?;
+        let error_pages = error_page::error_pages(&loc, base, raw.error_page)?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -280,6 +284,7 @@ impl Config {
             admin,
             log,
             compress,
+            error_pages,
         })
     }
 }

@@ -7,6 +7,7 @@ mod ip;
 mod limit;
 mod lists;
 mod log;
+mod maintenance;
 mod manual;
 mod map;
 mod prog;
@@ -61,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
         Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Log { verb } => log::run(&out, &socket(&cli)?, verb.as_ref()),
+        Object::Maintenance { verb } => maintenance::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Ip { verb } => match verb {
             crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli)?, *addr),
         },

@@ -16,6 +16,7 @@ mod body;
 pub mod budget;
 mod compress;
 mod error;
+pub mod error_page;
 pub mod headers;
 pub mod path;
 mod proxy;
@@ -72,6 +73,8 @@ pub struct State {
     /// Blue-green switches, shared by every snapshot (old ones included, so
     /// open connections follow a switch too).
     pub switches: Arc<Switches>,
+    /// The maintenance switch (`rampart maintenance`), shared like `switches`.
+    pub maintenance: Arc<error_page::Maintenance>,
     /// Escalation rules' counters and where their reports go.
     pub escalation: Arc<Escalation>,
     /// The userspace gate (lists, bans, connection rate at accept time when
@@ -184,6 +187,7 @@ impl State {
             limiters,
             access_log,
             switches: previous.map(|p| p.switches.clone()).unwrap_or_default(),
+            maintenance: previous.map(|p| p.maintenance.clone()).unwrap_or_default(),
             escalation,
             gate: previous.map(|p| p.gate.clone()).unwrap_or_default(),
             metrics,
@@ -257,10 +261,17 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     );
     let asked = (state.config.compress.as_ref())
         .map(|c| compress::Asked::of(c, req.method(), req.headers()));
-    let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
+    let (result, index) = if state.maintenance.on() {
+        (Ok(error_page::maintenance(&state.config.error_pages)), None)
+    } else {
+        dispatch(&state, conn, &request_id, host.as_deref(), req).await
+    };
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    if !state.config.error_pages.is_empty() && resp.status().as_u16() >= 400 {
+        resp = error_page::apply(&state.config.error_pages, resp);
+    }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok())

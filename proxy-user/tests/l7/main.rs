@@ -5,6 +5,7 @@ mod access_log;
 mod admin;
 mod bodies;
 mod compress;
+mod error_page;
 mod http2;
 mod kick;
 mod paths;
