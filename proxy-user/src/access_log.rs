@@ -1,5 +1,5 @@
-//! The access log: one line per request in nginx's combined format or as
-//! JSON, written by a background task through a buffer flushed every second.
+//! The access log: one line per request in nginx's combined format, as
+//! JSON or in a custom format ([`crate::log_format`]), written by a background task through a buffer flushed every second.
 //! Requests never wait for the disk: when the writer falls behind (or the
 //! disk is full) lines are dropped and counted, and serving goes on.
 //! SIGUSR1 reopens the file (for logrotate), as with nginx.
@@ -17,6 +17,8 @@ use std::{
 
 use tokio::sync::mpsc;
 
+use crate::log_format::LineFormat;
+
 /// Lines waiting for the writer; beyond this, new lines are dropped.
 const QUEUE: usize = 65_536;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -28,6 +30,8 @@ pub struct Entry<'a> {
     pub target: &'a str,
     pub version: &'a str,
     pub host: &'a str,
+    /// The request came over TLS (`$scheme`).
+    pub https: bool,
     pub status: u16,
     /// Response body size when known (Content-Length).
     pub bytes: Option<u64>,
@@ -41,7 +45,7 @@ pub struct Entry<'a> {
 #[derive(Debug)]
 pub struct AccessLog {
     pub path: PathBuf,
-    json: bool,
+    format: LineFormat,
     tx: mpsc::Sender<String>,
     /// Lines dropped because the writer was behind or failing.
     pub dropped: Arc<AtomicU64>,
@@ -57,7 +61,7 @@ pub struct AccessLog {
 impl AccessLog {
     /// Opens (creates, appends to) the log; lines queue until
     /// [`AccessLog::start`] starts its writer.
-    pub fn open(path: &Path, json: bool) -> std::io::Result<AccessLog> {
+    pub fn open(path: &Path, format: LineFormat) -> std::io::Result<AccessLog> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -65,7 +69,7 @@ impl AccessLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         Ok(AccessLog {
             path: path.to_path_buf(),
-            json,
+            format,
             tx,
             dropped: Arc::default(),
             failing: Arc::default(),
@@ -88,8 +92,8 @@ impl AccessLog {
         }
     }
 
-    pub fn json(&self) -> bool {
-        self.json
+    pub fn format(&self) -> &LineFormat {
+        &self.format
     }
 
     /// Flushes and reopens the file at its path (after logrotate moved it).
@@ -98,7 +102,7 @@ impl AccessLog {
     }
 
     pub fn write(&self, e: &Entry) {
-        let line = if self.json { json(e) } else { combined(e) };
+        let line = self.format.line(e);
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -251,6 +255,7 @@ mod tests {
             target: "/api/x?y=1",
             version: "HTTP/1.1",
             host: "example.com",
+            https: false,
             status: 200,
             bytes: Some(123),
             request_time: Duration::from_millis(12),

@@ -171,6 +171,17 @@ rampart log level reset            back to RUST_LOG or [log] level\n  rampart -j
         #[command(subcommand)]
         verb: IpVerb,
     },
+    /// Maintenance: every request answered 503 with the 503 error page, at once, without a reload.
+    #[command(
+        long_about = "Maintenance: every request is answered 503 (with `Retry-After`) and the \
+503 [[error_page]] when one is configured, from the moment of the command, without a reload. \
+The admin listener is not affected. A reload keeps the switch; a restart starts with it off.\n\n\
+Examples:\n  rampart maintenance on\n  rampart maintenance off\n  rampart maintenance"
+    )]
+    Maintenance {
+        #[command(subcommand)]
+        verb: Option<MaintenanceVerb>,
+    },
     /// Re-read the configuration file and apply it (as SIGHUP); errors are
     /// reported here and the running configuration stays.
     Reload,
@@ -256,6 +267,16 @@ pub enum LimitVerb {
     },
     /// Go back to the configuration's value.
     Reset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceVerb {
+    /// Answer every request with 503.
+    On,
+    /// Serve requests again.
+    Off,
+    /// Whether maintenance is on (the default verb).
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,7 @@ pub mod gate;
 pub mod http;
 pub mod later;
 pub mod limit;
+pub mod log_format;
 pub mod logging;
 pub mod metrics;
 pub mod runtime;

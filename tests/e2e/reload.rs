@@ -51,6 +51,27 @@ fn file_fingerprint(cert: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `rampart_config_generation` and `rampart_config_last_reload_successful`
+/// from the admin listener's `/metrics` (curl in `ns`).
+fn reload_metrics(ns: &NetNs) -> (u64, u64) {
+    let out = ns
+        .command("curl")
+        .args(["-sf", "http://127.0.0.1:9901/metrics"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics: {text}"))
+    };
+    assert!(value("rampart_config_last_reload_timestamp_seconds") > 1_700_000_000);
+    (
+        value("rampart_config_generation"),
+        value("rampart_config_last_reload_successful"),
+    )
+}
+
 #[test]
 fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     if !require_root("reload_opens_closes_and_renews_listeners_without_cutting_requests") {
@@ -71,6 +92,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     });
     let first = served_fingerprint(&ns);
     assert_eq!(first, file_fingerprint(&dir.join("site.crt")));
+    assert_eq!(reload_metrics(&ns), (1, 1), "generation 1 at start");
     let reload = |ns: &NetNs| cli(ns, &["-c", path.to_str().unwrap(), "reload"]);
 
     // A slow request is in flight across the reload.
@@ -87,6 +109,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     let (ok, out, err) = reload(&ns);
     assert!(ok, "{err}");
     assert!(out.contains("listening on 127.0.0.1:8081"), "{out}");
+    assert_eq!(reload_metrics(&ns), (2, 1), "an applied reload counts");
     assert_eq!(
         slow.join().unwrap().unwrap(),
         "app",
@@ -106,6 +129,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     let (ok, _, err) = reload(&ns);
     assert!(!ok);
     assert!(err.contains("binding 127.0.0.1:8090"), "{err}");
+    assert_eq!(reload_metrics(&ns), (2, 0), "a failed reload does not");
     assert_eq!(
         http_get(&ns, "127.0.0.1:8081", "/").unwrap(),
         "app",
@@ -119,6 +143,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     let (ok, out, err) = reload(&ns);
     assert!(ok, "{err}");
     assert!(out.contains("stopped listening on 127.0.0.1:8081"), "{out}");
+    assert_eq!(reload_metrics(&ns), (3, 1));
     assert!(http_get(&ns, "127.0.0.1:8081", "/").is_err());
     assert!(served_fingerprint(&ns).is_empty(), "8443 closed");
     assert_eq!(http_get(&ns, "127.0.0.1:8080", "/").unwrap(), "app");

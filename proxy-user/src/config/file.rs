@@ -18,6 +18,9 @@ pub struct FileConfig {
     pub admin: Option<FileAdmin>,
     pub log: Option<FileLog>,
     pub fleet: Option<FileFleet>,
+    pub compress: Option<super::compress::FileCompress>,
+    #[serde(default)]
+    pub error_page: Vec<Spanned<super::error_page::FileErrorPage>>,
     #[serde(default)]
     pub listener: Vec<Spanned<FileListener>>,
     #[serde(default)]

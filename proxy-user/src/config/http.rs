@@ -1,9 +1,10 @@
 //! `[http]`: protections and timeouts for every listener, with defaults an
 //! nginx operator would recognise.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use super::{ConfigError, error::Locator, file::FileHttp, units};
+use crate::log_format::{LineFormat, LogFormat};
 
 /// Largest `body_timeout` accepted (a day).
 pub const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(86_400);
@@ -62,7 +63,8 @@ pub struct HttpSettings {
     pub access_log: Option<PathBuf>,
     /// `access_log = "off"`: no access lines anywhere (nginx `access_log off`).
     pub access_log_off: bool,
-    pub access_log_json: bool,
+    /// `combined`, `json` or a custom template (nginx `log_format`).
+    pub access_log_format: LineFormat,
 }
 
 impl Default for HttpSettings {
@@ -84,7 +86,7 @@ impl Default for HttpSettings {
             grace_period: Duration::from_secs(30),
             access_log: None,
             access_log_off: false,
-            access_log_json: false,
+            access_log_format: LineFormat::Combined,
         }
     }
 }
@@ -191,18 +193,36 @@ pub(super) fn http(
         out.access_log = (!out.access_log_off).then(|| base.join(v.get_ref()));
     }
     if let Some(v) = &h.access_log_format {
-        out.access_log_json = match v.get_ref().as_str() {
-            "combined" => false,
-            "json" => true,
+        out.access_log_format = match v.get_ref().as_str() {
+            "combined" => LineFormat::Combined,
+            "json" => LineFormat::Json,
+            custom if custom.contains('$') => match LogFormat::parse(custom) {
+                Ok(f) => LineFormat::Custom(Arc::new(f)),
+                Err(e) => return Err(loc.error(inside(loc, v, e.at()), e.to_string())),
+            },
             other => {
                 return Err(loc.error(
                     v.span(),
-                    format!("access_log_format `{other}`: expected \"combined\" or \"json\""),
+                    format!(
+                        "access_log_format `{other}`: expected \"combined\", \"json\" or a template of $variables"
+                    ),
                 ));
             }
         };
     }
     Ok(out)
+}
+
+/// The span of byte `at` of string value `v`, when the source writes the
+/// string without escapes (so its bytes sit one quote after the span's
+/// start); else the whole value.
+fn inside(loc: &Locator, v: &toml::Spanned<String>, at: usize) -> std::ops::Range<usize> {
+    let span = v.span();
+    let raw = loc.text.get(span.clone()).unwrap_or("");
+    match raw.get(1..raw.len().saturating_sub(1)) {
+        Some(inner) if inner == v.get_ref() => span.start + 1 + at..span.end,
+        _ => span,
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +261,21 @@ mod tests {
             "{e}"
         );
         assert!(parse("max_headers = 1001").is_err());
+    }
+
+    #[test]
+    fn access_log_format_compiles_at_load_and_points_at_a_bad_variable() {
+        let cfg = parse("access_log_format = \"$remote_addr $status\"").unwrap();
+        assert_eq!(cfg.http.access_log_format.name(), "$remote_addr $status");
+        let e = parse("access_log_format = \"$remote_addr $stauts\"").unwrap_err();
+        // Column of the `$` of `$stauts`: the value starts at 21, its `"` at 21.
+        assert!(
+            e.starts_with("rampart.toml:2:35: unknown access log variable `$stauts`"),
+            "{e}"
+        );
+        let e = parse("access_log_format = 'x ${status'").unwrap_err();
+        assert!(e.starts_with("rampart.toml:2:24:"), "{e}");
+        let e = parse("access_log_format = \"common\"").unwrap_err();
+        assert!(e.starts_with("rampart.toml:2:21:"), "{e}");
     }
 }

@@ -8,8 +8,10 @@
 //! ```
 
 mod admin;
+pub mod compress;
 pub mod control;
 mod error;
+pub mod error_page;
 mod escalate;
 mod file;
 mod header_rules;
@@ -82,6 +84,10 @@ pub struct Config {
     pub log: LogSettings,
     /// The fleet this host shares entries with; `None`: alone.
     pub fleet: Option<FleetSettings>,
+    /// On-the-fly response compression; `None` (no `[compress]`): off.
+    pub compress: Option<compress::CompressSettings>,
+    /// Pages answered instead of error responses, by status.
+    pub error_pages: error_page::ErrorPages,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -262,6 +268,8 @@ impl Config {
         let admin = admin::admin(&loc, raw.admin)?;
         let log = log::log(&loc, raw.log)?;
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
+        let compress = compress::compress(&loc, raw.compress)?;
+        let error_pages = error_page::error_pages(&loc, base, raw.error_page)?;
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
@@ -317,6 +325,8 @@ impl Config {
             admin,
             log,
             fleet,
+            compress,
+            error_pages,
         })
     }
 }

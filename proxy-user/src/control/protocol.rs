@@ -63,6 +63,11 @@ pub enum Request {
         #[serde(default)]
         reset: bool,
     },
+    /// The maintenance switch: `on` sets it, `None` shows it.
+    Maintenance {
+        #[serde(default)]
+        on: Option<bool>,
+    },
     /// L7 counters: requests by status class per route, upstream servers,
     /// and the userspace gate's decisions when it enforces.
     Stats,

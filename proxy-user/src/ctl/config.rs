@@ -93,7 +93,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "workers": h.workers,
         "grace_period": secs(h.grace_period),
         "access_log": if h.access_log_off { json!("off") } else { json!(h.access_log) },
-        "access_log_format": if h.access_log_json { "json" } else { "combined" },
+        "access_log_format": h.access_log_format.name(),
     });
     value["upstreams"] = cfg
         .upstreams

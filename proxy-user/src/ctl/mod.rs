@@ -8,6 +8,7 @@ mod ip;
 mod limit;
 mod lists;
 mod log;
+mod maintenance;
 mod manual;
 mod map;
 mod prog;
@@ -63,6 +64,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Log { verb } => log::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Fleet { .. } => fleet::status(&out, &socket(&cli)?),
+        Object::Maintenance { verb } => maintenance::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Ip { verb } => match verb {
             crate::cli::IpVerb::Show { addr } => ip::show(&out, &socket(&cli)?, *addr),
         },

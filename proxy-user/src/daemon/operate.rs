@@ -63,6 +63,7 @@ impl Daemon {
             Request::LogLevel { level, reset } => self.log_level(level, reset),
             Request::Stats => self.l7_stats(),
             Request::FleetStatus => self.fleet_status(),
+            Request::Maintenance { on } => Ok(self.maintenance(on)),
             // The main loop handles it (it awaits the new daemon).
             Request::Upgrade { .. } => Err(anyhow!("upgrade is handled by the main loop")),
         };
@@ -70,6 +71,26 @@ impl Daemon {
             Ok(data) => Reply::ok(data),
             Err(e) => Reply::error(format!("{e:#}")),
         }
+    }
+
+    /// Shows or sets the maintenance switch (every request 503).
+    fn maintenance(&self, on: Option<bool>) -> serde_json::Value {
+        let state = self.shared.load();
+        if let Some(on) = on {
+            state.services.maintenance.set(on);
+            info!(
+                "maintenance {}",
+                if on {
+                    "on: every request gets 503"
+                } else {
+                    "off"
+                }
+            );
+        }
+        json!({
+            "maintenance": state.services.maintenance.on(),
+            "page": state.config.error_pages.get(503).is_some(),
+        })
     }
 
     /// Where lists and bans are enforced: the kernel maps, or the gate.

@@ -32,9 +32,17 @@ impl Daemon {
     }
 
     fn reported(&self, result: Result<String>) -> Result<String> {
+        let state = self.shared.load();
+        let reloads = &state.services.metrics.reloads;
         match &result {
-            Ok(summary) => info!("reload: {summary}"),
-            Err(e) => error!("reload failed, keeping the running configuration: {e:#}"),
+            Ok(summary) => {
+                reloads.applied();
+                info!("reload: {summary}");
+            }
+            Err(e) => {
+                reloads.failed();
+                error!("reload failed, keeping the running configuration: {e:#}");
+            }
         }
         result.map_err(|e| anyhow!("reload failed, the running configuration stays: {e:#}"))
     }

@@ -14,8 +14,10 @@
 
 mod body;
 pub mod budget;
+mod compress;
 mod error;
 pub mod header_rules;
+pub mod error_page;
 pub mod headers;
 pub mod path;
 mod proxy;
@@ -103,10 +105,19 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
-    let (result, index) = dispatch(&state, conn, &request_id, host.as_deref(), req).await;
+    let asked = (state.config.compress.as_ref())
+        .map(|c| compress::Asked::of(c, req.method(), req.headers()));
+    let (result, index) = if state.services.maintenance.on() {
+        (Ok(error_page::maintenance(&state.config.error_pages)), None)
+    } else {
+        dispatch(&state, conn, &request_id, host.as_deref(), req).await
+    };
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    if !state.config.error_pages.is_empty() && resp.status().as_u16() >= 400 {
+        resp = error_page::apply(&state.config.error_pages, resp);
+    }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -131,6 +142,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             resp.status().as_u16(),
             tokio::time::Instant::now(),
         );
+    }
+    if let (Some(c), Some(asked)) = (&state.config.compress, asked) {
+        resp = compress::response(c, asked, resp);
     }
     resp.headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
@@ -165,6 +179,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             target: &target,
             version: &version,
             host: host.as_deref().unwrap_or(""),
+            https: conn.https,
             status: resp.status().as_u16(),
             bytes: resp
                 .headers()
@@ -181,7 +196,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         };
         match &state.access_log {
             Some(log) => log.write(&entry),
-            None => log::info!(target: "access", "{}", access_log::combined(&entry).trim_end()),
+            None => {
+                log::info!(target: "access", "{}", state.config.http.access_log_format.line(&entry).trim_end())
+            }
         }
     }
     resp

@@ -22,6 +22,8 @@ pub struct Services {
     pub gate: Arc<Gate>,
     /// Blue-green switches: open connections follow a switch too.
     pub switches: Arc<Switches>,
+    /// The maintenance switch (`rampart maintenance`): every request 503.
+    pub maintenance: Arc<super::error_page::Maintenance>,
     /// The measures, kept by name across reloads.
     pub metrics: Arc<Registry>,
     /// Where escalation's reports go: the daemon's main loop.
@@ -39,6 +41,7 @@ impl Services {
         Services {
             gate: Arc::default(),
             switches: Arc::default(),
+            maintenance: Arc::default(),
             escalation: Sink {
                 queue: reports,
                 metrics: metrics.autobans.clone(),

@@ -70,12 +70,12 @@ impl State {
             })
             .collect();
         let access_log = config.http.access_log.as_ref().and_then(|path| {
-            let json = config.http.access_log_json;
+            let format = &config.http.access_log_format;
             let previous = previous.and_then(|p| p.access_log.clone());
-            if let Some(prev) = previous.filter(|l| l.path == *path && l.json() == json) {
+            if let Some(prev) = previous.filter(|l| l.path == *path && l.format() == format) {
                 return Some(prev);
             }
-            match AccessLog::open(path, json) {
+            match AccessLog::open(path, format.clone()) {
                 Ok(log) => Some(Arc::new(log)),
                 Err(e) => {
                     log::error!(

@@ -10,6 +10,7 @@ pub mod autoban;
 pub mod backlog;
 pub mod histogram;
 pub mod listener;
+pub mod reload;
 pub mod render;
 pub mod route;
 
@@ -37,6 +38,8 @@ pub struct Registry {
     pub autobans: Arc<autoban::AutoBanMetrics>,
     /// The fleet task's exchanges with Redis (`[fleet]`).
     pub fleet: Arc<crate::fleet::FleetMetrics>,
+    /// The configuration generation and when it was applied.
+    pub reloads: reload::ReloadMetrics,
 }
 
 impl Registry {

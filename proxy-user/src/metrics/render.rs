@@ -17,11 +17,11 @@ use crate::{
 pub struct Text(String);
 
 impl Text {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -72,6 +72,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     autobans(&mut t, state);
     fleet(&mut t, state);
     access_log(&mut t, state);
+    state.services.metrics.reloads.render(&mut t);
     if let Some((maps, settings)) = kernel {
         kernel_tier(&mut t, state, maps, settings);
     } else {

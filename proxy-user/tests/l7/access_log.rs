@@ -152,3 +152,75 @@ async fn combined_file_reads_in_goaccess() {
         "{text}"
     );
 }
+
+/// A custom `access_log_format` (nginx `log_format`) in a file, read back by
+/// goaccess with the matching custom format: every line valid, and the
+/// virtual host, status and request time come through as fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_format_file_reads_in_goaccess() {
+    if std::process::Command::new("goaccess")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "goaccess is not installed; CI=true forbids skipping (cargo xtask bootstrap installs it)"
+        );
+        eprintln!("SKIP custom_format_file_reads_in_goaccess: goaccess not installed");
+        return;
+    }
+    let b = backend(0).await;
+    let dir = test_dir("access-custom");
+    let http = r#"access_log = "access.log"
+access_log_format = '$host $remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time "$http_user_agent" id=$request_id'"#;
+    let p = proxy(&dir, &config(b.addr, http)).await;
+    let c = client();
+    for path in ["/", "/api/items?page=2", "/x"] {
+        let url = format!("http://{}{path}", p.addr());
+        assert_eq!(get(&c, &url).await.0, StatusCode::OK);
+    }
+    let log = dir.join("access.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "3 lines within 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = regex::Regex::new(
+        r#"^127\.0\.0\.1 127\.0\.0\.1 \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET /api/items\?page=2 HTTP/1\.1" 200 \S+ \d+\.\d{3} "-" id=\S+$"#,
+    )
+    .unwrap();
+    assert!(text.lines().any(|l| line.is_match(l)), "{text}");
+    let out = std::process::Command::new("goaccess")
+        .arg(&log)
+        .args([
+            "--log-format=%v %h [%d:%t %^] \"%r\" %s %b %T \"%u\" %^",
+            "--date-format=%d/%b/%Y",
+            "--time-format=%H:%M:%S",
+            "--no-global-config",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "goaccess: {e}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let g = &report["general"];
+    assert_eq!(
+        (
+            &g["total_requests"],
+            &g["valid_requests"],
+            &g["failed_requests"]
+        ),
+        (&3.into(), &3.into(), &0.into()),
+        "{text}"
+    );
+    let vhosts = report["vhosts"]["data"].to_string();
+    assert!(vhosts.contains("127.0.0.1"), "{vhosts}");
+}

@@ -9,6 +9,8 @@ mod bodies;
 mod control;
 mod escalation;
 mod header_rules;
+mod compress;
+mod error_page;
 mod http2;
 mod kick;
 mod lifecycle;

@@ -1,0 +1,118 @@
+//! `[[error_page]]` (nginx `error_page` + `proxy_intercept_errors`): the
+//! page replaces rampart's own error answers, and an upstream's only with
+//! `intercept = true`.
+
+use hyper::StatusCode;
+
+use crate::support::{backend, client, get, proxy, test_dir};
+
+fn config(backend: std::net::SocketAddr, dead: std::net::SocketAddr, intercept: bool) -> String {
+    format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+
+[upstream.app]
+servers = ["{backend}"]
+max_fails = 0
+
+[upstream.dead]
+servers = ["{dead}"]
+max_fails = 0
+
+[[route]]
+path = "/dead/"
+upstream = "dead"
+
+[[route]]
+path = "/gone"
+respond = 404
+
+[[route]]
+upstream = "app"
+
+[[error_page]]
+status = [502, 503]
+file = "50x.html"
+intercept = {intercept}
+
+[[error_page]]
+status = [404]
+file = "404.txt"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_replace_rampart_errors_and_intercepted_upstream_ones() {
+    let b = backend(0).await;
+    // A port nothing listens on: rampart answers 502 itself.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let c = client();
+    for intercept in [false, true] {
+        let dir = test_dir("error-page");
+        std::fs::write(dir.join("50x.html"), "<h1>We will be back</h1>\n").unwrap();
+        std::fs::write(dir.join("404.txt"), "nothing here\n").unwrap();
+        let p = proxy(&dir, &config(b.addr, dead, intercept)).await;
+        let base = format!("http://{}", p.addr());
+        // rampart's own 502 (upstream refused the connection): the page.
+        let (s, h, body) = get(&c, &format!("{base}/dead/x")).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY);
+        assert_eq!(&body[..], b"<h1>We will be back</h1>\n");
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        assert!(h.contains_key("x-request-id"));
+        // A `respond = 404` route: the 404 page.
+        let (s, h, body) = get(&c, &format!("{base}/gone")).await;
+        assert_eq!(
+            (s, &body[..]),
+            (StatusCode::NOT_FOUND, &b"nothing here\n"[..])
+        );
+        assert_eq!(h["content-type"], "text/plain; charset=utf-8");
+        // The upstream's own 503: replaced only when intercepted.
+        let (s, _, body) = get(&c, &format!("{base}/status/503")).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        let want: &[u8] = if intercept {
+            b"<h1>We will be back</h1>\n"
+        } else {
+            b"backend 0 says 503"
+        };
+        assert_eq!(&body[..], want, "intercept = {intercept}");
+        // The upstream's 404 is not intercepted (no page has intercept for it).
+        let (s, _, body) = get(&c, &format!("{base}/status/404")).await;
+        assert_eq!(
+            (s, &body[..]),
+            (StatusCode::NOT_FOUND, &b"backend 0 says 404"[..])
+        );
+        // Statuses without a page, and successes, pass untouched.
+        let (s, _, body) = get(&c, &format!("{base}/status/500")).await;
+        assert_eq!(
+            (s, &body[..]),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &b"backend 0 says 500"[..]
+            )
+        );
+        assert_eq!(get(&c, &format!("{base}/ok")).await.0, StatusCode::OK);
+    }
+}
+
+/// The switch itself, in process (the CLI path is tests/e2e maintenance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_answers_503_without_a_page_too() {
+    let b = backend(0).await;
+    let dir = test_dir("maintenance");
+    let p = proxy(&dir, &format!("[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.app]\nservers = [\"{}\"]\n[[route]]\nupstream = \"app\"\n", b.addr)).await;
+    let c = client();
+    let url = format!("http://{}/x", p.addr());
+    assert_eq!(get(&c, &url).await.0, StatusCode::OK);
+    p.shared.load().services.maintenance.set(true);
+    let (s, h, body) = get(&c, &url).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h["retry-after"], "120");
+    assert!(String::from_utf8_lossy(&body).contains("maintenance"));
+    p.shared.load().services.maintenance.set(false);
+    assert_eq!(get(&c, &url).await.0, StatusCode::OK);
+}
