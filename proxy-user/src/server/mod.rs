@@ -288,9 +288,9 @@ async fn accept_loop(
     // Accepted sockets are not registered with the runtime until they have
     // something to serve: a plain connection whose head has not arrived
     // waits in the lot.
-    // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
-    // listener: nothing closes or replaces it while it is registered.
     let registered = socket.into_std().and_then(|l| {
+        // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
+        // listener: nothing closes or replaces it while it is registered.
         unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
     });
     let socket = match registered {
