@@ -247,7 +247,7 @@ fn served(l: &Listener, workers: usize) -> Result<Arc<Served>> {
     let tls = match &l.tls {
         None => None,
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(t, l.http2)
+            t.server_config(l.http2)
                 .with_context(|| format!("listener {}", l.bind))?,
         )),
     };
