@@ -9,9 +9,11 @@
 pub mod autoban;
 pub mod backlog;
 pub mod histogram;
+mod kernel;
 pub mod listener;
 pub mod render;
 pub mod route;
+mod upstreams;
 
 use std::{
     collections::{BTreeMap, HashMap},
