@@ -3,7 +3,7 @@
 
 use proxy_common::stats::{VERDICT_NAMES, is_drop};
 
-use super::render::Text;
+use super::text::Text;
 use crate::{
     config::FilterSettings,
     filter::{FilterMaps, List, origin_name},

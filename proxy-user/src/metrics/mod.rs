@@ -13,6 +13,7 @@ mod kernel;
 pub mod listener;
 pub mod render;
 pub mod route;
+mod text;
 mod upstreams;
 
 use std::{

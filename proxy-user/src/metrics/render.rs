@@ -1,58 +1,8 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4). Every metric is
 //! listed, with its type, labels and meaning, in docs/metrics.md.
 
-use std::{fmt::Display, fmt::Write};
-
-use super::{histogram::BOUNDS, histogram::Snapshot, route::CLASSES};
+use super::{route::CLASSES, text::Text};
 use crate::{config::FilterSettings, filter::FilterMaps, http::State};
-
-/// The exposition text being written.
-#[derive(Default)]
-pub struct Text(String);
-
-impl Text {
-    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-
-    pub(super) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Snapshot) {
-        let mut cumulative = 0;
-        for (i, n) in h.buckets.iter().enumerate() {
-            cumulative += n;
-            let le = BOUNDS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-            let mut l = labels.to_vec();
-            l.push(("le", &le));
-            self.sample(&format!("{name}_bucket"), &l, cumulative);
-        }
-        self.sample(&format!("{name}_sum"), labels, h.sum_seconds);
-        self.sample(&format!("{name}_count"), labels, h.count);
-    }
-
-    pub fn finish(self) -> String {
-        self.0
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 /// Renders everything: the L7 tier from `state`, the kernel tier from its
 /// pinned maps when the filter runs.

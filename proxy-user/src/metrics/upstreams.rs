@@ -1,6 +1,6 @@
 //! The upstream groups' part of `/metrics` (see [`super::render`]).
 
-use super::{render::Text, route::CLASSES};
+use super::{route::CLASSES, text::Text};
 use crate::http::State;
 
 /// Each upstream group's and server's measures.
