@@ -11,9 +11,8 @@ use proxy_common::{
 };
 
 use crate::{
-    clock,
-    decide::Addr,
-    limit,
+    addr::Addr,
+    clock, limit,
     maps::{FIRST_V4, FIRST_V6},
 };
 

@@ -7,8 +7,13 @@
 //! the verifier accepts them on HASH, LRU_HASH and ARRAY values, 8-byte aligned).
 
 /// `*ptr += value`, atomically.
+///
+/// # Safety
+/// `ptr` points to a live, 8-byte aligned u64 inside a map value.
 #[inline(always)]
 pub unsafe fn add(ptr: *mut u64, value: u64) {
+    // SAFETY: the instruction reads and writes only `*ptr`, which the
+    // caller vouches for; it touches no stack and no other register.
     unsafe {
         core::arch::asm!(
             "lock *(u64 *)({p} + 0) += {v}",
@@ -21,9 +26,14 @@ pub unsafe fn add(ptr: *mut u64, value: u64) {
 
 /// Compare-and-exchange: if `*ptr == expected`, store `new`. Returns the value
 /// that was in `*ptr` before (equal to `expected` on success).
+///
+/// # Safety
+/// `ptr` points to a live, 8-byte aligned u64 inside a map value.
 #[inline(always)]
 pub unsafe fn cmpxchg(ptr: *mut u64, expected: u64, new: u64) -> u64 {
     let previous: u64;
+    // SAFETY: the instruction reads and writes only `*ptr`, which the
+    // caller vouches for, and r0, which is declared as its in/out operand.
     unsafe {
         core::arch::asm!(
             "r0 = cmpxchg_64({p} + 0, r0, {n})",

@@ -10,7 +10,7 @@ use proxy_common::{
 };
 
 use crate::{
-    decide::Addr,
+    addr::Addr,
     maps::{BAN_INDEX_V4, BAN_INDEX_V6},
 };
 

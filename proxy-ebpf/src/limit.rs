@@ -57,6 +57,9 @@ pub fn apply(cfg: &FilterConfig, state: *mut SourceState, now: u64, syn: bool, l
 }
 
 /// One GCRA step on the shared TAT at `tat`: true if the packet conforms.
+///
+/// # Safety
+/// `tat` points to a live, 8-byte aligned u64 inside a map value.
 #[inline(always)]
 unsafe fn conform(
     tat: *mut u64,
@@ -71,6 +74,7 @@ unsafe fn conform(
         let Some(next) = gcra::admit_lagging(seen, now, exact, interval, tolerance) else {
             return false;
         };
+        // SAFETY: as for the read above: `tat` is an aligned u64 in a map value.
         let before = unsafe { atomic::cmpxchg(tat, seen, next) };
         if before == seen {
             return true;

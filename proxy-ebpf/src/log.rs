@@ -117,6 +117,9 @@ fn admit_rate(cfg: *mut proxy_common::log::LogConfig) -> Option<u64> {
 
 /// One GCRA step on the shared TAT; a lost compare-and-exchange means
 /// another CPU just took a record, and this one is suppressed.
+///
+/// # Safety
+/// `tat` points to a live, 8-byte aligned u64 inside a map value.
 #[inline(always)]
 unsafe fn conform(tat: *mut u64, now: u64, interval: u64, tolerance: u64) -> bool {
     if interval == 0 {

@@ -36,6 +36,7 @@
 // `#[inline(never)]` on the closure that `log::event!` records with.
 #![feature(stmt_expr_attributes)]
 
+mod addr;
 mod admit;
 mod atomic;
 mod bans;

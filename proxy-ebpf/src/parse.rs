@@ -126,6 +126,8 @@ pub fn ipv4(ctx: &XdpContext, off: usize, src: &mut V4) -> Result<bool, Malforme
         return Err(Malformed);
     }
     let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    // SAFETY: ptr_at checked the 20-byte header lies within the frame, so
+    // its bytes 12..16 (the source address) do too.
     *src = load32(unsafe { (ptr_at::<[u8; 20]>(ctx, off)? as *const u8).add(12) }).to_ne_bytes();
     // Only the first fragment carries the TCP header. A first fragment too
     // short to hold the TCP flags is the RFC 1858 tiny-fragment attack.

@@ -1,7 +1,13 @@
 //! IP networks as operators write them: `198.51.100.0/24`, `2001:db8::/32`, or
-//! a bare address meaning a single host.
+//! a bare address meaning a single host; and a set of them that answers
+//! whether an address is in any ([`CidrSet`]).
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+    net::IpAddr,
+    str::FromStr,
+};
 
 /// A network: an address with every bit past `prefix_len` zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,6 +185,37 @@ impl fmt::Display for Cidr {
         } else {
             write!(f, "{}/{}", self.addr, self.prefix_len)
         }
+    }
+}
+
+/// Networks by prefix length, for a lookup per distinct length: whether
+/// an address is in any of them (the userspace gate's lists).
+#[derive(Debug, Default)]
+pub struct CidrSet {
+    by_len: Vec<(u8, bool, HashSet<IpAddr>)>,
+}
+
+impl CidrSet {
+    pub fn build<'a>(cidrs: impl Iterator<Item = &'a Cidr>) -> CidrSet {
+        let mut by_len: BTreeMap<(u8, bool), HashSet<IpAddr>> = BTreeMap::new();
+        for c in cidrs {
+            by_len
+                .entry((c.prefix_len(), c.addr().is_ipv6()))
+                .or_default()
+                .insert(c.addr());
+        }
+        CidrSet {
+            by_len: by_len
+                .into_iter()
+                .map(|((len, v6), set)| (len, v6, set))
+                .collect(),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.by_len.iter().any(|(len, v6, set)| {
+            *v6 == ip.is_ipv6() && set.contains(&Cidr::masked(ip, *len).addr())
+        })
     }
 }
 

@@ -8,7 +8,7 @@
 //! those packets), and then costs one atomic load per accepted connection.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     net::IpAddr,
     sync::{
         Mutex, RwLock,
@@ -21,7 +21,7 @@ use proxy_common::{gcra, list::ORIGIN_CONFIG};
 use tokio::time::Instant;
 
 use crate::{
-    cidr::Cidr,
+    cidr::{Cidr, CidrSet},
     config::RateLimit,
     filter::{BanEntry, List},
     source,
@@ -62,36 +62,6 @@ impl Admission {
             Admission::Banned => "banned",
             Admission::RateLimited => "syn_limited",
         }
-    }
-}
-
-/// Networks by prefix length, for a lookup per distinct length.
-#[derive(Debug, Default)]
-struct CidrSet {
-    by_len: Vec<(u8, bool, HashSet<IpAddr>)>,
-}
-
-impl CidrSet {
-    fn build<'a>(cidrs: impl Iterator<Item = &'a Cidr>) -> CidrSet {
-        let mut by_len: BTreeMap<(u8, bool), HashSet<IpAddr>> = BTreeMap::new();
-        for c in cidrs {
-            by_len
-                .entry((c.prefix_len(), c.addr().is_ipv6()))
-                .or_default()
-                .insert(c.addr());
-        }
-        CidrSet {
-            by_len: by_len
-                .into_iter()
-                .map(|((len, v6), set)| (len, v6, set))
-                .collect(),
-        }
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        self.by_len.iter().any(|(len, v6, set)| {
-            *v6 == ip.is_ipv6() && set.contains(&Cidr::masked(ip, *len).addr())
-        })
     }
 }
 

@@ -22,8 +22,10 @@
 //!   services it refers to (`http::Services`);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
-//!   [`tls`]: certificates and rustls settings; [`worker`]: which worker
-//!   thread this is, for per-worker tables.
+//!   [`worker`]: which worker thread this is, for per-worker tables.
+//! - [`tls`]: certificates and rustls settings, from plain values: it uses
+//!   nothing of the crate's (`config` loads certificates with it to check
+//!   them, the daemon builds each listener's rustls configuration with it).
 //! - [`source`]: what one source is (an IPv4 address, an IPv6 prefix), for
 //!   every tier's limits, counters and bans.
 //! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;

@@ -17,8 +17,6 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use crate::config::TlsSettings;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {}: {source}", path.display())]
@@ -143,14 +141,23 @@ const SUITES: [rustls::SupportedCipherSuite; 9] = [
     ring::cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 ];
 
-/// The rustls configuration of a TLS listener.
-pub fn server_config(settings: &TlsSettings, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
+/// The rustls configuration of a TLS listener: its certificates (chain
+/// and key files; the first is the default, the others are chosen by SNI),
+/// TLS 1.3 only or 1.2 and up, and whether ALPN offers h2. It takes plain
+/// values, not the configuration's `TlsSettings`, so that this module
+/// depends on nothing of the crate's (the configuration loads certificates
+/// with [`load_cert`] to check them).
+pub fn server_config<'a>(
+    cert_files: impl IntoIterator<Item = (&'a Path, &'a Path)>,
+    min_version_13: bool,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let mut certs = Vec::new();
-    for files in &settings.certs {
-        let ck = load_cert(&files.cert, &files.key)?;
+    for (cert, key) in cert_files {
+        let ck = load_cert(cert, key)?;
         certs.push((dns_names(&ck), ck));
     }
-    let versions: &[&rustls::SupportedProtocolVersion] = if settings.min_version_13 {
+    let versions: &[&rustls::SupportedProtocolVersion] = if min_version_13 {
         &[&rustls::version::TLS13]
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]

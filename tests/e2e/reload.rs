@@ -222,10 +222,12 @@ fn systemd_notifications_and_access_log_reopen_on_sigusr1() {
     let mut buf = [0u8; 512];
     while notify.recv(&mut buf).is_ok() {}
     notify.set_nonblocking(false).unwrap();
+    // SAFETY: kill reads no memory; the pid is our child's, alive.
     unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
     let reloading = expect("RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     expect("READY=1");
+    // SAFETY: as above.
     unsafe { libc::kill(daemon.pid(), libc::SIGTERM) };
     expect("STOPPING=1");
     daemon.terminate();

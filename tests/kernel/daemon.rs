@@ -87,6 +87,7 @@ fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
 
     // An invalid file: the error is logged with its position, nothing changes.
     std::fs::write(&path, "[filter]\nblock = [\"10.1.2.3/8\"]\n").unwrap();
+    // SAFETY: kill reads no memory; the pid is our child's, alive.
     unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
     wait_for("the reload error", || {
         daemon.log_text().contains("reload failed")

@@ -9,6 +9,7 @@
 //! - `soak`:      the reliability suite's long versions, then longer fuzzing.
 
 mod bench;
+mod build;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -95,7 +96,7 @@ fn main() -> Result<()> {
         Task::Bootstrap => toolchain::bootstrap(toolchain::Needs::all()),
         Task::Build { release } => {
             toolchain::bootstrap(toolchain::Needs::build())?;
-            test::build_rampart(release)
+            build::build_rampart(release)
         }
         Task::Test { filter } => test::all(filter.as_deref()),
         Task::Bench { what, quick } => bench::run(&what, quick),

@@ -12,8 +12,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
+    build::build_rampart,
     cmd::{exec, root, step},
-    test::build_rampart,
     toolchain::{self, Needs},
 };
 

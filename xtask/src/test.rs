@@ -15,22 +15,10 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::{
+    build::build_rampart,
     cmd::{cargo, exec, is_root, root, step},
     toolchain::{self, Needs},
 };
-
-pub fn build_rampart(release: bool) -> Result<()> {
-    step(format!(
-        "building rampart ({})",
-        if release { "release" } else { "debug" }
-    ));
-    let mut cmd = cargo();
-    cmd.args(["build", "--package", "proxy-user", "--bin", "rampart"]);
-    if release {
-        cmd.arg("--release");
-    }
-    exec(&mut cmd)
-}
 
 pub fn run_tests(filter: Option<&str>) -> Result<()> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");

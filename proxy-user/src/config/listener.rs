@@ -43,6 +43,20 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
+impl TlsSettings {
+    /// The rustls configuration these settings make (see [`crate::tls`]).
+    pub fn server_config(
+        &self,
+        http2: bool,
+    ) -> Result<std::sync::Arc<rustls::ServerConfig>, crate::tls::TlsError> {
+        let files = self
+            .certs
+            .iter()
+            .map(|f| (f.cert.as_path(), f.key.as_path()));
+        crate::tls::server_config(files, self.min_version_13, http2)
+    }
+}
+
 pub(super) fn listener(
     loc: &Locator,
     base: &std::path::Path,

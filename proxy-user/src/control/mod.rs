@@ -133,9 +133,11 @@ pub async fn serve(socket: ControlSocket, calls: mpsc::Sender<Call>) {
 }
 
 async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     let allowed = stream
         .peer_cred()
-        .map(|c| c.uid() == 0 || c.uid() == unsafe { libc::geteuid() })
+        .map(|c| c.uid() == 0 || c.uid() == euid)
         .unwrap_or(false);
     let (read, mut write) = stream.into_split();
     let reply = if !allowed {

@@ -40,9 +40,7 @@ pub fn bind_std(config: &Config, addrs: Option<&[SocketAddr]>) -> Result<Vec<Bou
         let socket = server::bind(addr, l.backlog).with_context(|| format!("binding {addr}"))?;
         let tls = match &l.tls {
             None => None,
-            Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-                t, l.http2,
-            )?)),
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.server_config(l.http2)?)),
         };
         bound.push(BoundStd {
             config: l.clone(),

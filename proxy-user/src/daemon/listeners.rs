@@ -155,8 +155,19 @@ impl Listeners {
             notes: Vec::new(),
         };
         let mut removes = Vec::new();
+        // Old listeners are matched by `bind`, in order: two on
+        // `127.0.0.1:0` stay two, each with its own settings.
+        let mut taken = vec![false; self.entries.len()];
         for l in &next.listeners {
-            let old = self.entries.iter().find(|e| e.config.bind == l.bind);
+            let old = self
+                .entries
+                .iter()
+                .enumerate()
+                .find(|(i, e)| !taken[*i] && e.config.bind == l.bind)
+                .map(|(i, e)| {
+                    taken[i] = true;
+                    e
+                });
             let keeps_socket = old.is_some_and(|o| {
                 o.config.backlog == l.backlog && o.config.max_connections == l.max_connections
             });
@@ -214,8 +225,8 @@ impl Listeners {
                 }
             }
         }
-        for o in &self.entries {
-            if !next.listeners.iter().any(|l| l.bind == o.config.bind) {
+        for (o, taken) in self.entries.iter().zip(taken) {
+            if !taken {
                 removes.push(o.id);
                 plan.notes.push(format!("stopped listening on {}", o.addr));
             }
@@ -247,7 +258,7 @@ fn served(l: &Listener, workers: usize) -> Result<Arc<Served>> {
     let tls = match &l.tls {
         None => None,
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(t, l.http2)
+            t.server_config(l.http2)
                 .with_context(|| format!("listener {}", l.bind))?,
         )),
     };

@@ -491,6 +491,7 @@ fn ensure_bpffs() -> Result<(), FilterError> {
 }
 
 fn is_bpffs() -> bool {
+    // SAFETY: `statfs` is a C struct of integers: all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: the path is a valid C string and `st` is ours to fill.
     let rc = unsafe { libc::statfs(c"/sys/fs/bpf".as_ptr(), &mut st) };

@@ -11,7 +11,7 @@
 //! - [`REQUEST_STATE`] per body being read, for the request it belongs to;
 //! - per HTTP/2 connection, the bytes its client may have sent that no
 //!   handler has read yet ([`InFlight`]): its streams' flow-control windows,
-//!   within the connection's (`server::H2_CONNECTION_WINDOW`).
+//!   within the connection's ([`H2_CONNECTION_WINDOW`]).
 //!
 //! A connection's share is taken whole when a body starts (its declared
 //! length, or the route's `max_body`), and never waited for: a stream
@@ -33,7 +33,16 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::server::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
+/// HTTP/2 flow-control windows advertised to clients. The stream window
+/// is nginx's `http2_body_preread_size` (64k): what a stream may send
+/// before its handler reads it. The connection window bounds what a whole
+/// connection may have sent and not had read, the only request body
+/// memory outside `body_memory` (see this module). The server sets them on
+/// every HTTP/2 connection rather than leave hyper's defaults (1 MiB
+/// each), and never adaptive (which grows them with the client's
+/// bandwidth-delay product, as far as it likes).
+pub const H2_STREAM_WINDOW: u32 = 64 << 10;
+pub const H2_CONNECTION_WINDOW: u32 = 256 << 10;
 
 /// What a request whose body is being read costs besides its buffer: its
 /// handler's task and head, its HTTP/2 stream (5.2 KiB of heap measured per

@@ -9,10 +9,13 @@
 pub mod autoban;
 pub mod backlog;
 pub mod histogram;
+mod kernel;
 pub mod listener;
 pub mod reload;
 pub mod render;
 pub mod route;
+mod text;
+mod upstreams;
 
 use std::{
     collections::{BTreeMap, HashMap},

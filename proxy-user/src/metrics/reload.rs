@@ -8,7 +8,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::render::Text;
+use super::text::Text;
 
 #[derive(Debug)]
 pub struct ReloadMetrics {

@@ -55,16 +55,6 @@ use crate::{
 /// The answer to a head cut off inside its request line (see `serve_http`).
 const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\nconnection: close\r\n\r\n414 URI Too Long\n";
 
-/// HTTP/2 flow-control windows advertised to clients. The stream window
-/// is nginx's `http2_body_preread_size` (64k): what a stream may send
-/// before its handler reads it. The connection window bounds what a whole
-/// connection may have sent and not had read, the only request body
-/// memory outside `body_memory` ([`http::budget`]). Set here rather than
-/// left to hyper's defaults (1 MiB each), and never adaptive (which grows
-/// them with the client's bandwidth-delay product, as far as it likes).
-pub(crate) const H2_STREAM_WINDOW: u32 = 64 << 10;
-pub(crate) const H2_CONNECTION_WINDOW: u32 = 256 << 10;
-
 /// HTTP/1 response bodies larger than this (or of unknown length) keep
 /// their request in progress until they have been sent ([`busy::BusyBody`]).
 const STREAMED: u64 = 64 << 10;
@@ -288,9 +278,9 @@ async fn accept_loop(
     // Accepted sockets are not registered with the runtime until they have
     // something to serve: a plain connection whose head has not arrived
     // waits in the lot.
-    // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
-    // listener: nothing closes or replaces it while it is registered.
     let registered = socket.into_std().and_then(|l| {
+        // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
+        // listener: nothing closes or replaces it while it is registered.
         unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
     });
     let socket = match registered {
@@ -745,8 +735,8 @@ async fn serve_http<S>(
         .max_concurrent_streams(128)
         .max_header_list_size(max_header_list)
         .adaptive_window(false)
-        .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW);
+        .initial_stream_window_size(http::budget::H2_STREAM_WINDOW)
+        .initial_connection_window_size(http::budget::H2_CONNECTION_WINDOW);
     // After ALPN `h2`, only HTTP/2: a client that sends anything else gets
     // a connection error, not an HTTP/1 answer (RFC 9113 §3.4, h2spec 3.5/2).
     // Over TLS otherwise (ALPN `http/1.1`, or none), and on plain listeners

@@ -208,3 +208,31 @@ async fn a_reload_never_puts_configured_values_in_force_over_the_clis() {
     );
     assert_eq!(status_from("127.0.0.2", p.addr(), "/100").await, Some(204));
 }
+
+/// Two listeners on `127.0.0.1:0` (a plain one, then one that redirects to
+/// https) are two listeners after a reload too: each keeps its own
+/// settings. Reloads matched listeners by their `bind` text, so both new
+/// listeners took the first old one, which then redirected, and new
+/// connections to the plain listener got 301s (seen as a flaky
+/// `proxying::dead_servers_are_retried_around_and_marked_failed`).
+#[tokio::test]
+async fn listeners_with_the_same_bind_keep_their_own_settings_across_a_reload() {
+    let dir = test_dir("same-bind");
+    let config = |status: u16| {
+        format!(
+            "[[listener]]\nbind = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nbind = \"127.0.0.1:0\"\nredirect_https = true\n\n\
+             [[route]]\nrespond = {status}\n"
+        )
+    };
+    let p = proxy(&dir, &config(200)).await;
+    let (plain, redirect) = (p.addrs[0], p.addrs[1]);
+    assert_eq!(status_from("127.0.0.1", plain, "/").await, Some(200));
+    assert_eq!(status_from("127.0.0.1", redirect, "/").await, Some(301));
+    let reply = p.reload(&config(204)).await;
+    assert!(reply.ok, "{:?}", reply.error);
+    // New connections: each listener as configured.
+    assert_eq!(status_from("127.0.0.1", plain, "/").await, Some(204));
+    assert_eq!(status_from("127.0.0.1", redirect, "/").await, Some(301));
+    assert_eq!(p.handle().listeners(), [plain, redirect]);
+}

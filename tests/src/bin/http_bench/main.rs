@@ -25,6 +25,7 @@ fn main() {
     let opts = Opts {
         secs: if quick { 2 } else { 5 },
     };
+    // SAFETY: geteuid takes nothing and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!(
             "http-bench needs root (it binds ports and reads /proc of other users' processes)"

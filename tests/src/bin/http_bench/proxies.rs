@@ -104,6 +104,7 @@ impl Running {
 
     /// User + system CPU seconds of every process of the proxy.
     pub fn cpu_seconds(&self) -> f64 {
+        // SAFETY: sysconf takes a constant and reads no memory of ours.
         let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         self.group_pids()
             .iter()
