@@ -18,6 +18,7 @@ mod ratelimit;
 mod sources;
 mod state_file;
 mod syncookie;
+mod syncookie_budget;
 mod syncookie_daemon;
 mod syncookie_veth;
 mod veth;
