@@ -6,6 +6,7 @@
 //! SYN to a protected port, passed by lists, bans and limits
 //!   mode off, or auto and the SYN rate under the threshold -> the kernel (as before)
 //!   no listening socket for it (or a TIME_WAIT one)          -> the kernel
+//!   the SYN-ACK budget (`synack_rate`) spent                -> dropped, syn_limited
 //!   otherwise: rewritten in place into a SYN-ACK whose sequence
 //!              number is a cookie (`cookie`), sent back (XDP_TX)  verdict syn_cookie
 //! ACK to a protected port, while cookies are outstanding (tc ingress)
@@ -71,7 +72,11 @@ pub struct SynCookieConfig {
     /// The window scale the SYN-ACK announces (the one the kernel would
     /// choose from `tcp_rmem`).
     pub rcv_wscale: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// SYN-ACKs per second that cookies may send, all CPUs together (one
+    /// budget, a second's worth of burst); past it a SYN that would get a
+    /// cookie is dropped (`STAT_OVER_BUDGET`). 0: no cap.
+    pub synack_rate: u32,
 }
 const _: () = assert!(core::mem::size_of::<SynCookieConfig>() == 48);
 
@@ -110,14 +115,18 @@ pub const STAT_NOT_LISTENING: u32 = 3;
 /// SYNs passed to the kernel in cookie mode because the SYN-ACK could not be
 /// built (IPv4 options, IPv6 extension headers, a fragment, no room).
 pub const STAT_UNANSWERED: u32 = 4;
+/// SYNs dropped in cookie mode because the SYN-ACK budget
+/// (`SynCookieConfig::synack_rate`) was spent: the backscatter cap.
+pub const STAT_OVER_BUDGET: u32 = 5;
 /// Entries in `syn_stats`.
-pub const STATS: u32 = 5;
+pub const STATS: u32 = 6;
 pub const STAT_NAMES: [&str; STATS as usize] = [
     "acks_accepted",
     "acks_refused",
     "attacks",
     "syns_not_listening",
     "syns_unanswered",
+    "syns_over_budget",
 ];
 
 /// Whether `port` is set in a `syn_ports` bitmap word array.

@@ -79,6 +79,10 @@ pub static SYN_STATS: PerCpuArray<u64, { N_SYN_STATS as usize }> = PerCpuArray::
 /// filled by the loader.
 #[btf_map(name = "syn_tail")]
 pub static SYN_TAIL: ProgramArray<2> = ProgramArray::new();
+/// The SYN-ACK budget's theoretical arrival time (GCRA, shared by every
+/// CPU; `syncookie::within_budget`). Not pinned: a restart starts it afresh.
+#[btf_map(name = "syn_budget")]
+pub static SYN_BUDGET: Array<u64, 1> = Array::new();
 /// Per CPU, what a SYN offered, on its way into the SYN-ACK (`synack.rs`
 /// says why through a map). Not pinned.
 #[btf_map(name = "syn_scratch")]

@@ -18,15 +18,16 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use proxy_common::{
-    stats,
+    gcra, stats,
     syncookie::{
-        MODE_AUTO, MODE_OFF, STAT_ATTACKS, STAT_NOT_LISTENING, STAT_UNANSWERED, SynCookieConfig,
-        port_word,
+        MODE_AUTO, MODE_OFF, STAT_ATTACKS, STAT_NOT_LISTENING, STAT_OVER_BUDGET, STAT_UNANSWERED,
+        SynCookieConfig, port_word,
     },
 };
 
 use crate::{
-    maps::{self, SYN_COOKIE, SYN_PORTS, SYN_STATE, SYN_STATS, SYN_TAIL, SYN_WINDOW},
+    atomic,
+    maps::{self, SYN_BUDGET, SYN_COOKIE, SYN_PORTS, SYN_STATE, SYN_STATS, SYN_TAIL, SYN_WINDOW},
     segment::{self, Pkt, Segment},
     synack,
 };
@@ -70,46 +71,90 @@ pub fn hand_over(ctx: &XdpContext) {
 }
 
 /// The `rampart_syn` program: decides whether the SYN gets a cookie. If
-/// so it tail-calls `rampart_synack` (which counts it); else it passes it.
+/// so it tail-calls `rampart_synack` (which counts it); else it passes it,
+/// or drops it when the SYN-ACK budget is spent (verdict `syn_limited`).
 #[inline(always)]
 pub fn program(ctx: &XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     if let Some(cfg) = SYN_COOKIE.get(0)
         && cfg.mode != MODE_OFF
+        && !on_syn(ctx, cfg)
     {
-        on_syn(ctx, cfg);
+        maps::count(stats::SYN_LIMITED, len);
+        return xdp_action::XDP_DROP;
     }
     maps::count(stats::PASS, len);
     xdp_action::XDP_PASS
 }
 
 /// Tail-calls the SYN-ACK builder for a SYN that gets a cookie; returns
-/// (and the SYN passes) for one that does not.
+/// true (the SYN passes) for one that does not, false (it is dropped) for
+/// one that would but finds the SYN-ACK budget spent.
 #[inline(always)]
-fn on_syn(ctx: &XdpContext, cfg: &SynCookieConfig) {
+fn on_syn(ctx: &XdpContext, cfg: &SynCookieConfig) -> bool {
     let p = Pkt::xdp(ctx);
     let mut seg = Segment::new();
     let shaped = segment::locate(&p, &mut seg);
     if shaped && !protected(seg.dport) {
-        return;
+        return true;
     }
     // SAFETY: a helper with no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if cfg.mode == MODE_AUTO && !flooded(cfg, now) {
-        return;
+        return true;
     }
     if !shaped || seg.flags & (segment::TCP_ACK | segment::TCP_FIN | segment::TCP_RST) != 0 {
         count(STAT_UNANSWERED);
-        return;
+        return true;
     }
     if !listening(ctx, &p, &seg) {
         count(STAT_NOT_LISTENING);
-        return;
+        return true;
+    }
+    if !within_budget(cfg.synack_rate, now) {
+        // Passing it would hand the flood to the listener, whose own
+        // cookies have no cap: the cap is only a cap if the SYN ends here.
+        count(STAT_OVER_BUDGET);
+        return false;
     }
     // `rampart_synack` answers and counts it; here only if it is not there.
     // SAFETY: a tail call with our own context; on failure it returns.
     unsafe { SYN_TAIL.tail_call(ctx, TAIL_ANSWER) };
     count(STAT_UNANSWERED);
+    true
+}
+
+/// Attempts to win the budget's compare-and-exchange before the SYN is
+/// treated as over it (another CPU just spent budget).
+const CAS_ATTEMPTS: usize = 4;
+
+/// Takes one SYN-ACK from the budget of `rate` per second shared by every
+/// CPU (a GCRA with a second's worth of burst): false once it is spent.
+#[inline(always)]
+fn within_budget(rate: u32, now: u64) -> bool {
+    if rate == 0 {
+        return true;
+    }
+    let Some(tat) = SYN_BUDGET.get_ptr_mut(0) else {
+        return true;
+    };
+    let interval = (SECOND / rate as u64).max(1);
+    let tolerance = (rate as u64 - 1) * interval;
+    // SAFETY: `tat` is the 8-byte aligned u64 of a live array value, read
+    // and written only with atomic instructions after this first read.
+    let mut seen = unsafe { core::ptr::read_volatile(tat) };
+    for _ in 0..CAS_ATTEMPTS {
+        let Some(next) = gcra::admit(seen, now, interval, tolerance) else {
+            return false;
+        };
+        // SAFETY: as above.
+        let before = unsafe { atomic::cmpxchg(tat, seen, next) };
+        if before == seen {
+            return true;
+        }
+        seen = before;
+    }
+    false
 }
 
 /// The `rampart_synack` program: rewrites the SYN into its SYN-ACK (XDP_TX,

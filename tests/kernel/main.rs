@@ -20,6 +20,7 @@ mod reconcile;
 mod sources;
 mod state_file;
 mod syncookie;
+mod syncookie_budget;
 mod syncookie_daemon;
 mod syncookie_veth;
 mod veth;

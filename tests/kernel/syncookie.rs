@@ -42,6 +42,7 @@ fn cookie_filter(pins: &PinDir, mode: SynCookieMode) -> Filter {
         threshold: 1000,
         // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
         on_veth: true,
+        synack_rate: 0,
     };
     let f = load(&s);
     assert_eq!(
@@ -370,38 +371,45 @@ fn the_tc_program_takes_the_acks_of_its_cookies_only() {
 }
 
 #[test]
-fn a_pinned_verdicts_map_from_before_syn_cookies_is_replaced() {
-    if !require_root("a_pinned_verdicts_map_from_before_syn_cookies_is_replaced") {
+fn pinned_counter_maps_of_an_older_build_are_replaced() {
+    if !require_root("pinned_counter_maps_of_an_older_build_are_replaced") {
         return;
     }
-    // What a build with 8 verdicts left pinned: the same key and value, one
-    // slot fewer. Adopted as it is, `syn_cookie` would never be counted.
+    // What older builds left pinned: the same key and value, fewer slots
+    // (8 verdicts before SYN cookies, 5 SYN counters before the SYN-ACK
+    // budget). Adopted as they are, `syn_cookie` and `syns_over_budget`
+    // would never be counted, and reading the last counter would fail.
     let pins = PinDir::new("syn14old");
     std::fs::create_dir_all(pins.path()).unwrap();
-    let path = pins.path().join(proxy_common::pin::VERDICTS);
-    let out = std::process::Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&path)
-        .args([
-            "type",
-            "percpu_array",
-            "key",
-            "4",
-            "value",
-            "16",
-            "entries",
-            "8",
-            "name",
-            "verdicts",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bpftool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (name, value, entries) in [
+        (proxy_common::pin::VERDICTS, "16", "8"),
+        (proxy_common::pin::SYN_STATS, "8", "5"),
+    ] {
+        let out = std::process::Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(pins.path().join(name))
+            .args([
+                "type",
+                "percpu_array",
+                "key",
+                "4",
+                "value",
+                value,
+                "entries",
+                entries,
+                "name",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bpftool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let f = load(&settings(pins.path()));
+    let path = pins.path().join(proxy_common::pin::VERDICTS);
     let info = aya::maps::MapInfo::from_pin(&path).unwrap();
     assert_eq!(
         info.max_entries(),
@@ -409,4 +417,8 @@ fn a_pinned_verdicts_map_from_before_syn_cookies_is_replaced() {
         "a map with every verdict"
     );
     assert_eq!(f.maps.verdicts().unwrap().len(), stats::VERDICTS as usize);
+    let path = pins.path().join(proxy_common::pin::SYN_STATS);
+    let info = aya::maps::MapInfo::from_pin(&path).unwrap();
+    assert_eq!(info.max_entries(), proxy_common::syncookie::STATS);
+    assert!(SynCookieMaps::open(pins.path()).unwrap().stats().is_ok());
 }

@@ -86,6 +86,7 @@ impl Edge {
             threshold,
             // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
             on_veth: true,
+            synack_rate: 0,
         };
         let mut filter = load(&s);
         let iface = link.edge_if.clone();
@@ -384,6 +385,7 @@ fn the_tc_program_outlives_the_daemon_and_the_next_one_takes_it_over() {
         threshold: 1000,
         // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
         on_veth: true,
+        synack_rate: 0,
     };
     let iface = link.edge_if.clone();
     let attach = |f: &mut Filter| {
@@ -439,6 +441,7 @@ fn on_a_veth_in_native_mode_cookies_wait_for_on_veth() {
         ports_from_listeners: false,
         threshold: 1000,
         on_veth: false,
+        synack_rate: 0,
     };
     let mut f = load(&s);
     let iface = link.edge_if.clone();

@@ -240,6 +240,7 @@ pub struct FileSynCookies {
     pub ports: Option<Spanned<Vec<Spanned<i64>>>>,
     pub threshold: Option<Spanned<i64>>,
     pub on_veth: Option<bool>,
+    pub synack_rate: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,9 @@ use super::{ConfigError, Listener, error::Locator, file::FileSynCookies, int_in}
 
 /// The SYN rate (per second, all CPUs) above which `auto` answers with cookies.
 pub const DEFAULT_THRESHOLD: u32 = 1000;
+/// SYN-ACKs per second that cookies may send (all CPUs): about 60 Mbit/s of
+/// answers to spoofed sources at most.
+pub const DEFAULT_SYNACK_RATE: u32 = 100_000;
 
 /// When the XDP program answers SYNs to protected ports itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +46,10 @@ pub struct SynCookies {
     /// Cookies also on veth interfaces in native mode: the operator says
     /// the peer takes XDP_TX frames (it runs an XDP program or has GRO on).
     pub on_veth: bool,
+    /// SYN-ACKs per second cookies may send, all CPUs together; past it
+    /// SYNs that would get a cookie are dropped (the backscatter cap).
+    /// 0: no cap.
+    pub synack_rate: u32,
 }
 
 impl Default for SynCookies {
@@ -53,6 +60,7 @@ impl Default for SynCookies {
             ports_from_listeners: true,
             threshold: DEFAULT_THRESHOLD,
             on_veth: false,
+            synack_rate: DEFAULT_SYNACK_RATE,
         }
     }
 }
@@ -120,6 +128,15 @@ pub(super) fn syn_cookies(
             "syn_cookies.threshold (SYNs per second)",
         )? as u32;
     }
+    if let Some(r) = f.synack_rate {
+        out.synack_rate = int_in(
+            loc,
+            &r,
+            0,
+            100_000_000,
+            "syn_cookies.synack_rate (SYN-ACKs per second, 0: no cap)",
+        )? as u32;
+    }
     Ok(out)
 }
 
@@ -152,18 +169,20 @@ mod tests {
         assert_eq!(c.ports, [80, 8443]);
         assert!(c.ports_from_listeners);
         assert_eq!(c.threshold, DEFAULT_THRESHOLD);
+        assert_eq!(c.synack_rate, DEFAULT_SYNACK_RATE);
         assert!(cookies("[filter]\n").ports.is_empty());
     }
 
     #[test]
     fn explicit_settings() {
         let c = cookies(
-            "[filter.syn_cookies]\nmode = \"on\"\nports = [443, 22, 443]\nthreshold = 50\non_veth = true\n\
+            "[filter.syn_cookies]\nmode = \"on\"\nports = [443, 22, 443]\nthreshold = 50\non_veth = true\nsynack_rate = 0\n\
              [[listener]]\nbind = \"0.0.0.0:8080\"\n",
         );
         assert_eq!(c.mode, SynCookieMode::On);
         assert_eq!(c.ports, [22, 443], "sorted, once each, not the listener's");
         assert_eq!(c.threshold, 50);
+        assert_eq!(c.synack_rate, 0, "no cap");
         assert!(c.on_veth);
         assert!(!cookies("[filter]\n").on_veth);
         assert_eq!(
@@ -189,6 +208,10 @@ mod tests {
         assert_eq!(
             err("[filter.syn_cookies]\nthreshold = 0\n"),
             "rampart.toml:2:13: syn_cookies.threshold (SYNs per second) must be between 1 and 100000000, got 0"
+        );
+        assert_eq!(
+            err("[filter.syn_cookies]\nsynack_rate = -1\n"),
+            "rampart.toml:2:15: syn_cookies.synack_rate (SYN-ACKs per second, 0: no cap) must be between 0 and 100000000, got -1"
         );
         assert!(err("[filter.syn_cookies]\nport = [443]\n").contains("unknown field `port`"));
     }

@@ -404,14 +404,18 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
             continue;
         }
         let info = aya::maps::MapInfo::from_pin(&path).map_err(FilterError::map(name))?;
-        if name == pin::VERDICTS && info.max_entries() < proxy_common::stats::VERDICTS {
-            // Made by a build with fewer verdicts. The program attached now
-            // keeps its own reference; ours gets a new map (counters restart).
+        let counters = match name {
+            pin::VERDICTS => proxy_common::stats::VERDICTS,
+            pin::SYN_STATS => proxy_common::syncookie::STATS,
+            _ => 0,
+        };
+        if info.max_entries() < counters {
+            // Made by a build that counted fewer things. The program attached
+            // now keeps its own reference; ours gets a new map (counters restart).
             warn!(
-                "{}: {} verdicts, this build counts {}: replaced by a new map (counters restart)",
+                "{}: {} counters, this build counts {counters}: replaced by a new map (counters restart)",
                 path.display(),
                 info.max_entries(),
-                proxy_common::stats::VERDICTS
             );
             std::fs::remove_file(&path).map_err(|source| FilterError::PinDir {
                 path: path.clone(),

@@ -243,7 +243,8 @@ impl SynCookieRuntime {
             mss_v4: (mtu - 40).min(65495) as u16,
             mss_v6: (mtu - 60).min(65475) as u16,
             rcv_wscale: self.host.rcv_wscale,
-            _pad: [0; 7],
+            _pad: [0; 3],
+            synack_rate: settings.synack_rate,
         }
     }
 
@@ -444,6 +445,7 @@ mod tests {
             ports_from_listeners: false,
             threshold: 1000,
             on_veth: false,
+            synack_rate: 0,
         };
         assert_eq!(runtime(None).value(&on, [1, 2]).mode, MODE_ON);
         assert_eq!(runtime(Some("no kfunc")).value(&on, [1, 2]).mode, MODE_OFF);

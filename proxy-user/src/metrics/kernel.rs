@@ -120,7 +120,7 @@ fn syn_cookies(t: &mut Text, maps: &FilterMaps) {
         t.family(
             "rampart_xdp_syn_cookie_events_total",
             "counter",
-            "SYN cookie events: ACKs accepted or refused by the kernel, floods (auto mode switching on), SYNs left to the kernel",
+            "SYN cookie events: ACKs accepted or refused by the kernel, floods (auto mode switching on), SYNs left to the kernel, SYNs dropped over the SYN-ACK budget",
         );
         for (i, v) in counters.iter().enumerate() {
             t.sample(

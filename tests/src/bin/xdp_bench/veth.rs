@@ -202,6 +202,8 @@ pub fn rampart_cookies(
             threshold: 1000,
             // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
             on_veth: true,
+            // A budget never spent here: the rows pay its check, not its drops.
+            synack_rate: 100_000_000,
         };
         let listener = listen.then(|| {
             link.edge
