@@ -8,6 +8,7 @@ mod fastapi;
 mod reload;
 mod status_page;
 mod tls_scan;
+mod unix_upstream;
 mod upgrade;
 mod upstream;
 mod values;

@@ -1,6 +1,6 @@
 //! `[upstream.NAME]`: a group of backend servers and how to use them.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -10,6 +10,7 @@ use super::{
     file::{FileServer, FileUpstream},
     int_in, units,
 };
+use crate::upstream::Target;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
@@ -36,7 +37,8 @@ pub struct Upstream {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Server {
-    pub addr: SocketAddr,
+    /// `host:port` or `unix:PATH`.
+    pub addr: Target,
     pub weight: u32,
 }
 
@@ -91,12 +93,7 @@ pub(super) fn upstream(
             FileServer::Addr(a) => (a, 1),
             FileServer::Weighted { addr, weight } => (addr, weight),
         };
-        let addr: SocketAddr = addr.parse().map_err(|_| {
-            loc.error(
-                sspan.clone(),
-                format!("`{addr}` is not an address:port (expected e.g. \"127.0.0.1:8001\")"),
-            )
-        })?;
+        let addr = Target::parse(&addr).map_err(|e| loc.error(sspan.clone(), e.to_string()))?;
         if !(1..=1000).contains(&weight) {
             return Err(loc.error(
                 sspan,
@@ -164,4 +161,44 @@ pub(super) fn upstream(
         health_check,
         servers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn servers(list: &str) -> Result<Vec<Server>, String> {
+        let text = format!(
+            "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[upstream.app]\nservers = {list}\n\n\
+             [[route]]\nupstream = \"app\"\n"
+        );
+        Config::parse(&text, Path::new("rampart.toml"))
+            .map(|c| c.upstreams["app"].servers.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unix_socket_servers_beside_tcp_ones() {
+        let s =
+            servers(r#"["unix:/run/app.sock", { addr = "127.0.0.1:8001", weight = 2 }]"#).unwrap();
+        assert_eq!(s[0].addr.to_string(), "unix:/run/app.sock");
+        assert_eq!(s[1].addr.to_string(), "127.0.0.1:8001");
+        assert_eq!(s[1].weight, 2);
+    }
+
+    #[test]
+    fn bad_unix_sockets_are_refused_at_their_place() {
+        assert_eq!(
+            servers(r#"["unix:app.sock"]"#).unwrap_err(),
+            "rampart.toml:5:12: `unix:app.sock`: a Unix socket path must be absolute (e.g. \"unix:/run/app.sock\")"
+        );
+        let long = format!("unix:/{}", "s".repeat(120));
+        assert_eq!(
+            servers(&format!(r#"["127.0.0.1:1", "{long}"]"#)).unwrap_err(),
+            format!("rampart.toml:5:27: `{long}`: a Unix socket path is at most 107 bytes")
+        );
+    }
 }

@@ -65,7 +65,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         .map(|(name, u)| {
             (name.clone(), json!({
                 "balance": format!("{:?}", u.balance),
-                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr, "weight": s.weight })).collect::<Vec<_>>(),
+                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight })).collect::<Vec<_>>(),
                 "max_fails": u.max_fails,
                 "fail_timeout": secs(u.fail_timeout),
                 "keepalive": u.keepalive,

@@ -15,9 +15,11 @@ impl Daemon {
     /// `GROUP/ADDR` or a bare `ADDR` that only one group has.
     fn find_server(&self, server: &str) -> Result<(String, Arc<Backend>)> {
         let state = self.shared.load();
+        // A socket's path has slashes of its own: `unix:/run/app.sock`
+        // alone names no group.
         let (group, addr) = match server.split_once('/') {
-            Some((g, a)) => (Some(g), a),
-            None => (None, server),
+            Some((g, a)) if !g.ends_with(':') => (Some(g), a),
+            _ => (None, server),
         };
         let mut found = Vec::new();
         for (name, g) in &state.groups {

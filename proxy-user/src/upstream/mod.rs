@@ -7,18 +7,17 @@
 mod balance;
 mod health;
 mod pool;
+mod target;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
 };
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
 pub use pool::{Conn, Pool, SLOTS, SURPLUS_IDLE, SendError, set_worker, slot};
+pub use target::{MAX_UNIX_PATH, Target, TargetError};
 use tokio::time::Instant;
 
 use crate::config::{Balance, Upstream};
@@ -26,7 +25,7 @@ use crate::config::{Balance, Upstream};
 /// One server of a group, shared by every request that uses it.
 #[derive(Debug)]
 pub struct Backend {
-    pub addr: SocketAddr,
+    pub addr: Target,
     /// The weight the configuration gives it...
     pub config_weight: u32,
     /// ...and the one in force (`rampart upstream weight` changes it).
@@ -188,7 +187,7 @@ impl Group {
                     return b;
                 }
                 Arc::new(Backend {
-                    addr: s.addr,
+                    addr: s.addr.clone(),
                     config_weight: s.weight,
                     weight: AtomicU32::new(s.weight),
                     drained: AtomicBool::new(false),
@@ -198,7 +197,7 @@ impl Group {
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
                     responses: Default::default(),
-                    pool: Pool::new(s.addr, config.keepalive),
+                    pool: Pool::new(s.addr.clone(), config.keepalive),
                 })
             })
             .collect();
@@ -316,7 +315,7 @@ mod tests {
             name: "app".into(),
             servers: (0..n)
                 .map(|i| Server {
-                    addr: format!("127.0.0.1:{}", 8001 + i).parse().unwrap(),
+                    addr: Target::Tcp(format!("127.0.0.1:{}", 8001 + i).parse().unwrap()),
                     weight: 1,
                 })
                 .collect(),

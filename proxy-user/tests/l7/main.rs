@@ -11,3 +11,4 @@ mod proxying;
 mod routes;
 mod support;
 mod tls;
+mod unix_upstream;
