@@ -4,6 +4,7 @@
 //! versions) and a Python WebSocket client; and the `rampart upstream`
 //! controls against the real daemon.
 
+mod dns_upstream;
 mod fastapi;
 mod reload;
 mod status_page;

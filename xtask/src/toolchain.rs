@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 12] = [
+const TEST_TOOLS: [(&str, &str); 13] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -82,6 +82,8 @@ const TEST_TOOLS: [(&str, &str); 12] = [
     ("nginx", "nginx-light"),
     // The `combined` access log is read back by a real log analyser.
     ("goaccess", "goaccess"),
+    // Upstream servers named host:port are resolved through a real DNS server.
+    ("dnsmasq", "dnsmasq-base"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];

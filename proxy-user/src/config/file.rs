@@ -121,6 +121,7 @@ pub struct FileUpstream {
     pub send_timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
     pub health_check: Option<Spanned<FileHealthCheck>>,
+    pub resolve_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,7 +37,7 @@ pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;
 pub use route::{Action, Matcher, PathMatch, Route};
 use toml::Spanned;
-pub use upstream::{Balance, HealthCheck, Server, Upstream};
+pub use upstream::{Address, Balance, HealthCheck, Server, Upstream};
 
 use crate::cidr::Cidr;
 

@@ -11,9 +11,18 @@ use crate::config::{Action, AttachMode, Config, Listener, OnExit};
 
 pub fn check(out: &Output, path: &Path) -> Result<()> {
     let cfg = Config::load(path)?;
+    // Valid, but worth knowing before a start: servers named host:port
+    // that do not resolve now (the daemon would start with them down).
+    let warnings = crate::upstream::unresolved_names(&cfg);
     out.emit(
-        &json!({ "file": path, "valid": true, "filter": cfg.filter.is_some() }),
-        || format!("{}: configuration is valid\n", path.display()),
+        &json!({ "file": path, "valid": true, "filter": cfg.filter.is_some(), "warnings": warnings }),
+        || {
+            let mut text = String::new();
+            for w in &warnings {
+                text.push_str(&format!("warning: {w}\n"));
+            }
+            text + &format!("{}: configuration is valid\n", path.display())
+        },
     );
     Ok(())
 }

@@ -26,7 +26,7 @@ impl Daemon {
             if group.is_some_and(|want| want != name) {
                 continue;
             }
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 if b.addr.to_string() == addr {
                     found.push((name.clone(), b.clone()));
                 }
@@ -52,7 +52,7 @@ impl Daemon {
         let mut out = Vec::new();
         for (name, g) in &state.groups {
             let switched_to = state.switches.get(name);
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 out.push(ServerView::of(name, b, switched_to.clone(), now));
             }
         }
@@ -130,7 +130,7 @@ impl Daemon {
     pub fn apply_upstream_runtime(&self) {
         let state = self.shared.load();
         for (name, g) in &state.groups {
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 let key = format!("{name}/{}", b.addr);
                 b.set_drained(self.runtime.state.drained.contains(&key));
                 b.set_weight(

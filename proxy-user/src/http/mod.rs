@@ -131,6 +131,7 @@ impl State {
                 }
                 let group = Arc::new(Group::carrying(u.clone(), before.map(|g| &**g)));
                 crate::upstream::spawn_checks(&group);
+                crate::upstream::spawn_resolution(&group);
                 (n.clone(), group)
             })
             .collect();

@@ -10,28 +10,38 @@ use tokio::{
     net::{TcpStream, UnixStream},
 };
 
-use super::{Group, Target};
+use super::{Backend, Group, Target};
 use crate::config::HealthCheck;
 
 /// Starts one checking task per server of `group`, if it has a health check.
 pub fn spawn_checks(group: &Arc<Group>) {
-    let Some(check) = group.config.health_check.clone() else {
-        return;
-    };
-    for index in 0..group.backends.len() {
-        let weak = Arc::downgrade(group);
-        let check = check.clone();
-        tokio::spawn(async move { run(weak, index, check).await });
+    for backend in group.backends().iter() {
+        spawn_check(group, backend);
     }
 }
 
-async fn run(group: Weak<Group>, index: usize, check: HealthCheck) {
+/// Starts checking one server of `group` (also one a name newly resolved
+/// to). The task stops when the group is dropped (a reload built another)
+/// or the server left it (its name no longer resolves to it).
+pub(super) fn spawn_check(group: &Arc<Group>, backend: &Arc<Backend>) {
+    let Some(check) = group.config.health_check.clone() else {
+        return;
+    };
+    let (group, backend) = (Arc::downgrade(group), Arc::downgrade(backend));
+    tokio::spawn(async move { run(group, backend, check).await });
+}
+
+async fn run(group: Weak<Group>, backend: Weak<Backend>, check: HealthCheck) {
     let (mut fails, mut passes) = (0u32, 0u32);
     let mut ticker = tokio::time::interval(check.interval);
     loop {
         ticker.tick().await;
-        let Some(g) = group.upgrade() else { return };
-        let backend = g.backends[index].clone();
+        let (Some(g), Some(backend)) = (group.upgrade(), backend.upgrade()) else {
+            return;
+        };
+        if !g.has(&backend) {
+            return;
+        }
         let name = g.config.name.clone();
         drop(g);
         let ok = probe(&backend.addr, &check).await;

@@ -103,7 +103,7 @@ async fn requests_least_conn_keepalive_and_websockets_over_unix_sockets() {
     // The views name the socket as written.
     let state = p.shared.load();
     let names: Vec<String> = state.groups["app"]
-        .backends
+        .backends()
         .iter()
         .map(|b| b.addr.to_string())
         .collect();
@@ -136,7 +136,7 @@ async fn health_checks_take_a_dead_socket_out_and_bring_it_back() {
     let url = format!("http://{}/x", p.addr());
     let state = p.shared.load();
     let group = state.groups["app"].clone();
-    let is = |i: usize, want: &str| group.backends[i].state(tokio::time::Instant::now()) == want;
+    let is = |i: usize, want: &str| group.backends()[i].state(tokio::time::Instant::now()) == want;
     // b's server goes away, its socket file with it (as when Uvicorn stops).
     drop(b);
     std::fs::remove_file(&sockets[1]).unwrap();
