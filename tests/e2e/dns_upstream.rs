@@ -174,6 +174,10 @@ fn names_follow_their_dns_records() {
             })
             .collect()
     };
+    let late: Vec<Value> = ctl().into_iter().filter(|s| s["group"] == "late").collect();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0]["addr"], "late.test:9000");
+    assert_eq!(late[0]["state"], "unresolved");
     for _ in 0..5 {
         assert_eq!(get(&ns, "/").1, "two");
     }

@@ -55,6 +55,14 @@ impl Daemon {
             for b in g.backends().iter() {
                 out.push(ServerView::of(name, b, switched_to.clone(), now));
             }
+            for (addr, weight) in g.unresolved() {
+                out.push(ServerView::unresolved(
+                    name,
+                    addr,
+                    weight,
+                    switched_to.clone(),
+                ));
+            }
         }
         out
     }

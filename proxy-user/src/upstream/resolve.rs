@@ -288,3 +288,22 @@ pub fn unresolved_names(config: &Config) -> Vec<String> {
         out
     })
 }
+
+impl Group {
+    /// Servers written as names that have no address now (never resolved,
+    /// or resolved to none), as written: `upstream list` shows them down.
+    pub fn unresolved(&self) -> Vec<(String, u32)> {
+        let list = self.backends();
+        self.config
+            .servers
+            .iter()
+            .filter(|s| matches!(s.addr, Address::Name { .. }))
+            .map(|s| (s.addr.to_string(), s.weight))
+            .filter(|(name, _)| {
+                !list
+                    .iter()
+                    .any(|b| b.name.as_deref() == Some(name.as_str()))
+            })
+            .collect()
+    }
+}
