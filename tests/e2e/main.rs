@@ -6,6 +6,7 @@
 
 mod dns_upstream;
 mod fastapi;
+mod instances;
 mod reload;
 mod status_page;
 mod tls_scan;

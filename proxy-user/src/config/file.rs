@@ -10,6 +10,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub instance: Option<Spanned<String>>,
     pub filter: Option<FileFilter>,
     pub http: Option<FileHttp>,
     pub control: Option<FileControl>,

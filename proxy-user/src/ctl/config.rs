@@ -132,10 +132,12 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "idle_timeout": secs(r.idle_timeout),
         "access_log": r.access_log,
     })).collect::<Vec<_>>());
+    value["instance"] = json!(cfg.instance);
     value["control"] = json!({
         "socket": cfg.control.socket,
         "state_file": cfg.control.state_file,
     });
+    value["admin"] = json!({ "bind": cfg.admin.bind.map(|b| b.to_string()) });
     out.emit(&value, || {
         format!(
             "{}\n",

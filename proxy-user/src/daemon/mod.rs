@@ -68,7 +68,15 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let admin_socket = config
         .admin
         .bind
-        .map(|addr| admin::bind(addr).with_context(|| format!("binding the admin listener {addr}")))
+        .map(|addr| {
+            admin::bind(addr).with_context(|| {
+                format!(
+                    "binding the admin listener {addr} (instance `{}`): if another rampart \
+                     daemon has it, give each its own `instance` name or [admin] bind",
+                    config.instance
+                )
+            })
+        })
         .transpose()?;
     let shared = Shared::new(State::build(config.clone(), None));
     let gate = shared.load().gate.clone();
@@ -131,7 +139,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // An upgrade's old daemon now stops accepting and drains.
     upgrade::signal_ready();
     info!(
-        "rampart running with {workers} worker(s); control socket {}",
+        "rampart instance `{}` running with {workers} worker(s); control socket {}",
+        config.instance,
         config.control.socket.display()
     );
 
