@@ -34,7 +34,7 @@ use crate::{
 
 /// Which server answered and how long it took, for the access log
 /// (carried in the response's extensions).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct UpstreamInfo {
     pub addr: crate::upstream::Target,
     pub time: Duration,
@@ -227,7 +227,7 @@ async fn send(
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers, false);
                 rparts.extensions.insert(UpstreamInfo {
-                    addr: lease.backend.addr.clone(),
+                    addr: lease.backend.addr,
                     time: now.elapsed(),
                 });
                 // A response that fits the buffer is read whole right away, so

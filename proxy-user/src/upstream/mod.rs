@@ -61,7 +61,7 @@ struct Passive {
 impl Backend {
     fn new(addr: Target, name: Option<Arc<str>>, weight: u32, keepalive: usize) -> Backend {
         Backend {
-            pool: Pool::new(addr.clone(), keepalive),
+            pool: Pool::new(addr, keepalive),
             addr,
             name,
             config_weight: weight,
@@ -223,7 +223,7 @@ impl Group {
                         .find(|b| b.name.is_none() && b.addr == *t)
                         .cloned()
                         .unwrap_or_else(|| {
-                            Arc::new(Backend::new(t.clone(), None, s.weight, config.keepalive))
+                            Arc::new(Backend::new(*t, None, s.weight, config.keepalive))
                         }),
                 ),
                 Address::Name { .. } => {

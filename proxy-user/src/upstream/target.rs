@@ -5,17 +5,37 @@
 //! Written `"127.0.0.1:8001"`, `"[::1]:8001"` or `"unix:/run/app.sock"`;
 //! shown the same way in `upstream list`, metrics and the access log.
 
-use std::{fmt, net::SocketAddr, path::Path, sync::Arc};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 /// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes,
 /// one of them the terminating NUL).
 pub const MAX_UNIX_PATH: usize = 107;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// `Copy`, as a bare address was: each proxied response carries its
+/// server's target to the access log, and a copy costs nothing there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     Tcp(SocketAddr),
-    /// An absolute path (shared: views and log lines clone it).
-    Unix(Arc<Path>),
+    /// An absolute path, interned (see [`intern`]).
+    Unix(&'static Path),
+}
+
+/// The one copy of a socket path for the process's life: the paths a
+/// configuration names (a handful, kept across reloads), never a client's.
+fn intern(path: &str) -> &'static Path {
+    static PATHS: Mutex<Vec<&'static Path>> = Mutex::new(Vec::new());
+    let mut paths = PATHS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = paths.iter().find(|p| p.as_os_str() == path) {
+        return p;
+    }
+    let p: &'static Path = Box::leak(PathBuf::from(path).into_boxed_path());
+    paths.push(p);
+    p
 }
 
 /// Why a written target is not one.
@@ -41,7 +61,7 @@ impl Target {
             if path.len() > MAX_UNIX_PATH {
                 return Err(TargetError::TooLong(s.to_string()));
             }
-            return Ok(Target::Unix(Arc::from(Path::new(path))));
+            return Ok(Target::Unix(intern(path)));
         }
         s.parse()
             .map(Target::Tcp)
@@ -84,7 +104,7 @@ mod tests {
         }
         assert!(matches!(
             Target::parse("unix:/run/app.sock").unwrap(),
-            Target::Unix(p) if &*p == Path::new("/run/app.sock")
+            Target::Unix(p) if p == Path::new("/run/app.sock")
         ));
     }
 
