@@ -36,7 +36,7 @@ pub struct Entry<'a> {
     /// Response body size when known (Content-Length).
     pub bytes: Option<u64>,
     pub request_time: Duration,
-    pub upstream: Option<(std::net::SocketAddr, Duration)>,
+    pub upstream: Option<(&'a crate::upstream::Target, Duration)>,
     pub request_id: &'a str,
     pub referer: &'a str,
     pub user_agent: &'a str,
@@ -259,7 +259,12 @@ mod tests {
             status: 200,
             bytes: Some(123),
             request_time: Duration::from_millis(12),
-            upstream: Some(("127.0.0.1:8001".parse().unwrap(), Duration::from_millis(10))),
+            upstream: Some((
+                Box::leak(Box::new(crate::upstream::Target::Tcp(
+                    "127.0.0.1:8001".parse().unwrap(),
+                ))),
+                Duration::from_millis(10),
+            )),
             request_id: "abc",
             referer: "",
             user_agent: "curl/8",

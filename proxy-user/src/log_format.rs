@@ -296,7 +296,12 @@ mod tests {
             status: 200,
             bytes: Some(123),
             request_time: Duration::from_millis(12),
-            upstream: Some(("127.0.0.1:8001".parse().unwrap(), Duration::from_millis(10))),
+            upstream: Some((
+                Box::leak(Box::new(crate::upstream::Target::Tcp(
+                    "127.0.0.1:8001".parse().unwrap(),
+                ))),
+                Duration::from_millis(10),
+            )),
             request_id: "abc",
             referer: "",
             user_agent: "curl/8 \"x\"",

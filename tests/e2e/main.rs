@@ -4,11 +4,14 @@
 //! versions) and a Python WebSocket client; and the `rampart upstream`
 //! controls against the real daemon.
 
+mod dns_upstream;
 mod fastapi;
 mod maintenance;
+mod instances;
 mod reload;
 mod status_page;
 mod tls_scan;
+mod unix_upstream;
 mod upgrade;
 mod upstream;
 mod values;

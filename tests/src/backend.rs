@@ -12,7 +12,12 @@ use crate::{netns::NetNs, process::Spawned};
 /// An HTTP/1.1 server in `ns` answering its `name`; `/slow` waits 1 s,
 /// `/big/N` answers N bytes.
 pub fn named_backend(ns: &NetNs, port: u16, name: &'static str) {
-    let listener = ns.run(move || TcpListener::bind(("127.0.0.1", port)).unwrap());
+    named_backend_at(ns, "127.0.0.1", port, name);
+}
+
+/// As [`named_backend`], on another loopback address (`127.0.0.2`, ...).
+pub fn named_backend_at(ns: &NetNs, ip: &'static str, port: u16, name: &'static str) {
+    let listener = ns.run(move || TcpListener::bind((ip, port)).unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || serve(stream, name));

@@ -84,6 +84,8 @@ const TEST_TOOLS: [(&str, &str); 13] = [
     ("goaccess", "goaccess"),
     // The fleet's tests share entries through a real Redis (redis-cli comes with it).
     ("redis-server", "redis-server"),
+    // Upstream servers named host:port are resolved through a real DNS server.
+    ("dnsmasq", "dnsmasq-base"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];

@@ -47,9 +47,9 @@ pub fn status(admin: &Admin, state: &State) -> Value {
         .groups
         .iter()
         .flat_map(|(group, g)| {
-            g.backends.iter().map(move |b| {
+            g.backends().to_vec().into_iter().map(move |b| {
                 let mut v =
-                    serde_json::to_value(ServerView::of(group, b, None, now)).unwrap_or_default();
+                    serde_json::to_value(ServerView::of(group, &b, None, now)).unwrap_or_default();
                 v["p99_ms"] = json!(
                     b.responses
                         .total

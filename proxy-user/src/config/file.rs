@@ -12,6 +12,7 @@ use super::header_rules::FileHeaderOps;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub instance: Option<Spanned<String>>,
     pub filter: Option<FileFilter>,
     pub http: Option<FileHttp>,
     pub control: Option<FileControl>,
@@ -144,6 +145,7 @@ pub struct FileUpstream {
     pub send_timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
     pub health_check: Option<Spanned<FileHealthCheck>>,
+    pub resolve_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

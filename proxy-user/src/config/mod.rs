@@ -17,6 +17,7 @@ mod file;
 mod header_rules;
 pub mod fleet;
 mod http;
+pub mod instance;
 mod limit;
 mod listener;
 mod log;
@@ -47,7 +48,7 @@ pub use log::LogSettings;
 pub use route::{Action, Matcher, PathMatch, Route};
 pub use syn_cookies::{SynCookieMode, SynCookies};
 use toml::Spanned;
-pub use upstream::{Balance, HealthCheck, Server, Upstream};
+pub use upstream::{Address, Balance, HealthCheck, Server, Upstream};
 
 use crate::cidr::Cidr;
 
@@ -59,6 +60,9 @@ pub const DEFAULT_PATH: &str = "/etc/rampart/rampart.toml";
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// Which daemon of the host this is (`instance`, else from the file name):
+    /// the default control socket, state file, pin directory and admin port.
+    pub instance: String,
     /// The kernel tier; `None` when the file has no `[filter]` section.
     pub filter: Option<FilterSettings>,
     /// The L7 tier: where to accept connections...
@@ -230,8 +234,13 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let loc = Locator { path, text: &text };
-        let raw: FileConfig = toml::from_str(&text).map_err(|e| {
+        Config::control_of_text(&text, path)
+    }
+
+    /// [`Config::control_of`] for text read from `path`.
+    pub fn control_of_text(text: &str, path: &Path) -> Result<ControlSettings, ConfigError> {
+        let loc = Locator { path, text };
+        let raw: FileConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             loc.error(span, e.message().trim_end().to_string())
         })?;
@@ -239,7 +248,11 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        control::control(&loc, base, raw.control)
+        let name = instance::name(&loc, raw.instance.as_ref(), path)?;
+        let unset = instance::Unset::of(&raw);
+        let mut control = control::control(&loc, base, raw.control)?;
+        unset.fill_control(&name, &mut control);
+        Ok(control)
     }
 
     /// Validates configuration text; `path` is only used in error messages.
@@ -249,6 +262,8 @@ impl Config {
             let span = e.span().unwrap_or(0..0);
             loc.error(span, e.message().trim_end().to_string())
         })?;
+        let name = instance::name(&loc, raw.instance.as_ref(), path)?;
+        let unset = instance::Unset::of(&raw);
         let mut filter = raw.filter.map(|f| filter(&loc, f)).transpose()?;
         // Relative paths (certificates, static roots, logs) are relative to the file.
         let base = path
@@ -264,8 +279,9 @@ impl Config {
                 .unwrap_or_default(),
         )?;
         let mut http = http::http(&loc, base, raw_http)?;
-        let control = control::control(&loc, base, raw.control)?;
-        let admin = admin::admin(&loc, raw.admin)?;
+        let mut control = control::control(&loc, base, raw.control)?;
+        let mut admin = admin::admin(&loc, raw.admin)?;
+        unset.fill(&name, &mut control, &mut admin, filter.as_mut());
         let log = log::log(&loc, raw.log)?;
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
         let compress = compress::compress(&loc, raw.compress)?;
@@ -313,6 +329,7 @@ impl Config {
             .map(|r| r.max_body)
             .fold(http.body_memory_per_connection.max(http.max_body), u64::max);
         Ok(Config {
+            instance: name,
             filter,
             listeners,
             http,

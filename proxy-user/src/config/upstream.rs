@@ -1,6 +1,6 @@
 //! `[upstream.NAME]`: a group of backend servers and how to use them.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -10,6 +10,7 @@ use super::{
     file::{FileServer, FileUpstream},
     int_in, units,
 };
+use crate::upstream::Target;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
@@ -32,12 +33,74 @@ pub struct Upstream {
     /// requests, a 502/503/504).
     pub retries: u32,
     pub health_check: Option<HealthCheck>,
+    /// Names are re-resolved this often instead of on their records' TTL
+    /// (nginx `resolver ... valid=`).
+    pub resolve_interval: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Server {
-    pub addr: SocketAddr,
+    pub addr: Address,
     pub weight: u32,
+}
+
+/// How a server is written: an address or socket, or a name resolved
+/// through DNS (`/etc/resolv.conf`, `/etc/hosts`) and re-resolved while
+/// the daemon runs (see `upstream::resolve`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    Fixed(Target),
+    Name { host: String, port: u16 },
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Fixed(t) => t.fmt(f),
+            Address::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+impl Address {
+    /// `unix:PATH`, `IP:PORT`, or `HOST:PORT` with a DNS name.
+    pub fn parse(s: &str) -> Result<Address, String> {
+        match Target::parse(s) {
+            Ok(t) => Ok(Address::Fixed(t)),
+            Err(crate::upstream::TargetError::Invalid(_)) => name(s).ok_or_else(|| {
+                format!(
+                    "`{s}` is not an address:port, host:port or unix:PATH \
+                         (expected e.g. \"127.0.0.1:8001\", \"app:8000\" or \"unix:/run/app.sock\")"
+                )
+            }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// `HOST:PORT` with a DNS name: labels of letters, digits, `-` and `_`
+/// (as Docker Compose service names have), the last one not all digits
+/// (`300.1.2.3` is a bad address, not a name), a port from 1.
+fn name(s: &str) -> Option<Address> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    let last_numeric = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (labels_ok && !last_numeric).then(|| Address::Name {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,12 +154,7 @@ pub(super) fn upstream(
             FileServer::Addr(a) => (a, 1),
             FileServer::Weighted { addr, weight } => (addr, weight),
         };
-        let addr: SocketAddr = addr.parse().map_err(|_| {
-            loc.error(
-                sspan.clone(),
-                format!("`{addr}` is not an address:port (expected e.g. \"127.0.0.1:8001\")"),
-            )
-        })?;
+        let addr = Address::parse(&addr).map_err(|e| loc.error(sspan.clone(), e))?;
         if !(1..=1000).contains(&weight) {
             return Err(loc.error(
                 sspan,
@@ -162,6 +220,91 @@ pub(super) fn upstream(
             .retries
             .map_or(Ok(n - 1), |r| int_in(loc, &r, 0, 100, "retries"))? as u32,
         health_check,
+        resolve_interval: u
+            .resolve_interval
+            .as_ref()
+            .map(|d| {
+                units::duration_at_most(d.get_ref(), units::DAY)
+                    .map_err(|e| loc.error(d.span(), e.0))
+                    .and_then(|v| {
+                        if v < Duration::from_secs(1) {
+                            Err(loc.error(d.span(), "resolve_interval must be at least 1s"))
+                        } else {
+                            Ok(v)
+                        }
+                    })
+            })
+            .transpose()?,
         servers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn servers(list: &str) -> Result<Vec<Server>, String> {
+        let text = format!(
+            "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[upstream.app]\nservers = {list}\n\n\
+             [[route]]\nupstream = \"app\"\n"
+        );
+        Config::parse(&text, Path::new("rampart.toml"))
+            .map(|c| c.upstreams["app"].servers.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unix_socket_servers_beside_tcp_ones() {
+        let s =
+            servers(r#"["unix:/run/app.sock", { addr = "127.0.0.1:8001", weight = 2 }]"#).unwrap();
+        assert_eq!(s[0].addr.to_string(), "unix:/run/app.sock");
+        assert!(matches!(s[0].addr, Address::Fixed(Target::Unix(_))));
+        assert_eq!(s[1].addr.to_string(), "127.0.0.1:8001");
+        assert_eq!(s[1].weight, 2);
+    }
+
+    #[test]
+    fn bad_unix_sockets_are_refused_at_their_place() {
+        assert_eq!(
+            servers(r#"["unix:app.sock"]"#).unwrap_err(),
+            "rampart.toml:5:12: `unix:app.sock`: a Unix socket path must be absolute (e.g. \"unix:/run/app.sock\")"
+        );
+        let long = format!("unix:/{}", "s".repeat(120));
+        assert_eq!(
+            servers(&format!(r#"["127.0.0.1:1", "{long}"]"#)).unwrap_err(),
+            format!("rampart.toml:5:27: `{long}`: a Unix socket path is at most 107 bytes")
+        );
+    }
+
+    #[test]
+    fn names_resolve_later_and_bad_ones_are_refused() {
+        let s =
+            servers(r#"["app:8000", "db.internal.:5432", "my_svc-1:80", "LocalHost:1"]"#).unwrap();
+        let names: Vec<String> = s.iter().map(|s| s.addr.to_string()).collect();
+        assert_eq!(
+            names,
+            ["app:8000", "db.internal:5432", "my_svc-1:80", "localhost:1"]
+        );
+        assert!(matches!(&s[0].addr, Address::Name { host, port: 8000 } if host == "app"));
+        for bad in [
+            "app",
+            "app:0",
+            "app:70000",
+            "300.1.2.3:80",
+            "-app:80",
+            "a b:80",
+            "app..x:80",
+        ] {
+            let e = servers(&format!(r#"["{bad}"]"#)).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "rampart.toml:5:12: `{bad}` is not an address:port, host:port or unix:PATH"
+                )),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

@@ -87,7 +87,8 @@ pub fn bind(path: &Path, upgrade: bool) -> Result<ControlSocket> {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             if !upgrade {
                 bail!(
-                    "another rampart daemon is answering on {}; stop it first (or set another [control] socket)",
+                    "another rampart daemon is answering on {}; stop it first, or give each daemon its own \
+                     `instance` name (or [control] socket)",
                     path.display()
                 );
             }

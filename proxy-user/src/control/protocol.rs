@@ -172,7 +172,8 @@ pub struct ServerView {
     pub group: String,
     pub addr: String,
     pub weight: u32,
-    /// "up", "down" (failed or health checks) or "drained".
+    /// "up", "down" (failed or health checks), "drained", or
+    /// "unresolved" (a name with no address now).
     pub state: String,
     pub in_flight: usize,
     pub requests: u64,
@@ -196,6 +197,26 @@ pub struct LimitView {
 }
 
 impl ServerView {
+    /// A server written as a name that has no address now.
+    pub fn unresolved(
+        group: &str,
+        addr: String,
+        weight: u32,
+        switched_to: Option<String>,
+    ) -> ServerView {
+        ServerView {
+            group: group.to_string(),
+            addr,
+            weight,
+            state: "unresolved".into(),
+            in_flight: 0,
+            requests: 0,
+            failures: 0,
+            idle_connections: 0,
+            switched_to,
+        }
+    }
+
     /// The view of server `b` of `group` at `now`.
     pub fn of(
         group: &str,

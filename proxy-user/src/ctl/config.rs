@@ -23,18 +23,26 @@ pub fn check(out: &Output, path: &Path) -> Result<()> {
             }
         })
     });
+    // Valid, but worth knowing before a start: servers named host:port
+    // that do not resolve now (the daemon would start with them down).
+    let warnings = crate::upstream::unresolved_names(&cfg);
     out.emit(
         &json!({
             "file": path,
             "valid": true,
             "filter": cfg.filter.is_some(),
+            "warnings": warnings,
             "syn_cookies": syn.as_ref().map(|r| match r {
                 Ok(()) => json!({ "ready": true }),
                 Err(why) => json!({ "ready": false, "why": why }),
             }),
         }),
         || {
-            let mut s = format!("{}: configuration is valid\n", path.display());
+            let mut s = String::new();
+            for w in &warnings {
+                s.push_str(&format!("warning: {w}\n"));
+            }
+            s.push_str(&format!("{}: configuration is valid\n", path.display()));
             match &syn {
                 Some(Ok(())) => s.push_str("SYN cookies: this host can run them\n"),
                 Some(Err(why)) => {
@@ -101,7 +109,7 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         .map(|(name, u)| {
             (name.clone(), json!({
                 "balance": format!("{:?}", u.balance),
-                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr, "weight": s.weight })).collect::<Vec<_>>(),
+                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight })).collect::<Vec<_>>(),
                 "max_fails": u.max_fails,
                 "fail_timeout": secs(u.fail_timeout),
                 "keepalive": u.keepalive,
@@ -161,10 +169,12 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "rewrite": r.rewrite.as_ref().map(ToString::to_string),
         "headers": r.headers.as_ref().map(|h| h.describe()).unwrap_or_default(),
     })).collect::<Vec<_>>());
+    value["instance"] = json!(cfg.instance);
     value["control"] = json!({
         "socket": cfg.control.socket,
         "state_file": cfg.control.state_file,
     });
+    value["admin"] = json!({ "bind": cfg.admin.bind.map(|b| b.to_string()) });
     out.emit(&value, || {
         format!(
             "{}\n",

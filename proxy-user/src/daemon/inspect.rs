@@ -140,9 +140,10 @@ impl Daemon {
             .groups
             .iter()
             .flat_map(|(group, g)| {
-                g.backends
-                    .iter()
-                    .map(move |b| ServerView::of(group, b, None, now))
+                g.backends()
+                    .to_vec()
+                    .into_iter()
+                    .map(move |b| ServerView::of(group, &b, None, now))
             })
             .collect();
         let gate = self.reconciler.gate();

@@ -91,6 +91,14 @@ fn bind_admin(config: &Config) -> Result<Option<std::net::TcpListener>> {
     config
         .admin
         .bind
-        .map(|addr| admin::bind(addr).with_context(|| format!("binding the admin listener {addr}")))
+        .map(|addr| {
+            admin::bind(addr).with_context(|| {
+                format!(
+                    "binding the admin listener {addr} (instance `{}`): if another rampart \
+                     daemon has it, give each its own `instance` name or [admin] bind",
+                    config.instance
+                )
+            })
+        })
         .transpose()
 }

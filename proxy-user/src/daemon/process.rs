@@ -43,6 +43,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     let mut control_socket = control::bind(&config.control.socket, upgrading)?;
     let io = Io::bind(&config, source)?;
     let (workers, socket_path) = (config.http.workers.max(1), config.control.socket.clone());
+    let instance = config.instance.clone();
     let mut daemon = Daemon::start(config, io)?;
     systemd::notify("READY=1");
     let (calls_tx, mut calls) = mpsc::channel(16);
@@ -51,7 +52,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     // An upgrade's old daemon now stops accepting and drains.
     upgrade::signal_ready();
     info!(
-        "rampart running with {workers} worker(s); control socket {}",
+        "rampart instance `{instance}` running with {workers} worker(s); control socket {}",
         socket_path.display()
     );
 

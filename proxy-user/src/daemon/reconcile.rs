@@ -109,7 +109,7 @@ impl Reconciler {
             }
         }
         for (group, g) in &state.groups {
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 if let Some(s) = next.servers.get(&format!("{group}/{}", b.addr)) {
                     if b.drained() != s.drained {
                         b.set_drained(s.drained);
@@ -223,7 +223,7 @@ mod tests {
         let state = State::build(config.clone(), services.clone(), None);
         let mut r = Reconciler::new(None, services.gate.clone(), services.switches.clone());
         let in_force = |state: &State| {
-            let blue = &state.groups["blue"].backends;
+            let blue = state.groups["blue"].backends();
             (
                 services.gate.rate(),
                 state.limiters["api"].rate(),

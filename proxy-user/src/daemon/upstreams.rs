@@ -17,16 +17,18 @@ impl Daemon {
     /// `GROUP/ADDR` or a bare `ADDR` that only one group has.
     fn find_server(&self, server: &str) -> Result<(String, Arc<Backend>)> {
         let state = self.shared.load();
+        // A socket's path has slashes of its own: `unix:/run/app.sock`
+        // alone names no group.
         let (group, addr) = match server.split_once('/') {
-            Some((g, a)) => (Some(g), a),
-            None => (None, server),
+            Some((g, a)) if !g.ends_with(':') => (Some(g), a),
+            _ => (None, server),
         };
         let mut found = Vec::new();
         for (name, g) in &state.groups {
             if group.is_some_and(|want| want != name) {
                 continue;
             }
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 if b.addr.to_string() == addr {
                     found.push((name.clone(), b.clone()));
                 }
@@ -52,8 +54,16 @@ impl Daemon {
         let mut out = Vec::new();
         for (name, g) in &state.groups {
             let switched_to = state.services.switches.get(name);
-            for b in &g.backends {
+            for b in g.backends().iter() {
                 out.push(ServerView::of(name, b, switched_to.clone(), now));
+            }
+            for (addr, weight) in g.unresolved() {
+                out.push(ServerView::unresolved(
+                    name,
+                    addr,
+                    weight,
+                    switched_to.clone(),
+                ));
             }
         }
         out

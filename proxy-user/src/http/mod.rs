@@ -189,7 +189,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             upstream: resp
                 .extensions()
                 .get::<proxy::UpstreamInfo>()
-                .map(|u| (u.addr, u.time)),
+                .map(|u| (&u.addr, u.time)),
             request_id: request_id.to_str().unwrap_or(""),
             referer: &referer,
             user_agent: &user_agent,

@@ -36,7 +36,7 @@ use crate::{
 /// (carried in the response's extensions).
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamInfo {
-    pub addr: SocketAddr,
+    pub addr: crate::upstream::Target,
     pub time: Duration,
 }
 
@@ -181,7 +181,7 @@ async fn send(
                 .retries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        tried.push(lease.index);
+        tried.push(lease.id());
         let mut up_req = Request::new(Full::new(body.clone()));
         *up_req.method_mut() = parts.method.clone();
         *up_req.uri_mut() = uri.clone();
@@ -212,14 +212,14 @@ async fn send(
                     && tried.len() <= upstream.retries as usize
                     && group.spend_retry()
                 {
-                    group.failed(lease.index, now);
+                    group.failed(&lease.backend, now);
                     last = UpstreamFailure::Unreachable;
                     continue;
                 }
                 if retryable {
-                    group.failed(lease.index, now);
+                    group.failed(&lease.backend, now);
                 } else {
-                    group.succeeded(lease.index);
+                    group.succeeded(&lease.backend);
                 }
                 if status == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(down_upgrade) = downstream_upgrade
@@ -271,7 +271,7 @@ async fn send(
                 return Ok(Response::from_parts(rparts, body.boxed()));
             }
             Ok(Err(e)) => {
-                group.failed(lease.index, now);
+                group.failed(&lease.backend, now);
                 last = if e.timed_out() {
                     UpstreamFailure::Timeout
                 } else {
@@ -289,7 +289,7 @@ async fn send(
                 );
             }
             Err(_) => {
-                group.failed(lease.index, now);
+                group.failed(&lease.backend, now);
                 last = UpstreamFailure::Timeout;
                 if !(can_retry_after_response && group.spend_retry()) {
                     break;

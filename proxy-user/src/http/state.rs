@@ -112,11 +112,13 @@ impl State {
     }
 
     /// Starts what this snapshot brings, installed in place of `previous`:
-    /// the health checks of the groups `previous` did not have (all of them
-    /// without one), and the access log's writer if the log is new.
+    /// the health checks and name resolution of the groups `previous` did
+    /// not have (all of them without one), and the access log's writer if
+    /// the log is new.
     pub fn start(&self, previous: Option<&State>) {
         for group in self.new_groups(previous) {
             crate::upstream::spawn_checks(group);
+            crate::upstream::spawn_resolution(group);
         }
         if let Some(log) = &self.access_log {
             log.start();

@@ -7,13 +7,14 @@ use crate::http::State;
 pub(super) fn render(t: &mut Text, state: &State) {
     use std::sync::atomic::Ordering::Relaxed;
     let now = tokio::time::Instant::now();
-    let servers: Vec<(String, String, &std::sync::Arc<crate::upstream::Backend>)> = state
+    let servers: Vec<(String, String, std::sync::Arc<crate::upstream::Backend>)> = state
         .groups
         .iter()
         .flat_map(|(g, group)| {
             group
-                .backends
-                .iter()
+                .backends()
+                .to_vec()
+                .into_iter()
                 .map(move |b| (g.clone(), b.addr.to_string(), b))
         })
         .collect();

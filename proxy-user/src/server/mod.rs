@@ -253,7 +253,7 @@ async fn trim_upstream_pools(state: Shared) {
     loop {
         tick.tick().await;
         for group in state.load().groups.values() {
-            for backend in &group.backends {
+            for backend in group.backends().iter() {
                 backend.pool.trim();
             }
         }

@@ -6,35 +6,45 @@
 use std::sync::{Arc, Weak};
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpStream, UnixStream},
 };
 
-use super::Group;
+use super::{Backend, Group, Target};
 use crate::config::HealthCheck;
 
 /// Starts one checking task per server of `group`, if it has a health check.
 pub fn spawn_checks(group: &Arc<Group>) {
-    let Some(check) = group.config.health_check.clone() else {
-        return;
-    };
-    for index in 0..group.backends.len() {
-        let weak = Arc::downgrade(group);
-        let check = check.clone();
-        tokio::spawn(async move { run(weak, index, check).await });
+    for backend in group.backends().iter() {
+        spawn_check(group, backend);
     }
 }
 
-async fn run(group: Weak<Group>, index: usize, check: HealthCheck) {
+/// Starts checking one server of `group` (also one a name newly resolved
+/// to). The task stops when the group is dropped (a reload built another)
+/// or the server left it (its name no longer resolves to it).
+pub(super) fn spawn_check(group: &Arc<Group>, backend: &Arc<Backend>) {
+    let Some(check) = group.config.health_check.clone() else {
+        return;
+    };
+    let (group, backend) = (Arc::downgrade(group), Arc::downgrade(backend));
+    tokio::spawn(async move { run(group, backend, check).await });
+}
+
+async fn run(group: Weak<Group>, backend: Weak<Backend>, check: HealthCheck) {
     let (mut fails, mut passes) = (0u32, 0u32);
     let mut ticker = tokio::time::interval(check.interval);
     loop {
         ticker.tick().await;
-        let Some(g) = group.upgrade() else { return };
-        let backend = g.backends[index].clone();
+        let (Some(g), Some(backend)) = (group.upgrade(), backend.upgrade()) else {
+            return;
+        };
+        if !g.has(&backend) {
+            return;
+        }
         let name = g.config.name.clone();
         drop(g);
-        let ok = probe(backend.addr, &check).await;
+        let ok = probe(&backend.addr, &check).await;
         if ok {
             passes += 1;
             fails = 0;
@@ -60,20 +70,14 @@ async fn run(group: Weak<Group>, index: usize, check: HealthCheck) {
     }
 }
 
-/// One check: connect, send a GET, read the status line.
-async fn probe(addr: std::net::SocketAddr, check: &HealthCheck) -> bool {
+/// One check: connect (over TCP or the Unix socket, as requests do), send
+/// a GET, read the status line.
+async fn probe(addr: &Target, check: &HealthCheck) -> bool {
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: rampart-health\r\nConnection: close\r\n\r\n",
-            check.path
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 64];
-        let n = stream.read(&mut head).await.ok()?;
-        let line = std::str::from_utf8(&head[..n]).ok()?;
-        let status: u16 = line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
-        Some(status)
+        match addr {
+            Target::Tcp(a) => exchange(TcpStream::connect(a).await.ok()?, addr, check).await,
+            Target::Unix(p) => exchange(UnixStream::connect(p).await.ok()?, addr, check).await,
+        }
     };
     match tokio::time::timeout(check.timeout, attempt).await {
         Ok(Some(status)) => match check.status {
@@ -82,6 +86,24 @@ async fn probe(addr: std::net::SocketAddr, check: &HealthCheck) -> bool {
         },
         _ => false,
     }
+}
+
+/// The check's request and the status of its answer.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: &Target,
+    check: &HealthCheck,
+) -> Option<u16> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rampart-health\r\nConnection: close\r\n\r\n",
+        check.path,
+        addr.host()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).await.ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?;
+    line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
 }
 
 impl super::Backend {

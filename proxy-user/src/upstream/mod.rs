@@ -8,26 +8,29 @@ mod balance;
 mod health;
 mod pool;
 mod stall;
+mod resolve;
+mod target;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex, RwLock,
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
 };
 
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
 pub use pool::{Conn, Pool, SURPLUS_IDLE, SendError};
+pub use resolve::{spawn_resolution, unresolved_names};
+pub use target::{MAX_UNIX_PATH, Target, TargetError};
 use tokio::time::Instant;
 
-use crate::config::{Balance, Upstream};
+use crate::config::{Address, Balance, Upstream};
 
 /// One server of a group, shared by every request that uses it.
 #[derive(Debug)]
 pub struct Backend {
-    pub addr: SocketAddr,
+    pub addr: Target,
+    /// The `host:port` it was resolved from, for a server written as a name.
+    pub name: Option<Arc<str>>,
     /// The weight the configuration gives it...
     pub config_weight: u32,
     /// ...and the one in force (`rampart upstream weight` changes it).
@@ -57,6 +60,23 @@ struct Passive {
 }
 
 impl Backend {
+    fn new(addr: Target, name: Option<Arc<str>>, weight: u32, keepalive: usize) -> Backend {
+        Backend {
+            pool: Pool::new(addr, keepalive),
+            addr,
+            name,
+            config_weight: weight,
+            weight: AtomicU32::new(weight),
+            drained: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            passive: Mutex::new(Passive::default()),
+            healthy: AtomicBool::new(true),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            responses: Default::default(),
+        }
+    }
+
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)
     }
@@ -110,7 +130,7 @@ impl Backend {
 #[derive(Debug)]
 pub struct Group {
     pub config: Upstream,
-    pub backends: Vec<Arc<Backend>>,
+    servers: Servers,
     /// Retry budget in thousandths of a retry: every request adds
     /// [`BUDGET_PER_REQUEST`], a retry after a response or a timeout spends
     /// 1000. Retries on an overloaded group then add at most 20% to its load
@@ -119,6 +139,16 @@ pub struct Group {
     budget: AtomicU64,
     /// Requests retried on another server, for metrics.
     pub retries: AtomicU64,
+}
+
+/// A group's servers.
+#[derive(Debug)]
+enum Servers {
+    /// Every server written as an address or socket: the set never changes.
+    Fixed(Arc<Vec<Arc<Backend>>>),
+    /// Some written as names: the set is replaced whole when one resolves
+    /// to other addresses (`resolve.rs`); a request uses the set it found.
+    Resolved(RwLock<Arc<Vec<Arc<Backend>>>>),
 }
 
 /// 20% of a retry per request.
@@ -153,7 +183,14 @@ fn random() -> [u64; 2] {
 #[derive(Debug)]
 pub struct Lease {
     pub backend: Arc<Backend>,
-    pub index: usize,
+}
+
+impl Lease {
+    /// Which server it is, for [`Group::pick`]'s `tried` (the set of a
+    /// group with names may change between two attempts: no indices).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.backend) as usize
+    }
 }
 
 impl Drop for Lease {
@@ -169,46 +206,75 @@ impl Group {
 
     /// A group for `config` on reload: servers that `previous` also had,
     /// with the same weight and pool size, keep their state (health,
-    /// failures, in-flight count, keep-alive connections).
+    /// failures, in-flight count, keep-alive connections); so do the
+    /// addresses a name resolved to, until it is resolved again.
     pub fn carrying(config: Upstream, previous: Option<&Group>) -> Group {
-        let backends = config
+        let before = previous
+            .filter(|p| p.config.keepalive == config.keepalive)
+            .map(|p| p.backends());
+        let mut backends = Vec::new();
+        for s in &config.servers {
+            let same = |b: &&Arc<Backend>| b.config_weight == s.weight;
+            match &s.addr {
+                Address::Fixed(t) => backends.push(
+                    before
+                        .iter()
+                        .flat_map(|l| l.iter())
+                        .filter(same)
+                        .find(|b| b.name.is_none() && b.addr == *t)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(Backend::new(*t, None, s.weight, config.keepalive))
+                        }),
+                ),
+                Address::Name { .. } => {
+                    let name = s.addr.to_string();
+                    backends.extend(
+                        before
+                            .iter()
+                            .flat_map(|l| l.iter())
+                            .filter(same)
+                            .filter(|b| b.name.as_deref() == Some(name.as_str()))
+                            .cloned(),
+                    )
+                }
+            }
+        }
+        let named = config
             .servers
             .iter()
-            .map(|s| {
-                let kept = previous.and_then(|p| {
-                    p.backends
-                        .iter()
-                        .find(|b| {
-                            b.addr == s.addr
-                                && b.config_weight == s.weight
-                                && p.config.keepalive == config.keepalive
-                        })
-                        .cloned()
-                });
-                if let Some(b) = kept {
-                    return b;
-                }
-                Arc::new(Backend {
-                    addr: s.addr,
-                    config_weight: s.weight,
-                    weight: AtomicU32::new(s.weight),
-                    drained: AtomicBool::new(false),
-                    active: AtomicUsize::new(0),
-                    passive: Mutex::new(Passive::default()),
-                    healthy: AtomicBool::new(true),
-                    requests: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    responses: Default::default(),
-                    pool: Pool::new(s.addr, config.keepalive),
-                })
-            })
-            .collect();
+            .any(|s| matches!(s.addr, Address::Name { .. }));
+        let backends = Arc::new(backends);
         Group {
             config,
-            backends,
+            servers: if named {
+                Servers::Resolved(RwLock::new(backends))
+            } else {
+                Servers::Fixed(backends)
+            },
             budget: AtomicU64::new(BUDGET_CAP),
             retries: AtomicU64::new(0),
         }
+    }
+
+    /// The servers now (a snapshot: a name's new addresses replace the set).
+    pub fn backends(&self) -> Arc<Vec<Arc<Backend>>> {
+        match &self.servers {
+            Servers::Fixed(list) => list.clone(),
+            Servers::Resolved(set) => set.read().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    /// Replaces the servers of a group with names (see `resolve.rs`).
+    fn replace_backends(&self, list: Vec<Arc<Backend>>) {
+        if let Servers::Resolved(set) = &self.servers {
+            *set.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        }
+    }
+
+    /// Whether `backend` is one of its servers now.
+    pub fn has(&self, backend: &Arc<Backend>) -> bool {
+        self.backends().iter().any(|b| Arc::ptr_eq(b, backend))
     }
 
     /// Adds one request's share to the retry budget.
@@ -233,13 +299,24 @@ impl Group {
             .is_ok()
     }
 
-    /// Leases an available server not in `tried`, or `None` if there is none.
+    /// Leases an available server not in `tried` ([`Lease::id`]s), or
+    /// `None` if there is none.
     pub fn pick(&self, tried: &[usize], now: Instant) -> Option<Lease> {
-        let candidates: Vec<Candidate> = self
-            .backends
+        match &self.servers {
+            Servers::Fixed(list) => self.pick_in(list, tried, now),
+            Servers::Resolved(set) => {
+                let list = set.read().unwrap_or_else(|p| p.into_inner()).clone();
+                self.pick_in(&list, tried, now)
+            }
+        }
+    }
+
+    #[inline]
+    fn pick_in(&self, list: &[Arc<Backend>], tried: &[usize], now: Instant) -> Option<Lease> {
+        let candidates: Vec<Candidate> = list
             .iter()
             .enumerate()
-            .filter(|(i, b)| !tried.contains(i) && b.available(now))
+            .filter(|(_, b)| !tried.contains(&(Arc::as_ptr(b) as usize)) && b.available(now))
             .map(|(index, b)| Candidate {
                 index,
                 active: b.active(),
@@ -261,15 +338,14 @@ impl Group {
             [0, 0]
         };
         let index = choose(self.config.balance, &candidates, turn, random);
-        let backend = self.backends[index].clone();
+        let backend = list[index].clone();
         backend.active.fetch_add(1, Ordering::Relaxed);
         backend.requests.fetch_add(1, Ordering::Relaxed);
-        Some(Lease { backend, index })
+        Some(Lease { backend })
     }
 
     /// Records a failed attempt (connect error, timeout, 502-504) on a server.
-    pub fn failed(&self, index: usize, now: Instant) {
-        let b = &self.backends[index];
+    pub fn failed(&self, b: &Backend, now: Instant) {
         b.failures.fetch_add(1, Ordering::Relaxed);
         let max = self.config.max_fails;
         if max == 0 {
@@ -298,8 +374,8 @@ impl Group {
     }
 
     /// Records a successful response: the failure count starts again.
-    pub fn succeeded(&self, index: usize) {
-        let mut p = self.backends[index].passive.lock().unwrap();
+    pub fn succeeded(&self, b: &Backend) {
+        let mut p = b.passive.lock().unwrap();
         p.fails = 0;
         p.window_start = None;
     }
@@ -317,7 +393,9 @@ mod tests {
             name: "app".into(),
             servers: (0..n)
                 .map(|i| Server {
-                    addr: format!("127.0.0.1:{}", 8001 + i).parse().unwrap(),
+                    addr: Address::Fixed(Target::Tcp(
+                        format!("127.0.0.1:{}", 8001 + i).parse().unwrap(),
+                    )),
                     weight: 1,
                 })
                 .collect(),
@@ -330,6 +408,7 @@ mod tests {
             send_timeout: Duration::from_secs(1),
             retries: 1,
             health_check: None,
+            resolve_interval: None,
         })
     }
 
@@ -339,37 +418,40 @@ mod tests {
         let now = Instant::now();
         let a = g.pick(&[], now).unwrap();
         let b = g.pick(&[], now).unwrap();
-        assert_ne!(a.index, b.index, "least_conn spreads two requests");
+        assert_ne!(a.id(), b.id(), "least_conn spreads two requests");
         let c = g.pick(&[], now).unwrap();
-        assert_eq!(g.backends[c.index].active(), 2);
+        assert_eq!(c.backend.active(), 2);
         drop((a, b, c));
-        assert!(g.backends.iter().all(|b| b.active() == 0));
+        assert!(g.backends().iter().all(|b| b.active() == 0));
     }
 
     #[tokio::test(start_paused = true)]
     async fn max_fails_within_fail_timeout_takes_a_server_out_for_fail_timeout() {
         let g = group(2, 3);
         let t0 = Instant::now();
+        let b = g.backends();
         for _ in 0..2 {
-            g.failed(0, t0);
+            g.failed(&b[0], t0);
         }
-        assert!(g.backends[0].available(t0), "two failures of three");
-        g.failed(0, t0 + Duration::from_secs(1));
-        assert!(!g.backends[0].available(t0 + Duration::from_secs(2)));
-        assert_eq!(
-            g.pick(&[], t0 + Duration::from_secs(2)).unwrap().index,
-            1,
+        assert!(b[0].available(t0), "two failures of three");
+        g.failed(&b[0], t0 + Duration::from_secs(1));
+        assert!(!b[0].available(t0 + Duration::from_secs(2)));
+        assert!(
+            Arc::ptr_eq(
+                &g.pick(&[], t0 + Duration::from_secs(2)).unwrap().backend,
+                &b[1]
+            ),
             "only the healthy one"
         );
         assert!(
-            g.backends[0].available(t0 + Duration::from_secs(32)),
+            b[0].available(t0 + Duration::from_secs(32)),
             "back after fail_timeout"
         );
         // Failures spread wider than fail_timeout do not add up.
-        g.failed(1, t0);
-        g.failed(1, t0 + Duration::from_secs(31));
-        g.failed(1, t0 + Duration::from_secs(62));
-        assert!(g.backends[1].available(t0 + Duration::from_secs(63)));
+        g.failed(&b[1], t0);
+        g.failed(&b[1], t0 + Duration::from_secs(31));
+        g.failed(&b[1], t0 + Duration::from_secs(62));
+        assert!(b[1].available(t0 + Duration::from_secs(63)));
     }
 
     #[test]
@@ -393,9 +475,14 @@ mod tests {
     async fn no_available_server_gives_none() {
         let g = group(1, 1);
         let now = Instant::now();
-        g.failed(0, now);
+        g.failed(&g.backends()[0], now);
         assert!(g.pick(&[], now).is_none());
         let g = group(2, 1);
-        assert!(g.pick(&[0, 1], now).is_none(), "all tried");
+        let tried: Vec<usize> = g
+            .backends()
+            .iter()
+            .map(|b| Arc::as_ptr(b) as usize)
+            .collect();
+        assert!(g.pick(&tried, now).is_none(), "all tried");
     }
 }

@@ -17,7 +17,6 @@
 
 use std::{
     collections::VecDeque,
-    net::SocketAddr,
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
@@ -28,7 +27,7 @@ use hyper::{Request, Response, body::Incoming, client::conn::http1::SendRequest}
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use super::stall::WriteStall;
+use super::{Target, stall::WriteStall};
 use crate::worker::{SLOTS, slot};
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -69,7 +68,7 @@ pub const SURPLUS_IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Pool {
-    addr: SocketAddr,
+    addr: Target,
     /// Per worker ([`crate::worker`], as nginx keeps them per worker
     /// process): idle connections, the most recently used last. A
     /// connection's I/O task runs on the thread that opened it, so handing
@@ -89,7 +88,7 @@ struct Idle {
 pub struct Conn(Sender);
 
 impl Pool {
-    pub fn new(addr: SocketAddr, max_idle: usize) -> Pool {
+    pub fn new(addr: Target, max_idle: usize) -> Pool {
         Pool {
             addr,
             idle: (0..SLOTS).map(|_| Mutex::new(VecDeque::new())).collect(),
@@ -175,25 +174,46 @@ impl Pool {
     }
 
     async fn connect(&self, timeout: Duration, send: Duration) -> Result<Sender, SendError> {
-        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| {
-                SendError::Connect(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            })?
-            .map_err(SendError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(WriteStall::new(stream, send)))
-                .await
-                .map_err(SendError::Exchange)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+        let timed_out = || {
+            SendError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        };
+        // One handshake per kind of stream (no per-read dispatch).
+        match &self.addr {
+            Target::Tcp(addr) => {
+                let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(SendError::Connect)?;
+                let _ = stream.set_nodelay(true);
+                handshake(stream, send).await
+            }
+            Target::Unix(path) => {
+                let stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(SendError::Connect)?;
+                handshake(stream, send).await
+            }
+        }
     }
+}
+
+/// HTTP/1.1 over a connected stream; its I/O task runs on this worker.
+async fn handshake<S>(stream: S, send: Duration) -> Result<Sender, SendError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(WriteStall::new(stream, send)))
+            .await
+            .map_err(SendError::Exchange)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 /// Drops idle connections (the least recently used first) while there are

@@ -431,6 +431,6 @@ async fn an_http2_response_its_client_stops_taking_is_reset_at_send_timeout() {
     );
     assert_eq!(pongs_after, 3, "the connection goes on");
     let state = p.shared.load();
-    let upstream = &state.group("app").unwrap().backends[0];
+    let upstream = &state.group("app").unwrap().backends()[0];
     assert_eq!(upstream.active(), 0, "the upstream connection was let go");
 }

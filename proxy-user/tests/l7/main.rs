@@ -22,3 +22,4 @@ mod routes;
 mod support;
 mod templates;
 mod tls;
+mod unix_upstream;

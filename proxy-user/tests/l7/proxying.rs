@@ -278,7 +278,7 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
         assert_eq!(send(&c, req).await.0, StatusCode::OK, "no request may fail");
     }
     let state = p.shared.load();
-    let dead = &state.groups["app"].backends[2];
+    let dead = &state.groups["app"].backends()[2];
     assert_eq!(
         dead.failures.load(std::sync::atomic::Ordering::Relaxed),
         2,
@@ -308,12 +308,12 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
     let after = p.shared.load();
     let group = &after.groups["app"];
     assert!(!std::sync::Arc::ptr_eq(&before, group));
-    assert_eq!(group.backends.len(), 4);
+    assert_eq!(group.backends().len(), 4);
     assert!(std::sync::Arc::ptr_eq(
-        &before.backends[2],
-        &group.backends[2]
+        &before.backends()[2],
+        &group.backends()[2]
     ));
-    assert!(!group.backends[2].available(tokio::time::Instant::now()));
+    assert!(!group.backends()[2].available(tokio::time::Instant::now()));
     for _ in 0..10 {
         let req = Request::post(format!("http://{}/api/x", p.addr()))
             .body(Full::new(Bytes::from("hi")))
@@ -321,7 +321,7 @@ async fn dead_servers_are_retried_around_and_marked_failed() {
         assert_eq!(send(&c, req).await.0, StatusCode::OK);
     }
     assert_eq!(
-        group.backends[2]
+        group.backends()[2]
             .failures
             .load(std::sync::atomic::Ordering::Relaxed),
         2,
@@ -554,7 +554,7 @@ async fn active_health_checks_take_a_server_out_and_bring_it_back() {
     let p = proxy(&dir, &config(&addrs, extra)).await;
     let state = p.shared.load();
     let group = &state.groups["app"];
-    let available = |i: usize| group.backends[i].available(tokio::time::Instant::now());
+    let available = |i: usize| group.backends()[i].available(tokio::time::Instant::now());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
         available(0) && !available(1),
@@ -567,7 +567,7 @@ async fn active_health_checks_take_a_server_out_and_bring_it_back() {
             StatusCode::OK
         );
     }
-    let failures = group.backends[1]
+    let failures = group.backends()[1]
         .failures
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
@@ -575,7 +575,7 @@ async fn active_health_checks_take_a_server_out_and_bring_it_back() {
         "passive health is off: only the checks kept requests away"
     );
     assert_eq!(
-        group.backends[0]
+        group.backends()[0]
             .requests
             .load(std::sync::atomic::Ordering::Relaxed),
         20,
@@ -666,7 +666,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
         1,
         "one upstream connection for 20 sequential requests"
     );
-    assert_eq!(p.shared.load().groups["app"].backends[0].pool.idle(), 1);
+    assert_eq!(p.shared.load().groups["app"].backends()[0].pool.idle(), 1);
     // keepalive = 0 keeps none: every request opens its own connection.
     let (bs, addrs) = backends(1).await;
     let dir = test_dir("nokeepalive");
@@ -691,7 +691,7 @@ async fn a_burst_keeps_its_upstream_connections_for_a_moment() {
     .await;
     let c = client();
     let url = format!("http://{}/slow", p.addr());
-    let idle = || p.shared.load().groups["app"].backends[0].pool.idle();
+    let idle = || p.shared.load().groups["app"].backends()[0].pool.idle();
     // Two waves of 6 requests in flight at once (each takes 2 s upstream).
     for wave in 0..2 {
         let answers = futures_util::future::join_all((0..6).map(|_| get(&c, &url))).await;
@@ -726,7 +726,7 @@ async fn buffered_responses_free_the_upstream_from_a_slow_client() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let idle = p.shared.load().groups["app"].backends[0].pool.idle();
+        let idle = p.shared.load().groups["app"].backends()[0].pool.idle();
         assert_eq!(
             idle == 1,
             freed,

@@ -158,7 +158,7 @@ async fn a_reload_never_puts_configured_values_in_force_over_the_clis() {
         (
             gate.rate(),
             state.limiters["api"].rate(),
-            state.groups["app"].backends[0].drained(),
+            state.groups["app"].backends()[0].drained(),
         )
     };
     let cli = (Some((5, 5)), 5000, true);

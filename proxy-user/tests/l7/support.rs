@@ -76,7 +76,7 @@ pub async fn backend_at(id: usize, addr: SocketAddr) -> Backend {
     }
 }
 
-async fn answer(
+pub async fn answer(
     id: usize,
     mut req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
