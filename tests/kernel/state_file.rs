@@ -67,7 +67,7 @@ impl Setup {
         // Not the socket or XDP: after a restart both are there before the
         // entries are restored (the socket is bound first, the link is pinned).
         d.wait_until(within, || {
-            d_log(&self.config).contains("rampart running with")
+            d_log(&self.config).contains("` running with ")
         });
         (d, t0.elapsed())
     }
