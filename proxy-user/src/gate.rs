@@ -88,6 +88,34 @@ impl CidrSet {
         }
     }
 
+    /// One network more, without a rebuild: the gate keeps a copy of the
+    /// kernel's lists too, entry by entry ([`crate::enforcer::Tiers`]).
+    fn add(&mut self, c: Cidr) {
+        let (len, v6) = (c.prefix_len(), c.addr().is_ipv6());
+        match self
+            .by_len
+            .iter_mut()
+            .find(|(l, v, _)| *l == len && *v == v6)
+        {
+            Some((_, _, set)) => {
+                set.insert(c.addr());
+            }
+            None => self.by_len.push((len, v6, HashSet::from([c.addr()]))),
+        }
+    }
+
+    fn del(&mut self, c: Cidr) {
+        let (len, v6) = (c.prefix_len(), c.addr().is_ipv6());
+        if let Some((_, _, set)) = self
+            .by_len
+            .iter_mut()
+            .find(|(l, v, _)| *l == len && *v == v6)
+        {
+            set.remove(&c.addr());
+        }
+        self.by_len.retain(|(_, _, set)| !set.is_empty());
+    }
+
     fn contains(&self, ip: IpAddr) -> bool {
         self.by_len.iter().any(|(len, v6, set)| {
             *v6 == ip.is_ipv6() && set.contains(&Cidr::masked(ip, *len).addr())
@@ -141,6 +169,9 @@ pub struct Gate {
     start: Instant,
     /// Connections by [`Admission`], in [`Admission::ALL`] order.
     counts: [AtomicU64; 5],
+    /// Requests refused at L7 because the client a trusted proxy named is
+    /// banned or blocklisted ([`Gate::refuses`]).
+    refused_behind_proxy: AtomicU64,
 }
 
 impl Default for Gate {
@@ -152,6 +183,7 @@ impl Default for Gate {
             rate: Mutex::default(),
             start: Instant::now(),
             counts: Default::default(),
+            refused_behind_proxy: AtomicU64::new(0),
         }
     }
 }
@@ -225,6 +257,30 @@ impl Gate {
         }
     }
 
+    /// Whether a client that a trusted proxy named is banned or blocklisted
+    /// (and not allowlisted), counted when it is. The gate holds a copy of
+    /// the lists and bans whichever tier enforces them at accept time
+    /// ([`crate::enforcer::Tiers`]), so this works with XDP running too.
+    pub fn refuses(&self, ip: IpAddr) -> bool {
+        let key = self.key(ip);
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        let refused = !lists.allow_set.contains(ip)
+            && (lists
+                .bans
+                .get(&key)
+                .is_some_and(|(expiry, _)| expiry.is_none_or(|t| Instant::now() < t))
+                || lists.block_set.contains(ip));
+        if refused {
+            self.refused_behind_proxy.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+
+    /// Requests refused by [`Gate::refuses`].
+    pub fn refused_behind_proxy(&self) -> u64 {
+        self.refused_behind_proxy.load(Ordering::Relaxed)
+    }
+
     /// Connections counted by admission, for `stats`.
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
         Admission::ALL
@@ -276,13 +332,21 @@ impl Gate {
     pub fn insert(&self, list: List, cidr: Cidr, origin: u32) {
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         lists.list(list).insert(cidr, origin);
-        lists.rebuild();
+        match list {
+            List::Allow => lists.allow_set.add(cidr),
+            List::Block => lists.block_set.add(cidr),
+        }
     }
 
     pub fn remove(&self, list: List, cidr: Cidr) -> bool {
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         let removed = lists.list(list).remove(&cidr).is_some();
-        lists.rebuild();
+        if removed {
+            match list {
+                List::Allow => lists.allow_set.del(cidr),
+                List::Block => lists.block_set.del(cidr),
+            }
+        }
         removed
     }
 

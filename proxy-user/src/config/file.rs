@@ -81,6 +81,9 @@ pub struct FileHttp {
     pub response_buffer: Option<Spanned<String>>,
     pub access_log: Option<Spanned<String>>,
     pub access_log_format: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub real_ip_header: Option<Spanned<String>>,
+    pub real_ip_recursive: Option<Spanned<bool>>,
 }
 
 /// `[[listener]]`.

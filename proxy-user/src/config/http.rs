@@ -63,6 +63,9 @@ pub struct HttpSettings {
     /// `access_log = "off"`: no access lines anywhere (nginx `access_log off`).
     pub access_log_off: bool,
     pub access_log_json: bool,
+    /// Proxies trusted to name the client (`trusted_proxies` and the
+    /// `real_ip_*` keys); `None`: the peer is the client.
+    pub real_ip: Option<super::RealIp>,
 }
 
 impl Default for HttpSettings {
@@ -85,6 +88,7 @@ impl Default for HttpSettings {
             access_log: None,
             access_log_off: false,
             access_log_json: false,
+            real_ip: None,
         }
     }
 }
@@ -109,7 +113,13 @@ pub(super) fn http(
     h: Option<FileHttp>,
 ) -> Result<HttpSettings, ConfigError> {
     let mut out = HttpSettings::default();
-    let Some(h) = h else { return Ok(out) };
+    let Some(mut h) = h else { return Ok(out) };
+    out.real_ip = super::real_ip::real_ip(
+        loc,
+        h.trusted_proxies.take(),
+        h.real_ip_header.take(),
+        h.real_ip_recursive.take(),
+    )?;
     // Every timeout here is at most a day; sizes at most `units::MAX_SIZE`
     // unless a key has its own maximum (docs/configuration.md lists them).
     let dur = |v: &toml::Spanned<String>| {

@@ -92,6 +92,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
         }
     }
     daemon.restore()?;
+    if let Some(f) = daemon.filter.as_ref()
+        && let Err(e) = crate::enforcer::copy_into_gate(&f.maps, &daemon.gate)
+    {
+        warn!("the L7 copy of the kernel's lists and bans is incomplete: {e}");
+    }
     daemon.apply_upstream_runtime();
     daemon.apply_limits();
     // Only now, with every ban and list entry in its maps (after a reboot

@@ -18,6 +18,7 @@ mod error;
 pub mod headers;
 pub mod path;
 mod proxy;
+pub mod real_ip;
 pub mod route;
 pub mod static_files;
 mod switches;
@@ -219,6 +220,9 @@ pub struct ConnInfo {
     pub https: bool,
     /// This listener answers everything with a redirect to https on this port.
     pub redirect_https: Option<u16>,
+    /// The trusted proxy (or PROXY protocol sender) that named `client`;
+    /// `None`: `client` is the peer ([`real_ip`]).
+    pub via: Option<std::net::IpAddr>,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -239,6 +243,10 @@ pub struct RefusedHead {
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
+    let conn = match &state.config.http.real_ip {
+        None => conn,
+        Some(r) => real_ip::apply(r, conn, req.headers()),
+    };
     let request_id = headers::request_id(req.headers());
     // What the access log needs, kept as cheap clones (reference-counted
     // bytes): strings are only made for requests that are logged.
@@ -339,6 +347,15 @@ async fn dispatch(
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (Ok(resp), None);
+    }
+    if real_ip::refused(&state.gate, &conn) {
+        // Banned behind a trusted proxy: refused here, the proxy's own
+        // address never is (docs/kernel-tier.md, "Behind a proxy").
+        log::debug!("{} via {:?}: banned: 403", conn.client, conn.via);
+        return (
+            Err(ProxyError::downstream(StatusCode::FORBIDDEN, "banned")),
+            None,
+        );
     }
     if let Some(port) = conn.redirect_https {
         let Some(host) = host else {

@@ -350,6 +350,7 @@ async fn accept_loop(
                 .config
                 .redirect_https
                 .then_some(bound.config.redirect_https_port),
+            via: None,
         };
         let http2 = bound.config.http2;
         let Some(acceptor) = bound.tls.clone() else {

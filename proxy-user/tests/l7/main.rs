@@ -8,6 +8,7 @@ mod http2;
 mod kick;
 mod paths;
 mod proxying;
+mod real_ip;
 mod routes;
 mod support;
 mod tls;
