@@ -182,6 +182,9 @@ pub struct FileRoute {
     pub max_body: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub access_log: Option<bool>,
+    pub access: Option<Spanned<Vec<Spanned<String>>>>,
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@
 //!        (syntax, unknown keys)      (ranges, CIDRs, modes; file:line:col)
 //! ```
 
+mod access;
 mod admin;
 pub mod control;
 mod error;
@@ -26,6 +27,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use access::Access;
 pub use admin::AdminSettings;
 pub use control::ControlSettings;
 pub use error::ConfigError;

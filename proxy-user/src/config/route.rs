@@ -21,6 +21,8 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// Write an access-log line for requests on this route.
     pub access_log: bool,
+    /// `access` / `allow` / `deny`: who may use it (403 for the others).
+    pub access: super::access::Access,
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +128,7 @@ pub(super) fn route(
     r: Spanned<FileRoute>,
 ) -> Result<Route, ConfigError> {
     let span = r.span();
-    let r = r.into_inner();
+    let mut r = r.into_inner();
     let path =
         match (&r.path, &r.path_exact, &r.path_regex) {
             (None, None, None) => PathMatch::Any,
@@ -237,6 +239,7 @@ pub(super) fn route(
         Some(d) => units::duration_at_most(d.get_ref(), units::DAY)
             .map_err(|e| loc.error(d.span(), e.0))?,
     };
+    let access = super::access::access(loc, r.access.take(), r.allow.take(), r.deny.take())?;
     Ok(Route {
         matcher: Matcher {
             path,
@@ -248,6 +251,7 @@ pub(super) fn route(
         max_body,
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
+        access,
     })
 }
 

@@ -416,6 +416,19 @@ async fn dispatch(
         );
     };
     let route = &state.config.routes[index];
+    if !route.access.is_empty() && !route.access.allows(conn.client.ip()) {
+        log::debug!(
+            "{}: {path}: refused by the route's access rules",
+            conn.client
+        );
+        return (
+            Err(ProxyError::downstream(
+                StatusCode::FORBIDDEN,
+                "access rules",
+            )),
+            Some(index),
+        );
+    }
     if !route.limits.is_empty() {
         let zones: Vec<&Limiter> = route
             .limits

@@ -14,7 +14,12 @@ use tokio::net::TcpSocket;
 use crate::support::{backend, json, proxy, test_dir};
 
 /// One request from `src` with `X-Forwarded-For: xff` (if any).
-async fn get_from(src: &str, to: SocketAddr, path: &str, xff: Option<&str>) -> (StatusCode, Bytes) {
+pub async fn get_from(
+    src: &str,
+    to: SocketAddr,
+    path: &str,
+    xff: Option<&str>,
+) -> (StatusCode, Bytes) {
     let s = TcpSocket::new_v4().unwrap();
     s.bind(format!("{src}:0").parse().unwrap()).unwrap();
     let tcp = s.connect(to).await.unwrap();
