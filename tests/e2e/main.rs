@@ -5,6 +5,7 @@
 //! controls against the real daemon.
 
 mod fastapi;
+mod proxy_protocol;
 mod reload;
 mod status_page;
 mod tls_scan;

@@ -101,6 +101,7 @@ pub struct FileListener {
     pub max_connections: Option<Spanned<i64>>,
     pub tls_min_version: Option<Spanned<String>>,
     pub handshake_timeout: Option<Spanned<String>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
