@@ -186,6 +186,8 @@ pub struct FileRoute {
     pub access: Option<Spanned<Vec<Spanned<String>>>>,
     pub allow: Option<Spanned<Vec<Spanned<String>>>>,
     pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    pub auth_basic: Option<Spanned<String>>,
+    pub auth_basic_user_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@
 
 mod access;
 mod admin;
+mod basic_auth;
 pub mod control;
 mod error;
 mod escalate;

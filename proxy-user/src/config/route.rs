@@ -23,6 +23,8 @@ pub struct Route {
     pub access_log: bool,
     /// `access` / `allow` / `deny`: who may use it (403 for the others).
     pub access: super::access::Access,
+    /// `auth_basic` + `auth_basic_user_file`: 401 without a user's password.
+    pub basic_auth: Option<std::sync::Arc<crate::http::basic_auth::BasicAuth>>,
 }
 
 #[derive(Clone, Debug)]
@@ -240,6 +242,12 @@ pub(super) fn route(
             .map_err(|e| loc.error(d.span(), e.0))?,
     };
     let access = super::access::access(loc, r.access.take(), r.allow.take(), r.deny.take())?;
+    let basic_auth = super::basic_auth::basic_auth(
+        loc,
+        known.base,
+        r.auth_basic.take(),
+        r.auth_basic_user_file.take(),
+    )?;
     Ok(Route {
         matcher: Matcher {
             path,
@@ -252,6 +260,7 @@ pub(super) fn route(
         idle_timeout,
         access_log: r.access_log.unwrap_or(true),
         access,
+        basic_auth,
     })
 }
 

@@ -12,6 +12,7 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+pub mod basic_auth;
 mod body;
 pub mod budget;
 mod error;
@@ -416,19 +417,6 @@ async fn dispatch(
         );
     };
     let route = &state.config.routes[index];
-    if !route.access.is_empty() && !route.access.allows(conn.client.ip()) {
-        log::debug!(
-            "{}: {path}: refused by the route's access rules",
-            conn.client
-        );
-        return (
-            Err(ProxyError::downstream(
-                StatusCode::FORBIDDEN,
-                "access rules",
-            )),
-            Some(index),
-        );
-    }
     if !route.limits.is_empty() {
         let zones: Vec<&Limiter> = route
             .limits
@@ -453,6 +441,26 @@ async fn dispatch(
                 return (Ok(resp), Some(index));
             }
         }
+    }
+    // nginx's access phase, after limit_req's: a client refused here has
+    // spent its limit budget, so password guessing is rate-limited too.
+    if !route.access.is_empty() && !route.access.allows(conn.client.ip()) {
+        log::debug!(
+            "{}: {path}: refused by the route's access rules",
+            conn.client
+        );
+        return (
+            Err(ProxyError::downstream(
+                StatusCode::FORBIDDEN,
+                "access rules",
+            )),
+            Some(index),
+        );
+    }
+    if let Some(auth) = &route.basic_auth
+        && let Err(resp) = auth.check(req.headers()).await
+    {
+        return (Ok(resp), Some(index));
     }
     let result = match &route.action {
         Action::Respond { status, body } => Ok(text(
