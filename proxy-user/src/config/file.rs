@@ -188,6 +188,7 @@ pub struct FileRoute {
     pub deny: Option<Spanned<Vec<Spanned<String>>>>,
     pub auth_basic: Option<Spanned<String>>,
     pub auth_basic_user_file: Option<Spanned<String>>,
+    pub auth_request: Option<Spanned<super::auth_request::FileAuthRequest>>,
 }
 
 #[derive(Debug, Deserialize)]

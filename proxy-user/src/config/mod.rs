@@ -9,6 +9,7 @@
 
 mod access;
 mod admin;
+mod auth_request;
 mod basic_auth;
 pub mod control;
 mod error;
@@ -30,6 +31,7 @@ use std::{
 
 pub use access::Access;
 pub use admin::AdminSettings;
+pub use auth_request::AuthRequest;
 pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;

@@ -25,6 +25,8 @@ pub struct Route {
     pub access: super::access::Access,
     /// `auth_basic` + `auth_basic_user_file`: 401 without a user's password.
     pub basic_auth: Option<std::sync::Arc<crate::http::basic_auth::BasicAuth>>,
+    /// `auth_request`: a subrequest to an auth service decides.
+    pub auth_request: Option<super::AuthRequest>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +114,9 @@ impl PartialEq for Route {
             && self.max_body == other.max_body
             && self.idle_timeout == other.idle_timeout
             && self.access_log == other.access_log
+            && self.access == other.access
+            && self.basic_auth == other.basic_auth
+            && self.auth_request == other.auth_request
     }
 }
 
@@ -248,6 +253,8 @@ pub(super) fn route(
         r.auth_basic.take(),
         r.auth_basic_user_file.take(),
     )?;
+    let auth_request =
+        super::auth_request::auth_request(loc, known.upstreams, r.auth_request.take())?;
     Ok(Route {
         matcher: Matcher {
             path,
@@ -261,6 +268,7 @@ pub(super) fn route(
         access_log: r.access_log.unwrap_or(true),
         access,
         basic_auth,
+        auth_request,
     })
 }
 

@@ -12,6 +12,7 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+pub mod auth_request;
 pub mod basic_auth;
 mod body;
 pub mod budget;
@@ -462,6 +463,14 @@ async fn dispatch(
     {
         return (Ok(resp), Some(index));
     }
+    // What the auth service lets through, set on a proxied request.
+    let mut authorised = None;
+    if let Some(ar) = &route.auth_request {
+        match auth_request::check(state, ar, &conn, &req).await {
+            Ok(set) => authorised = Some((ar, set)),
+            Err(resp) => return (Ok(resp), Some(index)),
+        }
+    }
     let result = match &route.action {
         Action::Respond { status, body } => Ok(text(
             StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -483,6 +492,9 @@ async fn dispatch(
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {
+            if let Some((ar, set)) = authorised {
+                auth_request::apply(ar, req.headers_mut(), set);
+            }
             let Some(group) = state.group(upstream) else {
                 return (
                     Err(ProxyError::Internal(format!(

@@ -4,6 +4,7 @@
 mod access;
 mod access_log;
 mod admin;
+mod auth_request;
 mod basic_auth;
 mod bodies;
 mod http2;
