@@ -212,6 +212,34 @@ impl CidrSet {
         }
     }
 
+    /// One network more, without a rebuild: the gate keeps a copy of the
+    /// kernel's lists too, entry by entry ([`crate::enforcer::Tiers`]).
+    pub fn add(&mut self, c: Cidr) {
+        let (len, v6) = (c.prefix_len(), c.addr().is_ipv6());
+        match self
+            .by_len
+            .iter_mut()
+            .find(|(l, v, _)| *l == len && *v == v6)
+        {
+            Some((_, _, set)) => {
+                set.insert(c.addr());
+            }
+            None => self.by_len.push((len, v6, HashSet::from([c.addr()]))),
+        }
+    }
+
+    pub fn del(&mut self, c: Cidr) {
+        let (len, v6) = (c.prefix_len(), c.addr().is_ipv6());
+        if let Some((_, _, set)) = self
+            .by_len
+            .iter_mut()
+            .find(|(l, v, _)| *l == len && *v == v6)
+        {
+            set.remove(&c.addr());
+        }
+        self.by_len.retain(|(_, _, set)| !set.is_empty());
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.by_len.iter().any(|(len, v6, set)| {
             *v6 == ip.is_ipv6() && set.contains(&Cidr::masked(ip, *len).addr())

@@ -114,3 +114,125 @@ impl Enforcer for Arc<Gate> {
         Ok(Gate::sweep_bans(self))
     }
 }
+
+/// The enforcing tier as the daemon changes it: the kernel maps when the
+/// filter runs, and always the gate, which then keeps a copy of every list
+/// entry and ban (inactive at accept time, so it costs the accept path
+/// nothing). The copy is what the L7 tier reads to refuse a client that a
+/// trusted proxy names ([`Gate::refuses`]): the kernel never sees that
+/// client's packets, only the proxy's. Reads come from the enforcing tier.
+pub struct Tiers<'a> {
+    pub kernel: Option<&'a mut FilterMaps>,
+    pub gate: &'a Gate,
+}
+
+impl Enforcer for Tiers<'_> {
+    fn tier(&self) -> &'static str {
+        if self.kernel.is_some() {
+            "kernel"
+        } else {
+            "userspace"
+        }
+    }
+    fn insert(&mut self, list: List, cidr: Cidr, origin: u32) -> Result<(), FilterError> {
+        if let Some(k) = self.kernel.as_deref_mut() {
+            k.insert(list, cidr, origin)?;
+        }
+        self.gate.insert(list, cidr, origin);
+        Ok(())
+    }
+    fn remove(&mut self, list: List, cidr: Cidr) -> Result<bool, FilterError> {
+        let kernel = match self.kernel.as_deref_mut() {
+            Some(k) => Some(k.remove(list, cidr)?),
+            None => None,
+        };
+        let gate = self.gate.remove(list, cidr);
+        Ok(kernel.unwrap_or(gate))
+    }
+    fn entries(&self, list: List) -> Result<Vec<(Cidr, u32)>, FilterError> {
+        match self.kernel.as_deref() {
+            Some(k) => k.entries(list),
+            None => Ok(self.gate.entries(list)),
+        }
+    }
+    fn ban(&mut self, addr: IpAddr, ttl: Option<Duration>, origin: u32) -> Result<(), FilterError> {
+        if let Some(k) = self.kernel.as_deref_mut() {
+            k.ban(addr, ttl, origin)?;
+        }
+        self.gate.ban(addr, ttl, origin);
+        Ok(())
+    }
+    fn unban(&mut self, addr: IpAddr) -> Result<bool, FilterError> {
+        let kernel = match self.kernel.as_deref_mut() {
+            Some(k) => Some(k.unban(addr)?),
+            None => None,
+        };
+        let gate = self.gate.unban(addr);
+        Ok(kernel.unwrap_or(gate))
+    }
+    fn lift_bans(&mut self, keys: &[IpAddr]) -> Result<usize, FilterError> {
+        let kernel = match self.kernel.as_deref_mut() {
+            Some(k) => Some(k.lift_bans(keys)?),
+            None => None,
+        };
+        let gate = self.gate.lift_bans(keys);
+        Ok(kernel.unwrap_or(gate))
+    }
+    fn replace_bans(&mut self, lift: &[IpAddr], add: &[NewBan]) -> Result<Replaced, FilterError> {
+        let Some(k) = self.kernel.as_deref_mut() else {
+            let lifted = self.gate.lift_bans(lift);
+            for b in add {
+                self.gate.ban(b.addr, b.ttl, b.origin);
+            }
+            return Ok(Replaced {
+                lifted,
+                refused: Vec::new(),
+            });
+        };
+        let done = k.replace_bans(lift, add)?;
+        self.gate.lift_bans(lift);
+        for (i, b) in add.iter().enumerate() {
+            if !done.refused.iter().any(|(j, _)| *j == i) {
+                self.gate.ban(b.addr, b.ttl, b.origin);
+            }
+        }
+        Ok(done)
+    }
+    fn bans(&self) -> Result<Vec<BanEntry>, FilterError> {
+        match self.kernel.as_deref() {
+            Some(k) => k.bans(),
+            None => Ok(self.gate.bans()),
+        }
+    }
+    fn banned(&self, addr: IpAddr) -> Result<bool, FilterError> {
+        match self.kernel.as_deref() {
+            Some(k) => k.banned(addr),
+            None => Ok(self.gate.banned(addr)),
+        }
+    }
+    fn sweep_bans(&mut self) -> Result<usize, FilterError> {
+        let gate = self.gate.sweep_bans();
+        match self.kernel.as_deref_mut() {
+            Some(k) => k.sweep_bans(),
+            None => Ok(gate),
+        }
+    }
+}
+
+/// Copies what the kernel maps already hold (a filter adopted from an
+/// earlier daemon keeps its entries) into the gate, once at start; from
+/// then on [`Tiers`] keeps the copy.
+pub fn copy_into_gate(kernel: &FilterMaps, gate: &Gate) -> Result<usize, FilterError> {
+    let mut n = 0;
+    for list in [List::Allow, List::Block] {
+        for (cidr, origin) in kernel.entries(list)? {
+            gate.insert(list, cidr, origin);
+            n += 1;
+        }
+    }
+    for b in kernel.bans()? {
+        gate.ban(b.addr, b.remaining, b.origin);
+        n += 1;
+    }
+    Ok(n)
+}

@@ -111,6 +111,9 @@ pub struct Gate {
     start: Instant,
     /// Connections by [`Admission`], in [`Admission::ALL`] order.
     counts: [AtomicU64; 5],
+    /// Requests refused at L7 because the client a trusted proxy named is
+    /// banned or blocklisted ([`Gate::refuses`]).
+    refused_behind_proxy: AtomicU64,
 }
 
 impl Default for Gate {
@@ -122,6 +125,7 @@ impl Default for Gate {
             rate: Mutex::default(),
             start: Instant::now(),
             counts: Default::default(),
+            refused_behind_proxy: AtomicU64::new(0),
         }
     }
 }
@@ -195,6 +199,30 @@ impl Gate {
         }
     }
 
+    /// Whether a client that a trusted proxy named is banned or blocklisted
+    /// (and not allowlisted), counted when it is. The gate holds a copy of
+    /// the lists and bans whichever tier enforces them at accept time
+    /// ([`crate::enforcer::Tiers`]), so this works with XDP running too.
+    pub fn refuses(&self, ip: IpAddr) -> bool {
+        let key = self.key(ip);
+        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
+        let refused = !lists.allow_set.contains(ip)
+            && (lists
+                .bans
+                .get(&key)
+                .is_some_and(|(expiry, _)| expiry.is_none_or(|t| Instant::now() < t))
+                || lists.block_set.contains(ip));
+        if refused {
+            self.refused_behind_proxy.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+
+    /// Requests refused by [`Gate::refuses`].
+    pub fn refused_behind_proxy(&self) -> u64 {
+        self.refused_behind_proxy.load(Ordering::Relaxed)
+    }
+
     /// Connections counted by admission, for `stats`.
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
         Admission::ALL
@@ -243,13 +271,21 @@ impl Gate {
     pub fn insert(&self, list: List, cidr: Cidr, origin: u32) {
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         lists.list(list).insert(cidr, origin);
-        lists.rebuild();
+        match list {
+            List::Allow => lists.allow_set.add(cidr),
+            List::Block => lists.block_set.add(cidr),
+        }
     }
 
     pub fn remove(&self, list: List, cidr: Cidr) -> bool {
         let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
         let removed = lists.list(list).remove(&cidr).is_some();
-        lists.rebuild();
+        if removed {
+            match list {
+                List::Allow => lists.allow_set.del(cidr),
+                List::Block => lists.block_set.del(cidr),
+            }
+        }
         removed
     }
 

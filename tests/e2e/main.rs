@@ -8,6 +8,7 @@ mod dns_upstream;
 mod fastapi;
 mod maintenance;
 mod instances;
+mod proxy_protocol;
 mod reload;
 mod status_page;
 mod tls_scan;

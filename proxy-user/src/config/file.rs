@@ -105,6 +105,9 @@ pub struct FileHttp {
     pub response_headers: Option<Spanned<FileHeaderOps>>,
     pub hsts: Option<Spanned<String>>,
     pub security_headers: Option<bool>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub real_ip_header: Option<Spanned<String>>,
+    pub real_ip_recursive: Option<Spanned<bool>>,
 }
 
 /// `[[listener]]`.
@@ -122,6 +125,7 @@ pub struct FileListener {
     pub max_connections: Option<Spanned<i64>>,
     pub tls_min_version: Option<Spanned<String>>,
     pub handshake_timeout: Option<Spanned<String>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +214,12 @@ pub struct FileRoute {
     pub response_headers: Option<Spanned<FileHeaderOps>>,
     pub hsts: Option<Spanned<String>>,
     pub security_headers: Option<bool>,
+    pub access: Option<Spanned<Vec<Spanned<String>>>>,
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    pub auth_basic: Option<Spanned<String>>,
+    pub auth_basic_user_file: Option<Spanned<String>>,
+    pub auth_request: Option<Spanned<super::auth_request::FileAuthRequest>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -65,6 +65,9 @@ pub struct HttpSettings {
     pub access_log_off: bool,
     /// `combined`, `json` or a custom template (nginx `log_format`).
     pub access_log_format: LineFormat,
+    /// Proxies trusted to name the client (`trusted_proxies` and the
+    /// `real_ip_*` keys); `None`: the peer is the client.
+    pub real_ip: Option<super::RealIp>,
 }
 
 impl Default for HttpSettings {
@@ -87,6 +90,7 @@ impl Default for HttpSettings {
             access_log: None,
             access_log_off: false,
             access_log_format: LineFormat::Combined,
+            real_ip: None,
         }
     }
 }
@@ -111,7 +115,13 @@ pub(super) fn http(
     h: Option<FileHttp>,
 ) -> Result<HttpSettings, ConfigError> {
     let mut out = HttpSettings::default();
-    let Some(h) = h else { return Ok(out) };
+    let Some(mut h) = h else { return Ok(out) };
+    out.real_ip = super::real_ip::real_ip(
+        loc,
+        h.trusted_proxies.take(),
+        h.real_ip_header.take(),
+        h.real_ip_recursive.take(),
+    )?;
     // Every timeout here is at most a day; sizes at most `units::MAX_SIZE`
     // unless a key has its own maximum (docs/configuration.md lists them).
     let dur = |v: &toml::Spanned<String>| {

@@ -24,6 +24,10 @@ pub struct Listener {
     pub backlog: u32,
     /// Concurrent connections on this listener; more wait in the backlog.
     pub max_connections: usize,
+    /// Every connection starts with a PROXY protocol header (v1 or v2)
+    /// naming the client; one without it is closed
+    /// ([`crate::server::proxy_protocol`]).
+    pub proxy_protocol: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +149,7 @@ pub(super) fn listener(
         max_connections: l.max_connections.map_or(Ok(10_000), |m| {
             int_in(loc, &m, 1, 10_000_000, "max_connections")
         })? as usize,
+        proxy_protocol: l.proxy_protocol.unwrap_or(false),
     })
 }
 
@@ -218,6 +223,7 @@ mod tests {
             redirect_https_port: redirect_port,
             backlog: 1024,
             max_connections: 10,
+            proxy_protocol: false,
         }
     }
 

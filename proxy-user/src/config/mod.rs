@@ -7,8 +7,11 @@
 //!        (syntax, unknown keys)      (ranges, CIDRs, modes; file:line:col)
 //! ```
 
+mod access;
 mod admin;
 pub mod compress;
+mod auth_request;
+mod basic_auth;
 pub mod control;
 mod error;
 pub mod error_page;
@@ -22,6 +25,7 @@ mod limit;
 mod listener;
 mod log;
 mod rewrite;
+mod real_ip;
 mod route;
 mod syn_cookies;
 mod template;
@@ -33,7 +37,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use access::Access;
 pub use admin::AdminSettings;
+pub use auth_request::AuthRequest;
 pub use control::ControlSettings;
 pub use error::ConfigError;
 use error::Locator;
@@ -45,6 +51,7 @@ pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;
+pub use real_ip::{RealIp, RealIpHeader, unmapped as real_ip_unmapped};
 pub use route::{Action, Matcher, PathMatch, Route};
 pub use syn_cookies::{SynCookieMode, SynCookies};
 use toml::Spanned;

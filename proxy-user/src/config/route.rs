@@ -26,6 +26,12 @@ pub struct Route {
     pub rewrite: Option<crate::http::rewrite::Rewrite>,
     /// Header rules (`[http]`'s then the route's); `None` when there are none.
     pub headers: Option<std::sync::Arc<crate::http::header_rules::HeaderRules>>,
+    /// `access` / `allow` / `deny`: who may use it (403 for the others).
+    pub access: super::access::Access,
+    /// `auth_basic` + `auth_basic_user_file`: 401 without a user's password.
+    pub basic_auth: Option<std::sync::Arc<crate::http::basic_auth::BasicAuth>>,
+    /// `auth_request`: a subrequest to an auth service decides.
+    pub auth_request: Option<super::AuthRequest>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +123,9 @@ impl PartialEq for Route {
             && self.access_log == other.access_log
             && self.headers == other.headers
             && self.rewrite == other.rewrite
+            && self.access == other.access
+            && self.basic_auth == other.basic_auth
+            && self.auth_request == other.auth_request
     }
 }
 
@@ -252,6 +261,15 @@ pub(super) fn route(
         Some(d) => units::duration_at_most(d.get_ref(), units::DAY)
             .map_err(|e| loc.error(d.span(), e.0))?,
     };
+    let access = super::access::access(loc, r.access.take(), r.allow.take(), r.deny.take())?;
+    let basic_auth = super::basic_auth::basic_auth(
+        loc,
+        known.base,
+        r.auth_basic.take(),
+        r.auth_basic_user_file.take(),
+    )?;
+    let auth_request =
+        super::auth_request::auth_request(loc, known.upstreams, r.auth_request.take())?;
     Ok(Route {
         matcher: Matcher {
             path,
@@ -265,6 +283,9 @@ pub(super) fn route(
         access_log: r.access_log.unwrap_or(true),
         headers,
         rewrite,
+        access,
+        basic_auth,
+        auth_request,
     })
 }
 

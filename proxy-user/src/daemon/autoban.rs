@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::{Daemon, autobans::AutoBans};
 use crate::{
     cidr::Cidr,
+    enforcer::Enforcer as _,
     escalate::AutoBan,
     filter::{List, NewBan},
     later::unix_later,
@@ -71,6 +72,23 @@ impl Daemon {
                 info!(
                     "{}: {}; not banned: the allowlist covers it",
                     source::prefix(addr, prefix),
+                    ban.reason()
+                );
+                continue;
+            }
+            // The kernel tier never bans a trusted proxy: that would refuse
+            // every client behind it. Its clients are keyed by their own
+            // address (`trusted_proxies`) and refused at L7.
+            if self
+                .config
+                .http
+                .real_ip
+                .as_ref()
+                .is_some_and(|r| r.trusts(addr))
+            {
+                info!(
+                    "{addr}: {}; not banned: a trusted proxy (the clients behind it are \
+                     refused at L7 by their own address)",
                     ban.reason()
                 );
                 continue;

@@ -87,6 +87,14 @@ impl Daemon {
             "block": block,
             "ban": ban,
             "source": null,
+            // Never banned in the kernel tier; its clients are refused at
+            // L7 by their own addresses (docs/kernel-tier.md).
+            "trusted_proxy": self
+                .config
+                .http
+                .real_ip
+                .as_ref()
+                .is_some_and(|r| r.trusts(addr)),
         });
         if let Some(f) = self.reconciler.filter() {
             let cfg = f.maps.config()?;

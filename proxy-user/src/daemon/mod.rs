@@ -164,6 +164,13 @@ impl Daemon {
         // Bans pinned under another ipv6_prefix keyed again, the state
         // file's entries back, escalation's bans counted.
         daemon.restore()?;
+        // The gate keeps a copy of what the kernel enforces, for clients a
+        // trusted proxy names (checked at L7): entries adopted with the pins too.
+        if let Some(f) = daemon.reconciler.filter()
+            && let Err(e) = crate::enforcer::copy_into_gate(&f.maps, &services.gate)
+        {
+            warn!("the L7 copy of the kernel's lists and bans is incomplete: {e}");
+        }
         // Only now, with every ban and list entry in its maps (after a
         // reboot they come from the state file), does the filter see a packet.
         if io.tier != Tier::Unattached {

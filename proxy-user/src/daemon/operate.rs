@@ -94,7 +94,9 @@ impl Daemon {
     }
 
     /// Where lists and bans are enforced: the kernel maps, or the gate.
-    pub fn enforcer(&mut self) -> &mut dyn Enforcer {
+    /// Changes go to the gate too when the kernel enforces: its copy is
+    /// what the L7 tier checks for clients behind trusted proxies.
+    pub fn enforcer(&mut self) -> crate::enforcer::Tiers<'_> {
         self.reconciler.enforcer()
     }
 
@@ -128,6 +130,20 @@ impl Daemon {
                 .and_then(|f| f.allow.iter().find(|a| a.contains(cidr.addr())))
         {
             warn!("{cidr} is inside the allowlisted {allowed}: the allowlist wins");
+        }
+        if list == ListName::Block
+            && let Some(proxy) = self.config.http.real_ip.as_ref().and_then(|r| {
+                r.trusted
+                    .iter()
+                    .find(|t| t.contains(cidr.addr()) || cidr.contains(t.addr()))
+            })
+        {
+            bail!(
+                "{cidr} covers the trusted proxy {proxy}: the kernel tier never bans a trusted \
+                 proxy (every client behind it would be refused); block the client's own \
+                 address, which the L7 tier refuses behind the proxy, or remove {proxy} from \
+                 trusted_proxies first"
+            );
         }
         let entry = Entry {
             list,
@@ -173,7 +189,7 @@ impl Daemon {
             // The operator's now: never evicted to make room for escalation.
             self.autobans.remove(cidr.addr());
         }
-        let e = self.enforcer();
+        let mut e = self.enforcer();
         if list == ListName::Block && cidr.is_host() {
             e.ban(cidr.addr(), ttl, ORIGIN_CLI)?;
             self.bans.banned(cidr.addr(), ttl, Instant::now());
@@ -227,7 +243,7 @@ impl Daemon {
         if let Some(ban) = ban {
             self.autobans.remove(ban.addr());
         }
-        let e = self.enforcer();
+        let mut e = self.enforcer();
         let mut removed = false;
         if let Some(ban) = ban {
             removed |= e.unban(ban.addr())?;

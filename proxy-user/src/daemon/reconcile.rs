@@ -126,10 +126,12 @@ impl Reconciler {
 
     /// Where runtime list entries and bans are written: the kernel maps,
     /// or the gate.
-    pub fn enforcer(&mut self) -> &mut dyn Enforcer {
-        match self.filter.as_mut() {
-            Some(f) => &mut f.maps,
-            None => &mut self.gate,
+    /// Changes go to the gate too when the kernel enforces: its copy is
+    /// what the L7 tier checks for clients behind trusted proxies.
+    pub fn enforcer(&mut self) -> crate::enforcer::Tiers<'_> {
+        crate::enforcer::Tiers {
+            kernel: self.filter.as_mut().map(|f| &mut f.maps),
+            gate: &self.gate,
         }
     }
 

@@ -33,6 +33,7 @@ use proxy_common::list::ORIGIN_ESCALATION;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
+    enforcer::Enforcer as _,
     filter::{BanEntry, List, NewBan, origin_name},
     later::unix_later,
     runtime::{Entry, ListName, unix_now},
@@ -292,8 +293,7 @@ mod tests {
         let summary = d.reload_file().unwrap();
         assert_eq!(gate.admit(ip("fd72:a:1:ffff::9")), Admission::Banned);
         assert!(summary.contains("ipv6_prefix /64 -> /48"), "{summary}");
-        let mut bans: Vec<(String, Option<Duration>, u32)> = gate
-            .bans()
+        let mut bans: Vec<(String, Option<Duration>, u32)> = crate::gate::Gate::bans(&gate)
             .iter()
             .map(|b| (b.addr.to_string(), b.remaining, b.origin))
             .collect();
@@ -335,7 +335,11 @@ mod tests {
         let summary = d.reload_file().unwrap();
         assert_eq!(gate.admit(ip("fd72:a:1:ffff::9")), Admission::Blocklisted);
         assert!(summary.contains("kept as blocklist ranges"), "{summary}");
-        assert!(gate.bans().is_empty(), "{:?}", gate.bans());
+        assert!(
+            crate::gate::Gate::bans(&gate).is_empty(),
+            "{:?}",
+            crate::gate::Gate::bans(&gate)
+        );
         assert_eq!(gate.admit(ip("fd72:b:0:7::1")), Admission::Blocklisted);
         assert_eq!(gate.admit(ip("fd72:c::1")), Admission::Pass);
         assert_eq!(d.autobans.len(), 0);

@@ -30,6 +30,7 @@ use proxy_common::list::{ORIGIN_CLI, ORIGIN_ESCALATION};
 use super::{Daemon, expiry::BanIndex, operate::list_of};
 use crate::{
     cidr::Cidr,
+    enforcer::Enforcer as _,
     filter::NewBan,
     runtime::{Entry, ListName, unix_now},
     source,

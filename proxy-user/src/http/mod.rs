@@ -12,6 +12,8 @@
 //! builds a new one off to the side and swaps it in, and every request uses
 //! the snapshot that was current when it arrived.
 
+pub mod auth_request;
+pub mod basic_auth;
 mod body;
 pub mod budget;
 mod compress;
@@ -22,6 +24,7 @@ pub mod headers;
 pub mod path;
 mod proxy;
 pub mod rewrite;
+pub mod real_ip;
 pub mod route;
 mod services;
 mod state;
@@ -70,6 +73,9 @@ pub struct ConnInfo {
     pub redirect_https: Option<u16>,
     /// The port the connection came in on (`$server_port`).
     pub server_port: u16,
+    /// The trusted proxy (or PROXY protocol sender) that named `client`;
+    /// `None`: `client` is the peer ([`real_ip`]).
+    pub via: Option<std::net::IpAddr>,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -90,6 +96,10 @@ pub struct RefusedHead {
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
+    let conn = match &state.config.http.real_ip {
+        None => conn,
+        Some(r) => real_ip::apply(r, conn, req.headers()),
+    };
     let request_id = headers::request_id(req.headers());
     // What the access log needs, kept as cheap clones (reference-counted
     // bytes): strings are only made for requests that are logged.
@@ -219,6 +229,15 @@ async fn dispatch(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (Ok(resp), None);
     }
+    if real_ip::refused(&state.services.gate, &conn) {
+        // Banned behind a trusted proxy: refused here, the proxy's own
+        // address never is (docs/kernel-tier.md, "Behind a proxy").
+        log::debug!("{} via {:?}: banned: 403", conn.client, conn.via);
+        return (
+            Err(ProxyError::downstream(StatusCode::FORBIDDEN, "banned")),
+            None,
+        );
+    }
     if let Some(port) = conn.redirect_https {
         let Some(host) = host else {
             return (
@@ -320,6 +339,35 @@ async fn dispatch(
             Err(e) => return (Err(e), Some(index)),
         }
     }
+    // nginx's access phase, after limit_req's: a client refused here has
+    // spent its limit budget, so password guessing is rate-limited too.
+    if !route.access.is_empty() && !route.access.allows(conn.client.ip()) {
+        log::debug!(
+            "{}: {}: refused by the route's access rules",
+            conn.client,
+            req.uri().path()
+        );
+        return (
+            Err(ProxyError::downstream(
+                StatusCode::FORBIDDEN,
+                "access rules",
+            )),
+            Some(index),
+        );
+    }
+    if let Some(auth) = &route.basic_auth
+        && let Err(resp) = auth.check(req.headers()).await
+    {
+        return (Ok(resp), Some(index));
+    }
+    // What the auth service lets through, set on a proxied request.
+    let mut authorised = None;
+    if let Some(ar) = &route.auth_request {
+        match auth_request::check(state, ar, &conn, &req).await {
+            Ok(set) => authorised = Some((ar, set)),
+            Err(resp) => return (Ok(resp), Some(index)),
+        }
+    }
     let result = match &route.action {
         Action::Respond { status, body } => {
             let body = match body.literal() {
@@ -357,6 +405,9 @@ async fn dispatch(
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {
+            if let Some((ar, set)) = authorised {
+                auth_request::apply(ar, req.headers_mut(), set);
+            }
             let Some(group) = state.group(upstream) else {
                 return (
                     Err(ProxyError::Internal(format!(

@@ -244,6 +244,16 @@ fn gate(t: &mut Text, state: &State) {
             n,
         );
     }
+    t.family(
+        "rampart_real_ip_refused_total",
+        "counter",
+        "requests refused with 403 because the client a trusted proxy named is banned or blocklisted",
+    );
+    t.sample(
+        "rampart_real_ip_refused_total",
+        &[],
+        state.services.gate.refused_behind_proxy(),
+    );
 }
 
 fn autobans(t: &mut Text, state: &State) {

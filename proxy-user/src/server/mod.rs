@@ -21,6 +21,7 @@ mod lot;
 mod lowat;
 mod park;
 mod preface;
+pub mod proxy_protocol;
 mod quiet;
 mod stall;
 
@@ -348,6 +349,7 @@ async fn accept_loop(
                 .redirect_https
                 .then_some(bound.config.redirect_https_port),
             server_port,
+            via: None,
         };
         let http2 = bound.config.http2;
         let Some(acceptor) = bound.tls.clone() else {
@@ -368,6 +370,11 @@ async fn accept_loop(
                 _permit: permit,
                 _open: open,
             };
+            if bound.config.proxy_protocol {
+                let (lot, draining) = (lot.clone(), draining.clone());
+                tokio::spawn(proxy_protocol::then_plain(stream, conn, lot, draining));
+                continue;
+            }
             if let Some(ready) = lot.arrive(stream, conn) {
                 tokio::spawn(serve_plain(ready, lot.clone(), draining.clone()));
             }
@@ -392,9 +399,21 @@ async fn accept_loop(
         let draining = draining.clone();
         // Each phase's future is boxed, so the task keeps only a pointer to
         // the phase it is in.
+        let proxy_header = bound
+            .config
+            .proxy_protocol
+            .then_some(snapshot.config.http.header_timeout);
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
+            let (mut stream, mut info) = (stream, info);
+            if let Some(limit) = proxy_header {
+                // The PROXY header comes before the ClientHello.
+                match proxy_protocol::accepted(&mut stream, info, limit).await {
+                    Some(named) => info = named,
+                    None => return,
+                }
+            }
             // Biased: the connection's work first, and no random pick per poll.
             tokio::select! {
                 biased;

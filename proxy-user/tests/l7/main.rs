@@ -3,8 +3,11 @@
 //! privilege is needed), its control verbs, reloads and escalation, with
 //! backends in the same process, all on 127.0.0.1:0.
 
+mod access;
 mod access_log;
 mod admin;
+mod auth_request;
+mod basic_auth;
 mod bodies;
 mod control;
 mod escalation;
@@ -18,6 +21,7 @@ mod paths;
 mod proxying;
 mod reload;
 mod rewrites;
+mod real_ip;
 mod routes;
 mod support;
 mod templates;
