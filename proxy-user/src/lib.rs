@@ -43,6 +43,7 @@ pub mod escalate;
 pub mod filter;
 pub mod gate;
 pub mod http;
+pub mod import;
 pub mod later;
 pub mod limit;
 pub mod logging;
