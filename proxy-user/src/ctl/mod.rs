@@ -3,6 +3,7 @@
 //! or, with `-j`, JSON.
 
 mod config;
+mod import;
 mod ip;
 mod limit;
 mod lists;
@@ -46,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 config::check(&out, &config_path(&cli, file.as_deref()))
             }
             Some(ConfigVerb::Show) => config::show(&out, &load_config(&cli)?),
+            Some(ConfigVerb::Import { from }) => import::run(&out, from),
         },
         Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), &socket(&cli)?, *watch),
         Object::Map { verb } => match verb {

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 pub use tree::{Directive, Parsed, parse_file, parse_text};
 
-/// A file that is not valid nginx syntax: `file:line: message`.
+/// A file that is not valid nginx syntax: `file:line: message` (`file:
+/// message` when the file itself cannot be read, `line` 0).
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}: {message}", file.display())]
+#[error("{}{}: {message}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct ParseError {
     pub file: PathBuf,
     pub line: usize,
