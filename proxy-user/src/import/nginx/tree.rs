@@ -59,7 +59,7 @@ struct Parser {
 
 /// Reads `path` and every file it includes.
 pub fn parse_file(path: &Path) -> Result<Parsed, ParseError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ParseError {
+    let text = read_config(path).map_err(|e| ParseError {
         file: path.to_path_buf(),
         line: 0,
         message: format!("cannot read: {e}"),
@@ -204,7 +204,7 @@ impl Parser {
         }
         let mut out = Vec::new();
         for f in files {
-            match std::fs::read_to_string(&f) {
+            match read_config(&f) {
                 Ok(text) => out.extend(self.file(&text, Rc::from(f.as_path()), depth + 1)?),
                 Err(e) => self.unread.push((
                     from.clone(),
@@ -218,6 +218,25 @@ impl Parser {
         }
         Ok(out)
     }
+}
+
+/// Largest file an include may bring in: nginx files are kilobytes.
+const MAX_FILE: u64 = 16 << 20;
+
+/// A regular file's text (never a device, a FIFO or a directory, which
+/// `include /dev/zero` or a glob over /dev would otherwise read forever).
+fn read_config(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    std::fs::read_to_string(path)
 }
 
 #[cfg(test)]
@@ -279,6 +298,13 @@ mod tests {
         assert_eq!(servers[1].children()[0].args, ["81"]);
         assert_eq!(p.unread.len(), 1, "{:?}", p.unread);
         assert_eq!(p.unread[0].1, 3);
+        let dev = parse("include /dev/zero;\ninclude /dev/nul[l];\n").unwrap();
+        assert_eq!(
+            dev.unread.len(),
+            2,
+            "devices are never read: {:?}",
+            dev.unread
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

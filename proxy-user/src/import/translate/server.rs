@@ -19,6 +19,10 @@ pub(super) struct Bind {
     pub min13: bool,
     /// `Some(port)` when this address only redirects to HTTPS.
     pub redirect: Option<Option<u16>>,
+    /// The `return`s that asked for the redirect: (directive id, file:line).
+    pub redirect_by: Vec<(usize, String)>,
+    /// Whether a server with content (not only a redirect) listens here.
+    pub content: bool,
     pub backlog: Option<u32>,
     pub from: Vec<String>,
 }
@@ -75,6 +79,9 @@ impl<'a> Translator<'a> {
             }
             self.tls(&inner, srv, &binds);
             self.server_http_keys(srv.children());
+            for b in self.binds.iter_mut().filter(|b| binds.contains(&b.bind)) {
+                b.content = true;
+            }
             content.push((srv, names, binds, default));
         }
         let many = content.len() > 1;
@@ -114,6 +121,13 @@ impl<'a> Translator<'a> {
                             ),
                         );
                     }
+                }
+                if exact.is_empty() && !std::ptr::eq(*srv, content[default].0) {
+                    self.note(
+                        srv,
+                        Kind::Unsupported,
+                        "a server without an exact server_name that is not the default: rampart cannot route to it by listener, so its locations are left out",
+                    );
                 }
                 exact.into_iter().map(Some).collect()
             } else {
@@ -267,7 +281,26 @@ impl<'a> Translator<'a> {
         for d in kids.iter().filter(|d| d.name == "root") {
             self.note(d, Kind::NotNeeded, "a redirect-only server serves no files");
         }
-        self.take(ret_d);
+        let host = url
+            .trim_start_matches("https://")
+            .trim_end_matches("$request_uri")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        if !matches!(host, "$host" | "$http_host") {
+            let named = if host.starts_with("$server_name") {
+                names.first().map_or("", String::as_str)
+            } else {
+                host
+            };
+            self.note(
+                ret_d,
+                Kind::Unsupported,
+                format!("redirect_https keeps the host the client asked for, where nginx names `{named}`: clients that used another name (an address, localhost) are not sent to it"),
+            );
+        } else {
+            self.take(ret_d);
+        }
         if let Some(r) = extra_404 {
             for i in &via_if {
                 self.take(i);
@@ -280,6 +313,7 @@ impl<'a> Translator<'a> {
         for bind in binds {
             if let Some(b) = self.binds.iter_mut().find(|b| &b.bind == bind) {
                 b.redirect = Some(port);
+                b.redirect_by.push((ret_d.id, ret_d.at()));
                 b.from.push(ret_d.at());
             }
         }
@@ -349,6 +383,21 @@ impl<'a> Translator<'a> {
     }
 
     fn write_listeners(&mut self) {
+        for b in self
+            .binds
+            .iter_mut()
+            .filter(|b| b.redirect.is_some() && b.content)
+        {
+            b.redirect = None;
+            for (id, at) in &b.redirect_by {
+                self.notes.entry(*id).or_default().push(crate::import::report::Report {
+                    at: at.clone(),
+                    directive: "return".into(),
+                    kind: Kind::Unsupported,
+                    message: format!("{} also serves other servers: redirect_https would redirect their requests too, so it is not set", b.bind),
+                });
+            }
+        }
         for b in &self.binds {
             let mut t = Table::new("[[listener]]", format!("listen {}", b.bind));
             t.from = b.from.clone();

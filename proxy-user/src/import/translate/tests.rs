@@ -203,3 +203,34 @@ fn every_directive_is_accounted_for() {
         );
     }
 }
+
+#[test]
+fn a_shared_address_is_not_turned_into_a_redirect() {
+    let i = import(
+        "server { listen 80; server_name a.test; return 301 https://$host$request_uri; }\n\
+         server { listen 80; server_name b.test; location / { return 200 b; } }\n\
+         server { listen 80; location / { return 200 other; } }\n",
+    );
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let l = v["listener"].as_array().unwrap();
+    assert_eq!(l.len(), 1);
+    assert!(
+        l[0].get("redirect_https").is_none(),
+        "b.test would be redirected too"
+    );
+    let un = reports(&i, Kind::Unsupported);
+    assert!(
+        un.iter()
+            .any(|l| l
+                .starts_with("/site/nginx.conf:1: unsupported: return: 0.0.0.0:80 also serves")),
+        "{un:#?}"
+    );
+    assert!(
+        un.iter().any(|l| l.starts_with(
+            "/site/nginx.conf:3: unsupported: server: a server without an exact server_name"
+        )),
+        "{un:#?}"
+    );
+    let r = routes(&i);
+    assert_eq!(r[0]["host"].as_str(), Some("b.test"));
+}
