@@ -5,6 +5,7 @@
 //! controls against the real daemon.
 
 mod fastapi;
+mod fastapi_nginx;
 mod reload;
 mod status_page;
 mod tls_scan;
