@@ -248,3 +248,23 @@ pub fn support(name: &str) -> Support {
         _ => Unsupported("unknown directive"),
     }
 }
+
+/// Why a directive the translator knows was left where it stood.
+pub fn unused(name: &str) -> &'static str {
+    match name {
+        "add_header" => {
+            "response headers other than one Cache-Control on a static route: no rampart key yet"
+        }
+        "expires" => "Expires on responses that are not static files: no rampart key yet",
+        "proxy_set_header"
+        | "proxy_connect_timeout"
+        | "proxy_read_timeout"
+        | "proxy_send_timeout" => "only applies to a location that proxies",
+        "root" | "index" | "try_files" => "only applies to a location that serves files",
+        "limit_req" | "limit_req_status" => {
+            "only applies to a location that proxies or serves files"
+        }
+        "access_log" => "an access log of its own for one server or location: rampart writes one",
+        _ => "not translated in this context",
+    }
+}

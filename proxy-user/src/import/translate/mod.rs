@@ -352,10 +352,9 @@ impl<'a> Translator<'a> {
                 let (kind, message) = match directives::support(&d.name) {
                     Support::NotNeeded(why) => (Kind::NotNeeded, why.to_string()),
                     Support::Unsupported(why) => (Kind::Unsupported, why.to_string()),
-                    Support::Translated => (
-                        Kind::Unsupported,
-                        "not translated in this context".to_string(),
-                    ),
+                    Support::Translated => {
+                        (Kind::Unsupported, directives::unused(&d.name).to_string())
+                    }
                 };
                 let message = match (&d.block, whole) {
                     (Some(b), true) if !b.is_empty() => {

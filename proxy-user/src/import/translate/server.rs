@@ -277,6 +277,12 @@ impl<'a> Translator<'a> {
         }
         for l in others {
             self.note(l, Kind::Unsupported, "redirect_https answers every request on this listener, ACME challenges included: serve them from the TLS listener instead (a static route with serve_well_known = true)");
+            for d in l.children() {
+                self.unsupported(
+                    d,
+                    "part of the location above, which the redirect answers instead",
+                );
+            }
         }
         for d in kids.iter().filter(|d| d.name == "root") {
             self.note(d, Kind::NotNeeded, "a redirect-only server serves no files");
