@@ -165,12 +165,11 @@ fn passes_config_check(dir: &Path, text: &str) {
     std::fs::write(scratch.join("k.pem"), cert.signing_key.serialize_pem()).unwrap();
     let mut value: toml::Table = toml::from_str(text).unwrap();
     let s = |p: PathBuf| toml::Value::String(p.display().to_string());
-    if let Some(http) = value.get_mut("http").and_then(|v| v.as_table_mut()) {
-        if http.get("access_log").and_then(|v| v.as_str()) != Some("off")
-            && http.contains_key("access_log")
-        {
-            http.insert("access_log".into(), s(scratch.join("access.log")));
-        }
+    if let Some(http) = value.get_mut("http").and_then(|v| v.as_table_mut())
+        && http.get("access_log").and_then(|v| v.as_str()) != Some("off")
+        && http.contains_key("access_log")
+    {
+        http.insert("access_log".into(), s(scratch.join("access.log")));
     }
     for r in value
         .get_mut("route")
