@@ -215,3 +215,79 @@ fn passes_config_check(dir: &Path, text: &str) {
     }
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// The fuzz target's oracle (fuzz/fuzz_targets/nginx_import.rs) on a few
+/// thousand deterministic mutations of the corpus, so plain `cargo test`
+/// checks it too: never a panic; a `file:line` error with a line of the
+/// text, or TOML with rampart's sections and `file:line` reports, which
+/// rampart's validation accepts.
+#[test]
+fn mutated_configs_give_toml_or_file_line_errors() {
+    const FILE: &str = "/nonexistent-import-dir/nginx.conf";
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for dir in [
+        "corpus/certbot",
+        "corpus/static_site",
+        "corpus/django",
+        "corpus/api_gateway",
+        "seed",
+    ] {
+        seeds.push(std::fs::read(corpus().join(dir).join("nginx.conf")).unwrap());
+    }
+    let alphabet = b"{};'\"\\$#\n ~*=^/@()";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut errors, mut translated) = (0, 0);
+    for round in 0..2000 {
+        let mut text = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % (text.len() + 1);
+            match next() % 3 {
+                0 => text.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                1 if at < text.len() => {
+                    text.remove(at);
+                }
+                _ => {
+                    let len = ((next() % 40) as usize).min(text.len() - at.min(text.len()));
+                    text.drain(at.min(text.len())..at.min(text.len()) + len);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        let lines = text.split('\n').count();
+        match import::nginx_text(&text, Path::new(FILE)) {
+            Err(e) => {
+                errors += 1;
+                assert!(e.line >= 1 && e.line <= lines, "{e}");
+                assert!(
+                    e.to_string().starts_with(&format!("{FILE}:{}: ", e.line)),
+                    "{e}"
+                );
+            }
+            Ok(i) => {
+                translated += 1;
+                // And rampart accepts what was written.
+                passes_config_check(Path::new(&format!("/mutation/{round}")), &i.toml);
+                let t: toml::Table =
+                    toml::from_str(&i.toml).unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+                assert!(t.keys().all(|k| {
+                    ["http", "listener", "upstream", "limit", "route"].contains(&k.as_str())
+                }));
+                for r in &i.reports {
+                    let (file, line) = r.at.rsplit_once(':').unwrap();
+                    let line: usize = line.parse().unwrap();
+                    assert!(line >= 1 && (file != FILE || line <= lines), "{r}");
+                }
+            }
+        }
+    }
+    assert!(
+        errors > 100 && translated > 100,
+        "{errors} errors, {translated} translated"
+    );
+}

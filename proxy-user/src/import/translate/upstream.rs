@@ -193,11 +193,32 @@ impl<'a> Translator<'a> {
                     let mut skip = false;
                     for o in &d.args[1..] {
                         if let Some(w) = o.strip_prefix("weight=") {
-                            weight = w.parse().unwrap_or(1);
+                            match w.parse::<u32>() {
+                                Ok(n) if (1..=1000).contains(&n) => weight = n,
+                                _ => self.note(
+                                    d,
+                                    Kind::Unsupported,
+                                    format!("weight={w}: expected 1 to 1000"),
+                                ),
+                            }
                         } else if let Some(v) = o.strip_prefix("max_fails=") {
-                            mf = v.to_string();
+                            match v.parse::<u32>() {
+                                Ok(n) if n <= 1000 => mf = n.to_string(),
+                                _ => self.note(
+                                    d,
+                                    Kind::Unsupported,
+                                    format!("max_fails={v}: expected 0 to 1000"),
+                                ),
+                            }
                         } else if let Some(v) = o.strip_prefix("fail_timeout=") {
-                            ft = units::millis(v).map_or_else(|| v.to_string(), units::duration);
+                            match units::millis(v) {
+                                Some(ms) if ms <= 86_400_000 => ft = units::duration(ms),
+                                _ => self.note(
+                                    d,
+                                    Kind::Unsupported,
+                                    format!("fail_timeout={v}: expected a time up to 1d"),
+                                ),
+                            }
                         } else if o == "down" {
                             skip = true;
                         } else if o == "backup" {
@@ -279,20 +300,33 @@ impl<'a> Translator<'a> {
     /// `limit_req zone=NAME [burst=N] [nodelay|delay=N]` as a `[limit.*]`
     /// zone (one per distinct set of options, as rampart keeps them there).
     pub(super) fn limit(&mut self, d: &'a Directive, chain: &Chain<'a>) -> Option<String> {
-        let zone = d
+        let Some(zone) = d
             .args
             .iter()
-            .find_map(|a| a.strip_prefix("zone="))?
-            .to_string();
+            .find_map(|a| a.strip_prefix("zone="))
+            .map(str::to_string)
+        else {
+            self.unsupported(
+                d,
+                "expected `limit_req zone=NAME [burst=N] [nodelay|delay=N]`",
+            );
+            return None;
+        };
         let Some(z) = self.zones.get(&zone).copied() else {
             self.unsupported(d, format!("no limit_req_zone named `{zone}`"));
             return None;
         };
-        let rate = z
+        let Some(rate) = z
             .args
             .iter()
-            .find_map(|a| a.strip_prefix("rate="))?
-            .to_string();
+            .find_map(|a| a.strip_prefix("rate="))
+            .filter(|r| valid_rate(r))
+            .map(str::to_string)
+        else {
+            self.unsupported(d, format!("zone `{zone}` has no rate rampart reads"));
+            self.unsupported(z, "expected rate=Nr/s or rate=Nr/m (N from 1 to 1000000)");
+            return None;
+        };
         let key = z.args.first().map(String::as_str).unwrap_or("");
         if key != "$binary_remote_addr" && key != "$remote_addr" {
             self.note(
@@ -308,21 +342,38 @@ impl<'a> Translator<'a> {
         let mut delay = 0u64;
         for a in &d.args {
             if let Some(b) = a.strip_prefix("burst=") {
-                burst = b.parse().unwrap_or(0);
+                match b.parse::<u64>() {
+                    Ok(n) if n <= 1_000_000 => burst = n,
+                    _ => self.note(
+                        d,
+                        Kind::Unsupported,
+                        format!("burst={b}: expected 0 to 1000000"),
+                    ),
+                }
             } else if a == "nodelay" {
                 nodelay = true;
             } else if let Some(v) = a.strip_prefix("delay=") {
-                delay = v.parse().unwrap_or(0);
+                match v.parse::<u64>() {
+                    Ok(n) if n <= 1_000_000 => delay = n,
+                    _ => self.note(
+                        d,
+                        Kind::Unsupported,
+                        format!("delay={v}: expected 0 to 1000000"),
+                    ),
+                }
             }
         }
         let status = match find(chain, "limit_req_status") {
-            Some(s) => {
-                self.take(s);
-                s.args
-                    .first()
-                    .and_then(|v| v.parse::<u16>().ok())
-                    .unwrap_or(503)
-            }
+            Some(s) => match s.args.first().and_then(|v| v.parse::<u16>().ok()) {
+                Some(code) if (400..=599).contains(&code) => {
+                    self.take(s);
+                    code
+                }
+                _ => {
+                    self.unsupported(s, "expected a status from 400 to 599; 503 is used");
+                    503
+                }
+            },
             // nginx answers 503 by default, rampart 429.
             None => 503,
         };
@@ -342,7 +393,8 @@ impl<'a> Translator<'a> {
         if burst > 0 {
             t.set("burst", burst.to_string());
         }
-        if nodelay {
+        // delay= at or past the burst serves the whole burst at once.
+        if nodelay || (delay > 0 && delay >= burst) {
             t.set("nodelay", "true".into());
         } else if delay > 0 {
             t.set("delay", delay.to_string());
@@ -411,6 +463,14 @@ impl<'a> Translator<'a> {
             }
         }
     }
+}
+
+/// `Nr/s` or `Nr/m` with N from 1 to 1,000,000, as rampart reads rates.
+fn valid_rate(r: &str) -> bool {
+    r.strip_suffix("r/s")
+        .or_else(|| r.strip_suffix("r/m"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| (1..=1_000_000).contains(&n))
 }
 
 fn key_of(zone: &str) -> String {
