@@ -46,7 +46,7 @@ impl Table {
     }
 
     fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# {}", self.what);
+        let _ = writeln!(out, "# {}", comment(&self.what));
         if !self.from.is_empty() {
             let mut from = self.from.clone();
             // File order: by file, then by line number.
@@ -54,7 +54,7 @@ impl Table {
                 let (file, line) = at.rsplit_once(':').unwrap_or((at, "0"));
                 (file.to_string(), line.parse::<usize>().unwrap_or(0))
             });
-            let _ = writeln!(out, "# from {}", from.join(", "));
+            let _ = writeln!(out, "# from {}", comment(&from.join(", ")));
         }
         let _ = writeln!(out, "{}", self.header);
         for (k, v) in &self.keys {
@@ -64,6 +64,20 @@ impl Table {
     }
 }
 
+/// Text fit for a TOML comment: control characters (a newline from a
+/// quoted nginx argument, DEL) are shown escaped, as TOML forbids them.
+pub fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A TOML string literal.
 pub fn s(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
@@ -71,6 +85,7 @@ pub fn s(text: &str) -> String {
 
 /// The whole file, in the order rampart's documentation lists sections.
 pub fn render(source: &str, tables: &[&[Table]]) -> String {
+    let source = comment(source);
     let mut out = format!(
         "# Imported from nginx by `rampart config import nginx {source}`.\n\
          # Each table names the nginx lines it came from; see docs/import.md.\n\n"

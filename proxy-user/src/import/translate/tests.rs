@@ -234,3 +234,13 @@ fn a_shared_address_is_not_turned_into_a_redirect() {
     let r = routes(&i);
     assert_eq!(r[0]["host"].as_str(), Some("b.test"));
 }
+
+#[test]
+fn control_characters_never_reach_a_toml_comment() {
+    // A quoted argument may hold a newline or DEL; the route's comment
+    // names the location, and TOML forbids both in comments.
+    let i = import("server {\n location \"/a\nb\u{7f}\" { return 204; }\n}\n");
+    let v: toml::Table = toml::from_str(&i.toml).unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    assert_eq!(v["route"][0]["path"].as_str(), Some("/a\nb\u{7f}"));
+    assert!(i.toml.contains("# location /a\\nb\\u{7f}"), "{}", i.toml);
+}
