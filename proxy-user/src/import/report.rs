@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::emit::comment;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -27,10 +29,19 @@ impl std::fmt::Display for Report {
             Kind::NotNeeded => "not needed",
             Kind::Unsupported => "unsupported",
         };
+        // One line each, whatever the file held: control characters (a
+        // quoted name or argument may hold a newline) are shown escaped,
+        // and an empty name as "".
+        let directive = if self.directive.is_empty() {
+            "\"\"".to_string()
+        } else {
+            comment(&self.directive)
+        };
         write!(
             f,
-            "{}: {kind}: {}: {}",
-            self.at, self.directive, self.message
+            "{}: {kind}: {directive}: {}",
+            comment(&self.at),
+            comment(&self.message)
         )
     }
 }

@@ -244,3 +244,17 @@ fn control_characters_never_reach_a_toml_comment() {
     assert_eq!(v["route"][0]["path"].as_str(), Some("/a\nb\u{7f}"));
     assert!(i.toml.contains("# location /a\\nb\\u{7f}"), "{}", i.toml);
 }
+
+#[test]
+fn reports_are_one_line_each() {
+    let i = import("'' 1;\n\"a\nb\" 2;\nserver { }\n");
+    let lines: Vec<String> = i.reports.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines[0],
+        "/site/nginx.conf:1: unsupported: \"\": unknown directive"
+    );
+    assert_eq!(
+        lines[1],
+        "/site/nginx.conf:2: unsupported: a\\nb: unknown directive"
+    );
+}
