@@ -349,6 +349,27 @@ pub enum ConfigVerb {
     },
     /// Print the effective configuration after validation.
     Show,
+    /// Translate another server's configuration into rampart's: exit 0 when
+    /// every directive was translated, 2 when some could not be (what could
+    /// be is still written), 1 on a syntax error.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// An nginx configuration (includes followed). Every directive not
+    /// translated is reported as `file:line: not needed|unsupported: ...`
+    /// on stderr (`-j`: the TOML and every report as JSON on stdout).
+    Nginx {
+        /// The nginx file, e.g. /etc/nginx/nginx.conf or a sites-available file.
+        file: PathBuf,
+        /// Write the rampart configuration here instead of stdout.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,7 @@ pub mod filter;
 pub mod fleet;
 pub mod gate;
 pub mod http;
+pub mod import;
 pub mod later;
 pub mod limit;
 pub mod log_format;

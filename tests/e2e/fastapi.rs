@@ -9,12 +9,12 @@ use std::{
 
 use tests::{daemon::rampart_bin, netns::NetNs, privilege::require_root, process::Spawned};
 
-fn example_dir() -> PathBuf {
+pub(crate) fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fastapi")
 }
 
 /// Python with FastAPI, Uvicorn and websockets, or why not.
-fn python_ready() -> Result<(), String> {
+pub(crate) fn python_ready() -> Result<(), String> {
     let out = Command::new("python3")
         .args(["-c", "import fastapi, uvicorn, websockets"])
         .output()
@@ -26,11 +26,11 @@ fn python_ready() -> Result<(), String> {
     }
 }
 
-struct Scenario {
-    ns: NetNs,
-    dir: PathBuf,
+pub(crate) struct Scenario {
+    pub(crate) ns: NetNs,
+    pub(crate) dir: PathBuf,
     _workers: Vec<Spawned>,
-    rampart: Spawned,
+    pub(crate) rampart: Spawned,
 }
 
 impl Drop for Scenario {
@@ -41,15 +41,23 @@ impl Drop for Scenario {
 
 impl Scenario {
     fn start() -> Scenario {
-        let ns = NetNs::new("fapi");
-        let dir = std::env::temp_dir().join(format!("rampart-fastapi-{}", std::process::id()));
+        Scenario::start_with("fapi", |_| {})
+    }
+
+    /// The example's directory (app, static files, certificates in
+    /// `certs/`) in a temporary copy; `prepare` may write its own
+    /// `rampart.toml` there before rampart starts with it.
+    pub(crate) fn start_with(name: &str, prepare: impl FnOnce(&Path)) -> Scenario {
+        let ns = NetNs::new(name);
+        let dir = std::env::temp_dir().join(format!("rampart-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&example_dir(), &dir);
+        tests::certs::self_signed(&dir.join("certs"), "site");
+        prepare(&dir);
         // This run's own control socket and state file.
         let cfg = dir.join("rampart.toml");
         let text = std::fs::read_to_string(&cfg).unwrap();
         std::fs::write(&cfg, text + "\n" + &tests::daemon::control_section(&dir)).unwrap();
-        tests::certs::self_signed(&dir.join("certs"), "site");
         let mut workers = Vec::new();
         for port in 8001..=8004 {
             let mut cmd = ns.command("python3");
@@ -113,12 +121,12 @@ impl Scenario {
         }
     }
 
-    fn curl(&self, args: &[&str]) -> String {
+    pub(crate) fn curl(&self, args: &[&str]) -> String {
         curl_in(self.ns.name(), args)
     }
 }
 
-fn curl_in(ns: &str, args: &[&str]) -> String {
+pub(crate) fn curl_in(ns: &str, args: &[&str]) -> String {
     let out = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{ns}"))
         .arg("--")

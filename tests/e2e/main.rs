@@ -6,8 +6,9 @@
 
 mod dns_upstream;
 mod fastapi;
-mod maintenance;
+mod fastapi_nginx;
 mod instances;
+mod maintenance;
 mod proxy_protocol;
 mod reload;
 mod status_page;

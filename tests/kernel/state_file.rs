@@ -66,9 +66,7 @@ impl Setup {
         let mut d = Spawned::start("rampart", cmd, &self.config.with_extension("log"));
         // Not the socket or XDP: after a restart both are there before the
         // entries are restored (the socket is bound first, the link is pinned).
-        d.wait_until(within, || {
-            d_log(&self.config).contains("` running with ")
-        });
+        d.wait_until(within, || d_log(&self.config).contains("` running with "));
         (d, t0.elapsed())
     }
 

@@ -32,8 +32,8 @@ pub mod packet;
 pub mod pins;
 pub mod privilege;
 pub mod process;
-pub mod segment;
 pub mod redis;
+pub mod segment;
 pub mod traffic;
 
 /// Whether this run is a soak (`cargo xtask soak` sets `RAMPART_SOAK=1`):

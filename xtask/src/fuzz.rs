@@ -27,7 +27,14 @@ use crate::{
 };
 
 /// Every target, cheapest first.
-pub const TARGETS: [&str; 5] = ["config", "values", "route_path", "limit", "xdp"];
+pub const TARGETS: [&str; 6] = [
+    "config",
+    "values",
+    "route_path",
+    "limit",
+    "nginx_import",
+    "xdp",
+];
 
 /// What one run did.
 struct Report {

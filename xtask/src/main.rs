@@ -68,7 +68,7 @@ enum Task {
     /// Run the fuzz targets (nightly, AddressSanitizer) from their seed corpora
     /// in fuzz/corpus; new finds go to fuzz/target/corpus, crashes fail.
     Fuzz {
-        /// One target: config, route_path, limit or xdp (root). Default: all.
+        /// One target: config, values, route_path, limit, nginx_import or xdp (root). Default: all.
         target: Option<String>,
         /// Seconds per target.
         #[arg(long, default_value_t = 60, value_name = "N")]

@@ -4,6 +4,7 @@
 
 mod config;
 mod fleet;
+mod import;
 mod ip;
 mod limit;
 mod lists;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 config::check(&out, &config_path(&cli, file.as_deref()))
             }
             Some(ConfigVerb::Show) => config::show(&out, &load_config(&cli)?),
+            Some(ConfigVerb::Import { from }) => import::run(&out, from),
         },
         Object::Stats { watch } => stats::stats(&out, &pin_dir(&cli), &socket(&cli)?, *watch),
         Object::Map { verb } => match verb {

@@ -7,8 +7,8 @@
 mod balance;
 mod health;
 mod pool;
-mod stall;
 mod resolve;
+mod stall;
 mod target;
 
 use std::sync::{

@@ -1,0 +1,270 @@
+//! Every nginx directive the importer knows, and what becomes of it. The
+//! one place to change when a rampart key lands: move the directive from
+//! `Unsupported` to `Translated` and teach `translate/` to write it.
+//!
+//! A directive the translator consumed is translated whatever this table
+//! says; one it left is reported from here: not needed (with the reason),
+//! or unsupported. A name not listed is reported as unknown.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// The translator writes a rampart key for it (where it left one
+    /// unconsumed, that use is reported as unsupported in that context).
+    Translated,
+    /// rampart needs nothing for it; the reason is reported.
+    NotNeeded(&'static str),
+    /// rampart has no key for it yet; the reason is reported.
+    Unsupported(&'static str),
+}
+
+use Support::{NotNeeded, Translated, Unsupported};
+
+const PENDING: &str = "no rampart key yet";
+const TUNING: &str = "nginx process tuning; rampart sizes its own workers, sockets and buffers";
+const BUFFERS: &str = "rampart reads request bodies whole before forwarding and buffers responses up to [http] response_buffer";
+const TLS_BUILTIN: &str = "rampart offers only forward-secret AEAD suites (ECDHE), with its own session cache and tickets";
+
+pub fn support(name: &str) -> Support {
+    match name {
+        "http"
+        | "server"
+        | "location"
+        | "upstream"
+        | "events"
+        | "listen"
+        | "server_name"
+        | "ssl_certificate"
+        | "ssl_certificate_key"
+        | "ssl_protocols"
+        | "http2"
+        | "ssl"
+        | "proxy_pass"
+        | "least_conn"
+        | "keepalive"
+        | "limit_req_zone"
+        | "limit_req"
+        | "limit_req_status"
+        | "client_max_body_size"
+        | "proxy_connect_timeout"
+        | "proxy_read_timeout"
+        | "proxy_send_timeout"
+        | "root"
+        | "alias"
+        | "index"
+        | "expires"
+        | "try_files"
+        | "return"
+        | "access_log"
+        | "log_format"
+        | "keepalive_timeout"
+        | "client_header_timeout"
+        | "client_body_timeout"
+        | "send_timeout"
+        | "worker_processes"
+        | "worker_shutdown_timeout"
+        | "proxy_set_header"
+        | "add_header"
+        | "deny"
+        | "random"
+        | "proxy_next_upstream_tries"
+        | "large_client_header_buffers" => Translated,
+
+        "sendfile"
+        | "tcp_nopush"
+        | "tcp_nodelay"
+        | "aio"
+        | "directio"
+        | "output_buffers"
+        | "worker_connections"
+        | "worker_rlimit_nofile"
+        | "worker_cpu_affinity"
+        | "multi_accept"
+        | "accept_mutex"
+        | "use"
+        | "pid"
+        | "user"
+        | "daemon"
+        | "master_process"
+        | "thread_pool"
+        | "pcre_jit"
+        | "load_module"
+        | "env"
+        | "keepalive_requests"
+        | "keepalive_time"
+        | "types_hash_max_size"
+        | "types_hash_bucket_size"
+        | "server_names_hash_bucket_size"
+        | "server_names_hash_max_size"
+        | "variables_hash_max_size"
+        | "variables_hash_bucket_size"
+        | "open_file_cache"
+        | "open_file_cache_valid"
+        | "open_file_cache_min_uses"
+        | "open_file_cache_errors"
+        | "reset_timedout_connection"
+        | "lingering_close"
+        | "lingering_time"
+        | "lingering_timeout"
+        | "client_header_buffer_size"
+        | "map_hash_bucket_size"
+        | "map_hash_max_size"
+        | "http2_max_concurrent_streams"
+        | "http2_body_preread_size"
+        | "http2_chunk_size"
+        | "ssl_buffer_size"
+        | "proxy_temp_path"
+        | "client_body_temp_path"
+        | "fastcgi_temp_path"
+        | "uwsgi_temp_path"
+        | "scgi_temp_path" => NotNeeded(TUNING),
+        "proxy_buffering"
+        | "proxy_buffer_size"
+        | "proxy_buffers"
+        | "proxy_busy_buffers_size"
+        | "proxy_request_buffering"
+        | "client_body_buffer_size"
+        | "proxy_max_temp_file_size"
+        | "proxy_temp_file_write_size" => NotNeeded(BUFFERS),
+        "ssl_session_cache"
+        | "ssl_session_timeout"
+        | "ssl_session_tickets"
+        | "ssl_prefer_server_ciphers"
+        | "ssl_ciphers"
+        | "ssl_dhparam"
+        | "ssl_ecdh_curve"
+        | "ssl_conf_command"
+        | "ssl_early_data" => NotNeeded(TLS_BUILTIN),
+        "ssl_stapling" | "ssl_stapling_verify" | "ssl_trusted_certificate" | "resolver_timeout" => {
+            NotNeeded("OCSP stapling is optional for clients; rampart does not staple")
+        }
+        "proxy_http_version" => NotNeeded("rampart speaks HTTP/1.1 to upstreams, with keep-alive"),
+        "proxy_redirect" => NotNeeded(
+            "rampart does not rewrite Location headers (proxy_redirect off); the default form only matters with a URI in proxy_pass",
+        ),
+        "log_not_found" => NotNeeded("rampart does not log missing files to its error log"),
+        "server_tokens" => NotNeeded("rampart does not announce a version"),
+        "default_type" | "types" | "charset" | "charset_types" | "source_charset" => {
+            NotNeeded("rampart types static files by extension itself")
+        }
+        "error_log" => NotNeeded(
+            "rampart logs to stderr (the journal under systemd); [log] level sets the level",
+        ),
+        "gzip_static" => {
+            NotNeeded("static routes always serve a .br or .gz sibling to clients that accept it")
+        }
+        "ssl_reject_handshake" => NotNeeded(
+            "rampart refuses TLS for names it has no certificate for only when SNI matches none; see docs/import.md",
+        ),
+        "server_name_in_redirect" | "port_in_redirect" | "absolute_redirect" => {
+            NotNeeded("rampart's redirects use the request's Host")
+        }
+        "merge_slashes" => NotNeeded(
+            "rampart always merges slashes (docs/configuration.md, How paths are matched)",
+        ),
+        "health_check" => {
+            NotNeeded("NGINX Plus only; rampart's active checks are [upstream] health_check")
+        }
+
+        "allow" => Unsupported("per-network allow/deny: no rampart route key yet"),
+        "auth_basic" | "auth_basic_user_file" => {
+            Unsupported("basic authentication: no rampart key yet")
+        }
+        "auth_request" => Unsupported("subrequest authentication is not in rampart"),
+        "gzip" | "gzip_types" | "gzip_comp_level" | "gzip_min_length" | "gzip_proxied"
+        | "gzip_vary" | "gzip_disable" | "gzip_buffers" | "gzip_http_version" => {
+            Unsupported("compression of responses: no rampart key yet")
+        }
+        "error_page" | "proxy_intercept_errors" => {
+            Unsupported("custom error pages: no rampart key yet")
+        }
+        "set_real_ip_from" | "real_ip_header" | "real_ip_recursive" => {
+            Unsupported("client address from a trusted proxy's header: no rampart key yet")
+        }
+        "rewrite" | "rewrite_log" | "break" => Unsupported("URI rewriting: no rampart key yet"),
+        "if" | "set" | "map" | "geo" | "split_clients" => {
+            Unsupported("variables and conditions: no rampart key yet")
+        }
+        "proxy_hide_header"
+        | "proxy_pass_header"
+        | "proxy_ignore_headers"
+        | "proxy_cookie_domain"
+        | "proxy_cookie_path"
+        | "more_set_headers"
+        | "more_clear_headers"
+        | "sub_filter"
+        | "sub_filter_once" => Unsupported("header and body editing: no rampart key yet"),
+        "resolver" => Unsupported("upstreams named by DNS: no rampart key yet"),
+        "proxy_cache"
+        | "proxy_cache_path"
+        | "proxy_cache_valid"
+        | "proxy_cache_key"
+        | "proxy_cache_bypass"
+        | "proxy_no_cache"
+        | "proxy_cache_use_stale"
+        | "proxy_cache_lock"
+        | "proxy_cache_methods" => Unsupported("rampart does not cache responses"),
+        "fastcgi_pass"
+        | "fastcgi_param"
+        | "fastcgi_index"
+        | "fastcgi_split_path_info"
+        | "fastcgi_read_timeout"
+        | "fastcgi_buffers"
+        | "fastcgi_buffer_size"
+        | "uwsgi_pass"
+        | "uwsgi_param"
+        | "scgi_pass"
+        | "grpc_pass" => {
+            Unsupported("rampart proxies HTTP only (no FastCGI, uwsgi, SCGI or gRPC upstreams)")
+        }
+        "limit_conn"
+        | "limit_conn_zone"
+        | "limit_conn_status"
+        | "limit_rate"
+        | "limit_rate_after"
+        | "limit_req_dry_run"
+        | "limit_req_log_level" => Unsupported(PENDING),
+        "ssl_client_certificate"
+        | "ssl_verify_client"
+        | "ssl_verify_depth"
+        | "ssl_crl"
+        | "ssl_password_file" => Unsupported("client certificates are not in rampart"),
+        "proxy_ssl_verify"
+        | "proxy_ssl_server_name"
+        | "proxy_ssl_name"
+        | "proxy_ssl_trusted_certificate"
+        | "proxy_ssl_certificate"
+        | "proxy_ssl_certificate_key"
+        | "proxy_ssl_protocols" => Unsupported("TLS to upstreams is not in rampart"),
+        "proxy_next_upstream" | "proxy_next_upstream_timeout" => Unsupported(
+            "rampart retries connect failures, and 502/503/504 or timeouts for idempotent requests; other conditions cannot be chosen",
+        ),
+        "autoindex" | "autoindex_exact_size" | "autoindex_localtime" | "autoindex_format" => {
+            Unsupported("directory listings are not in rampart")
+        }
+        "internal" => Unsupported("internal-only locations are not in rampart"),
+        "stub_status" => Unsupported("use rampart's admin listener (/metrics) instead"),
+        "ip_hash" | "hash" | "sticky" => Unsupported("session affinity is not in rampart"),
+        "stream" | "mail" => Unsupported("rampart proxies HTTP only"),
+        _ => Unsupported("unknown directive"),
+    }
+}
+
+/// Why a directive the translator knows was left where it stood.
+pub fn unused(name: &str) -> &'static str {
+    match name {
+        "add_header" => {
+            "response headers other than one Cache-Control on a static route: no rampart key yet"
+        }
+        "expires" => "Expires on responses that are not static files: no rampart key yet",
+        "proxy_set_header"
+        | "proxy_connect_timeout"
+        | "proxy_read_timeout"
+        | "proxy_send_timeout" => "only applies to a location that proxies",
+        "root" | "index" | "try_files" => "only applies to a location that serves files",
+        "limit_req" | "limit_req_status" => {
+            "only applies to a location that proxies or serves files"
+        }
+        "access_log" => "an access log of its own for one server or location: rampart writes one",
+        _ => "not translated in this context",
+    }
+}

@@ -1,0 +1,498 @@
+//! `location` blocks as `[[route]]`s, in nginx's match order. rampart takes
+//! the first route in file order, so the routes are written in the order
+//! nginx would pick: `=` exact matches, then `^~` prefixes (longest first),
+//! then regexes in file order, then the other prefixes (longest first).
+
+use super::{Chain, Translator, find, find_all, units};
+use crate::import::{
+    emit::{self, Table},
+    nginx::Directive,
+    report::Kind,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Mode {
+    Exact,
+    Priority,
+    Regex,
+    Prefix,
+}
+
+struct Loc<'a> {
+    d: &'a Directive,
+    mode: Mode,
+    path: String,
+    case_insensitive: bool,
+    chain: Chain<'a>,
+}
+
+/// A location's modifier and path, as nginx reads them.
+fn matcher(args: &[String]) -> Option<(Mode, String, bool)> {
+    match args {
+        [m, p] => match m.as_str() {
+            "=" => Some((Mode::Exact, p.clone(), false)),
+            "^~" => Some((Mode::Priority, p.clone(), false)),
+            "~" => Some((Mode::Regex, p.clone(), false)),
+            "~*" => Some((Mode::Regex, p.clone(), true)),
+            _ => None,
+        },
+        [p] => {
+            if let Some(rest) = p.strip_prefix("~*") {
+                Some((Mode::Regex, rest.to_string(), true))
+            } else if let Some(rest) = p.strip_prefix('~') {
+                Some((Mode::Regex, rest.to_string(), false))
+            } else if let Some(rest) = p.strip_prefix("^~") {
+                Some((Mode::Priority, rest.to_string(), false))
+            } else if let Some(rest) = p.strip_prefix('=') {
+                Some((Mode::Exact, rest.to_string(), false))
+            } else {
+                Some((Mode::Prefix, p.clone(), false))
+            }
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Translator<'a> {
+    /// Every location of a server (nested ones too), as routes for each of
+    /// `hosts` (`None`: any host).
+    pub(super) fn server_routes(
+        &mut self,
+        chain: &Chain<'a>,
+        srv: &'a Directive,
+        names: &[String],
+        hosts: &[Option<String>],
+    ) {
+        let mut locs = Vec::new();
+        self.collect(chain, srv.children(), &mut locs);
+        // A server-level `return` answers before any location is chosen.
+        if let Some(ret) = srv.children().iter().find(|d| d.name == "return") {
+            for l in &locs {
+                self.note(
+                    l.d,
+                    Kind::NotNeeded,
+                    "never reached: the server's `return` answers first",
+                );
+            }
+            for host in hosts {
+                let mut t = Table::new("[[route]]", format!("server {} return", names.join(" ")));
+                t.from(srv.at());
+                if self.respond(&mut t, ret, names) {
+                    if let Some(h) = host {
+                        t.set("host", emit::s(h));
+                    }
+                    self.routes.push(t);
+                }
+            }
+            return;
+        }
+        locs.sort_by(|a, b| {
+            a.mode.cmp(&b.mode).then_with(|| match a.mode {
+                Mode::Priority | Mode::Prefix => b.path.len().cmp(&a.path.len()),
+                _ => std::cmp::Ordering::Equal,
+            })
+        });
+        // A plain prefix that extends a `^~` one should win over regexes'
+        // absence only through the regexes; rampart cannot order that.
+        let has_regex = locs.iter().any(|l| l.mode == Mode::Regex);
+        for l in locs.iter().filter(|l| l.mode == Mode::Prefix) {
+            if has_regex
+                && locs.iter().any(|p| {
+                    p.mode == Mode::Priority
+                        && l.path.starts_with(&p.path)
+                        && l.path.len() > p.path.len()
+                })
+            {
+                self.note(l.d, Kind::Unsupported, "a plain prefix longer than a `^~` prefix it extends: rampart checks the `^~` route first, so regexes are skipped for it");
+            }
+        }
+        let mut has_root = false;
+        for host in hosts {
+            for l in &locs {
+                has_root |= matches!(l.mode, Mode::Prefix | Mode::Priority) && l.path == "/";
+                if let Some(mut t) = self.route(l, names) {
+                    if let Some(h) = host {
+                        t.set("host", emit::s(h));
+                    }
+                    self.routes.push(t);
+                }
+            }
+        }
+        // Requests no location matches are served from the server's root.
+        if !has_root && let Some(root) = find(chain, "root") {
+            for host in hosts {
+                let mut t = Table::new(
+                    "[[route]]",
+                    format!("server {}: no location matched", names.join(" ")),
+                );
+                t.from(root.at());
+                t.set("path", emit::s("/"));
+                t.set(
+                    "root",
+                    emit::s(root.args.first().map_or("", String::as_str)),
+                );
+                self.take(root);
+                if let Some(h) = host {
+                    t.set("host", emit::s(h));
+                }
+                self.routes.push(t);
+            }
+        }
+    }
+
+    fn collect(&mut self, chain: &Chain<'a>, block: &'a [Directive], out: &mut Vec<Loc<'a>>) {
+        for d in block
+            .iter()
+            .filter(|d| d.name == "location" && d.block.is_some())
+        {
+            let Some((mode, path, ci)) = matcher(&d.args) else {
+                self.unsupported(d, "expected `location [=|~|~*|^~] PATH`");
+                continue;
+            };
+            if path.starts_with('@') {
+                self.unsupported(d, "named locations are only reached through try_files or error_page, which rampart cannot express");
+                continue;
+            }
+            if mode == Mode::Regex && regex::Regex::new(&path).is_err() {
+                self.unsupported(
+                    d,
+                    format!("the regex `{path}` uses PCRE features rampart's regex engine lacks"),
+                );
+                continue;
+            }
+            self.take(d);
+            let mut inner = chain.clone();
+            inner.push(d.children());
+            self.collect(&inner, d.children(), out);
+            out.push(Loc {
+                d,
+                mode,
+                path,
+                case_insensitive: ci,
+                chain: inner,
+            });
+        }
+    }
+
+    /// One location as a route, or `None` when nothing could be written.
+    fn route(&mut self, l: &Loc<'a>, names: &[String]) -> Option<Table> {
+        let mut t = Table::new("[[route]]", format!("location {}", l.d.args.join(" ")));
+        t.from(l.d.at());
+        match l.mode {
+            Mode::Exact => t.set("path_exact", emit::s(&l.path)),
+            Mode::Priority | Mode::Prefix => t.set("path", emit::s(&l.path)),
+            Mode::Regex => {
+                let re = if l.case_insensitive {
+                    format!("(?i){}", l.path)
+                } else {
+                    l.path.clone()
+                };
+                t.set("path_regex", emit::s(&re));
+            }
+        }
+        let own = l.d.children();
+        // `return` (rewrite phase) answers before access checks and limits.
+        if let Some(ret) = own.iter().find(|d| d.name == "return") {
+            for d in own
+                .iter()
+                .filter(|d| d.name != "return" && d.name != "location" && d.name != "access_log")
+            {
+                self.note(
+                    d,
+                    Kind::NotNeeded,
+                    "never applied: `return` answers first (nginx's rewrite phase)",
+                );
+            }
+            if !self.respond(&mut t, ret, names) {
+                return None;
+            }
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
+        // Basic authentication has no key yet: closed rather than open.
+        if let Some(auth) = find(&l.chain, "auth_basic")
+            .filter(|d| d.args.first().map(String::as_str) != Some("off"))
+        {
+            t.from(auth.at());
+            self.unsupported(auth, "basic authentication has no rampart key yet: the location answers 401 to everyone (closed rather than open)");
+            if let Some(f) = find(&l.chain, "auth_basic_user_file") {
+                self.unsupported(f, "basic authentication has no rampart key yet");
+            }
+            self.shadowed(
+                own,
+                "not used: the location answers 401 (see its auth_basic)",
+            );
+            t.set("respond", "401".into());
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
+        if let Some(off) = find(&l.chain, "auth_basic") {
+            self.note(
+                off,
+                Kind::NotNeeded,
+                "`auth_basic off`: no authentication, as rampart does",
+            );
+        }
+        let denies = find_all(&l.chain, "deny");
+        let allows = find_all(&l.chain, "allow");
+        if denies
+            .iter()
+            .any(|d| d.args.first().map(String::as_str) == Some("all"))
+            || !allows.is_empty()
+        {
+            for d in denies.iter().chain(allows.iter()) {
+                t.from(d.at());
+                if allows.is_empty() && d.args.first().map(String::as_str) == Some("all") {
+                    self.take(d);
+                } else {
+                    self.note(d, Kind::Unsupported, "per-network allow/deny has no rampart route key yet: the location answers 403 to everyone (closed rather than open)");
+                }
+            }
+            self.shadowed(
+                own,
+                "not used: the location answers 403 (see its allow/deny)",
+            );
+            t.set("respond", "403".into());
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
+        if let Some(pp) = own.iter().find(|d| d.name == "proxy_pass") {
+            t.from(pp.at());
+            match self.proxy_pass(pp, &l.chain, l.mode, &l.path) {
+                Some(name) => t.set("upstream", emit::s(&name)),
+                None => {
+                    t.set("respond", "502".into());
+                    t.what
+                        .push_str(" (its proxy_pass could not be translated: answered 502)");
+                }
+            }
+            self.proxy_headers(&l.chain);
+            if let Some(d) = find(&l.chain, "proxy_read_timeout")
+                && let Some(ms) = d.args.first().and_then(|a| units::millis(a))
+            {
+                t.set("idle_timeout", emit::s(&units::duration(ms.max(1000))));
+            }
+            self.common(&mut t, l, true);
+            return Some(t);
+        }
+        let alias = own.iter().find(|d| d.name == "alias");
+        let root = find(&l.chain, "root");
+        if let Some(dir) = alias.or(root) {
+            self.take(dir);
+            t.from(dir.at());
+            let key = if alias.is_some() { "static" } else { "root" };
+            t.set(key, emit::s(dir.args.first().map_or("", String::as_str)));
+            self.static_keys(&mut t, l);
+            self.common(&mut t, l, true);
+            return Some(t);
+        }
+        let handler = own.iter().find(|d| {
+            matches!(
+                d.name.as_str(),
+                "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass"
+            )
+        });
+        t.set("respond", "502".into());
+        t.what.push_str(match handler {
+            Some(_) => " (its upstream protocol is not in rampart: answered 502)",
+            None => " (no root, alias, proxy_pass or return: answered 502)",
+        });
+        if handler.is_none() {
+            self.note(l.d, Kind::Unsupported, "a location with no content rampart can serve (nginx would serve its default html root)");
+        }
+        self.common(&mut t, l, false);
+        Some(t)
+    }
+
+    /// Content directives a closed location never uses.
+    fn shadowed(&mut self, own: &[Directive], why: &str) {
+        for d in own.iter().filter(|d| {
+            matches!(
+                d.name.as_str(),
+                "proxy_pass" | "alias" | "root" | "try_files" | "index"
+            )
+        }) {
+            self.unsupported(d, why);
+        }
+    }
+
+    /// `return`: a fixed response or a redirect. False when untranslatable.
+    fn respond(&mut self, t: &mut Table, ret: &Directive, names: &[String]) -> bool {
+        t.from(ret.at());
+        let (code, rest) = match ret.args.as_slice() {
+            [c] if c.parse::<u16>().is_ok() => (c.parse::<u16>().unwrap_or(0), None),
+            [c, r] if c.parse::<u16>().is_ok() => (c.parse::<u16>().unwrap_or(0), Some(r.clone())),
+            [url] => (302, Some(url.clone())),
+            _ => {
+                self.unsupported(ret, "expected `return CODE [TEXT|URL]` or `return URL`");
+                return false;
+            }
+        };
+        if !(100..=599).contains(&code) && code != 444 {
+            self.unsupported(ret, format!("status {code}"));
+            return false;
+        }
+        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            let mut url = rest.unwrap_or_default();
+            if url.contains("$host") || url.contains("$server_name") || url.contains("$http_host") {
+                match names {
+                    [one] if !one.contains(['*', '~']) => {
+                        url = url
+                            .replace("$http_host", one)
+                            .replace("$host", one)
+                            .replace("$server_name", one);
+                    }
+                    _ => {
+                        self.unsupported(ret, "a redirect naming $host for a server with several names: rampart's redirect substitutes only $request_uri");
+                        return false;
+                    }
+                }
+            }
+            if url.replace("$request_uri", "").contains('$') {
+                self.unsupported(
+                    ret,
+                    "variables other than $request_uri, $host and $server_name in a redirect",
+                );
+                return false;
+            }
+            self.take(ret);
+            t.set("redirect", emit::s(&url));
+            t.set("redirect_status", code.to_string());
+            return true;
+        }
+        if code == 444 {
+            self.note(
+                ret,
+                Kind::Unsupported,
+                "444 (close without answering): answered 403 instead",
+            );
+            t.set("respond", "403".into());
+            return true;
+        }
+        let body = rest.unwrap_or_default();
+        if body.contains('$') {
+            self.unsupported(ret, "variables in a response body");
+            return false;
+        }
+        self.take(ret);
+        t.set("respond", code.to_string());
+        if !body.is_empty() {
+            t.set("body", emit::s(&body));
+        }
+        true
+    }
+
+    /// `expires`, `add_header Cache-Control`, `index`, `try_files` of a
+    /// static route.
+    fn static_keys(&mut self, t: &mut Table, l: &Loc<'a>) {
+        if let Some(d) = find(&l.chain, "expires") {
+            t.from(d.at());
+            match d.args.first().map(String::as_str) {
+                Some("off") => self.take(d),
+                Some("max") => {
+                    t.set("expires", emit::s("365d"));
+                    self.note(
+                        d,
+                        Kind::Unsupported,
+                        "`expires max` (10 years) is capped at rampart's 365d",
+                    );
+                }
+                Some(v) => match units::millis(v) {
+                    Some(ms) if (1000..=365 * 86_400_000).contains(&ms) => {
+                        t.set("expires", emit::s(&units::duration(ms)));
+                        self.take(d);
+                    }
+                    _ => self.unsupported(d, "only a positive time up to 365d, `max` or `off`"),
+                },
+                None => self.unsupported(d, "expected a time"),
+            }
+        }
+        for d in find_all(&l.chain, "add_header") {
+            if d.args
+                .first()
+                .is_some_and(|h| h.eq_ignore_ascii_case("cache-control"))
+                && t.get("cache_control").is_none()
+            {
+                t.from(d.at());
+                t.set(
+                    "cache_control",
+                    emit::s(d.args.get(1).map_or("", String::as_str)),
+                );
+                self.take(d);
+            } else {
+                self.unsupported(d, "response headers other than one Cache-Control on a static route: no rampart key yet");
+            }
+        }
+        if let Some(d) = find(&l.chain, "index") {
+            t.from(d.at());
+            t.set(
+                "index",
+                emit::s(d.args.first().map_or("index.html", String::as_str)),
+            );
+            if d.args.len() > 1 {
+                self.note(
+                    d,
+                    Kind::Unsupported,
+                    "rampart tries one index file; the first is used",
+                );
+            } else {
+                self.take(d);
+            }
+        }
+        if let Some(d) = l.d.children().iter().find(|d| d.name == "try_files") {
+            let a: Vec<&str> = d.args.iter().map(String::as_str).collect();
+            match a.as_slice() {
+                ["$uri", "=404"] | ["$uri", "$uri/", "=404"] | ["$uri", "$uri/index.html", "=404"] => {
+                    t.from(d.at());
+                    self.take(d);
+                }
+                _ => self.unsupported(d, "only `$uri [$uri/] =404` (what a static route does); fallbacks to another URI or a named location are not in rampart"),
+            }
+        }
+    }
+
+    /// Keys any route may carry: limits, body size, access log.
+    fn common(&mut self, t: &mut Table, l: &Loc<'a>, limited: bool) {
+        if limited {
+            let mut names = Vec::new();
+            for d in find_all(&l.chain, "limit_req") {
+                t.from(d.at());
+                if let Some(n) = self.limit(d, &l.chain) {
+                    names.push(emit::s(&n));
+                }
+            }
+            match names.len() {
+                0 => {}
+                1 => t.set("limit", names.remove(0)),
+                _ => t.set("limit", format!("[{}]", names.join(", "))),
+            }
+        }
+        if let Some(d) = find(
+            &l.chain[self.depth.min(l.chain.len())..],
+            "client_max_body_size",
+        ) && let Some(v) = super::upstream::body_size(d)
+        {
+            t.from(d.at());
+            t.set("max_body", emit::s(&v));
+            self.take(d);
+        }
+        let logs = find_all(&l.chain[self.depth.min(l.chain.len())..], "access_log");
+        if logs
+            .iter()
+            .any(|d| d.args.first().map(String::as_str) == Some("off"))
+        {
+            for d in logs {
+                t.from(d.at());
+                if d.args.first().map(String::as_str) == Some("off") {
+                    self.take(d);
+                } else {
+                    self.unsupported(
+                        d,
+                        "an access log of its own for one location: rampart writes one",
+                    );
+                }
+            }
+            t.set("access_log", "false".into());
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! nginx directives into rampart tables, with every directive accounted
+//! for. The translator marks what it consumed; at the end every directive
+//! it did not consume is reported from [`super::directives`] (not needed,
+//! unsupported, or unknown), in file order.
+//!
+//! ```text
+//! top level ─┬─ worker_processes, events {...}        -> [http] workers / not needed
+//!            └─ http {...} (or a bare site file)
+//!                 ├─ limit_req_zone, upstream {...}   -> looked up when used
+//!                 ├─ [http] keys (timeouts, body size, access log)
+//!                 └─ server {...}                     -> [[listener]]s
+//!                      └─ location {...} (nested too) -> [[route]]s in nginx's match order
+//! ```
+
+mod location;
+mod server;
+pub mod units;
+mod upstream;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{
+    directives::{self, Support},
+    emit::{self, Table},
+    nginx::{Directive, Parsed},
+    report::{Kind, Report},
+};
+
+/// Directive lists from the outermost (top level) to the innermost block.
+pub(crate) type Chain<'a> = Vec<&'a [Directive]>;
+
+/// The last directive called `name` in the innermost block that has one
+/// (nginx's inheritance: a level that sets it hides the outer ones).
+pub(crate) fn find<'a>(chain: &[&'a [Directive]], name: &str) -> Option<&'a Directive> {
+    chain
+        .iter()
+        .rev()
+        .find_map(|block| block.iter().rev().find(|d| d.name == name))
+}
+
+/// Every directive called `name` in the innermost block that has any
+/// (array directives such as `add_header` and `limit_req` inherit whole).
+pub(crate) fn find_all<'a>(chain: &[&'a [Directive]], name: &str) -> Vec<&'a Directive> {
+    for block in chain.iter().rev() {
+        let found: Vec<&Directive> = block.iter().filter(|d| d.name == name).collect();
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+pub struct Translator<'a> {
+    used: HashSet<usize>,
+    notes: HashMap<usize, Vec<Report>>,
+    pub http: Table,
+    pub listeners: Vec<Table>,
+    pub upstreams: BTreeMap<String, Table>,
+    pub limits: BTreeMap<String, Table>,
+    pub routes: Vec<Table>,
+    upstream_blocks: HashMap<String, &'a Directive>,
+    /// Upstream variants already written: (group, timeouts) -> name.
+    variants: HashMap<(String, [u64; 3]), String>,
+    zones: HashMap<String, &'a Directive>,
+    /// Per listener bind: what the servers on it asked for.
+    binds: Vec<server::Bind>,
+    /// Levels of the chain at and above http: keys found there are [http]'s.
+    depth: usize,
+}
+
+/// The result: the TOML text and every report line.
+pub struct Output {
+    pub toml: String,
+    pub reports: Vec<Report>,
+}
+
+pub fn translate(parsed: &Parsed, source: &str) -> Output {
+    let mut t = Translator {
+        used: HashSet::new(),
+        notes: HashMap::new(),
+        http: Table::new("[http]", "nginx's http-level settings"),
+        listeners: Vec::new(),
+        upstreams: BTreeMap::new(),
+        limits: BTreeMap::new(),
+        routes: Vec::new(),
+        upstream_blocks: HashMap::new(),
+        variants: HashMap::new(),
+        zones: HashMap::new(),
+        binds: Vec::new(),
+        depth: 1,
+    };
+    let top = parsed.directives.as_slice();
+    let http_blocks: Vec<&Directive> = top
+        .iter()
+        .filter(|d| d.name == "http" && d.block.is_some())
+        .collect();
+    for d in top {
+        if d.name == "events" || d.name == "http" {
+            t.used.insert(d.id);
+        }
+        if d.name == "worker_processes" {
+            t.workers(d);
+        }
+    }
+    match http_blocks.as_slice() {
+        [] => t.http_level(vec![top], top),
+        [http, ..] => {
+            t.depth = 2;
+            let children = http.children();
+            t.http_level(vec![top, children], children);
+        }
+    }
+    let mut reports = Vec::new();
+    for (file, line, message) in &parsed.unread {
+        reports.push(Report {
+            at: format!("{}:{line}", file.display()),
+            directive: "include".into(),
+            kind: Kind::Unsupported,
+            message: message.clone(),
+        });
+    }
+    t.account(top, &mut reports);
+    let upstreams: Vec<Table> = t.upstreams.values().cloned().collect();
+    let limits: Vec<Table> = t.limits.values().cloned().collect();
+    let toml = emit::render(
+        source,
+        &[
+            &[t.http.clone()],
+            &t.listeners,
+            &upstreams,
+            &limits,
+            &t.routes,
+        ],
+    );
+    Output { toml, reports }
+}
+
+impl<'a> Translator<'a> {
+    /// Marks `d` as translated.
+    fn take(&mut self, d: &Directive) {
+        self.used.insert(d.id);
+    }
+
+    /// Marks `d` as accounted for with a report of its own.
+    fn note(&mut self, d: &Directive, kind: Kind, message: impl Into<String>) {
+        self.used.insert(d.id);
+        self.notes.entry(d.id).or_default().push(Report {
+            at: d.at(),
+            directive: d.name.clone(),
+            kind,
+            message: message.into(),
+        });
+    }
+
+    fn unsupported(&mut self, d: &Directive, message: impl Into<String>) {
+        self.note(d, Kind::Unsupported, message);
+    }
+
+    fn workers(&mut self, d: &Directive) {
+        match d.args.first().map(String::as_str) {
+            Some("auto") => self.note(
+                d,
+                Kind::NotNeeded,
+                "rampart runs one worker per CPU by default",
+            ),
+            Some(n) if n.parse::<u16>().is_ok_and(|n| (1..=256).contains(&n)) => {
+                self.http.set("workers", n.to_string());
+                self.http.from(d.at());
+                self.take(d);
+            }
+            _ => self.unsupported(d, "expected `auto` or 1 to 256"),
+        }
+    }
+
+    /// The http block (or a bare site file): zones, upstreams, [http]
+    /// settings, then each server.
+    fn http_level(&mut self, chain: Chain<'a>, block: &'a [Directive]) {
+        for d in block {
+            match d.name.as_str() {
+                "upstream" if d.block.is_some() => {
+                    if let Some(name) = d.args.first() {
+                        self.upstream_blocks.insert(name.clone(), d);
+                    }
+                }
+                "limit_req_zone" => {
+                    if let Some(name) = upstream::zone_name(d) {
+                        self.zones.insert(name, d);
+                    } else {
+                        self.unsupported(d, "expected `limit_req_zone KEY zone=NAME:SIZE rate=N`");
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.http_settings(&chain);
+        let servers: Vec<&'a Directive> = block
+            .iter()
+            .filter(|d| d.name == "server" && d.block.is_some())
+            .collect();
+        self.servers(&chain, &servers);
+        // Zones and upstream blocks no location used.
+        for d in block {
+            if (d.name == "upstream" || d.name == "limit_req_zone") && !self.used.contains(&d.id) {
+                self.note(
+                    d,
+                    Kind::NotNeeded,
+                    "defined but not used by any translated location",
+                );
+            }
+        }
+    }
+
+    /// `[http]` keys from http-level directives, and nginx's own values
+    /// where rampart's defaults differ.
+    fn http_settings(&mut self, chain: &[&'a [Directive]]) {
+        // nginx's client_header_timeout default is 60s; rampart's is 10s.
+        self.http.set("header_timeout", emit::s("60s"));
+        self.timeouts(chain);
+        self.body_and_headers(chain);
+        self.access_log(chain);
+    }
+
+    /// Server-level values of [http]'s keys: rampart has one [http], so a
+    /// server's own value is taken when only one server sets it.
+    pub(super) fn server_http_keys(&mut self, srv: &'a [Directive]) {
+        let chain = [srv];
+        self.timeouts(&chain);
+    }
+
+    fn timeouts(&mut self, chain: &[&'a [Directive]]) {
+        for (name, key) in [
+            ("client_header_timeout", "header_timeout"),
+            ("keepalive_timeout", "keepalive_timeout"),
+            ("client_body_timeout", "body_timeout"),
+            ("send_timeout", "send_timeout"),
+            ("worker_shutdown_timeout", "grace_period"),
+        ] {
+            let Some(d) = find(chain, name) else { continue };
+            let Some(ms) = d.args.first().and_then(|a| units::millis(a)) else {
+                self.unsupported(d, "expected a time such as 60s");
+                continue;
+            };
+            if name == "keepalive_timeout" && ms == 0 {
+                self.unsupported(d, "keep-alive cannot be switched off in rampart");
+                continue;
+            }
+            if d.args.len() > 1 {
+                self.note(
+                    d,
+                    Kind::NotNeeded,
+                    "the Keep-Alive header's timeout is not sent by rampart",
+                );
+            }
+            self.http.set(key, emit::s(&units::duration(ms)));
+            self.http.from(d.at());
+            self.take(d);
+        }
+    }
+
+    fn body_and_headers(&mut self, chain: &[&'a [Directive]]) {
+        if let Some(d) = find(chain, "client_max_body_size") {
+            if let Some(v) = upstream::body_size(d) {
+                self.http.set("max_body", emit::s(&v));
+                self.http.from(d.at());
+                self.take(d);
+            } else {
+                self.unsupported(d, "expected a size such as 10m");
+            }
+        }
+        if let Some(d) = find(chain, "large_client_header_buffers") {
+            match (
+                d.args.first().and_then(|n| n.parse::<u64>().ok()),
+                d.args.get(1).and_then(|s| units::bytes(s)),
+            ) {
+                (Some(n), Some(b)) if (1024..=1 << 20).contains(&b) => {
+                    self.http.set("max_header_line", emit::s(&units::size(b)));
+                    self.http.set(
+                        "max_header_size",
+                        emit::s(&units::size((n * b).min(1 << 20))),
+                    );
+                    self.http.from(d.at());
+                    self.take(d);
+                }
+                _ => self.unsupported(
+                    d,
+                    "expected `large_client_header_buffers N SIZE` with SIZE from 1k to 1m",
+                ),
+            }
+        }
+    }
+
+    /// `access_log` at http level: one file for everything, in nginx's
+    /// combined format.
+    fn access_log(&mut self, chain: &[&'a [Directive]]) {
+        let formats: Vec<&Directive> = chain
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|d| d.name == "log_format")
+            .collect();
+        for d in find_all(chain, "access_log") {
+            match d.args.first().map(String::as_str) {
+                Some("off") => {
+                    self.http.set("access_log", emit::s("off"));
+                    self.http.from(d.at());
+                    self.take(d);
+                }
+                Some(path) if !path.contains('$') && !path.starts_with("syslog:") => {
+                    let format = d.args.get(1).filter(|a| !a.contains('='));
+                    match format.map(String::as_str) {
+                        None | Some("combined") => {
+                            if self.http.get("access_log").is_some() {
+                                self.unsupported(
+                                    d,
+                                    "rampart writes one access log; the first is kept",
+                                );
+                                continue;
+                            }
+                            self.http.set("access_log", emit::s(path));
+                            self.http.from(d.at());
+                            self.take(d);
+                        }
+                        Some(name) => {
+                            let f = formats
+                                .iter()
+                                .find(|f| f.args.first().map(String::as_str) == Some(name));
+                            self.unsupported(
+                                d,
+                                format!("log format `{name}`: rampart writes nginx's combined format or JSON (access_log_format), not custom formats"),
+                            );
+                            if let Some(f) = f {
+                                self.unsupported(f, "custom log formats: no rampart key yet");
+                            }
+                        }
+                    }
+                }
+                _ => self.unsupported(d, "only a file path or `off` (no syslog, no variables)"),
+            }
+        }
+    }
+
+    /// Reports, in file order, what became of every directive.
+    fn account(&self, block: &[Directive], out: &mut Vec<Report>) {
+        for d in block {
+            if let Some(notes) = self.notes.get(&d.id) {
+                out.extend(notes.iter().cloned());
+            }
+            let whole = matches!(
+                d.name.as_str(),
+                "map" | "types" | "geo" | "split_clients" | "if" | "limit_except"
+            ) || (d.block.is_some() && !self.used.contains(&d.id));
+            if !self.used.contains(&d.id) {
+                let (kind, message) = match directives::support(&d.name) {
+                    Support::NotNeeded(why) => (Kind::NotNeeded, why.to_string()),
+                    Support::Unsupported(why) => (Kind::Unsupported, why.to_string()),
+                    Support::Translated => {
+                        (Kind::Unsupported, directives::unused(&d.name).to_string())
+                    }
+                };
+                let message = match (&d.block, whole) {
+                    (Some(b), true) if !b.is_empty() => {
+                        format!("{message} (with the {} lines of its block)", b.len())
+                    }
+                    _ => message,
+                };
+                out.push(Report {
+                    at: d.at(),
+                    directive: d.name.clone(),
+                    kind,
+                    message,
+                });
+            }
+            if !whole {
+                self.account(d.children(), out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

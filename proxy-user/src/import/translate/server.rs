@@ -1,0 +1,444 @@
+//! `server` blocks: their `listen`s become `[[listener]]`s (TLS, HTTP/2,
+//! certificates by SNI), the plain-HTTP-to-HTTPS redirect idiom becomes
+//! `redirect_https`, and the other servers' locations become routes.
+
+use super::{Chain, Translator, find, find_all};
+use crate::import::{
+    emit::{self, Table},
+    nginx::Directive,
+    report::Kind,
+};
+
+/// One listening address and what the servers on it asked for.
+#[derive(Debug, Default)]
+pub(super) struct Bind {
+    pub bind: String,
+    pub ssl: bool,
+    pub http2: bool,
+    pub certs: Vec<(String, String)>,
+    pub min13: bool,
+    /// `Some(port)` when this address only redirects to HTTPS.
+    pub redirect: Option<Option<u16>>,
+    /// The `return`s that asked for the redirect: (directive id, file:line).
+    pub redirect_by: Vec<(usize, String)>,
+    /// Whether a server with content (not only a redirect) listens here.
+    pub content: bool,
+    pub backlog: Option<u32>,
+    pub from: Vec<String>,
+}
+
+/// `listen` as rampart's `bind`: `80` -> `0.0.0.0:80`, `[::]:443` kept.
+fn bind_of(addr: &str) -> Option<String> {
+    let addr = addr.strip_prefix("*:").unwrap_or(addr);
+    if let Ok(port) = addr.parse::<u16>() {
+        return Some(format!("0.0.0.0:{port}"));
+    }
+    let addr = addr.replacen("localhost", "127.0.0.1", 1);
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return Some(sa.to_string());
+    }
+    if let Ok(ip) = addr.parse::<std::net::IpAddr>() {
+        return Some(std::net::SocketAddr::new(ip, 80).to_string());
+    }
+    None
+}
+
+/// `https://$host[:PORT]$request_uri` and its spellings: the port, if any.
+fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
+    let rest = url.strip_prefix("https://")?;
+    let hostport = rest.strip_suffix("$request_uri")?;
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => {
+            (h, Some(p.parse::<u16>().ok()?))
+        }
+        _ => (hostport, None),
+    };
+    let ok =
+        matches!(host, "$host" | "$http_host" | "$server_name") || names.iter().any(|n| n == host);
+    ok.then_some(port.filter(|p| *p != 443))
+}
+
+impl<'a> Translator<'a> {
+    pub(super) fn servers(&mut self, chain: &Chain<'a>, servers: &[&'a Directive]) {
+        let mut content: Vec<(&'a Directive, Vec<String>, Vec<String>, bool)> = Vec::new();
+        for srv in servers {
+            self.take(srv);
+            let mut inner = chain.clone();
+            inner.push(srv.children());
+            let names: Vec<String> = find_all(&inner[inner.len() - 1..], "server_name")
+                .iter()
+                .flat_map(|d| d.args.clone())
+                .filter(|n| !n.is_empty() && n != "_")
+                .collect();
+            for d in srv.children().iter().filter(|d| d.name == "server_name") {
+                self.take(d);
+            }
+            let (binds, default) = self.listens(srv);
+            if self.redirect_server(srv, &names, &binds) {
+                continue;
+            }
+            self.tls(&inner, srv, &binds);
+            self.server_http_keys(srv.children());
+            for b in self.binds.iter_mut().filter(|b| binds.contains(&b.bind)) {
+                b.content = true;
+            }
+            content.push((srv, names, binds, default));
+        }
+        let many = content.len() > 1;
+        if many {
+            let first = &content[0].2;
+            if content.iter().any(|(_, _, b, _)| b != first) {
+                let srv = content[1].0;
+                self.note(
+                    srv,
+                    Kind::Unsupported,
+                    "servers listen on different addresses, but rampart's routes apply to every listener: each server's routes are restricted to its server_name instead",
+                );
+            }
+        }
+        // Host-specific routes first, then the default server's for any host.
+        let default = content.iter().position(|c| c.3).unwrap_or(0);
+        for (srv, names, _, _) in &content {
+            let mut inner = chain.clone();
+            inner.push(srv.children());
+            let hosts: Vec<Option<String>> = if many {
+                let exact: Vec<String> = names
+                    .iter()
+                    .filter(|n| !n.contains(['*', '~']))
+                    .cloned()
+                    .collect();
+                for n in names.iter().filter(|n| n.contains(['*', '~'])) {
+                    let d = srv
+                        .children()
+                        .iter()
+                        .find(|d| d.name == "server_name" && d.args.contains(n));
+                    if let Some(d) = d {
+                        self.note(
+                            d,
+                            Kind::Unsupported,
+                            format!(
+                                "wildcard or regex name `{n}`: rampart matches exact host names"
+                            ),
+                        );
+                    }
+                }
+                if exact.is_empty() && !std::ptr::eq(*srv, content[default].0) {
+                    self.note(
+                        srv,
+                        Kind::Unsupported,
+                        "a server without an exact server_name that is not the default: rampart cannot route to it by listener, so its locations are left out",
+                    );
+                }
+                exact.into_iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            self.server_routes(&inner, srv, names, &hosts);
+        }
+        if many {
+            let (srv, names, _, _) = &content[default];
+            let mut inner = chain.clone();
+            inner.push(srv.children());
+            self.server_routes(&inner, srv, names, &[None]);
+        }
+        self.write_listeners();
+    }
+
+    /// The server's `listen`s as binds; whether it is a default server.
+    fn listens(&mut self, srv: &'a Directive) -> (Vec<String>, bool) {
+        let mut binds = Vec::new();
+        let mut default = false;
+        let http2_on = srv.children().iter().find(|d| d.name == "http2");
+        if let Some(d) = http2_on {
+            self.take(d);
+        }
+        let ssl_on = srv
+            .children()
+            .iter()
+            .find(|d| d.name == "ssl" && d.args.first().map(String::as_str) == Some("on"));
+        if let Some(d) = ssl_on {
+            self.take(d);
+        }
+        let listens: Vec<&Directive> = srv
+            .children()
+            .iter()
+            .filter(|d| d.name == "listen")
+            .collect();
+        let implied;
+        let listens: Vec<(&Directive, Vec<String>)> = if listens.is_empty() {
+            implied = vec!["80".to_string()];
+            vec![(srv, implied)]
+        } else {
+            listens.into_iter().map(|d| (d, d.args.clone())).collect()
+        };
+        for (d, args) in listens {
+            let Some(bind) = args.first().and_then(|a| bind_of(a)) else {
+                self.unsupported(d, "only IP:port listeners (no unix sockets or host names)");
+                continue;
+            };
+            let mut b = Bind {
+                bind: bind.clone(),
+                ..Bind::default()
+            };
+            b.ssl = ssl_on.is_some();
+            b.http2 = http2_on.is_some_and(|d| d.args.first().map(String::as_str) == Some("on"));
+            for opt in &args[1..] {
+                match opt.as_str() {
+                    "ssl" => b.ssl = true,
+                    "http2" => b.http2 = true,
+                    "default_server" | "default" => default = true,
+                    "reuseport" | "ipv6only=on" | "deferred" | "so_keepalive=on" => {}
+                    o if o.starts_with("backlog=") => b.backlog = o[8..].parse().ok(),
+                    o => self.note(
+                        d,
+                        Kind::Unsupported,
+                        format!("listen option `{o}` is not in rampart"),
+                    ),
+                }
+            }
+            if d.name == "listen" {
+                self.take(d);
+                b.from.push(d.at());
+            }
+            self.merge_bind(b);
+            binds.push(bind);
+        }
+        (binds, default)
+    }
+
+    fn merge_bind(&mut self, b: Bind) {
+        match self.binds.iter_mut().find(|x| x.bind == b.bind) {
+            Some(x) => {
+                x.ssl |= b.ssl;
+                x.http2 |= b.http2;
+                x.backlog = x.backlog.or(b.backlog);
+                x.from.extend(b.from);
+            }
+            None => self.binds.push(b),
+        }
+    }
+
+    /// A server whose whole job is `return 301 https://$host$request_uri`
+    /// (also certbot's `if ($host = ...) { return 301 ... } return 404;`).
+    fn redirect_server(&mut self, srv: &'a Directive, names: &[String], binds: &[String]) -> bool {
+        let kids = srv.children();
+        let ret = kids.iter().find(|d| d.name == "return");
+        let via_if: Vec<&Directive> = kids.iter().filter(|d| d.name == "if").collect();
+        let (target, extra_404) = match (ret, via_if.as_slice()) {
+            (Some(r), [])
+                if r.args.len() == 2
+                    && matches!(r.args[0].as_str(), "301" | "302" | "307" | "308") =>
+            {
+                (Some((r, &r.args[1])), None)
+            }
+            (Some(r), ifs)
+                if !ifs.is_empty() && r.args.first().map(String::as_str) == Some("404") =>
+            {
+                let inner = ifs[0]
+                    .children()
+                    .iter()
+                    .find(|d| d.name == "return" && d.args.len() == 2);
+                (inner.map(|d| (d, &d.args[1])), Some(r))
+            }
+            _ => (None, None),
+        };
+        // Also `location / { return 301 https://...; }` beside an ACME
+        // challenge location, as many HTTP servers are written.
+        let slash = kids
+            .iter()
+            .find(|d| d.name == "location" && d.args.len() == 1 && d.args[0] == "/");
+        let slash_ret = slash.and_then(|l| {
+            l.children()
+                .iter()
+                .find(|d| d.name == "return" && d.args.len() == 2)
+        });
+        let (target, slash) = match (target, slash_ret) {
+            (None, Some(r)) if ret.is_none() && via_if.is_empty() => (Some((r, &r.args[1])), slash),
+            (t, _) => (t, None),
+        };
+        let Some((ret_d, url)) = target else {
+            return false;
+        };
+        let Some(port) = https_redirect(url, names) else {
+            return false;
+        };
+        let others: Vec<&Directive> = kids
+            .iter()
+            .filter(|d| d.name == "location" && slash.is_none_or(|s| s.id != d.id))
+            .collect();
+        let acme_only = others
+            .iter()
+            .all(|l| l.args.last().is_some_and(|p| p.contains("/.well-known/")));
+        if !acme_only || kids.iter().any(|d| d.name == "proxy_pass") {
+            return false;
+        }
+        if let Some(l) = slash {
+            self.take(l);
+        }
+        for l in others {
+            self.note(l, Kind::Unsupported, "redirect_https answers every request on this listener, ACME challenges included: serve them from the TLS listener instead (a static route with serve_well_known = true)");
+            for d in l.children() {
+                self.unsupported(
+                    d,
+                    "part of the location above, which the redirect answers instead",
+                );
+            }
+        }
+        for d in kids.iter().filter(|d| d.name == "root") {
+            self.note(d, Kind::NotNeeded, "a redirect-only server serves no files");
+        }
+        let host = url
+            .trim_start_matches("https://")
+            .trim_end_matches("$request_uri")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        if !matches!(host, "$host" | "$http_host") {
+            let named = if host.starts_with("$server_name") {
+                names.first().map_or("", String::as_str)
+            } else {
+                host
+            };
+            self.note(
+                ret_d,
+                Kind::Unsupported,
+                format!("redirect_https keeps the host the client asked for, where nginx names `{named}`: clients that used another name (an address, localhost) are not sent to it"),
+            );
+        } else {
+            self.take(ret_d);
+        }
+        if let Some(r) = extra_404 {
+            for i in &via_if {
+                self.take(i);
+                for d in i.children() {
+                    self.take(d);
+                }
+            }
+            self.note(r, Kind::Unsupported, "the redirect is sent for every host: rampart's redirect_https does not check the Host first");
+        }
+        for bind in binds {
+            if let Some(b) = self.binds.iter_mut().find(|b| &b.bind == bind) {
+                b.redirect = Some(port);
+                b.redirect_by.push((ret_d.id, ret_d.at()));
+                b.from.push(ret_d.at());
+            }
+        }
+        true
+    }
+
+    /// Certificates and protocol versions of a content server.
+    fn tls(&mut self, chain: &Chain<'a>, srv: &'a Directive, binds: &[String]) {
+        let certs = find_all(chain, "ssl_certificate");
+        let keys = find_all(chain, "ssl_certificate_key");
+        let protocols = find(chain, "ssl_protocols");
+        let ssl_binds: Vec<usize> = self
+            .binds
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.ssl && binds.contains(&b.bind))
+            .map(|(i, _)| i)
+            .collect();
+        if ssl_binds.is_empty() {
+            return;
+        }
+        let (Some(cert), Some(key)) = (certs.first(), keys.first()) else {
+            self.note(
+                srv,
+                Kind::Unsupported,
+                "an ssl listener without ssl_certificate and ssl_certificate_key",
+            );
+            return;
+        };
+        self.take(cert);
+        self.take(key);
+        for extra in certs.iter().skip(1).chain(keys.iter().skip(1)) {
+            self.unsupported(
+                extra,
+                "one certificate per server name in rampart; the first is used",
+            );
+        }
+        let mut min13 = false;
+        if let Some(p) = protocols {
+            self.take(p);
+            let old: Vec<&String> = p
+                .args
+                .iter()
+                .filter(|v| matches!(v.as_str(), "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1"))
+                .collect();
+            if !old.is_empty() {
+                self.note(
+                    p,
+                    Kind::Unsupported,
+                    format!("{old:?}: rampart never offers versions older than TLS 1.2"),
+                );
+            }
+            min13 = !p.args.iter().any(|v| v == "TLSv1.2");
+        }
+        for i in ssl_binds {
+            let b = &mut self.binds[i];
+            let pair = (
+                cert.args.first().cloned().unwrap_or_default(),
+                key.args.first().cloned().unwrap_or_default(),
+            );
+            if !b.certs.contains(&pair) {
+                b.certs.push(pair);
+            }
+            b.min13 |= min13;
+            b.from.push(cert.at());
+        }
+    }
+
+    fn write_listeners(&mut self) {
+        for b in self
+            .binds
+            .iter_mut()
+            .filter(|b| b.redirect.is_some() && b.content)
+        {
+            b.redirect = None;
+            for (id, at) in &b.redirect_by {
+                self.notes.entry(*id).or_default().push(crate::import::report::Report {
+                    at: at.clone(),
+                    directive: "return".into(),
+                    kind: Kind::Unsupported,
+                    message: format!("{} also serves other servers: redirect_https would redirect their requests too, so it is not set", b.bind),
+                });
+            }
+        }
+        for b in &self.binds {
+            let mut t = Table::new("[[listener]]", format!("listen {}", b.bind));
+            t.from = b.from.clone();
+            t.set("bind", emit::s(&b.bind));
+            if b.ssl && !b.certs.is_empty() {
+                let one = |(c, k): &(String, String)| {
+                    format!("{{ cert = {}, key = {} }}", emit::s(c), emit::s(k))
+                };
+                let tls = if b.certs.len() == 1 {
+                    one(&b.certs[0])
+                } else {
+                    format!(
+                        "[{}]",
+                        b.certs.iter().map(one).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                t.set("tls", tls);
+                if b.min13 {
+                    t.set("tls_min_version", emit::s("1.3"));
+                }
+                // nginx offers h2 only when asked; rampart does by default.
+                t.set("http2", b.http2.to_string());
+            } else if b.http2 {
+                t.set("http2", "true".into());
+            }
+            if let (Some(port), false) = (b.redirect, b.ssl) {
+                t.set("redirect_https", "true".into());
+                if let Some(p) = port {
+                    t.set("redirect_https_port", p.to_string());
+                }
+            }
+            if let Some(n) = b.backlog {
+                t.set("backlog", n.to_string());
+            }
+            self.listeners.push(t);
+        }
+    }
+}
