@@ -141,6 +141,7 @@ fn start(v: Variant, dir: &Path, www: &Path) -> (Spawned, u16) {
 
 /// User + system CPU seconds of every process in process group `pgid`.
 fn group_cpu(pgid: i32) -> f64 {
+    // SAFETY: sysconf reads a constant of the system; no pointers involved.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     std::fs::read_dir("/proc")
         .unwrap()
