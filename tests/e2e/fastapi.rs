@@ -124,6 +124,34 @@ impl Scenario {
     pub(crate) fn curl(&self, args: &[&str]) -> String {
         curl_in(self.ns.name(), args)
     }
+
+    /// Sends every one of `urls` at once over HTTP/1.1 (one connection
+    /// each); the statuses, one a line, and how many a 100 r/s bucket
+    /// drains while the volley lasts (that many more may pass).
+    pub(crate) fn volley(&self, urls: &[String]) -> (String, usize) {
+        let max = urls.len().to_string();
+        let mut args = vec![
+            "-sk",
+            "--http1.1",
+            "--parallel",
+            "--parallel-immediate",
+            "--parallel-max",
+            &max,
+            "-w",
+            "%{http_code}\n",
+            "-o",
+            "/dev/null",
+        ];
+        for u in urls {
+            args.push(u);
+            args.push("-o");
+            args.push("/dev/null");
+        }
+        let started = std::time::Instant::now();
+        let codes = self.curl(&args);
+        let drained = (100.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+        (codes, drained)
+    }
 }
 
 pub(crate) fn curl_in(ns: &str, args: &[&str]) -> String {
@@ -374,27 +402,8 @@ fn fastapi_behind_rampart() {
             format!("https://localhost{prefix}burst/{i}")
         })
         .collect();
-    let mut args = vec![
-        "-sk",
-        "--http1.1",
-        "--parallel",
-        "--parallel-immediate",
-        "--parallel-max",
-        "150",
-        "-w",
-        "%{http_code}\n",
-        "-o",
-        "/dev/null",
-    ];
-    for u in &urls {
-        args.push(u);
-        args.push("-o");
-        args.push("/dev/null");
-    }
-    let started = std::time::Instant::now();
-    let codes = s.curl(&args);
     // While the volley lasts the bucket drains at 100/s: that much more may pass.
-    let drained = (100.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    let (codes, drained) = s.volley(&urls);
     let ok = codes.lines().filter(|c| *c == "200").count();
     let limited = codes.lines().filter(|c| *c == "429").count();
     assert_eq!(ok + limited, 150, "{codes}");

@@ -194,26 +194,7 @@ fn fastapi_behind_rampart_imported_from_nginx() {
     let urls: Vec<String> = (0..150)
         .map(|i| format!("https://localhost/api/burst/{i}"))
         .collect();
-    let mut args = vec![
-        "-sk",
-        "--http1.1",
-        "--parallel",
-        "--parallel-immediate",
-        "--parallel-max",
-        "150",
-        "-w",
-        "%{http_code}\n",
-        "-o",
-        "/dev/null",
-    ];
-    for u in &urls {
-        args.push(u);
-        args.push("-o");
-        args.push("/dev/null");
-    }
-    let started = std::time::Instant::now();
-    let codes = s.curl(&args);
-    let drained = (100.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    let (codes, drained) = s.volley(&urls);
     let ok = codes.lines().filter(|c| *c == "200").count();
     let limited = codes.lines().filter(|c| *c == "503").count();
     assert_eq!(ok + limited, 150, "{codes}");
