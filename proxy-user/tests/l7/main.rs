@@ -26,4 +26,5 @@ mod routes;
 mod support;
 mod templates;
 mod tls;
+mod tls_sni;
 mod unix_upstream;
