@@ -12,10 +12,16 @@
 //!                      └─ location {...} (nested too) -> [[route]]s in nginx's match order
 //! ```
 
+mod access;
+mod headers;
 mod location;
+mod pages;
+mod respond;
+mod rewrite;
 mod server;
 pub mod units;
 mod upstream;
+mod vars;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -58,6 +64,10 @@ pub struct Translator<'a> {
     pub upstreams: BTreeMap<String, Table>,
     pub limits: BTreeMap<String, Table>,
     pub routes: Vec<Table>,
+    pub compress: Table,
+    pub pages: Vec<Table>,
+    /// Statuses an `[[error_page]]` already answers.
+    page_statuses: Vec<u16>,
     upstream_blocks: HashMap<String, &'a Directive>,
     /// Upstream variants already written: (group, timeouts) -> name.
     variants: HashMap<(String, [u64; 3]), String>,
@@ -83,6 +93,9 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         upstreams: BTreeMap::new(),
         limits: BTreeMap::new(),
         routes: Vec::new(),
+        compress: Table::new("[compress]", "nginx's gzip settings"),
+        pages: Vec::new(),
+        page_statuses: Vec::new(),
         upstream_blocks: HashMap::new(),
         variants: HashMap::new(),
         zones: HashMap::new(),
@@ -125,7 +138,8 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
     let toml = emit::render(
         source,
         &[
-            &[t.http.clone()],
+            &[t.http.clone(), t.compress.clone()],
+            &t.pages,
             &t.listeners,
             &upstreams,
             &limits,
