@@ -72,6 +72,7 @@ pub fn support(name: &str) -> Support {
         | "set_real_ip_from"
         | "real_ip_header"
         | "real_ip_recursive"
+        | "satisfy"
         | "rewrite"
         | "gzip"
         | "gzip_types"

@@ -87,6 +87,12 @@ impl<'a> Translator<'a> {
             t.set("access", format!("[{}]", emit::s("deny all")));
         }
         self.basic_auth(t, chain);
+        if let Some(d) = find(chain, "satisfy").filter(|d| !self.used.contains(&d.id)) {
+            match d.args.first().map(String::as_str) {
+                Some("all") => self.note(d, Kind::NotNeeded, "rampart asks for both the access rules and the password, as nginx's default `satisfy all`"),
+                _ => self.unsupported(d, "rampart asks for both the access rules and the password (`satisfy all`); either one is not enough"),
+            }
+        }
     }
 
     /// True (and the rules taken) when the location's rules are only
