@@ -336,18 +336,42 @@ impl<'a> Translator<'a> {
                         Some(name) => {
                             let f = formats
                                 .iter()
-                                .find(|f| f.args.first().map(String::as_str) == Some(name));
-                            self.unsupported(
-                                d,
-                                format!("log format `{name}`: rampart writes nginx's combined format or JSON (access_log_format), not custom formats"),
-                            );
-                            if let Some(f) = f {
-                                self.unsupported(f, "custom log formats: no rampart key yet");
+                                .find(|f| f.args.first().map(String::as_str) == Some(name))
+                                .copied();
+                            match f.map(|f| (f, custom_format(f))) {
+                                Some((f, Ok(text))) if self.http.get("access_log").is_none() => {
+                                    self.http.set("access_log", emit::s(path));
+                                    self.http.set("access_log_format", emit::s(&text));
+                                    self.http.from(d.at());
+                                    self.http.from(f.at());
+                                    self.take(d);
+                                    self.take(f);
+                                }
+                                Some((f, Err(why))) => {
+                                    self.unsupported(d, format!("log format `{name}`: {why}"));
+                                    self.unsupported(f, why);
+                                }
+                                Some(_) => self.unsupported(
+                                    d,
+                                    "rampart writes one access log; the first is kept",
+                                ),
+                                None => {
+                                    self.unsupported(d, format!("no log_format named `{name}`"))
+                                }
                             }
                         }
                     }
                 }
                 _ => self.unsupported(d, "only a file path or `off` (no syslog, no variables)"),
+            }
+        }
+        for f in formats {
+            if !self.used.contains(&f.id) {
+                self.note(
+                    f,
+                    Kind::NotNeeded,
+                    "not used by an access_log at http level",
+                );
             }
         }
     }
@@ -388,6 +412,27 @@ impl<'a> Translator<'a> {
             }
         }
     }
+}
+
+/// A `log_format NAME [escape=default] 'text' ...` as rampart's
+/// `access_log_format` template: the strings joined, as nginx does.
+fn custom_format(f: &Directive) -> Result<String, String> {
+    let mut parts = f.args.get(1..).unwrap_or(&[]);
+    if let Some(e) = parts.first().and_then(|a| a.strip_prefix("escape=")) {
+        if e != "default" {
+            return Err(format!(
+                "escape={e}: rampart escapes log values as nginx's escape=default"
+            ));
+        }
+        parts = &parts[1..];
+    }
+    let text = parts.concat();
+    if !text.contains('$') {
+        return Err("a format without variables".into());
+    }
+    crate::log_format::LogFormat::parse(&text)
+        .map(|_| text)
+        .map_err(|e| format!("{e}"))
 }
 
 #[cfg(test)]

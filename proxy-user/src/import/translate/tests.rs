@@ -530,3 +530,33 @@ fn closed_rather_than_open() {
     assert_eq!(un.len(), 4, "every rule and the auth_basic: {un:#?}");
     assert!(!i.complete());
 }
+
+#[test]
+fn custom_log_formats_are_templates() {
+    let i = import(
+        "http {\n log_format gw '$remote_addr \"$request\" '\n  '$status $upstream_response_time';\n\
+         log_format main '$remote_addr $http_x_forwarded_for';\n\
+         access_log /var/log/gw.log gw;\n server { location / { return 204; } }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    assert_eq!(
+        v["http"]["access_log_format"].as_str(),
+        Some("$remote_addr \"$request\" $status $upstream_response_time")
+    );
+    assert_eq!(v["http"]["access_log"].as_str(), Some("/var/log/gw.log"));
+    let nn = reports(&i, Kind::NotNeeded);
+    assert!(
+        nn.iter()
+            .any(|l| l.starts_with("/site/nginx.conf:4: not needed: log_format")),
+        "{nn:#?}"
+    );
+    // A variable rampart's access log lacks: reported, with the format.
+    let i = import(
+        "http {\n log_format main '$remote_addr $http_x_forwarded_for';\n\
+         access_log /var/log/a.log main;\n server { location / { return 204; } }\n}\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    assert_eq!(un.len(), 2, "{un:#?}");
+    assert!(un[0].contains("$http_x_forwarded_for"), "{un:#?}");
+}
