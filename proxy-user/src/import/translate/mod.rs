@@ -437,3 +437,5 @@ fn custom_format(f: &Directive) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;
