@@ -5,7 +5,8 @@
 //! - the text is refused with `FILE:LINE: message`, the line one that
 //!   exists in the text and the message not empty; or
 //! - it is translated into text that parses as TOML whose sections are
-//!   rampart's (`http`, `listener`, `upstream`, `limit`, `route`), and
+//!   rampart's (`http`, `compress`, `error_page`, `listener`, `upstream`,
+//!   `limit`, `route`), and
 //!   every report names `file:line` with a line of at least 1 (of the text
 //!   itself when it is about this file), says why, and prints as one line.
 #![no_main]
@@ -39,7 +40,16 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_else(|e| panic!("not TOML: {e}\n{}", imported.toml));
             for key in table.keys() {
                 assert!(
-                    ["http", "listener", "upstream", "limit", "route"].contains(&key.as_str()),
+                    [
+                        "http",
+                        "compress",
+                        "error_page",
+                        "listener",
+                        "upstream",
+                        "limit",
+                        "route"
+                    ]
+                    .contains(&key.as_str()),
                     "unexpected section `{key}`"
                 );
             }

@@ -63,8 +63,28 @@ pub fn support(name: &str) -> Support {
         | "worker_processes"
         | "worker_shutdown_timeout"
         | "proxy_set_header"
+        | "proxy_hide_header"
         | "add_header"
         | "deny"
+        | "allow"
+        | "auth_basic"
+        | "auth_basic_user_file"
+        | "set_real_ip_from"
+        | "real_ip_header"
+        | "real_ip_recursive"
+        | "satisfy"
+        | "rewrite"
+        | "gzip"
+        | "gzip_types"
+        | "gzip_comp_level"
+        | "gzip_min_length"
+        | "gzip_proxied"
+        | "gzip_vary"
+        | "gzip_disable"
+        | "gzip_buffers"
+        | "gzip_http_version"
+        | "error_page"
+        | "proxy_intercept_errors"
         | "random"
         | "proxy_next_upstream_tries"
         | "large_client_header_buffers" => Translated,
@@ -165,27 +185,13 @@ pub fn support(name: &str) -> Support {
             NotNeeded("NGINX Plus only; rampart's active checks are [upstream] health_check")
         }
 
-        "allow" => Unsupported("per-network allow/deny: no rampart route key yet"),
-        "auth_basic" | "auth_basic_user_file" => {
-            Unsupported("basic authentication: no rampart key yet")
-        }
         "auth_request" => Unsupported("subrequest authentication is not in rampart"),
-        "gzip" | "gzip_types" | "gzip_comp_level" | "gzip_min_length" | "gzip_proxied"
-        | "gzip_vary" | "gzip_disable" | "gzip_buffers" | "gzip_http_version" => {
-            Unsupported("compression of responses: no rampart key yet")
-        }
-        "error_page" | "proxy_intercept_errors" => {
-            Unsupported("custom error pages: no rampart key yet")
-        }
-        "set_real_ip_from" | "real_ip_header" | "real_ip_recursive" => {
-            Unsupported("client address from a trusted proxy's header: no rampart key yet")
-        }
-        "rewrite" | "rewrite_log" | "break" => Unsupported("URI rewriting: no rampart key yet"),
+        "rewrite_log" => NotNeeded("rampart does not log rewrites"),
+        "break" => Unsupported("a rewrite-phase `break` outside a rewrite: no rampart key"),
         "if" | "set" | "map" | "geo" | "split_clients" => {
             Unsupported("variables and conditions: no rampart key yet")
         }
-        "proxy_hide_header"
-        | "proxy_pass_header"
+        "proxy_pass_header"
         | "proxy_ignore_headers"
         | "proxy_cookie_domain"
         | "proxy_cookie_path"
@@ -193,7 +199,9 @@ pub fn support(name: &str) -> Support {
         | "more_clear_headers"
         | "sub_filter"
         | "sub_filter_once" => Unsupported("header and body editing: no rampart key yet"),
-        "resolver" => Unsupported("upstreams named by DNS: no rampart key yet"),
+        "resolver" => NotNeeded(
+            "rampart resolves upstream names through the system's /etc/resolv.conf and /etc/hosts",
+        ),
         "proxy_cache"
         | "proxy_cache_path"
         | "proxy_cache_valid"
@@ -253,8 +261,9 @@ pub fn support(name: &str) -> Support {
 pub fn unused(name: &str) -> &'static str {
     match name {
         "add_header" => {
-            "response headers other than one Cache-Control on a static route: no rampart key yet"
+            "only applies to a location that proxies, serves files or returns (not to one rampart closes with 401, 403 or 502)"
         }
+        "proxy_hide_header" => "only applies to a location that proxies",
         "expires" => "Expires on responses that are not static files: no rampart key yet",
         "proxy_set_header"
         | "proxy_connect_timeout"
@@ -263,6 +272,22 @@ pub fn unused(name: &str) -> &'static str {
         "root" | "index" | "try_files" => "only applies to a location that serves files",
         "limit_req" | "limit_req_status" => {
             "only applies to a location that proxies or serves files"
+        }
+        "allow" | "deny" | "auth_basic" | "auth_basic_user_file" => {
+            "only applies to a location that proxies or serves files"
+        }
+        "set_real_ip_from" | "real_ip_header" | "real_ip_recursive" => {
+            "only read for a server rampart serves"
+        }
+        "gzip" | "gzip_types" | "gzip_comp_level" | "gzip_min_length" | "gzip_proxied"
+        | "gzip_vary" | "gzip_disable" | "gzip_buffers" | "gzip_http_version" => {
+            "only read at http or server level: rampart's [compress] is for every route"
+        }
+        "error_page" | "proxy_intercept_errors" => {
+            "only read at http or server level: rampart's [[error_page]]s are for every route"
+        }
+        "rewrite" => {
+            "only in a location that proxies or serves files (rampart has no server-level rewrite)"
         }
         "access_log" => "an access log of its own for one server or location: rampart writes one",
         _ => "not translated in this context",

@@ -193,10 +193,12 @@ impl<'a> Translator<'a> {
         let own = l.d.children();
         // `return` (rewrite phase) answers before access checks and limits.
         if let Some(ret) = own.iter().find(|d| d.name == "return") {
-            for d in own
-                .iter()
-                .filter(|d| d.name != "return" && d.name != "location" && d.name != "access_log")
-            {
+            for d in own.iter().filter(|d| {
+                !matches!(
+                    d.name.as_str(),
+                    "return" | "location" | "access_log" | "add_header"
+                )
+            }) {
                 self.note(
                     d,
                     Kind::NotNeeded,
@@ -206,67 +208,28 @@ impl<'a> Translator<'a> {
             if !self.respond(&mut t, ret, names) {
                 return None;
             }
-            self.common(&mut t, l, false);
-            return Some(t);
-        }
-        // Basic authentication has no key yet: closed rather than open.
-        if let Some(auth) = find(&l.chain, "auth_basic")
-            .filter(|d| d.args.first().map(String::as_str) != Some("off"))
-        {
-            t.from(auth.at());
-            self.unsupported(auth, "basic authentication has no rampart key yet: the location answers 401 to everyone (closed rather than open)");
-            if let Some(f) = find(&l.chain, "auth_basic_user_file") {
-                self.unsupported(f, "basic authentication has no rampart key yet");
-            }
-            self.shadowed(
-                own,
-                "not used: the location answers 401 (see its auth_basic)",
-            );
-            t.set("respond", "401".into());
-            self.common(&mut t, l, false);
-            return Some(t);
-        }
-        if let Some(off) = find(&l.chain, "auth_basic") {
-            self.note(
-                off,
-                Kind::NotNeeded,
-                "`auth_basic off`: no authentication, as rampart does",
-            );
-        }
-        let denies = find_all(&l.chain, "deny");
-        let allows = find_all(&l.chain, "allow");
-        if denies
-            .iter()
-            .any(|d| d.args.first().map(String::as_str) == Some("all"))
-            || !allows.is_empty()
-        {
-            for d in denies.iter().chain(allows.iter()) {
-                t.from(d.at());
-                if allows.is_empty() && d.args.first().map(String::as_str) == Some("all") {
-                    self.take(d);
-                } else {
-                    self.note(d, Kind::Unsupported, "per-network allow/deny has no rampart route key yet: the location answers 403 to everyone (closed rather than open)");
-                }
-            }
-            self.shadowed(
-                own,
-                "not used: the location answers 403 (see its allow/deny)",
-            );
-            t.set("respond", "403".into());
+            self.headers(&mut t, &l.chain, names, false);
             self.common(&mut t, l, false);
             return Some(t);
         }
         if let Some(pp) = own.iter().find(|d| d.name == "proxy_pass") {
             t.from(pp.at());
             match self.proxy_pass(pp, &l.chain, l.mode, &l.path) {
-                Some(name) => t.set("upstream", emit::s(&name)),
+                Some((name, path)) => {
+                    t.set("upstream", emit::s(&name));
+                    if let Some(p) = path {
+                        t.set("upstream_path", emit::s(&p));
+                    }
+                }
                 None => {
                     t.set("respond", "502".into());
                     t.what
                         .push_str(" (its proxy_pass could not be translated: answered 502)");
                 }
             }
-            self.proxy_headers(&l.chain);
+            self.rewrite(&mut t, own, names);
+            self.headers(&mut t, &l.chain, names, true);
+            self.guard(&mut t, &l.chain);
             if let Some(d) = find(&l.chain, "proxy_read_timeout")
                 && let Some(ms) = d.args.first().and_then(|a| units::millis(a))
             {
@@ -283,7 +246,16 @@ impl<'a> Translator<'a> {
             let key = if alias.is_some() { "static" } else { "root" };
             t.set(key, emit::s(dir.args.first().map_or("", String::as_str)));
             self.static_keys(&mut t, l);
+            self.rewrite(&mut t, own, names);
+            self.headers(&mut t, &l.chain, names, false);
+            self.guard(&mut t, &l.chain);
             self.common(&mut t, l, true);
+            return Some(t);
+        }
+        // `location ~ /\.ht { deny all; }` with no content: a 403.
+        if self.denies_all(&l.chain) {
+            t.set("respond", "403".into());
+            self.common(&mut t, l, false);
             return Some(t);
         }
         let handler = own.iter().find(|d| {
@@ -302,84 +274,6 @@ impl<'a> Translator<'a> {
         }
         self.common(&mut t, l, false);
         Some(t)
-    }
-
-    /// Content directives a closed location never uses.
-    fn shadowed(&mut self, own: &[Directive], why: &str) {
-        for d in own.iter().filter(|d| {
-            matches!(
-                d.name.as_str(),
-                "proxy_pass" | "alias" | "root" | "try_files" | "index"
-            )
-        }) {
-            self.unsupported(d, why);
-        }
-    }
-
-    /// `return`: a fixed response or a redirect. False when untranslatable.
-    fn respond(&mut self, t: &mut Table, ret: &Directive, names: &[String]) -> bool {
-        t.from(ret.at());
-        let (code, rest) = match ret.args.as_slice() {
-            [c] if c.parse::<u16>().is_ok() => (c.parse::<u16>().unwrap_or(0), None),
-            [c, r] if c.parse::<u16>().is_ok() => (c.parse::<u16>().unwrap_or(0), Some(r.clone())),
-            [url] => (302, Some(url.clone())),
-            _ => {
-                self.unsupported(ret, "expected `return CODE [TEXT|URL]` or `return URL`");
-                return false;
-            }
-        };
-        if !(100..=599).contains(&code) && code != 444 {
-            self.unsupported(ret, format!("status {code}"));
-            return false;
-        }
-        if matches!(code, 301 | 302 | 303 | 307 | 308) {
-            let mut url = rest.unwrap_or_default();
-            if url.contains("$host") || url.contains("$server_name") || url.contains("$http_host") {
-                match names {
-                    [one] if !one.contains(['*', '~']) => {
-                        url = url
-                            .replace("$http_host", one)
-                            .replace("$host", one)
-                            .replace("$server_name", one);
-                    }
-                    _ => {
-                        self.unsupported(ret, "a redirect naming $host for a server with several names: rampart's redirect substitutes only $request_uri");
-                        return false;
-                    }
-                }
-            }
-            if url.replace("$request_uri", "").contains('$') {
-                self.unsupported(
-                    ret,
-                    "variables other than $request_uri, $host and $server_name in a redirect",
-                );
-                return false;
-            }
-            self.take(ret);
-            t.set("redirect", emit::s(&url));
-            t.set("redirect_status", code.to_string());
-            return true;
-        }
-        if code == 444 {
-            self.note(
-                ret,
-                Kind::Unsupported,
-                "444 (close without answering): answered 403 instead",
-            );
-            t.set("respond", "403".into());
-            return true;
-        }
-        let body = rest.unwrap_or_default();
-        if body.contains('$') {
-            self.unsupported(ret, "variables in a response body");
-            return false;
-        }
-        self.take(ret);
-        t.set("respond", code.to_string());
-        if !body.is_empty() {
-            t.set("body", emit::s(&body));
-        }
-        true
     }
 
     /// `expires`, `add_header Cache-Control`, `index`, `try_files` of a
@@ -407,21 +301,16 @@ impl<'a> Translator<'a> {
                 None => self.unsupported(d, "expected a time"),
             }
         }
-        for d in find_all(&l.chain, "add_header") {
-            if d.args
-                .first()
-                .is_some_and(|h| h.eq_ignore_ascii_case("cache-control"))
-                && t.get("cache_control").is_none()
-            {
-                t.from(d.at());
-                t.set(
-                    "cache_control",
-                    emit::s(d.args.get(1).map_or("", String::as_str)),
-                );
-                self.take(d);
-            } else {
-                self.unsupported(d, "response headers other than one Cache-Control on a static route: no rampart key yet");
-            }
+        // The first Cache-Control goes beside `expires` (the others are
+        // response headers, see headers.rs).
+        if let Some(d) = find_all(&l.chain, "add_header").into_iter().find(|d| {
+            d.args.len() == 2
+                && d.args[0].eq_ignore_ascii_case("cache-control")
+                && !d.args[1].contains('$')
+        }) {
+            t.from(d.at());
+            t.set("cache_control", emit::s(&d.args[1]));
+            self.take(d);
         }
         if let Some(d) = find(&l.chain, "index") {
             t.from(d.at());

@@ -12,10 +12,16 @@
 //!                      └─ location {...} (nested too) -> [[route]]s in nginx's match order
 //! ```
 
+mod access;
+mod headers;
 mod location;
+mod pages;
+mod respond;
+mod rewrite;
 mod server;
 pub mod units;
 mod upstream;
+mod vars;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -58,6 +64,10 @@ pub struct Translator<'a> {
     pub upstreams: BTreeMap<String, Table>,
     pub limits: BTreeMap<String, Table>,
     pub routes: Vec<Table>,
+    pub compress: Table,
+    pub pages: Vec<Table>,
+    /// Statuses an `[[error_page]]` already answers.
+    page_statuses: Vec<u16>,
     upstream_blocks: HashMap<String, &'a Directive>,
     /// Upstream variants already written: (group, timeouts) -> name.
     variants: HashMap<(String, [u64; 3]), String>,
@@ -83,6 +93,9 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         upstreams: BTreeMap::new(),
         limits: BTreeMap::new(),
         routes: Vec::new(),
+        compress: Table::new("[compress]", "nginx's gzip settings"),
+        pages: Vec::new(),
+        page_statuses: Vec::new(),
         upstream_blocks: HashMap::new(),
         variants: HashMap::new(),
         zones: HashMap::new(),
@@ -125,7 +138,8 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
     let toml = emit::render(
         source,
         &[
-            &[t.http.clone()],
+            &[t.http.clone(), t.compress.clone()],
+            &t.pages,
             &t.listeners,
             &upstreams,
             &limits,
@@ -322,18 +336,42 @@ impl<'a> Translator<'a> {
                         Some(name) => {
                             let f = formats
                                 .iter()
-                                .find(|f| f.args.first().map(String::as_str) == Some(name));
-                            self.unsupported(
-                                d,
-                                format!("log format `{name}`: rampart writes nginx's combined format or JSON (access_log_format), not custom formats"),
-                            );
-                            if let Some(f) = f {
-                                self.unsupported(f, "custom log formats: no rampart key yet");
+                                .find(|f| f.args.first().map(String::as_str) == Some(name))
+                                .copied();
+                            match f.map(|f| (f, custom_format(f))) {
+                                Some((f, Ok(text))) if self.http.get("access_log").is_none() => {
+                                    self.http.set("access_log", emit::s(path));
+                                    self.http.set("access_log_format", emit::s(&text));
+                                    self.http.from(d.at());
+                                    self.http.from(f.at());
+                                    self.take(d);
+                                    self.take(f);
+                                }
+                                Some((f, Err(why))) => {
+                                    self.unsupported(d, format!("log format `{name}`: {why}"));
+                                    self.unsupported(f, why);
+                                }
+                                Some(_) => self.unsupported(
+                                    d,
+                                    "rampart writes one access log; the first is kept",
+                                ),
+                                None => {
+                                    self.unsupported(d, format!("no log_format named `{name}`"))
+                                }
                             }
                         }
                     }
                 }
                 _ => self.unsupported(d, "only a file path or `off` (no syslog, no variables)"),
+            }
+        }
+        for f in formats {
+            if !self.used.contains(&f.id) {
+                self.note(
+                    f,
+                    Kind::NotNeeded,
+                    "not used by an access_log at http level",
+                );
             }
         }
     }
@@ -376,5 +414,28 @@ impl<'a> Translator<'a> {
     }
 }
 
+/// A `log_format NAME [escape=default] 'text' ...` as rampart's
+/// `access_log_format` template: the strings joined, as nginx does.
+fn custom_format(f: &Directive) -> Result<String, String> {
+    let mut parts = f.args.get(1..).unwrap_or(&[]);
+    if let Some(e) = parts.first().and_then(|a| a.strip_prefix("escape=")) {
+        if e != "default" {
+            return Err(format!(
+                "escape={e}: rampart escapes log values as nginx's escape=default"
+            ));
+        }
+        parts = &parts[1..];
+    }
+    let text = parts.concat();
+    if !text.contains('$') {
+        return Err("a format without variables".into());
+    }
+    crate::log_format::LogFormat::parse(&text)
+        .map(|_| text)
+        .map_err(|e| format!("{e}"))
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keys;

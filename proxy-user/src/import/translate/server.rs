@@ -79,6 +79,9 @@ impl<'a> Translator<'a> {
             }
             self.tls(&inner, srv, &binds);
             self.server_http_keys(srv.children());
+            self.real_ip(&inner);
+            self.gzip(&inner);
+            self.error_pages(&inner, srv);
             for b in self.binds.iter_mut().filter(|b| binds.contains(&b.bind)) {
                 b.content = true;
             }
@@ -293,7 +296,21 @@ impl<'a> Translator<'a> {
             .split(':')
             .next()
             .unwrap_or("");
-        if !matches!(host, "$host" | "$http_host") {
+        // One name, and nginx redirects to it: what redirect_https sends
+        // to every client that asked for the site by that name.
+        let one_name = match names {
+            [one] if !one.contains(['*', '~']) && !one.starts_with('.') => {
+                host == "$server_name" || host == one
+            }
+            _ => false,
+        };
+        if one_name {
+            self.note(
+                ret_d,
+                Kind::Translated,
+                format!("redirect_https: the Location names the host the client asked for, `{}` for clients that used the server's name", names[0]),
+            );
+        } else if !matches!(host, "$host" | "$http_host") {
             let named = if host.starts_with("$server_name") {
                 names.first().map_or("", String::as_str)
             } else {

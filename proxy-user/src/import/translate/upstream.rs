@@ -3,7 +3,7 @@
 //! where rampart's defaults differ (round robin, 60s connect timeout, no
 //! idle keep-alive without `keepalive`, 503 for limited requests).
 
-use super::{Chain, Translator, find, find_all, units};
+use super::{Chain, Translator, find, units};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
@@ -39,15 +39,35 @@ fn key(name: &str) -> String {
         .collect()
 }
 
-/// `127.0.0.1:8001`, `localhost:8001` or `10.0.0.2` as a socket address.
+/// An nginx server address as rampart writes it: `127.0.0.1:8001`,
+/// `localhost:8001`, `10.0.0.2` (port 80), a name `app:8000` or `app`
+/// (resolved by rampart, port 80), or `unix:/run/app.sock`.
 fn addr(s: &str) -> Option<String> {
-    let s = s.replacen("localhost", "127.0.0.1", 1);
-    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+    if let Some(path) = s.strip_prefix("unix:") {
+        return (path.starts_with('/') && path.len() <= 107 && !path.contains('$'))
+            .then(|| s.to_string());
+    }
+    let local = s.replacen("localhost", "127.0.0.1", 1);
+    if let Ok(a) = local.parse::<std::net::SocketAddr>() {
         return Some(a.to_string());
     }
-    s.parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| std::net::SocketAddr::new(ip, 80).to_string())
+    if let Ok(ip) = local.parse::<std::net::IpAddr>() {
+        return Some(std::net::SocketAddr::new(ip, 80).to_string());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        None => (s, 80),
+    };
+    let name = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    name.then(|| format!("{host}:{port}"))
 }
 
 const NGINX_TIMEOUT_MS: u64 = 60_000;
@@ -60,7 +80,7 @@ impl<'a> Translator<'a> {
         chain: &Chain<'a>,
         mode: super::location::Mode,
         loc_path: &str,
-    ) -> Option<String> {
+    ) -> Option<(String, Option<String>)> {
         let url = pp.args.first()?;
         if url.contains('$') {
             self.unsupported(pp, "proxy_pass with variables");
@@ -69,21 +89,40 @@ impl<'a> Translator<'a> {
         let Some(rest) = url.strip_prefix("http://") else {
             self.unsupported(
                 pp,
-                "only http:// upstreams (no TLS to upstreams, unix sockets or other schemes)",
+                "only http:// upstreams (no TLS to upstreams or other schemes)",
             );
             return None;
         };
-        let (host, uri) = match rest.find('/') {
-            Some(i) => (&rest[..i], Some(&rest[i..])),
-            None => (rest, None),
+        // `http://unix:/run/app.sock:/uri` names a socket, then a URI.
+        let (host, uri) = match rest.strip_prefix("unix:") {
+            Some(p) => match p.find(':') {
+                Some(i) => (
+                    &rest[..5 + i],
+                    Some(&rest[5 + i + 1..]).filter(|u| !u.is_empty()),
+                ),
+                None => (rest, None),
+            },
+            None => match rest.find('/') {
+                Some(i) => (&rest[..i], Some(&rest[i..])),
+                None => (rest, None),
+            },
         };
-        if let Some(uri) = uri {
-            let same = matches!(
-                mode,
-                super::location::Mode::Prefix | super::location::Mode::Priority
-            ) && uri == loc_path;
-            if !same {
-                self.note(pp, Kind::Unsupported, format!("proxy_pass with a URI part (`{uri}`) replaces the location's prefix; rampart sends the path unchanged (no rewrite key yet)"));
+        let prefix = matches!(
+            mode,
+            super::location::Mode::Prefix | super::location::Mode::Priority
+        );
+        // The location's matched prefix replaced by the URI part: the
+        // route's `upstream_path`.
+        let mut upstream_path = None;
+        let mut path_ok = true;
+        if let Some(uri) = uri
+            && uri != loc_path
+        {
+            if prefix {
+                upstream_path = Some(uri.to_string());
+            } else {
+                path_ok = false;
+                self.note(pp, Kind::Unsupported, format!("proxy_pass with a URI part (`{uri}`) in a `=` or regex location: rampart replaces only a `path` prefix (upstream_path); the path is sent unchanged"));
             }
         }
         let base = if let Some(block) = self.upstream_blocks.get(host).copied() {
@@ -107,17 +146,13 @@ impl<'a> Translator<'a> {
             }
             name
         } else {
-            self.unsupported(pp, format!("`{host}` is neither an upstream block nor an IP address: upstreams named by DNS have no rampart key yet"));
+            self.unsupported(
+                pp,
+                format!("`{host}` is neither an upstream block nor an address rampart reads"),
+            );
             return None;
         };
-        if uri.is_none()
-            || uri.is_some_and(|u| {
-                matches!(
-                    mode,
-                    super::location::Mode::Prefix | super::location::Mode::Priority
-                ) && u == loc_path
-            })
-        {
+        if path_ok {
             self.take(pp);
         }
         // Timeouts are per location in nginx, per group in rampart: one
@@ -161,7 +196,7 @@ impl<'a> Translator<'a> {
             t.set("send_timeout", emit::s(&units::duration(ms[2])));
             self.upstreams.insert(name.clone(), t);
         }
-        Some(name)
+        Some((name, upstream_path))
     }
 
     /// An `upstream` block as `[upstream.NAME]`; false when no server
@@ -183,7 +218,7 @@ impl<'a> Translator<'a> {
                     let Some(a) = d.args.first().and_then(|a| addr(a)) else {
                         self.unsupported(
                             d,
-                            "only IP:port servers (names resolved by DNS have no rampart key yet)",
+                            "expected an address, a name (host:port) or unix:/path",
                         );
                         continue;
                     };
@@ -219,6 +254,8 @@ impl<'a> Translator<'a> {
                                     format!("fail_timeout={v}: expected a time up to 1d"),
                                 ),
                             }
+                        } else if o == "resolve" {
+                            // rampart resolves names again as their TTLs run out.
                         } else if o == "down" {
                             skip = true;
                         } else if o == "backup" {
@@ -429,39 +466,6 @@ impl<'a> Translator<'a> {
         }
         self.used.insert(d.id);
         Some(name)
-    }
-
-    /// `proxy_set_header`s that only restate what rampart sends anyway.
-    pub(super) fn proxy_headers(&mut self, chain: &Chain<'a>) {
-        for d in find_all(chain, "proxy_set_header") {
-            let name = d
-                .args
-                .first()
-                .map(|s| s.to_ascii_lowercase())
-                .unwrap_or_default();
-            let value = d.args.get(1).map(String::as_str).unwrap_or("");
-            let builtin = match name.as_str() {
-                "host" => matches!(value, "$host" | "$http_host"),
-                "x-real-ip" => value == "$remote_addr",
-                "x-forwarded-for" => matches!(value, "$proxy_add_x_forwarded_for" | "$remote_addr"),
-                "x-forwarded-proto" => value == "$scheme",
-                "x-forwarded-host" => matches!(value, "$host" | "$http_host"),
-                "upgrade" => value == "$http_upgrade",
-                "connection" => matches!(
-                    value,
-                    "" | "upgrade" | "Upgrade" | "$connection_upgrade" | "close"
-                ),
-                _ => false,
-            };
-            if builtin {
-                self.note(d, Kind::Translated, "built in: rampart sends this header itself (docs/configuration.md, [upstream.NAME])");
-            } else {
-                self.unsupported(
-                    d,
-                    "request headers to upstreams other than rampart's own: no rampart key yet",
-                );
-            }
-        }
     }
 }
 

@@ -1,0 +1,123 @@
+//! nginx variables in rampart's templates (docs/configuration.md,
+//! Variables): `redirect`, `body`, header values and `rewrite` targets.
+
+/// nginx variables rampart's templates substitute, under the same names.
+const KNOWN: &[&str] = &[
+    "host",
+    "scheme",
+    "remote_addr",
+    "request_id",
+    "server_port",
+    "request_uri",
+    "uri",
+    "args",
+    "query_string",
+    "is_args",
+];
+
+/// `text` with nginx's variables written as rampart's: the ones rampart
+/// knows kept, `$server_name` and `$http_host` written as the server's
+/// name when it has exactly one (not a wildcard or regex), and `$1`..`$9`
+/// kept where `captures` (a rewrite target). `Err` names the first
+/// variable rampart cannot substitute.
+pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        if let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            chars.next();
+            if !captures || d == '0' {
+                return Err(format!("${d}"));
+            }
+            out.push('$');
+            out.push(d);
+            continue;
+        }
+        let braced = chars.peek() == Some(&'{');
+        let mut name = String::new();
+        if braced {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '}' {
+                    break;
+                }
+                name.push(c);
+            }
+        } else {
+            while let Some(c) = chars
+                .peek()
+                .copied()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            {
+                name.push(c);
+                chars.next();
+            }
+        }
+        match name.as_str() {
+            n if KNOWN.contains(&n) => {
+                if braced {
+                    out.push_str(&format!("${{{n}}}"));
+                } else {
+                    out.push('$');
+                    out.push_str(n);
+                }
+            }
+            "server_name" | "http_host" => match names {
+                [one] if !one.contains(['*', '~', '$']) && !one.starts_with('.') => {
+                    out.push_str(one);
+                }
+                _ => return Err(format!("${name}")),
+            },
+            _ => return Err(format!("${name}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The report's wording for a variable `template` refused.
+pub(super) fn refused(var: &str) -> String {
+    format!(
+        "`{var}`: rampart's templates have $host, $scheme, $request_uri, $uri, $args, $is_args, $server_port, $remote_addr and $request_id (and $server_name for a server with one name)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    #[test]
+    fn known_variables_are_kept_and_server_name_is_written_out() {
+        let one = ["api.example.com".to_string()];
+        assert_eq!(
+            template("https://$server_name$request_uri", &one, false).as_deref(),
+            Ok("https://api.example.com$request_uri")
+        );
+        assert_eq!(
+            template("${scheme}://$host:$server_port${uri}x?$args", &[], false).as_deref(),
+            Ok("${scheme}://$host:$server_port${uri}x?$args")
+        );
+        assert_eq!(template("/p/$1", &[], true).as_deref(), Ok("/p/$1"));
+        assert_eq!(template("plain", &[], false).as_deref(), Ok("plain"));
+    }
+
+    #[test]
+    fn unknown_or_ambiguous_variables_are_named() {
+        let two = ["a.example".to_string(), "b.example".to_string()];
+        let wild = ["*.example".to_string()];
+        assert_eq!(
+            template("https://$server_name/", &two, false),
+            Err("$server_name".into())
+        );
+        assert_eq!(
+            template("https://$server_name/", &wild, false),
+            Err("$server_name".into())
+        );
+        assert_eq!(template("$cookie_x", &[], false), Err("$cookie_x".into()));
+        assert_eq!(template("/p/$1", &[], false), Err("$1".into()));
+        assert_eq!(template("cost $", &[], false), Err("$".into()));
+    }
+}
