@@ -3,20 +3,12 @@
 //! nginx would pick: `=` exact matches, then `^~` prefixes (longest first),
 //! then regexes in file order, then the other prefixes (longest first).
 
-use super::{Chain, Translator, find, find_all, units};
+use super::{Chain, Mode, Translator, find, find_all, units};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
     report::Kind,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Mode {
-    Exact,
-    Priority,
-    Regex,
-    Prefix,
-}
 
 struct Loc<'a> {
     d: &'a Directive,
@@ -359,7 +351,7 @@ impl<'a> Translator<'a> {
         if let Some(d) = find(
             &l.chain[self.depth.min(l.chain.len())..],
             "client_max_body_size",
-        ) && let Some(v) = super::upstream::body_size(d)
+        ) && let Some(v) = units::body_size(d)
         {
             t.from(d.at());
             t.set("max_body", emit::s(&v));

@@ -32,6 +32,16 @@ use super::{
     report::{Kind, Report},
 };
 
+/// How a `location` matches, in nginx's order of precedence: `=`, `^~`,
+/// regexes in file order, then the longest prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Mode {
+    Exact,
+    Priority,
+    Regex,
+    Prefix,
+}
+
 /// Directive lists from the outermost (top level) to the innermost block.
 pub(crate) type Chain<'a> = Vec<&'a [Directive]>;
 
@@ -273,7 +283,7 @@ impl<'a> Translator<'a> {
 
     fn body_and_headers(&mut self, chain: &[&'a [Directive]]) {
         if let Some(d) = find(chain, "client_max_body_size") {
-            if let Some(v) = upstream::body_size(d) {
+            if let Some(v) = units::body_size(d) {
                 self.http.set("max_body", emit::s(&v));
                 self.http.from(d.at());
                 self.take(d);

@@ -77,6 +77,16 @@ pub fn size(b: u64) -> String {
     }
 }
 
+/// `client_max_body_size` as a rampart size (`0`, unlimited, is rampart's maximum).
+pub fn body_size(d: &crate::import::nginx::Directive) -> Option<String> {
+    let b = bytes(d.args.first()?)?;
+    Some(if b == 0 {
+        "64G".into()
+    } else {
+        size(b.min(64 << 30))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,16 +10,6 @@ use crate::import::{
     report::Kind,
 };
 
-/// `client_max_body_size` as a rampart size (`0`, unlimited, is rampart's maximum).
-pub(super) fn body_size(d: &Directive) -> Option<String> {
-    let b = units::bytes(d.args.first()?)?;
-    Some(if b == 0 {
-        "64G".into()
-    } else {
-        units::size(b.min(64 << 30))
-    })
-}
-
 /// `zone=NAME:SIZE` of a `limit_req_zone`.
 pub(super) fn zone_name(d: &Directive) -> Option<String> {
     let z = d.args.iter().find_map(|a| a.strip_prefix("zone="))?;
@@ -78,7 +68,7 @@ impl<'a> Translator<'a> {
         &mut self,
         pp: &'a Directive,
         chain: &Chain<'a>,
-        mode: super::location::Mode,
+        mode: super::Mode,
         loc_path: &str,
     ) -> Option<(String, Option<String>)> {
         let url = pp.args.first()?;
@@ -107,10 +97,7 @@ impl<'a> Translator<'a> {
                 None => (rest, None),
             },
         };
-        let prefix = matches!(
-            mode,
-            super::location::Mode::Prefix | super::location::Mode::Priority
-        );
+        let prefix = matches!(mode, super::Mode::Prefix | super::Mode::Priority);
         // The location's matched prefix replaced by the URI part: the
         // route's `upstream_path`.
         let mut upstream_path = None;
