@@ -244,31 +244,37 @@ pub fn json(e: &Entry) -> String {
     format!("{v}\n")
 }
 
+/// A proxied GET as the access-log tests (here and in `log_format`) write it.
+#[cfg(test)]
+pub(crate) fn sample_entry() -> Entry<'static> {
+    Entry {
+        client: "192.0.2.1".parse().unwrap(),
+        method: "GET",
+        target: "/api/x?y=1",
+        version: "HTTP/1.1",
+        host: "example.com",
+        https: false,
+        status: 200,
+        bytes: Some(123),
+        request_time: Duration::from_millis(12),
+        upstream: Some((
+            Box::leak(Box::new(crate::upstream::Target::Tcp(
+                "127.0.0.1:8001".parse().unwrap(),
+            ))),
+            Duration::from_millis(10),
+        )),
+        request_id: "abc",
+        referer: "",
+        user_agent: "curl/8",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry() -> Entry<'static> {
-        Entry {
-            client: "192.0.2.1".parse().unwrap(),
-            method: "GET",
-            target: "/api/x?y=1",
-            version: "HTTP/1.1",
-            host: "example.com",
-            https: false,
-            status: 200,
-            bytes: Some(123),
-            request_time: Duration::from_millis(12),
-            upstream: Some((
-                Box::leak(Box::new(crate::upstream::Target::Tcp(
-                    "127.0.0.1:8001".parse().unwrap(),
-                ))),
-                Duration::from_millis(10),
-            )),
-            request_id: "abc",
-            referer: "",
-            user_agent: "curl/8",
-        }
+        sample_entry()
     }
 
     #[test]

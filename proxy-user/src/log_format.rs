@@ -287,24 +287,8 @@ mod tests {
 
     fn entry() -> Entry<'static> {
         Entry {
-            client: "192.0.2.1".parse().unwrap(),
-            method: "GET",
-            target: "/api/x?y=1",
-            version: "HTTP/1.1",
-            host: "example.com",
-            https: false,
-            status: 200,
-            bytes: Some(123),
-            request_time: Duration::from_millis(12),
-            upstream: Some((
-                Box::leak(Box::new(crate::upstream::Target::Tcp(
-                    "127.0.0.1:8001".parse().unwrap(),
-                ))),
-                Duration::from_millis(10),
-            )),
-            request_id: "abc",
-            referer: "",
             user_agent: "curl/8 \"x\"",
+            ..crate::access_log::sample_entry()
         }
     }
 
