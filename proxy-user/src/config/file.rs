@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub escalate: BTreeMap<String, Spanned<FileEscalate>>,
     #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
+    #[serde(default)]
+    pub server: Vec<Spanned<super::server::FileServerBlock>>,
 }
 
 /// `[escalate.NAME]`: L7 abuse that becomes a kernel ban.
@@ -115,6 +117,7 @@ pub struct FileHttp {
 #[serde(deny_unknown_fields)]
 pub struct FileListener {
     pub bind: Spanned<String>,
+    pub name: Option<Spanned<String>>,
     /// `{ cert, key }` or a list of them (read as a value: serde's untagged
     /// enums cannot carry toml's spans).
     pub tls: Option<Spanned<toml::Value>>,

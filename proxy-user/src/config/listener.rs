@@ -10,6 +10,11 @@ use super::{ConfigError, error::Locator, file::FileListener, int_in, units};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
     pub bind: SocketAddr,
+    /// `name`: how a `[[server]]`'s `listen` names it (else by `bind`).
+    pub name: Option<String>,
+    /// Its place among the configuration's listeners: the index of its
+    /// table of servers ([`super::Servers::tables`]).
+    pub id: usize,
     /// TLS termination; `None` for plain HTTP.
     pub tls: Option<TlsSettings>,
     /// Offer HTTP/2 (ALPN `h2` with TLS, prior knowledge without).
@@ -80,7 +85,11 @@ pub(super) fn listener(
         None => None,
         Some(t) => {
             let span = t.span();
+            // `tls = true`: TLS with the certificates of its `[[server]]`s
+            // (nginx's `listen 443 ssl`), checked once they are known.
+            let from_servers = matches!(t.get_ref(), toml::Value::Boolean(true));
             let tables = match t.into_inner() {
+                toml::Value::Boolean(true) => Vec::new(),
                 toml::Value::Table(one) => vec![one],
                 toml::Value::Array(many) => many
                     .into_iter()
@@ -103,7 +112,7 @@ pub(super) fn listener(
             for table in tables {
                 certs.push(cert_files(loc, base, &table, span.clone())?);
             }
-            if certs.is_empty() {
+            if certs.is_empty() && !from_servers {
                 return Err(loc.error(span, "tls needs at least one { cert, key }"));
             }
             let min_version_13 = match l.tls_min_version.as_ref().map(|v| v.get_ref().as_str()) {
@@ -139,6 +148,8 @@ pub(super) fn listener(
     };
     Ok(Listener {
         bind,
+        name: l.name.map(|n| n.into_inner()),
+        id: 0,
         redirect_https_port: redirect_https_port.unwrap_or(0),
         http2: l.http2.unwrap_or(tls.is_some()),
         tls,
@@ -172,7 +183,7 @@ pub(super) fn resolve_redirect_ports(listeners: &mut [Listener]) {
     }
 }
 
-fn cert_files(
+pub(super) fn cert_files(
     loc: &Locator,
     base: &std::path::Path,
     t: &toml::Table,
@@ -217,6 +228,8 @@ mod tests {
     fn plain(bind: &str, redirect_port: u16) -> Listener {
         Listener {
             bind: bind.parse().unwrap(),
+            name: None,
+            id: 0,
             tls: None,
             http2: false,
             redirect_https: true,

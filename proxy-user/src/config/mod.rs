@@ -27,6 +27,8 @@ mod log;
 mod real_ip;
 mod rewrite;
 mod route;
+mod server;
+mod server_name;
 mod syn_cookies;
 mod template;
 pub mod units;
@@ -53,6 +55,8 @@ pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;
 pub use real_ip::{RealIp, RealIpHeader, unmapped as real_ip_unmapped};
 pub use route::{Action, Matcher, PathMatch, Route};
+pub use server::{ServerBlock, Servers};
+pub use server_name::{ServerName, normal_host};
 pub use syn_cookies::{SynCookieMode, SynCookies};
 use toml::Spanned;
 pub use upstream::{Address, Balance, HealthCheck, Server, Upstream};
@@ -82,8 +86,11 @@ pub struct Config {
     pub limits: BTreeMap<String, LimitZone>,
     /// ...rules that turn L7 abuse into kernel bans, by name...
     pub escalate: BTreeMap<String, EscalateRule>,
-    /// ...and routes, matched in file order (the first match wins).
+    /// ...and routes, matched in file order (the first match wins): the
+    /// top-level ones, then each `[[server]]`'s...
     pub routes: Vec<Route>,
+    /// ...which a request's listener and host choose among ([`Servers`]).
+    pub servers: Servers,
     /// `[http]` header rules: every route's start, and what a response
     /// without a route gets.
     pub headers: HeaderDefaults,
@@ -293,11 +300,15 @@ impl Config {
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
         let compress = compress::compress(&loc, raw.compress)?;
         let error_pages = error_page::error_pages(&loc, base, raw.error_page)?;
+        let listener_spans: Vec<_> = raw.listener.iter().map(|l| l.span()).collect();
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
             .map(|l| listener::listener(&loc, base, l))
             .collect::<Result<_, _>>()?;
+        for (id, l) in listeners.iter_mut().enumerate() {
+            l.id = id;
+        }
         listener::resolve_redirect_ports(&mut listeners);
         if let Some(f) = filter.as_mut() {
             f.syn_cookies.resolve_ports(&listeners);
@@ -325,11 +336,13 @@ impl Config {
             base,
             headers: &headers,
         };
-        let routes = raw
+        let mut routes = raw
             .route
             .into_iter()
             .map(|r| route::route(&loc, &known, r))
             .collect::<Result<Vec<Route>, _>>()?;
+        let servers = server::servers(&loc, &known, &mut listeners, raw.server, &mut routes)?;
+        server::check_tls(&loc, &listeners, &listener_spans)?;
         // One body of any route always fits on a connection.
         http.body_memory_per_connection = routes
             .iter()
@@ -344,6 +357,7 @@ impl Config {
             limits,
             escalate,
             routes,
+            servers,
             headers,
             control,
             admin,

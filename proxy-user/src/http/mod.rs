@@ -34,6 +34,7 @@ pub use services::Services;
 pub use state::{Shared, State};
 pub use switches::Switches;
 pub mod template;
+pub mod vhost;
 pub mod websocket;
 
 use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
@@ -76,6 +77,11 @@ pub struct ConnInfo {
     /// The trusted proxy (or PROXY protocol sender) that named `client`;
     /// `None`: `client` is the peer ([`real_ip`]).
     pub via: Option<std::net::IpAddr>,
+    /// The listener's index in the configuration: whose servers it has.
+    pub listener: usize,
+    /// The server the TLS SNI name selected; a request whose host selects
+    /// another is answered 421 ([`vhost`]).
+    pub sni_server: Option<usize>,
 }
 
 /// How `rampart stats` names requests answered without a route: none
@@ -238,6 +244,10 @@ async fn dispatch(
             None,
         );
     }
+    let server = match vhost::server(&state.config, &conn, host) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
     if let Some(port) = conn.redirect_https {
         let Some(host) = host else {
             return (
@@ -290,7 +300,7 @@ async fn dispatch(
         }
     };
     let path = req.uri().path();
-    let Some(index) = route::find(&state.config.routes, host, path) else {
+    let Some(index) = vhost::route(&state.config, server, host, path) else {
         return (
             Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
             None,
@@ -501,12 +511,20 @@ fn https_location(host: &str, port: u16, uri: &hyper::Uri) -> String {
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().host().map(str::to_string))?;
+    // An absolute-form target (or HTTP/2's `:authority`) wins over Host
+    // (RFC 9112 §3.2.2).
+    let raw = match req.uri().authority() {
+        Some(a) => a
+            .as_str()
+            .rsplit_once('@')
+            .map_or(a.as_str(), |(_, h)| h)
+            .to_string(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())?
+            .to_string(),
+    };
     // Strip a port (but not from a bracketed IPv6 literal's inside).
     Some(match raw.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {

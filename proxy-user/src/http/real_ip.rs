@@ -140,6 +140,8 @@ mod tests {
             redirect_https: None,
             via: None,
             server_port: 80,
+            listener: 0,
+            sni_server: None,
         }
     }
 

@@ -350,6 +350,8 @@ async fn accept_loop(
                 .then_some(bound.config.redirect_https_port),
             server_port,
             via: None,
+            listener: bound.config.id,
+            sni_server: None,
         };
         let http2 = bound.config.http2;
         let Some(acceptor) = bound.tls.clone() else {
@@ -498,6 +500,12 @@ async fn serve_tls(
         Ok(Ok(tls_stream)) => {
             tls.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
             let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            // The server the SNI name selects: each request's host must select it too.
+            let sni = tls_stream.get_ref().1.server_name();
+            let conn = ConnInfo {
+                sni_server: http::vhost::by_sni(&snapshot.config, conn.listener, sni),
+                ..conn
+            };
             let metrics = tls.metrics;
             let tls = serve_conn(
                 tls_stream, conn, snapshot, draining, metrics, http2, alpn_h2,
