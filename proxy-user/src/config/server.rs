@@ -89,6 +89,19 @@ impl Servers {
     }
 }
 
+impl super::Config {
+    /// How views and metrics name route `index`: [`Route::name`], after
+    /// its server's name for a `[[server]]`'s route (two servers' `/api/`
+    /// are two routes); top-level routes keep their names.
+    pub fn route_name(&self, index: usize) -> String {
+        let name = self.routes.get(index).map_or_else(String::new, Route::name);
+        match self.servers.of_route(index) {
+            Some(s) if !s.implicit => format!("{} {name}", s.label()),
+            _ => name,
+        }
+    }
+}
+
 /// Builds the servers: the top-level routes' (already in `routes`) and
 /// the `[[server]]` sections', whose routes are appended to `routes`.
 /// ServerBlock certificates are added to their listeners.

@@ -153,8 +153,9 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         })
         .collect::<serde_json::Map<_, _>>()
         .into();
-    value["routes"] = json!(cfg.routes.iter().map(|r| json!({
-        "match": r.name(),
+    value["servers"] = servers(cfg);
+    value["routes"] = json!(cfg.routes.iter().enumerate().map(|(i, r)| json!({
+        "match": cfg.route_name(i),
         "action": match &r.action {
             Action::Respond { status, .. } => format!("respond {status}"),
             Action::Static { root, alias, .. } => format!("{} {}", if *alias { "static" } else { "root" }, root.display()),
@@ -193,6 +194,7 @@ fn secs(d: std::time::Duration) -> f64 {
 fn listener(l: &Listener) -> serde_json::Value {
     json!({
         "bind": l.bind,
+        "name": l.name,
         "tls": l.tls.as_ref().map(|t| json!({
             "certs": t.certs.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
             "min_version": if t.min_version_13 { "1.3" } else { "1.2" },
@@ -204,4 +206,27 @@ fn listener(l: &Listener) -> serde_json::Value {
         "backlog": l.backlog,
         "max_connections": l.max_connections,
     })
+}
+
+/// The server blocks: names, listeners (by name, else bind), where each is
+/// the default server, its routes (as `routes` names them) and certificates.
+fn servers(cfg: &Config) -> serde_json::Value {
+    let label = |l: usize| {
+        let l = &cfg.listeners[l];
+        l.name.clone().unwrap_or_else(|| l.bind.to_string())
+    };
+    let list = cfg.servers.list.iter().enumerate().map(|(i, s)| {
+        json!({
+            "server_name": s.names.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "top_level_routes": s.implicit,
+            "listen": s.listen.iter().map(|&l| label(l)).collect::<Vec<_>>(),
+            "default_server_on": (0..cfg.listeners.len())
+                .filter(|&l| cfg.servers.tables[l].default == Some(i))
+                .map(label)
+                .collect::<Vec<_>>(),
+            "routes": s.routes.clone().map(|r| cfg.route_name(r)).collect::<Vec<_>>(),
+            "tls": s.tls.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
+        })
+    });
+    json!(list.collect::<Vec<_>>())
 }

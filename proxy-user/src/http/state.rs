@@ -87,10 +87,8 @@ impl State {
             }
         });
         let metrics = &services.metrics;
-        let route_metrics = config
-            .routes
-            .iter()
-            .map(|r| metrics.route(&r.name()))
+        let route_metrics = (0..config.routes.len())
+            .map(|i| metrics.route(&config.route_name(i)))
             .chain(std::iter::once(metrics.route(NO_ROUTE)))
             .collect();
         let escalation = Escalation::new(
@@ -141,10 +139,8 @@ impl State {
     /// requests answered without a route.
     pub fn route_names(&self) -> Vec<String> {
         let mut seen = HashSet::new();
-        self.config
-            .routes
-            .iter()
-            .map(|r| r.name())
+        (0..self.config.routes.len())
+            .map(|i| self.config.route_name(i))
             .chain(std::iter::once(NO_ROUTE.to_string()))
             .filter(|n| seen.insert(n.clone()))
             .collect()

@@ -28,3 +28,4 @@ mod templates;
 mod tls;
 mod tls_sni;
 mod unix_upstream;
+mod vhosts;
