@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
                         "listener",
                         "upstream",
                         "limit",
-                        "route"
+                        "route",
+                        "server"
                     ]
                     .contains(&key.as_str()),
                     "unexpected section `{key}`"

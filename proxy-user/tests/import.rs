@@ -60,7 +60,11 @@ fn corpus_matches_its_golden_files() {
         // Whatever was reported, the output is valid TOML of rampart's shape.
         let value: toml::Value =
             toml::from_str(&toml).unwrap_or_else(|e| panic!("{}: {e}\n{toml}", dir.display()));
-        assert!(value.get("route").is_some(), "{}: no routes", dir.display());
+        assert!(
+            value.get("route").is_some() || value.get("server").is_some(),
+            "{}: no routes",
+            dir.display()
+        );
         // Every report line is `file:line: kind: directive: why`.
         for line in report.lines() {
             let mut parts = line.splitn(3, ':');
@@ -168,12 +172,7 @@ fn passes_config_check(dir: &Path, text: &str) {
     {
         http.insert("access_log".into(), s(scratch.join("access.log")));
     }
-    for r in value
-        .get_mut("route")
-        .and_then(|v| v.as_array_mut())
-        .into_iter()
-        .flatten()
-    {
+    let fix = |r: &mut toml::Value| {
         let r = r.as_table_mut().unwrap();
         for k in ["static", "root"] {
             if r.contains_key(k) {
@@ -188,6 +187,30 @@ fn passes_config_check(dir: &Path, text: &str) {
             )
             .unwrap();
             r.insert("auth_basic_user_file".into(), s(scratch.join("htpasswd")));
+        }
+    };
+    // Top-level routes, and each `[[server]]`'s.
+    for r in value
+        .get_mut("route")
+        .and_then(|v| v.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        fix(r);
+    }
+    for srv in value
+        .get_mut("server")
+        .and_then(|v| v.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        for r in srv
+            .get_mut("route")
+            .and_then(|v| v.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            fix(r);
         }
     }
     for l in value
@@ -301,6 +324,7 @@ fn mutated_configs_give_toml_or_file_line_errors() {
                         "upstream",
                         "limit",
                         "route",
+                        "server",
                     ]
                     .contains(&k.as_str())
                 }));

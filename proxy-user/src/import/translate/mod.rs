@@ -22,6 +22,7 @@ mod server;
 pub mod units;
 mod upstream;
 mod vars;
+mod vhosts;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -1,6 +1,7 @@
 //! `server` blocks: their `listen`s become `[[listener]]`s (TLS, HTTP/2,
 //! certificates by SNI), the plain-HTTP-to-HTTPS redirect idiom becomes
-//! `redirect_https`, and the other servers' locations become routes.
+//! `redirect_https`, and the other servers' locations become routes (of
+//! `[[server]]`s when there are several: `vhosts.rs`).
 
 use super::{Chain, Translator, find, find_all};
 use crate::import::{
@@ -60,7 +61,7 @@ fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
 
 impl<'a> Translator<'a> {
     pub(super) fn servers(&mut self, chain: &Chain<'a>, servers: &[&'a Directive]) {
-        let mut content: Vec<(&'a Directive, Vec<String>, Vec<String>, bool)> = Vec::new();
+        let mut content: Vec<super::vhosts::Content<'a>> = Vec::new();
         for srv in servers {
             self.take(srv);
             let mut inner = chain.clone();
@@ -87,70 +88,22 @@ impl<'a> Translator<'a> {
             }
             content.push((srv, names, binds, default));
         }
-        let many = content.len() > 1;
-        if many {
-            let first = &content[0].2;
-            if content.iter().any(|(_, _, b, _)| b != first) {
-                let srv = content[1].0;
-                self.note(
-                    srv,
-                    Kind::Unsupported,
-                    "servers listen on different addresses, but rampart's routes apply to every listener: each server's routes are restricted to its server_name instead",
-                );
+        if content.len() > 1 {
+            self.server_blocks(chain, &content);
+        } else {
+            for (srv, names, _, _) in &content {
+                let mut inner = chain.clone();
+                inner.push(srv.children());
+                self.server_routes(&inner, srv, names, &[None]);
             }
-        }
-        // Host-specific routes first, then the default server's for any host.
-        let default = content.iter().position(|c| c.3).unwrap_or(0);
-        for (srv, names, _, _) in &content {
-            let mut inner = chain.clone();
-            inner.push(srv.children());
-            let hosts: Vec<Option<String>> = if many {
-                let exact: Vec<String> = names
-                    .iter()
-                    .filter(|n| !n.contains(['*', '~']))
-                    .cloned()
-                    .collect();
-                for n in names.iter().filter(|n| n.contains(['*', '~'])) {
-                    let d = srv
-                        .children()
-                        .iter()
-                        .find(|d| d.name == "server_name" && d.args.contains(n));
-                    if let Some(d) = d {
-                        self.note(
-                            d,
-                            Kind::Unsupported,
-                            format!(
-                                "wildcard or regex name `{n}`: rampart matches exact host names"
-                            ),
-                        );
-                    }
-                }
-                if exact.is_empty() && !std::ptr::eq(*srv, content[default].0) {
-                    self.note(
-                        srv,
-                        Kind::Unsupported,
-                        "a server without an exact server_name that is not the default: rampart cannot route to it by listener, so its locations are left out",
-                    );
-                }
-                exact.into_iter().map(Some).collect()
-            } else {
-                vec![None]
-            };
-            self.server_routes(&inner, srv, names, &hosts);
-        }
-        if many {
-            let (srv, names, _, _) = &content[default];
-            let mut inner = chain.clone();
-            inner.push(srv.children());
-            self.server_routes(&inner, srv, names, &[None]);
         }
         self.write_listeners();
     }
 
-    /// The server's `listen`s as binds; whether it is a default server.
-    fn listens(&mut self, srv: &'a Directive) -> (Vec<String>, bool) {
+    /// The server's `listen`s as binds; those it is the default server on.
+    fn listens(&mut self, srv: &'a Directive) -> (Vec<String>, Vec<String>) {
         let mut binds = Vec::new();
-        let mut default = false;
+        let mut default = Vec::new();
         let http2_on = srv.children().iter().find(|d| d.name == "http2");
         if let Some(d) = http2_on {
             self.take(d);
@@ -189,7 +142,7 @@ impl<'a> Translator<'a> {
                 match opt.as_str() {
                     "ssl" => b.ssl = true,
                     "http2" => b.http2 = true,
-                    "default_server" | "default" => default = true,
+                    "default_server" | "default" => default.push(bind.clone()),
                     "reuseport" | "ipv6only=on" | "deferred" | "so_keepalive=on" => {}
                     o if o.starts_with("backlog=") => b.backlog = o[8..].parse().ok(),
                     o => self.note(

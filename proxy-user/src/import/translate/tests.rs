@@ -220,14 +220,70 @@ fn a_shared_address_is_not_turned_into_a_redirect() {
                 .starts_with("/site/nginx.conf:1: unsupported: return: 0.0.0.0:80 also serves")),
         "{un:#?}"
     );
-    assert!(
-        un.iter().any(|l| l.starts_with(
-            "/site/nginx.conf:3: unsupported: server: a server without an exact server_name"
-        )),
-        "{un:#?}"
+    // Each content server is a `[[server]]` on the shared listener; the
+    // nameless one is reached as nginx reaches it (not the default here:
+    // the first server on the address is, as in nginx).
+    let s = v["server"].as_array().unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(strs(&s[0]["server_name"]), ["b.test"]);
+    assert_eq!(strs(&s[0]["listen"]), ["0.0.0.0:80"]);
+    assert_eq!(s[0]["route"][0]["respond"].as_integer(), Some(200));
+    assert_eq!(s[1]["server_name"].as_array().unwrap().len(), 0);
+    assert_eq!(s[1]["route"][0]["body"].as_str(), Some("other"));
+    assert!(v.get("route").is_none(), "{}", i.toml);
+    assert!(!un.iter().any(|l| l.contains("server_name")), "{un:#?}");
+}
+
+/// A TOML array of strings.
+fn strs(v: &toml::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn several_servers_become_server_blocks_with_nginx_defaults() {
+    let i = import(
+        "server { listen 80; listen 8080 default_server; server_name a.test *.a.test; location / { return 200 a; } }\n\
+         server { listen 8080; server_name ~^api\\d+\\.test$ a.test; location /x/ { return 200 b; } }\n\
+         server { listen 443 ssl default_server; server_name c.test; ssl_certificate c.crt; ssl_certificate_key c.key; location / { return 200 c; } }\n",
     );
-    let r = routes(&i);
-    assert_eq!(r[0]["host"].as_str(), Some("b.test"));
+    let v: toml::Table = toml::from_str(&i.toml).unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    let s = v["server"].as_array().unwrap();
+    let names = |n: usize| strs(&s[n]["server_name"]);
+    assert_eq!(names(0), ["a.test", "*.a.test"]);
+    // a.test is the first server's on 8080: nginx ignores it in the second.
+    assert_eq!(names(1), ["~^api\\d+\\.test$"]);
+    assert_eq!(strs(&s[0]["listen"]), ["0.0.0.0:80", "0.0.0.0:8080"]);
+    // Default on 8080 and, being alone there, on 80: on all its listeners.
+    assert_eq!(s[0]["default_server"].as_bool(), Some(true));
+    assert_eq!(s[2]["default_server"].as_bool(), Some(true));
+    assert!(s[1].get("default_server").is_none());
+    assert_eq!(s[1]["route"][0]["path"].as_str(), Some("/x/"));
+    let lines: Vec<String> = i.reports.iter().map(ToString::to_string).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("/site/nginx.conf:2: not needed: server_name: `a.test` is an earlier server's name on 0.0.0.0:8080")),
+        "{lines:#?}"
+    );
+    // What it wrote is a configuration rampart accepts (but for the
+    // certificate files, which do not exist here).
+    let without_tls = i
+        .toml
+        .replace("tls = { cert = \"c.crt\", key = \"c.key\" }", "");
+    let cfg = crate::config::Config::parse(&without_tls, std::path::Path::new("t.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{without_tls}"));
+    assert_eq!(cfg.servers.list.len(), 3);
+    // nginx's default of each address: 80 and 8080 -> a.test's, 443 -> c.test's.
+    for (l, want) in cfg.listeners.iter().zip([0, 0, 2]) {
+        assert_eq!(
+            cfg.servers.select(l.id, Some("unknown.test")),
+            Some(want),
+            "{}",
+            l.bind
+        );
+    }
 }
 
 #[test]
