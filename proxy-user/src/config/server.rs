@@ -290,7 +290,7 @@ fn reference(
     }
 }
 
-/// A server's `tls`: `{ cert, key }` or a list of them, on TLS listeners only.
+/// A server's `tls`: `{ cert, key }` or a list of them, for its TLS listeners.
 fn certs(
     loc: &Locator,
     base: &std::path::Path,
@@ -299,13 +299,19 @@ fn certs(
     listeners: &[Listener],
 ) -> Result<Vec<CertFiles>, ConfigError> {
     let span = t.span();
-    if let Some(&plain) = listen.iter().find(|&&l| listeners[l].tls.is_none()) {
+    // nginx's `listen 80; listen 443 ssl;` in one server: the certificate
+    // is for its TLS listeners; at least one must be.
+    if listen.iter().all(|&l| listeners[l].tls.is_none()) {
+        let names: Vec<String> = listen
+            .iter()
+            .map(|&l| listener_name(&listeners[l]))
+            .collect();
         return Err(loc.error(
             span,
             format!(
-                "tls: listener {} is not a TLS listener (give it `tls = true` to serve its \
-                 servers' certificates, or leave it out of this server's listen)",
-                listener_name(&listeners[plain])
+                "tls: none of this server's listeners ({}) is a TLS listener (give one \
+                 `tls = true` to serve its servers' certificates)",
+                names.join(", ")
             ),
         ));
     }
@@ -442,7 +448,7 @@ mod tests {
             ),
             (
                 "[[server]]\ntls = { cert = \"a.crt\", key = \"a.key\" }\n",
-                "t.toml:8:7: tls: listener `web` is not a TLS listener",
+                "t.toml:8:7: tls: none of this server's listeners (`web`, `alt`) is a TLS listener",
             ),
             (
                 "[[server]]\nbogus = 1\n",
@@ -469,5 +475,42 @@ mod tests {
             e.starts_with("t.toml:1:1: listener `127.0.0.1:0`: tls = true, but no [[server]]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn server_certificates_go_on_its_tls_listeners_default_first() {
+        let dir = std::env::temp_dir().join(format!("rampart-server-certs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["a", "b"] {
+            let c = rcgen::generate_simple_self_signed(vec![format!("{name}.test")]).unwrap();
+            std::fs::write(dir.join(format!("{name}.crt")), c.cert.pem()).unwrap();
+            std::fs::write(
+                dir.join(format!("{name}.key")),
+                c.signing_key.serialize_pem(),
+            )
+            .unwrap();
+        }
+        // nginx's `listen 80; listen 443 ssl;` in each server; b is the default.
+        let text = "[[listener]]\nbind = \"127.0.0.1:0\"\nname = \"plain\"\n\
+                    [[listener]]\nbind = \"127.0.0.1:0\"\nname = \"tls\"\ntls = true\n\
+                    [[server]]\nserver_name = [\"a.test\"]\ntls = { cert = \"a.crt\", key = \"a.key\" }\n\
+                    [[server]]\nserver_name = [\"b.test\"]\ndefault_server = true\n\
+                    tls = { cert = \"b.crt\", key = \"b.key\" }\n";
+        let cfg = Config::parse(text, &dir.join("t.toml")).unwrap();
+        assert!(cfg.listeners[0].tls.is_none());
+        let certs: Vec<_> = cfg.listeners[1]
+            .tls
+            .as_ref()
+            .unwrap()
+            .certs
+            .iter()
+            .map(|c| c.cert.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            certs,
+            ["b.crt", "a.crt"],
+            "the default server's first: served without SNI"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

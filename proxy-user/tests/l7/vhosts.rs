@@ -306,3 +306,59 @@ body = "default"
         );
     }
 }
+
+/// The issue's example, as docs/configuration.md writes it: the HTTP
+/// listener serves certbot's webroot challenges from a directory and
+/// redirects everything else to https; the TLS listener serves the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenges_beside_a_redirect_on_the_http_listener() {
+    let dir = test_dir("vhosts-acme");
+    let _roots = certificates(&dir);
+    let token = dir.join("certbot/.well-known/acme-challenge");
+    std::fs::create_dir_all(&token).unwrap();
+    std::fs::write(token.join("tok3n"), "tok3n.key-authorisation").unwrap();
+    let config = r#"
+[[listener]]
+bind = "127.0.0.1:0"
+name = "http"
+[[listener]]
+bind = "127.0.0.1:0"
+name = "https"
+tls = true
+
+[[server]]
+server_name = ["a.test"]
+listen = ["https"]
+tls = { cert = "a.test.crt", key = "a.test.key" }
+[[server.route]]
+respond = 200
+body = "site"
+
+[[server]]
+listen = ["http"]
+[[server.route]]
+path = "/.well-known/acme-challenge/"
+root = "certbot"
+serve_well_known = true
+[[server.route]]
+redirect = "https://$host:8443$request_uri"
+redirect_status = 301
+"#;
+    let p = proxy(&dir, config).await;
+    let http = p.addrs[0];
+    assert_eq!(
+        get(http, Some("a.test"), "/.well-known/acme-challenge/tok3n").await,
+        (200, "tok3n.key-authorisation".to_string())
+    );
+    let head = "GET /page?x=1 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).await.unwrap();
+    assert!(got.starts_with("HTTP/1.1 301"), "{got}");
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("location: https://a.test:8443/page?x=1\r\n"),
+        "{got}"
+    );
+}
