@@ -362,3 +362,39 @@ redirect_status = 301
         "{got}"
     );
 }
+
+/// A reload adds a server (new connections see it), and one that would
+/// give a listener a name twice is refused with its place, the running
+/// servers kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_a_server_and_refuses_a_duplicate_name() {
+    let dir = test_dir("vhosts-reload");
+    let one = "[[listener]]\nbind = \"127.0.0.1:0\"\n\
+               [[server]]\nserver_name = [\"a.test\"]\n[[server.route]]\nrespond = 200\nbody = \"a\"\n";
+    let p = proxy(&dir, one).await;
+    let addr = p.addr();
+    assert_eq!(
+        get(addr, Some("b.test"), "/").await.1,
+        "a",
+        "the only server is the default"
+    );
+    let two = format!(
+        "{one}[[server]]\nserver_name = [\"b.test\"]\n[[server.route]]\nrespond = 200\nbody = \"b\"\n"
+    );
+    let reply = p.reload(&two).await;
+    assert!(reply.ok, "{:?}", reply.error);
+    assert_eq!(get(addr, Some("b.test"), "/").await.1, "b");
+    assert_eq!(get(addr, Some("a.test"), "/").await.1, "a");
+    let clash = format!("{two}[[server]]\nserver_name = [\"B.test\"]\n");
+    let reply = p.reload(&clash).await;
+    let error = reply.error.unwrap_or_default();
+    assert!(
+        !reply.ok && error.contains(":14:16: server_name `B.test` is already on listener"),
+        "{error}"
+    );
+    assert_eq!(
+        get(addr, Some("b.test"), "/").await.1,
+        "b",
+        "the servers before it stay"
+    );
+}
