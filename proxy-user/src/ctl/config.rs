@@ -230,3 +230,42 @@ fn servers(cfg: &Config) -> serde_json::Value {
     });
     json!(list.collect::<Vec<_>>())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn servers_are_shown_with_their_listeners_defaults_and_routes() {
+        let text = "[[listener]]\nbind = \"127.0.0.1:0\"\nname = \"web\"\n\
+                    [[listener]]\nbind = \"127.0.0.1:8081\"\n\
+                    [[server]]\nserver_name = [\"a.test\", \"~^b\\\\d$\"]\n\
+                    [[server.route]]\npath = \"/api/\"\nrespond = 200\n\
+                    [[server]]\nlisten = [\"127.0.0.1:8081\"]\ndefault_server = true\n";
+        let cfg = Config::parse(text, Path::new("t.toml")).unwrap();
+        let shown = servers(&cfg);
+        assert_eq!(
+            shown,
+            json!([
+                {
+                    "server_name": ["a.test", "~^b\\d$"],
+                    "top_level_routes": false,
+                    "listen": ["web", "127.0.0.1:8081"],
+                    "default_server_on": ["web"],
+                    "routes": ["a.test /api/"],
+                    "tls": [],
+                },
+                {
+                    "server_name": [],
+                    "top_level_routes": false,
+                    "listen": ["127.0.0.1:8081"],
+                    "default_server_on": ["127.0.0.1:8081"],
+                    "routes": [],
+                    "tls": [],
+                },
+            ])
+        );
+    }
+}
