@@ -83,6 +83,31 @@ impl Servers {
         self.list.iter().any(|s| !s.implicit)
     }
 
+    /// Servers no request can reach: without names, and the default
+    /// server of none of their listeners (for `config check` to warn).
+    pub fn unreachable(&self) -> Vec<String> {
+        let implicit = usize::from(self.list.first().is_some_and(|s| s.implicit));
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                s.names.is_empty()
+                    && !s.routes.is_empty()
+                    && s.listen.iter().all(|&l| self.tables[l].default != Some(*i))
+            })
+            .map(|(i, s)| match s.implicit {
+                true => "the top-level routes are never used: every listener has a [[server]] \
+                         with default_server = true"
+                    .to_string(),
+                false => format!(
+                    "[[server]] number {} (without server_name) is never used: it is the \
+                     default server of none of its listeners",
+                    i + 1 - implicit
+                ),
+            })
+            .collect()
+    }
+
     /// The server that owns route `index`.
     pub fn of_route(&self, index: usize) -> Option<&ServerBlock> {
         self.list.iter().find(|s| s.routes.contains(&index))
@@ -410,6 +435,29 @@ mod tests {
         assert_eq!(s.select(1, Some("other.test")), Some(0));
         assert_eq!(s.select(1, Some("a.test")), Some(1));
         assert_eq!(s.select(1, Some("b.test")), Some(2));
+    }
+
+    #[test]
+    fn servers_no_request_reaches_are_named() {
+        let cfg = parse(&format!(
+            "{LISTENERS}[[route]]\nrespond = 404\n\
+             [[server]]\nserver_name = [\"a.test\"]\ndefault_server = true\n[[server.route]]\nrespond = 200\n\
+             [[server]]\n[[server.route]]\nrespond = 204\n"
+        ))
+        .unwrap();
+        let warned = cfg.servers.unreachable();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].starts_with("the top-level routes are never used"));
+        assert!(
+            warned[1].starts_with("[[server]] number 2 (without server_name) is never used"),
+            "{warned:?}"
+        );
+        // Without default_server, the top-level routes are the default.
+        let cfg = parse(&format!(
+            "{LISTENERS}[[route]]\nrespond = 404\n[[server]]\nserver_name = [\"a.test\"]\n"
+        ))
+        .unwrap();
+        assert!(cfg.servers.unreachable().is_empty());
     }
 
     #[test]

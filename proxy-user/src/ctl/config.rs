@@ -25,7 +25,9 @@ pub fn check(out: &Output, path: &Path) -> Result<()> {
     });
     // Valid, but worth knowing before a start: servers named host:port
     // that do not resolve now (the daemon would start with them down).
-    let warnings = crate::upstream::unresolved_names(&cfg);
+    let mut warnings = crate::upstream::unresolved_names(&cfg);
+    // And server blocks no request can reach.
+    warnings.extend(cfg.servers.unreachable());
     out.emit(
         &json!({
             "file": path,
