@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use toml::Spanned;
 
 use super::{ConfigError, error::Locator, file::FileRoute, int_in, template::template, units};
-use crate::http::template::Template;
+use crate::template::Template;
 
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -293,7 +293,7 @@ pub(super) fn route(
 /// `http::path`), or it could never match.
 pub(super) fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
     let text = p.get_ref();
-    match crate::http::path::normalise(text) {
+    match crate::path::normalise(text) {
         Ok(n) if n == text.as_str() => Ok(n.into_owned()),
         Ok(n) => Err(loc.error(
             p.span(),

@@ -10,7 +10,7 @@ use hyper::{
     header::{HeaderName, HeaderValue},
 };
 
-use super::template::{Template, Vars};
+use crate::template::{Template, Vars};
 
 /// A header value: fixed (converted once) or filled in per request.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,7 +123,7 @@ pub(super) fn on_request(
     let vars = Vars {
         host: host
             .and_then(|h| h.to_str().ok())
-            .map_or("", super::template::bare_host),
+            .map_or("", crate::template::bare_host),
         https: down.https,
         remote_addr: down.client.ip(),
         request_id: down.request_id.to_str().unwrap_or(""),

@@ -21,7 +21,6 @@ mod error;
 pub mod error_page;
 pub mod header_rules;
 pub mod headers;
-pub mod path;
 mod proxy;
 pub mod real_ip;
 pub mod rewrite;
@@ -33,7 +32,6 @@ mod switches;
 pub use services::Services;
 pub use state::{Shared, State};
 pub use switches::Switches;
-pub mod template;
 pub mod websocket;
 
 use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
@@ -52,6 +50,7 @@ use crate::{
     config::Action,
     limit::{self, Decision, Limiter},
     metrics::Observed,
+    path, template,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -3,14 +3,15 @@
 //! replaced (nginx `proxy_pass http://app/;` in `location /api/`), or a
 //! regex with captures (nginx `rewrite ^/old/(.*)$ /new/$1 break;`).
 //! Compiled at load; the rewritten path is normalised again (see
-//! [`super::path`]), so what leaves is as normal as what came in.
+//! [`crate::path`]), so what leaves is as normal as what came in.
 
 use std::borrow::Cow;
 
 use hyper::{StatusCode, Uri};
 
-use super::{
-    ProxyError, path,
+use super::ProxyError;
+use crate::{
+    path,
     template::{Template, Vars},
 };
 

@@ -9,13 +9,10 @@
 pub mod autoban;
 pub mod backlog;
 pub mod histogram;
-mod kernel;
 pub mod listener;
 pub mod reload;
-pub mod render;
 pub mod route;
-mod text;
-mod upstreams;
+pub mod text;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -1,5 +1,5 @@
 //! The access log: one line per request in nginx's combined format, as
-//! JSON or in a custom format ([`crate::log_format`]), written by a background task through a buffer flushed every second.
+//! JSON or in a custom format ([`crate::config::log_format`]), written by a background task through a buffer flushed every second.
 //! Requests never wait for the disk: when the writer falls behind (or the
 //! disk is full) lines are dropped and counted, and serving goes on.
 //! SIGUSR1 reopens the file (for logrotate), as with nginx.
@@ -17,7 +17,7 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use crate::log_format::LineFormat;
+use crate::config::log_format::LineFormat;
 
 /// Lines waiting for the writer; beyond this, new lines are dropped.
 const QUEUE: usize = 65_536;
@@ -36,7 +36,7 @@ pub struct Entry<'a> {
     /// Response body size when known (Content-Length).
     pub bytes: Option<u64>,
     pub request_time: Duration,
-    pub upstream: Option<(&'a crate::upstream::Target, Duration)>,
+    pub upstream: Option<(&'a crate::config::target::Target, Duration)>,
     pub request_id: &'a str,
     pub referer: &'a str,
     pub user_agent: &'a str,
@@ -258,7 +258,7 @@ pub(crate) fn sample_entry() -> Entry<'static> {
         bytes: Some(123),
         request_time: Duration::from_millis(12),
         upstream: Some((
-            Box::leak(Box::new(crate::upstream::Target::Tcp(
+            Box::leak(Box::new(crate::config::target::Target::Tcp(
                 "127.0.0.1:8001".parse().unwrap(),
             ))),
             Duration::from_millis(10),
