@@ -1,17 +1,11 @@
-//! The access log's line format: nginx's `combined`, JSON, or a custom
-//! template built from nginx's `log_format` variables (`$remote_addr -
-//! [$time_local] "$request" $status ...`). A custom template is compiled
-//! once, at configuration load, into literal text and variables; an unknown
-//! variable is a configuration error that points at it. Rendering a line
-//! only walks the compiled pieces.
-//!
-//! Variable values are escaped as nginx's `escape=default` does: `"`, `\`
-//! and bytes outside printable ASCII become `\xHH`, so a client cannot
-//! forge a field or a line. An empty value prints as `-`, as nginx does.
+//! The access log's line format (`[http] access_log_format`): nginx's
+//! `combined`, JSON, or a custom template built from nginx's `log_format`
+//! variables (`$remote_addr - [$time_local] "$request" $status ...`). A
+//! custom template is compiled here, once, at configuration load, into
+//! literal text and variables; an unknown variable is a configuration
+//! error that points at it. [`crate::access_log`] renders the lines.
 
-use std::{fmt::Write, sync::Arc, time::SystemTime};
-
-use crate::access_log::{self, Entry};
+use std::sync::Arc;
 
 /// How each access line is written (`[http] access_log_format`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26,15 +20,6 @@ pub enum LineFormat {
 }
 
 impl LineFormat {
-    /// The line for `e`, newline included.
-    pub fn line(&self, e: &Entry) -> String {
-        match self {
-            LineFormat::Combined => access_log::combined(e),
-            LineFormat::Json => access_log::json(e),
-            LineFormat::Custom(f) => f.render(e, SystemTime::now()),
-        }
-    }
-
     /// As written in the configuration.
     pub fn name(&self) -> &str {
         match self {
@@ -47,7 +32,7 @@ impl LineFormat {
 
 /// A variable a template may use, named as nginx names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Var {
+pub enum Var {
     RemoteAddr,
     RemoteUser,
     TimeLocal,
@@ -96,8 +81,9 @@ const VARS: &[(&str, Var)] = &[
     ("request_id", Var::RequestId),
 ];
 
+/// A compiled piece of a custom format, in order.
 #[derive(Clone, Debug, PartialEq)]
-enum Piece {
+pub enum Piece {
     Text(String),
     Var(Var),
 }
@@ -185,147 +171,20 @@ impl LogFormat {
         })
     }
 
-    /// The line for `e` at `now`, newline included.
-    pub fn render(&self, e: &Entry, now: SystemTime) -> String {
-        let mut out = String::with_capacity(self.source.len() + 128);
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) => value(&mut out, *v, e, now),
-            }
-        }
-        out
+    /// The compiled pieces, in order (the last one ends with the newline).
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
     }
-}
 
-/// Appends `s` escaped as nginx's `escape=default`, `-` when empty.
-fn escaped(out: &mut String, s: &str) {
-    if s.is_empty() {
-        out.push('-');
-        return;
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
     }
-    for b in s.bytes() {
-        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-            let _ = write!(out, "\\x{b:02X}");
-        } else {
-            out.push(b as char);
-        }
-    }
-}
-
-fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
-    let (path, query) = e.target.split_once('?').unwrap_or((e.target, ""));
-    let secs = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64());
-    match v {
-        Var::RemoteAddr => {
-            let _ = write!(out, "{}", e.client);
-        }
-        Var::RemoteUser => out.push('-'),
-        Var::TimeLocal => out.push_str(&access_log::time_local(now)),
-        Var::TimeIso8601 => out.push_str(&time_iso8601(now)),
-        Var::Msec => {
-            let d = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
-        }
-        Var::Request => escaped(out, &format!("{} {} {}", e.method, e.target, e.version)),
-        Var::RequestMethod => escaped(out, e.method),
-        Var::RequestUri => escaped(out, e.target),
-        Var::Uri => escaped(out, path),
-        Var::Args => escaped(out, query),
-        Var::ServerProtocol => escaped(out, e.version),
-        Var::Scheme => out.push_str(if e.https { "https" } else { "http" }),
-        Var::Host => escaped(out, e.host),
-        Var::Status => {
-            let _ = write!(out, "{}", e.status);
-        }
-        Var::BodyBytesSent => match e.bytes {
-            Some(b) => {
-                let _ = write!(out, "{b}");
-            }
-            None => out.push('-'),
-        },
-        Var::HttpReferer => escaped(out, e.referer),
-        Var::HttpUserAgent => escaped(out, e.user_agent),
-        Var::RequestTime => out.push_str(&secs(e.request_time)),
-        Var::UpstreamAddr => match e.upstream {
-            Some((a, _)) => {
-                let _ = write!(out, "{a}");
-            }
-            None => out.push('-'),
-        },
-        Var::UpstreamResponseTime => match e.upstream {
-            Some((_, t)) => out.push_str(&secs(t)),
-            None => out.push('-'),
-        },
-        Var::RequestId => escaped(out, e.request_id),
-    }
-}
-
-/// nginx's `$time_iso8601`, `2026-12-06T19:14:09+00:00`, in UTC; cut from
-/// httpdate's fixed-width IMF-fixdate as [`access_log::time_local`] is.
-pub fn time_iso8601(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let d = httpdate::fmt_http_date(t);
-    let month = MONTHS.iter().position(|m| *m == &d[8..11]).unwrap_or(0) + 1;
-    format!(
-        "{}-{month:02}-{}T{}+00:00",
-        &d[12..16],
-        &d[5..7],
-        &d[17..25]
-    )
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    fn entry() -> Entry<'static> {
-        Entry {
-            user_agent: "curl/8 \"x\"",
-            ..crate::access_log::sample_entry()
-        }
-    }
-
-    fn at() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_584_449_042)
-    }
-
-    #[test]
-    fn nginx_combined_as_a_template_matches_the_builtin_prefix() {
-        let f = LogFormat::parse(
-            r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#,
-        )
-        .unwrap();
-        assert_eq!(
-            f.render(&entry(), at()),
-            "192.0.2.1 - - [06/Dec/2026:19:14:09 +0000] \"GET /api/x?y=1 HTTP/1.1\" 200 123 \"-\" \"curl/8 \\x22x\\x22\"\n"
-        );
-    }
-
-    #[test]
-    fn every_variable_renders() {
-        let f = LogFormat::parse(
-            "${host}|$scheme|$uri|$args|$query_string|$request_method|$request_uri|$server_protocol|$request_time|$upstream_addr|$upstream_response_time|$request_id|$time_iso8601|$msec",
-        )
-        .unwrap();
-        assert_eq!(
-            f.render(&entry(), at()),
-            "example.com|http|/api/x|y=1|y=1|GET|/api/x?y=1|HTTP/1.1|0.012|127.0.0.1:8001|0.010|abc|2026-12-06T19:14:09+00:00|1796584449.042\n"
-        );
-        let mut none = entry();
-        none.upstream = None;
-        none.bytes = None;
-        none.target = "/";
-        let f = LogFormat::parse("$upstream_addr $upstream_response_time $body_bytes_sent $args")
-            .unwrap();
-        assert_eq!(f.render(&none, at()), "- - - -\n");
-    }
 
     #[test]
     fn bad_templates_say_where() {
@@ -346,11 +205,5 @@ mod tests {
         );
         let e = LogFormat::parse("$nope").unwrap_err().to_string();
         assert!(e.contains("$remote_addr"), "{e}");
-    }
-
-    #[test]
-    fn iso8601_pads_fields() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
-        assert_eq!(time_iso8601(t), "2026-01-02T03:04:05+00:00");
     }
 }

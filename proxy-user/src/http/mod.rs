@@ -206,7 +206,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         match &state.access_log {
             Some(log) => log.write(&entry),
             None => {
-                log::info!(target: "access", "{}", state.config.http.access_log_format.line(&entry).trim_end())
+                log::info!(target: "access", "{}", access_log::line(&state.config.http.access_log_format, &entry).trim_end())
             }
         }
     }

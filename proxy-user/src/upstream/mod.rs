@@ -9,6 +9,7 @@ mod health;
 mod pool;
 mod resolve;
 mod stall;
+mod view;
 
 use std::sync::{
     Arc, Mutex, RwLock,
