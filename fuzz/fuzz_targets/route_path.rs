@@ -31,7 +31,8 @@ use hyper::{HeaderMap, Method, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use proxy_user::{
     config::{Config, Route},
-    http::{path as normal, route, static_files},
+    http::{route, static_files},
+    path as normal,
 };
 use rampart_fuzz::{
     path::{looks_normal, meaning},

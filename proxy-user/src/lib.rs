@@ -2,7 +2,14 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML file, parsed into a raw form and validated into [`config::Config`].
+//! - [`config`]: the TOML file, parsed into a raw form (`config::file`) and
+//!   validated into [`config::Config`], with every compiled value it holds
+//!   (routes and their path matchers, header rules, rewrites, basic-auth
+//!   users, the access log's format, upstream targets). It imports nothing
+//!   of the runtime: the modules below apply what it compiled.
+//! - [`template`]: values with nginx-style variables, compiled at load and
+//!   filled in per request; [`path`]: a request path's normal form, which
+//!   routes are written in and requests are matched in.
 //! - [`cidr`]: networks as operators write them.
 //! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
 //!   attaches it, reads its counters. The only code that writes kernel maps;
@@ -22,14 +29,17 @@
 //!   services it refers to (`http::Services`);
 //!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
+//!   [`access_log`]: one line per request, written off the request path;
 //!   [`worker`]: which worker thread this is, for per-worker tables.
 //! - [`tls`]: certificates and rustls settings, from plain values: it uses
 //!   nothing of the crate's (`config` loads certificates with it to check
 //!   them, the daemon builds each listener's rustls configuration with it).
 //! - [`source`]: what one source is (an IPv4 address, an IPv6 prefix), for
 //!   every tier's limits, counters and bans.
-//! - [`metrics`]: the registry behind `/metrics`, the status page and `stats`;
-//!   [`admin`]: the admin listener that serves them.
+//! - [`metrics`]: the counters behind `/metrics`, the status page and
+//!   `stats`, and the text format; it imports nothing of the request path,
+//!   which counts into it. [`admin`]: the admin listener that serves them
+//!   (`admin::scrape` renders `/metrics` from the current snapshot).
 //! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
 //! - [`logging`]: the process's logger, whose level changes at run time
 //!   (`rampart log level`); the XDP program's records go through it too.
@@ -59,13 +69,14 @@ pub mod http;
 pub mod import;
 pub mod later;
 pub mod limit;
-pub mod log_format;
 pub mod logging;
 pub mod metrics;
+pub mod path;
 pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod systemd;
+pub mod template;
 pub mod tls;
 pub mod upstream;
 pub mod worker;

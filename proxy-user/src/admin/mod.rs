@@ -10,6 +10,7 @@
 //! blocking thread too, so the listener's task never waits on either.
 
 mod host;
+mod scrape;
 mod status;
 
 use std::{
@@ -25,7 +26,8 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, servi
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::{config::FilterSettings, filter::FilterMaps, http::Shared, metrics::render::render};
+use crate::{config::FilterSettings, filter::FilterMaps, http::Shared};
+use scrape::render;
 
 /// The status page: one self-contained file (no external assets), which
 /// polls `/status.json` and draws its charts itself.

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::header_rules::FileHeaderOps;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -275,4 +273,14 @@ pub struct FileMapSizes {
     pub block_ranges: Option<Spanned<i64>>,
     pub block_addrs: Option<Spanned<i64>>,
     pub autobans: Option<Spanned<i64>>,
+}
+
+/// `request_headers = { ... }` or `response_headers = { ... }` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHeaderOps {
+    pub set: Option<BTreeMap<String, Spanned<String>>>,
+    pub add: Option<BTreeMap<String, Spanned<String>>>,
+    pub remove: Option<Vec<Spanned<String>>>,
+    pub always: Option<Spanned<bool>>,
 }

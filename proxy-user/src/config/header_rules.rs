@@ -2,23 +2,83 @@
 //! `[http]` (defaults for every route) and in a `[[route]]` (applied after
 //! the defaults): compiled into [`HeaderRules`] once per route.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use hyper::header::{HeaderName, HeaderValue};
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, error::Locator, template::template};
-use crate::http::header_rules::{HeaderRules, Op, ResponseOp, Value};
+use super::{ConfigError, error::Locator, file::FileHeaderOps, template::template};
+use crate::template::Template;
 
-/// `request_headers = { ... }` or `response_headers = { ... }` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileHeaderOps {
-    pub set: Option<BTreeMap<String, Spanned<String>>>,
-    pub add: Option<BTreeMap<String, Spanned<String>>>,
-    pub remove: Option<Vec<Spanned<String>>>,
-    pub always: Option<Spanned<bool>>,
+/// A header value: fixed (converted once) or filled in per request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Fixed(HeaderValue),
+    Template(Template),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Replace every value of the header; an empty value removes it
+    /// (nginx `proxy_set_header X ""`).
+    Set(HeaderName, Value),
+    /// Append a value beside those already there.
+    Add(HeaderName, Value),
+    /// Set only when the header is absent (the security preset: an
+    /// application's own stricter value is kept).
+    Default(HeaderName, Value),
+    Remove(HeaderName),
+}
+
+/// A response rule and when it applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponseOp {
+    pub op: Op,
+    /// Also on error responses (nginx `always`); without it only on 200,
+    /// 201, 204, 206, 301, 302, 303, 304, 307 and 308, as nginx.
+    pub always: bool,
+    /// Only over TLS (HSTS: RFC 6797 §7.2, a UA ignores it over http).
+    pub https_only: bool,
+}
+
+/// One route's rules, in the order they apply (`[http]` ones first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeaderRules {
+    pub request: Vec<Op>,
+    pub response: Vec<ResponseOp>,
+}
+
+impl HeaderRules {
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.response.is_empty()
+    }
+
+    /// One line per rule, in order, as `config show` lists them.
+    pub fn describe(&self) -> Vec<String> {
+        let op = |o: &Op| match o {
+            Op::Set(n, v) => format!("set {n}: {}", text(v)),
+            Op::Add(n, v) => format!("add {n}: {}", text(v)),
+            Op::Default(n, v) => format!("set if absent {n}: {}", text(v)),
+            Op::Remove(n) => format!("remove {n}"),
+        };
+        let request = self.request.iter().map(|o| format!("request {}", op(o)));
+        let response = self.response.iter().map(|r| {
+            let when = match (r.always, r.https_only) {
+                (_, true) => " (always, https only)",
+                (true, false) => " (always)",
+                (false, false) => "",
+            };
+            format!("response {}{when}", op(&r.op))
+        });
+        request.chain(response).collect()
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Fixed(h) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
+        Value::Template(t) => t.source().to_string(),
+    }
 }
 
 /// The four keys, as `[http]` and `[[route]]` both have them.

@@ -3,8 +3,8 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use super::log_format::{LineFormat, LogFormat};
 use super::{ConfigError, error::Locator, file::FileHttp, units};
-use crate::log_format::{LineFormat, LogFormat};
 
 /// Largest `body_timeout` accepted (a day).
 pub const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(86_400);

@@ -1,10 +1,44 @@
-//! A route's `upstream_path` and `rewrite`, compiled into
-//! [`Rewrite`](crate::http::rewrite::Rewrite).
+//! A route's `upstream_path` and `rewrite`, compiled into a [`Rewrite`]
+//! (applied to requests by [`crate::http::rewrite`]).
 
 use super::{
-    ConfigError, PathMatch, error::Locator, file::FileRoute, route::normal, template::template,
+    ConfigError, PathMatch, error::Locator, file::FileRoute, path_match::normal, template::template,
 };
-use crate::http::rewrite::Rewrite;
+use crate::template::Template;
+
+/// A route's path rewrite, as compiled.
+#[derive(Clone, Debug)]
+pub enum Rewrite {
+    /// `upstream_path`: the route's `path` prefix is replaced by `with`.
+    Prefix { prefix: String, with: String },
+    /// `rewrite = [REGEX, TARGET]`: a path the regex finds a match in
+    /// becomes TARGET, its `$N` the captures.
+    Regex { re: regex::Regex, to: Template },
+}
+
+impl PartialEq for Rewrite {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Rewrite::Prefix { prefix, with }, Rewrite::Prefix { prefix: p, with: w }) => {
+                prefix == p && with == w
+            }
+            (Rewrite::Regex { re, to }, Rewrite::Regex { re: r, to: t }) => {
+                re.as_str() == r.as_str() && to == t
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Rewrite {
+    /// As `config show` names it: nginx's spelling.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rewrite::Prefix { prefix, with } => write!(f, "prefix {prefix} -> {with}"),
+            Rewrite::Regex { re, to } => write!(f, "rewrite {} {to}", re.as_str()),
+        }
+    }
+}
 
 pub(super) fn rewrite(
     loc: &Locator,

@@ -5,8 +5,10 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use toml::Spanned;
 
-use super::{ConfigError, error::Locator, file::FileRoute, int_in, template::template, units};
-use crate::http::template::Template;
+use super::{
+    ConfigError, PathMatch, error::Locator, file::FileRoute, int_in, template::template, units,
+};
+use crate::template::Template;
 
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -23,13 +25,13 @@ pub struct Route {
     /// Write an access-log line for requests on this route.
     pub access_log: bool,
     /// `upstream_path` or `rewrite`: the path the action sees instead.
-    pub rewrite: Option<crate::http::rewrite::Rewrite>,
+    pub rewrite: Option<super::rewrite::Rewrite>,
     /// Header rules (`[http]`'s then the route's); `None` when there are none.
-    pub headers: Option<std::sync::Arc<crate::http::header_rules::HeaderRules>>,
+    pub headers: Option<std::sync::Arc<super::header_rules::HeaderRules>>,
     /// `access` / `allow` / `deny`: who may use it (403 for the others).
     pub access: super::access::Access,
     /// `auth_basic` + `auth_basic_user_file`: 401 without a user's password.
-    pub basic_auth: Option<std::sync::Arc<crate::http::basic_auth::BasicAuth>>,
+    pub basic_auth: Option<std::sync::Arc<super::basic_auth::BasicAuth>>,
     /// `auth_request`: a subrequest to an auth service decides.
     pub auth_request: Option<super::AuthRequest>,
 }
@@ -39,18 +41,6 @@ pub struct Matcher {
     pub path: PathMatch,
     /// Host header (without port) the route is restricted to.
     pub host: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub enum PathMatch {
-    /// Any path (no path key given).
-    Any,
-    /// Paths starting with this string.
-    Prefix(String),
-    /// Exactly this path.
-    Exact(String),
-    /// Paths the regex finds a match in.
-    Regex(regex::Regex),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,18 +66,6 @@ pub enum Action {
     /// Redirect to the target with its variables filled in (nginx `return
     /// 301 https://$host:8443$request_uri`).
     Redirect { to: Template, status: u16 },
-}
-
-impl PartialEq for PathMatch {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (PathMatch::Any, PathMatch::Any) => true,
-            (PathMatch::Prefix(a), PathMatch::Prefix(b))
-            | (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
-            (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
-            _ => false,
-        }
-    }
 }
 
 impl PartialEq for Matcher {
@@ -147,25 +125,7 @@ pub(super) fn route(
     let span = r.span();
     let mut r = r.into_inner();
     let headers = super::header_rules::route(loc, known.headers, r.header_keys())?;
-    let path =
-        match (&r.path, &r.path_exact, &r.path_regex) {
-            (None, None, None) => PathMatch::Any,
-            (Some(p), None, None) => PathMatch::Prefix(normal(loc, p, "path")?),
-            (None, Some(p), None) => PathMatch::Exact(normal(loc, p, "path_exact")?),
-            (None, None, Some(p)) => {
-                if !p.get_ref().is_ascii() {
-                    return Err(loc.error(
-                        p.span(),
-                        "path_regex: paths are matched with non-ASCII bytes percent-encoded \
-                     (%C3%A9 for \u{e9}); write them so",
-                    ));
-                }
-                PathMatch::Regex(regex::Regex::new(p.get_ref()).map_err(|e| {
-                    loc.error(p.span(), format!("path_regex does not compile: {e}"))
-                })?)
-            }
-            _ => return Err(loc.error(span, "a route takes one of path, path_exact or path_regex")),
-        };
+    let path = super::path_match::path_match(loc, &r, span.clone())?;
     let actions = [
         r.respond.is_some(),
         r.static_dir.is_some(),
@@ -287,23 +247,6 @@ pub(super) fn route(
         basic_auth,
         auth_request,
     })
-}
-
-/// A `path` or `path_exact` as requests are matched: normalised (see
-/// `http::path`), or it could never match.
-pub(super) fn normal(loc: &Locator, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
-    let text = p.get_ref();
-    match crate::http::path::normalise(text) {
-        Ok(n) if n == text.as_str() => Ok(n.into_owned()),
-        Ok(n) => Err(loc.error(
-            p.span(),
-            format!("{key} {text:?} would never match: request paths are normalised; write {n:?}"),
-        )),
-        Err(e) => Err(loc.error(
-            p.span(),
-            format!("{key} {text:?} would never match: no request path has it ({e})"),
-        )),
-    }
 }
 
 /// A route's `limit` or `escalate` names, each of which must name a

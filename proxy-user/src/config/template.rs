@@ -5,7 +5,7 @@
 use toml::Spanned;
 
 use super::{ConfigError, error::Locator};
-use crate::http::template::Template;
+use crate::template::Template;
 
 /// Compiles `value` (the value of `key`); `captures` as in
 /// [`Template::parse`].

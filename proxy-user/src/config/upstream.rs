@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::target::{Target, TargetError};
 use super::{
     ConfigError,
     error::Locator,
     file::{FileServer, FileUpstream},
     int_in, units,
 };
-use crate::upstream::Target;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
@@ -67,7 +67,7 @@ impl Address {
     pub fn parse(s: &str) -> Result<Address, String> {
         match Target::parse(s) {
             Ok(t) => Ok(Address::Fixed(t)),
-            Err(crate::upstream::TargetError::Invalid(_)) => name(s).ok_or_else(|| {
+            Err(TargetError::Invalid(_)) => name(s).ok_or_else(|| {
                 format!(
                     "`{s}` is not an address:port, host:port or unix:PATH \
                          (expected e.g. \"127.0.0.1:8001\", \"app:8000\" or \"unix:/run/app.sock\")"

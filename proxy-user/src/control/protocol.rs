@@ -216,27 +216,6 @@ impl ServerView {
             switched_to,
         }
     }
-
-    /// The view of server `b` of `group` at `now`.
-    pub fn of(
-        group: &str,
-        b: &crate::upstream::Backend,
-        switched_to: Option<String>,
-        now: tokio::time::Instant,
-    ) -> ServerView {
-        use std::sync::atomic::Ordering::Relaxed;
-        ServerView {
-            group: group.to_string(),
-            addr: b.addr.to_string(),
-            weight: b.weight(),
-            state: b.state(now).into(),
-            in_flight: b.active(),
-            requests: b.requests.load(Relaxed),
-            failures: b.failures.load(Relaxed),
-            idle_connections: b.pool.idle(),
-            switched_to,
-        }
-    }
 }
 
 #[cfg(test)]

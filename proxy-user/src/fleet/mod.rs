@@ -26,11 +26,12 @@ mod sync;
 use std::sync::{Arc, Mutex};
 
 pub use entry::Change;
-pub use status::{FleetMetrics, Status};
+pub use status::Status;
 use tokio::sync::mpsc;
 
 use crate::{
     config::FleetSettings,
+    metrics::fleet::FleetMetrics,
     runtime::{Entry, FleetCursor},
 };
 

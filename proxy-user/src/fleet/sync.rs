@@ -26,11 +26,14 @@ use tokio::sync::mpsc;
 use super::{
     FleetError, Incoming, Outgoing,
     entry::{self, Change, DecodeError, Op},
-    status::{Beat, FleetMetrics, Status},
+    status::{Beat, Status},
     store::{BATCH, Store, StreamId},
     store::{fresh_epoch, now_ms},
 };
-use crate::runtime::{FleetCursor, unix_now};
+use crate::{
+    metrics::fleet::FleetMetrics,
+    runtime::{FleetCursor, unix_now},
+};
 
 /// How often the log is read.
 pub const POLL: Duration = Duration::from_millis(100);

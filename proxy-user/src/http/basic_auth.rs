@@ -16,8 +16,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
-    sync::{Arc, LazyLock, Mutex},
+    sync::{Arc, LazyLock},
     time::Duration,
 };
 
@@ -30,6 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::{sync::Semaphore, time::Instant};
 
 use super::Body;
+use crate::config::basic_auth::BasicAuth;
 
 /// How long credentials that passed are taken without a new hash check.
 pub const REMEMBER: Duration = Duration::from_secs(60);
@@ -42,105 +42,9 @@ pub static MAX_VERIFYING: LazyLock<usize> =
     LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 static VERIFYING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(*MAX_VERIFYING));
 
-#[derive(Clone, PartialEq, Eq)]
-enum Hash {
-    Bcrypt(String),
-    ShaCrypt(String),
-}
-
-impl Hash {
-    fn verify(&self, password: &[u8]) -> bool {
-        match self {
-            Hash::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
-            Hash::ShaCrypt(h) => {
-                use sha_crypt::PasswordVerifier as _;
-                sha_crypt::ShaCrypt::default()
-                    .verify_password(password, h.as_str())
-                    .is_ok()
-            }
-        }
-    }
-}
-
-/// A route's realm and users, read from its file when the configuration
-/// is loaded (a reload reads it again).
-pub struct BasicAuth {
-    pub realm: String,
-    pub file: PathBuf,
-    users: HashMap<String, Hash>,
-    challenge: HeaderValue,
-    /// SHA-256 of `Authorization` values that passed, and when they expire.
-    passed: Mutex<HashMap<[u8; 32], Instant>>,
-}
-
-impl PartialEq for BasicAuth {
-    fn eq(&self, other: &Self) -> bool {
-        self.realm == other.realm && self.file == other.file && self.users == other.users
-    }
-}
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasicAuth")
-            .field("realm", &self.realm)
-            .field("file", &self.file)
-            .field("users", &self.users.len())
-            .finish_non_exhaustive()
-    }
-}
+// === impl BasicAuth: checking a request ===
 
 impl BasicAuth {
-    /// Reads `file` (`user:hash` lines; `#` comments and blank lines
-    /// skipped). The error names the file and line.
-    pub fn load(realm: &str, file: &Path) -> Result<BasicAuth, String> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("auth_basic_user_file {}: {e}", file.display()))?;
-        let mut users = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let at = || format!("{}:{}", file.display(), n + 1);
-            let (user, hash) = line
-                .split_once(':')
-                .ok_or_else(|| format!("{}: expected `user:hash`", at()))?;
-            // nginx ignores fields after the hash (htpasswd comments).
-            let hash = hash.split(':').next().unwrap_or("");
-            let hash = if ["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
-                Hash::Bcrypt(hash.to_string())
-            } else if hash.starts_with("$5$") || hash.starts_with("$6$") {
-                Hash::ShaCrypt(hash.to_string())
-            } else {
-                return Err(format!(
-                    "{}: user `{user}`: unsupported hash (bcrypt `$2y$` from `htpasswd -B`, \
-                     or SHA-crypt `$5$`/`$6$` from `openssl passwd -6`; not MD5 `$apr1$`, \
-                     `{{SHA}}`, DES crypt or plain text)",
-                    at()
-                ));
-            };
-            users.insert(user.to_string(), hash);
-        }
-        if users.is_empty() {
-            return Err(format!(
-                "auth_basic_user_file {}: no users: every request would be refused",
-                file.display()
-            ));
-        }
-        let challenge = HeaderValue::from_str(&format!(
-            "Basic realm=\"{}\", charset=\"UTF-8\"",
-            realm.replace(['"', '\\'], "")
-        ))
-        .map_err(|_| "auth_basic: the realm is not a header value".to_string())?;
-        Ok(BasicAuth {
-            realm: realm.to_string(),
-            file: file.to_path_buf(),
-            users,
-            challenge,
-            passed: Mutex::new(HashMap::new()),
-        })
-    }
-
     /// `Ok` when the request's credentials are a user's; else the answer.
     pub async fn check(self: &Arc<Self>, headers: &HeaderMap) -> Result<(), Response<Body>> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -212,6 +116,8 @@ fn credentials(value: &HeaderValue) -> Option<(String, Vec<u8>)> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn header(user: &str, pass: &str) -> HeaderMap {

@@ -2,82 +2,16 @@
 //! upstream (nginx `proxy_set_header`) and on the response to the client
 //! (nginx `add_header`, `add_header ... always`, `proxy_hide_header`), plus
 //! HSTS and a preset of security headers. Built once per route at config
-//! load ([`crate::config`] merges the `[http]` defaults with the route's);
-//! a route with none has `None` and costs a request nothing.
+//! load ([`crate::config::header_rules`] merges the `[http]` defaults with
+//! the route's); a route with none has `None` and costs a request nothing.
+//! This is the request side: the rules applied to a head.
 
-use hyper::{
-    HeaderMap, StatusCode,
-    header::{HeaderName, HeaderValue},
+use hyper::{HeaderMap, StatusCode, header::HeaderValue};
+
+use crate::{
+    config::header_rules::{HeaderRules, Op, Value},
+    template::Vars,
 };
-
-use super::template::{Template, Vars};
-
-/// A header value: fixed (converted once) or filled in per request.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Fixed(HeaderValue),
-    Template(Template),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// Replace every value of the header; an empty value removes it
-    /// (nginx `proxy_set_header X ""`).
-    Set(HeaderName, Value),
-    /// Append a value beside those already there.
-    Add(HeaderName, Value),
-    /// Set only when the header is absent (the security preset: an
-    /// application's own stricter value is kept).
-    Default(HeaderName, Value),
-    Remove(HeaderName),
-}
-
-/// A response rule and when it applies.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ResponseOp {
-    pub op: Op,
-    /// Also on error responses (nginx `always`); without it only on 200,
-    /// 201, 204, 206, 301, 302, 303, 304, 307 and 308, as nginx.
-    pub always: bool,
-    /// Only over TLS (HSTS: RFC 6797 §7.2, a UA ignores it over http).
-    pub https_only: bool,
-}
-
-/// One route's rules, in the order they apply (`[http]` ones first).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HeaderRules {
-    pub request: Vec<Op>,
-    pub response: Vec<ResponseOp>,
-}
-
-impl HeaderRules {
-    /// One line per rule, in order, as `config show` lists them.
-    pub fn describe(&self) -> Vec<String> {
-        let op = |o: &Op| match o {
-            Op::Set(n, v) => format!("set {n}: {}", text(v)),
-            Op::Add(n, v) => format!("add {n}: {}", text(v)),
-            Op::Default(n, v) => format!("set if absent {n}: {}", text(v)),
-            Op::Remove(n) => format!("remove {n}"),
-        };
-        let request = self.request.iter().map(|o| format!("request {}", op(o)));
-        let response = self.response.iter().map(|r| {
-            let when = match (r.always, r.https_only) {
-                (_, true) => " (always, https only)",
-                (true, false) => " (always)",
-                (false, false) => "",
-            };
-            format!("response {}{when}", op(&r.op))
-        });
-        request.chain(response).collect()
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Fixed(h) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
-        Value::Template(t) => t.source().to_string(),
-    }
-}
 
 /// The statuses nginx's `add_header` (without `always`) applies to.
 fn success(status: StatusCode) -> bool {
@@ -87,11 +21,9 @@ fn success(status: StatusCode) -> bool {
     )
 }
 
-impl HeaderRules {
-    pub fn is_empty(&self) -> bool {
-        self.request.is_empty() && self.response.is_empty()
-    }
+// === impl HeaderRules: applying the rules ===
 
+impl HeaderRules {
     /// Applies the request rules to the head going to the upstream (after
     /// rampart's own `X-Forwarded-*`, which they may therefore replace).
     pub fn on_request(&self, head: &mut HeaderMap, vars: &Vars) {
@@ -109,33 +41,6 @@ impl HeaderRules {
             }
         }
     }
-}
-
-/// Applies `rules`' request rules to the head going to the upstream, with
-/// the variables of this exchange.
-pub(super) fn on_request(
-    rules: &HeaderRules,
-    head: &mut HeaderMap,
-    down: &super::proxy::Downstream<'_>,
-    host: Option<&HeaderValue>,
-    uri: &hyper::Uri,
-) {
-    let vars = Vars {
-        host: host
-            .and_then(|h| h.to_str().ok())
-            .map_or("", super::template::bare_host),
-        https: down.https,
-        remote_addr: down.client.ip(),
-        request_id: down.request_id.to_str().unwrap_or(""),
-        server_port: down.server_port,
-        request_uri: down
-            .request_uri
-            .or(uri.path_and_query())
-            .map_or("/", |p| p.as_str()),
-        uri: uri.path(),
-        args: uri.query(),
-    };
-    rules.on_request(head, &vars);
 }
 
 fn value(v: &Value, vars: &Vars) -> Option<HeaderValue> {
@@ -178,7 +83,10 @@ fn apply(op: &Op, head: &mut HeaderMap, vars: &Vars) {
 
 #[cfg(test)]
 mod tests {
+    use hyper::header::HeaderName;
+
     use super::*;
+    use crate::config::header_rules::ResponseOp;
 
     fn vars(https: bool) -> Vars<'static> {
         Vars {

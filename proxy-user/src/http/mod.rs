@@ -21,9 +21,10 @@ mod error;
 pub mod error_page;
 pub mod header_rules;
 pub mod headers;
-pub mod path;
 mod proxy;
 pub mod real_ip;
+mod request;
+mod response;
 pub mod rewrite;
 pub mod route;
 mod services;
@@ -33,7 +34,6 @@ mod switches;
 pub use services::Services;
 pub use state::{Shared, State};
 pub use switches::Switches;
-pub mod template;
 pub mod vhost;
 pub mod websocket;
 
@@ -47,12 +47,15 @@ use hyper::{
     body::Incoming,
     header::{self, HeaderValue},
 };
+use request::{host_of, https_location, vars_of, with_path};
+use response::{error_response, redirect, text};
 
 use crate::{
     access_log,
     config::Action,
     limit::{self, Decision, Limiter},
     metrics::Observed,
+    path, template,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -213,7 +216,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         match &state.access_log {
             Some(log) => log.write(&entry),
             None => {
-                log::info!(target: "access", "{}", state.config.http.access_log_format.line(&entry).trim_end())
+                log::info!(target: "access", "{}", access_log::line(&state.config.http.access_log_format, &entry).trim_end())
             }
         }
     }
@@ -458,119 +461,4 @@ async fn dispatch(
         }
     }
     (result, Some(index))
-}
-
-/// What the variables of a template stand for in this request: `original`
-/// is the request target as received when normalising changed it.
-fn vars_of<'a>(
-    conn: ConnInfo,
-    host: Option<&'a str>,
-    request_id: &'a HeaderValue,
-    original: Option<&'a hyper::http::uri::PathAndQuery>,
-    uri: &'a hyper::Uri,
-) -> template::Vars<'a> {
-    template::Vars {
-        host: host.unwrap_or(""),
-        https: conn.https,
-        remote_addr: conn.client.ip(),
-        request_id: request_id.to_str().unwrap_or(""),
-        server_port: conn.server_port,
-        request_uri: original
-            .or(uri.path_and_query())
-            .map_or("/", |p| p.as_str()),
-        uri: uri.path(),
-        args: uri.query(),
-    }
-}
-
-/// `uri` with its path replaced by `path` (normalised), its query kept.
-fn with_path(uri: &hyper::Uri, path: &str) -> Result<hyper::Uri, ProxyError> {
-    let target = match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(target.parse().map_err(|e| {
-        ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
-    })?);
-    hyper::Uri::from_parts(parts).map_err(|e| {
-        ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
-    })
-}
-
-/// nginx's `https://$host:PORT$request_uri`: `host` without its port (as
-/// [`host_of`] gives it), `:PORT` left out for 443, and the request target
-/// exactly as received.
-fn https_location(host: &str, port: u16, uri: &hyper::Uri) -> String {
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
-    if port == 443 {
-        format!("https://{host}{target}")
-    } else {
-        format!("https://{host}:{port}{target}")
-    }
-}
-
-fn host_of<B>(req: &Request<B>) -> Option<String> {
-    // An absolute-form target (or HTTP/2's `:authority`) wins over Host
-    // (RFC 9112 §3.2.2).
-    let raw = match req.uri().authority() {
-        Some(a) => a
-            .as_str()
-            .rsplit_once('@')
-            .map_or(a.as_str(), |(_, h)| h)
-            .to_string(),
-        None => req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())?
-            .to_string(),
-    };
-    // Strip a port (but not from a bracketed IPv6 literal's inside).
-    Some(match raw.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
-            h.to_string()
-        }
-        _ => raw,
-    })
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut r = Response::new(full(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn redirect(status: StatusCode, location: &str) -> Response<Body> {
-    let mut r = text(status, "");
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
-}
-
-fn error_response(e: &ProxyError) -> Response<Body> {
-    let status = e.status();
-    let mut resp = text(
-        status,
-        &format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ),
-    );
-    if matches!(
-        status,
-        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        // A body cut short (timed out, or no memory for it): the rest may
-        // still come, so the connection cannot be reused (an HTTP/2 stream
-        // is reset instead; hyper drops the header).
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }

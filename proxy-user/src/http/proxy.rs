@@ -28,7 +28,8 @@ use super::{
     headers::{self, X_REQUEST_ID},
 };
 use crate::{
-    config::Route,
+    config::{Route, header_rules::HeaderRules},
+    template::{Vars, bare_host},
     upstream::{Conn, Group, Lease},
 };
 
@@ -154,7 +155,7 @@ async fn send(
     if let Some(rules) = route.headers.as_deref()
         && !rules.request.is_empty()
     {
-        super::header_rules::on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
+        header_rules_on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
     }
     // Origin form (`/path?query`), as servers expect from a client; the
     // connection already goes to the chosen server.
@@ -365,4 +366,29 @@ impl Drop for LeasedBody {
             self.lease.backend.pool.put(conn);
         }
     }
+}
+
+/// Applies `rules`' request rules to the head going to the upstream, with
+/// the variables of this exchange.
+fn header_rules_on_request(
+    rules: &HeaderRules,
+    head: &mut hyper::HeaderMap,
+    down: &Downstream<'_>,
+    host: Option<&HeaderValue>,
+    uri: &hyper::Uri,
+) {
+    let vars = Vars {
+        host: host.and_then(|h| h.to_str().ok()).map_or("", bare_host),
+        https: down.https,
+        remote_addr: down.client.ip(),
+        request_id: down.request_id.to_str().unwrap_or(""),
+        server_port: down.server_port,
+        request_uri: down
+            .request_uri
+            .or(uri.path_and_query())
+            .map_or("/", |p| p.as_str()),
+        uri: uri.path(),
+        args: uri.query(),
+    };
+    rules.on_request(head, &vars);
 }

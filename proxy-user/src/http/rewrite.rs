@@ -2,50 +2,17 @@
 //! the way to the upstream, or to the file looked up): the matched prefix
 //! replaced (nginx `proxy_pass http://app/;` in `location /api/`), or a
 //! regex with captures (nginx `rewrite ^/old/(.*)$ /new/$1 break;`).
-//! Compiled at load; the rewritten path is normalised again (see
-//! [`super::path`]), so what leaves is as normal as what came in.
+//! Compiled at load ([`crate::config::rewrite`]); the rewritten path is normalised again (see
+//! [`crate::path`]), so what leaves is as normal as what came in.
 
 use std::borrow::Cow;
 
 use hyper::{StatusCode, Uri};
 
-use super::{
-    ProxyError, path,
-    template::{Template, Vars},
-};
+use super::ProxyError;
+use crate::{config::rewrite::Rewrite, path, template::Vars};
 
-#[derive(Clone, Debug)]
-pub enum Rewrite {
-    /// `upstream_path`: the route's `path` prefix is replaced by `with`.
-    Prefix { prefix: String, with: String },
-    /// `rewrite = [REGEX, TARGET]`: a path the regex finds a match in
-    /// becomes TARGET, its `$N` the captures.
-    Regex { re: regex::Regex, to: Template },
-}
-
-impl PartialEq for Rewrite {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Rewrite::Prefix { prefix, with }, Rewrite::Prefix { prefix: p, with: w }) => {
-                prefix == p && with == w
-            }
-            (Rewrite::Regex { re, to }, Rewrite::Regex { re: r, to: t }) => {
-                re.as_str() == r.as_str() && to == t
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Rewrite {
-    /// As `config show` names it: nginx's spelling.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Rewrite::Prefix { prefix, with } => write!(f, "prefix {prefix} -> {with}"),
-            Rewrite::Regex { re, to } => write!(f, "rewrite {} {to}", re.as_str()),
-        }
-    }
-}
+// === impl Rewrite: applying it to a request ===
 
 impl Rewrite {
     /// The request target after the rewrite, or `None` when it leaves the
@@ -98,6 +65,7 @@ impl Rewrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::Template;
 
     fn vars() -> Vars<'static> {
         Vars {

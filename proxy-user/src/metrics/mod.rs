@@ -8,14 +8,12 @@
 
 pub mod autoban;
 pub mod backlog;
+pub mod fleet;
 pub mod histogram;
-mod kernel;
 pub mod listener;
 pub mod reload;
-pub mod render;
 pub mod route;
-mod text;
-mod upstreams;
+pub mod text;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -40,7 +38,7 @@ pub struct Registry {
     /// Escalation's bans within their bound.
     pub autobans: Arc<autoban::AutoBanMetrics>,
     /// The fleet task's exchanges with Redis (`[fleet]`).
-    pub fleet: Arc<crate::fleet::FleetMetrics>,
+    pub fleet: Arc<fleet::FleetMetrics>,
     /// The configuration generation and when it was applied.
     pub reloads: reload::ReloadMetrics,
 }

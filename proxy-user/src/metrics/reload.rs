@@ -53,7 +53,7 @@ impl ReloadMetrics {
         self.generation.load(Relaxed)
     }
 
-    pub(super) fn render(&self, t: &mut Text) {
+    pub fn render(&self, t: &mut Text) {
         for (name, kind, help, value) in [
             (
                 "rampart_config_generation",

@@ -9,18 +9,18 @@ mod health;
 mod pool;
 mod resolve;
 mod stall;
-mod target;
+mod view;
 
 use std::sync::{
     Arc, Mutex, RwLock,
     atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
 };
 
+pub use crate::config::target::{MAX_UNIX_PATH, Target, TargetError};
 pub use balance::{Candidate, choose};
 pub use health::spawn_checks;
 pub use pool::{Conn, Pool, SURPLUS_IDLE, SendError};
 pub use resolve::{spawn_resolution, unresolved_names};
-pub use target::{MAX_UNIX_PATH, Target, TargetError};
 use tokio::time::Instant;
 
 use crate::config::{Address, Balance, Upstream};

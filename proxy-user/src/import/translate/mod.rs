@@ -441,7 +441,7 @@ fn custom_format(f: &Directive) -> Result<String, String> {
     if !text.contains('$') {
         return Err("a format without variables".into());
     }
-    crate::log_format::LogFormat::parse(&text)
+    crate::config::log_format::LogFormat::parse(&text)
         .map(|_| text)
         .map_err(|e| format!("{e}"))
 }

@@ -1,27 +1,19 @@
-//! The access log: one line per request in nginx's combined format, as
-//! JSON or in a custom format ([`crate::log_format`]), written by a background task through a buffer flushed every second.
-//! Requests never wait for the disk: when the writer falls behind (or the
-//! disk is full) lines are dropped and counted, and serving goes on.
-//! SIGUSR1 reopens the file (for logrotate), as with nginx.
+//! One access line: the [`Entry`] a request leaves, written as nginx's
+//! `combined`, as JSON, or in a custom format compiled at load
+//! ([`crate::config::log_format`]).
+//!
+//! Variable values of a custom format are escaped as nginx's
+//! `escape=default` does: `"`, `\` and bytes outside printable ASCII
+//! become `\xHH`, so a client cannot forge a field or a line. An empty
+//! value prints as `-`, as nginx does.
 
 use std::{
-    io::Write,
+    fmt::Write,
     net::IpAddr,
-    path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, SystemTime},
 };
 
-use tokio::sync::mpsc;
-
-use crate::log_format::LineFormat;
-
-/// Lines waiting for the writer; beyond this, new lines are dropped.
-const QUEUE: usize = 65_536;
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+use crate::config::log_format::{LineFormat, LogFormat, Piece, Var};
 
 /// One request, as logged.
 pub struct Entry<'a> {
@@ -36,143 +28,31 @@ pub struct Entry<'a> {
     /// Response body size when known (Content-Length).
     pub bytes: Option<u64>,
     pub request_time: Duration,
-    pub upstream: Option<(&'a crate::upstream::Target, Duration)>,
+    pub upstream: Option<(&'a crate::config::target::Target, Duration)>,
     pub request_id: &'a str,
     pub referer: &'a str,
     pub user_agent: &'a str,
 }
 
-#[derive(Debug)]
-pub struct AccessLog {
-    pub path: PathBuf,
-    format: LineFormat,
-    tx: mpsc::Sender<String>,
-    /// Lines dropped because the writer was behind or failing.
-    pub dropped: Arc<AtomicU64>,
-    /// True while writes fail (disk full, file gone): reported by
-    /// `/metrics` and logged once on entry and once on recovery.
-    pub failing: Arc<AtomicBool>,
-    /// Asks the writer to reopen the file.
-    reopen: Arc<tokio::sync::Notify>,
-    /// The file and the queue, until [`AccessLog::start`] hands them to the writer.
-    idle: Mutex<Option<(std::fs::File, mpsc::Receiver<String>)>>,
-}
-
-impl AccessLog {
-    /// Opens (creates, appends to) the log; lines queue until
-    /// [`AccessLog::start`] starts its writer.
-    pub fn open(path: &Path, format: LineFormat) -> std::io::Result<AccessLog> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        Ok(AccessLog {
-            path: path.to_path_buf(),
-            format,
-            tx,
-            dropped: Arc::default(),
-            failing: Arc::default(),
-            reopen: Arc::default(),
-            idle: Mutex::new(Some((file, rx))),
-        })
-    }
-
-    /// Starts the writer task, once (the daemon does when it installs the
-    /// snapshot that opened the log).
-    pub fn start(&self) {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((file, rx)) = idle {
-            let health = Health {
-                dropped: self.dropped.clone(),
-                failing: self.failing.clone(),
-            };
-            let path = self.path.clone();
-            tokio::spawn(writer(file, rx, path, health, self.reopen.clone()));
-        }
-    }
-
-    pub fn format(&self) -> &LineFormat {
-        &self.format
-    }
-
-    /// Flushes and reopens the file at its path (after logrotate moved it).
-    pub fn reopen(&self) {
-        self.reopen.notify_one();
-    }
-
-    pub fn write(&self, e: &Entry) {
-        let line = self.format.line(e);
-        if self.tx.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+/// The line for `e` in `format`, newline included.
+pub fn line(format: &LineFormat, e: &Entry) -> String {
+    match format {
+        LineFormat::Combined => combined(e),
+        LineFormat::Json => json(e),
+        LineFormat::Custom(f) => custom(f, e, SystemTime::now()),
     }
 }
 
-/// The writer's condition, shared with [`AccessLog`] for `/metrics`.
-struct Health {
-    dropped: Arc<AtomicU64>,
-    failing: Arc<AtomicBool>,
-}
-
-async fn writer(
-    file: std::fs::File,
-    mut rx: mpsc::Receiver<String>,
-    path: PathBuf,
-    health: Health,
-    reopen: Arc<tokio::sync::Notify>,
-) {
-    let Health {
-        dropped,
-        failing: failing_flag,
-    } = health;
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
-    let mut failing = false;
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    loop {
-        tokio::select! {
-            line = rx.recv() => match line {
-                Some(line) => {
-                    if let Err(e) = out.write_all(line.as_bytes()) {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        if !failing {
-                            log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
-                            failing = true;
-                            failing_flag.store(true, Ordering::Relaxed);
-                        }
-                    }
-                }
-                None => break,
-            },
-            _ = reopen.notified() => {
-                let _ = out.flush();
-                match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-                    Ok(file) => {
-                        out = std::io::BufWriter::with_capacity(64 << 10, file);
-                        log::info!("access log {}: reopened", path.display());
-                    }
-                    Err(e) => log::error!("access log {}: reopening: {e}; still writing to the old file", path.display()),
-                }
-            }
-            _ = tick.tick() => {
-                match out.flush() {
-                    Ok(()) if failing => {
-                        log::warn!("access log {}: writing again", path.display());
-                        failing = false;
-                        failing_flag.store(false, Ordering::Relaxed);
-                    }
-                    Ok(()) => {}
-                    Err(e) if !failing => {
-                        log::error!("access log {}: {e}; lines are dropped until it recovers", path.display());
-                        failing = true;
-                        failing_flag.store(true, Ordering::Relaxed);
-                    }
-                    Err(_) => {}
-                }
-            }
+/// The line for `e` at `now` in a custom format, newline included.
+pub fn custom(f: &LogFormat, e: &Entry, now: SystemTime) -> String {
+    let mut out = String::with_capacity(f.source().len() + 128);
+    for p in f.pieces() {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Var(v) => value(&mut out, *v, e, now),
         }
     }
-    let _ = out.flush();
+    out
 }
 
 fn dash(s: &str) -> &str {
@@ -244,7 +124,7 @@ pub fn json(e: &Entry) -> String {
     format!("{v}\n")
 }
 
-/// A proxied GET as the access-log tests (here and in `log_format`) write it.
+/// A proxied GET as the access-log tests write it.
 #[cfg(test)]
 pub(crate) fn sample_entry() -> Entry<'static> {
     Entry {
@@ -258,7 +138,7 @@ pub(crate) fn sample_entry() -> Entry<'static> {
         bytes: Some(123),
         request_time: Duration::from_millis(12),
         upstream: Some((
-            Box::leak(Box::new(crate::upstream::Target::Tcp(
+            Box::leak(Box::new(crate::config::target::Target::Tcp(
                 "127.0.0.1:8001".parse().unwrap(),
             ))),
             Duration::from_millis(10),
@@ -267,6 +147,87 @@ pub(crate) fn sample_entry() -> Entry<'static> {
         referer: "",
         user_agent: "curl/8",
     }
+}
+
+/// Appends `s` escaped as nginx's `escape=default`, `-` when empty.
+fn escaped(out: &mut String, s: &str) {
+    if s.is_empty() {
+        out.push('-');
+        return;
+    }
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
+    let (path, query) = e.target.split_once('?').unwrap_or((e.target, ""));
+    let secs = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64());
+    match v {
+        Var::RemoteAddr => {
+            let _ = write!(out, "{}", e.client);
+        }
+        Var::RemoteUser => out.push('-'),
+        Var::TimeLocal => out.push_str(&time_local(now)),
+        Var::TimeIso8601 => out.push_str(&time_iso8601(now)),
+        Var::Msec => {
+            let d = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
+        }
+        Var::Request => escaped(out, &format!("{} {} {}", e.method, e.target, e.version)),
+        Var::RequestMethod => escaped(out, e.method),
+        Var::RequestUri => escaped(out, e.target),
+        Var::Uri => escaped(out, path),
+        Var::Args => escaped(out, query),
+        Var::ServerProtocol => escaped(out, e.version),
+        Var::Scheme => out.push_str(if e.https { "https" } else { "http" }),
+        Var::Host => escaped(out, e.host),
+        Var::Status => {
+            let _ = write!(out, "{}", e.status);
+        }
+        Var::BodyBytesSent => match e.bytes {
+            Some(b) => {
+                let _ = write!(out, "{b}");
+            }
+            None => out.push('-'),
+        },
+        Var::HttpReferer => escaped(out, e.referer),
+        Var::HttpUserAgent => escaped(out, e.user_agent),
+        Var::RequestTime => out.push_str(&secs(e.request_time)),
+        Var::UpstreamAddr => match e.upstream {
+            Some((a, _)) => {
+                let _ = write!(out, "{a}");
+            }
+            None => out.push('-'),
+        },
+        Var::UpstreamResponseTime => match e.upstream {
+            Some((_, t)) => out.push_str(&secs(t)),
+            None => out.push('-'),
+        },
+        Var::RequestId => escaped(out, e.request_id),
+    }
+}
+
+/// nginx's `$time_iso8601`, `2026-12-06T19:14:09+00:00`, in UTC; cut from
+/// httpdate's fixed-width IMF-fixdate as [`time_local`] is.
+pub fn time_iso8601(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let d = httpdate::fmt_http_date(t);
+    let month = MONTHS.iter().position(|m| *m == &d[8..11]).unwrap_or(0) + 1;
+    format!(
+        "{}-{month:02}-{}T{}+00:00",
+        &d[12..16],
+        &d[5..7],
+        &d[17..25]
+    )
 }
 
 #[cfg(test)]
@@ -337,5 +298,53 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["upstream"], "127.0.0.1:8001");
         assert_eq!(v["request_id"], "abc");
+    }
+
+    fn quoted_entry() -> Entry<'static> {
+        Entry {
+            user_agent: "curl/8 \"x\"",
+            ..sample_entry()
+        }
+    }
+
+    fn at() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_584_449_042)
+    }
+
+    #[test]
+    fn nginx_combined_as_a_template_matches_the_builtin_prefix() {
+        let f = LogFormat::parse(
+            r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#,
+        )
+        .unwrap();
+        assert_eq!(
+            custom(&f, &quoted_entry(), at()),
+            "192.0.2.1 - - [06/Dec/2026:19:14:09 +0000] \"GET /api/x?y=1 HTTP/1.1\" 200 123 \"-\" \"curl/8 \\x22x\\x22\"\n"
+        );
+    }
+
+    #[test]
+    fn every_variable_renders() {
+        let f = LogFormat::parse(
+            "${host}|$scheme|$uri|$args|$query_string|$request_method|$request_uri|$server_protocol|$request_time|$upstream_addr|$upstream_response_time|$request_id|$time_iso8601|$msec",
+        )
+        .unwrap();
+        assert_eq!(
+            custom(&f, &quoted_entry(), at()),
+            "example.com|http|/api/x|y=1|y=1|GET|/api/x?y=1|HTTP/1.1|0.012|127.0.0.1:8001|0.010|abc|2026-12-06T19:14:09+00:00|1796584449.042\n"
+        );
+        let mut none = quoted_entry();
+        none.upstream = None;
+        none.bytes = None;
+        none.target = "/";
+        let f = LogFormat::parse("$upstream_addr $upstream_response_time $body_bytes_sent $args")
+            .unwrap();
+        assert_eq!(custom(&f, &none, at()), "- - - -\n");
+    }
+
+    #[test]
+    fn iso8601_pads_fields() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
+        assert_eq!(time_iso8601(t), "2026-01-02T03:04:05+00:00");
     }
 }

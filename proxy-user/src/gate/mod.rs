@@ -7,25 +7,23 @@
 //! The gate is inactive while XDP enforces (the kernel already dropped
 //! those packets), and then costs one atomic load per accepted connection.
 
+mod lists;
+
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     net::IpAddr,
     sync::{
         Mutex, RwLock,
         atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use proxy_common::{gcra, list::ORIGIN_CONFIG};
 use tokio::time::Instant;
 
-use crate::{
-    cidr::{Cidr, CidrSet},
-    config::RateLimit,
-    filter::{BanEntry, List},
-    source,
-};
+use lists::Lists;
+
+use crate::{cidr::Cidr, config::RateLimit, source};
 
 /// Sources whose connection rate is tracked; beyond this the least
 /// indebted are forgotten first ([`make_room`]).
@@ -61,32 +59,6 @@ impl Admission {
             Admission::Blocklisted => "blocklisted",
             Admission::Banned => "banned",
             Admission::RateLimited => "syn_limited",
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Lists {
-    /// Entries with their origin, as `list` views show them...
-    allow: BTreeMap<Cidr, u32>,
-    block: BTreeMap<Cidr, u32>,
-    /// ...and as lookups read them.
-    allow_set: CidrSet,
-    block_set: CidrSet,
-    /// Banned sources ([`source::key`]): expiry (`None`: until removed) and origin.
-    bans: HashMap<IpAddr, (Option<Instant>, u32)>,
-}
-
-impl Lists {
-    fn rebuild(&mut self) {
-        self.allow_set = CidrSet::build(self.allow.keys());
-        self.block_set = CidrSet::build(self.block.keys());
-    }
-
-    fn list(&mut self, list: List) -> &mut BTreeMap<Cidr, u32> {
-        match list {
-            List::Allow => &mut self.allow,
-            List::Block => &mut self.block,
         }
     }
 }
@@ -267,89 +239,6 @@ impl Gate {
         let rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         crate::filter::rate_of(rate.interval, rate.tolerance)
     }
-
-    pub fn insert(&self, list: List, cidr: Cidr, origin: u32) {
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.list(list).insert(cidr, origin);
-        match list {
-            List::Allow => lists.allow_set.add(cidr),
-            List::Block => lists.block_set.add(cidr),
-        }
-    }
-
-    pub fn remove(&self, list: List, cidr: Cidr) -> bool {
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        let removed = lists.list(list).remove(&cidr).is_some();
-        if removed {
-            match list {
-                List::Allow => lists.allow_set.del(cidr),
-                List::Block => lists.block_set.del(cidr),
-            }
-        }
-        removed
-    }
-
-    pub fn entries(&self, list: List) -> Vec<(Cidr, u32)> {
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.list(list).iter().map(|(c, o)| (*c, *o)).collect()
-    }
-
-    /// Bans the source `addr` belongs to (for IPv6, its whole prefix).
-    pub fn ban(&self, addr: IpAddr, ttl: Option<Duration>, origin: u32) {
-        let expiry = ttl.map(|t| crate::later::Later::later(Instant::now(), t));
-        let key = self.key(addr);
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.insert(key, (expiry, origin));
-    }
-
-    pub fn unban(&self, addr: IpAddr) -> bool {
-        let key = self.key(addr);
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists.bans.remove(&key).is_some()
-    }
-
-    /// Lifts the bans stored under exactly `keys` (not masked again).
-    pub fn lift_bans(&self, keys: &[IpAddr]) -> usize {
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .filter(|k| lists.bans.remove(k).is_some())
-            .count()
-    }
-
-    /// Whether the source `addr` belongs to is banned now.
-    pub fn banned(&self, addr: IpAddr) -> bool {
-        let key = self.key(addr);
-        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
-        lists
-            .bans
-            .get(&key)
-            .is_some_and(|(expiry, _)| expiry.is_none_or(|t| Instant::now() < t))
-    }
-
-    pub fn bans(&self) -> Vec<BanEntry> {
-        let now = Instant::now();
-        let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
-        lists
-            .bans
-            .iter()
-            .map(|(addr, (expiry, origin))| BanEntry {
-                addr: *addr,
-                remaining: expiry.map(|t| t.saturating_duration_since(now)),
-                origin: *origin,
-            })
-            .collect()
-    }
-
-    /// Removes expired bans; returns how many.
-    pub fn sweep_bans(&self) -> usize {
-        let now = Instant::now();
-        let mut lists = self.lists.write().unwrap_or_else(|p| p.into_inner());
-        let before = lists.bans.len();
-        lists
-            .bans
-            .retain(|_, (expiry, _)| expiry.is_none_or(|t| now < t));
-        before - lists.bans.len()
-    }
 }
 
 /// Makes room in a full source table as the kernel's LRU map does, never
@@ -381,8 +270,10 @@ fn make_room(tat: &mut HashMap<IpAddr, u64>, now_ns: u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::config::Config;
+    use crate::{config::Config, filter::List};
 
     /// Configures `g` as the daemon does for `[filter]` written `text`.
     fn configure(g: &Gate, text: &str) {

@@ -1,6 +1,6 @@
 //! The normalised path: the one spelling of a request's path that routes,
 //! limits, escalation and static files all see, computed once per request
-//! by [`super::dispatch`] and sent to the upstream in place of the raw one
+//! by `http::dispatch` and sent to the upstream in place of the raw one
 //! (with the original query), so the upstream and the route that matched
 //! agree on what was asked for.
 //!

@@ -3,7 +3,7 @@
 
 use proxy_common::stats::{VERDICT_NAMES, action};
 
-use super::text::Text;
+use crate::metrics::text::Text;
 use crate::{
     config::FilterSettings,
     filter::{FilterMaps, List, SynCookieMaps, origin_name, syn_mode_name},

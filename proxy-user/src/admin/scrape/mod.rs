@@ -1,7 +1,10 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4). Every metric is
 //! listed, with its type, labels and meaning, in docs/metrics.md.
 
-use super::{route::CLASSES, text::Text};
+mod kernel;
+mod upstreams;
+
+use crate::metrics::{route::CLASSES, text::Text};
 use crate::{config::FilterSettings, filter::FilterMaps, http::State};
 
 /// Renders everything: the L7 tier from `state`, the kernel tier from its
@@ -10,7 +13,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     let mut t = Text::default();
     listeners(&mut t, state);
     routes(&mut t, state);
-    super::upstreams::render(&mut t, state);
+    upstreams::render(&mut t, state);
     limits(&mut t, state);
     gate(&mut t, state);
     autobans(&mut t, state);
@@ -18,7 +21,7 @@ pub fn render(state: &State, kernel: Option<(&FilterMaps, &FilterSettings)>) -> 
     access_log(&mut t, state);
     state.services.metrics.reloads.render(&mut t);
     if let Some((maps, settings)) = kernel {
-        super::kernel::render(&mut t, state, maps, settings);
+        kernel::render(&mut t, state, maps, settings);
     } else {
         t.family(
             "rampart_xdp_attached",
@@ -35,7 +38,7 @@ fn listeners(t: &mut Text, state: &State) {
                 name: &str,
                 kind: &str,
                 help: &str,
-                f: &dyn Fn(&super::ListenerMetrics) -> u64| {
+                f: &dyn Fn(&crate::metrics::ListenerMetrics) -> u64| {
         t.family(name, kind, help);
         for (bind, m) in &all {
             t.sample(name, &[("listener", bind)], f(m));
@@ -127,7 +130,7 @@ fn listeners(t: &mut Text, state: &State) {
 }
 
 fn routes(t: &mut Text, state: &State) {
-    let routes: Vec<(String, std::sync::Arc<super::RouteMetrics>)> = state
+    let routes: Vec<(String, std::sync::Arc<crate::metrics::RouteMetrics>)> = state
         .route_names()
         .into_iter()
         .map(|n| {
@@ -360,7 +363,7 @@ mod tests {
         let docs = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
         let emitted: BTreeSet<String> = names(
             &[
-                include_str!("render.rs"),
+                include_str!("mod.rs"),
                 include_str!("upstreams.rs"),
                 include_str!("kernel.rs"),
             ]

@@ -1,7 +1,7 @@
 //! The upstream groups' part of `/metrics` (see [`super::render`]).
 
-use super::{route::CLASSES, text::Text};
 use crate::http::State;
+use crate::metrics::{route::CLASSES, text::Text};
 
 /// Each upstream group's and server's measures.
 pub(super) fn render(t: &mut Text, state: &State) {
