@@ -13,6 +13,7 @@ mod daemon;
 mod fixtures;
 mod fleet;
 mod kick;
+mod limited;
 mod lists;
 mod pin_dir;
 mod ratelimit;
