@@ -15,6 +15,7 @@ mod fleet;
 mod kick;
 mod limited;
 mod lists;
+mod migrate;
 mod pin_dir;
 mod ratelimit;
 mod reconcile;
