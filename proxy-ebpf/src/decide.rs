@@ -229,7 +229,12 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
     /// `now` is the coarse time.
     #[inline(always)]
     fn limit(&self, cfg: &FilterConfig, key: &K, now: u64, syn: bool, len: u64) -> u32 {
-        let probe = limited::probe(cfg, key);
+        // Only limits decided on the coarse clock fill the cache.
+        let probe = if cfg.has(config::FLAG_PPS_COARSE | config::FLAG_SYN_COARSE) {
+            limited::probe(cfg, key)
+        } else {
+            None
+        };
         if let Some((slot, true)) = probe
             && let Some(verdict) = limited::cached(cfg, slot, now, syn, len)
         {

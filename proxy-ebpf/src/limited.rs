@@ -17,7 +17,6 @@
 
 use aya_ebpf::btf_maps::LruHashMap;
 use proxy_common::{
-    admit,
     config::{self, FilterConfig},
     list::{V4, V6},
     source::SourceState,
@@ -26,7 +25,7 @@ use proxy_common::{
 
 use crate::{
     addr::Addr,
-    maps::{LIMITED_SLOTS, LIMITED_V4, LIMITED_V6},
+    maps::{LIMITED_BITS, LIMITED_V4, LIMITED_V6},
 };
 
 /// Cached drops kept in a slot before they are added to the LRU entry.
@@ -48,6 +47,14 @@ pub struct Limited {
     pub bytes: u64,
 }
 
+/// The slot of a source's word: one keyed multiply (Fibonacci hashing).
+/// A per-CPU cache needs no more: a collision costs the two sources the
+/// LRU path, never a wrong verdict.
+#[inline(always)]
+fn pick(word: u64, seed: u64) -> u32 {
+    ((word ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - LIMITED_BITS)) as u32
+}
+
 /// A family's cache.
 pub trait LimitedCache: Addr {
     fn slot(key: Self::Key, seed: u64) -> Option<*mut Limited>;
@@ -59,7 +66,7 @@ pub trait LimitedCache: Addr {
 impl LimitedCache for V4 {
     #[inline(always)]
     fn slot(key: u32, seed: u64) -> Option<*mut Limited> {
-        LIMITED_V4.get_ptr_mut(admit::slot_v4(key, seed) & (LIMITED_SLOTS - 1))
+        LIMITED_V4.get_ptr_mut(pick(key as u64, seed))
     }
 
     #[inline(always)]
@@ -76,7 +83,7 @@ impl LimitedCache for V4 {
 impl LimitedCache for V6 {
     #[inline(always)]
     fn slot(key: [u64; 2], seed: u64) -> Option<*mut Limited> {
-        LIMITED_V6.get_ptr_mut(admit::slot_v6(key, seed) & (LIMITED_SLOTS - 1))
+        LIMITED_V6.get_ptr_mut(pick(key[0] ^ key[1].rotate_left(29), seed))
     }
 
     #[inline(always)]

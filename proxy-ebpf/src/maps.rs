@@ -114,7 +114,8 @@ pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
 pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
 
 /// The limited-drop cache (`limited.rs`): per CPU, not pinned.
-pub const LIMITED_SLOTS: u32 = 1024;
+pub const LIMITED_BITS: u32 = 10;
+pub const LIMITED_SLOTS: u32 = 1 << LIMITED_BITS;
 #[btf_map(name = "limited_v4")]
 pub static LIMITED_V4: PerCpuArray<Limited, { LIMITED_SLOTS as usize }> = PerCpuArray::new();
 #[btf_map(name = "limited_v6")]
