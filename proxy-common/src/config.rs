@@ -53,6 +53,17 @@ pub const FLAG_BAN_INDEX_V6: u32 = 1 << 26;
 /// Some IPv4 ban is only in `bans_v4`: on a ban-index miss, look there too.
 pub const FLAG_BAN_OVERFLOW_V4: u32 = 1 << 27;
 pub const FLAG_BAN_OVERFLOW_V6: u32 = 1 << 28;
+/// The packet limit is decided on the coarse clock alone: its tolerance
+/// spans at least [`COARSE_TICKS`] ticks of that clock, so a tick's jump
+/// cannot carry the clock past a flooding source's TAT and lose its credit
+/// (docs/kernel-tier.md, "Clocks"). Set by the loader with the limit.
+pub const FLAG_PPS_COARSE: u32 = 1 << 29;
+/// As `FLAG_PPS_COARSE`, for the SYN limit.
+pub const FLAG_SYN_COARSE: u32 = 1 << 30;
+/// Ticks of the coarse clock a limit's tolerance must span to be decided on
+/// that clock alone: one tick is the clock's normal step, the rest is room
+/// for late ticks.
+pub const COARSE_TICKS: u64 = 4;
 /// The flags that describe map contents, kept by the loader rather than set
 /// from the configuration.
 pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS

@@ -120,7 +120,7 @@ pub fn new_source<K: FirstStage>(
     // Another CPU promoted it first (or the map refused): this packet goes
     // through that entry, or passes if there is none (fail open).
     match sources.get_ptr_mut(source_key) {
-        Some(state) => limit::apply(cfg, state, exact, syn, len),
+        Some(state) => limit::apply(cfg, state, exact, syn, len, &mut 0),
         None => {
             crate::log::source_refused(K::BITS);
             stats::PASS

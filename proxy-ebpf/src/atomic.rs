@@ -1,28 +1,11 @@
-//! BPF atomic instructions through inline assembly.
+//! BPF atomic instructions through inline assembly (compare-and-exchange;
+//! the per-source counters are plain stores, `limit.rs` says why).
 //!
 //! `core::sync::atomic` cannot be used: the bpfel target spec says
 //! `atomic-cas: false`, so `compare_exchange`/`fetch_add` do not exist, and
 //! `core::intrinsics::atomic_xadd` with a used result is miscompiled by LLVM 22
 //! (llvm-project#210280). These emit the instructions directly (kernel >= 5.12;
 //! the verifier accepts them on HASH, LRU_HASH and ARRAY values, 8-byte aligned).
-
-/// `*ptr += value`, atomically.
-///
-/// # Safety
-/// `ptr` points to a live, 8-byte aligned u64 inside a map value.
-#[inline(always)]
-pub unsafe fn add(ptr: *mut u64, value: u64) {
-    // SAFETY: the instruction reads and writes only `*ptr`, which the
-    // caller vouches for; it touches no stack and no other register.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({p} + 0) += {v}",
-            p = in(reg) ptr,
-            v = in(reg) value,
-            options(nostack),
-        );
-    }
-}
 
 /// Compare-and-exchange: if `*ptr == expected`, store `new`. Returns the value
 /// that was in `*ptr` before (equal to `expected` on success).

@@ -5,7 +5,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use proxy_common::{
-    ban::Ban,
+    ban::{Ban, NEVER},
     config::{self, FilterConfig},
     list::{ListValue, MAX_RANGE_PROBES, V4, V6},
     source::SourceState,
@@ -17,6 +17,7 @@ use crate::{
     admit::{self, FirstStage},
     bans::{self, BanIndex},
     clock, limit,
+    limited::{self, LimitedCache},
     maps::*,
     parse::{self, Malformed},
     syncookie,
@@ -119,34 +120,41 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
     }
 }
 
-impl<K: FirstStage + BanIndex, const N_ALLOW: usize, const N_RANGE: usize>
+impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANGE: usize>
     Family<'_, K, N_ALLOW, N_RANGE>
 {
     /// `src` is the full address (lists are exact); `source_key` the key of
     /// bans and limits (the address, or for IPv6 its configured prefix).
     #[inline(always)]
     fn decide(&self, cfg: &FilterConfig, src: &K, source_key: &K, syn: bool, len: u64) -> u32 {
-        // The allowlist wins over the blocklist and bans. Checking the
-        // blocklist first gives the same decision and is cheaper: a blocked
+        // The allowlist wins over the blocklist and bans. Checking them
+        // first gives the same decision and is cheaper: a blocked or banned
         // source needs the allowlist lookup only if the loader saw an overlap.
-        if cfg.has(self.has_block_addr) && self.blocked_addr(cfg, src) {
-            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
-        }
-        if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
-            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
-        }
+        // Bans come first: they are one index probe, and the sources they
+        // drop are the ones already known to be abusive (a source both
+        // banned and blocklisted counts as banned).
         let mut now = 0;
         if cfg.has(self.has_bans) {
-            now = clock::coarse();
             // Bans are keyed by source (for IPv6 the configured prefix), so
-            // rotating addresses inside a banned /64 stays banned.
+            // rotating addresses inside a banned /64 stays banned. The clock
+            // is read only for a ban that can expire.
             if let Some(expires) = bans::expiry(cfg, self.bans, source_key) {
+                if expires == NEVER {
+                    return self.unless_allowed(cfg, src, stats::BANNED);
+                }
+                now = clock::coarse();
                 if now < expires {
                     return self.unless_allowed(cfg, src, stats::BANNED);
                 }
                 // Expired: clean it up (userspace reuses its index way).
                 let _ = self.bans.remove(source_key);
             }
+        }
+        if cfg.has(self.has_block_addr) && self.blocked_addr(cfg, src) {
+            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
+        }
+        if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
+            return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
         if self.allowed(cfg, src) {
             return stats::ALLOWLISTED;
@@ -216,13 +224,38 @@ impl<K: FirstStage + BanIndex, const N_ALLOW: usize, const N_RANGE: usize>
         }
     }
 
-    /// Both limits for the source `key`: through its LRU entry, or the
-    /// first stage when it has none. `now` is the coarse time.
+    /// Both limits for the source `key`: a cached drop (`limited.rs`),
+    /// else through its LRU entry, or the first stage when it has none.
+    /// `now` is the coarse time.
     #[inline(always)]
     fn limit(&self, cfg: &FilterConfig, key: &K, now: u64, syn: bool, len: u64) -> u32 {
-        match self.sources.get_ptr_mut(key) {
-            Some(state) => limit::apply(cfg, state, now, syn, len),
-            None => admit::new_source(cfg, self.sources, key, now, syn, len),
+        // Only limits decided on the coarse clock fill the cache.
+        let probe = if cfg.has(config::FLAG_PPS_COARSE | config::FLAG_SYN_COARSE) {
+            limited::probe(cfg, key)
+        } else {
+            None
+        };
+        if let Some((slot, true)) = probe
+            && let Some(verdict) = limited::cached(cfg, slot, now, syn, len)
+        {
+            if limited::full(slot) {
+                limited::flush(self.sources, slot, now);
+            }
+            return verdict;
         }
+        let Some(state) = self.sources.get_ptr_mut(key) else {
+            return admit::new_source(cfg, self.sources, key, now, syn, len);
+        };
+        let mut until = 0;
+        if let Some((slot, true)) = probe {
+            limited::drain(slot, state, now);
+        }
+        let verdict = limit::apply(cfg, state, now, syn, len, &mut until);
+        if until != 0
+            && let Some((slot, holds)) = probe
+        {
+            limited::record(cfg, self.sources, slot, holds, key, verdict, until, now);
+        }
+        verdict
     }
 }

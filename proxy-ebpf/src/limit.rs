@@ -1,6 +1,11 @@
 //! Per-source limits and top-talker counters, sharing one LRU entry.
 
-use proxy_common::{config::FilterConfig, gcra, source::SourceState, stats};
+use proxy_common::{
+    config::{self, FilterConfig},
+    gcra,
+    source::SourceState,
+    stats,
+};
 
 use crate::{atomic, clock};
 
@@ -10,10 +15,22 @@ use crate::{atomic, clock};
 const CAS_ATTEMPTS: usize = 4;
 
 /// Runs both limits for a source whose state is at `state` and returns the
-/// verdict. `now` is the coarse time; the exact one is read at most once,
-/// only when a limit cannot be decided without it (`gcra::admit_lagging`).
+/// verdict. `now` is the coarse time. A limit whose tolerance spans several
+/// ticks (`FLAG_*_COARSE`, set by the loader) is decided on it alone; any
+/// other reads the exact time at most once, only when it cannot be decided
+/// without it (`gcra::admit_lagging`; docs/kernel-tier.md, "Clocks").
+/// A drop decided on the coarse clock alone sets `until` to the coarse time
+/// before which every packet of the source stays over that limit
+/// (`limited.rs`); any other verdict leaves it alone.
 #[inline(always)]
-pub fn apply(cfg: &FilterConfig, state: *mut SourceState, now: u64, syn: bool, len: u64) -> u32 {
+pub fn apply(
+    cfg: &FilterConfig,
+    state: *mut SourceState,
+    now: u64,
+    syn: bool,
+    len: u64,
+    until: &mut u64,
+) -> u32 {
     let mut exact = 0;
     let mut exact_now = || {
         if exact == 0 {
@@ -21,35 +38,39 @@ pub fn apply(cfg: &FilterConfig, state: *mut SourceState, now: u64, syn: bool, l
         }
         exact
     };
-    // SAFETY: `state` points into a live LRU value; counters are updated with
-    // atomic instructions, `last_seen_ns` by a racy store (latest writer wins).
+    // SAFETY: `state` points into a live LRU value. The counters and
+    // `last_seen_ns` are plain (racy) updates, the TATs compare-and-exchange.
     unsafe {
-        atomic::add(&raw mut (*state).packets, 1);
-        atomic::add(&raw mut (*state).bytes, len);
+        count(&raw mut (*state).packets, 1);
+        count(&raw mut (*state).bytes, len);
         core::ptr::write_volatile(&raw mut (*state).last_seen_ns, now);
         if syn
             && cfg.syn_interval_ns != 0
             && !conform(
                 &raw mut (*state).syn_tat,
                 now,
+                cfg.has(config::FLAG_SYN_COARSE),
                 &mut exact_now,
+                until,
                 cfg.syn_interval_ns,
                 cfg.syn_tolerance_ns,
             )
         {
-            atomic::add(&raw mut (*state).drops, 1);
+            count(&raw mut (*state).drops, 1);
             return stats::SYN_LIMITED;
         }
         if cfg.pps_interval_ns != 0
             && !conform(
                 &raw mut (*state).pps_tat,
                 now,
+                cfg.has(config::FLAG_PPS_COARSE),
                 &mut exact_now,
+                until,
                 cfg.pps_interval_ns,
                 cfg.pps_tolerance_ns,
             )
         {
-            atomic::add(&raw mut (*state).drops, 1);
+            count(&raw mut (*state).drops, 1);
             return stats::PPS_LIMITED;
         }
     }
@@ -57,6 +78,8 @@ pub fn apply(cfg: &FilterConfig, state: *mut SourceState, now: u64, syn: bool, l
 }
 
 /// One GCRA step on the shared TAT at `tat`: true if the packet conforms.
+/// `coarse_only`: decide on `now` (the coarse time) even when the packet is
+/// over the limit by it; such a drop sets `until` (see [`apply`]).
 ///
 /// # Safety
 /// `tat` points to a live, 8-byte aligned u64 inside a map value.
@@ -64,14 +87,25 @@ pub fn apply(cfg: &FilterConfig, state: *mut SourceState, now: u64, syn: bool, l
 unsafe fn conform(
     tat: *mut u64,
     now: u64,
+    coarse_only: bool,
     exact: &mut impl FnMut() -> u64,
+    until: &mut u64,
     interval: u64,
     tolerance: u64,
 ) -> bool {
     // SAFETY: the caller passes an 8-byte aligned u64 inside a map value.
     let mut seen = unsafe { core::ptr::read_volatile(tat) };
     for _ in 0..CAS_ATTEMPTS {
-        let Some(next) = gcra::admit_lagging(seen, now, exact, interval, tolerance) else {
+        let next = if coarse_only {
+            gcra::admit(seen, now, interval, tolerance)
+        } else {
+            gcra::admit_lagging(seen, now, exact, interval, tolerance)
+        };
+        let Some(next) = next else {
+            if coarse_only {
+                // Dropped because `seen - tolerance > now`; TATs only grow.
+                *until = seen - tolerance;
+            }
             return false;
         };
         // SAFETY: as for the read above: `tat` is an aligned u64 in a map value.
@@ -82,4 +116,19 @@ unsafe fn conform(
         seen = before;
     }
     false
+}
+
+/// `*counter += n` as a plain load and store: a per-source counter is for
+/// display (`rampart top`, `ip show`, `map dump sources`), and a locked add
+/// costs as much as the rest of a drop's bookkeeping (4-6 ns each, issue
+/// 14). Exact while one CPU at a time updates the source, as one receive
+/// queue's NAPI does; when two CPUs update one source at the same instant,
+/// one of the increments can be lost.
+///
+/// # Safety
+/// `counter` points to a live, 8-byte aligned u64 inside a map value.
+#[inline(always)]
+unsafe fn count(counter: *mut u64, n: u64) {
+    // SAFETY: the caller passes an aligned u64 inside a map value.
+    unsafe { core::ptr::write_volatile(counter, core::ptr::read_volatile(counter) + n) }
 }

@@ -6,17 +6,21 @@
 //!                                    deeper VLAN stacks: drop (malformed) or,
 //!                                    with `unparsed = "pass"`, pass (non_ip)
 //!   allowlist (LPM)               -> pass, never limited (allowlisted);
-//!                                    checked after the lists below but
-//!                                    winning over them (see decide.rs)
-//!   blocklist (hash of addresses,
-//!              then LPM of ranges) -> drop (blocklisted)
+//!                                    checked after the bans and lists
+//!                                    below but winning over them (see
+//!                                    decide.rs)
 //!   ban table (by source, TTL;
 //!     an inlined index, the hash
 //!     only after an overflow)      -> drop while unexpired (banned)
+//!   blocklist (hash of addresses,
+//!              then LPM of ranges) -> drop (blocklisted)
 //!   SYN limit, packet limit (GCRA;
 //!     a source new to the LRU goes
 //!     through the first stage,
-//!     admit.rs)                    -> drop (syn_limited / pps_limited)
+//!     admit.rs; one over a limit
+//!     decided on the coarse clock
+//!     is dropped from a per-CPU
+//!     cache, limited.rs)           -> drop (syn_limited / pps_limited)
 //!   SYN to a protected port while SYN cookies are on
 //!                                 -> answered with a SYN-ACK carrying a
 //!                                    cookie, XDP_TX (syn_cookie)
@@ -45,6 +49,7 @@ mod cookie_ack;
 mod decide;
 mod kfunc;
 mod limit;
+mod limited;
 mod log;
 mod maps;
 mod parse;

@@ -2,6 +2,7 @@
 //! `proxy_common::pin`; sizes of the LRU and list maps are overridden by the
 //! loader from config before the maps are created.
 
+use crate::limited::Limited;
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
     macros::btf_map,
@@ -111,6 +112,14 @@ pub static LOG_SUPPRESSED: PerCpuArray<u64, 1> = PerCpuArray::new();
 pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
 #[btf_map(name = "first_v6")]
 pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
+
+/// The limited-drop cache (`limited.rs`): per CPU, not pinned.
+pub const LIMITED_BITS: u32 = 10;
+pub const LIMITED_SLOTS: u32 = 1 << LIMITED_BITS;
+#[btf_map(name = "limited_v4")]
+pub static LIMITED_V4: PerCpuArray<Limited, { LIMITED_SLOTS as usize }> = PerCpuArray::new();
+#[btf_map(name = "limited_v6")]
+pub static LIMITED_V6: PerCpuArray<Limited, { LIMITED_SLOTS as usize }> = PerCpuArray::new();
 
 /// Counts one packet of `len` bytes under `verdict` on this CPU.
 #[inline(always)]

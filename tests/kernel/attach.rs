@@ -72,42 +72,6 @@ fn a_new_load_adopts_pinned_maps_with_their_state() {
 }
 
 #[test]
-fn pinned_maps_of_another_layout_are_refused_with_advice() {
-    if !require_root("pinned_maps_of_another_layout_are_refused_with_advice") {
-        return;
-    }
-    let pins = PinDir::new("stale");
-    std::fs::create_dir_all(pins.path()).unwrap();
-    let config = pins.path().join("config");
-    tests::netns::sh(
-        "bpftool",
-        &[
-            "map",
-            "create",
-            config.to_str().unwrap(),
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "8",
-            "entries",
-            "1",
-            "name",
-            "config",
-        ],
-    );
-    let err = proxy_user::filter::Filter::load(&settings(pins.path()))
-        .err()
-        .expect("incompatible pins refused");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("incompatible build") && msg.contains("remove that directory"),
-        "{msg}"
-    );
-}
-
-#[test]
 fn pinned_links_outlive_the_filter_and_are_adopted_then_detached() {
     if !require_root("pinned_links_outlive_the_filter_and_are_adopted_then_detached") {
         return;

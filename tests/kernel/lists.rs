@@ -96,12 +96,19 @@ fn allowlist_wins_over_runtime_blocks_and_bans() {
         .insert(List::Block, "198.18.10.5".parse().unwrap(), ORIGIN_CLI)
         .unwrap();
     assert_eq!(verdict_of(&filter, &inside).1, ALLOWLISTED);
-    // Without the allow entry, the exact block entry and the ban apply again.
+    // Without the allow entry, the ban and the exact block entry apply
+    // again; the ban is checked first, so it names the drop.
     filter
         .maps
         .remove(List::Allow, "198.18.10.5".parse().unwrap())
         .unwrap();
+    assert_eq!(verdict_of(&filter, &inside).1, BANNED);
+    assert!(filter.maps.unban("198.18.10.5".parse().unwrap()).unwrap());
     assert_eq!(verdict_of(&filter, &inside).1, BLOCKLISTED);
+    filter
+        .maps
+        .ban("198.18.10.5".parse().unwrap(), None, ORIGIN_CLI)
+        .unwrap();
     filter
         .maps
         .remove(List::Block, "198.18.10.5".parse().unwrap())

@@ -33,17 +33,6 @@ pub enum FilterError {
         #[source]
         source: aya::maps::MapError,
     },
-    #[error(
-        "map {name} pinned under {} was made by an incompatible build ({what}); \
-         remove that directory to start with empty maps (bans and counters are lost), \
-         or run the build that made it",
-        dir.display()
-    )]
-    Incompatible {
-        name: String,
-        dir: PathBuf,
-        what: String,
-    },
     #[error("pinned link {}: {reason}", path.display())]
     PinLink { path: PathBuf, reason: String },
     #[error(

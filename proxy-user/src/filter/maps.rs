@@ -120,8 +120,10 @@ impl FilterMaps {
         // The hints about map contents are not the caller's to set: keep what is installed.
         let installed = self.config()?;
         self.presence_rewrites += 1;
-        value.flags =
-            (value.flags & 0xff) | self.presence_flags() | (installed.flags & kcfg::CONTENT_HINTS);
+        value.flags = (value.flags & 0xff)
+            | self.presence_flags()
+            | (installed.flags & kcfg::CONTENT_HINTS)
+            | super::settings::clock_flags(&value, super::clock::coarse_tick_ns());
         value.probes_v4 = installed.probes_v4;
         value.probes_v6 = installed.probes_v6;
         value.index_mask_v4 = installed.index_mask_v4;

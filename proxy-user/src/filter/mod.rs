@@ -30,6 +30,7 @@ mod index;
 pub mod kfunc;
 mod lists;
 mod maps;
+pub mod migrate;
 pub mod object;
 mod pin_dir;
 mod settings;
@@ -150,11 +151,16 @@ impl Filter {
         ] {
             loader.map_max_entries(name, size);
         }
-        check_pinned_layout(dir)?;
+        let incompatible = check_pinned_layout(dir)?;
+        let migrating = migrate::set_aside(dir, &incompatible)?;
         // The tc program's kfunc call, resolved against this kernel; without
         // it the object loads as it is and SYN cookies stay off.
         let linked = kfunc::kernel_id().and_then(|id| kfunc::link(object, id));
         let mut ebpf = loader.load(linked.as_ref().map_or(object, |l| l.bytes()))?;
+        if migrating {
+            // Before the indexes are built: they are rebuilt from the copies.
+            migrate::copy_back(dir)?;
+        }
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load()?;
         let unavailable = match linked {
@@ -394,10 +400,12 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// Refuses to adopt pinned maps whose layout differs from this build's: the
-/// kernel would otherwise reject the program with a verifier error that does
-/// not say why, or worse, the maps would be misread.
-fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
+/// The pinned maps whose layout differs from this build's. They are not
+/// adopted (the kernel would reject the program with a verifier error that
+/// does not say why, or worse, the maps would be misread): the pin
+/// directory is migrated instead (`migrate.rs`).
+fn check_pinned_layout(dir: &Path) -> Result<Vec<String>, FilterError> {
+    let mut incompatible = Vec::new();
     for name in pin::ALL_MAPS {
         let path = dir.join(name);
         if !path.exists() {
@@ -427,17 +435,13 @@ fn check_pinned_layout(dir: &Path) -> Result<(), FilterError> {
         let got = (info.key_size(), info.value_size());
         if want.is_some_and(|w| w != got) {
             let (wk, wv) = want.unwrap_or_default();
-            return Err(FilterError::Incompatible {
-                name: name.to_string(),
-                dir: dir.to_path_buf(),
-                what: format!(
-                    "key/value {}/{} bytes, this build uses {wk}/{wv}",
-                    got.0, got.1
-                ),
-            });
+            incompatible.push(format!(
+                "{name}: key/value {}/{} bytes, this build uses {wk}/{wv}",
+                got.0, got.1
+            ));
         }
     }
-    Ok(())
+    Ok(incompatible)
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, FilterError> {

@@ -15,7 +15,10 @@
 //!    (`connections`);
 //! 4. on request (`--only logging [--baseline OBJECT]`), what the program's
 //!    log costs on the pass and malformed paths, beside an object built
-//!    without it (`logging`).
+//!    without it (`logging`);
+//! 5. on request (`--only ab --baseline OBJECT [--rounds N] [--group TEXT]`), this build's
+//!    program against another object on the paths issue 14 set targets for,
+//!    interleaved round by round (`ab`).
 //!
 //! Needs root. Figures are ratios first: absolute numbers depend on the
 //! machine, and on 2 vCPUs the generator and the receiver share CPUs.
@@ -36,6 +39,7 @@ pub struct Opts {
     pub veth_secs: u64,
 }
 
+mod ab;
 mod connections;
 mod generator;
 mod logging;
@@ -72,6 +76,34 @@ fn main() {
     let wants = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if wants("per-packet") {
         per_packet::run(&opts);
+    }
+    // Only on request: `--only ab --baseline OBJECT [--rounds N]`.
+    if only.as_deref() == Some("ab") {
+        let Some(baseline) = args
+            .iter()
+            .position(|a| a == "--baseline")
+            .and_then(|i| args.get(i + 1))
+        else {
+            eprintln!("--only ab needs --baseline OBJECT");
+            std::process::exit(2);
+        };
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .map_or(9, |n| n.parse().expect("--rounds N"));
+        // `--group TEXT`: only the groups whose name contains TEXT.
+        let group = args
+            .iter()
+            .position(|a| a == "--group")
+            .and_then(|i| args.get(i + 1));
+        ab::run(
+            &opts,
+            std::path::Path::new(baseline),
+            rounds,
+            group.map(String::as_str),
+        );
+        return;
     }
     // Only on request: `--only logging [--baseline OBJECT]`.
     if only.as_deref() == Some("logging") {

@@ -213,6 +213,47 @@ pub fn run(opts: &Opts) {
             None,
         );
     }
+    // The documented example limits (bursts of two seconds): decided on the
+    // coarse clock alone, and dropped from the per-CPU cache of limited
+    // sources (docs/kernel-tier.md, "Clocks", "Limited sources").
+    {
+        let pins = PinDir::new("bench");
+        let mut s = settings(pins.path());
+        s.pps = limit(10_000, 20_000);
+        s.syn = limit(100, 200);
+        let mut filter = load(&s);
+        let _held = dispatch(&mut filter);
+        let p = filter.program().unwrap();
+        for (label, frame, verdict, warm) in [
+            (
+                "pps-limited drop, limit 10,000/s burst 20,000 (coarse clock, cached)",
+                Frame::v4("198.18.0.9", "198.18.0.1").payload(18).build(),
+                stats::PPS_LIMITED,
+                25_000,
+            ),
+            (
+                "syn-limited drop, limit 100/s burst 200 (coarse clock, cached)",
+                Frame::v4("198.18.0.10", "198.18.0.1").tcp_syn().build(),
+                stats::SYN_LIMITED,
+                300,
+            ),
+        ] {
+            let burst = |repeat| {
+                p.test_run(TestRunOptions {
+                    data_in: Some(&frame),
+                    repeat,
+                    ..Default::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            };
+            burst(warm);
+            let before = filter.maps.verdicts().unwrap()[verdict as usize].packets;
+            burst(1000);
+            let took = filter.maps.verdicts().unwrap()[verdict as usize].packets - before;
+            assert!(took >= 990, "benchmark frame takes the wrong path");
+            add(label, ns_per_packet(p, &frame, opts.repeat), None);
+        }
+    }
     syn_cookie_rows(opts, &mut add);
     rows.extend(crate::new_source::rows(opts, &mut bench, floor, pass_big));
     table(

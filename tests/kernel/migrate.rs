@@ -1,0 +1,98 @@
+//! Pinned maps of a build with another layout are migrated in place
+//! (`proxy-user/src/filter/migrate.rs`): the daemon used to refuse such a
+//! pin directory and fall back to the userspace gate (this replaces
+//! `attach::pinned_maps_of_another_layout_are_refused_with_advice`).
+
+use aya::maps::MapInfo;
+use proxy_common::{
+    config::FilterConfig,
+    list::{ORIGIN_CLI, ORIGIN_ESCALATION},
+    stats::{BANNED, BLOCKLISTED, PASS},
+};
+use proxy_user::filter::{Filter, List, migrate};
+use tests::{
+    filter::{load, run, settings, verdict_of},
+    netns::sh,
+    packet::Frame,
+    pins::PinDir,
+    privilege::require_root,
+};
+
+#[test]
+fn pinned_maps_of_another_layout_are_migrated_with_their_entries() {
+    if !require_root("pinned_maps_of_another_layout_are_migrated_with_their_entries") {
+        return;
+    }
+    let pins = PinDir::new("h14xdp-migrate");
+    let dir = pins.path();
+    let s = settings(dir);
+    let banned = Frame::v4("198.18.5.5", "198.18.0.1").build();
+    let blocked = Frame::v4("198.18.6.6", "198.18.0.1").build();
+    let tracked = Frame::v4("198.18.7.7", "198.18.0.1").build();
+    {
+        let mut filter = load(&s);
+        filter
+            .maps
+            .ban("198.18.5.5".parse().unwrap(), None, ORIGIN_ESCALATION)
+            .unwrap();
+        filter
+            .maps
+            .insert(List::Block, "198.18.6.6".parse().unwrap(), ORIGIN_CLI)
+            .unwrap();
+        // Two packets: the source gets its LRU entry.
+        run(&filter, &tracked);
+        run(&filter, &tracked);
+        assert_eq!(verdict_of(&filter, &banned).1, BANNED);
+    }
+    // The `config` map as an older build laid it out (232 bytes).
+    let config = dir.join("config");
+    std::fs::remove_file(&config).unwrap();
+    let out = sh(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            config.to_str().unwrap(),
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "232",
+            "entries",
+            "1",
+            "name",
+            "config",
+        ],
+    );
+    assert!(out.status.success(), "bpftool map create: {out:?}");
+
+    // Loaded as the daemon does: migrated, not refused.
+    let filter = Filter::load(&s).expect("a pin directory of another layout is migrated");
+    assert!(!dir.join(migrate::ASIDE).exists(), "nothing left aside");
+    assert_eq!(
+        MapInfo::from_pin(&config).unwrap().value_size() as usize,
+        size_of::<FilterConfig>(),
+        "config has this build's layout"
+    );
+    // The ban, the CLI block entry and the per-source state came across,
+    // and the indexes were rebuilt from them.
+    assert_eq!(verdict_of(&filter, &banned).1, BANNED);
+    assert_eq!(verdict_of(&filter, &blocked).1, BLOCKLISTED);
+    let state = filter
+        .maps
+        .source("198.18.7.7".parse().unwrap())
+        .unwrap()
+        .expect("the source's state was copied");
+    assert_eq!(state.packets, 2);
+    assert_eq!(verdict_of(&filter, &tracked).1, PASS);
+    assert_eq!(
+        filter
+            .maps
+            .source("198.18.7.7".parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .packets,
+        3
+    );
+}
