@@ -55,6 +55,8 @@ pub struct FileFleet {
     pub host: Option<Spanned<String>>,
     pub log_max: Option<Spanned<i64>>,
     pub timeout: Option<Spanned<String>>,
+    pub exchange: Option<Spanned<String>>,
+    pub exchange_sources: Option<Spanned<i64>>,
 }
 
 /// `[log]`: the daemon's log level and the XDP program's record rate.
@@ -181,6 +183,7 @@ pub struct FileLimitZone {
     pub dry_run: Option<bool>,
     pub status: Option<Spanned<i64>>,
     pub max_clients: Option<Spanned<i64>>,
+    pub fleet: Option<Spanned<bool>>,
 }
 
 /// `[[route]]`.

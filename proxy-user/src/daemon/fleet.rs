@@ -40,6 +40,21 @@ impl Daemon {
             .cloned()
             .collect();
         let metrics = self.shared.load().services.metrics.fleet.clone();
+        let shared = self.shared.clone();
+        let zones = move || {
+            let state = shared.load();
+            state
+                .limiters
+                .values()
+                .filter(|l| l.zone.fleet)
+                .cloned()
+                .collect()
+        };
+        if let Err(e) = crate::fleet::counts::spawn(&settings, zones, metrics.clone()) {
+            warn!(
+                "fleet: fleet-wide limits not started ({e}); they hold on this host's traffic only"
+            );
+        }
         match Fleet::start(&settings, own, self.runtime.state.fleet.clone(), metrics) {
             Ok((fleet, rx)) => {
                 info!(
