@@ -5,6 +5,7 @@
 //! the same zone without `fleet` passes three times the rate. With Redis
 //! down every host still holds the limit on its own traffic, and no
 //! request fails; when Redis returns (empty) the fleet holds it again.
+//! A `fleet = true` escalation rule adds up what every host counted.
 
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,14 @@ const BURST: u64 = 10;
 fn tables() -> String {
     format!(
         "[limit.fleet]\nrate = \"{RATE}r/s\"\nburst = {BURST}\nnodelay = true\nfleet = true\n\n\
-         [limit.solo]\nrate = \"{RATE}r/s\"\nburst = {BURST}\nnodelay = true\n"
+         [limit.solo]\nrate = \"{RATE}r/s\"\nburst = {BURST}\nnodelay = true\n\n\
+         [escalate.fleetscan]\nstatuses = [404]\ncount = 6\nwithin = \"1m\"\nban = \"1h\"\nfleet = true\n"
     )
 }
 
 const ROUTES: &str = "[[route]]\npath = \"/fleet\"\nlimit = \"fleet\"\nrespond = 200\n\n\
-                      [[route]]\npath = \"/solo\"\nlimit = \"solo\"\nrespond = 200\n";
+                      [[route]]\npath = \"/solo\"\nlimit = \"solo\"\nrespond = 200\n\n\
+                      [[route]]\npath = \"/wp-login.php\"\nrespond = 404\nescalate = \"fleetscan\"\n";
 
 fn hosts(root: &std::path::Path, redis: u16) -> Vec<Host> {
     let mut hosts: Vec<Host> = ["a", "b", "c"]
@@ -192,4 +195,46 @@ fn fleet_limit_with_redis_down_each_host_holds_its_own_share_and_nothing_fails()
         "after Redis returned: {back:?}, {ratio:.3} x"
     );
     assert_eq!(back.failed, 0, "{back:?}");
+}
+
+#[test]
+fn fleet_escalation_adds_up_what_every_host_counted_exactly() {
+    if !tests::redis::available("fleet_escalation_adds_up") {
+        return;
+    }
+    let root = root("escalate");
+    let redis = Redis::start(&root.0);
+    let hosts = hosts(&root.0, redis.port);
+    // More than 6 404s within a minute, fleet-wide. A scanner spread over
+    // the hosts: 3 on each (9), never more than 6 on one; another 2 on
+    // each (6): not more than 6 even fleet-wide.
+    let (scanner, quiet) = ("127.18.212.1", "127.18.212.2");
+    for _ in 0..2 {
+        for h in &hosts {
+            let _ = get_path(h.port, quiet, "/wp-login.php");
+        }
+    }
+    let start = Instant::now();
+    for _ in 0..3 {
+        for h in &hosts {
+            let _ = get_path(h.port, scanner, "/wp-login.php");
+        }
+    }
+    wait_for(
+        "the scanner banned on every host",
+        Duration::from_secs(3),
+        || hosts.iter().all(|h| h.banned(scanner)),
+    );
+    super::support::figure(
+        "fleet-wide escalation",
+        format!(
+            "9 404s spread over 3 hosts (rule: more than 6, none more than 3) banned on all 3 in {:?}",
+            start.elapsed()
+        ),
+    );
+    // Charged exactly once: 6 in all is not more than 6.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(hosts.iter().all(|h| !h.banned(quiet)), "over-counted");
+    assert!(hosts.iter().all(|h| h.serves(quiet)));
+    assert!(hosts.iter().all(|h| !h.serves(scanner)));
 }

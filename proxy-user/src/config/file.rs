@@ -42,6 +42,7 @@ pub struct FileEscalate {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+    pub fleet: Option<Spanned<bool>>,
 }
 
 /// `[fleet]`: the Redis that hosts of one fleet share entries through.

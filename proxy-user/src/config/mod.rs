@@ -325,7 +325,17 @@ impl Config {
         let escalate: BTreeMap<String, EscalateRule> = raw
             .escalate
             .into_iter()
-            .map(|(name, r)| escalate::rule(&loc, &name, r).map(|r| (name, r)))
+            .map(|(name, r)| {
+                let span = r.get_ref().fleet.as_ref().map(|f| f.span());
+                let rule = escalate::rule(&loc, &name, r)?;
+                match span {
+                    Some(span) if rule.fleet && fleet.is_none() => Err(loc.error(
+                        span,
+                        "fleet: a fleet-wide escalation rule needs a [fleet] section",
+                    )),
+                    _ => Ok((name, rule)),
+                }
+            })
             .collect::<Result<_, _>>()?;
         let known = route::Known {
             upstreams: &upstreams,

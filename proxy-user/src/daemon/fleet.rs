@@ -5,7 +5,7 @@
 //! [`Daemon::lift_entry`] the CLI's `block`/`allow` verbs use
 //! ([`Daemon::fleet_apply`]). Nothing here waits for Redis.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::{Result, anyhow};
 use log::{debug, info, warn};
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
-    fleet::{Change, Fleet, Incoming, entry::Op},
+    fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op},
     runtime::{Entry, ListName, unix_now},
     source,
 };
@@ -43,12 +43,11 @@ impl Daemon {
         let shared = self.shared.clone();
         let zones = move || {
             let state = shared.load();
-            state
-                .limiters
-                .values()
-                .filter(|l| l.zone.fleet)
-                .cloned()
-                .collect()
+            let limits = state.limiters.values().filter(|l| l.zone.fleet);
+            let mut counted: Vec<Arc<dyn Counted>> =
+                limits.map(|l| l.clone() as Arc<dyn Counted>).collect();
+            counted.extend(state.escalation.fleet_rules());
+            counted
         };
         if let Err(e) = crate::fleet::counts::spawn(&settings, zones, metrics.clone()) {
             warn!(

@@ -33,6 +33,41 @@ use redis::aio::ConnectionManager;
 use super::{FleetError, FleetMetrics, store};
 use crate::{config::FleetSettings, limit::Limiter};
 
+/// What the fleet counts per source: a `fleet = true` limit zone or
+/// escalation rule on this host.
+pub trait Counted: Send + Sync {
+    /// Its name in the keys (`limit:NAME`, `escalate:NAME`).
+    fn key(&self) -> String;
+    /// What this host counted per source since the last call (at most
+    /// `max` sources, the busiest; the others wait for the next call).
+    fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)>;
+    /// `n` more counted on other hosts for `ip`.
+    fn charge(&self, ip: IpAddr, n: u64, now: tokio::time::Instant);
+    /// A source whose fleet total in a window reaches this is charged here
+    /// before this host sees it.
+    fn heavy(&self) -> u64;
+}
+
+impl Counted for Limiter {
+    fn key(&self) -> String {
+        format!("limit:{}", self.zone.name)
+    }
+
+    fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
+        Limiter::take_unreported(self, max)
+    }
+
+    fn charge(&self, ip: IpAddr, n: u64, now: tokio::time::Instant) {
+        Limiter::charge(self, ip, n, now);
+    }
+
+    /// A tenth of what the zone allows a source in a window.
+    fn heavy(&self) -> u64 {
+        let per_window = u128::from(self.rate()) * u128::from(WINDOW_MS) / 1_000_000;
+        u64::try_from(per_window / 10).unwrap_or(u64::MAX).max(1)
+    }
+}
+
 /// The counting window: one sorted set per zone and window.
 pub const WINDOW_MS: u64 = 10_000;
 /// Most of the fleet's heaviest sources read back per exchange.
@@ -98,23 +133,22 @@ impl Counts {
         })
     }
 
-    /// Reports what `limiter` served since the last exchange, and charges
-    /// it what the other hosts served. On an error the reports of this
-    /// exchange are lost (the host went on limiting locally meanwhile).
-    pub async fn exchange(&mut self, limiter: &Limiter) -> Result<Exchanged, FleetError> {
-        let reports = limiter.take_unreported(self.max_sources);
+    /// Reports what `counted` counted since the last exchange, and charges
+    /// it what the other hosts counted. On an error the reports of this
+    /// exchange are lost (the host went on deciding locally meanwhile).
+    pub async fn exchange(&mut self, counted: &dyn Counted) -> Result<Exchanged, FleetError> {
+        let reports = counted.take_unreported(self.max_sources);
         let now_ms = store::now_ms();
         let window = now_ms / WINDOW_MS;
-        let key = format!("{}:{}:{window}", self.prefix, limiter.zone.name);
-        // Heavy: a tenth of what the zone allows a source in a window.
-        let heavy = (u128::from(limiter.rate()) * u128::from(WINDOW_MS) / 10_000_000).max(1);
+        let name = counted.key();
+        let key = format!("{}:{name}:{window}", self.prefix);
         let mut call = self.script.key(&key);
-        call.arg(WINDOW_MS * 2).arg(TOP).arg(heavy.to_string());
+        call.arg(WINDOW_MS * 2).arg(TOP).arg(counted.heavy());
         for (ip, n) in &reports {
             call.arg(ip.to_string()).arg(*n);
         }
         let (totals, top): (Vec<String>, Vec<String>) = call.invoke_async(&mut self.con).await?;
-        let state = self.zones.entry(limiter.zone.name.clone()).or_default();
+        let state = self.zones.entry(name).or_default();
         if state.window != window {
             state.window = window;
             state.seen.clear();
@@ -132,7 +166,7 @@ impl Counts {
             state.seen.insert(ip, total);
             let others = total.saturating_sub(known.unwrap_or(0)).saturating_sub(own);
             if others > 0 {
-                limiter.charge(ip, others, now);
+                counted.charge(ip, others, now);
             }
             others
         };
@@ -160,10 +194,10 @@ impl Counts {
         Ok(done)
     }
 
-    /// Forgets zones no longer configured.
-    pub fn retain(&mut self, zones: &[Arc<Limiter>]) {
-        self.zones
-            .retain(|name, _| zones.iter().any(|l| l.zone.name == *name));
+    /// Forgets zones and rules no longer configured.
+    pub fn retain(&mut self, counted: &[Arc<dyn Counted>]) {
+        let keep: Vec<String> = counted.iter().map(|c| c.key()).collect();
+        self.zones.retain(|name, _| keep.contains(name));
     }
 }
 
@@ -173,12 +207,12 @@ fn score(s: &str) -> Option<u64> {
     (v.is_finite() && (0.0..=MAX_SCORE).contains(&v)).then_some(v as u64)
 }
 
-/// Runs the exchange every `settings.exchange` for the zones `zones`
-/// returns (the configuration in force: reloads add and remove zones).
+/// Runs the exchange every `settings.exchange` for what `zones` returns
+/// (the configuration in force: reloads add and remove zones and rules).
 /// Redis down: said once, retried at every period; the limits stay local.
 pub fn spawn(
     settings: &FleetSettings,
-    zones: impl Fn() -> Vec<Arc<Limiter>> + Send + 'static,
+    zones: impl Fn() -> Vec<Arc<dyn Counted>> + Send + 'static,
     metrics: Arc<FleetMetrics>,
 ) -> Result<(), FleetError> {
     let mut counts = Counts::new(settings)?;
@@ -192,7 +226,7 @@ pub fn spawn(
             let zones = zones();
             counts.retain(&zones);
             for l in &zones {
-                let outcome = tokio::time::timeout(period * 5, counts.exchange(l)).await;
+                let outcome = tokio::time::timeout(period * 5, counts.exchange(&**l)).await;
                 match outcome {
                     Ok(Ok(done)) => {
                         if std::mem::take(&mut failing) {
