@@ -139,6 +139,55 @@ fn fleet_limit_one_abuser_over_three_hosts_is_held_to_the_fleet_rate() {
     );
     for h in &hosts {
         assert!(h.metric("rampart_fleet_limit_charged_total") > 0);
+    }
+
+    // Junk in the window's set (another writer, a bug): a member that is
+    // not an address, one too long to be one, a score that is no count.
+    // Counted and skipped on every host; the limit goes on working.
+    let skipped = |h: &Host| h.metric("rampart_fleet_skipped_total{reason=\"malformed\"}");
+    let before: Vec<u64> = hosts.iter().map(skipped).collect();
+    let window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        / 10_000;
+    let key = format!(
+        "rampart:{{{}}}:count:limit:fleet:{window}",
+        super::fleet::FLEET
+    );
+    let long = "1".repeat(100);
+    let added = redis.cli(&[
+        "ZADD",
+        &key,
+        "1000",
+        "not-an-address",
+        "1000",
+        &long,
+        "1e300",
+        "127.18.213.1",
+    ]);
+    assert_eq!(added, "3", "ZADD: {added}");
+    wait_for(
+        "the junk counted on every host",
+        Duration::from_secs(3),
+        || hosts.iter().zip(&before).all(|(h, b)| skipped(h) >= b + 3),
+    );
+    // Not charged with the impossible score: served.
+    assert!(
+        hosts
+            .iter()
+            .all(|h| get_path(h.port, "127.18.213.1", "/fleet").starts_with(b"HTTP/1.1 200"))
+    );
+    let after = abuse(
+        &ports,
+        "127.18.213.2",
+        "/fleet",
+        3 * RATE,
+        Duration::from_secs(2),
+    );
+    assert_eq!(after.failed, 0, "{after:?}");
+    assert!(after.limited > 0 && after.served() > 0, "{after:?}");
+    for h in &hosts {
         assert!(!h.log().contains("panicked"));
     }
 }

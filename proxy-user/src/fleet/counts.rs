@@ -179,6 +179,7 @@ impl Counts {
                 None => done.skipped += 1,
             }
         }
+        let reported: std::collections::HashSet<IpAddr> = reports.iter().map(|r| r.0).collect();
         for pair in top.chunks(2).take(TOP) {
             let parsed = match pair {
                 [m, s] => m.parse::<IpAddr>().ok().zip(score(s)),
@@ -186,7 +187,7 @@ impl Counts {
             };
             match parsed {
                 // Its own reports are in the totals above.
-                Some((ip, _)) if reports.iter().any(|(r, _)| *r == ip) => {}
+                Some((ip, _)) if reported.contains(&ip) => {}
                 Some((ip, t)) => done.charged += charge(state, ip, t, 0),
                 None => done.skipped += 1,
             }
