@@ -64,6 +64,7 @@ fn zone(b: &[u8]) -> LimitZone {
         dry_run: b[6] & 1 != 0,
         status: 400 + u16::from(b[6] >> 1) % 200,
         max_clients: 1 + usize::from(b[7] % 16),
+        fleet: false,
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::{
 
 use crate::{
     config::{EscalateRule, Route},
+    fleet::counts::Counted,
     metrics::autoban::AutoBanMetrics,
 };
 
@@ -73,6 +74,8 @@ struct Window {
     start: Instant,
     count: u64,
     reported: bool,
+    /// Responses counted here since the fleet was last told (`fleet = true`).
+    unreported: u32,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,83 @@ impl Escalation {
     }
 }
 
+impl Escalation {
+    /// The rules counted fleet-wide (`fleet = true`), for the fleet's
+    /// exchange of counts (fleet/counts.rs).
+    pub fn fleet_rules(&self) -> Vec<Arc<dyn Counted>> {
+        self.rules
+            .iter()
+            .filter(|(_, r)| r.rule.fleet)
+            .map(|(name, r)| {
+                Arc::new(FleetRule {
+                    name: name.clone(),
+                    state: r.clone(),
+                    sink: self.sink.clone(),
+                }) as Arc<dyn Counted>
+            })
+            .collect()
+    }
+}
+
+/// A `fleet = true` rule as the fleet's exchange sees it: what this host
+/// counted goes out; what the others counted comes in, and may pass the
+/// rule here (the ban is then shared with the whole fleet).
+struct FleetRule {
+    name: String,
+    state: Arc<RuleState>,
+    sink: Sink,
+}
+
+impl Counted for FleetRule {
+    fn key(&self) -> String {
+        format!("escalate:{}", self.name)
+    }
+
+    fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
+        let mut sources = self.state.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(IpAddr, u32)> = sources
+            .iter()
+            .filter(|(_, w)| w.unreported > 0)
+            .map(|(ip, w)| (*ip, w.unreported))
+            .collect();
+        if out.len() > max {
+            out.select_nth_unstable_by(max, |a, b| b.1.cmp(&a.1));
+            out.truncate(max);
+        }
+        for (ip, _) in &out {
+            if let Some(w) = sources.get_mut(ip) {
+                w.unreported = 0;
+            }
+        }
+        out
+    }
+
+    fn charge(&self, addr: IpAddr, n: u64, now: Instant) {
+        let Some(count) = self.state.add(addr, n, false, now) else {
+            return;
+        };
+        let rule = &self.state.rule;
+        let ban = AutoBan {
+            addr,
+            rule: self.name.clone(),
+            count,
+            statuses: rule.statuses.clone(),
+            route: "the fleet".into(),
+            within: rule.within,
+            ttl: rule.ban,
+        };
+        if let Err(TrySendError::Full(_)) = self.sink.queue.try_send(ban) {
+            AutoBanMetrics::add(&self.sink.metrics.dropped, 1);
+            self.state.unreport(addr);
+        }
+    }
+
+    /// A tenth of the rule's count.
+    fn heavy(&self) -> u64 {
+        (self.state.rule.count / 10).max(1)
+    }
+}
+
 impl RuleState {
     /// Forgets that `addr`'s window was reported, so the next counted
     /// response reports it again (its report was dropped).
@@ -162,6 +242,11 @@ impl RuleState {
 
     /// Counts one response; `Some(count)` the first time the window passes the rule.
     fn count(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+        self.add(addr, 1, self.rule.fleet, now)
+    }
+
+    /// Counts `n` responses (`own`: here, so the fleet is told of them).
+    fn add(&self, addr: IpAddr, n: u64, own: bool, now: Instant) -> Option<u64> {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         if sources.len() >= MAX_SOURCES && !sources.contains_key(&addr) {
             let within = self.rule.within;
@@ -175,19 +260,27 @@ impl RuleState {
                 }
             }
         }
-        let w = sources.entry(addr).or_insert(Window {
+        let fresh = Window {
             start: now,
             count: 0,
             reported: false,
-        });
+            unreported: 0,
+        };
+        let w = sources.entry(addr).or_insert(fresh);
         if now.duration_since(w.start) >= self.rule.within {
+            // What the fleet was not told yet still counts there.
+            let unreported = w.unreported;
             *w = Window {
                 start: now,
                 count: 0,
                 reported: false,
+                unreported,
             };
         }
-        w.count += 1;
+        w.count = w.count.saturating_add(n);
+        if own {
+            w.unreported = w.unreported.saturating_add(n as u32);
+        }
         if w.count > self.rule.count && !w.reported {
             w.reported = true;
             return Some(w.count);
@@ -208,6 +301,7 @@ mod tests {
                 count,
                 within: Duration::from_secs(60),
                 ban: Duration::from_secs(600),
+                fleet: false,
             },
             sources: Mutex::new(HashMap::new()),
         }
@@ -251,5 +345,40 @@ mod tests {
             r.count(IpAddr::from(i.to_be_bytes()), now);
         }
         assert!(r.sources.lock().unwrap().len() <= MAX_SOURCES);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_rule_reports_its_counts_and_bans_on_the_fleets() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let mut state = rule(6);
+        state.rule.fleet = true;
+        let r = FleetRule {
+            name: "r".into(),
+            state: Arc::new(state),
+            sink: Sink {
+                queue: tx,
+                metrics: Default::default(),
+            },
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(r.state.count(a, now), None);
+        }
+        assert_eq!(r.take_unreported(10), [(a, 3)]);
+        assert!(r.take_unreported(10).is_empty(), "told once");
+        // Others counted 3: 6 is not more than 6; one more is.
+        r.charge(a, 3, now);
+        assert!(rx.try_recv().is_err());
+        r.charge(a, 1, now);
+        let ban = rx.try_recv().unwrap();
+        assert_eq!((ban.addr, ban.count), (a, 7));
+        assert!(
+            ban.reason().contains("7 responses 429 on the fleet"),
+            "{}",
+            ban.reason()
+        );
+        // Charges are not this host's to report.
+        assert!(r.take_unreported(10).is_empty());
     }
 }

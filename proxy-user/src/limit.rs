@@ -40,6 +40,8 @@ struct Bucket {
     excess: u64,
     /// When `excess` was last updated, in ms since the limiter's start.
     last_ms: u64,
+    /// Requests served since the fleet was last told (`fleet = true` zones).
+    unreported: u32,
 }
 
 /// One zone's state.
@@ -156,13 +158,64 @@ impl Limiter {
         if clients.len() >= self.zone.max_clients && !clients.contains_key(&ip) {
             self.evict(clients, v.now_ms);
         }
-        clients.insert(
-            ip,
-            Bucket {
-                excess: v.excess,
-                last_ms: v.now_ms,
-            },
-        );
+        let counted = u32::from(self.zone.fleet);
+        let b = clients.entry(ip).or_insert(Bucket {
+            excess: 0,
+            last_ms: 0,
+            unreported: 0,
+        });
+        b.excess = v.excess;
+        b.last_ms = v.now_ms;
+        b.unreported = b.unreported.saturating_add(counted);
+    }
+
+    /// The fleet's side (`fleet = true`): the sources served since the
+    /// last call and how many requests each, at most `max` of them (the
+    /// busiest; the others stay counted for the next call).
+    pub fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(IpAddr, u32)> = clients
+            .iter()
+            .filter(|(_, b)| b.unreported > 0)
+            .map(|(ip, b)| (*ip, b.unreported))
+            .collect();
+        if out.len() > max {
+            out.select_nth_unstable_by(max, |a, b| b.1.cmp(&a.1));
+            out.truncate(max);
+        }
+        for (ip, _) in &out {
+            if let Some(b) = clients.get_mut(ip) {
+                b.unreported = 0;
+            }
+        }
+        out
+    }
+
+    /// Charges `n` requests that other hosts of the fleet served to `ip`,
+    /// as if served here now: they fill its queue, which drains at the
+    /// rate, so the fleet as a whole holds it. The debt is capped at a
+    /// minute of the rate above the burst (what a host trusts Redis with).
+    pub fn charge(&self, ip: IpAddr, n: u64, now: Instant) {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = now.duration_since(self.start).as_millis() as u64;
+        let rate = self.rate();
+        let cap = self
+            .burst()
+            .saturating_mul(1000)
+            .saturating_add(rate.saturating_mul(60));
+        if clients.len() >= self.zone.max_clients && !clients.contains_key(&ip) {
+            self.evict(&mut clients, now_ms);
+        }
+        let b = clients.entry(ip).or_insert(Bucket {
+            excess: 0,
+            last_ms: now_ms,
+            unreported: 0,
+        });
+        let left = b
+            .excess
+            .saturating_sub(drained(rate, now_ms.saturating_sub(b.last_ms)));
+        b.excess = left.saturating_add(n.saturating_mul(1000)).min(cap);
+        b.last_ms = now_ms;
     }
 
     /// Forgets clients whose queue has drained; if none has, the quietest eighth.
@@ -249,6 +302,7 @@ mod tests {
             dry_run: false,
             status: 429,
             max_clients: 1000,
+            fleet: false,
         })
     }
 
@@ -383,5 +437,61 @@ mod tests {
             check(&[&z], IpAddr::from(i.to_be_bytes()), now);
         }
         assert!(z.clients.lock().unwrap().len() <= 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fleet_zones_report_what_they_served_and_take_charges() {
+        let mut z = zone("10r/s", 0, 0);
+        z.zone.fleet = true;
+        let now = Instant::now();
+        // Served: counted for the fleet; refused: not.
+        assert_eq!(check(&[&z], ip(1), now), Decision::Pass);
+        assert!(matches!(check(&[&z], ip(1), now), Decision::Reject { .. }));
+        for i in 0..3 {
+            check(&[&z], ip(2), now + Duration::from_millis(100 * i));
+        }
+        let mut got = z.take_unreported(10);
+        got.sort();
+        assert_eq!(got, [(ip(1), 1), (ip(2), 3)]);
+        assert!(z.take_unreported(10).is_empty(), "reported once");
+        // Only the busiest when capped; the rest waits for the next call.
+        check(&[&z], ip(1), now + Duration::from_secs(1));
+        for i in 0..2 {
+            check(&[&z], ip(2), now + Duration::from_millis(1000 + 100 * i));
+        }
+        assert_eq!(z.take_unreported(1), [(ip(2), 2)]);
+        assert_eq!(z.take_unreported(1), [(ip(1), 1)]);
+        // Other hosts served ip(3) 5 requests: 5 x 100 ms of its queue,
+        // and this request's 100 ms after them.
+        let t = now + Duration::from_secs(5);
+        z.charge(ip(3), 5, t);
+        for ms in [0, 550] {
+            let d = check(&[&z], ip(3), t + Duration::from_millis(ms));
+            assert!(matches!(d, Decision::Reject { .. }), "{ms} ms: {d:?}");
+        }
+        assert_eq!(
+            check(&[&z], ip(3), t + Duration::from_millis(600)),
+            Decision::Pass
+        );
+        // A zone not marked fleet reports nothing.
+        let local = zone("10r/s", 0, 0);
+        check(&[&local], ip(1), now);
+        assert!(local.take_unreported(10).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_charge_is_capped_at_a_minute_of_the_rate() {
+        let mut z = zone("10r/s", 0, 0);
+        z.zone.fleet = true;
+        let now = Instant::now();
+        z.charge(ip(1), u64::MAX, now);
+        assert!(matches!(
+            check(&[&z], ip(1), now + Duration::from_secs(59)),
+            Decision::Reject { .. }
+        ));
+        assert_eq!(
+            check(&[&z], ip(1), now + Duration::from_secs(61)),
+            Decision::Pass
+        );
     }
 }

@@ -52,7 +52,7 @@ pub struct Host {
     name: &'static str,
     dir: PathBuf,
     config: PathBuf,
-    port: u16,
+    pub port: u16,
     admin: u16,
     proc: Option<Spawned>,
 }
@@ -64,6 +64,19 @@ impl Host {
 
     /// `auth`: more `[fleet]` keys (`user`, `password_file`).
     pub fn with_auth(root: &Path, name: &'static str, redis: u16, auth: &str) -> Host {
+        Host::configured(root, name, redis, auth, "", "")
+    }
+
+    /// `tables`: more tables (`[limit.NAME]`...); `routes`: `[[route]]`s
+    /// matched before the test's own.
+    pub fn configured(
+        root: &Path,
+        name: &'static str,
+        redis: u16,
+        auth: &str,
+        tables: &str,
+        routes: &str,
+    ) -> Host {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let (port, admin) = (free_port(), free_port());
@@ -75,8 +88,8 @@ impl Host {
                  [control]\nsocket = \"{d}/control.sock\"\nstate_file = \"{d}/state.json\"\n\n\
                  [admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
                  [fleet]\nredis = \"127.0.0.1:{redis}\"\nname = \"{FLEET}\"\nhost = \"{name}\"\n{auth}\n\
-                 [escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n\
-                 [[listener]]\nbind = \"127.0.0.1:{port}\"\n\n\
+                 [escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n{tables}\n\
+                 [[listener]]\nbind = \"127.0.0.1:{port}\"\n\n{routes}\n\
                  [[route]]\npath_regex = '\\.env$'\nrespond = 404\nescalate = \"scanners\"\n\n\
                  [[route]]\nrespond = 200\n",
                 d = dir.display()
@@ -172,7 +185,7 @@ fn get_from(port: u16, src: &str) -> bool {
 }
 
 /// The raw answer to a GET of `path` from `src` (empty when refused).
-fn get_path(port: u16, src: &str, path: &str) -> Vec<u8> {
+pub fn get_path(port: u16, src: &str, path: &str) -> Vec<u8> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

@@ -8,6 +8,7 @@ mod abuse;
 mod control_plane;
 mod faults;
 mod fleet;
+mod fleet_limit;
 mod fleet_outage;
 mod http2;
 mod support;

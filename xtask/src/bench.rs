@@ -1,5 +1,5 @@
-//! `cargo xtask bench xdp|http`: builds rampart and the benchmark in release
-//! mode (`tests/src/bin/{xdp_bench,http_bench}`), runs it, and replaces that
+//! `cargo xtask bench xdp|http|instructions|fleet`: builds rampart and the benchmark in release
+//! mode (`tests/src/bin/{xdp_bench,http_bench,instr_bench,fleet_bench}`), runs it, and replaces that
 //! benchmark's section of BENCHMARKS.md with its tables.
 
 use std::{fs, process::Command};
@@ -25,7 +25,11 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
             "instr-bench",
             "instructions per request under callgrind, against nginx and HAProxy (about 2 minutes)",
         ),
-        _ => bail!("unknown benchmark `{what}`; available: xdp, http, instructions"),
+        "fleet" => (
+            "fleet-bench",
+            "fleet-wide limits' cost to Redis, 3 to 50 simulated hosts against one redis-server (about 1 minute; 20 s with --quick)",
+        ),
+        _ => bail!("unknown benchmark `{what}`; available: xdp, http, instructions, fleet"),
     };
     toolchain::bootstrap(Needs::bench())?;
     step("building rampart and the benchmark (release)");

@@ -50,8 +50,9 @@ enum Task {
     Bench {
         /// What to benchmark: `xdp` (the kernel tier against nftables and
         /// xdp-filter), `http` (throughput, latency, TLS and memory against
-        /// nginx and HAProxy) or `instructions` (instructions per request
-        /// under callgrind, against nginx and HAProxy).
+        /// nginx and HAProxy), `instructions` (instructions per request
+        /// under callgrind, against nginx and HAProxy) or `fleet`
+        /// (fleet-wide limits' cost to Redis, 3-100 simulated hosts).
         #[arg(default_value = "xdp")]
         what: String,
         /// Shorter runs, for a quick look (figures are noisier).

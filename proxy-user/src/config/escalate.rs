@@ -18,6 +18,9 @@ pub struct EscalateRule {
     pub within: Duration,
     /// ...ban the source in the kernel for this long.
     pub ban: Duration,
+    /// Counted fleet-wide (`fleet = true`, needs `[fleet]`): the responses
+    /// every host counted add up (docs/fleet.md).
+    pub fleet: bool,
 }
 
 pub(super) fn rule(
@@ -59,5 +62,6 @@ pub(super) fn rule(
         count: int_in(loc, &r.count, 1, 1_000_000, "count")? as u64,
         within,
         ban,
+        fleet: r.fleet.is_some_and(|f| f.into_inner()),
     })
 }

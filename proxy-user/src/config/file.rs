@@ -42,6 +42,7 @@ pub struct FileEscalate {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+    pub fleet: Option<Spanned<bool>>,
 }
 
 /// `[fleet]`: the Redis that hosts of one fleet share entries through.
@@ -55,6 +56,8 @@ pub struct FileFleet {
     pub host: Option<Spanned<String>>,
     pub log_max: Option<Spanned<i64>>,
     pub timeout: Option<Spanned<String>>,
+    pub exchange: Option<Spanned<String>>,
+    pub exchange_sources: Option<Spanned<i64>>,
 }
 
 /// `[log]`: the daemon's log level and the XDP program's record rate.
@@ -182,6 +185,7 @@ pub struct FileLimitZone {
     pub dry_run: Option<bool>,
     pub status: Option<Spanned<i64>>,
     pub max_clients: Option<Spanned<i64>>,
+    pub fleet: Option<Spanned<bool>>,
 }
 
 /// `[[route]]`.

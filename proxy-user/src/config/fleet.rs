@@ -11,6 +11,10 @@ use super::{ConfigError, error::Locator, file::FileFleet};
 pub const DEFAULT_PORT: u16 = 6379;
 /// Entries the shared log keeps (`XADD MAXLEN ~`), by default.
 pub const DEFAULT_LOG_MAX: u64 = 100_000;
+/// How often fleet-wide limits' counts are exchanged, by default.
+pub const DEFAULT_EXCHANGE: Duration = Duration::from_millis(200);
+/// Sources one exchange reports per limit, by default.
+pub const DEFAULT_EXCHANGE_SOURCES: usize = 2_000;
 /// Longest fleet name and host id.
 pub const MAX_NAME: usize = 64;
 
@@ -32,6 +36,11 @@ pub struct FleetSettings {
     /// A command that takes longer fails (Redis is then "slow" and the
     /// host keeps enforcing what it has).
     pub timeout: Duration,
+    /// How often the per-source counts of `fleet = true` limits are
+    /// exchanged (docs/fleet.md, fleet-wide limits).
+    pub exchange: Duration,
+    /// Most sources one exchange reports per limit (the busiest first).
+    pub exchange_sources: usize,
 }
 
 impl std::fmt::Debug for FleetSettings {
@@ -43,6 +52,7 @@ impl std::fmt::Debug for FleetSettings {
             .field("name", &self.name)
             .field("host_id", &self.host_id)
             .field("log_max", &self.log_max)
+            .field("exchange", &self.exchange)
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +152,25 @@ pub(super) fn fleet(
             .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(60)).contains(d))
             .ok_or_else(|| loc.error(t.span(), "timeout: expected a duration from 100ms to 60s"))?,
     };
+    let exchange = match f.exchange {
+        None => DEFAULT_EXCHANGE,
+        Some(t) => super::units::duration(t.get_ref())
+            .ok()
+            .filter(|d| (Duration::from_millis(50)..=Duration::from_secs(1)).contains(d))
+            .ok_or_else(|| loc.error(t.span(), "exchange: expected a duration from 50ms to 1s"))?,
+    };
+    let exchange_sources = match f.exchange_sources {
+        None => DEFAULT_EXCHANGE_SOURCES,
+        Some(v) => match usize::try_from(*v.get_ref()) {
+            Ok(n) if (16..=100_000).contains(&n) => n,
+            _ => {
+                return Err(loc.error(
+                    v.span(),
+                    "exchange_sources: expected a source count from 16 to 100000",
+                ));
+            }
+        },
+    };
     Ok(FleetSettings {
         host,
         port,
@@ -151,6 +180,8 @@ pub(super) fn fleet(
         host_id,
         log_max,
         timeout,
+        exchange,
+        exchange_sources,
     })
 }
 
@@ -257,5 +288,31 @@ mod tests {
         assert_eq!(f.password.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{f:?}").contains("s3cret"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fleet_wide_limits_need_a_fleet_and_a_sane_exchange() {
+        let zone = "[limit.api]\nrate = \"10r/s\"\nfleet = true\n";
+        let e = parse(zone).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:3:9: fleet: a fleet-wide limit needs a [fleet]"),
+            "{e}"
+        );
+        let fleet = "[fleet]\nredis = \"r\"\nname = \"e\"\n";
+        let c = parse(&format!("{fleet}{zone}")).unwrap();
+        assert!(c.limits["api"].fleet);
+        let f = c.fleet.unwrap();
+        assert_eq!(f.exchange, super::DEFAULT_EXCHANGE);
+        assert_eq!(f.exchange_sources, super::DEFAULT_EXCHANGE_SOURCES);
+        let c = parse(&format!(
+            "{fleet}exchange = \"100ms\"\nexchange_sources = 64\n"
+        ))
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!((f.exchange.as_millis(), f.exchange_sources), (100, 64));
+        let e = parse(&format!("{fleet}exchange = \"5s\"\n")).unwrap_err();
+        assert!(e.starts_with("t.toml:4:12: exchange: expected"), "{e}");
+        let e = parse(&format!("{fleet}exchange_sources = 1\n")).unwrap_err();
+        assert!(e.starts_with("t.toml:4:20: exchange_sources"), "{e}");
     }
 }

@@ -20,6 +20,10 @@ pub struct LimitZone {
     pub status: u16,
     /// Clients tracked; the least recently seen are forgotten beyond this.
     pub max_clients: usize,
+    /// Held fleet-wide (`fleet = true`, needs `[fleet]`): every host
+    /// decides locally and charges the others' counts, exchanged through
+    /// Redis every `[fleet] exchange` (docs/fleet.md).
+    pub fleet: bool,
 }
 
 pub(super) fn zone(
@@ -54,5 +58,6 @@ pub(super) fn zone(
         max_clients: z.max_clients.map_or(Ok(100_000), |m| {
             int_in(loc, &m, 1, 100_000_000, "max_clients")
         })? as usize,
+        fleet: z.fleet.is_some_and(|f| f.into_inner()),
     })
 }

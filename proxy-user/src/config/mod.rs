@@ -209,12 +209,32 @@ impl Config {
         let limits: BTreeMap<String, LimitZone> = raw
             .limit
             .into_iter()
-            .map(|(name, z)| limit::zone(&loc, &name, z).map(|z| (name, z)))
+            .map(|(name, z)| {
+                let span = z.get_ref().fleet.as_ref().map(|f| f.span());
+                let zone = limit::zone(&loc, &name, z)?;
+                match span {
+                    Some(span) if zone.fleet && fleet.is_none() => Err(loc.error(
+                        span,
+                        "fleet: a fleet-wide limit needs a [fleet] section (the Redis it is counted through)",
+                    )),
+                    _ => Ok((name, zone)),
+                }
+            })
             .collect::<Result<_, _>>()?;
         let escalate: BTreeMap<String, EscalateRule> = raw
             .escalate
             .into_iter()
-            .map(|(name, r)| escalate::rule(&loc, &name, r).map(|r| (name, r)))
+            .map(|(name, r)| {
+                let span = r.get_ref().fleet.as_ref().map(|f| f.span());
+                let rule = escalate::rule(&loc, &name, r)?;
+                match span {
+                    Some(span) if rule.fleet && fleet.is_none() => Err(loc.error(
+                        span,
+                        "fleet: a fleet-wide escalation rule needs a [fleet] section",
+                    )),
+                    _ => Ok((name, rule)),
+                }
+            })
             .collect::<Result<_, _>>()?;
         let known = route::Known {
             upstreams: &upstreams,

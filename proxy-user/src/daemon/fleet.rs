@@ -5,7 +5,7 @@
 //! [`Daemon::lift_entry`] the CLI's `block`/`allow` verbs use
 //! ([`Daemon::fleet_apply`]). Nothing here waits for Redis.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::{Result, anyhow};
 use log::{debug, info, warn};
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
-    fleet::{Change, Fleet, Incoming, entry::Op},
+    fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op},
     runtime::{Entry, ListName, unix_now},
     source,
 };
@@ -40,6 +40,20 @@ impl Daemon {
             .cloned()
             .collect();
         let metrics = self.shared.load().services.metrics.fleet.clone();
+        let shared = self.shared.clone();
+        let zones = move || {
+            let state = shared.load();
+            let limits = state.limiters.values().filter(|l| l.zone.fleet);
+            let mut counted: Vec<Arc<dyn Counted>> =
+                limits.map(|l| l.clone() as Arc<dyn Counted>).collect();
+            counted.extend(state.escalation.fleet_rules());
+            counted
+        };
+        if let Err(e) = crate::fleet::counts::spawn(&settings, zones, metrics.clone()) {
+            warn!(
+                "fleet: fleet-wide limits not started ({e}); they hold on this host's traffic only"
+            );
+        }
         match Fleet::start(&settings, own, self.runtime.state.fleet.clone(), metrics) {
             Ok((fleet, rx)) => {
                 info!(

@@ -16,8 +16,10 @@
 //!
 //! Layout: [`entry`] the wire format and its checks, [`store`] the keys and
 //! commands, [`sync`] the task (publish, read, catch up, resync),
-//! [`status`] what `rampart fleet status` and `/metrics` show.
+//! [`status`] what `rampart fleet status` and `/metrics` show, [`counts`]
+//! fleet-wide limits (per-source counts exchanged in batches).
 
+pub mod counts;
 pub mod entry;
 pub mod status;
 pub mod store;

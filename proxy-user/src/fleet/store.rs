@@ -170,28 +170,7 @@ impl Store {
     /// A lazily connecting store: nothing is sent until the first command,
     /// and a lost connection is made again (with backoff) on the next one.
     pub fn new(s: &FleetSettings) -> Result<Store, FleetError> {
-        let mut redis_info = redis::RedisConnectionInfo::default();
-        if let Some(u) = &s.user {
-            redis_info = redis_info.set_username(u);
-        }
-        if let Some(p) = &s.password {
-            redis_info = redis_info.set_password(p.expose());
-        }
-        let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
-            s.host.clone(),
-            s.port,
-        ))
-        .map_err(FleetError::Redis)?
-        .set_redis_settings(redis_info);
-        let client = redis::Client::open(info).map_err(FleetError::Redis)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(s.timeout))
-            .set_response_timeout(Some(s.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(5));
-        let con =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(FleetError::Redis)?;
+        let con = connect(s)?;
         let prefix = format!("rampart:{{{}}}", s.name);
         Ok(Store {
             con,
@@ -336,6 +315,32 @@ impl Store {
         out.truncate(MAX_HOSTS);
         Ok(out)
     }
+}
+
+/// A lazily connecting connection to the fleet's Redis (made again, with
+/// backoff, on the command after a lost one).
+pub(super) fn connect(s: &FleetSettings) -> Result<ConnectionManager, FleetError> {
+    let mut redis_info = redis::RedisConnectionInfo::default();
+    if let Some(u) = &s.user {
+        redis_info = redis_info.set_username(u);
+    }
+    if let Some(p) = &s.password {
+        redis_info = redis_info.set_password(p.expose());
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+        s.host.clone(),
+        s.port,
+    ))
+    .map_err(FleetError::Redis)?
+    .set_redis_settings(redis_info);
+    let client = redis::Client::open(info).map_err(FleetError::Redis)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(s.timeout))
+        .set_response_timeout(Some(s.timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(5));
+    ConnectionManager::new_lazy_with_config(client, config).map_err(FleetError::Redis)
 }
 
 /// Wall-clock milliseconds now.

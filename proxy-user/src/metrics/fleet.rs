@@ -30,6 +30,12 @@ pub struct FleetMetrics {
     pub republished: AtomicU64,
     pub lag_ms: AtomicU64,
     pub pending: AtomicU64,
+    /// Fleet-wide limits: exchanges of counts done and failed, sources
+    /// reported, and requests of other hosts charged here.
+    pub limit_exchanges: AtomicU64,
+    pub limit_failures: AtomicU64,
+    pub limit_reported: AtomicU64,
+    pub limit_charged: AtomicU64,
 }
 
 impl FleetMetrics {
@@ -96,6 +102,27 @@ impl FleetMetrics {
                 "gauge",
                 "this host's changes not yet in Redis",
                 vec![(None, g(&self.pending))],
+            ),
+            (
+                "rampart_fleet_limit_exchanges_total",
+                "counter",
+                "exchanges of fleet-wide limits' counts with Redis, by result",
+                vec![
+                    (Some(("result", "ok")), g(&self.limit_exchanges)),
+                    (Some(("result", "failed")), g(&self.limit_failures)),
+                ],
+            ),
+            (
+                "rampart_fleet_limit_reported_total",
+                "counter",
+                "sources whose requests this host reported for fleet-wide limits",
+                vec![(None, g(&self.limit_reported))],
+            ),
+            (
+                "rampart_fleet_limit_charged_total",
+                "counter",
+                "requests other hosts served that this host charged to fleet-wide limits",
+                vec![(None, g(&self.limit_charged))],
             ),
         ]
     }
