@@ -121,6 +121,7 @@ pub struct FileListener {
     pub http2: Option<bool>,
     pub redirect_https: Option<bool>,
     pub redirect_https_port: Option<Spanned<i64>>,
+    pub redirect_https_host: Option<Spanned<String>>,
     pub backlog: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub tls_min_version: Option<Spanned<String>>,

@@ -49,7 +49,7 @@ pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
-pub use listener::{CertFiles, Listener, TlsSettings};
+pub use listener::{CertFiles, Listener, TlsSettings, redirect_host_for};
 pub use log::LogSettings;
 pub use real_ip::{RealIp, RealIpHeader, unmapped as real_ip_unmapped};
 pub use route::{Action, Matcher, PathMatch, Route};
@@ -293,11 +293,13 @@ impl Config {
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
         let compress = compress::compress(&loc, raw.compress)?;
         let error_pages = error_page::error_pages(&loc, base, raw.error_page)?;
+        let listener_spans: Vec<_> = raw.listener.iter().map(|l| l.span()).collect();
         let mut listeners: Vec<Listener> = raw
             .listener
             .into_iter()
             .map(|l| listener::listener(&loc, base, l))
             .collect::<Result<_, _>>()?;
+        listener::check_redirect_hosts(&loc, &listeners, &listener_spans)?;
         listener::resolve_redirect_ports(&mut listeners);
         if let Some(f) = filter.as_mut() {
             f.syn_cookies.resolve_ports(&listeners);

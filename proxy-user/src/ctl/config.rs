@@ -201,6 +201,7 @@ fn listener(l: &Listener) -> serde_json::Value {
         "http2": l.http2,
         "redirect_https": l.redirect_https,
         "redirect_https_port": l.redirect_https_port,
+        "redirect_https_host": l.redirect_https_host,
         "backlog": l.backlog,
         "max_connections": l.max_connections,
     })

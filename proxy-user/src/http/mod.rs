@@ -248,6 +248,9 @@ async fn dispatch(
                 None,
             );
         };
+        // `redirect_https_host`: nginx's `https://$server_name...`.
+        let host = crate::config::redirect_host_for(&state.config.listeners, conn.server_port)
+            .unwrap_or(host);
         return (
             Ok(redirect(
                 StatusCode::MOVED_PERMANENTLY,

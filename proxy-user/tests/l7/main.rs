@@ -20,6 +20,7 @@ mod lifecycle;
 mod paths;
 mod proxying;
 mod real_ip;
+mod redirect_host;
 mod reload;
 mod rewrites;
 mod routes;

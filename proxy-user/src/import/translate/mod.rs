@@ -16,6 +16,7 @@ mod access;
 mod headers;
 mod location;
 mod pages;
+mod redirect;
 mod respond;
 mod rewrite;
 mod server;

@@ -58,12 +58,49 @@ fn redirect_server_to_its_one_name() {
     );
     let v: toml::Table = toml::from_str(&i.toml).unwrap();
     assert_eq!(v["listener"][0]["redirect_https"].as_bool(), Some(true));
+    assert_eq!(
+        v["listener"][0]["redirect_https_host"].as_str(),
+        Some("api.test")
+    );
     assert!(i.complete(), "{:?}", i.reports);
-    // Two names: which one nginx names is not the client's choice.
+    // Two names: nginx's $server_name is the first; a literal host is
+    // written as is; $host keeps the client's.
+    for (server_names, url, want) in [
+        (
+            "a.test b.test",
+            "https://$server_name$request_uri",
+            Some("a.test"),
+        ),
+        (
+            "a.test",
+            "https://www.a.test:8443$request_uri",
+            Some("www.a.test"),
+        ),
+        ("a.test", "https://$host$request_uri", None),
+    ] {
+        let i = import(&format!(
+            "server {{ listen 80; server_name {server_names}; return 301 {url}; }}\n\
+             server {{ listen 443 ssl; server_name a.test; ssl_certificate c; ssl_certificate_key k;\n\
+             location / {{ return 200 ok; }} }}\n"
+        ));
+        let v: toml::Table = toml::from_str(&i.toml).unwrap();
+        assert_eq!(
+            v["listener"][0]["redirect_https"].as_bool(),
+            Some(true),
+            "{url}"
+        );
+        assert_eq!(
+            v["listener"][0]
+                .get("redirect_https_host")
+                .and_then(|h| h.as_str()),
+            want,
+            "{url}"
+        );
+        assert!(i.complete(), "{url}: {:?}", i.reports);
+    }
+    // A wildcard first name is not a host.
     let i = import(
-        "server { listen 80; server_name a.test b.test; return 301 https://$server_name$request_uri; }\n\
-         server { listen 443 ssl; server_name a.test; ssl_certificate c; ssl_certificate_key k;\n\
-         location / { return 200 ok; } }\n",
+        "server { listen 80; server_name *.a.test; return 301 https://$server_name$request_uri; }\n",
     );
     assert!(!i.complete());
 }
