@@ -40,6 +40,9 @@ pub struct Entry<'a> {
     pub request_id: &'a str,
     pub referer: &'a str,
     pub user_agent: &'a str,
+    /// The request's headers, kept only when the format reads them
+    /// (`$http_*`, `$cookie_*`: [`crate::log_format::LineFormat::needs_headers`]).
+    pub headers: Option<&'a hyper::HeaderMap>,
 }
 
 #[derive(Debug)]
@@ -266,6 +269,7 @@ pub(crate) fn sample_entry() -> Entry<'static> {
         request_id: "abc",
         referer: "",
         user_agent: "curl/8",
+        headers: None,
     }
 }
 

@@ -11,7 +11,10 @@
 
 use std::{fmt::Write, sync::Arc, time::SystemTime};
 
-use crate::access_log::{self, Entry};
+use crate::{
+    access_log::{self, Entry},
+    http::request_var::RequestVar,
+};
 
 /// How each access line is written (`[http] access_log_format`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35,6 +38,18 @@ impl LineFormat {
         }
     }
 
+    /// Whether a line reads the request's headers beyond Referer and
+    /// User-Agent (`$http_*`, `$cookie_*`): they must then be kept.
+    pub fn needs_headers(&self) -> bool {
+        match self {
+            LineFormat::Custom(f) => f
+                .pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Var(Var::PerRequest(r)) if r.needs_headers())),
+            _ => false,
+        }
+    }
+
     /// As written in the configuration.
     pub fn name(&self) -> &str {
         match self {
@@ -46,7 +61,7 @@ impl LineFormat {
 }
 
 /// A variable a template may use, named as nginx names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Var {
     RemoteAddr,
     RemoteUser,
@@ -69,6 +84,8 @@ enum Var {
     UpstreamAddr,
     UpstreamResponseTime,
     RequestId,
+    /// `$http_*` (other than the two above), `$cookie_*`, `$arg_*`.
+    PerRequest(RequestVar),
 }
 
 const VARS: &[(&str, Var)] = &[
@@ -112,7 +129,10 @@ pub struct LogFormat {
 /// Why a template does not compile; `at` is the byte offset in the template.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FormatError {
-    #[error("unknown access log variable `${name}`; known: {}", known())]
+    #[error(
+        "unknown access log variable `${name}`; known: {}, $http_NAME, $cookie_NAME, $arg_NAME",
+        known()
+    )]
     Unknown { name: String, at: usize },
     #[error("`$` without a variable name (write `$remote_addr` or `${{remote_addr}}`)")]
     Empty { at: usize },
@@ -165,7 +185,8 @@ impl LogFormat {
             let var = VARS
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, v)| *v)
+                .map(|(_, v)| v.clone())
+                .or_else(|| RequestVar::parse(name).map(Var::PerRequest))
                 .ok_or_else(|| FormatError::Unknown {
                     name: name.to_string(),
                     at,
@@ -191,7 +212,7 @@ impl LogFormat {
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) => value(&mut out, *v, e, now),
+                Piece::Var(v) => value(&mut out, v, e, now),
             }
         }
         out
@@ -213,7 +234,7 @@ fn escaped(out: &mut String, s: &str) {
     }
 }
 
-fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
+fn value(out: &mut String, v: &Var, e: &Entry, now: SystemTime) {
     let (path, query) = e.target.split_once('?').unwrap_or((e.target, ""));
     let secs = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64());
     match v {
@@ -260,6 +281,12 @@ fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
             None => out.push('-'),
         },
         Var::RequestId => escaped(out, e.request_id),
+        Var::PerRequest(r) => escaped(
+            out,
+            r.lookup(e.headers, e.target.split_once('?').map(|(_, q)| q))
+                .as_deref()
+                .unwrap_or(""),
+        ),
     }
 }
 
@@ -325,6 +352,26 @@ mod tests {
         let f = LogFormat::parse("$upstream_addr $upstream_response_time $body_bytes_sent $args")
             .unwrap();
         assert_eq!(f.render(&none, at()), "- - - -\n");
+    }
+
+    #[test]
+    fn request_variables_render_escaped() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert("x-forwarded-for", "198.51.100.4, 10.0.0.1".parse().unwrap());
+        h.insert("cookie", "sid=\"q\"".parse().unwrap());
+        let f = LogFormat::parse("$http_x_forwarded_for|$cookie_sid|$arg_y|$http_x_none").unwrap();
+        assert!(LineFormat::Custom(Arc::new(f.clone())).needs_headers());
+        let e = Entry {
+            headers: Some(&h),
+            ..entry()
+        };
+        assert_eq!(
+            f.render(&e, at()),
+            "198.51.100.4, 10.0.0.1|\\x22q\\x22|1|-\n"
+        );
+        assert_eq!(f.render(&entry(), at()), "-|-|1|-\n");
+        let plain = LogFormat::parse("$arg_y $http_user_agent").unwrap();
+        assert!(!LineFormat::Custom(Arc::new(plain)).needs_headers());
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct Config {
     pub compress: Option<compress::CompressSettings>,
     /// Pages answered instead of error responses, by status.
     pub error_pages: error_page::ErrorPages,
+    /// A response header rule or the access log reads the request's
+    /// headers (`$http_*`, `$cookie_*`): a request keeps a copy of them
+    /// until its response. False (no copy) otherwise.
+    pub keep_request_headers: bool,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -337,7 +341,14 @@ impl Config {
             .iter()
             .map(|r| r.max_body)
             .fold(http.body_memory_per_connection.max(http.max_body), u64::max);
+        let keep_request_headers = routes
+            .iter()
+            .filter_map(|r| r.headers.as_deref())
+            .chain(headers.unrouted.as_deref())
+            .any(|h| h.response_needs_headers())
+            || http.access_log_format.needs_headers();
         Ok(Config {
+            keep_request_headers,
             instance: name,
             filter,
             listeners,

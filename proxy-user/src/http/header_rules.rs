@@ -87,9 +87,24 @@ fn success(status: StatusCode) -> bool {
     )
 }
 
+fn needs_headers(op: &Op) -> bool {
+    match op {
+        Op::Set(_, Value::Template(t))
+        | Op::Add(_, Value::Template(t))
+        | Op::Default(_, Value::Template(t)) => t.needs_headers(),
+        _ => false,
+    }
+}
+
 impl HeaderRules {
     pub fn is_empty(&self) -> bool {
         self.request.is_empty() && self.response.is_empty()
+    }
+
+    /// Whether a response rule reads the request's headers (`$http_*`,
+    /// `$cookie_*`), which must then be kept until the response.
+    pub fn response_needs_headers(&self) -> bool {
+        self.response.iter().any(|r| needs_headers(&r.op))
     }
 
     /// Applies the request rules to the head going to the upstream (after
@@ -120,7 +135,12 @@ pub(super) fn on_request(
     host: Option<&HeaderValue>,
     uri: &hyper::Uri,
 ) {
+    // `$http_*` in a request rule reads the client's headers as they came,
+    // before any rule changed them (nginx's proxy_set_header does).
+    let needs = rules.request.iter().any(needs_headers);
+    let original = needs.then(|| head.clone());
     let vars = Vars {
+        headers: original.as_ref(),
         host: host
             .and_then(|h| h.to_str().ok())
             .map_or("", super::template::bare_host),
@@ -190,6 +210,7 @@ mod tests {
             request_uri: "/",
             uri: "/",
             args: None,
+            headers: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod headers;
 pub mod path;
 mod proxy;
 pub mod real_ip;
+pub mod request_var;
 pub mod rewrite;
 pub mod route;
 mod services;
@@ -115,6 +116,10 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
+    let kept_headers = state
+        .config
+        .keep_request_headers
+        .then(|| req.headers().clone());
     let asked = (state.config.compress.as_ref())
         .map(|c| compress::Asked::of(c, req.method(), req.headers()));
     let (result, index) = if state.services.maintenance.on() {
@@ -166,6 +171,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         let normal = path::normalise(uri.path()).unwrap_or(Cow::Borrowed(uri.path()));
         let vars = template::Vars {
             uri: &normal,
+            headers: kept_headers.as_ref(),
             ..vars_of(conn, host.as_deref(), &request_id, None, &uri)
         };
         let status = resp.status();
@@ -203,6 +209,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             request_id: request_id.to_str().unwrap_or(""),
             referer: &referer,
             user_agent: &user_agent,
+            headers: kept_headers.as_ref(),
         };
         match &state.access_log {
             Some(log) => log.write(&entry),
@@ -328,7 +335,7 @@ async fn dispatch(
     if let Some(rw) = &route.rewrite {
         let rewritten = rw.apply(
             req.uri(),
-            &vars_of(conn, host, request_id, original.as_ref(), req.uri()),
+            &vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers()),
         );
         match rewritten {
             Ok(None) => {}
@@ -375,13 +382,12 @@ async fn dispatch(
         Action::Respond { status, body } => {
             let body = match body.literal() {
                 Some(b) => Cow::Borrowed(b),
-                None => Cow::Owned(body.render(&vars_of(
-                    conn,
-                    host,
-                    request_id,
-                    original.as_ref(),
-                    req.uri(),
-                ))),
+                None => Cow::Owned(
+                    body.render(
+                        &vars_of(conn, host, request_id, original.as_ref(), req.uri())
+                            .with(req.headers()),
+                    ),
+                ),
             };
             Ok(text(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -389,13 +395,9 @@ async fn dispatch(
             ))
         }
         Action::Redirect { to, status } => {
-            let location = to.render(&vars_of(
-                conn,
-                host,
-                request_id,
-                original.as_ref(),
-                req.uri(),
-            ));
+            let location = to.render(
+                &vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers()),
+            );
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
                 &location,
@@ -473,6 +475,7 @@ fn vars_of<'a>(
             .map_or("/", |p| p.as_str()),
         uri: uri.path(),
         args: uri.query(),
+        headers: None,
     }
 }
 

@@ -109,6 +109,7 @@ mod tests {
             request_uri: "/",
             uri: "/",
             args: None,
+            headers: None,
         }
     }
 

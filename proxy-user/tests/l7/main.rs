@@ -22,6 +22,7 @@ mod proxying;
 mod real_ip;
 mod redirect_host;
 mod reload;
+mod request_vars;
 mod rewrites;
 mod routes;
 mod support;
