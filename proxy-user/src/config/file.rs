@@ -221,6 +221,12 @@ pub struct FileRoute {
     pub auth_basic: Option<Spanned<String>>,
     pub auth_basic_user_file: Option<Spanned<String>>,
     pub auth_request: Option<Spanned<super::auth_request::FileAuthRequest>>,
+    /// `false`, `true` or a `[compress]`-shaped table (nginx's `gzip` in a
+    /// location).
+    pub compress: Option<Spanned<toml::Value>>,
+    /// This route's error pages instead of the `[[error_page]]`s (nginx's
+    /// `error_page` in a location).
+    pub error_page: Option<Vec<Spanned<super::error_page::FileErrorPage>>>,
 }
 
 #[derive(Debug, Deserialize)]

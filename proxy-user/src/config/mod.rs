@@ -103,6 +103,9 @@ pub struct Config {
     /// headers (`$http_*`, `$cookie_*`): a request keeps a copy of them
     /// until its response. False (no copy) otherwise.
     pub keep_request_headers: bool,
+    /// `[compress]` or a route's `compress` is on: requests keep their
+    /// `Accept-Encoding` until the response.
+    pub compress_any: bool,
 }
 
 /// The `[filter]` section: the XDP program, where it attaches, and what it enforces.
@@ -330,6 +333,8 @@ impl Config {
             max_body: http.max_body,
             base,
             headers: &headers,
+            compress: compress.as_ref(),
+            error_pages: &error_pages,
         };
         let routes = raw
             .route
@@ -347,7 +352,9 @@ impl Config {
             .chain(headers.unrouted.as_deref())
             .any(|h| h.response_needs_headers())
             || http.access_log_format.needs_headers();
+        let compress_any = compress.is_some() || routes.iter().any(|r| r.compress.is_some());
         Ok(Config {
+            compress_any,
             keep_request_headers,
             instance: name,
             filter,

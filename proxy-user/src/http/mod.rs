@@ -120,8 +120,13 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         .config
         .keep_request_headers
         .then(|| req.headers().clone());
-    let asked = (state.config.compress.as_ref())
-        .map(|c| compress::Asked::of(c, req.method(), req.headers()));
+    // The route's compression is known after dispatch: keep what the
+    // client accepts (a reference-counted copy) when any is configured.
+    let accept = state
+        .config
+        .compress_any
+        .then(|| req.headers().get(header::ACCEPT_ENCODING).cloned())
+        .flatten();
     let (result, index) = if state.services.maintenance.on() {
         (Ok(error_page::maintenance(&state.config.error_pages)), None)
     } else {
@@ -130,8 +135,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
-    if !state.config.error_pages.is_empty() && resp.status().as_u16() >= 400 {
-        resp = error_page::apply(&state.config.error_pages, resp);
+    let pages = route.map_or(&state.config.error_pages, |r| &r.error_pages);
+    if !pages.is_empty() && resp.status().as_u16() >= 400 {
+        resp = error_page::apply(pages, resp);
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
@@ -158,7 +164,12 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             tokio::time::Instant::now(),
         );
     }
-    if let (Some(c), Some(asked)) = (&state.config.compress, asked) {
+    let compression = match route {
+        Some(r) => r.compress.as_deref(),
+        None => state.config.compress.as_ref(),
+    };
+    if let Some(c) = compression {
+        let asked = compress::Asked::of_accept(c, &method, accept.as_ref());
         resp = compress::response(c, asked, resp);
     }
     resp.headers_mut()

@@ -24,6 +24,7 @@ mod redirect_host;
 mod reload;
 mod request_vars;
 mod rewrites;
+mod route_pages;
 mod routes;
 mod support;
 mod templates;

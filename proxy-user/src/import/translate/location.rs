@@ -332,8 +332,11 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// Keys any route may carry: limits, body size, access log.
+    /// Keys any route may carry: limits, body size, access log,
+    /// compression and error pages.
     fn common(&mut self, t: &mut Table, l: &Loc<'a>, limited: bool) {
+        self.route_gzip(t, &l.chain);
+        self.route_error_pages(t, &l.chain);
         if limited {
             let mut names = Vec::new();
             for d in find_all(&l.chain, "limit_req") {
