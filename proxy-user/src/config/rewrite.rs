@@ -39,16 +39,30 @@ pub(super) fn rewrite(
             }))
         }
         (None, Some(rw)) => {
-            let [re, to] = rw.get_ref().as_slice() else {
-                return Err(loc.error(
-                    rw.span(),
-                    "rewrite = [\"REGEX\", \"TARGET\"], e.g. [\"^/old/(.*)$\", \"/new/$1\"]",
-                ));
+            let (re, to, last) = match rw.get_ref().as_slice() {
+                [re, to] => (re, to, false),
+                [re, to, flag] => match flag.get_ref().as_str() {
+                    "break" => (re, to, false),
+                    "last" => (re, to, true),
+                    other => {
+                        return Err(loc.error(
+                            flag.span(),
+                            format!("rewrite flag `{other}`: expected \"break\" (the default) or \"last\""),
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(loc.error(
+                        rw.span(),
+                        "rewrite = [\"REGEX\", \"TARGET\"] or [\"REGEX\", \"TARGET\", \"last\"], e.g. [\"^/old/(.*)$\", \"/new/$1\"]",
+                    ));
+                }
             };
-            if r.upstream.is_none() && r.static_dir.is_none() && r.root.is_none() {
+            // `last` sends the request to another route: any route may.
+            if !last && r.upstream.is_none() && r.static_dir.is_none() && r.root.is_none() {
                 return Err(loc.error(
                     rw.span(),
-                    "rewrite is for upstream and static routes (a redirect or respond route uses variables instead)",
+                    "rewrite is for upstream and static routes (a redirect or respond route uses variables instead, or rewrites with \"last\")",
                 ));
             }
             if !re.get_ref().is_ascii() {
@@ -73,6 +87,7 @@ pub(super) fn rewrite(
             Ok(Some(Rewrite::Regex {
                 re: regex,
                 to: target,
+                last,
             }))
         }
     }
@@ -121,5 +136,14 @@ mod tests {
             assert!(e.starts_with(want), "{route}: {e}");
         }
         assert!(parse("path = \"/api/\"\nupstream = \"app\"\nupstream_path = \"/\"").is_ok());
+        let e =
+            parse("upstream = \"app\"\nrewrite = [\"^/a\", \"/b\", \"permanent\"]").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:5:25: rewrite flag `permanent`"),
+            "{e}"
+        );
+        let c = parse("respond = 404\nrewrite = [\"^/a/(.*)\", \"/b/$1\", \"last\"]").unwrap();
+        assert!(c.routes[0].rewrite.as_ref().unwrap().is_last());
+        assert!(parse("respond = 404\nrewrite = [\"^/a/(.*)\", \"/b/$1\"]").is_err());
     }
 }

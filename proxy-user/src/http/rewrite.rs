@@ -19,8 +19,13 @@ pub enum Rewrite {
     /// `upstream_path`: the route's `path` prefix is replaced by `with`.
     Prefix { prefix: String, with: String },
     /// `rewrite = [REGEX, TARGET]`: a path the regex finds a match in
-    /// becomes TARGET, its `$N` the captures.
-    Regex { re: regex::Regex, to: Template },
+    /// becomes TARGET, its `$N` the captures. `last` (nginx's flag): the
+    /// routes are searched again for the new path (see [`super::route`]).
+    Regex {
+        re: regex::Regex,
+        to: Template,
+        last: bool,
+    },
 }
 
 impl PartialEq for Rewrite {
@@ -29,9 +34,14 @@ impl PartialEq for Rewrite {
             (Rewrite::Prefix { prefix, with }, Rewrite::Prefix { prefix: p, with: w }) => {
                 prefix == p && with == w
             }
-            (Rewrite::Regex { re, to }, Rewrite::Regex { re: r, to: t }) => {
-                re.as_str() == r.as_str() && to == t
-            }
+            (
+                Rewrite::Regex { re, to, last },
+                Rewrite::Regex {
+                    re: r,
+                    to: t,
+                    last: l,
+                },
+            ) => re.as_str() == r.as_str() && to == t && last == l,
             _ => false,
         }
     }
@@ -42,12 +52,20 @@ impl std::fmt::Display for Rewrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rewrite::Prefix { prefix, with } => write!(f, "prefix {prefix} -> {with}"),
-            Rewrite::Regex { re, to } => write!(f, "rewrite {} {to}", re.as_str()),
+            Rewrite::Regex { re, to, last } => {
+                let flag = if *last { "last" } else { "break" };
+                write!(f, "rewrite {} {to} {flag}", re.as_str())
+            }
         }
     }
 }
 
 impl Rewrite {
+    /// nginx's `last`: the routes are searched again after it.
+    pub fn is_last(&self) -> bool {
+        matches!(self, Rewrite::Regex { last: true, .. })
+    }
+
     /// The request target after the rewrite, or `None` when it leaves the
     /// request alone (a regex that finds no match, a path without the prefix).
     pub fn apply(&self, uri: &Uri, vars: &Vars) -> Result<Option<Uri>, ProxyError> {
@@ -59,7 +77,7 @@ impl Rewrite {
                 };
                 (format!("{with}{rest}"), uri.query().map(Cow::Borrowed))
             }
-            Rewrite::Regex { re, to } => {
+            Rewrite::Regex { re, to, .. } => {
                 let Some(caps) = re.captures(path) else {
                     return Ok(None);
                 };
@@ -116,7 +134,11 @@ mod tests {
     fn regex(re: &str, to: &str) -> Rewrite {
         let re = regex::Regex::new(re).unwrap();
         let to = Template::parse(to, re.captures_len() - 1).unwrap();
-        Rewrite::Regex { re, to }
+        Rewrite::Regex {
+            re,
+            to,
+            last: false,
+        }
     }
 
     fn apply(r: &Rewrite, target: &str) -> Option<String> {

@@ -3,6 +3,10 @@
 
 use crate::config::{PathMatch, Route};
 
+/// How many times `rewrite ... last` may send a request to another route
+/// (nginx's limit; one more is a 500).
+pub const MAX_REWRITES: usize = 10;
+
 /// The index of the route for `path` on `host`, if any.
 pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
     routes.iter().position(|r| {

@@ -256,6 +256,20 @@ impl<'a> Translator<'a> {
                 "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass"
             )
         });
+        // Only `rewrite ... last`: the new path's route answers; a path
+        // none of them rewrites gets nginx's 404 (its default root).
+        if handler.is_none()
+            && own
+                .iter()
+                .any(|d| d.name == "rewrite" && d.args.get(2).is_none_or(|f| f == "last"))
+        {
+            t.set("respond", "404".into());
+            t.what
+                .push_str(" (only rewrites: 404 for a path they leave alone)");
+            self.rewrite(&mut t, own, names);
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
         t.set("respond", "502".into());
         t.what.push_str(match handler {
             Some(_) => " (its upstream protocol is not in rampart: answered 502)",

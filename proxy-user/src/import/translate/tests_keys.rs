@@ -367,12 +367,22 @@ fn rewrites_and_named_upstreams() {
         v["upstream"][n["upstream"].as_str().unwrap()]["servers"][0].as_str(),
         Some("api.internal:9000")
     );
-    // `last` searches the locations again in nginx: written as `break`,
-    // and reported.
-    let un = reports(&i, Kind::Unsupported);
-    assert_eq!(un.len(), 1, "{un:#?}");
-    assert!(
-        un[0].starts_with("/site/nginx.conf:6: unsupported: rewrite: `last`"),
-        "{un:#?}"
+    // `last` searches the locations again, in nginx as in rampart.
+    assert_eq!(p["rewrite"].as_array().unwrap().len(), 2, "break");
+    assert_eq!(by("/s/")["rewrite"][2].as_str(), Some("last"));
+    assert!(i.complete(), "{:#?}", i.reports);
+    // A location with only a `rewrite ... last`: 404 where it does not
+    // match, as nginx's default root would answer.
+    let i = import(
+        "server { location /old/ { rewrite ^/old/(.*)$ /new/$1; }\n\
+         location /new/ { proxy_pass http://127.0.0.1:9; } }\n",
     );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses(&i);
+    let old = routes(&i)
+        .into_iter()
+        .find(|r| r["path"].as_str() == Some("/old/"))
+        .unwrap();
+    assert_eq!(old["respond"].as_integer(), Some(404));
+    assert_eq!(old["rewrite"][2].as_str(), Some("last"));
 }
