@@ -45,6 +45,11 @@ impl ErrorPages {
     pub fn get(&self, status: u16) -> Option<&Arc<ErrorPage>> {
         self.0.get(&status)
     }
+
+    /// Each status and its page, by status.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &Arc<ErrorPage>)> {
+        self.0.iter().map(|(s, p)| (*s, p))
+    }
 }
 
 pub(super) fn error_pages(
