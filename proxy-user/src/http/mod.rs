@@ -310,44 +310,10 @@ async fn dispatch(
             );
         }
     };
-    let mut index = None;
-    // nginx's `rewrite ... last`: the routes are searched again for the
-    // new path, at most 10 times (500 after, as nginx).
-    for changes in 0..=route::MAX_REWRITES {
-        let Some(i) = route::find(&state.config.routes, host, req.uri().path()) else {
-            return (
-                Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
-                None,
-            );
-        };
-        index = Some(i);
-        let Some(rw) = (state.config.routes[i].rewrite.as_ref()).filter(|r| r.is_last()) else {
-            break;
-        };
-        let vars =
-            vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers());
-        match rw.apply(req.uri(), &vars) {
-            Ok(None) => break,
-            Ok(Some(_)) if changes == route::MAX_REWRITES => {
-                return (
-                    Err(ProxyError::Internal(format!(
-                        "rewrite cycle: more than {} rewrites with last",
-                        route::MAX_REWRITES
-                    ))),
-                    Some(i),
-                );
-            }
-            Ok(Some(uri)) => {
-                if original.is_none() {
-                    original = req.uri().path_and_query().cloned();
-                }
-                *req.uri_mut() = uri;
-            }
-            Err(e) => return (Err(e), Some(i)),
-        }
-    }
-    let Some(index) = index else {
-        return (Err(ProxyError::Internal("no route".into())), None);
+    let index = match route::find_rewritten(state, conn, host, request_id, &mut original, &mut req)
+    {
+        Ok(i) => i,
+        Err((e, i)) => return (Err(e), i),
     };
     let route = &state.config.routes[index];
     if !route.limits.is_empty() {
