@@ -72,6 +72,7 @@ pub mod limit;
 pub mod logging;
 pub mod metrics;
 pub mod path;
+pub mod request_var;
 pub mod runtime;
 pub mod server;
 pub mod source;

@@ -9,13 +9,19 @@
 //! request target as received: path and query, undecoded), `$uri` (the
 //! normalised path, after a rewrite), `$args` / `$query_string` (the query
 //! without `?`) and `$is_args` (`?` when there is a query, else nothing).
+//! `$http_NAME` (a request header), `$cookie_NAME` and `$arg_NAME` (a
+//! query argument) as nginx names them ([`crate::request_var`]).
 //! `${name}` delimits a name (`${host}x`), `$$` is a literal `$`, and in a
 //! `rewrite` target `$1`..`$9` are the regex's captures.
 
 use std::{fmt, net::IpAddr};
 
+use hyper::HeaderMap;
+
+use crate::request_var::RequestVar;
+
 /// A variable a template may name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Var {
     Host,
     Scheme,
@@ -26,6 +32,8 @@ pub enum Var {
     Uri,
     Args,
     IsArgs,
+    /// `$http_*`, `$cookie_*`, `$arg_*`.
+    Request(RequestVar),
 }
 
 const NAMES: [(&str, Var); 10] = [
@@ -80,6 +88,19 @@ pub struct Vars<'a> {
     pub request_uri: &'a str,
     pub uri: &'a str,
     pub args: Option<&'a str>,
+    /// The request's headers (`$http_*`, `$cookie_*`); `None` where they
+    /// are not kept (their values are then empty).
+    pub headers: Option<&'a HeaderMap>,
+}
+
+impl<'a> Vars<'a> {
+    /// These variables with the request's headers.
+    pub fn with(self, headers: &'a HeaderMap) -> Vars<'a> {
+        Vars {
+            headers: Some(headers),
+            ..self
+        }
+    }
 }
 
 impl Template {
@@ -142,12 +163,17 @@ impl Template {
                 }
                 Part::Capture(n)
             } else if let Some((_, v)) = NAMES.iter().find(|(n, _)| *n == name) {
-                Part::Var(*v)
+                Part::Var(v.clone())
+            } else if let Some(r) = RequestVar::parse(name) {
+                Part::Var(Var::Request(r))
             } else {
                 let known: Vec<String> = NAMES.iter().map(|(n, _)| format!("${n}")).collect();
                 return Err(TemplateError {
                     at,
-                    message: format!("unknown variable `${name}` (known: {})", known.join(", ")),
+                    message: format!(
+                        "unknown variable `${name}` (known: {}, $http_NAME, $cookie_NAME, $arg_NAME)",
+                        known.join(", ")
+                    ),
                 });
             };
             if !lit.is_empty() {
@@ -163,6 +189,14 @@ impl Template {
             source: text.to_string(),
             parts,
         })
+    }
+
+    /// Whether rendering reads the request's headers (`$http_*`,
+    /// `$cookie_*`): they must then be kept for [`Vars::headers`].
+    pub fn needs_headers(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(Var::Request(r)) if r.needs_headers()))
     }
 
     /// The value as written.
@@ -206,6 +240,8 @@ impl Template {
                         Var::Uri => out.write_str(vars.uri),
                         Var::Args => out.write_str(vars.args.unwrap_or("")),
                         Var::IsArgs => out.write_str(if vars.args.is_some() { "?" } else { "" }),
+                        Var::Request(r) => out
+                            .write_str(r.lookup(vars.headers, vars.args).as_deref().unwrap_or("")),
                     };
                 }
             }
@@ -243,7 +279,25 @@ mod tests {
             request_uri: "/a/../b?x=1",
             uri: "/b",
             args: Some("x=1"),
+            headers: None,
         }
+    }
+
+    #[test]
+    fn request_variables_read_headers_cookies_and_args() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "198.51.100.4".parse().unwrap());
+        h.insert("cookie", "lang=fr; sid=z".parse().unwrap());
+        let t =
+            Template::parse("$http_x_forwarded_for|${cookie_lang}|$arg_x|$http_none.", 0).unwrap();
+        assert!(t.needs_headers());
+        assert!(!Template::parse("$arg_x", 0).unwrap().needs_headers());
+        let with = Vars {
+            headers: Some(&h),
+            ..vars()
+        };
+        assert_eq!(t.render(&with), "198.51.100.4|fr|1|.");
+        assert_eq!(t.render(&vars()), "||1|.");
     }
 
     #[test]

@@ -271,6 +271,39 @@ fn fastapi_behind_rampart() {
         !head.contains("server: uvicorn"),
         "static files are not the app's: {head}"
     );
+    // [http] hsts and security_headers (nginx `add_header ... always`).
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000; includesubdomains"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("x-frame-options: sameorigin"), "{head}");
+
+    // [compress] (nginx `gzip on`): a JSON file for a client that asks
+    // comes compressed, and whole once decoded.
+    let json = format!("[{}1]", "{\"item\": 12345},".repeat(200));
+    std::fs::write(s.dir.join("static/items.json"), &json).unwrap();
+    let head = s
+        .curl(&[
+            "-sk",
+            "--compressed",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-w",
+            "size=%{size_download}",
+            "https://localhost/static/items.json",
+        ])
+        .to_ascii_lowercase();
+    assert!(head.contains("content-encoding: "), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let wire: usize = head
+        .rsplit("size=")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(wire < json.len() / 4, "{wire} bytes for {}", json.len());
 
     // Dotfile paths: 404 from rampart, the app never sees them.
     for path in ["/api/.env", "/.git", "/static/x.svn", "/api/app.config"] {

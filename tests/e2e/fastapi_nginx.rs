@@ -38,8 +38,8 @@ fn import_seed(dir: &Path) {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
-    // Everything is translated (the redirect to $server_name, the
-    // server's one name, is redirect_https: see the check below).
+    // Everything is translated (the redirect to $server_name is
+    // redirect_https with redirect_https_host: see the check below).
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(!report.contains(": unsupported: "), "{report}");
     let check = Command::new(rampart_bin())
@@ -70,9 +70,8 @@ fn fastapi_behind_rampart_imported_from_nginx() {
     let s = Scenario::start_with("i19ngx", import_seed);
 
     // Plain HTTP: 301 to HTTPS, same path and query. nginx names
-    // $server_name (api.sivaro.com) whatever host was asked for; rampart
-    // keeps the host asked for (localhost here), which is the same for
-    // every client that uses the site's name.
+    // $server_name (api.sivaro.com) whatever host was asked for (localhost
+    // here), and so does the import (redirect_https_host).
     let out = s.curl(&[
         "-s",
         "-o",
@@ -81,7 +80,7 @@ fn fastapi_behind_rampart_imported_from_nginx() {
         "%{http_code} %{redirect_url}",
         "http://localhost/api/items?page=2",
     ]);
-    assert_eq!(out, "301 https://localhost/api/items?page=2");
+    assert_eq!(out, "301 https://api.sivaro.com/api/items?page=2");
 
     // `listen 443 ssl http2` and `ssl_protocols TLSv1.2 TLSv1.3`.
     let v12 = s.curl(&[

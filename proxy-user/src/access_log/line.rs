@@ -32,6 +32,9 @@ pub struct Entry<'a> {
     pub request_id: &'a str,
     pub referer: &'a str,
     pub user_agent: &'a str,
+    /// The request's headers, kept only when the format reads them
+    /// (`$http_*`, `$cookie_*`: [`crate::config::log_format::LineFormat::needs_headers`]).
+    pub headers: Option<&'a hyper::HeaderMap>,
 }
 
 /// The line for `e` in `format`, newline included.
@@ -49,7 +52,7 @@ pub fn custom(f: &LogFormat, e: &Entry, now: SystemTime) -> String {
     for p in f.pieces() {
         match p {
             Piece::Text(t) => out.push_str(t),
-            Piece::Var(v) => value(&mut out, *v, e, now),
+            Piece::Var(v) => value(&mut out, v, e, now),
         }
     }
     out
@@ -146,6 +149,7 @@ pub(crate) fn sample_entry() -> Entry<'static> {
         request_id: "abc",
         referer: "",
         user_agent: "curl/8",
+        headers: None,
     }
 }
 
@@ -164,7 +168,7 @@ fn escaped(out: &mut String, s: &str) {
     }
 }
 
-fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
+fn value(out: &mut String, v: &Var, e: &Entry, now: SystemTime) {
     let (path, query) = e.target.split_once('?').unwrap_or((e.target, ""));
     let secs = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64());
     match v {
@@ -211,6 +215,12 @@ fn value(out: &mut String, v: Var, e: &Entry, now: SystemTime) {
             None => out.push('-'),
         },
         Var::RequestId => escaped(out, e.request_id),
+        Var::PerRequest(r) => escaped(
+            out,
+            r.lookup(e.headers, e.target.split_once('?').map(|(_, q)| q))
+                .as_deref()
+                .unwrap_or(""),
+        ),
     }
 }
 
@@ -340,6 +350,26 @@ mod tests {
         let f = LogFormat::parse("$upstream_addr $upstream_response_time $body_bytes_sent $args")
             .unwrap();
         assert_eq!(custom(&f, &none, at()), "- - - -\n");
+    }
+
+    #[test]
+    fn request_variables_render_escaped() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert("x-forwarded-for", "198.51.100.4, 10.0.0.1".parse().unwrap());
+        h.insert("cookie", "sid=\"q\"".parse().unwrap());
+        let f = LogFormat::parse("$http_x_forwarded_for|$cookie_sid|$arg_y|$http_x_none").unwrap();
+        assert!(LineFormat::Custom(std::sync::Arc::new(f.clone())).needs_headers());
+        let e = Entry {
+            headers: Some(&h),
+            ..entry()
+        };
+        assert_eq!(
+            custom(&f, &e, at()),
+            "198.51.100.4, 10.0.0.1|\\x22q\\x22|1|-\n"
+        );
+        assert_eq!(custom(&f, &entry(), at()), "-|-|1|-\n");
+        let plain = LogFormat::parse("$arg_y $http_user_agent").unwrap();
+        assert!(!LineFormat::Custom(std::sync::Arc::new(plain)).needs_headers());
     }
 
     #[test]

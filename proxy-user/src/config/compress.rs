@@ -102,6 +102,45 @@ pub struct FileCompress {
     pub zstd_level: Option<Spanned<i64>>,
 }
 
+/// A route's `compress`: `false` turns compression off for it, `true` on
+/// (with `[compress]`'s settings, else the defaults), and a table gives
+/// its own settings (each key defaulting as in `[compress]`). Absent: the
+/// route compresses as `[compress]` says. The result is what the route
+/// uses.
+pub(super) fn route(
+    loc: &Locator,
+    value: Option<Spanned<toml::Value>>,
+    site: Option<&CompressSettings>,
+) -> Result<Option<std::sync::Arc<CompressSettings>>, ConfigError> {
+    let Some(v) = value else {
+        return Ok(site.cloned().map(std::sync::Arc::new));
+    };
+    let span = v.span();
+    let settings = match v.into_inner() {
+        toml::Value::Boolean(false) => None,
+        toml::Value::Boolean(true) => Some(site.cloned().unwrap_or_default()),
+        toml::Value::Table(t) => {
+            // Spanned fields do not deserialize from a Value: through text.
+            let text = toml::to_string(&t).unwrap_or_default();
+            let file: FileCompress = toml::from_str(&text)
+                .map_err(|e| loc.error(span.clone(), format!("compress: {}", e.message())))?;
+            // Values inside an inline table carry no spans of their own:
+            // an error names the `compress` key.
+            compress(loc, Some(file)).map_err(|e| match e {
+                ConfigError::Invalid { message, .. } => loc.error(span.clone(), message),
+                other => other,
+            })?
+        }
+        _ => {
+            return Err(loc.error(
+                span,
+                "compress: expected true, false or a table of [compress] keys",
+            ));
+        }
+    };
+    Ok(settings.map(std::sync::Arc::new))
+}
+
 pub(super) fn compress(
     loc: &Locator,
     c: Option<FileCompress>,
@@ -200,6 +239,49 @@ mod tests {
             .unwrap();
         assert_eq!(c.encodings, vec![Coding::Gzip]);
         assert_eq!((c.min_length, c.gzip_level), (1024, 6));
+    }
+
+    #[test]
+    fn a_route_turns_it_off_on_or_sets_its_own() {
+        let cfg = |site: &str, route: &str| {
+            Config::parse(
+                &format!("{site}\n[[route]]\npath = \"/x\"\nrespond = 200\n{route}\n"),
+                Path::new("rampart.toml"),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let site = "[compress]\nencodings = [\"gzip\"]";
+        let c = cfg(site, "").unwrap();
+        assert_eq!(c.routes[0].compress.as_deref(), c.compress.as_ref());
+        assert!(
+            cfg(site, "compress = false").unwrap().routes[0]
+                .compress
+                .is_none()
+        );
+        let on = cfg("", "compress = true").unwrap();
+        assert!(on.compress.is_none());
+        assert_eq!(
+            on.routes[0].compress.as_deref(),
+            Some(&CompressSettings::default())
+        );
+        let own = cfg(site, "compress = { gzip_level = 9, min_length = \"1k\" }").unwrap();
+        let r = own.routes[0].compress.as_deref().unwrap();
+        assert_eq!((r.gzip_level, r.min_length), (9, 1024));
+        let e = cfg(site, "compress = { gzip_level = 12 }").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:6:12: gzip_level must be between 1 and 9"),
+            "{e}"
+        );
+        let e = cfg(site, "compress = { level = 1 }").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:6:12: compress: unknown field"),
+            "{e}"
+        );
+        let e = cfg(site, "compress = \"gzip\"").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:6:12: compress: expected true"),
+            "{e}"
+        );
     }
 
     #[test]

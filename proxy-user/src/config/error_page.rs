@@ -45,6 +45,11 @@ impl ErrorPages {
     pub fn get(&self, status: u16) -> Option<&Arc<ErrorPage>> {
         self.0.get(&status)
     }
+
+    /// Each status and its page, by status.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &Arc<ErrorPage>)> {
+        self.0.iter().map(|(s, p)| (*s, p))
+    }
 }
 
 pub(super) fn error_pages(
@@ -105,6 +110,21 @@ pub(super) fn error_pages(
     Ok(ErrorPages(out))
 }
 
+/// A route's `error_page` list: its own pages, replacing the
+/// `[[error_page]]`s as a location's `error_page` replaces the inherited
+/// ones in nginx (`error_page = []`: none). Absent: the site's.
+pub(super) fn route(
+    loc: &Locator,
+    base: &Path,
+    pages: Option<Vec<Spanned<FileErrorPage>>>,
+    site: &ErrorPages,
+) -> Result<ErrorPages, ConfigError> {
+    match pages {
+        None => Ok(site.clone()),
+        Some(list) => error_pages(loc, base, list),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
@@ -136,6 +156,23 @@ mod tests {
         let e = parse("[[error_page]]\nstatus = [502]\nfile = \"50x.html\"\n[[error_page]]\nstatus = [502]\nfile = \"50x.html\"\n").unwrap_err();
         assert!(
             e.contains("rampart.toml:5:11: status 502 already has"),
+            "{e}"
+        );
+        let route = "[[route]]\npath = \"/api/\"\nrespond = 502\n";
+        let own = parse(&format!("[[error_page]]\nstatus = [502]\nfile = \"50x.html\"\n{route}error_page = [{{ status = [404], file = \"50x.html\" }}]\n")).unwrap();
+        assert!(own.routes[0].error_pages.get(502).is_none(), "replaced");
+        assert!(own.routes[0].error_pages.get(404).is_some());
+        let inherit = parse(&format!(
+            "[[error_page]]\nstatus = [502]\nfile = \"50x.html\"\n{route}"
+        ))
+        .unwrap();
+        assert!(inherit.routes[0].error_pages.get(502).is_some());
+        let e = parse(&format!(
+            "{route}error_page = [{{ status = [404], file = \"gone.html\" }}]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("rampart.toml:4:") && e.contains("gone.html"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -125,6 +125,7 @@ pub struct FileListener {
     pub http2: Option<bool>,
     pub redirect_https: Option<bool>,
     pub redirect_https_port: Option<Spanned<i64>>,
+    pub redirect_https_host: Option<Spanned<String>>,
     pub backlog: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub tls_min_version: Option<Spanned<String>>,
@@ -225,6 +226,12 @@ pub struct FileRoute {
     pub auth_basic: Option<Spanned<String>>,
     pub auth_basic_user_file: Option<Spanned<String>>,
     pub auth_request: Option<Spanned<super::auth_request::FileAuthRequest>>,
+    /// `false`, `true` or a `[compress]`-shaped table (nginx's `gzip` in a
+    /// location).
+    pub compress: Option<Spanned<toml::Value>>,
+    /// This route's error pages instead of the `[[error_page]]`s (nginx's
+    /// `error_page` in a location).
+    pub error_page: Option<Vec<Spanned<super::error_page::FileErrorPage>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,9 +48,29 @@ pub struct HeaderRules {
     pub response: Vec<ResponseOp>,
 }
 
+fn needs_headers(op: &Op) -> bool {
+    match op {
+        Op::Set(_, Value::Template(t))
+        | Op::Add(_, Value::Template(t))
+        | Op::Default(_, Value::Template(t)) => t.needs_headers(),
+        _ => false,
+    }
+}
+
 impl HeaderRules {
     pub fn is_empty(&self) -> bool {
         self.request.is_empty() && self.response.is_empty()
+    }
+
+    /// Whether a response rule reads the request's headers (`$http_*`,
+    /// `$cookie_*`), which must then be kept until the response.
+    pub fn response_needs_headers(&self) -> bool {
+        self.response.iter().any(|r| needs_headers(&r.op))
+    }
+
+    /// Whether a request rule reads the request's headers.
+    pub fn request_needs_headers(&self) -> bool {
+        self.request.iter().any(needs_headers)
     }
 
     /// One line per rule, in order, as `config show` lists them.

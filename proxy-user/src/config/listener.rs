@@ -25,6 +25,10 @@ pub struct Listener {
     /// `redirect_https_port`, else the port of the configuration's only TLS
     /// port, else 443. See [`resolve_redirect_ports`].
     pub redirect_https_port: u16,
+    /// The host that redirect names (`redirect_https_host`, nginx's
+    /// `return 301 https://$server_name$request_uri`); `None`: the host the
+    /// client asked for (`$host`).
+    pub redirect_https_host: Option<String>,
     /// Accept queue length (`listen(2)` backlog).
     pub backlog: u32,
     /// Concurrent connections on this listener; more wait in the backlog.
@@ -146,7 +150,23 @@ pub(super) fn listener(
         }
         Some(p) => Some(int_in(loc, p, 1, 65535, "redirect_https_port")? as u16),
     };
+    let redirect_https_host = match &l.redirect_https_host {
+        None => None,
+        Some(h) if !redirect_https => {
+            return Err(loc.error(
+                h.span(),
+                "redirect_https_host needs redirect_https = true on this listener",
+            ));
+        }
+        Some(h) => Some(redirect_host(h.get_ref()).map_err(|why| {
+            loc.error(
+                h.span(),
+                format!("redirect_https_host `{}`: {why}", h.get_ref()),
+            )
+        })?),
+    };
     Ok(Listener {
+        redirect_https_host,
         bind,
         name: l.name.map(|n| n.into_inner()),
         id: 0,
@@ -162,6 +182,70 @@ pub(super) fn listener(
         })? as usize,
         proxy_protocol: l.proxy_protocol.unwrap_or(false),
     })
+}
+
+/// A host name or address for a Location header: letters, digits, `.`,
+/// `-`, `_`, or a bracketed IPv6 address; no port (that is
+/// `redirect_https_port`), no scheme, no path.
+fn redirect_host(h: &str) -> Result<String, &'static str> {
+    let ok = if let Some(v6) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    if ok {
+        Ok(h.to_ascii_lowercase())
+    } else {
+        Err(
+            "expected a host name such as \"example.com\" (no scheme, port or path; the port is redirect_https_port)",
+        )
+    }
+}
+
+/// Checks that redirect listeners sharing a port name one host: a request
+/// knows the port it came in on, not the address (`ConnInfo`), so the
+/// redirect's host is found by port ([`redirect_host_for`]).
+/// `spans` are the listeners' tables.
+pub(super) fn check_redirect_hosts(
+    loc: &Locator,
+    listeners: &[Listener],
+    spans: &[std::ops::Range<usize>],
+) -> Result<(), ConfigError> {
+    let redirects: Vec<(usize, &Listener)> = listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.redirect_https)
+        .collect();
+    for (i, (_, a)) in redirects.iter().enumerate() {
+        for (j, b) in &redirects[i + 1..] {
+            if a.bind.port() == b.bind.port() && a.redirect_https_host != b.redirect_https_host {
+                return Err(loc.error(
+                    spans.get(*j).cloned().unwrap_or(0..0),
+                    format!(
+                        "listeners {} and {} redirect to https from one port with different redirect_https_host: give them the same one",
+                        a.bind, b.bind
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `redirect_https_host` of the redirect listeners on `port` (those
+/// bound to port 0, as tests do, when none is bound to `port` itself).
+pub fn redirect_host_for(listeners: &[Listener], port: u16) -> Option<&str> {
+    let on = |p: u16| {
+        listeners
+            .iter()
+            .find(move |l| l.redirect_https && l.bind.port() == p)
+    };
+    on(port)
+        .or_else(|| on(0))
+        .and_then(|l| l.redirect_https_host.as_deref())
 }
 
 /// Gives each redirect listener without `redirect_https_port` (left as 0
@@ -234,6 +318,7 @@ mod tests {
             http2: false,
             redirect_https: true,
             redirect_https_port: redirect_port,
+            redirect_https_host: None,
             backlog: 1024,
             max_connections: 10,
             proxy_protocol: false,
@@ -265,6 +350,32 @@ mod tests {
             parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https_port = 8443").unwrap_err();
         assert!(
             e.starts_with("rampart.toml:3:23: redirect_https_port needs redirect_https = true"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redirect_host_is_a_bare_host_and_one_per_port() {
+        let cfg = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"Example.com\"").unwrap();
+        assert_eq!(
+            cfg.listeners[0].redirect_https_host.as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(redirect_host_for(&cfg.listeners, 80), Some("example.com"));
+        assert_eq!(redirect_host_for(&cfg.listeners, 81), None);
+        for bad in ["https://example.com", "example.com:8443", "a/b", ""] {
+            let e = parse(&format!("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"{bad}\"")).unwrap_err();
+            assert!(
+                e.starts_with("rampart.toml:4:23: redirect_https_host"),
+                "{e}"
+            );
+        }
+        let e = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https_host = \"a.example\"")
+            .unwrap_err();
+        assert!(e.contains("needs redirect_https = true"), "{e}");
+        let e = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"a.example\"\n[[listener]]\nbind = \"[::]:80\"\nredirect_https = true\n").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:5:1: listeners 0.0.0.0:80 and [::]:80"),
             "{e}"
         );
     }

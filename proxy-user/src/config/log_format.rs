@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::request_var::RequestVar;
+
 /// How each access line is written (`[http] access_log_format`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum LineFormat {
@@ -28,10 +30,22 @@ impl LineFormat {
             LineFormat::Custom(f) => &f.source,
         }
     }
+
+    /// Whether a line reads the request's headers beyond Referer and
+    /// User-Agent (`$http_*`, `$cookie_*`): they must then be kept.
+    pub fn needs_headers(&self) -> bool {
+        match self {
+            LineFormat::Custom(f) => f
+                .pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Var(Var::PerRequest(r)) if r.needs_headers())),
+            _ => false,
+        }
+    }
 }
 
 /// A variable a template may use, named as nginx names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Var {
     RemoteAddr,
     RemoteUser,
@@ -54,6 +68,8 @@ pub enum Var {
     UpstreamAddr,
     UpstreamResponseTime,
     RequestId,
+    /// `$http_*` (other than the two above), `$cookie_*`, `$arg_*`.
+    PerRequest(RequestVar),
 }
 
 const VARS: &[(&str, Var)] = &[
@@ -98,7 +114,10 @@ pub struct LogFormat {
 /// Why a template does not compile; `at` is the byte offset in the template.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FormatError {
-    #[error("unknown access log variable `${name}`; known: {}", known())]
+    #[error(
+        "unknown access log variable `${name}`; known: {}, $http_NAME, $cookie_NAME, $arg_NAME",
+        known()
+    )]
     Unknown { name: String, at: usize },
     #[error("`$` without a variable name (write `$remote_addr` or `${{remote_addr}}`)")]
     Empty { at: usize },
@@ -151,7 +170,8 @@ impl LogFormat {
             let var = VARS
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, v)| *v)
+                .map(|(_, v)| v.clone())
+                .or_else(|| RequestVar::parse(name).map(Var::PerRequest))
                 .ok_or_else(|| FormatError::Unknown {
                     name: name.to_string(),
                     at,

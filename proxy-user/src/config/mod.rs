@@ -53,7 +53,7 @@ pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
-pub use listener::{CertFiles, Listener, TlsSettings};
+pub use listener::{CertFiles, Listener, TlsSettings, redirect_host_for};
 pub use log::LogSettings;
 pub use path_match::PathMatch;
 pub use real_ip::{RealIp, RealIpHeader, unmapped as real_ip_unmapped};
@@ -107,6 +107,13 @@ pub struct Config {
     pub compress: Option<compress::CompressSettings>,
     /// Pages answered instead of error responses, by status.
     pub error_pages: error_page::ErrorPages,
+    /// A response header rule or the access log reads the request's
+    /// headers (`$http_*`, `$cookie_*`): a request keeps a copy of them
+    /// until its response. False (no copy) otherwise.
+    pub keep_request_headers: bool,
+    /// `[compress]` or a route's `compress` is on: requests keep their
+    /// `Accept-Encoding` until the response.
+    pub compress_any: bool,
 }
 
 impl Config {
@@ -197,6 +204,7 @@ impl Config {
         for (id, l) in listeners.iter_mut().enumerate() {
             l.id = id;
         }
+        listener::check_redirect_hosts(&loc, &listeners, &listener_spans)?;
         listener::resolve_redirect_ports(&mut listeners);
         if let Some(f) = filter.as_mut() {
             f.syn_cookies.resolve_ports(&listeners);
@@ -243,6 +251,8 @@ impl Config {
             max_body: http.max_body,
             base,
             headers: &headers,
+            compress: compress.as_ref(),
+            error_pages: &error_pages,
         };
         let mut routes = raw
             .route
@@ -256,7 +266,16 @@ impl Config {
             .iter()
             .map(|r| r.max_body)
             .fold(http.body_memory_per_connection.max(http.max_body), u64::max);
+        let keep_request_headers = routes
+            .iter()
+            .filter_map(|r| r.headers.as_deref())
+            .chain(headers.unrouted.as_deref())
+            .any(|h| h.response_needs_headers())
+            || http.access_log_format.needs_headers();
+        let compress_any = compress.is_some() || routes.iter().any(|r| r.compress.is_some());
         Ok(Config {
+            compress_any,
+            keep_request_headers,
             instance: name,
             filter,
             listeners,

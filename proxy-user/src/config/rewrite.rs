@@ -12,8 +12,13 @@ pub enum Rewrite {
     /// `upstream_path`: the route's `path` prefix is replaced by `with`.
     Prefix { prefix: String, with: String },
     /// `rewrite = [REGEX, TARGET]`: a path the regex finds a match in
-    /// becomes TARGET, its `$N` the captures.
-    Regex { re: regex::Regex, to: Template },
+    /// becomes TARGET, its `$N` the captures. `last` (nginx's flag): the
+    /// routes are searched again for the new path (see [`crate::http::route`]).
+    Regex {
+        re: regex::Regex,
+        to: Template,
+        last: bool,
+    },
 }
 
 impl PartialEq for Rewrite {
@@ -22,9 +27,14 @@ impl PartialEq for Rewrite {
             (Rewrite::Prefix { prefix, with }, Rewrite::Prefix { prefix: p, with: w }) => {
                 prefix == p && with == w
             }
-            (Rewrite::Regex { re, to }, Rewrite::Regex { re: r, to: t }) => {
-                re.as_str() == r.as_str() && to == t
-            }
+            (
+                Rewrite::Regex { re, to, last },
+                Rewrite::Regex {
+                    re: r,
+                    to: t,
+                    last: l,
+                },
+            ) => re.as_str() == r.as_str() && to == t && last == l,
             _ => false,
         }
     }
@@ -35,7 +45,10 @@ impl std::fmt::Display for Rewrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rewrite::Prefix { prefix, with } => write!(f, "prefix {prefix} -> {with}"),
-            Rewrite::Regex { re, to } => write!(f, "rewrite {} {to}", re.as_str()),
+            Rewrite::Regex { re, to, last } => {
+                let flag = if *last { "last" } else { "break" };
+                write!(f, "rewrite {} {to} {flag}", re.as_str())
+            }
         }
     }
 }
@@ -73,16 +86,30 @@ pub(super) fn rewrite(
             }))
         }
         (None, Some(rw)) => {
-            let [re, to] = rw.get_ref().as_slice() else {
-                return Err(loc.error(
-                    rw.span(),
-                    "rewrite = [\"REGEX\", \"TARGET\"], e.g. [\"^/old/(.*)$\", \"/new/$1\"]",
-                ));
+            let (re, to, last) = match rw.get_ref().as_slice() {
+                [re, to] => (re, to, false),
+                [re, to, flag] => match flag.get_ref().as_str() {
+                    "break" => (re, to, false),
+                    "last" => (re, to, true),
+                    other => {
+                        return Err(loc.error(
+                            flag.span(),
+                            format!("rewrite flag `{other}`: expected \"break\" (the default) or \"last\""),
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(loc.error(
+                        rw.span(),
+                        "rewrite = [\"REGEX\", \"TARGET\"] or [\"REGEX\", \"TARGET\", \"last\"], e.g. [\"^/old/(.*)$\", \"/new/$1\"]",
+                    ));
+                }
             };
-            if r.upstream.is_none() && r.static_dir.is_none() && r.root.is_none() {
+            // `last` sends the request to another route: any route may.
+            if !last && r.upstream.is_none() && r.static_dir.is_none() && r.root.is_none() {
                 return Err(loc.error(
                     rw.span(),
-                    "rewrite is for upstream and static routes (a redirect or respond route uses variables instead)",
+                    "rewrite is for upstream and static routes (a redirect or respond route uses variables instead, or rewrites with \"last\")",
                 ));
             }
             if !re.get_ref().is_ascii() {
@@ -107,6 +134,7 @@ pub(super) fn rewrite(
             Ok(Some(Rewrite::Regex {
                 re: regex,
                 to: target,
+                last,
             }))
         }
     }
@@ -155,5 +183,14 @@ mod tests {
             assert!(e.starts_with(want), "{route}: {e}");
         }
         assert!(parse("path = \"/api/\"\nupstream = \"app\"\nupstream_path = \"/\"").is_ok());
+        let e =
+            parse("upstream = \"app\"\nrewrite = [\"^/a\", \"/b\", \"permanent\"]").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:5:25: rewrite flag `permanent`"),
+            "{e}"
+        );
+        let c = parse("respond = 404\nrewrite = [\"^/a/(.*)\", \"/b/$1\", \"last\"]").unwrap();
+        assert!(c.routes[0].rewrite.as_ref().unwrap().is_last());
+        assert!(parse("respond = 404\nrewrite = [\"^/a/(.*)\", \"/b/$1\"]").is_err());
     }
 }

@@ -34,6 +34,11 @@ pub struct Route {
     pub basic_auth: Option<std::sync::Arc<super::basic_auth::BasicAuth>>,
     /// `auth_request`: a subrequest to an auth service decides.
     pub auth_request: Option<super::AuthRequest>,
+    /// How its responses are compressed (the route's `compress`, else
+    /// `[compress]`); `None`: not at all.
+    pub compress: Option<std::sync::Arc<super::compress::CompressSettings>>,
+    /// Its error pages (the route's `error_page`, else `[[error_page]]`).
+    pub error_pages: super::error_page::ErrorPages,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ impl PartialEq for Route {
             && self.access == other.access
             && self.basic_auth == other.basic_auth
             && self.auth_request == other.auth_request
+            && self.compress == other.compress
+            && self.error_pages == other.error_pages
     }
 }
 
@@ -115,6 +122,8 @@ pub(super) struct Known<'a> {
     pub max_body: u64,
     pub base: &'a std::path::Path,
     pub headers: &'a super::HeaderDefaults,
+    pub compress: Option<&'a super::compress::CompressSettings>,
+    pub error_pages: &'a super::error_page::ErrorPages,
 }
 
 pub(super) fn route(
@@ -230,6 +239,9 @@ pub(super) fn route(
     )?;
     let auth_request =
         super::auth_request::auth_request(loc, known.upstreams, r.auth_request.take())?;
+    let compress = super::compress::route(loc, r.compress.take(), known.compress)?;
+    let error_pages =
+        super::error_page::route(loc, known.base, r.error_page.take(), known.error_pages)?;
     Ok(Route {
         matcher: Matcher {
             path,
@@ -246,6 +258,8 @@ pub(super) fn route(
         access,
         basic_auth,
         auth_request,
+        compress,
+        error_pages,
     })
 }
 

@@ -59,6 +59,18 @@ pub fn check(out: &Output, path: &Path) -> Result<()> {
 }
 
 pub fn show(out: &Output, cfg: &Config) -> Result<()> {
+    let value = view(cfg);
+    out.emit(&value, || {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+/// The configuration as `config show` prints it.
+fn view(cfg: &Config) -> serde_json::Value {
     let mut value = match &cfg.filter {
         None => json!({ "filter": null }),
         Some(f) => json!({ "filter": {
@@ -171,20 +183,46 @@ pub fn show(out: &Output, cfg: &Config) -> Result<()> {
         "access_log": r.access_log,
         "rewrite": r.rewrite.as_ref().map(ToString::to_string),
         "headers": r.headers.as_ref().map(|h| h.describe()).unwrap_or_default(),
+        "compress": compress(r.compress.as_deref()),
+        "error_page": pages(&r.error_pages),
     })).collect::<Vec<_>>());
+    value["compress"] = compress(cfg.compress.as_ref());
+    value["error_page"] = pages(&cfg.error_pages);
     value["instance"] = json!(cfg.instance);
     value["control"] = json!({
         "socket": cfg.control.socket,
         "state_file": cfg.control.state_file,
     });
     value["admin"] = json!({ "bind": cfg.admin.bind.map(|b| b.to_string()) });
-    out.emit(&value, || {
-        format!(
-            "{}\n",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        )
-    });
-    Ok(())
+    value
+}
+
+/// `[compress]` (or a route's), `null` when off.
+fn compress(c: Option<&crate::config::compress::CompressSettings>) -> serde_json::Value {
+    c.map_or(serde_json::Value::Null, |c| {
+        json!({
+            "encodings": c.encodings.iter().map(|e| e.token()).collect::<Vec<_>>(),
+            "types": c.types,
+            "min_length": c.min_length,
+            "gzip_level": c.gzip_level,
+            "brotli_level": c.brotli_level,
+            "zstd_level": c.zstd_level,
+        })
+    })
+}
+
+/// Error pages by status: what is sent (the files were read at load).
+fn pages(p: &crate::config::error_page::ErrorPages) -> serde_json::Value {
+    json!(
+        p.iter()
+            .map(|(status, page)| json!({
+                "status": status,
+                "content_type": page.content_type,
+                "bytes": page.body.len(),
+                "intercept": page.intercept,
+            }))
+            .collect::<Vec<_>>()
+    )
 }
 
 /// Durations as seconds (fractions kept), as JSON readers expect numbers.
@@ -205,6 +243,7 @@ fn listener(l: &Listener) -> serde_json::Value {
         "http2": l.http2,
         "redirect_https": l.redirect_https,
         "redirect_https_port": l.redirect_https_port,
+        "redirect_https_host": l.redirect_https_host,
         "backlog": l.backlog,
         "max_connections": l.max_connections,
     })
@@ -269,5 +308,32 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn show_lists_compression_and_error_pages() {
+        let dir = std::env::temp_dir().join(format!("rampart-show-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("50x.html"), "<h1>down</h1>").unwrap();
+        let cfg = Config::parse(
+            "[compress]\nencodings = [\"gzip\"]\n\
+             [[error_page]]\nstatus = [502, 503]\nfile = \"50x.html\"\nintercept = true\n\
+             [[route]]\nrespond = 200\ncompress = false\nerror_page = []\n",
+            &dir.join("rampart.toml"),
+        )
+        .unwrap();
+        let v = super::view(&cfg);
+        assert_eq!(v["compress"]["encodings"], serde_json::json!(["gzip"]));
+        assert_eq!(v["compress"]["min_length"], 256);
+        let pages = v["error_page"].as_array().unwrap();
+        assert_eq!(pages.len(), 2);
+        assert_eq!(pages[1]["status"], 503);
+        assert_eq!(pages[1]["intercept"], true);
+        assert_eq!(pages[1]["bytes"], 13);
+        assert_eq!(v["routes"][0]["compress"], serde_json::Value::Null);
+        assert_eq!(v["routes"][0]["error_page"], serde_json::json!([]));
+        let off = super::view(&Config::parse("", Path::new("x.toml")).unwrap());
+        assert_eq!(off["compress"], serde_json::Value::Null);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

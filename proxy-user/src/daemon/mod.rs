@@ -119,6 +119,13 @@ impl Daemon {
         // Escalation reports come to the main loop, which owns the kernel maps.
         let (reports, auto_bans) = mpsc::channel(crate::escalate::QUEUE);
         let services = Arc::new(Services::new(reports));
+        // `rampart maintenance on` outlives a restart (the state file).
+        if runtime.state.maintenance {
+            warn!(
+                "maintenance is on (from the state file): every request gets 503 until `rampart maintenance off`"
+            );
+            services.maintenance.set(true);
+        }
         let shared = Shared::new(State::build(config.clone(), services.clone(), None));
         let state = shared.load();
         // Loaded, not yet attached, nothing written: the reconciler writes

@@ -73,11 +73,16 @@ impl Daemon {
         }
     }
 
-    /// Shows or sets the maintenance switch (every request 503).
-    fn maintenance(&self, on: Option<bool>) -> serde_json::Value {
+    /// Shows or sets the maintenance switch (every request 503), kept in
+    /// the state file so that a restart keeps it.
+    fn maintenance(&mut self, on: Option<bool>) -> serde_json::Value {
         let state = self.shared.load();
         if let Some(on) = on {
             state.services.maintenance.set(on);
+            if self.runtime.state.maintenance != on {
+                self.runtime.state.maintenance = on;
+                self.save();
+            }
             info!(
                 "maintenance {}",
                 if on {

@@ -104,8 +104,9 @@ pub struct Asked {
 }
 
 impl Asked {
-    pub fn of(c: &CompressSettings, method: &Method, headers: &HeaderMap) -> Asked {
-        let coding = match headers.get(header::ACCEPT_ENCODING) {
+    /// What a request with this method and `Accept-Encoding` takes.
+    pub fn of_accept(c: &CompressSettings, method: &Method, accept: Option<&HeaderValue>) -> Asked {
+        let coding = match accept {
             Some(a) if method != Method::HEAD => choose(a, &c.encodings),
             _ => None,
         };

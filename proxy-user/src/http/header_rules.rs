@@ -98,6 +98,7 @@ mod tests {
             request_uri: "/",
             uri: "/",
             args: None,
+            headers: None,
         }
     }
 

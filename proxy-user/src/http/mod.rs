@@ -124,8 +124,17 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         kept(header::USER_AGENT),
         host_of(&req),
     );
-    let asked = (state.config.compress.as_ref())
-        .map(|c| compress::Asked::of(c, req.method(), req.headers()));
+    let kept_headers = state
+        .config
+        .keep_request_headers
+        .then(|| req.headers().clone());
+    // The route's compression is known after dispatch: keep what the
+    // client accepts (a reference-counted copy) when any is configured.
+    let accept = state
+        .config
+        .compress_any
+        .then(|| req.headers().get(header::ACCEPT_ENCODING).cloned())
+        .flatten();
     let (result, index) = if state.services.maintenance.on() {
         (Ok(error_page::maintenance(&state.config.error_pages)), None)
     } else {
@@ -134,8 +143,9 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
-    if !state.config.error_pages.is_empty() && resp.status().as_u16() >= 400 {
-        resp = error_page::apply(&state.config.error_pages, resp);
+    let pages = route.map_or(&state.config.error_pages, |r| &r.error_pages);
+    if !pages.is_empty() && resp.status().as_u16() >= 400 {
+        resp = error_page::apply(pages, resp);
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
@@ -162,7 +172,12 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             tokio::time::Instant::now(),
         );
     }
-    if let (Some(c), Some(asked)) = (&state.config.compress, asked) {
+    let compression = match route {
+        Some(r) => r.compress.as_deref(),
+        None => state.config.compress.as_ref(),
+    };
+    if let Some(c) = compression {
+        let asked = compress::Asked::of_accept(c, &method, accept.as_ref());
         resp = compress::response(c, asked, resp);
     }
     resp.headers_mut()
@@ -175,6 +190,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         let normal = path::normalise(uri.path()).unwrap_or(Cow::Borrowed(uri.path()));
         let vars = template::Vars {
             uri: &normal,
+            headers: kept_headers.as_ref(),
             ..vars_of(conn, host.as_deref(), &request_id, None, &uri)
         };
         let status = resp.status();
@@ -212,6 +228,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
             request_id: request_id.to_str().unwrap_or(""),
             referer: &referer,
             user_agent: &user_agent,
+            headers: kept_headers.as_ref(),
         };
         match &state.access_log {
             Some(log) => log.write(&entry),
@@ -261,6 +278,9 @@ async fn dispatch(
                 None,
             );
         };
+        // `redirect_https_host`: nginx's `https://$server_name...`.
+        let host = crate::config::redirect_host_for(&state.config.listeners, conn.server_port)
+            .unwrap_or(host);
         return (
             Ok(redirect(
                 StatusCode::MOVED_PERMANENTLY,
@@ -302,12 +322,10 @@ async fn dispatch(
             );
         }
     };
-    let path = req.uri().path();
-    let Some(index) = vhost::route(&state.config, server, host, path) else {
-        return (
-            Err(ProxyError::downstream(StatusCode::NOT_FOUND, "no route")),
-            None,
-        );
+    let index = match route::find_rewritten(state, conn, server, host, request_id, &mut original, &mut req)
+    {
+        Ok(i) => i,
+        Err((e, i)) => return (Err(e), i),
     };
     let route = &state.config.routes[index];
     if !route.limits.is_empty() {
@@ -335,10 +353,10 @@ async fn dispatch(
             }
         }
     }
-    if let Some(rw) = &route.rewrite {
+    if let Some(rw) = route.rewrite.as_ref().filter(|r| !r.is_last()) {
         let rewritten = rw.apply(
             req.uri(),
-            &vars_of(conn, host, request_id, original.as_ref(), req.uri()),
+            &vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers()),
         );
         match rewritten {
             Ok(None) => {}
@@ -385,13 +403,12 @@ async fn dispatch(
         Action::Respond { status, body } => {
             let body = match body.literal() {
                 Some(b) => Cow::Borrowed(b),
-                None => Cow::Owned(body.render(&vars_of(
-                    conn,
-                    host,
-                    request_id,
-                    original.as_ref(),
-                    req.uri(),
-                ))),
+                None => Cow::Owned(
+                    body.render(
+                        &vars_of(conn, host, request_id, original.as_ref(), req.uri())
+                            .with(req.headers()),
+                    ),
+                ),
             };
             Ok(text(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -399,13 +416,9 @@ async fn dispatch(
             ))
         }
         Action::Redirect { to, status } => {
-            let location = to.render(&vars_of(
-                conn,
-                host,
-                request_id,
-                original.as_ref(),
-                req.uri(),
-            ));
+            let location = to.render(
+                &vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers()),
+            );
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
                 &location,

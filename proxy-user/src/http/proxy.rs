@@ -377,7 +377,11 @@ fn header_rules_on_request(
     host: Option<&HeaderValue>,
     uri: &hyper::Uri,
 ) {
+    // `$http_*` in a request rule reads the client's headers as they came,
+    // before any rule changed them (nginx's proxy_set_header does).
+    let original = rules.request_needs_headers().then(|| head.clone());
     let vars = Vars {
+        headers: original.as_ref(),
         host: host.and_then(|h| h.to_str().ok()).map_or("", bare_host),
         https: down.https,
         remote_addr: down.client.ip(),

@@ -27,6 +27,7 @@ pub(super) fn vars_of<'a>(
             .map_or("/", |p| p.as_str()),
         uri: uri.path(),
         args: uri.query(),
+        headers: None,
     }
 }
 

@@ -15,6 +15,11 @@ use crate::{config::rewrite::Rewrite, path, template::Vars};
 // === impl Rewrite: applying it to a request ===
 
 impl Rewrite {
+    /// nginx's `last`: the routes are searched again after it.
+    pub fn is_last(&self) -> bool {
+        matches!(self, Rewrite::Regex { last: true, .. })
+    }
+
     /// The request target after the rewrite, or `None` when it leaves the
     /// request alone (a regex that finds no match, a path without the prefix).
     pub fn apply(&self, uri: &Uri, vars: &Vars) -> Result<Option<Uri>, ProxyError> {
@@ -26,7 +31,7 @@ impl Rewrite {
                 };
                 (format!("{with}{rest}"), uri.query().map(Cow::Borrowed))
             }
-            Rewrite::Regex { re, to } => {
+            Rewrite::Regex { re, to, .. } => {
                 let Some(caps) = re.captures(path) else {
                     return Ok(None);
                 };
@@ -77,13 +82,18 @@ mod tests {
             request_uri: "/",
             uri: "/",
             args: None,
+            headers: None,
         }
     }
 
     fn regex(re: &str, to: &str) -> Rewrite {
         let re = regex::Regex::new(re).unwrap();
         let to = Template::parse(to, re.captures_len() - 1).unwrap();
-        Rewrite::Regex { re, to }
+        Rewrite::Regex {
+            re,
+            to,
+            last: false,
+        }
     }
 
     fn apply(r: &Rewrite, target: &str) -> Option<String> {

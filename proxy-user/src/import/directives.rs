@@ -281,11 +281,9 @@ pub fn unused(name: &str) -> &'static str {
         }
         "gzip" | "gzip_types" | "gzip_comp_level" | "gzip_min_length" | "gzip_proxied"
         | "gzip_vary" | "gzip_disable" | "gzip_buffers" | "gzip_http_version" => {
-            "only read at http or server level: rampart's [compress] is for every route"
+            "not read here (a location's gzip settings are read with its `gzip`)"
         }
-        "error_page" | "proxy_intercept_errors" => {
-            "only read at http or server level: rampart's [[error_page]]s are for every route"
-        }
+        "error_page" | "proxy_intercept_errors" => "not read here",
         "rewrite" => {
             "only in a location that proxies or serves files (rampart has no server-level rewrite)"
         }

@@ -72,6 +72,10 @@ pub fn parse(bytes: &[u8]) -> Result<(RuntimeState, Vec<String>), String> {
             "weights" => state.weights = map::<u32>(&key, value, &mut skipped),
             "switches" => state.switches = map::<String>(&key, value, &mut skipped),
             "limits" => state.limits = map::<LimitOverride>(&key, value, &mut skipped),
+            "maintenance" => match value {
+                Value::Bool(on) => state.maintenance = on,
+                _ => skipped.push(format!("{key}: not true or false")),
+            },
             _ => skipped.push(format!("{key}: not a state file key")),
         }
     }

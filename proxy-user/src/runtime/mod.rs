@@ -85,6 +85,9 @@ pub struct RuntimeState {
     /// the entries it applied (docs/fleet.md); absent without a fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetCursor>,
+    /// `rampart maintenance on`: every request 503, across restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 /// A position in the fleet's shared log: valid while Redis keeps the same

@@ -116,3 +116,44 @@ async fn maintenance_answers_503_without_a_page_too() {
     p.shared.load().services.maintenance.set(false);
     assert_eq!(get(&c, &url).await.0, StatusCode::OK);
 }
+
+/// `rampart maintenance on` is kept in the state file: a restarted daemon
+/// still answers 503 until `maintenance off`, which is kept too. (A test's
+/// directory goes with its daemon: the state file is carried to the next.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_survives_a_restart() {
+    use proxy_user::control::protocol::Request;
+    let cfg = "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[[route]]\nrespond = 200\n";
+    let c = client();
+    let restart = |p: crate::support::Proxy| async move {
+        let state = std::fs::read(p.dir.join("state.json")).unwrap();
+        p.shutdown().await;
+        let dir = test_dir("maintenance-restart");
+        std::fs::write(dir.join("state.json"), state).unwrap();
+        proxy(&dir, cfg).await
+    };
+    let p = proxy(&test_dir("maintenance-restart"), cfg).await;
+    let on = p.ok(Request::Maintenance { on: Some(true) }).await;
+    assert_eq!(on["maintenance"], true);
+    let status = |p: &crate::support::Proxy| {
+        let url = format!("http://{}/", p.addr());
+        let c = c.clone();
+        async move { get(&c, &url).await.0 }
+    };
+    assert_eq!(status(&p).await, StatusCode::SERVICE_UNAVAILABLE);
+
+    let p = restart(p).await;
+    assert_eq!(
+        status(&p).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "still on after the restart"
+    );
+    let off = p.ok(Request::Maintenance { on: Some(false) }).await;
+    assert_eq!(off["maintenance"], false);
+    assert_eq!(status(&p).await, StatusCode::OK);
+
+    let p = restart(p).await;
+    assert_eq!(status(&p).await, StatusCode::OK, "off is kept too");
+    let shown = p.ok(Request::Maintenance { on: None }).await;
+    assert_eq!(shown["maintenance"], false);
+}

@@ -256,6 +256,20 @@ impl<'a> Translator<'a> {
                 "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass"
             )
         });
+        // Only `rewrite ... last`: the new path's route answers; a path
+        // none of them rewrites gets nginx's 404 (its default root).
+        if handler.is_none()
+            && own
+                .iter()
+                .any(|d| d.name == "rewrite" && d.args.get(2).is_none_or(|f| f == "last"))
+        {
+            t.set("respond", "404".into());
+            t.what
+                .push_str(" (only rewrites: 404 for a path they leave alone)");
+            self.rewrite(&mut t, own, names);
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
         t.set("respond", "502".into());
         t.what.push_str(match handler {
             Some(_) => " (its upstream protocol is not in rampart: answered 502)",
@@ -332,8 +346,11 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// Keys any route may carry: limits, body size, access log.
+    /// Keys any route may carry: limits, body size, access log,
+    /// compression and error pages.
     fn common(&mut self, t: &mut Table, l: &Loc<'a>, limited: bool) {
+        self.route_gzip(t, &l.chain);
+        self.route_error_pages(t, &l.chain);
         if limited {
             let mut names = Vec::new();
             for d in find_all(&l.chain, "limit_req") {

@@ -16,8 +16,10 @@ mod access;
 mod headers;
 mod location;
 mod pages;
+mod redirect;
 mod respond;
 mod rewrite;
+mod route_pages;
 mod server;
 pub mod units;
 mod upstream;
@@ -167,14 +169,20 @@ impl<'a> Translator<'a> {
     }
 
     /// Marks `d` as accounted for with a report of its own.
+    /// A directive read again (a location written once per host, a
+    /// server's gzip read for each of its locations) is reported once.
     fn note(&mut self, d: &Directive, kind: Kind, message: impl Into<String>) {
         self.used.insert(d.id);
-        self.notes.entry(d.id).or_default().push(Report {
+        let r = Report {
             at: d.at(),
             directive: d.name.clone(),
             kind,
             message: message.into(),
-        });
+        };
+        let list = self.notes.entry(d.id).or_default();
+        if !list.contains(&r) {
+            list.push(r);
+        }
     }
 
     fn unsupported(&mut self, d: &Directive, message: impl Into<String>) {
@@ -450,3 +458,5 @@ fn custom_format(f: &Directive) -> Result<String, String> {
 mod tests;
 #[cfg(test)]
 mod tests_keys;
+#[cfg(test)]
+mod tests_routes;

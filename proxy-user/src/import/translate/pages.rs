@@ -11,21 +11,51 @@ use crate::{
     import::{emit, nginx::Directive, report::Kind},
 };
 
+/// What `gzip` and its settings say at one level.
+pub(super) enum Gzip<'a> {
+    Off(&'a Directive),
+    /// `[compress]` keys, and the directives they came from (`gzip` first).
+    On(Vec<(&'static str, String)>, Vec<&'a Directive>),
+    /// Reported.
+    Bad,
+}
+
 impl<'a> Translator<'a> {
     /// `[compress]` from a content server's `gzip` and its settings.
     pub(super) fn gzip(&mut self, chain: &Chain<'a>) {
-        let Some(on) = find(chain, "gzip") else {
-            return;
-        };
-        match on.args.first().map(String::as_str) {
-            Some("on") => {}
-            Some("off") => {
-                self.take(on);
+        let (keys, from) = match self.gzip_settings(chain) {
+            None | Some(Gzip::Bad) => return,
+            Some(Gzip::Off(d)) => {
+                self.take(d);
                 return;
             }
+            Some(Gzip::On(keys, from)) => (keys, from),
+        };
+        let on = from[0];
+        if !self.compress.keys.is_empty() && self.compress.keys != keys_of(&keys) {
+            self.unsupported(on, "servers compress differently, and rampart's [compress] is for every listener: the first server's settings are used");
+            return;
+        }
+        for (k, v) in keys {
+            self.compress.set(k, v);
+        }
+        for d in from {
+            self.compress.from(d.at());
+            self.take(d);
+        }
+        self.gzip_extras(chain);
+    }
+
+    /// The effective `gzip` settings of `chain` (nginx's inheritance);
+    /// `None` when no level says `gzip` (off, nginx's default).
+    pub(super) fn gzip_settings(&mut self, chain: &Chain<'a>) -> Option<Gzip<'a>> {
+        let on = find(chain, "gzip")?;
+        match on.args.first().map(String::as_str) {
+            Some("on") => {}
+            Some("off") => return Some(Gzip::Off(on)),
             _ => {
                 self.unsupported(on, "expected `gzip on` or `gzip off`");
-                return;
+                return Some(Gzip::Bad);
             }
         }
         let mut keys: Vec<(&str, String)> = vec![("encodings", format!("[{}]", emit::s("gzip")))];
@@ -93,17 +123,11 @@ impl<'a> Translator<'a> {
             }
         }
         keys.push(("gzip_level", level.to_string()));
-        if !self.compress.keys.is_empty() && self.compress.keys != keys_of(&keys) {
-            self.unsupported(on, "servers compress differently, and rampart's [compress] is for every listener: the first server's settings are used");
-            return;
-        }
-        for (k, v) in keys {
-            self.compress.set(k, v);
-        }
-        for d in from {
-            self.compress.from(d.at());
-            self.take(d);
-        }
+        Some(Gzip::On(keys, from))
+    }
+
+    /// `gzip_vary`, `gzip_proxied` ... of `chain`: not needed, with why.
+    pub(super) fn gzip_extras(&mut self, chain: &[&'a [Directive]]) {
         for name in [
             "gzip_vary",
             "gzip_buffers",
@@ -136,8 +160,45 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// `[[error_page]]`s from a content server's `error_page CODES /URI`,
-    /// the file found under the root of the location that serves URI.
+    /// One `error_page CODES /URI` as its statuses and the page's file
+    /// (under the root of the location that serves URI, in the server
+    /// block `server`); `None` when reported.
+    pub(super) fn error_page(
+        &mut self,
+        chain: &[&'a [Directive]],
+        server: &'a [Directive],
+        d: &'a Directive,
+    ) -> Option<(Vec<u16>, String)> {
+        let Some((uri, codes)) = d.args.split_last() else {
+            self.unsupported(d, "expected `error_page CODE ... /URI`");
+            return None;
+        };
+        let statuses: Option<Vec<u16>> = codes
+            .iter()
+            .map(|c| c.parse::<u16>().ok().filter(|c| (400..=599).contains(c)))
+            .collect();
+        let Some(statuses) = statuses.filter(|s| !s.is_empty()) else {
+            self.unsupported(
+                d,
+                "only statuses 400 to 599 answered with a page (no `=CODE`, no 3xx)",
+            );
+            return None;
+        };
+        if !uri.starts_with('/') || uri.contains('$') {
+            self.unsupported(d, "only a page of this site (`/path`): named locations, URLs and variables are not in rampart");
+            return None;
+        }
+        let Some(dir) = self.page_root(chain, server, uri) else {
+            self.unsupported(
+                d,
+                format!("no root or alias serves `{uri}`, so the page's file is unknown"),
+            );
+            return None;
+        };
+        Some((statuses, dir))
+    }
+
+    /// `[[error_page]]`s from a content server's `error_page CODES /URI`.
     pub(super) fn error_pages(&mut self, chain: &Chain<'a>, srv: &'a Directive) {
         let intercept = find(chain, "proxy_intercept_errors");
         let on = intercept.is_some_and(|d| d.args.first().map(String::as_str) == Some("on"));
@@ -145,30 +206,7 @@ impl<'a> Translator<'a> {
             if self.used.contains(&d.id) {
                 continue;
             }
-            let Some((uri, codes)) = d.args.split_last() else {
-                self.unsupported(d, "expected `error_page CODE ... /URI`");
-                continue;
-            };
-            let statuses: Option<Vec<u16>> = codes
-                .iter()
-                .map(|c| c.parse::<u16>().ok().filter(|c| (400..=599).contains(c)))
-                .collect();
-            let Some(statuses) = statuses.filter(|s| !s.is_empty()) else {
-                self.unsupported(
-                    d,
-                    "only statuses 400 to 599 answered with a page (no `=CODE`, no 3xx)",
-                );
-                continue;
-            };
-            if !uri.starts_with('/') || uri.contains('$') {
-                self.unsupported(d, "only a page of this site (`/path`): named locations, URLs and variables are not in rampart");
-                continue;
-            }
-            let Some(dir) = self.page_root(chain, srv, uri) else {
-                self.unsupported(
-                    d,
-                    format!("no root or alias serves `{uri}`, so the page's file is unknown"),
-                );
+            let Some((statuses, dir)) = self.error_page(chain, srv.children(), d) else {
                 continue;
             };
             let taken: Vec<u16> = statuses
@@ -212,8 +250,13 @@ impl<'a> Translator<'a> {
 
     /// The file nginx would serve for `uri`: the `location = uri` (or the
     /// server's) `root` + uri, or an `alias` as it is.
-    fn page_root(&self, chain: &Chain<'a>, srv: &'a Directive, uri: &str) -> Option<String> {
-        let exact = srv.children().iter().find(|l| {
+    fn page_root(
+        &self,
+        chain: &[&'a [Directive]],
+        server: &'a [Directive],
+        uri: &str,
+    ) -> Option<String> {
+        let exact = server.iter().find(|l| {
             l.name == "location"
                 && (l.args == ["=", uri] || l.args == [format!("={uri}")] || l.args == [uri])
         });
@@ -234,7 +277,7 @@ impl<'a> Translator<'a> {
     }
 }
 
-fn keys_of(keys: &[(&str, String)]) -> Vec<(String, String)> {
+pub(super) fn keys_of(keys: &[(&str, String)]) -> Vec<(String, String)> {
     keys.iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
         .collect()

@@ -1,12 +1,13 @@
 //! `rewrite REGEX REPLACEMENT [break|last]` in a location as the route's
-//! `rewrite = ["REGEX", "TARGET"]`: the path changed on the way to the
-//! upstream or the files, with `$1`..`$9` and rampart's variables.
+//! `rewrite = ["REGEX", "TARGET"]` (`break`: the path changed on the way
+//! to the upstream or the files) or `["REGEX", "TARGET", "last"]` (`last`
+//! or no flag: the routes searched again for the new path), with `$1`..`$9`
+//! and rampart's variables.
 
 use super::{Translator, vars};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
-    report::Kind,
 };
 
 impl Translator<'_> {
@@ -69,14 +70,15 @@ impl Translator<'_> {
                 return;
             }
         };
+        let last = if flag == Some("break") {
+            String::new()
+        } else {
+            format!(", {}", emit::s("last"))
+        };
         t.set(
             "rewrite",
-            format!("[{}, {}]", emit::s(re), emit::s(&target)),
+            format!("[{}, {}{last}]", emit::s(re), emit::s(&target)),
         );
-        if flag == Some("break") {
-            self.take(d);
-        } else {
-            self.note(d, Kind::Unsupported, "`last` (or no flag) searches the locations again for the new path; rampart keeps the route it chose, as `break`");
-        }
+        self.take(d);
     }
 }

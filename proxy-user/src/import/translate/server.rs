@@ -20,6 +20,8 @@ pub(super) struct Bind {
     pub min13: bool,
     /// `Some(port)` when this address only redirects to HTTPS.
     pub redirect: Option<Option<u16>>,
+    /// The host each of those redirects names (`None`: the client's).
+    pub redirect_hosts: Vec<Option<String>>,
     /// The `return`s that asked for the redirect: (directive id, file:line).
     pub redirect_by: Vec<(usize, String)>,
     /// Whether a server with content (not only a redirect) listens here.
@@ -54,8 +56,9 @@ fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
         }
         _ => (hostport, None),
     };
-    let ok =
-        matches!(host, "$host" | "$http_host" | "$server_name") || names.iter().any(|n| n == host);
+    let ok = matches!(host, "$host" | "$http_host" | "$server_name")
+        || names.iter().any(|n| n == host)
+        || super::redirect::plain_host(host);
     ok.then_some(port.filter(|p| *p != 443))
 }
 
@@ -243,40 +246,7 @@ impl<'a> Translator<'a> {
         for d in kids.iter().filter(|d| d.name == "root") {
             self.note(d, Kind::NotNeeded, "a redirect-only server serves no files");
         }
-        let host = url
-            .trim_start_matches("https://")
-            .trim_end_matches("$request_uri")
-            .split(':')
-            .next()
-            .unwrap_or("");
-        // One name, and nginx redirects to it: what redirect_https sends
-        // to every client that asked for the site by that name.
-        let one_name = match names {
-            [one] if !one.contains(['*', '~']) && !one.starts_with('.') => {
-                host == "$server_name" || host == one
-            }
-            _ => false,
-        };
-        if one_name {
-            self.note(
-                ret_d,
-                Kind::Translated,
-                format!("redirect_https: the Location names the host the client asked for, `{}` for clients that used the server's name", names[0]),
-            );
-        } else if !matches!(host, "$host" | "$http_host") {
-            let named = if host.starts_with("$server_name") {
-                names.first().map_or("", String::as_str)
-            } else {
-                host
-            };
-            self.note(
-                ret_d,
-                Kind::Unsupported,
-                format!("redirect_https keeps the host the client asked for, where nginx names `{named}`: clients that used another name (an address, localhost) are not sent to it"),
-            );
-        } else {
-            self.take(ret_d);
-        }
+        let host = self.redirect_host(ret_d, url, names);
         if let Some(r) = extra_404 {
             for i in &via_if {
                 self.take(i);
@@ -289,6 +259,7 @@ impl<'a> Translator<'a> {
         for bind in binds {
             if let Some(b) = self.binds.iter_mut().find(|b| &b.bind == bind) {
                 b.redirect = Some(port);
+                b.redirect_hosts.push(host.clone());
                 b.redirect_by.push((ret_d.id, ret_d.at()));
                 b.from.push(ret_d.at());
             }
@@ -359,6 +330,7 @@ impl<'a> Translator<'a> {
     }
 
     fn write_listeners(&mut self) {
+        self.one_redirect_host_per_port();
         for b in self
             .binds
             .iter_mut()
@@ -403,6 +375,9 @@ impl<'a> Translator<'a> {
                 t.set("redirect_https", "true".into());
                 if let Some(p) = port {
                     t.set("redirect_https_port", p.to_string());
+                }
+                if let Some(h) = b.redirect_host() {
+                    t.set("redirect_https_host", emit::s(h));
                 }
             }
             if let Some(n) = b.backlog {

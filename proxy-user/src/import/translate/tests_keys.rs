@@ -19,7 +19,8 @@ fn return_with_variables() {
          location /old { return 301 $scheme://$server_name/new$is_args$args; }\n\
          location /u { return 302 https://$host$uri; }\n\
          location /ip { return 200 \"ip $remote_addr\"; }\n\
-         location /c { return 301 /x/$cookie_x; }\n}\n",
+         location /c { return 301 /x/$cookie_x?h=$http_x_tag&p=$arg_p; }\n\
+         location /up { return 200 $upstream_addr; }\n}\n",
     );
     let r = routes(&i);
     let by = |p: &str| r.iter().find(|r| r["path"].as_str() == Some(p)).cloned();
@@ -34,17 +35,28 @@ fn return_with_variables() {
         Some("https://$host$uri")
     );
     assert_eq!(by("/ip").unwrap()["body"].as_str(), Some("ip $remote_addr"));
-    assert!(by("/c").is_none());
+    assert_eq!(
+        by("/c").unwrap()["redirect"].as_str(),
+        Some("/x/$cookie_x?h=$http_x_tag&p=$arg_p")
+    );
+    assert!(by("/up").is_none());
     let un = reports(&i, Kind::Unsupported);
     assert_eq!(un.len(), 1, "{un:#?}");
     assert!(
-        un[0].starts_with("/site/nginx.conf:6: unsupported: return: in a redirect, `$cookie_x`"),
+        un[0].starts_with(
+            "/site/nginx.conf:7: unsupported: return: in a response body, `$upstream_addr`"
+        ),
         "{un:#?}"
     );
     parses(&i);
-    // $server_name with several names is not one literal.
+    // $server_name is the first name, as nginx takes it; a wildcard is not.
     let i = import(
         "server { server_name a.test b.test; location / { return 301 https://$server_name/; } }\n",
+    );
+    assert!(i.complete(), "{:?}", i.reports);
+    assert_eq!(routes(&i)[0]["redirect"].as_str(), Some("https://a.test/"));
+    let i = import(
+        "server { server_name *.a.test; location / { return 301 https://$server_name/; } }\n",
     );
     assert!(!i.complete());
 }
@@ -58,12 +70,49 @@ fn redirect_server_to_its_one_name() {
     );
     let v: toml::Table = toml::from_str(&i.toml).unwrap();
     assert_eq!(v["listener"][0]["redirect_https"].as_bool(), Some(true));
+    assert_eq!(
+        v["listener"][0]["redirect_https_host"].as_str(),
+        Some("api.test")
+    );
     assert!(i.complete(), "{:?}", i.reports);
-    // Two names: which one nginx names is not the client's choice.
+    // Two names: nginx's $server_name is the first; a literal host is
+    // written as is; $host keeps the client's.
+    for (server_names, url, want) in [
+        (
+            "a.test b.test",
+            "https://$server_name$request_uri",
+            Some("a.test"),
+        ),
+        (
+            "a.test",
+            "https://www.a.test:8443$request_uri",
+            Some("www.a.test"),
+        ),
+        ("a.test", "https://$host$request_uri", None),
+    ] {
+        let i = import(&format!(
+            "server {{ listen 80; server_name {server_names}; return 301 {url}; }}\n\
+             server {{ listen 443 ssl; server_name a.test; ssl_certificate c; ssl_certificate_key k;\n\
+             location / {{ return 200 ok; }} }}\n"
+        ));
+        let v: toml::Table = toml::from_str(&i.toml).unwrap();
+        assert_eq!(
+            v["listener"][0]["redirect_https"].as_bool(),
+            Some(true),
+            "{url}"
+        );
+        assert_eq!(
+            v["listener"][0]
+                .get("redirect_https_host")
+                .and_then(|h| h.as_str()),
+            want,
+            "{url}"
+        );
+        assert!(i.complete(), "{url}: {:?}", i.reports);
+    }
+    // A wildcard first name is not a host.
     let i = import(
-        "server { listen 80; server_name a.test b.test; return 301 https://$server_name$request_uri; }\n\
-         server { listen 443 ssl; server_name a.test; ssl_certificate c; ssl_certificate_key k;\n\
-         location / { return 200 ok; } }\n",
+        "server { listen 80; server_name *.a.test; return 301 https://$server_name$request_uri; }\n",
     );
     assert!(!i.complete());
 }
@@ -109,14 +158,17 @@ fn headers_inherit_as_nginx_arrays() {
     assert_eq!(add["Cache-Control"].as_str(), Some("no-store"));
     assert!(own["response_headers"].get("always").is_none());
     let un = reports(&i, Kind::Unsupported);
-    // http's X-Frame-Options is hidden everywhere; $cookie_c is unknown.
-    assert_eq!(un.len(), 2, "{un:#?}");
+    // http's X-Frame-Options is hidden everywhere.
+    assert_eq!(un.len(), 1, "{un:#?}");
     assert!(
         un.iter()
             .any(|l| l.starts_with("/site/nginx.conf:2: unsupported: add_header")),
         "{un:#?}"
     );
-    assert!(un.iter().any(|l| l.contains("`$cookie_c`")), "{un:#?}");
+    assert_eq!(
+        by("/cookie/")["response_headers"]["add"]["X-C"].as_str(),
+        Some("$cookie_c")
+    );
 }
 
 #[test]
@@ -252,14 +304,25 @@ fn custom_log_formats_are_templates() {
             .any(|l| l.starts_with("/site/nginx.conf:4: not needed: log_format")),
         "{nn:#?}"
     );
+    // Request headers, cookies and arguments are kept as nginx names them.
+    let i = import(
+        "http {\n log_format main '$remote_addr $http_x_forwarded_for $cookie_sid $arg_q';\n\
+         access_log /var/log/a.log main;\n server { location / { return 204; } }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    assert_eq!(
+        v["http"]["access_log_format"].as_str(),
+        Some("$remote_addr $http_x_forwarded_for $cookie_sid $arg_q")
+    );
     // A variable rampart's access log lacks: reported, with the format.
     let i = import(
-        "http {\n log_format main '$remote_addr $http_x_forwarded_for';\n\
+        "http {\n log_format main '$remote_addr $upstream_status';\n\
          access_log /var/log/a.log main;\n server { location / { return 204; } }\n}\n",
     );
     let un = reports(&i, Kind::Unsupported);
     assert_eq!(un.len(), 2, "{un:#?}");
-    assert!(un[0].contains("$http_x_forwarded_for"), "{un:#?}");
+    assert!(un[0].contains("$upstream_status"), "{un:#?}");
 }
 
 #[test]
@@ -304,12 +367,22 @@ fn rewrites_and_named_upstreams() {
         v["upstream"][n["upstream"].as_str().unwrap()]["servers"][0].as_str(),
         Some("api.internal:9000")
     );
-    // `last` searches the locations again in nginx: written as `break`,
-    // and reported.
-    let un = reports(&i, Kind::Unsupported);
-    assert_eq!(un.len(), 1, "{un:#?}");
-    assert!(
-        un[0].starts_with("/site/nginx.conf:6: unsupported: rewrite: `last`"),
-        "{un:#?}"
+    // `last` searches the locations again, in nginx as in rampart.
+    assert_eq!(p["rewrite"].as_array().unwrap().len(), 2, "break");
+    assert_eq!(by("/s/")["rewrite"][2].as_str(), Some("last"));
+    assert!(i.complete(), "{:#?}", i.reports);
+    // A location with only a `rewrite ... last`: 404 where it does not
+    // match, as nginx's default root would answer.
+    let i = import(
+        "server { location /old/ { rewrite ^/old/(.*)$ /new/$1; }\n\
+         location /new/ { proxy_pass http://127.0.0.1:9; } }\n",
     );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses(&i);
+    let old = routes(&i)
+        .into_iter()
+        .find(|r| r["path"].as_str() == Some("/old/"))
+        .unwrap();
+    assert_eq!(old["respond"].as_integer(), Some(404));
+    assert_eq!(old["rewrite"][2].as_str(), Some("last"));
 }

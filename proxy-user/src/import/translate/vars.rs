@@ -16,10 +16,11 @@ const KNOWN: &[&str] = &[
 ];
 
 /// `text` with nginx's variables written as rampart's: the ones rampart
-/// knows kept, `$server_name` and `$http_host` written as the server's
-/// name when it has exactly one (not a wildcard or regex), and `$1`..`$9`
-/// kept where `captures` (a rewrite target). `Err` names the first
-/// variable rampart cannot substitute.
+/// knows kept (with `$http_*`, `$cookie_*` and `$arg_*`), `$server_name`
+/// written as the server's first name when that is a plain name (not a
+/// wildcard or regex), as nginx takes it, and `$1`..`$9` kept where
+/// `captures` (a rewrite target). `Err` names the first variable rampart
+/// cannot substitute.
 pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -58,7 +59,7 @@ pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<S
             }
         }
         match name.as_str() {
-            n if KNOWN.contains(&n) => {
+            n if KNOWN.contains(&n) || crate::request_var::RequestVar::parse(n).is_some() => {
                 if braced {
                     out.push_str(&format!("${{{n}}}"));
                 } else {
@@ -66,8 +67,8 @@ pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<S
                     out.push_str(n);
                 }
             }
-            "server_name" | "http_host" => match names {
-                [one] if !one.contains(['*', '~', '$']) && !one.starts_with('.') => {
+            "server_name" => match names.first() {
+                Some(one) if super::redirect::plain_host(one) => {
                     out.push_str(one);
                 }
                 _ => return Err(format!("${name}")),
@@ -81,7 +82,7 @@ pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<S
 /// The report's wording for a variable `template` refused.
 pub(super) fn refused(var: &str) -> String {
     format!(
-        "`{var}`: rampart's templates have $host, $scheme, $request_uri, $uri, $args, $is_args, $server_port, $remote_addr and $request_id (and $server_name for a server with one name)"
+        "`{var}`: rampart's templates have $host, $scheme, $request_uri, $uri, $args, $is_args, $server_port, $remote_addr, $request_id, $http_NAME, $cookie_NAME and $arg_NAME (and $server_name when the server's first name is a plain name)"
     )
 }
 
@@ -109,14 +110,22 @@ mod tests {
         let two = ["a.example".to_string(), "b.example".to_string()];
         let wild = ["*.example".to_string()];
         assert_eq!(
-            template("https://$server_name/", &two, false),
-            Err("$server_name".into())
+            template("https://$server_name/", &two, false).as_deref(),
+            Ok("https://a.example/"),
+            "nginx's $server_name is the first name"
         );
         assert_eq!(
             template("https://$server_name/", &wild, false),
             Err("$server_name".into())
         );
-        assert_eq!(template("$cookie_x", &[], false), Err("$cookie_x".into()));
+        assert_eq!(
+            template("$upstream_addr", &[], false),
+            Err("$upstream_addr".into())
+        );
+        assert_eq!(
+            template("$cookie_x $http_x_real_ip ${arg_p} $http_host", &[], false).as_deref(),
+            Ok("$cookie_x $http_x_real_ip ${arg_p} $http_host")
+        );
         assert_eq!(template("/p/$1", &[], false), Err("$1".into()));
         assert_eq!(template("cost $", &[], false), Err("$".into()));
     }

@@ -1,0 +1,97 @@
+//! Location-level `gzip` and `error_page` as the route's own `compress`
+//! and `error_page`.
+
+use super::{
+    tests::{import, reports, routes},
+    tests_keys::parses,
+};
+use crate::import::Kind;
+
+#[test]
+fn location_gzip_and_error_pages_are_the_routes_own() {
+    let i = import(
+        "http {\n gzip on;\n gzip_types application/json;\n server {\n root /tmp;\n location /static/ { }\n\
+         error_page 502 /50x.html;\n\
+         location /dl/ { gzip off; proxy_pass http://127.0.0.1:9; }\n\
+         location /api/ { gzip_comp_level 9; gzip_vary on; proxy_pass http://127.0.0.1:9; }\n\
+         location /app/ { error_page 404 /404.html; error_page 502 503 /app-down.html;\n\
+           proxy_intercept_errors on; proxy_pass http://127.0.0.1:9; }\n\
+         location / { proxy_pass http://127.0.0.1:9; }\n }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses_but_for_files(&i);
+    let r = routes(&i);
+    let by = |p: &str| {
+        r.iter()
+            .find(|r| r["path"].as_str() == Some(p))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("/dl/")["compress"].as_bool(), Some(false));
+    let api = by("/api/")["compress"].as_table().unwrap().clone();
+    assert_eq!(api["gzip_level"].as_integer(), Some(9));
+    assert_eq!(
+        api["types"][1].as_str(),
+        Some("application/json"),
+        "inherited"
+    );
+    assert!(by("/").get("compress").is_none(), "as [compress]");
+    let pages = by("/app/")["error_page"].as_array().unwrap().clone();
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages[0]["status"][0].as_integer(), Some(404));
+    assert_eq!(pages[0]["file"].as_str(), Some("/tmp/404.html"));
+    assert_eq!(pages[1]["intercept"].as_bool(), Some(true));
+    assert!(by("/").get("error_page").is_none(), "the site's");
+    // Without a site [compress], a location's `gzip on` is the route's.
+    let i = import(
+        "server { location /js/ { gzip on; proxy_pass http://127.0.0.1:9; }\n\
+         location / { gzip off; proxy_pass http://127.0.0.1:9; } }\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let r = routes(&i);
+    assert!(r[0]["compress"].as_table().is_some(), "{r:?}");
+    assert!(r[1].get("compress").is_none(), "off is already off");
+    // A page rampart cannot write is reported.
+    let i = import(
+        "server { location / { error_page 404 @fallback; proxy_pass http://127.0.0.1:9; } }\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    assert!(
+        un.iter().any(|l| l.contains("error_page: only a page")),
+        "{un:#?}"
+    );
+}
+
+/// As [`parses`], with the page files the translation names made first.
+fn parses_but_for_files(i: &crate::import::Import) {
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let mut toml = i.toml.clone();
+    let dir = std::env::temp_dir().join(format!("rampart-imp-pages-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for r in v["route"].as_array().unwrap() {
+        for p in r
+            .get("error_page")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let f = p["file"].as_str().unwrap();
+            let local = dir.join(f.trim_start_matches('/').replace('/', "_"));
+            std::fs::write(&local, "page").unwrap();
+            toml = toml.replace(&format!("\"{f}\""), &format!("\"{}\"", local.display()));
+        }
+    }
+    if let Some(pages) = v.get("error_page").and_then(|p| p.as_array()) {
+        for p in pages {
+            let f = p["file"].as_str().unwrap();
+            let local = dir.join(f.trim_start_matches('/').replace('/', "_"));
+            std::fs::write(&local, "page").unwrap();
+            toml = toml.replace(&format!("\"{f}\""), &format!("\"{}\"", local.display()));
+        }
+    }
+    parses(&crate::import::Import {
+        toml,
+        reports: Vec::new(),
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
