@@ -2,13 +2,11 @@
 //! connection that enforces the client-side timeouts and runs the HTTP/1
 //! framing check ([`super::framing`]).
 //!
-//! Timeouts, with nginx's names and meaning:
-//! - `header_timeout`: a request head must arrive within it, counted from
-//!   its first byte (from the accept for a connection's first request);
-//! - `keepalive_timeout`: an idle connection (no request in progress,
-//!   nothing being written) is closed after it;
-//! - `send_timeout`: a write to the client that makes no progress for this
-//!   long closes the connection.
+//! The guard tells the connection's phase from what it sees (a request in
+//! progress, a head arriving, an upgrade) and asks [`super::lifecycle`]
+//! for that phase's deadline: `header_timeout` for a head,
+//! `keepalive_timeout` while idle, `send_timeout` for a write that makes
+//! no progress.
 //!
 //! While a request is being handled (until its response body has been
 //! sent, see [`super::busy::BusyBody`]) no read deadline applies: the
@@ -16,7 +14,8 @@
 //! request body, the upstream's timeouts), and an upgraded connection (a WebSocket tunnel)
 //! is governed by its route's idle timeout instead.
 //!
-//! An idle HTTP/1 connection is parked after [`PARK_AFTER`] (see
+//! An idle HTTP/1 connection is parked after
+//! [`PARK_AFTER`](super::lifecycle::PARK_AFTER) (see
 //! [`super::park`]): the guard answers hyper's next read with end-of-file
 //! and hands the socket back instead of shutting it down.
 //!
@@ -30,7 +29,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::Duration,
 };
 
 use tokio::{
@@ -42,51 +40,11 @@ use super::{
     busy::Watch,
     framing::{Fed, Scanner},
     head_limits::HeadLimits,
+    lifecycle::{Awaiting, Due, Expiry, Phase, Timeouts},
     lowat::RcvLowat,
-    park::{PARK_AFTER, Parked, Slot},
+    park::{Parked, Slot},
 };
-use crate::config::HttpSettings;
-
-/// The timeouts a guard enforces.
-#[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
-    pub header: Duration,
-    pub keepalive: Duration,
-    pub send: Duration,
-    /// `body_timeout`: timed by the request handler; the guard only makes
-    /// sure a body's bytes reach it within half of it (see [`super::lowat`]).
-    pub body: Duration,
-}
-
-impl From<&HttpSettings> for Timeouts {
-    fn from(s: &HttpSettings) -> Timeouts {
-        Timeouts {
-            header: s.header_timeout,
-            keepalive: s.keepalive_timeout,
-            send: s.send_timeout,
-            body: s.body_timeout,
-        }
-    }
-}
-
-/// Which read deadline applies now.
-#[derive(Clone, Copy, Debug)]
-enum Due {
-    At(Instant, Deadline),
-    /// None while a request is handled; one will once it ends.
-    AfterRequest,
-    /// None: a tunnel that times itself.
-    Never,
-}
-
-/// What happens when a read deadline passes.
-#[derive(Clone, Copy, Debug)]
-enum Deadline {
-    /// The connection is closed with this reason.
-    Expire(&'static str),
-    /// The connection is parked.
-    Park,
-}
+use crate::later::Later;
 
 /// A client connection with its timeouts and framing check.
 pub struct Guarded<S> {
@@ -135,7 +93,7 @@ impl<S> Guarded<S> {
     /// on HTTP/1 connections when `max_head` is set.
     pub fn new(io: S, timeouts: Timeouts, http2: bool, max_head: Option<usize>) -> Guarded<S> {
         let now = Instant::now();
-        let first = crate::later::Later::later(now, timeouts.header.min(timeouts.keepalive));
+        let first = now.later(timeouts.soonest_read(false));
         Guarded {
             io: Some(io),
             slot: None,
@@ -181,13 +139,6 @@ impl<S> Guarded<S> {
         self
     }
 
-    /// A connection resumed from parking: it has served before, so
-    /// idleness is keep-alive idleness.
-    pub fn resumed(self) -> Guarded<S> {
-        self.watch.lock().served = true;
-        self
-    }
-
     /// Bytes already read from the stream, to be read first.
     pub fn prefixed(mut self, bytes: Vec<u8>) -> Guarded<S> {
         self.prefix = bytes;
@@ -195,11 +146,17 @@ impl<S> Guarded<S> {
         self
     }
 
-    /// Idle since `since` (the accept, or the end of the last response),
-    /// not since now: time spent parked counts toward the timeouts.
-    pub fn idle_since(mut self, since: Instant) -> Guarded<S> {
-        self.watch.lock().idle_since = since;
-        self.last_write = since;
+    /// Awaiting its head since `awaiting.since` (the accept, or the end of
+    /// the last response), not since now: time spent parked counts toward
+    /// the timeouts. A resumed connection has served before, so its
+    /// idleness is keep-alive idleness.
+    pub fn awaiting(mut self, awaiting: Awaiting) -> Guarded<S> {
+        {
+            let mut s = self.watch.lock();
+            s.idle_since = awaiting.since;
+            s.served |= awaiting.resumed;
+        }
+        self.last_write = awaiting.since;
         self
     }
 
@@ -207,40 +164,33 @@ impl<S> Guarded<S> {
         &self.watch
     }
 
-    /// The deadline for the next request's bytes, if one applies now.
-    fn read_deadline(&self) -> Due {
+    /// The connection's phase, for its read deadline ([`Phase::due`]).
+    fn phase(&self) -> Phase {
         let s = self.watch.lock();
         if s.tunnel {
-            return Due::Never;
+            return Phase::Tunnel;
         }
         if s.busy > 0 {
-            return Due::AfterRequest;
+            return Phase::Request;
         }
+        // Since the last response was handled and written (the accept,
+        // before the first).
         let idle = s.idle_since.max(self.last_write);
-        if let Some(since) = self.head_since {
-            return Due::At(
-                since.max(s.idle_since) + self.timeouts.header,
-                Deadline::Expire("request head timed out"),
-            );
-        }
-        if s.served || self.http2 {
-            let parks = self.slot.is_some()
-                && self.scanner.is_some()
-                && self.drained
-                && self.write_stalled.is_none()
-                && PARK_AFTER < self.timeouts.keepalive;
-            if parks {
-                return Due::At(idle + PARK_AFTER, Deadline::Park);
-            }
-            Due::At(
-                idle + self.timeouts.keepalive,
-                Deadline::Expire("keep-alive idle timeout"),
-            )
-        } else {
-            Due::At(
-                idle + self.timeouts.header,
-                Deadline::Expire("no request head in time"),
-            )
+        let awaiting = Awaiting {
+            since: idle,
+            resumed: s.served || self.http2,
+        };
+        // A head that began arriving during the last request (pipelined)
+        // is timed from that request's end.
+        match awaiting.phase(self.head_since.map(|b| b.max(s.idle_since))) {
+            Phase::Idle { since, .. } => Phase::Idle {
+                since,
+                parkable: self.slot.is_some()
+                    && self.scanner.is_some()
+                    && self.drained
+                    && self.write_stalled.is_none(),
+            },
+            phase => phase,
         }
     }
 
@@ -279,8 +229,9 @@ impl<S> Guarded<S> {
     /// will once it ends, and the connection must be polled then for it to
     /// be computed (hyper may not read again by itself).
     ///
-    /// The timer stays registered for that, within [`PARK_AFTER`] when the
-    /// connection can be parked, so that it is parked about then: a short
+    /// The timer stays registered for that, within
+    /// [`PARK_AFTER`](super::lifecycle::PARK_AFTER) when the connection
+    /// can be parked, so that it is parked about then: a short
     /// request costs no wake of its own. A request still in progress when
     /// that timer fires (a slow body, a long poll) has its end wake the
     /// connection instead, so that it costs one wake, not one a period.
@@ -292,11 +243,8 @@ impl<S> Guarded<S> {
             }
             return;
         }
-        let mut period = self.timeouts.header.min(self.timeouts.keepalive);
-        if self.slot.is_some() {
-            period = period.min(PARK_AFTER);
-        }
-        let latest = crate::later::Later::later(Instant::now(), period);
+        let period = self.timeouts.soonest_read(self.slot.is_some());
+        let latest = Instant::now().later(period);
         if self.timer.is_elapsed() || self.armed > latest {
             self.timer.as_mut().reset(latest);
             self.armed = latest;
@@ -322,7 +270,7 @@ impl<S> Guarded<S> {
             lowat.want(1);
             return;
         }
-        let at = self.last_read + self.timeouts.body / 2;
+        let at = self.timeouts.body_nudge(self.last_read);
         if Instant::now() >= at {
             lowat.want(1);
             return;
@@ -354,7 +302,7 @@ impl<S> Guarded<S> {
     /// A write is pending: bounded by `send_timeout`.
     fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let since = *self.write_stalled.get_or_insert_with(Instant::now);
-        match self.wait(cx, since + self.timeouts.send) {
+        match self.wait(cx, self.timeouts.send_due(since)) {
             Poll::Ready(()) => Poll::Ready(self.expire("send timed out")),
             Poll::Pending => Poll::Pending,
         }
@@ -462,10 +410,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Pending => {
                 this.drained = true;
                 this.set_lowat(cx);
-                match this.read_deadline() {
+                match this.phase().due(&this.timeouts) {
                     Due::At(deadline, what) if this.wait(cx, deadline).is_ready() => match what {
-                        Deadline::Expire(why) => Poll::Ready(Err(this.expire(why))),
-                        Deadline::Park => {
+                        Expiry::Close(why) => Poll::Ready(Err(this.expire(why))),
+                        Expiry::Park => {
                             this.parking = true;
                             Poll::Ready(Ok(()))
                         }
@@ -549,12 +497,13 @@ mod tests {
     use std::{
         sync::atomic::{AtomicUsize, Ordering},
         task::{Wake, Waker},
+        time::Duration,
     };
 
     use tokio::io::AsyncWriteExt;
 
     use super::*;
-    use crate::server::busy::Busy;
+    use crate::server::{busy::Busy, lifecycle::PARK_AFTER};
 
     /// Counts its wakes.
     #[derive(Default)]

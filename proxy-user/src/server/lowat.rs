@@ -159,10 +159,7 @@ mod tests {
 
         use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
-        use crate::server::{
-            busy::Busy,
-            guard::{Guarded, Timeouts},
-        };
+        use crate::server::{busy::Busy, guard::Guarded, lifecycle::Timeouts};
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
