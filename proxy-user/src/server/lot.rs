@@ -11,7 +11,7 @@
 //! ([`Lot::run`]) watches the epoll set, reads heads as their bytes
 //! arrive, and sweeps out the rows whose deadlines have passed. Once a
 //! whole head has arrived, the socket goes back to the runtime and a task
-//! serves it ([`super::serve_plain`]).
+//! serves it ([`super::plain`]).
 //!
 //! Deadlines are nginx's, as [`super::lifecycle`] computes them: the first
 //! head is due `header_timeout` after the accept; a later head's first

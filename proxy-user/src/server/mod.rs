@@ -29,6 +29,8 @@ mod preface;
 pub mod proxy_protocol;
 mod quiet;
 mod stall;
+#[cfg(test)]
+mod tests;
 mod tls_conn;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
