@@ -5,16 +5,26 @@
 //! computing its own.
 //!
 //! ```text
-//!  accept ─► ProxyHeader ─► TlsHandshake ─► FirstHead ─► Request ─┬─► Tunnel
-//!            header_timeout handshake_timeout header_timeout  │      │ (the route's
-//!            (proxy_protocol (TLS listeners)  from the accept  │      │  idle timeout)
-//!             listeners)                                     ▼      │
-//!                                           ┌─────────────── Idle ◄─┘ (response sent)
-//!                                           │  keepalive_timeout from the last response;
-//!                                           │  parked after PARK_AFTER (HTTP/1)
-//!                                           ▼
-//!                                         Head ─► Request ─► Idle ─► ...
-//!                                  header_timeout from its first byte
+//!  accept
+//!    │  ProxyHeader   header_timeout from the accept (proxy_protocol listeners)
+//!    │  TlsHandshake  handshake_timeout from the accept (TLS listeners)
+//!    ▼
+//!  FirstHead ── header_timeout from the accept ──────────────────► close
+//!    │ a whole head
+//!    ▼
+//!  Request ── upgraded ──► Tunnel (the route's idle timeout)
+//!    │ handled
+//!    ▼
+//!  Sending ── send_timeout from a write's last progress ─────────► close
+//!    │ written (a response that goes out at once skips this)
+//!    ▼
+//!  Idle ── keepalive_timeout from the last response ─────────────► close
+//!    │      (HTTP/1: parked after PARK_AFTER, see `park`)
+//!    │ its first byte
+//!    ▼
+//!  Head ── header_timeout from its first byte ───────────────────► close
+//!    │ a whole head
+//!    └──► Request ...
 //! ```
 //!
 //! | phase | timeout | counted from | on expiry |
@@ -23,6 +33,7 @@
 //! | [`Phase::Idle`] | `keepalive_timeout` ([`PARK_AFTER`] if parkable) | the last response's end | close (park) |
 //! | [`Phase::Head`] | `header_timeout` | the head's first byte (a pipelined head's: the last response's end) | close |
 //! | [`Phase::Request`] | none on reads: `body_timeout` between body reads is the handler's | - | - |
+//! | [`Phase::Sending`] | `send_timeout` (on the stalled write) | the write's last progress | close |
 //! | [`Phase::Tunnel`] | none: the route's WebSocket idle timeout | - | - |
 //!
 //! Beside the read phases: the PROXY protocol header is due within
@@ -143,6 +154,11 @@ pub enum Phase {
     Head { first_byte: Instant },
     /// A request is being handled (until its response has been sent).
     Request,
+    /// Between requests, the last response is still being written and a
+    /// write has made no progress since: the write's `send_timeout`
+    /// bounds it ([`Timeouts::send_due`]), and idleness starts once it has
+    /// been sent (nginx sets its keep-alive timer only then).
+    Sending,
     /// Upgraded (a WebSocket): its route's idle timeout applies.
     Tunnel,
 }
@@ -162,7 +178,8 @@ pub enum Due {
     At(Instant, Expiry),
     /// None while a request is handled; one will come once it ends.
     AfterRequest,
-    /// None: a tunnel times itself.
+    /// None on reads: a tunnel times itself, a response being sent is
+    /// timed by its writes.
     Never,
 }
 
@@ -187,7 +204,7 @@ impl Phase {
                 Expiry::Close("request head timed out"),
             ),
             Phase::Request => Due::AfterRequest,
-            Phase::Tunnel => Due::Never,
+            Phase::Sending | Phase::Tunnel => Due::Never,
         }
     }
 }
@@ -286,6 +303,7 @@ mod tests {
                 Due::At(t0 + s(13), Expiry::Close("request head timed out")),
             ),
             (Phase::Request, Due::AfterRequest),
+            (Phase::Sending, Due::Never),
             (Phase::Tunnel, Due::Never),
         ];
         for (phase, due) in table {

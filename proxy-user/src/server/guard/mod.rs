@@ -162,6 +162,11 @@ impl<S> Guarded<S> {
         if s.busy > 0 {
             return Phase::Request;
         }
+        if self.write_stalled.is_some() {
+            // The last response is not all written yet (hyper reads
+            // meanwhile, to see the client close): not idle.
+            return Phase::Sending;
+        }
         // Since the last response was handled and written (the accept,
         // before the first).
         let idle = s.idle_since.max(self.last_write);
@@ -174,10 +179,7 @@ impl<S> Guarded<S> {
         match awaiting.phase(self.head_since.map(|b| b.max(s.idle_since))) {
             Phase::Idle { since, .. } => Phase::Idle {
                 since,
-                parkable: self.slot.is_some()
-                    && self.scanner.is_some()
-                    && self.drained
-                    && self.write_stalled.is_none(),
+                parkable: self.slot.is_some() && self.scanner.is_some() && self.drained,
             },
             phase => phase,
         }

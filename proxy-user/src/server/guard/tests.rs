@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::*;
 use crate::server::{busy::Busy, lifecycle::PARK_AFTER};
@@ -118,4 +118,82 @@ async fn a_long_request_wakes_its_connection_when_it_ends_not_every_second() {
         Poll::Ready(0),
         "parked (end-of-file) a second after the request"
     );
+}
+
+/// A response still being written to a client that takes none of it is
+/// timed by `send_timeout`, not `keepalive_timeout`: nginx starts the
+/// keep-alive timer only once the response has been sent. Before, hyper's
+/// read for the client's close, made while it wrote, found the
+/// connection idle (its handler done) and closed it after
+/// `keepalive_timeout` with the response half sent, whenever
+/// `keepalive_timeout` was the shorter.
+#[tokio::test(start_paused = true)]
+async fn a_response_being_sent_is_not_idle() {
+    use tokio::io::AsyncReadExt;
+    let (mut client, server) = tokio::io::duplex(64);
+    let timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        keepalive: Duration::from_secs(5),
+        send: Duration::from_secs(60),
+        body: Duration::from_secs(60),
+    };
+    let mut g = Guarded::new(server, timeouts, false, Some(8192));
+    let waker = Waker::from(Arc::new(Wakes::default()));
+    let mut cx = Context::from_waker(&waker);
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    assert!(matches!(read(&mut g, &waker), Poll::Ready(Ok(n)) if n > 0));
+    // Handled: its response is being written, and fills the pipe.
+    drop(Busy::enter(g.watch()));
+    let mut sent = 0;
+    while let Poll::Ready(n) = Pin::new(&mut g).poll_write(&mut cx, &[b'x'; 1024]) {
+        sent += n.unwrap();
+    }
+    assert_eq!(sent, 64);
+    assert!(read(&mut g, &waker).is_pending());
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert!(
+        read(&mut g, &waker).is_pending(),
+        "closed at keepalive_timeout with its response still being sent"
+    );
+    // The client takes it: the rest goes, and idleness counts from then.
+    let mut got = [0u8; 64];
+    client.read_exact(&mut got).await.unwrap();
+    assert!(matches!(
+        Pin::new(&mut g).poll_write(&mut cx, b"end"),
+        Poll::Ready(Ok(3))
+    ));
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert!(read(&mut g, &waker).is_pending());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(
+        matches!(read(&mut g, &waker), Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut),
+        "closed keepalive_timeout after the response was sent"
+    );
+}
+
+/// A client that takes none of its response is closed at `send_timeout`.
+#[tokio::test(start_paused = true)]
+async fn a_response_never_taken_is_closed_at_send_timeout() {
+    let (_client, server) = tokio::io::duplex(64);
+    let timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        keepalive: Duration::from_secs(5),
+        send: Duration::from_secs(60),
+        body: Duration::from_secs(60),
+    };
+    let mut g = Guarded::new(server, timeouts, false, Some(8192));
+    let waker = Waker::from(Arc::new(Wakes::default()));
+    let mut cx = Context::from_waker(&waker);
+    drop(Busy::enter(g.watch()));
+    while let Poll::Ready(n) = Pin::new(&mut g).poll_write(&mut cx, &[b'x'; 1024]) {
+        n.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert!(read(&mut g, &waker).is_pending());
+    assert!(Pin::new(&mut g).poll_write(&mut cx, b"x").is_pending());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(matches!(
+        Pin::new(&mut g).poll_write(&mut cx, b"x"),
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut
+    ));
 }
