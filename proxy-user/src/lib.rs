@@ -22,8 +22,11 @@
 //!   `daemon::run` is `rampart run`, the process around it (signals,
 //!   systemd, the control socket, upgrades). [`control`]: the control
 //!   socket and its requests.
-//! - [`server`]: accepting connections, their timeouts, and the lot where
-//!   plain connections wait for a request head with no task;
+//! - [`server`]: accepting connections, their lifecycle and its timeouts
+//!   (`server::lifecycle`), and the lot where plain connections wait for a
+//!   request head with no task; [`kick`]: a ban or list change closes the
+//!   refused source's open connections (connections and WebSocket tunnels
+//!   hold a ticket in it);
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),
 //!   the per-configuration snapshot (`http::State`) and the process's
 //!   services it refers to (`http::Services`);
@@ -67,6 +70,7 @@ pub mod fleet;
 pub mod gate;
 pub mod http;
 pub mod import;
+pub mod kick;
 pub mod later;
 pub mod limit;
 pub mod logging;

@@ -1,5 +1,5 @@
 //! After a ban or a list change that refuses sources, their open
-//! connections close too ([`crate::server::kick`]), in both modes: with
+//! connections close too ([`crate::kick`]), in both modes: with
 //! the gate, connections accepted before the change would otherwise keep
 //! being served; with XDP, their packets are dropped and the sockets would
 //! linger until their timeouts.
@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::Daemon;
-use crate::{cidr::Cidr, filter::List, server::kick::Kick, source};
+use crate::{cidr::Cidr, filter::List, kick::Kick, source};
 
 /// An escalation ban is reported while the response that passed the rule
 /// is being sent: its connections close this much later, so that response

@@ -48,7 +48,7 @@ pub struct Downstream<'a> {
     pub request_id: HeaderValue,
     /// Closes a WebSocket tunnel whose client is banned while it is open
     /// (borrowed: no cost for requests that are not upgrades).
-    pub kicks: &'a Arc<crate::server::kick::Kicks>,
+    pub kicks: &'a Arc<crate::kick::Kicks>,
     /// For header rules' variables: the listener's port, and the request
     /// target as received when it differs from the one forwarded.
     pub server_port: u16,

@@ -11,8 +11,8 @@ use super::{Switches, websocket::GoingAway};
 use crate::{
     escalate::{AutoBan, Sink},
     gate::Gate,
+    kick::Kicks,
     metrics::Registry,
-    server::kick::Kicks,
 };
 
 #[derive(Debug)]

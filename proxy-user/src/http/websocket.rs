@@ -115,7 +115,7 @@ pub fn tunnel(
     lease: Lease,
     idle: Duration,
     going_away: Arc<GoingAway>,
-    (kicks, client): (Arc<crate::server::kick::Kicks>, std::net::IpAddr),
+    (kicks, client): (Arc<crate::kick::Kicks>, std::net::IpAddr),
 ) -> Response<Body> {
     let upstream = hyper::upgrade::on(&mut upstream_resp);
     let (parts, _) = upstream_resp.into_parts();

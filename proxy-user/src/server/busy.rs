@@ -39,7 +39,7 @@ pub(super) struct Shared {
     /// requests after it are not judged.
     pub(super) verdicts: VecDeque<Verdict>,
     /// Woken when `busy` drops to 0: the connection's task, waiting for a
-    /// long request's end (see `Guarded::keep_armed`).
+    /// long request's end (see `guard::timer::Timer::keep_armed`).
     pub(super) on_idle: Option<Waker>,
 }
 

@@ -2,7 +2,7 @@
 //! `large_client_header_buffers` (`max_header_line`) with a count of
 //! headers (`max_headers`): the framing scanner applies them to each whole
 //! HTTP/1 head, the connection's service to HTTP/2 fields, and
-//! `serve_http` to a head cut off at `max_header_size` inside its request
+//! `Downstream::serve` to a head cut off at `max_header_size` inside its request
 //! line.
 
 /// A head refused for its size: the status (414 for the request line,

@@ -5,18 +5,19 @@
 //!
 //! A waiting connection costs about what nginx's does: its socket, in an
 //! epoll set of the worker's own rather than the runtime's; the bytes of
-//! its head read so far; one [`Row`] (192 bytes); and its place among
+//! its head read so far; one [`Row`] (200 bytes); and its place among
 //! the worker's connections where a ban finds it (about 80 bytes, see
-//! [`super::kick`]). It has no task, no runtime registration and no timer. One task per worker
+//! [`crate::kick`]). It has no task, no runtime registration and no timer. One task per worker
 //! ([`Lot::run`]) watches the epoll set, reads heads as their bytes
 //! arrive, and sweeps out the rows whose deadlines have passed. Once a
 //! whole head has arrived, the socket goes back to the runtime and a task
-//! serves it ([`super::serve_plain`]).
+//! serves it ([`super::plain`]).
 //!
-//! Deadlines are nginx's: the first head is due `header_timeout` after
-//! the accept; a later head's first byte `keepalive_timeout` after the
-//! last response, and the rest of it `header_timeout` after that byte.
-//! They are enforced within [`SWEEP_EVERY`].
+//! Deadlines are nginx's, as [`super::lifecycle`] computes them: the first
+//! head is due `header_timeout` after the accept; a later head's first
+//! byte `keepalive_timeout` after the last response, and the rest of it
+//! `header_timeout` after that byte. They are enforced within
+//! [`SWEEP_EVERY`].
 
 use std::{
     io::{self, Read},
@@ -34,12 +35,12 @@ use tokio::{
 };
 
 use super::{
-    kick::{Registry, Ticket},
+    lifecycle::{Awaiting, MaxHead, Timeouts},
     park::ends_head,
 };
 use crate::{
     http::{ConnInfo, State},
-    later::Later,
+    kick::{Registry, Ticket},
     metrics::{
         ListenerMetrics,
         listener::{Open, Waiting},
@@ -66,14 +67,12 @@ pub struct Conn {
     pub metrics: Arc<ListenerMetrics>,
     /// The listener offers HTTP/2 (h2c with prior knowledge).
     pub http2: bool,
-    /// When it was accepted: its first head is due `header_timeout` later.
-    pub accepted: Instant,
-    /// When its last response was written (the accept, before the first).
-    pub idle_since: Instant,
-    /// It has been served before: the next head is a keep-alive one.
-    pub resumed: bool,
+    /// Since when it has awaited a head (the accept, or its last
+    /// response), and whether it has been served before: what its
+    /// deadline is counted from ([`super::lifecycle`]).
+    pub awaiting: Awaiting,
     /// Its place among its worker's connections, where a ban finds it
-    /// (see [`super::kick`]).
+    /// (see [`crate::kick`]).
     pub ticket: Ticket,
     /// Its place under the listener's `max_connections`.
     pub _permit: OwnedSemaphorePermit,
@@ -85,19 +84,14 @@ impl Conn {
     /// The most bytes of a head read before hyper is given them (to
     /// answer 431 when they are not a whole head).
     pub fn max_head(&self) -> usize {
-        self.snapshot.config.http.max_header_size.max(8192)
+        MaxHead::of(&self.snapshot.config.http).bytes()
     }
 
-    /// When the connection is closed if no more of its head arrives.
-    fn deadline(&self, head_started: bool) -> Instant {
-        let s = &self.snapshot.config.http;
-        if !self.resumed {
-            self.accepted.later(s.header_timeout)
-        } else if head_started {
-            Instant::now().later(s.header_timeout)
-        } else {
-            self.idle_since.later(s.keepalive_timeout)
-        }
+    /// When the connection is closed if no more of its head arrives; its
+    /// first byte came at `first_byte`, if it did.
+    fn deadline(&self, first_byte: Option<Instant>) -> Instant {
+        let timeouts = Timeouts::of(&self.snapshot.config.http);
+        self.awaiting.deadline(&timeouts, first_byte)
     }
 }
 
@@ -211,7 +205,7 @@ impl Lot {
         })))
     }
 
-    /// Where the worker's connections register (see [`super::kick`]).
+    /// Where the worker's connections register (see [`crate::kick`]).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.0.registry
     }
@@ -240,7 +234,9 @@ impl Lot {
     }
 
     fn insert(&self, socket: StdStream, head: Vec<u8>, conn: Conn) {
-        let deadline = conn.deadline(!head.is_empty());
+        // A new connection's head may have begun; its deadline counts from
+        // the accept all the same.
+        let deadline = conn.deadline((!head.is_empty()).then(Instant::now));
         let mut rows = self.rows();
         if rows.closed {
             return;
@@ -370,7 +366,7 @@ impl Lot {
         match fill(&row.socket, &mut row.head, row.conn.max_head()) {
             Fill::Waiting => {
                 if !started && !row.head.is_empty() {
-                    row.deadline = row.conn.deadline(true);
+                    row.deadline = row.conn.deadline(Some(Instant::now()));
                     let deadline = row.deadline;
                     if rows.next_deadline.is_none_or(|next| deadline < next) {
                         rows.next_deadline = Some(deadline);
@@ -435,7 +431,7 @@ impl Lot {
                 log::debug!(
                     "{}: no request head in time (waited {:?})",
                     row.conn.info.client,
-                    now - row.conn.idle_since
+                    now - row.conn.awaiting.since
                 );
                 return false;
             }
@@ -457,9 +453,9 @@ mod tests {
     #[test]
     fn a_row_stays_small() {
         println!("a row is {} bytes", std::mem::size_of::<Row>());
-        // The point of the lot: a waiting connection costs its row (192
-        // bytes when this was written) and its socket. RELIABILITY.md
-        // measures the whole: 172 bytes of RSS per idle connection.
+        // The point of the lot: a waiting connection costs its row (200
+        // bytes since issue 17 made its deadline's inputs one `Awaiting`,
+        // 208 before) and its socket. RELIABILITY.md measures the whole.
         let size = std::mem::size_of::<Row>();
         assert!(size <= 256, "a row is {size} bytes");
     }

@@ -19,14 +19,18 @@
 //! Bytes the mark holds back are not reads for `body_timeout` (the time
 //! between two reads of a body): half a `body_timeout` after the last read
 //! the guard lowers the mark to 1, Linux then signals what is queued, and
-//! it is read (`Guarded::set_lowat`). A body dripping in below the mark
+//! it is read ([`BodyMark::follow`]). A body dripping in below the mark
 //! thus costs one wake per half `body_timeout` and is never cut while
 //! bytes keep coming.
 //!
 //! TLS connections keep the default: their bytes are records, whose
 //! boundaries the framing check does not see.
 
-use std::os::fd::RawFd;
+use std::{future::Future, os::fd::RawFd, pin::Pin, task::Context};
+
+use tokio::time::{Instant, Sleep};
+
+use super::lifecycle::Timeouts;
 
 /// The largest mark set. Linux grows the receive buffer to fit a mark and
 /// then clamps the advertised window to it for the rest of the
@@ -82,6 +86,70 @@ impl RcvLowat {
                 std::io::Error::last_os_error()
             );
             self.broken = true;
+        }
+    }
+}
+
+/// A plain connection's mark as it follows the request body being read.
+#[derive(Debug)]
+pub struct BodyMark {
+    mark: RcvLowat,
+    /// Last read that returned bytes of a request body (the only reads
+    /// timed: a clock read per read costs more than the rest of a read's
+    /// bookkeeping in the guard).
+    last_read: Instant,
+    /// While the mark holds a body's bytes back: when to lower it so that
+    /// what has arrived is read within `body_timeout` (created on first use).
+    nudge: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyMark {
+    /// For the socket `fd`, kept open while the mark is used.
+    pub fn new(fd: RawFd) -> BodyMark {
+        BodyMark {
+            mark: RcvLowat::new(fd),
+            last_read: Instant::now(),
+            nudge: None,
+        }
+    }
+
+    /// A read returned bytes of a request body.
+    pub fn body_read(&mut self) {
+        self.last_read = Instant::now();
+    }
+
+    /// Any byte wakes the socket again (it goes back to wait for a head).
+    pub fn release(&mut self) {
+        self.mark.want(1);
+    }
+
+    /// Before the connection waits for bytes: sets the mark to `left`, what
+    /// the body being read still owes (1 outside a body). The handler
+    /// times the body between reads (`body_timeout`), and bytes held back
+    /// by the mark are not reads: so half a `body_timeout` after the last
+    /// read ([`Timeouts::body_nudge`]) the mark drops to 1, which makes
+    /// what has arrived readable (Linux signals readiness when the mark is
+    /// lowered below what is queued), and a body trickling in slower than
+    /// the mark costs a wake per half `body_timeout`.
+    pub fn follow(&mut self, cx: &mut Context<'_>, left: u64, timeouts: &Timeouts) {
+        if left <= 1 {
+            self.mark.want(1);
+            return;
+        }
+        let at = timeouts.body_nudge(self.last_read);
+        if Instant::now() >= at {
+            self.mark.want(1);
+            return;
+        }
+        self.mark.want(left);
+        let nudge = self
+            .nudge
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if nudge.deadline() != at {
+            nudge.as_mut().reset(at);
+        }
+        if nudge.as_mut().poll(cx).is_ready() {
+            self.mark.want(1);
         }
     }
 }
@@ -159,10 +227,7 @@ mod tests {
 
         use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
-        use crate::server::{
-            busy::Busy,
-            guard::{Guarded, Timeouts},
-        };
+        use crate::server::{busy::Busy, guard::Guarded, lifecycle::Timeouts};
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())

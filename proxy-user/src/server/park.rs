@@ -1,5 +1,6 @@
 //! Parking idle keep-alive connections, as nginx does: an HTTP/1
-//! connection that has been idle between requests for [`PARK_AFTER`] gives
+//! connection that has been idle between requests for
+//! [`PARK_AFTER`](super::lifecycle::PARK_AFTER) gives
 //! up its HTTP state and buffers (hyper's read and write buffers, about
 //! 16 KiB), and waits for its next request with nothing but the socket.
 //! When a whole request head has arrived, a fresh HTTP connection is built
@@ -18,20 +19,14 @@
 //! state exists until a whole head has arrived, so a slow head (slowloris)
 //! costs its bytes, as with nginx.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex};
 
 use tokio::{
     io::{AsyncRead, AsyncReadExt},
     time::Instant,
 };
 
-/// Idleness between requests after which a connection is parked. Under
-/// steady keep-alive traffic requests come sooner, so busy connections
-/// never pay for rebuilding their HTTP state.
-pub const PARK_AFTER: Duration = Duration::from_secs(1);
+use super::lifecycle::{Awaiting, Timeouts};
 
 /// A parked connection: the socket and since when it has been idle.
 pub struct Parked<S> {
@@ -66,18 +61,6 @@ pub enum NoHead {
     TimedOut,
 }
 
-/// The deadlines of waiting for a request head.
-#[derive(Clone, Copy, Debug)]
-pub struct HeadDeadlines {
-    /// For the first byte.
-    pub first_byte: Instant,
-    /// For the whole head, counted from the first byte when `None` (a
-    /// connection's later requests) or fixed (its first request, from the
-    /// accept).
-    pub whole: Option<Instant>,
-    pub header_timeout: Duration,
-}
-
 /// A client stream that can say when it has bytes without a buffer to
 /// read them into: a parked connection holds no buffer at all.
 pub trait Readiness {
@@ -95,14 +78,16 @@ impl Readiness for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 /// Reads from `stream` until a whole request head has arrived (or
 /// `max_head` bytes, for hyper to refuse with 431), holding only the bytes
 /// read: a slow client costs its head's size, not an HTTP connection's
-/// buffers. Returns everything read, head and any bytes after it.
+/// buffers. The head is due as [`Awaiting::deadline`] says. Returns
+/// everything read, head and any bytes after it.
 pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
     stream: &mut S,
-    deadlines: HeadDeadlines,
+    awaiting: Awaiting,
+    timeouts: &Timeouts,
     max_head: usize,
 ) -> Result<Vec<u8>, NoHead> {
     let mut head = Vec::new();
-    let mut deadline = deadlines.first_byte;
+    let mut deadline = awaiting.deadline(timeouts, None);
     match tokio::time::timeout_at(deadline, stream.ready()).await {
         Err(_) => return Err(NoHead::TimedOut),
         Ok(Err(_)) => return Err(NoHead::Closed),
@@ -120,9 +105,7 @@ pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
             Ok(Ok(_)) => {}
         }
         if before == 0 {
-            deadline = deadlines.whole.unwrap_or_else(|| {
-                crate::later::Later::later(Instant::now(), deadlines.header_timeout)
-            });
+            deadline = awaiting.deadline(timeouts, Some(Instant::now()));
         }
         if ends_head(&head, before) || head.len() >= max_head {
             return Ok(head);
@@ -154,7 +137,16 @@ fn head_complete(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        keepalive: Duration::from_secs(75),
+        send: Duration::from_secs(60),
+        body: Duration::from_secs(60),
+    };
 
     impl Readiness for tokio::io::DuplexStream {
         fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
@@ -174,15 +166,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_head_is_read_whole_and_a_slow_one_times_out() {
         use tokio::io::AsyncWriteExt;
+        let timeouts = TIMEOUTS;
         let (mut client, mut server) = tokio::io::duplex(64);
-        let now = Instant::now();
-        let deadlines = HeadDeadlines {
-            first_byte: now + Duration::from_secs(75),
-            whole: None,
-            header_timeout: Duration::from_secs(10),
-        };
+        let awaiting = Awaiting::next(Instant::now());
         let reading = tokio::spawn(async move {
-            let r = read_head(&mut server, deadlines, 8192).await;
+            let r = read_head(&mut server, awaiting, &timeouts, 8192).await;
             (r, server)
         });
         client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
@@ -193,16 +181,30 @@ mod tests {
 
         // A head that never ends: cut at header_timeout after its first byte.
         let reading = tokio::spawn(async move {
-            let deadlines = HeadDeadlines {
-                first_byte: Instant::now() + Duration::from_secs(75),
-                ..deadlines
-            };
-            read_head(&mut server, deadlines, 8192).await
+            let awaiting = Awaiting::next(Instant::now());
+            read_head(&mut server, awaiting, &timeouts, 8192).await
         });
         tokio::time::sleep(Duration::from_secs(30)).await;
         client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let started = Instant::now();
         assert_eq!(reading.await.unwrap(), Err(NoHead::TimedOut));
         assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    /// A first head is due `header_timeout` after the accept, however
+    /// late its first byte came.
+    #[tokio::test(start_paused = true)]
+    async fn a_first_head_is_due_from_the_accept() {
+        use tokio::io::AsyncWriteExt;
+        let timeouts = TIMEOUTS;
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let accepted = Instant::now();
+        let reading = tokio::spawn(async move {
+            read_head(&mut server, Awaiting::first(accepted), &timeouts, 8192).await
+        });
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(reading.await.unwrap(), Err(NoHead::TimedOut));
+        assert_eq!(accepted.elapsed(), Duration::from_secs(10));
     }
 }

@@ -26,7 +26,10 @@ use std::{
 
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch};
 
-use super::lot::{Conn, Lot};
+use super::{
+    lifecycle::Timeouts,
+    lot::{Conn, Lot},
+};
 use crate::http::ConnInfo;
 
 /// v2's signature (proxy-protocol.txt 2.2).
@@ -85,7 +88,7 @@ pub(super) async fn then_plain(
         Ok(s) => s,
         Err(e) => return log::warn!("{client}: {e}"),
     };
-    let limit = conn.snapshot.config.http.header_timeout;
+    let limit = Timeouts::of(&conn.snapshot.config.http).proxy_header();
     let Some(info) = accepted(&mut stream, conn.info, limit).await else {
         return;
     };
@@ -95,7 +98,7 @@ pub(super) async fn then_plain(
         Err(e) => return log::warn!("{client}: {e}"),
     };
     if let Some(ready) = lot.arrive(stream, conn) {
-        super::serve_plain(ready, lot, draining).await;
+        super::plain::serve(ready, lot, draining).await;
     }
 }
 

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use proxy_common::list::ORIGIN_CLI;
-use proxy_user::server::kick::Kick;
+use proxy_user::kick::Kick;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
@@ -180,7 +180,7 @@ async fn a_ban_closes_the_sources_websocket_tunnels() {
 /// kick until 300 ms after the last (the other tests of this binary, and
 /// this test's clients, run on other threads).
 async fn storm(
-    kicks: std::sync::Arc<proxy_user::server::kick::Kicks>,
+    kicks: std::sync::Arc<proxy_user::kick::Kicks>,
     daemon: &proxy_user::daemon::Handle,
     n: u32,
 ) -> Duration {

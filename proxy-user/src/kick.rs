@@ -17,7 +17,7 @@
 //! [`Ticket::kicked`] beside its work (in-flight requests are dropped, an
 //! HTTP/2 connection closes without a GOAWAY: in XDP mode the client's
 //! packets are dropped anyway); a connection waiting in the lot (see
-//! [`super::lot`]) is named to the lot's task, which closes its row.
+//! `server::lot`) is named to the lot's task, which closes its row.
 //! Nothing is paid per request: polling [`Ticket::kicked`] is one atomic
 //! load until a kick marks something in the registry.
 

@@ -1,0 +1,292 @@
+//! The downstream connection guard: an I/O wrapper around each client
+//! connection that enforces the client-side timeouts and runs the HTTP/1
+//! framing check ([`super::framing`]).
+//!
+//! The guard tells the connection's phase from what it sees (a request in
+//! progress, a head arriving, an upgrade) and asks [`super::lifecycle`]
+//! for that phase's deadline: `header_timeout` for a head,
+//! `keepalive_timeout` while idle, `send_timeout` for a write that makes
+//! no progress.
+//!
+//! While a request is being handled (until its response body has been
+//! sent, see [`super::busy::BusyBody`]) no read deadline applies: the
+//! handler has its own, per phase (`body_timeout` between reads of the
+//! request body, the upstream's timeouts), and an upgraded connection (a WebSocket tunnel)
+//! is governed by its route's idle timeout instead.
+//!
+//! An idle HTTP/1 connection is parked after
+//! [`PARK_AFTER`](super::lifecycle::PARK_AFTER) (see
+//! [`super::park`]): the guard answers hyper's next read with end-of-file
+//! and hands the socket back instead of shutting it down.
+//!
+//! One timer per connection ([`timer`]), armed at or before the earliest
+//! deadline that can apply and only moved later while requests flow: a
+//! keep-alive connection does not register a timer per request, which
+//! would wake the worker's event loop each time. The guard's reads and
+//! writes are in [`stream`].
+
+mod stream;
+#[cfg(test)]
+mod tests;
+mod timer;
+
+use std::{
+    io,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use timer::Timer;
+use tokio::time::Instant;
+
+use super::{
+    busy::Watch,
+    framing::{Fed, Scanner},
+    head_limits::HeadLimits,
+    lifecycle::{Awaiting, Phase, Timeouts},
+    lowat::BodyMark,
+    park::{Parked, Slot},
+};
+use crate::later::Later;
+
+/// A client connection with its timeouts and framing check.
+pub struct Guarded<S> {
+    /// `None` once handed back to the parking slot.
+    io: Option<S>,
+    /// Where the stream goes when the connection is parked; `None`: never parked.
+    slot: Option<Arc<Slot<S>>>,
+    /// Parking has begun: reads see end-of-file, shutdown hands the stream back.
+    parking: bool,
+    /// The last read found no data (so no bytes wait in a TLS session).
+    drained: bool,
+    /// Bytes read before the guard existed (a head read while parked),
+    /// handed to the reader first; and how many of them have been.
+    prefix: Vec<u8>,
+    prefix_at: usize,
+    watch: Arc<Watch>,
+    timeouts: Timeouts,
+    /// HTTP/2 has no heads to time or judge: only idleness applies.
+    http2: bool,
+    scanner: Option<Scanner>,
+    /// When the head being read started arriving.
+    head_since: Option<Instant>,
+    /// Last successful write: a response still being written is not idle.
+    last_write: Instant,
+    /// When writes started making no progress.
+    write_stalled: Option<Instant>,
+    /// The connection's one timer, for every deadline.
+    timer: Timer,
+    expired: Option<&'static str>,
+    /// The socket's receive low-water mark, on plain connections.
+    lowat: Option<BodyMark>,
+}
+
+impl<S> Guarded<S> {
+    /// Guards `io`; `http2` when ALPN chose HTTP/2. The framing check runs
+    /// on HTTP/1 connections when `max_head` is set.
+    pub fn new(io: S, timeouts: Timeouts, http2: bool, max_head: Option<usize>) -> Guarded<S> {
+        let now = Instant::now();
+        let first = now.later(timeouts.soonest_read(false));
+        Guarded {
+            io: Some(io),
+            slot: None,
+            parking: false,
+            drained: false,
+            prefix: Vec::new(),
+            prefix_at: 0,
+            watch: Arc::new(Watch::new(now)),
+            timeouts,
+            http2,
+            scanner: max_head.filter(|_| !http2).map(Scanner::new),
+            head_since: None,
+            last_write: now,
+            write_stalled: None,
+            timer: Timer::new(first),
+            expired: None,
+            lowat: None,
+        }
+    }
+
+    /// Wakes reads of a request body only once the rest of it has arrived
+    /// (see [`super::lowat`]); `fd` is the plain socket this guard holds.
+    pub fn body_lowat(mut self, fd: std::os::fd::RawFd) -> Guarded<S> {
+        self.lowat = Some(BodyMark::new(fd));
+        self
+    }
+
+    /// Refuses HTTP/1 heads over `limits` (414 or 431, see
+    /// [`super::framing::Verdict::TooLarge`]).
+    pub fn head_limits(mut self, limits: HeadLimits) -> Guarded<S> {
+        self.scanner = self.scanner.take().map(|s| s.limited(limits));
+        self
+    }
+
+    /// Parks the connection into `slot` once it idles between requests
+    /// (HTTP/1 only: the framing check must be following it).
+    pub fn parking_into(mut self, slot: Arc<Slot<S>>) -> Guarded<S> {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// Bytes already read from the stream, to be read first.
+    pub fn prefixed(mut self, bytes: Vec<u8>) -> Guarded<S> {
+        self.prefix = bytes;
+        self.prefix_at = 0;
+        self
+    }
+
+    /// Awaiting its head since `awaiting.since` (the accept, or the end of
+    /// the last response), not since now: time spent parked counts toward
+    /// the timeouts. A resumed connection has served before, so its
+    /// idleness is keep-alive idleness.
+    pub fn awaiting(mut self, awaiting: Awaiting) -> Guarded<S> {
+        {
+            let mut s = self.watch.lock();
+            s.idle_since = awaiting.since;
+            s.served |= awaiting.resumed;
+        }
+        self.last_write = awaiting.since;
+        self
+    }
+
+    pub fn watch(&self) -> &Arc<Watch> {
+        &self.watch
+    }
+
+    /// The connection's phase, for its read deadline ([`Phase::due`]).
+    fn phase(&self) -> Phase {
+        let s = self.watch.lock();
+        if s.tunnel {
+            return Phase::Tunnel;
+        }
+        if s.busy > 0 {
+            return Phase::Request;
+        }
+        if self.write_stalled.is_some() {
+            // The last response is not all written yet (hyper reads
+            // meanwhile, to see the client close): not idle.
+            return Phase::Sending;
+        }
+        // Since the last response was handled and written (the accept,
+        // before the first).
+        let idle = s.idle_since.max(self.last_write);
+        let awaiting = Awaiting {
+            since: idle,
+            resumed: s.served || self.http2,
+        };
+        // A head that began arriving during the last request (pipelined)
+        // is timed from that request's end.
+        match awaiting.phase(self.head_since.map(|b| b.max(s.idle_since))) {
+            Phase::Idle { since, .. } => Phase::Idle {
+                since,
+                parkable: self.slot.is_some() && self.scanner.is_some() && self.drained,
+            },
+            phase => phase,
+        }
+    }
+
+    /// Hands the stream to the parking slot (once).
+    fn hand_back(&mut self) {
+        if let (Some(lowat), Some(_)) = (&mut self.lowat, &self.io) {
+            lowat.release();
+        }
+        if let (Some(slot), Some(stream)) = (&self.slot, self.io.take()) {
+            let s = self.watch.lock();
+            slot.put(Parked {
+                stream,
+                idle_since: s.idle_since.max(self.last_write),
+            });
+        }
+    }
+
+    /// Waits for `deadline` on the connection's timer; `Ready` once it has
+    /// passed.
+    fn wait(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        self.timer.wait(cx, deadline)
+    }
+
+    /// No read deadline applies now (a request is being handled): keeps
+    /// the timer registered for when one will ([`Timer::keep_armed`]).
+    fn keep_armed(&mut self, cx: &mut Context<'_>) {
+        let period = self.timeouts.soonest_read(self.slot.is_some());
+        self.timer.keep_armed(cx, period, &self.watch);
+    }
+
+    /// Has the socket's receive low-water mark follow what the body being
+    /// read still owes ([`BodyMark::follow`]).
+    fn set_lowat(&mut self, cx: &mut Context<'_>) {
+        if self.lowat.is_none() {
+            return;
+        }
+        let left = self.scanner().and_then(|s| s.body_left()).unwrap_or(1);
+        let timeouts = self.timeouts;
+        if let Some(mark) = &mut self.lowat {
+            mark.follow(cx, left, &timeouts);
+        }
+    }
+
+    fn expire(&mut self, why: &'static str) -> io::Error {
+        self.expired = Some(why);
+        io::Error::new(io::ErrorKind::TimedOut, why)
+    }
+
+    fn check_expired(&self) -> io::Result<()> {
+        match self.expired {
+            Some(why) => Err(io::Error::new(io::ErrorKind::TimedOut, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// A write is pending: bounded by `send_timeout`.
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let since = *self.write_stalled.get_or_insert_with(Instant::now);
+        match self.wait(cx, self.timeouts.send_due(since)) {
+            Poll::Ready(()) => Poll::Ready(self.expire("send timed out")),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn wrote(&mut self) {
+        self.write_stalled = None;
+        self.last_write = Instant::now();
+    }
+
+    /// The framing check, while it follows the connection: not once an
+    /// upgrade it saw asked for has made the connection a tunnel.
+    fn scanner(&mut self) -> Option<&mut Scanner> {
+        if self.scanner.as_ref().is_some_and(Scanner::upgrade_asked) && self.watch.lock().tunnel {
+            self.scanner = None;
+            self.head_since = None;
+        }
+        self.scanner.as_mut()
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        let Some(scanner) = self.scanner() else {
+            return;
+        };
+        let mut fed = Fed::default();
+        scanner.feed(data, &mut fed);
+        if scanner.in_head() {
+            if self.head_since.is_none() {
+                self.head_since = Some(Instant::now());
+            }
+        } else {
+            self.head_since = None;
+        }
+        if !fed.verdicts.is_empty() {
+            self.watch.lock().verdicts.extend(fed.verdicts);
+        }
+        if fed.stopped {
+            self.scanner = None;
+        }
+    }
+}
+
+impl<S> Drop for Guarded<S> {
+    fn drop(&mut self) {
+        if self.parking {
+            self.hand_back();
+        }
+    }
+}
