@@ -1,6 +1,7 @@
-//! `cargo xtask bench xdp|http|instructions|fleet`: builds rampart and the benchmark in release
-//! mode (`tests/src/bin/{xdp_bench,http_bench,instr_bench,fleet_bench}`), runs it, and replaces that
-//! benchmark's section of BENCHMARKS.md with its tables.
+//! `cargo xtask bench xdp|http|instructions|fleet`: builds rampart and the
+//! benchmark in release mode (`tests/src/bin/{xdp_bench,http_bench,instr_bench,fleet_bench}`),
+//! runs it, and replaces that benchmark's section of BENCHMARKS.md with its
+//! tables. `bench http -j` and `bench http -- OPTIONS` only print.
 
 use std::{fs, process::Command};
 
@@ -11,7 +12,7 @@ use crate::{
     toolchain::{self, Needs},
 };
 
-pub fn run(what: &str, quick: bool) -> Result<()> {
+pub fn run(what: &str, quick: bool, json: bool, extra: &[String]) -> Result<()> {
     let (bin, about) = match what {
         "xdp" => (
             "xdp-bench",
@@ -19,7 +20,7 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
         ),
         "http" => (
             "http-bench",
-            "the HTTP benchmark against nginx and HAProxy (about 3 minutes; 1 with --quick)",
+            "the HTTP benchmark against nginx and HAProxy, two backends (about 10 minutes; 4 with --quick)",
         ),
         "instructions" => (
             "instr-bench",
@@ -31,6 +32,9 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
         ),
         _ => bail!("unknown benchmark `{what}`; available: xdp, http, instructions, fleet"),
     };
+    if (json || !extra.is_empty()) && what != "http" {
+        bail!("-j and options after `--` are for `cargo xtask bench http` only");
+    }
     toolchain::bootstrap(Needs::bench())?;
     step("building rampart and the benchmark (release)");
     exec(cargo().args([
@@ -48,6 +52,10 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
     if quick {
         bench.arg("--quick");
     }
+    if json {
+        bench.arg("--json");
+    }
+    bench.args(extra);
     let out = bench.output().with_context(|| format!("running {bin}"))?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
@@ -55,6 +63,10 @@ pub fn run(what: &str, quick: bool) -> Result<()> {
     }
     let table = String::from_utf8(out.stdout)?;
     print!("{table}");
+    if json || !extra.is_empty() {
+        // Not the default run: printed only.
+        return Ok(());
+    }
     let command = format!(
         "cargo xtask bench {what}{}",
         if quick { " --quick" } else { "" }

@@ -58,6 +58,16 @@ enum Task {
         /// Shorter runs, for a quick look (figures are noisier).
         #[arg(long)]
         quick: bool,
+        /// Print the figures as JSON instead of writing BENCHMARKS.md
+        /// (`http` only).
+        #[arg(short = 'j', long)]
+        json: bool,
+        /// Options passed to the benchmark binary after `--` (for `http`:
+        /// `--backend nginx`, `--h2 16x1,16x100`, `--keepalive 64`, ...;
+        /// `http-bench --help` lists them). A run with any prints its table
+        /// without writing BENCHMARKS.md.
+        #[arg(last = true)]
+        extra: Vec<String>,
     },
     /// Build a Debian package (binary, systemd unit, config, logrotate, man page)
     /// into target/debian/ and check it.
@@ -100,7 +110,12 @@ fn main() -> Result<()> {
             build::build_rampart(release)
         }
         Task::Test { filter } => test::all(filter.as_deref()),
-        Task::Bench { what, quick } => bench::run(&what, quick),
+        Task::Bench {
+            what,
+            quick,
+            json,
+            extra,
+        } => bench::run(&what, quick, json, &extra),
         Task::Demo { duration } => demo::run(duration),
         Task::Fuzz { target, secs } => fuzz::run(target.as_deref(), secs),
         Task::Soak { fuzz_secs } => test::soak(fuzz_secs),

@@ -1,8 +1,20 @@
-//! The three proxies, configured alike, started in their own process group.
+//! The three proxies, configured alike, each started in its own process
+//! group: the same number of workers (rampart's `[http] workers`, nginx's
+//! `worker_processes`, HAProxy's `nbthread`), upstream keep-alive, no
+//! access log, HTTP/1.1 on a plain listener and HTTP/2 (ALPN) over TLS.
+//!
+//! Upstream keep-alive: rampart's and nginx's `keepalive` is the idle
+//! connections each worker keeps per server (nginx closes the surplus at
+//! once, rampart after a second idle); HAProxy keeps every idle connection
+//! and purges them gradually (its defaults, `http-reuse always`). nginx's
+//! upstream `keepalive_requests` is raised from its default 1000 so that
+//! nginx alone does not reconnect every 1000 requests.
 
 use std::{net::SocketAddr, os::unix::process::CommandExt, path::Path, process::Command};
 
 use tests::process::Spawned;
+
+use crate::procstat::{self, Group};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -11,13 +23,33 @@ pub enum Kind {
     Haproxy,
 }
 
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Rampart, Kind::Nginx, Kind::Haproxy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rampart => "rampart",
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "HAProxy",
+        }
+    }
+}
+
+/// What every proxy is given alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    pub workers: u32,
+    /// Idle upstream connections kept per worker (rampart, nginx).
+    pub keepalive: u32,
+}
+
 pub struct Running {
-    proc: Spawned,
+    proc: Group,
     pub http_port: u16,
     pub https_port: u16,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -26,15 +58,17 @@ fn free_port() -> u16 {
 }
 
 impl Running {
-    pub fn start(kind: Kind, dir: &Path, backend: SocketAddr) -> Running {
+    pub fn start(kind: Kind, dir: &Path, backend: SocketAddr, t: Tuning) -> Running {
         let (http_port, https_port) = (free_port(), free_port());
         let d = dir.display();
+        let (workers, keepalive) = (t.workers, t.keepalive);
         let mut cmd = match kind {
             Kind::Rampart => {
                 let cfg = format!(
-                    "[[listener]]\nbind = \"127.0.0.1:{http_port}\"\nhttp2 = false\n\n\
+                    "[http]\nworkers = {workers}\n\n\
+                     [[listener]]\nbind = \"127.0.0.1:{http_port}\"\nhttp2 = false\n\n\
                      [[listener]]\nbind = \"127.0.0.1:{https_port}\"\ntls = {{ cert = \"{d}/site.crt\", key = \"{d}/site.key\" }}\n\n\
-                     [upstream.app]\nservers = [\"{backend}\"]\nkeepalive = 64\n\n[[route]]\nupstream = \"app\"\naccess_log = false\n"
+                     [upstream.app]\nservers = [\"{backend}\"]\nkeepalive = {keepalive}\n\n[[route]]\nupstream = \"app\"\naccess_log = false\n"
                 );
                 std::fs::write(dir.join("rampart.toml"), cfg).unwrap();
                 let mut c = Command::new(tests::daemon::rampart_bin());
@@ -45,10 +79,11 @@ impl Running {
             }
             Kind::Nginx => {
                 let cfg = format!(
-                    "worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
-                     events {{ worker_connections 4096; }}\n\
-                     http {{\n access_log off;\n keepalive_requests 1000000;\n upstream app {{ server {backend}; keepalive 64; }}\n\
-                     server {{\n  listen 127.0.0.1:{http_port} backlog=1024;\n  listen 127.0.0.1:{https_port} ssl http2;\n\
+                    "worker_processes {workers};\nworker_rlimit_nofile 20000;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+                     events {{ worker_connections 8192; }}\n\
+                     http {{\n access_log off;\n keepalive_requests 1000000;\n\
+                      upstream app {{ server {backend}; keepalive {keepalive}; keepalive_requests 1000000; }}\n\
+                      server {{\n  listen 127.0.0.1:{http_port} backlog=1024;\n  listen 127.0.0.1:{https_port} ssl http2;\n\
                        ssl_certificate {d}/site.crt;\n  ssl_certificate_key {d}/site.key;\n  ssl_protocols TLSv1.2 TLSv1.3;\n\
                        location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n }}\n}}\n"
                 );
@@ -61,7 +96,8 @@ impl Running {
             }
             Kind::Haproxy => {
                 let cfg = format!(
-                    "global\n nbthread 2\n maxconn 4000\n\ndefaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n http-reuse always\n\n\
+                    "global\n nbthread {workers}\n maxconn 8000\n\n\
+                     defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n http-reuse always\n\n\
                      frontend plain\n bind 127.0.0.1:{http_port}\n default_backend app\n\n\
                      frontend tls\n bind 127.0.0.1:{https_port} ssl crt {d}/site.pem alpn h2,http/1.1\n default_backend app\n\n\
                      backend app\n server s1 {backend}\n"
@@ -74,68 +110,24 @@ impl Running {
         };
         // Own process group: CPU and memory are summed over it.
         cmd.process_group(0);
-        let mut proc = Spawned::start(
-            &format!("{kind:?}"),
-            cmd,
-            &dir.join(format!("{kind:?}.log")),
-        );
+        let mut proc = Spawned::start(kind.name(), cmd, &dir.join(format!("{kind:?}.log")));
         proc.wait_until(std::time::Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
         });
         Running {
-            proc,
+            proc: Group(proc),
             http_port,
             https_port,
         }
     }
 
-    fn group_pids(&self) -> Vec<u32> {
-        let pgid = self.proc.pid();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                stat(*pid)
-                    .is_some_and(|f| f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid))
-            })
-            .collect()
-    }
-
     /// User + system CPU seconds of every process of the proxy.
     pub fn cpu_seconds(&self) -> f64 {
-        // SAFETY: sysconf takes a constant and reads no memory of ours.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        self.group_pids()
-            .iter()
-            .filter_map(|p| stat(*p))
-            .map(|f| {
-                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick
-            })
-            .sum()
+        procstat::group_cpu_seconds(self.proc.pgid())
     }
 
     /// Peak resident memory, summed over the proxy's processes.
     pub fn peak_rss_mib(&self) -> f64 {
-        self.group_pids()
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-            .filter_map(|s| {
-                s.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| {
-                    v.trim()
-                        .trim_end_matches(" kB")
-                        .parse::<f64>()
-                        .unwrap_or(0.0)
-                })
-            })
-            .sum::<f64>()
-            / 1024.0
+        procstat::group_peak_rss_mib(self.proc.pgid())
     }
-}
-
-/// Fields of /proc/PID/stat after the command name (index 0 = state).
-fn stat(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    Some(rest.split_whitespace().map(str::to_string).collect())
 }
