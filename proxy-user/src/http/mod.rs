@@ -322,8 +322,15 @@ async fn dispatch(
             );
         }
     };
-    let index = match route::find_rewritten(state, conn, server, host, request_id, &mut original, &mut req)
-    {
+    let index = match route::find_rewritten(
+        state,
+        conn,
+        server,
+        host,
+        request_id,
+        &mut original,
+        &mut req,
+    ) {
         Ok(i) => i,
         Err((e, i)) => return (Err(e), i),
     };
