@@ -7,7 +7,8 @@
 //! |---|---|---|
 //! | `Content-Length` and `Transfer-Encoding` | scanner: 400 | 400 |
 //! | `Content-Length` twice, even equal | scanner: 400 | 400 |
-//! | `Content-Length` not all digits, or ≥ 2⁶⁴−3 | hyper: 400 | 400 |
+//! | `Content-Length` not all digits | hyper: 400 | 400 |
+//! | `Content-Length` over 2⁶⁴−3 | hyper: 431 | 431 |
 //! | `Transfer-Encoding` in HTTP/1.0 | hyper: 400 | 400 |
 //! | `Transfer-Encoding` whose last line does not end in `chunked` | hyper: 400 | 400 |
 //!
@@ -110,8 +111,10 @@ impl Fields {
         }
     }
 
-    /// The framing of a request head of HTTP/1.`minor`.
-    pub(crate) fn request(&self, minor: u8) -> Result<Framing, H1Error> {
+    /// The framing scanner's verdicts, which come before anything hyper
+    /// checks (the request target included): a length with a coding, or
+    /// two lengths, even equal.
+    pub(crate) fn ambiguity(&self) -> Result<(), H1Error> {
         if self.te && self.lengths > 0 {
             return Err(H1Error::bad_request(
                 "Content-Length with Transfer-Encoding",
@@ -120,6 +123,12 @@ impl Fields {
         if self.lengths > 1 {
             return Err(H1Error::bad_request("repeated Content-Length"));
         }
+        Ok(())
+    }
+
+    /// The framing of a request head of HTTP/1.`minor`.
+    pub(crate) fn request(&self, minor: u8) -> Result<Framing, H1Error> {
+        self.ambiguity()?;
         if self.te {
             if minor == 0 {
                 return Err(H1Error::bad_request("Transfer-Encoding in HTTP/1.0"));
@@ -133,7 +142,8 @@ impl Fields {
         }
         match self.length {
             _ if self.length_invalid => Err(H1Error::bad_request("invalid Content-Length")),
-            Some(n) if n >= MAX_LENGTH => Err(H1Error::bad_request("Content-Length too large")),
+            // hyper's `Parse::TooLarge`.
+            Some(n) if n > MAX_LENGTH => Err(H1Error::downstream(431, "Content-Length too large")),
             Some(n) => Ok(Framing::Length(n)),
             None => Ok(Framing::Empty),
         }
@@ -156,7 +166,7 @@ impl Fields {
             return Ok(Framing::Close);
         }
         match self.length {
-            Some(n) if !self.lengths_disagree && n < MAX_LENGTH => Ok(Framing::Length(n)),
+            Some(n) if !self.lengths_disagree && n <= MAX_LENGTH => Ok(Framing::Length(n)),
             _ => Err(H1Error::on(Blame::Upstream, "invalid Content-Length")),
         }
     }
@@ -271,11 +281,6 @@ mod tests {
             (&[("Content-Length", "4, 4")], 1, "invalid Content-Length"),
             (&[("Content-Length", "")], 1, "invalid Content-Length"),
             (
-                &[("Content-Length", "18446744073709551614")],
-                1,
-                "Content-Length too large",
-            ),
-            (
                 &[("Content-Length", "18446744073709551616")],
                 1,
                 "invalid Content-Length",
@@ -315,6 +320,18 @@ mod tests {
                 "{headers:?}"
             );
         }
+    }
+
+    #[test]
+    fn lengths_past_hypers_largest_are_431() {
+        assert_eq!(
+            request(&[("Content-Length", "18446744073709551613")], 1),
+            Ok(Framing::Length(u64::MAX - 2))
+        );
+        assert_eq!(
+            request(&[("Content-Length", "18446744073709551614")], 1),
+            Err(H1Error::downstream(431, "Content-Length too large"))
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 use super::{
     error::{H1Error, syntax},
     framing::{Fields, Framing},
-    target::Target,
+    target::{MAX_TARGET, Target},
 };
 
 /// Header slots for one head, uninitialised until httparse fills them.
@@ -91,6 +91,10 @@ pub fn parse<'b, 'h>(
     limits: &Limits,
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<Request<'b, 'h>>, H1Error> {
+    // Only the first `max_head` bytes can be a head (hyper's read buffer
+    // holds no more): what lies past them is never judged, so an error
+    // there is the head's size, whatever the bytes (fuzz finding).
+    let buf = &buf[..buf.len().min(limits.max_head)];
     let mut req = httparse::Request::new(&mut []);
     let head_len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -103,19 +107,22 @@ pub fn parse<'b, 'h>(
         }
         Err(e) => return Err(H1Error::bad_request(syntax(e))),
     };
-    if head_len > limits.max_head {
-        return Err(H1Error::downstream(431, "request head too large"));
-    }
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(H1Error::bad_request("incomplete request line"));
     };
     check_lines(buf, method, req.headers, limits)?;
-    let target =
-        Target::parse(method, path).ok_or(H1Error::bad_request("invalid request target"))?;
     let mut fields = Fields::default();
     for h in req.headers.iter() {
         fields.see(h.name, h.value, false);
     }
+    // In today's order: the scanner's verdict, then hyper's target, then
+    // hyper's framing checks (only the status differs with the order).
+    fields.ambiguity()?;
+    if path.len() > MAX_TARGET {
+        return Err(H1Error::downstream(414, "request target too long"));
+    }
+    let target =
+        Target::parse(method, path).ok_or(H1Error::bad_request("invalid request target"))?;
     let framing = fields.request(minor)?;
     let keep_alive = !fields.close && (minor == 1 || fields.keep_alive);
     Ok(Some(Request {

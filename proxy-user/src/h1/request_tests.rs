@@ -119,6 +119,12 @@ fn oversized_heads_and_lines_are_refused() {
     // Complete, but over the limit.
     big.extend_from_slice(b"\r\n\r\n");
     assert_eq!(parse_with(&big, &WIDE).unwrap_err().status, 431);
+    // A syntax error past the limit is the head's size, not a 400: hyper
+    // never reads past it, and a shorter read would say 431 (fuzz finding).
+    let mut past = b"0 ".to_vec();
+    past.extend(std::iter::repeat_n(0xffu8, 120));
+    past.extend_from_slice(b" o l!ose");
+    assert_eq!(judge(&past, &Limits::head(64)).unwrap_err().status, 431);
 
     let limits = Limits {
         max_head: 8192,
@@ -188,8 +194,8 @@ fn keep_alive_upgrade_and_expect() {
         get("GET / HTTP/1.1\r\nUpgrade: websocket\r\nExpect: 100-continue\r\n\r\n"),
         (true, true, true)
     );
-    assert_eq!(get("GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n").1, false);
-    assert_eq!(get("CONNECT a:443 HTTP/1.1\r\n\r\n").1, true);
+    assert!(!get("GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n").1);
+    assert!(get("CONNECT a:443 HTTP/1.1\r\n\r\n").1);
 }
 
 #[test]

@@ -45,14 +45,13 @@ pub fn parse<'b, 'h>(
     max_head: usize,
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<Response<'b, 'h>>, H1Error> {
+    // As a request head: only the first `max_head` bytes are looked at.
+    let buf = &buf[..buf.len().min(max_head)];
     let mut res = httparse::Response::new(&mut []);
     let parsed =
         httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, slots);
     let head_len = match parsed {
-        Ok(httparse::Status::Complete(n)) if n <= max_head => n,
-        Ok(httparse::Status::Complete(_)) => {
-            return Err(H1Error::upstream("response head too large"));
-        }
+        Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {
             return Err(H1Error::upstream("response head too large"));
         }
@@ -70,11 +69,12 @@ pub fn parse<'b, 'h>(
         fields.see(h.name, h.value, true);
     }
     let (kind, framing) = match status {
+        // In hyper's order: a 204 to CONNECT is a final response.
         101 => (Kind::Tunnel, Framing::Empty),
         100..=199 => (Kind::Informational, Framing::Empty),
-        200..=299 if method == "CONNECT" => (Kind::Tunnel, Framing::Empty),
         204 | 304 => (Kind::Final, Framing::Empty),
         _ if method == "HEAD" => (Kind::Final, Framing::Empty),
+        200..=299 if method == "CONNECT" => (Kind::Tunnel, Framing::Empty),
         _ => (Kind::Final, fields.response(minor)?),
     };
     Ok(Some(Response {
@@ -128,6 +128,11 @@ mod tests {
         assert_eq!(
             head(ok, "CONNECT"),
             Ok((Kind::Tunnel, Framing::Empty, true))
+        );
+        let no_content = "HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            head(no_content, "CONNECT"),
+            Ok((Kind::Final, Framing::Empty, true))
         );
         for status in ["204 No Content", "304 Not Modified"] {
             let h = format!("HTTP/1.1 {status}\r\nContent-Length: 5\r\n\r\n");

@@ -68,14 +68,15 @@ impl<'b> Target<'b> {
 }
 
 fn strip_scheme(t: &str) -> Option<&str> {
-    let n = if t.len() > 7 && t[..7].eq_ignore_ascii_case("http://") {
+    let b = t.as_bytes();
+    let n = if b.len() > 7 && b[..7].eq_ignore_ascii_case(b"http://") {
         7
-    } else if t.len() > 8 && t[..8].eq_ignore_ascii_case("https://") {
+    } else if b.len() > 8 && b[..8].eq_ignore_ascii_case(b"https://") {
         8
     } else {
         return None;
     };
-    Some(&t[n..])
+    t.get(n..)
 }
 
 /// `host[:port]`: registered-name characters or a bracketed IPv6 literal.
@@ -113,7 +114,7 @@ static CLASSES: [u8; 256] = classes();
 
 /// An origin-form target hyper's `Uri` accepts: path bytes up to `?`, query
 /// bytes up to `#` (a fragment is not checked), at most [`MAX_TARGET`].
-/// The text is UTF-8 already (`&str`).
+/// The text is UTF-8 already (httparse checks it).
 fn origin(t: &str) -> bool {
     if t.len() > MAX_TARGET {
         return false;
@@ -176,6 +177,10 @@ mod tests {
         // Accepted by hyper: JSON in a path, a fragment, `?` within a query.
         for t in ["/{\"a\":1}", "/a#<frag>", "/a?b?c", "/é"] {
             assert!(Target::parse("GET", t).is_some(), "{t}");
+        }
+        // A scheme's length that ends inside a character: no panic.
+        for t in ["abcdefé/", "abcdefgé/"] {
+            assert_eq!(Target::parse("GET", t), None, "{t}");
         }
         assert!(Target::parse("GET", &format!("/{}", "a".repeat(MAX_TARGET))).is_none());
     }

@@ -21,6 +21,9 @@
 //! - The body keeps its framing: `Content-Length` is copied, a chunked body
 //!   gets `Transfer-Encoding: chunked` (the client's `Transfer-Encoding` is
 //!   hop-by-hop). Today's path reads the body whole and sends a length.
+//!   Neither a header the client's `Connection` names nor a header rule
+//!   removes or adds `Content-Length`/`Transfer-Encoding`: the framing is
+//!   the proxy's, or the upstream would read a body as the next request.
 //!
 //! Names keep the client's spelling and order (hyper lowercases them).
 
@@ -101,7 +104,7 @@ pub fn write(req: &Request<'_, '_>, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
 
     let connection = Connection::of(req);
     let rules = fwd.rules;
-    let ruled = |name: &str| rules.iter().any(|r| r.clears(name));
+    let ruled = |name: &str| ruled(rules, name);
     for h in req.headers {
         if !dropped(h.name, &connection, fwd.websocket) && !ruled(h.name) {
             header(out, h.name, h.value);
@@ -193,6 +196,16 @@ impl<'r, 'b> Connection<'r, 'b> {
     }
 }
 
+/// The headers that frame the body: never removed by the client's
+/// `Connection` nor by a header rule, or the upstream would read the body
+/// as the next request (today hyper sets the length itself).
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
+/// Whether a header rule applies to `name` (not to the framing).
+fn ruled(rules: &[Edit<'_>], name: &str) -> bool {
+    rules.iter().any(|r| r.clears(name)) && !FRAMING.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
 /// Whether the client's header `name` is not forwarded as it is.
 fn dropped(name: &str, connection: &Connection<'_, '_>, websocket: bool) -> bool {
     let kept_upgrade = |n: &str| websocket && n.eq_ignore_ascii_case("upgrade");
@@ -202,7 +215,7 @@ fn dropped(name: &str, connection: &Connection<'_, '_>, websocket: bool) -> bool
         || any(&REWRITTEN)
         || owned(name)
         || (connection.close && name.eq_ignore_ascii_case("close"))
-        || (connection.names(name) && !kept_upgrade(name))
+        || (connection.names(name) && !kept_upgrade(name) && !name.eq_ignore_ascii_case(FRAMING[0]))
 }
 
 /// A forwarding header of the proxy's, however spelt (`_` for `-`).
@@ -249,6 +262,9 @@ fn apply_rules(
     };
     for (i, rule) in rules.iter().enumerate() {
         let name = rule.name();
+        if FRAMING.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            continue;
+        }
         let adds = match *rule {
             Edit::Set(_, v) => !v.is_empty(),
             Edit::Add(..) => true,
@@ -265,7 +281,7 @@ fn apply_rules(
             Edit::Remove(_) => false,
         };
         applied[i] = adds;
-        let survives = !rules[i + 1..].iter().any(|r| r.clears(name));
+        let survives = !ruled(&rules[i + 1..], name);
         if adds && survives {
             let (Edit::Set(n, v) | Edit::Add(n, v) | Edit::Default(n, v)) = *rule else {
                 continue;

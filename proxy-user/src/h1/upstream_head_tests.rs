@@ -206,3 +206,29 @@ fn addresses_are_written_as_std_writes_them() {
     let widest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
     assert_eq!(ip_text(widest, &mut buf).len(), 39);
 }
+
+/// Neither the client's `Connection` nor a header rule can take the body's
+/// framing away: the upstream would read the body as the next request.
+#[test]
+fn the_framing_headers_are_kept_whatever_names_them() {
+    let out = rewrite(
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n",
+        false,
+        &[
+            Edit::Remove("Content-Length"),
+            Edit::Set("Transfer-Encoding", b"gzip"),
+        ],
+    );
+    assert!(out.contains("\r\nContent-Length: 3\r\n"), "{out}");
+    assert!(!out.contains("gzip"), "{out}");
+    let out = rewrite(
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+        false,
+        &[Edit::Remove("transfer-encoding")],
+    );
+    assert_eq!(
+        out.matches("Transfer-Encoding: chunked").count(),
+        1,
+        "{out}"
+    );
+}
