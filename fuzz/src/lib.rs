@@ -17,9 +17,13 @@
 //!   `route_path` target checks.
 //! - [`route`]: first-match route selection, for the `route_path` target.
 //! - [`static_path`]: which request paths a static route must refuse.
+//! - [`h1`]: what rampart's HTTP/1 path (framing scanner, then hyper)
+//!   does with a request or response head and a chunked body, for the
+//!   `h1_differential` target.
 
 pub mod bucket;
 pub mod frame;
+pub mod h1;
 pub mod packet;
 pub mod path;
 pub mod policy;

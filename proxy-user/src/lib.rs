@@ -68,6 +68,7 @@ pub mod escalate;
 pub mod filter;
 pub mod fleet;
 pub mod gate;
+pub mod h1;
 pub mod http;
 pub mod import;
 pub mod kick;

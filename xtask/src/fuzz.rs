@@ -27,10 +27,11 @@ use crate::{
 };
 
 /// Every target, cheapest first.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "config",
     "values",
     "route_path",
+    "h1_differential",
     "limit",
     "nginx_import",
     "xdp",

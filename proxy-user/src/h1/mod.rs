@@ -1,0 +1,36 @@
+//! HTTP/1 framing for forwarding: the request and response heads parsed in
+//! place in the connection's read buffer, the body framing decided once
+//! (with the smuggling rules), the upstream request head written from the
+//! original bytes with the proxy's edits into one buffer, and bodies
+//! followed byte by byte without being re-encoded.
+//!
+//! ```text
+//! read buffer ──request::parse──▶ Request { method, target, headers: &[Header], framing }
+//!                                   │ (routing and limits read the slices)
+//!                                   ▼
+//!                      upstream_head::write ──▶ one buffer, one write upstream
+//! request body bytes ──body::Body::advance──▶ forwarded as they are (Length or chunked)
+//! upstream bytes ──response::parse──▶ Response { status, framing } ──body──▶ downstream
+//! ```
+//!
+//! Issue 17, first part: this module is built and tested on its own (unit
+//! tests, the `h1_differential` fuzz target against httparse + hyper's and
+//! the framing scanner's rules); the connection path (`server/`, `http/`)
+//! still goes through hyper. Wiring it in is the next step (docs/http1.md).
+//!
+//! How it differs from hyper's path: no `HeaderMap` (no per-request
+//! allocation, no header-name hashing), header names and order kept as the
+//! client sent them, the framing rules of `server::framing` and hyper's
+//! parse checked once instead of twice, and bodies passed through in their
+//! own framing instead of decoded and re-encoded.
+
+pub mod body;
+pub mod error;
+pub mod framing;
+pub mod request;
+pub mod response;
+pub mod target;
+pub mod upstream_head;
+
+pub use error::{Blame, H1Error};
+pub use framing::Framing;
