@@ -31,7 +31,10 @@ fn main() {
         "proxy-common/Cargo.toml",
         "Cargo.lock",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(p).display());
+        // Relative to this package (as cargo reads it), not absolute: a
+        // target directory copied to another checkout then still sees this
+        // checkout's sources change, instead of the old checkout's.
+        println!("cargo:rerun-if-changed=../{p}");
     }
     println!("cargo:rerun-if-env-changed=RAMPART_EBPF_CARGO");
     println!("cargo:rerun-if-env-changed=RAMPART_EBPF_TOOLS");
