@@ -434,8 +434,11 @@ fn limits_set_from_the_cli_apply_at_once_and_survive_a_restart_and_ip_show_tells
     let ip: Value = serde_json::from_str(&s.ok(&["-j", "ip", "show", CLIENT])).unwrap();
     assert_eq!(ip["verdict"], "filtered by the rate limits only");
     let src = &ip["source"];
-    assert!(src["packets"].as_u64().unwrap() >= 600, "{ip}");
-    assert!(src["drops"].as_u64().unwrap() >= 240, "{ip}");
+    // Cached limited drops reach the source's counters every 64 drops, so
+    // they trail by up to 63 per CPU (docs/kernel-tier.md, "Limited sources").
+    let trail = 63 * std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    assert!(src["packets"].as_u64().unwrap() + trail >= 600, "{ip}");
+    assert!(src["drops"].as_u64().unwrap() + trail >= 240, "{ip}");
     assert_eq!(src["pps_budget"]["burst"], 50);
     assert!(src["pps_budget"]["left"].as_u64().unwrap() < 50, "{ip}");
     assert_eq!(src["syn_budget"]["limit"], "off");

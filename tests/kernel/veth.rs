@@ -232,10 +232,17 @@ on_exit = "detach"
         .source(FLOODER.parse().unwrap())
         .unwrap()
         .expect("flooder tracked");
-    assert_eq!(
-        (flood.packets, flood.drops),
-        (2000, 2000 - flood_in),
-        "per-source counters of the flooder"
+    // Cached limited drops reach the source's counters every 64 drops: they
+    // trail by up to 63 per CPU (docs/kernel-tier.md, "Limited sources");
+    // the verdict counters above are exact.
+    let trail = 63 * std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let (missing_packets, missing_drops) = (2000 - flood.packets, 2000 - flood_in - flood.drops);
+    assert!(
+        missing_packets == missing_drops && missing_drops <= trail,
+        "per-source counters of the flooder: {} packets, {} drops; expected 2000 and {} less at most {trail} cached drops",
+        flood.packets,
+        flood.drops,
+        2000 - flood_in
     );
 
     // --- TCP: new connections per source are limited separately ---
