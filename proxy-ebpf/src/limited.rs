@@ -25,27 +25,11 @@ use proxy_common::{
 
 use crate::{
     addr::Addr,
-    maps::{LIMITED_BITS, LIMITED_V4, LIMITED_V6},
+    maps::{LIMITED_BITS, LIMITED_V4, LIMITED_V6, Limited},
 };
 
 /// Cached drops kept in a slot before they are added to the LRU entry.
 const FLUSH: u64 = 64;
-
-/// One slot. `addr` is the source (IPv4: its word, with bit 32 set so
-/// that 0.0.0.0 is not an empty slot; IPv6: the prefix's two words);
-/// `*_until` coarse times (0: nothing cached); `*_params` the limit's
-/// interval and tolerance when the entry was made.
-#[repr(C)]
-pub struct Limited {
-    pub addr: [u64; 2],
-    pub pps_until: u64,
-    pub syn_until: u64,
-    pub pps_params: [u64; 2],
-    pub syn_params: [u64; 2],
-    /// Drops not yet added to the LRU entry, and their bytes.
-    pub packets: u64,
-    pub bytes: u64,
-}
 
 /// The slot of a source's word: one keyed multiply (Fibonacci hashing).
 /// A per-CPU cache needs no more: a collision costs the two sources the

@@ -2,7 +2,6 @@
 //! `proxy_common::pin`; sizes of the LRU and list maps are overridden by the
 //! loader from config before the maps are created.
 
-use crate::limited::Limited;
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
     macros::btf_map,
@@ -112,6 +111,22 @@ pub static LOG_SUPPRESSED: PerCpuArray<u64, 1> = PerCpuArray::new();
 pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
 #[btf_map(name = "first_v6")]
 pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
+
+/// One slot of the limited-drop cache (`limited.rs`). `addr` is the source (IPv4: its word, with bit 32 set so
+/// that 0.0.0.0 is not an empty slot; IPv6: the prefix's two words);
+/// `*_until` coarse times (0: nothing cached); `*_params` the limit's
+/// interval and tolerance when the entry was made.
+#[repr(C)]
+pub struct Limited {
+    pub addr: [u64; 2],
+    pub pps_until: u64,
+    pub syn_until: u64,
+    pub pps_params: [u64; 2],
+    pub syn_params: [u64; 2],
+    /// Drops not yet added to the LRU entry, and their bytes.
+    pub packets: u64,
+    pub bytes: u64,
+}
 
 /// The limited-drop cache (`limited.rs`): per CPU, not pinned.
 pub const LIMITED_BITS: u32 = 10;

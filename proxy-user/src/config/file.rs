@@ -31,7 +31,19 @@ pub struct FileConfig {
     #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
     #[serde(default)]
-    pub server: Vec<Spanned<super::server::FileServerBlock>>,
+    pub server: Vec<Spanned<FileServerBlock>>,
+}
+
+/// `[[server]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServerBlock {
+    pub server_name: Option<Spanned<Vec<Spanned<String>>>>,
+    pub listen: Option<Spanned<Vec<Spanned<String>>>>,
+    pub default_server: Option<Spanned<bool>>,
+    pub tls: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<FileRoute>>,
 }
 
 /// `[escalate.NAME]`: L7 abuse that becomes a kernel ban.

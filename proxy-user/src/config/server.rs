@@ -13,29 +13,16 @@
 
 use std::ops::Range;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
     CertFiles, ConfigError, Listener, Route,
     error::{Locator, line_col},
-    file::FileRoute,
+    file::FileServerBlock,
     listener::cert_files,
     route::{self, Known},
     server_name::{ServerName, Table},
 };
-
-/// `[[server]]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileServerBlock {
-    pub server_name: Option<Spanned<Vec<Spanned<String>>>>,
-    pub listen: Option<Spanned<Vec<Spanned<String>>>>,
-    pub default_server: Option<Spanned<bool>>,
-    pub tls: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    pub route: Vec<Spanned<FileRoute>>,
-}
 
 /// One virtual host.
 #[derive(Clone, Debug, PartialEq)]

@@ -322,7 +322,7 @@ async fn dispatch(
             );
         }
     };
-    let index = match route::find_rewritten(
+    let index = match vhost::find_rewritten(
         state,
         conn,
         server,

@@ -1,9 +1,6 @@
 //! Route matching: the first route, in file order, whose matcher accepts
 //! the request's path (and host, when the route names one).
 
-use hyper::{Request, StatusCode, header::HeaderValue, http::uri::PathAndQuery};
-
-use super::{ConnInfo, ProxyError, State};
 use crate::config::{PathMatch, Route};
 
 /// How many times `rewrite ... last` may send a request to another route
@@ -26,55 +23,6 @@ pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
                 PathMatch::Regex(re) => re.is_match(path),
             }
     })
-}
-
-/// The route for `req`, after nginx's `rewrite ... last`: while the
-/// route found has a `last` rewrite that matches, the path is rewritten
-/// (`original` keeps the target as received) and the routes are searched
-/// again, at most [`MAX_REWRITES`] times (500 after, as nginx). `Err`
-/// carries the answer and the route it came from.
-pub(super) fn find_rewritten<B>(
-    state: &State,
-    conn: ConnInfo,
-    server: Option<usize>,
-    host: Option<&str>,
-    request_id: &HeaderValue,
-    original: &mut Option<PathAndQuery>,
-    req: &mut Request<B>,
-) -> Result<usize, (ProxyError, Option<usize>)> {
-    let routes = &state.config.routes;
-    let mut changes = 0;
-    loop {
-        let Some(i) = super::vhost::route(&state.config, server, host, req.uri().path()) else {
-            return Err((
-                ProxyError::downstream(StatusCode::NOT_FOUND, "no route"),
-                None,
-            ));
-        };
-        let Some(rw) = routes[i].rewrite.as_ref().filter(|r| r.is_last()) else {
-            return Ok(i);
-        };
-        let vars = super::vars_of(conn, host, request_id, original.as_ref(), req.uri())
-            .with(req.headers());
-        let uri = match rw.apply(req.uri(), &vars) {
-            Ok(None) => return Ok(i),
-            Ok(Some(uri)) => uri,
-            Err(e) => return Err((e, Some(i))),
-        };
-        if changes == MAX_REWRITES {
-            return Err((
-                ProxyError::Internal(format!(
-                    "rewrite cycle: more than {MAX_REWRITES} rewrites with last"
-                )),
-                Some(i),
-            ));
-        }
-        changes += 1;
-        if original.is_none() {
-            *original = req.uri().path_and_query().cloned();
-        }
-        *req.uri_mut() = uri;
-    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! (HTTP/2 connection coalescing) never reaches another server's routes
 //! through it, and retries on a connection of its own.
 
-use hyper::StatusCode;
+use hyper::{Request, StatusCode, header::HeaderValue, http::uri::PathAndQuery};
 
-use super::{ConnInfo, ProxyError};
+use super::{ConnInfo, ProxyError, State, route::MAX_REWRITES};
 use crate::config::{Config, normal_host};
 
 /// The server for a request with `host` (as [`super::host_of`] gives it)
@@ -65,4 +65,52 @@ pub fn by_sni(config: &Config, listener: usize, sni: Option<&str>) -> Option<usi
         return None;
     }
     config.servers.select(listener, Some(&normal_host(sni?)))
+}
+/// The route for `req`, after nginx's `rewrite ... last`: while the
+/// route found has a `last` rewrite that matches, the path is rewritten
+/// (`original` keeps the target as received) and the routes are searched
+/// again, at most [`super::route::MAX_REWRITES`] times (500 after, as nginx). `Err`
+/// carries the answer and the route it came from.
+pub(super) fn find_rewritten<B>(
+    state: &State,
+    conn: ConnInfo,
+    server: Option<usize>,
+    host: Option<&str>,
+    request_id: &HeaderValue,
+    original: &mut Option<PathAndQuery>,
+    req: &mut Request<B>,
+) -> Result<usize, (ProxyError, Option<usize>)> {
+    let routes = &state.config.routes;
+    let mut changes = 0;
+    loop {
+        let Some(i) = route(&state.config, server, host, req.uri().path()) else {
+            return Err((
+                ProxyError::downstream(StatusCode::NOT_FOUND, "no route"),
+                None,
+            ));
+        };
+        let Some(rw) = routes[i].rewrite.as_ref().filter(|r| r.is_last()) else {
+            return Ok(i);
+        };
+        let vars = super::vars_of(conn, host, request_id, original.as_ref(), req.uri())
+            .with(req.headers());
+        let uri = match rw.apply(req.uri(), &vars) {
+            Ok(None) => return Ok(i),
+            Ok(Some(uri)) => uri,
+            Err(e) => return Err((e, Some(i))),
+        };
+        if changes == MAX_REWRITES {
+            return Err((
+                ProxyError::Internal(format!(
+                    "rewrite cycle: more than {MAX_REWRITES} rewrites with last"
+                )),
+                Some(i),
+            ));
+        }
+        changes += 1;
+        if original.is_none() {
+            *original = req.uri().path_and_query().cloned();
+        }
+        *req.uri_mut() = uri;
+    }
 }

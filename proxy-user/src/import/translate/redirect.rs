@@ -2,18 +2,8 @@
 //! `$host` keeps the client's (rampart's default), `$server_name` or a
 //! literal name becomes the listener's `redirect_https_host`.
 
-use super::{Translator, server::Bind};
+use super::{Translator, server::Bind, vars::plain_host};
 use crate::import::{nginx::Directive, report::Kind};
-
-/// A host name rampart's `redirect_https_host` takes as written: no
-/// variable, wildcard, regex, port or path.
-pub(super) fn plain_host(h: &str) -> bool {
-    !h.is_empty()
-        && !h.starts_with('.')
-        && h.len() <= 253
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
 
 impl Bind {
     /// The host every redirect on this address names, if they agree on one.

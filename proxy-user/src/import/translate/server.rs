@@ -58,7 +58,7 @@ fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
     };
     let ok = matches!(host, "$host" | "$http_host" | "$server_name")
         || names.iter().any(|n| n == host)
-        || super::redirect::plain_host(host);
+        || super::vars::plain_host(host);
     ok.then_some(port.filter(|p| *p != 443))
 }
 

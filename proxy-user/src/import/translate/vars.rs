@@ -68,7 +68,7 @@ pub(super) fn template(text: &str, names: &[String], captures: bool) -> Result<S
                 }
             }
             "server_name" => match names.first() {
-                Some(one) if super::redirect::plain_host(one) => {
+                Some(one) if plain_host(one) => {
                     out.push_str(one);
                 }
                 _ => return Err(format!("${name}")),
@@ -84,6 +84,16 @@ pub(super) fn refused(var: &str) -> String {
     format!(
         "`{var}`: rampart's templates have $host, $scheme, $request_uri, $uri, $args, $is_args, $server_port, $remote_addr, $request_id, $http_NAME, $cookie_NAME and $arg_NAME (and $server_name when the server's first name is a plain name)"
     )
+}
+
+/// A host name rampart's `redirect_https_host` takes as written: no
+/// variable, wildcard, regex, port or path.
+pub(super) fn plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && !h.starts_with('.')
+        && h.len() <= 253
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
