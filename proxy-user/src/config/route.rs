@@ -158,6 +158,14 @@ pub(super) fn route(
         ));
     }
     let action = if let Some(status) = &r.respond {
+        if *status.get_ref() == 444
+            && let Some(b) = &r.body
+        {
+            return Err(loc.error(
+                b.span(),
+                "respond = 444 closes the connection without an answer: it has no body",
+            ));
+        }
         Action::Respond {
             status: int_in(loc, status, 100, 599, "respond")? as u16,
             body: match &r.body {

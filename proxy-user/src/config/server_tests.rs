@@ -181,3 +181,12 @@ fn server_certificates_go_on_its_tls_listeners_default_first() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn respond_444_takes_no_body() {
+    let ok =
+        format!("{LISTENERS}[[server]]\ndefault_server = true\n[[server.route]]\nrespond = 444\n");
+    parse(&ok).unwrap();
+    let e = parse(&format!("{ok}body = \"gone\"\n")).unwrap_err();
+    assert!(e.contains("t.toml:11:8:") && e.contains("no body"), "{e}");
+}

@@ -48,7 +48,8 @@ use hyper::{
     header::{self, HeaderValue},
 };
 use request::{host_of, https_location, vars_of, with_path};
-use response::{error_response, redirect, text};
+pub use response::{CLOSE, Closed};
+use response::{closed, error_response, redirect, text};
 
 use crate::{
     access_log,
@@ -143,8 +144,10 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    // `respond = 444`: logged and counted, never sent (no page, no encoding).
+    let unsent = resp.extensions().get::<Closed>().is_some();
     let pages = route.map_or(&state.config.error_pages, |r| &r.error_pages);
-    if !pages.is_empty() && resp.status().as_u16() >= 400 {
+    if !unsent && !pages.is_empty() && resp.status().as_u16() >= 400 {
         resp = error_page::apply(pages, resp);
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
@@ -176,7 +179,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         Some(r) => r.compress.as_deref(),
         None => state.config.compress.as_ref(),
     };
-    if let Some(c) = compression {
+    if let Some(c) = compression.filter(|_| !unsent) {
         let asked = compress::Asked::of_accept(c, &method, accept.as_ref());
         resp = compress::response(c, asked, resp);
     }
@@ -407,6 +410,7 @@ async fn dispatch(
         }
     }
     let result = match &route.action {
+        Action::Respond { status: CLOSE, .. } => Ok(closed()),
         Action::Respond { status, body } => {
             let body = match body.literal() {
                 Some(b) => Cow::Borrowed(b),

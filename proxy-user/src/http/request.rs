@@ -58,6 +58,8 @@ pub(super) fn https_location(host: &str, port: u16, uri: &hyper::Uri) -> String 
     }
 }
 
+/// nginx's `$host`: the request's host without its port, lowercased and
+/// without a final dot (as nginx's `ngx_http_validate_host` leaves it).
 pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
     // An absolute-form target (or HTTP/2's `:authority`) wins over Host
     // (RFC 9112 §3.2.2).
@@ -74,10 +76,15 @@ pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
             .to_string(),
     };
     // Strip a port (but not from a bracketed IPv6 literal's inside).
-    Some(match raw.rsplit_once(':') {
+    let mut host = match raw.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
             h.to_string()
         }
         _ => raw,
-    })
+    };
+    if host.len() > 1 && host.ends_with('.') {
+        host.pop();
+    }
+    host.make_ascii_lowercase();
+    Some(host)
 }

@@ -3,7 +3,7 @@
 //! stream, the hyper connection for its protocol, and the service that
 //! hands each request to [`crate::http::handle`].
 
-use std::{convert::Infallible, os::fd::RawFd, sync::Arc};
+use std::{os::fd::RawFd, sync::Arc};
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::{
@@ -205,6 +205,12 @@ where
             let clock = (!http1).then(|| streams.clock());
             async move {
                 let resp = http::handle(snapshot, conn, req).await;
+                if resp.extensions().get::<http::Closed>().is_some() {
+                    // `respond = 444`: hyper ends an HTTP/1 connection on
+                    // a service error without writing, and resets an
+                    // HTTP/2 stream (INTERNAL_ERROR) with the others going on.
+                    return Err(http::Closed);
+                }
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                     busy.upgraded();
                 }
@@ -228,7 +234,7 @@ where
                     Some(clock) => resp.map(|b| http::Body::new(stall::Sending::new(b, clock))),
                     None => resp,
                 };
-                Ok::<_, Infallible>(resp)
+                Ok::<_, http::Closed>(resp)
             }
         });
         // Timeouts on the client side are the guard's; hyper's own header

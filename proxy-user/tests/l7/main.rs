@@ -9,6 +9,7 @@ mod admin;
 mod auth_request;
 mod basic_auth;
 mod bodies;
+mod close;
 mod compress;
 mod control;
 mod error_page;

@@ -46,6 +46,14 @@ body = "no $$ here\n"
         h["location"], "https://example.com:8443/old//x/../y?a=1&b=%2F",
         "$request_uri is the target as received"
     );
+    // nginx's `$host`: lowercased, without its port or a final dot.
+    let req = Request::get(format!("http://{}/old/x", p.addr()))
+        .header("host", "Example.COM.:8080")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, h, _) = send(&c, req).await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(h["location"], "https://example.com:8443/old/x");
 
     let req = Request::get(format!("http://{}/whoami?q=1", p.addr()))
         .header("x-request-id", "req-7")

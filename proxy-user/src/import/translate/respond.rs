@@ -5,7 +5,6 @@ use super::{Translator, vars};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
-    report::Kind,
 };
 
 impl Translator<'_> {
@@ -39,12 +38,9 @@ impl Translator<'_> {
             return true;
         }
         if code == 444 {
-            self.note(
-                ret,
-                Kind::Unsupported,
-                "444 (close without answering): answered 403 instead",
-            );
-            t.set("respond", "403".into());
+            // Closes without an answer, as nginx; any text is ignored there too.
+            self.take(ret);
+            t.set("respond", "444".into());
             return true;
         }
         let body = match vars::template(&rest.unwrap_or_default(), names, false) {
