@@ -73,11 +73,13 @@ pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
             .and_then(|v| v.to_str().ok())?
             .to_string(),
     };
-    // Strip a port (but not from a bracketed IPv6 literal's inside).
+    // Strip a port (but not from a bracketed IPv6 literal's inside), and
+    // lowercase it as nginx's `$host` is (`WWW.Example.com` redirects to
+    // `https://www.example.com/...`).
     Some(match raw.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
-            h.to_string()
+            h.to_ascii_lowercase()
         }
-        _ => raw,
+        _ => raw.to_ascii_lowercase(),
     })
 }
