@@ -142,3 +142,34 @@ fn redirect_server_beside_content_is_a_server() {
     let v: toml::Table = toml::from_str(&certbot.toml).unwrap();
     assert!(v["listener"][0].get("redirect_https").is_none());
 }
+
+/// Servers whose gzip settings differ: the first server's are
+/// `[compress]`, another's are its routes' own `compress`, and a server
+/// that does not compress (nginx's default) has `compress = false`.
+#[test]
+fn servers_that_compress_differently_have_their_routes_own() {
+    let i = import(
+        "http {\n gzip_types application/json;\n\
+         server { listen 80; server_name a.test; gzip on; gzip_comp_level 5; location / { return 200 a; } }\n\
+         server { listen 80; server_name b.test; gzip on; gzip_comp_level 9;\n\
+           location / { return 200 b; } location /raw/ { gzip off; return 200 r; } }\n\
+         server { listen 80; server_name c.test; location / { return 200 c; } }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses(&i);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    assert_eq!(v["compress"]["gzip_level"].as_integer(), Some(5));
+    let s = v["server"].as_array().unwrap();
+    assert!(s[0]["route"][0].get("compress").is_none(), "as [compress]");
+    let b = s[1]["route"].as_array().unwrap();
+    let by = |p: &str| b.iter().find(|r| r["path"].as_str() == Some(p)).unwrap();
+    let own = by("/")["compress"].as_table().unwrap();
+    assert_eq!(own["gzip_level"].as_integer(), Some(9));
+    assert_eq!(own["types"][1].as_str(), Some("application/json"));
+    assert_eq!(by("/raw/")["compress"].as_bool(), Some(false));
+    assert_eq!(
+        s[2]["route"][0]["compress"].as_bool(),
+        Some(false),
+        "gzip off by default"
+    );
+}
