@@ -153,7 +153,8 @@ fn servers_that_compress_differently_have_their_routes_own() {
          server { listen 80; server_name a.test; gzip on; gzip_comp_level 5; location / { return 200 a; } }\n\
          server { listen 80; server_name b.test; gzip on; gzip_comp_level 9;\n\
            location / { return 200 b; } location /raw/ { gzip off; return 200 r; } }\n\
-         server { listen 80; server_name c.test; location / { return 200 c; } }\n}\n",
+         server { listen 80; server_name c.test; location / { return 200 c; } }\n\
+         server { listen 80; server_name d.test; return 200 d; }\n}\n",
     );
     assert!(i.complete(), "{:#?}", i.reports);
     parses(&i);
@@ -167,6 +168,11 @@ fn servers_that_compress_differently_have_their_routes_own() {
     assert_eq!(own["gzip_level"].as_integer(), Some(9));
     assert_eq!(own["types"][1].as_str(), Some("application/json"));
     assert_eq!(by("/raw/")["compress"].as_bool(), Some(false));
+    assert_eq!(
+        s[3]["route"][0]["compress"].as_bool(),
+        Some(false),
+        "a server's return too"
+    );
     assert_eq!(
         s[2]["route"][0]["compress"].as_bool(),
         Some(false),
