@@ -16,6 +16,7 @@ mod error_page;
 mod escalation;
 mod header_rules;
 mod http2;
+mod import_redirect;
 mod kick;
 mod lifecycle;
 mod paths;

@@ -70,6 +70,7 @@ impl<'a> Translator<'a> {
                 let mut t = Table::new("[[route]]", format!("server {} return", names.join(" ")));
                 t.from(srv.at());
                 if self.respond(&mut t, ret, names) {
+                    self.route_gzip(&mut t, chain);
                     if let Some(h) = host {
                         t.set("host", emit::s(h));
                     }

@@ -17,6 +17,7 @@ mod headers;
 mod location;
 mod pages;
 mod redirect;
+mod redirect_server;
 mod respond;
 mod rewrite;
 mod route_pages;

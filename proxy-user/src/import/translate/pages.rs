@@ -2,8 +2,10 @@
 //! nginx offers), `error_page CODES /URI` as `[[error_page]]` files, with
 //! `proxy_intercept_errors` as their `intercept`. rampart has one of each
 //! for every listener; nginx sets them per server (or location), so the
-//! http and server levels are read, and a second server that asks for
-//! something else is reported.
+//! http and server levels are read: the first server's `gzip` settings
+//! are `[compress]`, and another server's that differ are its routes' own
+//! `compress` (`route_pages.rs`); a second server's different error pages
+//! are reported.
 
 use super::{Chain, Translator, find, find_all, units};
 use crate::{
@@ -31,9 +33,13 @@ impl<'a> Translator<'a> {
             }
             Some(Gzip::On(keys, from)) => (keys, from),
         };
-        let on = from[0];
         if !self.compress.keys.is_empty() && self.compress.keys != keys_of(&keys) {
-            self.unsupported(on, "servers compress differently, and rampart's [compress] is for every listener: the first server's settings are used");
+            // Another server's settings are [compress]: this server's
+            // routes carry their own `compress` (route_pages.rs).
+            for d in from {
+                self.take(d);
+            }
+            self.gzip_extras(chain);
             return;
         }
         for (k, v) in keys {

@@ -20,34 +20,41 @@ impl<'a> Translator<'a> {
         &chain[(self.depth + 1).min(chain.len())..]
     }
 
-    /// `gzip` (and its settings) in the location: `compress = false`, or
-    /// the route's own `compress = { ... }` where they differ from
-    /// `[compress]`.
+    /// The effective `gzip` settings of the location (its own, else its
+    /// server's, else http's) where they differ from `[compress]` (the
+    /// first server's): `compress = false`, or the route's own
+    /// `compress = { ... }`.
     pub(super) fn route_gzip(&mut self, t: &mut Table, chain: &[&'a [Directive]]) {
         let own = self.own_levels(chain);
         let here = own
             .iter()
             .any(|b| b.iter().any(|d| GZIP.contains(&d.name.as_str())));
         self.gzip_extras(own);
-        if !here {
-            return;
-        }
         let chain = chain.to_vec();
+        let compressing = !self.compress.keys.is_empty();
         match self.gzip_settings(&chain) {
-            None | Some(Gzip::Bad) => {}
+            Some(Gzip::Bad) => {}
+            // nginx's default: off.
+            None if compressing => t.set("compress", "false".into()),
+            None => {}
             Some(Gzip::Off(d)) => {
                 self.take(d);
-                t.from(d.at());
-                if !self.compress.keys.is_empty() {
+                if here || compressing {
+                    t.from(d.at());
+                }
+                if compressing {
                     t.set("compress", "false".into());
                 }
             }
             Some(Gzip::On(keys, from)) => {
+                let differ = self.compress.keys != keys_of(&keys);
                 for d in &from {
                     self.take(d);
-                    t.from(d.at());
+                    if here || differ {
+                        t.from(d.at());
+                    }
                 }
-                if self.compress.keys != keys_of(&keys) {
+                if differ {
                     let inline: Vec<String> =
                         keys.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     t.set("compress", format!("{{ {} }}", inline.join(", ")));

@@ -1,9 +1,10 @@
 //! `server` blocks: their `listen`s become `[[listener]]`s (TLS, HTTP/2,
-//! certificates by SNI), the plain-HTTP-to-HTTPS redirect idiom becomes
-//! `redirect_https`, and the other servers' locations become routes (of
-//! `[[server]]`s when there are several: `vhosts.rs`).
+//! certificates by SNI), a redirect-only server alone on its addresses
+//! becomes their `redirect_https` (`redirect_server.rs`), and the other
+//! servers' locations become routes (of `[[server]]`s when there are
+//! several: `vhosts.rs`).
 
-use super::{Chain, Translator, find, find_all};
+use super::{Chain, Translator, find, find_all, redirect_server::Shape};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
@@ -46,30 +47,12 @@ fn bind_of(addr: &str) -> Option<String> {
     None
 }
 
-/// `https://$host[:PORT]$request_uri` and its spellings: the port, if any.
-fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
-    let rest = url.strip_prefix("https://")?;
-    let hostport = rest.strip_suffix("$request_uri")?;
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => {
-            (h, Some(p.parse::<u16>().ok()?))
-        }
-        _ => (hostport, None),
-    };
-    let ok = matches!(host, "$host" | "$http_host" | "$server_name")
-        || names.iter().any(|n| n == host)
-        || super::vars::plain_host(host);
-    ok.then_some(port.filter(|p| *p != 443))
-}
-
 impl<'a> Translator<'a> {
     pub(super) fn servers(&mut self, chain: &Chain<'a>, servers: &[&'a Directive]) {
-        let mut content: Vec<super::vhosts::Content<'a>> = Vec::new();
+        let mut all = Vec::new();
         for srv in servers {
             self.take(srv);
-            let mut inner = chain.clone();
-            inner.push(srv.children());
-            let names: Vec<String> = find_all(&inner[inner.len() - 1..], "server_name")
+            let names: Vec<String> = find_all(&[srv.children()], "server_name")
                 .iter()
                 .flat_map(|d| d.args.clone())
                 .filter(|n| !n.is_empty() && n != "_")
@@ -78,9 +61,28 @@ impl<'a> Translator<'a> {
                 self.take(d);
             }
             let (binds, default) = self.listens(srv);
-            if self.redirect_server(srv, &names, &binds) {
-                continue;
+            let shape = Shape::of(srv, &names);
+            all.push((srv, names, binds, default, shape));
+        }
+        // Addresses a content server listens on: a redirect-only server
+        // there is a `[[server]]` too, or it would redirect the others.
+        let shared: Vec<String> = all
+            .iter()
+            .filter(|s| s.4.is_none())
+            .flat_map(|s| s.2.clone())
+            .collect();
+        let mut content: Vec<super::vhosts::Content<'a>> = Vec::new();
+        for (srv, names, binds, default, shape) in all {
+            let alone = !binds.iter().any(|b| shared.contains(b));
+            match shape {
+                Some(shape) if alone || !shape.as_server() => {
+                    self.redirect_server(srv, shape, &names, &binds);
+                    continue;
+                }
+                _ => {}
             }
+            let mut inner = chain.clone();
+            inner.push(srv.children());
             self.tls(&inner, srv, &binds);
             self.server_http_keys(srv.children());
             self.real_ip(&inner);
@@ -175,96 +177,6 @@ impl<'a> Translator<'a> {
             }
             None => self.binds.push(b),
         }
-    }
-
-    /// A server whose whole job is `return 301 https://$host$request_uri`
-    /// (also certbot's `if ($host = ...) { return 301 ... } return 404;`).
-    fn redirect_server(&mut self, srv: &'a Directive, names: &[String], binds: &[String]) -> bool {
-        let kids = srv.children();
-        let ret = kids.iter().find(|d| d.name == "return");
-        let via_if: Vec<&Directive> = kids.iter().filter(|d| d.name == "if").collect();
-        let (target, extra_404) = match (ret, via_if.as_slice()) {
-            (Some(r), [])
-                if r.args.len() == 2
-                    && matches!(r.args[0].as_str(), "301" | "302" | "307" | "308") =>
-            {
-                (Some((r, &r.args[1])), None)
-            }
-            (Some(r), ifs)
-                if !ifs.is_empty() && r.args.first().map(String::as_str) == Some("404") =>
-            {
-                let inner = ifs[0]
-                    .children()
-                    .iter()
-                    .find(|d| d.name == "return" && d.args.len() == 2);
-                (inner.map(|d| (d, &d.args[1])), Some(r))
-            }
-            _ => (None, None),
-        };
-        // Also `location / { return 301 https://...; }` beside an ACME
-        // challenge location, as many HTTP servers are written.
-        let slash = kids
-            .iter()
-            .find(|d| d.name == "location" && d.args.len() == 1 && d.args[0] == "/");
-        let slash_ret = slash.and_then(|l| {
-            l.children()
-                .iter()
-                .find(|d| d.name == "return" && d.args.len() == 2)
-        });
-        let (target, slash) = match (target, slash_ret) {
-            (None, Some(r)) if ret.is_none() && via_if.is_empty() => (Some((r, &r.args[1])), slash),
-            (t, _) => (t, None),
-        };
-        let Some((ret_d, url)) = target else {
-            return false;
-        };
-        let Some(port) = https_redirect(url, names) else {
-            return false;
-        };
-        let others: Vec<&Directive> = kids
-            .iter()
-            .filter(|d| d.name == "location" && slash.is_none_or(|s| s.id != d.id))
-            .collect();
-        let acme_only = others
-            .iter()
-            .all(|l| l.args.last().is_some_and(|p| p.contains("/.well-known/")));
-        if !acme_only || kids.iter().any(|d| d.name == "proxy_pass") {
-            return false;
-        }
-        if let Some(l) = slash {
-            self.take(l);
-        }
-        for l in others {
-            self.note(l, Kind::Unsupported, "redirect_https answers every request on this listener, ACME challenges included: serve them from the TLS listener instead (a static route with serve_well_known = true)");
-            for d in l.children() {
-                self.unsupported(
-                    d,
-                    "part of the location above, which the redirect answers instead",
-                );
-            }
-        }
-        for d in kids.iter().filter(|d| d.name == "root") {
-            self.note(d, Kind::NotNeeded, "a redirect-only server serves no files");
-        }
-        let host = self.redirect_host(ret_d, url, names);
-        if let Some(r) = extra_404 {
-            for i in &via_if {
-                self.take(i);
-                for d in i.children() {
-                    self.take(d);
-                }
-            }
-            self.note(r, Kind::Unsupported, "the redirect is sent for every host: rampart's redirect_https does not check the Host first");
-        }
-        for bind in binds {
-            if let Some(b) = self.binds.iter_mut().find(|b| &b.bind == bind) {
-                b.redirect = Some(port);
-                b.redirect_hosts.push(host.clone());
-                b.redirect_by.push((ret_d.id, ret_d.at()));
-                b.from.push(ret_d.at());
-            }
-        }
-        true
     }
 
     /// Certificates and protocol versions of a content server.

@@ -95,3 +95,87 @@ fn parses_but_for_files(i: &crate::import::Import) {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A redirect-only server on an address a content server shares is a
+/// `[[server]]` whose route redirects as nginx's `return` does (its host,
+/// `$server_name`, status); alone on its address it stays the listener's
+/// `redirect_https`; certbot's `if ($host = ...)` form is still reported.
+#[test]
+fn redirect_server_beside_content_is_a_server() {
+    let i = import(
+        "server { listen 80; server_name old.test; return 301 https://new.test$request_uri; }\n\
+         server { listen 80; server_name new.test; location / { return 200 new; } }\n\
+         server { listen 80; server_name a.test b.test; return 307 https://$server_name$request_uri; }\n\
+         server { listen 8080; server_name c.test; return 301 https://$host$request_uri; }\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses(&i);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let l = v["listener"].as_array().unwrap();
+    assert_eq!(l[0]["bind"].as_str(), Some("0.0.0.0:80"));
+    assert!(l[0].get("redirect_https").is_none(), "{}", i.toml);
+    assert_eq!(
+        l[1]["redirect_https"].as_bool(),
+        Some(true),
+        "alone on 8080"
+    );
+    let s = v["server"].as_array().unwrap();
+    assert_eq!(s.len(), 3, "{}", i.toml);
+    assert_eq!(s[0]["server_name"][0].as_str(), Some("old.test"));
+    let old = &s[0]["route"][0];
+    assert_eq!(
+        old["redirect"].as_str(),
+        Some("https://new.test$request_uri")
+    );
+    assert_eq!(old["redirect_status"].as_integer(), Some(301));
+    assert!(old.get("path").is_none(), "every path redirects");
+    let ab = &s[2]["route"][0];
+    assert_eq!(ab["redirect"].as_str(), Some("https://a.test$request_uri"));
+    assert_eq!(ab["redirect_status"].as_integer(), Some(307));
+
+    let certbot = import(
+        "server { listen 80; server_name new.test; location / { return 200 new; } }\n\
+         server { if ($host = old.test) { return 301 https://$host$request_uri; }\n\
+         listen 80; server_name old.test; return 404; }\n",
+    );
+    assert!(!certbot.complete());
+    let v: toml::Table = toml::from_str(&certbot.toml).unwrap();
+    assert!(v["listener"][0].get("redirect_https").is_none());
+}
+
+/// Servers whose gzip settings differ: the first server's are
+/// `[compress]`, another's are its routes' own `compress`, and a server
+/// that does not compress (nginx's default) has `compress = false`.
+#[test]
+fn servers_that_compress_differently_have_their_routes_own() {
+    let i = import(
+        "http {\n gzip_types application/json;\n\
+         server { listen 80; server_name a.test; gzip on; gzip_comp_level 5; location / { return 200 a; } }\n\
+         server { listen 80; server_name b.test; gzip on; gzip_comp_level 9;\n\
+           location / { return 200 b; } location /raw/ { gzip off; return 200 r; } }\n\
+         server { listen 80; server_name c.test; location / { return 200 c; } }\n\
+         server { listen 80; server_name d.test; return 200 d; }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    parses(&i);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    assert_eq!(v["compress"]["gzip_level"].as_integer(), Some(5));
+    let s = v["server"].as_array().unwrap();
+    assert!(s[0]["route"][0].get("compress").is_none(), "as [compress]");
+    let b = s[1]["route"].as_array().unwrap();
+    let by = |p: &str| b.iter().find(|r| r["path"].as_str() == Some(p)).unwrap();
+    let own = by("/")["compress"].as_table().unwrap();
+    assert_eq!(own["gzip_level"].as_integer(), Some(9));
+    assert_eq!(own["types"][1].as_str(), Some("application/json"));
+    assert_eq!(by("/raw/")["compress"].as_bool(), Some(false));
+    assert_eq!(
+        s[3]["route"][0]["compress"].as_bool(),
+        Some(false),
+        "a server's return too"
+    );
+    assert_eq!(
+        s[2]["route"][0]["compress"].as_bool(),
+        Some(false),
+        "gzip off by default"
+    );
+}
