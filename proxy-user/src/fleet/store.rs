@@ -327,13 +327,33 @@ pub(super) fn connect(s: &FleetSettings) -> Result<ConnectionManager, FleetError
     if let Some(p) = &s.password {
         redis_info = redis_info.set_password(p.expose());
     }
-    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
-        s.host.clone(),
-        s.port,
-    ))
-    .map_err(FleetError::Redis)?
-    .set_redis_settings(redis_info);
-    let client = redis::Client::open(info).map_err(FleetError::Redis)?;
+    let addr = match &s.tls {
+        None => redis::ConnectionAddr::Tcp(s.host.clone(), s.port),
+        // The certificate is checked against `host` (a DNS name or an IP
+        // address in its subjectAltName), never skipped.
+        Some(_) => redis::ConnectionAddr::TcpTls {
+            host: s.host.clone(),
+            port: s.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(addr)
+        .map_err(FleetError::Redis)?
+        .set_redis_settings(redis_info);
+    let client = match s.tls.as_ref().and_then(|t| t.ca.clone()) {
+        // Only this CA's certificates are trusted (checked at config load).
+        Some(ca) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            },
+        ),
+        // Plain TCP, or TLS with the system's roots.
+        None => redis::Client::open(info),
+    }
+    .map_err(FleetError::Redis)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(s.timeout))
         .set_response_timeout(Some(s.timeout))
