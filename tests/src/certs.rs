@@ -41,9 +41,10 @@ pub fn self_signed(dir: &Path, stem: &str) {
     );
 }
 
-/// Writes `CA.crt` (a new CA) and `STEM.crt`/`STEM.key` (a certificate it
-/// signs for `localhost` and 127.0.0.1) into `dir`, with rcgen.
-pub fn ca_signed(dir: &Path, ca: &str, stem: &str) {
+/// Writes `CA.crt` (a new CA) and, for each of `stems`, `STEM.crt`/`STEM.key`
+/// (a certificate it signs for `localhost` and 127.0.0.1) into `dir`, with
+/// rcgen.
+pub fn ca_signed(dir: &Path, ca: &str, stems: &[&str]) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     std::fs::create_dir_all(dir).unwrap();
     let mut params = CertificateParams::new(Vec::new()).unwrap();
@@ -52,12 +53,14 @@ pub fn ca_signed(dir: &Path, ca: &str, stem: &str) {
         .distinguished_name
         .push(rcgen::DnType::CommonName, format!("rampart test CA {ca}"));
     let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
     std::fs::write(dir.join(format!("{ca}.crt")), issuer.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    for stem in stems {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    }
 }

@@ -22,8 +22,9 @@ pub struct Redis {
     /// The namespace it runs in and the address it listens on there
     /// (`None`: this one, 127.0.0.1 only).
     ns: Option<(String, String)>,
-    /// TLS only (no plain port): the certificate, key and CA files.
-    tls: Option<[PathBuf; 3]>,
+    /// TLS only (no plain port): the certificate, key and CA files, and
+    /// whether clients must present a certificate the CA signed.
+    tls: Option<([PathBuf; 3], bool)>,
 }
 
 /// Whether `redis-server` is installed (else the test says why it skips,
@@ -82,15 +83,16 @@ impl Redis {
     }
 
     /// Starts one that speaks only TLS on its port, with `cert` and `key`
-    /// (signed by `ca`), not asking clients for a certificate.
-    pub fn with_tls(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Redis {
+    /// (signed by `ca`); `clients`: clients must present a certificate
+    /// `ca` signed (`--tls-auth-clients yes`).
+    pub fn with_tls(dir: &Path, cert: &Path, key: &Path, ca: &Path, clients: bool) -> Redis {
         let mut r = Redis {
             port: free_port(),
             dir: dir.to_path_buf(),
             proc: None,
             acl: None,
             ns: None,
-            tls: Some([cert, key, ca].map(Path::to_path_buf)),
+            tls: Some(([cert, key, ca].map(Path::to_path_buf), clients)),
         };
         r.spawn();
         r
@@ -135,7 +137,7 @@ impl Redis {
         if let Some(f) = &self.acl {
             a.extend(["--aclfile".to_string(), f.display().to_string()]);
         }
-        if let Some([cert, key, ca]) = &self.tls {
+        if let Some(([cert, key, ca], clients)) = &self.tls {
             a[1] = "0".to_string();
             a.extend([
                 "--tls-port".to_string(),
@@ -147,7 +149,7 @@ impl Redis {
                 "--tls-ca-cert-file".to_string(),
                 ca.display().to_string(),
                 "--tls-auth-clients".to_string(),
-                "no".to_string(),
+                if *clients { "yes" } else { "no" }.to_string(),
             ]);
         }
         a

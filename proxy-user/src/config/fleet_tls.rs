@@ -1,12 +1,13 @@
 //! `[fleet]`'s TLS to Redis: `redis = "rediss://HOST[:PORT]"` turns it on,
-//! and `tls = { ca = "FILE" }` trusts that CA instead of the system's roots.
-//! The CA file is read and every certificate in it checked when the
+//! `tls = { ca = "FILE" }` trusts that CA instead of the system's roots, and
+//! `cert`/`key` present a client certificate (Redis `tls-auth-clients yes`).
+//! The files are read and every certificate in them checked when the
 //! configuration is loaded, so a missing or bad one is a config error with
 //! its position, not a fleet that never connects.
 
 use std::path::{Path, PathBuf};
 
-use rustls::pki_types::{CertificateDer, pem::PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 use super::{ConfigError, error::Locator, file::FileFleetTls};
 
@@ -20,12 +21,23 @@ pub struct FleetTls {
     pub ca: Option<Vec<u8>>,
     /// Where `ca` came from, for `config show` and logs.
     pub ca_path: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM, checked at load).
+    pub client: Option<ClientCert>,
+}
+
+/// `tls = { cert, key }`: the key is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub cert_path: PathBuf,
 }
 
 impl std::fmt::Debug for FleetTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FleetTls")
             .field("ca", &self.ca_path)
+            .field("cert", &self.client.as_ref().map(|c| &c.cert_path))
             .finish()
     }
 }
@@ -64,18 +76,70 @@ pub(super) fn fleet_tls(
             None => Ok(None),
         };
     }
-    let Some(ca) = table.and_then(|t| t.into_inner().ca) else {
-        return Ok(Some(FleetTls {
-            ca: None,
-            ca_path: None,
-        }));
+    let mut tls = FleetTls {
+        ca: None,
+        ca_path: None,
+        client: None,
     };
-    let path = base.join(ca.get_ref());
-    let pem = read_ca(&path).map_err(|m| loc.error(ca.span(), format!("tls.ca: {m}")))?;
-    Ok(Some(FleetTls {
-        ca: Some(pem),
-        ca_path: Some(path),
-    }))
+    let Some(table) = table else {
+        return Ok(Some(tls));
+    };
+    let span = table.span();
+    let t = table.into_inner();
+    if let Some(ca) = t.ca {
+        let path = base.join(ca.get_ref());
+        let pem = read_ca(&path).map_err(|m| loc.error(ca.span(), format!("tls.ca: {m}")))?;
+        (tls.ca, tls.ca_path) = (Some(pem), Some(path));
+    }
+    match (t.cert, t.key) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            let cert_path = base.join(cert.get_ref());
+            let cert_pem = read_chain(&cert_path)
+                .map_err(|m| loc.error(cert.span(), format!("tls.cert: {m}")))?;
+            let key_path = base.join(key.get_ref());
+            let key_pem =
+                read_key(&key_path).map_err(|m| loc.error(key.span(), format!("tls.key: {m}")))?;
+            tls.client = Some(ClientCert {
+                cert: cert_pem,
+                key: key_pem,
+                cert_path,
+            });
+        }
+        _ => {
+            return Err(loc.error(
+                span,
+                "tls: `cert` and `key` go together (a client certificate and its key)",
+            ));
+        }
+    }
+    Ok(Some(tls))
+}
+
+/// The file's bytes, if it holds at least one PEM certificate.
+fn read_chain(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| format!("{shown}: certificate {}: {e}", n + 1))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(format!(
+            "{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(pem)
+}
+
+/// The file's bytes, if it holds a PEM private key (never shown).
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("{shown}: no usable PEM private key: {e}"))?;
+    Ok(pem)
 }
 
 /// The file's bytes, if it holds 1 to [`MAX_CA_CERTS`] PEM certificates
@@ -117,6 +181,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let ca = rcgen::generate_simple_self_signed(vec!["redis.test".into()]).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), ca.signing_key.serialize_pem()).unwrap();
         std::fs::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
         std::fs::write(
             dir.join("bad.pem"),
@@ -197,6 +262,38 @@ mod tests {
         let e = parse_in(&dir, &format!("{head}redis = \"unix:///run/redis.sock\"\n")).unwrap_err();
         assert!(
             e.contains("t.toml:3:9: redis: `unix://` is not supported"),
+            "{e}"
+        );
+        let f = parse_in(
+            &dir,
+            &format!(
+                "{head}redis = \"rediss://r\"\ntls = {{ cert = \"ca.pem\", key = \"key.pem\" }}\n"
+            ),
+        )
+        .unwrap()
+        .fleet
+        .unwrap();
+        let client = f.tls.as_ref().unwrap().client.as_ref().unwrap();
+        assert_eq!(client.key, ca.signing_key.serialize_pem().into_bytes());
+        assert!(!format!("{:?}", f.tls).contains("PRIVATE"), "{:?}", f.tls);
+        let e = parse_in(
+            &dir,
+            &format!("{head}redis = \"rediss://r\"\ntls = {{ cert = \"ca.pem\" }}\n"),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:7: tls: `cert` and `key` go together"),
+            "{e}"
+        );
+        let e = parse_in(
+            &dir,
+            &format!(
+                "{head}redis = \"rediss://r\"\ntls = {{ cert = \"ca.pem\", key = \"ca.pem\" }}\n"
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:32: tls.key:") && e.contains("no usable PEM private key"),
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -341,17 +341,21 @@ pub(super) fn connect(s: &FleetSettings) -> Result<ConnectionManager, FleetError
     let info = redis::IntoConnectionInfo::into_connection_info(addr)
         .map_err(FleetError::Redis)?
         .set_redis_settings(redis_info);
-    let client = match s.tls.as_ref().and_then(|t| t.ca.clone()) {
-        // Only this CA's certificates are trusted (checked at config load).
-        Some(ca) => redis::Client::build_with_tls(
+    let client = match &s.tls {
+        // Only this CA's certificates are trusted, and/or this client
+        // certificate is presented (both checked at config load).
+        Some(t) if t.ca.is_some() || t.client.is_some() => redis::Client::build_with_tls(
             info,
             redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca),
+                client_tls: t.client.as_ref().map(|c| redis::ClientTlsConfig {
+                    client_cert: c.cert.clone(),
+                    client_key: c.key.clone(),
+                }),
+                root_cert: t.ca.clone(),
             },
         ),
         // Plain TCP, or TLS with the system's roots.
-        None => redis::Client::open(info),
+        _ => redis::Client::open(info),
     }
     .map_err(FleetError::Redis)?;
     let config = redis::aio::ConnectionManagerConfig::new()
