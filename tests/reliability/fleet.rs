@@ -77,6 +77,19 @@ impl Host {
         tables: &str,
         routes: &str,
     ) -> Host {
+        let redis = format!("127.0.0.1:{redis}");
+        Host::with_redis(root, name, &redis, auth, tables, routes)
+    }
+
+    /// `redis`: `[fleet] redis`'s value (`rediss://...` for TLS).
+    pub fn with_redis(
+        root: &Path,
+        name: &'static str,
+        redis: &str,
+        auth: &str,
+        tables: &str,
+        routes: &str,
+    ) -> Host {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let (port, admin) = (free_port(), free_port());
@@ -87,7 +100,7 @@ impl Host {
                 "[filter]\ninterfaces = []\n\n\
                  [control]\nsocket = \"{d}/control.sock\"\nstate_file = \"{d}/state.json\"\n\n\
                  [admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
-                 [fleet]\nredis = \"127.0.0.1:{redis}\"\nname = \"{FLEET}\"\nhost = \"{name}\"\n{auth}\n\
+                 [fleet]\nredis = \"{redis}\"\nname = \"{FLEET}\"\nhost = \"{name}\"\n{auth}\n\
                  [escalate.scanners]\nstatuses = [404]\ncount = 3\nwithin = \"1m\"\nban = \"1h\"\n\n{tables}\n\
                  [[listener]]\nbind = \"127.0.0.1:{port}\"\n\n{routes}\n\
                  [[route]]\npath_regex = '\\.env$'\nrespond = 404\nescalate = \"scanners\"\n\n\
@@ -108,16 +121,23 @@ impl Host {
 
     /// Starts it and waits until it serves and its fleet task has synchronised.
     pub fn start(&mut self) {
+        self.start_serving();
+        let mut p = self.proc.take().expect("started");
+        let socket = self.dir.join("control.sock");
+        p.wait_until(Duration::from_secs(10), || {
+            call(&socket, &Request::FleetStatus).is_ok_and(|s| s["health"] == "up")
+        });
+        self.proc = Some(p);
+    }
+
+    /// Starts it and waits until it serves (its fleet may be down).
+    pub fn start_serving(&mut self) {
         let mut cmd = Command::new(rampart_bin());
         cmd.args(["run", "-c"]).arg(&self.config);
         let log = self.dir.join(format!("rampart-{}.log", self.name));
         let mut p = Spawned::start("rampart", cmd, &log);
         let port = self.port;
         p.wait_until(Duration::from_secs(15), || get_from(port, "127.0.0.1"));
-        let socket = self.dir.join("control.sock");
-        p.wait_until(Duration::from_secs(10), || {
-            call(&socket, &Request::FleetStatus).is_ok_and(|s| s["health"] == "up")
-        });
         self.proc = Some(p);
     }
 
@@ -133,7 +153,7 @@ impl Host {
             .unwrap_or_default()
     }
 
-    fn call(&self, r: &Request) -> Value {
+    pub fn call(&self, r: &Request) -> Value {
         call(&self.dir.join("control.sock"), r)
             .unwrap_or_else(|e| panic!("{}: {r:?}: {e:#}", self.name))
     }

@@ -10,5 +10,6 @@ mod faults;
 mod fleet;
 mod fleet_limit;
 mod fleet_outage;
+mod fleet_tls;
 mod http2;
 mod support;

@@ -1,4 +1,5 @@
-//! Test certificates made with the openssl command, as an operator would.
+//! Test certificates: made with the openssl command, as an operator would,
+//! or (a CA and a certificate it signs) with rcgen.
 
 use std::{path::Path, process::Command};
 
@@ -38,4 +39,28 @@ pub fn self_signed(dir: &Path, stem: &str) {
         "openssl: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Writes `CA.crt` (a new CA) and, for each of `stems`, `STEM.crt`/`STEM.key`
+/// (a certificate it signs for `localhost` and 127.0.0.1) into `dir`, with
+/// rcgen.
+pub fn ca_signed(dir: &Path, ca: &str, stems: &[&str]) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = CertificateParams::new(Vec::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("rampart test CA {ca}"));
+    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join(format!("{ca}.crt")), issuer.pem()).unwrap();
+    for stem in stems {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    }
 }

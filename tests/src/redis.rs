@@ -22,6 +22,9 @@ pub struct Redis {
     /// The namespace it runs in and the address it listens on there
     /// (`None`: this one, 127.0.0.1 only).
     ns: Option<(String, String)>,
+    /// TLS only (no plain port): the certificate, key and CA files, and
+    /// whether clients must present a certificate the CA signed.
+    tls: Option<([PathBuf; 3], bool)>,
 }
 
 /// Whether `redis-server` is installed (else the test says why it skips,
@@ -79,6 +82,22 @@ impl Redis {
         )
     }
 
+    /// Starts one that speaks only TLS on its port, with `cert` and `key`
+    /// (signed by `ca`); `clients`: clients must present a certificate
+    /// `ca` signed (`--tls-auth-clients yes`).
+    pub fn with_tls(dir: &Path, cert: &Path, key: &Path, ca: &Path, clients: bool) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            proc: None,
+            acl: None,
+            ns: None,
+            tls: Some(([cert, key, ca].map(Path::to_path_buf), clients)),
+        };
+        r.spawn();
+        r
+    }
+
     fn new(dir: &Path, port: u16, acl: Option<PathBuf>, ns: Option<(String, String)>) -> Redis {
         let mut r = Redis {
             port,
@@ -86,6 +105,7 @@ impl Redis {
             proc: None,
             acl,
             ns,
+            tls: None,
         };
         r.spawn();
         r
@@ -117,6 +137,21 @@ impl Redis {
         if let Some(f) = &self.acl {
             a.extend(["--aclfile".to_string(), f.display().to_string()]);
         }
+        if let Some(([cert, key, ca], clients)) = &self.tls {
+            a[1] = "0".to_string();
+            a.extend([
+                "--tls-port".to_string(),
+                self.port.to_string(),
+                "--tls-cert-file".to_string(),
+                cert.display().to_string(),
+                "--tls-key-file".to_string(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".to_string(),
+                ca.display().to_string(),
+                "--tls-auth-clients".to_string(),
+                if *clients { "yes" } else { "no" }.to_string(),
+            ]);
+        }
         a
     }
 
@@ -130,6 +165,10 @@ impl Redis {
     /// It answers: PONG, or NOAUTH when the default user is off.
     fn answers(&self) -> bool {
         let port = self.port;
+        if self.tls.is_some() {
+            // A plain PING is no TLS handshake: listening is what we can see.
+            return TcpStream::connect(("127.0.0.1", port)).is_ok();
+        }
         let reply = match &self.ns {
             Some((name, _)) => NetNs::existing(name).run(move || ping(port)),
             None => ping(port),

@@ -70,6 +70,16 @@ pub struct FileFleet {
     pub timeout: Option<Spanned<String>>,
     pub exchange: Option<Spanned<String>>,
     pub exchange_sources: Option<Spanned<i64>>,
+    pub tls: Option<Spanned<FileFleetTls>>,
+}
+
+/// `[fleet] tls = { ca = "...", cert = "...", key = "..." }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFleetTls {
+    pub ca: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[log]`: the daemon's log level and the XDP program's record rate.

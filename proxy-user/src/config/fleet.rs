@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{ConfigError, error::Locator, file::FileFleet};
+use super::{ConfigError, error::Locator, file::FileFleet, fleet_tls::FleetTls};
 
 /// Redis's default port, when `redis` names none.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -41,6 +41,8 @@ pub struct FleetSettings {
     pub exchange: Duration,
     /// Most sources one exchange reports per limit (the busiest first).
     pub exchange_sources: usize,
+    /// `Some`: TLS to Redis (`rediss://`), with these roots.
+    pub tls: Option<FleetTls>,
 }
 
 impl std::fmt::Debug for FleetSettings {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for FleetSettings {
             .field("host_id", &self.host_id)
             .field("log_max", &self.log_max)
             .field("exchange", &self.exchange)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -78,8 +81,10 @@ pub(super) fn fleet(
     base: &std::path::Path,
     f: FileFleet,
 ) -> Result<FleetSettings, ConfigError> {
-    let (host, port) = redis_addr(f.redis.get_ref())
-        .map_err(|m| loc.error(f.redis.span(), format!("redis: {m}")))?;
+    let redis_err = |m| loc.error(f.redis.span(), format!("redis: {m}"));
+    let (rediss, addr) = super::fleet_tls::scheme(f.redis.get_ref()).map_err(redis_err)?;
+    let (host, port) = redis_addr(addr).map_err(redis_err)?;
+    let tls = super::fleet_tls::fleet_tls(loc, base, rediss, f.tls)?;
     let user = match f.user {
         Some(u) if !is_name(u.get_ref()) => {
             return Err(loc.error(
@@ -182,6 +187,7 @@ pub(super) fn fleet(
         timeout,
         exchange,
         exchange_sources,
+        tls,
     })
 }
 
@@ -210,7 +216,7 @@ fn redis_addr(s: &str) -> Result<(String, u16), String> {
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if !ok {
         return Err(format!(
-            "`{s}` is not HOST[:PORT] (TLS and sockets are not supported yet)"
+            "`{s}` is not HOST[:PORT] (Unix sockets are not supported)"
         ));
     }
     Ok((host.to_string(), port))
@@ -269,7 +275,7 @@ mod tests {
             "{e}"
         );
         let e = parse("[fleet]\nredis = \"r\"\nname = \"e\"\ntls = true\n").unwrap_err();
-        assert!(e.contains("unknown field `tls`"), "{e}");
+        assert!(e.starts_with("t.toml:4:7: invalid type"), "{e}");
         let e = parse("[fleet]\nredis = \"r\"\nname = \"e\"\nlog_max = 5\n").unwrap_err();
         assert!(e.starts_with("t.toml:4:11: log_max"), "{e}");
     }

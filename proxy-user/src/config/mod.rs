@@ -19,6 +19,7 @@ mod escalate;
 mod file;
 mod filter;
 pub mod fleet;
+pub mod fleet_tls;
 pub mod header_rules;
 mod http;
 pub mod instance;

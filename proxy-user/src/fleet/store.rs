@@ -327,13 +327,37 @@ pub(super) fn connect(s: &FleetSettings) -> Result<ConnectionManager, FleetError
     if let Some(p) = &s.password {
         redis_info = redis_info.set_password(p.expose());
     }
-    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
-        s.host.clone(),
-        s.port,
-    ))
-    .map_err(FleetError::Redis)?
-    .set_redis_settings(redis_info);
-    let client = redis::Client::open(info).map_err(FleetError::Redis)?;
+    let addr = match &s.tls {
+        None => redis::ConnectionAddr::Tcp(s.host.clone(), s.port),
+        // The certificate is checked against `host` (a DNS name or an IP
+        // address in its subjectAltName), never skipped.
+        Some(_) => redis::ConnectionAddr::TcpTls {
+            host: s.host.clone(),
+            port: s.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(addr)
+        .map_err(FleetError::Redis)?
+        .set_redis_settings(redis_info);
+    let client = match &s.tls {
+        // Only this CA's certificates are trusted, and/or this client
+        // certificate is presented (both checked at config load).
+        Some(t) if t.ca.is_some() || t.client.is_some() => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: t.client.as_ref().map(|c| redis::ClientTlsConfig {
+                    client_cert: c.cert.clone(),
+                    client_key: c.key.clone(),
+                }),
+                root_cert: t.ca.clone(),
+            },
+        ),
+        // Plain TCP, or TLS with the system's roots.
+        _ => redis::Client::open(info),
+    }
+    .map_err(FleetError::Redis)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(s.timeout))
         .set_response_timeout(Some(s.timeout))

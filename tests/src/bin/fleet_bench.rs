@@ -98,6 +98,7 @@ fn settings(port: u16, name: &str, host: usize) -> FleetSettings {
         timeout: Duration::from_secs(2),
         exchange: PERIOD,
         exchange_sources: proxy_user::config::fleet::DEFAULT_EXCHANGE_SOURCES,
+        tls: None,
     }
 }
 
