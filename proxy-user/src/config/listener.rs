@@ -205,49 +205,6 @@ fn redirect_host(h: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Checks that redirect listeners sharing a port name one host: a request
-/// knows the port it came in on, not the address (`ConnInfo`), so the
-/// redirect's host is found by port ([`redirect_host_for`]).
-/// `spans` are the listeners' tables.
-pub(super) fn check_redirect_hosts(
-    loc: &Locator,
-    listeners: &[Listener],
-    spans: &[std::ops::Range<usize>],
-) -> Result<(), ConfigError> {
-    let redirects: Vec<(usize, &Listener)> = listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.redirect_https)
-        .collect();
-    for (i, (_, a)) in redirects.iter().enumerate() {
-        for (j, b) in &redirects[i + 1..] {
-            if a.bind.port() == b.bind.port() && a.redirect_https_host != b.redirect_https_host {
-                return Err(loc.error(
-                    spans.get(*j).cloned().unwrap_or(0..0),
-                    format!(
-                        "listeners {} and {} redirect to https from one port with different redirect_https_host: give them the same one",
-                        a.bind, b.bind
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `redirect_https_host` of the redirect listeners on `port` (those
-/// bound to port 0, as tests do, when none is bound to `port` itself).
-pub fn redirect_host_for(listeners: &[Listener], port: u16) -> Option<&str> {
-    let on = |p: u16| {
-        listeners
-            .iter()
-            .find(move |l| l.redirect_https && l.bind.port() == p)
-    };
-    on(port)
-        .or_else(|| on(0))
-        .and_then(|l| l.redirect_https_host.as_deref())
-}
-
 /// Gives each redirect listener without `redirect_https_port` (left as 0
 /// by [`listener`]) the port of the configuration's TLS listeners when they
 /// all share one (as `0.0.0.0:8443` and `[::]:8443` do), else 443. A TLS
@@ -361,8 +318,6 @@ mod tests {
             cfg.listeners[0].redirect_https_host.as_deref(),
             Some("example.com")
         );
-        assert_eq!(redirect_host_for(&cfg.listeners, 80), Some("example.com"));
-        assert_eq!(redirect_host_for(&cfg.listeners, 81), None);
         for bad in ["https://example.com", "example.com:8443", "a/b", ""] {
             let e = parse(&format!("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"{bad}\"")).unwrap_err();
             assert!(
@@ -373,10 +328,14 @@ mod tests {
         let e = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https_host = \"a.example\"")
             .unwrap_err();
         assert!(e.contains("needs redirect_https = true"), "{e}");
-        let e = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"a.example\"\n[[listener]]\nbind = \"[::]:80\"\nredirect_https = true\n").unwrap_err();
-        assert!(
-            e.starts_with("rampart.toml:5:1: listeners 0.0.0.0:80 and [::]:80"),
-            "{e}"
+        // Each listener names its own host (a request knows its listener).
+        let cfg = parse("[[listener]]\nbind = \"0.0.0.0:80\"\nredirect_https = true\nredirect_https_host = \"a.example\"\n[[listener]]\nbind = \"[::]:80\"\nredirect_https = true\n").unwrap();
+        assert_eq!(
+            (
+                cfg.listeners[0].redirect_https_host.as_deref(),
+                cfg.listeners[1].redirect_https_host.as_deref()
+            ),
+            (Some("a.example"), None)
         );
     }
 

@@ -54,7 +54,7 @@ pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
-pub use listener::{CertFiles, Listener, TlsSettings, redirect_host_for};
+pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;
 pub use path_match::PathMatch;
 pub use real_ip::{RealIp, RealIpHeader, unmapped as real_ip_unmapped};
@@ -205,7 +205,6 @@ impl Config {
         for (id, l) in listeners.iter_mut().enumerate() {
             l.id = id;
         }
-        listener::check_redirect_hosts(&loc, &listeners, &listener_spans)?;
         listener::resolve_redirect_ports(&mut listeners);
         if let Some(f) = filter.as_mut() {
             f.syn_cookies.resolve_ports(&listeners);

@@ -282,7 +282,8 @@ async fn dispatch(
             );
         };
         // `redirect_https_host`: nginx's `https://$server_name...`.
-        let host = crate::config::redirect_host_for(&state.config.listeners, conn.server_port)
+        let host = (state.config.listeners.get(conn.listener))
+            .and_then(|l| l.redirect_https_host.as_deref())
             .unwrap_or(host);
         return (
             Ok(redirect(
