@@ -12,7 +12,7 @@
 //! three runs; two clocks, as in `logging`: wall time per packet, and the
 //! kernel's own average (whole ns, leaving out time the run was preempted).
 
-use std::{path::Path, time::Instant};
+use std::path::Path;
 
 use aya::{
     Ebpf,
@@ -27,7 +27,11 @@ use tests::{
     pins::PinDir,
 };
 
-use crate::{Opts, bench_programs, feed, full_settings, xdp};
+use crate::{
+    Opts, bench_programs, feed, full_settings,
+    per_packet::{median, per_packet},
+    xdp,
+};
 
 /// How a path's frame reaches the program.
 #[derive(Clone, Copy, PartialEq)]
@@ -235,30 +239,6 @@ fn groups() -> Vec<Group> {
     ]
 }
 
-/// One measurement: (wall ns per packet, the kernel's average), median of three runs.
-fn measure(program: &Xdp, frame: &[u8], repeat: u32) -> [f64; 2] {
-    let mut wall = Vec::new();
-    let mut kernel = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let r = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                repeat,
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        wall.push(start.elapsed().as_nanos() as f64 / repeat as f64);
-        kernel.push(r.duration.as_nanos() as f64);
-    }
-    [median(wall), median(kernel)]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn chain(bench: &mut Ebpf, program: &Xdp) {
     let fd = program.fd().unwrap().try_clone().unwrap();
     let mut tail = ProgramArray::try_from(bench.map_mut("TAIL").expect("TAIL map")).unwrap();
@@ -331,7 +311,7 @@ pub fn run(opts: &Opts, baseline: &Path, rounds: usize, only: Option<&str>) {
         let mut figures: Vec<Figures> = group.paths.iter().map(|_| Default::default()).collect();
         for round in 0..rounds {
             eprint!("    round {}/{rounds}\r", round + 1);
-            let floor = measure(xdp(&mut bench, "drop_all"), &floor_frame, opts.repeat);
+            let floor = per_packet(xdp(&mut bench, "drop_all"), &floor_frame, opts.repeat);
             // What `spoof_tail` into `drop_all` costs, per spoofed frame.
             let drop_all = xdp(&mut bench, "drop_all")
                 .fd()
@@ -347,7 +327,7 @@ pub fn run(opts: &Opts, baseline: &Path, rounds: usize, only: Option<&str>) {
                             ProgramArray::try_from(bench.map_mut("TAIL").expect("TAIL map"))
                                 .unwrap();
                         tail.set(0, &drop_all, 0).expect("TAIL slot");
-                        measure(xdp(&mut bench, "spoof_tail"), &p.frame, opts.repeat)
+                        per_packet(xdp(&mut bench, "spoof_tail"), &p.frame, opts.repeat)
                     })
                 })
                 .collect();
@@ -357,11 +337,11 @@ pub fn run(opts: &Opts, baseline: &Path, rounds: usize, only: Option<&str>) {
                 let program = subjects[o].filter.program().unwrap();
                 for ((p, fig), g) in group.paths.iter().zip(figures.iter_mut()).zip(&gen_floor) {
                     let ns = match p.via {
-                        Via::Direct => measure(program, &p.frame, opts.repeat),
+                        Via::Direct => per_packet(program, &p.frame, opts.repeat),
                         Via::Spoofed => {
                             chain(&mut bench, program);
                             let total =
-                                measure(xdp(&mut bench, "spoof_tail"), &p.frame, opts.repeat);
+                                per_packet(xdp(&mut bench, "spoof_tail"), &p.frame, opts.repeat);
                             let g = g.unwrap();
                             [0, 1].map(|c| total[c] - g[c] + floor[c])
                         }

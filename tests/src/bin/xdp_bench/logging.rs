@@ -12,9 +12,8 @@
 //! (whole ns; it leaves out the time the run gives up the CPU when another
 //! task needs it, so it moves less on a busy machine).
 
-use std::{path::Path, time::Instant};
+use std::path::Path;
 
-use aya::programs::{TestRun, TestRunOptions, Xdp};
 use proxy_common::{log as klog, stats};
 use proxy_user::filter::Filter;
 use tests::{
@@ -23,7 +22,10 @@ use tests::{
     pins::PinDir,
 };
 
-use crate::{Opts, full_settings};
+use crate::{
+    Opts, full_settings,
+    per_packet::{median, per_packet},
+};
 
 /// Rounds of the whole set of measurements.
 const ROUNDS: usize = 15;
@@ -98,7 +100,7 @@ pub fn run(opts: &Opts, baseline: Option<&Path>) {
         for (i, s) in subjects.iter().enumerate() {
             let p = s.filter.program().unwrap();
             for (path, frame) in [&pass, &malformed].into_iter().enumerate() {
-                let (wall, kernel) = per_packet(p, frame, opts.repeat);
+                let [wall, kernel] = per_packet(p, frame, opts.repeat);
                 figures[0][i][path].push(wall);
                 figures[1][i][path].push(kernel);
             }
@@ -129,31 +131,6 @@ pub fn run(opts: &Opts, baseline: Option<&Path>) {
         }
         println!();
     }
-}
-
-/// Nanoseconds per packet of `program` on `frame`, median of three runs:
-/// (wall time, the kernel's reported average).
-fn per_packet(program: &Xdp, frame: &[u8], repeat: u32) -> (f64, f64) {
-    let mut wall = Vec::new();
-    let mut kernel = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let r = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                repeat,
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        wall.push(start.elapsed().as_nanos() as f64 / repeat as f64);
-        kernel.push(r.duration.as_nanos() as f64);
-    }
-    (median(wall), median(kernel))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn summary(v: &[f64]) -> String {
