@@ -6,9 +6,9 @@
 use std::{
     io,
     net::{SocketAddr, TcpStream},
-    os::fd::{AsRawFd, FromRawFd},
 };
 
+use rustix::net::{SocketFlags, acceptfrom_with};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// A bound, listening, non-blocking socket.
@@ -28,27 +28,9 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
 /// Accepts a connection: a non-blocking socket, not yet registered with
 /// the runtime, and its peer's address.
 pub fn accept(listener: &std::net::TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    // SAFETY: `try_init` hands accept4 storage of the right size and its
-    // length; the listener is open.
-    let (fd, peer) = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            let fd = libc::accept4(
-                listener.as_raw_fd(),
-                storage.cast(),
-                len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            );
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(fd)
-            }
-        })?
-    };
-    // SAFETY: accept4 returned a new descriptor that nothing else owns.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let (fd, peer) = acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
     let peer = peer
-        .as_socket()
+        .and_then(|p| SocketAddr::try_from(p).ok())
         .ok_or_else(|| io::Error::other("a peer without an IP address"))?;
-    Ok((stream, peer))
+    Ok((TcpStream::from(fd), peer))
 }

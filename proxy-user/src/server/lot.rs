@@ -21,12 +21,14 @@
 
 use std::{
     io::{self, Read},
+    mem::MaybeUninit,
     net::TcpStream as StdStream,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::OwnedFd,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
+use rustix::event::{Timespec, epoll};
 use slab::Slab;
 use tokio::{
     io::unix::AsyncFd,
@@ -181,14 +183,7 @@ pub struct Ready {
 impl Lot {
     /// An empty lot for the worker whose connections `registry` keeps; within a runtime.
     pub fn new(registry: Arc<Registry>) -> io::Result<Lot> {
-        // SAFETY: epoll_create1 takes no pointers; a non-negative result is
-        // a new descriptor that nothing else owns.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above, `fd` is ours alone.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         Ok(Lot(Arc::new(Inner {
             // SAFETY: the `AsyncFd` owns the epoll descriptor; nothing
             // closes or replaces it while it is registered.
@@ -248,8 +243,9 @@ impl Lot {
         if !conn.ticket.park(entry.key()) {
             return;
         }
-        let events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, socket.as_raw_fd(), events, entry.key()) {
+        let key = epoll::EventData::new_u64(entry.key() as u64);
+        let events = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        if let Err(e) = epoll::add(self.0.epoll.get_ref(), &socket, key, events) {
             log::warn!("{}: cannot wait for a request: {e}", conn.info.client);
             return;
         }
@@ -267,26 +263,10 @@ impl Lot {
         }
     }
 
-    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, key: usize) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events,
-            u64: key as u64,
-        };
-        // SAFETY: both descriptors are open (the epoll set is ours, `fd` is
-        // a row's socket), and `event` outlives the call.
-        let r = unsafe { libc::epoll_ctl(self.0.epoll.as_raw_fd(), op, fd, &mut event) };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
     /// Watches the waiting connections until `draining`, handing each
     /// whole head to `serve`, and closing those a kick refuses; then closes
     /// those still waiting.
     pub async fn run(&self, mut draining: watch::Receiver<bool>, serve: impl Fn(Ready)) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
         let mut last_sweep = Instant::now();
         loop {
             let next = self.rows().next_deadline;
@@ -303,7 +283,7 @@ impl Lot {
                 _ = drained => break,
                 ready = self.0.epoll.readable() => match ready {
                     Ok(mut guard) => {
-                        if self.take_events(&mut events, &serve) {
+                        if self.take_events(&serve) {
                             guard.clear_ready();
                         } else {
                             tokio::task::yield_now().await;
@@ -329,33 +309,29 @@ impl Lot {
 
     /// Reads the sockets that have bytes, one batch; `true` if none is left
     /// ready.
-    fn take_events(&self, events: &mut [libc::epoll_event], serve: &impl Fn(Ready)) -> bool {
-        let n = loop {
-            // SAFETY: `events` is valid for `events.len()` entries, and the
-            // epoll set is open. A zero timeout never blocks.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.0.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as libc::c_int,
-                    0,
-                )
-            };
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("waiting connections: epoll_wait: {e}");
-                return true;
+    fn take_events(&self, serve: &impl Fn(Ready)) -> bool {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
+        let (events, _) = loop {
+            // A zero timeout never blocks.
+            match epoll::wait(
+                self.0.epoll.get_ref(),
+                &mut events,
+                Some(&Timespec::default()),
+            ) {
+                Ok(taken) => break taken,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    log::error!("waiting connections: epoll_wait: {e}");
+                    return true;
+                }
             }
         };
-        for event in &events[..n] {
-            if let Some(ready) = self.on_readable(event.u64 as usize) {
+        for event in events.iter() {
+            if let Some(ready) = self.on_readable(event.data.u64() as usize) {
                 serve(ready);
             }
         }
-        n < events.len()
+        events.len() < BATCH
     }
 
     /// Reads the row `key`'s socket: its whole head, to be served, or nothing.
@@ -384,7 +360,7 @@ impl Lot {
                 drop(rows);
                 // Out of the set before the runtime watches it: the set is
                 // level-triggered and would report its unread bytes.
-                if let Err(e) = self.ctl(libc::EPOLL_CTL_DEL, row.socket.as_raw_fd(), 0, 0) {
+                if let Err(e) = epoll::delete(self.0.epoll.get_ref(), &row.socket) {
                     log::warn!("{}: {e}", row.conn.info.client);
                     return None;
                 }

@@ -185,13 +185,10 @@ mod tests {
     use super::*;
 
     fn readable(s: &TcpStream, wait: Duration) -> bool {
-        let mut p = libc::pollfd {
-            fd: s.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, wait.as_millis() as i32) == 1 }
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut p = [PollFd::new(s, PollFlags::IN)];
+        let wait = Timespec::try_from(wait).unwrap();
+        poll(&mut p, Some(&wait)).unwrap() == 1
     }
 
     #[test]
