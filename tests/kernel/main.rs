@@ -12,6 +12,7 @@ mod control;
 mod daemon;
 mod fixtures;
 mod fleet;
+mod fleet_pps;
 mod kick;
 mod limited;
 mod lists;
