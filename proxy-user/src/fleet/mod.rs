@@ -26,6 +26,7 @@ pub mod kernel;
 pub mod status;
 pub mod store;
 mod sync;
+pub mod top;
 
 use std::sync::{Arc, Mutex};
 
