@@ -405,6 +405,16 @@ fn fleet_pps_scan_reads_a_full_map_in_bounded_slices() {
         ..SourceState::default()
     };
     map.insert(key(59_999), back, 0).unwrap();
+    // An IPv6 source (its /64's key) that sent 9 since the last pass.
+    let data6 = MapData::from_pin(pins.path().join(pin::SOURCES_V6)).unwrap();
+    let mut map6: HashMap<MapData, [u8; 16], SourceState> =
+        HashMap::try_from(aya::maps::Map::LruHashMap(data6)).unwrap();
+    let net6: std::net::Ipv6Addr = "2001:db8:7:1::".parse().unwrap();
+    let nine = SourceState {
+        packets: 9,
+        ..SourceState::default()
+    };
+    map6.insert(net6.octets(), nine, 0).unwrap();
     let mut found = Vec::new();
     while scan.passes == 1 {
         found.extend(scan.read(SCAN_BUDGET).unwrap());
@@ -419,6 +429,7 @@ fn fleet_pps_scan_reads_a_full_map_in_bounded_slices() {
         })
         .collect();
     want.push((std::net::Ipv4Addr::from(key(59_999)).into(), 3));
+    want.push((net6.into(), 9));
     want.sort();
     assert_eq!(found, want);
 }

@@ -67,8 +67,11 @@ pub struct SourceScan {
     v6: Family<16>,
     /// Entries copied in all (for the cost figures in docs/fleet.md).
     pub entries_read: u64,
-    /// Passes completed over both families.
+    /// Full passes over both maps: each family read to its end at least
+    /// once since the previous one.
     pub passes: u64,
+    /// Which families reached their end since the last full pass.
+    ended: (bool, bool),
 }
 
 impl SourceScan {
@@ -89,6 +92,7 @@ impl SourceScan {
             v6: Family::new(open(pin::SOURCES_V6)?, pin::SOURCES_V6)?,
             entries_read: 0,
             passes: 0,
+            ended: (false, false),
         })
     }
 
@@ -104,8 +108,10 @@ impl SourceScan {
             .v6
             .read(budget, &mut out, |k| IpAddr::V6(Ipv6Addr::from(k)))?;
         self.entries_read += (n4 + n6) as u64;
-        if done4 && done6 {
+        self.ended = (self.ended.0 || done4, self.ended.1 || done6);
+        if self.ended == (true, true) {
             self.passes += 1;
+            self.ended = (false, false);
         }
         Ok(out)
     }
