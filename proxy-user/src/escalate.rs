@@ -191,7 +191,7 @@ impl Counted for FleetRule {
     }
 
     fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
-        self.state.take_unreported(max, 1)
+        self.state.take_unreported(max)
     }
 
     fn charge(&self, addr: IpAddr, n: u64, now: Instant) {
@@ -213,13 +213,13 @@ impl RuleState {
         }
     }
 
-    /// The sources whose counts since the fleet was last told reach `min`
-    /// (at most `max`, the busiest), as told now.
-    pub(crate) fn take_unreported(&self, max: usize, min: u32) -> Vec<(IpAddr, u32)> {
+    /// The sources counted here since the fleet was last told (at most
+    /// `max`, the busiest), as told now.
+    pub(crate) fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<(IpAddr, u32)> = sources
             .iter()
-            .filter(|(_, w)| w.unreported >= min.max(1))
+            .filter(|(_, w)| w.unreported > 0)
             .map(|(ip, w)| (*ip, w.unreported))
             .collect();
         if out.len() > max {

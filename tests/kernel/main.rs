@@ -20,6 +20,7 @@ mod migrate;
 mod pin_dir;
 mod ratelimit;
 mod reconcile;
+mod source_scan;
 mod sources;
 mod state_file;
 mod syncookie;
