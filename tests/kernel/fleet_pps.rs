@@ -4,9 +4,10 @@
 //! over veth pairs of their own). Abusers each send every host half the
 //! threshold (under it on every host, 1.5x it on the fleet): each is banned
 //! in all three hosts' XDP maps, and the three programs drop it. A control
-//! source sends every host 60% of the per-host half (1.8 / 3 of the
-//! threshold... 0.6x on the fleet): it is counted in Redis but never
-//! banned (a host that counted a packet twice would ban it).
+//! source sends every host a fifth of the threshold (0.6x on the fleet): it
+//! is counted in Redis but never banned (a host that counted a packet
+//! twice would ban it). `rampart top --fleet` on the third host shows them
+//! with the counts Redis holds.
 
 use std::time::{Duration, Instant};
 
