@@ -114,17 +114,29 @@ rampart upstream switch blue --to blue      (back)"
         #[command(subcommand)]
         verb: Option<UpstreamVerb>,
     },
-    /// The heaviest sources by packets, bytes or drops per second, live (from the pinned map).
+    /// The heaviest sources by packets, bytes or drops per second, live (from the pinned map);
+    /// with --fleet, the whole fleet's (from its counts in Redis).
     #[command(
         long_about = "The heaviest sources by packets, bytes or drops per second, refreshed \
 every second until Ctrl-C; read from the pinned per-source map, so it works while the daemon is \
-down. With -j, one one-second sample is printed as JSON.\n\nExamples:\n  rampart top\n  \
-rampart top --by drops -n 10\n  rampart -j top"
+down. With -j, one one-second sample is printed as JSON.\n\n\
+With --fleet, the heaviest sources of the whole fleet instead: for each counter this host's \
+configuration holds fleet-wide ([filter] fleet_pps packets, [limit.NAME] fleet = true requests, \
+[escalate.NAME] fleet = true responses), what every host reported for each source in the current \
+and the previous 10 s window, read from the fleet's Redis (the [fleet] section; the daemon need \
+not run). Ranked by OF LIMIT: the fleet's rate over what the counter allows one source (100% = \
+at the limit; past it, fleet_pps and escalation ban, a limit refuses). A host reports only \
+sources it saw enough of (fleet_pps: count/32 within `within`), so small sources are not listed.\n\n\
+Examples:\n  rampart top\n  rampart top --by drops -n 10\n  rampart -j top\n  \
+rampart top --fleet\n  rampart -j top --fleet -n 5"
     )]
     Top {
-        /// What to rank by.
+        /// What to rank by (this host's map; --fleet ranks by share of the limit).
         #[arg(long, value_enum, default_value = "packets")]
         by: TopOrder,
+        /// The whole fleet's heaviest sources, from its counts in Redis (needs [fleet]).
+        #[arg(long)]
+        fleet: bool,
         /// How many sources to show (at most 1000000).
         #[arg(short = 'n', long, default_value_t = 20,
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]

@@ -57,6 +57,16 @@ pub struct AutoBan {
 impl AutoBan {
     /// The reason recorded with the ban (shown by `block list` and `ip show`).
     pub fn reason(&self) -> String {
+        if self.statuses.is_empty() {
+            // A kernel-tier threshold (`[filter] fleet_pps`): packets.
+            return format!(
+                "{}: {} packets on {} within {}s",
+                self.rule,
+                self.count,
+                self.route,
+                self.within.as_secs()
+            );
+        }
         let statuses: Vec<String> = self.statuses.iter().map(u16::to_string).collect();
         format!(
             "escalate.{}: {} responses {} on {} within {}s",
@@ -79,7 +89,7 @@ struct Window {
 }
 
 #[derive(Debug)]
-struct RuleState {
+pub(crate) struct RuleState {
     rule: EscalateRule,
     sources: Mutex<HashMap<IpAddr, Window>>,
 }
@@ -106,12 +116,7 @@ impl Escalation {
                     .and_then(|p| p.rules.get(name))
                     .filter(|r| r.rule == *rule)
                     .cloned();
-                let state = kept.unwrap_or_else(|| {
-                    Arc::new(RuleState {
-                        rule: rule.clone(),
-                        sources: Mutex::new(HashMap::new()),
-                    })
-                });
+                let state = kept.unwrap_or_else(|| Arc::new(RuleState::new(rule.clone())));
                 (name.clone(), state)
             })
             .collect();
@@ -186,7 +191,32 @@ impl Counted for FleetRule {
     }
 
     fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
-        let mut sources = self.state.sources.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.take_unreported(max)
+    }
+
+    fn charge(&self, addr: IpAddr, n: u64, now: Instant) {
+        self.state.charge(&self.name, &self.sink, addr, n, now);
+    }
+
+    /// A tenth of the rule's count.
+    fn heavy(&self) -> u64 {
+        (self.state.rule.count / 10).max(1)
+    }
+}
+
+impl RuleState {
+    /// A rule's counters, empty.
+    pub(crate) fn new(rule: EscalateRule) -> RuleState {
+        RuleState {
+            rule,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The sources counted here since the fleet was last told (at most
+    /// `max`, the busiest), as told now.
+    pub(crate) fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)> {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<(IpAddr, u32)> = sources
             .iter()
             .filter(|(_, w)| w.unreported > 0)
@@ -204,33 +234,41 @@ impl Counted for FleetRule {
         out
     }
 
-    fn charge(&self, addr: IpAddr, n: u64, now: Instant) {
-        let Some(count) = self.state.add(addr, n, false, now) else {
+    /// Counts `n` for `addr` (`own`: on this host, so the fleet is told),
+    /// and reports a ban to `sink` when that passes the rule.
+    pub(crate) fn count_and_report(
+        &self,
+        name: &str,
+        sink: &Sink,
+        addr: IpAddr,
+        n: u64,
+        own: bool,
+        now: Instant,
+    ) {
+        let Some(count) = self.add(addr, n, own, now) else {
             return;
         };
-        let rule = &self.state.rule;
+        let rule = &self.rule;
         let ban = AutoBan {
             addr,
-            rule: self.name.clone(),
+            rule: name.to_string(),
             count,
             statuses: rule.statuses.clone(),
             route: "the fleet".into(),
             within: rule.within,
             ttl: rule.ban,
         };
-        if let Err(TrySendError::Full(_)) = self.sink.queue.try_send(ban) {
-            AutoBanMetrics::add(&self.sink.metrics.dropped, 1);
-            self.state.unreport(addr);
+        if let Err(TrySendError::Full(_)) = sink.queue.try_send(ban) {
+            AutoBanMetrics::add(&sink.metrics.dropped, 1);
+            self.unreport(addr);
         }
     }
 
-    /// A tenth of the rule's count.
-    fn heavy(&self) -> u64 {
-        (self.state.rule.count / 10).max(1)
+    /// `n` more counted on other hosts for `addr`.
+    fn charge(&self, name: &str, sink: &Sink, addr: IpAddr, n: u64, now: Instant) {
+        self.count_and_report(name, sink, addr, n, false, now);
     }
-}
 
-impl RuleState {
     /// Forgets that `addr`'s window was reported, so the next counted
     /// response reports it again (its report was dropped).
     fn unreport(&self, addr: IpAddr) {
@@ -279,7 +317,9 @@ impl RuleState {
         }
         w.count = w.count.saturating_add(n);
         if own {
-            w.unreported = w.unreported.saturating_add(n as u32);
+            w.unreported = w
+                .unreported
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
         if w.count > self.rule.count && !w.reported {
             w.reported = true;

@@ -29,6 +29,7 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         on_exit: OnExit::Keep,
         // Auto, but no ports (there are no listeners): off.
         syn_cookies: SynCookies::default(),
+        fleet_pps: None,
     }
 }
 

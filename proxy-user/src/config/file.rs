@@ -276,6 +276,16 @@ pub struct FileFilter {
     pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
     pub syn_cookies: Option<Spanned<FileSynCookies>>,
+    pub fleet_pps: Option<Spanned<FileFleetPps>>,
+}
+
+/// `[filter] fleet_pps = { count, within, ban }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFleetPps {
+    pub count: Spanned<i64>,
+    pub within: Spanned<String>,
+    pub ban: Spanned<String>,
 }
 
 /// `[filter.syn_cookies]`.

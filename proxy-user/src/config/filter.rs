@@ -1,16 +1,17 @@
 //! `[filter]`: the XDP program, where it attaches, what it enforces, and
 //! the sizes of its maps, validated into [`FilterSettings`].
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use toml::Spanned;
 
 use super::{
     ConfigError,
     error::Locator,
-    file::{FileFilter, FileRate},
+    file::{FileFilter, FileFleetPps, FileRate},
     int_in,
     syn_cookies::{self, SynCookies},
+    units,
 };
 use crate::cidr::Cidr;
 
@@ -45,6 +46,18 @@ pub struct FilterSettings {
     pub on_exit: OnExit,
     /// `[filter.syn_cookies]`: SYNs answered in XDP during SYN floods.
     pub syn_cookies: SynCookies,
+    /// `fleet_pps`: a fleet-wide packet threshold per source (needs
+    /// `[fleet]`; docs/fleet.md, "Kernel thresholds").
+    pub fleet_pps: Option<FleetPps>,
+}
+
+/// More than `count` packets from one source within `within`, counted over
+/// the whole fleet from the XDP maps, ban it for `ban` on every host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FleetPps {
+    pub count: u64,
+    pub within: Duration,
+    pub ban: Duration,
 }
 
 /// `on_exit`: whether the filter outlives the daemon.
@@ -221,6 +234,22 @@ pub(super) fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, Con
             Some(v) => int_in(loc, &v, 0, i64::from(maps.bans) - 1, "maps.autobans")? as u32,
         };
     }
+    let track_sources = f.track_sources.unwrap_or(true);
+    let (pps, syn) = (
+        f.pps.map(|l| limit(loc, l, "pps")).transpose()?,
+        f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
+    );
+    if let Some(t) = &f.fleet_pps
+        && !track_sources
+        && pps.is_none()
+        && syn.is_none()
+    {
+        // Nothing fills the sources maps the threshold is counted from.
+        return Err(loc.error(
+            t.span(),
+            "fleet_pps: counted from the per-source maps, which track_sources = false leaves empty without pps or syn limits",
+        ));
+    }
     Ok(FilterSettings {
         enabled: f.enabled.unwrap_or(true),
         interfaces,
@@ -229,13 +258,31 @@ pub(super) fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, Con
         on_exit,
         allow: cidrs(loc, f.allow)?,
         block: cidrs(loc, f.block)?,
-        pps: f.pps.map(|l| limit(loc, l, "pps")).transpose()?,
-        syn: f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
+        pps,
+        syn,
         ipv6_prefix,
-        track_sources: f.track_sources.unwrap_or(true),
+        track_sources,
         pass_unparsed,
         maps,
         syn_cookies: syn_cookies::syn_cookies(loc, f.syn_cookies)?,
+        fleet_pps: f.fleet_pps.map(|t| fleet_pps(loc, t)).transpose()?,
+    })
+}
+
+fn fleet_pps(loc: &Locator, t: Spanned<FileFleetPps>) -> Result<FleetPps, ConfigError> {
+    let t = t.into_inner();
+    let dur = |v: &Spanned<String>, max, what: &str| {
+        let d = units::duration_at_most(v.get_ref(), max)
+            .map_err(|e| loc.error(v.span(), format!("fleet_pps.{what}: {}", e.0)))?;
+        if d < Duration::from_secs(1) {
+            return Err(loc.error(v.span(), format!("fleet_pps.{what}: expected at least 1s")));
+        }
+        Ok(d)
+    };
+    Ok(FleetPps {
+        count: int_in(loc, &t.count, 1, 1_000_000_000_000, "fleet_pps.count")? as u64,
+        within: dur(&t.within, units::DAY, "within")?,
+        ban: dur(&t.ban, units::YEAR, "ban")?,
     })
 }
 

@@ -321,4 +321,41 @@ mod tests {
         let e = parse(&format!("{fleet}exchange_sources = 1\n")).unwrap_err();
         assert!(e.starts_with("t.toml:4:20: exchange_sources"), "{e}");
     }
+
+    #[test]
+    fn a_fleet_kernel_threshold_needs_a_fleet_and_sane_values() {
+        let filter = "[filter]\nfleet_pps = { count = 50000, within = \"10s\", ban = \"10m\" }\n";
+        let e = parse(filter).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:2:13: fleet_pps: a fleet-wide threshold needs a [fleet]"),
+            "{e}"
+        );
+        let fleet = "[fleet]\nredis = \"r\"\nname = \"e\"\n";
+        let c = parse(&format!("{fleet}{filter}")).unwrap();
+        let t = c.filter.unwrap().fleet_pps.unwrap();
+        assert_eq!(
+            (t.count, t.within.as_secs(), t.ban.as_secs()),
+            (50_000, 10, 600)
+        );
+        for (bad, want) in [
+            (
+                "count = 0, within = \"10s\", ban = \"1m\"",
+                "fleet_pps.count",
+            ),
+            (
+                "count = 5, within = \"10ms\", ban = \"1m\"",
+                "fleet_pps.within: expected at least 1s",
+            ),
+            (
+                "count = 5, within = \"2d\", ban = \"1m\"",
+                "fleet_pps.within",
+            ),
+            ("count = 5, within = \"1s\"", "missing field `ban`"),
+        ] {
+            let e = parse(&format!("{fleet}[filter]\nfleet_pps = {{ {bad} }}\n")).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        let e = parse(&format!("{fleet}{filter}track_sources = false\n")).unwrap_err();
+        assert!(e.contains("track_sources = false leaves empty"), "{e}");
+    }
 }

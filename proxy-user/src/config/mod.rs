@@ -49,7 +49,7 @@ pub use error::ConfigError;
 use error::Locator;
 pub use escalate::EscalateRule;
 use file::FileConfig;
-pub use filter::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit};
+pub use filter::{AttachMode, FilterSettings, FleetPps, MapSizes, OnExit, RateLimit};
 pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
@@ -174,6 +174,10 @@ impl Config {
         })?;
         let name = instance::name(&loc, raw.instance.as_ref(), path)?;
         let unset = instance::Unset::of(&raw);
+        let fleet_pps_at = raw
+            .filter
+            .as_ref()
+            .and_then(|f| f.fleet_pps.as_ref().map(toml::Spanned::span));
         let mut filter = raw.filter.map(|f| filter::filter(&loc, f)).transpose()?;
         // Relative paths (certificates, static roots, logs) are relative to the file.
         let base = path
@@ -194,6 +198,14 @@ impl Config {
         unset.fill(&name, &mut control, &mut admin, filter.as_mut());
         let log = log::log(&loc, raw.log)?;
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
+        if let Some(span) = fleet_pps_at
+            && fleet.is_none()
+        {
+            return Err(loc.error(
+                span,
+                "fleet_pps: a fleet-wide threshold needs a [fleet] section (the Redis it is counted through)",
+            ));
+        }
         let compress = compress::compress(&loc, raw.compress)?;
         let error_pages = error_page::error_pages(&loc, base, raw.error_page)?;
         let listener_spans: Vec<_> = raw.listener.iter().map(|l| l.span()).collect();

@@ -84,6 +84,9 @@ fn view(cfg: &Config) -> serde_json::Value {
             "syn": f.syn.map(|l| json!({ "rate": l.rate, "burst": l.burst })),
             "ipv6_prefix": f.ipv6_prefix,
             "track_sources": f.track_sources,
+            "fleet_pps": f.fleet_pps.map(|t| json!({
+                "count": t.count, "within_secs": t.within.as_secs(), "ban_secs": t.ban.as_secs(),
+            })),
             "maps": {
                 "sources": f.maps.sources, "bans": f.maps.bans, "allow": f.maps.allow,
                 "block_ranges": f.maps.block_ranges, "block_addrs": f.maps.block_addrs,

@@ -62,7 +62,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Object::Upstream { verb } => upstream::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Reload => reload::run(&out, &socket(&cli)?),
         Object::Upgrade { binary } => reload::upgrade(&out, &socket(&cli)?, binary.clone()),
-        Object::Top { by, limit } => top::top(&out, &pin_dir(&cli), *by, *limit),
+        Object::Top {
+            fleet: true, limit, ..
+        } => top::fleet(&out, &load_config(&cli)?, *limit),
+        Object::Top { by, limit, .. } => top::top(&out, &pin_dir(&cli), *by, *limit),
         Object::Limit { verb } => limit::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Log { verb } => log::run(&out, &socket(&cli)?, verb.as_ref()),
         Object::Fleet { .. } => fleet::status(&out, &socket(&cli)?),

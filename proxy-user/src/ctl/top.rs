@@ -2,10 +2,14 @@
 //! second, from the pinned per-source map (so it works while the daemon is
 //! down), refreshed every second in the terminal. With `-j` it prints one
 //! one-second sample and exits.
+//!
+//! `rampart top --fleet`: the whole fleet's heaviest sources, read from its
+//! counts in Redis ([`crate::fleet::top`]), refreshed every second; `-j`
+//! prints one reading.
 
 use std::{collections::HashMap, fmt::Write, path::Path, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use proxy_common::source::SourceState;
 use serde_json::json;
 
@@ -13,7 +17,9 @@ use super::Output;
 use crate::{
     cidr::Cidr,
     cli::TopOrder,
+    config::Config,
     filter::{FilterMaps, monotonic_ns},
+    fleet::top::{FleetTop, counters, read},
 };
 
 struct Row {
@@ -117,4 +123,78 @@ fn total(s: &SourceState, by: TopOrder) -> u64 {
         TopOrder::Bytes => s.bytes,
         TopOrder::Drops => s.drops,
     }
+}
+
+/// `top --fleet`: every second (once with `-j`), the fleet's heaviest
+/// sources of every counter the configuration holds fleet-wide.
+pub fn fleet(out: &Output, config: &Config, limit: usize) -> Result<()> {
+    let Some(settings) = &config.fleet else {
+        bail!("this host is not in a fleet (no [fleet] in the configuration): try `rampart top`");
+    };
+    let counters = counters(config);
+    if counters.is_empty() {
+        bail!(
+            "nothing is counted fleet-wide here: set [filter] fleet_pps, or fleet = true on a \
+             [limit.NAME] or [escalate.NAME] (docs/fleet.md)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    loop {
+        let top = runtime
+            .block_on(read(settings, &counters, limit))
+            .with_context(|| {
+                format!(
+                    "reading the fleet's counts from Redis {}:{}",
+                    settings.host, settings.port
+                )
+            })?;
+        if out.json {
+            println!("{}", serde_json::to_value(&top)?);
+            return Ok(());
+        }
+        print!("\x1b[2J\x1b[H{}", fleet_table(&top));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn fleet_table(top: &FleetTop) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "rampart top --fleet: fleet {}, {:.1}s into the 10 s window, by share of the limit \
+         (Ctrl-C to quit){}\n",
+        top.fleet,
+        top.window_s,
+        if top.skipped > 0 {
+            format!("; {} unusable entries skipped", top.skipped)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "{:<43} {:<22} {:>10} {:>12} {:>12} {:>9}",
+        "SOURCE", "COUNTER", "PER S", "THIS WINDOW", "PREVIOUS", "OF LIMIT"
+    );
+    for r in &top.rows {
+        let _ = writeln!(
+            s,
+            "{:<43} {:<22} {:>10.1} {:>12} {:>12} {:>8.0}%",
+            r.source.to_string(),
+            format!("{} ({})", r.counter, r.unit),
+            r.per_s,
+            r.window,
+            r.previous,
+            r.of_allowed * 100.0
+        );
+    }
+    if top.rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "(no source reported by any host in the last two windows)"
+        );
+    }
+    s
 }

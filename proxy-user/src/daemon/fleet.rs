@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
-    fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op},
+    filter::source_scan::SourceScan,
+    fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op, kernel::KernelRule},
     runtime::{Entry, ListName, unix_now},
     source,
 };
@@ -41,12 +42,14 @@ impl Daemon {
             .collect();
         let metrics = self.shared.load().services.metrics.fleet.clone();
         let shared = self.shared.clone();
+        let kernel = self.kernel_rule();
         let zones = move || {
             let state = shared.load();
             let limits = state.limiters.values().filter(|l| l.zone.fleet);
             let mut counted: Vec<Arc<dyn Counted>> =
                 limits.map(|l| l.clone() as Arc<dyn Counted>).collect();
             counted.extend(state.escalation.fleet_rules());
+            counted.extend(kernel.iter().map(crate::fleet::kernel::counted));
             counted
         };
         if let Err(e) = crate::fleet::counts::spawn(&settings, zones, metrics.clone()) {
@@ -65,6 +68,35 @@ impl Daemon {
             }
             Err(e) => {
                 warn!("fleet: not started ({e}); this host enforces its own entries only");
+                None
+            }
+        }
+    }
+
+    /// `[filter] fleet_pps`: the kernel tier's counts, read from the XDP
+    /// program's sources maps (a `[fleet]` change needs a restart, and so
+    /// does this threshold).
+    fn kernel_rule(&self) -> Option<Arc<KernelRule>> {
+        let filter = self.config.filter.as_ref()?;
+        let threshold = filter.fleet_pps?;
+        match SourceScan::open(&filter.pin_dir) {
+            Ok(maps) => {
+                let sink = self.shared.load().services.escalation.clone();
+                let metrics = self.shared.load().services.metrics.fleet.clone();
+                let rule = Arc::new(KernelRule::new(threshold, maps, sink, metrics));
+                info!(
+                    "fleet: fleet_pps: more than {} packets from one source within {:?} on the fleet bans it for {:?} (sources sending this host at least {} per period counted)",
+                    threshold.count,
+                    threshold.within,
+                    threshold.ban,
+                    rule.min_report()
+                );
+                Some(rule)
+            }
+            Err(e) => {
+                warn!(
+                    "fleet: fleet_pps not counted ({e}); the XDP program's sources maps are needed"
+                );
                 None
             }
         }

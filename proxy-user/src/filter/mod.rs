@@ -35,6 +35,7 @@ pub mod migrate;
 pub mod object;
 mod pin_dir;
 mod settings;
+pub mod source_scan;
 mod syn_cookies;
 mod syn_programs;
 mod xdp_log;

@@ -203,7 +203,7 @@ impl Counts {
 }
 
 /// A score as Redis prints it: a non-negative whole count.
-fn score(s: &str) -> Option<u64> {
+pub(crate) fn score(s: &str) -> Option<u64> {
     let v: f64 = s.parse().ok()?;
     (v.is_finite() && (0.0..=MAX_SCORE).contains(&v)).then_some(v as u64)
 }

@@ -17,13 +17,16 @@
 //! Layout: [`entry`] the wire format and its checks, [`store`] the keys and
 //! commands, [`sync`] the task (publish, read, catch up, resync),
 //! [`status`] what `rampart fleet status` and `/metrics` show, [`counts`]
-//! fleet-wide limits (per-source counts exchanged in batches).
+//! fleet-wide limits (per-source counts exchanged in batches), [`kernel`]
+//! the kernel tier's threshold (`[filter] fleet_pps`, counts from the XDP maps).
 
 pub mod counts;
 pub mod entry;
+pub mod kernel;
 pub mod status;
 pub mod store;
 mod sync;
+pub mod top;
 
 use std::sync::{Arc, Mutex};
 

@@ -36,6 +36,11 @@ pub struct FleetMetrics {
     pub limit_failures: AtomicU64,
     pub limit_reported: AtomicU64,
     pub limit_charged: AtomicU64,
+    /// `[filter] fleet_pps`: entries of the XDP sources maps read, full
+    /// passes over them, and reads that failed.
+    pub kernel_scanned: AtomicU64,
+    pub kernel_passes: AtomicU64,
+    pub kernel_scan_failures: AtomicU64,
 }
 
 impl FleetMetrics {
@@ -123,6 +128,21 @@ impl FleetMetrics {
                 "counter",
                 "requests other hosts served that this host charged to fleet-wide limits",
                 vec![(None, g(&self.limit_charged))],
+            ),
+            (
+                "rampart_fleet_kernel_scanned_total",
+                "counter",
+                "entries of the XDP sources maps read for fleet_pps",
+                vec![(None, g(&self.kernel_scanned))],
+            ),
+            (
+                "rampart_fleet_kernel_passes_total",
+                "counter",
+                "full passes over the XDP sources maps for fleet_pps, by result",
+                vec![
+                    (Some(("result", "ok")), g(&self.kernel_passes)),
+                    (Some(("result", "failed")), g(&self.kernel_scan_failures)),
+                ],
             ),
         ]
     }
