@@ -390,7 +390,11 @@ fn measure_round(
         })
         .collect();
     // Alternate which object goes first.
-    let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    let order: [usize; 2] = if round.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    };
     for o in order {
         let program = subjects[o].filter.program().unwrap();
         for ((p, fig), g) in group.paths.iter().zip(figures.iter_mut()).zip(&gen_floor) {
