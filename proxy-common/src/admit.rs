@@ -120,6 +120,7 @@ pub fn promote(
         bytes: (first_len & !FIRST_SYN) as u64,
         drops: 0,
         last_seen_ns: first_at,
+        allow_gen: 0,
     };
     // The first packet conformed (a fresh TAT always does).
     if first_syn && cfg.syn_interval_ns != 0 {

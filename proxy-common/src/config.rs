@@ -60,6 +60,12 @@ pub const FLAG_BAN_OVERFLOW_V6: u32 = 1 << 28;
 pub const FLAG_PPS_COARSE: u32 = 1 << 29;
 /// As `FLAG_PPS_COARSE`, for the SYN limit.
 pub const FLAG_SYN_COARSE: u32 = 1 << 30;
+/// Some IPv6 allowlist entry is longer than the source prefix: an address
+/// inside a source's prefix may be allowlisted while the prefix's other
+/// addresses are not, so a source's LRU entry cannot vouch for its
+/// address ([`FilterConfig::allow_gen`]) and every IPv6 packet looks the
+/// allowlist up first. Kept by the loader.
+pub const FLAG_ALLOW_FINER_V6: u32 = 1 << 31;
 /// Ticks of the coarse clock a limit's tolerance must span to be decided on
 /// that clock alone: one tick is the clock's normal step, the rest is room
 /// for late ticks.
@@ -78,7 +84,8 @@ pub const CONTENT_HINTS: u32 = FLAG_ALLOW_OVERLAPS
     | FLAG_BAN_INDEX_V4
     | FLAG_BAN_INDEX_V6
     | FLAG_BAN_OVERFLOW_V4
-    | FLAG_BAN_OVERFLOW_V6;
+    | FLAG_BAN_OVERFLOW_V6
+    | FLAG_ALLOW_FINER_V6;
 
 /// Live filter settings.
 ///
@@ -124,8 +131,14 @@ pub struct FilterConfig {
     pub ban_mask_v4: u32,
     /// Buckets in `ban_index_v6`, minus one.
     pub ban_mask_v6: u32,
+    /// The allowlist's generation: the loader moves it on after every
+    /// allowlist change (and once per load), never to 0. A source's LRU
+    /// entry and limited-cache slot record the generation its address was
+    /// last found not allowlisted under ([`crate::source::SourceState::allow_gen`]);
+    /// while they match, the program skips the allowlist lookup for it.
+    pub allow_gen: u64,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 248);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 256);
 
 impl FilterConfig {
     #[inline(always)]

@@ -66,6 +66,7 @@ aya_pod!(
     ban::BanBucketV4,
     ban::BanBucketV6,
     source::SourceState,
+    source::SourceStateV1,
     stats::Counter,
     syncookie::SynCookieConfig,
     syncookie::SynState,

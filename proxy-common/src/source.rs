@@ -31,5 +31,42 @@ pub struct SourceState {
     pub drops: u64,
     /// Monotonic ns of the last packet (plain store; the latest writer wins).
     pub last_seen_ns: u64,
+    /// The allowlist generation (`FilterConfig::allow_gen`) under which this
+    /// source's address was last found not allowlisted: while it is the
+    /// current one, the program skips the allowlist lookup for the source.
+    /// 0 (never current) makes the next packet look it up.
+    pub allow_gen: u64,
 }
-const _: () = assert!(core::mem::size_of::<SourceState>() == 48);
+const _: () = assert!(core::mem::size_of::<SourceState>() == 56);
+
+/// `SourceState` as builds before `allow_gen` laid it out (48 bytes): the
+/// same fields in the same order, read when pinned maps of that layout are
+/// migrated.
+#[cfg(feature = "user")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SourceStateV1 {
+    pub pps_tat: u64,
+    pub syn_tat: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
+    pub last_seen_ns: u64,
+}
+#[cfg(feature = "user")]
+const _: () = assert!(core::mem::size_of::<SourceStateV1>() == 48);
+
+#[cfg(feature = "user")]
+impl From<SourceStateV1> for SourceState {
+    fn from(v: SourceStateV1) -> Self {
+        SourceState {
+            pps_tat: v.pps_tat,
+            syn_tat: v.syn_tat,
+            packets: v.packets,
+            bytes: v.bytes,
+            drops: v.drops,
+            last_seen_ns: v.last_seen_ns,
+            allow_gen: 0,
+        }
+    }
+}

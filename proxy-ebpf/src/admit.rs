@@ -83,7 +83,8 @@ impl FirstStage for V6 {
     }
 }
 
-/// The verdict for a packet of a source the LRU does not hold: its first
+/// The verdict for a packet of a source the LRU does not hold (and whose
+/// address is not allowlisted under generation `generation`, or 0): its first
 /// packet is recorded in its slot (at the coarse time `now`) and passes;
 /// its second, while it still holds the slot, promotes it into `sources`
 /// with one insert.
@@ -92,6 +93,7 @@ pub fn new_source<K: FirstStage>(
     cfg: &FilterConfig,
     sources: &LruHashMap<K, SourceState, 65536>,
     source_key: &K,
+    generation: u64,
     now: u64,
     syn: bool,
     len: u64,
@@ -113,7 +115,8 @@ pub fn new_source<K: FirstStage>(
     // of the exact one (clock.rs), never past the second packet.
     let exact = clock::exact();
     let first_at = if first_at < exact { first_at } else { exact };
-    let (state, verdict) = admit::promote(cfg, first_at, first_len, exact, len, syn);
+    let (mut state, verdict) = admit::promote(cfg, first_at, first_len, exact, len, syn);
+    state.allow_gen = generation;
     if sources.insert(source_key, &state, BPF_NOEXIST).is_ok() {
         return verdict;
     }

@@ -33,6 +33,9 @@ struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     bans: &'a HashMap<K, Ban, 65536>,
     sources: &'a LruHashMap<K, SourceState, 65536>,
     has_allow: u32,
+    /// Set when a source's entry cannot vouch for its address (IPv6 only:
+    /// `FLAG_ALLOW_FINER_V6`; 0 for IPv4, whose key is the address).
+    allow_finer: u32,
     has_block: u32,
     has_block_addr: u32,
     has_bans: u32,
@@ -67,6 +70,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 bans: &BANS_V4,
                 sources: &SOURCES_V4,
                 has_allow: config::FLAG_HAS_ALLOW_V4,
+                allow_finer: 0,
                 has_block: config::FLAG_HAS_BLOCK_V4,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V4,
                 has_bans: config::FLAG_HAS_BANS_V4,
@@ -96,6 +100,7 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 bans: &BANS_V6,
                 sources: &SOURCES_V6,
                 has_allow: config::FLAG_HAS_ALLOW_V6,
+                allow_finer: config::FLAG_ALLOW_FINER_V6,
                 has_block: config::FLAG_HAS_BLOCK_V6,
                 has_block_addr: config::FLAG_HAS_BLOCK_ADDR_V6,
                 has_bans: config::FLAG_HAS_BANS_V6,
@@ -156,19 +161,35 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
             return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
-        if self.allowed(cfg, src) {
-            return stats::ALLOWLISTED;
-        }
         let limiting = cfg.pps_interval_ns != 0
             || cfg.syn_interval_ns != 0
             || cfg.has(config::FLAG_TRACK_SOURCES);
+        // A source's LRU entry (and limited-cache slot) vouches that its
+        // address is not allowlisted while it records the current allowlist
+        // generation: then the allowlist is looked up only for a source new
+        // to the LRU, or once after the allowlist changed (docs/kernel-tier.md,
+        // "The allowlist and known sources").
+        let vouch = limiting && cfg.has(self.has_allow) && !cfg.has(self.allow_finer);
+        // Read before any allowlist lookup, once: what a lookup finds is
+        // stamped with the generation read before it (the loader moves the
+        // generation on only after changing the allowlist), so a stamp is
+        // never newer than the allowlist it was checked against.
+        let generation = if vouch {
+            // SAFETY: a field of the live config value.
+            unsafe { core::ptr::read_volatile(&raw const cfg.allow_gen) }
+        } else {
+            0
+        };
+        if !vouch && self.allowed(cfg, src) {
+            return stats::ALLOWLISTED;
+        }
         if !limiting {
             return stats::PASS;
         }
         if now == 0 {
             now = clock::coarse();
         }
-        self.limit(cfg, source_key, now, syn, len)
+        self.limit(cfg, src, source_key, vouch, generation, now, syn, len)
     }
 
     /// Whether `src` is a blocklisted single address: the bucket index first,
@@ -226,9 +247,22 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
 
     /// Both limits for the source `key`: a cached drop (`limited.rs`),
     /// else through its LRU entry, or the first stage when it has none.
-    /// `now` is the coarse time.
+    /// `now` is the coarse time. `vouch`: the allowlist has not been looked
+    /// up for `src`; the cache slot or LRU entry must then carry the
+    /// generation `generation`, or `src` is looked up here (0 when not `vouch`).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn limit(&self, cfg: &FilterConfig, key: &K, now: u64, syn: bool, len: u64) -> u32 {
+    fn limit(
+        &self,
+        cfg: &FilterConfig,
+        src: &K,
+        key: &K,
+        vouch: bool,
+        generation: u64,
+        now: u64,
+        syn: bool,
+        len: u64,
+    ) -> u32 {
         // Only limits decided on the coarse clock fill the cache.
         let probe = if cfg.has(config::FLAG_PPS_COARSE | config::FLAG_SYN_COARSE) {
             limited::probe(cfg, key)
@@ -236,7 +270,7 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
             None
         };
         if let Some((slot, true)) = probe
-            && let Some(verdict) = limited::cached(cfg, slot, now, syn, len)
+            && let Some(verdict) = limited::cached(cfg, slot, vouch, generation, now, syn, len)
         {
             if limited::full(slot) {
                 limited::flush(self.sources, slot, now);
@@ -244,8 +278,17 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
             return verdict;
         }
         let Some(state) = self.sources.get_ptr_mut(key) else {
-            return admit::new_source(cfg, self.sources, key, now, syn, len);
+            if vouch && self.allowed(cfg, src) {
+                return stats::ALLOWLISTED;
+            }
+            return admit::new_source(cfg, self.sources, key, generation, now, syn, len);
         };
+        if vouch && !limit::vouches(state, generation) {
+            if self.allowed(cfg, src) {
+                return stats::ALLOWLISTED;
+            }
+            limit::stamp(state, generation);
+        }
         let mut until = 0;
         if let Some((slot, true)) = probe {
             limited::drain(slot, state, now);
@@ -254,7 +297,17 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         if until != 0
             && let Some((slot, holds)) = probe
         {
-            limited::record(cfg, self.sources, slot, holds, key, verdict, until, now);
+            limited::record(
+                cfg,
+                self.sources,
+                slot,
+                holds,
+                key,
+                generation,
+                verdict,
+                until,
+                now,
+            );
         }
         verdict
     }

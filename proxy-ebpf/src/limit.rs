@@ -77,6 +77,22 @@ pub fn apply(
     stats::PASS
 }
 
+/// Whether the source at `state` was found not allowlisted under the
+/// allowlist generation `generation` (`SourceState::allow_gen`).
+#[inline(always)]
+pub fn vouches(state: *mut SourceState, generation: u64) -> bool {
+    // SAFETY: `state` points into a live LRU value.
+    unsafe { core::ptr::read_volatile(&raw const (*state).allow_gen) == generation }
+}
+
+/// Records that the source at `state` is not allowlisted under `generation`.
+#[inline(always)]
+pub fn stamp(state: *mut SourceState, generation: u64) {
+    // SAFETY: as above; a plain store (the latest writer wins, and every
+    // writer found the source not allowlisted).
+    unsafe { core::ptr::write_volatile(&raw mut (*state).allow_gen, generation) }
+}
+
 /// One GCRA step on the shared TAT at `tat`: true if the packet conforms.
 /// `coarse_only`: decide on `now` (the coarse time) even when the packet is
 /// over the limit by it; such a drop sets `until` (see [`apply`]).

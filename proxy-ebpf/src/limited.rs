@@ -94,16 +94,23 @@ pub fn probe<K: LimitedCache>(cfg: &FilterConfig, key: &K) -> Option<(*mut Limit
 
 /// The cached verdict for a packet of the source whose slot is `slot`, if
 /// its drop is cached (the packet is then counted in the slot), else None.
+/// `vouch`: the allowlist was not looked up for this packet, so the slot
+/// must have been made under the current allowlist generation `generation`.
 #[inline(always)]
 pub fn cached(
     cfg: &FilterConfig,
     slot: *mut Limited,
+    vouch: bool,
+    generation: u64,
     now: u64,
     syn: bool,
     len: u64,
 ) -> Option<u32> {
     // SAFETY: this CPU's slot; nothing else on this CPU runs concurrently.
     let s = unsafe { &mut *slot };
+    if vouch && s.allow_gen != generation {
+        return None;
+    }
     let verdict = if syn {
         // A SYN is checked against the SYN limit first: a cached SYN-limited
         // drop is its verdict; a cached packet-limited one is not (it would
@@ -181,8 +188,9 @@ pub fn flush<K: LimitedCache>(
 }
 
 /// Records that `key`'s packets are `verdict` (`SYN_LIMITED` or
-/// `PPS_LIMITED`) while the coarse time is below `until`. A slot held by
-/// another source is taken over after its drops are flushed.
+/// `PPS_LIMITED`) while the coarse time is below `until`, its address
+/// being not allowlisted under generation `generation`. A slot held by another
+/// source is taken over after its drops are flushed.
 #[inline(always)]
 pub fn record<K: LimitedCache>(
     cfg: &FilterConfig,
@@ -190,6 +198,7 @@ pub fn record<K: LimitedCache>(
     slot: *mut Limited,
     holds: bool,
     key: &K,
+    generation: u64,
     verdict: u32,
     until: u64,
     now: u64,
@@ -199,10 +208,12 @@ pub fn record<K: LimitedCache>(
     }
     // SAFETY: this CPU's slot; nothing else on this CPU runs concurrently.
     let s = unsafe { &mut *slot };
-    if !holds {
+    if !holds || s.allow_gen != generation {
+        // A slot made under another allowlist generation keeps nothing.
         s.addr = K::word(key.key());
         s.pps_until = 0;
         s.syn_until = 0;
+        s.allow_gen = generation;
     }
     if verdict == stats::SYN_LIMITED {
         s.syn_until = until;

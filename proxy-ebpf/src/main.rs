@@ -8,7 +8,9 @@
 //!   allowlist (LPM)               -> pass, never limited (allowlisted);
 //!                                    checked after the bans and lists
 //!                                    below but winning over them (see
-//!                                    decide.rs)
+//!                                    decide.rs); not looked up for a
+//!                                    source whose LRU entry carries the
+//!                                    current allowlist generation
 //!   ban table (by source, TTL;
 //!     an inlined index, the hash
 //!     only after an overflow)      -> drop while unexpired (banned)

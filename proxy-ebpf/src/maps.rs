@@ -115,7 +115,9 @@ pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
 /// One slot of the limited-drop cache (`limited.rs`). `addr` is the source (IPv4: its word, with bit 32 set so
 /// that 0.0.0.0 is not an empty slot; IPv6: the prefix's two words);
 /// `*_until` coarse times (0: nothing cached); `*_params` the limit's
-/// interval and tolerance when the entry was made.
+/// interval and tolerance when the entry was made; `allow_gen` the
+/// allowlist generation its source was found not allowlisted under
+/// (`SourceState::allow_gen`).
 #[repr(C)]
 pub struct Limited {
     pub addr: [u64; 2],
@@ -126,6 +128,7 @@ pub struct Limited {
     /// Drops not yet added to the LRU entry, and their bytes.
     pub packets: u64,
     pub bytes: u64,
+    pub allow_gen: u64,
 }
 
 /// The limited-drop cache (`limited.rs`): per CPU, not pinned.

@@ -24,8 +24,9 @@ use tests::{
 use crate::ratelimit::pin_to_cpu;
 
 /// `limited::Limited` as words: addr (2), pps_until, syn_until,
-/// pps_params (2), syn_params (2), pending packets, pending bytes.
-type Slot = [u64; 10];
+/// pps_params (2), syn_params (2), pending packets, pending bytes,
+/// allowlist generation.
+type Slot = [u64; 11];
 
 /// The program's `limited_v4` map (not pinned: found through the program).
 fn limited_v4(filter: &Filter) -> PerCpuArray<MapData, Slot> {

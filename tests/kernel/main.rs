@@ -3,6 +3,7 @@
 //! network namespaces with real traffic. Run by `cargo xtask test` as root.
 
 mod admit;
+mod allow_gen;
 mod attach;
 mod autobans;
 mod ban_index;

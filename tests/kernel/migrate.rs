@@ -96,3 +96,65 @@ fn pinned_maps_of_another_layout_are_migrated_with_their_entries() {
         3
     );
 }
+
+/// The per-source state of builds before `allow_gen` (48 bytes) is
+/// converted, not dropped: a source keeps its counters and limits.
+#[test]
+fn per_source_state_of_the_48_byte_layout_is_converted() {
+    if !require_root("per_source_state_of_the_48_byte_layout_is_converted") {
+        return;
+    }
+    let pins = PinDir::new("h14xdp2-migrate-sources");
+    let dir = pins.path();
+    let s = settings(dir);
+    drop(load(&s));
+    let sources = dir.join("sources_v4");
+    std::fs::remove_file(&sources).unwrap();
+    let path = sources.to_str().unwrap();
+    let out = sh(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            path,
+            "type",
+            "lru_hash",
+            "key",
+            "4",
+            "value",
+            "48",
+            "entries",
+            "65536",
+            "name",
+            "sources_v4",
+        ],
+    );
+    assert!(out.status.success(), "bpftool map create: {out:?}");
+    // 198.18.8.8: pps_tat, syn_tat 0; packets 5; bytes 300; drops 2; last seen 0.
+    let mut value = [0u8; 48];
+    value[16] = 5;
+    value[24..26].copy_from_slice(&300u16.to_le_bytes());
+    value[32] = 2;
+    let value: Vec<String> = value.iter().map(u8::to_string).collect();
+    let mut args = vec![
+        "map", "update", "pinned", path, "key", "198", "18", "8", "8", "value",
+    ];
+    args.extend(value.iter().map(String::as_str));
+    let out = sh("bpftool", &args);
+    assert!(out.status.success(), "bpftool map update: {out:?}");
+
+    let filter = Filter::load(&s).expect("migrated");
+    assert_eq!(
+        MapInfo::from_pin(&sources).unwrap().value_size() as usize,
+        size_of::<proxy_common::source::SourceState>()
+    );
+    let ip = "198.18.8.8".parse().unwrap();
+    let state = filter.maps.source(ip).unwrap().expect("converted");
+    assert_eq!(
+        (state.packets, state.bytes, state.drops, state.allow_gen),
+        (5, 300, 2, 0)
+    );
+    let frame = Frame::v4("198.18.8.8", "198.18.0.1").build();
+    assert_eq!(verdict_of(&filter, &frame).1, PASS);
+    assert_eq!(filter.maps.source(ip).unwrap().unwrap().packets, 6);
+}

@@ -162,6 +162,7 @@ impl FilterMaps {
     ) -> Result<(), FilterError> {
         let value = ListValue { origin };
         let len = cidr.prefix_len() as u32;
+        self.allow_changed |= list == List::Allow;
         match (list, cidr.addr()) {
             (List::Block, IpAddr::V4(ip)) if cidr.is_host() => self
                 .block_addr_v4
@@ -212,6 +213,7 @@ impl FilterMaps {
 
     pub(super) fn remove_raw(&mut self, list: List, cidr: Cidr) -> bool {
         let len = cidr.prefix_len() as u32;
+        self.allow_changed |= list == List::Allow;
         match (list, cidr.addr()) {
             (List::Block, IpAddr::V4(ip)) if cidr.is_host() => {
                 self.block_addr_v4.remove(&v4(ip)).is_ok()

@@ -44,6 +44,9 @@ pub struct FilterMaps {
     /// Config map rewrites with the presence flags recomputed, each a scan
     /// of every map (see [`FilterMaps::presence_rewrites`]).
     pub(super) presence_rewrites: u64,
+    /// The allowlist changed (or this handle is new) since the allowlist
+    /// generation last moved on (`allow_gen.rs`).
+    pub(super) allow_changed: bool,
 }
 
 /// One source as seen by the limiter.
@@ -99,6 +102,7 @@ impl FilterMaps {
             sources_v4: open(dir, pin::SOURCES_V4)?,
             sources_v6: open(dir, pin::SOURCES_V6)?,
             presence_rewrites: 0,
+            allow_changed: true,
         })
     }
 
@@ -136,6 +140,7 @@ impl FilterMaps {
             0 => random_seed(),
             kept => kept,
         };
+        self.allow_generation(&installed, &mut value);
         self.config
             .set(kcfg::CONFIG_KEY, value, 0)
             .map_err(FilterError::map(pin::CONFIG))
@@ -281,8 +286,9 @@ impl FilterMaps {
     }
 }
 
-/// A nonzero random key for the first stage's slot hash.
-fn random_seed() -> u64 {
+/// A nonzero random key for the first stage's slot hash (and a fresh
+/// allowlist generation).
+pub(super) fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
     // SAFETY: getrandom writes at most `bytes.len()` bytes into our buffer.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

@@ -3,7 +3,8 @@
 //! maps are set aside in a subdirectory, the loader creates this build's
 //! maps in their place, and the entries of every set-aside map whose key
 //! and value are laid out as this build's are copied over: the lists, the
-//! bans, the per-source state and the verdict counters. The rest (settings,
+//! bans, the per-source state and the verdict counters (per-source state
+//! of the layout before `allow_gen` is converted). The rest (settings,
 //! the indexes, SYN-cookie and log state) is derived: the loader rebuilds
 //! the indexes from the copied lists and bans, and the daemon rewrites the
 //! settings. The program attached through a pinned link keeps its own maps
@@ -17,7 +18,7 @@ use proxy_common::{
     ban::Ban,
     list::{ListValue, V4, V6},
     pin,
-    source::SourceState,
+    source::{SourceState, SourceStateV1},
     stats::Counter,
 };
 
@@ -89,6 +90,34 @@ fn hash<K: aya::Pod, V: aya::Pod>(old: &Path, new: &Path) -> Result<usize, MapEr
     Ok(n)
 }
 
+/// As [`hash`], converting each value from an older layout `O`.
+fn hash_from<K: aya::Pod, O: aya::Pod, V: aya::Pod + From<O>>(
+    old: &Path,
+    new: &Path,
+) -> Result<usize, MapError> {
+    let old: HashMap<MapData, K, O> = open_at(old)?;
+    let mut new: HashMap<MapData, K, V> = open_at(new)?;
+    let mut n = 0;
+    for entry in old.iter() {
+        let (k, v) = entry?;
+        new.insert(k, V::from(v), 0)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The per-source state: this build's layout, or the 48-byte one of
+/// builds before `allow_gen` (converted; each source then looks the
+/// allowlist up once).
+fn sources<K: aya::Pod>(old: &Path, new: &Path) -> Result<usize, MapError> {
+    let value_size = aya::maps::MapInfo::from_pin(old)?.value_size() as usize;
+    if value_size == size_of::<SourceStateV1>() {
+        hash_from::<K, SourceStateV1, SourceState>(old, new)
+    } else {
+        hash::<K, SourceState>(old, new)
+    }
+}
+
 fn trie<K: aya::Pod, V: aya::Pod>(old: &Path, new: &Path) -> Result<usize, MapError> {
     let old: LpmTrie<MapData, K, V> = open_at(old)?;
     let mut new: LpmTrie<MapData, K, V> = open_at(new)?;
@@ -122,8 +151,8 @@ fn copy(name: &str, old: &Path, new: &Path) -> Option<Result<usize, MapError>> {
         pin::BLOCK_ADDR_V6 => hash::<V6, ListValue>(old, new),
         pin::BANS_V4 => hash::<V4, Ban>(old, new),
         pin::BANS_V6 => hash::<V6, Ban>(old, new),
-        pin::SOURCES_V4 => hash::<V4, SourceState>(old, new),
-        pin::SOURCES_V6 => hash::<V6, SourceState>(old, new),
+        pin::SOURCES_V4 => sources::<V4>(old, new),
+        pin::SOURCES_V6 => sources::<V6>(old, new),
         pin::VERDICTS => per_cpu::<Counter>(old, new),
         _ => return None,
     })

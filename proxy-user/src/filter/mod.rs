@@ -20,6 +20,7 @@
 //!
 //! Only this module writes kernel maps ([`FilterMaps`] is the one writer).
 
+mod allow_gen;
 mod ban_index;
 mod bans;
 mod clock;

@@ -51,6 +51,8 @@ pub fn kernel_config_with(
         admit_seed: 0,
         ban_mask_v4: 0,
         ban_mask_v6: 0,
+        // Kept or moved on by FilterMaps::write_config.
+        allow_gen: 0,
     }
 }
 
