@@ -1,7 +1,14 @@
 //! TLS termination: certificates from PEM files, chosen by SNI, with ALPN
 //! (h2, http/1.1), TLS 1.2 as the floor, session resumption by cache and by
-//! tickets, and only forward-secret AEAD suites (rustls with ring offers no
-//! others).
+//! tickets, and only forward-secret AEAD suites (rustls offers no others).
+//!
+//! The cryptography is aws-lc-rs's: on x86-64 its RSA-2048 signature costs
+//! about half of ring's CPU and its X25519 about 55% (thread CPU time per
+//! operation, rustls' own provider interfaces: RSA-PSS 333 against 626 µs,
+//! X25519 34 against 62 µs, ECDSA P-256 19 against 21 µs; BENCHMARKS.md),
+//! and those are most of a new connection's handshake. Both are
+//! BoringSSL-derived; the suites, groups and versions offered are the same
+//! as with ring.
 
 use std::{
     io,
@@ -11,7 +18,7 @@ use std::{
 
 use rustls::{
     ServerConfig,
-    crypto::ring,
+    crypto::aws_lc_rs as provider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache},
     sign::CertifiedKey,
@@ -69,7 +76,7 @@ pub fn load_cert(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError>
     let der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
         path: key.to_path_buf(),
     })?;
-    let signing = ring::sign::any_supported_type(&der).map_err(|e| TlsError::BadKey {
+    let signing = provider::sign::any_supported_type(&der).map_err(|e| TlsError::BadKey {
         path: key.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -126,19 +133,32 @@ fn dns_names(ck: &CertifiedKey) -> Vec<String> {
 /// one AEAD with forward secrecy. AES-128-GCM with SHA-256 comes first: its
 /// handshake hashes (the transcript, the key schedule's HKDF) run on the
 /// CPU's SHA extensions, where SHA-384's run in software on most x86 CPUs
-/// (ring uses no SHA-512 acceleration on AMD). That was 8% of the CPU time
+/// (ring, the provider before, used no SHA-512 acceleration on AMD). That was 8% of the CPU time
 /// of a new TLS connection. AES-128 is the suite TLS 1.3 requires every
 /// implementation to have, and ample for a key used for one connection.
 const SUITES: [rustls::SupportedCipherSuite; 9] = [
-    ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
-    ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
-    ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-    ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    ring::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    ring::cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    ring::cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    provider::cipher_suite::TLS13_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+];
+
+/// The key exchange groups, in the server's order of preference: X25519,
+/// then the NIST curves P-256 and P-384, as with ring and as nginx on
+/// OpenSSL 3.0 offers them. aws-lc-rs also has the hybrid post-quantum
+/// X25519MLKEM768, which rustls would pick whenever a client sends its
+/// key share (current browsers do): it costs about 1.5x X25519's CPU per
+/// handshake, and the nginx builds this proxy is compared with (OpenSSL
+/// 3.0, Debian 12) do not offer it, so it is left out.
+const KX_GROUPS: [&dyn rustls::crypto::SupportedKxGroup; 3] = [
+    provider::kx_group::X25519,
+    provider::kx_group::SECP256R1,
+    provider::kx_group::SECP384R1,
 ];
 
 /// The rustls configuration of a TLS listener: its certificates (chain
@@ -162,11 +182,12 @@ pub fn server_config<'a>(
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
-    let provider = rustls::crypto::CryptoProvider {
+    let crypto = rustls::crypto::CryptoProvider {
         cipher_suites: SUITES.to_vec(),
-        ..ring::default_provider()
+        kx_groups: KX_GROUPS.to_vec(),
+        ..provider::default_provider()
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+    let mut config = ServerConfig::builder_with_provider(Arc::new(crypto))
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { certs }));
@@ -180,6 +201,6 @@ pub fn server_config<'a>(
     config.ignore_client_order = true;
     // Resumption: a session cache for TLS 1.2 ids and stateless tickets.
     config.session_storage = ServerSessionMemoryCache::new(16_384);
-    config.ticketer = ring::Ticketer::new()?;
+    config.ticketer = provider::Ticketer::new()?;
     Ok(Arc::new(config))
 }

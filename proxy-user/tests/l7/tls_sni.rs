@@ -73,7 +73,7 @@ impl ServerCertVerifier for AcceptAny {
 /// The certificate (end entity) the listener at `addr` sends for `name`,
 /// seen by a client that checks nothing; `name` an IP sends no SNI.
 async fn served(addr: std::net::SocketAddr, name: &str) -> CertificateDer<'static> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -95,7 +95,7 @@ async fn verified(
     roots: &RootCertStore,
     name: &str,
 ) -> Result<StatusCode, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
