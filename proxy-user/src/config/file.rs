@@ -183,7 +183,9 @@ pub struct FileUpstream {
 #[serde(untagged)]
 pub enum FileServer {
     Addr(String),
-    Weighted { addr: String, weight: i64 },
+    /// `{ addr = "...", weight = N, backup = true }`, read by
+    /// `upstream.rs` so that a wrong key is named.
+    Table(toml::Table),
 }
 
 #[derive(Debug, Deserialize)]

@@ -123,7 +123,7 @@ fn view(cfg: &Config) -> serde_json::Value {
         .map(|(name, u)| {
             (name.clone(), json!({
                 "balance": format!("{:?}", u.balance),
-                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight })).collect::<Vec<_>>(),
+                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight, "backup": s.backup })).collect::<Vec<_>>(),
                 "max_fails": u.max_fails,
                 "fail_timeout": secs(u.fail_timeout),
                 "keepalive": u.keepalive,

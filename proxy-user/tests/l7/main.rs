@@ -7,6 +7,7 @@ mod access;
 mod access_log;
 mod admin;
 mod auth_request;
+mod backup;
 mod basic_auth;
 mod bodies;
 mod close;
