@@ -230,6 +230,7 @@ pub struct FileRoute {
     pub expires: Option<Spanned<String>>,
     pub cache_control: Option<String>,
     pub serve_well_known: Option<Spanned<bool>>,
+    pub try_files: Option<Spanned<Vec<Spanned<String>>>>,
     pub upstream: Option<Spanned<String>>,
     pub redirect: Option<Spanned<String>>,
     pub redirect_status: Option<Spanned<i64>>,

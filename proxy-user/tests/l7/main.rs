@@ -33,5 +33,6 @@ mod support;
 mod templates;
 mod tls;
 mod tls_sni;
+mod try_files;
 mod unix_upstream;
 mod vhosts;
