@@ -179,3 +179,48 @@ fn servers_that_compress_differently_have_their_routes_own() {
         "gzip off by default"
     );
 }
+
+#[test]
+fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri $uri/ /index.html; }\n\
+         location /m/ { try_files $uri @app; }\n\
+         location @app { proxy_pass http://127.0.0.1:9; proxy_set_header Host $host; }\n\
+         location /e/ { try_files $uri =403; }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let r = routes(&i);
+    let by = |p: &str| {
+        r.iter()
+            .find(|r| r["path"].as_str() == Some(p))
+            .unwrap()
+            .clone()
+    };
+    let list = |p: &str| by(p)["try_files"].as_array().unwrap().clone();
+    assert_eq!(list("/")[2].as_str(), Some("/index.html"));
+    let up = list("/m/")[1].as_str().unwrap().to_string();
+    assert!(up.starts_with('@'), "{up}");
+    assert_eq!(list("/e/")[1].as_str(), Some("=403"));
+    // What stays reported: a PHP-style fallback with a query, `alias`, a
+    // named location that does more than proxy, one that is missing.
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri /index.php?$args; }\n\
+         location /a/ { alias /x/; try_files $uri /a/index.html; }\n\
+         location /m/ { try_files $uri @app; }\n\
+         location @app { proxy_pass http://127.0.0.1:9; add_header X-A 1; }\n\
+         location /n/ { try_files $uri @none; }\n}\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    for (line, what) in [
+        (3, "the fallback `/index.php?$args`"),
+        (4, "with `alias`"),
+        (6, "in `location @app`"),
+        (7, "no `location @none`"),
+    ] {
+        assert!(
+            un.iter()
+                .any(|l| l.contains(&format!(":{line}: ")) && l.contains(what)),
+            "{line} {what}: {un:#?}"
+        );
+    }
+}
