@@ -55,6 +55,9 @@ impl<'a> Translator<'a> {
         names: &[String],
         hosts: &[Option<String>],
     ) {
+        // Server-level `if ($host = NAME) { return ...; }` (certbot's form)
+        // runs before any location: a route for that host, first.
+        self.host_ifs(chain, srv, names);
         let mut locs = Vec::new();
         self.named.clear();
         self.collect(chain, srv.children(), &mut locs);

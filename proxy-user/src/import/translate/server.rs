@@ -75,7 +75,7 @@ impl<'a> Translator<'a> {
         for (srv, names, binds, default, shape) in all {
             let alone = !binds.iter().any(|b| shared.contains(b));
             match shape {
-                Some(shape) if alone || !shape.as_server() => {
+                Some(shape) if alone => {
                     self.redirect_server(srv, shape, &names, &binds);
                     continue;
                 }

@@ -133,14 +133,51 @@ fn redirect_server_beside_content_is_a_server() {
     assert_eq!(ab["redirect"].as_str(), Some("https://a.test$request_uri"));
     assert_eq!(ab["redirect_status"].as_integer(), Some(307));
 
+    // certbot's `if ($host = ...)` form: a route per host, then its 404.
     let certbot = import(
         "server { listen 80; server_name new.test; location / { return 200 new; } }\n\
-         server { if ($host = old.test) { return 301 https://$host$request_uri; }\n\
-         listen 80; server_name old.test; return 404; }\n",
+         server { if ($host = www.old.test) { return 301 https://$host$request_uri; }\n\
+         if ($host = old.test) { return 301 https://$host$request_uri; }\n\
+         listen 80; server_name old.test www.old.test; return 404; }\n",
     );
-    assert!(!certbot.complete());
+    assert!(certbot.complete(), "{:#?}", certbot.reports);
+    parses(&certbot);
     let v: toml::Table = toml::from_str(&certbot.toml).unwrap();
     assert!(v["listener"][0].get("redirect_https").is_none());
+    let old = v["server"][1]["route"].as_array().unwrap();
+    let shape: Vec<(Option<&str>, Option<&str>, Option<i64>)> = old
+        .iter()
+        .map(|r| {
+            (
+                r.get("host").and_then(|h| h.as_str()),
+                r.get("redirect").and_then(|h| h.as_str()),
+                r.get("respond").and_then(toml::Value::as_integer),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                Some("www.old.test"),
+                Some("https://$host$request_uri"),
+                None
+            ),
+            (Some("old.test"), Some("https://$host$request_uri"), None),
+            (None, None, Some(404)),
+        ]
+    );
+    // Other conditions stay reported.
+    let other = import(
+        "server { listen 80; server_name a.test; location / { return 200 a; } }\n\
+         server { if ($request_method = POST) { return 405; }\n\
+         listen 80; server_name b.test; return 404; }\n",
+    );
+    assert!(
+        reports(&other, Kind::Unsupported)
+            .iter()
+            .any(|l| l.contains(":2: unsupported: if:"))
+    );
 }
 
 /// Servers whose gzip settings differ: the first server's are
