@@ -42,6 +42,9 @@ pub struct FileServerBlock {
     pub listen: Option<Spanned<Vec<Spanned<String>>>>,
     pub default_server: Option<Spanned<bool>>,
     pub tls: Option<Spanned<toml::Value>>,
+    /// The server's error pages (nginx `error_page` in a `server`):
+    /// replace `[[error_page]]` for its routes and its unrouted requests.
+    pub error_page: Option<Vec<Spanned<super::error_page::FileErrorPage>>>,
     #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
 }

@@ -148,9 +148,20 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     // `respond = 444`: logged and counted, never sent (no page, no encoding).
     let unsent = resp.extensions().get::<Closed>().is_some();
-    let pages = route.map_or(&state.config.error_pages, |r| &r.error_pages);
-    if !unsent && !pages.is_empty() && resp.status().as_u16() >= 400 {
-        resp = error_page::apply(pages, resp);
+    if !unsent && resp.status().as_u16() >= 400 {
+        // The route's pages; a request no route took gets its server's.
+        let pages = match route {
+            Some(r) => &r.error_pages,
+            None if state.services.maintenance.on() => &state.config.error_pages,
+            None => vhost::server(&state.config, &conn, host.as_deref())
+                .ok()
+                .flatten()
+                .and_then(|s| state.config.servers.list.get(s))
+                .map_or(&state.config.error_pages, |s| &s.error_pages),
+        };
+        if !pages.is_empty() {
+            resp = error_page::apply(pages, resp);
+        }
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
