@@ -261,3 +261,29 @@ fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
         );
     }
 }
+
+/// Several servers: a server's own `error_page`s are its `[[server]]`'s
+/// `error_page` (nginx's per server), the http level's `[[error_page]]`.
+#[test]
+fn error_pages_differing_between_servers_are_each_servers_own() {
+    let i = import(
+        "http {\n root /srv;\n error_page 502 /50x.html;\n\
+         server { listen 80; server_name a.test; root /srv/a; error_page 404 /missing.html;\n\
+           location / { proxy_pass http://127.0.0.1:9; } }\n\
+         server { listen 80; server_name b.test; error_page 404 /gone.html;\n\
+           location / { proxy_pass http://127.0.0.1:9; } }\n\
+         server { listen 80; server_name c.test; location / { proxy_pass http://127.0.0.1:9; } }\n}\n",
+    );
+    // Only the roots, which serve no files here, are left.
+    let un = reports(&i, Kind::Unsupported);
+    assert!(un.iter().all(|l| l.contains(": root: ")), "{un:#?}");
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let site = v["error_page"].as_array().unwrap();
+    assert_eq!(site.len(), 1, "{}", i.toml);
+    assert_eq!(site[0]["file"].as_str(), Some("/srv/50x.html"));
+    let s = v["server"].as_array().unwrap();
+    let page = |n: usize| s[n]["error_page"][0]["file"].as_str().map(String::from);
+    assert_eq!(page(0).as_deref(), Some("/srv/a/missing.html"));
+    assert_eq!(page(1).as_deref(), Some("/srv/gone.html"));
+    assert!(s[2].get("error_page").is_none(), "the http level's");
+}
