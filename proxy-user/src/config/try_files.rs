@@ -43,6 +43,16 @@ pub enum Fallback {
     Upstream(String),
 }
 
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::Status(s) => write!(f, "={s}"),
+            Fallback::Uri(u) => f.write_str(u),
+            Fallback::Upstream(n) => write!(f, "@{n}"),
+        }
+    }
+}
+
 /// Reads `try_files`; `prefix` is the prefix a `static` (alias) route
 /// strips, which a fallback URI must start with.
 pub(super) fn try_files(

@@ -172,7 +172,12 @@ fn view(cfg: &Config) -> serde_json::Value {
         "match": cfg.route_name(i),
         "action": match &r.action {
             Action::Respond { status, .. } => format!("respond {status}"),
-            Action::Static { root, alias, .. } => format!("{} {}", if *alias { "static" } else { "root" }, root.display()),
+            Action::Static { root, alias, try_files, .. } => format!(
+                "{} {}{}",
+                if *alias { "static" } else { "root" },
+                root.display(),
+                try_files.as_ref().map_or(String::new(), |t| format!(" (try_files, then {})", t.fallback))
+            ),
             Action::Proxy { upstream } => format!("upstream {upstream}"),
             Action::Redirect { to, status } => format!("redirect {status} {to}"),
         },
@@ -267,6 +272,7 @@ fn servers(cfg: &Config) -> serde_json::Value {
                 .collect::<Vec<_>>(),
             "routes": s.routes.clone().map(|r| cfg.route_name(r)).collect::<Vec<_>>(),
             "tls": s.tls.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
+            "error_page": pages(&s.error_pages),
         })
     });
     json!(list.collect::<Vec<_>>())
@@ -297,6 +303,7 @@ mod tests {
                     "default_server_on": ["web"],
                     "routes": ["a.test /api/"],
                     "tls": [],
+                    "error_page": [],
                 },
                 {
                     "server_name": [],
@@ -305,6 +312,7 @@ mod tests {
                     "default_server_on": ["127.0.0.1:8081"],
                     "routes": [],
                     "tls": [],
+                    "error_page": [],
                 },
             ])
         );
