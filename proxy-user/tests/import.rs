@@ -172,8 +172,25 @@ fn passes_config_check(dir: &Path, text: &str) {
     {
         http.insert("access_log".into(), s(scratch.join("access.log")));
     }
+    // Error pages (top level, a server's, a route's) read a scratch file.
+    std::fs::write(scratch.join("page.html"), "<p>error</p>").unwrap();
+    let page = s(scratch.join("page.html"));
+    let fix_pages = |t: &mut toml::Table| {
+        for p in t
+            .get_mut("error_page")
+            .and_then(|v| v.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            p.as_table_mut()
+                .unwrap()
+                .insert("file".into(), page.clone());
+        }
+    };
+    fix_pages(&mut value);
     let fix = |r: &mut toml::Value| {
         let r = r.as_table_mut().unwrap();
+        fix_pages(r);
         for k in ["static", "root"] {
             if r.contains_key(k) {
                 r.insert(k.into(), s(scratch.join("www")));
@@ -204,6 +221,7 @@ fn passes_config_check(dir: &Path, text: &str) {
         .into_iter()
         .flatten()
     {
+        fix_pages(srv.as_table_mut().unwrap());
         for r in srv
             .get_mut("route")
             .and_then(|v| v.as_array_mut())
@@ -234,17 +252,6 @@ fn passes_config_check(dir: &Path, text: &str) {
         if let Some(t) = tls {
             l.insert("tls".into(), t);
         }
-    }
-    for p in value
-        .get_mut("error_page")
-        .and_then(|v| v.as_array_mut())
-        .into_iter()
-        .flatten()
-    {
-        std::fs::write(scratch.join("page.html"), "<p>error</p>").unwrap();
-        p.as_table_mut()
-            .unwrap()
-            .insert("file".into(), s(scratch.join("page.html")));
     }
     let checked = toml::to_string(&value).unwrap();
     if let Err(e) = Config::parse(&checked, &scratch.join("rampart.toml")) {

@@ -42,6 +42,9 @@ pub struct FileServerBlock {
     pub listen: Option<Spanned<Vec<Spanned<String>>>>,
     pub default_server: Option<Spanned<bool>>,
     pub tls: Option<Spanned<toml::Value>>,
+    /// The server's error pages (nginx `error_page` in a `server`):
+    /// replace `[[error_page]]` for its routes and its unrouted requests.
+    pub error_page: Option<Vec<Spanned<super::error_page::FileErrorPage>>>,
     #[serde(default)]
     pub route: Vec<Spanned<FileRoute>>,
 }
@@ -183,7 +186,9 @@ pub struct FileUpstream {
 #[serde(untagged)]
 pub enum FileServer {
     Addr(String),
-    Weighted { addr: String, weight: i64 },
+    /// `{ addr = "...", weight = N, backup = true }`, read by
+    /// `upstream.rs` so that a wrong key is named.
+    Table(toml::Table),
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +233,7 @@ pub struct FileRoute {
     pub expires: Option<Spanned<String>>,
     pub cache_control: Option<String>,
     pub serve_well_known: Option<Spanned<bool>>,
+    pub try_files: Option<Spanned<Vec<Spanned<String>>>>,
     pub upstream: Option<Spanned<String>>,
     pub redirect: Option<Spanned<String>>,
     pub redirect_status: Option<Spanned<i64>>,

@@ -36,6 +36,7 @@ mod server_name;
 mod syn_cookies;
 pub mod target;
 mod template;
+pub mod try_files;
 pub mod units;
 mod upstream;
 

@@ -65,6 +65,8 @@ pub enum Action {
         /// Serve `/.well-known/` (RFC 8615) at the top of the directory;
         /// every other path with a segment starting with `.` is a 404.
         well_known: bool,
+        /// nginx `try_files`: checks and a fallback; `None` is `$uri $uri/ =404`.
+        try_files: Option<super::try_files::TryFiles>,
     },
     /// Proxy to an upstream group.
     Proxy { upstream: String },
@@ -157,6 +159,15 @@ pub(super) fn route(
             "serve_well_known is for static routes (static or root)",
         ));
     }
+    if let Some(t) = &r.try_files
+        && r.static_dir.is_none()
+        && r.root.is_none()
+    {
+        return Err(loc.error(
+            t.span(),
+            "try_files is for static routes (static or root): it looks for files in their directory",
+        ));
+    }
     let action = if let Some(status) = &r.respond {
         if *status.get_ref() == 444
             && let Some(b) = &r.body
@@ -193,6 +204,17 @@ pub(super) fn route(
             expires,
             cache_control: r.cache_control.clone(),
             well_known: r.serve_well_known.as_ref().is_some_and(|w| *w.get_ref()),
+            try_files: r
+                .try_files
+                .as_ref()
+                .map(|t| {
+                    let prefix = match &path {
+                        PathMatch::Prefix(p) if r.static_dir.is_some() => Some(p.as_str()),
+                        _ => None,
+                    };
+                    super::try_files::try_files(loc, t, known.upstreams, prefix)
+                })
+                .transpose()?,
         }
     } else if let Some(up) = &r.upstream {
         if !known.upstreams.contains_key(up.get_ref()) {

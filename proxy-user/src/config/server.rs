@@ -37,6 +37,9 @@ pub struct ServerBlock {
     pub implicit: bool,
     /// Its certificates, also added to its listeners' (chosen by SNI).
     pub tls: Vec<CertFiles>,
+    /// Its error pages (`error_page`, else `[[error_page]]`): its routes'
+    /// default, and what a request that matches none of them gets.
+    pub error_pages: super::error_page::ErrorPages,
 }
 
 impl ServerBlock {
@@ -133,6 +136,7 @@ pub(super) fn servers(
             routes: 0..routes.len(),
             implicit: true,
             tls: Vec::new(),
+            error_pages: known.error_pages.clone(),
         });
     }
     let mut tables: Vec<Table> = vec![Table::default(); listeners.len()];
@@ -176,9 +180,15 @@ pub(super) fn servers(
             None => Vec::new(),
             Some(t) => certs(loc, known.base, t, &listen, listeners)?,
         };
+        let error_pages =
+            super::error_page::route(loc, known.base, b.error_page, known.error_pages)?;
+        let own = Known {
+            error_pages: &error_pages,
+            ..*known
+        };
         let start = routes.len();
         for r in b.route {
-            routes.push(route::route(loc, known, r)?);
+            routes.push(route::route(loc, &own, r)?);
         }
         let default = b.default_server.filter(|d| *d.get_ref()).map(|d| d.span());
         spans.push((span, default));
@@ -188,6 +198,7 @@ pub(super) fn servers(
             routes: start..routes.len(),
             implicit: false,
             tls,
+            error_pages,
         });
     }
     let offset = list.len() - spans.len();

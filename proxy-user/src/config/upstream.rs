@@ -42,6 +42,9 @@ pub struct Upstream {
 pub struct Server {
     pub addr: Address,
     pub weight: u32,
+    /// Takes requests only while no primary (non-backup) server of the
+    /// group is available (nginx `server ... backup`).
+    pub backup: bool,
 }
 
 /// How a server is written: an address or socket, or a name resolved
@@ -123,6 +126,34 @@ pub struct HealthCheck {
     pub status: Option<u16>,
 }
 
+/// `{ addr = "...", weight = N, backup = true }`: address, weight, backup.
+fn server_table(t: &toml::Table) -> Result<(String, i64, bool), String> {
+    if let Some(k) = t
+        .keys()
+        .find(|k| !["addr", "weight", "backup"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown key `{k}` in a server: expected addr, weight or backup"
+        ));
+    }
+    let addr = match t.get("addr") {
+        Some(toml::Value::String(a)) => a.clone(),
+        Some(_) => return Err("a server's addr is a string, e.g. \"127.0.0.1:8001\"".into()),
+        None => return Err("a server written as a table needs addr".into()),
+    };
+    let weight = match t.get("weight") {
+        None => 1,
+        Some(toml::Value::Integer(w)) => *w,
+        Some(_) => return Err("weight is an integer from 1 to 1000".into()),
+    };
+    let backup = match t.get("backup") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => return Err("backup is true or false".into()),
+    };
+    Ok((addr, weight, backup))
+}
+
 fn dur(
     loc: &Locator,
     v: &Option<Spanned<String>>,
@@ -150,9 +181,9 @@ pub(super) fn upstream(
     let mut servers = Vec::new();
     for s in u.servers {
         let sspan = s.span();
-        let (addr, weight) = match s.into_inner() {
-            FileServer::Addr(a) => (a, 1),
-            FileServer::Weighted { addr, weight } => (addr, weight),
+        let (addr, weight, backup) = match s.into_inner() {
+            FileServer::Addr(a) => (a, 1, false),
+            FileServer::Table(t) => server_table(&t).map_err(|e| loc.error(sspan.clone(), e))?,
         };
         let addr = Address::parse(&addr).map_err(|e| loc.error(sspan.clone(), e))?;
         if !(1..=1000).contains(&weight) {
@@ -164,7 +195,17 @@ pub(super) fn upstream(
         servers.push(Server {
             addr,
             weight: weight as u32,
+            backup,
         });
+    }
+    if servers.iter().all(|s| s.backup) {
+        return Err(loc.error(
+            span,
+            format!(
+                "every server of upstream `{name}` is a backup: backups only stand in \
+                 for primary servers, so at least one must not be (nginx refuses this too)"
+            ),
+        ));
     }
     let balance = match u.balance.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("least_conn") => Balance::LeastConn,
@@ -264,6 +305,31 @@ mod tests {
         assert!(matches!(s[0].addr, Address::Fixed(Target::Unix(_))));
         assert_eq!(s[1].addr.to_string(), "127.0.0.1:8001");
         assert_eq!(s[1].weight, 2);
+    }
+
+    #[test]
+    fn backup_servers_and_a_group_of_only_backups() {
+        let s = servers(
+            r#"["127.0.0.1:8001", { addr = "127.0.0.1:8002", backup = true }, { addr = "127.0.0.1:8003", weight = 3 }]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.iter().map(|s| (s.weight, s.backup)).collect::<Vec<_>>(),
+            [(1, false), (1, true), (3, false)]
+        );
+        let e = servers(r#"[{ addr = "127.0.0.1:8002", backup = true }]"#).unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:4:1: every server of upstream `app` is a backup"),
+            "{e}"
+        );
+        let e =
+            servers(r#"["127.0.0.1:1", { addr = "127.0.0.1:8002", backup = "yes" }]"#).unwrap_err();
+        assert_eq!(e, "rampart.toml:5:27: backup is true or false");
+        let e = servers(r#"[{ addr = "127.0.0.1:8002", bakup = true }]"#).unwrap_err();
+        assert_eq!(
+            e,
+            "rampart.toml:5:12: unknown key `bakup` in a server: expected addr, weight or backup"
+        );
     }
 
     #[test]

@@ -172,6 +172,9 @@ pub struct ServerView {
     pub group: String,
     pub addr: String,
     pub weight: u32,
+    /// A standby server: used only while no primary of its group is up.
+    #[serde(default)]
+    pub backup: bool,
     /// "up", "down" (failed or health checks), "drained", or
     /// "unresolved" (a name with no address now).
     pub state: String,
@@ -202,12 +205,14 @@ impl ServerView {
         group: &str,
         addr: String,
         weight: u32,
+        backup: bool,
         switched_to: Option<String>,
     ) -> ServerView {
         ServerView {
             group: group.to_string(),
             addr,
             weight,
+            backup,
             state: "unresolved".into(),
             in_flight: 0,
             requests: 0,

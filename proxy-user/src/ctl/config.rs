@@ -126,7 +126,7 @@ fn view(cfg: &Config) -> serde_json::Value {
         .map(|(name, u)| {
             (name.clone(), json!({
                 "balance": format!("{:?}", u.balance),
-                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight })).collect::<Vec<_>>(),
+                "servers": u.servers.iter().map(|s| json!({ "addr": s.addr.to_string(), "weight": s.weight, "backup": s.backup })).collect::<Vec<_>>(),
                 "max_fails": u.max_fails,
                 "fail_timeout": secs(u.fail_timeout),
                 "keepalive": u.keepalive,
@@ -175,7 +175,12 @@ fn view(cfg: &Config) -> serde_json::Value {
         "match": cfg.route_name(i),
         "action": match &r.action {
             Action::Respond { status, .. } => format!("respond {status}"),
-            Action::Static { root, alias, .. } => format!("{} {}", if *alias { "static" } else { "root" }, root.display()),
+            Action::Static { root, alias, try_files, .. } => format!(
+                "{} {}{}",
+                if *alias { "static" } else { "root" },
+                root.display(),
+                try_files.as_ref().map_or(String::new(), |t| format!(" (try_files, then {})", t.fallback))
+            ),
             Action::Proxy { upstream } => format!("upstream {upstream}"),
             Action::Redirect { to, status } => format!("redirect {status} {to}"),
         },
@@ -270,6 +275,7 @@ fn servers(cfg: &Config) -> serde_json::Value {
                 .collect::<Vec<_>>(),
             "routes": s.routes.clone().map(|r| cfg.route_name(r)).collect::<Vec<_>>(),
             "tls": s.tls.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
+            "error_page": pages(&s.error_pages),
         })
     });
     json!(list.collect::<Vec<_>>())
@@ -300,6 +306,7 @@ mod tests {
                     "default_server_on": ["web"],
                     "routes": ["a.test /api/"],
                     "tls": [],
+                    "error_page": [],
                 },
                 {
                     "server_name": [],
@@ -308,6 +315,7 @@ mod tests {
                     "default_server_on": ["127.0.0.1:8081"],
                     "routes": [],
                     "tls": [],
+                    "error_page": [],
                 },
             ])
         );

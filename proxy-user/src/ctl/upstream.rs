@@ -80,10 +80,11 @@ pub fn run(out: &Output, socket: &Path, verb: Option<&UpstreamVerb>) -> Result<(
 
 fn table(servers: &[ServerView]) -> String {
     let mut s = format!(
-        "{:<12} {:<24} {:<8} {:>6} {:>9} {:>10} {:>9} {:>5}  {}\n",
+        "{:<12} {:<24} {:<8} {:<7} {:>6} {:>9} {:>10} {:>9} {:>5}  {}\n",
         "GROUP",
         "SERVER",
         "STATE",
+        "ROLE",
         "WEIGHT",
         "IN FLIGHT",
         "REQUESTS",
@@ -94,10 +95,11 @@ fn table(servers: &[ServerView]) -> String {
     for v in servers {
         let _ = writeln!(
             s,
-            "{:<12} {:<24} {:<8} {:>6} {:>9} {:>10} {:>9} {:>5}  {}",
+            "{:<12} {:<24} {:<8} {:<7} {:>6} {:>9} {:>10} {:>9} {:>5}  {}",
             v.group,
             v.addr,
             v.state,
+            if v.backup { "backup" } else { "primary" },
             v.weight,
             v.in_flight,
             v.requests,

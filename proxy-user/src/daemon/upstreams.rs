@@ -57,11 +57,12 @@ impl Daemon {
             for b in g.backends().iter() {
                 out.push(ServerView::of(name, b, switched_to.clone(), now));
             }
-            for (addr, weight) in g.unresolved() {
+            for (addr, weight, backup) in g.unresolved() {
                 out.push(ServerView::unresolved(
                     name,
                     addr,
                     weight,
+                    backup,
                     switched_to.clone(),
                 ));
             }

@@ -19,6 +19,7 @@ pub mod budget;
 mod compress;
 mod error;
 pub mod error_page;
+mod forward;
 pub mod header_rules;
 pub mod headers;
 mod proxy;
@@ -41,6 +42,7 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 pub use error::{ProxyError, UpstreamFailure};
+use forward::Upstream;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{
     Request, Response, StatusCode,
@@ -146,9 +148,20 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     let mut resp = result.unwrap_or_else(|e| error_response(&e));
     // `respond = 444`: logged and counted, never sent (no page, no encoding).
     let unsent = resp.extensions().get::<Closed>().is_some();
-    let pages = route.map_or(&state.config.error_pages, |r| &r.error_pages);
-    if !unsent && !pages.is_empty() && resp.status().as_u16() >= 400 {
-        resp = error_page::apply(pages, resp);
+    if !unsent && resp.status().as_u16() >= 400 {
+        // The route's pages; a request no route took gets its server's.
+        let pages = match route {
+            Some(r) => &r.error_pages,
+            None if state.services.maintenance.on() => &state.config.error_pages,
+            None => vhost::server(&state.config, &conn, host.as_deref())
+                .ok()
+                .flatten()
+                .and_then(|s| state.config.servers.list.get(s))
+                .map_or(&state.config.error_pages, |s| &s.error_pages),
+        };
+        if !pages.is_empty() {
+            resp = error_page::apply(pages, resp);
+        }
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
         h.get(header::CONTENT_LENGTH)
@@ -437,46 +450,34 @@ async fn dispatch(
             ))
         }
         Action::Static { .. } => match static_files::StaticRoute::of(route) {
-            Some(sr) => {
-                static_files::serve(&sr, req.method(), req.uri().path(), req.headers()).await
-            }
+            Some(sr) => match static_files::try_files::resolve(&sr, req.uri().path()).await {
+                Ok(static_files::try_files::Outcome::Serve(path)) => {
+                    static_files::serve(&sr, req.method(), &path, req.headers()).await
+                }
+                Ok(static_files::try_files::Outcome::Status(status)) => {
+                    Err(ProxyError::downstream(status, "try_files: no file"))
+                }
+                Ok(static_files::try_files::Outcome::Upstream(upstream)) => {
+                    let to = Upstream {
+                        state,
+                        conn,
+                        request_id,
+                        original: original.as_ref(),
+                    };
+                    to.forward(upstream, route, authorised, req).await
+                }
+                Err(e) => Err(e),
+            },
             None => Err(ProxyError::Internal("a static route without files".into())),
         },
         Action::Proxy { upstream } => {
-            if let Some((ar, set)) = authorised {
-                auth_request::apply(ar, req.headers_mut(), set);
-            }
-            let Some(group) = state.group(upstream) else {
-                return (
-                    Err(ProxyError::Internal(format!(
-                        "upstream {upstream} missing from the snapshot"
-                    ))),
-                    None,
-                );
+            let to = Upstream {
+                state,
+                conn,
+                request_id,
+                original: original.as_ref(),
             };
-            let down = proxy::Downstream {
-                client: conn.client,
-                https: conn.https,
-                request_id: request_id.clone(),
-                kicks: &state.services.kicks,
-                server_port: conn.server_port,
-                request_uri: original.as_ref(),
-            };
-            let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
-            let memory = body::Memory {
-                process: &state.bodies,
-                connection: conn_budget.as_ref(),
-            };
-            proxy::forward(
-                group,
-                route,
-                &state.config.http,
-                memory,
-                &down,
-                &state.services.going_away,
-                req,
-            )
-            .await
+            to.forward(upstream, route, authorised, req).await
         }
     };
     if let Err(e) = &result {

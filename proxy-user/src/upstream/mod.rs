@@ -35,6 +35,9 @@ pub struct Backend {
     pub config_weight: u32,
     /// ...and the one in force (`rampart upstream weight` changes it).
     weight: AtomicU32,
+    /// A standby: picked only when no primary server is available
+    /// (nginx `backup`).
+    pub backup: bool,
     /// Drained: takes no new requests; those in flight finish.
     drained: AtomicBool,
     /// Requests in flight (least_conn's measure), kept by [`Lease`].
@@ -60,13 +63,20 @@ struct Passive {
 }
 
 impl Backend {
-    fn new(addr: Target, name: Option<Arc<str>>, weight: u32, keepalive: usize) -> Backend {
+    fn new(
+        addr: Target,
+        name: Option<Arc<str>>,
+        weight: u32,
+        backup: bool,
+        keepalive: usize,
+    ) -> Backend {
         Backend {
             pool: Pool::new(addr, keepalive),
             addr,
             name,
             config_weight: weight,
             weight: AtomicU32::new(weight),
+            backup,
             drained: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             passive: Mutex::new(Passive::default()),
@@ -214,7 +224,7 @@ impl Group {
             .map(|p| p.backends());
         let mut backends = Vec::new();
         for s in &config.servers {
-            let same = |b: &&Arc<Backend>| b.config_weight == s.weight;
+            let same = |b: &&Arc<Backend>| b.config_weight == s.weight && b.backup == s.backup;
             match &s.addr {
                 Address::Fixed(t) => backends.push(
                     before
@@ -224,7 +234,7 @@ impl Group {
                         .find(|b| b.name.is_none() && b.addr == *t)
                         .cloned()
                         .unwrap_or_else(|| {
-                            Arc::new(Backend::new(*t, None, s.weight, config.keepalive))
+                            Arc::new(Backend::new(*t, None, s.weight, s.backup, config.keepalive))
                         }),
                 ),
                 Address::Name { .. } => {
@@ -300,7 +310,9 @@ impl Group {
     }
 
     /// Leases an available server not in `tried` ([`Lease::id`]s), or
-    /// `None` if there is none.
+    /// `None` if there is none. Backups are considered only when no
+    /// primary is (nginx: a request goes to the backups once every
+    /// primary is down or has been tried).
     pub fn pick(&self, tried: &[usize], now: Instant) -> Option<Lease> {
         match &self.servers {
             Servers::Fixed(list) => self.pick_in(list, tried, now),
@@ -313,16 +325,23 @@ impl Group {
 
     #[inline]
     fn pick_in(&self, list: &[Arc<Backend>], tried: &[usize], now: Instant) -> Option<Lease> {
-        let candidates: Vec<Candidate> = list
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| !tried.contains(&(Arc::as_ptr(b) as usize)) && b.available(now))
-            .map(|(index, b)| Candidate {
-                index,
-                active: b.active(),
-                weight: b.weight(),
-            })
-            .collect();
+        let usable =
+            |b: &Arc<Backend>| !tried.contains(&(Arc::as_ptr(b) as usize)) && b.available(now);
+        let among = |backup: bool| -> Vec<Candidate> {
+            list.iter()
+                .enumerate()
+                .filter(|(_, b)| b.backup == backup && usable(b))
+                .map(|(index, b)| Candidate {
+                    index,
+                    active: b.active(),
+                    weight: b.weight(),
+                })
+                .collect()
+        };
+        let mut candidates = among(false);
+        if candidates.is_empty() {
+            candidates = among(true);
+        }
         if candidates.is_empty() {
             return None;
         }
@@ -397,6 +416,7 @@ mod tests {
                         format!("127.0.0.1:{}", 8001 + i).parse().unwrap(),
                     )),
                     weight: 1,
+                    backup: false,
                 })
                 .collect(),
             balance: Balance::LeastConn,
@@ -469,6 +489,36 @@ mod tests {
             g.earn_retry();
         }
         assert_eq!((0..20).filter(|_| g.spend_retry()).count(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backups_stand_in_only_when_no_primary_is_available() {
+        let mut config = group(4, 1).config.clone();
+        config.servers[2].backup = true;
+        config.servers[3].backup = true;
+        let g = Group::new(config);
+        let b = g.backends();
+        let now = Instant::now();
+        // least_conn among the primaries only, however loaded they are.
+        let leases: Vec<Lease> = (0..6).map(|_| g.pick(&[], now).unwrap()).collect();
+        assert!(leases.iter().all(|l| !l.backend.backup), "primaries only");
+        assert_eq!((b[0].active(), b[1].active()), (3, 3));
+        drop(leases);
+        // One primary down: the other takes everything.
+        g.failed(&b[0], now);
+        assert!(Arc::ptr_eq(&g.pick(&[], now).unwrap().backend, &b[1]));
+        // Both down: least_conn among the backups.
+        g.failed(&b[1], now);
+        let l1 = g.pick(&[], now).unwrap();
+        let l2 = g.pick(&[], now).unwrap();
+        assert!(l1.backend.backup && l2.backend.backup);
+        assert_ne!(l1.id(), l2.id(), "backups share the load");
+        // A primary back after fail_timeout: the backups get nothing new.
+        let later = now + Duration::from_secs(31);
+        assert!(!g.pick(&[], later).unwrap().backend.backup);
+        // A request that has tried every primary moves on to a backup.
+        let primaries: Vec<usize> = b[..2].iter().map(|b| Arc::as_ptr(b) as usize).collect();
+        assert!(g.pick(&primaries, later).unwrap().backend.backup);
     }
 
     #[tokio::test(start_paused = true)]

@@ -203,6 +203,7 @@ fn apply(g: &Arc<Group>, names: &[(String, u16, u32)], answers: &[(&String, u16,
                                 target,
                                 Some(key.clone()),
                                 *weight,
+                                s.backup,
                                 g.config.keepalive,
                             ));
                             added.push(b.clone());
@@ -292,14 +293,14 @@ pub fn unresolved_names(config: &Config) -> Vec<String> {
 impl Group {
     /// Servers written as names that have no address now (never resolved,
     /// or resolved to none), as written: `upstream list` shows them down.
-    pub fn unresolved(&self) -> Vec<(String, u32)> {
+    pub fn unresolved(&self) -> Vec<(String, u32, bool)> {
         let list = self.backends();
         self.config
             .servers
             .iter()
             .filter(|s| matches!(s.addr, Address::Name { .. }))
-            .map(|s| (s.addr.to_string(), s.weight))
-            .filter(|(name, _)| {
+            .map(|s| (s.addr.to_string(), s.weight, s.backup))
+            .filter(|(name, _, _)| {
                 !list
                     .iter()
                     .any(|b| b.name.as_deref() == Some(name.as_str()))

@@ -17,6 +17,7 @@ impl ServerView {
             group: group.to_string(),
             addr: b.addr.to_string(),
             weight: b.weight(),
+            backup: b.backup,
             state: b.state(now).into(),
             in_flight: b.active(),
             requests: b.requests.load(Relaxed),

@@ -2,9 +2,11 @@
 //! page replaces rampart's own error answers, and an upstream's only with
 //! `intercept = true`.
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
 
-use crate::support::{backend, client, get, proxy, test_dir};
+use crate::support::{backend, client, get, proxy, send, test_dir};
 
 fn config(backend: std::net::SocketAddr, dead: std::net::SocketAddr, intercept: bool) -> String {
     format!(
@@ -156,4 +158,50 @@ async fn maintenance_survives_a_restart() {
     assert_eq!(status(&p).await, StatusCode::OK, "off is kept too");
     let shown = p.ok(Request::Maintenance { on: None }).await;
     assert_eq!(shown["maintenance"], false);
+}
+
+/// `[[server]] error_page` (nginx `error_page` in a `server`): each server
+/// answers its own pages, for its routes and for requests none of its
+/// routes takes; a server without one has `[[error_page]]`'s, and
+/// `error_page = []` none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_has_its_own_error_pages() {
+    let dir = test_dir("server-error-pages");
+    std::fs::write(dir.join("site.html"), "site page").unwrap();
+    std::fs::write(dir.join("shop.html"), "shop page").unwrap();
+    let config = format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n\n\
+         [[error_page]]\nstatus = [404]\nfile = {site:?}\n\n\
+         [[server]]\nserver_name = [\"shop.test\"]\n\
+         error_page = [{{ status = [404, 403], file = {shop:?} }}]\n\
+         [[server.route]]\npath = \"/locked/\"\nrespond = 403\n\
+         [[server.route]]\npath = \"/cart/\"\nrespond = 200\n\n\
+         [[server]]\nserver_name = [\"blog.test\"]\n\
+         [[server.route]]\npath = \"/posts/\"\nrespond = 200\n\n\
+         [[server]]\nserver_name = [\"api.test\"]\nerror_page = []\n\
+         [[server.route]]\npath = \"/v1/\"\nrespond = 200\n",
+        site = dir.join("site.html"),
+        shop = dir.join("shop.html"),
+    );
+    let p = proxy(&dir, &config).await;
+    let c = client();
+    for (host, path, status, body) in [
+        ("shop.test", "/locked/x", 403, "shop page"),
+        ("shop.test", "/nothing-here", 404, "shop page"),
+        ("blog.test", "/nothing-here", 404, "site page"),
+        ("api.test", "/nothing-here", 404, ""),
+    ] {
+        let req = Request::get(format!("http://{}{path}", p.addr()))
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (got, _, b) = send(&c, req).await;
+        assert_eq!(got.as_u16(), status, "{host}{path}");
+        let b = String::from_utf8_lossy(&b);
+        if body.is_empty() {
+            assert!(!b.contains("page"), "{host}{path}: {b}");
+        } else {
+            assert_eq!(b, body, "{host}{path}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! `rampart config import nginx` (issue 19) of a redirect-only server on an
-//! address a content server shares: the imported configuration, run,
+//! address a content server shares (also certbot's `if ($host = ...)` form): the imported configuration, run,
 //! answers each host as nginx would (the Location and status nginx's
 //! `return` gives, the content server's own answer, and the first server
 //! on the address as the default for other hosts).
@@ -34,6 +34,19 @@ http {
         listen 127.0.0.1:0;
         server_name www.example.com;
         location / { return 308 https://$host$request_uri; }
+    }
+    server {
+        if ($host = www.cert.example.com) {
+            return 301 https://$host$request_uri;
+        } # managed by Certbot
+
+        if ($host = cert.example.com) {
+            return 301 https://$host$request_uri;
+        } # managed by Certbot
+
+        listen 127.0.0.1:0;
+        server_name cert.example.com www.cert.example.com legacy.example.com;
+        return 404; # managed by Certbot
     }
 }
 "#;
@@ -72,6 +85,21 @@ async fn an_imported_redirect_server_beside_a_site_redirects_only_its_hosts() {
             308,
             Some("https://www.example.com/p"),
         ),
+        // certbot's `if ($host = ...)` server: its hosts are redirected,
+        // a name it has no `if` for gets its `return 404`.
+        (
+            "www.cert.example.com",
+            "/p?x=1",
+            301,
+            Some("https://www.cert.example.com/p?x=1"),
+        ),
+        (
+            "CERT.example.com:80",
+            "/",
+            301,
+            Some("https://cert.example.com/"),
+        ),
+        ("legacy.example.com", "/", 404, None),
         // No server of that name: nginx's default, the first on the address.
         ("unknown.test", "/z", 301, Some("https://new.example.com/z")),
     ] {
@@ -83,7 +111,8 @@ async fn an_imported_redirect_server_beside_a_site_redirects_only_its_hosts() {
         assert_eq!(got.as_u16(), status, "{host}{target}");
         match location {
             Some(l) => assert_eq!(h["location"], l, "{host}{target}"),
-            None => assert_eq!(&body[..], b"new", "{host}{target}"),
+            None if status == 200 => assert_eq!(&body[..], b"new", "{host}{target}"),
+            None => assert!(h.get("location").is_none(), "{host}{target}"),
         }
     }
 }

@@ -67,6 +67,18 @@ pub(super) fn render(t: &mut Text, state: &State) {
         );
     }
     t.family(
+        "rampart_upstream_backup",
+        "gauge",
+        "1 for a backup server (used only while no primary of its group is up), 0 for a primary",
+    );
+    for (g, s, b) in &servers {
+        t.sample(
+            "rampart_upstream_backup",
+            &[("group", g), ("server", s)],
+            u64::from(b.backup),
+        );
+    }
+    t.family(
         "rampart_upstream_responses_total",
         "counter",
         "responses from a server, by status class",

@@ -19,6 +19,7 @@ use hyper::{
 };
 
 mod range;
+pub mod try_files;
 
 use range::{RangeSpec, parse_range, read_range};
 
@@ -35,6 +36,8 @@ pub struct StaticRoute<'a> {
     pub cache_control: Option<&'a str>,
     /// Serve `.well-known/` at the top of the directory.
     pub well_known: bool,
+    /// Checks and a fallback before serving (see [`try_files`]).
+    pub try_files: Option<&'a crate::config::try_files::TryFiles>,
 }
 
 impl<'a> StaticRoute<'a> {
@@ -48,6 +51,7 @@ impl<'a> StaticRoute<'a> {
             expires,
             cache_control,
             well_known,
+            try_files,
         } = &route.action
         else {
             return None;
@@ -63,6 +67,7 @@ impl<'a> StaticRoute<'a> {
             expires: *expires,
             cache_control: cache_control.as_deref(),
             well_known: *well_known,
+            try_files: try_files.as_ref(),
         })
     }
 }

@@ -36,6 +36,24 @@ fn usable(name: &str) -> bool {
 }
 
 /// `max-age=N[; includeSubDomains][; preload]`, as rampart's `hsts` reads it.
+/// `proxy_set_header NAME VALUE` forms that restate what rampart sends
+/// to upstreams anyway.
+pub(super) fn builtin(name: &str, value: &str) -> bool {
+    let v = value;
+    match name.to_ascii_lowercase().as_str() {
+        "host" | "x-forwarded-host" => matches!(v, "$host" | "$http_host"),
+        "x-real-ip" => v == "$remote_addr",
+        "x-forwarded-for" => matches!(v, "$proxy_add_x_forwarded_for" | "$remote_addr"),
+        "x-forwarded-proto" => v == "$scheme",
+        "upgrade" => v == "$http_upgrade",
+        "connection" => matches!(
+            v,
+            "" | "upgrade" | "Upgrade" | "$connection_upgrade" | "close"
+        ),
+        _ => false,
+    }
+}
+
 fn hsts(value: &str) -> bool {
     let mut max_age = false;
     for d in value.split(';').map(str::trim).filter(|d| !d.is_empty()) {
@@ -203,21 +221,7 @@ impl<'a> Translator<'a> {
                 self.unsupported(d, "expected `proxy_set_header NAME VALUE`");
                 continue;
             }
-            let lower = name.to_ascii_lowercase();
-            let v = value.as_str();
-            let builtin = match lower.as_str() {
-                "host" => matches!(v, "$host" | "$http_host"),
-                "x-real-ip" => v == "$remote_addr",
-                "x-forwarded-for" => matches!(v, "$proxy_add_x_forwarded_for" | "$remote_addr"),
-                "x-forwarded-proto" => v == "$scheme",
-                "x-forwarded-host" => matches!(v, "$host" | "$http_host"),
-                "upgrade" => v == "$http_upgrade",
-                "connection" => matches!(
-                    v,
-                    "" | "upgrade" | "Upgrade" | "$connection_upgrade" | "close"
-                ),
-                _ => false,
-            };
+            let builtin = builtin(name, value);
             t.from(d.at());
             if builtin {
                 self.note(d, Kind::Translated, "built in: rampart sends this header itself (docs/configuration.md, [upstream.NAME])");

@@ -55,7 +55,11 @@ impl<'a> Translator<'a> {
         names: &[String],
         hosts: &[Option<String>],
     ) {
+        // Server-level `if ($host = NAME) { return ...; }` (certbot's form)
+        // runs before any location: a route for that host, first.
+        self.host_ifs(chain, srv, names);
         let mut locs = Vec::new();
+        self.named.clear();
         self.collect(chain, srv.children(), &mut locs);
         // A server-level `return` answers before any location is chosen.
         if let Some(ret) = srv.children().iter().find(|d| d.name == "return") {
@@ -85,6 +89,10 @@ impl<'a> Translator<'a> {
                 _ => std::cmp::Ordering::Equal,
             })
         });
+        self.server_locs = locs
+            .iter()
+            .map(|l| (l.mode, l.path.clone(), l.case_insensitive, l.d.id))
+            .collect();
         // A plain prefix that extends a `^~` one should win over regexes'
         // absence only through the regexes; rampart cannot order that.
         let has_regex = locs.iter().any(|l| l.mode == Mode::Regex);
@@ -109,6 +117,13 @@ impl<'a> Translator<'a> {
                     }
                     self.routes.push(t);
                 }
+            }
+        }
+        // Named locations no try_files used.
+        let named: Vec<&'a Directive> = self.named.values().copied().collect();
+        for d in named {
+            if !self.used.contains(&d.id) {
+                self.unsupported(d, "a named location rampart reaches only as a static route's `try_files ... @NAME` that proxies (not through error_page)");
             }
         }
         // Requests no location matches are served from the server's root.
@@ -142,8 +157,8 @@ impl<'a> Translator<'a> {
                 self.unsupported(d, "expected `location [=|~|~*|^~] PATH`");
                 continue;
             };
-            if path.starts_with('@') {
-                self.unsupported(d, "named locations are only reached through try_files or error_page, which rampart cannot express");
+            if let Some(name) = path.strip_prefix('@') {
+                self.named.insert(name.to_string(), d);
                 continue;
             }
             if mode == Mode::Regex && regex::Regex::new(&path).is_err() {
@@ -336,14 +351,8 @@ impl<'a> Translator<'a> {
             }
         }
         if let Some(d) = l.d.children().iter().find(|d| d.name == "try_files") {
-            let a: Vec<&str> = d.args.iter().map(String::as_str).collect();
-            match a.as_slice() {
-                ["$uri", "=404"] | ["$uri", "$uri/", "=404"] | ["$uri", "$uri/index.html", "=404"] => {
-                    t.from(d.at());
-                    self.take(d);
-                }
-                _ => self.unsupported(d, "only `$uri [$uri/] =404` (what a static route does); fallbacks to another URI or a named location are not in rampart"),
-            }
+            let alias = l.d.children().iter().any(|d| d.name == "alias");
+            self.try_files(t, d, &l.chain, l.d.id, alias);
         }
     }
 

@@ -22,6 +22,7 @@ mod respond;
 mod rewrite;
 mod route_pages;
 mod server;
+mod try_files;
 pub mod units;
 mod upstream;
 mod vars;
@@ -90,6 +91,11 @@ pub struct Translator<'a> {
     binds: Vec<server::Bind>,
     /// Levels of the chain at and above http: keys found there are [http]'s.
     depth: usize,
+    /// The server being translated: its locations in nginx's match order
+    /// (mode, path, case-insensitive, directive id) and its named
+    /// locations, for `try_files`.
+    server_locs: Vec<(Mode, String, bool, usize)>,
+    named: HashMap<String, &'a Directive>,
 }
 
 /// The result: the TOML text and every report line.
@@ -115,6 +121,8 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         zones: HashMap::new(),
         binds: Vec::new(),
         depth: 1,
+        server_locs: Vec::new(),
+        named: HashMap::new(),
     };
     let top = parsed.directives.as_slice();
     let http_blocks: Vec<&Directive> = top

@@ -4,8 +4,8 @@
 //! for every listener; nginx sets them per server (or location), so the
 //! http and server levels are read: the first server's `gzip` settings
 //! are `[compress]`, and another server's that differ are its routes' own
-//! `compress` (`route_pages.rs`); a second server's different error pages
-//! are reported.
+//! `compress` (`route_pages.rs`); with several servers, a server's own
+//! error pages are its `[[server]]`'s `error_page` (`route_pages.rs`).
 
 use super::{Chain, Translator, find, find_all, units};
 use crate::{

@@ -5,7 +5,11 @@
 //! `[[server]]` like the others (`server.rs`), whose route redirects.
 
 use super::{Translator, vars};
-use crate::import::{nginx::Directive, report::Kind};
+use crate::import::{
+    emit::{self, Table},
+    nginx::Directive,
+    report::Kind,
+};
 
 /// `https://$host[:PORT]$request_uri` and its spellings: the port, if any.
 fn https_redirect(url: &str, names: &[String]) -> Option<Option<u16>> {
@@ -100,16 +104,53 @@ impl<'a> Shape<'a> {
             others,
         })
     }
+}
 
-    /// Whether it can be a `[[server]]` with a redirect route instead of
-    /// the listener's `redirect_https` (not certbot's `if` form, whose
-    /// `if` rampart's routes cannot write).
-    pub(super) fn as_server(&self) -> bool {
-        self.extra_404.is_none()
+/// The NAME of `if ($host = NAME)`, however the parentheses were spaced.
+fn host_condition(args: &[String]) -> Option<String> {
+    let text = args.join(" ");
+    let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
+    match inner.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["$host", "=", name] if vars::plain_host(name) && *name == name.to_ascii_lowercase() => {
+            Some((*name).to_string())
+        }
+        _ => None,
     }
 }
 
 impl<'a> Translator<'a> {
+    /// A server's `if ($host = NAME) { return ...; }` blocks (certbot's
+    /// redirect form) as routes for `host = NAME`, before its other routes:
+    /// the rewrite phase's `if` answers before any location is chosen.
+    /// `$host` is the request's host lowercased without its port, as a
+    /// route's `host` matches. Other `if`s are left to the report.
+    pub(super) fn host_ifs(
+        &mut self,
+        chain: &[&'a [Directive]],
+        srv: &'a Directive,
+        names: &[String],
+    ) {
+        for i in srv.children().iter().filter(|d| d.name == "if") {
+            let Some(host) = host_condition(&i.args) else {
+                continue;
+            };
+            let [ret] = i.children() else {
+                continue;
+            };
+            if ret.name != "return" {
+                continue;
+            }
+            let mut t = Table::new("[[route]]", format!("if ($host = {host})"));
+            t.from(i.at());
+            t.set("host", emit::s(&host));
+            if self.respond(&mut t, ret, names) {
+                self.take(i);
+                self.route_gzip(&mut t, chain);
+                self.routes.push(t);
+            }
+        }
+    }
+
     /// The redirect-only server `shape` as its listeners' `redirect_https`.
     pub(super) fn redirect_server(
         &mut self,

@@ -84,6 +84,35 @@ impl<'a> Translator<'a> {
         let Some(server) = chain.get(self.depth).copied() else {
             return;
         };
+        self.pages_of(t, chain, server, level);
+    }
+
+    /// A server's own `error_page`s (several servers: nginx's per server)
+    /// as its `[[server]]` table's `error_page` list; false when it has
+    /// none of its own.
+    pub(super) fn server_error_pages(
+        &mut self,
+        t: &mut Table,
+        chain: &[&'a [Directive]],
+        srv: &'a Directive,
+    ) -> bool {
+        let level = srv.children();
+        if !level.iter().any(|d| d.name == "error_page") {
+            return false;
+        }
+        self.pages_of(t, chain, level, level);
+        true
+    }
+
+    /// `level`'s `error_page`s (with `proxy_intercept_errors` of `chain`)
+    /// as `t`'s `error_page` list; files found under `server`'s roots.
+    fn pages_of(
+        &mut self,
+        t: &mut Table,
+        chain: &[&'a [Directive]],
+        server: &'a [Directive],
+        level: &'a [Directive],
+    ) {
         let intercept = find(chain, "proxy_intercept_errors");
         let on = intercept.is_some_and(|d| d.args.first().map(String::as_str) == Some("on"));
         let mut pages = Vec::new();

@@ -75,7 +75,7 @@ impl<'a> Translator<'a> {
         for (srv, names, binds, default, shape) in all {
             let alone = !binds.iter().any(|b| shared.contains(b));
             match shape {
-                Some(shape) if alone || !shape.as_server() => {
+                Some(shape) if alone => {
                     self.redirect_server(srv, shape, &names, &binds);
                     continue;
                 }
@@ -87,7 +87,6 @@ impl<'a> Translator<'a> {
             self.server_http_keys(srv.children());
             self.real_ip(&inner);
             self.gzip(&inner);
-            self.error_pages(&inner, srv);
             for b in self.binds.iter_mut().filter(|b| binds.contains(&b.bind)) {
                 b.content = true;
             }
@@ -99,6 +98,7 @@ impl<'a> Translator<'a> {
             for (srv, names, _, _) in &content {
                 let mut inner = chain.clone();
                 inner.push(srv.children());
+                self.error_pages(&inner, srv);
                 self.server_routes(&inner, srv, names, &[None]);
             }
         }

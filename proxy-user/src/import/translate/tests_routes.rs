@@ -133,14 +133,51 @@ fn redirect_server_beside_content_is_a_server() {
     assert_eq!(ab["redirect"].as_str(), Some("https://a.test$request_uri"));
     assert_eq!(ab["redirect_status"].as_integer(), Some(307));
 
+    // certbot's `if ($host = ...)` form: a route per host, then its 404.
     let certbot = import(
         "server { listen 80; server_name new.test; location / { return 200 new; } }\n\
-         server { if ($host = old.test) { return 301 https://$host$request_uri; }\n\
-         listen 80; server_name old.test; return 404; }\n",
+         server { if ($host = www.old.test) { return 301 https://$host$request_uri; }\n\
+         if ($host = old.test) { return 301 https://$host$request_uri; }\n\
+         listen 80; server_name old.test www.old.test; return 404; }\n",
     );
-    assert!(!certbot.complete());
+    assert!(certbot.complete(), "{:#?}", certbot.reports);
+    parses(&certbot);
     let v: toml::Table = toml::from_str(&certbot.toml).unwrap();
     assert!(v["listener"][0].get("redirect_https").is_none());
+    let old = v["server"][1]["route"].as_array().unwrap();
+    let shape: Vec<(Option<&str>, Option<&str>, Option<i64>)> = old
+        .iter()
+        .map(|r| {
+            (
+                r.get("host").and_then(|h| h.as_str()),
+                r.get("redirect").and_then(|h| h.as_str()),
+                r.get("respond").and_then(toml::Value::as_integer),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                Some("www.old.test"),
+                Some("https://$host$request_uri"),
+                None
+            ),
+            (Some("old.test"), Some("https://$host$request_uri"), None),
+            (None, None, Some(404)),
+        ]
+    );
+    // Other conditions stay reported.
+    let other = import(
+        "server { listen 80; server_name a.test; location / { return 200 a; } }\n\
+         server { if ($request_method = POST) { return 405; }\n\
+         listen 80; server_name b.test; return 404; }\n",
+    );
+    assert!(
+        reports(&other, Kind::Unsupported)
+            .iter()
+            .any(|l| l.contains(":2: unsupported: if:"))
+    );
 }
 
 /// Servers whose gzip settings differ: the first server's are
@@ -178,4 +215,75 @@ fn servers_that_compress_differently_have_their_routes_own() {
         Some(false),
         "gzip off by default"
     );
+}
+
+#[test]
+fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri $uri/ /index.html; }\n\
+         location /m/ { try_files $uri @app; }\n\
+         location @app { proxy_pass http://127.0.0.1:9; proxy_set_header Host $host; }\n\
+         location /e/ { try_files $uri =403; }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let r = routes(&i);
+    let by = |p: &str| {
+        r.iter()
+            .find(|r| r["path"].as_str() == Some(p))
+            .unwrap()
+            .clone()
+    };
+    let list = |p: &str| by(p)["try_files"].as_array().unwrap().clone();
+    assert_eq!(list("/")[2].as_str(), Some("/index.html"));
+    let up = list("/m/")[1].as_str().unwrap().to_string();
+    assert!(up.starts_with('@'), "{up}");
+    assert_eq!(list("/e/")[1].as_str(), Some("=403"));
+    // What stays reported: a PHP-style fallback with a query, `alias`, a
+    // named location that does more than proxy, one that is missing.
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri /index.php?$args; }\n\
+         location /a/ { alias /x/; try_files $uri /a/index.html; }\n\
+         location /m/ { try_files $uri @app; }\n\
+         location @app { proxy_pass http://127.0.0.1:9; add_header X-A 1; }\n\
+         location /n/ { try_files $uri @none; }\n}\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    for (line, what) in [
+        (3, "the fallback `/index.php?$args`"),
+        (4, "with `alias`"),
+        (6, "in `location @app`"),
+        (7, "no `location @none`"),
+    ] {
+        assert!(
+            un.iter()
+                .any(|l| l.contains(&format!(":{line}: ")) && l.contains(what)),
+            "{line} {what}: {un:#?}"
+        );
+    }
+}
+
+/// Several servers: a server's own `error_page`s are its `[[server]]`'s
+/// `error_page` (nginx's per server), the http level's `[[error_page]]`.
+#[test]
+fn error_pages_differing_between_servers_are_each_servers_own() {
+    let i = import(
+        "http {\n root /srv;\n error_page 502 /50x.html;\n\
+         server { listen 80; server_name a.test; root /srv/a; error_page 404 /missing.html;\n\
+           location / { proxy_pass http://127.0.0.1:9; } }\n\
+         server { listen 80; server_name b.test; error_page 404 /gone.html;\n\
+           location / { proxy_pass http://127.0.0.1:9; } }\n\
+         server { listen 80; server_name c.test; location / { proxy_pass http://127.0.0.1:9; } }\n}\n",
+    );
+    // Only the roots, which serve no files here, are left.
+    let un = reports(&i, Kind::Unsupported);
+    assert!(un.iter().all(|l| l.contains(": root: ")), "{un:#?}");
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let site = v["error_page"].as_array().unwrap();
+    assert_eq!(site.len(), 1, "{}", i.toml);
+    assert_eq!(site[0]["file"].as_str(), Some("/srv/50x.html"));
+    let s = v["server"].as_array().unwrap();
+    let page = |n: usize| s[n]["error_page"][0]["file"].as_str().map(String::from);
+    assert_eq!(page(0).as_deref(), Some("/srv/a/missing.html"));
+    assert_eq!(page(1).as_deref(), Some("/srv/gone.html"));
+    assert!(s[2].get("error_page").is_none(), "the http level's");
 }

@@ -213,6 +213,7 @@ impl<'a> Translator<'a> {
                     let mut mf = "1".to_string();
                     let mut ft = "10s".to_string();
                     let mut skip = false;
+                    let mut backup = false;
                     for o in &d.args[1..] {
                         if let Some(w) = o.strip_prefix("weight=") {
                             match w.parse::<u32>() {
@@ -246,8 +247,7 @@ impl<'a> Translator<'a> {
                         } else if o == "down" {
                             skip = true;
                         } else if o == "backup" {
-                            self.note(d, Kind::Unsupported, "backup servers: rampart has no standby servers (this one is left out)");
-                            skip = true;
+                            backup = true;
                         } else {
                             self.note(
                                 d,
@@ -269,10 +269,13 @@ impl<'a> Translator<'a> {
                     }
                     t.from(d.at());
                     self.take(d);
-                    servers.push(if weight == 1 {
-                        emit::s(&a)
-                    } else {
-                        format!("{{ addr = {}, weight = {weight} }}", emit::s(&a))
+                    servers.push(match (weight, backup) {
+                        (1, false) => emit::s(&a),
+                        (1, true) => format!("{{ addr = {}, backup = true }}", emit::s(&a)),
+                        (w, false) => format!("{{ addr = {}, weight = {w} }}", emit::s(&a)),
+                        (w, true) => {
+                            format!("{{ addr = {}, weight = {w}, backup = true }}", emit::s(&a))
+                        }
                     });
                 }
                 "least_conn" => {
@@ -307,6 +310,14 @@ impl<'a> Translator<'a> {
                 block,
                 Kind::Unsupported,
                 "no server of this upstream could be translated",
+            );
+            return false;
+        }
+        if servers.iter().all(|s| s.ends_with("backup = true }")) {
+            self.note(
+                block,
+                Kind::Unsupported,
+                "every server is a backup: nginx refuses this (no servers in upstream), and so does rampart",
             );
             return false;
         }

@@ -106,10 +106,14 @@ impl<'a> Translator<'a> {
             if flagged[i] {
                 t.set("default_server", "true".into());
             }
-            self.routes.push(t);
-            let start = self.routes.len();
             let mut inner = chain.clone();
             inner.push(srv.children());
+            // Its own error pages (else the http level's [[error_page]]s).
+            if !self.server_error_pages(&mut t, &inner, srv) {
+                self.error_pages(&inner, srv);
+            }
+            self.routes.push(t);
+            let start = self.routes.len();
             self.server_routes(&inner, srv, names, &[None]);
             for r in &mut self.routes[start..] {
                 if r.header == "[[route]]" {

@@ -1,0 +1,64 @@
+//! Forwarding a request to an upstream group: a proxy route's, or a
+//! static route's `try_files` fallback `@NAME`.
+
+use hyper::{Request, Response, body::Incoming, header::HeaderValue};
+
+use super::ConnInfo;
+use super::{Body, ProxyError, State, auth_request, body, budget, proxy};
+
+/// What a request forwarded to an upstream group carries from the
+/// downstream side.
+pub(super) struct Upstream<'a> {
+    pub state: &'a State,
+    pub conn: ConnInfo,
+    pub request_id: &'a HeaderValue,
+    pub original: Option<&'a hyper::http::uri::PathAndQuery>,
+}
+
+impl Upstream<'_> {
+    /// Proxies `req` to group `upstream` (a proxy route's, or a static
+    /// route's `try_files` fallback `@NAME`).
+    pub async fn forward(
+        self,
+        upstream: &str,
+        route: &crate::config::Route,
+        authorised: Option<(
+            &crate::config::AuthRequest,
+            Vec<(hyper::header::HeaderName, HeaderValue)>,
+        )>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let state = self.state;
+        if let Some((ar, set)) = authorised {
+            auth_request::apply(ar, req.headers_mut(), set);
+        }
+        let Some(group) = state.group(upstream) else {
+            return Err(ProxyError::Internal(format!(
+                "upstream {upstream} missing from the snapshot"
+            )));
+        };
+        let down = proxy::Downstream {
+            client: self.conn.client,
+            https: self.conn.https,
+            request_id: self.request_id.clone(),
+            kicks: &state.services.kicks,
+            server_port: self.conn.server_port,
+            request_uri: self.original,
+        };
+        let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
+        let memory = body::Memory {
+            process: &state.bodies,
+            connection: conn_budget.as_ref(),
+        };
+        proxy::forward(
+            group,
+            route,
+            &state.config.http,
+            memory,
+            &down,
+            &state.services.going_away,
+            req,
+        )
+        .await
+    }
+}
