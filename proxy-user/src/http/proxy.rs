@@ -266,6 +266,13 @@ async fn send(
                     drop(lease);
                     return Ok(Response::from_parts(rparts, full(bytes)));
                 }
+                if let Err(e) = rbody.check_buffered() {
+                    group.failed(&lease.backend, now);
+                    return Err(ProxyError::Upstream {
+                        upstream: upstream.name.clone(),
+                        kind: UpstreamFailure::Invalid(e.why),
+                    });
+                }
                 let body = LeasedBody {
                     inner: rbody,
                     lease,

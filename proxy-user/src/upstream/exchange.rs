@@ -141,7 +141,14 @@ impl Conn {
                         continue;
                     }
                     let (parts, len) = response_parts(&head)?;
-                    let follow = (head.kind, head.framing, head.keep_alive);
+                    // A length beside chunked: followed as chunked, and the
+                    // connection closed after it (RFC 9112 §6.3: it may be
+                    // an attempt at response splitting).
+                    let follow = (
+                        head.kind,
+                        head.framing,
+                        head.keep_alive && !head.drop_length,
+                    );
                     self.buf.advance(len);
                     let body = ResponseBody::new(self, follow.0, follow.1, follow.2);
                     return Ok(Response::from_parts(parts, body));
@@ -189,3 +196,7 @@ fn response_parts(
     parts.headers = headers;
     Ok((parts, head.head_len))
 }
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;

@@ -71,6 +71,25 @@ impl ResponseBody {
         if clean { self.conn.take() } else { None }
     }
 
+    /// Follows what was read with the head (a copy of the follower, so
+    /// nothing is consumed): a framing fault in it is known before the
+    /// response goes to the client, which then gets a 502 instead of a
+    /// response cut short. The connection is then closed.
+    pub fn check_buffered(&mut self) -> Result<(), H1Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        if conn.buf.is_empty() || self.framing != Framing::Chunked {
+            return Ok(());
+        }
+        let r = self.follow.clone().advance(&conn.buf).map(drop);
+        if r.is_err() {
+            self.failed = true;
+            self.conn = None;
+        }
+        r
+    }
+
     /// After a 101: the raw connection and what the server sent past its head.
     pub fn into_upgraded(mut self) -> Option<(WriteStall<Stream>, Bytes)> {
         if !self.tunnel {

@@ -33,4 +33,5 @@ mod templates;
 mod tls;
 mod tls_sni;
 mod unix_upstream;
+mod upstream_framing;
 mod vhosts;
