@@ -148,7 +148,8 @@ mod tests {
             ("cookie", "b=2"),
             ("keep-alive", "timeout=5"),
         ];
-        let cases: [(Method, &str, &[(&str, &str)], &'static [u8]); 6] = [
+        type Case<'a> = (Method, &'a str, &'a [(&'a str, &'a str)], &'static [u8]);
+        let cases: [Case<'_>; 6] = [
             (Method::GET, "/", &browser, b""),
             (Method::GET, "/a?b=c", &[("host", "h")], b""),
             (
