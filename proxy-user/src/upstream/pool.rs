@@ -10,10 +10,14 @@
 //! worker and `keepalive = 64`, one request in nine opened a connection).
 //! There are never more connections than requests were in flight at once.
 //!
-//! A connection the server closed while idle is noticed when it is taken
-//! (closed or not ready), or when sending fails before the request left; the
-//! request then goes over a fresh connection, whatever its method, because
-//! the server never saw it.
+//! A connection is rampart's own ([`super::exchange`]): no task of its
+//! own, polled by the request that uses it, so it stays on the worker that
+//! opened it (its socket is registered with that worker's event loop).
+//!
+//! A connection the server closed while idle (or on which it sent bytes
+//! nobody asked for) is noticed when it is taken, or when the request's
+//! first write fails before any byte left; the request then goes over
+//! another connection, whatever its method, because the server never saw it.
 
 use std::{
     collections::VecDeque,
