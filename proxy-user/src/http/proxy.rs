@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::{
     Method, Request, Response, StatusCode, Version,
-    body::{Frame, Incoming},
+    body::Frame,
     header::{self, HeaderValue},
 };
 
@@ -65,15 +65,21 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-pub async fn forward(
+/// Forwards `req`, whatever the downstream side's body type: it is read
+/// whole first (`body::read`).
+pub async fn forward<B>(
     group: &Arc<Group>,
     route: &Route,
     http: &crate::config::HttpSettings,
     memory: body::Memory<'_>,
     down: &Downstream<'_>,
     going_away: &Arc<super::websocket::GoingAway>,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+    mut req: Request<B>,
+) -> Result<Response<Body>, ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
     let declared = req
         .headers()
