@@ -1,10 +1,6 @@
 //! Upstream groups: servers, their load and health, and the lease that
-//! counts a request in flight; and rampart's own HTTP/1 client to them
-//! (issue 17, docs/http1.md): `pool` keeps connections per worker,
-//! `request_head` writes a request's head, `exchange` sends it and reads
-//! the response head (`h1::response`), `response_body` reads the body
-//! from the socket in the request's task (`h1::body`), `stream` is the
-//! socket, `stall` its send timeout.
+//! counts a request in flight; and rampart's HTTP/1 client to them
+//! (`pool`, `request_head`, `exchange`, `response_body`; docs/http1.md).
 //!
 //! Health is passive (nginx `max_fails` failures within `fail_timeout` take a
 //! server out for `fail_timeout`) and, when configured, active (`health.rs`).
