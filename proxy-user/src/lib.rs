@@ -30,7 +30,8 @@
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),
 //!   the per-configuration snapshot (`http::State`) and the process's
 //!   services it refers to (`http::Services`);
-//!   [`upstream`]: server groups, balancing, health; [`limit`]: nginx-style
+//!   [`upstream`]: server groups, balancing, health, and the HTTP/1 client
+//!   (on [`h1`]) with its keep-alive pool; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
 //!   [`access_log`]: one line per request, written off the request path;
 //!   [`worker`]: which worker thread this is, for per-worker tables.

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::BodyExt;
 use hyper::{
-    HeaderMap, Request, Response, StatusCode, Version,
+    HeaderMap, Method, Request, Response, StatusCode,
     header::{self, HeaderName, HeaderValue},
 };
 
@@ -25,11 +25,11 @@ pub static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri"
 pub static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// The headers to set on the request, or the answer to the client.
-pub async fn check(
+pub async fn check<B>(
     state: &State,
     ar: &AuthRequest,
     conn: &ConnInfo,
-    req: &Request<hyper::body::Incoming>,
+    req: &Request<B>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Response<Body>> {
     let fail = |why: String| {
         log::warn!("auth_request to [upstream.{}]: {why}: 500", ar.upstream);
@@ -60,21 +60,32 @@ pub async fn check(
     if let Ok(v) = HeaderValue::from_str(req.method().as_str()) {
         head.insert(X_ORIGINAL_METHOD.clone(), v);
     }
-    let mut sub = Request::new(Full::new(bytes::Bytes::new()));
-    *sub.uri_mut() = match ar.path.parse() {
-        Ok(u) => u,
+    let path: hyper::http::uri::PathAndQuery = match ar.path.parse() {
+        Ok(p) => p,
         Err(e) => return Err(fail(format!("path: {e}"))),
     };
-    *sub.version_mut() = Version::HTTP_11;
-    *sub.headers_mut() = head;
+    let mut sub = Vec::new();
+    crate::upstream::request_head::write(
+        &Method::GET,
+        path.as_str(),
+        &mut head,
+        crate::upstream::request_head::BodyLen::Empty,
+        &mut sub,
+    );
     let up = &group.config;
     let pool = &lease.backend.pool;
     let sent = tokio::time::timeout(
         up.read_timeout,
-        pool.send(sub, up.connect_timeout, up.send_timeout),
+        pool.send(
+            &sub,
+            &bytes::Bytes::new(),
+            &Method::GET,
+            up.connect_timeout,
+            up.send_timeout,
+        ),
     )
     .await;
-    let (resp, upstream_conn) = match sent {
+    let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             group.failed(&lease.backend, tokio::time::Instant::now());
@@ -82,15 +93,23 @@ pub async fn check(
         }
         Err(_) => return Err(fail(format!("no answer within {:?}", up.read_timeout))),
     };
-    let (parts, body) = resp.into_parts();
+    let (parts, mut body) = resp.into_parts();
     // Read to its end (bounded) so the connection can serve the next one.
-    let read = tokio::time::timeout(
-        Duration::from_secs(5).min(up.read_timeout),
-        Limited::new(body, MAX_BODY).collect(),
-    )
+    let read = tokio::time::timeout(Duration::from_secs(5).min(up.read_timeout), async {
+        let mut seen = 0;
+        while let Some(frame) = body.frame().await {
+            seen += frame.ok()?.data_ref().map_or(0, |d| d.len());
+            if seen > MAX_BODY {
+                return None;
+            }
+        }
+        Some(())
+    })
     .await;
-    if matches!(read, Ok(Ok(_))) {
-        pool.put(upstream_conn);
+    if matches!(read, Ok(Some(())))
+        && let Some(c) = body.reusable()
+    {
+        pool.put(c);
     }
     match parts.status.as_u16() {
         200..=299 => Ok(ar

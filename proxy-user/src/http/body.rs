@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::{StatusCode, body::Incoming};
+use hyper::StatusCode;
 
 use super::{
     ProxyError,
@@ -46,11 +46,15 @@ const AHEAD: u64 = 16 << 10;
 /// reads, not the whole transfer, as nginx counts it), 503 when the
 /// process's body memory is spent. The memory stays held until the
 /// returned [`Held`] is dropped.
-pub async fn read(
-    mut body: Incoming,
+pub async fn read<B>(
+    mut body: B,
     limits: Limits,
     memory: Memory<'_>,
-) -> Result<(Bytes, Held), ProxyError> {
+) -> Result<(Bytes, Held), ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     // A Vec grown by hand (doubling, capped at the limit), so that the
     // memory counted is the memory resident (see `grow`).
     let mut buf: Vec<u8> = Vec::new();
@@ -189,7 +193,10 @@ fn refused(memory: Memory<'_>, why: impl Into<String>) -> ProxyError {
 }
 
 /// Reads and discards what is left of a refused body, within bounds.
-pub async fn drain(mut body: Incoming) {
+pub async fn drain<B>(mut body: B)
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+{
     let mut seen = 0u64;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {

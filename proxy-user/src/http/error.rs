@@ -28,6 +28,9 @@ pub enum UpstreamFailure {
     Unreachable,
     /// The server did not answer within the read timeout.
     Timeout,
+    /// The server's answer broke HTTP/1 (its framing, its head): the
+    /// server's fault, as `h1::H1Error` says why; 502.
+    Invalid(&'static str),
 }
 
 impl std::fmt::Display for UpstreamFailure {
@@ -36,6 +39,9 @@ impl std::fmt::Display for UpstreamFailure {
             UpstreamFailure::NoneAvailable => "no live server",
             UpstreamFailure::Unreachable => "server unreachable or broke the connection",
             UpstreamFailure::Timeout => "server timed out",
+            UpstreamFailure::Invalid(why) => {
+                return write!(f, "invalid response from the server: {why}");
+            }
         })
     }
 }

@@ -13,11 +13,11 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::{
-    Method, Request, Response, StatusCode, Uri, Version,
-    body::{Frame, Incoming},
+    Method, Request, Response, StatusCode, Version,
+    body::Frame,
     header::{self, HeaderValue},
 };
 
@@ -30,7 +30,10 @@ use super::{
 use crate::{
     config::{Route, header_rules::HeaderRules},
     template::{Vars, bare_host},
-    upstream::{Conn, Group, Lease},
+    upstream::{
+        BodyError, Group, Lease, ResponseBody, SendError,
+        request_head::{self, BodyLen},
+    },
 };
 
 /// Which server answered and how long it took, for the access log
@@ -62,15 +65,21 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-pub async fn forward(
+/// Forwards `req`, whatever the downstream side's body type: it is read
+/// whole first (`body::read`).
+pub async fn forward<B>(
     group: &Arc<Group>,
     route: &Route,
     http: &crate::config::HttpSettings,
     memory: body::Memory<'_>,
     down: &Downstream<'_>,
     going_away: &Arc<super::websocket::GoingAway>,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+    mut req: Request<B>,
+) -> Result<Response<Body>, ProxyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
     let declared = req
         .headers()
@@ -158,21 +167,22 @@ async fn send(
         header_rules_on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
     }
     // Origin form (`/path?query`), as servers expect from a client; the
-    // connection already goes to the chosen server.
-    let uri: Uri = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .map_err(|e| {
-            ProxyError::downstream(StatusCode::BAD_REQUEST, format!("request target: {e}"))
-        })?;
+    // connection already goes to the chosen server. Written once: every
+    // attempt sends the same bytes.
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let len = if body.is_empty() {
+        BodyLen::Empty
+    } else {
+        BodyLen::Known(body.len() as u64)
+    };
+    let mut up_head = Vec::new();
+    request_head::write(&parts.method, target, &mut head, len, &mut up_head);
     let can_retry_after_response = idempotent(&parts.method) && !websocket;
 
     group.earn_retry();
     let mut tried: Vec<usize> = Vec::new();
     let mut last = UpstreamFailure::NoneAvailable;
-    for attempt in 0..=upstream.retries {
+    for _ in 0..=upstream.retries {
         let now = tokio::time::Instant::now();
         let Some(lease) = group.pick(&tried, now) else {
             break;
@@ -183,24 +193,20 @@ async fn send(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         tried.push(lease.id());
-        let mut up_req = Request::new(Full::new(body.clone()));
-        *up_req.method_mut() = parts.method.clone();
-        *up_req.uri_mut() = uri.clone();
-        *up_req.version_mut() = Version::HTTP_11;
-        // The last attempt takes the headers; an earlier one copies them.
-        *up_req.headers_mut() = if attempt == upstream.retries {
-            std::mem::take(&mut head)
-        } else {
-            head.clone()
-        };
         let pool = &lease.backend.pool;
         let sent = tokio::time::timeout(
             upstream.read_timeout,
-            pool.send(up_req, upstream.connect_timeout, upstream.send_timeout),
+            pool.send(
+                &up_head,
+                &body,
+                &parts.method,
+                upstream.connect_timeout,
+                upstream.send_timeout,
+            ),
         )
         .await;
         match sent {
-            Ok(Ok((resp, conn))) => {
+            Ok(Ok(resp)) => {
                 let status = resp.status();
                 lease.backend.responses.observe(&crate::metrics::Observed {
                     status: status.as_u16(),
@@ -234,7 +240,7 @@ async fn send(
                         (down.kicks.clone(), down.client.ip()),
                     ));
                 }
-                let (mut rparts, rbody) = resp.into_parts();
+                let (mut rparts, mut rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers, false);
                 rparts.extensions.insert(UpstreamInfo {
                     addr: lease.backend.addr,
@@ -247,24 +253,34 @@ async fn send(
                     .exact()
                     .is_some_and(|n| n <= response_buffer);
                 if small {
-                    let bytes = tokio::time::timeout(upstream.read_timeout, rbody.collect())
+                    let bytes = tokio::time::timeout(upstream.read_timeout, whole(&mut rbody))
                         .await
                         .map_err(|_| ProxyError::Upstream {
                             upstream: upstream.name.clone(),
                             kind: UpstreamFailure::Timeout,
                         })?
-                        .map_err(|_| ProxyError::Upstream {
+                        .map_err(|e| ProxyError::Upstream {
                             upstream: upstream.name.clone(),
-                            kind: UpstreamFailure::Unreachable,
-                        })?
-                        .to_bytes();
-                    pool.put(conn);
+                            kind: match e {
+                                BodyError::Framing(e) => UpstreamFailure::Invalid(e.why),
+                                BodyError::Io(_) => UpstreamFailure::Unreachable,
+                            },
+                        })?;
+                    if let Some(conn) = rbody.reusable() {
+                        pool.put(conn);
+                    }
                     drop(lease);
                     return Ok(Response::from_parts(rparts, full(bytes)));
                 }
+                if let Err(e) = rbody.check_buffered() {
+                    group.failed(&lease.backend, now);
+                    return Err(ProxyError::Upstream {
+                        upstream: upstream.name.clone(),
+                        kind: UpstreamFailure::Invalid(e.why),
+                    });
+                }
                 let body = LeasedBody {
                     inner: rbody,
-                    conn: Some(conn),
                     lease,
                     read_timeout: upstream.read_timeout,
                     idle: Box::pin(tokio::time::sleep(upstream.read_timeout)),
@@ -273,10 +289,10 @@ async fn send(
             }
             Ok(Err(e)) => {
                 group.failed(&lease.backend, now);
-                last = if e.timed_out() {
-                    UpstreamFailure::Timeout
-                } else {
-                    UpstreamFailure::Unreachable
+                last = match &e {
+                    _ if e.timed_out() => UpstreamFailure::Timeout,
+                    SendError::Response(h1) => UpstreamFailure::Invalid(h1.why),
+                    _ => UpstreamFailure::Unreachable,
                 };
                 // Nothing reached the server if the connect failed: any request may go
                 // elsewhere, and for free. Otherwise only an idempotent one, from the budget.
@@ -314,8 +330,7 @@ async fn send(
 /// response is cut (HTTP/1: the connection closes; HTTP/2: the stream is
 /// reset), as nginx does.
 struct LeasedBody {
-    inner: Incoming,
-    conn: Option<Conn>,
+    inner: ResponseBody,
     lease: Lease,
     read_timeout: Duration,
     /// Fires `read_timeout` after the last frame (or the response head).
@@ -360,12 +375,33 @@ impl hyper::body::Body for LeasedBody {
 impl Drop for LeasedBody {
     fn drop(&mut self) {
         // Only a fully read response leaves the connection reusable.
-        if hyper::body::Body::is_end_stream(&self.inner)
-            && let Some(conn) = self.conn.take()
-        {
+        if let Some(conn) = self.inner.reusable() {
             self.lease.backend.pool.put(conn);
         }
     }
+}
+
+/// A response body read to its end: one read's bytes as they are (most
+/// small bodies), or several joined.
+async fn whole(body: &mut ResponseBody) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match (&mut first, &mut joined) {
+            (None, None) => first = Some(data),
+            (Some(f), None) => {
+                let mut j = BytesMut::with_capacity(f.len() + data.len());
+                j.extend_from_slice(f);
+                j.extend_from_slice(&data);
+                joined = Some(j);
+            }
+            (_, Some(j)) => j.extend_from_slice(&data),
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
 }
 
 /// Applies `rules`' request rules to the head going to the upstream, with

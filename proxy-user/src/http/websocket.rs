@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{Response, body::Incoming};
+use hyper::Response;
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::{Body, full};
-use crate::upstream::Lease;
+use crate::upstream::{Lease, ResponseBody};
 
 /// Close frame, code 1001, from the server side (unmasked).
 const GOING_AWAY_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
@@ -110,15 +110,17 @@ impl Frames {
 /// both ways until either side closes, the route's idle time passes, the
 /// daemon goes away, or the client's source is banned (`kicks`).
 pub fn tunnel(
-    mut upstream_resp: Response<Incoming>,
+    upstream_resp: Response<ResponseBody>,
     downstream: hyper::upgrade::OnUpgrade,
     lease: Lease,
     idle: Duration,
     going_away: Arc<GoingAway>,
     (kicks, client): (Arc<crate::kick::Kicks>, std::net::IpAddr),
 ) -> Response<Body> {
-    let upstream = hyper::upgrade::on(&mut upstream_resp);
-    let (parts, _) = upstream_resp.into_parts();
+    let (parts, body) = upstream_resp.into_parts();
+    // The upstream's socket, and what it sent past its 101 (the start of
+    // its first frames), to go to the client first.
+    let upstream = body.into_upgraded();
     going_away.open.fetch_add(1, Ordering::Relaxed);
     // Registered while the connection that asked for it still is: a ban
     // from now on closes the tunnel too.
@@ -130,14 +132,20 @@ pub fn tunnel(
         let mut away = going_away.tx.subscribe();
         // Opened after the daemon started going away: leave at once.
         let mut leaving = (*away.borrow_and_update()).then(tokio::time::Instant::now);
-        let (Ok(down), Ok(up)) = tokio::join!(downstream, upstream) else {
+        let (Ok(down), Some((mut up, early))) = (downstream.await, upstream) else {
             log::debug!("websocket upgrade did not complete");
             going_away.open.fetch_sub(1, Ordering::Relaxed);
             return;
         };
-        let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+        let mut down = TokioIo::new(down);
+        let mut to_down = Frames::default();
+        to_down.feed(&early);
+        if !early.is_empty() && down.write_all(&early).await.is_err() {
+            going_away.open.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         let (mut a, mut b) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
-        let (mut to_up, mut to_down) = (Frames::default(), Frames::default());
+        let mut to_up = Frames::default();
         loop {
             if let Some(since) = leaving
                 && ((to_up.at_boundary() && to_down.at_boundary())

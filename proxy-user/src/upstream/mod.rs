@@ -1,14 +1,19 @@
 //! Upstream groups: servers, their load and health, and the lease that
-//! counts a request in flight.
+//! counts a request in flight; and rampart's HTTP/1 client to them
+//! (`pool`, `request_head`, `exchange`, `response_body`; docs/http1.md).
 //!
 //! Health is passive (nginx `max_fails` failures within `fail_timeout` take a
 //! server out for `fail_timeout`) and, when configured, active (`health.rs`).
 
 mod balance;
+mod exchange;
 mod health;
 mod pool;
+pub mod request_head;
 mod resolve;
+mod response_body;
 mod stall;
+mod stream;
 mod view;
 
 use std::sync::{
@@ -18,9 +23,13 @@ use std::sync::{
 
 pub use crate::config::target::{MAX_UNIX_PATH, Target, TargetError};
 pub use balance::{Candidate, choose};
+pub use exchange::{Conn, MAX_HEAD, SendError};
 pub use health::spawn_checks;
-pub use pool::{Conn, Pool, SURPLUS_IDLE, SendError};
+pub use pool::{Pool, SURPLUS_IDLE};
 pub use resolve::{spawn_resolution, unresolved_names};
+pub use response_body::{BodyError, ResponseBody};
+pub use stall::WriteStall;
+pub use stream::Stream;
 use tokio::time::Instant;
 
 use crate::config::{Address, Balance, Upstream};

@@ -10,10 +10,14 @@
 //! worker and `keepalive = 64`, one request in nine opened a connection).
 //! There are never more connections than requests were in flight at once.
 //!
-//! A connection the server closed while idle is noticed when it is taken
-//! (closed or not ready), or when sending fails before the request left; the
-//! request then goes over a fresh connection, whatever its method, because
-//! the server never saw it.
+//! A connection is rampart's own ([`super::exchange`]): no task of its
+//! own, polled by the request that uses it, so it stays on the worker that
+//! opened it (its socket is registered with that worker's event loop).
+//!
+//! A connection the server closed while idle (or on which it sent bytes
+//! nobody asked for) is noticed when it is taken, or when the request's
+//! first write fails before any byte left; the request then goes over
+//! another connection, whatever its method, because the server never saw it.
 
 use std::{
     collections::VecDeque,
@@ -22,46 +26,17 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, body::Incoming, client::conn::http1::SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Response};
 use tokio::time::Instant;
 
-use super::{Target, stall::WriteStall};
+use super::{
+    Target,
+    exchange::{Conn, Failed, SendError},
+    response_body::ResponseBody,
+    stall::WriteStall,
+    stream::Stream,
+};
 use crate::worker::{SLOTS, slot};
-
-type Sender = SendRequest<Full<Bytes>>;
-
-/// Why a request could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// No connection could be made: the server never saw the request.
-    #[error("connect: {0}")]
-    Connect(#[source] std::io::Error),
-    /// The connection failed during the exchange: the server may have seen it.
-    #[error("exchange: {0}")]
-    Exchange(#[source] hyper::Error),
-}
-
-impl SendError {
-    pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect(_))
-    }
-
-    /// The exchange stalled past `send_timeout` (or the connect timed out).
-    pub fn timed_out(&self) -> bool {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(e) = source {
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            {
-                return true;
-            }
-            source = e.source();
-        }
-        false
-    }
-}
 
 /// How long idle connections above `keepalive` stay open.
 pub const SURPLUS_IDLE: Duration = Duration::from_secs(1);
@@ -71,21 +46,18 @@ pub struct Pool {
     addr: Target,
     /// Per worker ([`crate::worker`], as nginx keeps them per worker
     /// process): idle connections, the most recently used last. A
-    /// connection's I/O task runs on the thread that opened it, so handing
-    /// it to another thread would cost a wakeup across threads on every read.
+    /// connection's socket is registered with the thread that opened it, so
+    /// handing it to another thread would cost a wakeup across threads.
     idle: Vec<Mutex<VecDeque<Idle>>>,
     max_idle: usize,
 }
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     /// When it was put back.
     since: Instant,
 }
-
-/// A connection checked out for one exchange; give it back with [`Pool::put`].
-pub struct Conn(Sender);
 
 impl Pool {
     pub fn new(addr: Target, max_idle: usize) -> Pool {
@@ -109,51 +81,46 @@ impl Pool {
         self.idle[slot()].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` over an idle connection or a new one; a new connection
-    /// times out writes that make no progress for `send_timeout`.
+    /// Sends `head` and `body` (written by `request_head`) over an idle
+    /// connection or a new one, and reads the response head; a new
+    /// connection times out writes that make no progress for
+    /// `send_timeout`. The response's body holds the connection: give it
+    /// back with [`Pool::put`] once [`ResponseBody::reusable`] says so.
     pub async fn send(
         &self,
-        mut req: Request<Full<Bytes>>,
+        head: &[u8],
+        body: &Bytes,
+        method: &Method,
         connect_timeout: Duration,
         send_timeout: Duration,
-    ) -> Result<(Response<Incoming>, Conn), SendError> {
-        loop {
-            let Some(mut sender) = self.take() else { break };
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Conn(sender))),
-                Err(mut e) => match e.take_message() {
-                    // Never left: try the next idle connection or a fresh one.
-                    Some(back) => req = back,
-                    None => return Err(SendError::Exchange(e.into_error())),
-                },
+    ) -> Result<Response<ResponseBody>, SendError> {
+        while let Some(conn) = self.take() {
+            match conn.exchange(head, body, method).await {
+                Ok(resp) => return Ok(resp),
+                // Never left: try the next idle connection or a fresh one.
+                Err(Failed::NotSent(_)) => {}
+                Err(Failed::Sent(e)) => return Err(e),
             }
         }
         // Boxed: a connection's set-up is most of this future's size, and
-        // most requests find an idle connection (the proxy boxes this
-        // future per request, see `http::proxy::forward`).
-        let mut sender = Box::pin(self.connect(connect_timeout, send_timeout)).await?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(SendError::Exchange)?;
-        Ok((resp, Conn(sender)))
+        // most requests find an idle connection.
+        let conn = Box::pin(self.connect(connect_timeout, send_timeout)).await?;
+        match conn.exchange(head, body, method).await {
+            Ok(resp) => Ok(resp),
+            Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),
+            Err(Failed::Sent(e)) => Err(e),
+        }
     }
 
     /// Takes back a connection whose response was read to its end.
     /// `keepalive = 0` keeps none.
     pub fn put(&self, conn: Conn) {
-        if conn.0.is_closed() || self.max_idle == 0 {
+        if self.max_idle == 0 {
             return;
         }
         let now = Instant::now();
         let mut idle = self.mine();
-        idle.push_back(Idle {
-            sender: conn.0,
-            since: now,
-        });
+        idle.push_back(Idle { conn, since: now });
         trim(&mut idle, self.max_idle, now);
     }
 
@@ -163,57 +130,41 @@ impl Pool {
         trim(&mut self.mine(), self.max_idle, Instant::now());
     }
 
-    fn take(&self) -> Option<Sender> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.mine();
         while let Some(c) = idle.pop_back() {
-            if !c.sender.is_closed() {
-                return Some(c.sender);
+            if c.conn.usable() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    async fn connect(&self, timeout: Duration, send: Duration) -> Result<Sender, SendError> {
+    async fn connect(&self, timeout: Duration, send: Duration) -> Result<Conn, SendError> {
         let timed_out = || {
             SendError::Connect(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "connect timed out",
             ))
         };
-        // One handshake per kind of stream (no per-read dispatch).
-        match &self.addr {
+        let stream = match &self.addr {
             Target::Tcp(addr) => {
                 let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(SendError::Connect)?;
                 let _ = stream.set_nodelay(true);
-                handshake(stream, send).await
+                Stream::Tcp(stream)
             }
-            Target::Unix(path) => {
-                let stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            Target::Unix(path) => Stream::Unix(
+                tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
                     .await
                     .map_err(|_| timed_out())?
-                    .map_err(SendError::Connect)?;
-                handshake(stream, send).await
-            }
-        }
+                    .map_err(SendError::Connect)?,
+            ),
+        };
+        Ok(Conn::new(WriteStall::new(stream, send)))
     }
-}
-
-/// HTTP/1.1 over a connected stream; its I/O task runs on this worker.
-async fn handshake<S>(stream: S, send: Duration) -> Result<Sender, SendError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(WriteStall::new(stream, send)))
-            .await
-            .map_err(SendError::Exchange)?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    Ok(sender)
 }
 
 /// Drops idle connections (the least recently used first) while there are

@@ -16,6 +16,7 @@ use tokio::{
 };
 
 /// An upstream connection whose stalled writes time out.
+#[derive(Debug)]
 pub struct WriteStall<S> {
     io: S,
     send: Duration,
@@ -32,6 +33,11 @@ impl<S> WriteStall<S> {
             stalled: None,
             timed_out: false,
         }
+    }
+
+    /// The stream, for what needs no deadline (a look at an idle socket).
+    pub fn get_ref(&self) -> &S {
+        &self.io
     }
 
     /// A write is pending: `Ready` with the error once it has been for `send`.

@@ -35,4 +35,5 @@ mod tls;
 mod tls_sni;
 mod try_files;
 mod unix_upstream;
+mod upstream_framing;
 mod vhosts;
