@@ -29,7 +29,7 @@ pub async fn check(
     state: &State,
     ar: &AuthRequest,
     conn: &ConnInfo,
-    req: &Request<hyper::body::Incoming>,
+    req: &Request<super::RequestBody>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Response<Body>> {
     let fail = |why: String| {
         log::warn!("auth_request to [upstream.{}]: {why}: 500", ar.upstream);

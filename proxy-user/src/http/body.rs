@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::{StatusCode, body::Incoming};
+use hyper::StatusCode;
 
 use super::{
     ProxyError,
@@ -47,7 +47,7 @@ const AHEAD: u64 = 16 << 10;
 /// process's body memory is spent. The memory stays held until the
 /// returned [`Held`] is dropped.
 pub async fn read(
-    mut body: Incoming,
+    mut body: super::RequestBody,
     limits: Limits,
     memory: Memory<'_>,
 ) -> Result<(Bytes, Held), ProxyError> {
@@ -189,7 +189,7 @@ fn refused(memory: Memory<'_>, why: impl Into<String>) -> ProxyError {
 }
 
 /// Reads and discards what is left of a refused body, within bounds.
-pub async fn drain(mut body: Incoming) {
+pub async fn drain(mut body: super::RequestBody) {
     let mut seen = 0u64;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {

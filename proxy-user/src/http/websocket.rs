@@ -111,7 +111,7 @@ impl Frames {
 /// daemon goes away, or the client's source is banned (`kicks`).
 pub fn tunnel(
     mut upstream_resp: Response<Incoming>,
-    downstream: hyper::upgrade::OnUpgrade,
+    downstream: super::upgrade::Pending,
     lease: Lease,
     idle: Duration,
     going_away: Arc<GoingAway>,
@@ -130,12 +130,12 @@ pub fn tunnel(
         let mut away = going_away.tx.subscribe();
         // Opened after the daemon started going away: leave at once.
         let mut leaving = (*away.borrow_and_update()).then(tokio::time::Instant::now);
-        let (Ok(down), Ok(up)) = tokio::join!(downstream, upstream) else {
+        let (Some(mut down), Ok(up)) = tokio::join!(downstream.connection(), upstream) else {
             log::debug!("websocket upgrade did not complete");
             going_away.open.fetch_sub(1, Ordering::Relaxed);
             return;
         };
-        let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+        let mut up = TokioIo::new(up);
         let (mut a, mut b) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
         let (mut to_up, mut to_down) = (Frames::default(), Frames::default());
         loop {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::{
     busy,
     guard::Guarded,
+    h1_conn,
     head_limits,
     lifecycle::{Awaiting, MaxHead, Timeouts},
     park::Slot,
@@ -163,6 +164,11 @@ where
             log::debug!("{}: request line too long: 414", info.client);
             return;
         }
+        // rampart's own HTTP/1 server, when configured; an h2c preface
+        // still goes to hyper.
+        let own_h1 = settings.http1 == crate::config::Http1Server::Rampart
+            && protocol.has_heads()
+            && !(protocol == Protocol::Http1OrH2c && head.starts_with(b"PRI * HTTP/2.0\r\n"));
         let http2_only = protocol == Protocol::Http2;
         let mut guarded = Guarded::new(stream, timeouts, http2_only, Some(max_head.bytes()))
             .head_limits(limits)
@@ -173,6 +179,19 @@ where
         }
         if let Some(fd) = plain_fd {
             guarded = guarded.body_lowat(fd);
+        }
+        if own_h1 {
+            let h1 = h1_conn::H1 {
+                info,
+                snapshot,
+                limits: crate::h1::request::Limits {
+                    max_head: max_head.bytes(),
+                    line: settings.max_header_line,
+                    headers: settings.max_headers,
+                },
+                draining,
+            };
+            return h1_conn::serve(guarded, h1).await;
         }
         let watch = guarded.watch().clone();
         let max_header_list = settings.max_header_size as u32;
@@ -204,7 +223,7 @@ where
             let http1 = req.version() < hyper::Version::HTTP_2;
             let clock = (!http1).then(|| streams.clock());
             async move {
-                let resp = http::handle(snapshot, conn, req).await;
+                let resp = http::handle(snapshot, conn, req.map(http::RequestBody::Hyper)).await;
                 if resp.extensions().get::<http::Closed>().is_some() {
                     // `respond = 444`: hyper ends an HTTP/1 connection on
                     // a service error without writing, and resets an

@@ -18,6 +18,8 @@ mod busy;
 mod downstream;
 mod framing;
 pub(crate) mod guard;
+mod h1_conn;
+mod h1_response;
 mod head_limits;
 pub mod lifecycle;
 mod listener;
