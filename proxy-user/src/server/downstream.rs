@@ -15,8 +15,7 @@ use tokio::sync::watch;
 use super::{
     busy,
     guard::Guarded,
-    h1_conn,
-    head_limits,
+    h1_conn, head_limits,
     lifecycle::{Awaiting, MaxHead, Timeouts},
     park::Slot,
     quiet, stall,

@@ -47,6 +47,10 @@ use crate::{
 /// Header slots kept on the stack; more (a larger `max_headers`) are allocated.
 const STACK_SLOTS: usize = 128;
 
+/// The most header slots given to a parse, past the largest `max_headers`
+/// (1000): a head with more is refused (431) whatever the limit says.
+const MOST_SLOTS: usize = 1024;
+
 /// How much of a body nobody read is read and thrown away after the
 /// response (nginx's lingering close), and for how long, so that a client
 /// still sending it reads the response rather than a reset.
@@ -228,13 +232,15 @@ fn parse(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Error> {
     if buf.is_empty() {
         return Ok(None);
     }
-    let n = limits.headers.saturating_add(1);
+    let n = limits.headers.saturating_add(1).min(MOST_SLOTS);
     if n <= STACK_SLOTS {
         let mut slots = request::slots::<STACK_SLOTS>();
         parse_into(buf, limits, &mut slots[..n])
     } else {
         let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> =
-            std::iter::repeat_with(MaybeUninit::uninit).take(n).collect();
+            std::iter::repeat_with(MaybeUninit::uninit)
+                .take(n)
+                .collect();
         parse_into(buf, limits, &mut slots)
     }
 }
@@ -304,7 +310,8 @@ async fn refuse<S>(
     let mut lenient = httparse::Request::new(&mut slots);
     let whole = match lenient.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {
-            let (Some(m), Some(p), Some(v)) = (lenient.method, lenient.path, lenient.version) else {
+            let (Some(m), Some(p), Some(v)) = (lenient.method, lenient.path, lenient.version)
+            else {
                 return;
             };
             build(m, p, v, lenient.headers)
@@ -361,7 +368,12 @@ impl Feeding {
     }
 
     /// Runs `handling` while feeding it the body as it asks.
-    async fn during<F, S>(&mut self, handling: F, io: &mut Guarded<S>, buf: &mut Vec<u8>) -> F::Output
+    async fn during<F, S>(
+        &mut self,
+        handling: F,
+        io: &mut Guarded<S>,
+        buf: &mut Vec<u8>,
+    ) -> F::Output
     where
         F: std::future::Future,
         S: AsyncRead + AsyncWrite + Unpin,
@@ -501,3 +513,7 @@ impl Feeding {
         .await;
     }
 }
+
+#[cfg(test)]
+#[path = "h1_conn_tests.rs"]
+mod tests;

@@ -17,11 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{
-    Response, StatusCode,
-    body::Body as _,
-    header,
-};
+use hyper::{Response, StatusCode, body::Body as _, header};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::http;
@@ -328,21 +324,41 @@ mod tests {
         assert!(!keep);
 
         // Nothing after HEAD, 204, 304; the close when asked.
-        let (text, _) = written(Response::new(http::full("hello")), Asked { head: true, ..GET11 }).await;
+        let (text, _) = written(
+            Response::new(http::full("hello")),
+            Asked {
+                head: true,
+                ..GET11
+            },
+        )
+        .await;
         assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
         let mut r = Response::new(http::full(""));
         *r.status_mut() = StatusCode::NO_CONTENT;
-        let (text, keep) = written(r, Asked { close: true, ..GET11 }).await;
+        let (text, keep) = written(
+            r,
+            Asked {
+                close: true,
+                ..GET11
+            },
+        )
+        .await;
         assert_eq!(text, "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
         assert!(!keep);
         // An HTTP/1.0 client that keeps the connection is told so.
-        let (text, keep) = written(Response::new(http::full("")), Asked { minor: 0, ..GET11 }).await;
-        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n");
+        let (text, keep) =
+            written(Response::new(http::full("")), Asked { minor: 0, ..GET11 }).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+        );
         assert!(keep);
         // A response that says close closes.
         let mut r = Response::new(http::full("x"));
-        r.headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
         let (_, keep) = written(r, GET11).await;
         assert!(!keep);
     }

@@ -98,7 +98,10 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(seen[4].0.contains("connection: close"), "{}", seen[4].0);
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
-    assert!(rest.is_empty() && pending.is_empty(), "closed after the last");
+    assert!(
+        rest.is_empty() && pending.is_empty(),
+        "closed after the last"
+    );
     assert_eq!(b.hits.load(std::sync::atomic::Ordering::Relaxed), 4);
 }
 
@@ -107,9 +110,11 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
     let b = backend(0).await;
     let p = proxy(&test_dir("h1-continue"), &config(b.addr)).await;
     let mut s = TcpStream::connect(p.addr()).await.unwrap();
-    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
+    )
+    .await
+    .unwrap();
     // The body is not sent until the 100 comes.
     let mut pending = Vec::new();
     let (head, _) = response(&mut s, &mut pending).await;
@@ -121,9 +126,11 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
 
     // A route that never reads the body answers without a 100, and the
     // connection closes (the client may or may not send the body).
-    s.write_all(b"POST /r HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"POST /r HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let (head, body) = response(&mut s, &mut pending).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
