@@ -168,18 +168,16 @@ where
         let own_h1 = settings.http1 == crate::config::Http1Server::Rampart
             && protocol.has_heads()
             && !(protocol == Protocol::Http1OrH2c && head.starts_with(b"PRI * HTTP/2.0\r\n"));
-        let http2_only = protocol == Protocol::Http2;
-        let mut guarded = Guarded::new(stream, timeouts, http2_only, Some(max_head.bytes()))
-            .head_limits(limits)
-            .awaiting(awaiting)
-            .prefixed(head);
-        if protocol.has_heads() {
-            guarded = guarded.parking_into(slot);
-        }
-        if let Some(fd) = plain_fd {
-            guarded = guarded.body_lowat(fd);
-        }
         if own_h1 {
+            // The driver follows heads and bodies itself: no framing
+            // check in the guard, and the head read so far is its buffer.
+            let mut guarded = Guarded::new(stream, timeouts, false, None)
+                .driven()
+                .awaiting(awaiting)
+                .parking_into(slot);
+            if let Some(fd) = plain_fd {
+                guarded = guarded.body_lowat(fd);
+            }
             let h1 = h1_conn::H1 {
                 info,
                 snapshot,
@@ -190,7 +188,18 @@ where
                 },
                 draining,
             };
-            return h1_conn::serve(guarded, h1).await;
+            return h1_conn::serve(guarded, h1, head).await;
+        }
+        let http2_only = protocol == Protocol::Http2;
+        let mut guarded = Guarded::new(stream, timeouts, http2_only, Some(max_head.bytes()))
+            .head_limits(limits)
+            .awaiting(awaiting)
+            .prefixed(head);
+        if protocol.has_heads() {
+            guarded = guarded.parking_into(slot);
+        }
+        if let Some(fd) = plain_fd {
+            guarded = guarded.body_lowat(fd);
         }
         let watch = guarded.watch().clone();
         let max_header_list = settings.max_header_size as u32;

@@ -78,8 +78,10 @@ struct Head {
     minor: u8,
 }
 
-/// Serves HTTP/1 on `io` until the connection closes, parks or upgrades.
-pub(super) async fn serve<S>(mut io: Guarded<S>, h1: H1<'_>)
+/// Serves HTTP/1 on `io`, whose first bytes (`head`) were read already,
+/// until the connection closes, parks or upgrades. `io` is
+/// [`Guarded::driven`]: this driver tells it where heads and bodies are.
+pub(super) async fn serve<S>(mut io: Guarded<S>, h1: H1<'_>, head: Vec<u8>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -94,13 +96,19 @@ where
         max_trailer: limits.max_head,
         max_trailers: limits.headers,
     };
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf: Vec<u8> = head;
     let mut out: Vec<u8> = Vec::new();
+    // A head is partly read: the guard times it from its first byte.
+    let mut head_begun = false;
     loop {
         let head = match parse(&buf, &limits) {
             Ok(Some(head)) => head,
             Ok(None) => {
                 let idle = buf.is_empty();
+                if !idle && !head_begun {
+                    head_begun = true;
+                    io.head_started(Some(tokio::time::Instant::now()));
+                }
                 if read(&mut io, &mut buf, idle, draining).await {
                     continue;
                 }
@@ -117,6 +125,10 @@ where
             }
         };
         buf.drain(..head.head_len);
+        if head_begun {
+            head_begun = false;
+            io.head_started(None);
+        }
         let Head {
             mut req,
             framing,
@@ -151,7 +163,11 @@ where
         let handling = http::handle(snapshot.clone(), *info, req);
         let resp = match &mut feeding {
             None => handling.await,
-            Some(f) => f.during(handling, &mut io, &mut buf).await,
+            Some(f) => {
+                let resp = f.during(handling, &mut io, &mut buf).await;
+                io.body_left(None);
+                resp
+            }
         };
         if resp.extensions().get::<http::Closed>().is_some() {
             // `respond = 444`: closed without a byte.
@@ -273,7 +289,9 @@ fn build(
     minor: u8,
     headers: &[httparse::Header<'_>],
 ) -> Option<Request<()>> {
-    let mut map = HeaderMap::with_capacity(headers.len());
+    // Room for the headers the proxy adds (X-Forwarded-*, X-Real-IP,
+    // X-Request-Id): growing the map costs more than the room.
+    let mut map = HeaderMap::with_capacity(headers.len() + 6);
     for h in headers {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(h.value).ok()?;
@@ -441,6 +459,8 @@ impl Feeding {
                 if buf.capacity() - buf.len() < 1024 {
                     buf.reserve(16 << 10);
                 }
+                // The socket's low-water mark follows what the body owes.
+                io.body_left(self.follow.data_left());
                 match io.read_buf(buf).await {
                     Ok(n) if n > 0 => {}
                     _ => return self.fail("body cut short"),

@@ -200,8 +200,10 @@ fn head(
     let framing = if bodiless || upgrade {
         Out::None
     } else if asked.head {
+        // A body of 0 says nothing of the resource (an upstream's answer
+        // to a HEAD has none, whatever its length).
         if length.is_none()
-            && let Some(n) = exact
+            && let Some(n) = exact.filter(|n| *n > 0)
         {
             line(out, b"content-length", n.to_string().as_bytes());
         }

@@ -56,13 +56,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 this.drained = false;
                 if buf.filled().len() > before {
                     this.feed(&buf.filled()[before..]);
-                    if let Some(mark) = &mut this.lowat
-                        && this
-                            .scanner
-                            .as_ref()
-                            .is_some_and(|s| s.body_left().is_some())
-                    {
-                        mark.body_read();
+                    if this.lowat.is_some() && this.in_body() {
+                        if let Some(mark) = &mut this.lowat {
+                            mark.body_read();
+                        }
                     }
                 }
                 Poll::Ready(Ok(()))
