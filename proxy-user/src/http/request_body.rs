@@ -58,7 +58,7 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Hyper(b) => b.size_hint(),
-            RequestBody::Fed(b) => b.size.clone(),
+            RequestBody::Fed(b) => b.size,
         }
     }
 }

@@ -120,7 +120,8 @@ where
                 return;
             }
             Err(e) => {
-                refuse(&mut io, e, &buf, info, snapshot, &mut out).await;
+                // Boxed: a rare path, kept out of the connection's state.
+                Box::pin(refuse(&mut io, e, &buf, info, snapshot, &mut out)).await;
                 return;
             }
         };

@@ -56,10 +56,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 this.drained = false;
                 if buf.filled().len() > before {
                     this.feed(&buf.filled()[before..]);
-                    if this.lowat.is_some() && this.in_body() {
-                        if let Some(mark) = &mut this.lowat {
-                            mark.body_read();
-                        }
+                    let in_body = this.lowat.is_some() && this.in_body();
+                    if in_body && let Some(mark) = &mut this.lowat {
+                        mark.body_read();
                     }
                 }
                 Poll::Ready(Ok(()))
