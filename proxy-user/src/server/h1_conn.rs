@@ -13,9 +13,8 @@
 //! the shutdown hands the socket back); a drain closes it once idle; a
 //! 101 hands the raw connection to the tunnel ([`http::upgrade`]).
 
-use std::{mem::MaybeUninit, sync::Arc, time::Duration};
+use std::{mem::MaybeUninit, sync::Arc};
 
-use bytes::Bytes;
 use hyper::{
     Method, Request, StatusCode, Uri, Version,
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -28,18 +27,19 @@ use tokio::{
 use super::{
     busy::Busy,
     guard::Guarded,
+    h1_feed::Feeding,
     h1_response::{self, Asked},
     quiet,
 };
 use crate::{
     h1::{
-        self, Blame, Framing, H1Error,
-        body::{BodyLimits, Piece},
+        Framing, H1Error,
+        body::BodyLimits,
         request::{self, Limits},
     },
     http::{
         self, ConnInfo, RefusedHead, State,
-        request_body::{Fed, Feeder, Want},
+        request_body::Fed,
         upgrade::{Offer, Upgraded},
     },
 };
@@ -50,14 +50,6 @@ const STACK_SLOTS: usize = 128;
 /// The most header slots given to a parse, past the largest `max_headers`
 /// (1000): a head with more is refused (431) whatever the limit says.
 const MOST_SLOTS: usize = 1024;
-
-/// How much of a body nobody read is read and thrown away after the
-/// response (nginx's lingering close), and for how long, so that a client
-/// still sending it reads the response rather than a reset.
-const LINGER_BYTES: u64 = 64 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(10);
-
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What the connection is served with.
 pub(super) struct H1<'a> {
@@ -357,182 +349,6 @@ async fn refuse<S>(
         }
     }
     let _ = io.shutdown().await;
-}
-
-/// A request body being fed to its handler from the connection.
-struct Feeding {
-    feeder: Feeder,
-    follow: h1::body::Body,
-    /// `Expect: 100-continue`, and whether the 100 went out.
-    expect: bool,
-    continued: bool,
-    /// The body broke (or the connection did): the connection closes.
-    failed: bool,
-    /// The handler was done with the body unread, and something (a
-    /// drain after a refusal) still held it: the rest is read and
-    /// thrown away before the connection closes.
-    held: bool,
-}
-
-impl Feeding {
-    fn new(feeder: Feeder, framing: Framing, limits: BodyLimits) -> Feeding {
-        Feeding {
-            feeder,
-            follow: h1::body::Body::new(framing, Blame::Downstream, limits),
-            expect: false,
-            continued: false,
-            failed: false,
-            held: false,
-        }
-    }
-
-    /// Runs `handling` while feeding it the body as it asks.
-    async fn during<F, S>(
-        &mut self,
-        handling: F,
-        io: &mut Guarded<S>,
-        buf: &mut Vec<u8>,
-    ) -> F::Output
-    where
-        F: std::future::Future,
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        tokio::pin!(handling);
-        let feed = self.feed(io, buf);
-        tokio::pin!(feed);
-        let mut fed = false;
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut handling => return out,
-                () = &mut feed, if !fed => fed = true,
-            }
-        }
-    }
-
-    /// Hands the body's data over, reading the connection only when the
-    /// body asks, until the body ends, breaks or is dropped.
-    async fn feed<S>(&mut self, io: &mut Guarded<S>, buf: &mut Vec<u8>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        loop {
-            if self.feeder.want().await == Want::Gone {
-                return;
-            }
-            if self.expect && !self.continued {
-                self.continued = true;
-                if io.write_all(CONTINUE).await.is_err() {
-                    return self.fail("connection failed");
-                }
-            }
-            // Until one piece of data is handed over, or the body ends.
-            loop {
-                if !buf.is_empty() {
-                    let Piece { used, data, done } = match self.follow.next_data(buf) {
-                        Ok(piece) => piece,
-                        Err(e) => return self.fail(e.why),
-                    };
-                    let handed = !data.is_empty();
-                    if handed {
-                        let chunk = if data.start == 0 && used == buf.len() {
-                            // All of the buffer is data: handed over as it is.
-                            Bytes::from(std::mem::take(buf))
-                        } else {
-                            let chunk = Bytes::copy_from_slice(&buf[data]);
-                            buf.drain(..used);
-                            chunk
-                        };
-                        self.feeder.push(chunk);
-                    } else {
-                        buf.drain(..used);
-                    }
-                    if done {
-                        return self.feeder.finish(Ok(()));
-                    }
-                    if handed {
-                        break;
-                    }
-                    if !buf.is_empty() {
-                        continue;
-                    }
-                }
-                if buf.capacity() - buf.len() < 1024 {
-                    buf.reserve(16 << 10);
-                }
-                // The socket's low-water mark follows what the body owes.
-                io.body_left(self.follow.data_left());
-                match io.read_buf(buf).await {
-                    Ok(n) if n > 0 => {}
-                    _ => return self.fail("body cut short"),
-                }
-            }
-        }
-    }
-
-    fn fail(&mut self, why: &'static str) {
-        self.failed = true;
-        self.feeder.finish(Err(why));
-    }
-
-    /// The handler is done: whether the body is over, taking what of it
-    /// is already read. A body left unread is ended for whoever still
-    /// holds it.
-    fn settle(&mut self, buf: &mut Vec<u8>) -> bool {
-        if self.failed {
-            return false;
-        }
-        while !self.follow.is_done() && !buf.is_empty() {
-            match self.follow.next_data(buf) {
-                Ok(piece) => {
-                    buf.drain(..piece.used);
-                }
-                Err(_) => {
-                    self.failed = true;
-                    break;
-                }
-            }
-        }
-        let done = self.follow.is_done();
-        if !done {
-            self.held = !self.feeder.gone();
-            self.feeder.finish(Err("request body abandoned"));
-        }
-        done && !self.failed
-    }
-
-    /// Reads and discards the rest of a body the handler left to a drain
-    /// (a 413 refused while the client still sends), within bounds, before
-    /// the connection closes, as hyper's connection does for that drain;
-    /// not one the client waits to be asked for, nor one nobody holds (a
-    /// 408 or 503 closes at once).
-    async fn linger<S>(&mut self, io: &mut Guarded<S>, buf: &mut Vec<u8>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if self.failed || !self.held || (self.expect && !self.continued) {
-            return;
-        }
-        let mut seen = 0u64;
-        let _ = tokio::time::timeout(LINGER_TIME, async {
-            while !self.follow.is_done() && seen < LINGER_BYTES {
-                buf.clear();
-                buf.reserve(16 << 10);
-                match io.read_buf(buf).await {
-                    Ok(n) if n > 0 => seen += n as u64,
-                    _ => return,
-                }
-                let mut at = 0;
-                while at < buf.len() && !self.follow.is_done() {
-                    match self.follow.next_data(&buf[at..]) {
-                        Ok(piece) if piece.used > 0 => at += piece.used,
-                        _ => return,
-                    }
-                }
-            }
-        })
-        .await;
-    }
 }
 
 #[cfg(test)]

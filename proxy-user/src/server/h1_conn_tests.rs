@@ -5,6 +5,7 @@
 //! request gets: `Ok` served, `Err((status, why))` refused and closed.
 
 use super::*;
+use crate::h1::{self, Blame};
 
 type Verdict = Result<(), (u16, &'static str)>;
 

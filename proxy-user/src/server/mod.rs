@@ -19,6 +19,7 @@ mod downstream;
 mod framing;
 pub(crate) mod guard;
 mod h1_conn;
+mod h1_feed;
 mod h1_response;
 mod head_limits;
 pub mod lifecycle;
