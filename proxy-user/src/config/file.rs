@@ -136,6 +136,7 @@ pub struct FileHttp {
     pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub real_ip_header: Option<Spanned<String>>,
     pub real_ip_recursive: Option<Spanned<bool>>,
+    pub http1: Option<Spanned<String>>,
 }
 
 /// `[[listener]]`.

@@ -68,6 +68,30 @@ pub struct HttpSettings {
     /// Proxies trusted to name the client (`trusted_proxies` and the
     /// `real_ip_*` keys); `None`: the peer is the client.
     pub real_ip: Option<super::RealIp>,
+    /// Which HTTP/1 server serves downstream HTTP/1 connections (`http1`):
+    /// hyper's, or rampart's own on the `h1` codec (issue 17).
+    pub http1: Http1Server,
+}
+
+/// `[http] http1`: the HTTP/1 server of downstream connections. HTTP/2
+/// (h2c and ALPN `h2`) is hyper's either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http1Server {
+    /// hyper's `server::conn::http1` (the default).
+    Hyper,
+    /// rampart's own driver on the `h1` codec (`server::h1_conn`).
+    Rampart,
+}
+
+impl Http1Server {
+    /// The default: hyper, unless the environment variable `RAMPART_HTTP1`
+    /// says `rampart` (a hook for running the test suites against both).
+    pub fn default_from_env() -> Http1Server {
+        match std::env::var("RAMPART_HTTP1").as_deref() {
+            Ok("rampart") => Http1Server::Rampart,
+            _ => Http1Server::Hyper,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -91,6 +115,7 @@ impl Default for HttpSettings {
             access_log_off: false,
             access_log_format: LineFormat::Combined,
             real_ip: None,
+            http1: Http1Server::default_from_env(),
         }
     }
 }
@@ -197,6 +222,18 @@ pub(super) fn http(
     }
     if let Some(v) = &h.max_body {
         out.max_body = size_at_most(v, MAX_BODY)?;
+    }
+    if let Some(v) = &h.http1 {
+        out.http1 = match v.get_ref().as_str() {
+            "hyper" => Http1Server::Hyper,
+            "rampart" => Http1Server::Rampart,
+            other => {
+                return Err(loc.error(
+                    v.span(),
+                    format!("http1 `{other}`: expected \"hyper\" or \"rampart\""),
+                ));
+            }
+        };
     }
     if let Some(v) = &h.access_log {
         out.access_log_off = v.get_ref() == "off";

@@ -84,6 +84,15 @@ pub struct Step {
     pub done: bool,
 }
 
+/// What [`Body::next_data`] found: the bytes it consumed (`used`), the
+/// data among them (`data`, at their end), and whether the body ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub used: usize,
+    pub data: std::ops::Range<usize>,
+    pub done: bool,
+}
+
 impl Body {
     /// Follows a body framed as `framing`, from `blame`'s side.
     pub fn new(framing: Framing, blame: Blame, limits: BodyLimits) -> Body {
@@ -160,6 +169,44 @@ impl Body {
         }
         Ok(Step {
             used: i,
+            done: self.state == State::Done,
+        })
+    }
+
+    /// Follows `input` up to the end of its first run of data bytes, for a
+    /// reader that wants the body's data rather than its framing: the
+    /// framing bytes before the run are checked and consumed, and the run
+    /// is `input[data]`. Call again with the rest (`input[used..]`).
+    pub fn next_data(&mut self, input: &[u8]) -> Result<Piece, H1Error> {
+        let mut i = 0;
+        while i < input.len() {
+            match self.state {
+                State::Done => break,
+                State::Close => {
+                    return Ok(Piece {
+                        used: input.len(),
+                        data: i..input.len(),
+                        done: false,
+                    });
+                }
+                State::Left(n) | State::Data(n) => {
+                    let take = n.min((input.len() - i) as u64) as usize;
+                    self.advance(&input[i..i + take])?;
+                    return Ok(Piece {
+                        used: i + take,
+                        data: i..i + take,
+                        done: self.state == State::Done,
+                    });
+                }
+                _ => {
+                    self.byte(input[i])?;
+                    i += 1;
+                }
+            }
+        }
+        Ok(Piece {
+            used: i,
+            data: i..i,
             done: self.state == State::Done,
         })
     }

@@ -118,3 +118,36 @@ fn a_body_to_the_close_ends_at_eof() {
     );
     assert!(b.at_eof().is_ok() && b.is_done());
 }
+
+/// `next_data` hands out the data of a chunked body and nothing of its
+/// framing, whatever the read size.
+#[test]
+fn next_data_yields_the_data_alone_at_any_split() {
+    let wire = b"3\r\nabc\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\nNEXT";
+    for size in 1..wire.len() {
+        let mut body = Body::new(Framing::Chunked, Blame::Downstream, BodyLimits::default());
+        let (mut data, mut at, mut done) = (Vec::new(), 0, false);
+        let mut pending: Vec<u8> = Vec::new();
+        while !done && at < wire.len() {
+            let end = (at + size).min(wire.len());
+            pending.extend_from_slice(&wire[at..end]);
+            at = end;
+            loop {
+                let piece = body.next_data(&pending).unwrap();
+                data.extend_from_slice(&pending[piece.data.clone()]);
+                pending.drain(..piece.used);
+                done = piece.done;
+                if done || piece.used == 0 || pending.is_empty() {
+                    break;
+                }
+            }
+        }
+        assert!(done, "size {size}");
+        assert_eq!(data, b"abchello", "size {size}");
+        pending.extend_from_slice(&wire[at..]);
+        assert_eq!(pending, b"NEXT", "size {size}");
+    }
+    let mut body = Body::new(Framing::Length(4), Blame::Downstream, BodyLimits::default());
+    let piece = body.next_data(b"abcdef").unwrap();
+    assert_eq!((piece.used, piece.data, piece.done), (4, 0..4, true));
+}

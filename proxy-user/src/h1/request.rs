@@ -51,6 +51,8 @@ impl Limits {
 pub struct Request<'b, 'h> {
     pub method: &'b str,
     pub target: Target<'b>,
+    /// The target as sent.
+    pub raw_target: &'b str,
     /// 0 or 1 (HTTP/1.0, HTTP/1.1).
     pub minor: u8,
     pub headers: &'h [httparse::Header<'b>],
@@ -128,6 +130,7 @@ pub fn parse<'b, 'h>(
     Ok(Some(Request {
         method,
         target,
+        raw_target: path,
         minor,
         headers: req.headers,
         head_len,

@@ -1,7 +1,7 @@
 //! Forwarding a request to an upstream group: a proxy route's, or a
 //! static route's `try_files` fallback `@NAME`.
 
-use hyper::{Request, Response, body::Incoming, header::HeaderValue};
+use hyper::{Request, Response, header::HeaderValue};
 
 use super::ConnInfo;
 use super::{Body, ProxyError, State, auth_request, body, budget, proxy};
@@ -26,7 +26,7 @@ impl Upstream<'_> {
             &crate::config::AuthRequest,
             Vec<(hyper::header::HeaderName, HeaderValue)>,
         )>,
-        mut req: Request<Incoming>,
+        mut req: Request<super::RequestBody>,
     ) -> Result<Response<Body>, ProxyError> {
         let state = self.state;
         if let Some((ar, set)) = authorised {

@@ -25,6 +25,7 @@ pub mod headers;
 mod proxy;
 pub mod real_ip;
 mod request;
+pub mod request_body;
 mod response;
 pub mod rewrite;
 pub mod route;
@@ -32,6 +33,7 @@ mod services;
 mod state;
 pub mod static_files;
 mod switches;
+pub mod upgrade;
 pub use services::Services;
 pub use state::{Shared, State};
 pub use switches::Switches;
@@ -46,10 +48,10 @@ use forward::Upstream;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{
     Request, Response, StatusCode,
-    body::Incoming,
     header::{self, HeaderValue},
 };
 use request::{host_of, https_location, vars_of, with_path};
+pub use request_body::RequestBody;
 pub use response::{CLOSE, Closed};
 use response::{closed, error_response, redirect, text};
 
@@ -106,7 +108,11 @@ pub struct RefusedHead {
 }
 
 /// Serves one request. Never fails: errors become responses.
-pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    conn: ConnInfo,
+    req: Request<RequestBody>,
+) -> Response<Body> {
     let started = Instant::now();
     let conn = match &state.config.http.real_ip {
         None => conn,
@@ -261,7 +267,7 @@ async fn dispatch(
     conn: ConnInfo,
     request_id: &HeaderValue,
     host: Option<&str>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
     if let Some(&RefusedHead { status, why }) = req.extensions().get::<RefusedHead>() {
         log::warn!("{}: {why}: answered {status} and closed", conn.client);

@@ -85,7 +85,7 @@ where
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let downstream_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let downstream_upgrade = websocket.then(|| super::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     if let Some(len) = declared
         && len > route.max_body
@@ -126,7 +126,7 @@ struct Exchange<'a> {
     down: &'a Downstream<'a>,
     going_away: &'a Arc<super::websocket::GoingAway>,
     websocket: bool,
-    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    downstream_upgrade: Option<super::upgrade::Pending>,
 }
 
 /// Sends the request to a server of the group (retrying as allowed) and

@@ -15,7 +15,6 @@ use std::{
 
 use bytes::Bytes;
 use hyper::Response;
-use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     sync::watch,
@@ -111,7 +110,7 @@ impl Frames {
 /// daemon goes away, or the client's source is banned (`kicks`).
 pub fn tunnel(
     upstream_resp: Response<ResponseBody>,
-    downstream: hyper::upgrade::OnUpgrade,
+    downstream: super::upgrade::Pending,
     lease: Lease,
     idle: Duration,
     going_away: Arc<GoingAway>,
@@ -132,12 +131,12 @@ pub fn tunnel(
         let mut away = going_away.tx.subscribe();
         // Opened after the daemon started going away: leave at once.
         let mut leaving = (*away.borrow_and_update()).then(tokio::time::Instant::now);
-        let (Ok(down), Some((mut up, early))) = (downstream.await, upstream) else {
+        let (Some(mut down), Some((mut up, early))) = (downstream.connection().await, upstream)
+        else {
             log::debug!("websocket upgrade did not complete");
             going_away.open.fetch_sub(1, Ordering::Relaxed);
             return;
         };
-        let mut down = TokioIo::new(down);
         let mut to_down = Frames::default();
         to_down.feed(&early);
         if !early.is_empty() && down.write_all(&early).await.is_err() {

@@ -16,6 +16,7 @@ mod control;
 mod error_page;
 mod escalation;
 mod header_rules;
+mod http1;
 mod http2;
 mod import_redirect;
 mod kick;

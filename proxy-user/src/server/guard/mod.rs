@@ -68,6 +68,13 @@ pub struct Guarded<S> {
     /// HTTP/2 has no heads to time or judge: only idleness applies.
     http2: bool,
     scanner: Option<Scanner>,
+    /// The HTTP/1 server reading through the guard follows the heads and
+    /// bodies itself (rampart's own, [`super::h1_conn`]) and says where it
+    /// is ([`Guarded::head_started`], [`Guarded::body_left`]) instead of
+    /// the framing check.
+    driven: bool,
+    /// What the body being read still owes, as the driving server says.
+    driven_body_left: Option<u64>,
     /// When the head being read started arriving.
     head_since: Option<Instant>,
     /// Last successful write: a response still being written is not idle.
@@ -98,6 +105,8 @@ impl<S> Guarded<S> {
             timeouts,
             http2,
             scanner: max_head.filter(|_| !http2).map(Scanner::new),
+            driven: false,
+            driven_body_left: None,
             head_since: None,
             last_write: now,
             write_stalled: None,
@@ -119,6 +128,35 @@ impl<S> Guarded<S> {
     pub fn head_limits(mut self, limits: HeadLimits) -> Guarded<S> {
         self.scanner = self.scanner.take().map(|s| s.limited(limits));
         self
+    }
+
+    /// Has the HTTP/1 server reading through the guard tell it where heads
+    /// and bodies are, in place of the framing check (which then does not
+    /// run: pass no `max_head` to [`Guarded::new`]).
+    pub fn driven(mut self) -> Guarded<S> {
+        self.driven = true;
+        self
+    }
+
+    /// (Driven) A head began arriving at `at`; `None`: no head is partly read.
+    pub fn head_started(&mut self, at: Option<Instant>) {
+        self.head_since = at;
+    }
+
+    /// (Driven) What the request body being read still owes before
+    /// anything else can come (`None` outside a body, or unknown).
+    pub fn body_left(&mut self, left: Option<u64>) {
+        self.driven_body_left = left;
+    }
+
+    /// Whether a request body is being read (for the low-water mark).
+    fn in_body(&self) -> bool {
+        if self.driven {
+            return self.driven_body_left.is_some();
+        }
+        self.scanner
+            .as_ref()
+            .is_some_and(|s| s.body_left().is_some())
     }
 
     /// Parks the connection into `slot` once it idles between requests
@@ -179,7 +217,9 @@ impl<S> Guarded<S> {
         match awaiting.phase(self.head_since.map(|b| b.max(s.idle_since))) {
             Phase::Idle { since, .. } => Phase::Idle {
                 since,
-                parkable: self.slot.is_some() && self.scanner.is_some() && self.drained,
+                parkable: self.slot.is_some()
+                    && (self.scanner.is_some() || self.driven)
+                    && self.drained,
             },
             phase => phase,
         }
@@ -218,7 +258,11 @@ impl<S> Guarded<S> {
         if self.lowat.is_none() {
             return;
         }
-        let left = self.scanner().and_then(|s| s.body_left()).unwrap_or(1);
+        let left = if self.driven {
+            self.driven_body_left.unwrap_or(1)
+        } else {
+            self.scanner().and_then(|s| s.body_left()).unwrap_or(1)
+        };
         let timeouts = self.timeouts;
         if let Some(mark) = &mut self.lowat {
             mark.follow(cx, left, &timeouts);

@@ -56,12 +56,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 this.drained = false;
                 if buf.filled().len() > before {
                     this.feed(&buf.filled()[before..]);
-                    if let Some(mark) = &mut this.lowat
-                        && this
-                            .scanner
-                            .as_ref()
-                            .is_some_and(|s| s.body_left().is_some())
-                    {
+                    let in_body = this.lowat.is_some() && this.in_body();
+                    if in_body && let Some(mark) = &mut this.lowat {
                         mark.body_read();
                     }
                 }

@@ -1,0 +1,367 @@
+//! Writing a response on rampart's own HTTP/1 connection
+//! ([`super::h1_conn`]): the head and as much of the body as is ready, in
+//! one buffer and one write; then the rest of the body as it comes.
+//!
+//! The framing is hyper's server's: the response's `Content-Length`, else
+//! the body's exact size, else chunked (HTTP/1.1) or to the close
+//! (HTTP/1.0); no body after a HEAD, 1xx, 204 or 304; `connection: close`
+//! when the connection ends after it, `connection: keep-alive` to an
+//! HTTP/1.0 client that keeps it; a `date` header when there is none.
+
+use std::{
+    cell::RefCell,
+    io,
+    pin::Pin,
+    task::Poll,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode, body::Body as _, header};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::http;
+
+/// Buffered body bytes are written once there are this many.
+const FLUSH_AT: usize = 64 << 10;
+
+/// A data frame at least this large is written as it is, not copied into
+/// the buffer.
+const WRITE_THROUGH: usize = 16 << 10;
+
+/// What the request says about its response.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Asked {
+    /// A `HEAD` request: no body follows the head.
+    pub head: bool,
+    /// The request's HTTP/1 minor version (0 or 1).
+    pub minor: u8,
+    /// The connection ends after this response.
+    pub close: bool,
+}
+
+/// How the body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    None,
+    Length(u64),
+    Chunked,
+    ToClose,
+}
+
+/// Writes `head` and then the body; `Ok(true)` when the connection can
+/// carry another request (the response was whole and nothing asked to
+/// close). `out` is the connection's write buffer (left empty).
+pub(super) async fn write<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    resp: Response<http::Body>,
+    asked: Asked,
+    out: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let (framing, keep) = head(&parts, body.size_hint().exact(), asked, out);
+    if framing == Out::None {
+        io.write_all(out).await?;
+        out.clear();
+        return Ok(keep);
+    }
+    let mut left = match framing {
+        Out::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let mut whole = true;
+    loop {
+        // What the body has now; only when it has nothing is what is
+        // buffered written and the body awaited.
+        let now = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
+        let frame = match now {
+            Poll::Ready(f) => f,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => {
+                log::debug!("response body failed: {e}");
+                whole = false;
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let data = match framing {
+            Out::Length(_) => {
+                let take = left.min(data.len() as u64) as usize;
+                left -= take as u64;
+                if take < data.len() {
+                    log::debug!("response body longer than its content-length");
+                    whole = false;
+                }
+                data.slice(..take)
+            }
+            Out::Chunked => {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                data
+            }
+            _ => data,
+        };
+        put(io, out, &data).await?;
+        if framing == Out::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if !whole {
+            break;
+        }
+    }
+    match framing {
+        Out::Chunked if whole => out.extend_from_slice(b"0\r\n\r\n"),
+        Out::Length(n) if n > 0 && left > 0 => whole = false,
+        _ => {}
+    }
+    io.write_all(out).await?;
+    out.clear();
+    Ok(keep && whole)
+}
+
+/// Buffers `data`, or writes it through when large.
+async fn put<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>, data: &Bytes) -> io::Result<()> {
+    if data.len() >= WRITE_THROUGH {
+        if !out.is_empty() {
+            io.write_all(out).await?;
+            out.clear();
+        }
+        return io.write_all(data).await;
+    }
+    out.extend_from_slice(data);
+    if out.len() >= FLUSH_AT {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Writes the response head into `out`: how the body goes, and whether
+/// the connection is kept.
+fn head(
+    parts: &hyper::http::response::Parts,
+    exact: Option<u64>,
+    asked: Asked,
+    out: &mut Vec<u8>,
+) -> (Out, bool) {
+    let status = parts.status;
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut close = asked.close;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut length = None;
+    for (name, value) in &parts.headers {
+        if *name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        if *name == header::CONNECTION && !upgrade {
+            if value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                close = true;
+            }
+            continue;
+        }
+        if *name == header::CONTENT_LENGTH {
+            if bodiless && status != StatusCode::NOT_MODIFIED {
+                continue;
+            }
+            length = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+        }
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        DATE.with(|d| line(out, b"date", d.borrow_mut().now()));
+    }
+    let framing = if bodiless || upgrade {
+        Out::None
+    } else if asked.head {
+        // A body of 0 says nothing of the resource (an upstream's answer
+        // to a HEAD has none, whatever its length).
+        if length.is_none()
+            && let Some(n) = exact.filter(|n| *n > 0)
+        {
+            line(out, b"content-length", n.to_string().as_bytes());
+        }
+        Out::None
+    } else if let Some(n) = length {
+        Out::Length(n)
+    } else if let Some(n) = exact {
+        line(out, b"content-length", n.to_string().as_bytes());
+        Out::Length(n)
+    } else if asked.minor == 1 {
+        line(out, b"transfer-encoding", b"chunked");
+        Out::Chunked
+    } else {
+        close = true;
+        Out::ToClose
+    };
+    if !upgrade {
+        if close {
+            line(out, b"connection", b"close");
+        } else if asked.minor == 0 {
+            line(out, b"connection", b"keep-alive");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    (framing, !close && !upgrade)
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `date` header's value, formatted once a second per thread.
+struct Date {
+    second: u64,
+    text: String,
+}
+
+impl Date {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(now);
+        }
+        self.text.as_bytes()
+    }
+}
+
+thread_local! {
+    static DATE: RefCell<Date> = const { RefCell::new(Date { second: 0, text: String::new() }) };
+}
+
+/// The answer to a head refused before it could be handled (a syntax
+/// error, or a head cut off at its size limit): the status alone, and the
+/// connection closes (hyper's answer to a head it cannot parse).
+pub(super) fn refusal(status: u16, out: &mut Vec<u8>) {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut parts = Response::new(()).into_parts().0;
+    parts.status = status;
+    let asked = Asked {
+        head: false,
+        minor: 1,
+        close: true,
+    };
+    head(&parts, Some(0), asked, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::body::Frame;
+
+    use super::*;
+
+    async fn written(resp: Response<http::Body>, asked: Asked) -> (String, bool) {
+        let mut wire = Vec::new();
+        let mut out = Vec::new();
+        let keep = write(&mut wire, resp, asked, &mut out).await.unwrap();
+        let mut text = String::from_utf8(wire).unwrap();
+        // The date changes; the tests look at the rest.
+        if let Some(at) = text.find("date: ") {
+            let end = at + text[at..].find("\r\n").unwrap() + 2;
+            text.replace_range(at..end, "");
+        }
+        (text, keep)
+    }
+
+    const GET11: Asked = Asked {
+        head: false,
+        minor: 1,
+        close: false,
+    };
+
+    #[tokio::test]
+    async fn bodies_are_framed_as_hyper_frames_them() {
+        let (text, keep) = written(Response::new(http::full("hello")), GET11).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+        assert!(keep);
+
+        // Of unknown length: chunked to HTTP/1.1, to the close to HTTP/1.0.
+        let stream = || {
+            let frames = vec![
+                Ok::<_, http::BoxError>(Frame::data(Bytes::from_static(b"ab"))),
+                Ok(Frame::data(Bytes::from_static(b"cde"))),
+            ];
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            Response::new(http_body_util::BodyExt::boxed(body))
+        };
+        let (text, keep) = written(stream(), GET11).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"
+        );
+        assert!(keep);
+        let (text, keep) = written(stream(), Asked { minor: 0, ..GET11 }).await;
+        assert_eq!(text, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabcde");
+        assert!(!keep);
+
+        // Nothing after HEAD, 204, 304; the close when asked.
+        let (text, _) = written(
+            Response::new(http::full("hello")),
+            Asked {
+                head: true,
+                ..GET11
+            },
+        )
+        .await;
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+        let mut r = Response::new(http::full(""));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let (text, keep) = written(
+            r,
+            Asked {
+                close: true,
+                ..GET11
+            },
+        )
+        .await;
+        assert_eq!(text, "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        assert!(!keep);
+        // An HTTP/1.0 client that keeps the connection is told so.
+        let (text, keep) =
+            written(Response::new(http::full("")), Asked { minor: 0, ..GET11 }).await;
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert!(keep);
+        // A response that says close closes.
+        let mut r = Response::new(http::full("x"));
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        let (_, keep) = written(r, GET11).await;
+        assert!(!keep);
+    }
+}
