@@ -23,10 +23,10 @@ use libfuzzer_sys::fuzz_target;
 use proxy_user::{
     cli::{Cli, LimitVerb, ListVerb, Object},
     config::units::{self, Rate},
-    control::protocol::{MAX_KERNEL_BURST, MAX_TTL_SECS, MAX_ZONE_BURST, Request},
+    control_socket::protocol::{MAX_KERNEL_BURST, MAX_TTL_SECS, MAX_ZONE_BURST, Request},
     gate::Gate,
     later::{Later, unix_later},
-    runtime::{ListName, RuntimeState, parse, unix_now},
+    state_file::{ListName, RuntimeState, parse, unix_now},
 };
 
 fn ttl(text: &str) {

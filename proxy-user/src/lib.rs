@@ -20,7 +20,7 @@
 //!   Handle`): one main loop carrying out commands, one reconciler putting
 //!   the configuration with the runtime changes over it in force;
 //!   `daemon::run` is `rampart run`, the process around it (signals,
-//!   systemd, the control socket, upgrades). [`control`]: the control
+//!   systemd, the control socket, upgrades). [`control_socket`]: the control
 //!   socket and its requests.
 //! - [`server`]: accepting connections, their lifecycle and its timeouts
 //!   (`server::lifecycle`), and the lot where plain connections wait for a
@@ -61,7 +61,7 @@ pub mod admin;
 pub mod cidr;
 pub mod cli;
 pub mod config;
-pub mod control;
+pub mod control_socket;
 pub mod ctl;
 pub mod daemon;
 pub mod enforcer;
@@ -79,9 +79,9 @@ pub mod logging;
 pub mod metrics;
 pub mod path;
 pub mod request_var;
-pub mod runtime;
 pub mod server;
 pub mod source;
+pub mod state_file;
 pub mod systemd;
 pub mod template;
 pub mod tls;

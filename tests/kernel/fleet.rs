@@ -65,13 +65,13 @@ impl Edge {
         }
     }
 
-    fn call(&self, r: &proxy_user::control::protocol::Request) -> Value {
-        proxy_user::control::client::call(&self.dir.join("control.sock"), r)
+    fn call(&self, r: &proxy_user::control_socket::protocol::Request) -> Value {
+        proxy_user::control_socket::client::call(&self.dir.join("control.sock"), r)
             .unwrap_or_else(|e| panic!("{r:?}: {e:#}"))
     }
 
     fn ip_show(&self, addr: &str) -> Value {
-        self.call(&proxy_user::control::protocol::Request::IpShow {
+        self.call(&proxy_user::control_socket::protocol::Request::IpShow {
             addr: addr.parse().unwrap(),
         })
     }
@@ -120,7 +120,8 @@ fn fleet_a_ban_on_one_host_reaches_the_other_hosts_xdp_maps() {
     let _db = Daemon::start(&b.link.edge, &b.config, &b.link.edge_if);
     for (e, d) in [(&a, &_da), (&b, &_db)] {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while e.call(&proxy_user::control::protocol::Request::FleetStatus)["health"] != "up" {
+        while e.call(&proxy_user::control_socket::protocol::Request::FleetStatus)["health"] != "up"
+        {
             assert!(Instant::now() < deadline, "fleet not up:\n{}", d.log_text());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -138,8 +139,8 @@ fn fleet_a_ban_on_one_host_reaches_the_other_hosts_xdp_maps() {
         };
         std::thread::sleep(Duration::from_millis(u64::from(i * 37 % 100)));
         let start = Instant::now();
-        a.call(&proxy_user::control::protocol::Request::ListAdd {
-            list: proxy_user::runtime::ListName::Block,
+        a.call(&proxy_user::control_socket::protocol::Request::ListAdd {
+            list: proxy_user::state_file::ListName::Block,
             cidr: addr.parse().unwrap(),
             ttl_secs: Some(600),
             reason: Some(format!("xdp {i}")),

@@ -78,13 +78,13 @@ impl Edge {
         }
     }
 
-    fn call(&self, r: &proxy_user::control::protocol::Request) -> Value {
-        proxy_user::control::client::call(&self.dir.join("control.sock"), r)
+    fn call(&self, r: &proxy_user::control_socket::protocol::Request) -> Value {
+        proxy_user::control_socket::client::call(&self.dir.join("control.sock"), r)
             .unwrap_or_else(|e| panic!("{r:?}: {e:#}"))
     }
 
     fn ban(&self, addr: &str) -> Value {
-        self.call(&proxy_user::control::protocol::Request::IpShow {
+        self.call(&proxy_user::control_socket::protocol::Request::IpShow {
             addr: addr.parse().unwrap(),
         })["ban"]
             .clone()
@@ -168,7 +168,8 @@ fn fleet_pps_bans_a_source_spread_over_three_hosts_in_every_hosts_xdp() {
         .collect();
     for (e, d) in hosts.iter().zip(&daemons) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while e.call(&proxy_user::control::protocol::Request::FleetStatus)["health"] != "up" {
+        while e.call(&proxy_user::control_socket::protocol::Request::FleetStatus)["health"] != "up"
+        {
             assert!(Instant::now() < deadline, "fleet not up:\n{}", d.log_text());
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -13,7 +13,8 @@ use proxy_common::{
     stats::{BANNED, BLOCKLISTED, PASS},
 };
 use proxy_user::{
-    cidr::Cidr, control::protocol::Request, escalate::AutoBan, filter::List, runtime::ListName,
+    cidr::Cidr, control_socket::protocol::Request, escalate::AutoBan, filter::List,
+    state_file::ListName,
 };
 use serde_json::Value;
 use tests::{

@@ -14,8 +14,8 @@ use std::{
 };
 
 use proxy_user::{
-    control::{client::call, protocol::Request},
-    runtime::ListName,
+    control_socket::{client::call, protocol::Request},
+    state_file::ListName,
 };
 use serde_json::Value;
 use tests::{daemon::rampart_bin, process::Spawned, redis::Redis};

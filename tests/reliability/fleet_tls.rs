@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use proxy_user::control::protocol::Request;
+use proxy_user::control_socket::protocol::Request;
 use tests::redis::Redis;
 
 use super::fleet::{Host, root, wait_for};

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use proxy_user::{
     config::Config,
-    control::protocol::{Reply, Request},
+    control_socket::protocol::{Reply, Request},
     daemon::{Daemon, Handle, Io, Tier},
     escalate::AutoBan,
     filter::Filter,
-    runtime::{Entry, RuntimeState},
+    state_file::{Entry, RuntimeState},
 };
 
 /// A running daemon and the runtime its main loop runs on; stopped when

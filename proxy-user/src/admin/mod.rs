@@ -26,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, servi
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::{config::FilterSettings, filter::FilterMaps, http::Shared};
+use crate::{config::FilterSettings, filter::FilterMaps, http::SharedState};
 use scrape::render;
 
 /// The status page: one self-contained file (no external assets), which
@@ -39,7 +39,7 @@ pub const STATUS_FRESH: Duration = Duration::from_millis(500);
 /// What the admin listener reads.
 #[derive(Clone)]
 pub struct Admin {
-    pub shared: Shared,
+    pub shared: SharedState,
     /// The filter's settings when XDP runs (its maps are read per scrape).
     pub kernel: Option<Arc<FilterSettings>>,
     /// The last `/status.json` and when it was built; the lock also makes
@@ -48,7 +48,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(shared: Shared, kernel: Option<Arc<FilterSettings>>) -> Admin {
+    pub fn new(shared: SharedState, kernel: Option<Arc<FilterSettings>>) -> Admin {
         Admin {
             shared,
             kernel,

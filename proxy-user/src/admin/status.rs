@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use super::Admin;
 use crate::{
     cidr::Cidr,
-    control::protocol::ServerView,
+    control_socket::protocol::ServerView,
     filter::{BanEntry, FilterMaps, origin_name},
     http::State,
     metrics::histogram::BOUNDS,
-    runtime::{ListName, RuntimeState},
+    state_file::{ListName, RuntimeState},
 };
 
 /// Sources listed in the page's top table.

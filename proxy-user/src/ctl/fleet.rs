@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::Output;
 use crate::{
-    control::{client::call, protocol::Request},
+    control_socket::{client::call, protocol::Request},
     fleet::Status,
 };
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::Output;
-use crate::control::{client::call, protocol::Request};
+use crate::control_socket::{client::call, protocol::Request};
 
 pub fn show(out: &Output, socket: &Path, addr: IpAddr) -> Result<()> {
     let data = call(socket, &Request::IpShow { addr })?;

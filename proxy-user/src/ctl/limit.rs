@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::Output;
 use crate::{
     cli::LimitVerb,
-    control::{
+    control_socket::{
         client::call,
         protocol::{LimitView, Request},
     },

@@ -8,11 +8,11 @@ use anyhow::Result;
 use super::Output;
 use crate::{
     cli::ListVerb,
-    control::{
+    control_socket::{
         client::call,
         protocol::{ListEntryView, Request},
     },
-    runtime::ListName,
+    state_file::ListName,
 };
 
 pub fn run(out: &Output, socket: &Path, list: ListName, verb: Option<&ListVerb>) -> Result<()> {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::Output;
 use crate::{
     cli::{LevelArg, LogVerb},
-    control::{client::call, protocol::Request},
+    control_socket::{client::call, protocol::Request},
     logging::Level,
 };
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::Output;
 use crate::{
     cli::MaintenanceVerb,
-    control::{client::call, protocol::Request},
+    control_socket::{client::call, protocol::Request},
 };
 
 pub fn run(out: &Output, socket: &Path, verb: Option<&MaintenanceVerb>) -> Result<()> {

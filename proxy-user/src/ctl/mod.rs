@@ -26,7 +26,7 @@ use anyhow::Result;
 use crate::{
     cli::{Cli, ConfigVerb, MapVerb, Object},
     config::{Config, DEFAULT_PATH, DEFAULT_TOML},
-    runtime::ListName,
+    state_file::ListName,
 };
 
 pub fn dispatch(cli: Cli) -> Result<()> {

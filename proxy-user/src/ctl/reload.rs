@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::Output;
-use crate::control::{client::call, protocol::Request};
+use crate::control_socket::{client::call, protocol::Request};
 
 pub fn run(out: &Output, socket: &Path) -> Result<()> {
     let data = call(socket, &Request::Reload)?;

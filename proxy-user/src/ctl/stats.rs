@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::Output;
 use crate::{
-    control::{client::call, protocol::Request},
+    control_socket::{client::call, protocol::Request},
     filter::{FilterMaps, SynCookieMaps, syn_mode_name},
     metrics::route::CLASSES,
 };

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::Output;
 use crate::{
     cli::UpstreamVerb,
-    control::{
+    control_socket::{
         client::call,
         protocol::{Request, ServerView},
     },

@@ -16,7 +16,7 @@ use proxy_common::config::FilterConfig;
 use crate::{
     config::{Config, LimitZone, RateLimit, units::Rate},
     filter::kernel_config_with,
-    runtime::{LimitOverride, RuntimeState},
+    state_file::{LimitOverride, RuntimeState},
 };
 
 /// The kernel's limits, by their `limit` names.
@@ -135,7 +135,7 @@ impl Desired {
 /// Whether `change` can be put in force for the limit `name` of `config`
 /// (the daemon refuses a `limit set` that cannot, before keeping it).
 pub fn check_limit(config: &Config, name: &str, change: &LimitOverride) -> Result<()> {
-    crate::control::protocol::check_burst(name, change.burst).map_err(|e| anyhow!(e))?;
+    crate::control_socket::protocol::check_burst(name, change.burst).map_err(|e| anyhow!(e))?;
     if KERNEL_LIMITS.contains(&name) {
         return kernel_limit(change).map(drop);
     }

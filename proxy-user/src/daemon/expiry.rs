@@ -141,7 +141,7 @@ mod tests {
         use crate::{
             cidr::Cidr,
             gate::Gate,
-            runtime::{Entry, ListName, StateFile},
+            state_file::{Entry, ListName, StateFile},
         };
         const N: u32 = 65_536;
         let t0 = Instant::now();

@@ -16,8 +16,8 @@ use crate::{
     cidr::Cidr,
     filter::source_scan::SourceScan,
     fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op, kernel::KernelRule},
-    runtime::{Entry, ListName, unix_now},
     source,
+    state_file::{Entry, ListName, unix_now},
 };
 
 /// Above this many changes in one batch, each is logged at debug level

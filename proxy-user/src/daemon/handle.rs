@@ -13,11 +13,11 @@ use tokio::{
 
 use crate::{
     config::Config,
-    control::protocol::{Reply, Request},
+    control_socket::protocol::{Reply, Request},
     escalate::AutoBan,
     filter::Filter,
     http::Services,
-    http::Shared,
+    http::SharedState,
 };
 
 /// What the main loop is asked to do.
@@ -126,7 +126,7 @@ pub struct Handle {
     pub(super) commands: Commands,
     pub(super) listeners: Vec<SocketAddr>,
     pub(super) admin: Option<SocketAddr>,
-    pub(super) shared: Shared,
+    pub(super) shared: SharedState,
     pub(super) services: Arc<Services>,
     /// The workers' event loops.
     pub(super) loops: Vec<super::listeners::Loop>,
@@ -172,7 +172,7 @@ impl Handle {
     }
 
     /// The configuration snapshot requests are served with now.
-    pub fn shared(&self) -> &Shared {
+    pub fn shared(&self) -> &SharedState {
         &self.shared
     }
 

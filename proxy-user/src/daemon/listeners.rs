@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::bind::BoundStd;
 use crate::{
     config::{Config, Listener},
-    http::Shared,
+    http::SharedState,
     server::{self, Change, Served},
 };
 
@@ -86,7 +86,7 @@ impl Listeners {
     pub fn serve(
         &mut self,
         sockets: Vec<Vec<BoundStd>>,
-        shared: &Shared,
+        shared: &SharedState,
         stop: &tokio::sync::watch::Receiver<Option<Duration>>,
     ) -> Result<(Vec<Worker>, Vec<Loop>)> {
         let workers = sockets.len();

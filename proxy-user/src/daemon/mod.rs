@@ -18,17 +18,17 @@
 //! [`run`] is `rampart run`: the process around one daemon (signals,
 //! systemd, the control socket, binary upgrades), feeding it commands.
 
-mod autoban;
 mod autobans;
 mod bind;
 mod desired;
+mod escalate;
 mod expiry;
 mod fleet;
 mod handle;
-mod inspect;
 mod io;
+mod ip;
 mod kick;
-mod limits;
+mod limit;
 mod listeners;
 mod log_level;
 mod memory;
@@ -40,7 +40,7 @@ mod rekey;
 mod reload;
 mod restore;
 mod upgrade;
-mod upstreams;
+mod upstream;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -59,13 +59,13 @@ use self::handle::Command;
 use crate::{
     admin,
     config::{Config, FilterSettings, OnExit},
-    control::protocol::{Reply, Request},
+    control_socket::protocol::{Reply, Request},
     escalate::AutoBan,
     filter::{Filter, mode_name},
     gate::Gate,
     http::Services,
-    http::{Shared, State},
-    runtime::StateFile,
+    http::{SharedState, State},
+    state_file::StateFile,
 };
 
 /// How often expired bans are swept.
@@ -79,7 +79,7 @@ pub struct Daemon {
     /// The one writer of the kernel maps, the gate, the switches, and the
     /// zones' and servers' runtime state.
     reconciler: reconcile::Reconciler,
-    shared: Shared,
+    shared: SharedState,
     runtime: StateFile,
     /// The workers' listeners, changed by reloads.
     listeners: listeners::Listeners,
@@ -126,7 +126,7 @@ impl Daemon {
             );
             services.maintenance.set(true);
         }
-        let shared = Shared::new(State::build(config.clone(), services.clone(), None));
+        let shared = SharedState::new(State::build(config.clone(), services.clone(), None));
         let state = shared.load();
         // Loaded, not yet attached, nothing written: the reconciler writes
         // the configuration with the runtime's limits over it, once.
@@ -243,7 +243,7 @@ impl Daemon {
         serving: Serving,
     ) -> Result<Exit> {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        let mut reports = Vec::with_capacity(autoban::BATCH);
+        let mut reports = Vec::with_capacity(escalate::BATCH);
         let (exit, grace) = loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -276,7 +276,7 @@ impl Daemon {
                     }
                 },
                 // Every report waiting, as one batch (see `autoban`).
-                1.. = auto_bans.recv_many(&mut reports, autoban::BATCH) => {
+                1.. = auto_bans.recv_many(&mut reports, escalate::BATCH) => {
                     if let Err(e) = self.auto_bans(std::mem::take(&mut reports)) {
                         error!("escalation ban: {e:#}");
                     }
@@ -439,7 +439,7 @@ impl Daemon {
     pub(super) fn userspace(config: Config, source: Option<PathBuf>) -> Result<Daemon> {
         let config = Arc::new(config);
         let services = Arc::new(Services::new(mpsc::channel(1).0));
-        let shared = Shared::new(State::build(config.clone(), services.clone(), None));
+        let shared = SharedState::new(State::build(config.clone(), services.clone(), None));
         userspace_instead("a unit test", &services.gate);
         let mut daemon = Daemon {
             source,

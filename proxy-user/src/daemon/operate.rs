@@ -14,12 +14,12 @@ use serde_json::json;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
-    control::protocol::{ListEntryView, Reply, Request},
+    control_socket::protocol::{ListEntryView, Reply, Request},
     enforcer::Enforcer,
     filter::{List, origin_name},
     later::unix_later,
-    runtime::{Entry, ListName, unix_now},
     source,
+    state_file::{Entry, ListName, unix_now},
 };
 
 pub(super) fn list_of(name: ListName) -> List {
@@ -374,7 +374,7 @@ impl Daemon {
     }
 
     /// Writes the state file if automatic changes are pending, at most
-    /// once per `runtime::COALESCE`; `all`: whatever is pending (at shutdown).
+    /// once per `state_file::COALESCE`; `all`: whatever is pending (at shutdown).
     pub fn flush(&mut self, all: bool) {
         let result = if all {
             self.runtime.flush_all()

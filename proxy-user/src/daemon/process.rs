@@ -22,7 +22,7 @@ use tokio::{
 use super::{Commands, Daemon, Exit, Io, memory, open_files, upgrade};
 use crate::{
     config::Config,
-    control::{
+    control_socket::{
         self,
         protocol::{Reply, Request},
     },
@@ -40,7 +40,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     }
     // First: a second daemon on the same socket stops here, before it
     // binds or loads anything.
-    let mut control_socket = control::bind(&config.control.socket, upgrading)?;
+    let mut control_socket = control_socket::bind(&config.control.socket, upgrading)?;
     let io = Io::bind(&config, source)?;
     let (workers, socket_path) = (config.http.workers.max(1), config.control.socket.clone());
     let instance = config.instance.clone();
@@ -48,7 +48,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     systemd::notify("READY=1");
     let (calls_tx, mut calls) = mpsc::channel(16);
     control_socket.take_over()?;
-    tokio::spawn(control::serve(control_socket, calls_tx));
+    tokio::spawn(control_socket::serve(control_socket, calls_tx));
     // An upgrade's old daemon now stops accepting and drains.
     upgrade::signal_ready();
     info!(

@@ -22,7 +22,7 @@ use crate::{
     filter::Filter,
     gate::Gate,
     http::{State, Switches},
-    runtime::RuntimeState,
+    state_file::RuntimeState,
 };
 
 pub struct Reconciler {
@@ -206,7 +206,7 @@ mod tests {
     use super::*;
     use crate::{
         http::Services,
-        runtime::{LimitOverride, RuntimeState},
+        state_file::{LimitOverride, RuntimeState},
     };
 
     const CONFIG: &str = "[filter]\nsyn = { rate = 100 }\n\n\

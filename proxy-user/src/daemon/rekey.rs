@@ -36,8 +36,8 @@ use crate::{
     enforcer::Enforcer as _,
     filter::{BanEntry, List, NewBan, origin_name},
     later::unix_later,
-    runtime::{Entry, ListName, unix_now},
     source,
+    state_file::{Entry, ListName, unix_now},
 };
 
 /// The bans that fall into one source under a shorter prefix.
@@ -216,7 +216,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::{config::Config, control::protocol::Request, escalate::AutoBan, gate::Admission};
+    use crate::{
+        config::Config, control_socket::protocol::Request, escalate::AutoBan, gate::Admission,
+    };
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -32,8 +32,8 @@ use crate::{
     cidr::Cidr,
     enforcer::Enforcer as _,
     filter::NewBan,
-    runtime::{Entry, ListName, unix_now},
     source,
+    state_file::{Entry, ListName, unix_now},
 };
 
 /// Entries named in the warning about those that could not be restored.

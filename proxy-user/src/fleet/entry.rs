@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     cidr::Cidr,
     config::fleet::is_name,
-    control::protocol::MAX_TTL_SECS,
-    runtime::{Entry, ListName},
+    control_socket::protocol::MAX_TTL_SECS,
+    state_file::{Entry, ListName},
 };
 
 /// Largest encoded entry accepted (bytes); a reason is at most

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use crate::{
     config::FleetSettings,
     metrics::fleet::FleetMetrics,
-    runtime::{Entry, FleetCursor},
+    state_file::{Entry, FleetCursor},
 };
 
 /// Batches of incoming changes the main loop may have waiting.

@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     metrics::fleet::FleetMetrics,
-    runtime::{FleetCursor, unix_now},
+    state_file::{FleetCursor, unix_now},
 };
 
 /// How often the log is read.
@@ -82,7 +82,7 @@ impl Sync {
     pub(super) fn new(
         store: Store,
         host: String,
-        own: Vec<crate::runtime::Entry>,
+        own: Vec<crate::state_file::Entry>,
         cursor: Option<FleetCursor>,
         rx: mpsc::UnboundedReceiver<Outgoing>,
         to_daemon: mpsc::Sender<Incoming>,

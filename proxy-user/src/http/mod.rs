@@ -35,7 +35,7 @@ pub mod static_files;
 mod switches;
 pub mod upgrade;
 pub use services::Services;
-pub use state::{Shared, State};
+pub use state::{SharedState, State};
 pub use switches::Switches;
 pub mod vhost;
 pub mod websocket;

@@ -1,7 +1,7 @@
 //! The configuration snapshot: everything a request needs that follows
 //! from one configuration (routes, upstream groups, limit zones, the access
 //! log, escalation rules), built off to the side on reload and swapped in
-//! whole ([`Shared`]). What lives as long as the process is not part of it:
+//! whole ([`SharedState`]). What lives as long as the process is not part of it:
 //! it refers to the [`Services`] the daemon made once.
 
 use std::{
@@ -165,11 +165,11 @@ impl State {
 
 /// The current snapshot, swapped whole on reload.
 #[derive(Clone)]
-pub struct Shared(Arc<RwLock<Arc<State>>>);
+pub struct SharedState(Arc<RwLock<Arc<State>>>);
 
-impl Shared {
-    pub fn new(state: State) -> Shared {
-        Shared(Arc::new(RwLock::new(Arc::new(state))))
+impl SharedState {
+    pub fn new(state: State) -> SharedState {
+        SharedState(Arc::new(RwLock::new(Arc::new(state))))
     }
 
     pub fn load(&self) -> Arc<State> {

@@ -25,14 +25,14 @@ use super::{
     lot::{self, Lot},
     plain, proxy_protocol, tls_conn,
 };
-use crate::http::{ConnInfo, Shared};
+use crate::http::{ConnInfo, SharedState};
 
 /// Accepts connections on `socket` until `stop`, serving each with what
 /// `served` holds at its accept.
 pub(super) async fn accept_loop(
     socket: TcpListener,
     served: watch::Receiver<Arc<Served>>,
-    state: Shared,
+    state: SharedState,
     lot: Lot,
     draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,

@@ -20,12 +20,12 @@ use super::framing::Verdict;
 /// What the request handlers and the I/O wrapper of one connection share.
 #[derive(Debug)]
 pub struct Watch {
-    inner: Mutex<Shared>,
+    inner: Mutex<Activity>,
 }
 
 /// The shared state, under the [`Watch`]'s lock.
 #[derive(Debug)]
-pub(super) struct Shared {
+pub(super) struct Activity {
     /// Requests being handled (HTTP/2 handles several at once).
     pub(super) busy: u32,
     /// When the last request finished, or the connection was accepted.
@@ -46,7 +46,7 @@ pub(super) struct Shared {
 impl Watch {
     pub(super) fn new(now: Instant) -> Watch {
         Watch {
-            inner: Mutex::new(Shared {
+            inner: Mutex::new(Activity {
                 busy: 0,
                 idle_since: now,
                 served: false,
@@ -57,7 +57,7 @@ impl Watch {
         }
     }
 
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Activity> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 

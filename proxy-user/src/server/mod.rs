@@ -46,7 +46,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::{config::Listener, http::Shared};
+use crate::{config::Listener, http::SharedState};
 
 /// At shutdown, how long connections accepted last get to send their request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(300);
@@ -99,7 +99,7 @@ struct Running {
 /// requests finish for at most the grace period.
 pub async fn serve(
     listeners: Vec<Bound>,
-    state: Shared,
+    state: SharedState,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let shutdown = async move {
@@ -113,7 +113,7 @@ pub async fn serve(
 /// `shutdown` may name a grace period other than the configuration's.
 pub async fn serve_changing(
     listeners: Vec<Bound>,
-    state: Shared,
+    state: SharedState,
     shutdown: impl std::future::Future<Output = Option<Duration>>,
     mut changes: Option<mpsc::UnboundedReceiver<Change>>,
 ) {
@@ -228,7 +228,7 @@ pub async fn serve_changing(
 /// Closes this worker's surplus idle upstream connections once they have
 /// been idle long enough, also when no request comes to do it (see
 /// [`crate::upstream::SURPLUS_IDLE`]).
-async fn trim_upstream_pools(state: Shared) {
+async fn trim_upstream_pools(state: SharedState) {
     let mut tick = tokio::time::interval(crate::upstream::SURPLUS_IDLE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

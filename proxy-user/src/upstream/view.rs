@@ -2,7 +2,7 @@
 //! a [`ServerView`] read from its [`Backend`].
 
 use super::Backend;
-use crate::control::protocol::ServerView;
+use crate::control_socket::protocol::ServerView;
 
 impl ServerView {
     /// The view of server `b` of `group` at `now`.

@@ -8,7 +8,7 @@ use std::{
 };
 
 use hyper::StatusCode;
-use proxy_user::control::protocol::{Request, ServerView};
+use proxy_user::control_socket::protocol::{Request, ServerView};
 
 use crate::support::{backend, backend_at, client, get, proxy, test_dir};
 

@@ -130,7 +130,9 @@ async fn respond_444_closes_without_an_answer() {
         lines[1]
     );
     // Counted: the default server's route has the two 4xx.
-    let stats = p.ok(proxy_user::control::protocol::Request::Stats).await;
+    let stats = p
+        .ok(proxy_user::control_socket::protocol::Request::Stats)
+        .await;
     let fourxx: u64 = stats["routes"]
         .as_array()
         .unwrap()

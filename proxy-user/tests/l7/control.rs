@@ -7,7 +7,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use proxy_user::{control::protocol::Request, runtime::ListName};
+use proxy_user::{control_socket::protocol::Request, state_file::ListName};
 use serde_json::Value;
 
 use crate::support::{

@@ -124,7 +124,7 @@ async fn maintenance_answers_503_without_a_page_too() {
 /// directory goes with its daemon: the state file is carried to the next.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_survives_a_restart() {
-    use proxy_user::control::protocol::Request;
+    use proxy_user::control_socket::protocol::Request;
     let cfg = "[[listener]]\nbind = \"127.0.0.1:0\"\n\n[[route]]\nrespond = 200\n";
     let c = client();
     let restart = |p: crate::support::Proxy| async move {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use proxy_user::{control::protocol::Request, runtime::ListName};
+use proxy_user::{control_socket::protocol::Request, state_file::ListName};
 use tokio::io::AsyncReadExt;
 
 use crate::support::{connect_from, eventually, proxy, status_from, status_on, test_dir};

@@ -103,7 +103,8 @@ async fn a_trusted_proxy_names_the_client_for_headers_limits_escalation_and_bans
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
     // One round trip through the main loop, which handles reports in order.
-    p.ok(proxy_user::control::protocol::Request::Stats).await;
+    p.ok(proxy_user::control_socket::protocol::Request::Stats)
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!gate.banned("127.0.0.1".parse().unwrap()));
 
@@ -125,8 +126,8 @@ async fn a_trusted_proxy_names_the_client_for_headers_limits_escalation_and_bans
 
     // The operator cannot ban the proxy by hand either.
     let reply = p
-        .command(proxy_user::control::protocol::Request::ListAdd {
-            list: proxy_user::runtime::ListName::Block,
+        .command(proxy_user::control_socket::protocol::Request::ListAdd {
+            list: proxy_user::state_file::ListName::Block,
             cidr: "127.0.0.1".parse().unwrap(),
             ttl_secs: Some(60),
             reason: None,

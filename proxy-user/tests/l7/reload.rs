@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use proxy_user::{config::Config, control::protocol::Request, runtime::ListName};
+use proxy_user::{config::Config, control_socket::protocol::Request, state_file::ListName};
 
 use crate::support::{backend, client, connect_from, get, proxy, status_from, status_on, test_dir};
 
@@ -153,7 +153,7 @@ async fn a_reload_never_puts_configured_values_in_force_over_the_clis() {
     })
     .await;
     let gate = p.handle().services().gate.clone();
-    let in_force = move |shared: &proxy_user::http::Shared| {
+    let in_force = move |shared: &proxy_user::http::SharedState| {
         let state = shared.load();
         (
             gate.rate(),

@@ -18,9 +18,9 @@ use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use proxy_user::{
     config::Config,
-    control::protocol::{self, Reply},
+    control_socket::protocol::{self, Reply},
     daemon::{Daemon, Handle, Io},
-    http::Shared,
+    http::SharedState,
 };
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot};
@@ -152,7 +152,7 @@ pub async fn answer(
 /// keep-alive pools are one per proxy, as the tests count them).
 pub struct Proxy {
     pub addrs: Vec<SocketAddr>,
-    pub shared: Shared,
+    pub shared: SharedState,
     handle: Option<Handle>,
     /// The configuration file, which `Request::Reload` re-reads.
     pub path: PathBuf,

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use super::Daemon;
 use crate::{
     cidr::Cidr,
-    control::protocol::ServerView,
+    control_socket::protocol::ServerView,
     filter::{List, monotonic_ns, origin_name},
-    runtime::{ListName, unix_now},
     source,
+    state_file::{ListName, unix_now},
 };
 
 /// A GCRA budget as operators read it: cells used of the burst, from the

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::{Daemon, desired::check_limit};
 use crate::{
-    config::units::Rate, control::protocol::LimitView, filter::rate_of, runtime::LimitOverride,
+    config::units::Rate, control_socket::protocol::LimitView, filter::rate_of,
+    state_file::LimitOverride,
 };
 
 impl Daemon {

@@ -11,7 +11,7 @@ use log::info;
 use serde_json::json;
 
 use super::Daemon;
-use crate::{control::protocol::ServerView, upstream::Backend};
+use crate::{control_socket::protocol::ServerView, upstream::Backend};
 
 impl Daemon {
     /// `GROUP/ADDR` or a bare `ADDR` that only one group has.

@@ -24,8 +24,8 @@ use crate::{
     filter::{List, NewBan},
     later::unix_later,
     metrics::autoban::AutoBanMetrics,
-    runtime::{Entry, ListName, unix_now},
     source,
+    state_file::{Entry, ListName, unix_now},
 };
 
 /// Most escalation reports the main loop takes in one turn.
