@@ -8,9 +8,12 @@
 //!   users, the access log's format, upstream targets). It imports nothing
 //!   of the runtime: the modules below apply what it compiled.
 //! - [`template`]: values with nginx-style variables, compiled at load and
-//!   filled in per request; [`path`]: a request path's normal form, which
-//!   routes are written in and requests are matched in.
-//! - [`cidr`]: networks as operators write them.
+//!   filled in per request ([`request_var`]: the `$http_*`, `$cookie_*`
+//!   and `$arg_*` families it shares with the access log); [`path`]: a
+//!   request path's normal form, which routes are written in and requests
+//!   are matched in.
+//! - [`cidr`]: networks as operators write them; [`later`]: deadlines and
+//!   expiries that saturate instead of overflowing.
 //! - [`filter`]: the kernel tier: loads the XDP program, pins and writes its maps,
 //!   attaches it, reads its counters. The only code that writes kernel maps;
 //!   in the daemon, only its reconciler calls it to.
@@ -20,16 +23,24 @@
 //!   Handle`): one main loop carrying out commands, one reconciler putting
 //!   the configuration with the runtime changes over it in force;
 //!   `daemon::run` is `rampart run`, the process around it (signals,
-//!   systemd, the control socket, upgrades). [`control_socket`]: the control
-//!   socket and its requests.
+//!   [`systemd`] notification, the control socket, upgrades).
+//!   [`state_file`]: the runtime changes (the CLI's entries, bans and
+//!   limits, drained servers, weights, switches) kept across restarts in
+//!   `[control] state_file`. [`fleet`]: hosts sharing entries and bans
+//!   through Redis, one task beside the main loop.
+//! - [`control_socket`]: the Unix socket the CLI and a running daemon talk
+//!   over: its protocol (`control_socket::protocol`, one JSON request and
+//!   reply per line), the daemon's listener, and the CLI's client.
 //! - [`server`]: accepting connections, their lifecycle and its timeouts
 //!   (`server::lifecycle`), and the lot where plain connections wait for a
 //!   request head with no task; [`kick`]: a ban or list change closes the
 //!   refused source's open connections (connections and WebSocket tunnels
 //!   hold a ticket in it);
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),
-//!   the per-configuration snapshot (`http::State`) and the process's
-//!   services it refers to (`http::Services`);
+//!   the per-configuration snapshot (`http::State`, published to every
+//!   worker through `http::SharedState`) and the process's services it
+//!   refers to (`http::Services`); [`h1`]: HTTP/1 heads and body framing
+//!   for forwarding;
 //!   [`upstream`]: server groups, balancing, health, and the HTTP/1 client
 //!   (on [`h1`]) with its keep-alive pool; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
@@ -44,9 +55,35 @@
 //!   `stats`, and the text format; it imports nothing of the request path,
 //!   which counts into it. [`admin`]: the admin listener that serves them
 //!   (`admin::scrape` renders `/metrics` from the current snapshot).
-//! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command does.
+//! - [`cli`]: the command-line grammar (clap); [`ctl`]: what each command
+//!   does; [`import`]: `rampart config import nginx`.
 //! - [`logging`]: the process's logger, whose level changes at run time
 //!   (`rampart log level`); the XDP program's records go through it too.
+//!
+//! A concept that spans tiers keeps one name in each: `config/X.rs` reads
+//! its `[X]` section, `ctl/X.rs` is the `rampart X` command, `daemon/X.rs`
+//! is the running daemon's side of it, `X` itself (a module at the root)
+//! is what does the work. So `rampart limit set api --rate 50r/s` goes:
+//!
+//! ```text
+//! cli.rs (grammar) -> ctl/limit.rs -> control_socket::client ──Request──▶ control_socket (checks the caller)
+//!   -> daemon::run's loop: Command -> Daemon::handle (daemon/operate.rs) -> daemon/limit.rs
+//!   -> the desired state (daemon/desired.rs) -> the reconciler (daemon/reconcile.rs)
+//!   -> the kernel's `config` map (filter) or the gate, and `limit`'s zones
+//! ```
+//!
+//! *Limits*, by tier: the kernel's per-source packet and new-connection
+//! rates (`[filter]` `pps`, `syn`: `config/filter.rs`, made the kernel's
+//! `config` map by `filter/settings.rs`); L7 request zones (`[limit.NAME]`:
+//! `config/limit.rs`, enforced by [`limit`]); the CLI's `rampart limit`
+//! over both (`ctl/limit.rs`, `daemon/limit.rs`); and the sizes of a
+//! request head (`server/head_limits.rs`).
+//!
+//! *Commands*: a CLI command is `rampart OBJECT VERB` ([`cli`], [`ctl`]);
+//! the ones that change a running daemon send it a control request
+//! ([`control_socket`]); inside the daemon, requests, reloads, signals and
+//! escalation's reports are all `Command`s of its one main loop
+//! (`daemon::Handle`), carried out one at a time.
 //!
 //! # Vocabulary
 //!
