@@ -1,9 +1,11 @@
 //! `cargo xtask test`: every tier, in order of cost.
 //!
-//! 1. unit and in-process tests of the default members (`cargo test`);
+//! 1. unit and in-process tests of the default members (`cargo test`), and
+//!    the in-process L7 suite again on rampart's own HTTP/1 server;
 //! 2. the privileged kernel tests (`tests` crate): BPF_PROG_TEST_RUN fixtures,
 //!    rate-limit accuracy, and real traffic on veth in network namespaces.
 //!    They run one at a time: the accuracy tests measure time on both CPUs.
+//!    Then the FastAPI scenario again on rampart's own HTTP/1 server;
 //! 3. the Debian package, built from the debug build and checked;
 //! 4. every fuzz target for 20 s from its seed corpus (`fuzz/`).
 //!
@@ -36,6 +38,17 @@ pub fn run_tests(filter: Option<&str>) -> Result<()> {
         unit.args(["--", f]);
     }
     exec(&mut unit)?;
+    // Issue 17: every HTTP/1 feature on both downstream servers. The
+    // in-process suite again with rampart's own HTTP/1 server as the
+    // default (`[http] http1`, docs/http1.md).
+    step("in-process L7 tests against rampart's own HTTP/1 server (RAMPART_HTTP1=rampart)");
+    let mut own = cargo();
+    own.args(["test", "--package", "proxy-user", "--test", "l7"])
+        .env("RAMPART_HTTP1", "rampart");
+    if let Some(f) = filter {
+        own.args(["--", f]);
+    }
+    exec(&mut own)?;
 
     if !is_root() {
         if ci {
@@ -59,7 +72,28 @@ pub fn run_tests(filter: Option<&str>) -> Result<()> {
     clear_figures();
     let outcome = exec(&mut kernel);
     print_figures();
-    outcome
+    outcome?;
+    // The FastAPI scenario (real Uvicorn workers, curl, WebSockets) on
+    // rampart's own HTTP/1 server too.
+    if filter.is_none() {
+        step("the FastAPI scenario against rampart's own HTTP/1 server (RAMPART_HTTP1=rampart)");
+        let mut fastapi = cargo();
+        fastapi
+            .args([
+                "test",
+                "--package",
+                "tests",
+                "--test",
+                "e2e",
+                "--",
+                "--test-threads=1",
+            ])
+            .args(["fastapi"])
+            .env("RAMPART_HTTP1", "rampart")
+            .env("RAMPART_BIN", root().join("target/debug/rampart"));
+        exec(&mut fastapi)?;
+    }
+    Ok(())
 }
 
 /// Where the reliability cases record their figures (tests/reliability).
