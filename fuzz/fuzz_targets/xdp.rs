@@ -76,6 +76,7 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
         block: cidrs(policy::BLOCK),
         pps: never,
         syn: never,
+        fleet_pps: None,
         ipv6_prefix: 64,
         track_sources: true,
         pass_unparsed: false,
