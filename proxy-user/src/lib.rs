@@ -32,8 +32,9 @@
 //!   over: its protocol (`control_socket::protocol`, one JSON request and
 //!   reply per line), the daemon's listener, and the CLI's client.
 //! - [`server`]: accepting connections, their lifecycle and its timeouts
-//!   (`server::lifecycle`), and the lot where plain connections wait for a
-//!   request head with no task; [`kick`]: a ban or list change closes the
+//!   (`server::lifecycle`), the lot where plain connections wait for a
+//!   request head with no task, and the HTTP/1 servers: hyper's, or
+//!   rampart's own on [`h1`] (`server::h1_conn`, `[http] http1`); [`kick`]: a ban or list change closes the
 //!   refused source's open connections (connections and WebSocket tunnels
 //!   hold a ticket in it);
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),

@@ -1,6 +1,6 @@
 //! Which worker thread this is, for tables kept per worker: the upstream
-//! keep-alive pools (a connection's I/O task runs on the thread that opened
-//! it) and the counters that every request adds to (no cache line shared
+//! keep-alive pools (a connection is registered with the I/O driver of the
+//! thread that opened it, so it is best reused there) and the counters that every request adds to (no cache line shared
 //! between workers). The daemon numbers its worker threads; any other
 //! thread is worker 0.
 

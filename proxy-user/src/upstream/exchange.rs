@@ -22,7 +22,7 @@ use hyper::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{response_body::ResponseBody, stall::WriteStall, stream::Stream};
+use super::{conn::Conn, response_body::ResponseBody};
 use crate::h1::{H1Error, request::slots, response};
 
 /// hyper's client limits, kept: a response head up to its read buffer's
@@ -63,14 +63,6 @@ impl SendError {
     }
 }
 
-/// An HTTP/1.1 connection to one server, with what it read past the last
-/// message.
-#[derive(Debug)]
-pub struct Conn {
-    pub(super) io: WriteStall<Stream>,
-    pub(super) buf: BytesMut,
-}
-
 /// How an exchange on a reused connection failed.
 pub(super) enum Failed {
     /// Not one byte of the request left: it may go over another connection.
@@ -79,18 +71,6 @@ pub(super) enum Failed {
 }
 
 impl Conn {
-    pub fn new(io: WriteStall<Stream>) -> Conn {
-        Conn {
-            io,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Whether an idle connection can carry the next request.
-    pub fn usable(&self) -> bool {
-        self.buf.is_empty() && self.io.get_ref().usable_after_idle()
-    }
-
     /// Sends `head` and `body`, and reads the final response's head.
     pub(super) async fn exchange(
         mut self,

@@ -31,7 +31,8 @@ use tokio::time::Instant;
 
 use super::{
     Target,
-    exchange::{Conn, Failed, SendError},
+    conn::Conn,
+    exchange::{Failed, SendError},
     response_body::ResponseBody,
     stall::WriteStall,
     stream::Stream,

@@ -19,7 +19,7 @@ use std::{
 use bytes::{Buf, Bytes};
 use hyper::body::{Frame, SizeHint};
 
-use super::{exchange::Conn, stall::WriteStall, stream::Stream};
+use super::{conn::Conn, stall::WriteStall, stream::Stream};
 use crate::h1::{Blame, Framing, H1Error, body::Body, body::BodyLimits, response::Kind};
 
 /// Read room reserved before each read of the body.
