@@ -21,7 +21,7 @@ use tokio::{
 
 use crate::{
     config::{EscalateRule, Route},
-    fleet::counts::Counted,
+    counted::Counted,
     metrics::autoban::AutoBanMetrics,
 };
 

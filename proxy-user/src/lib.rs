@@ -45,6 +45,8 @@
 //!   [`upstream`]: server groups, balancing, health, and the HTTP/1 client
 //!   (on [`h1`]) with its keep-alive pool; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
+//!   [`counted`]: what the fleet exchanges per source, which limits,
+//!   escalation rules and the kernel tier's `fleet_pps` implement;
 //!   [`access_log`]: one line per request, written off the request path;
 //!   [`worker`]: which worker thread this is, for per-worker tables.
 //! - [`tls`]: certificates and rustls settings, from plain values: it uses
@@ -100,6 +102,7 @@ pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod control_socket;
+pub mod counted;
 pub mod ctl;
 pub mod daemon;
 pub mod enforcer;

@@ -31,22 +31,8 @@ use log::{info, warn};
 use redis::aio::ConnectionManager;
 
 use super::{FleetError, FleetMetrics, store};
+pub use crate::counted::Counted;
 use crate::{config::FleetSettings, limit::Limiter};
-
-/// What the fleet counts per source: a `fleet = true` limit zone or
-/// escalation rule on this host.
-pub trait Counted: Send + Sync {
-    /// Its name in the keys (`limit:NAME`, `escalate:NAME`).
-    fn key(&self) -> String;
-    /// What this host counted per source since the last call (at most
-    /// `max` sources, the busiest; the others wait for the next call).
-    fn take_unreported(&self, max: usize) -> Vec<(IpAddr, u32)>;
-    /// `n` more counted on other hosts for `ip`.
-    fn charge(&self, ip: IpAddr, n: u64, now: tokio::time::Instant);
-    /// A source whose fleet total in a window reaches this is charged here
-    /// before this host sees it.
-    fn heavy(&self) -> u64;
-}
 
 impl Counted for Limiter {
     fn key(&self) -> String {
