@@ -15,7 +15,7 @@
 
 use std::io;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use hyper::{
     HeaderMap, Method, Response, StatusCode, Version,
     header::{HeaderName, HeaderValue},
