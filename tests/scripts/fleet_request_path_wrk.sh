@@ -6,40 +6,8 @@
 set -e
 mode=$1; secs=$2
 d=$(mktemp -d /tmp/rampart-fleet-nrun.XXXX)
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-fleet=""; flag="false"
-if [ $mode = on ]; then fleet="[fleet]
-redis = \"127.0.0.1:$RPORT\"
-name = \"h18bench$$\"
-host = \"b1\"
-"; flag="true"; fi
-cat > $d/rampart.toml <<T
-[[listener]]
-bind = "127.0.0.1:$port"
-http2 = false
-
-[http]
-workers = 1
-
-[admin]
-bind = "off"
-
-[control]
-socket = "$d/control.sock"
-state_file = "$d/state.json"
-
-$fleet
-[limit.api]
-rate = "1000000r/s"
-burst = 100000
-nodelay = true
-fleet = $flag
-
-[[route]]
-respond = 200
-limit = "api"
-access_log = false
-T
+. "$(dirname "$0")/fleet_request_path_config.sh"
+write_config "$mode" 1000000r/s 100000
 RUST_LOG=warn ${RAMPART_BIN:-target/release/rampart} run -c $d/rampart.toml 2>$d/log &
 rpid=$!
 for i in $(seq 1 100); do python3 -c "import socket;socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break; sleep 0.1; done
