@@ -121,6 +121,7 @@ pub fn promote(
         drops: 0,
         last_seen_ns: first_at,
         allow_gen: 0,
+        syns: first_syn as u64,
     };
     // The first packet conformed (a fresh TAT always does).
     if first_syn && cfg.syn_interval_ns != 0 {
@@ -139,6 +140,7 @@ pub fn promote(
 pub fn step(cfg: &FilterConfig, s: &mut SourceState, now: u64, syn: bool, len: u64) -> u32 {
     s.packets += 1;
     s.bytes += len;
+    s.syns += syn as u64;
     s.last_seen_ns = now;
     if syn && cfg.syn_interval_ns != 0 {
         match gcra::admit(s.syn_tat, now, cfg.syn_interval_ns, cfg.syn_tolerance_ns) {

@@ -67,6 +67,7 @@ aya_pod!(
     ban::BanBucketV6,
     source::SourceState,
     source::SourceStateV1,
+    source::SourceStateV2,
     stats::Counter,
     syncookie::SynCookieConfig,
     syncookie::SynState,

@@ -36,8 +36,11 @@ pub struct SourceState {
     /// current one, the program skips the allowlist lookup for the source.
     /// 0 (never current) makes the next packet look it up.
     pub allow_gen: u64,
+    /// TCP SYNs (without ACK) seen from this source, a subset of `packets`
+    /// (plain add, as `packets`): the fleet's `[filter] fleet_syn` counts.
+    pub syns: u64,
 }
-const _: () = assert!(core::mem::size_of::<SourceState>() == 56);
+const _: () = assert!(core::mem::size_of::<SourceState>() == 64);
 
 /// `SourceState` as builds before `allow_gen` laid it out (48 bytes): the
 /// same fields in the same order, read when pinned maps of that layout are
@@ -67,6 +70,42 @@ impl From<SourceStateV1> for SourceState {
             drops: v.drops,
             last_seen_ns: v.last_seen_ns,
             allow_gen: 0,
+            syns: 0,
+        }
+    }
+}
+
+/// `SourceState` as builds before `syns` laid it out (56 bytes), read when
+/// pinned maps of that layout are migrated.
+#[cfg(feature = "user")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SourceStateV2 {
+    pub pps_tat: u64,
+    pub syn_tat: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
+    pub last_seen_ns: u64,
+    pub allow_gen: u64,
+}
+#[cfg(feature = "user")]
+const _: () = assert!(core::mem::size_of::<SourceStateV2>() == 56);
+
+/// A migrated source's SYNs were not counted: they start at 0, so the
+/// fleet's SYN counts see only what it sends after the upgrade.
+#[cfg(feature = "user")]
+impl From<SourceStateV2> for SourceState {
+    fn from(v: SourceStateV2) -> Self {
+        SourceState {
+            pps_tat: v.pps_tat,
+            syn_tat: v.syn_tat,
+            packets: v.packets,
+            bytes: v.bytes,
+            drops: v.drops,
+            last_seen_ns: v.last_seen_ns,
+            allow_gen: v.allow_gen,
+            syns: 0,
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn apply(
     unsafe {
         count(&raw mut (*state).packets, 1);
         count(&raw mut (*state).bytes, len);
+        count(&raw mut (*state).syns, syn as u64);
         core::ptr::write_volatile(&raw mut (*state).last_seen_ns, now);
         if syn
             && cfg.syn_interval_ns != 0

@@ -10,8 +10,8 @@
 //! path too: the cache gives the same verdicts. An entry holds only while
 //! the limit's interval and tolerance are the ones it was made with.
 //!
-//! The dropped packets still count in the source's `packets`, `bytes` and
-//! `drops`: they are kept in the slot and added to its LRU entry every
+//! The dropped packets still count in the source's `packets`, `bytes`,
+//! `syns` and `drops`: they are kept in the slot and added to its LRU entry every
 //! [`FLUSH`] packets, when the slot goes to another source, and when the
 //! source's next packet takes the LRU path.
 
@@ -133,6 +133,7 @@ pub fn cached(
     };
     s.packets += 1;
     s.bytes += len;
+    s.syns += syn as u64;
     Some(verdict)
 }
 
@@ -156,10 +157,12 @@ pub fn drain(slot: *mut Limited, state: *mut SourceState, now: u64) {
         let st = &mut *state;
         core::ptr::write_volatile(&raw mut st.packets, st.packets + s.packets);
         core::ptr::write_volatile(&raw mut st.bytes, st.bytes + s.bytes);
+        core::ptr::write_volatile(&raw mut st.syns, st.syns + s.syns);
         core::ptr::write_volatile(&raw mut st.drops, st.drops + s.packets);
         core::ptr::write_volatile(&raw mut st.last_seen_ns, now);
         s.packets = 0;
         s.bytes = 0;
+        s.syns = 0;
     }
 }
 
@@ -183,6 +186,7 @@ pub fn flush<K: LimitedCache>(
         None => unsafe {
             (*slot).packets = 0;
             (*slot).bytes = 0;
+            (*slot).syns = 0;
         },
     }
 }

@@ -125,10 +125,11 @@ pub struct Limited {
     pub syn_until: u64,
     pub pps_params: [u64; 2],
     pub syn_params: [u64; 2],
-    /// Drops not yet added to the LRU entry, and their bytes.
+    /// Drops not yet added to the LRU entry, their bytes and SYNs.
     pub packets: u64,
     pub bytes: u64,
     pub allow_gen: u64,
+    pub syns: u64,
 }
 
 /// The limited-drop cache (`limited.rs`): per CPU, not pinned.

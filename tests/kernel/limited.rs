@@ -10,8 +10,8 @@ use aya::{
     programs::{TestRun, TestRunOptions},
 };
 use proxy_common::{
-    config::FLAG_PPS_COARSE,
-    stats::{PASS, PPS_LIMITED},
+    config::{FLAG_PPS_COARSE, FLAG_SYN_COARSE},
+    stats::{PASS, PPS_LIMITED, SYN_LIMITED},
 };
 use proxy_user::filter::Filter;
 use tests::{
@@ -25,8 +25,8 @@ use crate::ratelimit::pin_to_cpu;
 
 /// `limited::Limited` as words: addr (2), pps_until, syn_until,
 /// pps_params (2), syn_params (2), pending packets, pending bytes,
-/// allowlist generation.
-type Slot = [u64; 11];
+/// allowlist generation, pending SYNs.
+type Slot = [u64; 12];
 
 /// The program's `limited_v4` map (not pinned: found through the program).
 fn limited_v4(filter: &Filter) -> PerCpuArray<MapData, Slot> {
@@ -111,6 +111,7 @@ fn a_source_over_a_coarse_limit_is_dropped_from_the_cache_and_still_counted() {
         "bytes: {state:?} + {}",
         slot[9]
     );
+    assert_eq!((state.syns, slot[11]), (0, 0), "no SYN was sent");
 
     // A changed limit ends the entry at once: with a burst of 1,000 the
     // source's TAT (100 s ahead) conforms again, and the LRU path passes it
@@ -122,4 +123,51 @@ fn a_source_over_a_coarse_limit_is_dropped_from_the_cache_and_still_counted() {
     let state = filter.maps.source(ip.into()).unwrap().unwrap();
     assert_eq!(state.packets, sent + 1);
     assert_eq!(state.drops, dropped);
+}
+
+/// SYNs dropped from the cache count in the source's `syns` (the fleet's
+/// `fleet_syn` reads them), as its packets do.
+#[test]
+fn syns_dropped_from_the_cache_are_counted() {
+    if !require_root("syns_dropped_from_the_cache_are_counted") {
+        return;
+    }
+    pin_to_cpu(0);
+    let pins = PinDir::new("h18fin-limited-syn");
+    let mut s = settings(pins.path());
+    s.syn = limit(1, 100);
+    let mut filter = load(&s);
+    assert_ne!(filter.maps.config().unwrap().flags & FLAG_SYN_COARSE, 0);
+    let _dispatched = dispatch(&mut filter);
+    let ip: Ipv4Addr = "198.18.7.8".parse().unwrap();
+    let syn = Frame::v4("198.18.7.8", "198.18.0.1").tcp_syn().build();
+    let before = filter.maps.verdicts().unwrap();
+    let sent = 10_000u64;
+    filter
+        .program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(&syn),
+            repeat: sent as u32,
+            ..Default::default()
+        })
+        .unwrap();
+    let after = filter.maps.verdicts().unwrap();
+    let dropped = after[SYN_LIMITED as usize].packets - before[SYN_LIMITED as usize].packets;
+    assert!(dropped > sent / 2, "dropped {dropped}");
+    let slot = slot_of(&filter, 0, ip).expect("the source is in the cache");
+    assert!(slot[3] > 0, "a SYN-limited drop is cached: {slot:?}");
+    let state = filter.maps.source(ip.into()).unwrap().expect("tracked");
+    assert_eq!(
+        state.syns + slot[11],
+        sent,
+        "syns: {state:?} + {}",
+        slot[11]
+    );
+    assert_eq!(state.packets + slot[8], sent);
+    // A packet that is not a SYN takes the LRU path and adds the slot's SYNs.
+    let ack = Frame::v4("198.18.7.8", "198.18.0.1").tcp(0x10).build();
+    verdict_of(&filter, &ack);
+    let state = filter.maps.source(ip.into()).unwrap().unwrap();
+    assert_eq!((state.syns, state.packets), (sent, sent + 1));
 }

@@ -4,7 +4,7 @@
 //! maps in their place, and the entries of every set-aside map whose key
 //! and value are laid out as this build's are copied over: the lists, the
 //! bans, the per-source state and the verdict counters (per-source state
-//! of the layout before `allow_gen` is converted). The rest (settings,
+//! of the layouts before `allow_gen` and before `syns` is converted). The rest (settings,
 //! the indexes, SYN-cookie and log state) is derived: the loader rebuilds
 //! the indexes from the copied lists and bans, and the daemon rewrites the
 //! settings. The program attached through a pinned link keeps its own maps
@@ -18,7 +18,7 @@ use proxy_common::{
     ban::Ban,
     list::{ListValue, V4, V6},
     pin,
-    source::{SourceState, SourceStateV1},
+    source::{SourceState, SourceStateV1, SourceStateV2},
     stats::Counter,
 };
 
@@ -106,13 +106,16 @@ fn hash_from<K: aya::Pod, O: aya::Pod, V: aya::Pod + From<O>>(
     Ok(n)
 }
 
-/// The per-source state: this build's layout, or the 48-byte one of
-/// builds before `allow_gen` (converted; each source then looks the
-/// allowlist up once).
+/// The per-source state: this build's layout, the 48-byte one of builds
+/// before `allow_gen` (converted; each source then looks the allowlist up
+/// once), or the 56-byte one of builds before `syns` (converted; its SYNs
+/// are counted from 0).
 fn sources<K: aya::Pod>(old: &Path, new: &Path) -> Result<usize, MapError> {
     let value_size = aya::maps::MapInfo::from_pin(old)?.value_size() as usize;
     if value_size == size_of::<SourceStateV1>() {
         hash_from::<K, SourceStateV1, SourceState>(old, new)
+    } else if value_size == size_of::<SourceStateV2>() {
+        hash_from::<K, SourceStateV2, SourceState>(old, new)
     } else {
         hash::<K, SourceState>(old, new)
     }
