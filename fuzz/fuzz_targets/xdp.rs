@@ -77,6 +77,7 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
         pps: never,
         syn: never,
         fleet_pps: None,
+        fleet_syn: None,
         ipv6_prefix: 64,
         track_sources: true,
         pass_unparsed: false,

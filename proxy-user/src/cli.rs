@@ -121,12 +121,13 @@ rampart upstream switch blue --to blue      (back)"
 every second until Ctrl-C; read from the pinned per-source map, so it works while the daemon is \
 down. With -j, one one-second sample is printed as JSON.\n\n\
 With --fleet, the heaviest sources of the whole fleet instead: for each counter this host's \
-configuration holds fleet-wide ([filter] fleet_pps packets, [limit.NAME] fleet = true requests, \
+configuration holds fleet-wide ([filter] fleet_pps packets and fleet_syn SYNs, [limit.NAME] fleet = true requests, \
 [escalate.NAME] fleet = true responses), what every host reported for each source in the current \
 and the previous 10 s window, read from the fleet's Redis (the [fleet] section; the daemon need \
 not run). Ranked by OF LIMIT: the fleet's rate over what the counter allows one source (100% = \
-at the limit; past it, fleet_pps and escalation ban, a limit refuses). A host reports only \
-sources it saw enough of (fleet_pps: count/32 within `within`), so small sources are not listed.\n\n\
+at the limit; past it, fleet_pps, fleet_syn and escalation ban, a limit refuses). A host reports \
+only sources it saw enough of (fleet_pps, fleet_syn: count/(16 x hosts) within `within`), so \
+small sources are not listed.\n\n\
 Examples:\n  rampart top\n  rampart top --by drops -n 10\n  rampart -j top\n  \
 rampart top --fleet\n  rampart -j top --fleet -n 5"
     )]

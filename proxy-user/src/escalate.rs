@@ -58,9 +58,15 @@ impl AutoBan {
     /// The reason recorded with the ban (shown by `block list` and `ip show`).
     pub fn reason(&self) -> String {
         if self.statuses.is_empty() {
-            // A kernel-tier threshold (`[filter] fleet_pps`): packets.
+            // A kernel-tier threshold (`[filter] fleet_pps`: packets,
+            // `fleet_syn`: SYNs).
+            let what = if self.rule == "filter.fleet_syn" {
+                "SYNs"
+            } else {
+                "packets"
+            };
             return format!(
-                "{}: {} packets on {} within {}s",
+                "{}: {} {what} on {} within {}s",
                 self.rule,
                 self.count,
                 self.route,

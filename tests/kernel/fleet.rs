@@ -6,83 +6,32 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tests::{
-    backend::curl_status,
-    daemon::{Daemon, control_section, filter_section},
-    netns::Link,
-    pins::PinDir,
-    privilege::require_root,
-    redis::Redis,
-};
+use tests::{backend::curl_status, privilege::require_root, redis::Redis};
+
+use crate::fleet_hosts::{Edge, Spec, join, start};
 
 /// Where Redis listens, in A's namespace, reached from B's.
 const REDIS_A: &str = "198.18.13.1";
 const REDIS_B: &str = "198.18.13.2";
 
-struct Edge {
-    link: Link,
-    addr: &'static str,
-    client: &'static str,
-    dir: std::path::PathBuf,
-    _pins: PinDir,
-    config: std::path::PathBuf,
+/// Host `host` with the edge address `addr` and one client, `client`.
+fn edge(tag: &str, host: &str, addr: &str, client: &str) -> Edge {
+    Edge::new(
+        tag,
+        host,
+        &Spec {
+            fleet: "f18xdp",
+            redis: REDIS_A,
+            edge: &format!("{addr}/24"),
+            clients: vec![format!("{client}/24")],
+            filter: "",
+            listen: format!("{addr}:8080"),
+        },
+    )
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Edge {
-    fn new(tag: &str, host: &str, addr: &'static str, client: &'static str) -> Edge {
-        let link = Link::new(tag);
-        link.edge_addr(&format!("{addr}/24"));
-        link.client_addr(&format!("{client}/24"));
-        let dir = std::env::temp_dir().join(format!("rampart-f18-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pins = PinDir::new(tag);
-        let config = dir.join("rampart.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}\n{}\n[admin]\nbind = \"off\"\n\n\
-                 [fleet]\nredis = \"{REDIS_A}:6379\"\nname = \"f18xdp\"\nhost = \"{host}\"\n\n\
-                 [[listener]]\nbind = \"{addr}:8080\"\n\n[[route]]\nrespond = 200\n",
-                filter_section(&link.edge_if, pins.path(), &[]),
-                control_section(&dir),
-            ),
-        )
-        .unwrap();
-        Edge {
-            link,
-            addr,
-            client,
-            dir,
-            _pins: pins,
-            config,
-        }
-    }
-
-    fn call(&self, r: &proxy_user::control_socket::protocol::Request) -> Value {
-        proxy_user::control_socket::client::call(&self.dir.join("control.sock"), r)
-            .unwrap_or_else(|e| panic!("{r:?}: {e:#}"))
-    }
-
-    fn ip_show(&self, addr: &str) -> Value {
-        self.call(&proxy_user::control_socket::protocol::Request::IpShow {
-            addr: addr.parse().unwrap(),
-        })
-    }
-
-    fn curl(&self, src: &str) -> String {
-        curl_status(
-            &self.link.client,
-            src,
-            &format!("http://{}:8080/", self.addr),
-        )
-    }
+fn curl(e: &Edge, addr: &str, src: &str) -> String {
+    curl_status(&e.link.client, src, &format!("http://{addr}:8080/"))
 }
 
 #[test]
@@ -92,48 +41,28 @@ fn fleet_a_ban_on_one_host_reaches_the_other_hosts_xdp_maps() {
     {
         return;
     }
-    let a = Edge::new("f18xa", "xa", "198.18.11.1", "198.18.11.10");
-    let b = Edge::new("f18xb", "xb", "198.18.12.1", "198.18.12.10");
+    let (a_addr, a_client) = ("198.18.11.1", "198.18.11.10");
+    let (b_addr, b_client) = ("198.18.12.1", "198.18.12.10");
+    let a = edge("f18xa", "xa", a_addr, a_client);
+    let b = edge("f18xb", "xb", b_addr, b_client);
     // A third veth pair joins the two edges: Redis runs in A's namespace.
-    a.link.edge.ip(&[
-        "link",
-        "add",
-        "f18r0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "f18r1",
-        "netns",
-        b.link.edge.name(),
-    ]);
-    a.link
-        .edge
-        .ip(&["addr", "add", &format!("{REDIS_A}/24"), "dev", "f18r0"]);
-    b.link
-        .edge
-        .ip(&["addr", "add", &format!("{REDIS_B}/24"), "dev", "f18r1"]);
-    a.link.edge.ip(&["link", "set", "f18r0", "up"]);
-    b.link.edge.ip(&["link", "set", "f18r1", "up"]);
+    join(
+        &a,
+        &b,
+        ["f18r0", "f18r1"],
+        &format!("{REDIS_A}/24"),
+        &format!("{REDIS_B}/24"),
+    );
     let _redis = Redis::in_netns(&a.dir, &a.link.edge, REDIS_A);
-    let _da = Daemon::start(&a.link.edge, &a.config, &a.link.edge_if);
-    let _db = Daemon::start(&b.link.edge, &b.config, &b.link.edge_if);
-    for (e, d) in [(&a, &_da), (&b, &_db)] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while e.call(&proxy_user::control_socket::protocol::Request::FleetStatus)["health"] != "up"
-        {
-            assert!(Instant::now() < deadline, "fleet not up:\n{}", d.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    assert_eq!(b.curl(b.client), "200");
+    let _daemons = start(&[&a, &b]);
+    assert_eq!(curl(&b, b_addr, b_client), "200");
 
     // Bans of B's client (and of addresses around it) issued on A, until
     // B's kernel maps have each.
     let mut took = Vec::new();
     for i in 0..20u32 {
         let addr = if i == 0 {
-            b.client.to_string()
+            b_client.to_string()
         } else {
             format!("198.18.12.{}", 100 + i)
         };
@@ -168,12 +97,12 @@ fn fleet_a_ban_on_one_host_reaches_the_other_hosts_xdp_maps() {
     );
     assert!(took[took.len() - 1] <= Duration::from_secs(1));
     // B's program drops its client now; A's never saw it.
-    assert_eq!(b.curl(b.client), "000");
-    let ban = &b.ip_show(b.client)["ban"];
+    assert_eq!(curl(&b, b_addr, b_client), "000");
+    let ban = &b.ban(b_client);
     assert_eq!(
         (ban["host"].as_str(), ban["reason"].as_str()),
         (Some("xa"), Some("xdp 0")),
         "{ban}"
     );
-    assert_eq!(a.curl(a.client), "200");
+    assert_eq!(curl(&a, a_addr, a_client), "200");
 }

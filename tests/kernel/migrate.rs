@@ -107,8 +107,19 @@ fn pin_old_sources(dir: &std::path::Path, value: &[u8]) {
     let out = sh(
         "bpftool",
         &[
-            "map", "create", path, "type", "lru_hash", "key", "4", "value", &size, "entries",
-            "65536", "name", "sources_v4",
+            "map",
+            "create",
+            path,
+            "type",
+            "lru_hash",
+            "key",
+            "4",
+            "value",
+            &size,
+            "entries",
+            "65536",
+            "name",
+            "sources_v4",
         ],
     );
     assert!(out.status.success(), "bpftool map create: {out:?}");
@@ -127,7 +138,9 @@ fn pin_old_sources(dir: &std::path::Path, value: &[u8]) {
 fn load_converted(dir: &std::path::Path) -> proxy_common::source::SourceState {
     let filter = Filter::load(&settings(dir)).expect("migrated");
     assert_eq!(
-        MapInfo::from_pin(dir.join("sources_v4")).unwrap().value_size() as usize,
+        MapInfo::from_pin(dir.join("sources_v4"))
+            .unwrap()
+            .value_size() as usize,
         size_of::<proxy_common::source::SourceState>()
     );
     let ip = "198.18.8.8".parse().unwrap();
@@ -161,7 +174,13 @@ fn per_source_state_of_the_48_byte_layout_is_converted() {
     pin_old_sources(dir, &value);
     let state = load_converted(dir);
     assert_eq!(
-        (state.packets, state.bytes, state.drops, state.allow_gen, state.syns),
+        (
+            state.packets,
+            state.bytes,
+            state.drops,
+            state.allow_gen,
+            state.syns
+        ),
         (5, 300, 2, 0, 0)
     );
 }
@@ -186,7 +205,13 @@ fn per_source_state_of_the_56_byte_layout_is_converted() {
     pin_old_sources(dir, &value);
     let state = load_converted(dir);
     assert_eq!(
-        (state.packets, state.bytes, state.drops, state.allow_gen, state.syns),
+        (
+            state.packets,
+            state.bytes,
+            state.drops,
+            state.allow_gen,
+            state.syns
+        ),
         (7, 420, 3, 9, 0)
     );
 }

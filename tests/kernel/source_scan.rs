@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use aya::maps::{HashMap, MapData};
 use proxy_common::{pin, source::SourceState};
-use proxy_user::{filter::source_scan::SourceScan, fleet::kernel::SCAN_BUDGET};
+use proxy_user::{
+    filter::source_scan::{Delta, SourceScan},
+    fleet::kernel::SCAN_BUDGET,
+};
 use tests::{pins::PinDir, privilege::require_root};
 
 /// Every entry of a full map found over bounded calls, each once; deltas
@@ -56,24 +59,28 @@ fn scan_reads_a_full_map_in_bounded_slices() {
          {SCAN_BUDGET} entries, slowest {slowest:?}, pass {pass:?}, {:.0} ns/entry",
         pass.as_nanos() as f64 / present as f64
     );
-    // Deltas: 7 sources sent more, one was evicted and came back lower.
+    // Deltas: 7 sources sent more (i of them SYNs), one was evicted and
+    // came back lower.
     for i in 0..7u32 {
         let mut s = map.get(&key(i * 1000 + 5), 0).unwrap();
         s.packets += u64::from(i) + 1;
+        s.syns += u64::from(i);
         map.insert(key(i * 1000 + 5), s, 0).unwrap();
     }
     let back = SourceState {
         packets: 3,
+        syns: 2,
         ..SourceState::default()
     };
     map.insert(key(59_999), back, 0).unwrap();
-    // An IPv6 source (its /64's key) that sent 9 since the last pass.
+    // An IPv6 source (its /64's key) that sent 9 (4 SYNs) since the last pass.
     let data6 = MapData::from_pin(pins.path().join(pin::SOURCES_V6)).unwrap();
     let mut map6: HashMap<MapData, [u8; 16], SourceState> =
         HashMap::try_from(aya::maps::Map::LruHashMap(data6)).unwrap();
     let net6: std::net::Ipv6Addr = "2001:db8:7:1::".parse().unwrap();
     let nine = SourceState {
         packets: 9,
+        syns: 4,
         ..SourceState::default()
     };
     map6.insert(net6.octets(), nine, 0).unwrap();
@@ -81,17 +88,18 @@ fn scan_reads_a_full_map_in_bounded_slices() {
     while scan.passes == 1 {
         found.extend(scan.read(SCAN_BUDGET).unwrap());
     }
-    found.sort();
-    let mut want: Vec<(std::net::IpAddr, u64)> = (0..7u32)
+    found.sort_by_key(|f| f.0);
+    let delta = |packets, syns| Delta { packets, syns };
+    let mut want: Vec<(std::net::IpAddr, Delta)> = (0..7u32)
         .map(|i| {
             (
                 std::net::Ipv4Addr::from(key(i * 1000 + 5)).into(),
-                u64::from(i) + 1,
+                delta(u64::from(i) + 1, u64::from(i)),
             )
         })
         .collect();
-    want.push((std::net::Ipv4Addr::from(key(59_999)).into(), 3));
-    want.push((net6.into(), 9));
-    want.sort();
+    want.push((std::net::Ipv4Addr::from(key(59_999)).into(), delta(3, 2)));
+    want.push((net6.into(), delta(9, 4)));
+    want.sort_by_key(|f| f.0);
     assert_eq!(found, want);
 }

@@ -30,6 +30,7 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         // Auto, but no ports (there are no listeners): off.
         syn_cookies: SynCookies::default(),
         fleet_pps: None,
+        fleet_syn: None,
     }
 }
 

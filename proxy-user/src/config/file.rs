@@ -283,13 +283,14 @@ pub struct FileFilter {
     pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
     pub syn_cookies: Option<Spanned<FileSynCookies>>,
-    pub fleet_pps: Option<Spanned<FileFleetPps>>,
+    pub fleet_pps: Option<Spanned<FileFleetThreshold>>,
+    pub fleet_syn: Option<Spanned<FileFleetThreshold>>,
 }
 
-/// `[filter] fleet_pps = { count, within, ban }` as written.
+/// `[filter] fleet_pps` / `fleet_syn` `= { count, within, ban }` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileFleetPps {
+pub struct FileFleetThreshold {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,

@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::{
     ConfigError,
     error::Locator,
-    file::{FileFilter, FileFleetPps, FileRate},
+    file::{FileFilter, FileFleetThreshold, FileRate},
     int_in,
     syn_cookies::{self, SynCookies},
     units,
@@ -48,13 +48,16 @@ pub struct FilterSettings {
     pub syn_cookies: SynCookies,
     /// `fleet_pps`: a fleet-wide packet threshold per source (needs
     /// `[fleet]`; docs/fleet.md, "Kernel thresholds").
-    pub fleet_pps: Option<FleetPps>,
+    pub fleet_pps: Option<FleetThreshold>,
+    /// `fleet_syn`: the same for TCP SYNs (connection attempts).
+    pub fleet_syn: Option<FleetThreshold>,
 }
 
-/// More than `count` packets from one source within `within`, counted over
-/// the whole fleet from the XDP maps, ban it for `ban` on every host.
+/// `fleet_pps` / `fleet_syn`: more than `count` packets (SYNs) from one
+/// source within `within`, counted over the whole fleet from the XDP
+/// maps, ban it for `ban` on every host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FleetPps {
+pub struct FleetThreshold {
     pub count: u64,
     pub within: Duration,
     pub ban: Duration,
@@ -239,16 +242,18 @@ pub(super) fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, Con
         f.pps.map(|l| limit(loc, l, "pps")).transpose()?,
         f.syn.map(|l| limit(loc, l, "syn")).transpose()?,
     );
-    if let Some(t) = &f.fleet_pps
-        && !track_sources
-        && pps.is_none()
-        && syn.is_none()
-    {
-        // Nothing fills the sources maps the threshold is counted from.
-        return Err(loc.error(
-            t.span(),
-            "fleet_pps: counted from the per-source maps, which track_sources = false leaves empty without pps or syn limits",
-        ));
+    for (t, what) in [(&f.fleet_pps, "fleet_pps"), (&f.fleet_syn, "fleet_syn")] {
+        if let Some(t) = t
+            && !track_sources
+            && pps.is_none()
+            && syn.is_none()
+        {
+            // Nothing fills the sources maps the threshold is counted from.
+            return Err(loc.error(
+                t.span(),
+                format!("{what}: counted from the per-source maps, which track_sources = false leaves empty without pps or syn limits"),
+            ));
+        }
     }
     Ok(FilterSettings {
         enabled: f.enabled.unwrap_or(true),
@@ -265,22 +270,33 @@ pub(super) fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, Con
         pass_unparsed,
         maps,
         syn_cookies: syn_cookies::syn_cookies(loc, f.syn_cookies)?,
-        fleet_pps: f.fleet_pps.map(|t| fleet_pps(loc, t)).transpose()?,
+        fleet_pps: f
+            .fleet_pps
+            .map(|t| fleet_threshold(loc, t, "fleet_pps"))
+            .transpose()?,
+        fleet_syn: f
+            .fleet_syn
+            .map(|t| fleet_threshold(loc, t, "fleet_syn"))
+            .transpose()?,
     })
 }
 
-fn fleet_pps(loc: &Locator, t: Spanned<FileFleetPps>) -> Result<FleetPps, ConfigError> {
+fn fleet_threshold(
+    loc: &Locator,
+    t: Spanned<FileFleetThreshold>,
+    key: &str,
+) -> Result<FleetThreshold, ConfigError> {
     let t = t.into_inner();
     let dur = |v: &Spanned<String>, max, what: &str| {
         let d = units::duration_at_most(v.get_ref(), max)
-            .map_err(|e| loc.error(v.span(), format!("fleet_pps.{what}: {}", e.0)))?;
+            .map_err(|e| loc.error(v.span(), format!("{key}.{what}: {}", e.0)))?;
         if d < Duration::from_secs(1) {
-            return Err(loc.error(v.span(), format!("fleet_pps.{what}: expected at least 1s")));
+            return Err(loc.error(v.span(), format!("{key}.{what}: expected at least 1s")));
         }
         Ok(d)
     };
-    Ok(FleetPps {
-        count: int_in(loc, &t.count, 1, 1_000_000_000_000, "fleet_pps.count")? as u64,
+    Ok(FleetThreshold {
+        count: int_in(loc, &t.count, 1, 1_000_000_000_000, &format!("{key}.count"))? as u64,
         within: dur(&t.within, units::DAY, "within")?,
         ban: dur(&t.ban, units::YEAR, "ban")?,
     })

@@ -358,4 +358,31 @@ mod tests {
         let e = parse(&format!("{fleet}{filter}track_sources = false\n")).unwrap_err();
         assert!(e.contains("track_sources = false leaves empty"), "{e}");
     }
+
+    #[test]
+    fn fleet_syn_is_read_and_checked_as_fleet_pps_is() {
+        let filter = "[filter]\nfleet_syn = { count = 900, within = \"5s\", ban = \"1h\" }\n";
+        let e = parse(filter).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:2:13: fleet_syn: a fleet-wide threshold needs a [fleet]"),
+            "{e}"
+        );
+        let fleet = "[fleet]\nredis = \"r\"\nname = \"e\"\n";
+        let f = parse(&format!("{fleet}{filter}")).unwrap().filter.unwrap();
+        let t = f.fleet_syn.unwrap();
+        assert_eq!(
+            (t.count, t.within.as_secs(), t.ban.as_secs(), f.fleet_pps),
+            (900, 5, 3600, None)
+        );
+        let e = parse(&format!(
+            "{fleet}[filter]\nfleet_syn = {{ count = 5, within = \"10ms\", ban = \"1m\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("fleet_syn.within: expected at least 1s"), "{e}");
+        let e = parse(&format!("{fleet}{filter}track_sources = false\n")).unwrap_err();
+        assert!(
+            e.contains("fleet_syn: counted from the per-source maps"),
+            "{e}"
+        );
+    }
 }

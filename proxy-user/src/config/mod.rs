@@ -50,7 +50,7 @@ pub use error::ConfigError;
 use error::Locator;
 pub use escalate::EscalateRule;
 use file::FileConfig;
-pub use filter::{AttachMode, FilterSettings, FleetPps, MapSizes, OnExit, RateLimit};
+pub use filter::{AttachMode, FilterSettings, FleetThreshold, MapSizes, OnExit, RateLimit};
 pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::{Http1Server, HttpSettings};
@@ -175,10 +175,11 @@ impl Config {
         })?;
         let name = instance::name(&loc, raw.instance.as_ref(), path)?;
         let unset = instance::Unset::of(&raw);
-        let fleet_pps_at = raw
-            .filter
-            .as_ref()
-            .and_then(|f| f.fleet_pps.as_ref().map(toml::Spanned::span));
+        let fleet_threshold_at = raw.filter.as_ref().and_then(|f| {
+            [(&f.fleet_pps, "fleet_pps"), (&f.fleet_syn, "fleet_syn")]
+                .into_iter()
+                .find_map(|(t, what)| t.as_ref().map(|t| (t.span(), what)))
+        });
         let mut filter = raw.filter.map(|f| filter::filter(&loc, f)).transpose()?;
         // Relative paths (certificates, static roots, logs) are relative to the file.
         let base = path
@@ -199,12 +200,12 @@ impl Config {
         unset.fill(&name, &mut control, &mut admin, filter.as_mut());
         let log = log::log(&loc, raw.log)?;
         let fleet = raw.fleet.map(|f| fleet::fleet(&loc, base, f)).transpose()?;
-        if let Some(span) = fleet_pps_at
+        if let Some((span, what)) = fleet_threshold_at
             && fleet.is_none()
         {
             return Err(loc.error(
                 span,
-                "fleet_pps: a fleet-wide threshold needs a [fleet] section (the Redis it is counted through)",
+                format!("{what}: a fleet-wide threshold needs a [fleet] section (the Redis it is counted through)"),
             ));
         }
         let compress = compress::compress(&loc, raw.compress)?;

@@ -87,6 +87,9 @@ fn view(cfg: &Config) -> serde_json::Value {
             "fleet_pps": f.fleet_pps.map(|t| json!({
                 "count": t.count, "within_secs": t.within.as_secs(), "ban_secs": t.ban.as_secs(),
             })),
+            "fleet_syn": f.fleet_syn.map(|t| json!({
+                "count": t.count, "within_secs": t.within.as_secs(), "ban_secs": t.ban.as_secs(),
+            })),
             "maps": {
                 "sources": f.maps.sources, "bans": f.maps.bans, "allow": f.maps.allow,
                 "block_ranges": f.maps.block_ranges, "block_addrs": f.maps.block_addrs,

@@ -68,8 +68,9 @@ fn describe(d: &Value) -> String {
             src => {
                 let _ = writeln!(
                     s,
-                    "  seen: {} packets, {} bytes, {} dropped by limits, last {}s ago",
+                    "  seen: {} packets ({} SYNs), {} bytes, {} dropped by limits, last {}s ago",
                     text(&src["packets"]),
+                    text(&src["syns"]),
                     text(&src["bytes"]),
                     text(&src["drops"]),
                     text(&src["last_seen_s_ago"])

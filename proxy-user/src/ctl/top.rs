@@ -134,7 +134,7 @@ pub fn fleet(out: &Output, config: &Config, limit: usize) -> Result<()> {
     let counters = counters(config);
     if counters.is_empty() {
         bail!(
-            "nothing is counted fleet-wide here: set [filter] fleet_pps, or fleet = true on a \
+            "nothing is counted fleet-wide here: set [filter] fleet_pps or fleet_syn, or fleet = true on a \
              [limit.NAME] or [escalate.NAME] (docs/fleet.md)"
         );
     }

@@ -14,8 +14,14 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use crate::{
     cidr::Cidr,
+    config::FleetThreshold,
     filter::source_scan::SourceScan,
-    fleet::{Change, Fleet, Incoming, counts::Counted, entry::Op, kernel::KernelRule},
+    fleet::{
+        Change, Fleet, Incoming,
+        counts::Counted,
+        entry::Op,
+        kernel::{Counter, KernelRules},
+    },
     source,
     state_file::{Entry, ListName, unix_now},
 };
@@ -42,14 +48,14 @@ impl Daemon {
             .collect();
         let metrics = self.shared.load().services.metrics.fleet.clone();
         let shared = self.shared.clone();
-        let kernel = self.kernel_rule();
+        let kernel = self.kernel_rules();
         let zones = move || {
             let state = shared.load();
             let limits = state.limiters.values().filter(|l| l.zone.fleet);
             let mut counted: Vec<Arc<dyn Counted>> =
                 limits.map(|l| l.clone() as Arc<dyn Counted>).collect();
             counted.extend(state.escalation.fleet_rules());
-            counted.extend(kernel.iter().map(crate::fleet::kernel::counted));
+            counted.extend(kernel.iter().flat_map(crate::fleet::kernel::counted));
             counted
         };
         if let Err(e) = crate::fleet::counts::spawn(&settings, zones, metrics.clone()) {
@@ -73,29 +79,40 @@ impl Daemon {
         }
     }
 
-    /// `[filter] fleet_pps`: the kernel tier's counts, read from the XDP
-    /// program's sources maps (a `[fleet]` change needs a restart, and so
-    /// does this threshold).
-    fn kernel_rule(&self) -> Option<Arc<KernelRule>> {
+    /// `[filter] fleet_pps` and `fleet_syn`: the kernel tier's counts,
+    /// read from the XDP program's sources maps (a `[fleet]` change needs
+    /// a restart, and so do these thresholds).
+    fn kernel_rules(&self) -> Option<Arc<KernelRules>> {
         let filter = self.config.filter.as_ref()?;
-        let threshold = filter.fleet_pps?;
+        let thresholds: Vec<(Counter, FleetThreshold)> = [
+            (Counter::Packets, filter.fleet_pps),
+            (Counter::Syns, filter.fleet_syn),
+        ]
+        .into_iter()
+        .filter_map(|(c, t)| Some((c, t?)))
+        .collect();
+        if thresholds.is_empty() {
+            return None;
+        }
         match SourceScan::open(&filter.pin_dir) {
             Ok(maps) => {
                 let sink = self.shared.load().services.escalation.clone();
                 let metrics = self.shared.load().services.metrics.fleet.clone();
-                let rule = Arc::new(KernelRule::new(threshold, maps, sink, metrics));
-                info!(
-                    "fleet: fleet_pps: more than {} packets from one source within {:?} on the fleet bans it for {:?} (sources sending this host at least {} per period counted)",
-                    threshold.count,
-                    threshold.within,
-                    threshold.ban,
-                    rule.min_report()
-                );
-                Some(rule)
+                let rules = KernelRules::new(&thresholds, maps, sink, metrics)?;
+                for (counter, t, floor) in rules.describe() {
+                    info!(
+                        "fleet: {}: more than {} from one source within {:?} on the fleet bans it for {:?} (sources sending this host at least {floor} per period counted, less as more hosts are heard from)",
+                        counter.name(),
+                        t.count,
+                        t.within,
+                        t.ban,
+                    );
+                }
+                Some(rules)
             }
             Err(e) => {
                 warn!(
-                    "fleet: fleet_pps not counted ({e}); the XDP program's sources maps are needed"
+                    "fleet: fleet_pps and fleet_syn not counted ({e}); the XDP program's sources maps are needed"
                 );
                 None
             }

@@ -102,6 +102,7 @@ impl Daemon {
             out["source"] = f.maps.source(addr)?.map_or(Value::Null, |s| {
                 json!({
                     "packets": s.packets,
+                    "syns": s.syns,
                     "bytes": s.bytes,
                     "drops": s.drops,
                     "last_seen_s_ago": clock.saturating_sub(s.last_seen_ns) / 1_000_000_000,

@@ -59,9 +59,9 @@ impl Daemon {
         if next.fleet != self.config.fleet {
             notes.push("[fleet] changes need a restart".into());
         }
-        let fleet_pps = |c: &Config| c.filter.as_ref().and_then(|f| f.fleet_pps);
-        if fleet_pps(&next) != fleet_pps(&self.config) {
-            notes.push("[filter] fleet_pps changes need a restart".into());
+        let kernel = |c: &Config| c.filter.as_ref().map(|f| (f.fleet_pps, f.fleet_syn));
+        if kernel(&next) != kernel(&self.config) {
+            notes.push("[filter] fleet_pps and fleet_syn changes need a restart".into());
         }
         match (self.reconciler.filter(), next.filter.as_ref()) {
             (Some(_), Some(settings)) => {

@@ -1,6 +1,6 @@
 //! Bounded reads of the per-source LRU maps (`sources_v4/v6`) for the
 //! fleet's kernel-tier counts (docs/fleet.md, "Kernel thresholds"): the
-//! packets each source sent since the last read.
+//! packets and SYNs each source sent since the last read.
 //!
 //! The maps are read with `BPF_MAP_LOOKUP_BATCH` (Linux 5.6): one syscall
 //! copies up to [`BATCH`] entries, against two per entry (`get_next_key`
@@ -10,12 +10,13 @@
 //! 1M sources costs the caller a bounded slice of work per exchange, and
 //! one full pass takes `size / budget` calls.
 //!
-//! A source's delta is its `packets` counter minus what the previous pass
-//! saw; a source new since the previous pass (or evicted and created again,
-//! its counter lower than last seen) counts all its packets. The first pass
-//! only records: counters from before the daemon started are not news.
-//! Memory: one `(u64, u32)` per tracked source, pruned at the end of every
-//! pass to the sources the pass found (at most the maps' capacity).
+//! A source's delta is its `packets` (`syns`) counter minus what the
+//! previous pass saw; a source new since the previous pass (or evicted and
+//! created again, its counter lower than last seen) counts all of them.
+//! The first pass only records: counters from before the daemon started
+//! are not news. Memory: one [`Seen`] (24 bytes) per tracked source,
+//! pruned at the end of every pass to the sources the pass found (at most
+//! the maps' capacity).
 
 use std::{
     collections::HashMap,
@@ -48,14 +49,39 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// What a source sent since its previous read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub packets: u64,
+    /// TCP SYNs without ACK (a subset of `packets`).
+    pub syns: u64,
+}
+
+/// A source's counters as last read, and the pass that read them.
+#[derive(Clone, Copy)]
+struct Seen {
+    packets: u64,
+    syns: u64,
+    pass: u32,
+}
+
+/// `now - before` of a counter, or all of `now` if it went down (the
+/// source was evicted and created again since).
+fn since(before: Option<u64>, now: u64) -> u64 {
+    match before {
+        Some(b) if b <= now => now - b,
+        _ => now,
+    }
+}
+
 /// One family's map, its resume token and what its passes saw.
 struct Family<const K: usize> {
     map: MapData,
     name: &'static str,
     /// The batch token to resume from (`None`: a pass starts).
     token: Option<u64>,
-    /// Counter last seen per source key, with the pass that saw it.
-    last: HashMap<[u8; K], (u64, u32)>,
+    /// Counters last seen per source key, with the pass that saw them.
+    last: HashMap<[u8; K], Seen>,
     pass: u32,
     /// A pass finished: deltas are news from now on.
     primed: bool,
@@ -96,10 +122,10 @@ impl SourceScan {
         })
     }
 
-    /// The packets each source sent since it was last read, reading at most
+    /// What each source sent since it was last read, reading at most
     /// `budget` entries of each family (at least one batch). IPv6 sources
     /// are their prefix's network address (the maps' key).
-    pub fn read(&mut self, budget: usize) -> Result<Vec<(IpAddr, u64)>, FilterError> {
+    pub fn read(&mut self, budget: usize) -> Result<Vec<(IpAddr, Delta)>, FilterError> {
         let mut out = Vec::new();
         let (n4, done4) = self
             .v4
@@ -146,7 +172,7 @@ impl<const K: usize> Family<K> {
     fn read(
         &mut self,
         budget: usize,
-        out: &mut Vec<(IpAddr, u64)>,
+        out: &mut Vec<(IpAddr, Delta)>,
         ip: impl Fn([u8; K]) -> IpAddr,
     ) -> Result<(usize, bool), FilterError> {
         let mut keys = vec![[0u8; K]; BATCH];
@@ -156,19 +182,28 @@ impl<const K: usize> Family<K> {
             let (n, end) = self.batch(&mut keys, &mut values)?;
             read += n;
             for (k, v) in keys.iter().zip(&values).take(n) {
-                let seen = self.last.insert(*k, (v.packets, self.pass));
-                let delta = match seen {
-                    Some((before, _)) if before <= v.packets => v.packets - before,
-                    // Evicted and tracked again since: all of it is new.
-                    Some(_) | None => v.packets,
+                let now = Seen {
+                    packets: v.packets,
+                    syns: v.syns,
+                    pass: self.pass,
                 };
-                if self.primed && delta > 0 {
+                let seen = self.last.insert(*k, now);
+                let delta = Delta {
+                    packets: since(seen.map(|s| s.packets), v.packets),
+                    // Counted with `packets`: both restart with the entry.
+                    syns: if seen.is_some_and(|s| s.packets > v.packets) {
+                        v.syns
+                    } else {
+                        since(seen.map(|s| s.syns), v.syns)
+                    },
+                };
+                if self.primed && delta != Delta::default() {
                     out.push((ip(*k), delta));
                 }
             }
             if end {
                 let pass = self.pass;
-                self.last.retain(|_, (_, p)| *p == pass);
+                self.last.retain(|_, s| s.pass == pass);
                 self.pass = pass.wrapping_add(1);
                 self.primed = true;
                 self.token = None;

@@ -212,6 +212,14 @@ pub fn spawn(
             tick.tick().await;
             let zones = zones();
             counts.retain(&zones);
+            let prepared = zones.clone();
+            // Blocking reads (the XDP maps) stay off the runtime's workers.
+            let _ = tokio::task::spawn_blocking(move || {
+                for l in &prepared {
+                    l.prepare();
+                }
+            })
+            .await;
             for l in &zones {
                 let outcome = tokio::time::timeout(period * 5, counts.exchange(&**l)).await;
                 match outcome {

@@ -62,6 +62,11 @@ impl Status {
     }
 }
 
+/// A host heard from within this long counts in the fleet's size
+/// (`rampart_fleet_hosts`; the kernel thresholds' reporting floor): ten
+/// heartbeats.
+pub const LIVE_MS: u64 = 10_000;
+
 /// Writes this host's heartbeat and reads every host's (values checked:
 /// a record that is not a heartbeat is counted as malformed and skipped).
 pub(super) async fn exchange(
@@ -92,5 +97,7 @@ pub(super) async fn exchange(
         });
     }
     hosts.sort_by(|a, b| a.host.cmp(&b.host));
+    let live = hosts.iter().filter(|h| h.last_heard_ms <= LIVE_MS).count();
+    metrics.hosts_live.store(live as u64, Relaxed);
     Ok(hosts)
 }

@@ -1,7 +1,7 @@
 //! `rampart top --fleet`: the heaviest sources of the whole fleet, read
 //! from the fleet's counts in Redis ([`super::counts`]): for each counter
 //! this host's configuration holds fleet-wide (`[limit.NAME] fleet = true`,
-//! `[escalate.NAME] fleet = true`, `[filter] fleet_pps`), the sources with
+//! `[escalate.NAME] fleet = true`, `[filter] fleet_pps` and `fleet_syn`), the sources with
 //! the highest totals in the current and the previous 10 s window.
 //!
 //! Read by the CLI straight from Redis (as `rampart top` reads the pinned
@@ -28,9 +28,9 @@ pub const MAX_ROWS: usize = 10_000;
 /// One counter the fleet keeps: its key and what it allows a source.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Counter {
-    /// `kernel:pps`, `limit:NAME`, `escalate:NAME`.
+    /// `kernel:pps`, `kernel:syn`, `limit:NAME`, `escalate:NAME`.
     pub key: String,
-    /// What it counts (packets, requests, responses).
+    /// What it counts (packets, SYNs, requests, responses).
     pub unit: &'static str,
     /// What it allows one source per second, fleet-wide (`None`: no rate).
     pub allowed_per_s: f64,
@@ -39,12 +39,19 @@ pub struct Counter {
 /// The fleet-wide counters of a configuration.
 pub fn counters(config: &Config) -> Vec<Counter> {
     let mut out = Vec::new();
-    if let Some(t) = config.filter.as_ref().and_then(|f| f.fleet_pps) {
-        out.push(Counter {
-            key: "kernel:pps".into(),
-            unit: "packets",
-            allowed_per_s: t.count as f64 / t.within.as_secs_f64(),
-        });
+    if let Some(f) = config.filter.as_ref() {
+        for (t, counter, unit) in [
+            (f.fleet_pps, super::kernel::Counter::Packets, "packets"),
+            (f.fleet_syn, super::kernel::Counter::Syns, "SYNs"),
+        ] {
+            if let Some(t) = t {
+                out.push(Counter {
+                    key: counter.key().into(),
+                    unit,
+                    allowed_per_s: t.count as f64 / t.within.as_secs_f64(),
+                });
+            }
+        }
     }
     for (name, z) in config.limits.iter().filter(|(_, z)| z.fleet) {
         out.push(Counter {
@@ -232,6 +239,7 @@ mod tests {
     fn the_counters_are_those_the_configuration_holds_fleet_wide() {
         let text = "[fleet]\nredis = \"r\"\nname = \"e\"\n\
                     [filter]\nfleet_pps = { count = 50000, within = \"10s\", ban = \"10m\" }\n\
+                    fleet_syn = { count = 600, within = \"1m\", ban = \"10m\" }\n\
                     [limit.api]\nrate = \"100r/s\"\nfleet = true\n\
                     [limit.local]\nrate = \"5r/s\"\n\
                     [escalate.scan]\nstatuses = [404]\ncount = 60\nwithin = \"1m\"\nban = \"1h\"\nfleet = true\n";
@@ -244,6 +252,7 @@ mod tests {
             got,
             vec![
                 ("kernel:pps".into(), 5000.0),
+                ("kernel:syn".into(), 10.0),
                 ("limit:api".into(), 100.0),
                 ("escalate:scan".into(), 1.0)
             ]

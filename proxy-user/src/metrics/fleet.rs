@@ -41,6 +41,9 @@ pub struct FleetMetrics {
     pub kernel_scanned: AtomicU64,
     pub kernel_passes: AtomicU64,
     pub kernel_scan_failures: AtomicU64,
+    /// Hosts whose heartbeat is at most 10 s old (`fleet/status.rs`,
+    /// `LIVE_MS`), this one included (0 before the first heartbeat).
+    pub hosts_live: AtomicU64,
 }
 
 impl FleetMetrics {
@@ -103,6 +106,12 @@ impl FleetMetrics {
                 vec![(None, g(&self.lag_ms))],
             ),
             (
+                "rampart_fleet_hosts",
+                "gauge",
+                "hosts of the fleet heard from in the last 10 s, this one included",
+                vec![(None, g(&self.hosts_live))],
+            ),
+            (
                 "rampart_fleet_pending",
                 "gauge",
                 "this host's changes not yet in Redis",
@@ -132,13 +141,13 @@ impl FleetMetrics {
             (
                 "rampart_fleet_kernel_scanned_total",
                 "counter",
-                "entries of the XDP sources maps read for fleet_pps",
+                "entries of the XDP sources maps read for fleet_pps and fleet_syn",
                 vec![(None, g(&self.kernel_scanned))],
             ),
             (
                 "rampart_fleet_kernel_passes_total",
                 "counter",
-                "full passes over the XDP sources maps for fleet_pps, by result",
+                "full passes over the XDP sources maps for fleet_pps and fleet_syn, by result",
                 vec![
                     (Some(("result", "ok")), g(&self.kernel_passes)),
                     (Some(("result", "failed")), g(&self.kernel_scan_failures)),
