@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tests::redis::Redis;
 
-use super::fleet::{Host, get_path, root, wait_for};
+use super::fleet_host::{Host, get_path, root, wait_for};
 
 const RATE: u64 = 40;
 const BURST: u64 = 10;
@@ -153,7 +153,7 @@ fn fleet_limit_one_abuser_over_three_hosts_is_held_to_the_fleet_rate() {
         / 10_000;
     let key = format!(
         "rampart:{{{}}}:count:limit:fleet:{window}",
-        super::fleet::FLEET
+        super::fleet_host::FLEET
     );
     let long = "1".repeat(100);
     let added = redis.cli(&[

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tests::redis::Redis;
 
-use super::fleet::{FLEET, Host, root, wait_for};
+use super::fleet_host::{FLEET, Host, root, wait_for};
 
 #[test]
 fn fleet_redis_lost_and_back_empty_every_host_keeps_enforcing_and_republishes() {

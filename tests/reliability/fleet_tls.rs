@@ -12,7 +12,7 @@ use std::time::Duration;
 use proxy_user::control_socket::protocol::Request;
 use tests::redis::Redis;
 
-use super::fleet::{Host, root, wait_for};
+use super::fleet_host::{Host, root, wait_for};
 
 #[test]
 fn fleet_tls_a_ban_travels_through_tls_redis_and_a_wrong_ca_is_refused_without_a_crash() {
