@@ -51,6 +51,35 @@ static TEMPLATE: Array<[u8; 64]> = Array::with_max_entries(1, 0);
 #[map]
 static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+/// The one IPv4 source [`pass_one`] passes (slot 0, network byte order as
+/// read from the packet).
+#[map]
+static PASS_SOURCE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Passes non-IPv4 frames (ARP) and IPv4 from the source in
+/// [`PASS_SOURCE`], drops everything else: the least any filter that lets
+/// a real client through and drops a spoofed flood must do, so its
+/// connection rate during the flood is the ceiling of every XDP row.
+#[xdp]
+pub fn pass_one(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + 34 > ctx.data_end() {
+        return xdp_action::XDP_PASS;
+    }
+    let p = start as *const u8;
+    // SAFETY: offsets 12-33 are under 34, checked against data_end above.
+    unsafe {
+        if *p.add(12) != 0x08 || *p.add(13) != 0x00 {
+            return xdp_action::XDP_PASS;
+        }
+        let src = core::ptr::read_unaligned(p.add(26) as *const u32);
+        if PASS_SOURCE.get(0).is_some_and(|&s| s == src) {
+            return xdp_action::XDP_PASS;
+        }
+    }
+    xdp_action::XDP_DROP
+}
+
 /// Drops everything: the cheapest possible XDP program on this machine.
 #[xdp]
 pub fn drop_all(_ctx: XdpContext) -> u32 {

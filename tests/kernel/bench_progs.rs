@@ -3,7 +3,8 @@
 //! gives each frame a new source in 10.0.0.0/8 and keeps its checksums
 //! valid, the bouncer stops by itself at its deadline, and `spoof_tail`
 //! (the per-packet benchmark's new-source chain) hands each frame with a
-//! new source to the program in its slot.
+//! new source to the program in its slot; `pass_one` (the connections
+//! section's ceiling) passes one source and ARP and drops the rest.
 
 use std::collections::HashSet;
 
@@ -19,12 +20,19 @@ use tests::{
 
 /// XDP actions (uapi linux/bpf.h).
 const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 fn programs() -> Ebpf {
     let mut ebpf = Ebpf::load(proxy_user::filter::object::BENCH).expect("load bench programs");
-    for name in ["tx_gen_spoof", "bounce", "spoof_tail", "drop_all"] {
+    for name in [
+        "tx_gen_spoof",
+        "bounce",
+        "spoof_tail",
+        "drop_all",
+        "pass_one",
+    ] {
         program(&mut ebpf, name).load().expect("load bench program");
     }
     ebpf
@@ -218,4 +226,30 @@ fn spoof_tail_gives_a_new_source_then_runs_the_program_in_its_slot() {
         "a new source per run: {}",
         sources.len()
     );
+}
+
+#[test]
+fn pass_one_passes_its_source_and_arp_and_drops_the_rest() {
+    if !require_root("pass_one_passes_its_source_and_arp_and_drops_the_rest") {
+        return;
+    }
+    let mut ebpf = programs();
+    let client = Frame::v4("198.18.0.2", "198.18.0.1").tcp_syn().build();
+    let spoofed = Frame::v4("10.1.2.3", "198.18.0.1").tcp_syn().build();
+    // No source set yet (0.0.0.0): the client is dropped like any other.
+    let (action, _) = run(program(&mut ebpf, "pass_one"), &client);
+    assert_eq!(action, XDP_DROP, "no source set");
+    Array::<_, u32>::try_from(ebpf.map_mut("PASS_SOURCE").unwrap())
+        .unwrap()
+        .set(0, u32::from_ne_bytes([198, 18, 0, 2]), 0)
+        .unwrap();
+    let (action, _) = run(program(&mut ebpf, "pass_one"), &client);
+    assert_eq!(action, XDP_PASS, "the client's address");
+    let (action, _) = run(program(&mut ebpf, "pass_one"), &spoofed);
+    assert_eq!(action, XDP_DROP, "a spoofed source");
+    // ARP: EtherType 0x0806, the rest of a 42-byte request.
+    let mut arp = client[..42].to_vec();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let (action, _) = run(program(&mut ebpf, "pass_one"), &arp);
+    assert_eq!(action, XDP_PASS, "ARP");
 }

@@ -126,6 +126,9 @@ pub struct Generator {
     /// The bouncer's programs and maps, attached in the client namespace
     /// (its pair goes away with that namespace).
     bouncer: Option<Ebpf>,
+    /// Frames per second to offer, for live frames; `None`: as fast as the
+    /// CPU it shares with the edge's receive path allows.
+    rate: Option<u64>,
 }
 
 impl Generator {
@@ -134,6 +137,7 @@ impl Generator {
             return Generator {
                 kind,
                 bouncer: None,
+                rate: None,
             };
         }
         let c = &link.client;
@@ -160,14 +164,25 @@ impl Generator {
         Generator {
             kind,
             bouncer: Some(ebpf),
+            rate: None,
         }
+    }
+
+    /// Offers at most `rate` frames per second (live frames only: the
+    /// bouncer's rate is set by its loop, and it ignores this).
+    pub fn with_rate(mut self, rate: Option<u64>) -> Generator {
+        if rate.is_some() && self.kind == Kind::Bouncer {
+            eprintln!("the bouncer cannot be held to a rate: flooding at its full rate");
+        }
+        self.rate = rate;
+        self
     }
 
     /// Floods the edge with `frame` for `secs` seconds (a new random source
     /// on every frame if `spoof`); returns how long the flood lasted.
     pub fn run(&mut self, link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
         match self.kind {
-            Kind::LiveFrames => live(link, frame, spoof, secs),
+            Kind::LiveFrames => live(link, frame, spoof, secs, self.rate),
             Kind::Bouncer => self.bounce(link, frame, spoof, secs),
         }
     }
@@ -189,8 +204,10 @@ impl Generator {
     }
 }
 
-/// The live-frames generator, pinned to CPU 0 in the client namespace.
-fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
+/// The live-frames generator, pinned to CPU 0 in the client namespace; at
+/// `rate` frames per second if given (one run of `rate / 100` frames every
+/// 10 ms), else as fast as it can.
+fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64, rate: Option<u64>) -> Duration {
     let template = frame.to_vec();
     let mut frame = frame.to_vec();
     if spoof {
@@ -226,7 +243,31 @@ fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
                 .set(2, n as u64, 0)
                 .unwrap();
         }
-        let end = Instant::now() + Duration::from_secs(secs);
+        // Keep the generator registered in the kernel's XDP dispatcher for
+        // the whole flood: otherwise every BPF_PROG_TEST_RUN call adds it
+        // and removes it again, each time patching kernel text and waiting
+        // for an RCU grace period on every CPU, which stalled the real
+        // client's connections more than the flood itself did.
+        let _dispatched = tests::filter::dispatch_program(xdp(&mut ebpf, prog));
+        let start = Instant::now();
+        let end = start + Duration::from_secs(secs);
+        if let Some(rate) = rate {
+            let tick = Duration::from_millis(10);
+            let chunk = (rate / 100).max(1) as u32;
+            for i in 1..=secs * 100 {
+                live_run(&mut ebpf, prog, gen_if, &frame, chunk).expect("live-frames generator");
+                // Behind schedule (a loaded CPU): go on at once, never
+                // catching up with a burst.
+                if let Some(wait) = (start + tick * i as u32).checked_duration_since(Instant::now())
+                {
+                    std::thread::sleep(wait);
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+            }
+            return;
+        }
         // A million frames a run takes well over 100 ms on any machine, so
         // this bound only matters if the clock misbehaves.
         for _ in 0..secs * 100 {

@@ -37,9 +37,16 @@ pub struct Opts {
     pub repeat: u32,
     /// Seconds per veth measurement.
     pub veth_secs: u64,
+    /// `--flood-rate N`: the connections section's flood at N frames per
+    /// second (live frames) instead of the generator's full rate.
+    pub flood_rate: Option<u64>,
+    /// `--isolate-client`: the connections section's real client on CPU 1
+    /// and receive queue 1, away from the flood (see `connections`).
+    pub isolate_client: bool,
 }
 
 mod ab;
+mod arrivals;
 mod connections;
 mod generator;
 mod logging;
@@ -49,16 +56,35 @@ mod spoofed;
 mod veth;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--flood-rate N`: the connections section's flood offered at N
+    // frames per second (live frames only) instead of the full rate.
+    let flood_rate = match args
+        .iter()
+        .position(|a| a == "--flood-rate")
+        .map(|i| args.get(i + 1).map(|n| n.parse::<u64>()))
+    {
+        None => None,
+        Some(Some(Ok(n))) if n > 0 => Some(n),
+        Some(_) => {
+            eprintln!("--flood-rate needs a number of frames per second above 0");
+            std::process::exit(2);
+        }
+    };
     let opts = if quick {
         Opts {
             repeat: 2_000_000,
             veth_secs: 1,
+            flood_rate,
+            isolate_client: args.iter().any(|a| a == "--isolate-client"),
         }
     } else {
         Opts {
             repeat: 10_000_000,
             veth_secs: 3,
+            flood_rate,
+            isolate_client: args.iter().any(|a| a == "--isolate-client"),
         }
     };
     if !require_root("xdp-bench") {
@@ -68,7 +94,6 @@ fn main() {
     // `--only SECTION` (per-packet, veth, spoofed, connections, logging) runs one
     // section; `--bouncer` forces the fallback generator, to compare it with
     // live frames on a kernel that allows both.
-    let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -162,6 +187,7 @@ pub fn bench_programs() -> Ebpf {
         "bounce",
         "client_rx",
         "spoof_tail",
+        "pass_one",
     ] {
         let p: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
         p.load().expect("load bench program");

@@ -185,6 +185,7 @@ pub fn rampart_cookies(
     port: u16,
     mode: SynCookieMode,
     listen: bool,
+    synack_rate: u32,
 ) -> impl FnOnce(&Link) -> Box<dyn std::any::Any> {
     move |link: &Link| -> Box<dyn std::any::Any> {
         let pins = PinDir::new("vb");
@@ -202,8 +203,9 @@ pub fn rampart_cookies(
             threshold: 1000,
             // The client veth runs an XDP program (client_rx): it takes XDP_TX frames.
             on_veth: true,
-            // A budget never spent here: the rows pay its check, not its drops.
-            synack_rate: 100_000_000,
+            // 100,000,000: a budget never spent here (the rows pay its
+            // check, not its drops).
+            synack_rate,
         };
         let listener = listen.then(|| {
             link.edge
@@ -247,6 +249,15 @@ impl Drop for CookieReport {
             s.map(|s| s.to_vec()).map_err(|e| e.to_string()),
         );
     }
+}
+
+/// The rampart filter a set-up of [`rampart`] or [`rampart_cookies`]
+/// returned, to read its maps; `None` for any other set-up.
+pub fn filter_of(guard: &dyn std::any::Any) -> Option<&proxy_user::filter::Filter> {
+    guard
+        .downcast_ref::<(proxy_user::filter::Filter, PinDir)>()
+        .map(|g| &g.0)
+        .or_else(|| guard.downcast_ref::<CookieReport>().map(|g| &g.0))
 }
 
 /// An nftables netdev-ingress table on the edge: `decls` (sets) and the
