@@ -2,7 +2,7 @@
 //! `cargo xtask bench http` writes into BENCHMARKS.md; the rest vary one
 //! thing at a time.
 
-use tests::certs::KeyAlg;
+use ::tests::certs::KeyAlg;
 
 use crate::{
     backends::BackendKind,
