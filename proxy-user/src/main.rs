@@ -3,6 +3,17 @@
 use clap::Parser;
 use proxy_user::{EXIT_CONFIG, cli::Cli, config::ConfigError, ctl};
 
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!("choose one global allocator: feature `jemalloc` or `mimalloc`, not both");
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     proxy_user::logging::init();
     let cli = Cli::parse();

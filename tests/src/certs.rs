@@ -3,20 +3,38 @@
 
 use std::{path::Path, process::Command};
 
+/// The key a self-signed certificate is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlg {
+    /// ECDSA on P-256 (`-newkey ec -pkeyopt ec_paramgen_curve:prime256v1`).
+    EcdsaP256,
+    /// RSA-2048 (`-newkey rsa:2048`), what an operator most often has.
+    Rsa2048,
+}
+
+impl KeyAlg {
+    /// openssl req's arguments that choose the key.
+    fn newkey_args(self) -> &'static [&'static str] {
+        match self {
+            KeyAlg::EcdsaP256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+            KeyAlg::Rsa2048 => &["-newkey", "rsa:2048"],
+        }
+    }
+}
+
 /// Writes `STEM.crt` and `STEM.key` into `dir`: a self-signed EC P-256
 /// certificate for `localhost` and 127.0.0.1, valid for a day.
 pub fn self_signed(dir: &Path, stem: &str) {
+    self_signed_with(dir, stem, KeyAlg::EcdsaP256)
+}
+
+/// As [`self_signed`], with the key `alg`.
+pub fn self_signed_with(dir: &Path, stem: &str, alg: KeyAlg) {
     std::fs::create_dir_all(dir).unwrap();
     let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
+        .args(["req", "-x509"])
+        .args(alg.newkey_args())
+        .arg("-nodes")
         .args([
             "-keyout",
             &format!("{stem}.key"),

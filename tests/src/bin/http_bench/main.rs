@@ -59,7 +59,7 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("rampart-http-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    certs(&dir);
+    certs(&dir, opts.tls_key);
     let started = utc_now();
     let load_before = procstat::load_average();
     let mut records = Vec::new();
@@ -220,8 +220,8 @@ fn utc_now() -> String {
     command_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
 }
 
-fn certs(dir: &std::path::Path) {
-    ::tests::certs::self_signed(dir, "site");
+fn certs(dir: &std::path::Path, key: ::tests::certs::KeyAlg) {
+    ::tests::certs::self_signed_with(dir, "site", key);
     // HAProxy wants the certificate and key in one file.
     let pem = [
         std::fs::read(dir.join("site.crt")).unwrap(),

@@ -2,6 +2,8 @@
 //! `cargo xtask bench http` writes into BENCHMARKS.md; the rest vary one
 //! thing at a time.
 
+use ::tests::certs::KeyAlg;
+
 use crate::{
     backends::BackendKind,
     proxies::{Kind, Tuning},
@@ -10,6 +12,7 @@ use crate::{
 pub const USAGE: &str = "usage: http-bench [--quick] [-j|--json] [--secs N] [--rounds N]
   [--backend hyper|nginx|both] [--proxies rampart,nginx,haproxy]
   [--h1 16,64,256 | --h1 none] [--h2 16x1,16x10,... | --h2 none] [--tls-batches N]
+  [--tls-key ecdsa|rsa]
   [--keepalive N] [--backend-keepalive-requests N] [--h2load-threads N] [--workers N]";
 
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct Opts {
     /// HTTP/2 (connections, streams per connection).
     pub h2: Vec<(u32, u32)>,
     pub tls_batches: u32,
+    /// The key of every proxy's certificate (ECDSA P-256 by default).
+    pub tls_key: KeyAlg,
     pub tuning: Tuning,
     /// nginx backend's `keepalive_requests`.
     pub backend_keepalive_requests: u64,
@@ -41,6 +46,7 @@ impl Opts {
             h1: vec![16, 64, 256],
             h2: vec![(16, 1), (16, 10), (16, 100), (64, 10), (256, 1)],
             tls_batches: if quick { 1 } else { 4 },
+            tls_key: KeyAlg::EcdsaP256,
             tuning: Tuning {
                 workers: 2,
                 keepalive: 1024,
@@ -69,6 +75,7 @@ impl Opts {
                 "--h1" => o.h1 = list(val()?, number)?,
                 "--h2" => o.h2 = list(val()?, conns_x_streams)?,
                 "--tls-batches" => o.tls_batches = number(val()?)?,
+                "--tls-key" => o.tls_key = tls_key(val()?)?,
                 "--keepalive" => o.tuning.keepalive = number(val()?)?,
                 "--workers" => o.tuning.workers = number(val()?)?,
                 "--backend-keepalive-requests" => o.backend_keepalive_requests = number(val()?)?,
@@ -84,13 +91,17 @@ impl Opts {
         format!(
             "Each proxy: {} workers, upstream `keepalive {}` per worker (rampart, nginx; HAProxy keeps \
              all idle connections), no access log. wrk: 2 threads, {} s per case; h2load: {} thread(s), \
-             {} s per case, TLS 1.3 with ALPN h2. {} rounds per backend, the proxies' order rotated \
+             {} s per case, TLS 1.3 with ALPN h2, {} certificate. {} rounds per backend, the proxies' order rotated \
              each round; figures are the rounds' means, ratios of the means with the per-round range in brackets.",
             self.tuning.workers,
             self.tuning.keepalive,
             self.secs,
             self.h2load_threads,
             self.secs,
+            match self.tls_key {
+                KeyAlg::EcdsaP256 => "an ECDSA P-256",
+                KeyAlg::Rsa2048 => "an RSA-2048",
+            },
             self.rounds,
         )
     }
@@ -98,6 +109,14 @@ impl Opts {
 
 fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("`{s}` is not a number"))
+}
+
+fn tls_key(s: &str) -> Result<KeyAlg, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "ecdsa" | "ec" | "p256" => Ok(KeyAlg::EcdsaP256),
+        "rsa" | "rsa2048" => Ok(KeyAlg::Rsa2048),
+        _ => Err(format!("unknown TLS key `{s}` (ecdsa or rsa)")),
+    }
 }
 
 fn proxy(s: &str) -> Result<Kind, String> {
@@ -148,11 +167,20 @@ mod tests {
     }
 
     #[test]
+    fn tls_key_is_ecdsa_unless_asked() {
+        assert_eq!(Opts::parse(&[]).unwrap().tls_key, KeyAlg::EcdsaP256);
+        let o = Opts::parse(&args("--tls-key rsa")).unwrap();
+        assert_eq!(o.tls_key, KeyAlg::Rsa2048);
+        assert!(o.describe().contains("RSA-2048"));
+    }
+
+    #[test]
     fn bad_options_are_errors_not_panics() {
         assert!(Opts::parse(&args("--h2 16")).is_err());
         assert!(Opts::parse(&args("--secs")).is_err());
         assert!(Opts::parse(&args("--backend apache")).is_err());
         assert!(Opts::parse(&args("--proxies rampart,envoy")).is_err());
         assert!(Opts::parse(&args("--frobnicate")).is_err());
+        assert!(Opts::parse(&args("--tls-key dsa")).is_err());
     }
 }
