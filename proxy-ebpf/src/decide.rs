@@ -263,8 +263,8 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         syn: bool,
         len: u64,
     ) -> u32 {
-        // Only limits decided on the coarse clock fill the cache.
-        let probe = if cfg.has(config::FLAG_PPS_COARSE | config::FLAG_SYN_COARSE) {
+        // Drops of either limit fill the cache (`limit::apply`).
+        let probe = if cfg.pps_interval_ns != 0 || cfg.syn_interval_ns != 0 {
             limited::probe(cfg, key)
         } else {
             None

@@ -9,6 +9,15 @@ use proxy_common::{
 
 use crate::{atomic, clock};
 
+/// How far the coarse clock is taken to lag the exact one at most, for
+/// caching a drop decided on the exact time: two ticks at HZ=100 (the
+/// longest tick of the kernels we run on), five at HZ=250. A source over
+/// such a limit is dropped from the cache while the coarse time is more
+/// than this before `TAT - tolerance`, where the exact time is certainly
+/// before it too; closer to it, the LRU path decides on the exact time as
+/// before (docs/kernel-tier.md, "Limited sources").
+pub const LAG_GUARD_NS: u64 = 20_000_000;
+
 /// Attempts per packet to win the compare-and-exchange before treating the
 /// packet as over the limit. Losing means another CPU just spent budget for
 /// the same source; with two CPUs one retry nearly always wins.
@@ -19,9 +28,11 @@ const CAS_ATTEMPTS: usize = 4;
 /// ticks (`FLAG_*_COARSE`, set by the loader) is decided on it alone; any
 /// other reads the exact time at most once, only when it cannot be decided
 /// without it (`gcra::admit_lagging`; docs/kernel-tier.md, "Clocks").
-/// A drop decided on the coarse clock alone sets `until` to the coarse time
-/// before which every packet of the source stays over that limit
-/// (`limited.rs`); any other verdict leaves it alone.
+/// A drop sets `until` to a coarse time before which every packet of the
+/// source stays over that limit (`limited.rs`): for a limit decided on the
+/// coarse clock, `TAT - tolerance`; for one decided on the exact time,
+/// [`LAG_GUARD_NS`] before that, or 0 (nothing to cache) when that is not
+/// ahead of `now`. Any other verdict leaves it alone.
 #[inline(always)]
 pub fn apply(
     cfg: &FilterConfig,
@@ -119,9 +130,14 @@ unsafe fn conform(
             gcra::admit_lagging(seen, now, exact, interval, tolerance)
         };
         let Some(next) = next else {
+            // Dropped because `seen - tolerance` is ahead of the coarse
+            // time (coarse only) or of the exact time, which the coarse
+            // time trails by less than the guard; TATs only grow.
+            let over = seen - tolerance;
             if coarse_only {
-                // Dropped because `seen - tolerance > now`; TATs only grow.
-                *until = seen - tolerance;
+                *until = over;
+            } else if over > now.saturating_add(LAG_GUARD_NS) {
+                *until = over - LAG_GUARD_NS;
             }
             return false;
         };

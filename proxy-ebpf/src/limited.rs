@@ -1,14 +1,17 @@
-//! The limited-drop cache: per CPU, which sources are over a limit decided
-//! on the coarse clock alone (`FLAG_*_COARSE`), and until when, so their
-//! next packets are dropped by an inlined array probe instead of an LRU
-//! lookup (docs/kernel-tier.md, "Limited sources").
+//! The limited-drop cache: per CPU, which sources are over a limit, and
+//! until which coarse time, so their next packets are dropped by an
+//! inlined array probe instead of an LRU lookup (docs/kernel-tier.md,
+//! "Limited sources").
 //!
-//! A coarse-clock limit drops a packet when its TAT is more than the
-//! tolerance ahead of the coarse time `c`. Drops do not move the TAT and
-//! admissions (on any CPU) only push it further, so every later packet
-//! with a coarse time below `TAT - tolerance` would be dropped by the LRU
-//! path too: the cache gives the same verdicts. An entry holds only while
-//! the limit's interval and tolerance are the ones it was made with.
+//! A coarse-clock limit (`FLAG_*_COARSE`) drops a packet when its TAT is
+//! more than the tolerance ahead of the coarse time `c`. Drops do not move
+//! the TAT and admissions (on any CPU) only push it further, so every
+//! later packet with a coarse time below `TAT - tolerance` would be
+//! dropped by the LRU path too: the cache gives the same verdicts. A limit
+//! decided on the exact time is cached until `limit::LAG_GUARD_NS` before
+//! that: the exact time then is still before it unless the coarse clock
+//! lags by more than the guard. An entry holds only while the limit's
+//! interval and tolerance are the ones it was made with.
 //!
 //! The dropped packets still count in the source's `packets`, `bytes`,
 //! `syns` and `drops`: they are kept in the slot and added to its LRU entry every
@@ -17,7 +20,7 @@
 
 use aya_ebpf::btf_maps::LruHashMap;
 use proxy_common::{
-    config::{self, FilterConfig},
+    config::FilterConfig,
     list::{V4, V6},
     source::SourceState,
     stats,
@@ -111,22 +114,17 @@ pub fn cached(
     if vouch && s.allow_gen != generation {
         return None;
     }
-    let verdict = if syn {
+    let verdict = if syn && cfg.syn_interval_ns != 0 {
         // A SYN is checked against the SYN limit first: a cached SYN-limited
         // drop is its verdict; a cached packet-limited one is not (it would
-        // have spent a SYN token before the packet limit dropped it).
-        if now < s.syn_until
-            && cfg.has(config::FLAG_SYN_COARSE)
-            && s.syn_params == [cfg.syn_interval_ns, cfg.syn_tolerance_ns]
-        {
+        // have spent a SYN token before the packet limit dropped it). With
+        // no SYN limit a SYN is a packet like any other.
+        if now < s.syn_until && s.syn_params == [cfg.syn_interval_ns, cfg.syn_tolerance_ns] {
             stats::SYN_LIMITED
         } else {
             return None;
         }
-    } else if now < s.pps_until
-        && cfg.has(config::FLAG_PPS_COARSE)
-        && s.pps_params == [cfg.pps_interval_ns, cfg.pps_tolerance_ns]
-    {
+    } else if now < s.pps_until && s.pps_params == [cfg.pps_interval_ns, cfg.pps_tolerance_ns] {
         stats::PPS_LIMITED
     } else {
         return None;

@@ -20,7 +20,6 @@
 //!     a source new to the LRU goes
 //!     through the first stage,
 //!     admit.rs; one over a limit
-//!     decided on the coarse clock
 //!     is dropped from a per-CPU
 //!     cache, limited.rs)           -> drop (syn_limited / pps_limited)
 //!   SYN to a protected port while SYN cookies are on

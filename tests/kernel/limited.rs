@@ -1,7 +1,8 @@
 //! The limited-drop cache (`proxy-ebpf/src/limited.rs`, issue 14): a
 //! source over a limit decided on the coarse clock is dropped from a
 //! per-CPU slot, its drops still counted, and a changed limit ends the
-//! entry at once.
+//! entry at once; a source over a limit decided on the exact clock is
+//! dropped from it too, until a guard before its TAT.
 
 use std::net::Ipv4Addr;
 
@@ -170,4 +171,53 @@ fn syns_dropped_from_the_cache_are_counted() {
     verdict_of(&filter, &ack);
     let state = filter.maps.source(ip.into()).unwrap().unwrap();
     assert_eq!((state.syns, state.packets), (sent, sent + 1));
+}
+
+#[test]
+fn a_source_over_an_exact_clock_limit_is_dropped_from_the_cache_short_of_its_tat() {
+    if !require_root(
+        "a_source_over_an_exact_clock_limit_is_dropped_from_the_cache_short_of_its_tat",
+    ) {
+        return;
+    }
+    pin_to_cpu(0);
+    let pins = PinDir::new("h14pkt-limited-exact");
+    let mut s = settings(pins.path());
+    // 1/s with a burst of 1: no tolerance, so decided on the exact clock.
+    s.pps = limit(1, 1);
+    let mut filter = load(&s);
+    assert_eq!(filter.maps.config().unwrap().flags & FLAG_PPS_COARSE, 0);
+    let _dispatched = dispatch(&mut filter);
+    let ip: Ipv4Addr = "198.18.7.8".parse().unwrap();
+    let frame = Frame::v4("198.18.7.8", "198.18.0.1").payload(18).build();
+    let before = filter.maps.verdicts().unwrap();
+    let sent = 10_000u64;
+    filter
+        .program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(&frame),
+            repeat: sent as u32,
+            ..Default::default()
+        })
+        .unwrap();
+    let after = filter.maps.verdicts().unwrap();
+    let passed = after[PASS as usize].packets - before[PASS as usize].packets;
+    let dropped = after[PPS_LIMITED as usize].packets - before[PPS_LIMITED as usize].packets;
+    assert_eq!(passed + dropped, sent);
+    // One packet, or two if the run crossed the second the first opened.
+    assert!((1..=2).contains(&passed), "passed {passed}");
+
+    // The drops went through this CPU's slot, cached until 20 ms
+    // (`LAG_GUARD_NS`) before the TAT lets the source through again: past
+    // that the LRU path decides on the exact time.
+    let slot = slot_of(&filter, 0, ip).expect("the source is in the cache");
+    let state = filter.maps.source(ip.into()).unwrap().expect("tracked");
+    assert_eq!(
+        slot[2],
+        state.pps_tat - 20_000_000,
+        "cached until the guard before the TAT (tolerance 0): {slot:?} {state:?}"
+    );
+    assert_eq!(state.packets + slot[8], sent, "{state:?} + {}", slot[8]);
+    assert_eq!(state.drops + slot[8], dropped, "{state:?} + {}", slot[8]);
 }

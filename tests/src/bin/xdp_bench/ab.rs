@@ -1,6 +1,6 @@
 //! A/B of two rampart objects on the per-packet paths issue 14 set targets
-//! for (`--only ab --baseline OBJECT [--rounds N]`): this binary's object
-//! and another (e.g. main's `target/ebpf/bpfel-unknown-none/release/rampart-xdp`),
+//! for (`--only ab --baseline OBJECT [--candidate OBJECT] [--rounds N]`):
+//! this binary's object (or the candidate) and another (e.g. main's `target/ebpf/bpfel-unknown-none/release/rampart-xdp`),
 //! both loaded by this binary's loader, so the baseline must share this
 //! build's map layout.
 //!
@@ -270,16 +270,28 @@ fn chain(bench: &mut Ebpf, program: &Xdp) {
 /// Figures of one path: `[object][clock]` -> per round (ns, ratio to floor).
 type Figures = [[Vec<(f64, f64)>; 2]; 2];
 
-pub fn run(opts: &Opts, baseline: &Path, rounds: usize, only: Option<&str>) {
-    let base = std::fs::read(baseline)
-        .unwrap_or_else(|e| panic!("reading the baseline object {}: {e}", baseline.display()));
+pub fn run(
+    opts: &Opts,
+    baseline: &Path,
+    candidate: Option<&Path>,
+    rounds: usize,
+    only: Option<&str>,
+) {
+    let read = |path: &Path| {
+        std::fs::read(path).unwrap_or_else(|e| panic!("reading the object {}: {e}", path.display()))
+    };
+    let base = read(baseline);
+    let cand = candidate.map(read);
     let objects: [(&str, &[u8]); 2] = [
         ("baseline", &base),
-        ("this build", proxy_user::filter::object::FILTER),
+        match &cand {
+            Some(c) => ("candidate", c),
+            None => ("this build", proxy_user::filter::object::FILTER),
+        },
     ];
     eprintln!(
         "A/B through BPF_PROG_TEST_RUN: {} against {} ({} packets per run, {rounds} rounds)",
-        objects[1].0,
+        candidate.map_or(objects[1].0.to_string(), |c| c.display().to_string()),
         baseline.display(),
         opts.repeat
     );

@@ -17,8 +17,8 @@
 //!    log costs on the pass and malformed paths, beside an object built
 //!    without it (`logging`);
 //! 5. on request (`--only ab --baseline OBJECT [--rounds N] [--group TEXT]`), this build's
-//!    program against another object on the paths issue 14 set targets for,
-//!    interleaved round by round (`ab`).
+//!    program (or `--candidate OBJECT`) against another object on the paths
+//!    issue 14 set targets for, interleaved round by round (`ab`).
 //!
 //! Needs root. Figures are ratios first: absolute numbers depend on the
 //! machine, and on 2 vCPUs the generator and the receiver share CPUs.
@@ -122,9 +122,15 @@ fn main() {
             .iter()
             .position(|a| a == "--group")
             .and_then(|i| args.get(i + 1));
+        // `--candidate OBJECT`: measured instead of this build's object.
+        let candidate = args
+            .iter()
+            .position(|a| a == "--candidate")
+            .and_then(|i| args.get(i + 1));
         ab::run(
             &opts,
             std::path::Path::new(baseline),
+            candidate.map(std::path::Path::new),
             rounds,
             group.map(String::as_str),
         );
