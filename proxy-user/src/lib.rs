@@ -33,8 +33,8 @@
 //!   reply per line), the daemon's listener, and the CLI's client.
 //! - [`server`]: accepting connections, their lifecycle and its timeouts
 //!   (`server::lifecycle`), the lot where plain connections wait for a
-//!   request head with no task, and the HTTP/1 servers: hyper's, or
-//!   rampart's own on [`h1`] (`server::h1_conn`, `[http] http1`); [`kick`]: a ban or list change closes the
+//!   request head with no task, rampart's own HTTP/1 server on [`h1`]
+//!   (`server::h1_conn`) and hyper's HTTP/2 server; [`kick`]: a ban or list change closes the
 //!   refused source's open connections (connections and WebSocket tunnels
 //!   hold a ticket in it);
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),
@@ -80,7 +80,8 @@
 //! `config` map by `filter/settings.rs`); L7 request zones (`[limit.NAME]`:
 //! `config/limit.rs`, enforced by [`limit`]); the CLI's `rampart limit`
 //! over both (`ctl/limit.rs`, `daemon/limit.rs`); and the sizes of a
-//! request head (`server/head_limits.rs`).
+//! request head (`h1/request.rs` for HTTP/1, `server/downstream.rs`'s
+//! `check_fields` for HTTP/2 fields).
 //!
 //! *Commands*: a CLI command is `rampart OBJECT VERB` ([`cli`], [`ctl`]);
 //! the ones that change a running daemon send it a control request
