@@ -142,8 +142,7 @@ where
         // HTTP/1: rampart's own server follows heads and bodies itself
         // and tells the guard where they are; the head read so far is its
         // buffer.
-        let mut guarded = Guarded::new(stream, timeouts, false, None)
-            .driven()
+        let mut guarded = Guarded::new(stream, timeouts, false)
             .awaiting(awaiting)
             .parking_into(slot);
         if let Some(fd) = plain_fd {
@@ -192,7 +191,7 @@ impl H2<'_> {
             draining,
         } = self;
         let settings = &snapshot.config.http;
-        let guarded = Guarded::new(stream, timeouts, alpn, None)
+        let guarded = Guarded::new(stream, timeouts, alpn)
             .awaiting(awaiting)
             .prefixed(head);
         let watch = guarded.watch().clone();
