@@ -6,7 +6,9 @@
 //!   validated into [`config::Config`], with every compiled value it holds
 //!   (routes and their path matchers, header rules, rewrites, basic-auth
 //!   users, the access log's format, upstream targets). It imports nothing
-//!   of the runtime: the modules below apply what it compiled.
+//!   of the runtime (but the leaf list of hop-by-hop headers,
+//!   `h1::hop_by_hop`, which header rules may not touch): the modules
+//!   below apply what it compiled.
 //! - [`template`]: values with nginx-style variables, compiled at load and
 //!   filled in per request ([`request_var`]: the `$http_*`, `$cookie_*`
 //!   and `$arg_*` families it shares with the access log); [`path`]: a
@@ -41,7 +43,8 @@
 //!   the per-configuration snapshot (`http::State`, published to every
 //!   worker through `http::SharedState`) and the process's services it
 //!   refers to (`http::Services`); [`h1`]: HTTP/1 heads and body framing
-//!   for forwarding;
+//!   for forwarding, and the one list of hop-by-hop headers
+//!   (`h1::hop_by_hop`, which `http::headers` and `config` use too);
 //!   [`upstream`]: server groups, balancing, health, and the HTTP/1 client
 //!   (on [`h1`]) with its keep-alive pool; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
