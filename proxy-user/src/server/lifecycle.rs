@@ -36,7 +36,9 @@
 //! | [`Phase::Sending`] | `send_timeout` (on the stalled write) | the write's last progress | close |
 //! | [`Phase::Tunnel`] | none: the route's WebSocket idle timeout | - | - |
 //!
-//! Beside the read phases: the PROXY protocol header is due within
+//! Beside the read phases: a body the handler left unread is drained for
+//! at most [`LINGER`] after its response, then the connection closes; the
+//! PROXY protocol header is due within
 //! `header_timeout` of the accept ([`Timeouts::proxy_header`]), the TLS
 //! handshake within its listener's `handshake_timeout`
 //! ([`tls_handshake`]), and in any phase a write that makes no progress
@@ -55,6 +57,12 @@ use crate::{
 /// (see [`super::park`]). Under steady keep-alive traffic requests come
 /// sooner, so busy connections never pay for rebuilding their HTTP state.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a body nobody read (a 413 answered while the client still
+/// sends) is read and thrown away after the response before the
+/// connection closes (nginx's `lingering_time`; its bytes are bounded too,
+/// `h1_feed`).
+pub const LINGER: Duration = Duration::from_secs(10);
 
 /// A TLS handshake's timeout when the listener's configuration names none.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
