@@ -1,6 +1,8 @@
-//! The HTTP/1 codec (`proxy_user::h1`) against what rampart does with the
-//! same bytes today: the framing scanner's verdicts and hyper's parse,
-//! modelled in [`rampart_fuzz::h1`] with httparse and the `http` crate.
+//! The HTTP/1 codec (`proxy_user::h1`, rampart's only HTTP/1 server and
+//! client) against the reference rampart was held to before it: the
+//! framing scanner's verdicts and hyper's parse (hyper's HTTP/1 server and
+//! the scanner are gone from the product; their rules are modelled in
+//! [`rampart_fuzz::h1`] with httparse and the `http` crate).
 //!
 //! Input: the first byte chooses the case and limits, the rest is the
 //! stream. Bit 7 clear: a request stream; set: a response stream, to a GET,

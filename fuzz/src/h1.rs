@@ -1,10 +1,11 @@
-//! What rampart's HTTP/1 path does with a request or response head today,
-//! for the `h1_differential` target: the framing scanner
-//! (`proxy-user/src/server/framing.rs` with `head_limits.rs`) judges a
-//! whole head first, then hyper 1.x parses it (`proto/h1/role.rs`, the
-//! `http` crate's `Uri`, `HeaderValue` and `StatusCode`). Written from those
-//! rules with the `http` crate's own types, sharing no code with
-//! `proxy_user::h1`.
+//! The reference for the `h1_differential` target: what rampart's HTTP/1
+//! path did with a request or response head before its own server
+//! (`proxy_user::h1`) replaced hyper's (issue 17). The framing scanner
+//! (`server/framing/` with `server/head_limits.rs`, removed with hyper's
+//! HTTP/1 server; its rules live on here) judged a whole head first, then
+//! hyper 1.x parsed it (`proto/h1/role.rs`, the `http` crate's `Uri`,
+//! `HeaderValue` and `StatusCode`). Written from those rules with httparse
+//! and the `http` crate's own types, sharing no code with `proxy_user::h1`.
 
 use hyper::{
     Uri,
@@ -63,7 +64,7 @@ fn scanner_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// `HeadLimits::check`, line by line.
+/// The scanner's line and count limits (`HeadLimits::check`), line by line.
 fn scanner_limits(head: &[u8], limits: &Limits) -> Option<u16> {
     let mut lines = head
         .split(|b| *b == b'\n')

@@ -17,9 +17,9 @@
 //!   `route_path` target checks.
 //! - [`route`]: first-match route selection, for the `route_path` target.
 //! - [`static_path`]: which request paths a static route must refuse.
-//! - [`h1`]: what rampart's HTTP/1 path (framing scanner, then hyper)
-//!   does with a request or response head and a chunked body, for the
-//!   `h1_differential` target.
+//! - [`h1`]: what rampart's HTTP/1 path did (framing scanner, then hyper,
+//!   both replaced by `proxy_user::h1`) with a request or response head
+//!   and a chunked body: the reference of the `h1_differential` target.
 
 pub mod bucket;
 pub mod frame;

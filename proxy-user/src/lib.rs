@@ -6,7 +6,9 @@
 //!   validated into [`config::Config`], with every compiled value it holds
 //!   (routes and their path matchers, header rules, rewrites, basic-auth
 //!   users, the access log's format, upstream targets). It imports nothing
-//!   of the runtime: the modules below apply what it compiled.
+//!   of the runtime (but the leaf list of hop-by-hop headers,
+//!   `h1::hop_by_hop`, which header rules may not touch): the modules
+//!   below apply what it compiled.
 //! - [`template`]: values with nginx-style variables, compiled at load and
 //!   filled in per request ([`request_var`]: the `$http_*`, `$cookie_*`
 //!   and `$arg_*` families it shares with the access log); [`path`]: a
@@ -33,15 +35,16 @@
 //!   reply per line), the daemon's listener, and the CLI's client.
 //! - [`server`]: accepting connections, their lifecycle and its timeouts
 //!   (`server::lifecycle`), the lot where plain connections wait for a
-//!   request head with no task, and the HTTP/1 servers: hyper's, or
-//!   rampart's own on [`h1`] (`server::h1_conn`, `[http] http1`); [`kick`]: a ban or list change closes the
+//!   request head with no task, rampart's own HTTP/1 server on [`h1`]
+//!   (`server::h1_conn`) and hyper's HTTP/2 server; [`kick`]: a ban or list change closes the
 //!   refused source's open connections (connections and WebSocket tunnels
 //!   hold a ticket in it);
 //!   [`http`]: the L7 request path (routes, limits, static files, proxying),
 //!   the per-configuration snapshot (`http::State`, published to every
 //!   worker through `http::SharedState`) and the process's services it
 //!   refers to (`http::Services`); [`h1`]: HTTP/1 heads and body framing
-//!   for forwarding;
+//!   for forwarding, and the one list of hop-by-hop headers
+//!   (`h1::hop_by_hop`, which `http::headers` and `config` use too);
 //!   [`upstream`]: server groups, balancing, health, and the HTTP/1 client
 //!   (on [`h1`]) with its keep-alive pool; [`limit`]: nginx-style
 //!   request limits; [`escalate`]: L7 abuse that becomes kernel bans;
@@ -80,7 +83,8 @@
 //! `config` map by `filter/settings.rs`); L7 request zones (`[limit.NAME]`:
 //! `config/limit.rs`, enforced by [`limit`]); the CLI's `rampart limit`
 //! over both (`ctl/limit.rs`, `daemon/limit.rs`); and the sizes of a
-//! request head (`server/head_limits.rs`).
+//! request head (`h1/request.rs` for HTTP/1, `server/downstream.rs`'s
+//! `check_fields` for HTTP/2 fields).
 //!
 //! *Commands*: a CLI command is `rampart OBJECT VERB` ([`cli`], [`ctl`]);
 //! the ones that change a running daemon send it a control request

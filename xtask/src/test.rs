@@ -38,17 +38,6 @@ pub fn run_tests(filter: Option<&str>) -> Result<()> {
         unit.args(["--", f]);
     }
     exec(&mut unit)?;
-    // Issue 17: every HTTP/1 feature on both downstream servers. The
-    // in-process suite again with rampart's own HTTP/1 server as the
-    // default (`[http] http1`, docs/http1.md).
-    step("in-process L7 tests against rampart's own HTTP/1 server (RAMPART_HTTP1=rampart)");
-    let mut own = cargo();
-    own.args(["test", "--package", "proxy-user", "--test", "l7"])
-        .env("RAMPART_HTTP1", "rampart");
-    if let Some(f) = filter {
-        own.args(["--", f]);
-    }
-    exec(&mut own)?;
 
     if !is_root() {
         if ci {
@@ -73,26 +62,6 @@ pub fn run_tests(filter: Option<&str>) -> Result<()> {
     let outcome = exec(&mut kernel);
     print_figures();
     outcome?;
-    // The FastAPI scenario (real Uvicorn workers, curl, WebSockets) on
-    // rampart's own HTTP/1 server too.
-    if filter.is_none() {
-        step("the FastAPI scenario against rampart's own HTTP/1 server (RAMPART_HTTP1=rampart)");
-        let mut fastapi = cargo();
-        fastapi
-            .args([
-                "test",
-                "--package",
-                "tests",
-                "--test",
-                "e2e",
-                "--",
-                "--test-threads=1",
-            ])
-            .args(["fastapi"])
-            .env("RAMPART_HTTP1", "rampart")
-            .env("RAMPART_BIN", root().join("target/debug/rampart"));
-        exec(&mut fastapi)?;
-    }
     Ok(())
 }
 

@@ -152,18 +152,6 @@ const SECURITY: [(&str, &str); 3] = [
     ("referrer-policy", "strict-origin-when-cross-origin"),
 ];
 
-/// Headers that carry the connection's framing: rampart owns them.
-const FRAMING: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-];
-
 pub(super) fn defaults(loc: &Locator, keys: FileHeaderKeys) -> Result<HeaderDefaults, ConfigError> {
     let rules = ops(loc, &keys)?;
     let hsts = hsts(loc, keys.hsts.as_ref())?.flatten();
@@ -287,7 +275,8 @@ fn name(
 ) -> Result<HeaderName, ConfigError> {
     let name = HeaderName::from_bytes(n.as_bytes())
         .map_err(|_| loc.error(span.clone(), format!("{key}: `{n}` is not a header name")))?;
-    if FRAMING.contains(&name.as_str()) {
+    // Headers that carry the connection's framing: rampart owns them.
+    if crate::h1::hop_by_hop::frames_the_connection(name.as_str()) {
         return Err(loc.error(
             span,
             format!("{key}: `{n}` carries the connection's framing; rampart sets it"),

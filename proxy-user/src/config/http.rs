@@ -68,30 +68,6 @@ pub struct HttpSettings {
     /// Proxies trusted to name the client (`trusted_proxies` and the
     /// `real_ip_*` keys); `None`: the peer is the client.
     pub real_ip: Option<super::RealIp>,
-    /// Which HTTP/1 server serves downstream HTTP/1 connections (`http1`):
-    /// hyper's, or rampart's own on the `h1` codec (issue 17).
-    pub http1: Http1Server,
-}
-
-/// `[http] http1`: the HTTP/1 server of downstream connections. HTTP/2
-/// (h2c and ALPN `h2`) is hyper's either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Http1Server {
-    /// hyper's `server::conn::http1` (the default).
-    Hyper,
-    /// rampart's own driver on the `h1` codec (`server::h1_conn`).
-    Rampart,
-}
-
-impl Http1Server {
-    /// The default: hyper, unless the environment variable `RAMPART_HTTP1`
-    /// says `rampart` (a hook for running the test suites against both).
-    pub fn default_from_env() -> Http1Server {
-        match std::env::var("RAMPART_HTTP1").as_deref() {
-            Ok("rampart") => Http1Server::Rampart,
-            _ => Http1Server::Hyper,
-        }
-    }
 }
 
 impl Default for HttpSettings {
@@ -115,7 +91,6 @@ impl Default for HttpSettings {
             access_log_off: false,
             access_log_format: LineFormat::Combined,
             real_ip: None,
-            http1: Http1Server::default_from_env(),
         }
     }
 }
@@ -224,16 +199,25 @@ pub(super) fn http(
         out.max_body = size_at_most(v, MAX_BODY)?;
     }
     if let Some(v) = &h.http1 {
-        out.http1 = match v.get_ref().as_str() {
-            "hyper" => Http1Server::Hyper,
-            "rampart" => Http1Server::Rampart,
+        // rampart's own HTTP/1 server is the only one since issue 17;
+        // hyper's was removed. "rampart" is accepted, as it was.
+        match v.get_ref().as_str() {
+            "rampart" => {}
+            "hyper" => {
+                return Err(loc.error(
+                    v.span(),
+                    "http1 = \"hyper\" was removed: rampart serves HTTP/1 with its own server only; delete the key",
+                ));
+            }
             other => {
                 return Err(loc.error(
                     v.span(),
-                    format!("http1 `{other}`: expected \"hyper\" or \"rampart\""),
+                    format!(
+                        "http1 `{other}`: the only HTTP/1 server is \"rampart\" (delete the key)"
+                    ),
                 ));
             }
-        };
+        }
     }
     if let Some(v) = &h.access_log {
         out.access_log_off = v.get_ref() == "off";
@@ -308,6 +292,20 @@ mod tests {
             "{e}"
         );
         assert!(parse("max_headers = 1001").is_err());
+    }
+
+    /// hyper's HTTP/1 server was removed (issue 17): naming it is an error
+    /// that points at the value; naming rampart's own is still accepted.
+    #[test]
+    fn http1_hyper_is_a_removed_value() {
+        assert!(parse("http1 = \"rampart\"").is_ok());
+        let e = parse("http1 = \"hyper\"").unwrap_err();
+        assert!(
+            e.starts_with("rampart.toml:2:9: http1 = \"hyper\" was removed"),
+            "{e}"
+        );
+        let e = parse("http1 = \"h2o\"").unwrap_err();
+        assert!(e.starts_with("rampart.toml:2:9: http1 `h2o`"), "{e}");
     }
 
     #[test]

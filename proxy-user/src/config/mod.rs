@@ -53,7 +53,7 @@ use file::FileConfig;
 pub use filter::{AttachMode, FilterSettings, FleetThreshold, MapSizes, OnExit, RateLimit};
 pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
-pub use http::{Http1Server, HttpSettings};
+pub use http::HttpSettings;
 pub use limit::LimitZone;
 pub use listener::{CertFiles, Listener, TlsSettings};
 pub use log::LogSettings;

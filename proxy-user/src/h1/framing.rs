@@ -1,7 +1,7 @@
 //! The body framing decision for a head, taken once (RFC 9112 §6.3), with
-//! the rules rampart enforces today split between the framing scanner
-//! (`server::framing`, which judges heads before hyper) and hyper's own
-//! parse — here in one place:
+//! the rules rampart enforced split between the framing scanner
+//! (`server::framing`, which judged heads before hyper, removed with
+//! hyper's HTTP/1 server) and hyper's own parse — here in one place:
 //!
 //! | request head | today | here |
 //! |---|---|---|

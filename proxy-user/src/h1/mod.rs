@@ -13,10 +13,10 @@
 //! upstream bytes ──response::parse──▶ Response { status, framing } ──body──▶ downstream
 //! ```
 //!
-//! Issue 17, first part: this module is built and tested on its own (unit
-//! tests, the `h1_differential` fuzz target against httparse + hyper's and
-//! the framing scanner's rules); the connection path (`server/`, `http/`)
-//! still goes through hyper. Wiring it in is the next step (docs/http1.md).
+//! Issue 17: tested on its own (unit tests, the `h1_differential` fuzz
+//! target against httparse + hyper's rules and those of the framing
+//! scanner it replaced), and the only HTTP/1 server (`server::h1_conn`)
+//! and client (`upstream`) (docs/http1.md).
 //!
 //! How it differs from hyper's path: no `HeaderMap` (no per-request
 //! allocation, no header-name hashing), header names and order kept as the
@@ -27,6 +27,7 @@
 pub mod body;
 pub mod error;
 pub mod framing;
+pub mod hop_by_hop;
 pub mod request;
 pub mod response;
 pub mod target;

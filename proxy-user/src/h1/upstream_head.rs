@@ -69,16 +69,7 @@ pub struct Forwarding<'a> {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
+const HOP_BY_HOP: [&str; 8] = super::hop_by_hop::NAMES;
 
 /// The forwarding headers the proxy owns; the client's never pass.
 const OWNED: [&str; 6] = [

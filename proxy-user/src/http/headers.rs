@@ -9,18 +9,24 @@ use hyper::{
     header::{self, HeaderName, HeaderValue},
 };
 
-/// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded. Names, not
-/// strings: removing by a string parses it first, twice per request.
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-];
+use crate::h1::hop_by_hop;
+
+/// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded: the one list
+/// ([`hop_by_hop::NAMES`]) as names, not strings: removing by a string
+/// parses it first, twice per request.
+static HOP_BY_HOP: [HeaderName; 8] = {
+    let n = hop_by_hop::NAMES;
+    [
+        HeaderName::from_static(n[0]),
+        HeaderName::from_static(n[1]),
+        HeaderName::from_static(n[2]),
+        HeaderName::from_static(n[3]),
+        HeaderName::from_static(n[4]),
+        HeaderName::from_static(n[5]),
+        HeaderName::from_static(n[6]),
+        HeaderName::from_static(n[7]),
+    ]
+};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -81,9 +87,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// A header of the hop-by-hop list (so removed anyway).
 fn is_listed(token: &str) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|n| token.eq_ignore_ascii_case(n.as_str()))
+    hop_by_hop::is(token)
 }
 
 /// The forwarding headers the proxy owns: what the upstream is told about

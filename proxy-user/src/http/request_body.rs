@@ -1,5 +1,4 @@
-//! The request body [`super::handle`] reads: hyper's (HTTP/2, and HTTP/1
-//! under `http1 = "hyper"`), or one fed by rampart's own HTTP/1 driver
+//! The request body [`super::handle`] reads: hyper's (HTTP/2), or one fed by rampart's own HTTP/1 driver
 //! (`server::h1_conn`), which reads the connection and follows the body's
 //! framing (`h1::body`) while the request is handled.
 //!

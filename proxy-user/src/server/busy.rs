@@ -1,21 +1,15 @@
 //! What a connection's request handlers and its guard
 //! ([`super::guard::Guarded`]) share: how many requests are in progress,
-//! since when the connection has idled, and the framing check's verdicts.
-//! A request in progress is a [`Busy`]; read deadlines apply only while
-//! there is none.
+//! and since when the connection has idled. A request in progress is a
+//! [`Busy`] (on HTTP/1 until its response has been written, on HTTP/2 until
+//! its handler returned); read deadlines apply only while there is none.
 
 use std::{
-    collections::VecDeque,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll, Waker},
+    task::Waker,
 };
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
-
-use super::framing::Verdict;
 
 /// What the request handlers and the I/O wrapper of one connection share.
 #[derive(Debug)]
@@ -34,10 +28,6 @@ pub(super) struct Activity {
     pub(super) served: bool,
     /// The connection was upgraded; its tunnel times itself.
     pub(super) tunnel: bool,
-    /// Framing verdicts of heads read and not yet handled, in order. Once
-    /// the check stops following a connection no more are added, and the
-    /// requests after it are not judged.
-    pub(super) verdicts: VecDeque<Verdict>,
     /// Woken when `busy` drops to 0: the connection's task, waiting for a
     /// long request's end (see `guard::timer::Timer::keep_armed`).
     pub(super) on_idle: Option<Waker>,
@@ -51,7 +41,6 @@ impl Watch {
                 idle_since: now,
                 served: false,
                 tunnel: false,
-                verdicts: VecDeque::new(),
                 on_idle: None,
             }),
         }
@@ -78,24 +67,14 @@ impl Watch {
 /// A request in progress on a connection; dropping it ends the request.
 pub struct Busy {
     watch: Arc<Watch>,
-    /// The status and reason the framing check refuses the request with:
-    /// 400 for ambiguous framing, 414 or 431 for a head over its limits.
-    pub refused: Option<(u16, &'static str)>,
 }
 
 impl Busy {
     /// Starts handling the next request read on the connection.
     pub fn enter(watch: &Arc<Watch>) -> Busy {
-        let mut s = watch.lock();
-        s.busy += 1;
-        let verdict = s.verdicts.pop_front();
+        watch.lock().busy += 1;
         Busy {
             watch: watch.clone(),
-            refused: match verdict {
-                Some(Verdict::Ambiguous(why)) => Some((400, why)),
-                Some(Verdict::TooLarge { status, why }) => Some((status, why)),
-                _ => None,
-            },
         }
     }
 
@@ -121,40 +100,5 @@ impl Drop for Busy {
         if let Some(w) = woken {
             w.wake();
         }
-    }
-}
-
-/// A response body still being sent: the request stays in progress (a
-/// [`Busy`]) until it has been sent or dropped. Without it a streamed
-/// response whose upstream paused for a second counted as an idle
-/// connection, and was parked with the response half sent.
-pub struct BusyBody<B> {
-    inner: B,
-    _busy: Busy,
-}
-
-impl<B> BusyBody<B> {
-    pub fn new(inner: B, busy: Busy) -> BusyBody<B> {
-        BusyBody { inner, _busy: busy }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for BusyBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -1,42 +1,28 @@
 //! HTTP on a downstream connection, from a whole request head until the
-//! connection closes or parks: the guard ([`super::guard`]) around the
-//! stream, the hyper connection for its protocol, and the service that
-//! hands each request to [`crate::http::handle`].
+//! connection closes or parks: HTTP/1 on rampart's own server
+//! ([`super::h1_conn`]), HTTP/2 (ALPN `h2`, or h2c with prior knowledge)
+//! on hyper's, each through the connection guard ([`super::guard`]),
+//! every request handed to [`crate::http::handle`].
 
 use std::{os::fd::RawFd, sync::Arc};
 
 use hyper::{Request, StatusCode, body::Incoming, service::service_fn};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::conn::auto,
-};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 
 use super::{
     busy,
     guard::Guarded,
-    h1_conn, head_limits,
+    h1_conn,
     lifecycle::{Awaiting, MaxHead, Timeouts},
     park::Slot,
     quiet, stall,
 };
 use crate::http::{self, ConnInfo, State};
 
-/// The answer to a head cut off inside its request line (see
-/// [`Downstream::serve`]).
-const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\nconnection: close\r\n\r\n414 URI Too Long\n";
-
-/// HTTP/1 response bodies larger than this (or of unknown length) keep
-/// their request in progress until they have been sent ([`busy::BusyBody`]).
-const STREAMED: u64 = 64 << 10;
-
-/// hyper's own count of headers per HTTP/1 head (its `DEFAULT_MAX_HEADERS`),
-/// for which it parses into room it neither allocates nor initialises. Told
-/// any count, hyper initialises that many header slots for every head it
-/// parses (1.6k instructions per GET under callgrind), so it is told
-/// only a larger `max_headers`: up to this one, the framing check refuses
-/// a head with more headers before hyper parses it ([`head_limits`], 431).
-const HYPER_MAX_HEADERS: usize = 100;
+/// The first line of an HTTP/2 connection preface (RFC 9113 §3.4): on a
+/// plain listener with `http2`, a head that starts with it is h2c.
+const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Which HTTP a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,12 +56,6 @@ impl Protocol {
         } else {
             Protocol::Http1
         }
-    }
-
-    /// Requests come as HTTP/1 heads (to await, judge and park between),
-    /// at least until an h2c preface.
-    fn has_heads(self) -> bool {
-        self != Protocol::Http2
     }
 }
 
@@ -145,173 +125,142 @@ where
             draining,
         } = self;
         let settings = &snapshot.config.http;
-        let limits = head_limits::HeadLimits {
-            line: settings.max_header_line,
-            headers: settings.max_headers,
-        };
-        if protocol.has_heads() && limits.request_line_overflows(&head, max_head.bytes()) {
-            // The head was cut at max_head inside its request line: 414, as
-            // for a request line over the limit within a head (hyper would
-            // answer 431 for the head's size).
-            let mut stream = stream;
-            let refusal = tokio::time::timeout(timeouts.send, async {
-                use tokio::io::AsyncWriteExt;
-                stream.write_all(URI_TOO_LONG).await?;
-                stream.shutdown().await
-            });
-            let _ = refusal.await;
-            log::debug!("{}: request line too long: 414", info.client);
-            return;
-        }
-        // rampart's own HTTP/1 server, when configured; an h2c preface
-        // still goes to hyper.
-        let own_h1 = settings.http1 == crate::config::Http1Server::Rampart
-            && protocol.has_heads()
-            && !(protocol == Protocol::Http1OrH2c && head.starts_with(b"PRI * HTTP/2.0\r\n"));
-        if own_h1 {
-            // The driver follows heads and bodies itself: no framing
-            // check in the guard, and the head read so far is its buffer.
-            let mut guarded = Guarded::new(stream, timeouts, false, None)
-                .driven()
-                .awaiting(awaiting)
-                .parking_into(slot);
-            if let Some(fd) = plain_fd {
-                guarded = guarded.body_lowat(fd);
-            }
-            let h1 = h1_conn::H1 {
+        let h2c = protocol == Protocol::Http1OrH2c && head.starts_with(H2C_PREFACE);
+        if protocol == Protocol::Http2 || h2c {
+            let h2 = H2 {
                 info,
                 snapshot,
-                limits: crate::h1::request::Limits {
-                    max_head: max_head.bytes(),
-                    line: settings.max_header_line,
-                    headers: settings.max_headers,
-                },
+                alpn: protocol == Protocol::Http2,
+                timeouts,
+                awaiting,
                 draining,
             };
-            // Boxed: inline, its state would make every connection's
-            // future (hyper's too) that much larger to build and move
-            // (+15k instructions per new connection under callgrind).
-            return Box::pin(h1_conn::serve(guarded, h1, head)).await;
+            // Boxed: hyper's HTTP/2 state would make every HTTP/1
+            // connection's future that much larger to build and move.
+            return Box::pin(h2.serve(stream, head)).await;
         }
-        let http2_only = protocol == Protocol::Http2;
-        let mut guarded = Guarded::new(stream, timeouts, http2_only, Some(max_head.bytes()))
-            .head_limits(limits)
+        // HTTP/1: rampart's own server follows heads and bodies itself
+        // and tells the guard where they are; the head read so far is its
+        // buffer.
+        let mut guarded = Guarded::new(stream, timeouts, false)
             .awaiting(awaiting)
-            .prefixed(head);
-        if protocol.has_heads() {
-            guarded = guarded.parking_into(slot);
-        }
+            .parking_into(slot);
         if let Some(fd) = plain_fd {
             guarded = guarded.body_lowat(fd);
         }
+        let h1 = h1_conn::H1 {
+            info,
+            snapshot,
+            limits: crate::h1::request::Limits {
+                max_head: max_head.bytes(),
+                line: settings.max_header_line,
+                headers: settings.max_headers,
+            },
+            draining,
+        };
+        // Inline: the caller boxes this future (see `super::tests`).
+        h1_conn::serve(guarded, h1, head).await
+    }
+}
+
+/// An HTTP/2 connection, on hyper's server: after ALPN `h2`, or a plain
+/// listener's h2c preface.
+struct H2<'a> {
+    info: &'a ConnInfo,
+    snapshot: &'a Arc<State>,
+    /// ALPN chose `h2` (else h2c with prior knowledge).
+    alpn: bool,
+    timeouts: Timeouts,
+    awaiting: Awaiting,
+    draining: &'a mut watch::Receiver<bool>,
+}
+
+impl H2<'_> {
+    /// Serves HTTP/2 on `stream`, whose first bytes (`head`, the preface
+    /// or part of it) were read already, until the connection ends.
+    async fn serve<S>(self, stream: S, head: Vec<u8>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let H2 {
+            info,
+            snapshot,
+            alpn,
+            timeouts,
+            awaiting,
+            draining,
+        } = self;
+        let settings = &snapshot.config.http;
+        let guarded = Guarded::new(stream, timeouts, alpn)
+            .awaiting(awaiting)
+            .prefixed(head);
         let watch = guarded.watch().clone();
-        let max_header_list = settings.max_header_size as u32;
-        // The connection's share of request body memory (its HTTP/2 streams
-        // together; an HTTP/1 connection has one body at a time).
-        let conn_budget = (protocol != Protocol::Http1)
-            .then(|| http::budget::ConnBudget::new(settings.body_memory_per_connection));
+        let (line, most) = (settings.max_header_line, settings.max_headers);
+        // The connection's share of request body memory (its streams together).
+        let conn_budget = http::budget::ConnBudget::new(settings.body_memory_per_connection);
         let (snapshot, conn) = (snapshot.clone(), *info);
-        // HTTP/2 streams' tasks, each reset once its response stalls for send_timeout.
+        // Streams' tasks, each reset once its response stalls for send_timeout.
         let streams = stall::Streams::new(timeouts.send);
         let executor = streams.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let snapshot = snapshot.clone();
             let busy = busy::Busy::enter(&watch);
-            // HTTP/2 heads are not scanned: their fields are checked here.
-            let refused = match req.version() {
-                hyper::Version::HTTP_2 => limits.check_fields(req.headers()),
-                _ => busy.refused,
-            };
-            if let Some((status, why)) = refused {
+            if let Some((status, why)) = check_fields(line, most, req.headers()) {
                 req.extensions_mut()
                     .insert(http::RefusedHead { status, why });
             }
-            if let Some(b) = &conn_budget
-                && req.version() == hyper::Version::HTTP_2
-            {
-                req.extensions_mut().insert(b.clone());
-            }
-            let http1 = req.version() < hyper::Version::HTTP_2;
-            let clock = (!http1).then(|| streams.clock());
+            req.extensions_mut().insert(conn_budget.clone());
+            let clock = streams.clock();
             async move {
                 let resp = http::handle(snapshot, conn, req.map(http::RequestBody::Hyper)).await;
+                drop(busy);
                 if resp.extensions().get::<http::Closed>().is_some() {
-                    // `respond = 444`: hyper ends an HTTP/1 connection on
-                    // a service error without writing, and resets an
-                    // HTTP/2 stream (INTERNAL_ERROR) with the others going on.
+                    // `respond = 444`: hyper resets the stream
+                    // (INTERNAL_ERROR), the others go on.
                     return Err(http::Closed);
                 }
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    busy.upgraded();
-                }
-                // On HTTP/1, a body that is more than one buffer (streamed
-                // from an upstream or a file) keeps the request in progress
-                // until it has been sent: the connection must not be parked
-                // meanwhile. (HTTP/2 connections are not parked; a stream
-                // whose client never opens its window is reset after
-                // send_timeout, see `stall`.)
-                let streamed = http1
-                    && hyper::body::Body::size_hint(resp.body())
-                        .exact()
-                        .is_none_or(|n| n > STREAMED);
-                let resp = if streamed {
-                    resp.map(|b| http::Body::new(busy::BusyBody::new(b, busy)))
-                } else {
-                    drop(busy);
-                    resp
-                };
-                let resp = match clock {
-                    Some(clock) => resp.map(|b| http::Body::new(stall::Sending::new(b, clock))),
-                    None => resp,
-                };
-                Ok::<_, http::Closed>(resp)
+                debug_assert_ne!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+                // A stream whose client never opens its window is reset
+                // after send_timeout (see `stall`).
+                Ok::<_, http::Closed>(resp.map(|b| http::Body::new(stall::Sending::new(b, clock))))
             }
         });
-        // Timeouts on the client side are the guard's; hyper's own header
-        // timer would be registered anew for every request.
-        let mut builder = auto::Builder::new(executor);
+        let mut builder = hyper::server::conn::http2::Builder::new(executor);
         builder
-            .http1()
-            .max_buf_size(max_head.bytes())
-            .keep_alive(true);
-        if settings.max_headers > HYPER_MAX_HEADERS {
-            builder.http1().max_headers(settings.max_headers);
-        }
-        builder
-            .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(128)
-            .max_header_list_size(max_header_list)
+            .max_header_list_size(settings.max_header_size as u32)
             .adaptive_window(false)
             .initial_stream_window_size(http::budget::H2_STREAM_WINDOW)
             .initial_connection_window_size(http::budget::H2_CONNECTION_WINDOW);
-        // After ALPN `h2`, only HTTP/2: a client that sends anything else gets
-        // a connection error, not an HTTP/1 answer (RFC 9113 §3.4, h2spec 3.5/2).
-        // Over TLS otherwise (ALPN `http/1.1`, or none), and on plain listeners
-        // without `http2`, only HTTP/1: HTTP/2 over TLS is negotiated by ALPN
-        // (§3.2), never sniffed. hyper-util's `http1_only` does nothing with
-        // upgrades (its docs say so), so HTTP/1 alone is hyper's own builder.
-        let io = TokioIo::new(guarded);
-        let ended = match protocol {
-            Protocol::Http2 => {
-                let builder = builder.http2_only();
-                drive!(builder.serve_connection(io, service), draining)
-            }
-            Protocol::Http1OrH2c => drive!(
-                builder.serve_connection_with_upgrades(io, service),
-                draining
-            ),
-            Protocol::Http1 => {
-                let mut h1 = hyper::server::conn::http1::Builder::new();
-                h1.max_buf_size(max_head.bytes()).keep_alive(true);
-                if settings.max_headers > HYPER_MAX_HEADERS {
-                    h1.max_headers(settings.max_headers);
-                }
-                drive!(h1.serve_connection(io, service).with_upgrades(), draining)
-            }
-        };
+        let ended = drive!(
+            builder.serve_connection(TokioIo::new(guarded), service),
+            draining
+        );
         if let Err(e) = ended {
             log::debug!("{}: connection ended: {e}", conn.client);
         }
     }
+}
+
+/// HTTP/2's header fields against the HTTP/1 head's limits, as nginx
+/// applies `large_client_header_buffers` to them: a field (`name: value`,
+/// as an HTTP/1 line) over `line` bytes, or more than `most` fields, is
+/// 431. Cookie crumbs (RFC 9113 §8.2.3 lets a client split the cookie
+/// into one field per pair) are not counted.
+fn check_fields(
+    line: usize,
+    most: usize,
+    fields: &hyper::HeaderMap,
+) -> Option<(u16, &'static str)> {
+    let mut count = 0;
+    for (name, value) in fields {
+        if name.as_str().len() + 2 + value.len() > line {
+            return Some((431, "header field too long"));
+        }
+        if name != hyper::header::COOKIE {
+            count += 1;
+        }
+    }
+    (count > most).then_some((431, "too many header fields"))
 }

@@ -1,5 +1,5 @@
-//! rampart's own HTTP/1 server connection (`[http] http1 = "rampart"`),
-//! on the `h1` codec instead of hyper's `server::conn::http1`.
+//! rampart's own HTTP/1 server connection, on the `h1` codec (hyper's
+//! `server::conn::http1` was removed; hyper serves HTTP/2 only).
 //!
 //! Per request: the head is parsed once, in place, by
 //! [`request::parse`] (the head limits and the framing rules: its refusal
@@ -304,8 +304,7 @@ fn build(
 
 /// Answers a refused head and closes. A head that is whole and only over
 /// a limit or ambiguously framed goes through `http::handle`, marked
-/// [`RefusedHead`] (so it is logged and counted, as the framing scanner's
-/// refusals are); one that cannot be read at all gets the bare status.
+/// [`RefusedHead`] (so it is logged and counted as any request); one that cannot be read at all gets the bare status.
 async fn refuse<S>(
     io: &mut Guarded<S>,
     e: H1Error,

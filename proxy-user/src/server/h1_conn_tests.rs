@@ -1,8 +1,9 @@
-//! The framing scanner's cases (`server/framing/tests.rs`), run through
-//! this driver's own reading of a stream: [`parse`] for each head and the
-//! body follower ([`h1::body::Body::next_data`]) for each body, as
-//! [`serve`] and [`Feeding::feed`] use them. A verdict here is what the
-//! request gets: `Ok` served, `Err((status, why))` refused and closed.
+//! The smuggling and head-limit cases of the framing scanner that checked
+//! heads for hyper's HTTP/1 server (removed with it), run through this
+//! driver's own reading of a stream: [`parse`] for each head and the body
+//! follower ([`h1::body::Body::next_data`]) for each body, as [`serve`]
+//! and [`Feeding::feed`] use them. A verdict here is what the request
+//! gets: `Ok` served, `Err((status, why))` refused and closed.
 
 use super::*;
 use crate::h1::{self, Blame};
@@ -220,4 +221,25 @@ fn a_head_becomes_the_request_handled() {
     assert_eq!(head.framing, Framing::Length(3));
     assert!(!head.keep_alive);
     assert_eq!(&raw[head.head_len..], b"abc");
+}
+
+/// What a body still owes, as the guard's low-water mark is told before
+/// each read of it ([`Feeding`] passes `data_left`): the rest of a length,
+/// or of the chunk being read; unknown inside a chunk-size line.
+#[test]
+fn body_left_counts_what_must_still_arrive() {
+    let new = |framing| h1::body::Body::new(framing, Blame::Downstream, BodyLimits::default());
+    let mut b = new(Framing::Length(10));
+    assert_eq!(b.data_left(), Some(10));
+    b.advance(b"abc").unwrap();
+    assert_eq!(b.data_left(), Some(7));
+    assert!(b.advance(b"defghijGET").unwrap().done);
+    assert_eq!(b.data_left(), None);
+    let mut c = new(Framing::Chunked);
+    c.advance(b"1").unwrap();
+    assert_eq!(c.data_left(), None, "inside a chunk-size line");
+    c.advance(b"0\r\n0123").unwrap();
+    assert_eq!(c.data_left(), Some(12));
+    assert!(c.advance(b"456789abcdef\r\n0\r\n\r\n").unwrap().done);
+    assert_eq!(c.data_left(), None);
 }

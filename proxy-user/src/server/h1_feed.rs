@@ -5,8 +5,6 @@
 //! first ask; after the response, what is left of it taken, or thrown away
 //! before a close.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -20,10 +18,10 @@ use crate::{
 };
 
 /// How much of a body nobody read is read and thrown away after the
-/// response (nginx's lingering close), and for how long, so that a client
-/// still sending it reads the response rather than a reset.
+/// response (nginx's lingering close; for how long:
+/// [`super::lifecycle::LINGER`]), so that a client still sending it reads
+/// the response rather than a reset.
 const LINGER_BYTES: u64 = 64 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(10);
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -182,7 +180,7 @@ impl Feeding {
             return;
         }
         let mut seen = 0u64;
-        let _ = tokio::time::timeout(LINGER_TIME, async {
+        let _ = tokio::time::timeout(super::lifecycle::LINGER, async {
             while !self.follow.is_done() && seen < LINGER_BYTES {
                 buf.clear();
                 buf.reserve(16 << 10);

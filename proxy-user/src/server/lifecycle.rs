@@ -36,7 +36,9 @@
 //! | [`Phase::Sending`] | `send_timeout` (on the stalled write) | the write's last progress | close |
 //! | [`Phase::Tunnel`] | none: the route's WebSocket idle timeout | - | - |
 //!
-//! Beside the read phases: the PROXY protocol header is due within
+//! Beside the read phases: a body the handler left unread is drained for
+//! at most [`LINGER`] after its response, then the connection closes; the
+//! PROXY protocol header is due within
 //! `header_timeout` of the accept ([`Timeouts::proxy_header`]), the TLS
 //! handshake within its listener's `handshake_timeout`
 //! ([`tls_handshake`]), and in any phase a write that makes no progress
@@ -56,12 +58,19 @@ use crate::{
 /// sooner, so busy connections never pay for rebuilding their HTTP state.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a body nobody read (a 413 answered while the client still
+/// sends) is read and thrown away after the response before the
+/// connection closes (nginx's `lingering_time`; its bytes are bounded too,
+/// `h1_feed`).
+pub const LINGER: Duration = Duration::from_secs(10);
+
 /// A TLS handshake's timeout when the listener's configuration names none.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// hyper's smallest HTTP/1 read buffer (its `MINIMUM_MAX_BUFFER_SIZE`):
-/// hyper refuses a `max_buf_size` below it.
-const HYPER_MIN_BUF: usize = 8192;
+/// The smallest head buffer: hyper's smallest HTTP/1 read buffer (its
+/// `MINIMUM_MAX_BUFFER_SIZE`) when hyper served HTTP/1, kept so that a
+/// small `max_header_size` means what it did.
+const MIN_HEAD: usize = 8192;
 
 /// The timeouts of a downstream connection, named as nginx names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,15 +135,14 @@ pub fn tls_handshake(listener: &Listener) -> Duration {
         .map_or(TLS_HANDSHAKE, |t| t.handshake_timeout)
 }
 
-/// The most bytes of a request head read before it is handed to hyper,
-/// which is also hyper's read buffer: `max_header_size`, but never below
-/// hyper's smallest buffer.
+/// The most bytes of a request head read before the HTTP/1 server parses
+/// it (over it: 414 or 431): `max_header_size`, but never below 8 KiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxHead(usize);
 
 impl MaxHead {
     pub fn of(s: &HttpSettings) -> MaxHead {
-        MaxHead(s.max_header_size.max(HYPER_MIN_BUF))
+        MaxHead(s.max_header_size.max(MIN_HEAD))
     }
 
     pub fn bytes(self) -> usize {
@@ -374,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn the_head_buffer_is_never_below_hypers_minimum() {
+    fn the_head_buffer_is_never_below_8k() {
         let mut s = HttpSettings {
             max_header_size: 100,
             ..HttpSettings::default()

@@ -83,8 +83,8 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// The most bytes of a head read before hyper is given them (to
-    /// answer 431 when they are not a whole head).
+    /// The most bytes of a head read before the HTTP/1 server is given
+    /// them (to answer 414 or 431 when they are not a whole head).
     pub fn max_head(&self) -> usize {
         MaxHead::of(&self.snapshot.config.http).bytes()
     }
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(fill(&server, &mut head, 8192), Fill::Head);
         assert_eq!(head, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next");
 
-        // A head that never ends stops at the limit, for hyper to refuse.
+        // A head that never ends stops at the limit, for the server to refuse.
         let mut long = Vec::new();
         std::io::Write::write_all(&mut client, &[b'a'; 100]).unwrap();
         std::thread::sleep(Duration::from_millis(20));

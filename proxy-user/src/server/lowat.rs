@@ -9,8 +9,8 @@
 //! cost about 10 µs of the proxy's CPU per byte that way, against nginx's
 //! 4.4 µs; with the mark set it costs the kernel's receive work alone.
 //!
-//! The mark never asks for more than the body still owes (as followed by
-//! the framing check, [`super::framing::Scanner::body_left`]), so a
+//! The mark never asks for more than the body still owes (as the HTTP/1
+//! server following it says, [`super::guard::Guarded::body_left`]), so a
 //! request's last bytes always wake it; a closed or reset connection wakes
 //! it too. Outside a body the mark is 1, the kernel's default, so a
 //! connection handed back to the lot waits for heads as before. A read
@@ -24,7 +24,7 @@
 //! bytes keep coming.
 //!
 //! TLS connections keep the default: their bytes are records, whose
-//! boundaries the framing check does not see.
+//! boundaries the body's framing does not see.
 
 use std::{future::Future, os::fd::RawFd, pin::Pin, task::Context};
 
@@ -238,7 +238,7 @@ mod tests {
             send: Duration::from_secs(60),
             body: Duration::from_millis(400),
         };
-        let mut g = Guarded::new(server, timeouts, false, Some(8192)).body_lowat(fd);
+        let mut g = Guarded::new(server, timeouts, false).body_lowat(fd);
         struct Ignored;
         impl std::task::Wake for Ignored {
             fn wake(self: Arc<Self>) {}
@@ -264,6 +264,10 @@ mod tests {
             }
         }
         let _busy = Busy::enter(g.watch());
+        // The server read the head (and the body's first bytes with it):
+        // the body's data starts now.
+        g.body_left(Some(100_000 - 3));
+        assert!(read(&mut g).is_pending());
         assert_eq!(mark(fd), 16 * 1024);
         // Nothing more for half the body_timeout: the mark drops to 1, so
         // what has arrived is read and counts as a read of the body.

@@ -7,21 +7,23 @@
 //! task ([`plain`]); it goes back there when it idles between requests
 //! (see [`park`]). A TLS connection gets its task at once, for the
 //! handshake ([`tls_conn`]). Either way HTTP is served by
-//! [`downstream::Downstream`], through the connection guard ([`guard`]).
+//! [`downstream::Downstream`]: HTTP/1 by rampart's own server
+//! ([`h1_conn`]), HTTP/2 by hyper's, through the connection guard
+//! ([`guard`]).
 //! Every phase of a connection has a named timeout, and one module says
 //! when each is due ([`lifecycle`]). On shutdown the loops stop
-//! accepting, waiting connections close, and hyper's graceful shutdown
-//! lets in-flight requests finish within the grace period.
+//! accepting, waiting connections close, and in-flight requests finish
+//! within the grace period (an idle HTTP/1 connection closes, a busy one
+//! says `connection: close` on its response; hyper's graceful shutdown
+//! on HTTP/2).
 
 mod accept;
 mod busy;
 mod downstream;
-mod framing;
 pub(crate) mod guard;
 mod h1_conn;
 mod h1_feed;
 mod h1_response;
-mod head_limits;
 pub mod lifecycle;
 mod listener;
 mod lot;

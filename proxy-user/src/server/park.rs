@@ -1,8 +1,8 @@
 //! Parking idle keep-alive connections, as nginx does: an HTTP/1
 //! connection that has been idle between requests for
 //! [`PARK_AFTER`](super::lifecycle::PARK_AFTER) gives
-//! up its HTTP state and buffers (hyper's read and write buffers, about
-//! 16 KiB), and waits for its next request with nothing but the socket.
+//! up its HTTP state and buffers (the HTTP/1 server's read and write
+//! buffers), and waits for its next request with nothing but the socket.
 //! When a whole request head has arrived, a fresh HTTP connection is built
 //! on the same socket and given it.
 //!
@@ -76,7 +76,7 @@ impl Readiness for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 }
 
 /// Reads from `stream` until a whole request head has arrived (or
-/// `max_head` bytes, for hyper to refuse with 431), holding only the bytes
+/// `max_head` bytes, for the HTTP/1 server to refuse with 414 or 431), holding only the bytes
 /// read: a slow client costs its head's size, not an HTTP connection's
 /// buffers. The head is due as [`Awaiting::deadline`] says. Returns
 /// everything read, head and any bytes after it.

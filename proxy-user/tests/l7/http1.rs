@@ -1,6 +1,6 @@
-//! rampart's own HTTP/1 server (`[http] http1 = "rampart"`, issue 17):
-//! what it does beyond what the other suites check (they run against it
-//! with `RAMPART_HTTP1=rampart`): pipelined requests answered in order,
+//! rampart's own HTTP/1 server (issue 17; the only one since hyper's was
+//! removed): what it does beyond what the other suites check (they all
+//! run against it): pipelined requests answered in order,
 //! `Expect: 100-continue`, chunked request bodies forwarded, a head and
 //! body split at every byte, HTTP/1.0 keep-alive, a WebSocket upgrade.
 
@@ -14,8 +14,9 @@ use tokio::{
 
 use crate::support::{backend, proxy, test_dir};
 
-/// Proxies everything to `upstream`, with rampart's HTTP/1 server; `/r`
-/// answers itself without reading a body.
+/// Proxies everything to `upstream`; `/r` answers itself without reading
+/// a body. `http1 = "rampart"` names the only HTTP/1 server, and is still
+/// accepted.
 fn config(upstream: std::net::SocketAddr) -> String {
     format!(
         "[http]\nhttp1 = \"rampart\"\n\n[[listener]]\nbind = \"127.0.0.1:0\"\n\n\

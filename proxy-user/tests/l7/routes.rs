@@ -477,9 +477,8 @@ async fn head_lines_and_header_counts_are_limited() {
     let out = raw_exchange(p.addr(), &head("/r", &many(150))).await;
     assert_eq!(status(&out), "431", "{out}");
     drop(p);
-    // Below hyper's own 100, which hyper is not told (it would initialise
-    // that many header slots for every head): the framing check alone
-    // refuses the 51st header.
+    // Below the default 100: the 51st header is refused (when hyper
+    // served HTTP/1 this was the framing check's alone).
     let p = proxy(&test_dir("head-limits-fewer"), &config("max_headers = 50")).await;
     let mut fine = many(48);
     fine.push("Connection: close".into());

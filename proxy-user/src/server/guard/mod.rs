@@ -1,9 +1,9 @@
 //! The downstream connection guard: an I/O wrapper around each client
-//! connection that enforces the client-side timeouts and runs the HTTP/1
-//! framing check ([`super::framing`]).
+//! connection that enforces the client-side timeouts.
 //!
-//! The guard tells the connection's phase from what it sees (a request in
-//! progress, a head arriving, an upgrade) and asks [`super::lifecycle`]
+//! The guard tells the connection's phase from what it sees and is told (a
+//! request in progress, a head arriving as the HTTP/1 server says, an
+//! upgrade) and asks [`super::lifecycle`]
 //! for that phase's deadline: `header_timeout` for a head,
 //! `keepalive_timeout` while idle, `send_timeout` for a write that makes
 //! no progress.
@@ -16,8 +16,8 @@
 //!
 //! An idle HTTP/1 connection is parked after
 //! [`PARK_AFTER`](super::lifecycle::PARK_AFTER) (see
-//! [`super::park`]): the guard answers hyper's next read with end-of-file
-//! and hands the socket back instead of shutting it down.
+//! [`super::park`]): the guard answers the HTTP/1 server's next read with
+//! end-of-file and hands the socket back instead of shutting it down.
 //!
 //! One timer per connection ([`timer`]), armed at or before the earliest
 //! deadline that can apply and only moved later while requests flow: a
@@ -41,15 +41,13 @@ use tokio::time::Instant;
 
 use super::{
     busy::Watch,
-    framing::{Fed, Scanner},
-    head_limits::HeadLimits,
     lifecycle::{Awaiting, Phase, Timeouts},
     lowat::BodyMark,
     park::{Parked, Slot},
 };
 use crate::later::Later;
 
-/// A client connection with its timeouts and framing check.
+/// A client connection with its timeouts.
 pub struct Guarded<S> {
     /// `None` once handed back to the parking slot.
     io: Option<S>,
@@ -65,17 +63,13 @@ pub struct Guarded<S> {
     prefix_at: usize,
     watch: Arc<Watch>,
     timeouts: Timeouts,
-    /// HTTP/2 has no heads to time or judge: only idleness applies.
+    /// HTTP/2 has no heads to time: only idleness applies.
     http2: bool,
-    scanner: Option<Scanner>,
-    /// The HTTP/1 server reading through the guard follows the heads and
-    /// bodies itself (rampart's own, [`super::h1_conn`]) and says where it
-    /// is ([`Guarded::head_started`], [`Guarded::body_left`]) instead of
-    /// the framing check.
-    driven: bool,
-    /// What the body being read still owes, as the driving server says.
-    driven_body_left: Option<u64>,
-    /// When the head being read started arriving.
+    /// What the body being read still owes, as the HTTP/1 server reading
+    /// through the guard ([`super::h1_conn`]) says ([`Guarded::body_left`]).
+    body_left: Option<u64>,
+    /// When the head being read started arriving, as the HTTP/1 server
+    /// says ([`Guarded::head_started`]).
     head_since: Option<Instant>,
     /// Last successful write: a response still being written is not idle.
     last_write: Instant,
@@ -89,9 +83,8 @@ pub struct Guarded<S> {
 }
 
 impl<S> Guarded<S> {
-    /// Guards `io`; `http2` when ALPN chose HTTP/2. The framing check runs
-    /// on HTTP/1 connections when `max_head` is set.
-    pub fn new(io: S, timeouts: Timeouts, http2: bool, max_head: Option<usize>) -> Guarded<S> {
+    /// Guards `io`; `http2` when ALPN chose HTTP/2.
+    pub fn new(io: S, timeouts: Timeouts, http2: bool) -> Guarded<S> {
         let now = Instant::now();
         let first = now.later(timeouts.soonest_read(false));
         Guarded {
@@ -104,9 +97,7 @@ impl<S> Guarded<S> {
             watch: Arc::new(Watch::new(now)),
             timeouts,
             http2,
-            scanner: max_head.filter(|_| !http2).map(Scanner::new),
-            driven: false,
-            driven_body_left: None,
+            body_left: None,
             head_since: None,
             last_write: now,
             write_stalled: None,
@@ -123,44 +114,27 @@ impl<S> Guarded<S> {
         self
     }
 
-    /// Refuses HTTP/1 heads over `limits` (414 or 431, see
-    /// [`super::framing::Verdict::TooLarge`]).
-    pub fn head_limits(mut self, limits: HeadLimits) -> Guarded<S> {
-        self.scanner = self.scanner.take().map(|s| s.limited(limits));
-        self
-    }
-
-    /// Has the HTTP/1 server reading through the guard tell it where heads
-    /// and bodies are, in place of the framing check (which then does not
-    /// run: pass no `max_head` to [`Guarded::new`]).
-    pub fn driven(mut self) -> Guarded<S> {
-        self.driven = true;
-        self
-    }
-
-    /// (Driven) A head began arriving at `at`; `None`: no head is partly read.
+    /// A head began arriving at `at`; `None`: no head is partly read.
     pub fn head_started(&mut self, at: Option<Instant>) {
         self.head_since = at;
     }
 
-    /// (Driven) What the request body being read still owes before
-    /// anything else can come (`None` outside a body, or unknown).
+    /// What the request body being read still owes before anything else
+    /// can come (`None` outside a body, or unknown).
     pub fn body_left(&mut self, left: Option<u64>) {
-        self.driven_body_left = left;
-    }
-
-    /// Whether a request body is being read (for the low-water mark).
-    fn in_body(&self) -> bool {
-        if self.driven {
-            return self.driven_body_left.is_some();
+        if self.body_left.is_none()
+            && left.is_some()
+            && let Some(mark) = &mut self.lowat
+        {
+            // The body's data starts (its first bytes may have come with
+            // the head): its reads are timed from now.
+            mark.body_read();
         }
-        self.scanner
-            .as_ref()
-            .is_some_and(|s| s.body_left().is_some())
+        self.body_left = left;
     }
 
     /// Parks the connection into `slot` once it idles between requests
-    /// (HTTP/1 only: the framing check must be following it).
+    /// (HTTP/1 only: its server tells the guard where heads are).
     pub fn parking_into(mut self, slot: Arc<Slot<S>>) -> Guarded<S> {
         self.slot = Some(slot);
         self
@@ -201,8 +175,7 @@ impl<S> Guarded<S> {
             return Phase::Request;
         }
         if self.write_stalled.is_some() {
-            // The last response is not all written yet (hyper reads
-            // meanwhile, to see the client close): not idle.
+            // The last response is not all written yet: not idle.
             return Phase::Sending;
         }
         // Since the last response was handled and written (the accept,
@@ -217,9 +190,7 @@ impl<S> Guarded<S> {
         match awaiting.phase(self.head_since.map(|b| b.max(s.idle_since))) {
             Phase::Idle { since, .. } => Phase::Idle {
                 since,
-                parkable: self.slot.is_some()
-                    && (self.scanner.is_some() || self.driven)
-                    && self.drained,
+                parkable: self.slot.is_some() && self.drained,
             },
             phase => phase,
         }
@@ -258,11 +229,7 @@ impl<S> Guarded<S> {
         if self.lowat.is_none() {
             return;
         }
-        let left = if self.driven {
-            self.driven_body_left.unwrap_or(1)
-        } else {
-            self.scanner().and_then(|s| s.body_left()).unwrap_or(1)
-        };
+        let left = self.body_left.unwrap_or(1);
         let timeouts = self.timeouts;
         if let Some(mark) = &mut self.lowat {
             mark.follow(cx, left, &timeouts);
@@ -293,37 +260,6 @@ impl<S> Guarded<S> {
     fn wrote(&mut self) {
         self.write_stalled = None;
         self.last_write = Instant::now();
-    }
-
-    /// The framing check, while it follows the connection: not once an
-    /// upgrade it saw asked for has made the connection a tunnel.
-    fn scanner(&mut self) -> Option<&mut Scanner> {
-        if self.scanner.as_ref().is_some_and(Scanner::upgrade_asked) && self.watch.lock().tunnel {
-            self.scanner = None;
-            self.head_since = None;
-        }
-        self.scanner.as_mut()
-    }
-
-    fn feed(&mut self, data: &[u8]) {
-        let Some(scanner) = self.scanner() else {
-            return;
-        };
-        let mut fed = Fed::default();
-        scanner.feed(data, &mut fed);
-        if scanner.in_head() {
-            if self.head_since.is_none() {
-                self.head_since = Some(Instant::now());
-            }
-        } else {
-            self.head_since = None;
-        }
-        if !fed.verdicts.is_empty() {
-            self.watch.lock().verdicts.extend(fed.verdicts);
-        }
-        if fed.stopped {
-            self.scanner = None;
-        }
     }
 }
 

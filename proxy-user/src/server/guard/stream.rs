@@ -1,5 +1,5 @@
-//! The guard as the connection's stream: reads feed the framing check
-//! and, when they find nothing, wait for the phase's read deadline; writes
+//! The guard as the connection's stream: reads that find nothing wait for
+//! the phase's read deadline; writes
 //! that make no progress wait for `send_timeout`; a parked connection
 //! reads end-of-file and shuts down by handing its stream back.
 
@@ -40,7 +40,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 prefix.len().min(this.prefix_at + buf.remaining()),
             );
             buf.put_slice(&prefix[from..to]);
-            this.feed(&prefix[from..to]);
             this.drained = false;
             if to < prefix.len() {
                 this.prefix = prefix;
@@ -54,12 +53,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         match io(&mut this.io)?.poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 this.drained = false;
-                if buf.filled().len() > before {
-                    this.feed(&buf.filled()[before..]);
-                    let in_body = this.lowat.is_some() && this.in_body();
-                    if in_body && let Some(mark) = &mut this.lowat {
-                        mark.body_read();
-                    }
+                if buf.filled().len() > before
+                    && this.body_left.is_some()
+                    && let Some(mark) = &mut this.lowat
+                {
+                    mark.body_read();
                 }
                 Poll::Ready(Ok(()))
             }

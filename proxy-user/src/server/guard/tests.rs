@@ -33,8 +33,9 @@ fn read<S: AsyncRead + Unpin>(g: &mut Guarded<S>, waker: &Waker) -> Poll<io::Res
 
 use crate::server::lowat::mark as rcvlowat;
 
-/// While a body is due, a plain connection's reads wait for what it
-/// still owes (capped at 16 KiB); once it is in, for any byte again.
+/// While a body is due (as the HTTP/1 server says, [`Guarded::body_left`]),
+/// a plain connection's reads wait for what it still owes (capped at
+/// 16 KiB); once it is in, for any byte again.
 #[tokio::test]
 async fn a_body_due_sets_the_sockets_low_water_mark() {
     use std::os::fd::AsRawFd;
@@ -50,32 +51,46 @@ async fn a_body_due_sets_the_sockets_low_water_mark() {
         send: Duration::from_secs(60),
         body: Duration::from_secs(60),
     };
-    let mut g = Guarded::new(server, timeouts, false, Some(8192)).body_lowat(fd);
+    let mut g = Guarded::new(server, timeouts, false).body_lowat(fd);
     let waker = Waker::from(Arc::new(Wakes::default()));
-    // Sends `bytes`, then reads until all of them are in (the guard's
-    // last read found nothing more).
+    // Sends `bytes`, then reads until all of them are in, telling the
+    // guard what the body still owes after each read as the server does
+    // (`left`: the body's bytes not read yet, once its head is read).
     async fn send_and_read(
         client: &mut tokio::net::TcpStream,
         g: &mut Guarded<tokio::net::TcpStream>,
         waker: &Waker,
         bytes: &[u8],
+        left: &mut Option<u64>,
     ) {
         client.write_all(bytes).await.unwrap();
         let mut got = 0;
         while got < bytes.len() {
             tokio::time::sleep(Duration::from_millis(10)).await;
             while let Poll::Ready(n) = read(g, waker) {
-                got += n.unwrap();
+                let n = n.unwrap();
+                got += n;
+                if let Some(l) = left {
+                    *l -= n as u64;
+                    let owed = (*l > 0).then_some(*l);
+                    g.body_left(owed);
+                }
             }
         }
+        // The read that found nothing more set the mark.
+        assert!(read(g, waker).is_pending());
     }
-    let head = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc";
-    send_and_read(&mut client, &mut g, &waker, head).await;
+    let head = b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
+    send_and_read(&mut client, &mut g, &waker, head, &mut None).await;
     let _busy = Busy::enter(g.watch());
+    assert_eq!(rcvlowat(fd), 1, "no body due yet");
+    g.body_left(Some(100_000));
+    let mut left = Some(100_000);
+    send_and_read(&mut client, &mut g, &waker, b"abc", &mut left).await;
     assert_eq!(rcvlowat(fd), 16 * 1024);
-    send_and_read(&mut client, &mut g, &waker, &[b'x'; 99_990]).await;
+    send_and_read(&mut client, &mut g, &waker, &[b'x'; 99_990], &mut left).await;
     assert_eq!(rcvlowat(fd), 7, "the body's last 7 bytes");
-    send_and_read(&mut client, &mut g, &waker, b"1234567").await;
+    send_and_read(&mut client, &mut g, &waker, b"1234567", &mut left).await;
     assert_eq!(rcvlowat(fd), 1, "no body due");
 }
 
@@ -92,7 +107,7 @@ async fn a_long_request_wakes_its_connection_when_it_ends_not_every_second() {
         send: Duration::from_secs(60),
         body: Duration::from_secs(60),
     };
-    let mut g = Guarded::new(server, timeouts, false, Some(8192)).parking_into(Slot::new());
+    let mut g = Guarded::new(server, timeouts, false).parking_into(Slot::new());
     let wakes = Arc::new(Wakes::default());
     let waker = Waker::from(wakes.clone());
     client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
@@ -137,7 +152,7 @@ async fn a_response_being_sent_is_not_idle() {
         send: Duration::from_secs(60),
         body: Duration::from_secs(60),
     };
-    let mut g = Guarded::new(server, timeouts, false, Some(8192));
+    let mut g = Guarded::new(server, timeouts, false);
     let waker = Waker::from(Arc::new(Wakes::default()));
     let mut cx = Context::from_waker(&waker);
     client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
@@ -181,7 +196,7 @@ async fn a_response_never_taken_is_closed_at_send_timeout() {
         send: Duration::from_secs(60),
         body: Duration::from_secs(60),
     };
-    let mut g = Guarded::new(server, timeouts, false, Some(8192));
+    let mut g = Guarded::new(server, timeouts, false);
     let waker = Waker::from(Arc::new(Wakes::default()));
     let mut cx = Context::from_waker(&waker);
     drop(Busy::enter(g.watch()));

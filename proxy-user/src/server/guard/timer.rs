@@ -49,7 +49,7 @@ impl Timer {
 
     /// No read deadline applies now (a request is being handled), but one
     /// will once it ends, and the connection must be polled then for it to
-    /// be computed (hyper may not read again by itself).
+    /// be computed (the server may not read again by itself).
     ///
     /// The timer stays registered for that, within `period` (the soonest a
     /// read deadline can come: within
