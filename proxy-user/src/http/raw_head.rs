@@ -80,7 +80,11 @@ mod tests {
     fn write_str(head: &str, e: &Edits<'_>) -> Option<String> {
         let mut out = Vec::new();
         let written = write(head.as_bytes(), e, &mut out);
-        assert_eq!(written, !out.is_empty(), "written and nothing, or the reverse");
+        assert_eq!(
+            written,
+            !out.is_empty(),
+            "written and nothing, or the reverse"
+        );
         written.then(|| String::from_utf8(out).unwrap())
     }
 
