@@ -87,10 +87,16 @@ const REWRITTEN: [&str; 2] = ["host", "x-request-id"];
 /// Appends the upstream request head for `req` to `out` (cleared first
 /// by the caller if it is reused: the head is appended).
 pub fn write(req: &Request<'_, '_>, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
+    write_to(req, req.target.path_and_query(), fwd, out);
+}
+
+/// [`write`] with the request line's target given: the proxy forwards the
+/// target it routed (normalised, perhaps rewritten), in origin form.
+pub fn write_to(req: &Request<'_, '_>, target: &str, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
     out.reserve(req.head_len + 192);
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(req.target.path_and_query().as_bytes());
+    out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let connection = Connection::of(req);

@@ -29,9 +29,16 @@ impl Upstream<'_> {
         mut req: Request<super::RequestBody>,
     ) -> Result<Response<Body>, ProxyError> {
         let state = self.state;
-        if let Some((ar, set)) = authorised {
-            auth_request::apply(ar, req.headers_mut(), set);
-        }
+        // The client's head as it came, for the upstream head; not when
+        // the auth service's headers were set on the map.
+        let client_head = req.body_mut().take_head();
+        let client_head = match authorised {
+            Some((ar, set)) => {
+                auth_request::apply(ar, req.headers_mut(), set);
+                None
+            }
+            None => client_head,
+        };
         let Some(group) = state.group(upstream) else {
             return Err(ProxyError::Internal(format!(
                 "upstream {upstream} missing from the snapshot"
@@ -44,6 +51,7 @@ impl Upstream<'_> {
             kicks: &state.services.kicks,
             server_port: self.conn.server_port,
             request_uri: self.original,
+            client_head,
         };
         let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
         let memory = body::Memory {

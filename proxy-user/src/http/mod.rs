@@ -23,6 +23,7 @@ mod forward;
 pub mod header_rules;
 pub mod headers;
 mod proxy;
+mod raw_head;
 pub mod real_ip;
 mod request;
 pub mod request_body;

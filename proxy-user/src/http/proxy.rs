@@ -26,6 +26,7 @@ use super::{
     error::UpstreamFailure,
     full,
     headers::{self, X_REQUEST_ID},
+    raw_head,
 };
 use crate::{
     config::{Route, header_rules::HeaderRules},
@@ -56,6 +57,9 @@ pub struct Downstream<'a> {
     /// target as received when it differs from the one forwarded.
     pub server_port: u16,
     pub request_uri: Option<&'a hyper::http::uri::PathAndQuery>,
+    /// The client's request head as it came (rampart's HTTP/1 server):
+    /// the upstream head is written from it ([`super::raw_head`]).
+    pub client_head: Option<Bytes>,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -147,36 +151,29 @@ async fn send(
     } = exchange;
     let upstream = &group.config;
 
-    // The request as the upstream will see it (the URI's authority is set per server).
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let mut head = std::mem::take(&mut parts.headers);
-    headers::strip_hop_by_hop(&mut head, websocket);
-    headers::add_forwarded(&mut head, down.client.ip(), down.https, host.as_ref());
-    if let Some(h) = &host {
-        head.insert(header::HOST, h.clone());
-    }
-    head.insert(X_REQUEST_ID.clone(), down.request_id.clone());
-    if let Some(rules) = route.headers.as_deref()
-        && !rules.request.is_empty()
-    {
-        header_rules_on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
-    }
     // Origin form (`/path?query`), as servers expect from a client; the
     // connection already goes to the chosen server. Written once: every
     // attempt sends the same bytes.
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let len = if body.is_empty() {
-        BodyLen::Empty
-    } else {
-        BodyLen::Known(body.len() as u64)
-    };
     let mut up_head = Vec::new();
-    request_head::write(&parts.method, target, &mut head, len, &mut up_head);
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let from_client = !websocket
+        && route
+            .headers
+            .as_deref()
+            .is_none_or(|r| r.request.is_empty())
+        && down.client_head.as_deref().is_some_and(|head| {
+            let edits = raw_head::Edits {
+                client: down.client.ip(),
+                https: down.https,
+                request_id: down.request_id.as_bytes(),
+                target,
+                body_len: body.len(),
+            };
+            raw_head::write(head, &edits, &mut up_head)
+        });
+    if !from_client {
+        map_head(&mut parts, route, down, websocket, &body, &mut up_head);
+    }
     let can_retry_after_response = idempotent(&parts.method) && !websocket;
 
     group.earn_retry();
@@ -318,6 +315,43 @@ async fn send(
         upstream: upstream.name.clone(),
         kind: last,
     })
+}
+
+/// The upstream head from the request's `HeaderMap`, edited: HTTP/2's and
+/// hyper's server's requests, and those [`raw_head`] leaves.
+fn map_head(
+    parts: &mut hyper::http::request::Parts,
+    route: &Route,
+    down: &Downstream<'_>,
+    websocket: bool,
+    body: &Bytes,
+    out: &mut Vec<u8>,
+) {
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let mut head = std::mem::take(&mut parts.headers);
+    headers::strip_hop_by_hop(&mut head, websocket);
+    headers::add_forwarded(&mut head, down.client.ip(), down.https, host.as_ref());
+    if let Some(h) = &host {
+        head.insert(header::HOST, h.clone());
+    }
+    head.insert(X_REQUEST_ID.clone(), down.request_id.clone());
+    if let Some(rules) = route.headers.as_deref()
+        && !rules.request.is_empty()
+    {
+        header_rules_on_request(rules, &mut head, down, host.as_ref(), &parts.uri);
+    }
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let len = if body.is_empty() {
+        BodyLen::Empty
+    } else {
+        BodyLen::Known(body.len() as u64)
+    };
+    request_head::write(&parts.method, target, &mut head, len, out);
 }
 
 /// The upstream's response body. It holds the server's lease until it ends

@@ -31,6 +31,27 @@ impl From<Incoming> for RequestBody {
     }
 }
 
+impl RequestBody {
+    /// Keeps the client's request head as it came, for the upstream head
+    /// to be written from its bytes (`http::proxy`, `h1::upstream_head`).
+    /// It rides with the body because the body is the one part of the
+    /// request that is rampart's own type: an extension would cost three
+    /// allocations per request. HTTP/2 and hyper's bodies carry none.
+    pub fn keep_head(&mut self, head: Bytes) {
+        if let RequestBody::Fed(f) = self {
+            f.head = Some(head);
+        }
+    }
+
+    /// The client's request head kept by [`RequestBody::keep_head`].
+    pub fn take_head(&mut self) -> Option<Bytes> {
+        match self {
+            RequestBody::Fed(f) => f.head.take(),
+            RequestBody::Hyper(_) => None,
+        }
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -92,6 +113,8 @@ pub struct Fed {
     pipe: Option<Arc<Mutex<Pipe>>>,
     size: SizeHint,
     done: bool,
+    /// The client's request head as it came (see [`RequestBody::take_head`]).
+    head: Option<Bytes>,
 }
 
 /// The driver's end of a [`Fed`] body.
@@ -106,6 +129,7 @@ impl Fed {
             pipe: None,
             size: SizeHint::with_exact(0),
             done: true,
+            head: None,
         })
     }
 
@@ -120,6 +144,7 @@ impl Fed {
             pipe: Some(pipe.clone()),
             size,
             done: false,
+            head: None,
         };
         (RequestBody::Fed(body), Feeder { pipe })
     }

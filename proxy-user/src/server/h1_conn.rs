@@ -15,6 +15,8 @@
 
 use std::{mem::MaybeUninit, sync::Arc};
 
+use bytes::Bytes;
+
 use hyper::{
     Method, Request, StatusCode, Uri, Version,
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -117,6 +119,9 @@ where
                 return;
             }
         };
+        // The head's bytes, kept for the upstream head (written from them,
+        // `h1::upstream_head`): one copy, no header map edited.
+        let raw = Bytes::copy_from_slice(&buf[..head.head_len]);
         buf.drain(..head.head_len);
         if head_begun {
             head_begun = false;
@@ -132,7 +137,7 @@ where
             ..
         } = head;
         let is_head = req.method() == Method::HEAD;
-        let (body, mut feeding) = match framing {
+        let (mut body, mut feeding) = match framing {
             Framing::Length(0) | Framing::Empty | Framing::Close => (Fed::empty(), None),
             Framing::Length(n) => {
                 let (body, feeder) = Fed::pair(Some(n));
@@ -146,6 +151,7 @@ where
         if let Some(f) = &mut feeding {
             f.expect = expect_continue;
         }
+        body.keep_head(raw);
         let upgrade_to = upgrade.then(|| {
             let (offer, tx) = Offer::new();
             req.extensions_mut().insert(offer);

@@ -155,7 +155,10 @@ fn response_parts(
     head: &response::Response<'_, '_>,
 ) -> Result<(hyper::http::response::Parts, usize), SendError> {
     let invalid = |why| SendError::Response(H1Error::upstream(why));
-    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    // Room for the header the proxy adds to every response (`X-Request-Id`,
+    // `http::handle`): a map grown for it costs a second allocation and a
+    // rehash per response.
+    let mut headers = HeaderMap::with_capacity(head.headers.len() + 1);
     for h in head.headers {
         if head.drop_length && h.name.eq_ignore_ascii_case("content-length") {
             continue;
