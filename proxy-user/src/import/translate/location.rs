@@ -18,6 +18,22 @@ struct Loc<'a> {
     chain: Chain<'a>,
 }
 
+/// The route keys of a location's match.
+fn path_keys(t: &mut Table, l: &Loc<'_>) {
+    match l.mode {
+        Mode::Exact => t.set("path_exact", emit::s(&l.path)),
+        Mode::Priority | Mode::Prefix => t.set("path", emit::s(&l.path)),
+        Mode::Regex => {
+            let re = if l.case_insensitive {
+                format!("(?i){}", l.path)
+            } else {
+                l.path.clone()
+            };
+            t.set("path_regex", emit::s(&re));
+        }
+    }
+}
+
 /// A location's modifier and path, as nginx reads them.
 fn matcher(args: &[String]) -> Option<(Mode, String, bool)> {
     match args {
@@ -111,6 +127,17 @@ impl<'a> Translator<'a> {
         for host in hosts {
             for l in &locs {
                 has_root |= matches!(l.mode, Mode::Prefix | Mode::Priority) && l.path == "/";
+                // Its `if (...) { return ...; }`s answer first (rewrite phase).
+                for i in l.d.children().iter().filter(|d| d.name == "if") {
+                    if let Some(mut t) = self.if_route(&l.chain, i, names) {
+                        path_keys(&mut t, l);
+                        t.what = format!("location {}: {}", l.d.args.join(" "), t.what);
+                        if let Some(h) = host {
+                            t.set("host", emit::s(h));
+                        }
+                        self.routes.push(t);
+                    }
+                }
                 if let Some(mut t) = self.route(l, names) {
                     if let Some(h) = host {
                         t.set("host", emit::s(h));
@@ -186,18 +213,7 @@ impl<'a> Translator<'a> {
     fn route(&mut self, l: &Loc<'a>, names: &[String]) -> Option<Table> {
         let mut t = Table::new("[[route]]", format!("location {}", l.d.args.join(" ")));
         t.from(l.d.at());
-        match l.mode {
-            Mode::Exact => t.set("path_exact", emit::s(&l.path)),
-            Mode::Priority | Mode::Prefix => t.set("path", emit::s(&l.path)),
-            Mode::Regex => {
-                let re = if l.case_insensitive {
-                    format!("(?i){}", l.path)
-                } else {
-                    l.path.clone()
-                };
-                t.set("path_regex", emit::s(&re));
-            }
-        }
+        path_keys(&mut t, l);
         let own = l.d.children();
         // `return` (rewrite phase) answers before access checks and limits.
         if let Some(ret) = own.iter().find(|d| d.name == "return") {

@@ -13,6 +13,7 @@
 //! ```
 
 mod access;
+mod conditions;
 mod headers;
 mod location;
 mod pages;
@@ -25,6 +26,7 @@ mod server;
 mod try_files;
 pub mod units;
 mod upstream;
+mod variables;
 mod vars;
 mod vhosts;
 
@@ -105,6 +107,7 @@ pub struct Output {
 }
 
 pub fn translate(parsed: &Parsed, source: &str) -> Output {
+    let resolved = variables::resolve(&parsed.directives);
     let mut t = Translator {
         used: HashSet::new(),
         notes: HashMap::new(),
@@ -124,7 +127,11 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         server_locs: Vec::new(),
         named: HashMap::new(),
     };
-    let top = parsed.directives.as_slice();
+    for (id, report) in resolved.notes {
+        t.used.insert(id);
+        t.notes.entry(id).or_default().push(report);
+    }
+    let top = resolved.directives.as_slice();
     let http_blocks: Vec<&Directive> = top
         .iter()
         .filter(|d| d.name == "http" && d.block.is_some())
