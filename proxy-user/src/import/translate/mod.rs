@@ -15,6 +15,7 @@
 mod access;
 mod conditions;
 mod headers;
+mod host_map;
 mod location;
 mod pages;
 mod redirect;
@@ -127,6 +128,7 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         server_locs: Vec::new(),
         named: HashMap::new(),
     };
+    t.used.extend(resolved.made.iter().copied());
     for (id, report) in resolved.notes {
         t.used.insert(id);
         t.notes.entry(id).or_default().push(report);
@@ -154,14 +156,26 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
     }
     let mut reports = Vec::new();
     for (file, line, message) in &parsed.unread {
+        // certbot's own TLS options file, absent on another machine: its
+        // lines (TLSv1.2 TLSv1.3, a session cache, ECDHE AEAD ciphers)
+        // are what rampart does anyway.
+        let certbot = message.contains("letsencrypt/options-ssl-nginx.conf:");
         reports.push(Report {
             at: format!("{}:{line}", file.display()),
             directive: "include".into(),
-            kind: Kind::Unsupported,
-            message: message.clone(),
+            kind: if certbot { Kind::NotNeeded } else { Kind::Unsupported },
+            message: if certbot {
+                "certbot's TLS options file, not on this machine: its lines (ssl_protocols TLSv1.2 TLSv1.3, session cache and tickets, ECDHE AEAD ciphers) are rampart's defaults".into()
+            } else {
+                message.clone()
+            },
         });
     }
+    t.autoindex(top);
     t.account(top, &mut reports);
+    // A location written once per host of a `map $host` is one report.
+    let mut seen = HashSet::new();
+    reports.retain(|r| seen.insert(r.to_string()));
     let upstreams: Vec<Table> = t.upstreams.values().cloned().collect();
     let limits: Vec<Table> = t.limits.values().cloned().collect();
     let toml = emit::render(
@@ -408,6 +422,21 @@ impl<'a> Translator<'a> {
                     "not used by an access_log at http level",
                 );
             }
+        }
+    }
+
+    /// `autoindex` wherever it is: `off` is what rampart's static routes do
+    /// (a directory without its index answers 403); `on` is not in rampart.
+    fn autoindex(&mut self, block: &[Directive]) {
+        for d in block {
+            if d.name == "autoindex" {
+                if d.args.first().map(String::as_str) == Some("off") {
+                    self.note(d, Kind::NotNeeded, "rampart never lists a directory: one without its index file answers 403, as nginx's `autoindex off`");
+                } else {
+                    self.unsupported(d, "directory listings are not in rampart: a directory without its index file answers 403");
+                }
+            }
+            self.autoindex(d.children());
         }
     }
 

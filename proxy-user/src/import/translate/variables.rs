@@ -28,6 +28,8 @@ use super::super::{
 pub(super) struct Resolved {
     pub directives: Vec<Directive>,
     pub notes: Vec<(usize, Report)>,
+    /// Directives the pass made (accounted for already).
+    pub made: Vec<usize>,
 }
 
 /// Directives whose arguments are never rewritten: they name variables
@@ -49,6 +51,7 @@ pub(super) fn resolve(top: &[Directive]) -> Resolved {
     let mut notes = Vec::new();
     let ws = websocket_maps(top, &mut notes);
     let mut directives = top.to_vec();
+    let made = super::host_map::expand(&mut directives, &mut notes);
     let conditional = conditional_sets(top);
     walk(
         &mut directives,
@@ -57,7 +60,11 @@ pub(super) fn resolve(top: &[Directive]) -> Resolved {
         &conditional,
         &mut notes,
     );
-    Resolved { directives, notes }
+    Resolved {
+        directives,
+        notes,
+        made,
+    }
 }
 
 /// `map $http_upgrade $NAME { default upgrade; '' close; }` anywhere in
@@ -291,7 +298,7 @@ fn name_at(text: &str, at: usize) -> (&str, usize) {
 
 /// `text` with the variables of `scope` written out; `None` when it names
 /// none of them.
-fn substitute(text: &str, scope: &HashMap<String, String>) -> Option<String> {
+pub(super) fn substitute(text: &str, scope: &HashMap<String, String>) -> Option<String> {
     if scope.is_empty() || !text.contains('$') {
         return None;
     }
