@@ -133,3 +133,39 @@ pub(super) fn condition(
         source: parts.join(" "),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(cond: &str) -> Result<Config, String> {
+        let text = format!("[[route]]\npath = \"/\"\nif = {cond}\nrespond = 204\n");
+        Config::parse(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn conditions_parse_or_name_what_is_wrong() {
+        for good in [
+            r#"["$request_method", "=", "OPTIONS"]"#,
+            r#"["$http_x_forwarded_proto", "!=", "https"]"#,
+            r#"["$http_user_agent", "~*", "bot|spider"]"#,
+            r#"["$cookie_session"]"#,
+        ] {
+            let cfg = parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(cfg.routes[0].name().contains(" if $"), "{good}");
+        }
+        for (bad, why) in [
+            (r#"["$uri", "<", "x"]"#, "operator"),
+            (r#"["$uri", "~", "("]"#, "regex"),
+            (r#"["$uri", "=", "$host"]"#, "literal"),
+            (r#"["uri", "=", "x"]"#, "one variable"),
+            (r#"["$nope", "=", "x"]"#, "variable"),
+            (r#"["$uri", "="]"#, "expected"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(why) && e.contains("t.toml:3"), "{bad}: {e}");
+        }
+    }
+}

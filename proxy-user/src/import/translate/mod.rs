@@ -505,3 +505,5 @@ mod tests;
 mod tests_keys;
 #[cfg(test)]
 mod tests_routes;
+#[cfg(test)]
+mod tests_variables;

@@ -185,9 +185,9 @@ fn walk(
         if !KEEP.contains(&d.name.as_str()) {
             rewrite_args(d, &scope, ws, &mut substituted);
         }
+        // An `if` block sees the variables of the block it is in.
         if let Some(children) = d.block.as_mut()
             && d.name != "map"
-            && d.name != "if"
         {
             substituted.extend(walk(children, &scope, ws, conditional, notes));
         }
