@@ -115,10 +115,11 @@ fn websocket_maps(top: &[Directive], notes: &mut Vec<(usize, Report)>) -> HashSe
 fn conditional_sets(top: &[Directive]) -> HashSet<String> {
     fn inside(ds: &[Directive], in_if: bool, out: &mut HashSet<String>) {
         for d in ds {
-            if d.name == "set" && in_if {
-                if let Some(v) = d.args.first().and_then(|v| v.strip_prefix('$')) {
-                    out.insert(v.to_string());
-                }
+            if d.name == "set"
+                && in_if
+                && let Some(v) = d.args.first().and_then(|v| v.strip_prefix('$'))
+            {
+                out.insert(v.to_string());
             }
             inside(d.children(), in_if || d.name == "if", out);
         }
