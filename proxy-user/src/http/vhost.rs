@@ -84,10 +84,12 @@ pub(super) fn find_rewritten<B>(
     let routes = &state.config.routes;
     let mut changes = 0;
     loop {
-        let vars = super::vars_of(conn, host, request_id, original.as_ref(), req.uri())
-            .with(req.headers());
+        let vars = || {
+            super::vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers())
+        };
+        // The variables are made only for a route with an `if`.
         let method = req.method().as_str();
-        let holds = |c: &crate::config::condition::Condition| c.holds(method, &vars);
+        let holds = |c: &crate::config::condition::Condition| c.holds(method, &vars());
         let Some(i) = route(&state.config, server, host, req.uri().path(), &holds) else {
             return Err((
                 ProxyError::downstream(StatusCode::NOT_FOUND, "no route"),
@@ -97,6 +99,7 @@ pub(super) fn find_rewritten<B>(
         let Some(rw) = routes[i].rewrite.as_ref().filter(|r| r.is_last()) else {
             return Ok(i);
         };
+        let vars = vars();
         let uri = match rw.apply(req.uri(), &vars) {
             Ok(None) => return Ok(i),
             Ok(Some(uri)) => uri,

@@ -443,6 +443,9 @@ impl<'a> Translator<'a> {
     /// Reports, in file order, what became of every directive.
     fn account(&self, block: &[Directive], out: &mut Vec<Report>) {
         for d in block {
+            if d.name == host_map::HOST {
+                continue;
+            }
             if let Some(notes) = self.notes.get(&d.id) {
                 out.extend(notes.iter().cloned());
             }

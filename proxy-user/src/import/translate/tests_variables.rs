@@ -51,7 +51,8 @@ fn a_host_map_is_a_route_per_name_and_others_stay_reported() {
          map $host $re { ~^www 1; default 0; }\n\
          map $uri $new { /old /new; }\n\
          server { listen 80;\n location /app/ { proxy_pass http://$be; }\n\
-         location / { return 200 $re; }\n}\n}\n",
+         location / { return 200 $re; }\n\
+         location /r/ { return 302 http://$be/r; }\n}\n}\n",
     );
     let r = routes(&i);
     let app: Vec<(Option<&str>, Option<&str>)> = r
@@ -83,6 +84,16 @@ fn a_host_map_is_a_route_per_name_and_others_stay_reported() {
             .any(|l| l.contains(":7: unsupported: map:"))
     );
     assert!(!unsupported.iter().any(|l| l.contains(":2: unsupported")));
+    let r302: Vec<&str> = r
+        .iter()
+        .filter_map(|r| r.get("redirect").and_then(|v| v.as_str()))
+        .collect();
+    assert_eq!(r302, ["http://127.0.0.1:9001/r", "http://127.0.0.1:9000/r"]);
+    assert!(
+        !i.reports.iter().any(|r| r.directive.contains('\u{1}')),
+        "{:#?}",
+        i.reports
+    );
     // One line per directive, however many copies of its location.
     let mut lines = i
         .reports
