@@ -225,6 +225,9 @@ pub struct FileRoute {
     pub path_exact: Option<Spanned<String>>,
     pub path_regex: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
+    /// nginx's `if (...)`: `["$VAR"]` or `["$VAR", OP, VALUE]`.
+    #[serde(rename = "if")]
+    pub condition: Option<Spanned<Vec<Spanned<String>>>>,
     pub respond: Option<Spanned<i64>>,
     pub body: Option<Spanned<String>>,
     #[serde(rename = "static")]

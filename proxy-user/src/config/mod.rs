@@ -12,6 +12,7 @@ mod admin;
 mod auth_request;
 pub mod basic_auth;
 pub mod compress;
+pub mod condition;
 pub mod control;
 mod error;
 pub mod error_page;

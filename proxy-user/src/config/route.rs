@@ -46,6 +46,8 @@ pub struct Matcher {
     pub path: PathMatch,
     /// Host header (without port) the route is restricted to.
     pub host: Option<String>,
+    /// The route's `if`: a condition on a request variable.
+    pub condition: Option<super::condition::Condition>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +79,7 @@ pub enum Action {
 
 impl PartialEq for Matcher {
     fn eq(&self, other: &Self) -> bool {
-        self.path == other.path && self.host == other.host
+        self.path == other.path && self.host == other.host && self.condition == other.condition
     }
 }
 
@@ -89,6 +91,10 @@ impl Route {
             PathMatch::Prefix(p) => p.clone(),
             PathMatch::Exact(p) => format!("= {p}"),
             PathMatch::Regex(r) => format!("~ {}", r.as_str()),
+        };
+        let path = match &self.matcher.condition {
+            Some(c) => format!("{path} if {}", c.source()),
+            None => path,
         };
         match &self.matcher.host {
             Some(h) => format!("{h} {path}"),
@@ -244,6 +250,7 @@ pub(super) fn route(
         }
     };
     let rewrite = super::rewrite::rewrite(loc, &r, &path)?;
+    let condition = super::condition::condition(loc, r.condition.take())?;
     let limits = names(loc, r.limit.as_ref(), "limit", |n| {
         known.limits.contains_key(n)
     })?;
@@ -276,6 +283,7 @@ pub(super) fn route(
         matcher: Matcher {
             path,
             host: r.host.map(|h| h.into_inner().to_ascii_lowercase()),
+            condition,
         },
         action,
         limits,

@@ -1,14 +1,26 @@
 //! Route matching: the first route, in file order, whose matcher accepts
-//! the request's path (and host, when the route names one).
+//! the request's path (and host, and its `if`, when the route has them).
 
-use crate::config::{PathMatch, Route};
+use crate::config::{PathMatch, Route, condition::Condition};
 
 /// How many times `rewrite ... last` may send a request to another route
 /// (nginx's limit; one more is a 500).
 pub const MAX_REWRITES: usize = 10;
 
-/// The index of the route for `path` on `host`, if any.
+/// The index of the route for `path` on `host`, if any (a route with an
+/// `if` is never taken: there is no request to test).
 pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
+    find_when(routes, host, path, &|_| false)
+}
+
+/// [`find`], with `holds` telling whether the request meets a route's `if`
+/// (tested only for a route whose path and host match).
+pub fn find_when(
+    routes: &[Route],
+    host: Option<&str>,
+    path: &str,
+    holds: &dyn Fn(&Condition) -> bool,
+) -> Option<usize> {
     routes.iter().position(|r| {
         let host_ok = match (&r.matcher.host, host) {
             (None, _) => true,
@@ -22,6 +34,7 @@ pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
                 PathMatch::Exact(p) => path == p,
                 PathMatch::Regex(re) => re.is_match(path),
             }
+            && r.matcher.condition.as_ref().is_none_or(holds)
     })
 }
 

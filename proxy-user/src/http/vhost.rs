@@ -52,10 +52,11 @@ pub fn route(
     server: Option<usize>,
     host: Option<&str>,
     path: &str,
+    holds: &dyn Fn(&crate::config::condition::Condition) -> bool,
 ) -> Option<usize> {
     let range = config.servers.list.get(server?)?.routes.clone();
     let start = range.start;
-    super::route::find(&config.routes[range], host, path).map(|i| i + start)
+    super::route::find_when(&config.routes[range], host, path, holds).map(|i| i + start)
 }
 
 /// The server the SNI name of a TLS connection on `listener` selects;
@@ -83,7 +84,13 @@ pub(super) fn find_rewritten<B>(
     let routes = &state.config.routes;
     let mut changes = 0;
     loop {
-        let Some(i) = route(&state.config, server, host, req.uri().path()) else {
+        let vars = || {
+            super::vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers())
+        };
+        // The variables are made only for a route with an `if`.
+        let method = req.method().as_str();
+        let holds = |c: &crate::config::condition::Condition| c.holds(method, &vars());
+        let Some(i) = route(&state.config, server, host, req.uri().path(), &holds) else {
             return Err((
                 ProxyError::downstream(StatusCode::NOT_FOUND, "no route"),
                 None,
@@ -92,8 +99,7 @@ pub(super) fn find_rewritten<B>(
         let Some(rw) = routes[i].rewrite.as_ref().filter(|r| r.is_last()) else {
             return Ok(i);
         };
-        let vars = super::vars_of(conn, host, request_id, original.as_ref(), req.uri())
-            .with(req.headers());
+        let vars = vars();
         let uri = match rw.apply(req.uri(), &vars) {
             Ok(None) => return Ok(i),
             Ok(Some(uri)) => uri,

@@ -26,6 +26,7 @@ const TLS_BUILTIN: &str = "rampart offers only forward-secret AEAD suites (ECDHE
 
 pub fn support(name: &str) -> Support {
     match name {
+        "autoindex" => Translated,
         "http"
         | "server"
         | "location"
@@ -154,7 +155,7 @@ pub fn support(name: &str) -> Support {
         | "ssl_ecdh_curve"
         | "ssl_conf_command"
         | "ssl_early_data" => NotNeeded(TLS_BUILTIN),
-        "ssl_stapling" | "ssl_stapling_verify" | "ssl_trusted_certificate" | "resolver_timeout" => {
+        "ssl_stapling" | "ssl_stapling_verify" | "ssl_trusted_certificate" => {
             NotNeeded("OCSP stapling is optional for clients; rampart does not staple")
         }
         "proxy_http_version" => NotNeeded("rampart speaks HTTP/1.1 to upstreams, with keep-alive"),
@@ -199,7 +200,7 @@ pub fn support(name: &str) -> Support {
         | "more_clear_headers"
         | "sub_filter"
         | "sub_filter_once" => Unsupported("header and body editing: no rampart key yet"),
-        "resolver" => NotNeeded(
+        "resolver" | "resolver_timeout" => NotNeeded(
             "rampart resolves upstream names through the system's /etc/resolv.conf and /etc/hosts",
         ),
         "proxy_cache"
@@ -246,10 +247,10 @@ pub fn support(name: &str) -> Support {
         "proxy_next_upstream" | "proxy_next_upstream_timeout" => Unsupported(
             "rampart retries connect failures, and 502/503/504 or timeouts for idempotent requests; other conditions cannot be chosen",
         ),
-        "autoindex" | "autoindex_exact_size" | "autoindex_localtime" | "autoindex_format" => {
+        "autoindex_exact_size" | "autoindex_localtime" | "autoindex_format" => {
             Unsupported("directory listings are not in rampart")
         }
-        "internal" => Unsupported("internal-only locations are not in rampart"),
+        "internal" => Unsupported("internal-only locations: see the location's route"),
         "stub_status" => Unsupported("use rampart's admin listener (/metrics) instead"),
         "ip_hash" | "hash" | "sticky" => Unsupported("session affinity is not in rampart"),
         "stream" | "mail" => Unsupported("rampart proxies HTTP only"),

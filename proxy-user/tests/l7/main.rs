@@ -18,6 +18,7 @@ mod escalation;
 mod header_rules;
 mod http1;
 mod http2;
+mod import_conditions;
 mod import_redirect;
 mod kick;
 mod lifecycle;

@@ -60,6 +60,8 @@ async fn static_files_with_caching_ranges_and_no_escape() {
     let large: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("large.bin"), &large).unwrap();
     std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape.txt")).unwrap();
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(dir.join("elsewhere"), root.join("outside")).unwrap();
     let p = proxy(&dir, &static_config("www")).await;
     let c = client();
     let base = format!("http://{}", p.addr());
@@ -117,6 +119,21 @@ async fn static_files_with_caching_ranges_and_no_escape() {
     assert_eq!(h["content-length"], "100");
     let (status, _, body) = get(&c, &format!("{base}/static/")).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"<h1>hi</h1>"[..]));
+    // A directory without its index file: 403, as nginx (autoindex off);
+    // a directory outside the root (a symlink out) stays 404, and so does
+    // a missing one.
+    assert_eq!(
+        get(&c, &format!("{base}/static/css/")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&c, &format!("{base}/static/outside/")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&c, &format!("{base}/static/nowhere/")).await.0,
+        StatusCode::NOT_FOUND
+    );
     let req = Request::get(format!("{base}/static/big.js"))
         .header("accept-encoding", "gzip, br;q=0")
         .body(Full::new(Bytes::new()))

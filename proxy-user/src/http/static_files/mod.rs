@@ -5,7 +5,8 @@
 //! starting with `.` (`.env`, `.git/config`, however it was spelled) is a
 //! 404, but `.well-known/` at the top when the route opts in. Conditional GET (ETag, Last-Modified), single
 //! byte ranges, HEAD, Expires/Cache-Control from the route, and precompressed
-//! `.br`/`.gz` siblings when the client accepts them.
+//! `.br`/`.gz` siblings when the client accepts them. A directory without
+//! its index file is 403, as nginx's (no listings: `autoindex off`).
 
 use std::{
     path::{Path, PathBuf},
@@ -99,8 +100,20 @@ pub async fn serve(
             resp.headers_mut().insert(header::LOCATION, location);
             return Ok(resp);
         }
+        // As nginx (`index` + `autoindex off`): a directory inside the
+        // root without its index file is 403, not 404.
+        let dir = tokio::fs::canonicalize(&file)
+            .await
+            .map_err(|_| not_found())?;
+        if !dir.starts_with(&root) {
+            return Err(not_found());
+        }
         file = file.join(route.index);
-        meta = tokio::fs::metadata(&file).await.map_err(|_| not_found())?;
+        meta = match tokio::fs::metadata(&file).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_index()),
+            Err(_) => return Err(not_found()),
+        };
     }
     let canonical = tokio::fs::canonicalize(&file)
         .await
@@ -199,6 +212,12 @@ pub async fn serve(
     *resp.status_mut() = status;
     *resp.headers_mut() = resp_headers;
     Ok(resp)
+}
+
+/// nginx's answer for a directory without its index file and no
+/// listing (`autoindex off`, its default).
+fn no_index() -> ProxyError {
+    ProxyError::downstream(StatusCode::FORBIDDEN, "directory without an index file")
 }
 
 fn not_found() -> ProxyError {

@@ -18,6 +18,35 @@ struct Loc<'a> {
     chain: Chain<'a>,
 }
 
+/// A location copy for one name of a `map $host` (see `host_map.rs`):
+/// the route's `host`.
+fn mapped_host(t: &mut Table, l: &Loc<'_>) {
+    if let Some(m) =
+        l.d.children()
+            .iter()
+            .find(|c| c.name == super::host_map::HOST)
+        && let Some(h) = m.args.first()
+    {
+        t.set("host", emit::s(h));
+    }
+}
+
+/// The route keys of a location's match.
+fn path_keys(t: &mut Table, l: &Loc<'_>) {
+    match l.mode {
+        Mode::Exact => t.set("path_exact", emit::s(&l.path)),
+        Mode::Priority | Mode::Prefix => t.set("path", emit::s(&l.path)),
+        Mode::Regex => {
+            let re = if l.case_insensitive {
+                format!("(?i){}", l.path)
+            } else {
+                l.path.clone()
+            };
+            t.set("path_regex", emit::s(&re));
+        }
+    }
+}
+
 /// A location's modifier and path, as nginx reads them.
 fn matcher(args: &[String]) -> Option<(Mode, String, bool)> {
     match args {
@@ -111,7 +140,20 @@ impl<'a> Translator<'a> {
         for host in hosts {
             for l in &locs {
                 has_root |= matches!(l.mode, Mode::Prefix | Mode::Priority) && l.path == "/";
+                // Its `if (...) { return ...; }`s answer first (rewrite phase).
+                for i in l.d.children().iter().filter(|d| d.name == "if") {
+                    if let Some(mut t) = self.if_route(&l.chain, i, names) {
+                        path_keys(&mut t, l);
+                        mapped_host(&mut t, l);
+                        t.what = format!("location {}: {}", l.d.args.join(" "), t.what);
+                        if let Some(h) = host {
+                            t.set("host", emit::s(h));
+                        }
+                        self.routes.push(t);
+                    }
+                }
                 if let Some(mut t) = self.route(l, names) {
+                    mapped_host(&mut t, l);
                     if let Some(h) = host {
                         t.set("host", emit::s(h));
                     }
@@ -182,23 +224,59 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// An `internal` location: a client's request for it gets 404 from
+    /// nginx, and from its route. When it is an `error_page` target, the
+    /// page is read as the error page's file (its `root` or `alias`), so
+    /// nothing is lost; otherwise nginx reaches it only by internal
+    /// redirects rampart does not make (X-Accel-Redirect ...): reported.
+    fn internal(
+        &mut self,
+        mut t: Table,
+        l: &Loc<'a>,
+        int: &'a Directive,
+        names: &[String],
+    ) -> Table {
+        let page = l.mode == Mode::Exact
+            && l.chain
+                .iter()
+                .flat_map(|b| b.iter())
+                .any(|d| d.name == "error_page" && d.args.last() == Some(&l.path));
+        t.set("respond", "404".into());
+        t.what.push_str(" (internal: clients get 404)");
+        t.from(int.at());
+        if page {
+            self.take(int);
+        } else {
+            self.unsupported(int, "nginx reaches this location only by internal redirects (X-Accel-Redirect, try_files, error_page to a prefix ...), which rampart does not make: clients get its 404, as from nginx");
+        }
+        for d in l.d.children() {
+            if page && matches!(d.name.as_str(), "root" | "alias") {
+                // Where the error page's file is read from.
+                t.from(d.at());
+                self.take(d);
+                continue;
+            }
+            if !matches!(d.name.as_str(), "internal" | "location" | "add_header") {
+                self.note(
+                    d,
+                    Kind::NotNeeded,
+                    "never applied: the location is internal, its route answers clients 404",
+                );
+            }
+        }
+        self.headers(&mut t, &l.chain, names, false);
+        t
+    }
+
     /// One location as a route, or `None` when nothing could be written.
     fn route(&mut self, l: &Loc<'a>, names: &[String]) -> Option<Table> {
         let mut t = Table::new("[[route]]", format!("location {}", l.d.args.join(" ")));
         t.from(l.d.at());
-        match l.mode {
-            Mode::Exact => t.set("path_exact", emit::s(&l.path)),
-            Mode::Priority | Mode::Prefix => t.set("path", emit::s(&l.path)),
-            Mode::Regex => {
-                let re = if l.case_insensitive {
-                    format!("(?i){}", l.path)
-                } else {
-                    l.path.clone()
-                };
-                t.set("path_regex", emit::s(&re));
-            }
-        }
+        path_keys(&mut t, l);
         let own = l.d.children();
+        if let Some(int) = own.iter().find(|d| d.name == "internal") {
+            return Some(self.internal(t, l, int, names));
+        }
         // `return` (rewrite phase) answers before access checks and limits.
         if let Some(ret) = own.iter().find(|d| d.name == "return") {
             for d in own.iter().filter(|d| {

@@ -13,7 +13,9 @@
 //! ```
 
 mod access;
+mod conditions;
 mod headers;
+mod host_map;
 mod location;
 mod pages;
 mod redirect;
@@ -25,6 +27,7 @@ mod server;
 mod try_files;
 pub mod units;
 mod upstream;
+mod variables;
 mod vars;
 mod vhosts;
 
@@ -105,6 +108,7 @@ pub struct Output {
 }
 
 pub fn translate(parsed: &Parsed, source: &str) -> Output {
+    let resolved = variables::resolve(&parsed.directives);
     let mut t = Translator {
         used: HashSet::new(),
         notes: HashMap::new(),
@@ -124,7 +128,12 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         server_locs: Vec::new(),
         named: HashMap::new(),
     };
-    let top = parsed.directives.as_slice();
+    t.used.extend(resolved.made.iter().copied());
+    for (id, report) in resolved.notes {
+        t.used.insert(id);
+        t.notes.entry(id).or_default().push(report);
+    }
+    let top = resolved.directives.as_slice();
     let http_blocks: Vec<&Directive> = top
         .iter()
         .filter(|d| d.name == "http" && d.block.is_some())
@@ -147,14 +156,26 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
     }
     let mut reports = Vec::new();
     for (file, line, message) in &parsed.unread {
+        // certbot's own TLS options file, absent on another machine: its
+        // lines (TLSv1.2 TLSv1.3, a session cache, ECDHE AEAD ciphers)
+        // are what rampart does anyway.
+        let certbot = message.contains("letsencrypt/options-ssl-nginx.conf:");
         reports.push(Report {
             at: format!("{}:{line}", file.display()),
             directive: "include".into(),
-            kind: Kind::Unsupported,
-            message: message.clone(),
+            kind: if certbot { Kind::NotNeeded } else { Kind::Unsupported },
+            message: if certbot {
+                "certbot's TLS options file, not on this machine: its lines (ssl_protocols TLSv1.2 TLSv1.3, session cache and tickets, ECDHE AEAD ciphers) are rampart's defaults".into()
+            } else {
+                message.clone()
+            },
         });
     }
+    t.autoindex(top);
     t.account(top, &mut reports);
+    // A location written once per host of a `map $host` is one report.
+    let mut seen = HashSet::new();
+    reports.retain(|r| seen.insert(r.to_string()));
     let upstreams: Vec<Table> = t.upstreams.values().cloned().collect();
     let limits: Vec<Table> = t.limits.values().cloned().collect();
     let toml = emit::render(
@@ -404,9 +425,27 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// `autoindex` wherever it is: `off` is what rampart's static routes do
+    /// (a directory without its index answers 403); `on` is not in rampart.
+    fn autoindex(&mut self, block: &[Directive]) {
+        for d in block {
+            if d.name == "autoindex" {
+                if d.args.first().map(String::as_str) == Some("off") {
+                    self.note(d, Kind::NotNeeded, "rampart never lists a directory: one without its index file answers 403, as nginx's `autoindex off`");
+                } else {
+                    self.unsupported(d, "directory listings are not in rampart: a directory without its index file answers 403");
+                }
+            }
+            self.autoindex(d.children());
+        }
+    }
+
     /// Reports, in file order, what became of every directive.
     fn account(&self, block: &[Directive], out: &mut Vec<Report>) {
         for d in block {
+            if d.name == host_map::HOST {
+                continue;
+            }
             if let Some(notes) = self.notes.get(&d.id) {
                 out.extend(notes.iter().cloned());
             }
@@ -469,3 +508,5 @@ mod tests;
 mod tests_keys;
 #[cfg(test)]
 mod tests_routes;
+#[cfg(test)]
+mod tests_variables;

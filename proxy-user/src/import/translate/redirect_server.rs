@@ -4,7 +4,7 @@
 //! listener's `redirect_https`; sharing one with a content server it is a
 //! `[[server]]` like the others (`server.rs`), whose route redirects.
 
-use super::{Translator, vars};
+use super::{Chain, Translator, vars};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
@@ -132,6 +132,10 @@ impl<'a> Translator<'a> {
     ) {
         for i in srv.children().iter().filter(|d| d.name == "if") {
             let Some(host) = host_condition(&i.args) else {
+                let chain: Chain<'a> = chain.to_vec();
+                if let Some(t) = self.if_route(&chain, i, names) {
+                    self.routes.push(t);
+                }
                 continue;
             };
             let [ret] = i.children() else {

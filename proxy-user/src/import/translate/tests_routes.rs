@@ -167,16 +167,28 @@ fn redirect_server_beside_content_is_a_server() {
             (None, None, Some(404)),
         ]
     );
-    // Other conditions stay reported.
+    // Other conditions rampart can test are the route's `if`, before the
+    // server's `return`; file tests stay reported.
     let other = import(
         "server { listen 80; server_name a.test; location / { return 200 a; } }\n\
          server { if ($request_method = POST) { return 405; }\n\
          listen 80; server_name b.test; return 404; }\n",
     );
+    assert!(other.complete(), "{:#?}", other.reports);
+    let v: toml::Table = toml::from_str(&other.toml).unwrap();
+    let b = v["server"][1]["route"].as_array().unwrap();
+    assert_eq!(b[0]["if"].as_array().unwrap().len(), 3);
+    assert_eq!(b[0]["respond"].as_integer(), Some(405));
+    assert_eq!(b[1]["respond"].as_integer(), Some(404));
+    let file_test = import(
+        "server { listen 80; server_name a.test; location / { return 200 a; } }\n\
+         server { if (!-f $request_filename) { return 405; }\n\
+         listen 80; server_name b.test; return 404; }\n",
+    );
     assert!(
-        reports(&other, Kind::Unsupported)
+        reports(&file_test, Kind::Unsupported)
             .iter()
-            .any(|l| l.contains(":2: unsupported: if:"))
+            .any(|l| l.contains(":2: unsupported: if: condition: file test"))
     );
 }
 

@@ -73,7 +73,10 @@ impl<'a> Translator<'a> {
     ) -> Option<(String, Option<String>)> {
         let url = pp.args.first()?;
         if url.contains('$') {
-            self.unsupported(pp, "proxy_pass with variables");
+            self.unsupported(
+                pp,
+                "proxy_pass with variables nginx reads per request (a URI part in them replaces the whole request URI): no rampart key",
+            );
             return None;
         }
         let Some(rest) = url.strip_prefix("http://") else {
