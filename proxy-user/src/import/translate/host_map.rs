@@ -189,7 +189,7 @@ fn rewrite(
             let scope = HashMap::from([(name.clone(), value.to_string())]);
             for kid in c.block.iter_mut().flatten() {
                 for a in &mut kid.args {
-                    if let Some(new) = super::variables::substitute(a, &scope) {
+                    if let Some(new) = super::vars::substitute(a, &scope) {
                         *a = new;
                     }
                 }

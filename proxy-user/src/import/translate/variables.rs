@@ -18,9 +18,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::super::{
-    nginx::Directive,
-    report::{Kind, Report},
+use super::{
+    super::{
+        nginx::Directive,
+        report::{Kind, Report},
+    },
+    vars::{name_at, substitute},
 };
 
 /// The tree with the known variables written out, and what became of
@@ -279,51 +282,6 @@ fn names_in(text: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// The variable name starting at `at` (after `$`), and where it ends.
-fn name_at(text: &str, at: usize) -> (&str, usize) {
-    let b = text.as_bytes();
-    if b.get(at) == Some(&b'{') {
-        return match text[at + 1..].find('}') {
-            Some(end) => (&text[at + 1..at + 1 + end], at + end + 2),
-            None => ("", at),
-        };
-    }
-    let end = b[at..]
-        .iter()
-        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
-        .map_or(b.len(), |p| at + p);
-    (&text[at..end], end)
-}
-
-/// `text` with the variables of `scope` written out; `None` when it names
-/// none of them.
-pub(super) fn substitute(text: &str, scope: &HashMap<String, String>) -> Option<String> {
-    if scope.is_empty() || !text.contains('$') {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut changed = false;
-    let mut i = 0;
-    while let Some(off) = text[i..].find('$') {
-        let at = i + off;
-        out.push_str(&text[i..at]);
-        let (name, next) = name_at(text, at + 1);
-        match scope.get(name) {
-            Some(value) if !name.is_empty() => {
-                out.push_str(value);
-                changed = true;
-                i = next;
-            }
-            _ => {
-                out.push('$');
-                i = at + 1;
-            }
-        }
-    }
-    out.push_str(&text[i..]);
-    changed.then_some(out)
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
-//! nginx variables in rampart's templates (docs/configuration.md,
-//! Variables): `redirect`, `body`, header values and `rewrite` targets.
+//! nginx variables in text: rampart's templates (docs/configuration.md,
+//! Variables): `redirect`, `body`, header values and `rewrite` targets;
+//! and the names a text uses and the `set`/`map` values written into it
+//! ([`name_at`], [`substitute`]), shared by `variables` and `host_map`.
+
+use std::collections::HashMap;
 
 /// nginx variables rampart's templates substitute, under the same names.
 const KNOWN: &[&str] = &[
@@ -94,6 +98,51 @@ pub(super) fn plain_host(h: &str) -> bool {
         && h.len() <= 253
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The variable name starting at `at` (after `$`), and where it ends.
+pub(super) fn name_at(text: &str, at: usize) -> (&str, usize) {
+    let b = text.as_bytes();
+    if b.get(at) == Some(&b'{') {
+        return match text[at + 1..].find('}') {
+            Some(end) => (&text[at + 1..at + 1 + end], at + end + 2),
+            None => ("", at),
+        };
+    }
+    let end = b[at..]
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+        .map_or(b.len(), |p| at + p);
+    (&text[at..end], end)
+}
+
+/// `text` with the variables of `scope` written out; `None` when it names
+/// none of them.
+pub(super) fn substitute(text: &str, scope: &HashMap<String, String>) -> Option<String> {
+    if scope.is_empty() || !text.contains('$') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while let Some(off) = text[i..].find('$') {
+        let at = i + off;
+        out.push_str(&text[i..at]);
+        let (name, next) = name_at(text, at + 1);
+        match scope.get(name) {
+            Some(value) if !name.is_empty() => {
+                out.push_str(value);
+                changed = true;
+                i = next;
+            }
+            _ => {
+                out.push('$');
+                i = at + 1;
+            }
+        }
+    }
+    out.push_str(&text[i..]);
+    changed.then_some(out)
 }
 
 #[cfg(test)]
