@@ -291,6 +291,7 @@ fuzz_target!(|data: &[u8]| {
     match expected {
         Expect::BadRequest => assert_eq!(status, StatusCode::BAD_REQUEST, "{path:?}"),
         Expect::NotFound => assert_eq!(status, StatusCode::NOT_FOUND, "{path:?}"),
+        Expect::Forbidden => assert_eq!(status, StatusCode::FORBIDDEN, "{path:?}"),
         Expect::Redirect => assert_eq!(status, StatusCode::MOVED_PERMANENTLY, "{path:?}"),
         Expect::File(file) => {
             assert_eq!(status, StatusCode::OK, "{path:?} should serve {file:?}");

@@ -10,7 +10,9 @@
 //! a segment starting with `.` (a dotfile) -> 404
 //! file missing                         -> 404
 //! file is a directory, no trailing /   -> 301 to path + "/"
-//! file is a directory                  -> its index file, or 404
+//! file is a directory                  -> its index file; 403 when it has
+//!                                         none (nginx, `autoindex off`); 404
+//!                                         when it resolves outside the root
 //! file (symlinks followed) outside the root, or not a regular file -> 404
 //! otherwise                            -> 200 with the file's bytes, or a
 //!                                         `.gz`/`.br` sibling's (inside the
@@ -28,6 +30,9 @@ pub enum Expect {
     BadRequest,
     /// 404.
     NotFound,
+    /// 403: a directory inside the root without its index file (nginx's
+    /// `index` with `autoindex off`).
+    Forbidden,
     /// 301 to the path with a trailing slash.
     Redirect,
     /// 200 with the bytes of this file (canonical, inside the root).
@@ -95,9 +100,14 @@ pub fn expect(root: &Path, prefix: &str, index: &str, path: &str) -> Expect {
         if !path.ends_with('/') {
             return Expect::Redirect;
         }
+        match std::fs::canonicalize(&file) {
+            Ok(dir) if dir.starts_with(root) => {}
+            _ => return Expect::NotFound,
+        }
         file = file.join(index);
         match std::fs::metadata(&file) {
             Ok(m) => meta = m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Expect::Forbidden,
             Err(_) => return Expect::NotFound,
         }
     }
