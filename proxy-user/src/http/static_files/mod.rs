@@ -100,18 +100,20 @@ pub async fn serve(
             resp.headers_mut().insert(header::LOCATION, location);
             return Ok(resp);
         }
-        // As nginx (`index` + `autoindex off`): a directory inside the
-        // root without its index file is 403, not 404.
-        let dir = tokio::fs::canonicalize(&file)
-            .await
-            .map_err(|_| not_found())?;
-        if !dir.starts_with(&root) {
-            return Err(not_found());
-        }
+        let dir = file.clone();
         file = file.join(route.index);
         meta = match tokio::fs::metadata(&file).await {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_index()),
+            // As nginx (`index` + `autoindex off`): a directory inside the
+            // root without its index file is 403, not 404. Only then is the
+            // directory itself resolved (the index, when there is one, is
+            // checked against the root below), so `/` costs no extra walk.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match tokio::fs::canonicalize(&dir).await {
+                    Ok(dir) if dir.starts_with(&root) => Err(no_index()),
+                    _ => Err(not_found()),
+                };
+            }
             Err(_) => return Err(not_found()),
         };
     }
