@@ -236,3 +236,22 @@ async fn listeners_with_the_same_bind_keep_their_own_settings_across_a_reload() 
     assert_eq!(status_from("127.0.0.1", redirect, "/").await, Some(301));
     assert_eq!(p.handle().listeners(), [plain, redirect]);
 }
+
+/// Adding a `[filter]` section without fleet thresholds is applied by the
+/// reload: only `fleet_pps`/`fleet_syn` changes need a restart, and no
+/// `[filter]` reads as none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_section_without_fleet_thresholds_reloads_without_a_restart_note() {
+    let b = backend(1).await;
+    let p = proxy(&test_dir("filterreload"), &config(b.addr, "")).await;
+    let with_filter = format!(
+        "[filter]\nblock = [\"127.0.0.9\"]\n\n{}",
+        config(b.addr, "")
+    );
+    let reply = p.reload(&with_filter).await;
+    assert!(reply.ok, "{:?}", reply.error);
+    assert_eq!(reply.data["applied"], "configuration applied");
+    let reply = p.reload(&config(b.addr, "")).await;
+    assert!(reply.ok, "{:?}", reply.error);
+    assert_eq!(reply.data["applied"], "configuration applied");
+}
