@@ -10,13 +10,14 @@ use proxy_common::{
 use crate::{atomic, clock};
 
 /// How far the coarse clock is taken to lag the exact one at most, for
-/// caching a drop decided on the exact time: two ticks at HZ=100 (the
-/// longest tick of the kernels we run on), five at HZ=250. A source over
+/// caching a drop decided on the exact time: the two ticks a CPU's cached
+/// coarse time may trail by (`clock::coarse`) at HZ=100 (the longest tick
+/// of the kernels we run on), plus one tick of margin for a late tick. A source over
 /// such a limit is dropped from the cache while the coarse time is more
 /// than this before `TAT - tolerance`, where the exact time is certainly
 /// before it too; closer to it, the LRU path decides on the exact time as
 /// before (docs/kernel-tier.md, "Limited sources").
-pub const LAG_GUARD_NS: u64 = 20_000_000;
+pub const LAG_GUARD_NS: u64 = 30_000_000;
 
 /// Attempts per packet to win the compare-and-exchange before treating the
 /// packet as over the limit. Losing means another CPU just spent budget for

@@ -208,14 +208,14 @@ fn a_source_over_an_exact_clock_limit_is_dropped_from_the_cache_short_of_its_tat
     // One packet, or two if the run crossed the second the first opened.
     assert!((1..=2).contains(&passed), "passed {passed}");
 
-    // The drops went through this CPU's slot, cached until 20 ms
+    // The drops went through this CPU's slot, cached until 30 ms
     // (`LAG_GUARD_NS`) before the TAT lets the source through again: past
     // that the LRU path decides on the exact time.
     let slot = slot_of(&filter, 0, ip).expect("the source is in the cache");
     let state = filter.maps.source(ip.into()).unwrap().expect("tracked");
     assert_eq!(
         slot[2],
-        state.pps_tat - 20_000_000,
+        state.pps_tat - 30_000_000,
         "cached until the guard before the TAT (tolerance 0): {slot:?} {state:?}"
     );
     assert_eq!(state.packets + slot[8], sent, "{state:?} + {}", slot[8]);
