@@ -111,9 +111,9 @@ impl Fields {
         }
     }
 
-    /// The framing scanner's verdicts, which come before anything hyper
-    /// checks (the request target included): a length with a coding, or
-    /// two lengths, even equal.
+    /// The framing verdicts checked before anything else in the head (the
+    /// request target included): a length with a coding, or two lengths,
+    /// even equal.
     pub(crate) fn ambiguity(&self) -> Result<(), H1Error> {
         if self.te && self.lengths > 0 {
             return Err(H1Error::bad_request(

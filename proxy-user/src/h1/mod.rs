@@ -8,7 +8,7 @@
 //! read buffer ──request::parse──▶ Request { method, target, headers: &[Header], framing }
 //!                                   │ (routing and limits read the slices)
 //!                                   ▼
-//!                      upstream_head::write ──▶ one buffer, one write upstream
+//!                   upstream_head::write_to ──▶ one buffer, one write upstream
 //! request body bytes ──body::Body::advance──▶ forwarded as they are (Length or chunked)
 //! upstream bytes ──response::parse──▶ Response { status, framing } ──body──▶ downstream
 //! ```
@@ -20,8 +20,7 @@
 //!
 //! How it differs from hyper's path: no `HeaderMap` (no per-request
 //! allocation, no header-name hashing), header names and order kept as the
-//! client sent them, the framing rules of `server::framing` and hyper's
-//! parse checked once instead of twice, and bodies passed through in their
+//! client sent them, the framing rules checked once, in the parse, and bodies passed through in their
 //! own framing instead of decoded and re-encoded.
 
 pub mod body;

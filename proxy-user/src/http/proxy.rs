@@ -317,8 +317,8 @@ async fn send(
     })
 }
 
-/// The upstream head from the request's `HeaderMap`, edited: HTTP/2's and
-/// hyper's server's requests, and those [`raw_head`] leaves.
+/// The upstream head from the request's `HeaderMap`, edited: HTTP/2's
+/// requests, and the HTTP/1 ones [`raw_head`] leaves.
 fn map_head(
     parts: &mut hyper::http::request::Parts,
     route: &Route,
