@@ -59,9 +59,8 @@ impl Daemon {
         if next.fleet != self.config.fleet {
             notes.push("[fleet] changes need a restart".into());
         }
-        let kernel = |c: &Config| {
-            (c.filter.as_ref()).map_or((None, None), |f| (f.fleet_pps, f.fleet_syn))
-        };
+        let kernel =
+            |c: &Config| (c.filter.as_ref()).map_or((None, None), |f| (f.fleet_pps, f.fleet_syn));
         if kernel(&next) != kernel(&self.config) {
             notes.push("[filter] fleet_pps and fleet_syn changes need a restart".into());
         }
