@@ -9,6 +9,7 @@ mod autobans;
 mod ban_index;
 mod bench_progs;
 mod bpftool;
+mod connects;
 mod control;
 mod daemon;
 mod fixtures;

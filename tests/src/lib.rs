@@ -14,7 +14,8 @@
 //! - [`daemon`], [`process`]: the real `rampart` binary and other child processes,
 //!   killed on drop; [`traffic`]: UDP senders and a per-source receiver;
 //!   [`backend`]: small HTTP backends and a client for end-to-end tests;
-//!   [`load`]: steady HTTP/1.1 load that records every outcome and latency.
+//!   [`load`]: steady HTTP/1.1 load that records every outcome and latency;
+//!   [`connects`]: new TCP connections from one client address, one after another.
 //! - [`in_process`]: the daemon started in this process (`Daemon::start`), its
 //!   filter loaded over pins and attached to nothing, driven by commands to
 //!   test what it does to the maps.
@@ -22,6 +23,7 @@
 
 pub mod backend;
 pub mod certs;
+pub mod connects;
 pub mod daemon;
 pub mod filter;
 pub mod flood;

@@ -44,6 +44,7 @@ const SHOWN: &[(&str, &str)] = &[
     ("client.TcpActiveOpens", "client_opens"),
     ("client.TcpExtTCPSynRetrans", "client_syn_retrans"),
     ("client.TcpRetransSegs", "client_retrans"),
+    ("client.TcpExtTW", "client_time_wait"),
 ];
 
 /// Reads every counter of `link` now.

@@ -4,8 +4,20 @@
 //! 198.18.0.1:80 with the filter under test on its veth; the client at
 //! 198.18.0.2 opens and closes connections for the measured time while the
 //! generator floods the same port with SYNs from random sources in
-//! 10.0.0.0/8. The edge's SYN-ACKs to those sources have no route out of
-//! its namespace.
+//! 10.0.0.0/8. The edge answers those sources through the client's
+//! namespace, whose `client_rx` drops the answers.
+//!
+//! By default the machine is split as a multi-queue NIC splits a host:
+//! the generator and the edge's receive queue 0 (the flood) on CPU 0, the
+//! real client, the server's acceptor and their packets on CPU 1 and queue
+//! 1 (threads pinned, transmit queues picked by XPS), in the no-flood
+//! reference as in every flood row, and the section's threads and the
+//! generator's at the highest CPU share (`Favoured`), so other sessions on
+//! the machine do not decide the figures. `--shared-queue` leaves the
+//! client's threads and flows to the scheduler and the flows' hashes: about
+//! half its packets then share the flood's ring and CPU (a NIC whose RSS
+//! spreads a flood over every queue), and a filter that cannot take the
+//! whole flood off that ring loses the real client's packets with it.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -18,8 +30,9 @@ use std::{
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tests::{
+    connects::{Close, Connects, Favoured, connect_loop, favour_this_thread},
     filter::limit,
-    netns::{Link, NetNs},
+    netns::{Link, NetNs, sh},
     packet::Frame,
 };
 
@@ -36,19 +49,12 @@ use crate::{
 
 const SERVER: &str = "198.18.0.1:80";
 
-/// Client threads connecting at once. One, as before: with 16 the
-/// reference fell (the one acceptor overflowed its queue) and during the
-/// flood every row fell to the same 0.02-0.04x of its own no-flood rate
-/// as with one, no connect failing, so the collapse is not the client's
-/// one-at-a-time handshakes (BENCHMARKS.md, "Legitimate connections
-/// during the flood: what the harness measures").
+/// Client threads connecting at once: one (with 16 the one acceptor
+/// overflowed its queue in the reference).
 const CONNECTORS: usize = 1;
 
-/// With `--isolate-client`: the real client, the acceptor and their
-/// packets on CPU 1 and receive queue 1, the generator and its flood on
-/// CPU 0 and queue 0 (transmit queues picked by XPS), the best case of a
-/// multi-queue NIC; without it the scheduler and the flows' hashes place
-/// them.
+/// Pins the calling thread to `cpu` (the real client and the acceptor to
+/// CPU 1 unless `--shared-queue`; the generator is always on CPU 0).
 fn pin_to(cpu: usize) {
     // SAFETY: sched_setaffinity on this thread with a zeroed, then set, cpu_set_t.
     unsafe {
@@ -59,19 +65,32 @@ fn pin_to(cpu: usize) {
 }
 
 /// Transmit queue `q` of `dev` in `ns` used only by CPU `q` (XPS), so a
-/// flow sent from CPU 1 reaches the peer's receive queue 1.
+/// flow sent from CPU 1 reaches the peer's receive queue 1. Through `ip
+/// netns exec`, which mounts the namespace's own /sys: `ns.command`
+/// (nsenter) keeps the root namespace's, where `dev` does not exist, and
+/// until 2026-12-07 this wrote nothing (its failure ignored), so
+/// `--isolate-client` never steered a packet.
 fn xps_by_cpu(ns: &NetNs, dev: &str) {
     for q in 0..2 {
-        ns.command("sh")
-            .args([
+        let file = format!("/sys/class/net/{dev}/queues/tx-{q}/xps_cpus");
+        let out = sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns.name(),
+                "sh",
                 "-c",
-                &format!(
-                    "echo {} > /sys/class/net/{dev}/queues/tx-{q}/xps_cpus",
-                    1 << q
-                ),
-            ])
-            .output()
-            .unwrap();
+                &format!("echo {} > {file} && cat {file}", 1 << q),
+            ],
+        );
+        let set = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            u32::from_str_radix(set.trim().trim_start_matches('0'), 16).ok(),
+            Some(1 << q),
+            "{file} in {}: {set}",
+            ns.name()
+        );
     }
 }
 
@@ -134,12 +153,13 @@ fn rate(
     let secs = opts.veth_secs;
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
-    let isolate = opts.isolate_client;
+    let isolate = !opts.shared_queue;
     if isolate {
         xps_by_cpu(&link.edge, &link.edge_if);
         xps_by_cpu(&link.client, &link.client_if);
     }
     let acceptor = std::thread::spawn(move || {
+        favour_this_thread();
         if isolate {
             pin_to(1);
         }
@@ -159,12 +179,16 @@ fn rate(
     // gets past the filter is dropped as a checksum error and never reaches
     // the listener (the generators keep it right as they spoof).
     tests::segment::fix_tcp_checksum(&mut frame);
-    let mut generator = flood.then(|| Generator::new(kind, &link).with_rate(opts.flood_rate));
+    let mut generator = flood.then(|| {
+        Generator::new(kind, &link)
+            .with_rate(opts.flood_rate)
+            .favoured()
+    });
     let client = link.client.name().to_string();
     // The same path without the flood first, on the same link, just
     // before: on a loaded machine the rate moves between rows, and this
     // reference moves with it.
-    let alone = flood.then(|| connect_for(&client, secs, isolate).0 as f64 / secs as f64);
+    let alone = flood.then(|| connect_for(&client, secs, opts).done as f64 / secs as f64);
     let (done, delta) = std::thread::scope(|scope| {
         if let Some(g) = generator.as_mut() {
             let (link, frame) = (&link, &frame);
@@ -173,7 +197,7 @@ fn rate(
             std::thread::sleep(Duration::from_millis(300));
         }
         let before = arrivals::read(&link);
-        let done = connect_for(&client, secs, isolate);
+        let done = connect_for(&client, secs, opts);
         (done, arrivals::Delta::new(&before, &arrivals::read(&link)))
     });
     eprintln!("  {}", delta.describe(secs as f64));
@@ -203,45 +227,49 @@ fn rate(
     drop(guard);
     drop(client_rx);
     Measured {
-        rate: done.0 as f64 / secs as f64,
-        failed: done.1,
+        rate: done.done as f64 / secs as f64,
+        connects: done,
         alone,
         delta,
     }
 }
 
-/// Connections the client in namespace `client` completes in `secs`, and
-/// the attempts that failed (no answer within 1 s: a SYN, SYN-ACK or ACK
-/// lost on the way, which the kernel would retransmit only at 1 s), from
-/// [`CONNECTORS`] threads connecting at once.
-fn connect_for(client: &str, secs: u64, isolate: bool) -> (u64, u64) {
+/// The connections the client in namespace `client` completes in `secs`,
+/// from [`CONNECTORS`] threads connecting at once, closing each with a
+/// reset unless `opts.fin_close` (see [`tests::connects`]: with FIN closes
+/// one address runs out of ephemeral ports within two 3 s loops, and the
+/// flood rows measured the same path without the flood on the same link
+/// first, so every flood row ran out of them: that, not the flood, was the
+/// collapse to 0.01-0.10x of BENCHMARKS.md before 2026-12-07 16:00).
+fn connect_for(client: &str, secs: u64, opts: &Opts) -> Connects {
     let end = Instant::now() + Duration::from_secs(secs);
+    let (isolate, close) = (!opts.shared_queue, close(opts));
     let threads: Vec<_> = (0..CONNECTORS)
         .map(|_| {
             let ns = NetNs::existing(client);
             std::thread::spawn(move || {
+                favour_this_thread();
                 if isolate {
                     pin_to(1);
                 }
-                ns.run(move || {
-                    let server: SocketAddr = SERVER.parse().unwrap();
-                    let (mut done, mut failed) = (0u64, 0u64);
-                    while Instant::now() < end {
-                        if TcpStream::connect_timeout(&server, Duration::from_secs(1)).is_ok() {
-                            done += 1;
-                        } else {
-                            failed += 1;
-                        }
-                    }
-                    (done, failed)
-                })
+                let server: SocketAddr = SERVER.parse().unwrap();
+                ns.run(move || connect_loop(server, end, u64::MAX, close))
             })
         })
         .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().expect("connector"))
-        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    let mut all = Connects::default();
+    for t in threads {
+        all.merge(t.join().expect("connector"));
+    }
+    all
+}
+
+fn close(opts: &Opts) -> Close {
+    if opts.fin_close {
+        Close::Fin
+    } else {
+        Close::Reset
+    }
 }
 
 /// One row's measurement.
@@ -251,8 +279,8 @@ struct Measured {
     /// For a flood row: the same path's rate without the flood, measured
     /// on the same link just before.
     alone: Option<f64>,
-    /// Connection attempts that failed (1 s timeout) in the measured time.
-    failed: u64,
+    /// The client's connect loop in the measured time.
+    connects: Connects,
     /// The kernel's counters during the measured time.
     delta: arrivals::Delta,
 }
@@ -273,6 +301,9 @@ fn pass_client(link: &Link) -> Box<dyn std::any::Any> {
 }
 
 pub fn run(opts: &Opts, kind: Kind) {
+    // Builds and tests of other sessions on the machine take this
+    // section's CPU otherwise, and a different share in each row.
+    let _favoured = Favoured::new();
     eprintln!(
         "legitimate connections during a spoofed SYN flood ({} s per path)",
         opts.veth_secs
@@ -280,12 +311,8 @@ pub fn run(opts: &Opts, kind: Kind) {
     let big = feed(95_000, 5_000);
     let big_host = big.iter().find(|c| c.is_host()).unwrap().addr().to_string();
     let none = |_: &Link| -> Box<dyn std::any::Any> { Box::new(()) };
-    let Measured {
-        rate: quiet,
-        failed: quiet_failed,
-        delta: quiet_delta,
-        ..
-    } = rate(opts, kind, none, false);
+    let reference = rate(opts, kind, none, false);
+    let quiet = reference.rate;
     let mut rows = vec![Row {
         path: "no filter, no flood (reference)".into(),
         value: quiet,
@@ -293,15 +320,7 @@ pub fn run(opts: &Opts, kind: Kind) {
         target: "",
         met: None,
     }];
-    let mut counted = vec![(
-        "no filter, no flood".to_string(),
-        Measured {
-            rate: quiet,
-            failed: quiet_failed,
-            alone: None,
-            delta: quiet_delta,
-        },
-    )];
+    let mut counted = vec![("no filter, no flood".to_string(), reference)];
     let mut add = |path: &str, m: Measured, target: &'static str| {
         rows.push(Row {
             path: path.into(),
@@ -400,8 +419,13 @@ pub fn run(opts: &Opts, kind: Kind) {
                 .map_or("at its full rate".to_string(), |r| format!(
                     "offering {r} SYN/s"
                 ))
-                + if opts.isolate_client {
-                    ", client on its own CPU and queue"
+                + if opts.shared_queue {
+                    ", client's packets on the flood's queues (--shared-queue)"
+                } else {
+                    ", client and server on CPU 1 and queue 1, the flood on CPU 0 and queue 0"
+                }
+                + if opts.fin_close {
+                    ", FIN closes (--fin-close)"
                 } else {
                     ""
                 }
@@ -424,9 +448,9 @@ fn delivered(counted: &[(String, Measured)], secs: f64) {
         "What the kernel counted during each row (per second; edge queues 0+1: the generator sends on queue 0)\n"
     );
     println!(
-        "| path | same path, no flood (conn/s) | during the flood vs same path without | vs the trivial program | frames the edge took | refused at the edge's ring | kernel SYN cookies sent | listener drops | client connects failed (1 s) |"
+        "| path | same path, no flood (conn/s) | during the flood vs same path without | vs the trivial program | frames the edge took | refused at the edge's ring | kernel SYN cookies sent | listener drops | client connects failed (1 s) | client connect median / p99 (µs) | client thread on a CPU / waiting for one | client TIME_WAIT entered |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let per = |d: &arrivals::Delta, name: &str| {
         d.queues(name)
             .iter()
@@ -440,13 +464,18 @@ fn delivered(counted: &[(String, Measured)], secs: f64) {
             (format!("{a:.0}"), format!("{:.2}x", m.rate / a))
         });
         println!(
-            "| {path} | {alone} | {vs_alone} | {:.2}x | {} | {} | {} | {} | {} |",
+            "| {path} | {alone} | {vs_alone} | {:.2}x | {} | {} | {} | {} | {} | {:.0} / {:.0} | {:.0}% / {:.0}% | {} |",
             m.rate / ceiling,
             per(d, "edge.rx_queue_Q_xdp_packets"),
             per(d, "client.tx_queue_Q_xdp_xmit_errors"),
             per(d, "edge.TcpExtSyncookiesSent"),
             per(d, "edge.TcpExtListenDrops"),
-            m.failed,
+            m.connects.failed,
+            m.connects.micros(0.5),
+            m.connects.micros(0.99),
+            m.connects.cpu_shares().0 * 100.0,
+            m.connects.cpu_shares().1 * 100.0,
+            per(d, "client.TcpExtTW"),
         );
     }
     println!();

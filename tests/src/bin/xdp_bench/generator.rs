@@ -129,6 +129,9 @@ pub struct Generator {
     /// Frames per second to offer, for live frames; `None`: as fast as the
     /// CPU it shares with the edge's receive path allows.
     rate: Option<u64>,
+    /// Whether the live-frames generator's thread runs at nice -20
+    /// ([`tests::connects::favour_this_thread`]).
+    favoured: bool,
 }
 
 impl Generator {
@@ -138,6 +141,7 @@ impl Generator {
                 kind,
                 bouncer: None,
                 rate: None,
+                favoured: false,
             };
         }
         let c = &link.client;
@@ -165,7 +169,15 @@ impl Generator {
             kind,
             bouncer: Some(ebpf),
             rate: None,
+            favoured: false,
         }
+    }
+
+    /// Runs the live-frames generator at nice -20, as the connections
+    /// section runs its client and server (the bouncer runs in softirq).
+    pub fn favoured(mut self) -> Generator {
+        self.favoured = true;
+        self
     }
 
     /// Offers at most `rate` frames per second (live frames only: the
@@ -182,7 +194,7 @@ impl Generator {
     /// on every frame if `spoof`); returns how long the flood lasted.
     pub fn run(&mut self, link: &Link, frame: &[u8], spoof: bool, secs: u64) -> Duration {
         match self.kind {
-            Kind::LiveFrames => live(link, frame, spoof, secs, self.rate),
+            Kind::LiveFrames => live(link, frame, spoof, secs, self.rate, self.favoured),
             Kind::Bouncer => self.bounce(link, frame, spoof, secs),
         }
     }
@@ -207,7 +219,14 @@ impl Generator {
 /// The live-frames generator, pinned to CPU 0 in the client namespace; at
 /// `rate` frames per second if given (one run of `rate / 100` frames every
 /// 10 ms), else as fast as it can.
-fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64, rate: Option<u64>) -> Duration {
+fn live(
+    link: &Link,
+    frame: &[u8],
+    spoof: bool,
+    secs: u64,
+    rate: Option<u64>,
+    favoured: bool,
+) -> Duration {
     let template = frame.to_vec();
     let mut frame = frame.to_vec();
     if spoof {
@@ -226,6 +245,9 @@ fn live(link: &Link, frame: &[u8], spoof: bool, secs: u64, rate: Option<u64>) ->
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(0, &mut set);
             libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        }
+        if favoured {
+            tests::connects::favour_this_thread();
         }
         let mut ebpf = bench_programs();
         if spoof {

@@ -40,9 +40,15 @@ pub struct Opts {
     /// `--flood-rate N`: the connections section's flood at N frames per
     /// second (live frames) instead of the generator's full rate.
     pub flood_rate: Option<u64>,
-    /// `--isolate-client`: the connections section's real client on CPU 1
-    /// and receive queue 1, away from the flood (see `connections`).
-    pub isolate_client: bool,
+    /// `--shared-queue`: the connections section's real client, server and
+    /// their packets wherever the scheduler and the flows' hashes put them,
+    /// sharing the flood's CPU and receive ring, instead of on CPU 1 and
+    /// queue 1 away from the generator (see `connections`).
+    pub shared_queue: bool,
+    /// `--fin-close`: the connections section's client closes each
+    /// connection with a FIN, as before 2026-12-07, instead of a reset
+    /// (`tests::connects`: its ephemeral ports then run out).
+    pub fin_close: bool,
 }
 
 mod ab;
@@ -77,14 +83,16 @@ fn main() {
             repeat: 2_000_000,
             veth_secs: 1,
             flood_rate,
-            isolate_client: args.iter().any(|a| a == "--isolate-client"),
+            shared_queue: args.iter().any(|a| a == "--shared-queue"),
+            fin_close: args.iter().any(|a| a == "--fin-close"),
         }
     } else {
         Opts {
             repeat: 10_000_000,
             veth_secs: 3,
             flood_rate,
-            isolate_client: args.iter().any(|a| a == "--isolate-client"),
+            shared_queue: args.iter().any(|a| a == "--shared-queue"),
+            fin_close: args.iter().any(|a| a == "--fin-close"),
         }
     };
     if !require_root("xdp-bench") {
