@@ -284,3 +284,47 @@ async fn a_broken_head_or_a_cut_body_is_an_error() {
     assert!(e.contains("body cut short"), "{e}");
     assert_eq!(pool.idle(), 0);
 }
+
+#[test]
+fn a_head_is_cut_out_of_the_buffer_and_its_values_are_slices_of_it() {
+    use bytes::BytesMut;
+
+    use super::{Taken, take_head};
+
+    // More headers than the spans kept on the stack, and a 1xx first.
+    let mut wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..20 {
+        wire.extend_from_slice(format!("X-H{i}: v{i}\r\n").as_bytes());
+    }
+    wire.extend_from_slice(b"Content-Length: 5\r\n\r\nhello");
+    let mut buf = BytesMut::from(&wire[..]);
+    let (start, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
+    assert!(matches!(
+        take_head(&mut buf, &Method::GET),
+        Ok(Taken::Informational)
+    ));
+    let Ok(Taken::Final(parts, (_, framing, keep_alive))) = take_head(&mut buf, &Method::GET)
+    else {
+        panic!("a final head");
+    };
+    assert_eq!(parts.status, 200);
+    assert_eq!((framing, keep_alive), (crate::h1::Framing::Length(5), true));
+    assert_eq!(parts.headers.len(), 21);
+    assert_eq!(parts.headers["x-h19"], "v19");
+    assert_eq!(parts.headers["content-length"], "5");
+    // Each value is the buffer's own bytes, not a copy of them.
+    for value in parts.headers.values() {
+        let at = value.as_bytes().as_ptr() as usize;
+        assert!((start..end).contains(&at), "{value:?} was copied");
+    }
+    // What follows the head stays in the buffer.
+    assert_eq!(&buf[..], b"hello");
+    // A part of a head is left where it is.
+    let partial = &b"HTTP/1.1 200 OK\r\nContent-"[..];
+    let mut part = BytesMut::from(partial);
+    assert!(matches!(
+        take_head(&mut part, &Method::GET),
+        Ok(Taken::Partial)
+    ));
+    assert_eq!(&part[..], partial);
+}
