@@ -250,7 +250,10 @@ async fn send(
                     ));
                 }
                 let (mut rparts, mut rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers, false);
+                // Other heads came without them (`upstream::exchange`).
+                if rbody.is_tunnel() {
+                    headers::strip_hop_by_hop(&mut rparts.headers, false);
+                }
                 // Noted once the response is the client's (a body that
                 // fails below makes a 502 of rampart's own).
                 let info = UpstreamInfo {

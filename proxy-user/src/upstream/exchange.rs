@@ -23,7 +23,7 @@ use hyper::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{conn::Conn, response_body::ResponseBody};
-use crate::h1::{Framing, H1Error, request::slots, response};
+use crate::h1::{Framing, H1Error, hop_by_hop, request::slots, response};
 
 /// hyper's client limits, kept: a response head up to its read buffer's
 /// maximum (8 KiB + 100 × 4 KiB) and 100 header lines.
@@ -161,7 +161,7 @@ struct Span {
 const INLINE_SPANS: usize = 16;
 
 /// Parses the head at the start of `buf` and takes it out of `buf` (what
-/// follows stays). The header values are slices of the head's bytes, cut
+/// follows stays), without its hop-by-hop headers unless it is a tunnel's. The header values are slices of the head's bytes, cut
 /// from the connection's buffer: no allocation per value, nor for the head.
 fn take_head(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendError> {
     let invalid = |why| SendError::Response(H1Error::upstream(why));
@@ -182,11 +182,27 @@ fn take_head(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendError> {
             let start = (piece.as_ptr() as usize - base) as u32;
             (start, start + piece.len() as u32)
         };
+        // Hop-by-hop headers (and those `Connection` names) are left out
+        // here, in the one pass, but from a tunnel's head (101), which
+        // `http::proxy` edits itself.
+        let strip = head.kind != response::Kind::Tunnel;
+        let is_connection = |h: &httparse::Header<'_>| h.name.eq_ignore_ascii_case("connection");
+        let connection = strip && head.headers.iter().any(is_connection);
+        let named = |name: &str| {
+            head.headers
+                .iter()
+                .filter(|c| is_connection(c))
+                .flat_map(|c| c.value.split(|b| *b == b','))
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        };
         for h in head.headers {
             // A length beside chunked: followed as chunked, and the
             // connection closed after it (RFC 9112 §6.3: it may be an
             // attempt at response splitting).
             if head.drop_length && h.name.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
+            if strip && (hop_by_hop::is(h.name) || (connection && named(h.name))) {
                 continue;
             }
             let span = Span {
