@@ -60,6 +60,10 @@ pub(super) async fn write<S: AsyncWrite + Unpin>(
 ) -> io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     let (framing, keep) = head(&parts, body.size_hint().exact(), asked, out);
+    // Written: an upstream head's values are slices of its connection's
+    // read buffer (`upstream::exchange`), which they would keep shared,
+    // so copied at its next read, while the body streams.
+    drop(parts);
     if framing == Out::None {
         io.write_all(out).await?;
         out.clear();
