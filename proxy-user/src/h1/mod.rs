@@ -26,6 +26,7 @@
 pub mod body;
 pub mod error;
 pub mod framing;
+pub mod head_bytes;
 pub mod hop_by_hop;
 pub mod request;
 pub mod response;

@@ -63,17 +63,12 @@ fn page(pages: &ErrorPages, status: StatusCode) -> Option<Response<Body>> {
 }
 
 /// `resp` with its status's page instead of its body, when there is one:
-/// always for a response rampart made, for an upstream's (it carries
-/// [`super::proxy::UpstreamInfo`])
+/// always for a response rampart made, for an upstream's (`from_upstream`)
 /// only when the page has `intercept = true`. Headers that describe the
 /// request's outcome rather than the body (`Retry-After`, `Allow`,
 /// `WWW-Authenticate`, `Location`) are kept.
 #[cold]
-pub fn apply(pages: &ErrorPages, resp: Response<Body>) -> Response<Body> {
-    let from_upstream = resp
-        .extensions()
-        .get::<super::proxy::UpstreamInfo>()
-        .is_some();
+pub fn apply(pages: &ErrorPages, resp: Response<Body>, from_upstream: bool) -> Response<Body> {
     let status = resp.status();
     let Some(p) = pages.get(status.as_u16()) else {
         return resp;

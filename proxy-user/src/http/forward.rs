@@ -13,6 +13,8 @@ pub(super) struct Upstream<'a> {
     pub conn: ConnInfo,
     pub request_id: &'a HeaderValue,
     pub original: Option<&'a hyper::http::uri::PathAndQuery>,
+    /// Set to the server that answered, when one did.
+    pub answered: &'a mut Option<proxy::UpstreamInfo>,
 }
 
 impl Upstream<'_> {
@@ -65,6 +67,7 @@ impl Upstream<'_> {
             memory,
             &down,
             &state.services.going_away,
+            self.answered,
             req,
         )
         .await

@@ -20,6 +20,7 @@ mod compress;
 mod error;
 pub mod error_page;
 mod forward;
+mod head_buf;
 pub mod header_rules;
 pub mod headers;
 mod proxy;
@@ -27,6 +28,7 @@ mod raw_head;
 pub mod real_ip;
 mod request;
 pub mod request_body;
+mod request_headers;
 mod response;
 pub mod rewrite;
 pub mod route;
@@ -119,36 +121,37 @@ pub async fn handle(
         None => conn,
         Some(r) => real_ip::apply(r, conn, req.headers()),
     };
-    let request_id = headers::request_id(req.headers());
+    let read = request_headers::Read::of(req.headers());
+    let request_id = headers::request_id(read.request_id);
     // What the access log needs, kept as cheap clones (reference-counted
     // bytes): strings are only made for requests that are logged.
     let (method, version, uri) = (req.method().clone(), req.version(), req.uri().clone());
-    let kept = |name: header::HeaderName| req.headers().get(name).cloned();
-    let bytes_in = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
+    let bytes_in = read
+        .content_length
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .unwrap_or(0);
-    let (referer, user_agent, host) = (
-        kept(header::REFERER),
-        kept(header::USER_AGENT),
-        host_of(&req),
+    let (referer, user_agent, host_value) = (
+        read.referer.cloned(),
+        read.user_agent.cloned(),
+        read.host.cloned(),
     );
+    // Borrowed from the request's own Host (or target) in the usual case.
+    let host = host_of(&uri, host_value.as_ref());
+    let accept = (state.config.compress_any)
+        .then(|| read.accept_encoding.cloned())
+        .flatten();
     let kept_headers = state
         .config
         .keep_request_headers
         .then(|| req.headers().clone());
-    // The route's compression is known after dispatch: keep what the
-    // client accepts (a reference-counted copy) when any is configured.
-    let accept = state
-        .config
-        .compress_any
-        .then(|| req.headers().get(header::ACCEPT_ENCODING).cloned())
-        .flatten();
+    // Which server answered, when one did: beside the response rather
+    // than in its extensions (a map allocated per response).
+    let mut answered: Option<proxy::UpstreamInfo> = None;
     let (result, index) = if state.services.maintenance.on() {
         (Ok(error_page::maintenance(&state.config.error_pages)), None)
     } else {
-        dispatch(&state, conn, &request_id, host.as_deref(), req).await
+        let host = host.as_deref();
+        dispatch(&state, conn, &request_id, host, &mut answered, req).await
     };
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
@@ -167,7 +170,7 @@ pub async fn handle(
                 .map_or(&state.config.error_pages, |s| &s.error_pages),
         };
         if !pages.is_empty() {
-            resp = error_page::apply(pages, resp);
+            resp = error_page::apply(pages, resp, answered.is_some());
         }
     }
     let content_length = |h: &hyper::HeaderMap| -> u64 {
@@ -178,10 +181,7 @@ pub async fn handle(
     state.route_metrics(index).observe(&Observed {
         status: resp.status().as_u16(),
         total: started.elapsed(),
-        upstream: resp
-            .extensions()
-            .get::<proxy::UpstreamInfo>()
-            .map(|u| u.time),
+        upstream: answered.map(|u| u.time),
         bytes_in,
         bytes_out: content_length(resp.headers()),
     });
@@ -244,10 +244,7 @@ pub async fn handle(
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             request_time: started.elapsed(),
-            upstream: resp
-                .extensions()
-                .get::<proxy::UpstreamInfo>()
-                .map(|u| (&u.addr, u.time)),
+            upstream: answered.as_ref().map(|u| (&u.addr, u.time)),
             request_id: request_id.to_str().unwrap_or(""),
             referer: &referer,
             user_agent: &user_agent,
@@ -268,6 +265,7 @@ async fn dispatch(
     conn: ConnInfo,
     request_id: &HeaderValue,
     host: Option<&str>,
+    answered: &mut Option<proxy::UpstreamInfo>,
     mut req: Request<RequestBody>,
 ) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
     if let Some(&RefusedHead { status, why }) = req.extensions().get::<RefusedHead>() {
@@ -470,6 +468,7 @@ async fn dispatch(
                         conn,
                         request_id,
                         original: original.as_ref(),
+                        answered,
                     };
                     to.forward(upstream, route, authorised, req).await
                 }
@@ -483,6 +482,7 @@ async fn dispatch(
                 conn,
                 request_id,
                 original: original.as_ref(),
+                answered,
             };
             to.forward(upstream, route, authorised, req).await
         }

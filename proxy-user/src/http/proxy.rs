@@ -25,6 +25,7 @@ use super::{
     Body, BoxError, ProxyError, body,
     error::UpstreamFailure,
     full,
+    head_buf::HeadBuf,
     headers::{self, X_REQUEST_ID},
     raw_head,
 };
@@ -32,13 +33,13 @@ use crate::{
     config::{Route, header_rules::HeaderRules},
     template::{Vars, bare_host},
     upstream::{
-        BodyError, Group, Lease, ResponseBody, SendError,
+        BodyError, Group, Lease, ResponseBody, SendError, Tried,
         request_head::{self, BodyLen},
     },
 };
 
-/// Which server answered and how long it took, for the access log
-/// (carried in the response's extensions).
+/// Which server answered and how long it took, for the access log and
+/// metrics (set beside the response, [`forward`]'s `answered`).
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamInfo {
     pub addr: crate::upstream::Target,
@@ -70,7 +71,9 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// Forwards `req`, whatever the downstream side's body type: it is read
-/// whole first (`body::read`).
+/// whole first (`body::read`). `answered` is set to the server whose
+/// response it returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward<B>(
     group: &Arc<Group>,
     route: &Route,
@@ -78,6 +81,7 @@ pub async fn forward<B>(
     memory: body::Memory<'_>,
     down: &Downstream<'_>,
     going_away: &Arc<super::websocket::GoingAway>,
+    answered: &mut Option<UpstreamInfo>,
     mut req: Request<B>,
 ) -> Result<Response<Body>, ProxyError>
 where
@@ -118,6 +122,7 @@ where
         going_away,
         websocket,
         downstream_upgrade,
+        answered,
     };
     Box::pin(send(exchange, parts, body)).await
 }
@@ -131,6 +136,7 @@ struct Exchange<'a> {
     going_away: &'a Arc<super::websocket::GoingAway>,
     websocket: bool,
     downstream_upgrade: Option<super::upgrade::Pending>,
+    answered: &'a mut Option<UpstreamInfo>,
 }
 
 /// Sends the request to a server of the group (retrying as allowed) and
@@ -148,13 +154,15 @@ async fn send(
         going_away,
         websocket,
         downstream_upgrade,
+        answered,
     } = exchange;
     let upstream = &group.config;
 
     // Origin form (`/path?query`), as servers expect from a client; the
     // connection already goes to the chosen server. Written once: every
     // attempt sends the same bytes.
-    let mut up_head = Vec::new();
+    let mut held = HeadBuf::take();
+    let up_head = &mut held.0;
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let from_client = !websocket
         && route
@@ -169,19 +177,19 @@ async fn send(
                 target,
                 body_len: body.len(),
             };
-            raw_head::write(head, &edits, &mut up_head)
+            raw_head::write(head, &edits, up_head)
         });
     if !from_client {
-        map_head(&mut parts, route, down, websocket, &body, &mut up_head);
+        map_head(&mut parts, route, down, websocket, &body, up_head);
     }
     let can_retry_after_response = idempotent(&parts.method) && !websocket;
 
     group.earn_retry();
-    let mut tried: Vec<usize> = Vec::new();
+    let mut tried = Tried::default();
     let mut last = UpstreamFailure::NoneAvailable;
     for _ in 0..=upstream.retries {
         let now = tokio::time::Instant::now();
-        let Some(lease) = group.pick(&tried, now) else {
+        let Some(lease) = group.pick(tried.as_slice(), now) else {
             break;
         };
         if !tried.is_empty() {
@@ -191,10 +199,12 @@ async fn send(
         }
         tried.push(lease.id());
         let pool = &lease.backend.pool;
-        let sent = tokio::time::timeout(
-            upstream.read_timeout,
+        // Every deadline of the exchange from the two clock reads it makes
+        // (`now`, and the head's arrival): one per timer would be five.
+        let sent = tokio::time::timeout_at(
+            now + upstream.read_timeout,
             pool.send(
-                &up_head,
+                up_head,
                 &body,
                 &parts.method,
                 upstream.connect_timeout,
@@ -205,9 +215,11 @@ async fn send(
         match sent {
             Ok(Ok(resp)) => {
                 let status = resp.status();
+                let took = now.elapsed();
+                let head_at = now + took;
                 lease.backend.responses.observe(&crate::metrics::Observed {
                     status: status.as_u16(),
-                    total: now.elapsed(),
+                    total: took,
                     ..Default::default()
                 });
                 let retryable = matches!(status.as_u16(), 502..=504);
@@ -238,11 +250,16 @@ async fn send(
                     ));
                 }
                 let (mut rparts, mut rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers, false);
-                rparts.extensions.insert(UpstreamInfo {
+                // Other heads came without them (`upstream::exchange`).
+                if rbody.is_tunnel() {
+                    headers::strip_hop_by_hop(&mut rparts.headers, false);
+                }
+                // Noted once the response is the client's (a body that
+                // fails below makes a 502 of rampart's own).
+                let info = UpstreamInfo {
                     addr: lease.backend.addr,
-                    time: now.elapsed(),
-                });
+                    time: took,
+                };
                 // A response that fits the buffer is read whole right away, so
                 // the upstream connection goes back to the pool at once even
                 // when the client reads slowly; larger ones are streamed.
@@ -250,7 +267,8 @@ async fn send(
                     .exact()
                     .is_some_and(|n| n <= response_buffer);
                 if small {
-                    let bytes = tokio::time::timeout(upstream.read_timeout, whole(&mut rbody))
+                    let read_by = head_at + upstream.read_timeout;
+                    let bytes = tokio::time::timeout_at(read_by, whole(&mut rbody))
                         .await
                         .map_err(|_| ProxyError::Upstream {
                             upstream: upstream.name.clone(),
@@ -264,9 +282,10 @@ async fn send(
                             },
                         })?;
                     if let Some(conn) = rbody.reusable() {
-                        pool.put(conn);
+                        pool.put_at(conn, head_at);
                     }
                     drop(lease);
+                    *answered = Some(info);
                     return Ok(Response::from_parts(rparts, full(bytes)));
                 }
                 if let Err(e) = rbody.check_buffered() {
@@ -280,8 +299,9 @@ async fn send(
                     inner: rbody,
                     lease,
                     read_timeout: upstream.read_timeout,
-                    idle: Box::pin(tokio::time::sleep(upstream.read_timeout)),
+                    idle: Box::pin(tokio::time::sleep_until(head_at + upstream.read_timeout)),
                 };
+                *answered = Some(info);
                 return Ok(Response::from_parts(rparts, body.boxed()));
             }
             Ok(Err(e)) => {

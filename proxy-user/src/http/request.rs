@@ -2,7 +2,9 @@
 //! port), the variables its templates are filled with, its target with a
 //! new path, and the https location a redirect sends it to.
 
-use hyper::{Request, StatusCode, header, header::HeaderValue};
+use std::borrow::Cow;
+
+use hyper::{StatusCode, header::HeaderValue};
 
 use super::{ConnInfo, ProxyError};
 use crate::template;
@@ -60,31 +62,53 @@ pub(super) fn https_location(host: &str, port: u16, uri: &hyper::Uri) -> String 
 
 /// nginx's `$host`: the request's host without its port, lowercased and
 /// without a final dot (as nginx's `ngx_http_validate_host` leaves it).
-pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
+/// Borrowed from `uri` or `host` unless it had upper case to lower.
+pub(super) fn host_of<'a>(
+    uri: &'a hyper::Uri,
+    host: Option<&'a HeaderValue>,
+) -> Option<Cow<'a, str>> {
     // An absolute-form target (or HTTP/2's `:authority`) wins over Host
     // (RFC 9112 §3.2.2).
-    let raw = match req.uri().authority() {
-        Some(a) => a
-            .as_str()
-            .rsplit_once('@')
-            .map_or(a.as_str(), |(_, h)| h)
-            .to_string(),
-        None => req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())?
-            .to_string(),
+    let raw = match uri.authority() {
+        Some(a) => a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h),
+        None => host.and_then(|v| v.to_str().ok())?,
     };
     // Strip a port (but not from a bracketed IPv6 literal's inside).
     let mut host = match raw.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
-            h.to_string()
-        }
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
         _ => raw,
     };
     if host.len() > 1 && host.ends_with('.') {
-        host.pop();
+        host = &host[..host.len() - 1];
     }
-    host.make_ascii_lowercase();
-    Some(host)
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_is_nginxs_and_borrowed_when_already_so() {
+        let origin: hyper::Uri = "/p".parse().unwrap();
+        let host = |h: &'static str| {
+            let v = HeaderValue::from_static(h);
+            host_of(&origin, Some(&v)).map(|c| (c.to_string(), matches!(c, Cow::Borrowed(_))))
+        };
+        assert_eq!(host("a.example"), Some(("a.example".into(), true)));
+        assert_eq!(host("a.example:8080"), Some(("a.example".into(), true)));
+        assert_eq!(host("a.example."), Some(("a.example".into(), true)));
+        assert_eq!(host("[::1]:443"), Some(("[::1]".into(), true)));
+        assert_eq!(host("[::1]"), Some(("[::1]".into(), true)));
+        assert_eq!(host("A.Example.:80"), Some(("a.example".into(), false)));
+        assert_eq!(host_of(&origin, None), None);
+        // The target's authority wins over Host; user info is left out.
+        let absolute: hyper::Uri = "http://u@B.example:81/p".parse().unwrap();
+        let v = HeaderValue::from_static("other");
+        assert_eq!(host_of(&absolute, Some(&v)).as_deref(), Some("b.example"));
+    }
 }

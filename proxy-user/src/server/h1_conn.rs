@@ -37,6 +37,7 @@ use crate::{
     h1::{
         Framing, H1Error,
         body::BodyLimits,
+        head_bytes,
         request::{self, Limits},
     },
     http::{
@@ -64,6 +65,10 @@ pub(super) struct H1<'a> {
 /// A head, parsed and made a request.
 struct Head {
     req: Request<()>,
+    /// The head's bytes, copied once: the request's target and header
+    /// values are slices of it, and the upstream head is written from it
+    /// (`h1::upstream_head`).
+    raw: Bytes,
     framing: Framing,
     keep_alive: bool,
     upgrade: bool,
@@ -119,9 +124,6 @@ where
                 return;
             }
         };
-        // The head's bytes, kept for the upstream head (written from them,
-        // `h1::upstream_head`): one copy, no header map edited.
-        let raw = Bytes::copy_from_slice(&buf[..head.head_len]);
         buf.drain(..head.head_len);
         if head_begun {
             head_begun = false;
@@ -129,6 +131,7 @@ where
         }
         let Head {
             mut req,
+            raw,
             framing,
             keep_alive,
             upgrade,
@@ -268,10 +271,12 @@ fn parse_into<'b>(
     let Some(r) = request::parse(buf, limits, slots)? else {
         return Ok(None);
     };
-    let req = build(r.method, r.raw_target, r.minor, r.headers)
+    let raw = Bytes::copy_from_slice(&buf[..r.head_len]);
+    let req = build(&raw, buf, r.method, r.raw_target, r.minor, r.headers)
         .ok_or(H1Error::downstream(400, "request not representable"))?;
     Ok(Some(Head {
         req,
+        raw,
         framing: r.framing,
         keep_alive: r.keep_alive,
         upgrade: r.upgrade,
@@ -281,24 +286,29 @@ fn parse_into<'b>(
     }))
 }
 
-/// The request `http::handle` takes, from the head's pieces.
+/// The request `http::handle` takes, from the head's pieces (slices of
+/// `parsed`). The target and the header values are slices of `raw`, the
+/// copy of `parsed`'s head: no allocation of their own.
 fn build(
+    raw: &Bytes,
+    parsed: &[u8],
     method: &str,
     target: &str,
     minor: u8,
     headers: &[httparse::Header<'_>],
 ) -> Option<Request<()>> {
+    let shared = |piece: &[u8]| head_bytes::slice_of(raw, parsed, piece);
     // Room for the headers the proxy adds (X-Forwarded-*, X-Real-IP,
     // X-Request-Id): growing the map costs more than the room.
     let mut map = HeaderMap::with_capacity(headers.len() + 6);
     for h in headers {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
+        let value = HeaderValue::from_maybe_shared(shared(h.value)).ok()?;
         map.append(name, value);
     }
     let mut req = Request::new(());
     *req.method_mut() = Method::from_bytes(method.as_bytes()).ok()?;
-    *req.uri_mut() = Uri::try_from(target).ok()?;
+    *req.uri_mut() = Uri::from_maybe_shared(shared(target.as_bytes())).ok()?;
     *req.version_mut() = if minor == 0 {
         Version::HTTP_10
     } else {
@@ -330,7 +340,7 @@ async fn refuse<S>(
             else {
                 return;
             };
-            build(m, p, v, lenient.headers)
+            build(&Bytes::copy_from_slice(buf), buf, m, p, v, lenient.headers)
         }
         _ => None,
     };

@@ -60,6 +60,10 @@ pub(super) async fn write<S: AsyncWrite + Unpin>(
 ) -> io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     let (framing, keep) = head(&parts, body.size_hint().exact(), asked, out);
+    // Written: an upstream head's values are slices of its connection's
+    // read buffer (`upstream::exchange`), which they would keep shared,
+    // so copied at its next read, while the body streams.
+    drop(parts);
     if framing == Out::None {
         io.write_all(out).await?;
         out.clear();
@@ -170,7 +174,10 @@ fn head(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut length = None;
+    // Seen in the one pass over the headers: a lookup would hash the name.
+    let mut dated = false;
     for (name, value) in &parts.headers {
+        dated |= *name == header::DATE;
         if *name == header::TRANSFER_ENCODING {
             continue;
         }
@@ -194,7 +201,7 @@ fn head(
         }
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !dated {
         DATE.with(|d| line(out, b"date", d.borrow_mut().now()));
     }
     let framing = if bodiless || upgrade {

@@ -4,7 +4,7 @@
 use crate::config::Balance;
 
 /// A server that may take the request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Candidate {
     /// Index into the group's servers.
     pub index: usize,

@@ -15,7 +15,7 @@
 
 use std::io;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use hyper::{
     HeaderMap, Method, Response, StatusCode, Version,
     header::{HeaderName, HeaderValue},
@@ -23,7 +23,7 @@ use hyper::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{conn::Conn, response_body::ResponseBody};
-use crate::h1::{H1Error, request::slots, response};
+use crate::h1::{Framing, H1Error, hop_by_hop, request::slots, response};
 
 /// hyper's client limits, kept: a response head up to its read buffer's
 /// maximum (8 KiB + 100 × 4 KiB) and 100 header lines.
@@ -111,27 +111,13 @@ impl Conn {
     async fn read_response(mut self, method: &Method) -> Result<Response<ResponseBody>, SendError> {
         loop {
             if !self.buf.is_empty() {
-                let mut room = slots::<MAX_HEADERS>();
-                let parsed = response::parse(&self.buf, method.as_str(), MAX_HEAD, &mut room)
-                    .map_err(SendError::Response)?;
-                if let Some(head) = parsed {
-                    if head.kind == response::Kind::Informational {
-                        let len = head.head_len;
-                        self.buf.advance(len);
-                        continue;
+                match take_head(&mut self.buf, method)? {
+                    Taken::Partial => {}
+                    Taken::Informational => continue,
+                    Taken::Final(parts, follow) => {
+                        let body = ResponseBody::new(self, follow.0, follow.1, follow.2);
+                        return Ok(Response::from_parts(parts, body));
                     }
-                    let (parts, len) = response_parts(&head)?;
-                    // A length beside chunked: followed as chunked, and the
-                    // connection closed after it (RFC 9112 §6.3: it may be
-                    // an attempt at response splitting).
-                    let follow = (
-                        head.kind,
-                        head.framing,
-                        head.keep_alive && !head.drop_length,
-                    );
-                    self.buf.advance(len);
-                    let body = ResponseBody::new(self, follow.0, follow.1, follow.2);
-                    return Ok(Response::from_parts(parts, body));
                 }
             }
             self.buf.reserve(READ_ROOM);
@@ -150,34 +136,131 @@ impl Conn {
     }
 }
 
-/// The parsed head as `http`'s response parts, and its length.
-fn response_parts(
-    head: &response::Response<'_, '_>,
-) -> Result<(hyper::http::response::Parts, usize), SendError> {
+/// What [`take_head`] found at the start of the buffer.
+enum Taken {
+    /// Not a whole head yet.
+    Partial,
+    /// A 1xx head, consumed.
+    Informational,
+    /// A final head, consumed: the response's parts, and how its body is
+    /// followed (kind, framing, keep-alive).
+    Final(
+        hyper::http::response::Parts,
+        (response::Kind, Framing, bool),
+    ),
+}
+
+/// Where a header's name and value are in the head.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// Headers whose places are kept on the stack; more are kept in a `Vec`.
+const INLINE_SPANS: usize = 16;
+
+/// Parses the head at the start of `buf` and takes it out of `buf` (what
+/// follows stays), without its hop-by-hop headers unless it is a tunnel's. The header values are slices of the head's bytes, cut
+/// from the connection's buffer: no allocation per value, nor for the head.
+fn take_head(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendError> {
     let invalid = |why| SendError::Response(H1Error::upstream(why));
+    let mut inline = [Span::default(); INLINE_SPANS];
+    let mut spilled: Vec<Span> = Vec::new();
+    let mut n = 0;
+    // The parse borrows `buf`: what is kept of it is the places.
+    let (status, minor, kind, framing, keep_alive, head_len) = {
+        let mut room = slots::<MAX_HEADERS>();
+        let parsed = response::parse(buf, method.as_str(), MAX_HEAD, &mut room)
+            .map_err(SendError::Response)?;
+        let Some(head) = parsed else {
+            return Ok(Taken::Partial);
+        };
+        let base = buf.as_ptr() as usize;
+        // Offsets in the head (under `MAX_HEAD`, so in a u32).
+        let at = |piece: &[u8]| {
+            let start = (piece.as_ptr() as usize - base) as u32;
+            (start, start + piece.len() as u32)
+        };
+        // Hop-by-hop headers (and those `Connection` names) are left out
+        // here, in the one pass, but from a tunnel's head (101), which
+        // `http::proxy` edits itself.
+        let strip = head.kind != response::Kind::Tunnel;
+        let is_connection = |h: &httparse::Header<'_>| h.name.eq_ignore_ascii_case("connection");
+        let connection = strip && head.headers.iter().any(is_connection);
+        let named = |name: &str| {
+            head.headers
+                .iter()
+                .filter(|c| is_connection(c))
+                .flat_map(|c| c.value.split(|b| *b == b','))
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        };
+        for h in head.headers {
+            // A length beside chunked: followed as chunked, and the
+            // connection closed after it (RFC 9112 §6.3: it may be an
+            // attempt at response splitting).
+            if head.drop_length && h.name.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
+            if strip && (hop_by_hop::is(h.name) || (connection && named(h.name))) {
+                continue;
+            }
+            let span = Span {
+                name: at(h.name.as_bytes()),
+                value: at(h.value),
+            };
+            if n < INLINE_SPANS && spilled.is_empty() {
+                inline[n] = span;
+            } else {
+                if spilled.is_empty() {
+                    spilled.extend_from_slice(&inline[..n]);
+                }
+                spilled.push(span);
+            }
+            n += 1;
+        }
+        (
+            head.status,
+            head.minor,
+            head.kind,
+            head.framing,
+            head.keep_alive && !head.drop_length,
+            head.head_len,
+        )
+    };
+    if kind == response::Kind::Informational {
+        buf.advance(head_len);
+        return Ok(Taken::Informational);
+    }
+    let spans = if spilled.is_empty() {
+        &inline[..n]
+    } else {
+        &spilled[..]
+    };
+    // The buffer is shared with the body's bytes already: cutting the
+    // head out of it allocates nothing.
+    let raw = buf.split_to(head_len).freeze();
+    let piece = |(start, end): (u32, u32)| start as usize..end as usize;
     // Room for the header the proxy adds to every response (`X-Request-Id`,
     // `http::handle`): a map grown for it costs a second allocation and a
     // rehash per response.
-    let mut headers = HeaderMap::with_capacity(head.headers.len() + 1);
-    for h in head.headers {
-        if head.drop_length && h.name.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        let name = HeaderName::from_bytes(h.name.as_bytes())
+    let mut headers = HeaderMap::with_capacity(spans.len() + 1);
+    for span in spans {
+        let name = HeaderName::from_bytes(&raw[piece(span.name)])
             .map_err(|_| invalid("invalid header name"))?;
-        let value =
-            HeaderValue::from_bytes(h.value).map_err(|_| invalid("invalid header value"))?;
+        let value = HeaderValue::from_maybe_shared(raw.slice(piece(span.value)))
+            .map_err(|_| invalid("invalid header value"))?;
         headers.append(name, value);
     }
     let (mut parts, ()) = Response::new(()).into_parts();
-    parts.status = StatusCode::from_u16(head.status).map_err(|_| invalid("invalid status"))?;
-    parts.version = if head.minor == 0 {
+    parts.status = StatusCode::from_u16(status).map_err(|_| invalid("invalid status"))?;
+    parts.version = if minor == 0 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
     parts.headers = headers;
-    Ok((parts, head.head_len))
+    Ok(Taken::Final(parts, (kind, framing, keep_alive)))
 }
 
 #[cfg(test)]

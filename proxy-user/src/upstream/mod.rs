@@ -15,6 +15,7 @@ mod resolve;
 mod response_body;
 mod stall;
 mod stream;
+mod tried;
 mod view;
 
 use std::sync::{
@@ -33,6 +34,7 @@ pub use response_body::{BodyError, ResponseBody};
 pub use stall::WriteStall;
 pub use stream::Stream;
 use tokio::time::Instant;
+pub use tried::Tried;
 
 use crate::config::{Address, Balance, Upstream};
 
@@ -338,24 +340,43 @@ impl Group {
     fn pick_in(&self, list: &[Arc<Backend>], tried: &[usize], now: Instant) -> Option<Lease> {
         let usable =
             |b: &Arc<Backend>| !tried.contains(&(Arc::as_ptr(b) as usize)) && b.available(now);
-        let among = |backup: bool| -> Vec<Candidate> {
-            list.iter()
-                .enumerate()
-                .filter(|(_, b)| b.backup == backup && usable(b))
-                .map(|(index, b)| Candidate {
+        // The candidates on the stack for a group of up to `INLINE`
+        // servers (no allocation per request), in a `Vec` past that.
+        const INLINE: usize = 16;
+        let mut room = [Candidate::default(); INLINE];
+        let mut spilled = Vec::new();
+        let mut gather = |backup: bool| -> usize {
+            let mut n = 0;
+            for (index, b) in list.iter().enumerate() {
+                if b.backup != backup || !usable(b) {
+                    continue;
+                }
+                let c = Candidate {
                     index,
                     active: b.active(),
                     weight: b.weight(),
-                })
-                .collect()
+                };
+                if list.len() <= INLINE {
+                    room[n] = c;
+                } else {
+                    spilled.push(c);
+                }
+                n += 1;
+            }
+            n
         };
-        let mut candidates = among(false);
-        if candidates.is_empty() {
-            candidates = among(true);
+        let mut n = gather(false);
+        if n == 0 {
+            n = gather(true);
         }
-        if candidates.is_empty() {
+        if n == 0 {
             return None;
         }
+        let candidates = if list.len() <= INLINE {
+            &room[..n]
+        } else {
+            &spilled[..]
+        };
         // Per worker thread: no shared counter for the workers to contend on.
         let turn = TURN.with(|t| {
             let v = t.get();
@@ -367,7 +388,7 @@ impl Group {
         } else {
             [0, 0]
         };
-        let index = choose(self.config.balance, &candidates, turn, random);
+        let index = choose(self.config.balance, candidates, turn, random);
         let backend = list[index].clone();
         backend.active.fetch_add(1, Ordering::Relaxed);
         backend.requests.fetch_add(1, Ordering::Relaxed);

@@ -116,10 +116,17 @@ impl Pool {
     /// Takes back a connection whose response was read to its end.
     /// `keepalive = 0` keeps none.
     pub fn put(&self, conn: Conn) {
+        if self.max_idle > 0 {
+            self.put_at(conn, Instant::now());
+        }
+    }
+
+    /// [`Pool::put`] at `now`, a time the caller has read already (the
+    /// clock is read once per exchange where it can be).
+    pub fn put_at(&self, conn: Conn, now: Instant) {
         if self.max_idle == 0 {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.mine();
         idle.push_back(Idle { conn, since: now });
         trim(&mut idle, self.max_idle, now);

@@ -60,6 +60,11 @@ impl ResponseBody {
         }
     }
 
+    /// A 101 (or a 2xx to CONNECT): its head kept its hop-by-hop headers.
+    pub fn is_tunnel(&self) -> bool {
+        self.tunnel
+    }
+
     /// The connection, if the body was read to a clean end and another
     /// request may follow on it.
     pub fn reusable(&mut self) -> Option<Conn> {
