@@ -1,7 +1,7 @@
 //! `cargo xtask bench xdp|http|instructions|fleet`: builds rampart and the
 //! benchmark in release mode (`tests/src/bin/{xdp_bench,http_bench,instr_bench,fleet_bench}`),
 //! runs it, and replaces that benchmark's section of BENCHMARKS.md with its
-//! tables. `bench http -j` and `bench http -- OPTIONS` only print.
+//! tables. `bench http -j` and `bench http|fleet -- OPTIONS` only print.
 
 use std::{fs, process::Command};
 
@@ -28,12 +28,15 @@ pub fn run(what: &str, quick: bool, json: bool, extra: &[String]) -> Result<()> 
         ),
         "fleet" => (
             "fleet-bench",
-            "fleet-wide limits' cost to Redis, 3 to 50 simulated hosts against one redis-server (about 1 minute; 20 s with --quick)",
+            "the fleet's cost to Redis (limits' counts, shared entries, kernel thresholds), 3 to 100 simulated hosts against one redis-server (about 3 minutes; 1 with --quick)",
         ),
         _ => bail!("unknown benchmark `{what}`; available: xdp, http, instructions, fleet"),
     };
-    if (json || !extra.is_empty()) && what != "http" {
-        bail!("-j and options after `--` are for `cargo xtask bench http` only");
+    if json && what != "http" {
+        bail!("-j is for `cargo xtask bench http` only");
+    }
+    if !extra.is_empty() && !matches!(what, "http" | "fleet") {
+        bail!("options after `--` are for `cargo xtask bench http` and `fleet` only");
     }
     toolchain::bootstrap(Needs::bench())?;
     step("building rampart and the benchmark (release)");

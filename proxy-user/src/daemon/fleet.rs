@@ -98,7 +98,7 @@ impl Daemon {
             Ok(maps) => {
                 let sink = self.shared.load().services.escalation.clone();
                 let metrics = self.shared.load().services.metrics.fleet.clone();
-                let rules = KernelRules::new(&thresholds, maps, sink, metrics)?;
+                let rules = KernelRules::new(&thresholds, Box::new(maps), sink, metrics)?;
                 for (counter, t, floor) in rules.describe() {
                     info!(
                         "fleet: {}: more than {} from one source within {:?} on the fleet bans it for {:?} (sources sending this host at least {floor} per period counted, less as more hosts are heard from)",

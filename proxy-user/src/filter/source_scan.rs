@@ -100,6 +100,28 @@ pub struct SourceScan {
     ended: (bool, bool),
 }
 
+/// Where the fleet's kernel thresholds get their counts
+/// ([`crate::fleet::kernel::KernelRules`]): the daemon's is a
+/// [`SourceScan`] of the XDP maps; `fleet-bench` feeds simulated hosts'
+/// counts through the same rules with its own.
+pub trait SourceDeltas: Send {
+    /// What each source sent since it was last read, reading at most
+    /// `budget` entries of each family.
+    fn read(&mut self, budget: usize) -> Result<Vec<(IpAddr, Delta)>, FilterError>;
+    /// Entries read in all, and full passes over the maps.
+    fn progress(&self) -> (u64, u64);
+}
+
+impl SourceDeltas for SourceScan {
+    fn read(&mut self, budget: usize) -> Result<Vec<(IpAddr, Delta)>, FilterError> {
+        SourceScan::read(self, budget)
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        (self.entries_read, self.passes)
+    }
+}
+
 impl SourceScan {
     /// Opens the pinned maps (the daemon loaded the filter).
     pub fn open(pin_dir: &Path) -> Result<SourceScan, FilterError> {

@@ -32,7 +32,7 @@ use super::counts::Counted;
 use crate::{
     config::{EscalateRule, FleetThreshold},
     escalate::{RuleState, Sink},
-    filter::source_scan::{Delta, SourceScan},
+    filter::source_scan::{Delta, SourceDeltas},
     metrics::fleet::FleetMetrics,
 };
 
@@ -86,7 +86,7 @@ struct Rule {
 }
 
 struct Scan {
-    maps: SourceScan,
+    maps: Box<dyn SourceDeltas>,
     /// Per rule, what each source sent not yet in the rule's window, in
     /// the current period of the rule's `within` (cleared when it changes).
     pending: Vec<(u64, HashMap<IpAddr, u64>)>,
@@ -103,11 +103,12 @@ pub struct KernelRules {
 }
 
 impl KernelRules {
-    /// `maps`: the sources maps this host's XDP program fills; bans go to
-    /// `sink`. None without a threshold.
+    /// `maps`: the sources maps this host's XDP program fills (a
+    /// [`crate::filter::source_scan::SourceScan`]); bans go to `sink`.
+    /// None without a threshold.
     pub fn new(
         thresholds: &[(Counter, FleetThreshold)],
-        maps: SourceScan,
+        maps: Box<dyn SourceDeltas>,
         sink: Sink,
         metrics: Arc<FleetMetrics>,
     ) -> Option<Arc<KernelRules>> {
@@ -172,7 +173,7 @@ impl KernelRules {
     fn read_maps(&self, now: Instant) {
         let mut scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
         let scan = &mut *scan;
-        let (read_before, passes_before) = (scan.maps.entries_read, scan.maps.passes);
+        let (read_before, passes_before) = scan.maps.progress();
         let deltas = match scan.maps.read(SCAN_BUDGET) {
             Ok(d) => {
                 if std::mem::take(&mut scan.failing) {
@@ -190,12 +191,13 @@ impl KernelRules {
                 Vec::new()
             }
         };
+        let (read, passes) = scan.maps.progress();
         self.metrics
             .kernel_scanned
-            .fetch_add(scan.maps.entries_read - read_before, Relaxed);
+            .fetch_add(read - read_before, Relaxed);
         self.metrics
             .kernel_passes
-            .fetch_add(scan.maps.passes - passes_before, Relaxed);
+            .fetch_add(passes - passes_before, Relaxed);
         let hosts = self.hosts();
         let elapsed = now.duration_since(self.started).as_millis();
         for (rule, (period, pending)) in self.rules.iter().zip(&mut scan.pending) {
@@ -279,7 +281,84 @@ pub fn counted(rules: &Arc<KernelRules>) -> Vec<Arc<dyn Counted>> {
 
 #[cfg(test)]
 mod tests {
-    use super::KernelRules;
+    use std::{
+        net::IpAddr,
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use super::{Counter, KernelRules, counted};
+    use crate::{
+        config::FleetThreshold,
+        escalate::Sink,
+        filter::{
+            FilterError,
+            source_scan::{Delta, SourceDeltas},
+        },
+        metrics::fleet::FleetMetrics,
+    };
+
+    /// What a scan of the maps would give, fed by the test.
+    struct Fed(Arc<Mutex<Vec<(IpAddr, Delta)>>>);
+
+    impl SourceDeltas for Fed {
+        fn read(&mut self, _budget: usize) -> Result<Vec<(IpAddr, Delta)>, FilterError> {
+            Ok(std::mem::take(&mut *self.0.lock().unwrap()))
+        }
+
+        fn progress(&self) -> (u64, u64) {
+            (0, 0)
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_from_any_source_of_deltas_are_reported_over_the_floor_and_ban_over_the_threshold()
+     {
+        let feed = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut bans) = tokio::sync::mpsc::channel(16);
+        let sink = Sink {
+            queue: tx,
+            metrics: Arc::default(),
+        };
+        let t = FleetThreshold {
+            count: 320,
+            within: Duration::from_secs(10),
+            ban: Duration::from_secs(60),
+        };
+        let rules = KernelRules::new(
+            &[(Counter::Syns, t)],
+            Box::new(Fed(feed.clone())),
+            sink,
+            Arc::new(FleetMetrics::default()),
+        )
+        .unwrap();
+        let rule = &counted(&rules)[0];
+        let (small, big): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let syns = |n| Delta {
+            packets: n,
+            syns: n,
+        };
+        // No host heard from yet: the floor is 320 / 32 = 10 SYNs.
+        feed.lock()
+            .unwrap()
+            .extend([(small, syns(9)), (big, syns(50))]);
+        rule.prepare();
+        assert_eq!(rule.take_unreported(100), vec![(big, 50)]);
+        assert!(bans.try_recv().is_err());
+        // The small source reaches the floor; the big one passes the threshold.
+        feed.lock()
+            .unwrap()
+            .extend([(small, syns(1)), (big, syns(300))]);
+        rule.prepare();
+        let mut reported = rule.take_unreported(100);
+        reported.sort();
+        assert_eq!(reported, vec![(small, 10), (big, 300)]);
+        let ban = bans.try_recv().expect("a ban");
+        assert_eq!((ban.addr, ban.count), (big, 350));
+        assert_eq!(ban.rule, "filter.fleet_syn");
+        assert!(bans.try_recv().is_err());
+    }
 
     #[test]
     fn the_reporting_floor_shrinks_with_the_fleet_so_the_fleet_holds_back_under_an_eighth() {
