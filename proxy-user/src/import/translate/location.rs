@@ -18,16 +18,22 @@ struct Loc<'a> {
     chain: Chain<'a>,
 }
 
-/// A location copy for one name of a `map $host` (see `host_map.rs`):
-/// the route's `host`.
+/// A location copy for one key of a `map` (see `host_map.rs`): the
+/// route's `host` (an exact `$host` name), else its `if`.
 fn mapped_host(t: &mut Table, l: &Loc<'_>) {
-    if let Some(m) =
+    let Some(m) =
         l.d.children()
             .iter()
             .find(|c| c.name == super::host_map::HOST)
-        && let Some(h) = m.args.first()
-    {
-        t.set("host", emit::s(h));
+    else {
+        return;
+    };
+    match m.args.as_slice() {
+        [h] => t.set("host", emit::s(h)),
+        cond => {
+            let list: Vec<String> = cond.iter().map(|c| emit::s(c)).collect();
+            t.set("if", format!("[{}]", list.join(", ")));
+        }
     }
 }
 
