@@ -254,6 +254,7 @@ fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
     // named location that does more than proxy, one that is missing.
     let i = import(
         "server {\n root /srv;\n location / { try_files $uri /index.php?$args; }\n\
+         location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; }\n\
          location /a/ { alias /x/; try_files $uri /a/index.html; }\n\
          location /m/ { try_files $uri @app; }\n\
          location @app { proxy_pass http://127.0.0.1:9; add_header X-A 1; }\n\
@@ -261,10 +262,13 @@ fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
     );
     let un = reports(&i, Kind::Unsupported);
     for (line, what) in [
-        (3, "the fallback `/index.php?$args`"),
-        (4, "with `alias`"),
-        (6, "in `location @app`"),
-        (7, "no `location @none`"),
+        (
+            3,
+            "the fallback `/index.php?$args`: nginx hands it to `location ~ \\.php$` (/site/nginx.conf:4), which answers with `fastcgi_pass`",
+        ),
+        (5, "with `alias`"),
+        (7, "in `location @app`"),
+        (8, "no `location @none`"),
     ] {
         assert!(
             un.iter()
@@ -298,4 +302,65 @@ fn error_pages_differing_between_servers_are_each_servers_own() {
     assert_eq!(page(0).as_deref(), Some("/srv/a/missing.html"));
     assert_eq!(page(1).as_deref(), Some("/srv/gone.html"));
     assert!(s[2].get("error_page").is_none(), "the http level's");
+}
+
+/// A `try_files` fallback URI nginx hands to another location: written
+/// when that location serves the same file the same way, else reported
+/// naming the location and what it does differently.
+#[test]
+fn try_files_fallbacks_another_location_handles() {
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri $uri/ /index.html?$args; }\n\
+         location /x/ { try_files $uri /x.html; }\n\
+         location = /x.html { root /srv; }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let r = routes(&i);
+    let list = |p: &str| {
+        r.iter()
+            .find(|r| r.get("path").and_then(|v| v.as_str()) == Some(p))
+            .unwrap()["try_files"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The request's own query does not change the file served.
+    assert_eq!(list("/"), "/index.html");
+    assert_eq!(list("/x/"), "/x.html");
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri /index.html; }\n\
+         location = /index.html { add_header Cache-Control no-store; }\n\
+         location /a/ { try_files $uri /app/; }\n\
+         location /app/ { proxy_pass http://127.0.0.1:9; }\n\
+         location /b/ { try_files $uri /b.html; }\n\
+         location = /b.html { root /other; }\n\
+         location /c/ { root /c; try_files $uri /nothing; }\n}\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    for (line, what) in [
+        (
+            3,
+            "nginx serves it from `location = /index.html` (/site/nginx.conf:4) with that location's own `add_header`",
+        ),
+        (
+            5,
+            "nginx hands it to `location /app/` (/site/nginx.conf:6), which proxies `/app/`",
+        ),
+        (7, "which has another root"),
+        (
+            9,
+            "nginx serves it from `location /` (/site/nginx.conf:3), which has another root",
+        ),
+    ] {
+        assert!(
+            un.iter().any(
+                |l| l.contains(&format!(":{line}: unsupported: try_files: ")) && l.contains(what)
+            ),
+            "{line} {what}: {un:#?}"
+        );
+    }
 }
