@@ -19,7 +19,6 @@ pub enum Support {
 
 use Support::{NotNeeded, Translated, Unsupported};
 
-const PENDING: &str = "no rampart key yet";
 const TUNING: &str = "nginx process tuning; rampart sizes its own workers, sockets and buffers";
 const BUFFERS: &str = "rampart reads request bodies whole before forwarding and buffers responses up to [http] response_buffer";
 const TLS_BUILTIN: &str = "rampart offers only forward-secret AEAD suites (ECDHE), with its own session cache and tickets";
@@ -225,13 +224,16 @@ pub fn support(name: &str) -> Support {
         | "grpc_pass" => {
             Unsupported("rampart proxies HTTP only (no FastCGI, uwsgi, SCGI or gRPC upstreams)")
         }
-        "limit_conn"
-        | "limit_conn_zone"
-        | "limit_conn_status"
-        | "limit_rate"
-        | "limit_rate_after"
-        | "limit_req_dry_run"
-        | "limit_req_log_level" => Unsupported(PENDING),
+        "limit_conn" | "limit_conn_zone" | "limit_conn_status" | "limit_conn_log_level" => {
+            Unsupported(
+                "rampart has no limit on one client's concurrent connections ([filter] syn limits the rate of its new connections, [[listener]] max_connections the total)",
+            )
+        }
+        "limit_rate" | "limit_rate_after" => {
+            Unsupported("rampart does not throttle a response's bandwidth")
+        }
+        "limit_req_dry_run" => Unsupported("rampart's limits always apply (no dry run)"),
+        "limit_req_log_level" => NotNeeded("rampart logs limited requests at its own level"),
         "ssl_client_certificate"
         | "ssl_verify_client"
         | "ssl_verify_depth"

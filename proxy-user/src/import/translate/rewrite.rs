@@ -10,7 +10,84 @@ use crate::import::{
     nginx::Directive,
 };
 
+/// Whether `rewrite` answers with a redirect (its flag, or a target
+/// with a scheme).
+pub(super) fn redirects(d: &Directive) -> bool {
+    let target = d.args.get(1).map_or("", String::as_str);
+    matches!(
+        d.args.get(2).map(String::as_str),
+        Some("redirect" | "permanent")
+    ) || target.starts_with("http://")
+        || target.starts_with("https://")
+        || target.starts_with("$scheme")
+}
+
 impl Translator<'_> {
+    /// A location whose first `rewrite` redirects: a route like `t` (the
+    /// location's path) with `if = ["$uri", "~", REGEX]` and the redirect
+    /// (301 for `permanent`, else 302; the request's query appended, as
+    /// nginx, unless the target ends in `?`). `None` after a report.
+    pub(super) fn redirect_rewrite(
+        &mut self,
+        t: &Table,
+        own: &[Directive],
+        names: &[String],
+    ) -> Option<Table> {
+        let rewrites: Vec<&Directive> = own.iter().filter(|d| d.name == "rewrite").collect();
+        let (d, rest) = rewrites.split_first()?;
+        for extra in rest {
+            self.unsupported(
+                extra,
+                "after a rewrite that redirects, rampart writes no other",
+            );
+        }
+        let (re, target) = match d.args.as_slice() {
+            [re, target, ..] if d.args.len() <= 3 => (re, target),
+            _ => {
+                self.unsupported(d, "expected `rewrite REGEX REPLACEMENT [flag]`");
+                return None;
+            }
+        };
+        if regex::Regex::new(re).is_err() {
+            self.unsupported(
+                d,
+                format!("the regex `{re}` uses PCRE features rampart's regex engine lacks"),
+            );
+            return None;
+        }
+        let url = match target.strip_suffix('?') {
+            Some(bare) => bare.to_string(),
+            None if target.contains('?') => {
+                self.unsupported(d, "a redirecting rewrite with a query: nginx appends the request's own after it, which rampart's redirect cannot do only when there is one");
+                return None;
+            }
+            None => format!("{target}$is_args$args"),
+        };
+        let url = match vars::template(&url, names, false) {
+            Ok(u) => u,
+            Err(var) => {
+                self.unsupported(d, format!("a rewrite that redirects with `{var}`: rampart's redirect takes variables but no regex captures"));
+                return None;
+            }
+        };
+        let status = if d.args.get(2).map(String::as_str) == Some("permanent") {
+            301
+        } else {
+            302
+        };
+        let mut r = t.clone();
+        r.what = format!("{}: rewrite {re} (redirects)", r.what);
+        r.from(d.at());
+        r.set(
+            "if",
+            format!("[{}, {}, {}]", emit::s("$uri"), emit::s("~"), emit::s(re)),
+        );
+        r.set("redirect", emit::s(&url));
+        r.set("redirect_status", status.to_string());
+        self.take(d);
+        Some(r)
+    }
+
     /// The location's own `rewrite` (rampart has one per route).
     pub(super) fn rewrite(&mut self, t: &mut Table, own: &[Directive], names: &[String]) {
         let rewrites: Vec<&Directive> = own.iter().filter(|d| d.name == "rewrite").collect();
@@ -33,14 +110,10 @@ impl Translator<'_> {
                 return;
             }
         };
-        if matches!(flag, Some("redirect" | "permanent"))
-            || target.starts_with("http://")
-            || target.starts_with("https://")
-            || target.starts_with("$scheme")
-        {
+        if redirects(d) {
             self.unsupported(
                 d,
-                "a rewrite that redirects: rampart's redirect takes no regex captures",
+                "a rewrite that redirects in a location with content: rampart's route redirects or serves, and its redirect takes no regex captures",
             );
             return;
         }

@@ -364,3 +364,43 @@ fn try_files_fallbacks_another_location_handles() {
         );
     }
 }
+
+/// A location whose rewrite redirects: a route for the paths its regex
+/// finds (`if` on `$uri`), then nginx's 404 for the others; captures in
+/// the target stay reported.
+#[test]
+fn rewrites_that_redirect() {
+    let i = import(
+        "server { listen 80;\n location /legacy { rewrite ^/legacy$ https://new.example.com/ permanent; }\n\
+         location /tmp { rewrite ^ /elsewhere? redirect; }\n\
+         location /old/ { rewrite ^/old/(.*)$ /users/$1 permanent; }\n}\n",
+    );
+    let r = routes(&i);
+    let at = |p: &str| -> Vec<toml::Table> {
+        r.iter()
+            .filter(|r| r.get("path").and_then(|v| v.as_str()) == Some(p))
+            .cloned()
+            .collect()
+    };
+    let legacy = at("/legacy");
+    assert_eq!(legacy.len(), 2, "{}", i.toml);
+    assert_eq!(legacy[0]["if"][2].as_str(), Some("^/legacy$"));
+    assert_eq!(
+        legacy[0]["redirect"].as_str(),
+        Some("https://new.example.com/$is_args$args")
+    );
+    assert_eq!(legacy[0]["redirect_status"].as_integer(), Some(301));
+    assert_eq!(legacy[1]["respond"].as_integer(), Some(404));
+    let tmp = at("/tmp");
+    assert_eq!(tmp[0]["redirect"].as_str(), Some("/elsewhere"));
+    assert_eq!(tmp[0]["redirect_status"].as_integer(), Some(302));
+    let un = reports(&i, Kind::Unsupported);
+    assert_eq!(un.len(), 1, "{un:#?}");
+    assert!(
+        un[0].contains(":4: unsupported: rewrite: a rewrite that redirects with `$1`"),
+        "{un:#?}"
+    );
+    assert_eq!(at("/old/")[0]["respond"].as_integer(), Some(404));
+    crate::config::Config::parse(&i.toml, std::path::Path::new("/site/rampart.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+}
