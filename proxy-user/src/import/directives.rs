@@ -136,7 +136,31 @@ pub fn support(name: &str) -> Support {
         | "client_body_temp_path"
         | "fastcgi_temp_path"
         | "uwsgi_temp_path"
-        | "scgi_temp_path" => NotNeeded(TUNING),
+        | "scgi_temp_path"
+        | "proxy_headers_hash_max_size"
+        | "proxy_headers_hash_bucket_size"
+        | "send_lowat"
+        | "postpone_output"
+        | "proxy_socket_keepalive" => NotNeeded(TUNING),
+        "zone" => NotNeeded(
+            "nginx's shared memory for an upstream group's state; rampart's workers share theirs in process",
+        ),
+        "http2_push_preload" | "http2_push" => {
+            NotNeeded("HTTP/2 server push is gone from browsers; rampart does not push")
+        }
+        "http3" | "http3_hq" | "quic_retry" | "quic_gso" | "quic_host_key" => {
+            Unsupported("HTTP/3 (QUIC) is not in rampart")
+        }
+        "etag" | "if_modified_since" => Unsupported(
+            "rampart always answers conditional requests on static files (ETag, Last-Modified, 304): nginx's defaults (`etag on`, `if_modified_since exact`); they cannot be switched off",
+        ),
+        "underscores_in_headers"
+        | "ignore_invalid_headers"
+        | "chunked_transfer_encoding"
+        | "proxy_ignore_client_abort" => {
+            Unsupported("rampart's handling here is fixed, not configurable")
+        }
+        "add_trailer" => Unsupported("response trailers are not in rampart"),
         "proxy_buffering"
         | "proxy_buffer_size"
         | "proxy_buffers"
@@ -292,5 +316,43 @@ pub fn unused(name: &str) -> &'static str {
         }
         "access_log" => "an access log of its own for one server or location: rampart writes one",
         _ => "not translated in this context",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Support, support};
+
+    /// Directives real configurations carry (the Debian, Docker and
+    /// Mozilla-generator templates) each have a reason, not "unknown".
+    #[test]
+    fn common_directives_have_a_reason() {
+        for name in [
+            "etag",
+            "if_modified_since",
+            "underscores_in_headers",
+            "ignore_invalid_headers",
+            "proxy_socket_keepalive",
+            "proxy_ignore_client_abort",
+            "zone",
+            "chunked_transfer_encoding",
+            "add_trailer",
+            "http2_push_preload",
+            "http3",
+            "quic_retry",
+            "proxy_headers_hash_max_size",
+            "send_lowat",
+            "postpone_output",
+            "limit_conn",
+            "limit_conn_zone",
+            "limit_rate",
+        ] {
+            let why = match support(name) {
+                Support::NotNeeded(why) | Support::Unsupported(why) => why,
+                Support::Translated => continue,
+            };
+            assert_ne!(why, "unknown directive", "{name}");
+            assert_ne!(why, "no rampart key yet", "{name}");
+        }
     }
 }

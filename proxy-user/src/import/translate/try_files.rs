@@ -59,7 +59,7 @@ impl<'a> Translator<'a> {
                 .iter()
                 .rev()
                 .find(|c| c.name == "root")
-                .or_else(|| find(&chain[..=self.depth.min(chain.len() - 1)], "root"))
+                .or_else(|| find(chain.get(..=self.depth).unwrap_or(chain), "root"))
                 .and_then(|r| r.args.first().cloned())
         };
         let this = location_by_id(server, loc);
