@@ -209,8 +209,8 @@ fn parse(d: &Directive) -> Option<(String, Map)> {
             _ => return None,
         }
     }
-    prefix.sort_by(|a, b| b.0.cmp(&a.0));
-    suffix.sort_by(|a, b| b.0.cmp(&a.0));
+    prefix.sort_by_key(|e| std::cmp::Reverse(e.0));
+    suffix.sort_by_key(|e| std::cmp::Reverse(e.0));
     map.entries = exact;
     map.entries.extend(prefix.into_iter().map(|e| e.1));
     map.entries.extend(suffix.into_iter().map(|e| e.1));

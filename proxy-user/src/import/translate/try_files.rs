@@ -176,11 +176,11 @@ impl<'a> Translator<'a> {
                 return;
             }
             let target = self.location_for(path);
-            if target != Some(loc) {
-                if let Some(why) = self.elsewhere(chain, target, loc, path) {
-                    self.unsupported(d, format!("the fallback `{last}`: {why}"));
-                    return;
-                }
+            if target != Some(loc)
+                && let Some(why) = self.elsewhere(chain, target, loc, path)
+            {
+                self.unsupported(d, format!("the fallback `{last}`: {why}"));
+                return;
             }
             path.to_string()
         } else {
