@@ -55,6 +55,19 @@ impl Translator<'_> {
             );
             return None;
         }
+        // A capture of the whole path is `$uri` (nginx's rewrite reads
+        // `$uri` too): `rewrite ^/(.*)$ https://example.com/$1 permanent;`.
+        let whole = match re.as_str() {
+            "^/(.*)$" | "^/(.*)" => Some("/$1"),
+            "^(.*)$" | "^(.*)" | "(.*)" => Some("$1"),
+            _ => None,
+        };
+        let target = match whole {
+            Some(cap) if target.matches("$1").count() == 1 && target.contains(cap) => {
+                target.replacen(cap, "$uri", 1)
+            }
+            _ => target.clone(),
+        };
         let url = match target.strip_suffix('?') {
             Some(bare) => bare.to_string(),
             None if target.contains('?') => {

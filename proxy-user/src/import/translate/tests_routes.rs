@@ -373,7 +373,8 @@ fn rewrites_that_redirect() {
     let i = import(
         "server { listen 80;\n location /legacy { rewrite ^/legacy$ https://new.example.com/ permanent; }\n\
          location /tmp { rewrite ^ /elsewhere? redirect; }\n\
-         location /old/ { rewrite ^/old/(.*)$ /users/$1 permanent; }\n}\n",
+         location /old/ { rewrite ^/old/(.*)$ /users/$1 permanent; }\n\
+         location /moved/ { rewrite ^/(.*)$ https://new.example.com/$1 redirect; }\n}\n",
     );
     let r = routes(&i);
     let at = |p: &str| -> Vec<toml::Table> {
@@ -401,6 +402,11 @@ fn rewrites_that_redirect() {
         "{un:#?}"
     );
     assert_eq!(at("/old/")[0]["respond"].as_integer(), Some(404));
+    // A capture of the whole path is `$uri`.
+    assert_eq!(
+        at("/moved/")[0]["redirect"].as_str(),
+        Some("https://new.example.com$uri$is_args$args")
+    );
     crate::config::Config::parse(&i.toml, std::path::Path::new("/site/rampart.toml"))
         .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
 }
