@@ -22,6 +22,84 @@ pub(super) fn redirects(d: &Directive) -> bool {
         || target.starts_with("$scheme")
 }
 
+/// A whole-path capture in `re` and how `$1` is written in a target
+/// (`^/(.*)$` with `/$1`, `^(.*)$` with `$1`), or `""` for a regex that
+/// matches every path without a capture (`^`).
+fn whole_path(re: &str) -> Option<&'static str> {
+    match re {
+        "^/(.*)$" | "^/(.*)" => Some("/$1"),
+        "^(.*)$" | "^(.*)" | "(.*)" => Some("$1"),
+        "^" | "^/" | ".*" | "^.*$" | "^.*" => Some(""),
+        _ => None,
+    }
+}
+
+/// The redirect a rewrite matching every path gives: `target` with the
+/// whole-path capture as `$uri` and the request's query appended as nginx
+/// does (unless it ends in `?`). `None` when other captures remain.
+fn whole_path_url(re: &str, target: &str) -> Option<String> {
+    let cap = whole_path(re)?;
+    let target = match cap {
+        "" => target.to_string(),
+        cap if target.matches("$1").count() == 1 && target.contains(cap) => {
+            target.replacen(cap, "$uri", 1)
+        }
+        _ => return None,
+    };
+    // Any other capture (`$2`, or `$1` of a regex without one) stays.
+    if target
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'$' && w[1].is_ascii_digit())
+    {
+        return None;
+    }
+    Some(match target.strip_suffix('?') {
+        Some(bare) => bare.to_string(),
+        None if target.contains('?') => return None,
+        None => format!("{target}$is_args$args"),
+    })
+}
+
+/// A server-level `rewrite` that redirects every path (`rewrite ^
+/// https://$host$request_uri? permanent;`, `rewrite ^/(.*)$
+/// https://example.com/$1 permanent;`), the older spelling of a redirect
+/// server, as the `return` it amounts to (same line and id), when the
+/// server has no `return` of its own; the translator then treats it as
+/// any `return` at server level.
+pub(super) fn server_returns(block: &mut [Directive]) {
+    for d in block.iter_mut() {
+        if d.name != "server" {
+            if d.name == "http" {
+                server_returns(d.block.as_deref_mut().unwrap_or_default());
+            }
+            continue;
+        }
+        let Some(kids) = d.block.as_mut() else {
+            continue;
+        };
+        if kids.iter().any(|k| k.name == "return") {
+            continue;
+        }
+        let Some(r) = kids.iter_mut().find(|k| k.name == "rewrite") else {
+            continue;
+        };
+        if !redirects(r) || r.args.len() > 3 {
+            continue;
+        }
+        let Some(url) = whole_path_url(&r.args[0], &r.args[1]) else {
+            continue;
+        };
+        let status = if r.args.get(2).map(String::as_str) == Some("permanent") {
+            "301"
+        } else {
+            "302"
+        };
+        r.name = "return".into();
+        r.args = vec![status.into(), url];
+    }
+}
+
 impl Translator<'_> {
     /// A location whose first `rewrite` redirects: a route like `t` (the
     /// location's path) with `if = ["$uri", "~", REGEX]` and the redirect
@@ -57,13 +135,10 @@ impl Translator<'_> {
         }
         // A capture of the whole path is `$uri` (nginx's rewrite reads
         // `$uri` too): `rewrite ^/(.*)$ https://example.com/$1 permanent;`.
-        let whole = match re.as_str() {
-            "^/(.*)$" | "^/(.*)" => Some("/$1"),
-            "^(.*)$" | "^(.*)" | "(.*)" => Some("$1"),
-            _ => None,
-        };
-        let target = match whole {
-            Some(cap) if target.matches("$1").count() == 1 && target.contains(cap) => {
+        let target = match whole_path(re) {
+            Some(cap)
+                if !cap.is_empty() && target.matches("$1").count() == 1 && target.contains(cap) =>
+            {
                 target.replacen(cap, "$uri", 1)
             }
             _ => target.clone(),

@@ -410,3 +410,31 @@ fn rewrites_that_redirect() {
     crate::config::Config::parse(&i.toml, std::path::Path::new("/site/rampart.toml"))
         .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
 }
+
+/// A server-level rewrite that redirects every path (the older spelling
+/// of a redirect server) is that server's `return`: alone on its port,
+/// the listener's `redirect_https`; beside a content server, its route.
+#[test]
+fn server_level_rewrites_that_redirect_every_path() {
+    let i = import(
+        "http {\n server { listen 8080; server_name example.com; rewrite ^ https://$host$request_uri? permanent; }\n\
+         server { listen 80; server_name www.example.com; rewrite ^/(.*)$ https://example.com/$1 permanent; }\n\
+         server { listen 80; server_name example.com; location / { return 200 ok; } }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let l = v["listener"].as_array().unwrap();
+    let alone = l
+        .iter()
+        .find(|l| l["bind"].as_str() == Some("0.0.0.0:8080"))
+        .unwrap();
+    assert_eq!(alone["redirect_https"].as_bool(), Some(true), "{}", i.toml);
+    let www = &v["server"].as_array().unwrap()[0];
+    assert_eq!(www["server_name"][0].as_str(), Some("www.example.com"));
+    let route = &www["route"][0];
+    assert_eq!(
+        route["redirect"].as_str(),
+        Some("https://example.com$uri$is_args$args")
+    );
+    assert_eq!(route["redirect_status"].as_integer(), Some(301));
+}
