@@ -19,7 +19,6 @@ pub enum Support {
 
 use Support::{NotNeeded, Translated, Unsupported};
 
-const PENDING: &str = "no rampart key yet";
 const TUNING: &str = "nginx process tuning; rampart sizes its own workers, sockets and buffers";
 const BUFFERS: &str = "rampart reads request bodies whole before forwarding and buffers responses up to [http] response_buffer";
 const TLS_BUILTIN: &str = "rampart offers only forward-secret AEAD suites (ECDHE), with its own session cache and tickets";
@@ -137,7 +136,31 @@ pub fn support(name: &str) -> Support {
         | "client_body_temp_path"
         | "fastcgi_temp_path"
         | "uwsgi_temp_path"
-        | "scgi_temp_path" => NotNeeded(TUNING),
+        | "scgi_temp_path"
+        | "proxy_headers_hash_max_size"
+        | "proxy_headers_hash_bucket_size"
+        | "send_lowat"
+        | "postpone_output"
+        | "proxy_socket_keepalive" => NotNeeded(TUNING),
+        "zone" => NotNeeded(
+            "nginx's shared memory for an upstream group's state; rampart's workers share theirs in process",
+        ),
+        "http2_push_preload" | "http2_push" => {
+            NotNeeded("HTTP/2 server push is gone from browsers; rampart does not push")
+        }
+        "http3" | "http3_hq" | "quic_retry" | "quic_gso" | "quic_host_key" => {
+            Unsupported("HTTP/3 (QUIC) is not in rampart")
+        }
+        "etag" | "if_modified_since" => Unsupported(
+            "rampart always answers conditional requests on static files (ETag, Last-Modified, 304): nginx's defaults (`etag on`, `if_modified_since exact`); they cannot be switched off",
+        ),
+        "underscores_in_headers"
+        | "ignore_invalid_headers"
+        | "chunked_transfer_encoding"
+        | "proxy_ignore_client_abort" => {
+            Unsupported("rampart's handling here is fixed, not configurable")
+        }
+        "add_trailer" => Unsupported("response trailers are not in rampart"),
         "proxy_buffering"
         | "proxy_buffer_size"
         | "proxy_buffers"
@@ -225,13 +248,16 @@ pub fn support(name: &str) -> Support {
         | "grpc_pass" => {
             Unsupported("rampart proxies HTTP only (no FastCGI, uwsgi, SCGI or gRPC upstreams)")
         }
-        "limit_conn"
-        | "limit_conn_zone"
-        | "limit_conn_status"
-        | "limit_rate"
-        | "limit_rate_after"
-        | "limit_req_dry_run"
-        | "limit_req_log_level" => Unsupported(PENDING),
+        "limit_conn" | "limit_conn_zone" | "limit_conn_status" | "limit_conn_log_level" => {
+            Unsupported(
+                "rampart has no limit on one client's concurrent connections ([filter] syn limits the rate of its new connections, [[listener]] max_connections the total)",
+            )
+        }
+        "limit_rate" | "limit_rate_after" => {
+            Unsupported("rampart does not throttle a response's bandwidth")
+        }
+        "limit_req_dry_run" => Unsupported("rampart's limits always apply (no dry run)"),
+        "limit_req_log_level" => NotNeeded("rampart logs limited requests at its own level"),
         "ssl_client_certificate"
         | "ssl_verify_client"
         | "ssl_verify_depth"
@@ -290,5 +316,43 @@ pub fn unused(name: &str) -> &'static str {
         }
         "access_log" => "an access log of its own for one server or location: rampart writes one",
         _ => "not translated in this context",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Support, support};
+
+    /// Directives real configurations carry (the Debian, Docker and
+    /// Mozilla-generator templates) each have a reason, not "unknown".
+    #[test]
+    fn common_directives_have_a_reason() {
+        for name in [
+            "etag",
+            "if_modified_since",
+            "underscores_in_headers",
+            "ignore_invalid_headers",
+            "proxy_socket_keepalive",
+            "proxy_ignore_client_abort",
+            "zone",
+            "chunked_transfer_encoding",
+            "add_trailer",
+            "http2_push_preload",
+            "http3",
+            "quic_retry",
+            "proxy_headers_hash_max_size",
+            "send_lowat",
+            "postpone_output",
+            "limit_conn",
+            "limit_conn_zone",
+            "limit_rate",
+        ] {
+            let why = match support(name) {
+                Support::NotNeeded(why) | Support::Unsupported(why) => why,
+                Support::Translated => continue,
+            };
+            assert_ne!(why, "unknown directive", "{name}");
+            assert_ne!(why, "no rampart key yet", "{name}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `rampart config import nginx` (issue 19) of a redirect-only server on an
-//! address a content server shares (also certbot's `if ($host = ...)` form): the imported configuration, run,
+//! address a content server shares (also certbot's `if ($host = ...)` form,
+//! which alone on its address is a server too): the imported configuration, run,
 //! answers each host as nginx would (the Location and status nginx's
 //! `return` gives, the content server's own answer, and the first server
 //! on the address as the default for other hosts).
@@ -114,5 +115,51 @@ async fn an_imported_redirect_server_beside_a_site_redirects_only_its_hosts() {
             None if status == 200 => assert_eq!(&body[..], b"new", "{host}{target}"),
             None => assert!(h.get("location").is_none(), "{host}{target}"),
         }
+    }
+}
+
+/// certbot's port-80 server alone on its address (its HTTPS server
+/// elsewhere): its hosts are redirected, any other host gets its
+/// `return 404`, as nginx; a listener-wide `redirect_https` would
+/// redirect them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_certbot_server_alone_redirects_only_its_hosts() {
+    let dir = test_dir("import-certbot-alone");
+    let text = r#"
+server {
+    if ($host = example.com) {
+        return 301 https://$host$request_uri;
+    } # managed by Certbot
+
+    listen 127.0.0.1:0;
+    server_name example.com;
+    return 404; # managed by Certbot
+}
+"#;
+    let imported = proxy_user::import::nginx_text(text, Path::new("/site/nginx.conf")).unwrap();
+    assert!(imported.complete(), "{:#?}", imported.reports);
+    assert!(
+        !imported.toml.contains("redirect_https"),
+        "{}",
+        imported.toml
+    );
+    let p = proxy(&dir, &imported.toml).await;
+    let c = client();
+    for (host, status, location) in [
+        ("Example.com:80", 301, Some("https://example.com/p?q=1")),
+        ("203.0.113.7", 404, None),
+        ("other.example.net", 404, None),
+    ] {
+        let req = Request::get(format!("http://{}/p?q=1", p.addrs[0]))
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (got, h, _) = send(&c, req).await;
+        assert_eq!(got.as_u16(), status, "{host}");
+        assert_eq!(
+            h.get("location").map(|l| l.to_str().unwrap()),
+            location,
+            "{host}"
+        );
     }
 }

@@ -19,6 +19,7 @@ mod header_rules;
 mod http1;
 mod http2;
 mod import_conditions;
+mod import_maps;
 mod import_redirect;
 mod kick;
 mod lifecycle;

@@ -165,6 +165,27 @@ impl Parser {
         }
     }
 
+    /// An absolute include under a usual conf prefix (`/etc/nginx/...`)
+    /// other than the imported file's directory, as the same path under
+    /// that directory when it has files there: a copy of `/etc/nginx`
+    /// imported elsewhere reads its own `conf.d/` and `sites-enabled/`,
+    /// not the importing machine's.
+    fn reroot(&self, p: &Path) -> Option<std::path::PathBuf> {
+        const PREFIXES: &[&str] = &[
+            "/etc/nginx",
+            "/usr/local/nginx/conf",
+            "/usr/local/etc/nginx",
+            "/opt/homebrew/etc/nginx",
+            "/etc/openresty",
+        ];
+        let rest = PREFIXES
+            .iter()
+            .filter(|k| Path::new(k) != self.prefix)
+            .find_map(|k| p.strip_prefix(k).ok())?;
+        let here = self.prefix.join(rest);
+        (!glob::expand(&here).is_empty()).then_some(here)
+    }
+
     fn include(
         &mut self,
         pattern: &str,
@@ -181,7 +202,7 @@ impl Parser {
         }
         let p = Path::new(pattern);
         let base = if p.is_absolute() {
-            p.to_path_buf()
+            self.reroot(p).unwrap_or_else(|| p.to_path_buf())
         } else {
             let in_prefix = self.prefix.join(p);
             let beside = from.parent().unwrap_or(Path::new(".")).join(p);
@@ -192,6 +213,16 @@ impl Parser {
             }
         };
         let files = glob::expand(&base);
+        if files.is_empty() && glob::is_pattern(pattern) {
+            self.unread.push((
+                from.clone(),
+                line,
+                format!(
+                    "include {pattern}: {} matches no file on this machine: nothing included, as nginx would here; import on the nginx machine if it has files there",
+                    base.display()
+                ),
+            ));
+        }
         if files.is_empty() && !glob::is_pattern(pattern) {
             self.unread.push((
                 from.clone(),
@@ -288,16 +319,22 @@ mod tests {
         std::fs::write(dir.join("sites/a.conf.bak"), "broken {\n").unwrap();
         std::fs::write(
             dir.join("nginx.conf"),
-            "http {\n include sites/*.conf;\n include missing.conf;\n include none/*.conf;\n}\n",
+            "http {\n include sites/*.conf;\n include missing.conf;\n include none/*.conf;\n\
+             include /etc/nginx/sites/b.conf;\n}\n",
         )
         .unwrap();
         let p = parse_file(&dir.join("nginx.conf")).unwrap();
         let servers = p.directives[0].children();
-        assert_eq!(servers.len(), 2);
+        assert_eq!(servers.len(), 3);
         assert!(servers[0].file.ends_with("sites/a.conf"));
         assert_eq!(servers[1].children()[0].args, ["81"]);
-        assert_eq!(p.unread.len(), 1, "{:?}", p.unread);
+        // `/etc/nginx/...` read from the imported copy's directory.
+        assert_eq!(&*servers[2].file, dir.join("sites/b.conf").as_path());
+        assert_eq!(p.unread.len(), 2, "{:?}", p.unread);
         assert_eq!(p.unread[0].1, 3);
+        // A glob matching nothing is said, not silent.
+        assert_eq!(p.unread[1].1, 4);
+        assert!(p.unread[1].2.contains("matches no file"), "{:?}", p.unread);
         let dev = parse("include /dev/zero;\ninclude /dev/nul[l];\n").unwrap();
         assert_eq!(
             dev.unread.len(),

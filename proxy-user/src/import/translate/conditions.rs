@@ -20,7 +20,7 @@ use crate::import::{
 /// An `if`'s arguments without its parentheses: `["$var"]` or
 /// `["$var", OP, VALUE]` (the lexer leaves `(` on the first word and `)`
 /// on the last, or alone after a quoted one).
-fn inner(args: &[String]) -> Option<Vec<String>> {
+pub(super) fn inner(args: &[String]) -> Option<Vec<String>> {
     let mut parts = args.to_vec();
     let first = parts.first_mut()?;
     if first == "(" {

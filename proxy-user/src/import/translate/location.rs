@@ -10,24 +10,30 @@ use crate::import::{
     report::Kind,
 };
 
-struct Loc<'a> {
-    d: &'a Directive,
-    mode: Mode,
-    path: String,
-    case_insensitive: bool,
-    chain: Chain<'a>,
+pub(super) struct Loc<'a> {
+    pub(super) d: &'a Directive,
+    pub(super) mode: Mode,
+    pub(super) path: String,
+    pub(super) case_insensitive: bool,
+    pub(super) chain: Chain<'a>,
 }
 
-/// A location copy for one name of a `map $host` (see `host_map.rs`):
-/// the route's `host`.
+/// A location copy for one key of a `map` (see `host_map.rs`): the
+/// route's `host` (an exact `$host` name), else its `if`.
 fn mapped_host(t: &mut Table, l: &Loc<'_>) {
-    if let Some(m) =
+    let Some(m) =
         l.d.children()
             .iter()
             .find(|c| c.name == super::host_map::HOST)
-        && let Some(h) = m.args.first()
-    {
-        t.set("host", emit::s(h));
+    else {
+        return;
+    };
+    match m.args.as_slice() {
+        [h] => t.set("host", emit::s(h)),
+        cond => {
+            let list: Vec<String> = cond.iter().map(|c| emit::s(c)).collect();
+            t.set("if", format!("[{}]", list.join(", ")));
+        }
     }
 }
 
@@ -331,6 +337,12 @@ impl<'a> Translator<'a> {
             t.from(dir.at());
             let key = if alias.is_some() { "static" } else { "root" };
             t.set(key, emit::s(dir.args.first().map_or("", String::as_str)));
+            // nginx serves `location /.well-known/acme-challenge/ { root
+            // ...; }` (ACME http-01); rampart's static routes serve no
+            // dotfile unless asked.
+            if alias.is_none() && l.mode != Mode::Regex && l.path.starts_with("/.well-known/") {
+                t.set("serve_well_known", "true".into());
+            }
             self.static_keys(&mut t, l);
             self.rewrite(&mut t, own, names);
             self.headers(&mut t, &l.chain, names, false);
@@ -350,6 +362,28 @@ impl<'a> Translator<'a> {
                 "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass"
             )
         });
+        // A first rewrite that redirects: a route for the paths its regex
+        // finds, then nginx's 404 for the others (its default root).
+        let copy =
+            l.d.children()
+                .iter()
+                .any(|c| c.name == super::host_map::HOST);
+        if handler.is_none()
+            && !copy
+            && own
+                .iter()
+                .find(|d| d.name == "rewrite")
+                .is_some_and(super::rewrite::redirects)
+        {
+            if let Some(r) = self.redirect_rewrite(&t, own, names) {
+                self.routes.push(r);
+            }
+            t.set("respond", "404".into());
+            t.what
+                .push_str(" (a rewrite that redirects: 404 for a path it leaves alone)");
+            self.common(&mut t, l, false);
+            return Some(t);
+        }
         // Only `rewrite ... last`: the new path's route answers; a path
         // none of them rewrites gets nginx's 404 (its default root).
         if handler.is_none()
@@ -374,64 +408,6 @@ impl<'a> Translator<'a> {
         }
         self.common(&mut t, l, false);
         Some(t)
-    }
-
-    /// `expires`, `add_header Cache-Control`, `index`, `try_files` of a
-    /// static route.
-    fn static_keys(&mut self, t: &mut Table, l: &Loc<'a>) {
-        if let Some(d) = find(&l.chain, "expires") {
-            t.from(d.at());
-            match d.args.first().map(String::as_str) {
-                Some("off") => self.take(d),
-                Some("max") => {
-                    t.set("expires", emit::s("365d"));
-                    self.note(
-                        d,
-                        Kind::Unsupported,
-                        "`expires max` (10 years) is capped at rampart's 365d",
-                    );
-                }
-                Some(v) => match units::millis(v) {
-                    Some(ms) if (1000..=365 * 86_400_000).contains(&ms) => {
-                        t.set("expires", emit::s(&units::duration(ms)));
-                        self.take(d);
-                    }
-                    _ => self.unsupported(d, "only a positive time up to 365d, `max` or `off`"),
-                },
-                None => self.unsupported(d, "expected a time"),
-            }
-        }
-        // The first Cache-Control goes beside `expires` (the others are
-        // response headers, see headers.rs).
-        if let Some(d) = find_all(&l.chain, "add_header").into_iter().find(|d| {
-            d.args.len() == 2
-                && d.args[0].eq_ignore_ascii_case("cache-control")
-                && !d.args[1].contains('$')
-        }) {
-            t.from(d.at());
-            t.set("cache_control", emit::s(&d.args[1]));
-            self.take(d);
-        }
-        if let Some(d) = find(&l.chain, "index") {
-            t.from(d.at());
-            t.set(
-                "index",
-                emit::s(d.args.first().map_or("index.html", String::as_str)),
-            );
-            if d.args.len() > 1 {
-                self.note(
-                    d,
-                    Kind::Unsupported,
-                    "rampart tries one index file; the first is used",
-                );
-            } else {
-                self.take(d);
-            }
-        }
-        if let Some(d) = l.d.children().iter().find(|d| d.name == "try_files") {
-            let alias = l.d.children().iter().any(|d| d.name == "alias");
-            self.try_files(t, d, &l.chain, l.d.id, alias);
-        }
     }
 
     /// Keys any route may carry: limits, body size, access log,

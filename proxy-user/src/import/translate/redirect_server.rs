@@ -106,6 +106,13 @@ impl<'a> Shape<'a> {
     }
 }
 
+impl Shape<'_> {
+    /// certbot's form: the redirect only for the `if`s' hosts, 404 else.
+    pub(super) fn host_checked(&self) -> bool {
+        self.extra_404.is_some()
+    }
+}
+
 /// The NAME of `if ($host = NAME)`, however the parentheses were spaced.
 fn host_condition(args: &[String]) -> Option<String> {
     let text = args.join(" ");

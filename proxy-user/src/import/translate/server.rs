@@ -74,8 +74,11 @@ impl<'a> Translator<'a> {
         let mut content: Vec<super::vhosts::Content<'a>> = Vec::new();
         for (srv, names, binds, default, shape) in all {
             let alone = !binds.iter().any(|b| shared.contains(b));
+            // certbot's form (`if ($host = NAME) { return 301 ...; }
+            // return 404;`) answers 404 to other hosts: a `[[server]]`
+            // whose routes say so, not a listener-wide redirect.
             match shape {
-                Some(shape) if alone => {
+                Some(shape) if alone && !shape.host_checked() => {
                     self.redirect_server(srv, shape, &names, &binds);
                     continue;
                 }

@@ -254,6 +254,7 @@ fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
     // named location that does more than proxy, one that is missing.
     let i = import(
         "server {\n root /srv;\n location / { try_files $uri /index.php?$args; }\n\
+         location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; }\n\
          location /a/ { alias /x/; try_files $uri /a/index.html; }\n\
          location /m/ { try_files $uri @app; }\n\
          location @app { proxy_pass http://127.0.0.1:9; add_header X-A 1; }\n\
@@ -261,10 +262,13 @@ fn try_files_fallbacks_in_the_same_route_or_a_proxying_named_location() {
     );
     let un = reports(&i, Kind::Unsupported);
     for (line, what) in [
-        (3, "the fallback `/index.php?$args`"),
-        (4, "with `alias`"),
-        (6, "in `location @app`"),
-        (7, "no `location @none`"),
+        (
+            3,
+            "the fallback `/index.php?$args`: nginx hands it to `location ~ \\.php$` (/site/nginx.conf:4), which answers with `fastcgi_pass`",
+        ),
+        (5, "with `alias`"),
+        (7, "in `location @app`"),
+        (8, "no `location @none`"),
     ] {
         assert!(
             un.iter()
@@ -298,4 +302,139 @@ fn error_pages_differing_between_servers_are_each_servers_own() {
     assert_eq!(page(0).as_deref(), Some("/srv/a/missing.html"));
     assert_eq!(page(1).as_deref(), Some("/srv/gone.html"));
     assert!(s[2].get("error_page").is_none(), "the http level's");
+}
+
+/// A `try_files` fallback URI nginx hands to another location: written
+/// when that location serves the same file the same way, else reported
+/// naming the location and what it does differently.
+#[test]
+fn try_files_fallbacks_another_location_handles() {
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri $uri/ /index.html?$args; }\n\
+         location /x/ { try_files $uri /x.html; }\n\
+         location = /x.html { root /srv; }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let r = routes(&i);
+    let list = |p: &str| {
+        r.iter()
+            .find(|r| r.get("path").and_then(|v| v.as_str()) == Some(p))
+            .unwrap()["try_files"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The request's own query does not change the file served.
+    assert_eq!(list("/"), "/index.html");
+    assert_eq!(list("/x/"), "/x.html");
+    let i = import(
+        "server {\n root /srv;\n location / { try_files $uri /index.html; }\n\
+         location = /index.html { add_header Cache-Control no-store; }\n\
+         location /a/ { try_files $uri /app/; }\n\
+         location /app/ { proxy_pass http://127.0.0.1:9; }\n\
+         location /b/ { try_files $uri /b.html; }\n\
+         location = /b.html { root /other; }\n\
+         location /c/ { root /c; try_files $uri /nothing; }\n}\n",
+    );
+    let un = reports(&i, Kind::Unsupported);
+    for (line, what) in [
+        (
+            3,
+            "nginx serves it from `location = /index.html` (/site/nginx.conf:4) with that location's own `add_header`",
+        ),
+        (
+            5,
+            "nginx hands it to `location /app/` (/site/nginx.conf:6), which proxies `/app/`",
+        ),
+        (7, "which has another root"),
+        (
+            9,
+            "nginx serves it from `location /` (/site/nginx.conf:3), which has another root",
+        ),
+    ] {
+        assert!(
+            un.iter().any(
+                |l| l.contains(&format!(":{line}: unsupported: try_files: ")) && l.contains(what)
+            ),
+            "{line} {what}: {un:#?}"
+        );
+    }
+}
+
+/// A location whose rewrite redirects: a route for the paths its regex
+/// finds (`if` on `$uri`), then nginx's 404 for the others; captures in
+/// the target stay reported.
+#[test]
+fn rewrites_that_redirect() {
+    let i = import(
+        "server { listen 80;\n location /legacy { rewrite ^/legacy$ https://new.example.com/ permanent; }\n\
+         location /tmp { rewrite ^ /elsewhere? redirect; }\n\
+         location /old/ { rewrite ^/old/(.*)$ /users/$1 permanent; }\n\
+         location /moved/ { rewrite ^/(.*)$ https://new.example.com/$1 redirect; }\n}\n",
+    );
+    let r = routes(&i);
+    let at = |p: &str| -> Vec<toml::Table> {
+        r.iter()
+            .filter(|r| r.get("path").and_then(|v| v.as_str()) == Some(p))
+            .cloned()
+            .collect()
+    };
+    let legacy = at("/legacy");
+    assert_eq!(legacy.len(), 2, "{}", i.toml);
+    assert_eq!(legacy[0]["if"][2].as_str(), Some("^/legacy$"));
+    assert_eq!(
+        legacy[0]["redirect"].as_str(),
+        Some("https://new.example.com/$is_args$args")
+    );
+    assert_eq!(legacy[0]["redirect_status"].as_integer(), Some(301));
+    assert_eq!(legacy[1]["respond"].as_integer(), Some(404));
+    let tmp = at("/tmp");
+    assert_eq!(tmp[0]["redirect"].as_str(), Some("/elsewhere"));
+    assert_eq!(tmp[0]["redirect_status"].as_integer(), Some(302));
+    let un = reports(&i, Kind::Unsupported);
+    assert_eq!(un.len(), 1, "{un:#?}");
+    assert!(
+        un[0].contains(":4: unsupported: rewrite: a rewrite that redirects with `$1`"),
+        "{un:#?}"
+    );
+    assert_eq!(at("/old/")[0]["respond"].as_integer(), Some(404));
+    // A capture of the whole path is `$uri`.
+    assert_eq!(
+        at("/moved/")[0]["redirect"].as_str(),
+        Some("https://new.example.com$uri$is_args$args")
+    );
+    crate::config::Config::parse(&i.toml, std::path::Path::new("/site/rampart.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+}
+
+/// A server-level rewrite that redirects every path (the older spelling
+/// of a redirect server) is that server's `return`: alone on its port,
+/// the listener's `redirect_https`; beside a content server, its route.
+#[test]
+fn server_level_rewrites_that_redirect_every_path() {
+    let i = import(
+        "http {\n server { listen 8080; server_name example.com; rewrite ^ https://$host$request_uri? permanent; }\n\
+         server { listen 80; server_name www.example.com; rewrite ^/(.*)$ https://example.com/$1 permanent; }\n\
+         server { listen 80; server_name example.com; location / { return 200 ok; } }\n}\n",
+    );
+    assert!(i.complete(), "{:#?}", i.reports);
+    let v: toml::Table = toml::from_str(&i.toml).unwrap();
+    let l = v["listener"].as_array().unwrap();
+    let alone = l
+        .iter()
+        .find(|l| l["bind"].as_str() == Some("0.0.0.0:8080"))
+        .unwrap();
+    assert_eq!(alone["redirect_https"].as_bool(), Some(true), "{}", i.toml);
+    let www = &v["server"].as_array().unwrap()[0];
+    assert_eq!(www["server_name"][0].as_str(), Some("www.example.com"));
+    let route = &www["route"][0];
+    assert_eq!(
+        route["redirect"].as_str(),
+        Some("https://example.com$uri$is_args$args")
+    );
+    assert_eq!(route["redirect_status"].as_integer(), Some(301));
 }

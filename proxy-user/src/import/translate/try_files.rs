@@ -3,14 +3,101 @@
 //! the same location (rampart serves it from the same route); a named
 //! location is written as `@UPSTREAM` when it only proxies.
 
-use super::{Chain, Mode, Translator};
+use super::{Chain, Mode, Translator, find};
 use crate::import::{
     emit::{self, Table},
     nginx::Directive,
     report::Kind,
 };
 
+/// The path of a fallback URI rampart's `try_files` can name: a plain
+/// path, with at most the request's own query after it (`?$args`,
+/// `?$query_string`, `$is_args$args`: what a file does not read).
+fn fallback_path(last: &str) -> Option<&str> {
+    let path = [
+        "?$args",
+        "?$query_string",
+        "$is_args$args",
+        "$is_args$query_string",
+    ]
+    .iter()
+    .find_map(|q| last.strip_suffix(q))
+    .unwrap_or(last);
+    (path.starts_with('/') && !path.contains(['$', '?'])).then_some(path)
+}
+
+/// The location directive with id `id` under `block`.
+fn location_by_id(block: &[Directive], id: usize) -> Option<&Directive> {
+    block.iter().find_map(|d| {
+        if d.id == id {
+            Some(d)
+        } else {
+            location_by_id(d.children(), id)
+        }
+    })
+}
+
 impl<'a> Translator<'a> {
+    /// Why rampart cannot serve a fallback `path` that nginx hands to
+    /// location `target` (another than `loc`): `None` when that location
+    /// would serve the same file the same way (only the same `root`).
+    fn elsewhere(
+        &self,
+        chain: &Chain<'a>,
+        target: Option<usize>,
+        loc: usize,
+        path: &str,
+    ) -> Option<String> {
+        let server = chain.get(self.depth).copied().unwrap_or_default();
+        let Some(other) = target.and_then(|id| location_by_id(server, id)) else {
+            return Some(format!(
+                "no location of this server matches `{path}`: nginx answers it from the server level, rampart serves a try_files fallback from the same route"
+            ));
+        };
+        let root_of = |l: &Directive| {
+            l.children()
+                .iter()
+                .rev()
+                .find(|c| c.name == "root")
+                .or_else(|| find(chain.get(..=self.depth).unwrap_or(chain), "root"))
+                .and_then(|r| r.args.first().cloned())
+        };
+        let this = location_by_id(server, loc);
+        let same_root = this.is_some_and(|t| root_of(t) == root_of(other));
+        let names: Vec<&str> = other
+            .children()
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| *n != "root")
+            .collect();
+        let at = format!("`location {}` ({})", other.args.join(" "), other.at());
+        if same_root && names.is_empty() {
+            return None;
+        }
+        let handler = other.children().iter().find(|c| {
+            matches!(
+                c.name.as_str(),
+                "fastcgi_pass" | "uwsgi_pass" | "scgi_pass" | "grpc_pass" | "proxy_pass" | "return"
+            )
+        });
+        Some(match handler {
+            Some(h) if h.name == "proxy_pass" => format!(
+                "nginx hands it to {at}, which proxies `{path}`; rampart's try_files falls back to a file of the same route or proxies the original path (`@NAME`), not `{path}`"
+            ),
+            Some(h) => format!(
+                "nginx hands it to {at}, which answers with `{}`; rampart serves a try_files fallback from the same route",
+                h.name
+            ),
+            None if !same_root => format!(
+                "nginx serves it from {at}, which has another root; rampart serves a try_files fallback from the same route"
+            ),
+            None => format!(
+                "nginx serves it from {at} with that location's own `{}`; rampart serves a try_files fallback with this route's settings",
+                names.join("`, `")
+            ),
+        })
+    }
+
     /// The location (directive id) nginx picks for `uri` in the server
     /// being translated: `=`, then the longest prefix if it is `^~`, then
     /// regexes in file order, then the longest prefix.
@@ -83,16 +170,19 @@ impl<'a> Translator<'a> {
                 Some(up) => format!("@{up}"),
                 None => return,
             }
-        } else if last.starts_with('/') && !last.contains(['$', '?']) {
+        } else if let Some(path) = fallback_path(last) {
             if alias {
                 self.unsupported(d, "a fallback URI with `alias`: nginx's try_files and alias disagree on its path; rampart does not guess");
                 return;
             }
-            if self.location_for(last) != Some(loc) {
-                self.unsupported(d, format!("the fallback `{last}` is handled by another location in nginx; rampart serves a try_files fallback from the same route"));
+            let target = self.location_for(path);
+            if target != Some(loc)
+                && let Some(why) = self.elsewhere(chain, target, loc, path)
+            {
+                self.unsupported(d, format!("the fallback `{last}`: {why}"));
                 return;
             }
-            last.clone()
+            path.to_string()
         } else {
             self.unsupported(d, format!("the fallback `{last}`: rampart's is a plain path in the same route, @NAME or =CODE (no variables or query)"));
             return;

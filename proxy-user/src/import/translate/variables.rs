@@ -54,6 +54,7 @@ pub(super) fn resolve(top: &[Directive]) -> Resolved {
     let mut notes = Vec::new();
     let ws = websocket_maps(top, &mut notes);
     let mut directives = top.to_vec();
+    super::rewrite::server_returns(&mut directives);
     let made = super::host_map::expand(&mut directives, &mut notes);
     let conditional = conditional_sets(top);
     walk(
