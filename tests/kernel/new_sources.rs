@@ -177,3 +177,51 @@ fn without_a_budget_every_new_source_is_admitted() {
         "{passed} of 10 admitted with a burst of 3"
     );
 }
+
+#[test]
+fn attack_mode_entered_and_left_are_logged() {
+    if !require_root("attack_mode_entered_and_left_are_logged") {
+        return;
+    }
+    let pins = PinDir::new("h14atk-log");
+    let mut s = settings(pins.path());
+    s.new_sources = NewSources {
+        rate: 1,
+        burst: 1,
+        hold: Duration::from_secs(1),
+    };
+    let mut filter = load(&s);
+    let (mut logger, capture) = crate::xdp_log::reader(&filter);
+    let mut xdp = filter.log.take().expect("the program's log");
+    xdp.set(proxy_common::log::INFO, 100).unwrap();
+    assert_eq!(run(&filter, &spoofed(0)), XDP_PASS);
+    for i in 1..20 {
+        assert_eq!(verdict_of(&filter, &spoofed(i)).1, NEW_LIMITED);
+    }
+    logger.flush();
+    let records = capture.take();
+    let entered: Vec<_> = records
+        .iter()
+        .filter(|r| r.2.starts_with("attack mode entered"))
+        .collect();
+    assert_eq!(entered.len(), 1, "{records:?}");
+    assert_eq!(entered[0].0, log::Level::Warn);
+    assert_eq!(entered[0].1, "rampart::xdp");
+    assert!(
+        entered[0].2.contains("more than 1 new sources/s (burst 1)"),
+        "{}",
+        entered[0].2
+    );
+    // The hold (1 s) passes and the budget is back: the next new source is
+    // admitted and ends attack mode.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(run(&filter, &spoofed(100)), XDP_PASS);
+    logger.flush();
+    let records = capture.take();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.0 == log::Level::Info && r.2.starts_with("attack mode left after 1 s")),
+        "{records:?}"
+    );
+}
