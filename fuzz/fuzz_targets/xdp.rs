@@ -20,7 +20,10 @@ use aya::programs::{TestRun, TestRunOptions};
 use libfuzzer_sys::fuzz_target;
 use proxy_common::{list::ORIGIN_CLI, stats};
 use proxy_user::{
-    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit, SynCookieMode, SynCookies},
+    config::{
+        AttachMode, FilterSettings, MapSizes, NewSources, OnExit, RateLimit, SynCookieMode,
+        SynCookies,
+    },
     filter::Filter,
 };
 use rampart_fuzz::{
@@ -91,6 +94,9 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
             mode: SynCookieMode::Off,
             ..SynCookies::default()
         },
+        // The model knows no new-source budget (every new source it passes
+        // must pass): off, as `never` is for the per-source limits.
+        new_sources: NewSources::off(),
     };
     let mut filter = Filter::load(&settings)
         .unwrap_or_else(|e| panic!("loading the XDP program (the xdp target needs root): {e:?}"));

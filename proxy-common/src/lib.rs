@@ -12,6 +12,7 @@
 //!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`ban`]: the ban table, exact address to expiry.
+//! - [`new_sources`]: the budget of new sources per second, and attack mode.
 //! - [`log`]: which rare events the program records and how many per second.
 //! - [`source`]: per-source limiter state and top-talker counters.
 //! - [`stats`]: verdict numbers and the per-CPU counter value.
@@ -36,6 +37,7 @@ pub mod gcra;
 pub mod index;
 pub mod list;
 pub mod log;
+pub mod new_sources;
 pub mod pin;
 pub mod source;
 pub mod stats;
@@ -60,6 +62,7 @@ aya_pod!(
     config::FilterConfig,
     list::ListValue,
     log::LogConfig,
+    new_sources::NewSources,
     index::BucketV4,
     index::BucketV6,
     ban::Ban,

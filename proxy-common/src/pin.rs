@@ -29,9 +29,10 @@ pub const SYN_WINDOW: &str = "syn_window";
 pub const SYN_STATS: &str = "syn_stats";
 pub const LOG: &str = "log";
 pub const LOG_SUPPRESSED: &str = "log_suppressed";
+pub const NEW_SOURCES: &str = "new_sources";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 25] = [
+pub const ALL_MAPS: [&str; 26] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -57,6 +58,7 @@ pub const ALL_MAPS: [&str; 25] = [
     SYN_STATS,
     LOG,
     LOG_SUPPRESSED,
+    NEW_SOURCES,
 ];
 
 /// Name of the XDP program in the object file.

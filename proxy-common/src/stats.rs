@@ -21,8 +21,12 @@ pub const NON_IP: u32 = 7;
 /// A TCP SYN answered in place with a SYN cookie (XDP_TX): it never reaches
 /// a listening socket (docs/kernel-tier.md, "SYN cookies").
 pub const SYN_COOKIE: u32 = 8;
+/// A packet of a source new to the filter (not in the per-source LRU, not
+/// allowlisted) while the new-source budget is spent: dropped
+/// (`proxy_common::new_sources`, attack mode).
+pub const NEW_LIMITED: u32 = 9;
 /// Number of verdicts; the size of the `verdicts` map.
-pub const VERDICTS: u32 = 9;
+pub const VERDICTS: u32 = 10;
 
 /// Verdict names in index order, as shown by the CLI and in metrics.
 pub const VERDICT_NAMES: [&str; VERDICTS as usize] = [
@@ -35,13 +39,14 @@ pub const VERDICT_NAMES: [&str; VERDICTS as usize] = [
     "malformed",
     "non_ip",
     "syn_cookie",
+    "new_limited",
 ];
 
 /// Whether a verdict drops the packet.
 pub const fn is_drop(verdict: u32) -> bool {
     matches!(
         verdict,
-        BLOCKLISTED | BANNED | PPS_LIMITED | SYN_LIMITED | MALFORMED
+        BLOCKLISTED | BANNED | PPS_LIMITED | SYN_LIMITED | MALFORMED | NEW_LIMITED
     )
 }
 

@@ -85,7 +85,9 @@ impl FirstStage for V6 {
 
 /// The verdict for a packet of a source the LRU does not hold (and whose
 /// address is not allowlisted under generation `generation`, or 0): its first
-/// packet is recorded in its slot (at the coarse time `now`) and passes;
+/// packet takes one from the new-source budget (`new_sources.rs`; dropped as
+/// `new_limited` when it is spent), is recorded in its slot (at the coarse
+/// time `now`) and passes;
 /// its second, while it still holds the slot, promotes it into `sources`
 /// with one insert.
 #[inline(always)]
@@ -106,6 +108,11 @@ pub fn new_source<K: FirstStage>(
     // same slot at once; a torn read costs at most one packet's accounting.
     let slot = unsafe { &mut *slot };
     let Some((first_at, first_len)) = K::holds(slot, key) else {
+        // A source never seen (or whose slot another took): it takes one
+        // from the new-source budget, or is dropped before any write.
+        if !crate::new_sources::admit(now) {
+            return stats::NEW_LIMITED;
+        }
         K::record(slot, key, now, admit::first_len(len, syn));
         return stats::PASS;
     };

@@ -13,6 +13,7 @@ use proxy_common::{
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
     log::LogConfig,
+    new_sources::NewSources,
     source::SourceState,
     stats::{Counter, VERDICTS as N_VERDICTS},
     syncookie::{PORT_WORDS, STATS as N_SYN_STATS, SynCookieConfig, SynState, SynWindow},
@@ -104,6 +105,11 @@ pub static LOG: Array<LogConfig, 1> = Array::new();
 /// Records each CPU suppressed since its last one (reported in the next).
 #[btf_map(name = "log_suppressed")]
 pub static LOG_SUPPRESSED: PerCpuArray<u64, 1> = PerCpuArray::new();
+
+/// The new-source budget and attack mode (`new_sources.rs`): settings from
+/// userspace, the budget's TAT and attack mode from the program. Pinned.
+#[btf_map(name = "new_sources")]
+pub static NEW_SOURCES: Array<NewSources, 1> = Array::new();
 
 /// The first stage in front of `sources_*` (`proxy_common::admit`): not
 /// pinned, since it only remembers sources seen once.

@@ -18,7 +18,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use proxy_common::{
-    gcra, stats,
+    stats,
     syncookie::{
         MODE_AUTO, MODE_OFF, STAT_ATTACKS, STAT_NOT_LISTENING, STAT_OVER_BUDGET, STAT_UNANSWERED,
         SynCookieConfig, port_word,
@@ -26,7 +26,7 @@ use proxy_common::{
 };
 
 use crate::{
-    atomic,
+    budget,
     maps::{self, SYN_BUDGET, SYN_COOKIE, SYN_PORTS, SYN_STATE, SYN_STATS, SYN_TAIL, SYN_WINDOW},
     segment::{self, Pkt, Segment},
     synack,
@@ -124,12 +124,9 @@ fn on_syn(ctx: &XdpContext, cfg: &SynCookieConfig) -> bool {
     true
 }
 
-/// Attempts to win the budget's compare-and-exchange before the SYN is
-/// treated as over it (another CPU just spent budget).
-const CAS_ATTEMPTS: usize = 4;
-
 /// Takes one SYN-ACK from the budget of `rate` per second shared by every
-/// CPU (a GCRA with a second's worth of burst): false once it is spent.
+/// CPU (a GCRA with a second's worth of burst, `budget.rs`): false once it
+/// is spent.
 #[inline(always)]
 fn within_budget(rate: u32, now: u64) -> bool {
     if rate == 0 {
@@ -140,21 +137,9 @@ fn within_budget(rate: u32, now: u64) -> bool {
     };
     let interval = (SECOND / rate as u64).max(1);
     let tolerance = (rate as u64 - 1) * interval;
-    // SAFETY: `tat` is the 8-byte aligned u64 of a live array value, read
-    // and written only with atomic instructions after this first read.
-    let mut seen = unsafe { core::ptr::read_volatile(tat) };
-    for _ in 0..CAS_ATTEMPTS {
-        let Some(next) = gcra::admit(seen, now, interval, tolerance) else {
-            return false;
-        };
-        // SAFETY: as above.
-        let before = unsafe { atomic::cmpxchg(tat, seen, next) };
-        if before == seen {
-            return true;
-        }
-        seen = before;
-    }
-    false
+    // SAFETY: `tat` is the 8-byte aligned u64 of a live array value, written
+    // only by `budget::take`.
+    unsafe { budget::take(tat, now, interval, tolerance) }
 }
 
 /// The `rampart_synack` program: rewrites the SYN into its SYN-ACK (XDP_TX,

@@ -21,6 +21,7 @@ mod kick;
 mod limited;
 mod lists;
 mod migrate;
+mod new_sources;
 mod pin_dir;
 mod ratelimit;
 mod reconcile;

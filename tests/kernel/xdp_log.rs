@@ -26,7 +26,7 @@ use tests::{
 
 /// Records as the logger gets them: level, target, message.
 #[derive(Default)]
-struct Capture(Mutex<Vec<(log::Level, String, String)>>);
+pub(crate) struct Capture(Mutex<Vec<(log::Level, String, String)>>);
 
 impl log::Log for Capture {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
@@ -44,13 +44,13 @@ impl log::Log for Capture {
 }
 
 impl Capture {
-    fn take(&self) -> Vec<(log::Level, String, String)> {
+    pub(crate) fn take(&self) -> Vec<(log::Level, String, String)> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
 
 /// A reader of `filter`'s ring buffer into a capture of its own.
-fn reader(filter: &Filter) -> (EbpfLogger<&'static Capture>, &'static Capture) {
+pub(crate) fn reader(filter: &Filter) -> (EbpfLogger<&'static Capture>, &'static Capture) {
     let capture: &'static Capture = Box::leak(Box::default());
     let id = filter.program().unwrap().info().unwrap().id();
     let logger = EbpfLogger::init_from_id_with_logger(id, capture).expect("aya-log ring buffer");

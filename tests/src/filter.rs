@@ -7,7 +7,7 @@ use proxy_common::stats::{self, Counter};
 
 use crate::netns::Link;
 use proxy_user::{
-    config::{AttachMode, FilterSettings, MapSizes, OnExit, RateLimit, SynCookies},
+    config::{AttachMode, FilterSettings, MapSizes, NewSources, OnExit, RateLimit, SynCookies},
     filter::Filter,
 };
 
@@ -29,6 +29,8 @@ pub fn settings(pin_dir: &Path) -> FilterSettings {
         on_exit: OnExit::Keep,
         // Auto, but no ports (there are no listeners): off.
         syn_cookies: SynCookies::default(),
+        // The default budget for the default LRU size.
+        new_sources: NewSources::for_sources(MapSizes::default().sources),
         fleet_pps: None,
         fleet_syn: None,
     }

@@ -286,6 +286,7 @@ pub struct FileFilter {
     pub unparsed: Option<Spanned<String>>,
     pub maps: Option<FileMapSizes>,
     pub syn_cookies: Option<Spanned<FileSynCookies>>,
+    pub new_sources: Option<Spanned<FileNewSources>>,
     pub fleet_pps: Option<Spanned<FileFleetThreshold>>,
     pub fleet_syn: Option<Spanned<FileFleetThreshold>>,
 }
@@ -297,6 +298,15 @@ pub struct FileFleetThreshold {
     pub count: Spanned<i64>,
     pub within: Spanned<String>,
     pub ban: Spanned<String>,
+}
+
+/// `[filter.new_sources]` (or `[filter] new_sources = { ... }`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileNewSources {
+    pub rate: Option<Spanned<i64>>,
+    pub burst: Option<Spanned<i64>>,
+    pub hold: Option<Spanned<String>>,
 }
 
 /// `[filter.syn_cookies]`.

@@ -10,6 +10,7 @@ use super::{
     error::Locator,
     file::{FileFilter, FileFleetThreshold, FileRate},
     int_in,
+    new_sources::{self, NewSources},
     syn_cookies::{self, SynCookies},
     units,
 };
@@ -46,6 +47,9 @@ pub struct FilterSettings {
     pub on_exit: OnExit,
     /// `[filter.syn_cookies]`: SYNs answered in XDP during SYN floods.
     pub syn_cookies: SynCookies,
+    /// `[filter.new_sources]`: the budget of sources never seen before
+    /// admitted per second, and attack mode.
+    pub new_sources: NewSources,
     /// `fleet_pps`: a fleet-wide packet threshold per source (needs
     /// `[fleet]`; docs/fleet.md, "Kernel thresholds").
     pub fleet_pps: Option<FleetThreshold>,
@@ -270,6 +274,7 @@ pub(super) fn filter(loc: &Locator, f: FileFilter) -> Result<FilterSettings, Con
         pass_unparsed,
         maps,
         syn_cookies: syn_cookies::syn_cookies(loc, f.syn_cookies)?,
+        new_sources: new_sources::new_sources(loc, f.new_sources, maps.sources)?,
         fleet_pps: f
             .fleet_pps
             .map(|t| fleet_threshold(loc, t, "fleet_pps"))

@@ -101,6 +101,11 @@ fn view(cfg: &Config) -> serde_json::Value {
                 "ports_from_listeners": f.syn_cookies.ports_from_listeners,
                 "threshold": f.syn_cookies.threshold,
             },
+            "new_sources": {
+                "rate": f.new_sources.rate,
+                "burst": f.new_sources.burst,
+                "hold_secs": f.new_sources.hold.as_secs(),
+            },
         }}),
     };
     value["listeners"] = json!(cfg.listeners.iter().map(listener).collect::<Vec<_>>());

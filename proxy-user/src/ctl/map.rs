@@ -27,13 +27,13 @@ pub fn list(out: &Output, dir: &Path) -> Result<()> {
     let mut rows = Vec::new();
     for name in pin::ALL_MAPS {
         let path = dir.join(name);
-        if !path.exists() && matches!(name, pin::LOG | pin::LOG_SUPPRESSED) {
-            // Pinned by an older daemon, which had no log maps.
+        if !path.exists() && matches!(name, pin::LOG | pin::LOG_SUPPRESSED | pin::NEW_SOURCES) {
+            // Pinned by an older daemon, which had no such maps.
             continue;
         }
         let info = MapInfo::from_pin(&path)?;
         let entries = match name {
-            pin::CONFIG | pin::VERDICTS | pin::LOG | pin::LOG_SUPPRESSED => {
+            pin::CONFIG | pin::VERDICTS | pin::LOG | pin::LOG_SUPPRESSED | pin::NEW_SOURCES => {
                 info.max_entries() as usize
             }
             _ => dump_rows(&maps, name)?.len(),
@@ -211,6 +211,18 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
             .enumerate()
             .map(|(cpu, n)| json!({ "cpu": cpu, "suppressed_pending": n }))
             .collect(),
+        pin::NEW_SOURCES => {
+            let v = crate::filter::NewSourceMap::open(maps.dir())?.get()?;
+            let now = crate::filter::monotonic_ns();
+            vec![json!({
+                "rate": v.rate,
+                "burst": v.burst,
+                "hold_s": v.hold_ns as f64 / 1e9,
+                "attack_mode": v.attacking(now),
+                "attacks": v.attacks,
+                "tat_ahead_ms": v.tat_ns.saturating_sub(now) / 1_000_000,
+            })]
+        }
         other => bail!("no map called `{other}`"),
     })
 }

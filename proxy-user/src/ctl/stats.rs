@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::Output;
 use crate::{
     control_socket::{client::call, protocol::Request},
-    filter::{FilterMaps, SynCookieMaps, syn_mode_name},
+    filter::{FilterMaps, NewSourceMap, SynCookieMaps, syn_mode_name},
     metrics::route::CLASSES,
 };
 
@@ -40,6 +40,23 @@ fn syn_cookies(dir: &Path) -> Value {
     })
 }
 
+/// The new-source budget, attack mode and what it dropped (null without the
+/// `new_sources` map: an older filter).
+fn new_sources(dir: &Path, dropped: Option<u64>) -> Value {
+    let Ok(value) = NewSourceMap::open(dir).and_then(|m| m.get()) else {
+        return Value::Null;
+    };
+    let now = crate::filter::monotonic_ns();
+    json!({
+        "rate": value.rate,
+        "burst": value.burst,
+        "attack_mode": value.attacking(now),
+        "attacks": value.attacks,
+        "attack_for_secs": value.attacking(now).then(|| now.saturating_sub(value.attack_since_ns) / 1_000_000_000),
+        "dropped": dropped,
+    })
+}
+
 pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Result<()> {
     loop {
         let kernel = FilterMaps::open(dir).and_then(|maps| maps.verdicts());
@@ -57,9 +74,14 @@ pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Res
             }
         }
         let syn = syn_cookies(dir);
+        let dropped = kernel
+            .as_ref()
+            .ok()
+            .map(|c| c[stats::NEW_LIMITED as usize].packets);
         let value = json!({
             "verdicts": if kernel.is_ok() { Value::Object(verdicts) } else { Value::Null },
             "syn_cookies": syn,
+            "new_sources": new_sources(dir, dropped),
             "l7": l7.as_ref().ok(),
         });
         out.emit(&value, || {
@@ -98,6 +120,23 @@ pub fn stats(out: &Output, dir: &Path, socket: &Path, watch: Option<u64>) -> Res
                     n("acks_accepted"),
                     n("acks_refused"),
                     n("attacks"),
+                );
+            }
+            if let Some(v) = value.get("new_sources").filter(|v| !v.is_null()) {
+                let budget = match v["rate"].as_u64() {
+                    Some(0) | None => "no budget".to_string(),
+                    Some(r) => format!("{r}/s, burst {}", v["burst"]),
+                };
+                let _ = writeln!(
+                    s,
+                    "New sources: budget {budget}; attack mode {}; attacks {}; dropped {}",
+                    if v["attack_mode"].as_bool() == Some(true) {
+                        format!("ON for {} s", v["attack_for_secs"])
+                    } else {
+                        "off".to_string()
+                    },
+                    v["attacks"],
+                    v["dropped"],
                 );
             }
             match &l7 {

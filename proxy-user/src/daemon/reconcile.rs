@@ -69,6 +69,16 @@ impl Reconciler {
             if was.as_ref().and_then(Desired::kernel_config) != Some(config) {
                 f.maps.write_config(config)?;
             }
+            let budget = next.config.filter.as_ref().map(|s| &s.new_sources);
+            let had = was
+                .as_ref()
+                .and_then(|w| w.config.filter.as_ref())
+                .map(|s| &s.new_sources);
+            if let Some(settings) = budget
+                && had != Some(settings)
+            {
+                crate::filter::NewSourceMap::open(f.maps.dir())?.write(settings)?;
+            }
             // The SYN-cookie settings, once the limits they follow are in force.
             let syn_cookies = next.config.filter.as_ref().map(|s| &s.syn_cookies);
             let had = was

@@ -45,6 +45,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::SYN_WINDOW => (4, v(size_of::<SynWindow>())),
         pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
         pin::LOG_SUPPRESSED => (4, 8),
+        pin::NEW_SOURCES => (4, v(size_of::<proxy_common::new_sources::NewSources>())),
         _ => return None,
     })
 }

@@ -217,7 +217,10 @@ impl FilterMaps {
     /// Packets and bytes per verdict, summed over CPUs, in verdict order.
     pub fn verdicts(&self) -> Result<[Counter; stats::VERDICTS as usize], FilterError> {
         let mut out = [Counter::default(); stats::VERDICTS as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
+        // A map of an object with fewer verdicts (benchmarks load older
+        // builds' objects) leaves the newer verdicts at zero.
+        let held = self.verdicts.len() as usize;
+        for (i, slot) in out.iter_mut().enumerate().take(held) {
             let per_cpu = self
                 .verdicts
                 .get(&(i as u32), 0)

@@ -6,7 +6,7 @@ use proxy_common::stats::{VERDICT_NAMES, action};
 use crate::metrics::text::Text;
 use crate::{
     config::FilterSettings,
-    filter::{FilterMaps, List, SynCookieMaps, origin_name, syn_mode_name},
+    filter::{FilterMaps, List, NewSourceMap, SynCookieMaps, origin_name, syn_mode_name},
     http::State,
 };
 
@@ -49,6 +49,7 @@ pub(super) fn render(t: &mut Text, state: &State, maps: &FilterMaps, settings: &
         }
     }
     syn_cookies(t, maps);
+    new_sources(t, maps);
     let m = &settings.maps;
     let count = |list: List| maps.entries(list).map_or(0, |e| e.len());
     let bans = maps.bans().unwrap_or_default();
@@ -130,4 +131,34 @@ fn syn_cookies(t: &mut Text, maps: &FilterMaps) {
             );
         }
     }
+}
+
+/// The new-source budget and attack mode (what it dropped is the
+/// `new_limited` verdict of `rampart_xdp_packets_total`).
+fn new_sources(t: &mut Text, maps: &FilterMaps) {
+    let Ok(value) = NewSourceMap::open(maps.dir()).and_then(|m| m.get()) else {
+        return;
+    };
+    t.family(
+        "rampart_xdp_new_sources_budget",
+        "gauge",
+        "new sources the kernel tier admits per second, all CPUs together (0: no budget)",
+    );
+    t.sample("rampart_xdp_new_sources_budget", &[], value.rate);
+    t.family(
+        "rampart_xdp_attack_mode",
+        "gauge",
+        "1 while the new-source budget is spent (and for its hold after): new sources are dropped, known ones pass",
+    );
+    t.sample(
+        "rampart_xdp_attack_mode",
+        &[],
+        u8::from(value.attacking(crate::filter::monotonic_ns())),
+    );
+    t.family(
+        "rampart_xdp_attacks_total",
+        "counter",
+        "times attack mode was entered",
+    );
+    t.sample("rampart_xdp_attacks_total", &[], value.attacks);
 }

@@ -21,7 +21,10 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use proxy_common::{list::ORIGIN_CLI, stats};
-use proxy_user::{config::FilterSettings, filter::Filter};
+use proxy_user::{
+    config::{FilterSettings, NewSources},
+    filter::Filter,
+};
 use tests::{
     filter::{Dispatched, dispatch, dispatch_program, limit, settings},
     packet::Frame,
@@ -109,10 +112,28 @@ fn big_list(pins: &PinDir) -> FilterSettings {
     full_settings(pins, feed(95_000, 5_000))
 }
 
+/// New sources admitted: a new-source budget never spent (each packet
+/// still takes from it, with a compare-and-exchange).
 fn big_list_limited(pins: &PinDir) -> FilterSettings {
     let mut s = big_list(pins);
     s.pps = limit(1000, 1000);
     s.syn = limit(100, 100);
+    s.new_sources = NewSources {
+        rate: 100_000_000,
+        burst: 100_000_000,
+        ..NewSources::off()
+    };
+    s
+}
+
+/// New sources dropped: the new-source budget spent (attack mode).
+fn budget_spent(pins: &PinDir) -> FilterSettings {
+    let mut s = big_list_limited(pins);
+    s.new_sources = NewSources {
+        rate: 1,
+        burst: 1,
+        ..NewSources::off()
+    };
     s
 }
 
@@ -257,6 +278,18 @@ fn groups() -> Vec<Group> {
                     via: Via::Spoofed,
                 },
             ],
+        },
+        Group {
+            name: "every check, 100,000-entry blocklist, new-source budget spent",
+            settings: budget_spent,
+            bans: &[],
+            paths: vec![Path1 {
+                label: "new source every packet over the new-source budget, spoofed UDP",
+                frame: udp(),
+                verdict: None,
+                warm: 0,
+                via: Via::Spoofed,
+            }],
         },
     ]
 }
