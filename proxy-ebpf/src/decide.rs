@@ -82,7 +82,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v4,
                 probes: &cfg.probes_v4,
             };
-            Ok(syncookie::after(fam.decide(cfg, &src, &src, syn, len), syn))
+            let mut known = false;
+            let verdict = fam.decide(cfg, &src, &src, syn, len, &mut known);
+            Ok(syncookie::after(verdict, syn, known))
         }
         parse::ETH_P_IPV6 => {
             let mut words = [0u64; 2];
@@ -112,7 +114,9 @@ pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
                 range_mask: cfg.range_mask_v6,
                 probes: &cfg.probes_v6,
             };
-            Ok(syncookie::after(fam.decide(cfg, &src, &key, syn, len), syn))
+            let mut known = false;
+            let verdict = fam.decide(cfg, &src, &key, syn, len, &mut known);
+            Ok(syncookie::after(verdict, syn, known))
         }
         // More VLAN tags than parsed: the IP traffic behind them cannot be
         // inspected, so it is not passed unless configured (docs/kernel-tier.md).
@@ -130,8 +134,18 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
 {
     /// `src` is the full address (lists are exact); `source_key` the key of
     /// bans and limits (the address, or for IPv6 its configured prefix).
+    /// `known` is set when the packet passed through the source's own LRU
+    /// entry (so its per-source limits applied to it).
     #[inline(always)]
-    fn decide(&self, cfg: &FilterConfig, src: &K, source_key: &K, syn: bool, len: u64) -> u32 {
+    fn decide(
+        &self,
+        cfg: &FilterConfig,
+        src: &K,
+        source_key: &K,
+        syn: bool,
+        len: u64,
+        known: &mut bool,
+    ) -> u32 {
         // The allowlist wins over the blocklist and bans. Checking them
         // first gives the same decision and is cheaper: a blocked or banned
         // source needs the allowlist lookup only if the loader saw an overlap.
@@ -189,7 +203,9 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         if now == 0 {
             now = clock::coarse();
         }
-        self.limit(cfg, src, source_key, vouch, generation, now, syn, len)
+        self.limit(
+            cfg, src, source_key, vouch, generation, now, syn, len, known,
+        )
     }
 
     /// Whether `src` is a blocklisted single address: the bucket index first,
@@ -250,6 +266,8 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
     /// `now` is the coarse time. `vouch`: the allowlist has not been looked
     /// up for `src`; the cache slot or LRU entry must then carry the
     /// generation `generation`, or `src` is looked up here (0 when not `vouch`).
+    /// `known`: set when the source had its LRU entry (not for a source the
+    /// first stage promotes with this packet).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn limit(
@@ -262,6 +280,7 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         now: u64,
         syn: bool,
         len: u64,
+        known: &mut bool,
     ) -> u32 {
         // Drops of either limit fill the cache (`limit::apply`).
         let probe = if cfg.pps_interval_ns != 0 || cfg.syn_interval_ns != 0 {
@@ -289,6 +308,7 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
             }
             limit::stamp(state, generation);
         }
+        *known = true;
         let mut until = 0;
         if let Some((slot, true)) = probe {
             limited::drain(slot, state, now);

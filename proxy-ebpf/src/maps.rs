@@ -97,6 +97,10 @@ pub struct SynScratch {
     pub ts: u32,
     /// The client's timestamp, echoed.
     pub tsecr: u32,
+    /// Written by `rampart` before it hands a SYN over: 1 when the source
+    /// had its LRU entry (its own SYN limit applied), so the SYN does not
+    /// take from the SYN-ACK budget (`syncookie::on_syn`).
+    pub known: u32,
 }
 /// The record budget of the program's log, and its level for readers
 /// (the program reads its own global; see `log.rs`).

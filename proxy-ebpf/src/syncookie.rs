@@ -27,7 +27,10 @@ use proxy_common::{
 
 use crate::{
     budget,
-    maps::{self, SYN_BUDGET, SYN_COOKIE, SYN_PORTS, SYN_STATE, SYN_STATS, SYN_TAIL, SYN_WINDOW},
+    maps::{
+        self, SYN_BUDGET, SYN_COOKIE, SYN_PORTS, SYN_SCRATCH, SYN_STATE, SYN_STATS, SYN_TAIL,
+        SYN_WINDOW,
+    },
     segment::{self, Pkt, Segment},
     synack,
 };
@@ -41,16 +44,33 @@ const BPF_TCP_LISTEN: u32 = 10;
 pub const ASK: u32 = 0xff;
 
 /// The verdict for a packet the rest of the program decided as `verdict`:
-/// [`ASK`] for a passed SYN while SYN cookies are not off.
+/// [`ASK`] for a passed SYN while SYN cookies are not off. `known`: the
+/// source had its LRU entry; handed to `rampart_syn` in `syn_scratch`.
 #[inline(always)]
-pub fn after(verdict: u32, syn: bool) -> u32 {
+pub fn after(verdict: u32, syn: bool, known: bool) -> u32 {
     if !syn || verdict != stats::PASS {
         return verdict;
     }
     match SYN_COOKIE.get(0) {
-        Some(cfg) if cfg.mode != MODE_OFF => ASK,
+        Some(cfg) if cfg.mode != MODE_OFF => {
+            if let Some(scratch) = SYN_SCRATCH.get_ptr_mut(0) {
+                // SAFETY: this CPU's slot; the tail call that reads it runs
+                // next on this CPU, before any other packet.
+                unsafe { (*scratch).known = known as u32 };
+            }
+            ASK
+        }
         _ => verdict,
     }
+}
+
+/// Whether `rampart` found the SYN's source in its LRU (see [`after`]).
+#[inline(always)]
+fn known_source() -> bool {
+    // SAFETY: this CPU's slot, written by `after` for this packet.
+    SYN_SCRATCH
+        .get_ptr(0)
+        .is_some_and(|s| unsafe { (*s).known } != 0)
 }
 
 /// `syn_tail` slots: the decision and the SYN-ACK builder.
@@ -111,7 +131,11 @@ fn on_syn(ctx: &XdpContext, cfg: &SynCookieConfig) -> bool {
         count(STAT_NOT_LISTENING);
         return true;
     }
-    if !within_budget(cfg.synack_rate, now) {
+    // A source with its LRU entry passed its own SYN limit: the SYN-ACKs it
+    // can draw are bounded per source, so it does not take from (or wait
+    // for) the budget that a spoofed flood of new sources spends
+    // (docs/kernel-tier.md, "Known sources skip the SYN-ACK budget").
+    if !known_source() && !within_budget(cfg.synack_rate, now) {
         // Passing it would hand the flood to the listener, whose own
         // cookies have no cap: the cap is only a cap if the SYN ends here.
         count(STAT_OVER_BUDGET);

@@ -31,6 +31,7 @@ mod state_file;
 mod syncookie;
 mod syncookie_budget;
 mod syncookie_daemon;
+mod syncookie_known;
 mod syncookie_veth;
 mod veth;
 mod vlan;
