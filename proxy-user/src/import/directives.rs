@@ -182,8 +182,9 @@ pub fn support(name: &str) -> Support {
             NotNeeded("OCSP stapling is optional for clients; rampart does not staple")
         }
         "proxy_http_version" => NotNeeded("rampart speaks HTTP/1.1 to upstreams, with keep-alive"),
-        "proxy_redirect" => NotNeeded(
-            "rampart does not rewrite Location headers (proxy_redirect off); the default form only matters with a URI in proxy_pass",
+        // `proxy_redirect off` is not needed (translate/headers.rs).
+        "proxy_redirect" => Unsupported(
+            "rampart has no Location/Refresh rewrite: nginx turns an upstream's `Location: http://UP/PATH/...` (the proxy_pass URL, or `A` of `proxy_redirect A B`) into the location's prefix (or `B`) on the client's host; rampart passes it unchanged",
         ),
         "log_not_found" => NotNeeded("rampart does not log missing files to its error log"),
         "server_tokens" => NotNeeded("rampart does not announce a version"),
@@ -199,9 +200,9 @@ pub fn support(name: &str) -> Support {
         "ssl_reject_handshake" => NotNeeded(
             "rampart refuses TLS for names it has no certificate for only when SNI matches none; see docs/import.md",
         ),
-        "server_name_in_redirect" | "port_in_redirect" | "absolute_redirect" => {
-            NotNeeded("rampart's redirects use the request's Host")
-        }
+        "server_name_in_redirect" | "port_in_redirect" | "absolute_redirect" => NotNeeded(
+            "shapes only redirects to a path (`return 301 /x;`), none here; the importer writes those absolute as nginx sends them",
+        ),
         "merge_slashes" => NotNeeded(
             "rampart always merges slashes (docs/configuration.md, How paths are matched)",
         ),

@@ -4,8 +4,8 @@
 //! backend, and a rewrite that redirects. The imported configuration, run,
 //! answers as nginx would: the map's redirects (its strings compared
 //! case-insensitively, its regex as written), each host to its backend in
-//! nginx's precedence, the rewrite's redirect with the query kept, and
-//! the rest proxied.
+//! nginx's precedence, the rewrite's redirect with the query kept (both
+//! redirects absolute, as nginx makes a path), and the rest proxied.
 
 use std::{path::Path, sync::atomic::Ordering};
 
@@ -68,6 +68,10 @@ async fn imported_maps_answer_as_nginx() {
             .unwrap()
     };
 
+    // A redirect to a path is absolute, as nginx sends it: the request's
+    // host (its port dropped) and the port it came in on, not the scheme's
+    // default (nginx 1.22: `http://example.com:18931/docs/`).
+    let origin = format!("http://example.com:{}", p.addr().port());
     // The redirect map: an exact key (case-insensitive, as nginx's map
     // strings), a regex key; other paths go on to the locations.
     for (path, to) in [
@@ -75,15 +79,15 @@ async fn imported_maps_answer_as_nginx() {
         ("/HELP", "/docs/"),
         ("/manual/intro", "/docs/manual/"),
     ] {
-        let (status, h, _) = send(&c, get("example.com", path)).await;
+        let (status, h, _) = send(&c, get("example.com:9999", path)).await;
         assert_eq!(status, StatusCode::MOVED_PERMANENTLY, "{path}");
-        assert_eq!(h["location"], to, "{path}");
+        assert_eq!(h["location"], format!("{origin}{to}"), "{path}");
     }
     // The rewrite that redirects keeps the query; other paths of its
     // location get nginx's 404.
     let (status, h, _) = send(&c, get("example.com", "/legacy?a=1")).await;
     assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
-    assert_eq!(h["location"], "/docs/?a=1");
+    assert_eq!(h["location"], format!("{origin}/docs/?a=1"));
     let (status, _, _) = send(&c, get("example.com", "/legacy/x")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(default.hits.load(Ordering::Relaxed), 0);

@@ -110,7 +110,7 @@ impl<'a> Translator<'a> {
                     .join(", ")
             ),
         );
-        if !self.respond(&mut t, ret, names) {
+        if !self.respond(&mut t, ret, names, chain) {
             self.unsupported(i, "its `return` names a variable rampart's templates lack (a regex capture of the condition, ...)");
             return None;
         }

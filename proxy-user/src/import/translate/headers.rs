@@ -272,3 +272,22 @@ impl<'a> Translator<'a> {
         }
     }
 }
+
+impl Translator<'_> {
+    /// `proxy_redirect` anywhere: `off` is what rampart does (the
+    /// upstream's `Location` and `Refresh` pass unchanged); `default` and
+    /// `A B` rewrite them, which rampart cannot (left to the table's
+    /// report).
+    pub(super) fn proxy_redirects(&mut self, block: &[Directive]) {
+        for d in block {
+            if d.name == "proxy_redirect" && d.args == ["off"] {
+                self.note(
+                    d,
+                    Kind::NotNeeded,
+                    "rampart passes the upstream's Location and Refresh headers unchanged, as `proxy_redirect off`",
+                );
+            }
+            self.proxy_redirects(d.children());
+        }
+    }
+}

@@ -108,7 +108,7 @@ impl<'a> Translator<'a> {
             for host in hosts {
                 let mut t = Table::new("[[route]]", format!("server {} return", names.join(" ")));
                 t.from(srv.at());
-                if self.respond(&mut t, ret, names) {
+                if self.respond(&mut t, ret, names, chain) {
                     self.route_gzip(&mut t, chain);
                     if let Some(h) = host {
                         t.set("host", emit::s(h));
@@ -297,7 +297,7 @@ impl<'a> Translator<'a> {
                     "never applied: `return` answers first (nginx's rewrite phase)",
                 );
             }
-            if !self.respond(&mut t, ret, names) {
+            if !self.respond(&mut t, ret, names, &l.chain) {
                 return None;
             }
             self.headers(&mut t, &l.chain, names, false);
@@ -375,7 +375,7 @@ impl<'a> Translator<'a> {
                 .find(|d| d.name == "rewrite")
                 .is_some_and(super::rewrite::redirects)
         {
-            if let Some(r) = self.redirect_rewrite(&t, own, names) {
+            if let Some(r) = self.redirect_rewrite(&t, own, names, &l.chain) {
                 self.routes.push(r);
             }
             t.set("respond", "404".into());

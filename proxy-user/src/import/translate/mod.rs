@@ -21,6 +21,7 @@ mod location;
 mod pages;
 mod redirect;
 mod redirect_server;
+mod relative;
 mod respond;
 mod rewrite;
 mod route_pages;
@@ -136,6 +137,7 @@ pub fn translate(parsed: &Parsed, source: &str) -> Output {
         t.notes.entry(id).or_default().push(report);
     }
     let top = resolved.directives.as_slice();
+    t.proxy_redirects(top);
     let http_blocks: Vec<&Directive> = top
         .iter()
         .filter(|d| d.name == "http" && d.block.is_some())
@@ -335,6 +337,8 @@ impl<'a> Translator<'a> {
 mod tests;
 #[cfg(test)]
 mod tests_keys;
+#[cfg(test)]
+mod tests_redirects;
 #[cfg(test)]
 mod tests_routes;
 #[cfg(test)]

@@ -154,7 +154,7 @@ impl<'a> Translator<'a> {
             let mut t = Table::new("[[route]]", format!("if ($host = {host})"));
             t.from(i.at());
             t.set("host", emit::s(&host));
-            if self.respond(&mut t, ret, names) {
+            if self.respond(&mut t, ret, names, chain) {
                 self.take(i);
                 self.route_gzip(&mut t, chain);
                 self.routes.push(t);

@@ -9,7 +9,13 @@ use crate::import::{
 
 impl Translator<'_> {
     /// `return`: a fixed response or a redirect. False when untranslatable.
-    pub(super) fn respond(&mut self, t: &mut Table, ret: &Directive, names: &[String]) -> bool {
+    pub(super) fn respond(
+        &mut self,
+        t: &mut Table,
+        ret: &Directive,
+        names: &[String],
+        chain: &[&[Directive]],
+    ) -> bool {
         t.from(ret.at());
         let (code, rest) = match ret.args.as_slice() {
             [c] if c.parse::<u16>().is_ok() => (c.parse::<u16>().unwrap_or(0), None),
@@ -33,6 +39,7 @@ impl Translator<'_> {
                 }
             };
             self.take(ret);
+            let url = self.absolute(chain, ret, names, url);
             t.set("redirect", emit::s(&url));
             t.set("redirect_status", code.to_string());
             return true;

@@ -110,6 +110,7 @@ impl Translator<'_> {
         t: &Table,
         own: &[Directive],
         names: &[String],
+        chain: &[&[Directive]],
     ) -> Option<Table> {
         let rewrites: Vec<&Directive> = own.iter().filter(|d| d.name == "rewrite").collect();
         let (d, rest) = rewrites.split_first()?;
@@ -170,9 +171,10 @@ impl Translator<'_> {
             "if",
             format!("[{}, {}, {}]", emit::s("$uri"), emit::s("~"), emit::s(re)),
         );
+        self.take(d);
+        let url = self.absolute(chain, d, names, url);
         r.set("redirect", emit::s(&url));
         r.set("redirect_status", status.to_string());
-        self.take(d);
         Some(r)
     }
 

@@ -32,7 +32,7 @@ pub(super) struct Bind {
 }
 
 /// `listen` as rampart's `bind`: `80` -> `0.0.0.0:80`, `[::]:443` kept.
-fn bind_of(addr: &str) -> Option<String> {
+pub(super) fn bind_of(addr: &str) -> Option<String> {
     let addr = addr.strip_prefix("*:").unwrap_or(addr);
     if let Ok(port) = addr.parse::<u16>() {
         return Some(format!("0.0.0.0:{port}"));

@@ -37,7 +37,7 @@ fn return_with_variables() {
     assert_eq!(by("/ip").unwrap()["body"].as_str(), Some("ip $remote_addr"));
     assert_eq!(
         by("/c").unwrap()["redirect"].as_str(),
-        Some("/x/$cookie_x?h=$http_x_tag&p=$arg_p")
+        Some("$scheme://$host/x/$cookie_x?h=$http_x_tag&p=$arg_p")
     );
     assert!(by("/up").is_none());
     let un = reports(&i, Kind::Unsupported);

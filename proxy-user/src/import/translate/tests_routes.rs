@@ -393,7 +393,10 @@ fn rewrites_that_redirect() {
     assert_eq!(legacy[0]["redirect_status"].as_integer(), Some(301));
     assert_eq!(legacy[1]["respond"].as_integer(), Some(404));
     let tmp = at("/tmp");
-    assert_eq!(tmp[0]["redirect"].as_str(), Some("/elsewhere"));
+    assert_eq!(
+        tmp[0]["redirect"].as_str(),
+        Some("$scheme://$host/elsewhere")
+    );
     assert_eq!(tmp[0]["redirect_status"].as_integer(), Some(302));
     let un = reports(&i, Kind::Unsupported);
     assert_eq!(un.len(), 1, "{un:#?}");

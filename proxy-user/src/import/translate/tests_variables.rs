@@ -231,7 +231,7 @@ fn regex_wildcard_and_uri_maps_become_route_conditions() {
     };
     // The redirect map's `if`, per key, before the locations.
     assert_eq!(cond(&r[0]), ["$uri", "~*", "^/old\\-page$"]);
-    assert_eq!(r[0]["redirect"].as_str(), Some("/new-page"));
+    assert_eq!(r[0]["redirect"].as_str(), Some("$scheme://$host/new-page"));
     assert_eq!(r[0]["redirect_status"].as_integer(), Some(301));
     assert_eq!(cond(&r[1]), ["$uri", "~", "^/blog/"]);
     assert_eq!(r[1]["redirect"].as_str(), Some("https://blog.example.com/"));
