@@ -24,6 +24,7 @@ pub(crate) mod guard;
 mod h1_conn;
 mod h1_feed;
 mod h1_response;
+mod in_place;
 pub mod lifecycle;
 mod listener;
 mod lot;
