@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use super::{
+    buffer::Buffer,
     busy::Busy,
     guard::Guarded,
     h1_feed::Feeding,
@@ -90,8 +91,11 @@ where
         max_trailer: limits.max_head,
         max_trailers: limits.headers,
     };
-    let mut buf: Vec<u8> = head;
-    let mut out: Vec<u8> = Vec::new();
+    // The buffers come from the worker's spares and go back at the end
+    // (see `buffer`); the first head read is the read buffer until
+    // it is taken as the request's.
+    let mut buf = Buffer::holding(head);
+    let mut out = Buffer::spare();
     // A head is partly read: the guard times it from its first byte.
     let mut head_begun = false;
     loop {
@@ -120,9 +124,16 @@ where
             }
         };
         // The head's bytes, kept for the upstream head (written from them,
-        // `h1::upstream_head`): one copy, no header map edited.
-        let raw = Bytes::copy_from_slice(&buf[..head.head_len]);
-        buf.drain(..head.head_len);
+        // `h1::upstream_head`): one copy, no header map edited. A buffer
+        // that is the head alone, exactly (as the lot hands a connection's
+        // head over), becomes the head's bytes with no copy.
+        let raw = if buf.len() == head.head_len && buf.len() == buf.capacity() {
+            Bytes::from(std::mem::replace(&mut buf, Buffer::spare()).into_inner())
+        } else {
+            let raw = Bytes::copy_from_slice(&buf[..head.head_len]);
+            buf.drain(..head.head_len);
+            raw
+        };
         if head_begun {
             head_begun = false;
             io.head_started(None);
@@ -190,7 +201,7 @@ where
             {
                 busy.upgraded();
                 drop(busy);
-                let prefix = std::mem::take(&mut buf);
+                let prefix = std::mem::take(&mut *buf);
                 let _ = tx.send(Upgraded::new(prefix, Box::new(io)));
             }
             return;

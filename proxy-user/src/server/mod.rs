@@ -18,6 +18,7 @@
 //! on HTTP/2).
 
 mod accept;
+mod buffer;
 mod busy;
 mod downstream;
 pub(crate) mod guard;
