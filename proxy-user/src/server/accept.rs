@@ -37,10 +37,18 @@ pub(super) async fn accept_loop(
     draining: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Accepted sockets inherit TCP_NODELAY from the listener (no
+    // `setsockopt` per connection); should setting it fail, each
+    // connection sets it itself.
+    let mut per_connection_nodelay = false;
     // Accepted sockets are not registered with the runtime until they have
     // something to serve: a plain connection whose head has not arrived
     // waits in the lot.
     let registered = socket.into_std().and_then(|l| {
+        if let Err(e) = listener::nodelay(&l) {
+            log::warn!("TCP_NODELAY on a listener: {e}; set per connection instead");
+            per_connection_nodelay = true;
+        }
         // SAFETY: the listener owns its descriptor, and `AsyncFd` owns the
         // listener: nothing closes or replaces it while it is registered.
         unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
@@ -101,7 +109,9 @@ pub(super) async fn accept_loop(
             continue;
         }
         let open = metrics.open();
-        let _ = stream.set_nodelay(true);
+        if per_connection_nodelay {
+            let _ = stream.set_nodelay(true);
+        }
         let info = ConnInfo {
             client,
             https: bound.tls.is_some(),

@@ -157,6 +157,7 @@ where
                 headers: settings.max_headers,
             },
             draining,
+            plain: plain_fd.is_some(),
         };
         // Inline: the caller boxes this future (see `super::tests`).
         h1_conn::serve(guarded, h1, head).await

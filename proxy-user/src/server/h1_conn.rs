@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use super::{
+    buffer::Buffer,
     busy::Busy,
     guard::Guarded,
     h1_feed::Feeding,
@@ -60,6 +61,8 @@ pub(super) struct H1<'a> {
     pub snapshot: &'a Arc<State>,
     pub limits: Limits,
     pub draining: &'a mut watch::Receiver<bool>,
+    /// A plain TCP connection (else TLS): closed without `shutdown` first.
+    pub plain: bool,
 }
 
 /// A head, parsed and made a request.
@@ -89,14 +92,18 @@ where
         snapshot,
         limits,
         draining,
+        plain,
     } = h1;
     let watch = io.watch().clone();
     let body_limits = BodyLimits {
         max_trailer: limits.max_head,
         max_trailers: limits.headers,
     };
-    let mut buf: Vec<u8> = head;
-    let mut out: Vec<u8> = Vec::new();
+    // The buffers come from the worker's spares and go back at the end
+    // (see `buffer`); the first head read is the read buffer until
+    // it is taken as the request's.
+    let mut buf = Buffer::holding(head);
+    let mut out = Buffer::spare();
     // A head is partly read: the guard times it from its first byte.
     let mut head_begun = false;
     loop {
@@ -193,7 +200,7 @@ where
             {
                 busy.upgraded();
                 drop(busy);
-                let prefix = std::mem::take(&mut buf);
+                let prefix = std::mem::take(&mut *buf);
                 let _ = tx.send(Upgraded::new(prefix, Box::new(io)));
             }
             return;
@@ -208,7 +215,14 @@ where
                 {
                     f.linger(&mut io, &mut buf).await;
                 }
-                let _ = io.shutdown().await;
+                // TLS says it is done (close_notify). A plain socket is
+                // just closed: with nothing unread (a body left unread
+                // was lingered over above) the close sends the same FIN a
+                // `shutdown` would, one system call fewer per connection;
+                // with bytes unread, both end in a reset.
+                if !plain {
+                    let _ = io.shutdown().await;
+                }
                 return;
             }
             Err(e) => {

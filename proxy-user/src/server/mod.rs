@@ -18,12 +18,14 @@
 //! on HTTP/2).
 
 mod accept;
+mod buffer;
 mod busy;
 mod downstream;
 pub(crate) mod guard;
 mod h1_conn;
 mod h1_feed;
 mod h1_response;
+mod in_place;
 pub mod lifecycle;
 mod listener;
 mod lot;

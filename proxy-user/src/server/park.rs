@@ -116,23 +116,33 @@ pub async fn read_head<S: AsyncRead + Readiness + Unpin>(
 /// Whether the bytes from `before` on (the ones just read) completed the
 /// head in `head`. It looks from just before them, as the blank line may
 /// straddle two reads; a bare LF ends lines too (RFC 9112 allows it).
+/// Both look only at the line feeds (`memchr`, many bytes a step): every
+/// new connection's head passes through here.
 pub fn ends_head(head: &[u8], before: usize) -> bool {
     let from = before.saturating_sub(3);
-    head[from..]
-        .windows(2)
-        .any(|w| w == b"\n\n" || w == b"\n\r")
+    let new = &head[from..];
+    memchr::memchr_iter(b'\n', new).any(|i| matches!(new.get(i + 1), Some(b'\n' | b'\r')))
         && head_complete(head)
 }
 
 /// Whether `bytes` hold an empty line (the end of a head): `\r\n\r\n` or
 /// `\n\n` (bare LF), after any empty lines a client may send first.
 fn head_complete(bytes: &[u8]) -> bool {
-    let start = bytes
+    let rest = &bytes[first_line(bytes)..];
+    memchr::memchr_iter(b'\n', rest).any(|i| {
+        let after = &rest[i + 1..];
+        after.first() == Some(&b'\n')
+            || (i > 0 && rest[i - 1] == b'\r' && after.starts_with(b"\r\n"))
+    })
+}
+
+/// Where the first line that is not empty starts (a client may send
+/// empty lines before a request: RFC 9112 §2.2).
+fn first_line(bytes: &[u8]) -> usize {
+    bytes
         .iter()
         .position(|b| *b != b'\r' && *b != b'\n')
-        .unwrap_or(bytes.len());
-    let rest = &bytes[start..];
-    rest.windows(4).any(|w| w == b"\r\n\r\n") || rest.windows(2).any(|w| w == b"\n\n")
+        .unwrap_or(bytes.len())
 }
 
 #[cfg(test)]
@@ -161,6 +171,44 @@ mod tests {
         assert!(head_complete(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
         assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n"));
         assert!(!head_complete(b"\r\n\r\nGET / HTTP/1.1\r\n"));
+    }
+
+    /// The definition, a window at a time (how `ends_head` was written
+    /// before it looked only at line feeds).
+    fn ends_head_by_windows(head: &[u8], before: usize) -> bool {
+        let start = head
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .unwrap_or(head.len());
+        let rest = &head[start..];
+        head[before.saturating_sub(3)..]
+            .windows(2)
+            .any(|w| w == b"\n\n" || w == b"\n\r")
+            && (rest.windows(4).any(|w| w == b"\r\n\r\n") || rest.windows(2).any(|w| w == b"\n\n"))
+    }
+
+    #[test]
+    fn ends_head_agrees_with_its_definition_on_every_short_input() {
+        // Every string of up to 8 bytes of `a`, CR and LF, read in two
+        // pieces split at every place.
+        let mut checked = 0;
+        for len in 0..=8u32 {
+            for n in 0..3usize.pow(len) {
+                let head: Vec<u8> = (0..len)
+                    .map(|k| b"a\r\n"[(n / 3usize.pow(k)) % 3])
+                    .collect();
+                for before in 0..=head.len() {
+                    assert_eq!(
+                        ends_head(&head, before),
+                        ends_head_by_windows(&head, before),
+                        "{:?} after {before}",
+                        String::from_utf8_lossy(&head)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50_000);
     }
 
     #[tokio::test(start_paused = true)]

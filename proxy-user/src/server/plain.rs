@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use super::{
     downstream::{Downstream, Protocol},
+    in_place,
     lifecycle::{Awaiting, MaxHead, Timeouts},
     lot::{self, Lot},
     park,
@@ -41,11 +42,12 @@ pub(super) async fn serve(ready: lot::Ready, lot: Lot, mut draining: watch::Rece
         draining: &mut draining,
     };
     // Boxed: the HTTP state machine is large, and the task's future is
-    // copied several times as it is spawned and ends. Biased: the
-    // connection's work first, and no random pick per poll.
+    // copied several times as it is spawned and ends; built in its box,
+    // not copied there ([`in_place`]). Biased: the connection's work
+    // first, and no random pick per poll.
     tokio::select! {
         biased;
-        _ = Box::pin(downstream.serve(stream, head)) => {}
+        _ = in_place::boxed(|| downstream.serve(stream, head)) => {}
         _ = conn.ticket.kicked() => {
             // The stream (in the dropped future) closes.
             log::debug!("{}: closed: its source is refused now", conn.info.client);

@@ -3,8 +3,8 @@
 //! `memcpy` per new connection). The HTTP state machine
 //! ([`super::downstream::Downstream::serve`], rampart's HTTP/1 server
 //! inline, hyper's HTTP/2 boxed again inside it) is boxed inside the task,
-//! so the task itself stays small, and a parked TLS connection does not
-//! keep room for HTTP state.
+//! built in its box ([`super::in_place`]), so the task itself stays small,
+//! and a parked TLS connection does not keep room for HTTP state.
 
 use std::mem::size_of;
 
@@ -38,5 +38,22 @@ fn connection_tasks_stay_small() {
     assert!(
         tls < http,
         "a TLS task ({tls} B) holds the HTTP state ({http} B) inline"
+    );
+}
+
+#[test]
+fn the_http_state_machine_does_not_grow() {
+    let http = size3(Downstream::<'static, TcpStream>::serve);
+    let handle = size3(crate::http::handle);
+    println!("HTTP state machine {http} B, of which http::handle {handle} B");
+    // Debug build, when this was written: 11,568 B and 4,624 B. Built in
+    // its box it is no longer copied per connection, but every connection
+    // being served holds this much. Boxing `http::handle`'s rare phases
+    // (basic auth, `auth_request`, static files) left both sizes as they
+    // were: the proxied request's phase is the largest.
+    assert!(http <= 12 * 1024, "the HTTP state machine grew to {http} B");
+    assert!(
+        handle <= 5 * 1024,
+        "http::handle's future grew to {handle} B"
     );
 }

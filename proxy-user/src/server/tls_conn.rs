@@ -132,8 +132,8 @@ async fn serve_http<S>(
             draining: &mut draining,
         };
         // Boxed: the HTTP state machine is large, and a parked connection's
-        // task must not keep room for it.
-        Box::pin(downstream.serve(stream, head)).await;
+        // task must not keep room for it. Built in its box ([`in_place`]).
+        super::in_place::boxed(|| downstream.serve(stream, head)).await;
         match slot.take() {
             Some(p) => {
                 stream = p.stream;
