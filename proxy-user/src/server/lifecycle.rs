@@ -30,7 +30,7 @@
 //!
 //! | phase | timeout | counted from | on expiry |
 //! |---|---|---|---|
-//! | [`Phase::FirstHead`] | `header_timeout` | the accept (a TLS connection's: its handshake's end) | close |
+//! | [`Phase::FirstHead`] | `header_timeout` | the accept (a TLS connection's: its handshake's end; with room on its listener it is timed as [`Phase::Idle`] then [`Phase::Head`], see `tls_conn`) | close |
 //! | [`Phase::Idle`] | `keepalive_timeout` ([`PARK_AFTER`] if parkable) | the last response's end | close (park) |
 //! | [`Phase::Head`] | `header_timeout` | the head's first byte (a pipelined head's: the last response's end) | close |
 //! | [`Phase::Request`] | none on reads: `body_timeout` between body reads is the handler's | - | - |

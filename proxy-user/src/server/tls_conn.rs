@@ -107,7 +107,26 @@ pub(super) async fn serve(
                 sni_server: crate::http::vhost::by_sni(&snapshot.config, info.listener, sni),
                 ..info
             };
-            let http = serve_http(tls_stream, info, snapshot, draining, tls.metrics, protocol);
+            // A client that finished its handshake late may be late with
+            // its request for the same reason (busy with many): while the
+            // listener has room its first head is timed as a keep-alive one
+            // (`keepalive_timeout` until its first byte, then
+            // `header_timeout`); a slow head is still closed at `header_timeout`.
+            let now = Instant::now();
+            let awaiting = if tls.room.busy() {
+                Awaiting::first(now)
+            } else {
+                Awaiting::next(now)
+            };
+            let http = serve_http(
+                tls_stream,
+                info,
+                snapshot,
+                draining,
+                tls.metrics,
+                protocol,
+                awaiting,
+            );
             Box::pin(http).await
         }
         Handshake::Done(Err(e)) => {
@@ -141,13 +160,13 @@ async fn serve_http<S>(
     mut draining: watch::Receiver<bool>,
     metrics: Arc<ListenerMetrics>,
     protocol: Protocol,
+    mut awaiting: Awaiting,
 ) where
     S: park::Readiness + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let settings = &snapshot.config.http;
     let timeouts = Timeouts::of(settings);
     let max_head = MaxHead::of(settings);
-    let mut awaiting = Awaiting::first(tokio::time::Instant::now());
     loop {
         // HTTP/2 has no heads to wait for; after ALPN `h2` the connection
         // speaks only HTTP/2, and its preface is checked first (due as a
