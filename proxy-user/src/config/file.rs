@@ -156,6 +156,7 @@ pub struct FileListener {
     pub max_connections: Option<Spanned<i64>>,
     pub tls_min_version: Option<Spanned<String>>,
     pub handshake_timeout: Option<Spanned<String>>,
+    pub busy_handshake_timeout: Option<Spanned<String>>,
     pub proxy_protocol: Option<bool>,
 }
 

@@ -46,9 +46,20 @@ pub struct TlsSettings {
     pub certs: Vec<CertFiles>,
     /// Lowest protocol version accepted: 1.2 (default) or 1.3.
     pub min_version_13: bool,
-    /// Time allowed for the TLS handshake.
+    /// Time allowed for the TLS handshake (nginx's `ssl_handshake_timeout`).
     pub handshake_timeout: Duration,
+    /// Time allowed for the TLS handshake while the listener is busy (more
+    /// than half of its `max_connections` open): at most `handshake_timeout`.
+    /// See [`crate::server::lifecycle::HandshakeDeadline`].
+    pub busy_handshake_timeout: Duration,
 }
+
+/// `handshake_timeout` when none is configured: nginx's `ssl_handshake_timeout`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `busy_handshake_timeout` when none is configured (it was every
+/// handshake's timeout before issue 17).
+pub const BUSY_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CertFiles {
@@ -127,15 +138,21 @@ pub(super) fn listener(
                     return Err(loc.error(span, format!("tls_min_version `{other}`: expected \"1.2\" or \"1.3\" (older versions are not offered)")));
                 }
             };
-            let handshake_timeout = match &l.handshake_timeout {
-                None => Duration::from_secs(10),
+            let timeout = |key: &Option<Spanned<String>>, default: Duration| match key {
+                None => Ok(default),
                 Some(d) => units::duration_at_most(d.get_ref(), units::DAY)
-                    .map_err(|e| loc.error(d.span(), e.0))?,
+                    .map_err(|e| loc.error(d.span(), e.0)),
             };
+            let handshake_timeout = timeout(&l.handshake_timeout, HANDSHAKE_TIMEOUT)?;
+            // Never longer than the handshake's own timeout (a short
+            // `handshake_timeout` alone shortens both).
+            let busy_handshake_timeout =
+                timeout(&l.busy_handshake_timeout, BUSY_HANDSHAKE_TIMEOUT)?.min(handshake_timeout);
             Some(TlsSettings {
                 certs,
                 min_version_13,
                 handshake_timeout,
+                busy_handshake_timeout,
             })
         }
     };
@@ -287,7 +304,8 @@ mod tests {
             tls: Some(TlsSettings {
                 certs: Vec::new(),
                 min_version_13: false,
-                handshake_timeout: Duration::from_secs(10),
+                handshake_timeout: HANDSHAKE_TIMEOUT,
+                busy_handshake_timeout: BUSY_HANDSHAKE_TIMEOUT,
             }),
             redirect_https: false,
             ..plain(bind, 0)
@@ -368,5 +386,33 @@ mod tests {
             resolve_redirect_ports(&mut ls);
             assert_eq!(ls[0].redirect_https_port, want, "{:?}", listeners);
         }
+    }
+
+    #[test]
+    fn handshake_timeouts_default_to_nginxs_and_busy_is_never_longer() {
+        // Certificates are read at load: a real pair.
+        let dir = std::env::temp_dir().join(format!("rampart-handshake-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.join("a.crt"), pair.cert.pem()).unwrap();
+        std::fs::write(dir.join("a.key"), pair.signing_key.serialize_pem()).unwrap();
+        let d = dir.display();
+        let timeouts = |extra: &str| {
+            let cfg = parse(&format!(
+                "[[listener]]\nbind = \"0.0.0.0:443\"\ntls = {{ cert = \"{d}/a.crt\", key = \"{d}/a.key\" }}\n{extra}"
+            ))?;
+            let t = cfg.listeners[0].tls.clone().unwrap();
+            Ok::<_, String>((t.handshake_timeout, t.busy_handshake_timeout))
+        };
+        let s = Duration::from_secs;
+        assert_eq!(timeouts(""), Ok((s(60), s(10))));
+        assert_eq!(
+            timeouts("busy_handshake_timeout = \"2s\""),
+            Ok((s(60), s(2)))
+        );
+        assert_eq!(timeouts("handshake_timeout = \"5s\""), Ok((s(5), s(5))));
+        let long = timeouts("busy_handshake_timeout = \"2d\"").unwrap_err();
+        assert!(long.contains("too long"), "{long}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

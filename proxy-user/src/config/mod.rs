@@ -57,7 +57,7 @@ pub use fleet::FleetSettings;
 pub use header_rules::HeaderDefaults;
 pub use http::HttpSettings;
 pub use limit::LimitZone;
-pub use listener::{CertFiles, Listener, TlsSettings};
+pub use listener::{BUSY_HANDSHAKE_TIMEOUT, CertFiles, HANDSHAKE_TIMEOUT, Listener, TlsSettings};
 pub use log::LogSettings;
 pub use new_sources::NewSources;
 pub use path_match::PathMatch;

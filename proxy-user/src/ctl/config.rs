@@ -255,6 +255,7 @@ fn listener(l: &Listener) -> serde_json::Value {
             "certs": t.certs.iter().map(|c| json!({ "cert": c.cert, "key": c.key })).collect::<Vec<_>>(),
             "min_version": if t.min_version_13 { "1.3" } else { "1.2" },
             "handshake_timeout": secs(t.handshake_timeout),
+            "busy_handshake_timeout": secs(t.busy_handshake_timeout),
         })),
         "http2": l.http2,
         "redirect_https": l.redirect_https,

@@ -20,6 +20,9 @@ pub struct ListenerMetrics {
     pub tls_handshakes: AtomicU64,
     pub tls_failed: AtomicU64,
     pub tls_timed_out: AtomicU64,
+    /// Handshakes closed at `busy_handshake_timeout` because more than
+    /// half of the listener's `max_connections` were open.
+    pub tls_shed: AtomicU64,
     /// Connections the userspace gate closed at accept.
     pub refused: AtomicU64,
     /// The workers' listening sockets, for the backlog; each is removed

@@ -62,7 +62,8 @@ pub(super) async fn accept_loop(
     };
     // The cap is fixed for the socket's life (a reload that changes it
     // opens a new socket).
-    let limit = Arc::new(Semaphore::new(served.borrow().config.max_connections));
+    let max_connections = served.borrow().config.max_connections;
+    let limit = Arc::new(Semaphore::new(max_connections));
     let metrics = state
         .load()
         .services
@@ -160,6 +161,10 @@ pub(super) async fn accept_loop(
         let tls = tls_conn::Tls {
             acceptor,
             handshake: lifecycle::tls_handshake(&bound.config),
+            room: tls_conn::Room {
+                limit: limit.clone(),
+                max: max_connections,
+            },
             metrics: metrics.clone(),
         };
         let draining = draining.clone();

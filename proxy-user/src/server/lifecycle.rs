@@ -7,7 +7,8 @@
 //! ```text
 //!  accept
 //!    │  ProxyHeader   header_timeout from the accept (proxy_protocol listeners)
-//!    │  TlsHandshake  handshake_timeout from the accept (TLS listeners)
+//!    │  TlsHandshake  handshake_timeout from the accept (TLS listeners;
+//!    │                busy_handshake_timeout while the listener is busy)
 //!    ▼
 //!  FirstHead ── header_timeout from the accept ──────────────────► close
 //!    │ a whole head
@@ -29,7 +30,7 @@
 //!
 //! | phase | timeout | counted from | on expiry |
 //! |---|---|---|---|
-//! | [`Phase::FirstHead`] | `header_timeout` | the accept (a TLS connection's: its handshake's end) | close |
+//! | [`Phase::FirstHead`] | `header_timeout` | the accept (a TLS connection's: its handshake's end; with room on its listener it is timed as [`Phase::Idle`] then [`Phase::Head`], see `tls_conn`) | close |
 //! | [`Phase::Idle`] | `keepalive_timeout` ([`PARK_AFTER`] if parkable) | the last response's end | close (park) |
 //! | [`Phase::Head`] | `header_timeout` | the head's first byte (a pipelined head's: the last response's end) | close |
 //! | [`Phase::Request`] | none on reads: `body_timeout` between body reads is the handler's | - | - |
@@ -40,8 +41,9 @@
 //! at most [`LINGER`] after its response, then the connection closes; the
 //! PROXY protocol header is due within
 //! `header_timeout` of the accept ([`Timeouts::proxy_header`]), the TLS
-//! handshake within its listener's `handshake_timeout`
-//! ([`tls_handshake`]), and in any phase a write that makes no progress
+//! handshake within its listener's `handshake_timeout`, or its
+//! `busy_handshake_timeout` while more than half of the listener's
+//! `max_connections` are open ([`tls_handshake`]), and in any phase a write that makes no progress
 //! for `send_timeout` closes the connection ([`Timeouts::send_due`]).
 
 use std::time::Duration;
@@ -49,7 +51,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::{
-    config::{HttpSettings, Listener},
+    config::{BUSY_HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT, HttpSettings, Listener},
     later::Later,
 };
 
@@ -63,9 +65,6 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 /// connection closes (nginx's `lingering_time`; its bytes are bounded too,
 /// `h1_feed`).
 pub const LINGER: Duration = Duration::from_secs(10);
-
-/// A TLS handshake's timeout when the listener's configuration names none.
-const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The smallest head buffer: hyper's smallest HTTP/1 read buffer (its
 /// `MINIMUM_MAX_BUFFER_SIZE`) when hyper served HTTP/1, kept so that a
@@ -127,12 +126,29 @@ impl Timeouts {
     }
 }
 
-/// The TLS handshake's timeout on `listener`.
-pub fn tls_handshake(listener: &Listener) -> Duration {
-    listener
-        .tls
-        .as_ref()
-        .map_or(TLS_HANDSHAKE, |t| t.handshake_timeout)
+/// A TLS handshake's timeouts, both counted from the accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeTimeouts {
+    /// `handshake_timeout`: the most a handshake may take.
+    pub full: Duration,
+    /// `busy_handshake_timeout` (at most `full`): the most it may take while
+    /// its listener is busy; past it, it goes on only while the listener
+    /// has room (see `tls_conn`).
+    pub busy: Duration,
+}
+
+/// The TLS handshake's timeouts on `listener`.
+pub fn tls_handshake(listener: &Listener) -> HandshakeTimeouts {
+    listener.tls.as_ref().map_or(
+        HandshakeTimeouts {
+            full: HANDSHAKE_TIMEOUT,
+            busy: BUSY_HANDSHAKE_TIMEOUT,
+        },
+        |t| HandshakeTimeouts {
+            full: t.handshake_timeout,
+            busy: t.busy_handshake_timeout,
+        },
+    )
 }
 
 /// The most bytes of a request head read before the HTTP/1 server parses

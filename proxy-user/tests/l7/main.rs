@@ -35,6 +35,7 @@ mod routes;
 mod support;
 mod templates;
 mod tls;
+mod tls_handshake;
 mod tls_sni;
 mod try_files;
 mod unix_upstream;

@@ -12,12 +12,12 @@ use tokio_rustls::TlsConnector;
 
 use crate::support::{backend, proxy, test_dir};
 
-struct Pki {
+pub(crate) struct Pki {
     roots: RootCertStore,
 }
 
 /// Two self-signed certificates: `localhost` (the default) and `other.test`.
-fn pki(dir: &std::path::Path) -> Pki {
+pub(crate) fn pki(dir: &std::path::Path) -> Pki {
     let mut roots = RootCertStore::empty();
     for name in ["localhost", "other.test"] {
         let cert = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
@@ -32,7 +32,7 @@ fn pki(dir: &std::path::Path) -> Pki {
     Pki { roots }
 }
 
-fn client_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+pub(crate) fn client_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut c = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -93,7 +93,7 @@ fn listeners(t: &mut Text, state: &State) {
     t.family(
         "rampart_listener_tls_handshake_failures_total",
         "counter",
-        "TLS handshakes that failed, by reason (error, timeout)",
+        "TLS handshakes that failed, by reason (error, timeout, busy)",
     );
     for (bind, m) in &all {
         t.sample(
@@ -105,6 +105,11 @@ fn listeners(t: &mut Text, state: &State) {
             "rampart_listener_tls_handshake_failures_total",
             &[("listener", bind), ("reason", "timeout")],
             m.tls_timed_out.load(Relaxed),
+        );
+        t.sample(
+            "rampart_listener_tls_handshake_failures_total",
+            &[("listener", bind), ("reason", "busy")],
+            m.tls_shed.load(Relaxed),
         );
     }
     t.family(

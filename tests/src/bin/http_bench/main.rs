@@ -197,13 +197,20 @@ fn measure(p: &Running, b: &Backend, opts: &Opts, tls: bool) -> Vec<(String, f64
         // Batches of 1,000 connections of one request each; enough batches
         // that the 10 ms CPU-time tick is a small error.
         let before = p.cpu_seconds();
+        let mut errors = 0;
         for _ in 0..opts.tls_batches {
-            tools::h2load(&secure, &["-n", "1000", "-c", "1000", "-m", "1", "--h1"]);
+            let l = tools::h2load(&secure, &["-n", "1000", "-c", "1000", "-m", "1", "--h1"]);
+            // Unanswered requests (refused, reset or timed-out handshakes)
+            // count too: h2load's `failed` includes them.
+            errors += l.errors.max(1000u64.saturating_sub(l.requests));
         }
         out.push((
             "TLS handshake + request: proxy CPU ms".into(),
             (p.cpu_seconds() - before) / opts.tls_batches as f64,
         ));
+        if errors > 0 {
+            out.push(("TLS handshake + request errors".into(), errors as f64));
+        }
     }
     out
 }
