@@ -65,7 +65,7 @@ impl Needs {
 }
 
 /// Commands the tests and benchmarks run, and the Debian package of each.
-const TEST_TOOLS: [(&str, &str); 14] = [
+const TEST_TOOLS: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ping", "iputils-ping"),
@@ -86,6 +86,8 @@ const TEST_TOOLS: [(&str, &str); 14] = [
     ("redis-server", "redis-server"),
     // Upstream servers named host:port are resolved through a real DNS server.
     ("dnsmasq", "dnsmasq-base"),
+    // HAProxy in front sends the PROXY protocol (tests/e2e/proxy_protocol.rs).
+    ("haproxy", "haproxy"),
 ];
 /// Python packages the end-to-end tests run (the FastAPI example and a WebSocket client).
 const PYTHON_PACKAGES: [&str; 3] = ["fastapi", "uvicorn", "websockets"];
