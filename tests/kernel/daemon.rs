@@ -13,6 +13,7 @@ use tests::{
     netns::Link,
     pins::PinDir,
     privilege::require_root,
+    process::Spawned,
 };
 
 fn config(iface: &str, pins: &std::path::Path, block: &str) -> String {
@@ -105,6 +106,75 @@ fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
         "still attached"
     );
     daemon.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A SIGHUP that arrives while the daemon starts (its maps pinned, its
+/// filter about to be attached) is a reload once it runs, never the
+/// default action's exit. CI caught the window: the handlers were installed
+/// after the filter was attached and READY=1 sent.
+#[test]
+fn a_sighup_while_the_daemon_starts_is_a_reload_not_an_exit() {
+    if !require_root("a_sighup_while_the_daemon_starts_is_a_reload_not_an_exit") {
+        return;
+    }
+    let link = Link::new("hup2");
+    let pins = PinDir::new("hup2");
+    let dir = std::env::temp_dir().join(format!("rampart-hup2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.1\"")).unwrap();
+    let mut cmd = link.edge.command(rampart_bin().to_str().unwrap());
+    cmd.args(["run", "-c"]).arg(&path);
+    let mut proc = Spawned::start("rampart", cmd, &path.with_extension("log"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let maps = loop {
+        if let Ok(maps) = FilterMaps::open(pins.path()) {
+            break maps;
+        }
+        assert!(proc.exited().is_none(), "exited: {}", proc.log_text());
+        assert!(Instant::now() < deadline, "no maps: {}", proc.log_text());
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The file the reload will read, then signals from the moment the maps
+    // exist until the filter is attached.
+    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.2\"")).unwrap();
+    let attached = || {
+        String::from_utf8_lossy(&link.edge.ip(&["link", "show", &link.edge_if]).stdout)
+            .contains("xdp")
+    };
+    let mut sent = 0;
+    loop {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(proc.pid(), libc::SIGHUP) };
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(2));
+        if let Some(status) = proc.exited() {
+            panic!(
+                "SIGHUP {sent} during start-up ended the daemon ({status}):\n{}",
+                proc.log_text()
+            );
+        }
+        if attached() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not attached: {}",
+            proc.log_text()
+        );
+    }
+    let blocked = || -> Vec<String> {
+        maps.entries(List::Block)
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c.to_string())
+            .collect()
+    };
+    wait_for("the reload", || blocked() == ["192.0.2.2"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(proc.exited().is_none(), "{}", proc.log_text());
+    assert!(proc.terminate().success(), "{}", proc.log_text());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

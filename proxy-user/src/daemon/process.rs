@@ -32,6 +32,15 @@ use crate::{
 /// Runs the daemon for `config` (read from `source`, if it came from a
 /// file) until SIGTERM or SIGINT, or until an upgrade has handed over.
 pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
+    // The handlers first: a signal's default action ends the process, and
+    // from the moment the filter is attached or READY=1 is sent, a SIGHUP
+    // (a reload) may come. Tokio keeps a signal that arrives before the
+    // loop below reads it.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     open_files::raise(&config);
     crate::http::budget::give_freed_bodies_back();
     let upgrading = upgrade::is_upgrade();
@@ -57,11 +66,6 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> Result<()> {
     );
 
     let commands = daemon.commands();
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut watchdog =
         tokio::time::interval(systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)));
     let mut trim = tokio::time::interval(memory::EVERY);

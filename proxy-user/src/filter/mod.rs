@@ -37,6 +37,7 @@ mod new_sources;
 pub mod object;
 mod pin_dir;
 mod settings;
+mod signals_held;
 pub mod source_scan;
 mod syn_cookies;
 mod syn_programs;
@@ -126,6 +127,8 @@ impl Filter {
     }
 
     fn open_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
+        // Until the programs are in: a pending signal fails BPF_PROG_LOAD.
+        let _held = signals_held::SignalsHeld::new();
         ensure_bpffs()?;
         let dir = &settings.pin_dir;
         pin_dir::prepare(dir)?;
