@@ -268,19 +268,35 @@ async fn send(
                     .is_some_and(|n| n <= response_buffer);
                 if small {
                     let read_by = head_at + upstream.read_timeout;
-                    let bytes = tokio::time::timeout_at(read_by, whole(&mut rbody))
-                        .await
-                        .map_err(|_| ProxyError::Upstream {
-                            upstream: upstream.name.clone(),
-                            kind: UpstreamFailure::Timeout,
-                        })?
-                        .map_err(|e| ProxyError::Upstream {
-                            upstream: upstream.name.clone(),
-                            kind: match e {
-                                BodyError::Framing(e) => UpstreamFailure::Invalid(e.why),
-                                BodyError::Io(_) => UpstreamFailure::Unreachable,
-                            },
-                        })?;
+                    let read = tokio::time::timeout_at(read_by, whole(&mut rbody)).await;
+                    let failure = match read {
+                        Ok(Ok(bytes)) => Ok(bytes),
+                        Err(_) => Err(UpstreamFailure::Timeout),
+                        Ok(Err(BodyError::Framing(e))) => Err(UpstreamFailure::Invalid(e.why)),
+                        Ok(Err(BodyError::Io(_))) => Err(UpstreamFailure::Unreachable),
+                    };
+                    let bytes = match failure {
+                        Ok(bytes) => bytes,
+                        // Nothing of it reached the client yet: an
+                        // idempotent request whose server died, timed out
+                        // or broke its framing mid-body (a close before
+                        // the end is a framing fault) goes to another
+                        // one, as after a 502.
+                        Err(kind) => {
+                            group.failed(&lease.backend, now);
+                            if can_retry_after_response
+                                && tried.len() <= upstream.retries as usize
+                                && group.spend_retry()
+                            {
+                                last = kind;
+                                continue;
+                            }
+                            return Err(ProxyError::Upstream {
+                                upstream: upstream.name.clone(),
+                                kind,
+                            });
+                        }
+                    };
                     if let Some(conn) = rbody.reusable() {
                         pool.put_at(conn, head_at);
                     }

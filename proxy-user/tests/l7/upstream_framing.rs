@@ -57,6 +57,8 @@ async fn scripted() -> (String, Arc<AtomicUsize>) {
                             b"0\r\n",
                             b"\r\n",
                         ],
+                        // The server dies half-way through its body.
+                        "/cut" => &[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"],
                         _ => &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
                     };
                     for piece in pieces {
@@ -64,6 +66,9 @@ async fn scripted() -> (String, Arc<AtomicUsize>) {
                             return;
                         }
                         tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    if path == "/cut" {
+                        return;
                     }
                 }
             });
@@ -134,4 +139,41 @@ async fn a_length_beside_chunked_is_not_forwarded_and_the_connection_closes() {
     );
     get(&c, &format!("http://{}/ok", p.addr())).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A worker killed between its response head and its body (uvicorn writes
+/// them apart): nothing reached the client yet, so an idempotent request
+/// goes to another server instead of becoming a 502 (CI's reliability
+/// suite caught one in 8,660 requests while a worker was killed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_request_whose_body_is_cut_goes_to_another_server() {
+    let (cutting, accepted) = scripted().await;
+    let good = crate::support::backend(1).await;
+    let cfg = format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+
+[upstream.app]
+servers = ["{cutting}", "{}"]
+max_fails = 0
+read_timeout = "2s"
+
+[[route]]
+path = "/"
+upstream = "app"
+"#,
+        good.addr
+    );
+    let p = proxy(&test_dir("up-cut"), &cfg).await;
+    let c = client();
+    for i in 0..4 {
+        let (status, _, _) = get(&c, &format!("http://{}/cut", p.addr())).await;
+        assert_eq!(status, StatusCode::OK, "request {i}");
+    }
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the cutting server was tried"
+    );
+    assert_eq!(good.hits.load(Ordering::SeqCst), 4);
 }
