@@ -48,6 +48,9 @@ struct Family<'a, K: Addr, const N_ALLOW: usize, const N_RANGE: usize> {
     probes: &'a [K::Probe; MAX_RANGE_PROBES],
 }
 
+/// Inlined into `rampart`: as a BPF-to-BPF call it cost a call frame, and
+/// its verdict went back through the stack, on every packet.
+#[inline(always)]
 pub fn decide(ctx: &XdpContext) -> Result<u32, Malformed> {
     let Some(cfg) = CONFIG.get(config::CONFIG_KEY) else {
         return Ok(stats::PASS);

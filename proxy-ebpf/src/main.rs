@@ -68,7 +68,11 @@ use aya_ebpf::{
 };
 use proxy_common::stats;
 
+// `inline(always)` reaches the function the macro wraps: without it the
+// whole decision is a BPF-to-BPF call (a frame, and the verdict through the
+// stack) on every packet.
 #[xdp]
+#[inline(always)]
 pub fn rampart(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mut verdict = decide::decide(&ctx).unwrap_or(stats::MALFORMED);

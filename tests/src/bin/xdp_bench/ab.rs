@@ -187,6 +187,22 @@ fn groups() -> Vec<Group> {
                     warm: 1,
                     via: Via::Direct,
                 },
+                Path1 {
+                    label: "blocklist drop, single address (small lists)",
+                    frame: Frame::v4("192.0.2.7", "198.18.0.1").build(),
+                    verdict: Some(stats::BLOCKLISTED),
+                    warm: 1,
+                    via: Via::Direct,
+                },
+                // What every packet pays before any check: the config,
+                // the Ethernet header, the verdict counter.
+                Path1 {
+                    label: "non-IP pass (ARP)",
+                    frame: Frame::raw(0x0806, 28).build(),
+                    verdict: Some(stats::NON_IP),
+                    warm: 1,
+                    via: Via::Direct,
+                },
             ],
         },
         Group {
@@ -283,13 +299,22 @@ fn groups() -> Vec<Group> {
             name: "every check, 100,000-entry blocklist, new-source budget spent",
             settings: budget_spent,
             bans: &[],
-            paths: vec![Path1 {
-                label: "new source every packet over the new-source budget, spoofed UDP",
-                frame: udp(),
-                verdict: None,
-                warm: 0,
-                via: Via::Spoofed,
-            }],
+            paths: vec![
+                Path1 {
+                    label: "new source every packet over the new-source budget, spoofed UDP",
+                    frame: udp(),
+                    verdict: None,
+                    warm: 0,
+                    via: Via::Spoofed,
+                },
+                Path1 {
+                    label: "new source every packet over the new-source budget, spoofed TCP SYN",
+                    frame: Frame::v4("198.18.9.9", "198.18.0.1").tcp_syn().build(),
+                    verdict: None,
+                    warm: 0,
+                    via: Via::Spoofed,
+                },
+            ],
         },
     ]
 }
@@ -386,7 +411,9 @@ fn load_subjects(objects: &[(&str, &[u8]); 2], group: &Group) -> Vec<Subject> {
                 })
                 .expect("BPF_PROG_TEST_RUN");
             // 1,000 packets: nearly all take the path (a limited
-            // source gets its rate's worth through meanwhile).
+            // source gets its rate's worth through meanwhile; a limit
+            // decided on the coarse clock gets a tick's worth at once when
+            // the clock ticks during the run: 40 at 10,000/s and HZ=250).
             let before = s.filter.maps.verdicts().unwrap()[v as usize].packets;
             s.filter
                 .program()
@@ -399,7 +426,7 @@ fn load_subjects(objects: &[(&str, &[u8]); 2], group: &Group) -> Vec<Subject> {
                 .expect("BPF_PROG_TEST_RUN");
             let took = s.filter.maps.verdicts().unwrap()[v as usize].packets - before;
             assert!(
-                took >= 990,
+                took >= 900,
                 "{tag}: {} takes the wrong path ({took} of 1,000)",
                 p.label
             );
