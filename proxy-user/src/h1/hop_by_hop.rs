@@ -2,7 +2,7 @@
 //! the proxy. They describe one connection, so none is forwarded: not in
 //! the upstream head written from the client's bytes
 //! ([`super::upstream_head`]), not in an upstream response's head
-//! (`upstream::exchange::take_head` leaves them out, but a 101's), not by
+//! (`upstream::head::take` leaves them out, but a 101's), not by
 //! the `HeaderMap` edits of requests and responses (`http::headers`,
 //! HTTP/2 requests and 101 responses), and a
 //! header rule may not set or remove the ones that frame the connection

@@ -93,7 +93,7 @@ pub async fn check<B>(
         }
         Err(_) => return Err(fail(format!("no answer within {:?}", up.read_timeout))),
     };
-    let (parts, mut body) = resp.into_parts();
+    let (parts, mut body) = resp.into_response().into_parts();
     // Read to its end (bounded) so the connection can serve the next one.
     let read = tokio::time::timeout(Duration::from_secs(5).min(up.read_timeout), async {
         let mut seen = 0;

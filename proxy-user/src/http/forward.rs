@@ -1,10 +1,10 @@
 //! Forwarding a request to an upstream group: a proxy route's, or a
 //! static route's `try_files` fallback `@NAME`.
 
-use hyper::{Request, Response, header::HeaderValue};
+use hyper::{Request, header::HeaderValue};
 
 use super::ConnInfo;
-use super::{Body, ProxyError, State, auth_request, body, budget, proxy};
+use super::{ProxyError, Reply, State, auth_request, body, budget, proxy};
 
 /// What a request forwarded to an upstream group carries from the
 /// downstream side.
@@ -29,7 +29,7 @@ impl Upstream<'_> {
             Vec<(hyper::header::HeaderName, HeaderValue)>,
         )>,
         mut req: Request<super::RequestBody>,
-    ) -> Result<Response<Body>, ProxyError> {
+    ) -> Result<Reply, ProxyError> {
         let state = self.state;
         // The client's head as it came, for the upstream head; not when
         // the auth service's headers were set on the map.

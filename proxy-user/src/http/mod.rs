@@ -26,6 +26,7 @@ pub mod headers;
 mod proxy;
 mod raw_head;
 pub mod real_ip;
+pub mod reply;
 mod request;
 pub mod request_body;
 mod request_headers;
@@ -50,9 +51,10 @@ pub use error::{ProxyError, UpstreamFailure};
 use forward::Upstream;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{
-    Request, Response, StatusCode,
+    Request, StatusCode,
     header::{self, HeaderValue},
 };
+pub use reply::{Forwarded, ForwardedBody, Reply};
 use request::{host_of, https_location, vars_of, with_path};
 pub use request_body::RequestBody;
 pub use response::{CLOSE, Closed};
@@ -111,11 +113,7 @@ pub struct RefusedHead {
 }
 
 /// Serves one request. Never fails: errors become responses.
-pub async fn handle(
-    state: Arc<State>,
-    conn: ConnInfo,
-    req: Request<RequestBody>,
-) -> Response<Body> {
+pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<RequestBody>) -> Reply {
     let started = Instant::now();
     let conn = match &state.config.http.real_ip {
         None => conn,
@@ -148,16 +146,19 @@ pub async fn handle(
     // than in its extensions (a map allocated per response).
     let mut answered: Option<proxy::UpstreamInfo> = None;
     let (result, index) = if state.services.maintenance.on() {
-        (Ok(error_page::maintenance(&state.config.error_pages)), None)
+        (
+            Ok(error_page::maintenance(&state.config.error_pages).into()),
+            None,
+        )
     } else {
         let host = host.as_deref();
         dispatch(&state, conn, &request_id, host, &mut answered, req).await
     };
     let route = index.map(|i| &state.config.routes[i]);
     let log_it = !state.config.http.access_log_off && route.is_none_or(|r| r.access_log);
-    let mut resp = result.unwrap_or_else(|e| error_response(&e));
+    let mut resp = result.unwrap_or_else(|e| error_response(&e).into());
     // `respond = 444`: logged and counted, never sent (no page, no encoding).
-    let unsent = resp.extensions().get::<Closed>().is_some();
+    let unsent = resp.is_closed();
     if !unsent && resp.status().as_u16() >= 400 {
         // The route's pages; a request no route took gets its server's.
         let pages = match route {
@@ -170,20 +171,15 @@ pub async fn handle(
                 .map_or(&state.config.error_pages, |s| &s.error_pages),
         };
         if !pages.is_empty() {
-            resp = error_page::apply(pages, resp, answered.is_some());
+            resp = error_page::apply(pages, resp.into_response(), answered.is_some()).into();
         }
     }
-    let content_length = |h: &hyper::HeaderMap| -> u64 {
-        h.get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .unwrap_or(0)
-    };
     state.route_metrics(index).observe(&Observed {
         status: resp.status().as_u16(),
         total: started.elapsed(),
         upstream: answered.map(|u| u.time),
         bytes_in,
-        bytes_out: content_length(resp.headers()),
+        bytes_out: resp.content_length().unwrap_or(0),
     });
     if let Some(r) = route
         && !r.escalate.is_empty()
@@ -201,10 +197,9 @@ pub async fn handle(
     };
     if let Some(c) = compression.filter(|_| !unsent) {
         let asked = compress::Asked::of_accept(c, &method, accept.as_ref());
-        resp = compress::response(c, asked, resp);
+        resp = compress::response(c, asked, resp.into_response()).into();
     }
-    resp.headers_mut()
-        .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
+    resp.set_request_id(request_id.clone());
     let rules = match route {
         Some(r) => r.headers.as_deref(),
         None => state.config.headers.unrouted.as_deref(),
@@ -217,7 +212,7 @@ pub async fn handle(
             ..vars_of(conn, host.as_deref(), &request_id, None, &uri)
         };
         let status = resp.status();
-        rules.on_response(resp.headers_mut(), status, &vars);
+        rules.on_response(resp.map().headers_mut(), status, &vars);
     }
     if log_it {
         let text = |v: &Option<HeaderValue>| {
@@ -239,10 +234,7 @@ pub async fn handle(
             host: host.as_deref().unwrap_or(""),
             https: conn.https,
             status: resp.status().as_u16(),
-            bytes: resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok()),
+            bytes: resp.content_length(),
             request_time: started.elapsed(),
             upstream: answered.as_ref().map(|u| (&u.addr, u.time)),
             request_id: request_id.to_str().unwrap_or(""),
@@ -267,14 +259,14 @@ async fn dispatch(
     host: Option<&str>,
     answered: &mut Option<proxy::UpstreamInfo>,
     mut req: Request<RequestBody>,
-) -> (Result<Response<Body>, ProxyError>, Option<usize>) {
+) -> (Result<Reply, ProxyError>, Option<usize>) {
     if let Some(&RefusedHead { status, why }) = req.extensions().get::<RefusedHead>() {
         log::warn!("{}: {why}: answered {status} and closed", conn.client);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut resp = error_response(&ProxyError::downstream(status, why));
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return (Ok(resp), None);
+        return (Ok(resp.into()), None);
     }
     if real_ip::refused(&state.services.gate, &conn) {
         // Banned behind a trusted proxy: refused here, the proxy's own
@@ -307,7 +299,8 @@ async fn dispatch(
             Ok(redirect(
                 StatusCode::MOVED_PERMANENTLY,
                 &https_location(host, port, req.uri()),
-            )),
+            )
+            .into()),
             None,
         );
     }
@@ -378,7 +371,7 @@ async fn dispatch(
                 );
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                return (Ok(resp), Some(index));
+                return (Ok(resp.into()), Some(index));
             }
         }
     }
@@ -418,18 +411,18 @@ async fn dispatch(
     if let Some(auth) = &route.basic_auth
         && let Err(resp) = auth.check(req.headers()).await
     {
-        return (Ok(resp), Some(index));
+        return (Ok(resp.into()), Some(index));
     }
     // What the auth service lets through, set on a proxied request.
     let mut authorised = None;
     if let Some(ar) = &route.auth_request {
         match auth_request::check(state, ar, &conn, &req).await {
             Ok(set) => authorised = Some((ar, set)),
-            Err(resp) => return (Ok(resp), Some(index)),
+            Err(resp) => return (Ok(resp.into()), Some(index)),
         }
     }
     let result = match &route.action {
-        Action::Respond { status: CLOSE, .. } => Ok(closed()),
+        Action::Respond { status: CLOSE, .. } => Ok(closed().into()),
         Action::Respond { status, body } => {
             let body = match body.literal() {
                 Some(b) => Cow::Borrowed(b),
@@ -443,7 +436,8 @@ async fn dispatch(
             Ok(text(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 &body,
-            ))
+            )
+            .into())
         }
         Action::Redirect { to, status } => {
             let location = to.render(
@@ -452,12 +446,15 @@ async fn dispatch(
             Ok(redirect(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
                 &location,
-            ))
+            )
+            .into())
         }
         Action::Static { .. } => match static_files::StaticRoute::of(route) {
             Some(sr) => match static_files::try_files::resolve(&sr, req.uri().path()).await {
                 Ok(static_files::try_files::Outcome::Serve(path)) => {
-                    static_files::serve(&sr, req.method(), &path, req.headers()).await
+                    static_files::serve(&sr, req.method(), &path, req.headers())
+                        .await
+                        .map(Reply::from)
                 }
                 Ok(static_files::try_files::Outcome::Status(status)) => {
                     Err(ProxyError::downstream(status, "try_files: no file"))

@@ -16,24 +16,24 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::{
-    Method, Request, Response, StatusCode, Version,
+    Method, Request, StatusCode, Version,
     body::Frame,
     header::{self, HeaderValue},
 };
 
 use super::{
-    Body, BoxError, ProxyError, body,
+    BoxError, ProxyError, body,
     error::UpstreamFailure,
-    full,
     head_buf::HeadBuf,
     headers::{self, X_REQUEST_ID},
     raw_head,
+    reply::{Forwarded, ForwardedBody, Reply},
 };
 use crate::{
     config::{Route, header_rules::HeaderRules},
     template::{Vars, bare_host},
     upstream::{
-        BodyError, Group, Lease, ResponseBody, SendError, Tried,
+        Answer, BodyError, Group, Lease, ResponseBody, SendError, Tried,
         request_head::{self, BodyLen},
     },
 };
@@ -83,7 +83,7 @@ pub async fn forward<B>(
     going_away: &Arc<super::websocket::GoingAway>,
     answered: &mut Option<UpstreamInfo>,
     mut req: Request<B>,
-) -> Result<Response<Body>, ProxyError>
+) -> Result<Reply, ProxyError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -145,7 +145,7 @@ async fn send(
     exchange: Exchange<'_>,
     mut parts: hyper::http::request::Parts,
     body: Bytes,
-) -> Result<Response<Body>, ProxyError> {
+) -> Result<Reply, ProxyError> {
     let Exchange {
         group,
         route,
@@ -214,7 +214,7 @@ async fn send(
         .await;
         match sent {
             Ok(Ok(resp)) => {
-                let status = resp.status();
+                let status = resp.head.status;
                 let took = now.elapsed();
                 let head_at = now + took;
                 lease.backend.responses.observe(&crate::metrics::Observed {
@@ -241,19 +241,34 @@ async fn send(
                     && let Some(down_upgrade) = downstream_upgrade
                 {
                     return Ok(super::websocket::tunnel(
-                        resp,
+                        resp.into_response(),
                         down_upgrade,
                         lease,
                         route.idle_timeout,
                         going_away.clone(),
                         (down.kicks.clone(), down.client.ip()),
-                    ));
+                    )
+                    .into());
                 }
-                let (mut rparts, mut rbody) = resp.into_parts();
-                // Other heads came without them (`upstream::exchange`).
-                if rbody.is_tunnel() {
-                    headers::strip_hop_by_hop(&mut rparts.headers, false);
-                }
+                let Answer {
+                    head,
+                    body: mut rbody,
+                } = resp;
+                // A tunnel's head (a 2xx to CONNECT, not an upgrade) kept
+                // its hop-by-hop headers; other heads came without them
+                // (`upstream::head`) and are forwarded as they came.
+                let tunnel = rbody.is_tunnel();
+                let reply = |body| {
+                    let mut reply = Reply::Forwarded(Forwarded {
+                        head,
+                        body,
+                        request_id: None,
+                    });
+                    if tunnel {
+                        headers::strip_hop_by_hop(reply.map().headers_mut(), false);
+                    }
+                    reply
+                };
                 // Noted once the response is the client's (a body that
                 // fails below makes a 502 of rampart's own).
                 let info = UpstreamInfo {
@@ -302,7 +317,7 @@ async fn send(
                     }
                     drop(lease);
                     *answered = Some(info);
-                    return Ok(Response::from_parts(rparts, full(bytes)));
+                    return Ok(reply(ForwardedBody::Whole(bytes)));
                 }
                 if let Err(e) = rbody.check_buffered() {
                     group.failed(&lease.backend, now);
@@ -318,7 +333,7 @@ async fn send(
                     idle: Box::pin(tokio::time::sleep_until(head_at + upstream.read_timeout)),
                 };
                 *answered = Some(info);
-                return Ok(Response::from_parts(rparts, body.boxed()));
+                return Ok(reply(ForwardedBody::Streamed(body.boxed())));
             }
             Ok(Err(e)) => {
                 group.failed(&lease.backend, now);

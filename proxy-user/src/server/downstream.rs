@@ -213,7 +213,9 @@ impl H2<'_> {
             req.extensions_mut().insert(conn_budget.clone());
             let clock = streams.clock();
             async move {
-                let resp = http::handle(snapshot, conn, req.map(http::RequestBody::Hyper)).await;
+                let resp = http::handle(snapshot, conn, req.map(http::RequestBody::Hyper))
+                    .await
+                    .into_response();
                 drop(busy);
                 if resp.extensions().get::<http::Closed>().is_some() {
                     // `respond = 444`: hyper resets the stream

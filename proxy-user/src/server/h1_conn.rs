@@ -178,7 +178,7 @@ where
                 resp
             }
         };
-        if resp.extensions().get::<http::Closed>().is_some() {
+        if resp.is_closed() {
             // `respond = 444`: closed without a byte.
             return;
         }

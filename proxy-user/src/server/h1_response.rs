@@ -17,7 +17,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{Response, StatusCode, body::Body as _, header};
+use http_body_util::Full;
+use hyper::{
+    Response, StatusCode,
+    body::Body as _,
+    header::{self, HeaderValue},
+};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::http;
@@ -49,21 +54,70 @@ enum Out {
     ToClose,
 }
 
-/// Writes `head` and then the body; `Ok(true)` when the connection can
-/// carry another request (the response was whole and nothing asked to
-/// close). `out` is the connection's write buffer (left empty).
+/// Writes the response's head and then its body; `Ok(true)` when the
+/// connection can carry another request (the response was whole and
+/// nothing asked to close). `out` is the connection's write buffer (left
+/// empty). A forwarded upstream head is written from its bytes
+/// ([`forwarded_head`]), any other from its map.
 pub(super) async fn write<S: AsyncWrite + Unpin>(
     io: &mut S,
-    resp: Response<http::Body>,
+    reply: http::Reply,
     asked: Asked,
     out: &mut Vec<u8>,
 ) -> io::Result<bool> {
-    let (parts, mut body) = resp.into_parts();
-    let (framing, keep) = head(&parts, body.size_hint().exact(), asked, out);
-    // Written: an upstream head's values are slices of its connection's
-    // read buffer (`upstream::exchange`), which they would keep shared,
-    // so copied at its next read, while the body streams.
-    drop(parts);
+    match reply {
+        http::Reply::Forwarded(f) if f.head.plain() => {
+            let http::Forwarded {
+                head,
+                body,
+                request_id,
+            } = f;
+            match body {
+                http::ForwardedBody::Whole(bytes) => {
+                    let exact = Some(bytes.len() as u64);
+                    let (framing, keep) =
+                        forwarded_head(&head, request_id.as_ref(), exact, asked, out);
+                    // Written: the head's bytes are a slice of its
+                    // connection's read buffer, kept shared while held.
+                    drop(head);
+                    send(io, Full::new(bytes), framing, keep, out).await
+                }
+                http::ForwardedBody::Streamed(body) => {
+                    let exact = body.size_hint().exact();
+                    let (framing, keep) =
+                        forwarded_head(&head, request_id.as_ref(), exact, asked, out);
+                    // The buffer is read again while the body streams: a
+                    // head kept shared would have it copied.
+                    drop(head);
+                    send(io, body, framing, keep, out).await
+                }
+            }
+        }
+        reply => {
+            let (parts, body) = reply.into_response().into_parts();
+            let (framing, keep) = head(&parts, body.size_hint().exact(), asked, out);
+            // Written: an upstream head's values are slices of its
+            // connection's read buffer (`upstream::head`), which they would
+            // keep shared, so copied at its next read, while the body streams.
+            drop(parts);
+            send(io, body, framing, keep, out).await
+        }
+    }
+}
+
+/// Writes the body after the head in `out`, as `framing` says.
+async fn send<S, B>(
+    io: &mut S,
+    mut body: B,
+    framing: Out,
+    keep: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<bool>
+where
+    S: AsyncWrite + Unpin,
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     if framing == Out::None {
         io.write_all(out).await?;
         out.clear();
@@ -154,8 +208,8 @@ async fn put<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>, data: &Bytes)
     Ok(())
 }
 
-/// Writes the response head into `out`: how the body goes, and whether
-/// the connection is kept.
+/// Writes the response head into `out` from its map: how the body goes,
+/// and whether the connection is kept.
 fn head(
     parts: &hyper::http::response::Parts,
     exact: Option<u64>,
@@ -164,15 +218,8 @@ fn head(
 ) -> (Out, bool) {
     let status = parts.status;
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
     let mut close = asked.close;
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    status_line(out, status);
     let mut length = None;
     // Seen in the one pass over the headers: a lookup would hash the name.
     let mut dated = false;
@@ -192,7 +239,7 @@ fn head(
             continue;
         }
         if *name == header::CONTENT_LENGTH {
-            if bodiless && status != StatusCode::NOT_MODIFIED {
+            if bodiless(status) && status != StatusCode::NOT_MODIFIED {
                 continue;
             }
             length = std::str::from_utf8(value.as_bytes())
@@ -201,10 +248,86 @@ fn head(
         }
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    let known = Known {
+        status,
+        dated,
+        length,
+        exact,
+        close,
+    };
+    end(known, asked, out)
+}
+
+/// Writes a forwarded upstream head into `out`: the status line, the
+/// upstream's lines as they came (their hop-by-hop ones and a 204's length
+/// left out already, `upstream::head`), the request id in place of the
+/// upstream's, and what [`end`] adds.
+fn forwarded_head(
+    head: &crate::upstream::Head,
+    request_id: Option<&HeaderValue>,
+    exact: Option<u64>,
+    asked: Asked,
+    out: &mut Vec<u8>,
+) -> (Out, bool) {
+    status_line(out, head.status);
+    let (before, after) = head.lines(request_id.is_some());
+    out.extend_from_slice(before);
+    out.extend_from_slice(after);
+    if let Some(id) = request_id {
+        line(out, b"x-request-id", id.as_bytes());
+    }
+    let known = Known {
+        status: head.status,
+        dated: head.dated(),
+        length: head.length(),
+        exact,
+        close: asked.close,
+    };
+    end(known, asked, out)
+}
+
+/// What the end of a head depends on, from its headers and its body.
+struct Known {
+    status: StatusCode,
+    /// It has a `Date` header.
+    dated: bool,
+    /// Its `Content-Length`.
+    length: Option<u64>,
+    /// The body's exact size, when known.
+    exact: Option<u64>,
+    /// The connection ends after it.
+    close: bool,
+}
+
+fn bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends the head in `out`: `date` when it has none, the framing, the
+/// connection's fate; how the body goes, and whether the connection is kept.
+fn end(known: Known, asked: Asked, out: &mut Vec<u8>) -> (Out, bool) {
+    let Known {
+        status,
+        dated,
+        length,
+        exact,
+        mut close,
+    } = known;
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     if !dated {
         DATE.with(|d| line(out, b"date", d.borrow_mut().now()));
     }
-    let framing = if bodiless || upgrade {
+    let framing = if bodiless(status) || upgrade {
         Out::None
     } else if asked.head {
         // A body of 0 says nothing of the resource (an upstream's answer
@@ -283,92 +406,5 @@ pub(super) fn refusal(status: u16, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use hyper::body::Frame;
-
-    use super::*;
-
-    async fn written(resp: Response<http::Body>, asked: Asked) -> (String, bool) {
-        let mut wire = Vec::new();
-        let mut out = Vec::new();
-        let keep = write(&mut wire, resp, asked, &mut out).await.unwrap();
-        let mut text = String::from_utf8(wire).unwrap();
-        // The date changes; the tests look at the rest.
-        if let Some(at) = text.find("date: ") {
-            let end = at + text[at..].find("\r\n").unwrap() + 2;
-            text.replace_range(at..end, "");
-        }
-        (text, keep)
-    }
-
-    const GET11: Asked = Asked {
-        head: false,
-        minor: 1,
-        close: false,
-    };
-
-    #[tokio::test]
-    async fn bodies_are_framed_as_hyper_frames_them() {
-        let (text, keep) = written(Response::new(http::full("hello")), GET11).await;
-        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
-        assert!(keep);
-
-        // Of unknown length: chunked to HTTP/1.1, to the close to HTTP/1.0.
-        let stream = || {
-            let frames = vec![
-                Ok::<_, http::BoxError>(Frame::data(Bytes::from_static(b"ab"))),
-                Ok(Frame::data(Bytes::from_static(b"cde"))),
-            ];
-            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-            Response::new(http_body_util::BodyExt::boxed(body))
-        };
-        let (text, keep) = written(stream(), GET11).await;
-        assert_eq!(
-            text,
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"
-        );
-        assert!(keep);
-        let (text, keep) = written(stream(), Asked { minor: 0, ..GET11 }).await;
-        assert_eq!(text, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabcde");
-        assert!(!keep);
-
-        // Nothing after HEAD, 204, 304; the close when asked.
-        let (text, _) = written(
-            Response::new(http::full("hello")),
-            Asked {
-                head: true,
-                ..GET11
-            },
-        )
-        .await;
-        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
-        let mut r = Response::new(http::full(""));
-        *r.status_mut() = StatusCode::NO_CONTENT;
-        let (text, keep) = written(
-            r,
-            Asked {
-                close: true,
-                ..GET11
-            },
-        )
-        .await;
-        assert_eq!(text, "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
-        assert!(!keep);
-        // An HTTP/1.0 client that keeps the connection is told so.
-        let (text, keep) =
-            written(Response::new(http::full("")), Asked { minor: 0, ..GET11 }).await;
-        assert_eq!(
-            text,
-            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
-        );
-        assert!(keep);
-        // A response that says close closes.
-        let mut r = Response::new(http::full("x"));
-        r.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        let (_, keep) = written(r, GET11).await;
-        assert!(!keep);
-    }
-}
+#[path = "h1_response_tests.rs"]
+mod tests;

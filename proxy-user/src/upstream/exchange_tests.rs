@@ -84,7 +84,7 @@ async fn ask(pool: &Pool, method: Method) -> Result<(u16, HeaderMap, Vec<u8>, bo
         .send(&head, &Bytes::new(), &method, second, second)
         .await
         .map_err(|e| e.to_string())?;
-    let (parts, mut body) = resp.into_parts();
+    let (parts, mut body) = resp.into_response().into_parts();
     let mut data = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
@@ -133,7 +133,7 @@ async fn a_chunked_body_in_odd_reads_is_its_data() {
     let pool = Pool::new(addr, 4);
     let (_, headers, body, reused) = ask(&pool, Method::GET).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&body), "hello world");
-    // Hop-by-hop: left out of the head (`take_head`); the body is framed
+    // Hop-by-hop: left out of the head (`upstream::head::take`); the body is framed
     // again downstream.
     assert!(!headers.contains_key("transfer-encoding"));
     assert!(reused);
@@ -184,7 +184,7 @@ async fn a_malformed_chunk_is_the_upstreams_fault_and_ends_the_connection() {
         .send(&head, &Bytes::new(), &Method::GET, s, s)
         .await
         .unwrap();
-    let (_, mut body) = resp.into_parts();
+    let mut body = resp.body;
     let e = body.check_buffered().unwrap_err();
     assert_eq!((e.blame, e.status), (Blame::Upstream, 502));
     assert!(body.reusable().is_none());
@@ -285,95 +285,4 @@ async fn a_broken_head_or_a_cut_body_is_an_error() {
     let e = ask(&pool, Method::GET).await.unwrap_err();
     assert!(e.contains("body cut short"), "{e}");
     assert_eq!(pool.idle(), 0);
-}
-
-#[test]
-fn a_head_is_cut_out_of_the_buffer_and_its_values_are_slices_of_it() {
-    use bytes::BytesMut;
-
-    use super::{Taken, take_head};
-
-    // More headers than the spans kept on the stack, and a 1xx first.
-    let mut wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n".to_vec();
-    for i in 0..20 {
-        wire.extend_from_slice(format!("X-H{i}: v{i}\r\n").as_bytes());
-    }
-    wire.extend_from_slice(b"Content-Length: 5\r\n\r\nhello");
-    let mut buf = BytesMut::from(&wire[..]);
-    let (start, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
-    assert!(matches!(
-        take_head(&mut buf, &Method::GET),
-        Ok(Taken::Informational)
-    ));
-    let Ok(Taken::Final(parts, (_, framing, keep_alive))) = take_head(&mut buf, &Method::GET)
-    else {
-        panic!("a final head");
-    };
-    assert_eq!(parts.status, 200);
-    assert_eq!((framing, keep_alive), (crate::h1::Framing::Length(5), true));
-    assert_eq!(parts.headers.len(), 21);
-    assert_eq!(parts.headers["x-h19"], "v19");
-    assert_eq!(parts.headers["content-length"], "5");
-    // Each value is the buffer's own bytes, not a copy of them.
-    for value in parts.headers.values() {
-        let at = value.as_bytes().as_ptr() as usize;
-        assert!((start..end).contains(&at), "{value:?} was copied");
-    }
-    // What follows the head stays in the buffer.
-    assert_eq!(&buf[..], b"hello");
-    // A part of a head is left where it is.
-    let partial = &b"HTTP/1.1 200 OK\r\nContent-"[..];
-    let mut part = BytesMut::from(partial);
-    assert!(matches!(
-        take_head(&mut part, &Method::GET),
-        Ok(Taken::Partial)
-    ));
-    assert_eq!(&part[..], partial);
-}
-
-#[test]
-fn hop_by_hop_headers_are_left_out_but_from_a_tunnels_head() {
-    use bytes::BytesMut;
-
-    use super::{Taken, take_head};
-
-    let names = |wire: &[u8]| {
-        let mut buf = BytesMut::from(wire);
-        let Ok(Taken::Final(parts, _)) = take_head(&mut buf, &Method::GET) else {
-            panic!("a final head");
-        };
-        let mut names: Vec<String> = parts.headers.keys().map(|n| n.to_string()).collect();
-        names.sort();
-        names
-    };
-    let ok = b"HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nKeep-Alive: timeout=5\r\n\
-        X-Secret: s\r\nClose: c\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nTE: trailers\r\n\
-        Trailer: X-T\r\nX-Kept: k\r\nContent-Length: 0\r\n\r\n";
-    assert_eq!(names(ok), ["content-length", "x-kept"]);
-    // The same headers as `http::headers::strip_hop_by_hop` leaves.
-    let mut buf = BytesMut::from(&ok[..]);
-    let mut all = hyper::HeaderMap::new();
-    let mut room = crate::h1::request::slots::<16>();
-    let head = crate::h1::response::parse(&buf, "GET", 1 << 16, &mut room)
-        .unwrap()
-        .unwrap();
-    for h in head.headers {
-        all.append(
-            hyper::header::HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
-            hyper::header::HeaderValue::from_bytes(h.value).unwrap(),
-        );
-    }
-    crate::http::headers::strip_hop_by_hop(&mut all, false);
-    let mut left: Vec<String> = all.keys().map(|n| n.to_string()).collect();
-    left.sort();
-    assert_eq!(names(ok), left);
-    buf.clear();
-    // A 101 keeps them: `http::proxy` decides.
-    let upgrade =
-        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
-    let mut buf = BytesMut::from(&upgrade[..]);
-    let Ok(Taken::Final(parts, _)) = take_head(&mut buf, &Method::GET) else {
-        panic!("a final head");
-    };
-    assert!(parts.headers.contains_key("upgrade") && parts.headers.contains_key("connection"));
 }

@@ -8,6 +8,7 @@
 mod balance;
 mod conn;
 mod exchange;
+mod head;
 mod health;
 mod pool;
 pub mod request_head;
@@ -27,6 +28,9 @@ pub use crate::config::target::{MAX_UNIX_PATH, Target, TargetError};
 pub use balance::{Candidate, choose};
 pub use conn::Conn;
 pub use exchange::{MAX_HEAD, SendError};
+#[cfg(test)]
+pub use head::head_of;
+pub use head::{Answer, Head};
 pub use health::spawn_checks;
 pub use pool::{Pool, SURPLUS_IDLE};
 pub use resolve::{spawn_resolution, unresolved_names};

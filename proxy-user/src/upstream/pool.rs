@@ -26,14 +26,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{Method, Response};
+use hyper::Method;
 use tokio::time::Instant;
 
 use super::{
     Target,
     conn::Conn,
     exchange::{Failed, SendError},
-    response_body::ResponseBody,
+    head::Answer,
     stall::WriteStall,
     stream::Stream,
 };
@@ -86,7 +86,7 @@ impl Pool {
     /// connection or a new one, and reads the response head; a new
     /// connection times out writes that make no progress for
     /// `send_timeout`. The response's body holds the connection: give it
-    /// back with [`Pool::put`] once [`ResponseBody::reusable`] says so.
+    /// back with [`Pool::put`] once [`super::ResponseBody::reusable`] says so.
     pub async fn send(
         &self,
         head: &[u8],
@@ -94,7 +94,7 @@ impl Pool {
         method: &Method,
         connect_timeout: Duration,
         send_timeout: Duration,
-    ) -> Result<Response<ResponseBody>, SendError> {
+    ) -> Result<Answer, SendError> {
         while let Some(conn) = self.take() {
             match conn.exchange(head, body, method).await {
                 Ok(resp) => return Ok(resp),

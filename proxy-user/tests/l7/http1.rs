@@ -207,3 +207,82 @@ async fn a_websocket_upgrade_tunnels_through_the_own_server() {
         assert_eq!(echo.into_text().unwrap().as_str(), msg);
     }
 }
+
+/// An upstream answering each request head on each connection with
+/// `answer`, as written (hyper's server would lower-case the names).
+async fn scripted(answer: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream's head reaches an HTTP/1 client as the upstream wrote it
+/// (its lines' order and names' case), less its hop-by-hop headers, with
+/// the proxy's request id in place of its own and a date; on a kept
+/// connection, request after request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_head_is_forwarded_as_it_came_with_the_proxys_edits() {
+    let up = scripted(
+        b"HTTP/1.1 200 OK\r\nX-Mixed-Case: A\r\nConnection: keep-alive, X-Hop\r\nX-Hop: h\r\n\
+          X-Request-Id: theirs\r\nKeep-Alive: timeout=5\r\nContent-Type: text/plain\r\n\
+          Content-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let p = proxy(&test_dir("h1-forwarded-head"), &config(up)).await;
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let end = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            read_more(&mut s, &mut pending).await;
+        };
+        while pending.len() < end + 2 {
+            read_more(&mut s, &mut pending).await;
+        }
+        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+        assert_eq!(&pending[end..end + 2], b"ok");
+        pending.drain(..end + 2);
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\nX-Mixed-Case: A\r\nContent-Type: text/plain\r\n"),
+            "{head}"
+        );
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            !lower.contains("x-hop") && !lower.contains("keep-alive"),
+            "{head}"
+        );
+        assert!(!lower.contains("theirs"), "{head}");
+        assert_eq!(lower.matches("\r\nx-request-id: ").count(), 1, "{head}");
+        assert_eq!(
+            lower.matches("\r\ncontent-length: 2\r\n").count(),
+            1,
+            "{head}"
+        );
+        assert_eq!(lower.matches("\r\ndate: ").count(), 1, "{head}");
+    }
+}
