@@ -55,8 +55,17 @@ fn admin_is_loopback_only_and_keys_never_leak() {
     )
     .unwrap();
     let daemon = Daemon::serving(&link.edge, &config, "127.0.0.1:8443");
-    // The admin listener: there on loopback, absent from the network.
-    assert!(http_get(&link.edge, "127.0.0.1:9901", "/healthz").is_ok());
+    // The admin listener: there on loopback, absent from the network. It
+    // starts with the daemon's tiers, a moment after the listener the
+    // probe above found accepting: wait for it, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http_get(&link.edge, "127.0.0.1:9901", "/healthz").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin listener on 127.0.0.1:9901"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let from_outside = link.client.run(|| {
         TcpStream::connect_timeout(
             &format!("{EDGE}:9901").parse().unwrap(),
