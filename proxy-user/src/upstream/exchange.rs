@@ -26,9 +26,6 @@ use super::{
 };
 use crate::h1::H1Error;
 
-/// hyper's client limits, kept: a response head up to its read buffer's
-/// maximum (8 KiB + 100 × 4 KiB) and 100 header lines.
-pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// A body up to this size goes out in the head's write.
 const COALESCE: usize = 16 << 10;
 /// Read room reserved before each read.
@@ -111,7 +108,7 @@ impl Conn {
     async fn read_response(mut self, method: &Method) -> Result<Answer, SendError> {
         loop {
             if !self.buf.is_empty() {
-                match head::take(&mut self.buf, method)? {
+                match head::take(&mut self.buf, method).map_err(SendError::Response)? {
                     Taken::Partial => {}
                     Taken::Informational => continue,
                     Taken::Final(head, follow) => {

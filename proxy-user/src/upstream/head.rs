@@ -18,9 +18,11 @@ use hyper::{
     header::{HeaderName, HeaderValue},
 };
 
-use super::exchange::{MAX_HEAD, SendError};
 use crate::h1::{Framing, H1Error, hop_by_hop, request::slots, response};
 
+/// hyper's client limits, kept: a response head up to its read buffer's
+/// maximum (8 KiB + 100 × 4 KiB) and 100 header lines.
+pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 const MAX_HEADERS: usize = 100;
 
 /// Header lines whose places are kept on the stack; more are kept in a `Vec`.
@@ -148,7 +150,7 @@ struct Line {
 /// left out are overwritten) and cut from it: no allocation, no copy
 /// elsewhere. A head whose lines are not each `name:OWS value\r\n` has
 /// them written so, into a buffer of their own.
-pub(super) fn take(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendError> {
+pub(super) fn take(buf: &mut BytesMut, method: &Method) -> Result<Taken, H1Error> {
     let mut inline = [Line::default(); INLINE_LINES];
     let mut spilled: Vec<Line> = Vec::new();
     let mut n = 0;
@@ -162,8 +164,7 @@ pub(super) fn take(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendErr
     // The parse borrows `buf`: what is kept of it is the places.
     let (status, minor, kind, framing, keep_alive, head_len, first) = {
         let mut room = slots::<MAX_HEADERS>();
-        let parsed = response::parse(buf, method.as_str(), MAX_HEAD, &mut room)
-            .map_err(SendError::Response)?;
+        let parsed = response::parse(buf, method.as_str(), MAX_HEAD, &mut room)?;
         let Some(head) = parsed else {
             return Ok(Taken::Partial);
         };
@@ -293,8 +294,7 @@ pub(super) fn take(buf: &mut BytesMut, method: &Method) -> Result<Taken, SendErr
         buf.advance(head_len);
         out.freeze()
     };
-    let status = StatusCode::from_u16(status)
-        .map_err(|_| SendError::Response(H1Error::upstream("invalid status")))?;
+    let status = StatusCode::from_u16(status).map_err(|_| H1Error::upstream("invalid status"))?;
     let head = Head {
         status,
         version: if minor == 0 {

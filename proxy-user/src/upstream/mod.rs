@@ -27,7 +27,8 @@ use std::sync::{
 pub use crate::config::target::{MAX_UNIX_PATH, Target, TargetError};
 pub use balance::{Candidate, choose};
 pub use conn::Conn;
-pub use exchange::{MAX_HEAD, SendError};
+pub use exchange::SendError;
+pub use head::MAX_HEAD;
 #[cfg(test)]
 pub use head::head_of;
 pub use head::{Answer, Head};
