@@ -83,8 +83,30 @@ pub fn received(tally: &Tally, src: &str) -> u64 {
 
 /// Sends `n` copies of `frame` on `dev` of `ns` through an `AF_PACKET` socket.
 pub fn inject(ns: &NetNs, dev: &str, frame: Vec<u8>, n: usize) {
+    inject_on(ns, dev, frame, n, None)
+}
+
+/// [`inject`] from a thread pinned to `cpu` if given. A veth delivers a
+/// frame sent this way through the receiving end's NAPI on the sending
+/// CPU, so a loop of frames that an XDP program keeps redirecting (the
+/// xdp benchmark's bouncer) stays on the CPU that started it.
+pub fn inject_on(ns: &NetNs, dev: &str, frame: Vec<u8>, n: usize, cpu: Option<usize>) {
     let dev = CString::new(dev).unwrap();
     ns.run(move || {
+        if let Some(cpu) = cpu {
+            // SAFETY: sched_setaffinity on this thread with a zeroed, then set, cpu_set_t.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+                assert_eq!(
+                    rc,
+                    0,
+                    "pin to CPU {cpu}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
         // SAFETY: plain socket calls on a socket this closure owns and
         // closes; `sll` and `frame` outlive every call that reads them.
         unsafe {
