@@ -44,22 +44,14 @@ fn get(ns: &NetNs, path: &str) -> (u16, String) {
     (status.parse().unwrap_or(0), body.to_string())
 }
 
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn names_follow_their_dns_records() {
     if !require_root("names_follow_their_dns_records") {
         return;
     }
     let ns = NetNs::new("h16d-dns");
-    let dir = Dir(std::env::temp_dir().join(format!("rampart-h16d-dns-{}", std::process::id())));
-    let d = &dir.0;
+    let dir = tests::scratch::Scratch::new("h16d-dns");
+    let d: &std::path::Path = &dir;
     std::fs::create_dir_all(d).unwrap();
     for (ip, name) in [
         ("127.0.0.2", "two"),

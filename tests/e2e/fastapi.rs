@@ -28,15 +28,10 @@ pub(crate) fn python_ready() -> Result<(), String> {
 
 pub(crate) struct Scenario {
     pub(crate) ns: NetNs,
-    pub(crate) dir: PathBuf,
     _workers: Vec<Spawned>,
     pub(crate) rampart: Spawned,
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    /// Removed last, once rampart and the workers are gone.
+    pub(crate) dir: tests::scratch::Scratch,
 }
 
 impl Scenario {
@@ -49,8 +44,7 @@ impl Scenario {
     /// `rampart.toml` there before rampart starts with it.
     pub(crate) fn start_with(name: &str, prepare: impl FnOnce(&Path)) -> Scenario {
         let ns = NetNs::new(name);
-        let dir = std::env::temp_dir().join(format!("rampart-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tests::scratch::Scratch::new(name);
         copy_dir(&example_dir(), &dir);
         tests::certs::self_signed(&dir.join("certs"), "site");
         prepare(&dir);

@@ -33,8 +33,7 @@ fn two_instances_side_by_side_and_the_cli_finds_each() {
         return;
     }
     let ns = NetNs::new("h16d-inst");
-    let dir = std::env::temp_dir().join(format!("rampart-h16d-inst-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("h16d-inst");
     // Names unique to this run (they name paths under /run and /var/lib),
     // with admin ports that differ.
     let pid = std::process::id();
@@ -46,7 +45,7 @@ fn two_instances_side_by_side_and_the_cli_finds_each() {
         }
         n += 1;
     };
-    let mut cleanup = Cleanup(vec![dir.clone()]);
+    let mut cleanup = Cleanup(vec![dir.to_path_buf()]);
     for name in [&blue, &green] {
         cleanup
             .0

@@ -43,8 +43,7 @@ fn maintenance_switch_answers_503_with_the_page_without_a_reload() {
     }
     let ns = NetNs::new("h16cmnt");
     named_backend(&ns, 9001, "app");
-    let dir = std::env::temp_dir().join(format!("rampart-maint-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("maint");
     std::fs::write(dir.join("50x.html"), "<h1>Back soon</h1>\n").unwrap();
     let path = dir.join("rampart.toml");
     std::fs::write(
@@ -88,5 +87,5 @@ fn maintenance_switch_answers_503_with_the_page_without_a_reload() {
     assert!(ok && out.contains("maintenance off"), "{out}");
     assert_eq!(fetch(&ns, url).0, "200");
     daemon.terminate();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -72,9 +72,7 @@ fn haproxy_in_front_names_the_client_with_proxy_protocol_v1_and_v2() {
         "{HAPROXY} missing: `cargo xtask bootstrap` installs it"
     );
     let ns = NetNs::new("h16b-pp");
-    let dir = std::env::temp_dir().join(format!("rampart-h16b-pp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("h16b-pp");
     self_signed(&dir, "site");
     let config = dir.join("rampart.toml");
     std::fs::write(
@@ -173,5 +171,5 @@ fn haproxy_in_front_names_the_client_with_proxy_protocol_v1_and_v2() {
     assert!(!log.lines().any(|l| l.starts_with("127.0.0.1 ")), "{log}");
     drop(haproxy);
     daemon.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

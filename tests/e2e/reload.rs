@@ -79,8 +79,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     }
     let ns = NetNs::new("rld");
     named_backend(&ns, 9001, "app");
-    let dir = std::env::temp_dir().join(format!("rampart-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("reload");
     tests::certs::self_signed(&dir, "site");
     let path = dir.join("rampart.toml");
     std::fs::write(&path, config(&dir, &[PLAIN, TLS])).unwrap();
@@ -148,7 +147,7 @@ fn reload_opens_closes_and_renews_listeners_without_cutting_requests() {
     assert!(served_fingerprint(&ns).is_empty(), "8443 closed");
     assert_eq!(http_get(&ns, "127.0.0.1:8080", "/").unwrap(), "app");
     daemon.terminate();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 #[test]
@@ -158,8 +157,7 @@ fn systemd_notifications_and_access_log_reopen_on_sigusr1() {
     }
     let ns = NetNs::new("sdn");
     named_backend(&ns, 9001, "app");
-    let dir = std::env::temp_dir().join(format!("rampart-sdnotify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("sdnotify");
     let notify_path = dir.join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify
@@ -231,5 +229,5 @@ fn systemd_notifications_and_access_log_reopen_on_sigusr1() {
     unsafe { libc::kill(daemon.pid(), libc::SIGTERM) };
     expect("STOPPING=1");
     daemon.terminate();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -122,8 +122,7 @@ fn the_status_page_draws_live_data_in_a_real_browser() {
     link.client_addr(&format!("{BLOCKED}/24"));
     named_backend(&link.edge, 9001, "app");
     let pins = PinDir::new("status");
-    let dir = std::env::temp_dir().join(format!("rampart-status-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("status");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -220,5 +219,5 @@ fn the_status_page_draws_live_data_in_a_real_browser() {
         png.len()
     );
     drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

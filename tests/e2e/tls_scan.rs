@@ -22,7 +22,7 @@ fn testssl_finds_no_old_protocol_weak_cipher_or_vulnerability() {
         return;
     }
     let ns = NetNs::new("tls");
-    let dir = std::env::temp_dir().join(format!("rampart-testssl-{}", std::process::id()));
+    let dir = tests::scratch::Scratch::new("testssl");
     tests::certs::self_signed(&dir, "site");
     let config = dir.join("rampart.toml");
     std::fs::write(
@@ -158,5 +158,5 @@ fn testssl_finds_no_old_protocol_weak_cipher_or_vulnerability() {
         }
     }
     daemon.terminate();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

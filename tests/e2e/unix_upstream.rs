@@ -3,10 +3,7 @@
 //! `rampart upstream` controls name the sockets, and the active health
 //! check takes a stopped worker out.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 use tests::{
@@ -44,14 +41,6 @@ fn uvicorn_uds(ns: &NetNs, sock: &Path, dir: &Path) -> Spawned {
     w
 }
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The Uvicorn worker's pid in an `/api/` answer.
 fn pid(ns: &NetNs) -> u64 {
     let body = http_get(ns, "127.0.0.1:8080", "/api/who").unwrap();
@@ -66,12 +55,11 @@ fn uvicorn_workers_on_unix_sockets() {
         return;
     }
     let ns = NetNs::new("h16d-uds");
-    let dir = Dir(std::env::temp_dir().join(format!("rampart-h16d-uds-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let (a, b) = (dir.0.join("a.sock"), dir.0.join("b.sock"));
-    let wa = uvicorn_uds(&ns, &a, &dir.0);
-    let wb = uvicorn_uds(&ns, &b, &dir.0);
-    let config = dir.0.join("rampart.toml");
+    let dir = tests::scratch::Scratch::new("h16d-uds");
+    let (a, b) = (dir.join("a.sock"), dir.join("b.sock"));
+    let wa = uvicorn_uds(&ns, &a, &dir);
+    let wb = uvicorn_uds(&ns, &b, &dir);
+    let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
         format!(
@@ -81,13 +69,13 @@ fn uvicorn_workers_on_unix_sockets() {
              [[route]]\nupstream = \"app\"\n\n{}",
             a.display(),
             b.display(),
-            control_section(&dir.0)
+            control_section(&dir)
         ),
     )
     .unwrap();
     let mut cmd = ns.command(rampart_bin().to_str().unwrap());
     cmd.args(["run", "-c"]).arg(&config);
-    let mut daemon = Spawned::start("rampart", cmd, &dir.0.join("rampart.log"));
+    let mut daemon = Spawned::start("rampart", cmd, &dir.join("rampart.log"));
     daemon.wait_until(Duration::from_secs(15), || {
         http_get(&ns, "127.0.0.1:8080", "/health").is_ok()
     });

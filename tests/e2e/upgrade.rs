@@ -90,8 +90,7 @@ fn upgrades_under_load(tag: &str, syn_cookies: bool) {
     link.client_addr(&format!("{BLOCKED}/24"));
     named_backend(&link.edge, 9001, "app");
     let pins = PinDir::new(tag);
-    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(tag);
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -202,5 +201,5 @@ fn upgrades_under_load(tag: &str, syn_cookies: bool) {
     assert!(alive(last), "the last daemon serves");
     drop(first);
     drop(successors);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -22,14 +22,8 @@ fn get(ns: &NetNs, path: &str) -> Result<String, String> {
 
 struct Edge {
     ns: NetNs,
-    dir: PathBuf,
+    dir: tests::scratch::Scratch,
     config: PathBuf,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Edge {
@@ -70,8 +64,7 @@ fn drain_weight_and_blue_green_switch_without_a_failed_request() {
     named_backend(&ns, 9001, "blue1");
     named_backend(&ns, 9002, "blue2");
     named_backend(&ns, 9003, "green");
-    let dir = std::env::temp_dir().join(format!("rampart-upstream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("upstream");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,

@@ -25,9 +25,7 @@ fn huge_values_are_refused_and_a_state_file_expiring_at_u64_max_starts_up() {
         return;
     }
     let ns = NetNs::new("val");
-    let dir = std::env::temp_dir().join(format!("rampart-values-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("values");
 
     // `config check` refuses the huge timeout, naming file:line:col.
     let bad = dir.join("bad.toml");
@@ -122,5 +120,5 @@ fn huge_values_are_refused_and_a_state_file_expiring_at_u64_max_starts_up() {
         "figure: --ttl {HUGE} refused by the CLI and the daemon; state file with expires_at {HUGE} restored"
     );
     daemon.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -58,8 +58,7 @@ fn escalation_cannot_fill_the_ban_table_and_the_operator_always_fits() {
         link.client_addr(&format!("{}/24", scanner(i)));
     }
     let pins = PinDir::new("abans");
-    let dir = std::env::temp_dir().join(format!("rampart-abans-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("abans");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -146,7 +145,7 @@ fn escalation_cannot_fill_the_ban_table_and_the_operator_always_fits() {
         (1..=2).contains(&lines),
         "{lines} lines for {evicted} evictions:\n{log}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 fn report(addr: IpAddr, ttl: Duration) -> AutoBan {
@@ -184,9 +183,7 @@ fn auto_ban_evictions_rewrite_the_presence_flags_at_most_once_a_batch() {
     const BOUND: u32 = 8;
     const TRICKLE: u32 = 1000;
     let pins = PinDir::new("abflags");
-    let dir = std::env::temp_dir().join(format!("rampart-abflags-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("abflags");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -273,5 +270,5 @@ fn auto_ban_evictions_rewrite_the_presence_flags_at_most_once_a_batch() {
     assert_eq!(trickled, 0, "evictions replaced by bans of their family");
     assert_eq!(batch_rewrites, 0);
     assert_eq!(switched, 1, "once for the batch");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -31,14 +31,8 @@ const FLOODER: &str = "198.18.1.66";
 struct Setup {
     link: Link,
     pins: PinDir,
-    dir: std::path::PathBuf,
+    dir: tests::scratch::Scratch,
     config: std::path::PathBuf,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn setup(tag: &str) -> Setup {
@@ -52,8 +46,7 @@ fn setup_with(tag: &str, filter_extra: &str, sections: &str) -> Setup {
     link.client_addr(&format!("{CLIENT}/24"));
     link.client_addr(&format!("{FLOODER}/24"));
     let pins = PinDir::new(tag);
-    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(tag);
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,

@@ -16,23 +16,13 @@ use tests::{
     process::Spawned,
 };
 
-fn config(iface: &str, pins: &std::path::Path, block: &str) -> String {
-    let dir = pins_dir_state(pins);
+/// The daemon's configuration: its control socket and state file in `dir`.
+fn config(iface: &str, pins: &std::path::Path, dir: &std::path::Path, block: &str) -> String {
     format!(
         "[filter]\ninterfaces = [\"{iface}\"]\npin_dir = \"{}\"\nblock = [{block}]\npps = {{ rate = 1000 }}\n{}",
         pins.display(),
-        tests::daemon::control_section(&dir)
+        tests::daemon::control_section(dir)
     )
-}
-
-/// A directory for the control socket and state file of the daemon using `pins`.
-fn pins_dir_state(pins: &std::path::Path) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rampart-ctl-{}",
-        pins.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -50,10 +40,13 @@ fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
     }
     let link = Link::new("hup");
     let pins = PinDir::new("hup");
-    let dir = std::env::temp_dir().join(format!("rampart-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("hup");
     let path = dir.join("rampart.toml");
-    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.1\"")).unwrap();
+    std::fs::write(
+        &path,
+        config(&link.edge_if, pins.path(), &dir, "\"192.0.2.1\""),
+    )
+    .unwrap();
     let daemon = Daemon::start(&link.edge, &path, &link.edge_if);
     let blocked = |maps: &FilterMaps| -> Vec<String> {
         maps.entries(List::Block)
@@ -72,6 +65,7 @@ fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
         config(
             &link.edge_if,
             pins.path(),
+            &dir,
             "\"192.0.2.2\", \"198.51.100.0/24\"",
         ),
     )
@@ -106,7 +100,7 @@ fn sighup_applies_valid_config_and_keeps_running_on_invalid() {
         "still attached"
     );
     daemon.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 /// A SIGHUP that arrives while the daemon starts (its maps pinned, its
@@ -120,10 +114,13 @@ fn a_sighup_while_the_daemon_starts_is_a_reload_not_an_exit() {
     }
     let link = Link::new("hup2");
     let pins = PinDir::new("hup2");
-    let dir = std::env::temp_dir().join(format!("rampart-hup2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("hup2");
     let path = dir.join("rampart.toml");
-    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.1\"")).unwrap();
+    std::fs::write(
+        &path,
+        config(&link.edge_if, pins.path(), &dir, "\"192.0.2.1\""),
+    )
+    .unwrap();
     let mut cmd = link.edge.command(rampart_bin().to_str().unwrap());
     cmd.args(["run", "-c"]).arg(&path);
     let mut proc = Spawned::start("rampart", cmd, &path.with_extension("log"));
@@ -138,7 +135,11 @@ fn a_sighup_while_the_daemon_starts_is_a_reload_not_an_exit() {
     };
     // The file the reload will read, then signals from the moment the maps
     // exist until the filter is attached.
-    std::fs::write(&path, config(&link.edge_if, pins.path(), "\"192.0.2.2\"")).unwrap();
+    std::fs::write(
+        &path,
+        config(&link.edge_if, pins.path(), &dir, "\"192.0.2.2\""),
+    )
+    .unwrap();
     let attached = || {
         String::from_utf8_lossy(&link.edge.ip(&["link", "show", &link.edge_if]).stdout)
             .contains("xdp")
@@ -175,14 +176,13 @@ fn a_sighup_while_the_daemon_starts_is_a_reload_not_an_exit() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(proc.exited().is_none(), "{}", proc.log_text());
     assert!(proc.terminate().success(), "{}", proc.log_text());
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 #[test]
 fn config_check_exits_64_with_file_line_column() {
     // No privilege needed: this only parses.
-    let dir = std::env::temp_dir().join(format!("rampart-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("check");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[filter]\nmode = \"fast\"\n").unwrap();
     let out = Command::new(rampart_bin())
@@ -206,13 +206,13 @@ fn config_check_exits_64_with_file_line_column() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 #[test]
 fn config_show_completions_and_man_page_come_from_the_real_binary() {
     // No privilege needed: nothing is attached.
-    let dir = std::env::temp_dir().join(format!("rampart-show-{}", std::process::id()));
+    let dir = tests::scratch::Scratch::new("show");
     tests::certs::self_signed(&dir, "site");
     let path = dir.join("rampart.toml");
     std::fs::write(
@@ -259,5 +259,5 @@ fn config_show_completions_and_man_page_come_from_the_real_binary() {
         &man[..200]
     );
     assert!(man.contains("upstream"));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -41,15 +41,9 @@ pub struct Spec<'a> {
 /// file), its pins. The directory goes on drop.
 pub struct Edge {
     pub link: Link,
-    pub dir: PathBuf,
+    pub dir: tests::scratch::Scratch,
     _pins: PinDir,
     pub config: PathBuf,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Edge {
@@ -60,8 +54,7 @@ impl Edge {
         for c in &spec.clients {
             link.client_addr(c);
         }
-        let dir = std::env::temp_dir().join(format!("rampart-f18-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tests::scratch::Scratch::new(&format!("f18-{tag}"));
         let pins = PinDir::new(tag);
         let config = dir.join("rampart.toml");
         std::fs::write(

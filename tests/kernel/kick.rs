@@ -77,8 +77,7 @@ fn check(tag: &str, xdp: bool) {
         link.client_addr(&format!("{a}/24"));
     }
     let pins = PinDir::new(tag);
-    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(tag);
     let config = dir.join("rampart.toml");
     let write_config = |block: &[&str]| {
         let filter = if xdp {
@@ -167,7 +166,7 @@ fn check(tag: &str, xdp: bool) {
     assert!(unallow < Duration::from_secs(1), "{unallow:?}");
     request(&mut bystander);
     drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 #[test]

@@ -34,16 +34,6 @@ fn config(iface: &str, pins: &Path, dir: &Path, n: usize) -> String {
     )
 }
 
-/// The test's directory (configuration, control socket, state file),
-/// removed on drop, also when the test fails.
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn start(link: &Link, path: &Path, dir: &Path) -> Daemon {
     let daemon = Daemon::start(&link.edge, path, &link.edge_if);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -65,9 +55,8 @@ fn the_kernel_never_enforces_the_configured_limit_over_the_clis() {
     }
     let link = Link::new("dmn15rl");
     let pins = PinDir::new("dmn15rl");
-    let dir = Dir(std::env::temp_dir().join(format!("rampart-dmn15rl-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let dir = &dir.0;
+    let dir = tests::scratch::Scratch::new("dmn15rl");
+    let dir: &std::path::Path = &dir;
     let path = dir.join("rampart.toml");
     std::fs::write(&path, config(&link.edge_if, pins.path(), dir, 0)).unwrap();
     let daemon = start(&link, &path, dir);

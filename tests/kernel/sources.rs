@@ -52,8 +52,7 @@ fn ipv6_sources_are_limited_and_banned_per_64() {
     for a in [A1, A2, B, C1, C2] {
         link.client_addr(&format!("{a}/48"));
     }
-    let dir = std::env::temp_dir().join(format!("rampart-src6-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("src6");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -127,7 +126,7 @@ fn ipv6_sources_are_limited_and_banned_per_64() {
     ctl(&["block", "del", C2]);
     assert_eq!(curl(&link, C1, "/"), "200");
     daemon.terminate();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 /// Issue 13 review: after a reload that changed `ipv6_prefix`, the
@@ -143,9 +142,7 @@ fn a_changed_ipv6_prefix_keys_the_kernels_bans_again() {
         return;
     }
     let pins = PinDir::new("rekey");
-    let dir = std::env::temp_dir().join(format!("rampart-rekey-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("rekey");
     let config = dir.join("rampart.toml");
     let write = |prefix: u8| {
         std::fs::write(
@@ -264,5 +261,5 @@ fn a_changed_ipv6_prefix_keys_the_kernels_bans_again() {
         "{entries:?}"
     );
     drop(d);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -22,23 +22,15 @@ use tests::{
 struct Setup {
     link: Link,
     pins: PinDir,
-    dir: PathBuf,
+    dir: tests::scratch::Scratch,
     config: PathBuf,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn setup(tag: &str, filter_extra: &str) -> Setup {
     let link = Link::new(tag);
     link.edge_addr("198.18.4.1/24");
     let pins = PinDir::new(tag);
-    let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(tag);
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,

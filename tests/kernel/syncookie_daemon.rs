@@ -73,8 +73,7 @@ fn the_daemon_answers_a_spoofed_syn_flood_with_cookies_and_serves_curl() {
     link.edge_addr(&format!("{EDGE}/24"));
     link.client_addr("198.18.0.2/24");
     let pins = PinDir::new("syn14d");
-    let dir = std::env::temp_dir().join(format!("rampart-syn14d-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("syn14d");
     let path = dir.join("rampart.toml");
     std::fs::write(&path, config(&link.edge_if, pins.path(), &dir)).unwrap();
 
@@ -177,6 +176,6 @@ fn the_daemon_answers_a_spoofed_syn_flood_with_cookies_and_serves_curl() {
         "{out}"
     );
     let log = daemon.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(!log.contains("SYN cookies are off"), "{log}");
 }

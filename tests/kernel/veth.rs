@@ -132,8 +132,7 @@ fn real_traffic_through_xdp_on_veth() {
         link.client_addr(&format!("{a}/64"));
     }
     let pins = PinDir::new("e2e");
-    let dir = std::env::temp_dir().join(format!("rampart-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("e2e");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
@@ -321,5 +320,5 @@ on_exit = "detach"
         kept[BANNED as usize].packets, now[BANNED as usize].packets,
         "counters outlive the daemon"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

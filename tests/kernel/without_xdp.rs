@@ -22,14 +22,8 @@ const BLOCKED: &str = "198.18.2.66";
 
 struct Edge {
     link: Link,
-    dir: std::path::PathBuf,
+    dir: tests::scratch::Scratch,
     config: std::path::PathBuf,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Edge {
@@ -69,8 +63,7 @@ fn without_xdp_the_same_lists_bans_and_rates_are_enforced_at_accept_time() {
     for a in [CLIENT, BURSTY, SCANNER, ALLOWED, BLOCKED] {
         link.client_addr(&format!("{a}/24"));
     }
-    let dir = std::env::temp_dir().join(format!("rampart-gate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new("gate");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,

@@ -218,9 +218,8 @@ fn the_daemon_logs_xdp_records_at_the_level_set_at_run_time() {
     }
     let link = Link::new("log14");
     let pins = PinDir::new("log14-daemon");
-    let dir = TempDir(std::env::temp_dir().join(format!("rampart-log14-{}", std::process::id())));
-    let dir = &dir.0;
-    std::fs::create_dir_all(dir).unwrap();
+    let dir = tests::scratch::Scratch::new("log14");
+    let dir: &std::path::Path = &dir;
     let path = dir.join("rampart.toml");
     std::fs::write(
         &path,
@@ -325,14 +324,4 @@ fn the_daemon_logs_xdp_records_at_the_level_set_at_run_time() {
         "{}",
         &log[quiet..]
     );
-}
-
-/// The daemon's directory (configuration, control socket, state file, log),
-/// removed when the test ends, also by a panic.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

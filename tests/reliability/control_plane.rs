@@ -36,8 +36,7 @@ fn admin_is_loopback_only_and_keys_never_leak() {
     link.edge_addr(&format!("{EDGE}/24"));
     link.client_addr(&format!("{CLIENT}/24"));
     named_backend(&link.edge, 9001, "app");
-    let dir = std::env::temp_dir().join(format!("rampart-ctlp-{}", link.edge.name()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(&format!("ctlp-{}", link.edge.name()));
     tests::certs::self_signed(&dir, "site");
     let key = dir.join("site.key");
     let secrets = secret_lines(&key);
@@ -124,5 +123,4 @@ fn admin_is_loopback_only_and_keys_never_leak() {
         ),
     );
     assert!(leaked.is_empty(), "key material shown: {leaked:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

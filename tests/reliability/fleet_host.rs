@@ -29,18 +29,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-pub struct Root(pub PathBuf);
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The fleet's directory (one subdirectory per host), removed on drop.
+pub struct Root(pub tests::scratch::Scratch);
 
 pub fn root(tag: &str) -> Root {
-    let dir = std::env::temp_dir().join(format!("rampart-f18-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch::Scratch::new(&format!("f18-{tag}"));
     Root(dir)
 }
 

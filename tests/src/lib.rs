@@ -20,6 +20,7 @@
 //!   filter loaded over pins and attached to nothing, driven by commands to
 //!   test what it does to the maps.
 //! - [`redis`]: a real redis-server on a free port for the fleet tests, killed on drop.
+//! - [`scratch`]: a test's directory of files, removed on drop.
 
 pub mod backend;
 pub mod certs;
@@ -35,6 +36,7 @@ pub mod pins;
 pub mod privilege;
 pub mod process;
 pub mod redis;
+pub mod scratch;
 pub mod segment;
 pub mod traffic;
 

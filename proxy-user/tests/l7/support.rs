@@ -211,6 +211,10 @@ impl Drop for Proxy {
 }
 
 /// A fresh directory for a test's files (config, static root, certificates).
+/// A [`Proxy`] removes its directory when it drops; every directory made
+/// here is also removed when the test binary exits, a failed run included
+/// (the harness exits through `exit`, which runs `atexit` handlers), so
+/// tests that keep files without a `Proxy`, or panic first, leave nothing.
 pub fn test_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -219,7 +223,27 @@ pub fn test_dir(tag: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    remove_at_exit(dir.clone());
     dir
+}
+
+fn remove_at_exit(dir: PathBuf) {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn remove_all() {
+        let dirs = DIRS.lock().map(|d| d.clone()).unwrap_or_default();
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    // SAFETY: registers a plain function with no arguments; it only
+    // removes directories this binary made.
+    HOOK.call_once(|| unsafe {
+        libc::atexit(remove_all);
+    });
+    if let Ok(mut d) = DIRS.lock() {
+        d.push(dir);
+    }
 }
 
 /// `config`, kept to the test: the state file in `dir` and no admin
