@@ -29,6 +29,15 @@
 //! - The slot is chosen by a hash keyed with a secret seed the loader puts
 //!   in the config map, so a sender cannot aim spoofed packets at its own
 //!   slot to stay forever "new".
+//! - Each slot also has a one-byte tag, 8 other bits of the same hash (0:
+//!   the slot holds nothing), kept apart in a 64 KB array
+//!   (`first_tags_v4/v6`, [`TAG_LINE`] tags per value). A new source's
+//!   packet reads its tag first and the 16- or 32-byte slot only when the
+//!   tag is its own: past the new-source budget, a spoofed packet is then
+//!   dropped without the slot's cache miss (the slots' 1-2 MB do not stay
+//!   in cache under a flood; the tags do). The tag is a hint: a source
+//!   whose tag matches is still compared in full (one in 255 others of
+//!   its slot would match).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -69,27 +78,58 @@ const _: () = assert!(core::mem::size_of::<FirstV6>() == 32);
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
 
-/// Keyed mix of a 64-bit word to a slot below [`SLOTS`]: two multiply-xorshift
-/// rounds, so slots depend on every bit of both the key and the seed.
+/// Bytes of tags per line of the tag arrays (`first_tags_v4/v6`): one
+/// cache line.
+pub const TAG_LINE: u32 = 64;
+/// Lines of a tag array: one tag per slot.
+pub const TAG_LINES: u32 = SLOTS / TAG_LINE;
+
+/// Keyed mix of a 64-bit word: two multiply-xorshift rounds, so every bit
+/// depends on every bit of both the key and the seed.
 #[inline(always)]
-const fn mix(x: u64, seed: u64) -> u32 {
+const fn mix(x: u64, seed: u64) -> u64 {
     let mut h = (x ^ seed).wrapping_mul(K1);
     h ^= h >> 29;
     h = h.wrapping_mul(K2);
     h ^= h >> 32;
-    (h as u32) & (SLOTS - 1)
+    h
+}
+
+/// A source's slot below [`SLOTS`], and its tag: 8 other bits of the same
+/// hash, never 0 (which marks a slot that holds nothing).
+#[inline(always)]
+const fn slot_tag(h: u64) -> (u32, u8) {
+    let tag = (h >> 24) as u8;
+    ((h as u32) & (SLOTS - 1), if tag == 0 { 1 } else { tag })
+}
+
+#[inline(always)]
+const fn word_v6(addr: [u64; 2]) -> u64 {
+    addr[0] ^ addr[1].wrapping_mul(K2).rotate_left(31)
 }
 
 /// The slot of an IPv4 source.
 #[inline(always)]
 pub const fn slot_v4(addr: u32, seed: u64) -> u32 {
-    mix(addr as u64, seed)
+    slot_tag_v4(addr, seed).0
 }
 
 /// The slot of an IPv6 source (prefix words).
 #[inline(always)]
 pub const fn slot_v6(addr: [u64; 2], seed: u64) -> u32 {
-    mix(addr[0] ^ addr[1].wrapping_mul(K2).rotate_left(31), seed)
+    slot_tag_v6(addr, seed).0
+}
+
+/// The slot and tag of an IPv4 source.
+#[inline(always)]
+pub const fn slot_tag_v4(addr: u32, seed: u64) -> (u32, u8) {
+    slot_tag(mix(addr as u64, seed))
+}
+
+/// The slot and tag of an IPv6 source (prefix words).
+#[inline(always)]
+pub const fn slot_tag_v6(addr: [u64; 2], seed: u64) -> (u32, u8) {
+    slot_tag(mix(word_v6(addr), seed))
 }
 
 /// The first packet as a slot records it: bytes and the SYN bit.
@@ -248,5 +288,39 @@ mod tests {
         assert!(moved >= 60, "the seed moves the slot ({moved} of 64)");
         let v6 = [0x0123_4567_89ab_cdef, 0];
         assert_ne!(slot_v6(v6, 1), slot_v6([v6[0] ^ 1, 0], 1));
+    }
+
+    #[test]
+    fn tags_are_never_empty_and_tell_sources_of_one_slot_apart() {
+        // Sources of one slot (a spoofed flood's, in 10.0.0.0/8): their
+        // tags spread over the 255 non-zero values, independently of the slot.
+        let seed = 0x1234_5678_9abc_def0;
+        let mut seen = [0u32; 256];
+        let (mut in_slot, mut same_tag) = (0u32, 0u32);
+        let (slot0, tag0) = slot_tag_v4(u32::from_ne_bytes([10, 1, 2, 3]), seed);
+        for i in 0..(1u32 << 24) {
+            let a = u32::from_ne_bytes((0x0a00_0000 | i).to_be_bytes());
+            let (slot, tag) = slot_tag_v4(a, seed);
+            assert_eq!(slot, slot_v4(a, seed));
+            seen[tag as usize] += 1;
+            if slot == slot0 {
+                in_slot += 1;
+                same_tag += u32::from(tag == tag0);
+            }
+        }
+        assert_eq!(seen[0], 0, "0 marks an empty slot");
+        let (min, max) = (
+            seen[1..].iter().min().unwrap(),
+            seen[1..].iter().max().unwrap(),
+        );
+        // Tag 1 also stands for the hash's 0: twice the others' share.
+        assert!(*max < min * 3, "tags spread: {min}..{max} sources per tag");
+        // About 256 sources share a slot; about one of them its tag too.
+        assert!(
+            (192..320).contains(&in_slot),
+            "{in_slot} sources in the slot"
+        );
+        assert!(same_tag <= 6, "{same_tag} of them with the same tag");
+        assert_ne!(slot_tag_v6([1, 2], seed), slot_tag_v6([1, 3], seed));
     }
 }

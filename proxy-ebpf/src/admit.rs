@@ -3,7 +3,7 @@
 
 use aya_ebpf::btf_maps::LruHashMap;
 use proxy_common::{
-    admit::{self, FirstV4, FirstV6},
+    admit::{self, FirstV4, FirstV6, TAG_LINE},
     config::FilterConfig,
     list::{V4, V6},
     source::SourceState,
@@ -13,17 +13,21 @@ use proxy_common::{
 use crate::{
     addr::Addr,
     clock, limit,
-    maps::{FIRST_V4, FIRST_V6},
+    maps::{FIRST_TAGS_V4, FIRST_TAGS_V6, FIRST_V4, FIRST_V6},
 };
 
 /// `BPF_NOEXIST`: create the source entry only if another CPU did not just do so.
 const BPF_NOEXIST: u64 = 1;
 
-/// A family's first-stage slot type and map.
+/// A family's first-stage slot type and maps.
 pub trait FirstStage: Addr {
     type Slot: 'static;
-    /// The slot of `key`, if the map has it (it always does).
-    fn slot(key: Self::Key, seed: u64) -> Option<*mut Self::Slot>;
+    /// `key`'s slot index and tag (`proxy_common::admit::slot_tag_v4`).
+    fn slot_tag(key: Self::Key, seed: u64) -> (u32, u8);
+    /// The slot at `index`, if the map has it (it always does).
+    fn slot_at(index: u32) -> Option<*mut Self::Slot>;
+    /// The line of tags holding slot `index`'s.
+    fn tags(index: u32) -> Option<*mut [u8; TAG_LINE as usize]>;
     /// The first packet recorded in `slot` if it is `key`'s: (when, length).
     fn holds(slot: &Self::Slot, key: Self::Key) -> Option<(u64, u32)>;
     fn record(slot: &mut Self::Slot, key: Self::Key, now: u64, len: u32);
@@ -34,8 +38,18 @@ impl FirstStage for V4 {
     type Slot = FirstV4;
 
     #[inline(always)]
-    fn slot(key: u32, seed: u64) -> Option<*mut FirstV4> {
-        FIRST_V4.get_ptr_mut(admit::slot_v4(key, seed))
+    fn slot_tag(key: u32, seed: u64) -> (u32, u8) {
+        admit::slot_tag_v4(key, seed)
+    }
+
+    #[inline(always)]
+    fn slot_at(index: u32) -> Option<*mut FirstV4> {
+        FIRST_V4.get_ptr_mut(index)
+    }
+
+    #[inline(always)]
+    fn tags(index: u32) -> Option<*mut [u8; TAG_LINE as usize]> {
+        FIRST_TAGS_V4.get_ptr_mut(index / TAG_LINE)
     }
 
     #[inline(always)]
@@ -60,8 +74,18 @@ impl FirstStage for V6 {
     type Slot = FirstV6;
 
     #[inline(always)]
-    fn slot(key: [u64; 2], seed: u64) -> Option<*mut FirstV6> {
-        FIRST_V6.get_ptr_mut(admit::slot_v6(key, seed))
+    fn slot_tag(key: [u64; 2], seed: u64) -> (u32, u8) {
+        admit::slot_tag_v6(key, seed)
+    }
+
+    #[inline(always)]
+    fn slot_at(index: u32) -> Option<*mut FirstV6> {
+        FIRST_V6.get_ptr_mut(index)
+    }
+
+    #[inline(always)]
+    fn tags(index: u32) -> Option<*mut [u8; TAG_LINE as usize]> {
+        FIRST_TAGS_V6.get_ptr_mut(index / TAG_LINE)
     }
 
     #[inline(always)]
@@ -101,21 +125,38 @@ pub fn new_source<K: FirstStage>(
     len: u64,
 ) -> u32 {
     let key = source_key.key();
-    let Some(slot) = K::slot(key, cfg.admit_seed) else {
+    let (index, tag) = K::slot_tag(key, cfg.admit_seed);
+    let Some(tags) = K::tags(index) else {
+        return stats::PASS;
+    };
+    // SAFETY: `index % TAG_LINE` is inside the line, a live value of the
+    // tag array; racy one-byte accesses, like the slot's below.
+    let tag_at = unsafe { (tags as *mut u8).add((index % TAG_LINE) as usize) };
+    // The tag differs: the slot does not hold this source, and past the
+    // budget the packet is dropped without reading the slot (a cache miss
+    // in 1-2 MB, where the tags' 64 KB stay cached).
+    // SAFETY: as above.
+    let tagged = unsafe { core::ptr::read_volatile(tag_at) } == tag;
+    let Some(slot) = K::slot_at(index) else {
         return stats::PASS;
     };
     // SAFETY: a live value of the first-stage array. Other CPUs may write the
     // same slot at once; a torn read costs at most one packet's accounting.
     let slot = unsafe { &mut *slot };
-    let Some((first_at, first_len)) = K::holds(slot, key) else {
+    let held = if tagged { K::holds(slot, key) } else { None };
+    let Some((first_at, first_len)) = held else {
         // A source never seen (or whose slot another took): it takes one
         // from the new-source budget, or is dropped before any write.
         if !crate::new_sources::admit(now) {
             return stats::NEW_LIMITED;
         }
         K::record(slot, key, now, admit::first_len(len, syn));
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(tag_at, tag) };
         return stats::PASS;
     };
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(tag_at, 0) };
     K::clear(slot);
     // The second packet is decided on the exact time, as the LRU path
     // does; the first was recorded at the coarse time, which may run ahead

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use proxy_common::{
-    admit::{FirstV4, FirstV6, SLOTS},
+    admit::{FirstV4, FirstV6, SLOTS, TAG_LINE, TAG_LINES},
     ban::{Ban, BanBucketV4, BanBucketV6},
     config::FilterConfig,
     index::{BucketV4, BucketV6},
@@ -121,6 +121,15 @@ pub static NEW_SOURCES: Array<NewSources, 1> = Array::new();
 pub static FIRST_V4: Array<FirstV4, { SLOTS as usize }> = Array::new();
 #[btf_map(name = "first_v6")]
 pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
+/// One byte per first-stage slot, the tag of the source it holds (0: none),
+/// a line of 64 slots per value: 64 KB that stay in cache where the slots'
+/// 1-2 MB do not, so a new source's packet past the new-source budget
+/// learns that its slot does not hold it without reading the slot
+/// (`admit.rs`). Not pinned, as the slots.
+#[btf_map(name = "first_tags_v4")]
+pub static FIRST_TAGS_V4: Array<[u8; TAG_LINE as usize], { TAG_LINES as usize }> = Array::new();
+#[btf_map(name = "first_tags_v6")]
+pub static FIRST_TAGS_V6: Array<[u8; TAG_LINE as usize], { TAG_LINES as usize }> = Array::new();
 
 /// One slot of the limited-drop cache (`limited.rs`). `addr` is the source (IPv4: its word, with bit 32 set so
 /// that 0.0.0.0 is not an empty slot; IPv6: the prefix's two words);

@@ -8,7 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use proxy_common::stats::{NEW_LIMITED, PASS, PPS_LIMITED};
+use aya::maps::{Array, Map, MapData, MapInfo};
+use proxy_common::{
+    admit::slot_tag_v4,
+    stats::{NEW_LIMITED, PASS, PPS_LIMITED},
+};
 use proxy_user::{config::NewSources, filter::NewSourceMap};
 use tests::{
     filter::{dispatch, limit, load, run, settings, verdict_of},
@@ -230,5 +234,92 @@ fn attack_mode_entered_and_left_are_logged() {
             .iter()
             .any(|r| r.0 == log::Level::Info && r.2.starts_with("attack mode left after 1 s")),
         "{records:?}"
+    );
+}
+
+/// The program's `first_tags_v4` map (not pinned: found through the program).
+fn first_tags_v4(filter: &proxy_user::filter::Filter) -> Array<MapData, [u8; 64]> {
+    let info = filter.program().unwrap().info().unwrap();
+    for id in info.map_ids().unwrap().expect("map ids") {
+        if MapInfo::from_id(id).unwrap().name_as_str() == Some("first_tags_v4") {
+            let map = Map::from_map_data(MapData::from_id(id).unwrap()).unwrap();
+            return Array::try_from(map).unwrap();
+        }
+    }
+    panic!("the program has no first_tags_v4 map");
+}
+
+/// The tag byte of first-stage slot `slot`.
+fn tag_at(filter: &proxy_user::filter::Filter, slot: u32) -> u8 {
+    first_tags_v4(filter).get(&(slot / 64), 0).unwrap()[(slot % 64) as usize]
+}
+
+/// The first IPv4 address from `from` (below 192.0.0.0), other than
+/// `not`, whose slot is `slot` and whose tag `same_tag` (true) is or
+/// (false) is not `tag`.
+fn colliding(seed: u64, from: u32, not: Ipv4Addr, slot: u32, tag: u8, same_tag: bool) -> Ipv4Addr {
+    // About one address in 16.7 million shares both slot and tag.
+    (from..0xc000_0000)
+        .map(Ipv4Addr::from)
+        .filter(|a| *a != not)
+        .find(|a| {
+            let (s, t) = slot_tag_v4(u32::from_ne_bytes(a.octets()), seed);
+            s == slot && (t == tag) == same_tag
+        })
+        .expect("a colliding address")
+}
+
+/// Past the budget, a packet whose slot's tag is not its own is dropped
+/// without the slot being read; a slot's tag is only a hint, though: a
+/// source with the same slot and tag as the holder is still told apart by
+/// its address, and the holder's second packet is still promoted.
+#[test]
+fn first_stage_tags_follow_their_slots_and_decide_nothing_alone() {
+    if !require_root("first_stage_tags_follow_their_slots_and_decide_nothing_alone") {
+        return;
+    }
+    let pins = PinDir::new("h14spoof-tags");
+    let mut s = settings(pins.path());
+    s.new_sources = NewSources {
+        rate: 1,
+        burst: 1,
+        hold: Duration::from_secs(1),
+    };
+    let filter = load(&s);
+    let seed = filter.maps.config().unwrap().admit_seed;
+    let real: Ipv4Addr = "10.1.2.3".parse().unwrap();
+    let (slot, tag) = slot_tag_v4(u32::from_ne_bytes(real.octets()), seed);
+    let frame = |a: Ipv4Addr| Frame::v4(&a.to_string(), DST).build();
+    // Found before the budget's one is spent: the search takes longer than
+    // the budget takes to earn another (1/s).
+    let twin = colliding(seed, 0x0a00_0000, real, slot, tag, true);
+    let other = colliding(seed, 0x0a00_0000, real, slot, tag, false);
+    assert_eq!(tag_at(&filter, slot), 0, "an empty slot has no tag");
+    assert_eq!(
+        verdict_of(&filter, &frame(real)).1,
+        PASS,
+        "the budget's one"
+    );
+    assert_eq!(tag_at(&filter, slot), tag, "recorded with its tag");
+    // Same slot and tag, another address: read in full, not promoted.
+    assert_eq!(verdict_of(&filter, &frame(twin)).1, NEW_LIMITED);
+    assert_eq!(
+        filter.maps.source(twin.into()).unwrap(),
+        None,
+        "a tag alone promotes nothing"
+    );
+    // Same slot, another tag: dropped, and the slot is left to its holder.
+    assert_eq!(verdict_of(&filter, &frame(other)).1, NEW_LIMITED);
+    assert_eq!(tag_at(&filter, slot), tag);
+    // The holder's second packet finds its slot: promoted, tag cleared.
+    assert_eq!(verdict_of(&filter, &frame(real)).1, PASS);
+    assert!(
+        filter.maps.source(real.into()).unwrap().is_some(),
+        "promoted"
+    );
+    assert_eq!(
+        tag_at(&filter, slot),
+        0,
+        "a promoted source leaves its slot"
     );
 }

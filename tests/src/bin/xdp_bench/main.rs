@@ -49,6 +49,9 @@ pub struct Opts {
     /// connection with a FIN, as before 2026-12-07, instead of a reset
     /// (`tests::connects`: its ephemeral ports then run out).
     pub fin_close: bool,
+    /// `--rows TEXT`: the spoofed section measures, beside its floor, only
+    /// the rows whose path contains TEXT (to profile one of them).
+    pub rows: Option<String>,
 }
 
 mod ab;
@@ -78,6 +81,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let rows = args
+        .iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1).cloned());
     let opts = if quick {
         Opts {
             repeat: 2_000_000,
@@ -85,6 +92,7 @@ fn main() {
             flood_rate,
             shared_queue: args.iter().any(|a| a == "--shared-queue"),
             fin_close: args.iter().any(|a| a == "--fin-close"),
+            rows: rows.clone(),
         }
     } else {
         Opts {
@@ -93,6 +101,7 @@ fn main() {
             flood_rate,
             shared_queue: args.iter().any(|a| a == "--shared-queue"),
             fin_close: args.iter().any(|a| a == "--fin-close"),
+            rows: rows.clone(),
         }
     };
     if !require_root("xdp-bench") {
@@ -156,6 +165,14 @@ fn main() {
     }
     if !(wants("veth") || wants("spoofed") || wants("connections")) {
         return;
+    }
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--object")
+        .and_then(|i| args.get(i + 1))
+    {
+        let object = std::fs::read(path).unwrap_or_else(|e| panic!("--object {path}: {e}"));
+        veth::OBJECT.set(object).unwrap();
     }
     let generator = if args.iter().any(|a| a == "--bouncer") {
         generator::Kind::Bouncer

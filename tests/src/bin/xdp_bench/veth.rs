@@ -139,6 +139,19 @@ fn rate(
     (after - before) as f64 / secs / 1e6
 }
 
+/// `--object PATH`: the rampart object the veth and spoofed sections
+/// load instead of this build's (to A/B an eBPF-only change on veth).
+pub static OBJECT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// rampart with `s`, from `--object` if given.
+fn load_rampart(s: &proxy_user::config::FilterSettings) -> proxy_user::filter::Filter {
+    match OBJECT.get() {
+        Some(object) => proxy_user::filter::Filter::load_object(object, s)
+            .unwrap_or_else(|e| panic!("loading the filter from --object: {e:?}")),
+        None => load(s),
+    }
+}
+
 /// The trivial program on the edge.
 pub fn trivial(link: &Link) -> Box<dyn std::any::Any> {
     let mut ebpf = bench_programs();
@@ -165,7 +178,7 @@ pub fn rampart(
         if syn.is_some() {
             s.syn = syn;
         }
-        let mut f = load(&s);
+        let mut f = load_rampart(&s);
         let iface = link.edge_if.clone();
         link.edge
             .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
@@ -211,7 +224,7 @@ pub fn rampart_cookies(
             link.edge
                 .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).expect("listen"))
         });
-        let mut f = load(&s);
+        let mut f = load_rampart(&s);
         let iface = link.edge_if.clone();
         link.edge
             .with(|| f.attach(&iface, proxy_user::config::AttachMode::Native))
