@@ -119,6 +119,11 @@ pub struct Config {
     /// `[compress]` or a route's `compress` is on: requests keep their
     /// `Accept-Encoding` until the response.
     pub compress_any: bool,
+    /// Something reads an HTTP/1 request's header map before its route is
+    /// known, or after its response (a route condition, a rewrite, `real_ip`,
+    /// `keep_request_headers`): the map is built for every request. False:
+    /// only for a route that reads it (`http::request_map`).
+    pub request_map_early: bool,
 }
 
 impl Config {
@@ -290,8 +295,14 @@ impl Config {
             .any(|h| h.response_needs_headers())
             || http.access_log_format.needs_headers();
         let compress_any = compress.is_some() || routes.iter().any(|r| r.compress.is_some());
+        let request_map_early = keep_request_headers
+            || http.real_ip.is_some()
+            || routes
+                .iter()
+                .any(|r| r.matcher.condition.is_some() || r.rewrite.is_some());
         Ok(Config {
             compress_any,
+            request_map_early,
             keep_request_headers,
             instance: name,
             filter,

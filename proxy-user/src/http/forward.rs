@@ -33,6 +33,13 @@ impl Upstream<'_> {
         let state = self.state;
         // The client's head as it came, for the upstream head; not when
         // the auth service's headers were set on the map.
+        // A WebSocket or CONNECT request (an upgrade offered) is judged
+        // by its map; other requests go with their head's bytes and the
+        // map only if those cannot be forwarded (`proxy::send`).
+        if req.extensions().get::<super::upgrade::Offer>().is_some() {
+            super::request_map::materialise(&mut req);
+        }
+        let map_pending = req.body().map_pending();
         let client_head = req.body_mut().take_head();
         let client_head = match authorised {
             Some((ar, set)) => {
@@ -54,6 +61,7 @@ impl Upstream<'_> {
             server_port: self.conn.server_port,
             request_uri: self.original,
             client_head,
+            map_pending,
         };
         let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();
         let memory = body::Memory {

@@ -30,6 +30,7 @@ pub mod reply;
 mod request;
 pub mod request_body;
 mod request_headers;
+pub mod request_map;
 mod response;
 pub mod rewrite;
 pub mod route;
@@ -113,30 +114,38 @@ pub struct RefusedHead {
 }
 
 /// Serves one request. Never fails: errors become responses.
-pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<RequestBody>) -> Reply {
+pub async fn handle(state: Arc<State>, conn: ConnInfo, mut req: Request<RequestBody>) -> Reply {
     let started = Instant::now();
+    // An HTTP/1 request comes without its header map: built here when
+    // something before routing (or the response's rules, or the log) reads
+    // it, else only if its route does (`dispatch`).
+    if state.config.request_map_early {
+        request_map::materialise(&mut req);
+    }
     let conn = match &state.config.http.real_ip {
         None => conn,
         Some(r) => real_ip::apply(r, conn, req.headers()),
     };
-    let read = request_headers::Read::of(req.headers());
-    let request_id = headers::request_id(read.request_id);
+    let request_headers::Values {
+        host: host_value,
+        content_length,
+        request_id: sent_id,
+        referer,
+        user_agent,
+        accept_encoding,
+    } = request_headers::Values::of(&req);
+    let request_id = headers::request_id(sent_id.as_ref());
+    drop(sent_id);
     // What the access log needs, kept as cheap clones (reference-counted
     // bytes): strings are only made for requests that are logged.
     let (method, version, uri) = (req.method().clone(), req.version(), req.uri().clone());
-    let bytes_in = read
-        .content_length
+    let bytes_in = content_length
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .unwrap_or(0);
-    let (referer, user_agent, host_value) = (
-        read.referer.cloned(),
-        read.user_agent.cloned(),
-        read.host.cloned(),
-    );
     // Borrowed from the request's own Host (or target) in the usual case.
     let host = host_of(&uri, host_value.as_ref());
     let accept = (state.config.compress_any)
-        .then(|| read.accept_encoding.cloned())
+        .then_some(accept_encoding)
         .flatten();
     let kept_headers = state
         .config
@@ -350,6 +359,9 @@ async fn dispatch(
         Err((e, i)) => return (Err(e), i),
     };
     let route = &state.config.routes[index];
+    if reads_headers(route) {
+        request_map::materialise(&mut req);
+    }
     if !route.limits.is_empty() {
         let zones: Vec<&Limiter> = route
             .limits
@@ -491,4 +503,19 @@ async fn dispatch(
         }
     }
     (result, Some(index))
+}
+
+/// Whether `route` reads the request's headers once routed (what the
+/// whole request path reads is `Config::request_map_early`): its basic
+/// auth, `auth_request`, static files (and their `try_files` fallback), a
+/// redirect's or a response's template. A proxied request reads only
+/// the parse's values, unless it is an upgrade (`forward`).
+fn reads_headers(route: &crate::config::Route) -> bool {
+    route.basic_auth.is_some()
+        || route.auth_request.is_some()
+        || match &route.action {
+            Action::Proxy { .. } => false,
+            Action::Respond { body, .. } => body.literal().is_none(),
+            Action::Redirect { .. } | Action::Static { .. } => true,
+        }
 }

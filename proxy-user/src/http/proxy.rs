@@ -61,6 +61,9 @@ pub struct Downstream<'a> {
     /// The client's request head as it came (rampart's HTTP/1 server):
     /// the upstream head is written from it ([`super::raw_head`]).
     pub client_head: Option<Bytes>,
+    /// The request's header map was not built (`super::request_map`):
+    /// built from `client_head` if the upstream head needs it.
+    pub map_pending: bool,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -89,10 +92,15 @@ where
     B::Error: std::fmt::Display,
 {
     let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // Without its map, an HTTP/1 request's length is its body's (the
+    // parse took it from its one `Content-Length`).
+    let declared = if down.map_pending {
+        req.body().size_hint().exact()
+    } else {
+        req.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    };
     let downstream_upgrade = websocket.then(|| super::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     if let Some(len) = declared
@@ -180,6 +188,11 @@ async fn send(
             raw_head::write(head, &edits, up_head)
         });
     if !from_client {
+        if down.map_pending
+            && let Some(head) = &down.client_head
+        {
+            super::request_map::fill(&mut parts.headers, head);
+        }
         map_head(&mut parts, route, down, websocket, &body, up_head);
     }
     let can_retry_after_response = idempotent(&parts.method) && !websocket;

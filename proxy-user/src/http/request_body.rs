@@ -17,7 +17,7 @@ use std::{
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use super::BoxError;
+use super::{BoxError, request_map::Picked};
 
 /// A request's body, whichever server read its head.
 pub enum RequestBody {
@@ -37,9 +37,43 @@ impl RequestBody {
     /// It rides with the body because the body is the one part of the
     /// request that is rampart's own type: an extension would cost three
     /// allocations per request. HTTP/2 and hyper's bodies carry none.
-    pub fn keep_head(&mut self, head: Bytes) {
+    ///
+    /// `picked`: where the values `handle` reads are in it; `map_pending`:
+    /// the request's header map was not built (see [`super::request_map`]).
+    pub fn keep_head(&mut self, head: Bytes, picked: Picked, map_pending: bool) {
         if let RequestBody::Fed(f) = self {
             f.head = Some(head);
+            f.picked = picked;
+            f.map_pending = map_pending;
+        }
+    }
+
+    /// The kept head and where the values `handle` reads are in it.
+    pub fn picked(&self) -> Option<(&Bytes, &Picked)> {
+        match self {
+            RequestBody::Fed(Fed {
+                head: Some(head),
+                picked,
+                ..
+            }) => Some((head, picked)),
+            _ => None,
+        }
+    }
+
+    /// The request's header map is still to be built from the kept head.
+    pub fn map_pending(&self) -> bool {
+        matches!(self, RequestBody::Fed(f) if f.map_pending && f.head.is_some())
+    }
+
+    /// The kept head if the map is still to be built from it (no longer
+    /// pending after this: [`super::request_map::materialise`] builds it).
+    pub fn pending_head(&mut self) -> Option<Bytes> {
+        match self {
+            RequestBody::Fed(f) if f.map_pending => {
+                f.map_pending = false;
+                f.head.clone()
+            }
+            _ => None,
         }
     }
 
@@ -115,6 +149,10 @@ pub struct Fed {
     done: bool,
     /// The client's request head as it came (see [`RequestBody::take_head`]).
     head: Option<Bytes>,
+    /// Where in `head` the values `handle` reads on every request are.
+    picked: Picked,
+    /// The request's header map is empty until built from `head`.
+    map_pending: bool,
 }
 
 /// The driver's end of a [`Fed`] body.
@@ -130,6 +168,8 @@ impl Fed {
             size: SizeHint::with_exact(0),
             done: true,
             head: None,
+            picked: Picked::default(),
+            map_pending: false,
         })
     }
 
@@ -145,6 +185,8 @@ impl Fed {
             size,
             done: false,
             head: None,
+            picked: Picked::default(),
+            map_pending: false,
         };
         (RequestBody::Fed(body), Feeder { pipe })
     }

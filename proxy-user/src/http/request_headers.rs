@@ -8,7 +8,44 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::headers::X_REQUEST_ID;
+use super::{RequestBody, headers::X_REQUEST_ID, request_map::Picked};
+
+/// The first value of each header `handle` reads, owned (sharing the
+/// request's bytes): from the places the HTTP/1 parse noted when the
+/// request has no map yet ([`super::request_map`]), else from its map.
+#[derive(Debug, Default)]
+pub(super) struct Values {
+    pub host: Option<HeaderValue>,
+    pub content_length: Option<HeaderValue>,
+    pub request_id: Option<HeaderValue>,
+    pub referer: Option<HeaderValue>,
+    pub user_agent: Option<HeaderValue>,
+    pub accept_encoding: Option<HeaderValue>,
+}
+
+impl Values {
+    pub fn of(req: &hyper::Request<RequestBody>) -> Values {
+        if let Some((head, p)) = req.body().picked() {
+            return Values {
+                host: Picked::value(head, p.host),
+                content_length: Picked::value(head, p.content_length),
+                request_id: Picked::value(head, p.request_id),
+                referer: Picked::value(head, p.referer),
+                user_agent: Picked::value(head, p.user_agent),
+                accept_encoding: Picked::value(head, p.accept_encoding),
+            };
+        }
+        let r = Read::of(req.headers());
+        Values {
+            host: r.host.cloned(),
+            content_length: r.content_length.cloned(),
+            request_id: r.request_id.cloned(),
+            referer: r.referer.cloned(),
+            user_agent: r.user_agent.cloned(),
+            accept_encoding: r.accept_encoding.cloned(),
+        }
+    }
+}
 
 /// The first value of each header `handle` reads, if the request has it.
 #[derive(Debug, Default)]

@@ -44,6 +44,7 @@ use crate::{
     http::{
         self, ConnInfo, RefusedHead, State,
         request_body::Fed,
+        request_map::Picked,
         upgrade::{Offer, Upgraded},
     },
 };
@@ -72,6 +73,10 @@ struct Head {
     /// values are slices of it, and the upstream head is written from it
     /// (`h1::upstream_head`).
     raw: Bytes,
+    /// Where the values `http::handle` reads are in `raw`; the request
+    /// has no header map (`http::request_map`) unless `map_pending` is false.
+    picked: Picked,
+    map_pending: bool,
     framing: Framing,
     keep_alive: bool,
     upgrade: bool,
@@ -139,6 +144,8 @@ where
         let Head {
             mut req,
             raw,
+            picked,
+            map_pending,
             framing,
             keep_alive,
             upgrade,
@@ -161,7 +168,7 @@ where
         if let Some(f) = &mut feeding {
             f.expect = expect_continue;
         }
-        body.keep_head(raw);
+        body.keep_head(raw, picked, map_pending);
         let upgrade_to = upgrade.then(|| {
             let (offer, tx) = Offer::new();
             req.extensions_mut().insert(offer);
@@ -169,7 +176,11 @@ where
         });
         let req = req.map(|()| body);
         let busy = Busy::enter(&watch);
+        // Pinned here and lent to the body's feeder: one place for the
+        // handler's state in this one (the feeder's future holding it by
+        // value would be a second).
         let handling = http::handle(snapshot.clone(), *info, req);
+        tokio::pin!(handling);
         let resp = match &mut feeding {
             None => handling.await,
             Some(f) => {
@@ -286,11 +297,21 @@ fn parse_into<'b>(
         return Ok(None);
     };
     let raw = Bytes::copy_from_slice(&buf[..r.head_len]);
-    let req = build(&raw, buf, r.method, r.raw_target, r.minor, r.headers)
+    let mut picked = Picked::default();
+    let mut fits = true;
+    for h in r.headers {
+        fits &= picked.see(buf, h.name, h.value);
+    }
+    // A head whose values' places do not fit a `Span` (over 64 KiB) gets
+    // its map now.
+    let map_now = if fits { &[][..] } else { r.headers };
+    let req = build(&raw, buf, r.method, r.raw_target, r.minor, map_now)
         .ok_or(H1Error::downstream(400, "request not representable"))?;
     Ok(Some(Head {
         req,
         raw,
+        picked,
+        map_pending: fits && !r.headers.is_empty(),
         framing: r.framing,
         keep_alive: r.keep_alive,
         upgrade: r.upgrade,
@@ -302,7 +323,9 @@ fn parse_into<'b>(
 
 /// The request `http::handle` takes, from the head's pieces (slices of
 /// `parsed`). The target and the header values are slices of `raw`, the
-/// copy of `parsed`'s head: no allocation of their own.
+/// copy of `parsed`'s head: no allocation of their own. A request served
+/// is built with no `headers` (its map is built when read,
+/// `http::request_map`); a refused one with all of them.
 fn build(
     raw: &Bytes,
     parsed: &[u8],
@@ -312,9 +335,7 @@ fn build(
     headers: &[httparse::Header<'_>],
 ) -> Option<Request<()>> {
     let shared = |piece: &[u8]| head_bytes::slice_of(raw, parsed, piece);
-    // Room for the headers the proxy adds (X-Forwarded-*, X-Real-IP,
-    // X-Request-Id): growing the map costs more than the room.
-    let mut map = HeaderMap::with_capacity(headers.len() + 6);
+    let mut map = HeaderMap::with_capacity(headers.len());
     for h in headers {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         let value = HeaderValue::from_maybe_shared(shared(h.value)).ok()?;

@@ -207,20 +207,27 @@ fn lines_and_header_counts_over_their_limits_are_refused() {
 }
 
 /// A head becomes the request `http::handle` takes: method, target (any
-/// form), version and headers in order, repeated ones kept.
+/// form), version, and headers in order, repeated ones kept, once its map
+/// is built (it comes without one: `http::request_map`).
 #[test]
 fn a_head_becomes_the_request_handled() {
     let raw: &[u8] = b"POST http://a.example/p?q=1 HTTP/1.0\r\nHost: a.example\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabc";
     let head = parse(raw, &Limits::head(8192)).unwrap().unwrap();
-    let req = &head.req;
+    assert_eq!(head.framing, Framing::Length(3));
+    assert!(!head.keep_alive);
+    assert_eq!(&raw[head.head_len..], b"abc");
+    assert!(head.req.headers().is_empty() && head.map_pending);
+    let mut body = Fed::empty();
+    body.keep_head(head.raw, head.picked, head.map_pending);
+    let mut req = head.req.map(|()| body);
+    http::request_map::materialise(&mut req);
     assert_eq!(req.method(), Method::POST);
     assert_eq!(req.uri().to_string(), "http://a.example/p?q=1");
     assert_eq!(req.version(), Version::HTTP_10);
     let a: Vec<_> = req.headers().get_all("x-a").iter().collect();
     assert_eq!(a, ["1", "2"]);
-    assert_eq!(head.framing, Framing::Length(3));
-    assert!(!head.keep_alive);
-    assert_eq!(&raw[head.head_len..], b"abc");
+    assert_eq!(req.headers()["host"], "a.example");
+    assert_eq!(req.headers().len(), 4);
 }
 
 /// What a body still owes, as the guard's low-water mark is told before

@@ -138,6 +138,39 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
     assert_eq!(body, "here\n");
 }
 
+/// A proxied request declaring a body over the route's `max_body` is
+/// refused from its head: 413 with no 100 first (nothing of the body is
+/// asked for). The request comes without a header map
+/// (`http::request_map`): its length is the parsed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_body_over_the_limit_is_refused_without_a_100() {
+    let b = backend(0).await;
+    let config = format!(
+        "[http]\nmax_body = \"1k\"\n\n[[listener]]\nbind = \"127.0.0.1:0\"\n\n\
+         [upstream.app]\nservers = [\"{}\"]\n\n[[route]]\nupstream = \"app\"\n",
+        b.addr
+    );
+    let p = proxy(&test_dir("h1-declared"), &config).await;
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut pending = Vec::new();
+    let (head, _) = response(&mut s, &mut pending).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    // Within the limit, the same route reads and forwards the body.
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef")
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(json(&body)["body_len"], 6);
+}
+
 /// A keep-alive exchange whose head and chunked body arrive in two
 /// pieces, split at every byte, gives the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
