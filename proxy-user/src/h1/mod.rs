@@ -27,6 +27,7 @@ pub mod body;
 pub mod error;
 pub mod framing;
 pub mod head_bytes;
+pub mod head_index;
 pub mod hop_by_hop;
 pub mod request;
 pub mod response;

@@ -93,13 +93,45 @@ pub fn write(req: &Request<'_, '_>, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
 /// [`write`] with the request line's target given: the proxy forwards the
 /// target it routed (normalised, perhaps rewritten), in origin form.
 pub fn write_to(req: &Request<'_, '_>, target: &str, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
+    write_parts(&Parts::of(req), target, fwd, out);
+}
+
+/// What of a client's request head the upstream head is written from: a
+/// parse's ([`Parts::of`]), or the places the connection's parse kept
+/// (`super::head_index`), so that the head is not parsed again.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts<'b, 'h> {
+    pub method: &'b str,
+    pub headers: &'h [httparse::Header<'b>],
+    /// The request's host ([`Request::host`]).
+    pub host: Option<&'b [u8]>,
+    pub framing: Framing,
+    /// The client's head's length (the upstream head is about as long).
+    pub head_len: usize,
+}
+
+impl<'b, 'h> Parts<'b, 'h> {
+    /// A parsed head's parts.
+    pub fn of(req: &Request<'b, 'h>) -> Parts<'b, 'h> {
+        Parts {
+            method: req.method,
+            headers: req.headers,
+            host: req.host(),
+            framing: req.framing,
+            head_len: req.head_len,
+        }
+    }
+}
+
+/// [`write_to`] from a head's [`Parts`].
+pub fn write_parts(req: &Parts<'_, '_>, target: &str, fwd: &Forwarding<'_>, out: &mut Vec<u8>) {
     out.reserve(req.head_len + 192);
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
-    let connection = Connection::of(req);
+    let connection = Connection::of(req.headers);
     let rules = fwd.rules;
     let ruled = |name: &str| ruled(rules, name);
     for h in req.headers {
@@ -107,7 +139,7 @@ pub fn write_to(req: &Request<'_, '_>, target: &str, fwd: &Forwarding<'_>, out: 
             header(out, h.name, h.value);
         }
     }
-    let host = req.host();
+    let host = req.host;
     let mut ip = [0u8; 39];
     let ip = ip_text(fwd.client, &mut ip);
     let proto: &[u8] = if fwd.https { b"https" } else { b"http" };
@@ -153,11 +185,10 @@ struct Connection<'r, 'b> {
 }
 
 impl<'r, 'b> Connection<'r, 'b> {
-    fn of(req: &'r Request<'b, '_>) -> Connection<'r, 'b> {
+    fn of(headers: &'r [httparse::Header<'b>]) -> Connection<'r, 'b> {
         let mut close = false;
         let mut named = false;
-        for h in req
-            .headers
+        for h in headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         {
@@ -173,7 +204,7 @@ impl<'r, 'b> Connection<'r, 'b> {
         }
         Connection {
             close,
-            lists: named.then_some(req.headers),
+            lists: named.then_some(headers),
         }
     }
 
@@ -233,7 +264,7 @@ fn owned(name: &str) -> bool {
 /// sets or removes was already left out above; what a rule adds is written
 /// unless a later rule sets or removes it.
 fn apply_rules(
-    req: &Request<'_, '_>,
+    req: &Parts<'_, '_>,
     fwd: &Forwarding<'_>,
     connection: &Connection<'_, '_>,
     own: &[(&str, Option<&[u8]>)],

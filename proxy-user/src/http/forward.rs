@@ -40,7 +40,7 @@ impl Upstream<'_> {
             super::request_map::materialise(&mut req);
         }
         let map_pending = req.body().map_pending();
-        let client_head = req.body_mut().take_head();
+        let (client_head, client_index_len) = req.body_mut().take_kept().unzip();
         let client_head = match authorised {
             Some((ar, set)) => {
                 auth_request::apply(ar, req.headers_mut(), set);
@@ -61,6 +61,7 @@ impl Upstream<'_> {
             server_port: self.conn.server_port,
             request_uri: self.original,
             client_head,
+            client_index_len: client_index_len.unwrap_or(0),
             map_pending,
         };
         let conn_budget = req.extensions().get::<budget::ConnBudget>().cloned();

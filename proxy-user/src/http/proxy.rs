@@ -58,9 +58,12 @@ pub struct Downstream<'a> {
     /// target as received when it differs from the one forwarded.
     pub server_port: u16,
     pub request_uri: Option<&'a hyper::http::uri::PathAndQuery>,
-    /// The client's request head as it came (rampart's HTTP/1 server):
-    /// the upstream head is written from it ([`super::raw_head`]).
+    /// The client's request head as it came (rampart's HTTP/1 server),
+    /// followed by where the connection's parse found its pieces
+    /// (`h1::head_index`, its last `client_index_len` bytes): the
+    /// upstream head is written from them ([`super::raw_head`]).
     pub client_head: Option<Bytes>,
+    pub client_index_len: u8,
     /// The request's header map was not built (`super::request_map`):
     /// built from `client_head` if the upstream head needs it.
     pub map_pending: bool,
@@ -177,7 +180,11 @@ async fn send(
             .headers
             .as_deref()
             .is_none_or(|r| r.request.is_empty())
-        && down.client_head.as_deref().is_some_and(|head| {
+        && down.client_head.as_deref().is_some_and(|kept| {
+            let head_len = kept
+                .len()
+                .saturating_sub(usize::from(down.client_index_len));
+            let (head, index) = kept.split_at(head_len);
             let edits = raw_head::Edits {
                 client: down.client.ip(),
                 https: down.https,
@@ -185,13 +192,17 @@ async fn send(
                 target,
                 body_len: body.len(),
             };
-            raw_head::write(head, &edits, up_head)
+            raw_head::write(head, index, &edits, up_head)
         });
     if !from_client {
         if down.map_pending
-            && let Some(head) = &down.client_head
+            && let Some(kept) = &down.client_head
         {
-            super::request_map::fill(&mut parts.headers, head);
+            let head_len = kept
+                .len()
+                .saturating_sub(usize::from(down.client_index_len));
+            let head = kept.slice(..head_len);
+            super::request_map::fill(&mut parts.headers, &head);
         }
         map_head(&mut parts, route, down, websocket, &body, up_head);
     }

@@ -40,9 +40,19 @@ impl RequestBody {
     ///
     /// `picked`: where the values `handle` reads are in it; `map_pending`:
     /// the request's header map was not built (see [`super::request_map`]).
-    pub fn keep_head(&mut self, head: Bytes, picked: Picked, map_pending: bool) {
+    /// `kept` is the head (its first `head_len` bytes) and what follows it
+    /// there: where the connection's parse found its pieces
+    /// (`h1::head_index`), for the upstream head.
+    pub fn keep_head(&mut self, kept: Bytes, head_len: usize, picked: Picked, map_pending: bool) {
         if let RequestBody::Fed(f) = self {
-            f.head = Some(head);
+            let mut kept = kept;
+            // An index is short (`h1::head_index`); anything else is dropped.
+            let index_len = kept.len().saturating_sub(head_len);
+            f.index_len = u8::try_from(index_len).unwrap_or_else(|_| {
+                kept.truncate(head_len);
+                0
+            });
+            f.head = Some(kept);
             f.picked = picked;
             f.map_pending = map_pending;
         }
@@ -71,7 +81,9 @@ impl RequestBody {
         match self {
             RequestBody::Fed(f) if f.map_pending => {
                 f.map_pending = false;
-                f.head.clone()
+                let mut head = f.head.clone()?;
+                head.truncate(head.len() - usize::from(f.index_len));
+                Some(head)
             }
             _ => None,
         }
@@ -79,8 +91,16 @@ impl RequestBody {
 
     /// The client's request head kept by [`RequestBody::keep_head`].
     pub fn take_head(&mut self) -> Option<Bytes> {
+        let (mut head, index_len) = self.take_kept()?;
+        head.truncate(head.len() - usize::from(index_len));
+        Some(head)
+    }
+
+    /// The kept head with its index after it (see
+    /// [`RequestBody::keep_head`]), and the index's length.
+    pub fn take_kept(&mut self) -> Option<(Bytes, u8)> {
         match self {
-            RequestBody::Fed(f) => f.head.take(),
+            RequestBody::Fed(f) => Some((f.head.take()?, f.index_len)),
             RequestBody::Hyper(_) => None,
         }
     }
@@ -153,6 +173,9 @@ pub struct Fed {
     picked: Picked,
     /// The request's header map is empty until built from `head`.
     map_pending: bool,
+    /// The length of the index at the end of `head` (the kept head's
+    /// bytes are the rest; a byte, as it rides in every request).
+    index_len: u8,
 }
 
 /// The driver's end of a [`Fed`] body.
@@ -170,6 +193,7 @@ impl Fed {
             head: None,
             picked: Picked::default(),
             map_pending: false,
+            index_len: 0,
         })
     }
 
@@ -187,6 +211,7 @@ impl Fed {
             head: None,
             picked: Picked::default(),
             map_pending: false,
+            index_len: 0,
         };
         (RequestBody::Fed(body), Feeder { pipe })
     }

@@ -102,7 +102,7 @@ fn what_the_parser_takes_a_map_holds() {
 fn a_pending_map_is_built_once_and_a_built_one_left_alone() {
     let head = Bytes::from_static(b"GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n");
     let mut body = Fed::empty();
-    body.keep_head(head.clone(), picked(&head), true);
+    body.keep_head(head.clone(), head.len(), picked(&head), true);
     let mut req = Request::new(body);
     assert!(req.headers().is_empty() && req.body().map_pending());
     materialise(&mut req);

@@ -38,7 +38,7 @@ use crate::{
     h1::{
         Framing, H1Error,
         body::BodyLimits,
-        head_bytes,
+        head_bytes, head_index,
         request::{self, Limits},
     },
     http::{
@@ -69,9 +69,10 @@ pub(super) struct H1<'a> {
 /// A head, parsed and made a request.
 struct Head {
     req: Request<()>,
-    /// The head's bytes, copied once: the request's target and header
-    /// values are slices of it, and the upstream head is written from it
-    /// (`h1::upstream_head`).
+    /// The head's bytes, copied once, and where this parse found its
+    /// pieces (`h1::head_index`, after the head's `head_len` bytes): the
+    /// request's target and header values are slices of it, and the
+    /// upstream head is written from it (`h1::upstream_head`).
     raw: Bytes,
     /// Where the values `http::handle` reads are in `raw`; the request
     /// has no header map (`http::request_map`) unless `map_pending` is false.
@@ -151,7 +152,7 @@ where
             upgrade,
             expect_continue,
             minor,
-            ..
+            head_len,
         } = head;
         let is_head = req.method() == Method::HEAD;
         let (mut body, mut feeding) = match framing {
@@ -168,7 +169,7 @@ where
         if let Some(f) = &mut feeding {
             f.expect = expect_continue;
         }
-        body.keep_head(raw, picked, map_pending);
+        body.keep_head(raw, head_len, picked, map_pending);
         let upgrade_to = upgrade.then(|| {
             let (offer, tx) = Offer::new();
             req.extensions_mut().insert(offer);
@@ -296,7 +297,7 @@ fn parse_into<'b>(
     let Some(r) = request::parse(buf, limits, slots)? else {
         return Ok(None);
     };
-    let raw = Bytes::copy_from_slice(&buf[..r.head_len]);
+    let raw = head_index::keep(buf, &r);
     let mut picked = Picked::default();
     let mut fits = true;
     for h in r.headers {

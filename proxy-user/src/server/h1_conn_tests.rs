@@ -217,8 +217,12 @@ fn a_head_becomes_the_request_handled() {
     assert!(!head.keep_alive);
     assert_eq!(&raw[head.head_len..], b"abc");
     assert!(head.req.headers().is_empty() && head.map_pending);
+    // The head's copy goes on with where this parse found its pieces.
+    let head_len = head.head_len;
+    assert_eq!(&head.raw[..head_len], &raw[..head_len]);
+    assert!(head.raw.len() > head_len);
     let mut body = Fed::empty();
-    body.keep_head(head.raw, head.picked, head.map_pending);
+    body.keep_head(head.raw, head.head_len, head.picked, head.map_pending);
     let mut req = head.req.map(|()| body);
     http::request_map::materialise(&mut req);
     assert_eq!(req.method(), Method::POST);
@@ -228,6 +232,9 @@ fn a_head_becomes_the_request_handled() {
     assert_eq!(a, ["1", "2"]);
     assert_eq!(req.headers()["host"], "a.example");
     assert_eq!(req.headers().len(), 4);
+    // The head kept for the upstream head is the head alone.
+    let kept = req.body_mut().take_head().unwrap();
+    assert_eq!(&kept[..], &raw[..head_len]);
 }
 
 /// What a body still owes, as the guard's low-water mark is told before
