@@ -24,6 +24,18 @@ use tests::{
 const DST: &str = "198.18.0.1";
 const XDP_PASS: u32 = 2;
 
+/// The test settings with a budget of one new source per second (burst
+/// one, attack mode held a second): the second new source is past it.
+fn one_new_source_per_second(pin_dir: &std::path::Path) -> proxy_user::config::FilterSettings {
+    let mut s = settings(pin_dir);
+    s.new_sources = NewSources {
+        rate: 1,
+        burst: 1,
+        hold: Duration::from_secs(1),
+    };
+    s
+}
+
 fn spoofed(i: u32) -> Vec<u8> {
     Frame::v4(&Ipv4Addr::from(0x0a00_0000 + i * 13).to_string(), DST).build()
 }
@@ -137,12 +149,7 @@ fn a_source_admitted_by_the_budget_is_promoted_without_spending_it_again() {
         return;
     }
     let pins = PinDir::new("h14atk-promote");
-    let mut s = settings(pins.path());
-    s.new_sources = NewSources {
-        rate: 1,
-        burst: 1,
-        hold: Duration::from_secs(1),
-    };
+    let s = one_new_source_per_second(pins.path());
     let filter = load(&s);
     let real = Frame::v4("198.18.10.1", DST).build();
     assert_eq!(verdict_of(&filter, &real).1, PASS, "the budget's one");
@@ -195,12 +202,7 @@ fn attack_mode_entered_and_left_are_logged() {
         return;
     }
     let pins = PinDir::new("h14atk-log");
-    let mut s = settings(pins.path());
-    s.new_sources = NewSources {
-        rate: 1,
-        burst: 1,
-        hold: Duration::from_secs(1),
-    };
+    let s = one_new_source_per_second(pins.path());
     let mut filter = load(&s);
     let (mut logger, capture) = crate::xdp_log::reader(&filter);
     let mut xdp = filter.log.take().expect("the program's log");
@@ -279,12 +281,7 @@ fn first_stage_tags_follow_their_slots_and_decide_nothing_alone() {
         return;
     }
     let pins = PinDir::new("h14spoof-tags");
-    let mut s = settings(pins.path());
-    s.new_sources = NewSources {
-        rate: 1,
-        burst: 1,
-        hold: Duration::from_secs(1),
-    };
+    let s = one_new_source_per_second(pins.path());
     let filter = load(&s);
     let seed = filter.maps.config().unwrap().admit_seed;
     let real: Ipv4Addr = "10.1.2.3".parse().unwrap();
