@@ -108,6 +108,14 @@ static FILTER: LazyLock<Filter> = LazyLock::new(|| {
             .ban(ip, ttl, ORIGIN_CLI)
             .unwrap_or_else(|e| panic!("banning {ip}: {e:?}"));
     }
+    // The program reads bans on the coarse clock, which lags by up to two
+    // ticks (docs/kernel-tier.md, "Clocks"): a ban that expired a nanosecond
+    // after it was made is still live for the program until the clock has
+    // moved past it. Without this wait the first frame from an expired ban
+    // (corpus/xdp/v4-ban-expired, when libFuzzer runs it first) was banned.
+    std::thread::sleep(Duration::from_nanos(
+        3 * proxy_user::filter::coarse_tick_ns(),
+    ));
     // The maps stay alive through the program's and our descriptors; unpin
     // them now so that nothing outlives the process.
     let _ = std::fs::remove_dir_all(&pin_dir);

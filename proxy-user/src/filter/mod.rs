@@ -24,7 +24,7 @@ mod allow_gen;
 mod ban_index;
 mod bans;
 mod clock;
-pub use clock::monotonic_ns;
+pub use clock::{coarse_tick_ns, monotonic_ns};
 mod error;
 mod iface;
 mod index;
