@@ -118,7 +118,12 @@ struct Book {
     /// of addresses, with a node allocation here and there among the
     /// connections' buffers, kept 450 bytes of heap resident per idle
     /// connection: RELIABILITY.md.)
-    heads: HashMap<IpAddr, u32>,
+    ///
+    /// Keyed by foldhash with a random seed per table: the addresses are
+    /// the clients' to choose, so the hash must not be predictable (no
+    /// unkeyed hash), and SipHash cost about 0.5k instructions per
+    /// connection (register and drop, issue 17).
+    heads: HashMap<IpAddr, u32, foldhash::fast::RandomState>,
     slots: Slab<Slot>,
     /// Lot rows whose connections were marked, for the lot's task.
     rows: Vec<usize>,
@@ -172,9 +177,14 @@ impl Book {
     }
 
     fn insert(&mut self, addr: IpAddr) -> u32 {
-        let key = bucket(addr);
-        let next = self.heads.get(&key).copied().unwrap_or(NONE);
-        let slot = self.slots.insert(Slot {
+        // One lookup: the bucket's head is read and replaced in place.
+        let head = self.heads.entry(bucket(addr)).or_insert(NONE);
+        let next = *head;
+        let entry = self.slots.vacant_entry();
+        // More than u32::MAX open connections cannot happen (descriptors).
+        let slot = u32::try_from(entry.key()).unwrap_or(NONE);
+        *head = slot;
+        entry.insert(Slot {
             addr,
             kicked: false,
             row: None,
@@ -182,12 +192,9 @@ impl Book {
             next,
             waker: None,
         });
-        // More than u32::MAX open connections cannot happen (descriptors).
-        let slot = u32::try_from(slot).unwrap_or(NONE);
         if let Some(n) = self.slots.get_mut(next as usize) {
             n.prev = slot;
         }
-        self.heads.insert(key, slot);
         slot
     }
 
@@ -426,6 +433,88 @@ mod tests {
         let d = t("2001:db8:9:7::1");
         assert_eq!(k.kick(kick(&["2001:db8:9::/48"], &[])), 2);
         assert!(c.is_kicked() && d.is_kicked());
+    }
+
+    #[test]
+    fn each_table_hashes_addresses_with_its_own_key() {
+        // The addresses are the clients' to choose: a hash without a
+        // random key would let them aim every connection at one bucket of
+        // the table. Two tables disagree on the same addresses.
+        use std::hash::BuildHasher;
+        let (a, b) = (Book::default(), Book::default());
+        let ips = [ip("192.0.2.1"), ip("10.0.0.1"), ip("2001:db8::")];
+        let hashes = |book: &Book| ips.map(|i| book.heads.hasher().hash_one(i));
+        assert_ne!(hashes(&a), hashes(&b));
+    }
+
+    #[test]
+    fn the_registry_agrees_with_a_list_of_its_connections() {
+        // Connections that come and go in many buckets (IPv4 addresses and
+        // IPv6 /64s, several to a bucket), kicked by addresses, /64s and
+        // wider ranges, against a plain list of who is open and marked.
+        let k = Kicks::default();
+        let r = k.registry();
+        let mut open: Vec<(IpAddr, Ticket)> = Vec::new();
+        let mut marked: Vec<bool> = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..4000 {
+            let n = next();
+            let addr = if n % 2 == 0 {
+                IpAddr::from([10, 0, (n >> 8) as u8 % 4, (n >> 16) as u8 % 16])
+            } else {
+                let mut o = [0u8; 16];
+                o[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                o[7] = (n >> 8) as u8 % 8;
+                o[15] = (n >> 16) as u8 % 4;
+                IpAddr::from(o)
+            };
+            match n >> 32 & 7 {
+                0..=3 => {
+                    open.push((addr, r.register(addr)));
+                    marked.push(false);
+                }
+                4..=5 if !open.is_empty() => {
+                    let i = (n >> 40) as usize % open.len();
+                    drop(open.swap_remove(i));
+                    marked.swap_remove(i);
+                }
+                6 if round % 8 == 0 => {
+                    let net: Cidr = match n >> 40 & 3 {
+                        0 => Cidr::masked(addr, if addr.is_ipv4() { 32 } else { 128 }),
+                        1 => Cidr::masked(addr, if addr.is_ipv4() { 30 } else { 64 }),
+                        2 => Cidr::masked(addr, if addr.is_ipv4() { 16 } else { 48 }),
+                        _ => Cidr::masked(addr, if addr.is_ipv4() { 28 } else { 127 }),
+                    };
+                    let expected = open
+                        .iter()
+                        .zip(&marked)
+                        .filter(|((a, _), m)| !**m && net.contains(*a))
+                        .count();
+                    let got = k.kick(Kick {
+                        nets: vec![net],
+                        except: Vec::new(),
+                    });
+                    assert_eq!(got, expected, "round {round}: {net:?}");
+                    for ((a, _), m) in open.iter().zip(marked.iter_mut()) {
+                        *m |= net.contains(*a);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for ((a, t), m) in open.iter().zip(&marked) {
+            assert_eq!(t.is_kicked(), *m, "{a}");
+        }
+        assert_eq!(r.book().slots.len(), open.len());
+        drop(open);
+        let book = r.book();
+        assert!(book.heads.is_empty() && book.slots.is_empty());
     }
 
     #[test]

@@ -65,6 +65,9 @@
 //!   does; [`import`]: `rampart config import nginx`.
 //! - [`logging`]: the process's logger, whose level changes at run time
 //!   (`rampart log level`); the XDP program's records go through it too.
+//! - [`allocator`]: the binary's global allocator when no other is
+//!   chosen: glibc's, with tokio's 128-byte-aligned blocks carved out of a
+//!   `malloc` rather than made by `posix_memalign`.
 //!
 //! A concept that spans tiers keeps one name in each: `config/X.rs` reads
 //! its `[X]` section, `ctl/X.rs` is the `rampart X` command, `daemon/X.rs`
@@ -102,6 +105,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod allocator;
 pub mod cidr;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,12 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// glibc's allocator, without `posix_memalign` for tokio's aligned blocks
+/// (see `proxy_user::allocator`).
+#[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: proxy_user::allocator::Aligned = proxy_user::allocator::Aligned;
+
 fn main() {
     proxy_user::logging::init();
     let cli = Cli::parse();

@@ -23,7 +23,7 @@ use super::{
     lifecycle::{self, Awaiting, Timeouts},
     listener,
     lot::{self, Lot},
-    plain, proxy_protocol, tls_conn,
+    plain, proxy_protocol, quiet, tls_conn,
 };
 use crate::http::{ConnInfo, SharedState};
 
@@ -73,14 +73,23 @@ pub(super) async fn accept_loop(
     let _registered = metrics.register(socket.as_raw_fd());
     let server_port = socket.get_ref().local_addr().map_or(0, |a| a.port());
     let mut backoff = Duration::from_millis(5);
+    // One wait for the stop, for the listener's life: a `watch` wait made
+    // per select took the watch's lock to register and again to leave,
+    // twice per connection; this one is an atomic swap per poll until
+    // signalled (see `quiet`). Polled first, so a flood of connections
+    // cannot keep the stop from being seen.
+    let stopped = quiet::Quiet::new(stop.changed());
+    tokio::pin!(stopped);
     loop {
         let permit = tokio::select! {
+            biased;
+            _ = &mut stopped => return,
             p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = stop.changed() => return,
         };
         let accepted = tokio::select! {
+            biased;
+            _ = &mut stopped => return,
             a = socket.async_io(Interest::READABLE, listener::accept) => a,
-            _ = stop.changed() => return,
         };
         let (stream, client) = match accepted {
             Ok(a) => {
@@ -147,7 +156,7 @@ pub(super) async fn accept_loop(
                 continue;
             }
             if let Some(ready) = lot.arrive(stream, conn) {
-                tokio::spawn(plain::serve(ready, lot.clone(), draining.clone()));
+                plain::spawn(ready, lot.clone(), draining.clone());
             }
             continue;
         };

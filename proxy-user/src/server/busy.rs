@@ -33,6 +33,14 @@ pub(super) struct Activity {
     pub(super) on_idle: Option<Waker>,
 }
 
+impl Activity {
+    /// Awaiting a head since `awaiting.since`; served before if it resumed.
+    pub(super) fn awaiting(&mut self, awaiting: super::lifecycle::Awaiting) {
+        self.idle_since = awaiting.since;
+        self.served |= awaiting.resumed;
+    }
+}
+
 impl Watch {
     pub(super) fn new(now: Instant) -> Watch {
         Watch {

@@ -142,12 +142,7 @@ where
         // HTTP/1: rampart's own server follows heads and bodies itself
         // and tells the guard where they are; the head read so far is its
         // buffer.
-        let mut guarded = Guarded::new(stream, timeouts, false)
-            .awaiting(awaiting)
-            .parking_into(slot);
-        if let Some(fd) = plain_fd {
-            guarded = guarded.body_lowat(fd);
-        }
+        let guarded = Guarded::http1(stream, timeouts, awaiting, slot, plain_fd);
         let h1 = h1_conn::H1 {
             info,
             snapshot,

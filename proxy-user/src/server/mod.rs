@@ -134,9 +134,7 @@ pub async fn serve_changing(
     let waiting = {
         let (lot, draining) = (lot.clone(), draining.clone());
         tokio::spawn(async move {
-            let serve = |ready| {
-                tokio::spawn(plain::serve(ready, lot.clone(), draining.clone()));
-            };
+            let serve = |ready| plain::spawn(ready, lot.clone(), draining.clone());
             lot.run(draining.clone(), serve).await
         })
     };

@@ -85,30 +85,72 @@ pub struct Guarded<S> {
 impl<S> Guarded<S> {
     /// Guards `io`; `http2` when ALPN chose HTTP/2.
     pub fn new(io: S, timeouts: Timeouts, http2: bool) -> Guarded<S> {
+        Guarded::built(io, timeouts, http2, None, None, None)
+    }
+
+    /// An HTTP/1 connection's guard, as [`Guarded::new`] then
+    /// [`awaiting`](Guarded::awaiting), [`parking_into`](Guarded::parking_into)
+    /// and, for a plain socket `lowat_fd`, [`body_lowat`](Guarded::body_lowat),
+    /// but built whole: each step of the builder moved the guard, a
+    /// `memcpy` each per connection (issue 17).
+    pub fn http1(
+        io: S,
+        timeouts: Timeouts,
+        awaiting: Awaiting,
+        slot: Arc<Slot<S>>,
+        lowat_fd: Option<std::os::fd::RawFd>,
+    ) -> Guarded<S> {
+        Guarded::built(
+            io,
+            timeouts,
+            false,
+            Some(awaiting),
+            Some(slot),
+            lowat_fd.map(BodyMark::new),
+        )
+    }
+
+    #[inline(always)]
+    fn built(
+        io: S,
+        timeouts: Timeouts,
+        http2: bool,
+        awaiting: Option<Awaiting>,
+        slot: Option<Arc<Slot<S>>>,
+        lowat: Option<BodyMark>,
+    ) -> Guarded<S> {
         let now = Instant::now();
         let first = now.later(timeouts.soonest_read(false));
+        let watch = Watch::new(now);
+        let mut last_write = now;
+        if let Some(awaiting) = awaiting {
+            watch.lock().awaiting(awaiting);
+            last_write = awaiting.since;
+        }
         Guarded {
             io: Some(io),
-            slot: None,
+            slot,
             parking: false,
             drained: false,
             prefix: Vec::new(),
             prefix_at: 0,
-            watch: Arc::new(Watch::new(now)),
+            watch: Arc::new(watch),
             timeouts,
             http2,
             body_left: None,
             head_since: None,
-            last_write: now,
+            last_write,
             write_stalled: None,
             timer: Timer::new(first),
             expired: None,
-            lowat: None,
+            lowat,
         }
     }
 
     /// Wakes reads of a request body only once the rest of it has arrived
     /// (see [`super::lowat`]); `fd` is the plain socket this guard holds.
+    /// (Connections are built whole by [`Guarded::http1`].)
+    #[cfg(test)]
     pub fn body_lowat(mut self, fd: std::os::fd::RawFd) -> Guarded<S> {
         self.lowat = Some(BodyMark::new(fd));
         self
@@ -135,6 +177,7 @@ impl<S> Guarded<S> {
 
     /// Parks the connection into `slot` once it idles between requests
     /// (HTTP/1 only: its server tells the guard where heads are).
+    #[cfg(test)]
     pub fn parking_into(mut self, slot: Arc<Slot<S>>) -> Guarded<S> {
         self.slot = Some(slot);
         self
@@ -152,11 +195,7 @@ impl<S> Guarded<S> {
     /// the timeouts. A resumed connection has served before, so its
     /// idleness is keep-alive idleness.
     pub fn awaiting(mut self, awaiting: Awaiting) -> Guarded<S> {
-        {
-            let mut s = self.watch.lock();
-            s.idle_since = awaiting.since;
-            s.served |= awaiting.resumed;
-        }
+        self.watch.lock().awaiting(awaiting);
         self.last_write = awaiting.since;
         self
     }
