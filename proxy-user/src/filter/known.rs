@@ -211,9 +211,10 @@ impl KnownFilter {
     /// Rebuilds a filter that is on if its seed moved, or if the active
     /// filter filled past twice what the last rebuild left (and past 1/16
     /// of its bits), at most every [`MIN_EVERY`]; returns what
-    /// [`KnownFilter::rebuild`] did. A filter that is off stays off: only
-    /// the loader turns it on, once no other program can be inserting
-    /// into the LRUs unmarked (after the attach that replaced it).
+    /// [`KnownFilter::rebuild`] did. A filter that is off stays off here:
+    /// only a rebuild turns it on, made once no other program can be
+    /// inserting into the LRUs unmarked (`Filter::load` before any packet,
+    /// `Filter::refresh_known` and the daemon after the attach).
     pub fn refresh(
         &mut self,
         maps: &FilterMaps,

@@ -393,9 +393,12 @@ impl Filter {
     }
 
     /// Rebuilds the known-source filter when it has filled
-    /// ([`KnownFilter::refresh`]): the daemon's sweep calls it.
+    /// ([`KnownFilter::refresh`]), or turns it on if it is still off once
+    /// this filter is attached (the first rebuild failed, or found no
+    /// seed): the daemon's sweep calls it.
     pub fn refresh_known(&mut self) -> Result<Option<usize>, FilterError> {
         match &mut self.known {
+            Some(k) if !k.is_on() && !self.attached.is_empty() => k.rebuild(&self.maps),
             Some(k) => k.refresh(&self.maps, std::time::Instant::now()),
             None => Ok(None),
         }
