@@ -10,6 +10,9 @@
 //!                           and the new link pinned. The SYN-cookie tc program goes
 //!                           on first (pin_dir/ack_link_IFACE, syn_cookies.rs)
 //!   .records()              the program's log records, for `xdp_log::forward`
+//!   .rebuild_known()        the known-source filter read from the LRUs and
+//!                           turned on (`load` does it; the daemon after
+//!                           `attach`, then `.refresh_known()` every sweep)
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
