@@ -120,16 +120,35 @@ pub const fn slot_v6(addr: [u64; 2], seed: u64) -> u32 {
     slot_tag_v6(addr, seed).0
 }
 
+/// The keyed hash of an IPv4 source: its slot and tag are bits 0..32
+/// ([`slot_tag_of`]), its known-source filter bit bits 32.. (`known`).
+#[inline(always)]
+pub const fn hash_v4(addr: u32, seed: u64) -> u64 {
+    mix(addr as u64, seed)
+}
+
+/// The keyed hash of an IPv6 source (prefix words), as [`hash_v4`].
+#[inline(always)]
+pub const fn hash_v6(addr: [u64; 2], seed: u64) -> u64 {
+    mix(word_v6(addr), seed)
+}
+
+/// The slot and tag of a source whose hash is `h`.
+#[inline(always)]
+pub const fn slot_tag_of(h: u64) -> (u32, u8) {
+    slot_tag(h)
+}
+
 /// The slot and tag of an IPv4 source.
 #[inline(always)]
 pub const fn slot_tag_v4(addr: u32, seed: u64) -> (u32, u8) {
-    slot_tag(mix(addr as u64, seed))
+    slot_tag(hash_v4(addr, seed))
 }
 
 /// The slot and tag of an IPv6 source (prefix words).
 #[inline(always)]
 pub const fn slot_tag_v6(addr: [u64; 2], seed: u64) -> (u32, u8) {
-    slot_tag(mix(word_v6(addr), seed))
+    slot_tag(hash_v6(addr, seed))
 }
 
 /// The first packet as a slot records it: bytes and the SYN bit.

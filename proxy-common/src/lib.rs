@@ -11,6 +11,7 @@
 //! - [`admit`]: the first stage a new source goes through before it gets
 //!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
+//! - [`known`]: the known-source filter in front of the per-source LRU.
 //! - [`ban`]: the ban table, exact address to expiry.
 //! - [`new_sources`]: the budget of new sources per second, and attack mode.
 //! - [`log`]: which rare events the program records and how many per second.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod cookie;
 pub mod gcra;
 pub mod index;
+pub mod known;
 pub mod list;
 pub mod log;
 pub mod new_sources;

@@ -22,8 +22,9 @@ const BPF_NOEXIST: u64 = 1;
 /// A family's first-stage slot type and maps.
 pub trait FirstStage: Addr {
     type Slot: 'static;
-    /// `key`'s slot index and tag (`proxy_common::admit::slot_tag_v4`).
-    fn slot_tag(key: Self::Key, seed: u64) -> (u32, u8);
+    /// `key`'s keyed hash (`proxy_common::admit::hash_v4`): its slot and
+    /// tag, and its bit in the known-source filter.
+    fn hash(key: Self::Key, seed: u64) -> u64;
     /// The slot at `index`, if the map has it (it always does).
     fn slot_at(index: u32) -> Option<*mut Self::Slot>;
     /// The line of tags holding slot `index`'s.
@@ -38,8 +39,8 @@ impl FirstStage for V4 {
     type Slot = FirstV4;
 
     #[inline(always)]
-    fn slot_tag(key: u32, seed: u64) -> (u32, u8) {
-        admit::slot_tag_v4(key, seed)
+    fn hash(key: u32, seed: u64) -> u64 {
+        admit::hash_v4(key, seed)
     }
 
     #[inline(always)]
@@ -74,8 +75,8 @@ impl FirstStage for V6 {
     type Slot = FirstV6;
 
     #[inline(always)]
-    fn slot_tag(key: [u64; 2], seed: u64) -> (u32, u8) {
-        admit::slot_tag_v6(key, seed)
+    fn hash(key: [u64; 2], seed: u64) -> u64 {
+        admit::hash_v6(key, seed)
     }
 
     #[inline(always)]
@@ -113,19 +114,22 @@ impl FirstStage for V6 {
 /// `new_limited` when it is spent), is recorded in its slot (at the coarse
 /// time `now`) and passes;
 /// its second, while it still holds the slot, promotes it into `sources`
-/// with one insert.
+/// with one insert, and marks it in the known-source filter (`known.rs`).
+/// `hash` is `K::hash` of the source.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn new_source<K: FirstStage>(
     cfg: &FilterConfig,
     sources: &LruHashMap<K, SourceState, 65536>,
     source_key: &K,
+    hash: u64,
     generation: u64,
     now: u64,
     syn: bool,
     len: u64,
 ) -> u32 {
     let key = source_key.key();
-    let (index, tag) = K::slot_tag(key, cfg.admit_seed);
+    let (index, tag) = admit::slot_tag_of(hash);
     let Some(tags) = K::tags(index) else {
         return stats::PASS;
     };
@@ -166,6 +170,9 @@ pub fn new_source<K: FirstStage>(
     let (mut state, verdict) = admit::promote(cfg, first_at, first_len, exact, len, syn);
     state.allow_gen = generation;
     if sources.insert(source_key, &state, BPF_NOEXIST).is_ok() {
+        // After the insert: a rebuild that zeroed its filter before this
+        // mark keeps it; one that zeroed it after reads the entry.
+        crate::known::mark(hash);
         return verdict;
     }
     // Another CPU promoted it first (or the map refused): this packet goes

@@ -28,3 +28,21 @@ pub unsafe fn cmpxchg(ptr: *mut u64, expected: u64, new: u64) -> u64 {
     }
     previous
 }
+
+/// Atomic `*ptr |= bits` (no fetch).
+///
+/// # Safety
+/// `ptr` points to a live, 8-byte aligned u64 inside a map value.
+#[inline(always)]
+pub unsafe fn or(ptr: *mut u64, bits: u64) {
+    // SAFETY: the instruction reads and writes only `*ptr`, which the
+    // caller vouches for.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({p} + 0) |= {b}",
+            p = in(reg) ptr,
+            b = in(reg) bits,
+            options(nostack),
+        );
+    }
+}

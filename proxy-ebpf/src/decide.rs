@@ -299,11 +299,19 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
             }
             return verdict;
         }
-        let Some(state) = self.sources.get_ptr_mut(key) else {
+        // The known-source filter first: a source whose bit is clear has
+        // no LRU entry, and skips the lookup (`known.rs`).
+        let hash = K::hash(key.key(), cfg.admit_seed);
+        let state = if crate::known::maybe(hash) {
+            self.sources.get_ptr_mut(key)
+        } else {
+            None
+        };
+        let Some(state) = state else {
             if vouch && self.allowed(cfg, src) {
                 return stats::ALLOWLISTED;
             }
-            return admit::new_source(cfg, self.sources, key, generation, now, syn, len);
+            return admit::new_source(cfg, self.sources, key, hash, generation, now, syn, len);
         };
         if vouch && !limit::vouches(state, generation) {
             if self.allowed(cfg, src) {

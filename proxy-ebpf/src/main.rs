@@ -19,7 +19,10 @@
 //!   SYN limit, packet limit (GCRA;
 //!     a source new to the LRU goes
 //!     through the first stage,
-//!     admit.rs; one over a limit
+//!     admit.rs, and one whose bit
+//!     in the known-source filter
+//!     is clear is not looked up
+//!     there, known.rs; one over a limit
 //!     is dropped from a per-CPU
 //!     cache, limited.rs)           -> drop (syn_limited / pps_limited)
 //!   SYN to a protected port while SYN cookies are on
@@ -50,6 +53,7 @@ mod clock;
 mod cookie_ack;
 mod decide;
 mod kfunc;
+mod known;
 mod limit;
 mod limited;
 mod log;

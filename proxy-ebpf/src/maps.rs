@@ -11,6 +11,7 @@ use proxy_common::{
     ban::{Ban, BanBucketV4, BanBucketV6},
     config::FilterConfig,
     index::{BucketV4, BucketV6},
+    known,
     list::{ListValue, V4, V6},
     log::LogConfig,
     new_sources::NewSources,
@@ -130,6 +131,20 @@ pub static FIRST_V6: Array<FirstV6, { SLOTS as usize }> = Array::new();
 pub static FIRST_TAGS_V4: Array<[u8; TAG_LINE as usize], { TAG_LINES as usize }> = Array::new();
 #[btf_map(name = "first_tags_v6")]
 pub static FIRST_TAGS_V6: Array<[u8; TAG_LINE as usize], { TAG_LINES as usize }> = Array::new();
+
+/// `BPF_F_MMAPABLE`: userspace rebuilds the known-source filter through
+/// an mmap of it, with atomic ORs (`proxy_common::known`).
+const BPF_F_MMAPABLE: usize = 1 << 10;
+
+/// The known-source filter (`known.rs`, `proxy_common::known`): the header
+/// line and two filters of 64-byte lines. Not pinned (each program's
+/// starts off); sized by the loader from `[filter.maps] sources`.
+#[btf_map(name = "known")]
+pub static KNOWN: Array<
+    [u64; known::LINE_WORDS],
+    { known::entries_for(65_536) as usize },
+    BPF_F_MMAPABLE,
+> = Array::new();
 
 /// One slot of the limited-drop cache (`limited.rs`). `addr` is the source (IPv4: its word, with bit 32 set so
 /// that 0.0.0.0 is not an empty slot; IPv6: the prefix's two words);

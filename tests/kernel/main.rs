@@ -18,6 +18,7 @@ mod fleet_hosts;
 mod fleet_pps;
 mod fleet_syn;
 mod kick;
+mod known;
 mod limited;
 mod lists;
 mod migrate;

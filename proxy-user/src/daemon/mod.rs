@@ -48,7 +48,7 @@ use anyhow::{Context, Result, bail};
 pub use bind::{BoundStd, bind_all, bind_std};
 pub use handle::{Commands, Exit, Handle};
 pub use io::{Io, Tier};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 pub use process::{run, unblock_signals};
 use tokio::{
     sync::{mpsc, watch},
@@ -287,6 +287,7 @@ impl Daemon {
                         error!("sweeping expired entries: {e:#}");
                     }
                     self.autoban_tick();
+                    self.refresh_known();
                 }
             }
         };
@@ -373,6 +374,13 @@ impl Daemon {
             .try_for_each(|iface| f.attach(iface, settings.mode).map(drop));
         match attached {
             Ok(()) => {
+                // Only now: until the attach, the program it replaced may
+                // have been giving sources LRU entries this one's filter
+                // does not mark (filter/known.rs).
+                match f.rebuild_known() {
+                    Ok(n) => debug!("known-source filter on ({n:?} sources)"),
+                    Err(e) => warn!("known-source filter left off: {e:#}"),
+                }
                 let on: Vec<String> = f
                     .attached()
                     .iter()
@@ -396,6 +404,17 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Rebuilds the XDP program's known-source filter if it filled up.
+    fn refresh_known(&mut self) {
+        if let Some(f) = self.reconciler.filter_mut() {
+            match f.refresh_known() {
+                Ok(Some(n)) => debug!("known-source filter rebuilt from {n} sources"),
+                Ok(None) => {}
+                Err(e) => warn!("rebuilding the known-source filter: {e:#}"),
+            }
+        }
+    }
+
     /// Starts handing the XDP program's log records to this process's log.
     fn forward_records(&mut self) -> Option<JoinHandle<()>> {
         match self.reconciler.filter_mut()?.records() {

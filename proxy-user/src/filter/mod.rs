@@ -10,6 +10,9 @@
 //!                           and the new link pinned. The SYN-cookie tc program goes
 //!                           on first (pin_dir/ack_link_IFACE, syn_cookies.rs)
 //!   .records()              the program's log records, for `xdp_log::forward`
+//!   .rebuild_known()        the known-source filter read from the LRUs and
+//!                           turned on (`load` does it; the daemon after
+//!                           `attach`, then `.refresh_known()` every sweep)
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -29,6 +32,7 @@ mod error;
 mod iface;
 mod index;
 pub mod kfunc;
+mod known;
 mod layout;
 mod lists;
 mod maps;
@@ -56,6 +60,7 @@ use aya::{
 pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
+pub use known::KnownFilter;
 pub use lists::{List, origin_name};
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
@@ -97,6 +102,9 @@ pub struct Filter {
     unpinned: Vec<XdpLink>,
     /// SYN cookies: whether the host can, and the tc program's links.
     pub syn: SynCookieRuntime,
+    /// The known-source filter (`known.rs`); `None` for an object without
+    /// one (an older build's, which benchmarks compare against).
+    pub known: Option<KnownFilter>,
     /// The IPv6 prefix the adopted maps' bans were keyed by, when the
     /// settings loaded with have another: they are to be keyed again (see
     /// `daemon::rekey`). Taken by [`Filter::take_changed_ipv6_prefix`].
@@ -116,6 +124,8 @@ impl Filter {
     pub fn load_object(object: &[u8], settings: &FilterSettings) -> Result<Filter, FilterError> {
         let mut filter = Self::open_object(object, settings)?;
         filter.sync(settings)?;
+        // Nothing runs this program yet: its LRU entries are all there.
+        filter.rebuild_known()?;
         Ok(filter)
     }
 
@@ -156,6 +166,7 @@ impl Filter {
             (pin::RANGE_INDEX_V6, buckets_for(m.block_ranges, WAYS_V6)),
             (pin::BLOCK_ADDR_V4, m.block_addrs),
             (pin::BLOCK_ADDR_V6, m.block_addrs),
+            (known::MAP, proxy_common::known::entries_for(m.sources)),
         ] {
             loader.map_max_entries(name, size);
         }
@@ -189,7 +200,13 @@ impl Filter {
             unpinned: Vec::new(),
             syn: SynCookieRuntime::new(unavailable),
             adopted_ipv6_prefix: None,
+            known: None,
         };
+        filter.known = filter
+            .ebpf
+            .take_map(known::MAP)
+            .map(KnownFilter::of_program)
+            .transpose()?;
         filter.maps.init_index()?;
         filter.maps.init_ban_index()?;
         // Zero in a new config map; else what the adopted bans are keyed by.
@@ -366,6 +383,28 @@ impl Filter {
 
     pub fn attached(&self) -> &[(String, Option<XdpMode>)] {
         &self.attached
+    }
+
+    /// Rebuilds the known-source filter from the LRUs and turns it on
+    /// (`known.rs`); the sources read, or `None` when there is nothing to
+    /// rebuild (no filter in the object, or no seed yet).
+    pub fn rebuild_known(&mut self) -> Result<Option<usize>, FilterError> {
+        match &mut self.known {
+            Some(k) => k.rebuild(&self.maps),
+            None => Ok(None),
+        }
+    }
+
+    /// Rebuilds the known-source filter when it has filled
+    /// ([`KnownFilter::refresh`]), or turns it on if it is still off once
+    /// this filter is attached (the first rebuild failed, or found no
+    /// seed): the daemon's sweep calls it.
+    pub fn refresh_known(&mut self) -> Result<Option<usize>, FilterError> {
+        match &mut self.known {
+            Some(k) if !k.is_on() && !self.attached.is_empty() => k.rebuild(&self.maps),
+            Some(k) => k.refresh(&self.maps, std::time::Instant::now()),
+            None => Ok(None),
+        }
     }
 
     pub fn pin_dir(&self) -> &Path {

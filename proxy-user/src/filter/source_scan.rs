@@ -165,7 +165,35 @@ impl SourceScan {
     }
 }
 
+/// The keys of both families' sources maps: IPv4 addresses, IPv6 prefixes.
+pub type Keys = (Vec<[u8; 4]>, Vec<[u8; 16]>);
+
+/// Every key of both sources maps under `pin_dir` (IPv4 addresses, IPv6
+/// prefixes), read in batches: the known-source filter's rebuild
+/// (`known.rs`). A batch resumes at a hash bucket, so entries inserted or
+/// evicted meanwhile never restart the read.
+pub fn all_keys(pin_dir: &Path) -> Result<Keys, FilterError> {
+    let mut scan = SourceScan::open(pin_dir)?;
+    Ok((scan.v4.keys()?, scan.v6.keys()?))
+}
+
 impl<const K: usize> Family<K> {
+    /// Every key of the map, from its start.
+    fn keys(&mut self) -> Result<Vec<[u8; K]>, FilterError> {
+        let mut keys = vec![[0u8; K]; BATCH];
+        let mut values = vec![SourceState::default(); BATCH];
+        let mut out = Vec::new();
+        self.token = None;
+        loop {
+            let (n, end) = self.batch(&mut keys, &mut values)?;
+            out.extend_from_slice(&keys[..n]);
+            if end {
+                self.token = None;
+                return Ok(out);
+            }
+        }
+    }
+
     /// The kernel copies `count` entries of the map's own sizes into our
     /// buffers: a map whose sizes differ from ours is refused here.
     fn new(map: MapData, name: &'static str) -> Result<Family<K>, FilterError> {
