@@ -64,8 +64,65 @@ mod per_packet;
 mod spoofed;
 mod veth;
 
+/// `xdp-bench --help`.
+const USAGE: &str = "\
+usage: xdp-bench [--quick] [--only SECTION] [OPTIONS]
+
+Runs every section (per-packet, veth, spoofed, connections) unless --only
+names one; needs root. Prints Markdown tables on stdout.
+
+  --quick               fewer packets per TEST_RUN (2M) and 1 s per veth run
+  --only SECTION        per-packet | veth | spoofed | connections | logging | ab
+  --object PATH         measure this rampart object instead of the build's
+  --rows TEXT           spoofed: only the rows whose path contains TEXT
+  --bouncer             force the devmap-broadcast bouncer generator
+  --flood-rate N        connections: flood at N frames/s (live frames only)
+  --shared-queue        connections: client and flood share CPU and queue
+  --fin-close           connections: close each connection with a FIN
+  --baseline OBJECT     ab, logging: the object to compare against
+  --candidate OBJECT    ab: measure this object instead of the build's
+  --rounds N            ab: interleaved rounds (default 9)
+  --group TEXT          ab: only the groups whose name contains TEXT
+";
+
+/// Flags without a value, and options followed by one.
+const FLAGS: &[&str] = &["--quick", "--bouncer", "--shared-queue", "--fin-close"];
+const OPTIONS: &[&str] = &[
+    "--only",
+    "--object",
+    "--rows",
+    "--flood-rate",
+    "--baseline",
+    "--candidate",
+    "--rounds",
+    "--group",
+];
+
+/// Exits with the usage for `--help`, and with an error for an argument
+/// this benchmark does not know (it used to be ignored, so a mistyped
+/// option ran the whole benchmark).
+fn check_args(args: &[String]) {
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        if a == "--help" || a == "-h" {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        if OPTIONS.contains(&a.as_str()) {
+            if rest.next().is_none() {
+                eprintln!("xdp-bench: {a} needs a value\n\n{USAGE}");
+                std::process::exit(2);
+            }
+        } else if !FLAGS.contains(&a.as_str()) {
+            eprintln!("xdp-bench: unknown argument {a:?}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    check_args(&args);
     let quick = args.iter().any(|a| a == "--quick");
     // `--flood-rate N`: the connections section's flood offered at N
     // frames per second (live frames only) instead of the full rate.
