@@ -6,6 +6,7 @@
 //! WebSocket upgrades become a tunnel with an idle timeout.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     pin::Pin,
     sync::Arc,
@@ -80,7 +81,8 @@ fn idempotent(m: &Method) -> bool {
 /// whole first (`body::read`). `answered` is set to the server whose
 /// response it returns.
 #[allow(clippy::too_many_arguments)]
-pub async fn forward<B>(
+#[allow(clippy::manual_async_fn)] // the captures are not moved into locals
+pub fn forward<B>(
     group: &Arc<Group>,
     route: &Route,
     http: &crate::config::HttpSettings,
@@ -89,53 +91,56 @@ pub async fn forward<B>(
     going_away: &Arc<super::websocket::GoingAway>,
     answered: &mut Option<UpstreamInfo>,
     mut req: Request<B>,
-) -> Result<Reply, ProxyError>
+) -> impl Future<Output = Result<Reply, ProxyError>>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
 {
-    let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
-    // Without its map, an HTTP/1 request's length is its body's (the
-    // parse took it from its one `Content-Length`).
-    let declared = if down.map_pending {
-        req.body().size_hint().exact()
-    } else {
-        req.headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-    };
-    let downstream_upgrade = websocket.then(|| super::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    if let Some(len) = declared
-        && len > route.max_body
-    {
-        // Refused before reading; the body is drained meanwhile so the client,
-        // still uploading, gets to read the 413 (nginx's lingering close).
-        tokio::spawn(body::drain(body));
-        return Err(ProxyError::downstream(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body of {len} bytes over {}", route.max_body),
-        ));
+    // Not an `async fn`: see `http::handle`.
+    async move {
+        let websocket = headers::is_websocket(req.headers()) && req.version() == Version::HTTP_11;
+        // Without its map, an HTTP/1 request's length is its body's (the
+        // parse took it from its one `Content-Length`).
+        let declared = if down.map_pending {
+            req.body().size_hint().exact()
+        } else {
+            req.headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        };
+        let downstream_upgrade = websocket.then(|| super::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        if let Some(len) = declared
+            && len > route.max_body
+        {
+            // Refused before reading; the body is drained meanwhile so the client,
+            // still uploading, gets to read the 413 (nginx's lingering close).
+            tokio::spawn(body::drain(body));
+            return Err(ProxyError::downstream(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body of {len} bytes over {}", route.max_body),
+            ));
+        }
+        let limits = body::Limits {
+            max: route.max_body,
+            timeout: http.body_timeout,
+        };
+        // The body's memory is held until the exchange is over.
+        let (body, _held) = body::read(body, limits, memory).await?;
+        // The exchange's state is large (several KiB); boxed, a request still
+        // reading its body (an HTTP/2 connection may have 128) holds none of it.
+        let exchange = Exchange {
+            group,
+            route,
+            response_buffer: http.response_buffer,
+            down,
+            going_away,
+            websocket,
+            downstream_upgrade,
+            answered,
+        };
+        Box::pin(send(exchange, parts, body)).await
     }
-    let limits = body::Limits {
-        max: route.max_body,
-        timeout: http.body_timeout,
-    };
-    // The body's memory is held until the exchange is over.
-    let (body, _held) = body::read(body, limits, memory).await?;
-    // The exchange's state is large (several KiB); boxed, a request still
-    // reading its body (an HTTP/2 connection may have 128) holds none of it.
-    let exchange = Exchange {
-        group,
-        route,
-        response_buffer: http.response_buffer,
-        down,
-        going_away,
-        websocket,
-        downstream_upgrade,
-        answered,
-    };
-    Box::pin(send(exchange, parts, body)).await
 }
 
 /// A request whose body has been read, and what sending it needs.

@@ -180,8 +180,9 @@ where
         // Pinned here and lent to the body's feeder: one place for the
         // handler's state in this one (the feeder's future holding it by
         // value would be a second).
-        let handling = http::handle(snapshot.clone(), *info, req);
-        tokio::pin!(handling);
+        // Built where it is pinned (`pin!` of the call), not built and
+        // then moved there.
+        let handling = std::pin::pin!(http::handle(snapshot.clone(), *info, req));
         let resp = match &mut feeding {
             None => handling.await,
             Some(f) => {
