@@ -51,6 +51,10 @@ use crate::cidr::Cidr;
 
 /// Rebuilds are at least this far apart (but for the one at load).
 pub const MIN_EVERY: Duration = Duration::from_secs(5);
+/// How long a filter made inactive by a switch is left alone before a
+/// rebuild zeroes it: a packet that read the header before the switch may
+/// still read that filter's line (microseconds; XDP runs to completion).
+pub const GRACE: Duration = Duration::from_millis(10);
 /// Entries removed since the last rebuild before [`ListedFilter::refresh`]
 /// rebuilds (or a quarter of the bits it left, if more).
 pub const REMOVED_MIN: u64 = 256;
@@ -62,7 +66,10 @@ pub struct ListedFilter {
     mask: u64,
     /// The active filter's set bits just after the last rebuild.
     left: u64,
+    /// The last rebuild (or attempt), for [`MIN_EVERY`].
     last: Option<Instant>,
+    /// The last switch of the active filter, for [`GRACE`].
+    switched: Option<Instant>,
 }
 
 /// The hash of a ban's source key or of a blocklisted address, as the
@@ -131,6 +138,7 @@ impl ListedFilter {
             mask: per_filter as u64 * listed::LINE_BITS - 1,
             left: 0,
             last: None,
+            switched: None,
         }))
     }
 
@@ -205,6 +213,13 @@ impl ListedFilter {
     /// Rebuilds the filter from the bans and blocklists of `maps` and turns
     /// it on; returns the entries read.
     pub fn rebuild(&mut self, maps: &FilterMaps) -> Result<usize, FilterError> {
+        // The filter about to be zeroed was the active one until this
+        // handle's last switch: give packets that read it then time to end.
+        if let Some(since) = self.switched.map(|t| t.elapsed())
+            && since < GRACE
+        {
+            std::thread::sleep(GRACE - since);
+        }
         let head = HEADER as usize * LINE_WORDS;
         self.words()[head + MASK_WORD].store(self.mask, Ordering::SeqCst);
         let state = self.state();
@@ -225,6 +240,7 @@ impl ListedFilter {
             w.fetch_or(bit, Ordering::Relaxed);
         }
         self.words()[head].store(listed::state(target), Ordering::SeqCst);
+        self.switched = Some(Instant::now());
         self.left = self.fill();
         self.last = Some(Instant::now());
         Ok(entries.len())
