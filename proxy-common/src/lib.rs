@@ -12,6 +12,7 @@
 //!   an entry in the per-source LRU.
 //! - [`index`]: the bucketed exact-address index in front of the blocklist hashes.
 //! - [`known`]: the known-source filter in front of the per-source LRU.
+//! - [`listed`]: the listed-source filter in front of the ban and blocklist indexes.
 //! - [`ban`]: the ban table, exact address to expiry.
 //! - [`new_sources`]: the budget of new sources per second, and attack mode.
 //! - [`log`]: which rare events the program records and how many per second.
@@ -38,6 +39,7 @@ pub mod gcra;
 pub mod index;
 pub mod known;
 pub mod list;
+pub mod listed;
 pub mod log;
 pub mod new_sources;
 pub mod pin;

@@ -30,9 +30,11 @@ pub const SYN_STATS: &str = "syn_stats";
 pub const LOG: &str = "log";
 pub const LOG_SUPPRESSED: &str = "log_suppressed";
 pub const NEW_SOURCES: &str = "new_sources";
+/// The listed-source filter (`crate::listed`).
+pub const LISTED: &str = "listed";
 
 /// Every map, in the order `map list` shows them.
-pub const ALL_MAPS: [&str; 26] = [
+pub const ALL_MAPS: [&str; 27] = [
     CONFIG,
     VERDICTS,
     ALLOW_V4,
@@ -59,6 +61,7 @@ pub const ALL_MAPS: [&str; 26] = [
     LOG,
     LOG_SUPPRESSED,
     NEW_SOURCES,
+    LISTED,
 ];
 
 /// Name of the XDP program in the object file.

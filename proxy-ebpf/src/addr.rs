@@ -22,6 +22,8 @@ pub trait Addr: Copy + 'static {
     fn probe(key: Self::Key, probe: &Self::Probe) -> Option<Self::Key>;
     /// Whether `key` is in one of its two buckets.
     fn indexed(index: &Array<Self::Bucket, 65536>, key: Self::Key, mask: u32) -> bool;
+    /// The hash of `key` in the listed-source filter (`proxy_common::listed`).
+    fn listed_hash(key: Self::Key) -> u64;
 }
 
 impl Addr for V4 {
@@ -38,6 +40,11 @@ impl Addr for V4 {
     #[inline(always)]
     fn probe(key: u32, probe: &ProbeV4) -> Option<u32> {
         (probe.marker != 0).then(|| index::range_key_v4(key, probe))
+    }
+
+    #[inline(always)]
+    fn listed_hash(key: u32) -> u64 {
+        proxy_common::listed::hash_v4(key)
     }
 
     #[inline(always)]
@@ -75,6 +82,11 @@ impl Addr for V6 {
     #[inline(always)]
     fn probe(key: [u64; 2], probe: &ProbeV6) -> Option<[u64; 2]> {
         (probe.marker[0] | probe.marker[1] != 0).then(|| index::range_key_v6(key, probe))
+    }
+
+    #[inline(always)]
+    fn listed_hash(key: [u64; 2]) -> u64 {
+        proxy_common::listed::hash_v6(key)
     }
 
     #[inline(always)]

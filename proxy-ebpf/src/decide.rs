@@ -8,6 +8,7 @@ use proxy_common::{
     ban::{Ban, NEVER},
     config::{self, FilterConfig},
     list::{ListValue, MAX_RANGE_PROBES, V4, V6},
+    listed::{ADDR as LISTED_ADDR, BAN as LISTED_BAN, RANGE as LISTED_RANGE},
     source::SourceState,
     stats,
 };
@@ -156,7 +157,12 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
         // drop are the ones already known to be abusive (a source both
         // banned and blocklisted counts as banned).
         let mut now = 0;
-        if cfg.has(self.has_bans) {
+        // The listed-source filter first: a source whose bits are clear is
+        // on none of the lists, and skips their probes (`listed.rs`).
+        let listed = crate::listed::active();
+        if cfg.has(self.has_bans)
+            && crate::listed::may_hold(listed, || K::listed_hash(source_key.key()), LISTED_BAN)
+        {
             // Bans are keyed by source (for IPv6 the configured prefix), so
             // rotating addresses inside a banned /64 stays banned. The clock
             // is read only for a ban that can expire.
@@ -172,10 +178,16 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
                 let _ = self.bans.remove(source_key);
             }
         }
-        if cfg.has(self.has_block_addr) && self.blocked_addr(cfg, src) {
+        if cfg.has(self.has_block_addr)
+            && crate::listed::may_hold(listed, || K::listed_hash(src.key()), LISTED_ADDR)
+            && self.blocked_addr(cfg, src)
+        {
             return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
-        if cfg.has(self.has_block) && self.in_block_range(cfg, src) {
+        if cfg.has(self.has_block)
+            && self.range_may_hold(cfg, listed, src)
+            && self.in_block_range(cfg, src)
+        {
             return self.unless_allowed(cfg, src, stats::BLOCKLISTED);
         }
         let limiting = cfg.pps_interval_ns != 0
@@ -246,6 +258,35 @@ impl<K: FirstStage + BanIndex + LimitedCache, const N_ALLOW: usize, const N_RANG
             }
         }
         self.block_ranges.get(&Key::new(K::BITS, *src)).is_some()
+    }
+
+    /// Whether `src` may fall in a blocklist range, by the listed-source
+    /// filter: one bit per probe length. Only while the ranges are indexed
+    /// and none overflowed the index: then every range's length is among
+    /// the probes (`refresh_ranges`); otherwise the trie is walked as before.
+    #[inline(always)]
+    fn range_may_hold(
+        &self,
+        cfg: &FilterConfig,
+        listed: Option<crate::listed::Listed>,
+        src: &K,
+    ) -> bool {
+        let Some(listed) = listed else {
+            return true;
+        };
+        if !cfg.has(self.ranges_indexed) || cfg.has(self.range_overflow) {
+            return true;
+        }
+        let key = src.key();
+        for probe in self.probes {
+            let Some(probe_key) = K::probe(key, probe) else {
+                break;
+            };
+            if listed.holds(K::listed_hash(probe_key), LISTED_RANGE) {
+                return true;
+            }
+        }
+        false
     }
 
     #[inline(always)]

@@ -56,6 +56,7 @@ mod kfunc;
 mod known;
 mod limit;
 mod limited;
+mod listed;
 mod log;
 mod maps;
 mod new_sources;

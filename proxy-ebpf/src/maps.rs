@@ -13,6 +13,7 @@ use proxy_common::{
     index::{BucketV4, BucketV6},
     known,
     list::{ListValue, V4, V6},
+    listed,
     log::LogConfig,
     new_sources::NewSources,
     source::SourceState,
@@ -143,6 +144,17 @@ const BPF_F_MMAPABLE: usize = 1 << 10;
 pub static KNOWN: Array<
     [u64; known::LINE_WORDS],
     { known::entries_for(65_536) as usize },
+    BPF_F_MMAPABLE,
+> = Array::new();
+
+/// The listed-source filter (`listed.rs`, `proxy_common::listed`): the
+/// header line and two filters of 64-byte lines. Pinned, so that every
+/// writer of the lists and bans (any process through `FilterMaps`) sets its
+/// entries' bits; sized by the loader from `[filter.maps]`.
+#[btf_map(name = "listed")]
+pub static LISTED: Array<
+    [u64; listed::LINE_WORDS],
+    { listed::entries_for(65_536, 262_144, 65_536) as usize },
     BPF_F_MMAPABLE,
 > = Array::new();
 

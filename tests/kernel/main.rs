@@ -20,6 +20,7 @@ mod fleet_syn;
 mod kick;
 mod known;
 mod limited;
+mod listed;
 mod lists;
 mod migrate;
 mod new_sources;

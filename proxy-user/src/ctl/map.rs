@@ -27,15 +27,23 @@ pub fn list(out: &Output, dir: &Path) -> Result<()> {
     let mut rows = Vec::new();
     for name in pin::ALL_MAPS {
         let path = dir.join(name);
-        if !path.exists() && matches!(name, pin::LOG | pin::LOG_SUPPRESSED | pin::NEW_SOURCES) {
+        if !path.exists()
+            && matches!(
+                name,
+                pin::LOG | pin::LOG_SUPPRESSED | pin::NEW_SOURCES | pin::LISTED
+            )
+        {
             // Pinned by an older daemon, which had no such maps.
             continue;
         }
         let info = MapInfo::from_pin(&path)?;
         let entries = match name {
-            pin::CONFIG | pin::VERDICTS | pin::LOG | pin::LOG_SUPPRESSED | pin::NEW_SOURCES => {
-                info.max_entries() as usize
-            }
+            pin::CONFIG
+            | pin::VERDICTS
+            | pin::LOG
+            | pin::LOG_SUPPRESSED
+            | pin::NEW_SOURCES
+            | pin::LISTED => info.max_entries() as usize,
             _ => dump_rows(&maps, name)?.len(),
         };
         rows.push(json!({
@@ -223,6 +231,15 @@ fn dump_rows(maps: &FilterMaps, name: &str) -> Result<Vec<Value>> {
                 "tat_ahead_ms": v.tat_ns.saturating_sub(now) / 1_000_000,
             })]
         }
+        pin::LISTED => match maps.listed() {
+            Some(l) => vec![json!({
+                "on": l.is_on(),
+                "active": l.active(),
+                "bits": l.size(),
+                "set": l.fill(),
+            })],
+            None => Vec::new(),
+        },
         other => bail!("no map called `{other}`"),
     })
 }

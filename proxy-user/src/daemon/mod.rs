@@ -404,13 +404,19 @@ impl Daemon {
 }
 
 impl Daemon {
-    /// Rebuilds the XDP program's known-source filter if it filled up.
+    /// Rebuilds the XDP program's known-source filter if it filled up, and
+    /// its listed-source filter once enough list entries and bans have gone.
     fn refresh_known(&mut self) {
         if let Some(f) = self.reconciler.filter_mut() {
             match f.refresh_known() {
                 Ok(Some(n)) => debug!("known-source filter rebuilt from {n} sources"),
                 Ok(None) => {}
                 Err(e) => warn!("rebuilding the known-source filter: {e:#}"),
+            }
+            match f.maps.refresh_listed() {
+                Ok(Some(n)) => debug!("listed-source filter rebuilt from {n} entries"),
+                Ok(None) => {}
+                Err(e) => warn!("rebuilding the listed-source filter: {e:#}"),
             }
         }
     }

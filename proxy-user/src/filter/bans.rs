@@ -85,6 +85,7 @@ impl FilterMaps {
             IpAddr::V4(ip) => self.bans_v4.remove(&v4(ip)).is_ok(),
             IpAddr::V6(ip) => self.bans_v6.remove(&v6(ip)).is_ok(),
         };
+        self.listed_removed += u64::from(removed);
         self.refresh_flags()?;
         Ok(removed)
     }
@@ -119,6 +120,7 @@ impl FilterMaps {
                 IpAddr::V6(ip) => self.bans_v6.remove(&v6(*ip)).is_ok(),
             };
             if removed {
+                self.listed_removed += 1;
                 done.lifted += 1;
                 emptied |= family(*key);
             }
@@ -156,6 +158,9 @@ impl FilterMaps {
                     origin: b.origin,
                     _pad: 0,
                 };
+                // Its bit before the program can meet the ban, and again
+                // after (`listed.rs`).
+                self.list_mark_ban(key);
                 let made = match key {
                     IpAddr::V4(ip) => self
                         .bans_v4
@@ -168,6 +173,7 @@ impl FilterMaps {
                 };
                 match made {
                     Ok(()) => {
+                        self.list_mark_ban(key);
                         self.ban_index_insert(key, value)?;
                         filled |= family(key);
                     }
@@ -231,6 +237,7 @@ impl FilterMaps {
                 IpAddr::V6(ip) => drop(self.bans_v6.remove(&v6(*ip))),
             }
         }
+        self.listed_removed += expired.len() as u64;
         if !expired.is_empty() {
             self.refresh_flags()?;
         }

@@ -17,19 +17,17 @@
 //! from its once-a-second sweep.
 
 use std::{
-    os::fd::{AsFd, AsRawFd},
-    ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use aya::maps::{Map, MapData};
+use aya::maps::Map;
 use proxy_common::{
     admit,
     known::{self, HEADER, LINE_WORDS, MASK_WORD, ON},
 };
 
-use super::{FilterError, FilterMaps, source_scan};
+use super::{FilterError, FilterMaps, lines::MappedLines, source_scan};
 
 /// The map's name in the object.
 pub const MAP: &str = "known";
@@ -38,12 +36,7 @@ pub const MIN_EVERY: Duration = Duration::from_secs(5);
 
 /// The `known` map of one loaded program, mapped read-write.
 pub struct KnownFilter {
-    /// Keeps the map (and so the mapping's object) alive.
-    _map: MapData,
-    words: NonNull<AtomicU64>,
-    /// u64 words mapped (the array's values; the mapping is page-rounded).
-    len: usize,
-    mapped: usize,
+    lines: MappedLines,
     /// One filter's bits, minus one.
     mask: u64,
     /// The active filter's set bits just after the last rebuild.
@@ -53,66 +46,29 @@ pub struct KnownFilter {
     seed: u64,
 }
 
-// SAFETY: the mapping is shared memory accessed only through `AtomicU64`s;
-// `KnownFilter` owns it and unmaps it once, on drop.
-unsafe impl Send for KnownFilter {}
-// SAFETY: as above: `&self` methods only load and store the atomics.
-unsafe impl Sync for KnownFilter {}
-
 impl KnownFilter {
     /// Maps the program's `known` map (taken from its `Ebpf`).
     pub fn of_program(map: Map) -> Result<KnownFilter, FilterError> {
-        let err = |e| FilterError::map(MAP)(e);
         let Map::Array(data) = map else {
             return Err(FilterError::Map {
                 name: MAP.into(),
                 source: aya::maps::MapError::InvalidMapType { map_type: 0 },
             });
         };
-        let info = data.info().map_err(err)?;
-        let entries = info.max_entries() as usize;
-        let lines = entries.saturating_sub(1) / 2;
-        if info.value_size() as usize != LINE_WORDS * 8 || lines == 0 || !lines.is_power_of_two() {
+        let lines = MappedLines::of(data, MAP)?;
+        let per_filter = lines.lines().saturating_sub(1) / 2;
+        if per_filter == 0 || !per_filter.is_power_of_two() {
             return Err(FilterError::Map {
                 name: MAP.into(),
                 source: aya::maps::MapError::InvalidValueSize {
-                    size: LINE_WORDS * 8,
-                    expected: info.value_size() as usize,
+                    size: per_filter,
+                    expected: 0,
                 },
             });
         }
-        let len = entries * LINE_WORDS;
-        let page = 4096;
-        let mapped = (len * 8).div_ceil(page) * page;
-        // SAFETY: a shared read-write mapping of an mmapable array map's
-        // values (the kernel refuses a length past them); nothing else in
-        // this process maps it, and it is unmapped on drop.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                data.fd().as_fd().as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(FilterError::Map {
-                name: MAP.into(),
-                source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                    call: "mmap",
-                    io_error: std::io::Error::last_os_error(),
-                }),
-            });
-        }
-        let words = NonNull::new(ptr.cast::<AtomicU64>()).expect("mmap returned a mapping");
         Ok(KnownFilter {
-            _map: data,
-            words,
-            len,
-            mapped,
-            mask: (lines as u64) * known::LINE_BITS - 1,
+            lines,
+            mask: (per_filter as u64) * known::LINE_BITS - 1,
             left: 0,
             last: None,
             seed: 0,
@@ -120,9 +76,7 @@ impl KnownFilter {
     }
 
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: `len` u64s of a live mapping, page-aligned; shared with
-        // the kernel, so only accessed atomically.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr(), self.len) }
+        self.lines.words()
     }
 
     /// The header's state word: [`known::ON`] and the active filter.
@@ -234,15 +188,6 @@ impl KnownFilter {
             return self.rebuild(maps);
         }
         Ok(None)
-    }
-}
-
-impl Drop for KnownFilter {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `of_program`, unmapped once.
-        unsafe {
-            libc::munmap(self.words.as_ptr().cast(), self.mapped);
-        }
     }
 }
 

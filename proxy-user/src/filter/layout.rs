@@ -46,6 +46,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         pin::LOG => (4, v(size_of::<proxy_common::log::LogConfig>())),
         pin::LOG_SUPPRESSED => (4, 8),
         pin::NEW_SOURCES => (4, v(size_of::<proxy_common::new_sources::NewSources>())),
+        pin::LISTED => (4, v(proxy_common::listed::LINE_WORDS * 8)),
         _ => return None,
     })
 }

@@ -163,7 +163,11 @@ impl FilterMaps {
         let value = ListValue { origin };
         let len = cidr.prefix_len() as u32;
         self.allow_changed |= list == List::Allow;
-        match (list, cidr.addr()) {
+        if list == List::Block {
+            // Its bit before the program can meet the entry (`listed.rs`).
+            self.list_mark_block(cidr);
+        }
+        let written = match (list, cidr.addr()) {
             (List::Block, IpAddr::V4(ip)) if cidr.is_host() => self
                 .block_addr_v4
                 .insert(v4(ip), value, 0)
@@ -192,7 +196,12 @@ impl FilterMaps {
                 .allow_v6
                 .insert(&Key::new(len, v6(ip)), value, 0)
                 .map_err(FilterError::map(pin::ALLOW_V6)),
+        };
+        if list == List::Block {
+            // And again: a rebuild racing with this write keeps it.
+            self.list_mark_block(cidr);
         }
+        written
     }
 
     /// Takes `cidr` off `list`; returns whether it was there.
@@ -214,7 +223,7 @@ impl FilterMaps {
     pub(super) fn remove_raw(&mut self, list: List, cidr: Cidr) -> bool {
         let len = cidr.prefix_len() as u32;
         self.allow_changed |= list == List::Allow;
-        match (list, cidr.addr()) {
+        let removed = match (list, cidr.addr()) {
             (List::Block, IpAddr::V4(ip)) if cidr.is_host() => {
                 self.block_addr_v4.remove(&v4(ip)).is_ok()
             }
@@ -225,7 +234,10 @@ impl FilterMaps {
             (List::Block, IpAddr::V6(ip)) => self.block_v6.remove(&Key::new(len, v6(ip))).is_ok(),
             (List::Allow, IpAddr::V4(ip)) => self.allow_v4.remove(&Key::new(len, v4(ip))).is_ok(),
             (List::Allow, IpAddr::V6(ip)) => self.allow_v6.remove(&Key::new(len, v6(ip))).is_ok(),
-        }
+        };
+        // Its bit stays until the next rebuild of the listed-source filter.
+        self.listed_removed += u64::from(removed && list == List::Block);
+        removed
     }
 
     /// Every entry of `list` with its origin.

@@ -47,6 +47,13 @@ pub struct FilterMaps {
     /// The allowlist changed (or this handle is new) since the allowlist
     /// generation last moved on (`allow_gen.rs`).
     pub(super) allow_changed: bool,
+    /// The listed-source filter (`listed.rs`), whose bits every ban and
+    /// blocklist entry written through this handle sets first; `None` for
+    /// a pin directory whose program has none.
+    pub(super) listed: Option<super::listed::ListedFilter>,
+    /// Bans and blocklist entries removed through this handle since its
+    /// last rebuild of the listed-source filter.
+    pub(super) listed_removed: u64,
 }
 
 /// One source as seen by the limiter.
@@ -103,6 +110,8 @@ impl FilterMaps {
             sources_v6: open(dir, pin::SOURCES_V6)?,
             presence_rewrites: 0,
             allow_changed: true,
+            listed: super::listed::ListedFilter::open(dir)?,
+            listed_removed: 0,
         })
     }
 

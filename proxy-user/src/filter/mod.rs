@@ -13,6 +13,9 @@
 //!   .rebuild_known()        the known-source filter read from the LRUs and
 //!                           turned on (`load` does it; the daemon after
 //!                           `attach`, then `.refresh_known()` every sweep)
+//!   .maps.refresh_listed()  the listed-source filter (rebuilt from the bans
+//!                           and blocklists when loaded, before the attach)
+//!                           rebuilt once enough entries have gone
 //! drop(Filter)              the pinned links keep the program attached and enforcing
 //!   .detach()               the links unpinned: the program detaches
 //! ```
@@ -34,6 +37,8 @@ mod index;
 pub mod kfunc;
 mod known;
 mod layout;
+mod lines;
+mod listed;
 mod lists;
 mod maps;
 pub mod migrate;
@@ -61,6 +66,7 @@ pub use bans::{BanEntry, NewBan, Replaced};
 pub use error::FilterError;
 pub use index::{Index, probe_lens};
 pub use known::KnownFilter;
+pub use listed::{ListedFilter, block_entry as listed_block_entry, hash_of as listed_hash};
 pub use lists::{List, origin_name};
 use log::{info, warn};
 pub use maps::{FilterMaps, SourceEntry};
@@ -167,6 +173,10 @@ impl Filter {
             (pin::BLOCK_ADDR_V4, m.block_addrs),
             (pin::BLOCK_ADDR_V6, m.block_addrs),
             (known::MAP, proxy_common::known::entries_for(m.sources)),
+            (
+                pin::LISTED,
+                proxy_common::listed::entries_for(m.bans, m.block_addrs, m.block_ranges),
+            ),
         ] {
             loader.map_max_entries(name, size);
         }
@@ -209,6 +219,11 @@ impl Filter {
             .transpose()?;
         filter.maps.init_index()?;
         filter.maps.init_ban_index()?;
+        // Before the program is attached, and after every copy above: the
+        // pinned filter may predate entries a build without it wrote.
+        if let Err(e) = filter.maps.rebuild_listed() {
+            warn!("listed-source filter left off (every list probed): {e}");
+        }
         // Zero in a new config map; else what the adopted bans are keyed by.
         let was = filter.maps.config()?.v6_prefix_len;
         if was != 0 && was != u32::from(settings.ipv6_prefix) {
