@@ -80,8 +80,8 @@ pub async fn check<B>(
             &sub,
             &bytes::Bytes::new(),
             &Method::GET,
-            up.connect_timeout,
-            up.send_timeout,
+            (up.connect_timeout, up.send_timeout),
+            None,
         ),
     )
     .await;
