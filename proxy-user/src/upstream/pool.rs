@@ -108,10 +108,23 @@ impl Pool {
                 Err(Failed::Sent(e)) => return Err(e),
             }
         }
+        // Boxed: a connection's set-up (and its timeout) is most of this
+        // future's size, and most requests find an idle connection.
+        Box::pin(self.send_fresh(head, body, method, (connect_timeout, send_timeout), read_by))
+            .await
+    }
+
+    /// [`Pool::send`] over a new connection.
+    async fn send_fresh(
+        &self,
+        head: &[u8],
+        body: &Bytes,
+        method: &Method,
+        (connect_timeout, send_timeout): (Duration, Duration),
+        read_by: Option<Instant>,
+    ) -> Result<Answer, SendError> {
         let fresh = async {
-            // Boxed: a connection's set-up is most of this future's size,
-            // and most requests find an idle connection.
-            let conn = Box::pin(self.connect(connect_timeout, send_timeout)).await?;
+            let conn = self.connect(connect_timeout, send_timeout).await?;
             match conn.exchange(head, body, method, read_by).await {
                 Ok(resp) => Ok(resp),
                 Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),

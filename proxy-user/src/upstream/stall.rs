@@ -31,11 +31,20 @@ pub struct WriteStall<S> {
     /// Armed at the first write that could not proceed, until one does.
     stalled: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
-    /// The exchange's deadline, while one applies.
-    deadline: Option<Instant>,
-    /// The deadline's timer and when it is armed for (never later than the
-    /// deadline it guards); made at the first wait.
-    timer: Option<(Pin<Box<Sleep>>, Instant)>,
+    /// Made at the first deadline, and kept: boxed, so that the
+    /// connection, moved in and out of the pool at every request, stays
+    /// small enough to be moved without a `memcpy` call.
+    deadline: Option<Box<Deadline>>,
+}
+
+/// The exchange's deadline and its timer.
+#[derive(Debug)]
+struct Deadline {
+    /// The deadline, while one applies.
+    at: Option<Instant>,
+    /// What the timer is armed for: never later than the deadline it guards.
+    armed: Instant,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<S> WriteStall<S> {
@@ -46,31 +55,40 @@ impl<S> WriteStall<S> {
             stalled: None,
             timed_out: false,
             deadline: None,
-            timer: None,
         }
     }
 
     /// Reads and writes fail with `TimedOut` once `deadline` has passed
     /// (`None`: no deadline).
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+        match (&mut self.deadline, deadline) {
+            (Some(d), at) => d.at = at,
+            (None, Some(at)) => {
+                self.deadline = Some(Box::new(Deadline {
+                    at: Some(at),
+                    armed: at,
+                    timer: Box::pin(tokio::time::sleep_until(at)),
+                }));
+            }
+            (None, None) => {}
+        }
     }
 
     /// A read or write is pending: whether the deadline has passed (else
     /// the task is woken when it may have).
     fn overdue(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.deadline else {
+        let Some(d) = self.deadline.as_deref_mut() else {
             return false;
         };
-        let (sleep, armed) = self
-            .timer
-            .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), deadline));
+        let Some(deadline) = d.at else {
+            return false;
+        };
         loop {
-            if *armed > deadline || sleep.is_elapsed() {
-                sleep.as_mut().reset(deadline);
-                *armed = deadline;
+            if d.armed > deadline || d.timer.is_elapsed() {
+                d.timer.as_mut().reset(deadline);
+                d.armed = deadline;
             }
-            if sleep.as_mut().poll(cx).is_pending() {
+            if d.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
             if Instant::now() >= deadline {
