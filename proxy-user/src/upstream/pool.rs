@@ -110,38 +110,28 @@ impl Pool {
         }
         // Boxed: a connection's set-up (and its timeout) is most of this
         // future's size, and most requests find an idle connection.
-        Box::pin(self.send_fresh(head, body, method, (connect_timeout, send_timeout), read_by))
-            .await
-    }
-
-    /// [`Pool::send`] over a new connection.
-    async fn send_fresh(
-        &self,
-        head: &[u8],
-        body: &Bytes,
-        method: &Method,
-        (connect_timeout, send_timeout): (Duration, Duration),
-        read_by: Option<Instant>,
-    ) -> Result<Answer, SendError> {
-        let fresh = async {
-            let conn = self.connect(connect_timeout, send_timeout).await?;
-            match conn.exchange(head, body, method, read_by).await {
-                Ok(resp) => Ok(resp),
-                Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),
-                Err(Failed::Sent(e)) => Err(e),
-            }
-        };
-        let Some(read_by) = read_by else {
-            return fresh.await;
-        };
-        tokio::time::timeout_at(read_by, fresh)
-            .await
-            .unwrap_or_else(|_| {
-                Err(SendError::Exchange(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no response head within read_timeout",
-                )))
-            })
+        Box::pin(async move {
+            let fresh = async {
+                let conn = self.connect(connect_timeout, send_timeout).await?;
+                match conn.exchange(head, body, method, read_by).await {
+                    Ok(resp) => Ok(resp),
+                    Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),
+                    Err(Failed::Sent(e)) => Err(e),
+                }
+            };
+            let Some(read_by) = read_by else {
+                return fresh.await;
+            };
+            tokio::time::timeout_at(read_by, fresh)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SendError::Exchange(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no response head within read_timeout",
+                    )))
+                })
+        })
+        .await
     }
 
     /// Takes back a connection whose response was read to its end.
