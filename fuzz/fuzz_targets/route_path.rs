@@ -255,7 +255,7 @@ fuzz_target!(|data: &[u8]| {
         first_match(&world.rules, host, path),
         "route for host {host:?} path {path:?}"
     );
-    // As the request path does (http/mod.rs).
+    // As the request path does (http/dispatch.rs).
     let Some(sr) = found.and_then(|i| static_files::StaticRoute::of(&world.routes[i])) else {
         return;
     };

@@ -33,7 +33,7 @@ pub async fn check<B>(
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Response<Body>> {
     let fail = |why: String| {
         log::warn!("auth_request to [upstream.{}]: {why}: 500", ar.upstream);
-        super::text(
+        super::response::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error\n",
         )
@@ -80,8 +80,8 @@ pub async fn check<B>(
             &sub,
             &bytes::Bytes::new(),
             &Method::GET,
-            up.connect_timeout,
-            up.send_timeout,
+            (up.connect_timeout, up.send_timeout),
+            None,
         ),
     )
     .await;
@@ -124,13 +124,16 @@ pub async fn check<B>(
             })
             .collect()),
         401 => {
-            let mut r = super::text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+            let mut r = super::response::text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
             for v in parts.headers.get_all(header::WWW_AUTHENTICATE) {
                 r.headers_mut().append(header::WWW_AUTHENTICATE, v.clone());
             }
             Err(r)
         }
-        403 => Err(super::text(StatusCode::FORBIDDEN, "403 Forbidden\n")),
+        403 => Err(super::response::text(
+            StatusCode::FORBIDDEN,
+            "403 Forbidden\n",
+        )),
         other => Err(fail(format!("the auth service answered {other}"))),
     }
 }

@@ -66,7 +66,10 @@ impl BasicAuth {
                 "basic auth: {} hash checks busy for {QUEUE_WAIT:?}: 503",
                 *MAX_VERIFYING
             );
-            return Err(super::text(StatusCode::SERVICE_UNAVAILABLE, "busy\n"));
+            return Err(super::response::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy\n",
+            ));
         };
         let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
             .await
@@ -92,7 +95,7 @@ impl BasicAuth {
     }
 
     fn unauthorized(&self) -> Response<Body> {
-        let mut r = super::text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+        let mut r = super::response::text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, self.challenge.clone());
         r

@@ -230,19 +230,18 @@ async fn send(
         let pool = &lease.backend.pool;
         // Every deadline of the exchange from the two clock reads it makes
         // (`now`, and the head's arrival): one per timer would be five.
-        let sent = tokio::time::timeout_at(
-            now + upstream.read_timeout,
-            pool.send(
+        // The head's is kept by the connection's own timer (`pool.send`).
+        let sent = pool
+            .send(
                 up_head,
                 &body,
                 &parts.method,
-                upstream.connect_timeout,
-                upstream.send_timeout,
-            ),
-        )
-        .await;
+                (upstream.connect_timeout, upstream.send_timeout),
+                Some(now + upstream.read_timeout),
+            )
+            .await;
         match sent {
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 let status = resp.head.status;
                 let took = now.elapsed();
                 let head_at = now + took;
@@ -364,7 +363,7 @@ async fn send(
                 *answered = Some(info);
                 return Ok(reply(ForwardedBody::Streamed(body.boxed())));
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 group.failed(&lease.backend, now);
                 last = match &e {
                     _ if e.timed_out() => UpstreamFailure::Timeout,
@@ -381,13 +380,6 @@ async fn send(
                     upstream.name,
                     lease.backend.addr
                 );
-            }
-            Err(_) => {
-                group.failed(&lease.backend, now);
-                last = UpstreamFailure::Timeout;
-                if !(can_retry_after_response && group.spend_retry()) {
-                    break;
-                }
             }
         }
     }

@@ -33,6 +33,17 @@ pub(super) fn vars_of<'a>(
     }
 }
 
+/// [`vars_of`] for `req` as it stands, with its headers (`$http_*`).
+pub(super) fn request_vars<'a, B>(
+    conn: ConnInfo,
+    host: Option<&'a str>,
+    request_id: &'a HeaderValue,
+    original: Option<&'a hyper::http::uri::PathAndQuery>,
+    req: &'a hyper::Request<B>,
+) -> template::Vars<'a> {
+    vars_of(conn, host, request_id, original, req.uri()).with(req.headers())
+}
+
 /// `uri` with its path replaced by `path` (normalised), its query kept.
 pub(super) fn with_path(uri: &hyper::Uri, path: &str) -> Result<hyper::Uri, ProxyError> {
     let target = match uri.query() {

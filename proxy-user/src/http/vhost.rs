@@ -12,7 +12,7 @@ use hyper::{Request, StatusCode, header::HeaderValue, http::uri::PathAndQuery};
 use super::{ConnInfo, ProxyError, State, route::MAX_REWRITES};
 use crate::config::{Config, normal_host};
 
-/// The server for a request with `host` (as [`super::host_of`] gives it)
+/// The server for a request with `host` (as [`super::request::host_of`] gives it)
 /// on `conn`; `None`: no server is on the listener. `Err`: 421.
 pub fn server(
     config: &Config,
@@ -84,9 +84,7 @@ pub(super) fn find_rewritten<B>(
     let routes = &state.config.routes;
     let mut changes = 0;
     loop {
-        let vars = || {
-            super::vars_of(conn, host, request_id, original.as_ref(), req.uri()).with(req.headers())
-        };
+        let vars = || super::request::request_vars(conn, host, request_id, original.as_ref(), req);
         // The variables are made only for a route with an `if`.
         let method = req.method().as_str();
         let holds = |c: &crate::config::condition::Condition| c.holds(method, &vars());

@@ -22,9 +22,10 @@ use std::{
 /// Wraps `inner`, a wait that is seldom ready.
 pub struct Quiet<F> {
     inner: F,
-    flag: Arc<Flag>,
-    /// The waker `inner` is polled with: it raises the flag.
-    waker: Waker,
+    /// The flag, and the waker `inner` is polled with (it raises the
+    /// flag): made at the first poll, so a wait never polled costs no
+    /// allocation.
+    flag: Option<(Arc<Flag>, Waker)>,
     /// The task's waker the flag wakes (a copy, to compare without a lock).
     task: Option<Waker>,
 }
@@ -51,15 +52,9 @@ impl Wake for Flag {
 
 impl<F: Future> Quiet<F> {
     pub fn new(inner: F) -> Quiet<F> {
-        let flag = Arc::new(Flag {
-            // Raised: the first poll polls `inner`.
-            woken: AtomicBool::new(true),
-            task: Mutex::new(None),
-        });
         Quiet {
             inner,
-            waker: Waker::from(flag.clone()),
-            flag,
+            flag: None,
             task: None,
         }
     }
@@ -73,20 +68,28 @@ impl<F: Future> Future for Quiet<F> {
         // (there is no `Drop` and no other access to it); the other fields
         // are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        let (flag, waker) = this.flag.get_or_insert_with(|| {
+            let flag = Arc::new(Flag {
+                // Raised: the first poll polls `inner`.
+                woken: AtomicBool::new(true),
+                task: Mutex::new(None),
+            });
+            (flag.clone(), Waker::from(flag))
+        });
         if !this.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
             let task = cx.waker().clone();
-            *this.flag.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.clone());
+            *flag.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.clone());
             this.task = Some(task);
         }
         // Lowered before `inner` is polled: a wake during the poll raises
         // it again. A wake before the new task waker was stored raised it
         // too, and is seen here.
-        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+        if !flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
         // SAFETY: see above.
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        inner.poll(&mut Context::from_waker(&this.waker))
+        inner.poll(&mut Context::from_waker(waker))
     }
 }
 

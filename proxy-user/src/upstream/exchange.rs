@@ -17,7 +17,10 @@ use std::io;
 
 use bytes::Bytes;
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::Instant,
+};
 
 use super::{
     conn::Conn,
@@ -68,13 +71,16 @@ pub(super) enum Failed {
 }
 
 impl Conn {
-    /// Sends `head` and `body`, and reads the final response's head.
+    /// Sends `head` and `body`, and reads the final response's head, by
+    /// `read_by` if given (else `TimedOut`).
     pub(super) async fn exchange(
         mut self,
         head: &[u8],
         body: &Bytes,
         method: &Method,
+        read_by: Option<Instant>,
     ) -> Result<Answer, Failed> {
+        self.io.set_deadline(read_by);
         self.write_request(head, body).await?;
         self.read_response(method).await.map_err(Failed::Sent)
     }
@@ -112,6 +118,8 @@ impl Conn {
                     Taken::Partial => {}
                     Taken::Informational => continue,
                     Taken::Final(head, follow) => {
+                        // The body has deadlines of its own (`http::proxy`).
+                        self.io.set_deadline(None);
                         let body = ResponseBody::new(self, follow.0, follow.1, follow.2);
                         return Ok(Answer { head, body });
                     }

@@ -81,7 +81,7 @@ async fn ask(pool: &Pool, method: Method) -> Result<(u16, HeaderMap, Vec<u8>, bo
     );
     let second = Duration::from_secs(1);
     let resp = pool
-        .send(&head, &Bytes::new(), &method, second, second)
+        .send(&head, &Bytes::new(), &method, (second, second), None)
         .await
         .map_err(|e| e.to_string())?;
     let (parts, mut body) = resp.into_response().into_parts();
@@ -181,7 +181,7 @@ async fn a_malformed_chunk_is_the_upstreams_fault_and_ends_the_connection() {
     );
     let s = Duration::from_secs(1);
     let resp = pool
-        .send(&head, &Bytes::new(), &Method::GET, s, s)
+        .send(&head, &Bytes::new(), &Method::GET, (s, s), None)
         .await
         .unwrap();
     let mut body = resp.body;
@@ -276,7 +276,10 @@ async fn a_broken_head_or_a_cut_body_is_an_error() {
         &mut head,
     );
     let s = Duration::from_secs(1);
-    match pool.send(&head, &Bytes::new(), &Method::GET, s, s).await {
+    match pool
+        .send(&head, &Bytes::new(), &Method::GET, (s, s), None)
+        .await
+    {
         Err(SendError::Response(e)) => {
             assert_eq!((e.blame, e.status), (Blame::Upstream, 502));
         }

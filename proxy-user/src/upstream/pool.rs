@@ -87,30 +87,51 @@ impl Pool {
     /// connection times out writes that make no progress for
     /// `send_timeout`. The response's body holds the connection: give it
     /// back with [`Pool::put`] once [`super::ResponseBody::reusable`] says so.
+    ///
+    /// With `read_by`, the response head must have come by then, whatever
+    /// the connection (a `TimedOut` [`SendError::Exchange`] otherwise): a
+    /// reused connection times it with its own timer (no timer registered
+    /// per request), a new one's set-up and exchange are timed together.
     pub async fn send(
         &self,
         head: &[u8],
         body: &Bytes,
         method: &Method,
-        connect_timeout: Duration,
-        send_timeout: Duration,
+        (connect_timeout, send_timeout): (Duration, Duration),
+        read_by: Option<Instant>,
     ) -> Result<Answer, SendError> {
         while let Some(conn) = self.take() {
-            match conn.exchange(head, body, method).await {
+            match conn.exchange(head, body, method, read_by).await {
                 Ok(resp) => return Ok(resp),
                 // Never left: try the next idle connection or a fresh one.
                 Err(Failed::NotSent(_)) => {}
                 Err(Failed::Sent(e)) => return Err(e),
             }
         }
-        // Boxed: a connection's set-up is most of this future's size, and
-        // most requests find an idle connection.
-        let conn = Box::pin(self.connect(connect_timeout, send_timeout)).await?;
-        match conn.exchange(head, body, method).await {
-            Ok(resp) => Ok(resp),
-            Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),
-            Err(Failed::Sent(e)) => Err(e),
-        }
+        // Boxed: a connection's set-up (and its timeout) is most of this
+        // future's size, and most requests find an idle connection.
+        Box::pin(async move {
+            let fresh = async {
+                let conn = self.connect(connect_timeout, send_timeout).await?;
+                match conn.exchange(head, body, method, read_by).await {
+                    Ok(resp) => Ok(resp),
+                    Err(Failed::NotSent(e)) => Err(SendError::Exchange(e)),
+                    Err(Failed::Sent(e)) => Err(e),
+                }
+            };
+            let Some(read_by) = read_by else {
+                return fresh.await;
+            };
+            tokio::time::timeout_at(read_by, fresh)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SendError::Exchange(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no response head within read_timeout",
+                    )))
+                })
+        })
+        .await
     }
 
     /// Takes back a connection whose response was read to its end.

@@ -1,7 +1,15 @@
 //! `send_timeout` of an `[upstream.NAME]` (nginx's `proxy_send_timeout`):
 //! a write to the server that makes no progress for this long fails the
 //! exchange. Reads are the proxy's to time (`read_timeout`, per request),
-//! so they pass through untouched.
+//! so they pass through untouched, but for the exchange's deadline
+//! ([`WriteStall::set_deadline`]): until the response head, reads and
+//! writes fail once it has passed.
+//!
+//! The deadline's timer is the connection's, kept across its requests:
+//! armed at the first deadline it waits for and moved only when a
+//! deadline comes earlier, or when it fires before the deadline it now
+//! guards (then it is armed again at that one). A keep-alive connection
+//! registers a timer once per `read_timeout`, not once per request.
 
 use std::{
     io,
@@ -23,6 +31,20 @@ pub struct WriteStall<S> {
     /// Armed at the first write that could not proceed, until one does.
     stalled: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
+    /// Made at the first deadline, and kept: boxed, so that the
+    /// connection, moved in and out of the pool at every request, stays
+    /// small enough to be moved without a `memcpy` call.
+    deadline: Option<Box<Deadline>>,
+}
+
+/// The exchange's deadline and its timer.
+#[derive(Debug)]
+struct Deadline {
+    /// The deadline, while one applies.
+    at: Option<Instant>,
+    /// What the timer is armed for: never later than the deadline it guards.
+    armed: Instant,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<S> WriteStall<S> {
@@ -32,6 +54,46 @@ impl<S> WriteStall<S> {
             send,
             stalled: None,
             timed_out: false,
+            deadline: None,
+        }
+    }
+
+    /// Reads and writes fail with `TimedOut` once `deadline` has passed
+    /// (`None`: no deadline).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        match (&mut self.deadline, deadline) {
+            (Some(d), at) => d.at = at,
+            (None, Some(at)) => {
+                self.deadline = Some(Box::new(Deadline {
+                    at: Some(at),
+                    armed: at,
+                    timer: Box::pin(tokio::time::sleep_until(at)),
+                }));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A read or write is pending: whether the deadline has passed (else
+    /// the task is woken when it may have).
+    fn overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(d) = self.deadline.as_deref_mut() else {
+            return false;
+        };
+        let Some(deadline) = d.at else {
+            return false;
+        };
+        loop {
+            if d.armed > deadline || d.timer.is_elapsed() {
+                d.timer.as_mut().reset(deadline);
+                d.armed = deadline;
+            }
+            if d.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if Instant::now() >= deadline {
+                return true;
+            }
         }
     }
 
@@ -68,6 +130,7 @@ impl<S> WriteStall<S> {
                 self.stalled = None;
                 Poll::Ready(r)
             }
+            Poll::Pending if self.overdue(cx) => Poll::Ready(Err(read_timed_out())),
             Poll::Pending => self.pending(cx).map(Err),
         }
     }
@@ -77,13 +140,23 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "send timed out")
 }
 
+fn read_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "no response head within read_timeout",
+    )
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Pending if self.overdue(cx) => Poll::Ready(Err(read_timed_out())),
+            r => r,
+        }
     }
 }
 
@@ -122,7 +195,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
 
@@ -146,6 +219,56 @@ mod tests {
         let (near, _far) = tokio::io::duplex(16);
         let mut s = WriteStall::new(near, Duration::from_secs(2));
         let read = tokio::time::timeout(Duration::from_secs(60), s.read(&mut [0; 4])).await;
+        assert!(read.is_err(), "still waiting after a minute");
+    }
+
+    /// A read answered `after` seconds, while it waits.
+    async fn answered(s: &mut WriteStall<DuplexStream>, far: &mut DuplexStream, after: u64) {
+        let mut room = [0; 4];
+        let (read, ()) = tokio::join!(s.read(&mut room), async {
+            tokio::time::sleep(Duration::from_secs(after)).await;
+            far.write_all(b"x").await.unwrap();
+        });
+        assert_eq!(read.unwrap(), 1);
+    }
+
+    /// A read nobody answers, with `deadline`: it fails then, not before.
+    async fn times_out_at(s: &mut WriteStall<DuplexStream>, deadline: Instant) {
+        s.set_deadline(Some(deadline));
+        let e = s.read(&mut [0; 4]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(Instant::now(), deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_time_out_at_each_deadline_on_one_timer() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut s = WriteStall::new(near, Duration::from_secs(60));
+        let secs = Duration::from_secs;
+        // Answered in time: the timer is armed for 5 s and left so.
+        let t0 = Instant::now();
+        s.set_deadline(Some(t0 + secs(5)));
+        answered(&mut s, &mut far, 2).await;
+        // A later deadline: the timer fires at 5 s, before it, and is
+        // armed again for it.
+        times_out_at(&mut s, t0 + secs(10)).await;
+        // An earlier deadline than the timer's: the timer is moved to it.
+        s.set_deadline(Some(Instant::now() + secs(30)));
+        answered(&mut s, &mut far, 20).await;
+        times_out_at(&mut s, Instant::now() + secs(3)).await;
+        // Writes too: nobody reads, the duplex fills, the deadline ends it
+        // before `send_timeout` (60 s) would.
+        let t3 = Instant::now();
+        s.set_deadline(Some(t3 + secs(4)));
+        let e = s.write_all(&[7; 256]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(t3.elapsed(), secs(4));
+        // No deadline: no timeout.
+        let (near, _far) = tokio::io::duplex(16);
+        let mut s = WriteStall::new(near, Duration::from_secs(2));
+        s.set_deadline(Some(Instant::now() + secs(1)));
+        s.set_deadline(None);
+        let read = tokio::time::timeout(secs(60), s.read(&mut [0; 4])).await;
         assert!(read.is_err(), "still waiting after a minute");
     }
 }

@@ -355,6 +355,24 @@ async fn no_live_server_is_502_and_a_slow_one_504() {
         started.elapsed() < Duration::from_millis(1500),
         "read_timeout is 500ms"
     );
+    // Over a connection the pool kept (its timer kept across requests,
+    // armed for the earlier request's deadline): the slow one still gets
+    // its whole 500 ms, and no more. Twice: right after a fast request,
+    // and once that request's deadline has passed.
+    for pause in [0, 700] {
+        assert_eq!(get(&c, &format!("http://{}/api/x", p.addr())).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(
+            get(&c, &format!("http://{}/slow", p.addr())).await.0,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+            "after a pause of {pause} ms: {took:?} (read_timeout is 500ms)"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
