@@ -33,6 +33,7 @@ extern crate std;
 
 pub mod admit;
 pub mod ban;
+pub mod bit_filter;
 pub mod config;
 pub mod cookie;
 pub mod gcra;

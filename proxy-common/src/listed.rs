@@ -5,7 +5,8 @@
 //! maps, where the filter is one or two lines of a few hundred KB that stay
 //! cached (issue 14).
 //!
-//! One map, `listed` (an mmapable array of 64-byte lines, pinned): line
+//! One map, `listed` (an mmapable array of 64-byte lines, pinned, laid out
+//! as [`crate::bit_filter`] says): line
 //! [`HEADER`] holds the state (on, which filter is active) and the bit mask;
 //! then two filters of `lines` lines each, sized from the capacities of the
 //! bans and both blocklists ([`bits_for`]).
@@ -30,22 +31,9 @@
 //! - **Off until the first rebuild.** A new map starts zeroed: off, and the
 //!   program probes every list as before.
 
-/// u64 words per line (one 64-byte value of the array).
-pub const LINE_WORDS: usize = 8;
-/// Bits per line.
-pub const LINE_BITS: u64 = 512;
-/// The header line's index.
-pub const HEADER: u32 = 0;
-/// Header word 0: the filter is on (its bits are complete).
-pub const ON: u64 = 1;
-/// Header word 0: which filter is active (0 or 1).
-pub const ACTIVE_SHIFT: u32 = 1;
-/// Header word 0 of a filter that is on with `active` the active one.
-pub const fn state(active: u64) -> u64 {
-    ON | (active & 1) << ACTIVE_SHIFT
-}
-/// Header word 1: the bit mask of one filter (its bits, minus one).
-pub const MASK_WORD: usize = 1;
+pub use crate::bit_filter::{
+    ACTIVE_SHIFT, HEADER, LINE_BITS, LINE_WORDS, MASK_WORD, ON, lines_for, place, state,
+};
 
 /// An entry's kind: a ban (keyed by the source key: the address, or the
 /// IPv6 source prefix).
@@ -63,22 +51,12 @@ pub const RANGE: u32 = 2;
 /// benchmark's 100,000-entry blocklist).
 pub const fn bits_for(bans: u32, block_addrs: u32, block_ranges: u32) -> u64 {
     let entries = bans as u64 + block_addrs as u64 + block_ranges as u64;
-    let want = entries * 2 * 2;
-    let mut n: u64 = 4096;
-    while n < want && n < 1 << 26 {
-        n <<= 1;
-    }
-    n
-}
-
-/// Lines per filter for `bits`.
-pub const fn lines_for(bits: u64) -> u32 {
-    (bits / LINE_BITS) as u32
+    crate::bit_filter::bits_at_least(entries * 2 * 2)
 }
 
 /// Entries of the `listed` array: the header and two filters.
 pub const fn entries_for(bans: u32, block_addrs: u32, block_ranges: u32) -> u32 {
-    1 + 2 * lines_for(bits_for(bans, block_addrs, block_ranges))
+    crate::bit_filter::entries_for_bits(bits_for(bans, block_addrs, block_ranges))
 }
 
 /// MurmurHash3's 64-bit finaliser: every input bit reaches every output bit.
@@ -114,14 +92,6 @@ pub const fn hash_v6(words: [u64; 2]) -> u64 {
 #[inline(always)]
 pub const fn bit_of(hash: u64, kind: u32, mask: u64) -> u64 {
     (hash & mask & !(LINE_BITS - 1)) | ((hash >> (32 + 9 * kind)) & (LINE_BITS - 1))
-}
-
-/// Where bit `bit` of filter `filter` lives: (line, word, bit in the word).
-#[inline(always)]
-pub const fn place(filter: u64, mask: u64, bit: u64) -> (u32, usize, u64) {
-    let lines = (mask >> 9) + 1;
-    let line = 1 + (filter & 1) * lines + (bit >> 9);
-    (line as u32, ((bit >> 6) & 7) as usize, 1 << (bit & 63))
 }
 
 #[cfg(test)]

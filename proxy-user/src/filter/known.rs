@@ -22,12 +22,9 @@ use std::{
 };
 
 use aya::maps::Map;
-use proxy_common::{
-    admit,
-    known::{self, HEADER, LINE_WORDS, MASK_WORD, ON},
-};
+use proxy_common::{admit, known};
 
-use super::{FilterError, FilterMaps, lines::MappedLines, source_scan};
+use super::{FilterError, FilterMaps, bit_filters::BitFilters, lines::MappedLines, source_scan};
 
 /// The map's name in the object.
 pub const MAP: &str = "known";
@@ -36,9 +33,7 @@ pub const MIN_EVERY: Duration = Duration::from_secs(5);
 
 /// The `known` map of one loaded program, mapped read-write.
 pub struct KnownFilter {
-    lines: MappedLines,
-    /// One filter's bits, minus one.
-    mask: u64,
+    filters: BitFilters,
     /// The active filter's set bits just after the last rebuild.
     left: u64,
     last: Option<Instant>,
@@ -55,43 +50,27 @@ impl KnownFilter {
                 source: aya::maps::MapError::InvalidMapType { map_type: 0 },
             });
         };
-        let lines = MappedLines::of(data, MAP)?;
-        let per_filter = lines.lines().saturating_sub(1) / 2;
-        if per_filter == 0 || !per_filter.is_power_of_two() {
-            return Err(FilterError::Map {
-                name: MAP.into(),
-                source: aya::maps::MapError::InvalidValueSize {
-                    size: per_filter,
-                    expected: 0,
-                },
-            });
-        }
         Ok(KnownFilter {
-            lines,
-            mask: (per_filter as u64) * known::LINE_BITS - 1,
+            filters: BitFilters::of(MappedLines::of(data, MAP)?, MAP)?,
             left: 0,
             last: None,
             seed: 0,
         })
     }
 
-    fn words(&self) -> &[AtomicU64] {
-        self.lines.words()
-    }
-
     /// The header's state word: [`known::ON`] and the active filter.
     pub fn state(&self) -> u64 {
-        self.words()[HEADER as usize * LINE_WORDS].load(Ordering::SeqCst)
+        self.filters.state()
     }
 
     /// Whether the program uses the filter.
     pub fn is_on(&self) -> bool {
-        self.state() & ON != 0
+        self.filters.is_on()
     }
 
     fn word_of(&self, filter: u64, hash: u64) -> (&AtomicU64, u64) {
-        let (line, word, bit) = known::place(filter, self.mask, known::bit_of(hash, self.mask));
-        (&self.words()[line as usize * LINE_WORDS + word], bit)
+        self.filters
+            .word(filter, known::bit_of(hash, self.filters.mask()))
     }
 
     /// Whether `key`'s bit (an IPv4 address or IPv6 prefix as the LRU
@@ -106,22 +85,12 @@ impl KnownFilter {
 
     /// Bits set in the active filter.
     pub fn fill(&self) -> u64 {
-        let active = (self.state() >> known::ACTIVE_SHIFT) & 1;
-        self.filter_words(active)
-            .iter()
-            .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
-            .sum()
+        self.filters.fill()
     }
 
     /// Bits per filter.
     pub fn size(&self) -> u64 {
-        self.mask + 1
-    }
-
-    fn filter_words(&self, filter: u64) -> &[AtomicU64] {
-        let lines = ((self.mask + 1) / known::LINE_BITS) as usize;
-        let start = (1 + filter as usize * lines) * LINE_WORDS;
-        &self.words()[start..start + lines * LINE_WORDS]
+        self.filters.size()
     }
 
     /// Rebuilds the filter from both LRUs under `maps` and turns it on;
@@ -132,19 +101,8 @@ impl KnownFilter {
         if seed == 0 {
             return Ok(None);
         }
-        let head = HEADER as usize * LINE_WORDS;
-        self.words()[head + MASK_WORD].store(self.mask, Ordering::SeqCst);
-        let state = self.state();
         // While on, the inactive filter; else either (the program marks both).
-        let target = if state & ON != 0 {
-            1 - ((state >> known::ACTIVE_SHIFT) & 1)
-        } else {
-            0
-        };
-        for w in self.filter_words(target) {
-            w.store(0, Ordering::Relaxed);
-        }
-        std::sync::atomic::fence(Ordering::SeqCst);
+        let target = self.filters.zero_target();
         // Every source in the LRUs from here on: read after the zeroing.
         let (v4, v6) = source_scan::all_keys(&maps.dir)?;
         for key in v4
@@ -155,7 +113,7 @@ impl KnownFilter {
             let (w, bit) = self.word_of(target, hash_of(key, seed));
             w.fetch_or(bit, Ordering::Relaxed);
         }
-        self.words()[head].store(known::state(target), Ordering::SeqCst);
+        self.filters.switch_to(target);
         self.seed = seed;
         self.left = self.fill();
         self.last = Some(Instant::now());

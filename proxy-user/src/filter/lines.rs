@@ -12,8 +12,7 @@ use aya::maps::MapData;
 
 use super::FilterError;
 
-/// u64 words per line (one 64-byte value of the array).
-pub const LINE_WORDS: usize = 8;
+pub use proxy_common::bit_filter::LINE_WORDS;
 
 /// The values of one mmapable array of lines, mapped read-write.
 pub struct MappedLines {

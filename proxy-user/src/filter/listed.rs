@@ -39,14 +39,11 @@ use std::{
 use aya::maps::MapData;
 use proxy_common::{
     index,
-    listed::{self, ADDR, BAN, HEADER, MASK_WORD, ON, RANGE},
+    listed::{self, ADDR, BAN, RANGE},
     pin,
 };
 
-use super::{
-    FilterError, FilterMaps,
-    lines::{LINE_WORDS, MappedLines},
-};
+use super::{FilterError, FilterMaps, bit_filters::BitFilters, lines::MappedLines};
 use crate::cidr::Cidr;
 
 /// Rebuilds are at least this far apart (but for the one at load).
@@ -61,9 +58,7 @@ pub const REMOVED_MIN: u64 = 256;
 
 /// The pinned `listed` map, mapped read-write.
 pub struct ListedFilter {
-    lines: MappedLines,
-    /// One filter's bits, minus one.
-    mask: u64,
+    filters: BitFilters,
     /// The active filter's set bits just after the last rebuild.
     left: u64,
     /// The last rebuild (or attempt), for [`MIN_EVERY`].
@@ -122,49 +117,32 @@ impl ListedFilter {
             name: pin::LISTED.into(),
             dir: dir.to_path_buf(),
         })?;
-        let lines = MappedLines::of(data, pin::LISTED)?;
-        let per_filter = lines.lines().saturating_sub(1) / 2;
-        if per_filter == 0 || !per_filter.is_power_of_two() {
-            return Err(FilterError::Map {
-                name: pin::LISTED.into(),
-                source: aya::maps::MapError::InvalidValueSize {
-                    size: per_filter,
-                    expected: 0,
-                },
-            });
-        }
         Ok(Some(ListedFilter {
-            lines,
-            mask: per_filter as u64 * listed::LINE_BITS - 1,
+            filters: BitFilters::of(MappedLines::of(data, pin::LISTED)?, pin::LISTED)?,
             left: 0,
             last: None,
             switched: None,
         }))
     }
 
-    fn words(&self) -> &[AtomicU64] {
-        self.lines.words()
-    }
-
     /// The header's state word: [`listed::ON`] and the active filter.
     pub fn state(&self) -> u64 {
-        self.words()[HEADER as usize * LINE_WORDS].load(Ordering::SeqCst)
+        self.filters.state()
     }
 
     /// Whether the program uses the filter.
     pub fn is_on(&self) -> bool {
-        self.state() & ON != 0
+        self.filters.is_on()
     }
 
     /// The active filter (0 or 1).
     pub fn active(&self) -> u64 {
-        (self.state() >> listed::ACTIVE_SHIFT) & 1
+        self.filters.active()
     }
 
     fn word_of(&self, filter: u64, kind: u32, hash: u64) -> (&AtomicU64, u64) {
-        let (line, word, bit) =
-            listed::place(filter, self.mask, listed::bit_of(hash, kind, self.mask));
-        (&self.words()[line as usize * LINE_WORDS + word], bit)
+        self.filters
+            .word(filter, listed::bit_of(hash, kind, self.filters.mask()))
     }
 
     /// Sets the bit of an entry of `kind` whose key hashes to `hash`, in
@@ -188,26 +166,17 @@ impl ListedFilter {
 
     /// Bits set in the active filter.
     pub fn fill(&self) -> u64 {
-        self.filter_words(self.active())
-            .iter()
-            .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
-            .sum()
+        self.filters.fill()
     }
 
     /// Bits per filter.
     pub fn size(&self) -> u64 {
-        self.mask + 1
-    }
-
-    fn filter_words(&self, filter: u64) -> &[AtomicU64] {
-        let lines = ((self.mask + 1) / listed::LINE_BITS) as usize;
-        let start = (1 + filter as usize * lines) * LINE_WORDS;
-        &self.words()[start..start + lines * LINE_WORDS]
+        self.filters.size()
     }
 
     /// Turns the filter off: the program probes every list again.
     pub fn turn_off(&self) {
-        self.words()[HEADER as usize * LINE_WORDS].fetch_and(!ON, Ordering::SeqCst);
+        self.filters.turn_off();
     }
 
     /// Rebuilds the filter from the bans and blocklists of `maps` and turns
@@ -220,26 +189,15 @@ impl ListedFilter {
         {
             std::thread::sleep(GRACE - since);
         }
-        let head = HEADER as usize * LINE_WORDS;
-        self.words()[head + MASK_WORD].store(self.mask, Ordering::SeqCst);
-        let state = self.state();
         // While on, the inactive filter; else either (writers mark both).
-        let target = if state & ON != 0 {
-            1 - ((state >> listed::ACTIVE_SHIFT) & 1)
-        } else {
-            0
-        };
-        for w in self.filter_words(target) {
-            w.store(0, Ordering::Relaxed);
-        }
-        std::sync::atomic::fence(Ordering::SeqCst);
+        let target = self.filters.zero_target();
         // Every entry from here on: read after the zeroing.
         let entries = maps.listed_entries()?;
         for (kind, hash) in &entries {
             let (w, bit) = self.word_of(target, *kind, *hash);
             w.fetch_or(bit, Ordering::Relaxed);
         }
-        self.words()[head].store(listed::state(target), Ordering::SeqCst);
+        self.filters.switch_to(target);
         self.switched = Some(Instant::now());
         self.left = self.fill();
         self.last = Some(Instant::now());

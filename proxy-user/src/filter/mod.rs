@@ -29,6 +29,7 @@
 mod allow_gen;
 mod ban_index;
 mod bans;
+mod bit_filters;
 mod clock;
 pub use clock::{coarse_tick_ns, monotonic_ns};
 mod error;
