@@ -3,7 +3,7 @@
 //! the bans and blocklists sets, and the rebuild from the hashes and tries.
 //!
 //! **Every entry's bit is set before the entry can matter.** The writers
-//! are [`FilterMaps`] methods (bans from the daemon, escalation, the fleet,
+//! are `FilterMaps` methods (bans from the daemon, escalation, the fleet,
 //! `rampart block add` through the daemon, the configuration's lists) and
 //! each marks the entry's bit in both filters *before* it writes the hash or
 //! trie (so no packet finds the entry without its bit), and again *after*
@@ -39,11 +39,11 @@ use std::{
 use aya::maps::MapData;
 use proxy_common::{
     index,
-    listed::{self, ADDR, BAN, RANGE},
+    listed::{self, ADDR, RANGE},
     pin,
 };
 
-use super::{FilterError, FilterMaps, bit_filters::BitFilters, lines::MappedLines};
+use super::{FilterError, bit_filters::BitFilters, lines::MappedLines};
 use crate::cidr::Cidr;
 
 /// Rebuilds are at least this far apart (but for the one at load).
@@ -179,9 +179,13 @@ impl ListedFilter {
         self.filters.turn_off();
     }
 
-    /// Rebuilds the filter from the bans and blocklists of `maps` and turns
-    /// it on; returns the entries read.
-    pub fn rebuild(&mut self, maps: &FilterMaps) -> Result<usize, FilterError> {
+    /// Rebuilds the filter from every ban, blocklisted address and range as
+    /// `read` gives them (kind, hash), read after the zeroing, and turns it
+    /// on; returns the entries read.
+    pub fn rebuild(
+        &mut self,
+        read: impl FnOnce() -> Result<Vec<(u32, u64)>, FilterError>,
+    ) -> Result<usize, FilterError> {
         // The filter about to be zeroed was the active one until this
         // handle's last switch: give packets that read it then time to end.
         if let Some(since) = self.switched.map(|t| t.elapsed())
@@ -192,7 +196,7 @@ impl ListedFilter {
         // While on, the inactive filter; else either (writers mark both).
         let target = self.filters.zero_target();
         // Every entry from here on: read after the zeroing.
-        let entries = maps.listed_entries()?;
+        let entries = read()?;
         for (kind, hash) in &entries {
             let (w, bit) = self.word_of(target, *kind, *hash);
             w.fetch_or(bit, Ordering::Relaxed);
@@ -210,7 +214,7 @@ impl ListedFilter {
     /// the entries read, `None` when it did not rebuild.
     pub fn refresh(
         &mut self,
-        maps: &FilterMaps,
+        read: impl FnOnce() -> Result<Vec<(u32, u64)>, FilterError>,
         removed: u64,
         now: Instant,
     ) -> Result<Option<usize>, FilterError> {
@@ -222,103 +226,6 @@ impl ListedFilter {
         }
         // An attempt counts as one (a failing rebuild is retried at that pace).
         self.last = Some(now);
-        self.rebuild(maps).map(Some)
-    }
-}
-
-// === impl FilterMaps: the listed-source filter ===
-
-impl FilterMaps {
-    /// Marks an entry of `kind` whose key hashes to `hash` in the
-    /// listed-source filter, if there is one.
-    pub(super) fn list_mark(&self, kind: u32, hash: u64) {
-        if let Some(l) = &self.listed {
-            l.mark(kind, hash);
-        }
-    }
-
-    /// Marks the ban on the source key `key`.
-    pub(super) fn list_mark_ban(&self, key: IpAddr) {
-        self.list_mark(BAN, hash_of(key));
-    }
-
-    /// Marks the blocklist entry `cidr`.
-    pub(super) fn list_mark_block(&self, cidr: Cidr) {
-        let (kind, hash) = block_entry(cidr);
-        self.list_mark(kind, hash);
-    }
-
-    /// Every ban, blocklisted address and range as (kind, hash).
-    fn listed_entries(&self) -> Result<Vec<(u32, u64)>, FilterError> {
-        let mut out = Vec::new();
-        for k in self.bans_v4.keys() {
-            let k = k.map_err(FilterError::map(pin::BANS_V4))?;
-            out.push((BAN, hash_of(IpAddr::from(k))));
-        }
-        for k in self.bans_v6.keys() {
-            let k = k.map_err(FilterError::map(pin::BANS_V6))?;
-            out.push((BAN, hash_of(IpAddr::from(k))));
-        }
-        for k in self.block_addr_v4.keys() {
-            let k = k.map_err(FilterError::map(pin::BLOCK_ADDR_V4))?;
-            out.push((ADDR, hash_of(IpAddr::from(k))));
-        }
-        for k in self.block_addr_v6.keys() {
-            let k = k.map_err(FilterError::map(pin::BLOCK_ADDR_V6))?;
-            out.push((ADDR, hash_of(IpAddr::from(k))));
-        }
-        for k in self.block_v4.keys() {
-            let k = k.map_err(FilterError::map(pin::BLOCK_V4))?;
-            out.push(block_entry(super::maps::net(
-                IpAddr::from(k.data()),
-                k.prefix_len(),
-            )));
-        }
-        for k in self.block_v6.keys() {
-            let k = k.map_err(FilterError::map(pin::BLOCK_V6))?;
-            out.push(block_entry(super::maps::net(
-                IpAddr::from(k.data()),
-                k.prefix_len(),
-            )));
-        }
-        Ok(out)
-    }
-
-    /// The listed-source filter of these maps, if their program has one.
-    pub fn listed(&self) -> Option<&ListedFilter> {
-        self.listed.as_ref()
-    }
-
-    /// Rebuilds the listed-source filter and turns it on; the entries
-    /// read, `None` without a filter.
-    pub fn rebuild_listed(&mut self) -> Result<Option<usize>, FilterError> {
-        let Some(mut l) = self.listed.take() else {
-            return Ok(None);
-        };
-        let done = l.rebuild(self);
-        match &done {
-            Ok(_) => self.listed_removed = 0,
-            // Its bits may be stale (entries a build without the filter
-            // wrote): off, every list probed, until a rebuild succeeds.
-            Err(_) => l.turn_off(),
-        }
-        self.listed = Some(l);
-        done.map(Some)
-    }
-
-    /// Rebuilds the listed-source filter when enough entries have gone
-    /// ([`ListedFilter::refresh`]); the daemon's sweep calls it.
-    pub fn refresh_listed(&mut self) -> Result<Option<usize>, FilterError> {
-        let Some(mut l) = self.listed.take() else {
-            return Ok(None);
-        };
-        let done = l.refresh(self, self.listed_removed, Instant::now());
-        match &done {
-            Ok(Some(_)) => self.listed_removed = 0,
-            Ok(None) => {}
-            Err(_) => l.turn_off(),
-        }
-        self.listed = Some(l);
-        done
+        self.rebuild(read).map(Some)
     }
 }

@@ -4,6 +4,7 @@
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
@@ -12,12 +13,16 @@ use proxy_common::{
     config::{self as kcfg, FilterConfig},
     index::{BucketV4, BucketV6},
     list::{ListValue, V4, V6},
+    listed::{ADDR, BAN},
     pin,
     source::SourceState,
     stats::{self, Counter},
 };
 
-use super::{FilterError, clock};
+use super::{
+    FilterError, clock,
+    listed::{ListedFilter, block_entry, hash_of},
+};
 use crate::cidr::Cidr;
 
 /// Handles on every pinned map of one loaded filter.
@@ -316,4 +321,99 @@ pub(super) fn random_seed() -> u64 {
 /// A network from a trie key; keys hold no host bits, so this cannot fail.
 pub(super) fn net(addr: IpAddr, len: u32) -> Cidr {
     format!("{addr}/{len}").parse().unwrap_or(Cidr::host(addr))
+}
+
+// === impl FilterMaps: the listed-source filter (`listed.rs`) ===
+
+impl FilterMaps {
+    /// Marks an entry of `kind` whose key hashes to `hash` in the
+    /// listed-source filter, if there is one.
+    pub(super) fn list_mark(&self, kind: u32, hash: u64) {
+        if let Some(l) = &self.listed {
+            l.mark(kind, hash);
+        }
+    }
+
+    /// Marks the ban on the source key `key`.
+    pub(super) fn list_mark_ban(&self, key: IpAddr) {
+        self.list_mark(BAN, hash_of(key));
+    }
+
+    /// Marks the blocklist entry `cidr`.
+    pub(super) fn list_mark_block(&self, cidr: Cidr) {
+        let (kind, hash) = block_entry(cidr);
+        self.list_mark(kind, hash);
+    }
+
+    /// Every ban, blocklisted address and range as (kind, hash).
+    fn listed_entries(&self) -> Result<Vec<(u32, u64)>, FilterError> {
+        let mut out = Vec::new();
+        for k in self.bans_v4.keys() {
+            let k = k.map_err(FilterError::map(pin::BANS_V4))?;
+            out.push((BAN, hash_of(IpAddr::from(k))));
+        }
+        for k in self.bans_v6.keys() {
+            let k = k.map_err(FilterError::map(pin::BANS_V6))?;
+            out.push((BAN, hash_of(IpAddr::from(k))));
+        }
+        for k in self.block_addr_v4.keys() {
+            let k = k.map_err(FilterError::map(pin::BLOCK_ADDR_V4))?;
+            out.push((ADDR, hash_of(IpAddr::from(k))));
+        }
+        for k in self.block_addr_v6.keys() {
+            let k = k.map_err(FilterError::map(pin::BLOCK_ADDR_V6))?;
+            out.push((ADDR, hash_of(IpAddr::from(k))));
+        }
+        for k in self.block_v4.keys() {
+            let k = k.map_err(FilterError::map(pin::BLOCK_V4))?;
+            out.push(block_entry(net(IpAddr::from(k.data()), k.prefix_len())));
+        }
+        for k in self.block_v6.keys() {
+            let k = k.map_err(FilterError::map(pin::BLOCK_V6))?;
+            out.push(block_entry(net(IpAddr::from(k.data()), k.prefix_len())));
+        }
+        Ok(out)
+    }
+
+    /// The listed-source filter of these maps, if their program has one.
+    pub fn listed(&self) -> Option<&ListedFilter> {
+        self.listed.as_ref()
+    }
+
+    /// Rebuilds the listed-source filter and turns it on; the entries
+    /// read, `None` without a filter.
+    pub fn rebuild_listed(&mut self) -> Result<Option<usize>, FilterError> {
+        let Some(mut l) = self.listed.take() else {
+            return Ok(None);
+        };
+        let done = l.rebuild(|| self.listed_entries());
+        match &done {
+            Ok(_) => self.listed_removed = 0,
+            // Its bits may be stale (entries a build without the filter
+            // wrote): off, every list probed, until a rebuild succeeds.
+            Err(_) => l.turn_off(),
+        }
+        self.listed = Some(l);
+        done.map(Some)
+    }
+
+    /// Rebuilds the listed-source filter when enough entries have gone
+    /// ([`ListedFilter::refresh`]); the daemon's sweep calls it.
+    pub fn refresh_listed(&mut self) -> Result<Option<usize>, FilterError> {
+        let Some(mut l) = self.listed.take() else {
+            return Ok(None);
+        };
+        let done = l.refresh(
+            || self.listed_entries(),
+            self.listed_removed,
+            Instant::now(),
+        );
+        match &done {
+            Ok(Some(_)) => self.listed_removed = 0,
+            Ok(None) => {}
+            Err(_) => l.turn_off(),
+        }
+        self.listed = Some(l);
+        done
+    }
 }
